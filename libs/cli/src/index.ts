@@ -1,0 +1,2 @@
+export { run } from './main.js';
+export { ExitCode, type CommandIO, type RegisterCommand } from './io.js';

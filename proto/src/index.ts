@@ -1,0 +1,1 @@
+export * from './gen/bulwark/events/v1/event_pb.js';
