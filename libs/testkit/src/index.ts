@@ -1,0 +1,1 @@
+export { sharedVectorsDir, vectorPath, readVectorJson, readVectorText } from './vectors.js';
