@@ -1,0 +1,35 @@
+export type { CryptoProvider, CryptoProviderName, Ed25519KeyPair, X25519KeyPair } from './provider.js';
+export { CryptoError, isCryptoError, type CryptoErrorCode } from './errors.js';
+export { sizes } from './lengths.js';
+export {
+  CRYPTO_PROVIDER_ENV,
+  DEFAULT_CRYPTO_PROVIDER,
+  createCryptoProvider,
+  cryptoProviderNames,
+  defaultCryptoProvider,
+  isCryptoProviderName,
+} from './select.js';
+export { createNodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
+export { createNobleCryptoProvider } from './noble-provider.js';
+export {
+  asBytes,
+  concatBytes,
+  fromBase64,
+  fromBase64Url,
+  fromHex,
+  keyAlgorithms,
+  publicKeyFromPem,
+  publicKeyFromSpki,
+  publicKeyToPem,
+  publicKeyToSpki,
+  secretKeyFromPem,
+  secretKeyFromPkcs8,
+  secretKeyToPem,
+  secretKeyToPkcs8,
+  toBase64,
+  toBase64Url,
+  toHex,
+  utf8,
+  utf8Decode,
+  type KeyAlgorithm,
+} from './encoding.js';
