@@ -1,0 +1,149 @@
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { BusConnectError } from './errors.js';
+import { inNamespace, ROOT_NAMESPACE, streamName, validateNamespace, type Namespace } from './namespace.js';
+import type { StreamKey } from './subjects.js';
+
+export interface ConnectBusOptions {
+  /** e.g. `nats://127.0.0.1:4222`. */
+  url: string;
+  /** The connection's name as the server shows it (`svc.policy#<instance>`). */
+  name: string;
+  /** Stream and subject prefixes; the root namespace by default. */
+  namespace?: Namespace;
+  /** Reconnect attempts before giving up; -1 (the default) retries forever. */
+  maxReconnectAttempts?: number;
+  /** Wait between reconnect attempts (default 1000 ms; the client adds jitter). */
+  reconnectTimeWaitMs?: number;
+  /** How long the first connect may take (default 5000 ms). */
+  connectTimeoutMs?: number;
+}
+
+/** Something the bus stops before it drains the connection (a consumer, a service). */
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/**
+ * One NATS connection with JetStream, in a namespace. Every other part of the bus takes
+ * a `Bus`; nothing outside this package sees the NATS client.
+ */
+export class Bus {
+  readonly url: string;
+  readonly name: string;
+  readonly namespace: Namespace;
+  /** @internal the raw connection, for this package's modules only. */
+  readonly nc: NatsConnection;
+  /** @internal */
+  readonly js: JetStreamClient;
+  /** @internal */
+  readonly jsm: JetStreamManager;
+  #connected = true;
+  #closing: Promise<void> | undefined;
+  readonly #stoppables = new Set<Stoppable>();
+
+  /** @internal use {@link connectBus}. */
+  constructor(init: { url: string; name: string; namespace: Namespace; nc: NatsConnection; jsm: JetStreamManager }) {
+    this.url = init.url;
+    this.name = init.name;
+    this.namespace = init.namespace;
+    this.nc = init.nc;
+    this.jsm = init.jsm;
+    this.js = jetstream(init.nc);
+    void this.#watchStatus();
+  }
+
+  async #watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnecting') this.#connected = false;
+      else if (s.type === 'reconnect') this.#connected = true;
+    }
+  }
+
+  /** True while the connection is up (false while reconnecting and after close). */
+  isConnected(): boolean {
+    return this.#connected && !this.nc.isClosed() && !this.nc.isDraining();
+  }
+
+  /** The subject as it travels in this bus's namespace. */
+  subject(subject: string): string {
+    return inNamespace(this.namespace, subject);
+  }
+
+  /** The stream's name in this bus's namespace. */
+  streamName(key: StreamKey): string {
+    return streamName(this.namespace, key);
+  }
+
+  /** @internal consumers and services register here so close() stops them before draining. */
+  track(s: Stoppable): () => void {
+    this.#stoppables.add(s);
+    return () => this.#stoppables.delete(s);
+  }
+
+  /**
+   * Stops every consumer and service started on this bus, then drains: pending
+   * publishes are flushed and in-flight handlers finish before the socket closes.
+   * Calling it twice returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const stops = [...this.#stoppables].map((s) => s.stop().catch(() => undefined));
+    await Promise.all(stops);
+    if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+    this.#connected = false;
+  }
+
+  /** Resolves when the connection is closed for good (by close() or by giving up reconnecting). */
+  async closed(): Promise<void> {
+    await this.nc.closed();
+  }
+}
+
+/**
+ * Connects to NATS and checks that JetStream is enabled. Reconnects on its own after
+ * a drop (publishes made meanwhile are buffered by the client); fails with
+ * `BusConnectError` (`E_BUS_CONNECT`) naming the URL when the first connect fails.
+ */
+export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
+  const namespace = validateNamespace(options.namespace ?? ROOT_NAMESPACE);
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: options.url,
+      name: options.name,
+      maxReconnectAttempts: options.maxReconnectAttempts ?? -1,
+      reconnectTimeWait: options.reconnectTimeWaitMs ?? 1000,
+      timeout: options.connectTimeoutMs ?? 5000,
+    });
+  } catch (cause) {
+    throw new BusConnectError(
+      'E_BUS_CONNECT',
+      `cannot connect to NATS at ${options.url}: ${describe(cause)}`,
+      { url: options.url, name: options.name },
+      { cause },
+    );
+  }
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc);
+  } catch (cause) {
+    await nc.close();
+    throw new BusConnectError(
+      'E_BUS_JETSTREAM',
+      `NATS at ${options.url} has no JetStream: ${describe(cause)} (start the server with -js)`,
+      { url: options.url, name: options.name },
+      { cause },
+    );
+  }
+  return new Bus({ url: options.url, name: options.name, namespace, nc, jsm });
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,22 @@
+import { BulwarkError } from '@bulwark/errors';
+
+/** The NATS server could not be reached or refused the connection. */
+export class BusConnectError extends BulwarkError {}
+
+/** A stream or consumer exists with a configuration that cannot be reconciled. */
+export class BusConfigError extends BulwarkError {}
+
+/** A request got no answer in time: the caller must treat it as a deny. */
+export class BusTimeoutError extends BulwarkError {}
+
+/** Nobody listens on the subject (no instance of the service is up). */
+export class BusUnavailableError extends BulwarkError {}
+
+/** The peer answered, but with an error or an answer that failed its checks. */
+export class BusRequestError extends BulwarkError {}
+
+/** A publish was not confirmed by JetStream (no ack, wrong stream, ...). */
+export class BusPublishError extends BulwarkError {}
+
+/** Caller misuse: a subject or name that the bus refuses before touching NATS. */
+export class BusUsageError extends BulwarkError {}

@@ -1,0 +1,1 @@
+export { Bus, connectBus, type ConnectBusOptions } from './connect.js';

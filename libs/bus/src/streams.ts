@@ -1,0 +1,195 @@
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import type { Bus } from './connect.js';
+import { BusConfigError } from './errors.js';
+import { INCIDENT_SEVERITIES, LEDGER_SUBJECT_ROOT, type StreamKey } from './subjects.js';
+
+/** What a Bulwark stream should look like; everything else is the server's default. */
+export interface StreamSpec {
+  readonly key: StreamKey;
+  /** Subjects before the namespace prefix is applied. */
+  readonly subjects: readonly string[];
+  readonly retention: 'limits';
+  readonly storage: 'file' | 'memory';
+  /** Messages with the same `Nats-Msg-Id` inside this window are stored once. */
+  readonly duplicateWindowMs: number;
+  /** 0 keeps messages until limits evict them. */
+  readonly maxAgeMs: number;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The three streams of DESIGN §2. BULWARK_INCIDENTS lists one wildcard per severity
+ * rather than `bulwark.incident.>`: the incident service's commands
+ * (`bulwark.incident.ack|resolve|list`) share that root, and a stream that captured a
+ * request subject would store the request and answer it with a publish ack.
+ */
+export const DEFAULT_STREAMS: Readonly<Record<StreamKey, StreamSpec>> = Object.freeze({
+  events: {
+    key: 'events',
+    subjects: ['bulwark.evt.>'],
+    retention: 'limits',
+    storage: 'file',
+    duplicateWindowMs: 2 * 60 * 1000,
+    maxAgeMs: 30 * DAY_MS,
+  },
+  ledger: {
+    key: 'ledger',
+    subjects: [`${LEDGER_SUBJECT_ROOT}.>`],
+    retention: 'limits',
+    storage: 'file',
+    duplicateWindowMs: 2 * 60 * 1000,
+    maxAgeMs: 0,
+  },
+  incidents: {
+    key: 'incidents',
+    subjects: INCIDENT_SEVERITIES.map((s) => `bulwark.incident.${s}.>`),
+    retention: 'limits',
+    storage: 'file',
+    duplicateWindowMs: 2 * 60 * 1000,
+    maxAgeMs: 90 * DAY_MS,
+  },
+});
+
+export type StreamOutcome = 'created' | 'unchanged' | 'updated';
+
+/**
+ * Creates the stream, or brings an existing one to the spec. Safe to run again and from
+ * several processes at once: the server accepts an identical create, and a lost race is
+ * reconciled by reading the stream back.
+ *
+ * Fields the server can change in place (subjects, duplicate window, max age) are
+ * updated to the spec: the code's spec is the desired state. Fields it cannot change
+ * (storage, retention) fail with `BusConfigError` `E_BUS_STREAM_CONFLICT` naming the
+ * stream and the fields: such a change needs a deliberate migration, never a silent one.
+ */
+export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<StreamOutcome> {
+  const desired = toConfig(bus, spec);
+  for (let attempt = 0; ; attempt++) {
+    const existing = await streamInfo(bus, desired.name);
+    if (existing === undefined) {
+      try {
+        await bus.jsm.streams.add(desired);
+        return 'created';
+      } catch (cause) {
+        // Another process created it between our read and our add: read it back once.
+        if (attempt === 0 && isApiError(cause)) continue;
+        throw wrap(bus, desired.name, 'create', cause);
+      }
+    }
+    const immutable = immutableDifferences(existing.config, desired);
+    if (immutable.length > 0) {
+      throw new BusConfigError(
+        'E_BUS_STREAM_CONFLICT',
+        `stream ${desired.name} on ${bus.url} exists with a different ${immutable.join(', ')}: the server cannot change that in place; migrate or delete the stream`,
+        { stream: desired.name, fields: immutable, url: bus.url },
+      );
+    }
+    if (mutableDifferences(existing.config, desired).length === 0) return 'unchanged';
+    try {
+      await bus.jsm.streams.update(desired.name, {
+        subjects: desired.subjects,
+        duplicate_window: desired.duplicate_window,
+        max_age: desired.max_age,
+      });
+      return 'updated';
+    } catch (cause) {
+      throw wrap(bus, desired.name, 'update', cause);
+    }
+  }
+}
+
+/** Ensures BULWARK_EVENTS, BULWARK_LEDGER and BULWARK_INCIDENTS (in the bus's namespace). */
+export async function ensureStreams(
+  bus: Bus,
+  specs: readonly StreamSpec[] = Object.values(DEFAULT_STREAMS),
+): Promise<Record<string, StreamOutcome>> {
+  const outcomes: Record<string, StreamOutcome> = {};
+  for (const spec of specs) outcomes[bus.streamName(spec.key)] = await ensureStream(bus, spec);
+  return outcomes;
+}
+
+/** Names of the expected streams that are missing (for readiness). */
+export async function missingStreams(bus: Bus, keys: readonly StreamKey[] = ['events', 'ledger', 'incidents']): Promise<string[]> {
+  const missing: string[] = [];
+  for (const key of keys) {
+    const name = bus.streamName(key);
+    if ((await streamInfo(bus, name)) === undefined) missing.push(name);
+  }
+  return missing;
+}
+
+/**
+ * Deletes every stream whose name starts with the bus's stream prefix: the clean-up
+ * after a test. Refuses the root namespace so it can never remove production streams.
+ */
+export async function removeNamespaceStreams(bus: Bus): Promise<string[]> {
+  const prefix = bus.namespace.streamPrefix;
+  if (prefix === '') {
+    throw new BusConfigError('E_BUS_NAMESPACE', `refusing to remove streams of the root namespace on ${bus.url}`, { url: bus.url });
+  }
+  const removed: string[] = [];
+  for await (const name of bus.jsm.streams.names()) {
+    if (name.startsWith(prefix)) {
+      await bus.jsm.streams.delete(name);
+      removed.push(name);
+    }
+  }
+  return removed;
+}
+
+function toConfig(bus: Bus, spec: StreamSpec): StreamConfig {
+  return {
+    name: bus.streamName(spec.key),
+    subjects: spec.subjects.map((s) => bus.subject(s)),
+    retention: RetentionPolicy.Limits,
+    storage: spec.storage === 'file' ? StorageType.File : StorageType.Memory,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(spec.duplicateWindowMs),
+    max_age: nanos(spec.maxAgeMs),
+    num_replicas: 1,
+  } as StreamConfig;
+}
+
+function immutableDifferences(have: StreamConfig, want: StreamConfig): string[] {
+  const diffs: string[] = [];
+  if (have.storage !== want.storage) diffs.push(`storage (${have.storage}, want ${want.storage})`);
+  if (have.retention !== want.retention) diffs.push(`retention (${have.retention}, want ${want.retention})`);
+  return diffs;
+}
+
+function mutableDifferences(have: StreamConfig, want: StreamConfig): string[] {
+  const diffs: string[] = [];
+  const sorted = (xs: readonly string[] | undefined) => [...(xs ?? [])].sort().join(',');
+  if (sorted(have.subjects) !== sorted(want.subjects)) diffs.push('subjects');
+  if (have.duplicate_window !== want.duplicate_window) diffs.push('duplicate_window');
+  if (have.max_age !== want.max_age) diffs.push('max_age');
+  return diffs;
+}
+
+async function streamInfo(bus: Bus, name: string): Promise<StreamInfo | undefined> {
+  try {
+    return await bus.jsm.streams.info(name);
+  } catch (cause) {
+    if (isApiError(cause) && cause.code === JetStreamApiCodes.StreamNotFound) return undefined;
+    throw wrap(bus, name, 'read', cause);
+  }
+}
+
+function isApiError(e: unknown): e is JetStreamApiError {
+  return e instanceof JetStreamApiError;
+}
+
+function wrap(bus: Bus, stream: string, action: string, cause: unknown): BusConfigError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new BusConfigError('E_BUS_STREAM', `cannot ${action} stream ${stream} on ${bus.url}: ${why}`, { stream, url: bus.url }, { cause });
+}

@@ -1,0 +1,157 @@
+import { BusUsageError } from './errors.js';
+
+/**
+ * Every subject and stream name Bulwark uses (DESIGN §2), as typed constants, so a
+ * typo is a compile error rather than a message nobody receives.
+ *
+ * Subject tokens go broad to narrow. Commands are core NATS request/reply in a
+ * queue group per service; events live on JetStream streams.
+ */
+
+export const Commands = {
+  policy: {
+    evaluate: 'bulwark.policy.evaluate',
+    evaluateBatch: 'bulwark.policy.evaluate.batch',
+    adminRegister: 'bulwark.policy.admin.register',
+    adminUpdate: 'bulwark.policy.admin.update',
+    adminRollback: 'bulwark.policy.admin.rollback',
+    adminList: 'bulwark.policy.admin.list',
+  },
+  sandbox: {
+    assess: 'bulwark.sandbox.assess',
+    schedule: 'bulwark.sandbox.schedule',
+    status: 'bulwark.sandbox.status',
+    terminate: 'bulwark.sandbox.terminate',
+  },
+  audit: {
+    query: 'bulwark.audit.query',
+    proofInclusion: 'bulwark.audit.proof.inclusion',
+    proofConsistency: 'bulwark.audit.proof.consistency',
+    checkpoint: 'bulwark.audit.checkpoint',
+    verify: 'bulwark.audit.verify',
+    report: 'bulwark.audit.report',
+  },
+  keys: {
+    generate: 'bulwark.keys.generate',
+    rotate: 'bulwark.keys.rotate',
+    revoke: 'bulwark.keys.revoke',
+    get: 'bulwark.keys.get',
+    directory: 'bulwark.keys.directory',
+    channel: 'bulwark.keys.channel',
+  },
+  tools: {
+    submit: 'bulwark.tools.submit',
+    verify: 'bulwark.tools.verify',
+    pin: 'bulwark.tools.pin',
+    review: 'bulwark.tools.review',
+    approve: 'bulwark.tools.approve',
+    revoke: 'bulwark.tools.revoke',
+  },
+  incident: {
+    ack: 'bulwark.incident.ack',
+    resolve: 'bulwark.incident.resolve',
+    list: 'bulwark.incident.list',
+  },
+} as const;
+
+type ValuesOf<T> = T[keyof T];
+/** The services that answer commands, by their subject's second token. */
+export type ServiceName = keyof typeof Commands;
+/** Any command subject of the table. */
+export type CommandSubject = { [S in ServiceName]: ValuesOf<(typeof Commands)[S]> }[ServiceName];
+
+export const Events = {
+  policy: {
+    decision: 'bulwark.evt.policy.decision',
+    registered: 'bulwark.evt.policy.registered',
+    updated: 'bulwark.evt.policy.updated',
+    rolledback: 'bulwark.evt.policy.rolledback',
+    violation: 'bulwark.evt.policy.violation',
+  },
+  sandbox: {
+    scheduled: 'bulwark.evt.sandbox.scheduled',
+    started: 'bulwark.evt.sandbox.started',
+    exited: 'bulwark.evt.sandbox.exited',
+    killed: 'bulwark.evt.sandbox.killed',
+    limitExceeded: 'bulwark.evt.sandbox.limit_exceeded',
+    escapeSuspected: 'bulwark.evt.sandbox.escape_suspected',
+  },
+  audit: {
+    checkpoint: 'bulwark.evt.audit.checkpoint',
+  },
+  keys: {
+    generated: 'bulwark.evt.keys.generated',
+    rotated: 'bulwark.evt.keys.rotated',
+    revoked: 'bulwark.evt.keys.revoked',
+    channelEpoch: 'bulwark.evt.keys.channel_epoch',
+  },
+  tools: {
+    submitted: 'bulwark.evt.tools.submitted',
+    analyzed: 'bulwark.evt.tools.analyzed',
+    signed: 'bulwark.evt.tools.signed',
+    pinned: 'bulwark.evt.tools.pinned',
+    verified: 'bulwark.evt.tools.verified',
+    rejected: 'bulwark.evt.tools.rejected',
+  },
+  incident: {
+    opened: 'bulwark.evt.incident.opened',
+    acknowledged: 'bulwark.evt.incident.acknowledged',
+    mitigated: 'bulwark.evt.incident.mitigated',
+    resolved: 'bulwark.evt.incident.resolved',
+  },
+  bus: {
+    /** A frame failed an envelope check and was dropped (the bus's own security event). */
+    rejected: 'bulwark.evt.bus.rejected',
+  },
+} as const;
+
+export type EventSubject = { [S in keyof typeof Events]: ValuesOf<(typeof Events)[S]> }[keyof typeof Events];
+
+export const INCIDENT_SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;
+export type IncidentSeverity = (typeof INCIDENT_SEVERITIES)[number];
+
+/**
+ * The SOC stream's subject for one incident: `bulwark.incident.<severity>.<category>`.
+ * The category is one subject token, so it may not hold `.`, `*`, `>` or spaces.
+ */
+export function incidentSubject(severity: IncidentSeverity, category: string): string {
+  assertToken(category, 'incident category');
+  return `bulwark.incident.${severity}.${category}`;
+}
+
+/** The ledger re-publishes each committed event under this prefix (stream BULWARK_LEDGER). */
+export const LEDGER_SUBJECT_ROOT = 'bulwark.ledger';
+
+/** `bulwark.ledger.<event subject tail>`: e.g. `bulwark.ledger.policy.decision`. */
+export function ledgerSubject(event: EventSubject): string {
+  return `${LEDGER_SUBJECT_ROOT}.${event.slice('bulwark.evt.'.length)}`;
+}
+
+/**
+ * Session requests after the handshake go straight to the instance that holds the
+ * session: `bulwark.direct.<instance id>.<command without "bulwark.">`. A separate root
+ * (rather than `<command>.<instance>`) keeps them from colliding with commands that
+ * extend another command, like `bulwark.policy.evaluate.batch`.
+ */
+export const DIRECT_SUBJECT_ROOT = 'bulwark.direct';
+
+export function directSubject(instanceId: string, command: string): string {
+  assertToken(instanceId, 'instance id');
+  return `${DIRECT_SUBJECT_ROOT}.${instanceId}.${command.slice('bulwark.'.length)}`;
+}
+
+export const StreamNames = {
+  events: 'BULWARK_EVENTS',
+  ledger: 'BULWARK_LEDGER',
+  incidents: 'BULWARK_INCIDENTS',
+} as const;
+export type StreamKey = keyof typeof StreamNames;
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** Throws unless `value` is one NATS subject token made of safe characters. */
+export function assertToken(value: string, what: string): void {
+  if (!TOKEN.test(value)) {
+    throw new BusUsageError('E_BUS_SUBJECT', `${what} "${value}" is not a subject token: use only A-Z a-z 0-9 _ -`, { what, value });
+  }
+}
