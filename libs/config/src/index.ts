@@ -1,0 +1,16 @@
+export { loadConfig, type LoadConfigOptions, type LoadedConfig, type ConfigSource } from './load.js';
+export { configEntries, type ConfigEntry } from './entries.js';
+export { ConfigError } from './errors.js';
+export { redactUrl } from './display.js';
+export {
+  configEnvVars,
+  type BulwarkConfig,
+  type ConfigKey,
+  type CryptoProvider,
+  type EncryptionAlgorithm,
+  type SandboxTier,
+  type EnforcementMode,
+  type ViolationAction,
+  type TlsVersion,
+  type LogLevel,
+} from './settings.js';

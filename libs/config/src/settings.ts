@@ -1,0 +1,188 @@
+import { z } from 'zod';
+
+/** Where a value was written: an environment variable (bare text) or the TOML file (typed). */
+export type ValueForm = 'env' | 'file';
+
+/** An environment variable that sets one setting. */
+export interface EnvBinding {
+  readonly name: string;
+  /** Turns the variable's text into a candidate for the setting's schema; text it cannot read is returned unchanged, so the schema rejects it. */
+  readonly parse: (raw: string) => unknown;
+  /** What the variable accepts, when that differs from what the setting accepts. */
+  readonly expected?: string;
+}
+
+/**
+ * One configuration value: how it is validated, its strict default, what a person may
+ * write, and the environment variable that overrides it. `path` values are resolved
+ * against the directory of the file that set them (or the working directory); `url`
+ * values may carry credentials and are redacted whenever they are shown.
+ */
+export interface Setting<T> {
+  readonly schema: z.ZodType<T>;
+  readonly fallback: T;
+  readonly expected: (form: ValueForm) => string;
+  readonly kind: 'plain' | 'path' | 'url';
+  readonly env?: EnvBinding;
+}
+
+function oneOf<const V extends readonly [string, ...string[]]>(values: V, fallback: V[number], env?: string): Setting<V[number]> {
+  return {
+    schema: z.enum(values),
+    fallback,
+    expected: (form) => `one of: ${values.map((v) => (form === 'file' ? JSON.stringify(v) : v)).join(', ')}`,
+    kind: 'plain',
+    ...(env === undefined ? {} : { env: { name: env, parse: (raw: string) => raw } }),
+  };
+}
+
+function readBoolean(raw: string): unknown {
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  return raw;
+}
+
+function flag(fallback: boolean, env?: string): Setting<boolean> {
+  return {
+    schema: z.boolean(),
+    fallback,
+    expected: () => 'one of: true, false',
+    kind: 'plain',
+    ...(env === undefined ? {} : { env: { name: env, parse: readBoolean } }),
+  };
+}
+
+function integer(min: number, max: number, fallback: number, env?: string): Setting<number> {
+  return {
+    schema: z.int().min(min).max(max),
+    fallback,
+    expected: () => `an integer from ${min} to ${max}`,
+    kind: 'plain',
+    ...(env === undefined ? {} : { env: { name: env, parse: (raw: string) => (/^\d+$/.test(raw) ? Number(raw) : raw) } }),
+  };
+}
+
+function path(fallback: string | undefined, env: string): Setting<string | undefined> {
+  return {
+    schema: z.string().min(1),
+    fallback,
+    expected: () => 'a non-empty path',
+    kind: 'path',
+    env: { name: env, parse: (raw) => raw },
+  };
+}
+
+function hasProtocol(text: string, protocols: readonly string[]): boolean {
+  if (!URL.canParse(text)) return false;
+  return protocols.includes(new URL(text).protocol);
+}
+
+const natsProtocols = ['nats:', 'tls:', 'ws:', 'wss:'];
+const postgresProtocols = ['postgres:', 'postgresql:'];
+
+/**
+ * Every setting, by TOML table and key. The `[security]` and `[tofu]` keys and the
+ * `SYMBIONT_*` variables are the seed's (S8.3, S8.4); each default is the strict choice
+ * (deny, gVisor, audit on, TOFU on, emergency override off).
+ */
+export const settings = {
+  security: {
+    crypto_provider: oneOf(['node', 'noble'], 'node', 'SYMBIONT_CRYPTO_PROVIDER'),
+    signature_algorithm: oneOf(['ed25519'], 'ed25519'),
+    encryption_algorithm: oneOf(['chacha20_poly1305', 'aes_256_gcm'], 'chacha20_poly1305'),
+    key_rotation_interval_days: integer(1, 3650, 90),
+    hsm_enabled: {
+      ...flag(false),
+      // The seed names the key store by type in the environment and by a flag in the file.
+      env: {
+        name: 'SYMBIONT_KEY_STORE_TYPE',
+        parse: (raw: string): unknown => (raw === 'hsm' ? true : raw === 'file' ? false : raw),
+        expected: 'one of: file, hsm',
+      },
+    },
+    hsm_config_path: path(undefined, 'SYMBIONT_HSM_CONFIG_PATH'),
+    audit_enabled: flag(true, 'SYMBIONT_AUDIT_ENABLED'),
+    audit_storage_path: path('.bulwark/audit', 'SYMBIONT_AUDIT_STORAGE'),
+    // HIPAA keeps audit records six years (45 CFR 164.316(b)(2)).
+    audit_retention_days: integer(1, 36500, 2190, 'SYMBIONT_AUDIT_RETENTION_DAYS'),
+    audit_compression: flag(true),
+    // docker is Tier 1 (container isolation), gvisor Tier 2 (user-space kernel).
+    default_sandbox_tier: oneOf(['gvisor', 'docker'], 'gvisor', 'SYMBIONT_DEFAULT_SANDBOX_TIER'),
+    sandbox_escape_detection: flag(true),
+    resource_limit_enforcement: oneOf(['strict', 'permissive'], 'strict'),
+    tls_min_version: oneOf(['1.3', '1.2'], '1.3'),
+    certificate_pinning: flag(true),
+    network_isolation: flag(true),
+    policy_enforcement_mode: oneOf(['strict', 'permissive'], 'strict', 'SYMBIONT_POLICY_ENFORCEMENT'),
+    policy_violation_action: oneOf(['deny_and_alert', 'deny'], 'deny_and_alert'),
+    emergency_override_enabled: flag(false),
+  },
+  tofu: {
+    enabled: flag(true, 'SYMBIONT_TOFU_ENABLED'),
+    key_verification_required: flag(true),
+    trust_on_first_use_timeout_hours: integer(1, 8760, 24),
+    automatic_key_pinning: flag(false),
+  },
+  nats: {
+    url: {
+      schema: z.string().refine((text) => text.split(',').every((server) => hasProtocol(server.trim(), natsProtocols))),
+      fallback: 'nats://127.0.0.1:4222',
+      expected: () => 'nats://, tls://, ws:// or wss:// URLs separated by commas',
+      kind: 'url',
+      env: { name: 'NATS_URL', parse: (raw: string) => raw },
+    } satisfies Setting<string>,
+  },
+  database: {
+    // Unset means the embedded PGlite database.
+    url: {
+      schema: z.string().refine((text) => hasProtocol(text, postgresProtocols)),
+      fallback: undefined,
+      expected: () => 'a postgres:// or postgresql:// URL',
+      kind: 'url',
+      env: { name: 'DATABASE_URL', parse: (raw: string) => raw },
+    } satisfies Setting<string | undefined>,
+  },
+  log: {
+    level: oneOf(['info', 'fatal', 'error', 'warn', 'debug', 'trace', 'silent'], 'info', 'SYMBIONT_LOG_LEVEL'),
+  },
+} as const;
+
+type Settings = typeof settings;
+export type SectionName = keyof Settings;
+type ValueOf<S> = S extends { readonly fallback: infer T; readonly schema: z.ZodType<infer U> } ? T | U : never;
+
+/** The validated configuration; every section and value is frozen. */
+export type BulwarkConfig = {
+  readonly [S in SectionName]: { readonly [K in keyof Settings[S]]: ValueOf<Settings[S][K]> };
+};
+
+/** A value's dotted name, as in TOML: `security.crypto_provider`. */
+export type ConfigKey = { [S in SectionName]: `${S}.${keyof Settings[S] & string}` }[SectionName];
+
+export type CryptoProvider = BulwarkConfig['security']['crypto_provider'];
+export type EncryptionAlgorithm = BulwarkConfig['security']['encryption_algorithm'];
+export type SandboxTier = BulwarkConfig['security']['default_sandbox_tier'];
+export type EnforcementMode = BulwarkConfig['security']['policy_enforcement_mode'];
+export type ViolationAction = BulwarkConfig['security']['policy_violation_action'];
+export type TlsVersion = BulwarkConfig['security']['tls_min_version'];
+export type LogLevel = BulwarkConfig['log']['level'];
+
+export interface SettingEntry {
+  readonly section: SectionName;
+  readonly name: string;
+  readonly key: ConfigKey;
+  readonly setting: Setting<unknown>;
+}
+
+/** Every setting in table order, flattened. */
+export const settingEntries: readonly SettingEntry[] = Object.entries(settings).flatMap(([section, table]) =>
+  Object.entries(table).map(([name, setting]) => ({
+    section: section as SectionName,
+    name,
+    key: `${section}.${name}` as ConfigKey,
+    setting: setting as Setting<unknown>,
+  })),
+);
+
+/** The environment variables this package reads, besides SYMBIONT_CONFIG. */
+export const configEnvVars: readonly string[] = settingEntries.flatMap(({ setting }) => (setting.env ? [setting.env.name] : []));
