@@ -1,4 +1,5 @@
 import type { RegisterCommand } from '../io.js';
+import { registerConfigCommand } from './config.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [];
+export const commands: readonly RegisterCommand[] = [registerConfigCommand];
