@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { InputError } from '@bulwark/errors';
+import { EVENT_TYPES, eventCategory, eventSubject, isEventType } from './event-types.js';
+import { MAX_DETAILS_BYTES, isUuidV7, newEventId, validateEvent } from './event.js';
+
+const good = {
+  eventId: '0192f5a0-1c00-7abc-8def-0123456789ab',
+  timestamp: 1732579200000,
+  agentId: 'agent.7f3c9a12',
+  eventType: 'policy.decision',
+  details: { decision: 'Allow' },
+};
+
+function codeOf(input: unknown): string {
+  try {
+    validateEvent(input);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InputError);
+    return (err as InputError).code;
+  }
+  throw new Error('validateEvent accepted the input');
+}
+
+describe('event types', () => {
+  it('names every type after its subject and gives it a category', () => {
+    expect(EVENT_TYPES).toContain('policy.decision');
+    expect(EVENT_TYPES).toContain('bus.rejected');
+    for (const type of EVENT_TYPES) {
+      expect(type).toMatch(/^[a-z]+\.[a-z_]+$/);
+      expect(eventCategory(type)).toBeTypeOf('string');
+    }
+    expect(eventSubject('sandbox.escape_suspected')).toBe('bulwark.evt.sandbox.escape_suspected');
+    expect(isEventType('policy.nope')).toBe(false);
+  });
+});
+
+describe('validateEvent', () => {
+  it('accepts a good event and normalises the id to lowercase', () => {
+    const event = validateEvent({ ...good, eventId: good.eventId.toUpperCase() });
+    expect(event).toEqual(good);
+  });
+
+  it('copies details so that later changes to the input cannot alter what was checked', () => {
+    const details = { decision: 'Allow' };
+    const event = validateEvent({ ...good, details });
+    details.decision = 'Deny';
+    expect(event.details).toEqual({ decision: 'Allow' });
+  });
+
+  it('makes time-ordered UUIDv7 ids', () => {
+    const id = newEventId(1732579200000);
+    expect(isUuidV7(id)).toBe(true);
+    expect(id.startsWith('01936')).toBe(true);
+    expect(newEventId(1732579200000) > id || newEventId(1732579200000) !== id).toBe(true);
+  });
+
+  it.each([
+    ['a UUIDv4 id', { ...good, eventId: '1b4e28ba-2fa1-41d2-883f-0016d3cca427' }, 'E_EVENT_ID'],
+    ['a non-UUID id', { ...good, eventId: 'not-a-uuid' }, 'E_EVENT_ID'],
+    ['a numeric id', { ...good, eventId: 7 }, 'E_EVENT_ID'],
+    ['a wrong-variant UUIDv7', { ...good, eventId: '0192f5a0-1c00-7abc-0def-0123456789ab' }, 'E_EVENT_ID'],
+    ['a fractional timestamp', { ...good, timestamp: 1.5 }, 'E_EVENT_TIMESTAMP'],
+    ['a negative timestamp', { ...good, timestamp: -1 }, 'E_EVENT_TIMESTAMP'],
+    ['a NaN timestamp', { ...good, timestamp: Number.NaN }, 'E_EVENT_TIMESTAMP'],
+    ['a string timestamp', { ...good, timestamp: '2024-11-26' }, 'E_EVENT_TIMESTAMP'],
+    ['an empty agent id', { ...good, agentId: '' }, 'E_EVENT_AGENT'],
+    ['an agent id with a space', { ...good, agentId: 'agent.a b' }, 'E_EVENT_AGENT'],
+    ['an agent id with a newline', { ...good, agentId: 'agent.a\nb' }, 'E_EVENT_AGENT'],
+    ['an agent id of an unknown kind', { ...good, agentId: 'robot.x' }, 'E_EVENT_AGENT'],
+    ['an overlong agent id', { ...good, agentId: `agent.${'a'.repeat(300)}` }, 'E_EVENT_AGENT'],
+    ['an unknown type', { ...good, eventType: 'policy.decided' }, 'E_EVENT_TYPE'],
+    ['a missing type', { ...good, eventType: undefined }, 'E_EVENT_TYPE'],
+    ['array details', { ...good, details: [1] }, 'E_EVENT_DETAILS'],
+    ['null details', { ...good, details: null }, 'E_EVENT_DETAILS'],
+    ['NaN in details', { ...good, details: { score: Number.NaN } }, 'E_EVENT_DETAILS'],
+    ['a Date in details', { ...good, details: { at: new Date() } }, 'E_EVENT_DETAILS'],
+    ['oversized details', { ...good, details: { blob: 'x'.repeat(MAX_DETAILS_BYTES) } }, 'E_EVENT_DETAILS'],
+    ['not an object', 'event', 'E_EVENT'],
+  ])('rejects %s', (_name, input, code) => {
+    expect(codeOf(input)).toBe(code);
+  });
+
+  it('says which event and which field are wrong, on one line', () => {
+    expect(() => validateEvent({ ...good, details: { nested: { score: Number.NaN } } })).toThrow(
+      'event 0192f5a0-1c00-7abc-8def-0123456789ab: details.nested.score: is NaN, which JSON (RFC 8785 §3.2.2.3) cannot represent',
+    );
+    expect(() => validateEvent({ ...good, eventType: 'policy.decided' })).toThrow(/^event 0192f5a0-1c00-7abc-8def-0123456789ab: eventType "policy.decided" is not one of the \d+ known event types/);
+  });
+});

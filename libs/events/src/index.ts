@@ -1,0 +1,28 @@
+export { EVENT_TYPES, eventCategory, eventSubject, isEventType, type EventCategory, type EventType } from './event-types.js';
+export { MAX_JSON_DEPTH, assertJsonValue, canonicalJson, parseJson, type JsonObject, type JsonPrimitive, type JsonValue } from './jcs.js';
+export {
+  GENESIS_PREVIOUS_HASH,
+  HASH_LENGTH,
+  MAX_AGENT_ID_LENGTH,
+  MAX_DETAILS_BYTES,
+  MAX_TIMESTAMP_MS,
+  SIGNATURE_LENGTH,
+  canonicalDetails,
+  isUuidV7,
+  newEventId,
+  validateEvent,
+  type AuditEvent,
+  type ChainFields,
+  type LedgerEvent,
+} from './event.js';
+export { EVENT_HASH_DOMAIN, computeEventHash, eventHashInput, hashedFieldsOf, type HashedFields } from './hash.js';
+export { checkSealedEvent, sealEvent, type SealProblem } from './seal.js';
+export {
+  decodeEvent,
+  decodeEventBatch,
+  encodeEvent,
+  encodeEventBatch,
+  fromEventMessage,
+  isLedgerEvent,
+  toEventMessage,
+} from './proto.js';
