@@ -1,0 +1,221 @@
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import type { Bus } from './connect.js';
+import { describe } from './connect.js';
+import { BusConfigError } from './errors.js';
+import { headersCarrier, Headers } from './headers.js';
+import type { FrameMeta, Opened, Rejected, StreamOpener } from './internal/frames.js';
+import { tracePropagation } from './internal/trace.js';
+import { outOfNamespace } from './namespace.js';
+import type { RejectionReporter } from './rejections.js';
+import { assertToken, type StreamKey } from './subjects.js';
+
+export interface ConsumerSpec {
+  readonly stream: StreamKey;
+  /** Durable name: one per consuming service (every instance shares it, and the work). */
+  readonly durable: string;
+  /** One subject filter (un-namespaced). NATS 2.9 takes only one per consumer. */
+  readonly filterSubject?: string;
+  /** How long a delivery may stay unacknowledged before JetStream redelivers it (default 30 s). */
+  readonly ackWaitMs?: number;
+  /** Deliveries before the bus gives up on a message and terminates it (default 10). */
+  readonly maxDeliver?: number;
+  /** Unacknowledged messages in flight across all instances (default 256). */
+  readonly maxAckPending?: number;
+  /** Redelivery delay after a handler failure: initial · 2^(delivery−1), capped (default 500 ms, 30 s). */
+  readonly retryInitialMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+/** One authenticated, decrypted message, as a handler sees it. */
+export interface Delivery {
+  /** The subject without the namespace prefix. */
+  readonly subject: string;
+  readonly plaintext: Uint8Array;
+  /** Authenticated sender, session and counter from the envelope. */
+  readonly meta: FrameMeta;
+  /** `Nats-Msg-Id` (the event id), if the publisher set one. */
+  readonly msgId: string | undefined;
+  readonly streamSeq: number;
+  /** 1 on first delivery. */
+  readonly deliveryCount: number;
+}
+
+export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
+
+export interface ConsumerMetrics {
+  readonly processed: number;
+  /** Authentic redeliveries of frames already processed here: acknowledged, handler not run. */
+  readonly duplicates: number;
+  /** Frames that failed an envelope check: terminated, handler not run. */
+  readonly rejected: number;
+  /** Handler failures, each answered with a delayed nak. */
+  readonly failures: number;
+  /** Messages terminated after maxDeliver failed attempts. */
+  readonly exhausted: number;
+}
+
+export interface RunningConsumer {
+  stop(): Promise<void>;
+  metrics(): ConsumerMetrics;
+}
+
+const DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 10, maxAckPending: 256, retryInitialMs: 500, retryMaxMs: 30_000 };
+
+/**
+ * Creates the durable pull consumer, or reconciles an existing one (ack wait, max
+ * deliver and max ack pending are updated in place; a different filter is an error,
+ * since it would silently change which messages the durable owns).
+ */
+export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<'created' | 'unchanged' | 'updated'> {
+  assertToken(spec.durable, 'durable consumer name');
+  const stream = bus.streamName(spec.stream);
+  const s = { ...DEFAULTS, ...spec };
+  const desired: Partial<ConsumerConfig> = {
+    durable_name: spec.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(s.ackWaitMs),
+    max_deliver: s.maxDeliver,
+    max_ack_pending: s.maxAckPending,
+    ...(spec.filterSubject !== undefined ? { filter_subject: bus.subject(spec.filterSubject) } : {}),
+  };
+  const where = `consumer ${spec.durable} on stream ${stream} (${bus.url})`;
+  for (let attempt = 0; ; attempt++) {
+    let existing: ConsumerConfig | undefined;
+    try {
+      existing = (await bus.jsm.consumers.info(stream, spec.durable)).config;
+    } catch (cause) {
+      if (!(cause instanceof JetStreamApiError && cause.code === JetStreamApiCodes.ConsumerNotFound)) {
+        throw new BusConfigError('E_BUS_CONSUMER', `cannot read ${where}: ${describe(cause)}`, { stream, durable: spec.durable }, { cause });
+      }
+    }
+    if (existing === undefined) {
+      try {
+        await bus.jsm.consumers.add(stream, desired);
+        return 'created';
+      } catch (cause) {
+        if (attempt === 0 && cause instanceof JetStreamApiError) continue;
+        throw new BusConfigError('E_BUS_CONSUMER', `cannot create ${where}: ${describe(cause)}`, { stream, durable: spec.durable }, { cause });
+      }
+    }
+    if ((existing.filter_subject ?? '') !== (desired.filter_subject ?? '')) {
+      throw new BusConfigError(
+        'E_BUS_CONSUMER_CONFLICT',
+        `${where} exists with filter "${existing.filter_subject ?? ''}", want "${desired.filter_subject ?? ''}": delete it or pick another durable name`,
+        { stream, durable: spec.durable },
+      );
+    }
+    if (existing.ack_wait === desired.ack_wait && existing.max_deliver === desired.max_deliver && existing.max_ack_pending === desired.max_ack_pending) {
+      return 'unchanged';
+    }
+    try {
+      await bus.jsm.consumers.update(stream, spec.durable, {
+        ack_wait: desired.ack_wait!,
+        max_deliver: desired.max_deliver!,
+        max_ack_pending: desired.max_ack_pending!,
+      });
+      return 'updated';
+    } catch (cause) {
+      throw new BusConfigError('E_BUS_CONSUMER', `cannot update ${where}: ${describe(cause)}`, { stream, durable: spec.durable }, { cause });
+    }
+  }
+}
+
+/**
+ * Runs `handler` for each message of the durable consumer, one at a time, in stream order.
+ *
+ * - A frame that fails an envelope check is terminated (never redelivered), counted and
+ *   reported; the handler never sees it.
+ * - An authentic frame already processed by this process (same session and counter) is
+ *   acknowledged without running the handler: the replay window reports it as a duplicate.
+ * - The handler succeeds → the counter is committed to the replay window, then the
+ *   message is acknowledged (and the ack confirmed by the server).
+ * - The handler throws → nak with an exponential delay; after maxDeliver attempts, term.
+ *
+ * Delivery to handlers is at-least-once across processes: see the README's guarantees.
+ */
+export async function startConsumer(
+  bus: Bus,
+  spec: ConsumerSpec,
+  opener: StreamOpener,
+  handler: DeliveryHandler,
+  rejections: RejectionReporter,
+): Promise<RunningConsumer> {
+  await ensureConsumer(bus, spec);
+  const s = { ...DEFAULTS, ...spec };
+  const consumer = await bus.js.consumers.get(bus.streamName(spec.stream), spec.durable);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 64, expires: 5_000 });
+  const m = { processed: 0, duplicates: 0, rejected: 0, failures: 0, exhausted: 0 };
+
+  const handle = async (msg: JsMsg): Promise<void> => {
+    const subject = outOfNamespace(bus.namespace, msg.subject);
+    // An opener that throws (a bug, not a bad frame) still must not let the frame through.
+    const opened: Opened = await opener.open(msg.data).catch((): Rejected => ({ kind: 'rejected', reason: 'E_OPEN_FAILED' }));
+    switch (opened.kind) {
+      case 'rejected':
+        m.rejected += 1;
+        // No term reason: NATS 2.9 ignores a `+TERM <reason>` ack and would redeliver.
+        msg.term();
+        rejections.report({ reason: opened.reason, sender: opened.sender, subject });
+        return;
+      case 'duplicate':
+        m.duplicates += 1;
+        await msg.ackAck().catch(() => false);
+        return;
+      case 'accepted': {
+        const carrier = headersCarrier(msg.headers);
+        const delivery: Delivery = {
+          subject,
+          plaintext: opened.plaintext,
+          meta: opened.meta,
+          msgId: carrier.get(Headers.msgId),
+          streamSeq: msg.seq,
+          deliveryCount: msg.info.deliveryCount,
+        };
+        try {
+          await tracePropagation().runExtracted(carrier, () => handler(delivery));
+        } catch {
+          m.failures += 1;
+          if (msg.info.deliveryCount >= s.maxDeliver) {
+            m.exhausted += 1;
+            msg.term();
+          } else {
+            msg.nak(Math.min(s.retryMaxMs, s.retryInitialMs * 2 ** (msg.info.deliveryCount - 1)));
+          }
+          return;
+        }
+        opened.commit();
+        m.processed += 1;
+        // If the ack is lost, the redelivery meets the committed counter and is acked as a duplicate.
+        await msg.ackAck().catch(() => false);
+        return;
+      }
+      default: {
+        const never: never = opened;
+        throw new Error(`unhandled open outcome ${String(never)}`);
+      }
+    }
+  };
+
+  const loop = (async () => {
+    for await (const msg of messages) {
+      await handle(msg).catch(() => msg.nak(s.retryInitialMs));
+    }
+  })();
+
+  let stopping: Promise<void> | undefined;
+  const running: RunningConsumer = {
+    stop() {
+      stopping ??= (async () => {
+        untrack();
+        await messages.close().catch(() => undefined);
+        await loop.catch(() => undefined);
+      })();
+      return stopping;
+    },
+    metrics: () => ({ ...m }),
+  };
+  const untrack = bus.track(running);
+  return running;
+}

@@ -1,0 +1,67 @@
+/**
+ * The seam between the bus and the envelope. The bus moves frames; these ports say what
+ * it needs from the envelope to turn them into plaintext and back. They are internal:
+ * the public API builds them only from @bulwark/envelope objects, so no caller can hand
+ * the bus a pass-through that would put plaintext on the wire.
+ */
+
+/** Who sent a frame and where it sits in its session (authenticated once accepted). */
+export interface FrameMeta {
+  readonly sender: string;
+  readonly sessionId: string;
+  readonly counter: bigint;
+}
+
+/** A frame that failed a check. `sender` is what the frame claimed, if it could be read. */
+export interface Rejected {
+  readonly kind: 'rejected';
+  readonly reason: string;
+  readonly sender?: string;
+}
+
+export type Opened =
+  /**
+   * Every check passed. `commit` records the counter in the replay window: the bus calls
+   * it only once the handler succeeded, so a frame whose handler failed is still
+   * accepted when JetStream redelivers it.
+   */
+  | { readonly kind: 'accepted'; readonly plaintext: Uint8Array; readonly meta: FrameMeta; commit(): void }
+  /** Authentic, but its counter was already committed: a redelivery or a replay. */
+  | { readonly kind: 'duplicate'; readonly meta: FrameMeta }
+  | Rejected;
+
+/** Seals one-way frames from this principal to one recipient (Noise K, "sealed"). */
+export interface StreamSealer {
+  seal(plaintext: Uint8Array): Promise<Uint8Array>;
+}
+
+/** Opens sealed frames addressed to this principal. */
+export interface StreamOpener {
+  open(frame: Uint8Array): Promise<Opened>;
+}
+
+/** One established request/reply session, on the initiator's side. */
+export interface InitiatorSession {
+  readonly sessionId: string;
+  seal(plaintext: Uint8Array): Promise<Uint8Array>;
+  open(frame: Uint8Array): Promise<Opened>;
+}
+
+/** Starts Noise IK handshakes towards one responder (whose static key it knows). */
+export interface SessionInitiator {
+  begin(): Promise<{
+    message: Uint8Array;
+    /** Reads the responder's answer; its payload carries the responder's instance id. */
+    finish(reply: Uint8Array): Promise<{ kind: 'established'; session: InitiatorSession; payload: Uint8Array } | Rejected>;
+  }>;
+}
+
+/** The responder's side: answers handshakes and keeps the sessions it established. */
+export interface SessionResponder {
+  /** Answers handshake message 1 with `payload` inside message 2. */
+  accept(message: Uint8Array, payload: Uint8Array): Promise<{ kind: 'established'; reply: Uint8Array; meta: FrameMeta } | Rejected>;
+  /** Opens a request frame of an established session. */
+  open(frame: Uint8Array): Promise<Opened>;
+  /** Seals a reply in the session the request came in. */
+  seal(sessionId: string, plaintext: Uint8Array): Promise<Uint8Array>;
+}

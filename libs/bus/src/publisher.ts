@@ -1,0 +1,54 @@
+import { headers as natsHeaders } from '@nats-io/nats-core';
+import type { Bus } from './connect.js';
+import { describe } from './connect.js';
+import { BusPublishError, BusUsageError } from './errors.js';
+import { headersCarrier } from './headers.js';
+import type { StreamSealer } from './internal/frames.js';
+import { tracePropagation } from './internal/trace.js';
+import type { StreamKey } from './subjects.js';
+
+export interface PublishAck {
+  readonly stream: string;
+  readonly seq: number;
+  /** True when JetStream already held a message with this id inside its duplicate window. */
+  readonly duplicate: boolean;
+}
+
+const MSG_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Seals `plaintext` and publishes it to JetStream with `Nats-Msg-Id` = `msgId`. Resolves
+ * only once the stream acknowledged the message as persisted in `expectStream`; any other
+ * outcome (timeout, no stream, another stream captured the subject) throws
+ * `BusPublishError`, and the caller must treat the event as not emitted.
+ */
+export async function publishSealed(
+  bus: Bus,
+  sealer: StreamSealer,
+  args: { subject: string; msgId: string; plaintext: Uint8Array; expectStream: StreamKey; timeoutMs?: number },
+): Promise<PublishAck> {
+  if (!MSG_ID.test(args.msgId)) {
+    throw new BusUsageError('E_BUS_MSG_ID', `message id "${args.msgId}" for ${args.subject} is invalid: 1-128 of A-Z a-z 0-9 . _ : -`, { subject: args.subject });
+  }
+  const subject = bus.subject(args.subject);
+  const stream = bus.streamName(args.expectStream);
+  const frame = await sealer.seal(args.plaintext);
+  const carrier = headersCarrier(natsHeaders());
+  tracePropagation().inject(carrier);
+  try {
+    const ack = await bus.js.publish(subject, frame, {
+      msgID: args.msgId,
+      headers: carrier.headers(),
+      expect: { streamName: stream },
+      timeout: args.timeoutMs ?? 5000,
+    });
+    return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+  } catch (cause) {
+    throw new BusPublishError(
+      'E_BUS_PUBLISH',
+      `publish of ${args.msgId} to ${subject} (stream ${stream}) on ${bus.url} not acknowledged: ${describe(cause)}`,
+      { subject, stream, msgId: args.msgId, url: bus.url },
+      { cause },
+    );
+  }
+}
