@@ -1,0 +1,3 @@
+export { createLogger, redactedKeys, type Logger, type LoggerOptions, type LogLevel } from './logger.js';
+export { createTelemetry, type Telemetry, type TelemetryOptions } from './telemetry.js';
+export { injectTraceContext, extractTraceContext, type HeaderCarrier } from './propagation.js';
