@@ -155,9 +155,9 @@ export function publicKeyFromSpki(algorithm: KeyAlgorithm, der: Uint8Array): Uin
 }
 
 /**
- * DER PKCS#8 -> raw 32-byte secret key; the algorithm must match. Besides the fixed version-0
- * layout this accepts what OpenSSL accepts (e.g. RFC 8410 §10.3 keys with attributes or an
- * embedded public key); the embedded public key is ignored and recomputed from the secret.
+ * DER PKCS#8 -> raw 32-byte secret key; the algorithm must match. Anything but the fixed
+ * version-0 layout goes through OpenSSL's parser (node 20's OpenSSL 3.0 reads version 0 with
+ * attributes, not the version-1 form with an embedded public key).
  */
 export function secretKeyFromPkcs8(algorithm: KeyAlgorithm, der: Uint8Array): Uint8Array {
   if (hasPrefix(der, PKCS8_PREFIX[algorithm])) return der.slice(PKCS8_PREFIX[algorithm].length);

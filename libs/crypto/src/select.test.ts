@@ -1,0 +1,51 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { InputError } from '@bulwark/errors';
+import { createCryptoProvider, cryptoProviderNames } from './select.js';
+
+describe('provider selection', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  it('creates each named provider', () => {
+    expect(cryptoProviderNames).toEqual(['node', 'noble']);
+    for (const name of cryptoProviderNames) expect(createCryptoProvider(name).name).toBe(name);
+  });
+
+  it('refuses an unknown name with an InputError naming the variable, the value and the allowed values', () => {
+    let error: unknown;
+    try {
+      createCryptoProvider('openssl');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).code).toBe('E_CONFIG');
+    expect((error as InputError).message).toBe("SYMBIONT_CRYPTO_PROVIDER='openssl' is not a crypto provider; allowed: node, noble");
+    expect(() => createCryptoProvider('Node', '[security] crypto_provider')).toThrow(/^\[security\] crypto_provider='Node'/);
+  });
+
+  it('defaults to node, and memoises the choice', async () => {
+    vi.stubEnv('SYMBIONT_CRYPTO_PROVIDER', undefined);
+    const { defaultCryptoProvider } = await import('./select.js');
+    expect(defaultCryptoProvider().name).toBe('node');
+    vi.stubEnv('SYMBIONT_CRYPTO_PROVIDER', 'noble');
+    expect(defaultCryptoProvider()).toBe(defaultCryptoProvider());
+    expect(defaultCryptoProvider().name).toBe('node');
+  });
+
+  it('reads SYMBIONT_CRYPTO_PROVIDER', async () => {
+    vi.stubEnv('SYMBIONT_CRYPTO_PROVIDER', 'noble');
+    const { defaultCryptoProvider } = await import('./select.js');
+    expect(defaultCryptoProvider().name).toBe('noble');
+  });
+
+  it('throws on every call while SYMBIONT_CRYPTO_PROVIDER is bad', async () => {
+    vi.stubEnv('SYMBIONT_CRYPTO_PROVIDER', 'fast');
+    const { defaultCryptoProvider } = await import('./select.js');
+    // resetModules gives this import its own copy of @bulwark/errors, so match by name and code.
+    expect(() => defaultCryptoProvider()).toThrow(expect.objectContaining({ name: 'InputError', code: 'E_CONFIG' }));
+    expect(() => defaultCryptoProvider()).toThrow(/SYMBIONT_CRYPTO_PROVIDER='fast'/);
+  });
+});
