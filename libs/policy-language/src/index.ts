@@ -1,0 +1,37 @@
+export type {
+  BinaryOperator,
+  ExprAst,
+  JsonValue,
+  PatternAst,
+  PolicyAst,
+  PolicyFile,
+  RequirementAst,
+  RuleAst,
+  Span,
+} from './ast.js';
+export { parsePolicies, MAX_EXPRESSION_DEPTH, MAX_POLICY_TEXT_LENGTH, type ParseOptions } from './parser.js';
+export { printPolicy, printRule, printRuleHead, printExpression, printTarget } from './printer.js';
+export { PolicyParseError, PolicyEvalError, type EvalErrorKind, type SourcePosition } from './errors.js';
+export { DEFAULT_LEVELS } from './levels.js';
+export {
+  PolicySet,
+  compilePolicySet,
+  compilePolicySources,
+  type PolicyEntry,
+  type PolicySetOptions,
+  type PolicySource,
+  type PolicySummary,
+} from './policy-set.js';
+export {
+  permits,
+  decisionToJson,
+  type AllowDecision,
+  type AllowWithConditionsDecision,
+  type Condition,
+  type Decision,
+  type DecisionKind,
+  type DenyDecision,
+  type RequireApprovalDecision,
+  type RuleRef,
+} from './decision.js';
+export { DecisionCache, type DecisionCacheOptions } from './cache.js';
