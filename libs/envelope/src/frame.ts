@@ -1,0 +1,180 @@
+import { decodeId, encodeId } from './ids.js';
+import { reject, type Rejection } from './errors.js';
+import { toHex } from './bytes.js';
+
+/**
+ * The SecureChannel v1 frame (README "Frame layout", proto/bulwark/envelope/v1/frame.proto).
+ * All integers little-endian. The header is every byte before the ciphertext; it is the
+ * AEAD associated data and the first input of the MAC.
+ *
+ *   version u8 | mode u8 | sender id (u8 len + ASCII) | recipient or channel id (u8 len + ASCII)
+ *   | session id (16) | counter u64 | timestamp ms u64 | [sealed: Noise_K message e || tag (48)]
+ *   | ciphertext length u32 | ciphertext (plaintext + 16-byte Poly1305 tag) | mac (32, data modes)
+ */
+export const FRAME_VERSION = 1;
+
+export const Mode = {
+  /** Request/reply data inside a Noise_IK session. */
+  session: 1,
+  /** One-way to a service through a durable stream; Noise_K keys from the header's ephemeral. */
+  sealed: 2,
+  /** One to many under a channel epoch key. */
+  channel: 3,
+  /** Noise_IK message 1 (initiator → responder); body is the Noise message, no mac. */
+  handshakeInit: 4,
+  /** Noise_IK message 2 (responder → initiator); body is the Noise message, no mac. */
+  handshakeReply: 5,
+} as const;
+export type Mode = (typeof Mode)[keyof typeof Mode];
+
+export const SESSION_ID_LENGTH = 16;
+export const SEALED_HANDSHAKE_LENGTH = 48;
+export const TAG_LENGTH = 16;
+export const MAC_LENGTH = 32;
+/** NATS's default max_payload; a deployment may lower it, never raise it past what NATS carries. */
+export const DEFAULT_MAX_FRAME_SIZE = 1024 * 1024;
+/** version, mode, two 1-byte ids with their lengths, session id, counter, timestamp, length, tag. */
+export const MIN_FRAME_SIZE = 2 + 2 + 2 + SESSION_ID_LENGTH + 8 + 8 + 4 + TAG_LENGTH;
+
+export function isDataMode(mode: Mode): boolean {
+  return mode === Mode.session || mode === Mode.sealed || mode === Mode.channel;
+}
+
+export interface HeaderFields {
+  readonly mode: Mode;
+  readonly sender: string;
+  readonly recipient: string;
+  readonly sessionId: Uint8Array;
+  /** The Noise_K handshake message; present in sealed mode only. */
+  readonly sealedHandshake?: Uint8Array;
+}
+
+/**
+ * A header built once per session, epoch or stream: per frame only the counter, timestamp
+ * and ciphertext length change, written in place into the frame's single buffer.
+ */
+export class HeaderTemplate {
+  readonly bytes: Uint8Array;
+  readonly counterOffset: number;
+  readonly timestampOffset: number;
+  readonly lengthOffset: number;
+  readonly macLength: number;
+
+  constructor(fields: HeaderFields) {
+    const sender = encodeId(fields.sender, 'sender id');
+    const recipient = encodeId(fields.recipient, 'recipient id');
+    if (fields.sessionId.length !== SESSION_ID_LENGTH) throw new RangeError(`session id must be ${SESSION_ID_LENGTH} bytes`);
+    const sealed = fields.mode === Mode.sealed;
+    if (sealed !== (fields.sealedHandshake !== undefined) || (sealed && fields.sealedHandshake!.length !== SEALED_HANDSHAKE_LENGTH)) {
+      throw new RangeError(`a ${SEALED_HANDSHAKE_LENGTH}-byte Noise_K message belongs in sealed frames and only there`);
+    }
+    const idsEnd = 2 + 1 + sender.length + 1 + recipient.length;
+    this.counterOffset = idsEnd + SESSION_ID_LENGTH;
+    this.timestampOffset = this.counterOffset + 8;
+    this.lengthOffset = this.timestampOffset + 8 + (sealed ? SEALED_HANDSHAKE_LENGTH : 0);
+    this.macLength = isDataMode(fields.mode) ? MAC_LENGTH : 0;
+    const bytes = new Uint8Array(this.lengthOffset + 4);
+    bytes[0] = FRAME_VERSION;
+    bytes[1] = fields.mode;
+    bytes[2] = sender.length;
+    bytes.set(sender, 3);
+    bytes[3 + sender.length] = recipient.length;
+    bytes.set(recipient, 4 + sender.length);
+    bytes.set(fields.sessionId, idsEnd);
+    if (sealed) bytes.set(fields.sealedHandshake!, this.timestampOffset + 8);
+    this.bytes = bytes;
+  }
+
+  get length(): number {
+    return this.bytes.length;
+  }
+
+  /** A new frame buffer with the header filled in; the caller writes ciphertext and mac. */
+  allocate(counter: bigint, timestamp: number, bodyLength: number): Uint8Array {
+    const frame = new Uint8Array(this.bytes.length + bodyLength + this.macLength);
+    frame.set(this.bytes);
+    const view = new DataView(frame.buffer);
+    view.setBigUint64(this.counterOffset, counter, true);
+    view.setBigUint64(this.timestampOffset, BigInt(timestamp), true);
+    view.setUint32(this.lengthOffset, bodyLength, true);
+    return frame;
+  }
+}
+
+/** A parsed frame: views into the received buffer, nothing copied, nothing yet authenticated. */
+export interface FrameView {
+  readonly mode: Mode;
+  readonly sender: string;
+  readonly recipient: string;
+  readonly sessionId: Uint8Array;
+  readonly sessionIdHex: string;
+  readonly counter: bigint;
+  readonly timestamp: number;
+  readonly sealedHandshake: Uint8Array | undefined;
+  /** Every byte before the ciphertext. */
+  readonly header: Uint8Array;
+  /** The counter's 8 bytes, as they stand in the header (the MAC's last input). */
+  readonly counterBytes: Uint8Array;
+  /** Ciphertext including the Poly1305 tag (for handshake modes: the Noise message). */
+  readonly body: Uint8Array;
+  /** Empty for handshake modes. */
+  readonly mac: Uint8Array;
+}
+
+const MAX_TIMESTAMP = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Parse and check the shape of a frame (the receiver's first, cheapest check). Every length is
+ * explicit and the sum must be the frame's exact size: no trailing bytes, no truncation.
+ */
+export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView | Rejection {
+  if (frame.length < MIN_FRAME_SIZE) return reject('E_FRAME_SIZE', `frame of ${frame.length} bytes is below the ${MIN_FRAME_SIZE}-byte minimum`);
+  if (frame.length > maxFrameSize) return reject('E_FRAME_SIZE', `frame of ${frame.length} bytes exceeds the ${maxFrameSize}-byte maximum`);
+  if (frame[0] !== FRAME_VERSION) return reject('E_VERSION', `frame version ${frame[0]} is not ${FRAME_VERSION}`);
+  const mode = frame[1]!;
+  if (mode < Mode.session || mode > Mode.handshakeReply) return reject('E_FRAME_SHAPE', `unknown mode ${mode}`);
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+
+  const senderLength = frame[2]!;
+  const sender = decodeId(frame, 3, senderLength);
+  if (sender === undefined) return reject('E_FRAME_SHAPE', 'sender id has a bad length or character');
+  const recipientLengthAt = 3 + senderLength;
+  const recipientLength = frame[recipientLengthAt]!;
+  const recipient = decodeId(frame, recipientLengthAt + 1, recipientLength);
+  if (recipient === undefined) return reject('E_FRAME_SHAPE', 'recipient id has a bad length or character', { sender });
+  const sessionAt = recipientLengthAt + 1 + recipientLength;
+  const counterOffset = sessionAt + SESSION_ID_LENGTH;
+  const timestampOffset = counterOffset + 8;
+  const lengthOffset = timestampOffset + 8 + (mode === Mode.sealed ? SEALED_HANDSHAKE_LENGTH : 0);
+  const headerLength = lengthOffset + 4;
+  const macLength = isDataMode(mode as Mode) ? MAC_LENGTH : 0;
+  if (headerLength + TAG_LENGTH + macLength > frame.length) return reject('E_FRAME_SHAPE', 'frame ends inside its header', { sender });
+
+  const sessionId = frame.subarray(sessionAt, counterOffset);
+  const sessionIdHex = toHex(sessionId);
+  const timestamp = view.getBigUint64(timestampOffset, true);
+  if (timestamp > MAX_TIMESTAMP) return reject('E_FRAME_SHAPE', 'timestamp beyond 2^53 ms', { sender, sessionId: sessionIdHex });
+  const bodyLength = view.getUint32(lengthOffset, true);
+  if (bodyLength < TAG_LENGTH || headerLength + bodyLength + macLength !== frame.length) {
+    return reject('E_FRAME_SHAPE', `ciphertext length ${bodyLength} does not match a frame of ${frame.length} bytes`, { sender, sessionId: sessionIdHex });
+  }
+  const bodyEnd = headerLength + bodyLength;
+  return {
+    mode: mode as Mode,
+    sender,
+    recipient,
+    sessionId,
+    sessionIdHex,
+    counter: view.getBigUint64(counterOffset, true),
+    timestamp: Number(timestamp),
+    sealedHandshake: mode === Mode.sealed ? frame.subarray(timestampOffset + 8, lengthOffset) : undefined,
+    header: frame.subarray(0, headerLength),
+    counterBytes: frame.subarray(counterOffset, timestampOffset),
+    body: frame.subarray(headerLength, bodyEnd),
+    mac: frame.subarray(bodyEnd),
+  };
+}
+
+export function isRejection(value: FrameView | Rejection): value is Rejection {
+  return 'ok' in value;
+}

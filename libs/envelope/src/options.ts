@@ -1,0 +1,61 @@
+import type { CryptoProvider, X25519KeyPair } from '@bulwark/crypto';
+import { EnvelopeError, type Rejection } from './errors.js';
+import { DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_SIZE, type Mode } from './frame.js';
+
+/** Milliseconds since the Unix epoch. Tests inject a fixed or stepping clock. */
+export type Clock = () => number;
+
+/** The receiver's tolerance for clock differences, each way. */
+export const DEFAULT_SKEW_MS = 30_000;
+
+/** Options every sender and receiver takes; defaults documented here and in the README. */
+export interface EnvelopeOptions {
+  readonly provider: CryptoProvider;
+  /** Default `Date.now`. */
+  readonly clock?: Clock;
+  /** Accept timestamps within now ± skewMs. Default 30 000. */
+  readonly skewMs?: number;
+  /** Largest frame sent or accepted, in bytes. Default 1 MiB (NATS's default max_payload). */
+  readonly maxFrameSize?: number;
+}
+
+export interface ResolvedOptions {
+  readonly provider: CryptoProvider;
+  readonly clock: Clock;
+  readonly skewMs: number;
+  readonly maxFrameSize: number;
+}
+
+export function resolveOptions(options: EnvelopeOptions): ResolvedOptions {
+  const skewMs = options.skewMs ?? DEFAULT_SKEW_MS;
+  const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+  if (!Number.isSafeInteger(skewMs) || skewMs < 0) {
+    throw new EnvelopeError('E_OPTIONS', `envelope: skewMs ${skewMs} must be a non-negative integer`, { skewMs });
+  }
+  if (!Number.isSafeInteger(maxFrameSize) || maxFrameSize < MIN_FRAME_SIZE || maxFrameSize > 0xffff_ffff) {
+    throw new EnvelopeError('E_OPTIONS', `envelope: maxFrameSize ${maxFrameSize} must be an integer between ${MIN_FRAME_SIZE} and 2^32-1`, { maxFrameSize });
+  }
+  return { provider: options.provider, clock: options.clock ?? Date.now, skewMs, maxFrameSize };
+}
+
+/** This process's principal: its id and X25519 static key pair (the Ed25519 key signs elsewhere). */
+export interface LocalIdentity {
+  readonly id: string;
+  readonly x25519: X25519KeyPair;
+}
+
+/** An accepted frame: authentic, fresh, addressed to us. */
+export interface Opened {
+  readonly ok: true;
+  readonly mode: Mode;
+  readonly plaintext: Uint8Array;
+  readonly sender: string;
+  /** Our principal id, or the channel id. */
+  readonly recipient: string;
+  /** Hex of the 16-byte session id (the epoch and stream for channels). */
+  readonly sessionId: string;
+  readonly counter: bigint;
+  readonly timestamp: number;
+}
+
+export type OpenResult = Opened | Rejection;

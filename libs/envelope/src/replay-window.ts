@@ -1,0 +1,43 @@
+/**
+ * Anti-replay sliding window, RFC 6479 §3 (the layout WireGuard uses): a ring of 32-bit blocks
+ * holding one bit per counter. Moving the window forward clears whole blocks instead of
+ * shifting bits, so each check is O(1) however far the counter jumps. One block is kept as
+ * slack, so the window is exact: a counter is tracked while it is within WINDOW_SIZE of the
+ * highest counter accepted, and refused as too old beyond that.
+ */
+const BLOCK_BITS = 32n;
+const BLOCK_SHIFT = 5n;
+const BLOCKS = 128;
+const INDEX_MASK = BigInt(BLOCKS - 1);
+const BIT_MASK = BLOCK_BITS - 1n;
+
+/** 4064 counters: (128 - 1) blocks of 32. */
+export const REPLAY_WINDOW_SIZE = (BLOCKS - 1) * Number(BLOCK_BITS);
+const WINDOW = BigInt(REPLAY_WINDOW_SIZE);
+
+export type ReplayVerdict = 'fresh' | 'duplicate' | 'too-old';
+
+export class ReplayWindow {
+  readonly #bitmap = new Uint32Array(BLOCKS);
+  /** Highest counter accepted so far (0 before any: counter 0 is then still fresh, its bit is clear). */
+  #top = 0n;
+
+  /** Classify a counter that has already been authenticated, and record it when fresh. */
+  observe(counter: bigint): ReplayVerdict {
+    if (counter + WINDOW <= this.#top) return 'too-old';
+    const index = Number((counter >> BLOCK_SHIFT) & INDEX_MASK);
+    const bit = 1 << Number(counter & BIT_MASK);
+    if (counter > this.#top) {
+      // Clear the blocks the window slides over (at most the whole ring), then advance.
+      const current = this.#top >> BLOCK_SHIFT;
+      const target = counter >> BLOCK_SHIFT;
+      const steps = target - current > BigInt(BLOCKS) ? BLOCKS : Number(target - current);
+      for (let i = 1; i <= steps; i++) this.#bitmap[Number((current + BigInt(i)) & INDEX_MASK)] = 0;
+      this.#top = counter;
+    } else if ((this.#bitmap[index]! & bit) !== 0) {
+      return 'duplicate';
+    }
+    this.#bitmap[index] = this.#bitmap[index]! | bit;
+    return 'fresh';
+  }
+}

@@ -1,0 +1,64 @@
+import { createCryptoProvider, type CryptoProvider, type X25519KeyPair } from '@bulwark/crypto';
+import { TrustedDirectory, signDirectoryEntry, type DirectoryEntry } from '../directory.js';
+import type { LocalIdentity } from '../options.js';
+
+/** Tests only (excluded from the build): both providers, fixed keys, a settable clock. */
+export const providers: readonly CryptoProvider[] = [createCryptoProvider('node'), createCryptoProvider('noble')];
+
+export const T0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+export class TestClock {
+  constructor(public now = T0) {}
+  readonly read = (): number => this.now;
+  advance(ms: number): void {
+    this.now += ms;
+  }
+}
+
+/** A key pair from a one-byte seed, so failures are reproducible. */
+export function x25519From(provider: CryptoProvider, seed: number): X25519KeyPair {
+  const secretKey = new Uint8Array(32).fill(seed);
+  return { secretKey, publicKey: provider.x25519.publicKey(secretKey) };
+}
+
+export interface Principal extends LocalIdentity {
+  readonly ed25519PublicKey: Uint8Array;
+}
+
+export function principal(provider: CryptoProvider, id: string, seed: number): Principal {
+  const ed = provider.ed25519.publicKey(new Uint8Array(32).fill(seed + 100));
+  return { id, x25519: x25519From(provider, seed), ed25519PublicKey: ed };
+}
+
+export function entryFor(p: Principal, overrides: Partial<DirectoryEntry> = {}): DirectoryEntry {
+  return {
+    id: p.id,
+    ed25519PublicKey: p.ed25519PublicKey,
+    x25519PublicKey: p.x25519.publicKey,
+    keyVersion: 1,
+    notBefore: T0 - 86_400_000,
+    notAfter: T0 + 365 * 86_400_000,
+    revoked: false,
+    ...overrides,
+  };
+}
+
+export const ROOT_SEED = new Uint8Array(32).fill(7);
+
+/** A directory pinned to the fixed root key, holding entries for the given principals. */
+export function directoryOf(provider: CryptoProvider, clock: TestClock, principals: readonly Principal[]): TrustedDirectory {
+  const directory = new TrustedDirectory({ provider, rootPublicKey: provider.ed25519.publicKey(ROOT_SEED), clock: clock.read });
+  for (const p of principals) {
+    const verdict = directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(p)));
+    if (!verdict.ok) throw new Error(verdict.detail);
+  }
+  return directory;
+}
+
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+export function unhex(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, 'hex'));
+}

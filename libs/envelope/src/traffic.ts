@@ -1,0 +1,138 @@
+import type { CryptoProvider } from '@bulwark/crypto';
+import { textEncoder } from './bytes.js';
+import { EnvelopeError, reject, type Rejection } from './errors.js';
+import { HeaderTemplate, MAC_LENGTH, TAG_LENGTH, type FrameView } from './frame.js';
+import { chachaNonce, MAX_NONCE } from './noise/cipher-state.js';
+import type { OpenResult } from './options.js';
+import type { ReplayWindow } from './replay-window.js';
+
+/** One direction's frame keys: ChaCha20-Poly1305 key and HMAC-SHA256 key, never the same bytes. */
+export interface TrafficKeys {
+  readonly enc: Uint8Array;
+  readonly mac: Uint8Array;
+}
+
+/**
+ * k_enc || k_mac = HKDF-SHA256(ikm = secret, salt, info = label || context), 64 bytes (RFC 5869).
+ * The secret is a Noise Split() output (session, sealed) or a channel epoch key.
+ */
+export function deriveTrafficKeys(provider: CryptoProvider, secret: Uint8Array, salt: Uint8Array, info: Uint8Array): TrafficKeys {
+  const okm = provider.hkdfSha256(secret, salt, info, 64);
+  return { enc: okm.subarray(0, 32), mac: okm.subarray(32, 64) };
+}
+
+export function label(text: string): Uint8Array {
+  return textEncoder.encode(`bulwark/envelope/v1 ${text}`);
+}
+
+/** Highest counter a sender may use: Noise reserves 2^64-1 (§5.1), so counters stop one below. */
+export const LAST_COUNTER = MAX_NONCE - 1n;
+
+/** A per-direction counter that only goes up and refuses to pass its limit (no wrap, ever). */
+export class SendCounter {
+  #next: bigint;
+
+  constructor(
+    start = 0n,
+    private readonly last: bigint = LAST_COUNTER,
+  ) {
+    this.#next = start;
+  }
+
+  /** True once every counter up to the limit is used: the session, epoch or stream must be renewed. */
+  get exhausted(): boolean {
+    return this.#next > this.last;
+  }
+
+  get used(): bigint {
+    return this.#next;
+  }
+
+  take(): bigint {
+    if (this.#next > this.last) {
+      throw new EnvelopeError('E_COUNTER_EXHAUSTED', `envelope: send counter reached its limit ${this.last}; rekey before sending more`, {});
+    }
+    return this.#next++;
+  }
+}
+
+/**
+ * One data frame: ciphertext = ChaCha20-Poly1305(k_enc, nonce(counter), ad = header, plaintext);
+ * mac = HMAC-SHA256(k_mac, header || ciphertext || counter as 8 bytes LE). One buffer is
+ * allocated; the MAC reads the parts where they lie.
+ */
+export function sealData(
+  provider: CryptoProvider,
+  template: HeaderTemplate,
+  keys: TrafficKeys,
+  counter: bigint,
+  timestamp: number,
+  plaintext: Uint8Array,
+  maxFrameSize: number,
+): Uint8Array {
+  const bodyLength = plaintext.length + TAG_LENGTH;
+  const frameLength = template.length + bodyLength + MAC_LENGTH;
+  if (frameLength > maxFrameSize) {
+    throw new EnvelopeError('E_FRAME_SIZE', `envelope: a ${plaintext.length}-byte plaintext makes a ${frameLength}-byte frame, over the ${maxFrameSize}-byte maximum`, {
+      plaintextLength: plaintext.length,
+      maxFrameSize,
+    });
+  }
+  const frame = template.allocate(counter, timestamp, bodyLength);
+  const header = frame.subarray(0, template.length);
+  frame.set(provider.chacha20poly1305.seal(keys.enc, chachaNonce(counter), plaintext, header), template.length);
+  const body = frame.subarray(template.length, template.length + bodyLength);
+  const counterBytes = frame.subarray(template.counterOffset, template.counterOffset + 8);
+  frame.set(provider.hmacSha256(keys.mac, [header, body, counterBytes]), template.length + bodyLength);
+  return frame;
+}
+
+/** Skew check: the second check, after shape and size. */
+export function checkTimestamp(view: FrameView, now: number, skewMs: number): Rejection | undefined {
+  const where = { sender: view.sender, sessionId: view.sessionIdHex };
+  if (view.timestamp < now - skewMs) return reject('E_STALE', `timestamp ${view.timestamp} is more than ${skewMs} ms before now (${now})`, where);
+  if (view.timestamp > now + skewMs) return reject('E_FUTURE', `timestamp ${view.timestamp} is more than ${skewMs} ms after now (${now})`, where);
+  return undefined;
+}
+
+/**
+ * The cryptographic checks of a data frame, in order: mac (constant-time compare), AEAD,
+ * then the replay window (only an authentic frame may move the window).
+ */
+export function openData(provider: CryptoProvider, view: FrameView, keys: TrafficKeys, window: ReplayWindow): Uint8Array | Rejection {
+  const where = { sender: view.sender, sessionId: view.sessionIdHex };
+  const expected = provider.hmacSha256(keys.mac, [view.header, view.body, view.counterBytes]);
+  if (!provider.equal(expected, view.mac)) return reject('E_MAC', 'frame mac does not verify', where);
+  let plaintext: Uint8Array;
+  try {
+    plaintext = provider.chacha20poly1305.open(keys.enc, chachaNonce(view.counter), view.body, view.header);
+  } catch {
+    return reject('E_AEAD', 'ciphertext tag does not verify', where);
+  }
+  const verdict = window.observe(view.counter);
+  switch (verdict) {
+    case 'fresh':
+      return plaintext;
+    case 'duplicate':
+      return reject('E_REPLAY', `counter ${view.counter} already accepted`, where, true);
+    case 'too-old':
+      return reject('E_REPLAY', `counter ${view.counter} is older than the replay window`, where);
+    default: {
+      const unreachable: never = verdict;
+      throw new Error(`unhandled replay verdict ${String(unreachable)}`);
+    }
+  }
+}
+
+export function opened(view: FrameView, plaintext: Uint8Array): OpenResult {
+  return {
+    ok: true,
+    mode: view.mode,
+    plaintext,
+    sender: view.sender,
+    recipient: view.recipient,
+    sessionId: view.sessionIdHex,
+    counter: view.counter,
+    timestamp: view.timestamp,
+  };
+}
