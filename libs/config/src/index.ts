@@ -3,7 +3,6 @@ export { configEntries, type ConfigEntry } from './entries.js';
 export { ConfigError } from './errors.js';
 export { redactUrl } from './display.js';
 export {
-  configEnvVars,
   type BulwarkConfig,
   type ConfigKey,
   type CryptoProvider,

@@ -195,6 +195,13 @@ describe('loadConfig rejects bad environment values', () => {
     expect(err.message).toBe('SYMBIONT_LOG_LEVEL="info\\nwarn" is not allowed; expected one of: info, fatal, error, warn, debug, trace, silent');
   });
 
+  it('rejects a variable misspelt from a known one, and leaves other SYMBIONT_* variables alone', () => {
+    const err = configError(() => loadConfig({ env: { SYMBIONT_AUDIT_RETENTION_DAY: '3650', SYMBIONT_ROOT_PUBLIC_KEY: 'x' }, cwd: dir }));
+    expect(err.message).toBe('SYMBIONT_AUDIT_RETENTION_DAY is not a known variable; did you mean SYMBIONT_AUDIT_RETENTION_DAYS?');
+    expect(err.problems).toHaveLength(1);
+    expect(loadConfig({ env: { SYMBIONT_ROOT_PUBLIC_KEY: 'x', SYMBIONT_KEY_STORE_PATH: '/k' }, cwd: dir }).config.security.hsm_enabled).toBe(false);
+  });
+
   it('requires an HSM config path when the HSM key store is chosen', () => {
     const err = configError(() => loadConfig({ env: { SYMBIONT_KEY_STORE_TYPE: 'hsm' }, cwd: dir }));
     expect(err.message).toBe(

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError } from './errors.js';
 import { readConfigFile } from './file.js';
 import { showValue } from './display.js';
+import { closest } from './suggest.js';
 import { settingEntries, type BulwarkConfig, type ConfigKey, type SettingEntry } from './settings.js';
 
 /** Where a value came from: its default, the TOML file at a path, or an environment variable. */
@@ -55,6 +56,22 @@ function fromEnv({ setting }: SettingEntry, env: Readonly<Record<string, string 
   return { value: setting.kind === 'path' ? resolve(cwd, parsed.data as string) : parsed.data, source: `env:${binding.name}` };
 }
 
+const knownEnvVars = ['SYMBIONT_CONFIG', ...settingEntries.flatMap(({ setting }) => (setting.env ? [setting.env.name] : []))];
+
+/**
+ * A variable one or two letters away from a known one (`SYMBIONT_AUDIT_RETENTION_DAY`) is
+ * almost surely a typo that would otherwise leave a security setting at a value the
+ * operator did not choose. Other SYMBIONT_* variables are left alone: other components
+ * may read them.
+ */
+function checkMisspeltVariables(env: Readonly<Record<string, string | undefined>>, problems: string[]): void {
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('SYMBIONT_') || knownEnvVars.includes(name)) continue;
+    const meant = closest(name, knownEnvVars, 2);
+    if (meant !== undefined) problems.push(`${name} is not a known variable; did you mean ${meant}?`);
+  }
+}
+
 /** Checks between values: each names both keys and where the offending value came from. */
 function crossCheck(config: BulwarkConfig, sources: Record<ConfigKey, ConfigSource>, problems: string[]): void {
   if (config.security.hsm_enabled && config.security.hsm_config_path === undefined) {
@@ -93,6 +110,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     (sections[entry.section] ??= {})[entry.name] = resolved.value;
     sources[entry.key] = resolved.source;
   }
+  checkMisspeltVariables(env, problems);
   const config = Object.freeze(Object.fromEntries(Object.entries(sections).map(([name, values]) => [name, Object.freeze(values)]))) as BulwarkConfig;
 
   crossCheck(config, sources, problems);

@@ -183,6 +183,3 @@ export const settingEntries: readonly SettingEntry[] = Object.entries(settings).
     setting: setting as Setting<unknown>,
   })),
 );
-
-/** The environment variables this package reads, besides SYMBIONT_CONFIG. */
-export const configEnvVars: readonly string[] = settingEntries.flatMap(({ setting }) => (setting.env ? [setting.env.name] : []));

@@ -12,10 +12,13 @@ function distance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
-/** The known name a misspelt one most likely meant, if any is within a third of its length. */
-export function closest(name: string, known: readonly string[]): string | undefined {
+/**
+ * The known name a misspelt one most likely meant: the nearest within `maxDistance` edits
+ * (by default a third of its length, at least 2).
+ */
+export function closest(name: string, known: readonly string[], maxDistance = Math.max(2, Math.floor(name.length / 3))): string | undefined {
   let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
+  let bestDistance = maxDistance + 1;
   for (const candidate of known) {
     const d = distance(name.toLowerCase(), candidate.toLowerCase());
     if (d < bestDistance) {
