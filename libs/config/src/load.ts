@@ -9,9 +9,11 @@ import { settingEntries, type BulwarkConfig, type ConfigKey, type SettingEntry }
 /** Where a value came from: its default, the TOML file at a path, or an environment variable. */
 export type ConfigSource = 'default' | `file:${string}` | `env:${string}`;
 
+type Env = Readonly<Record<string, string | undefined>>;
+
 export interface LoadConfigOptions {
   /** Environment to read `SYMBIONT_*`, `NATS_URL`, `DATABASE_URL` from; defaults to `process.env`. */
-  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly env?: Env;
   /** The TOML file to read; it must exist. Overrides `SYMBIONT_CONFIG` and `./bulwark.toml`. */
   readonly configPath?: string;
   /** Directory that relative paths (and the default `./bulwark.toml`) are resolved against. */
@@ -29,7 +31,7 @@ export interface LoadedConfig {
 const DEFAULT_FILE = 'bulwark.toml';
 
 /** The file named by the caller or SYMBIONT_CONFIG (which must exist), else `./bulwark.toml` if present. */
-function locateFile(options: LoadConfigOptions, env: LoadConfigOptions['env'] & object, cwd: string): string | undefined {
+function locateFile(options: LoadConfigOptions, env: Env, cwd: string): string | undefined {
   if (options.configPath !== undefined) return resolve(cwd, options.configPath);
   const named = env.SYMBIONT_CONFIG;
   if (named !== undefined && named !== '') return resolve(cwd, named);
@@ -42,7 +44,7 @@ interface Resolved {
   readonly source: ConfigSource;
 }
 
-function fromEnv({ setting }: SettingEntry, env: Readonly<Record<string, string | undefined>>, cwd: string, problems: string[]): Resolved | undefined {
+function fromEnv({ setting }: SettingEntry, env: Env, cwd: string, problems: string[]): Resolved | undefined {
   const binding = setting.env;
   const raw = binding === undefined ? undefined : env[binding.name];
   // An empty variable counts as unset, as docker-compose writes `${VAR}` for an unset VAR.
@@ -64,7 +66,7 @@ const knownEnvVars = ['SYMBIONT_CONFIG', ...settingEntries.flatMap(({ setting })
  * operator did not choose. Other SYMBIONT_* variables are left alone: other components
  * may read them.
  */
-function checkMisspeltVariables(env: Readonly<Record<string, string | undefined>>, problems: string[]): void {
+function checkMisspeltVariables(env: Env, problems: string[]): void {
   for (const name of Object.keys(env)) {
     if (!name.startsWith('SYMBIONT_') || knownEnvVars.includes(name)) continue;
     const meant = closest(name, knownEnvVars, 2);
