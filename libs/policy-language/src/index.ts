@@ -35,3 +35,4 @@ export {
   type RuleRef,
 } from './decision.js';
 export { DecisionCache, type DecisionCacheOptions } from './cache.js';
+export { parsePolicyTestFile, checkExpectation, type PolicyTestFile, type PolicyTestCase, type Expectation } from './test-file.js';
