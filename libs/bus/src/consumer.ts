@@ -5,7 +5,7 @@ import { describe } from './connect.js';
 import { BusConfigError } from './errors.js';
 import { headersCarrier, Headers } from './headers.js';
 import type { FrameMeta, Opened, Rejected, StreamOpener } from './internal/frames.js';
-import { tracePropagation } from './internal/trace.js';
+import { injectTrace, runInExtractedTrace } from './internal/trace.js';
 import { outOfNamespace } from './namespace.js';
 import type { RejectionReporter } from './rejections.js';
 import { assertToken, type StreamKey } from './subjects.js';
@@ -174,7 +174,7 @@ export async function startConsumer(
           deliveryCount: msg.info.deliveryCount,
         };
         try {
-          await tracePropagation().runExtracted(carrier, () => handler(delivery));
+          await runInExtractedTrace(carrier, () => handler(delivery));
         } catch {
           m.failures += 1;
           if (msg.info.deliveryCount >= s.maxDeliver) {

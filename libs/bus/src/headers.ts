@@ -1,4 +1,5 @@
 import type { MsgHdrs } from '@nats-io/nats-core';
+import type { HeaderCarrier } from '@bulwark/telemetry';
 
 /** Header names the bus sets. Only routing, dedupe and trace context travel in clear. */
 export const Headers = {
@@ -7,12 +8,6 @@ export const Headers = {
   /** `handshake` or `request`: how a command's responder should read the frame. */
   kind: 'Bulwark-Kind',
 } as const;
-
-/** The `{get,set}` carrier W3C trace-context propagators read and write. */
-export interface HeaderCarrier {
-  get(key: string): string | undefined;
-  set(key: string, value: string): void;
-}
 
 /**
  * Adapts NATS message headers to a trace-context carrier. NATS returns "" for a

@@ -4,7 +4,7 @@ import { describe } from './connect.js';
 import { BusPublishError, BusUsageError } from './errors.js';
 import { headersCarrier } from './headers.js';
 import type { StreamSealer } from './internal/frames.js';
-import { tracePropagation } from './internal/trace.js';
+import { injectTrace, runInExtractedTrace } from './internal/trace.js';
 import type { StreamKey } from './subjects.js';
 
 export interface PublishAck {
@@ -34,7 +34,7 @@ export async function publishSealed(
   const stream = bus.streamName(args.expectStream);
   const frame = await sealer.seal(args.plaintext);
   const carrier = headersCarrier(natsHeaders());
-  tracePropagation().inject(carrier);
+  injectTrace(carrier);
   try {
     const ack = await bus.js.publish(subject, frame, {
       msgID: args.msgId,

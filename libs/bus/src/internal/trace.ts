@@ -1,23 +1,12 @@
-import type { HeaderCarrier } from '../headers.js';
+import { context } from '@opentelemetry/api';
+import { extractTraceContext, injectTraceContext, type HeaderCarrier } from '@bulwark/telemetry';
 
-/**
- * Trace-context propagation as the bus uses it: write the current context into outgoing
- * headers, and run a handler inside the context read from incoming headers.
- */
-export interface TracePropagation {
-  inject(carrier: HeaderCarrier): void;
-  runExtracted<T>(carrier: HeaderCarrier, fn: () => T): T;
+/** Writes the active trace context (W3C `traceparent`/`tracestate`) into outgoing headers. */
+export function injectTrace(carrier: HeaderCarrier): void {
+  injectTraceContext(carrier);
 }
 
-let propagation: TracePropagation = {
-  inject: () => undefined,
-  runExtracted: (_carrier, fn) => fn(),
-};
-
-export function tracePropagation(): TracePropagation {
-  return propagation;
-}
-
-export function setTracePropagation(p: TracePropagation): void {
-  propagation = p;
+/** Runs `fn` with the trace context of incoming headers as its active context. */
+export function runInExtractedTrace<T>(carrier: HeaderCarrier, fn: () => T): T {
+  return context.with(extractTraceContext(carrier), fn);
 }

@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { RequestError, TimeoutError, type Msg } from '@nats-io/nats-core';
+import type { Bus } from './connect.js';
+import { describe } from './connect.js';
+import { BusRequestError, BusTimeoutError, BusUnavailableError } from './errors.js';
+import { headersCarrier } from './headers.js';
+import type { InitiatorSession, SessionInitiator } from './internal/frames.js';
+import { decodeInstance, decodeReply, encodeRequest, REQUEST_ID_LENGTH } from './internal/rpc-wire.js';
+import { injectTrace } from './internal/trace.js';
+import type { RejectionReporter } from './rejections.js';
+import { kindHeaders } from './rpc-server.js';
+import { assertToken, directSubject, type CommandSubject, type ServiceName } from './subjects.js';
+
+export interface RequestOptions {
+  /** How long to wait for the answer (default 2000 ms); a late answer is an error. */
+  readonly timeoutMs?: number;
+  /**
+   * True when running the request twice has the effect of running it once (a read, an
+   * evaluation). Only then does a timeout lead to a retry on a fresh session: a timeout
+   * leaves unknown whether the instance processed the request before it went silent.
+   * A request that was never delivered (no responders) is retried whatever this says.
+   */
+  readonly idempotent?: boolean;
+}
+
+interface Affinity {
+  readonly session: InitiatorSession;
+  readonly instanceId: string;
+}
+
+interface AffinityEntry {
+  readonly promise: Promise<Affinity>;
+  resolved?: Affinity;
+}
+
+export interface CommandClientOptions {
+  /** Builds a Noise IK initiator towards the service's principal (its static key from the directory). */
+  readonly initiatorFor: (service: ServiceName) => SessionInitiator;
+  /** Receives reply frames that fail an envelope check. */
+  readonly rejections: RejectionReporter;
+}
+
+/**
+ * Calls services' commands over encrypted sessions with instance affinity. The first call
+ * to a service does a handshake through its queue group; the instance that answers holds
+ * the session, and later calls go to its direct subject. When that instance is gone the
+ * client handshakes again through the queue group and retries once (see `idempotent`).
+ * Every failure is a typed error: a caller at an enforcement point turns it into a deny.
+ */
+export class CommandClient {
+  readonly #bus: Bus;
+  readonly #opts: CommandClientOptions;
+  readonly #affinity = new Map<ServiceName, AffinityEntry>();
+
+  constructor(bus: Bus, options: CommandClientOptions) {
+    this.#bus = bus;
+    this.#opts = options;
+  }
+
+  /** The instance currently holding this client's session with `service`, if any. */
+  async instanceOf(service: ServiceName): Promise<string | undefined> {
+    const entry = this.#affinity.get(service);
+    return entry === undefined ? undefined : (await entry.promise.catch(() => undefined))?.instanceId;
+  }
+
+  async request(subject: CommandSubject, body: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
+    const service = serviceOf(subject);
+    const timeoutMs = options.timeoutMs ?? 2000;
+    const affinity = await this.#affinityFor(service, subject, timeoutMs);
+    try {
+      return await this.#send(subject, affinity, body, timeoutMs);
+    } catch (e) {
+      const undelivered = e instanceof BusUnavailableError;
+      const retry = undelivered || (e instanceof BusTimeoutError && options.idempotent === true);
+      if (e instanceof BusUnavailableError || e instanceof BusTimeoutError) this.#forget(service, affinity);
+      if (!retry) throw e;
+      const fresh = await this.#affinityFor(service, subject, timeoutMs);
+      return this.#send(subject, fresh, body, timeoutMs);
+    }
+  }
+
+  /** Drops every session (e.g. after a key rotation); the next call handshakes again. */
+  reset(): void {
+    this.#affinity.clear();
+  }
+
+  #forget(service: ServiceName, stale: Affinity): void {
+    // Only drop the session that failed: a concurrent call may already have replaced it.
+    if (this.#affinity.get(service)?.resolved === stale) this.#affinity.delete(service);
+  }
+
+  #affinityFor(service: ServiceName, subject: CommandSubject, timeoutMs: number): Promise<Affinity> {
+    const cached = this.#affinity.get(service);
+    if (cached !== undefined) return cached.promise;
+    const entry: AffinityEntry = { promise: this.#handshake(service, subject, timeoutMs) };
+    this.#affinity.set(service, entry);
+    entry.promise.then(
+      (a) => {
+        entry.resolved = a;
+      },
+      () => {
+        // A failed handshake is not cached: the next call tries again.
+        if (this.#affinity.get(service) === entry) this.#affinity.delete(service);
+      },
+    );
+    return entry.promise;
+  }
+
+  async #handshake(service: ServiceName, subject: CommandSubject, timeoutMs: number): Promise<Affinity> {
+    const initiator = this.#opts.initiatorFor(service);
+    const { message, finish } = await initiator.begin();
+    const target = this.#bus.subject(subject);
+    const reply = await this.#roundTrip(target, message, 'handshake', timeoutMs, `handshake with ${service}`);
+    const done = await finish(reply.data);
+    if (done.kind === 'rejected') {
+      this.#opts.rejections.report({ reason: done.reason, sender: done.sender, subject });
+      throw new BusRequestError('E_BUS_HANDSHAKE', `handshake with ${service} on ${target} failed: ${done.reason}`, { service, subject, reason: done.reason });
+    }
+    const instanceId = decodeInstance(done.payload);
+    if (instanceId === undefined) {
+      throw new BusRequestError('E_BUS_HANDSHAKE', `handshake with ${service} on ${target} carried no instance id`, { service, subject });
+    }
+    assertToken(instanceId, 'instance id');
+    return { session: done.session, instanceId };
+  }
+
+  async #send(subject: CommandSubject, affinity: Affinity, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    const requestId = randomBytes(REQUEST_ID_LENGTH);
+    const frame = await affinity.session.seal(encodeRequest(requestId, body));
+    const target = this.#bus.subject(directSubject(affinity.instanceId, subject));
+    const reply = await this.#roundTrip(target, frame, 'request', timeoutMs, `${subject} on instance ${affinity.instanceId}`);
+    const opened = await affinity.session.open(reply.data);
+    if (opened.kind !== 'accepted') {
+      const reason = opened.kind === 'duplicate' ? 'E_REPLAY' : opened.reason;
+      const sender = opened.kind === 'duplicate' ? opened.meta.sender : opened.sender;
+      this.#opts.rejections.report({ reason, sender, subject });
+      throw new BusRequestError('E_BUS_REPLY_REJECTED', `reply to ${subject} from instance ${affinity.instanceId} failed its check: ${reason}`, { subject, reason });
+    }
+    opened.commit();
+    const decoded = decodeReply(opened.plaintext, requestId, `${subject} on instance ${affinity.instanceId}`);
+    if (!decoded.ok) {
+      throw new BusRequestError(decoded.code, `${subject} failed remotely: ${decoded.message}`, { subject, remoteCode: decoded.code });
+    }
+    return decoded.body;
+  }
+
+  async #roundTrip(target: string, data: Uint8Array, kind: 'handshake' | 'request', timeoutMs: number, what: string): Promise<Msg> {
+    const carrier = headersCarrier(kindHeaders(kind));
+    injectTrace(carrier);
+    try {
+      return await this.#bus.nc.request(target, data, { timeout: timeoutMs, headers: carrier.headers()! });
+    } catch (cause) {
+      if (cause instanceof RequestError && cause.isNoResponders()) {
+        throw new BusUnavailableError('E_BUS_NO_RESPONDERS', `no responder for ${what} on ${target} (${this.#bus.url})`, { target }, { cause });
+      }
+      if (cause instanceof TimeoutError || (cause instanceof RequestError && cause.cause instanceof TimeoutError)) {
+        throw new BusTimeoutError('E_BUS_TIMEOUT', `no answer for ${what} on ${target} within ${timeoutMs} ms`, { target, timeoutMs }, { cause });
+      }
+      throw new BusRequestError('E_BUS_REQUEST', `request for ${what} on ${target} failed: ${describe(cause)}`, { target }, { cause });
+    }
+  }
+}
+
+function serviceOf(subject: CommandSubject): ServiceName {
+  return subject.split('.')[1] as ServiceName;
+}

@@ -1,0 +1,169 @@
+import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/nats-core';
+import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
+import { isBulwarkError } from '@bulwark/errors';
+import type { Bus } from './connect.js';
+import { BusUsageError } from './errors.js';
+import { headersCarrier, Headers } from './headers.js';
+import type { SessionResponder } from './internal/frames.js';
+import { decodeRequest, encodeInstance, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
+import { runInExtractedTrace } from './internal/trace.js';
+import { outOfNamespace } from './namespace.js';
+import { checkReadiness, type Readiness } from './readiness.js';
+import type { RejectionReporter } from './rejections.js';
+import { Commands, DIRECT_SUBJECT_ROOT, type CommandSubject, type ServiceName } from './subjects.js';
+
+/** One decrypted request, as a command handler sees it. */
+export interface CommandRequest {
+  readonly subject: CommandSubject;
+  readonly body: Uint8Array;
+  /** The authenticated initiator (from the Noise IK handshake). */
+  readonly peer: string;
+  readonly sessionId: string;
+}
+
+/** Returns the reply body; a throw becomes an error reply (`code` of a BulwarkError, else E_INTERNAL). */
+export type CommandHandler = (request: CommandRequest) => Promise<Uint8Array>;
+
+export interface ServeCommandsOptions {
+  readonly service: ServiceName;
+  readonly version: string;
+  readonly description?: string;
+  readonly handlers: { readonly [S in CommandSubject]?: CommandHandler };
+  readonly responder: SessionResponder;
+  readonly rejections: RejectionReporter;
+}
+
+export interface CommandServer {
+  /** This instance's id: the micro-service id, and the token of its direct subject. */
+  readonly instanceId: string;
+  /** The micro-service name answered on `$SRV.PING|INFO|STATS.<name>`: `bulwark-<service>`. */
+  readonly serviceName: string;
+  readiness(): Promise<Readiness>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Registers the service with the NATS micro-services framework and answers its commands:
+ *
+ * - Handshakes arrive on each command subject, in the queue group `bulwark-<service>`, so
+ *   any one instance answers; its reply carries its instance id inside the encrypted
+ *   handshake payload.
+ * - Requests of an established session arrive on `bulwark.direct.<instance id>.<command>`,
+ *   which only this instance listens on (it alone holds the session's keys).
+ *
+ * A frame that fails an envelope check (or a replayed request) is dropped without an
+ * answer, counted and reported; the handler never sees it, and the caller's request times
+ * out (which it turns into a deny).
+ */
+export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Promise<CommandServer> {
+  const own = Object.values(Commands[options.service]) as CommandSubject[];
+  for (const subject of Object.keys(options.handlers)) {
+    if (!own.includes(subject as CommandSubject)) {
+      throw new BusUsageError('E_BUS_HANDLER', `handler for ${subject} does not belong to service ${options.service}`, { subject, service: options.service });
+    }
+  }
+  const serviceName = `bulwark-${options.service}`;
+  // Queue names may not hold dots; subjects already separate namespaces.
+  const queue = serviceName;
+  // @nats-io/services 3.0.0-25 is typed against nats-core 3.0.0-50; at run time it uses
+  // only the connection's public subscribe/publish API, which 3.4 keeps.
+  const svcm = new Svcm(bus.nc as unknown as ConstructorParameters<typeof Svcm>[0]);
+  let stopped = false;
+  const service: Service = await svcm.add({
+    name: serviceName,
+    version: options.version,
+    description: options.description ?? `Bulwark ${options.service} service`,
+    queue,
+    metadata: { namespace: bus.namespace.subjectPrefix },
+    statsHandler: async () => checkReadiness(bus),
+  });
+  const instanceId = service.info().id;
+  const directPrefix = bus.subject(`${DIRECT_SUBJECT_ROOT}.${instanceId}.`);
+
+  const reject = (reason: string, sender: string | undefined, msg: Msg) =>
+    options.rejections.report({ reason, sender, subject: outOfNamespace(bus.namespace, msg.subject) });
+
+  const onHandshake = async (msg: Msg): Promise<void> => {
+    if (readKind(msg) !== 'handshake') return reject('E_BUS_KIND', undefined, msg);
+    const result = await options.responder.accept(msg.data, encodeInstance(instanceId)).catch(() => ({ kind: 'rejected' as const, reason: 'E_HANDSHAKE', sender: undefined }));
+    if (result.kind === 'rejected') return reject(result.reason, result.sender, msg);
+    msg.respond(result.reply);
+  };
+
+  const onRequest = async (msg: Msg): Promise<void> => {
+    if (readKind(msg) !== 'request') return reject('E_BUS_KIND', undefined, msg);
+    const command = `bulwark.${msg.subject.slice(directPrefix.length)}` as CommandSubject;
+    const opened = await options.responder.open(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_OPEN_FAILED', sender: undefined }));
+    switch (opened.kind) {
+      case 'rejected':
+        return reject(opened.reason, opened.sender, msg);
+      case 'duplicate':
+        // Requests are never redelivered by the bus: a repeated counter is a replay.
+        return reject('E_REPLAY', opened.meta.sender, msg);
+      case 'accepted':
+        break;
+      default: {
+        const never: never = opened;
+        throw new Error(`unhandled open outcome ${String(never)}`);
+      }
+    }
+    opened.commit();
+    const request = decodeRequest(opened.plaintext);
+    if (request === undefined) return reject('E_BUS_REQUEST_SHAPE', opened.meta.sender, msg);
+    const handler = options.handlers[command];
+    let reply: ReplyBody;
+    if (handler === undefined) {
+      reply = { ok: false, code: 'E_BUS_NO_HANDLER', message: `${options.service} has no handler for ${command}` };
+    } else {
+      try {
+        const body = await runInExtractedTrace(headersCarrier(msg.headers), () =>
+          handler({ subject: command, body: request.body, peer: opened.meta.sender, sessionId: opened.meta.sessionId }),
+        );
+        reply = { ok: true, body };
+      } catch (e) {
+        reply = isBulwarkError(e) ? { ok: false, code: e.code, message: e.message } : { ok: false, code: 'E_INTERNAL', message: `${command} failed in ${options.service}` };
+      }
+    }
+    if (stopped) return;
+    msg.respond(await options.responder.seal(opened.meta.sessionId, encodeReply(request.requestId, reply)));
+  };
+
+  // Errors from the handlers above are already turned into replies or drops; anything
+  // left (a closed connection) has nobody to answer.
+  const guard = (fn: (m: Msg) => Promise<void>) => (err: Error | null, msg: ServiceMsg) => {
+    if (err === null) void fn(msg as unknown as Msg).catch(() => undefined);
+  };
+  for (const subject of own) {
+    if (options.handlers[subject] === undefined) continue;
+    service.addEndpoint(subject.slice('bulwark.'.length).replaceAll('.', '_'), { subject: bus.subject(subject), handler: guard(onHandshake) });
+  }
+  service.addEndpoint('direct', { subject: `${directPrefix}>`, queue: instanceId, handler: guard(onRequest) });
+  await (bus.nc as NatsConnection).flush();
+
+  let stopping: Promise<void> | undefined;
+  const server: CommandServer = {
+    instanceId,
+    serviceName,
+    readiness: () => checkReadiness(bus),
+    stop() {
+      stopping ??= (async () => {
+        stopped = true;
+        untrack();
+        await service.stop().catch(() => undefined);
+      })();
+      return stopping;
+    },
+  };
+  const untrack = bus.track(server);
+  return server;
+}
+
+function readKind(msg: Msg): string | undefined {
+  return headersCarrier(msg.headers).get(Headers.kind);
+}
+
+export function kindHeaders(kind: 'handshake' | 'request') {
+  const h = natsHeaders();
+  h.set(Headers.kind, kind);
+  return h;
+}
