@@ -11,6 +11,9 @@ import { deepEqual, describeValue, typeOfValue } from './values.js';
  */
 export const FAILED: unique symbol = Symbol('policy-evaluation-failed');
 
+/** Quantifier iterations one evaluation may take, over all its rules. */
+export const QUANTIFIER_STEP_BUDGET = 100_000;
+
 export type Context = Readonly<Record<string, unknown>>;
 /** Lambda parameters by slot; one array per policy set, reused by every evaluation. */
 export type Slots = unknown[];
@@ -20,6 +23,11 @@ export type Closure = (context: Context, slots: Slots) => unknown;
 export class ErrorSink {
   kind: EvalErrorKind = 'internal';
   detail = '';
+  /**
+   * Quantifier steps left in this evaluation. Nested `any`/`all` over request lists multiply;
+   * past the budget the expression fails (and so denies) instead of running on.
+   */
+  steps = QUANTIFIER_STEP_BUDGET;
 
   fail(kind: EvalErrorKind, detail: string): typeof FAILED {
     this.kind = kind;
@@ -44,12 +52,21 @@ export function compileCondition(expression: ExprAst, compiler: ExpressionCompil
 }
 
 function asBoolean(inner: Closure, expression: ExprAst, sink: ErrorSink, role: string): Closure {
-  const text = printExpression(expression);
+  const text = lazyText(expression);
   return (context, slots) => {
     const value = inner(context, slots);
     if (value === true || value === false || value === FAILED) return value;
-    return sink.fail('type_mismatch', `${role} ${text} is ${describeValue(value)}, not a boolean`);
+    return sink.fail('type_mismatch', `${role} ${text()} is ${describeValue(value)}, not a boolean`);
   };
+}
+
+/**
+ * Error messages quote the expression, but printing every subtree at compile time costs
+ * quadratic time in the nesting depth: print only when an error is reported.
+ */
+function lazyText(expression: ExprAst): () => string {
+  let text: string | null = null;
+  return () => (text ??= printExpression(expression));
 }
 
 function compileValue(e: ExprAst, compiler: ExpressionCompiler, scope: readonly string[]): Closure {
@@ -106,16 +123,17 @@ function compileAccess(e: ExprAst & { kind: 'name' | 'member' }, compiler: Expre
     base = base.object;
   }
   const sink = compiler.sink;
-  const prefixes = path.map((_, i) => (i === 0 ? printPathBase(base) : `${printPathBase(base)}.${path.slice(0, i).join('.')}`));
-  const missing = path.map((_, i) => `missing attribute ${prefixes[i]}.${path[i]}`);
+  const root = base.kind === 'name' ? base.name : null;
+  const baseText = lazyText(base);
+  const prefix = (i: number): string => `${root ?? `(${baseText()})`}${i === 0 ? '' : `.${path.slice(0, i).join('.')}`}`;
   const walk = (start: unknown): unknown => {
     let value = start;
     for (let i = 0; i < path.length; i++) {
       const key = path[i] as string;
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        return sink.fail('type_mismatch', `${prefixes[i]} is ${describeValue(value)}, not an object with attribute ${key}`);
+        return sink.fail('type_mismatch', `${prefix(i)} is ${describeValue(value)}, not an object with attribute ${key}`);
       }
-      if (!Object.hasOwn(value, key)) return sink.fail('missing_attribute', missing[i] as string);
+      if (!Object.hasOwn(value, key)) return sink.fail('missing_attribute', `missing attribute ${prefix(i)}.${key}`);
       value = (value as Record<string, unknown>)[key];
     }
     return value;
@@ -137,15 +155,11 @@ function compileAccess(e: ExprAst & { kind: 'name' | 'member' }, compiler: Expre
   };
 }
 
-function printPathBase(base: ExprAst): string {
-  return base.kind === 'name' ? base.name : `(${printExpression(base)})`;
-}
-
 function compileContains(e: ExprAst & { kind: 'contains' }, compiler: ExpressionCompiler, scope: readonly string[]): Closure {
   const object = compileValue(e.object, compiler, scope);
   const argument = compileValue(e.argument, compiler, scope);
   const sink = compiler.sink;
-  const text = printExpression(e);
+  const text = lazyText(e);
   return (context, slots) => {
     const haystack = object(context, slots);
     if (haystack === FAILED) return FAILED;
@@ -154,18 +168,18 @@ function compileContains(e: ExprAst & { kind: 'contains' }, compiler: Expression
     const needleType = typeOfValue(needle);
     if (typeof haystack === 'string') {
       if (typeof needle === 'string') return haystack.includes(needle);
-      return sink.fail('type_mismatch', `${text}: a string can only contain a string, not ${describeValue(needle)}`);
+      return sink.fail('type_mismatch', `${text()}: a string can only contain a string, not ${describeValue(needle)}`);
     }
     if (!Array.isArray(haystack)) {
-      return sink.fail('type_mismatch', `${text}: contains needs a list or a string, not ${describeValue(haystack)}`);
+      return sink.fail('type_mismatch', `${text()}: contains needs a list or a string, not ${describeValue(haystack)}`);
     }
-    if (needleType === 'unsupported') return sink.fail('type_mismatch', `${text}: cannot look for ${describeValue(needle)}`);
+    if (needleType === 'unsupported') return sink.fail('type_mismatch', `${text()}: cannot look for ${describeValue(needle)}`);
     // Every element must have the needle's type: `[123].contains("123")` is an error, not a
     // quiet false that a `!` would turn into an allow.
     let found = false;
     for (const item of haystack) {
       if (typeOfValue(item) !== needleType) {
-        return sink.fail('type_mismatch', `${text}: the list holds ${describeValue(item)}, the needle is ${describeValue(needle)}`);
+        return sink.fail('type_mismatch', `${text()}: the list holds ${describeValue(item)}, the needle is ${describeValue(needle)}`);
       }
       if (!found && deepEqual(item, needle)) found = true;
     }
@@ -192,7 +206,7 @@ function compileBinary(e: ExprAst & { kind: 'binary' }, compiler: ExpressionComp
   }
   const left = compileValue(e.left, compiler, scope);
   const right = compileValue(e.right, compiler, scope);
-  const text = printExpression(e);
+  const text = lazyText(e);
   if (e.operator === '==' || e.operator === '!=') {
     const negate = e.operator === '!=';
     return (context, slots) => {
@@ -204,7 +218,7 @@ function compileBinary(e: ExprAst & { kind: 'binary' }, compiler: ExpressionComp
       const type = typeOfValue(a);
       // Values of different types are an error, not unequal: otherwise `!=` would allow on a typo'd type.
       if (type !== typeOfValue(b) || type === 'unsupported') {
-        return sink.fail('type_mismatch', `${text}: cannot compare ${describeValue(a)} with ${describeValue(b)}`);
+        return sink.fail('type_mismatch', `${text()}: cannot compare ${describeValue(a)} with ${describeValue(b)}`);
       }
       return deepEqual(a, b) !== negate;
     };
@@ -226,11 +240,11 @@ function compileBinary(e: ExprAst & { kind: 'binary' }, compiler: ExpressionComp
       const y = levels.get(b);
       if (x === undefined || y === undefined) {
         const bad = x === undefined ? a : b;
-        return sink.fail('not_a_level', `${text}: ${JSON.stringify(bad)} is not a classification level (${levelOrder})`);
+        return sink.fail('not_a_level', `${text()}: ${JSON.stringify(bad)} is not a classification level (${levelOrder})`);
       }
       return holds(x < y ? -1 : x > y ? 1 : 0);
     }
-    return sink.fail('type_mismatch', `${text}: cannot order ${describeValue(a)} and ${describeValue(b)}`);
+    return sink.fail('type_mismatch', `${text()}: cannot order ${describeValue(a)} and ${describeValue(b)}`);
   };
 }
 
@@ -260,13 +274,16 @@ function compileQuantifier(e: ExprAst & { kind: 'quantifier' }, compiler: Expres
   compiler.slotCount = Math.max(compiler.slotCount, slot + 1);
   const sink = compiler.sink;
   const body = asBoolean(compileValue(e.body, compiler, [...scope, e.parameter]), e.body, sink, `body of ${e.quantifier}`);
-  const text = printExpression(e.list);
+  const text = lazyText(e.list);
   // any: stops at the first true (empty list: false); all: stops at the first false (empty list: true).
   const stopAt = e.quantifier === 'any';
   return (context, slots) => {
     const items = list(context, slots);
     if (items === FAILED) return FAILED;
-    if (!Array.isArray(items)) return sink.fail('type_mismatch', `${e.quantifier}(${text}, ...) needs a list, not ${describeValue(items)}`);
+    if (!Array.isArray(items)) return sink.fail('type_mismatch', `${e.quantifier}(${text()}, ...) needs a list, not ${describeValue(items)}`);
+    if ((sink.steps -= items.length) < 0) {
+      return sink.fail('limit_exceeded', `${e.quantifier}(${text()}, ...) exceeds the budget of ${QUANTIFIER_STEP_BUDGET} quantifier steps per evaluation`);
+    }
     for (const item of items) {
       slots[slot] = item;
       const value = body(context, slots);

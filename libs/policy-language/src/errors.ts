@@ -35,7 +35,7 @@ export class PolicyParseError extends BulwarkError {
 }
 
 /** Why a condition or requirement could not be evaluated against a request. */
-export type EvalErrorKind = 'missing_attribute' | 'type_mismatch' | 'not_a_level' | 'invalid_request' | 'internal';
+export type EvalErrorKind = 'missing_attribute' | 'type_mismatch' | 'not_a_level' | 'limit_exceeded' | 'internal';
 
 /**
  * A rule that could not be evaluated. Never thrown out of `evaluate`: it is reported in

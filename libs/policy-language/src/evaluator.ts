@@ -1,4 +1,4 @@
-import { FAILED, type Context, type ErrorSink, type Slots } from './compile-expression.js';
+import { FAILED, QUANTIFIER_STEP_BUDGET, type Context, type ErrorSink, type Slots } from './compile-expression.js';
 import type { CompiledRules } from './compile.js';
 import type { AllowRule, AuditRule, CompiledPolicy, DenyRule, ForRule, UnmetRequirement } from './compiled.js';
 import type { Condition, Decision, DenyDecision, RuleRef } from './decision.js';
@@ -54,6 +54,7 @@ export class Evaluator {
     this.scan = byScan;
     this.diagnostics = null;
     this.audited = null;
+    this.sink.steps = QUANTIFIER_STEP_BUDGET;
     try {
       const problem = this.readRequest(input);
       if (problem !== null) return this.finish(this.deny(`invalid request: ${problem}`, null));

@@ -36,3 +36,5 @@ export {
 } from './decision.js';
 export { DecisionCache, type DecisionCacheOptions } from './cache.js';
 export { parsePolicyTestFile, checkExpectation, type PolicyTestFile, type PolicyTestCase, type Expectation } from './test-file.js';
+export { createPolicyFuzzer, type PolicyFuzzer } from './fuzz.js';
+export { runPolicyFuzz, type FuzzReport } from './fuzz-runner.js';
