@@ -1,0 +1,24 @@
+export { LedgerError, isLedgerError, type LedgerErrorCode } from './errors.js';
+export { AuditLedger, migrateLedger, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
+export { verifyLedger, type VerifyOptions, type VerifyProblem, type VerifyReport } from './verify.js';
+export { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
+export { MERKLE_HASH_LENGTH, emptyRoot, leafHash, nodeHash, type Hasher } from './merkle/hash.js';
+export { CompactRange, type NodeId, type TreeNode } from './merkle/compact-range.js';
+export { MemoryMerkleTree } from './merkle/memory-tree.js';
+export { consistencyPlan, inclusionPlan, verifyConsistency, verifyInclusion } from './merkle/proofs.js';
+export {
+  ED25519_SIGNATURE_TYPE,
+  computeKeyId,
+  formatSignerKey,
+  formatVerifierKey,
+  keyIdHex,
+  parseSignerKey,
+  parseVerifierKey,
+  signerKey,
+  verifierKey,
+  type SignerKey,
+  type VerifierKey,
+} from './note/keys.js';
+export { MAX_NOTE_SIGNATURES, addSignatures, formatNote, openNote, parseNote, signNote, signText, type Note, type NoteSignature, type OpenedNote } from './note/signed-note.js';
+export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenCheckpointOptions, type OpenedCheckpoint } from './note/checkpoint.js';
+export { Witness, cosignCheckpoint, type Cosigned, type WitnessConfig } from './witness.js';

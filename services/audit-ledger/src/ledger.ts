@@ -1,0 +1,293 @@
+/**
+ * The ledger (DESIGN §4): appends batches of events to the hash chain, the Merkle tree
+ * and (every N events) a signed checkpoint, all in one PostgreSQL transaction; serves
+ * inclusion and consistency proofs; records witness cosignatures.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { CryptoProvider } from '@bulwark/crypto';
+import { migrateToLatest, type MigrationReport } from '@bulwark/store';
+import { canonicalDetails, sealEvent, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import { LedgerError } from './errors.js';
+import { CompactRange, foldRight, type NodeId, type TreeNode } from './merkle/compact-range.js';
+import { leafHash } from './merkle/hash.js';
+import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/proofs.js';
+import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpoint.js';
+import { type SignerKey, type VerifierKey } from './note/keys.js';
+import { addSignatures, openNote, parseNote } from './note/signed-note.js';
+import { bytes, joinEdge, ledgerEventOfRow, nodeKey, splitEdge, toNumber } from './store/rows.js';
+import { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
+
+export type LedgerDb = Kysely<LedgerDatabase>;
+
+export interface LedgerOptions {
+  readonly crypto: CryptoProvider;
+  /** The log's name, the first line of every checkpoint (e.g. `bulwark.example/audit`). */
+  readonly origin: string;
+  /** The ledger's Ed25519 key: signs every event_hash and every checkpoint. Its name should be the origin. */
+  readonly signer: SignerKey;
+  /** Sign a checkpoint when an append crosses a multiple of this many events (default 1000; 0: never automatically). */
+  readonly checkpointEvery?: number;
+}
+
+export interface StoredCheckpoint extends Checkpoint {
+  /** The signed note, with any cosignatures. */
+  readonly note: string;
+}
+
+export interface AppendResult {
+  /** The events this call added, in order, sealed. */
+  readonly appended: readonly LedgerEvent[];
+  /** Event ids already in the ledger (or repeated within the batch): not appended again. */
+  readonly duplicates: readonly string[];
+  readonly size: number;
+  /** The checkpoint this append signed, if it crossed a checkpoint boundary. */
+  readonly checkpoint?: StoredCheckpoint;
+}
+
+export interface LedgerHead {
+  readonly size: number;
+  /** event_hash of the last event (32 zero bytes when empty). */
+  readonly headHash: Uint8Array;
+  readonly rootHash: Uint8Array;
+}
+
+export interface InclusionProof {
+  readonly seq: number;
+  readonly treeSize: number;
+  /** SHA-256(0x00 || event_hash). */
+  readonly leafHash: Uint8Array;
+  readonly proof: readonly Uint8Array[];
+}
+
+/** Inserts are chunked below PostgreSQL's 65,535 bind parameters (9 per event row). */
+const INSERT_CHUNK = 1000;
+
+export async function migrateLedger(db: LedgerDb): Promise<MigrationReport> {
+  return migrateToLatest(db, LEDGER_MIGRATIONS);
+}
+
+export class AuditLedger {
+  readonly #db: LedgerDb;
+  readonly #crypto: CryptoProvider;
+  readonly #origin: string;
+  readonly #signer: SignerKey;
+  readonly #checkpointEvery: number;
+
+  constructor(db: LedgerDb, options: LedgerOptions) {
+    const every = options.checkpointEvery ?? 1000;
+    if (!Number.isSafeInteger(every) || every < 0) throw new LedgerError('E_LEDGER', `checkpointEvery ${every} is not a non-negative integer`);
+    if (options.origin.length === 0 || options.origin.includes('\n')) throw new LedgerError('E_LEDGER', 'origin must be one non-empty line');
+    this.#db = db;
+    this.#crypto = options.crypto;
+    this.#origin = options.origin;
+    this.#signer = options.signer;
+    this.#checkpointEvery = every;
+  }
+
+  get origin(): string {
+    return this.#origin;
+  }
+
+  /** The key that verifies this ledger's events and checkpoints. */
+  get verifierKey(): VerifierKey {
+    const { name, keyId, publicKey } = this.#signer;
+    return { name, keyId, publicKey };
+  }
+
+  /**
+   * Validates, seals and stores `events` in one transaction. An event id already stored
+   * (or repeated in the batch) is skipped without using a seq. Bad input throws an
+   * InputError before the database is touched; any failure rolls the whole batch back.
+   */
+  async append(events: readonly (AuditEvent | unknown)[]): Promise<AppendResult> {
+    const valid = events.map((event) => validateEvent(event));
+    return this.#db.transaction().execute(async (trx) => {
+      const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
+      const size = toNumber(head.size, 'ledger_head.size');
+      const range = new CompactRange(this.#crypto, size, splitEdge(bytes(head.edge)));
+
+      const ids = [...new Set(valid.map((e) => e.eventId))];
+      const stored = new Set<string>();
+      for (let at = 0; at < ids.length; at += INSERT_CHUNK) {
+        const rows = await trx.selectFrom('events').select('event_id').where('event_id', 'in', ids.slice(at, at + INSERT_CHUNK)).execute();
+        for (const row of rows) stored.add(row.event_id);
+      }
+      const duplicates: string[] = [];
+      const fresh: AuditEvent[] = [];
+      const seen = new Set<string>();
+      for (const event of valid) {
+        if (stored.has(event.eventId) || seen.has(event.eventId)) duplicates.push(event.eventId);
+        else fresh.push(event);
+        seen.add(event.eventId);
+      }
+      if (fresh.length === 0) return { appended: [], duplicates, size };
+
+      let previous = bytes(head.head_hash);
+      const appended: LedgerEvent[] = [];
+      const nodes: TreeNode[] = [];
+      for (const event of fresh) {
+        const sealed = sealEvent(this.#crypto, this.#signer.secretKey, event, size + appended.length, previous);
+        appended.push(sealed);
+        nodes.push(...range.append(leafHash(this.#crypto, sealed.eventHash)));
+        previous = sealed.eventHash;
+      }
+
+      for (let at = 0; at < appended.length; at += INSERT_CHUNK) {
+        const chunk = appended.slice(at, at + INSERT_CHUNK);
+        const inserted = await trx
+          .insertInto('events')
+          .values(
+            chunk.map((e) => ({
+              seq: e.seq,
+              event_id: e.eventId,
+              timestamp_ms: e.timestamp,
+              agent_id: e.agentId,
+              event_type: e.eventType,
+              details: canonicalDetails(e.details, e.eventId),
+              previous_hash: e.previousHash,
+              event_hash: e.eventHash,
+              signature: e.signature,
+            })),
+          )
+          .onConflict((oc) => oc.column('event_id').doNothing())
+          .returning('seq')
+          .execute();
+        // Under the head lock no one else can have inserted these ids; a conflict here means the
+        // table changed behind the lock, and a gap in seq must never be committed.
+        if (inserted.length !== chunk.length) {
+          throw new LedgerError('E_LEDGER', `append: ${chunk.length - inserted.length} event ids appeared during the transaction; batch rolled back`);
+        }
+      }
+      for (let at = 0; at < nodes.length; at += INSERT_CHUNK * 3) {
+        await trx
+          .insertInto('tree_nodes')
+          .values(nodes.slice(at, at + INSERT_CHUNK * 3).map((n) => ({ level: n.level, idx: n.index, hash: n.hash })))
+          .execute();
+      }
+      const newSize = range.size;
+      await trx.updateTable('ledger_head').set({ size: newSize, head_hash: previous, edge: joinEdge(range.edge) }).execute();
+
+      let checkpoint: StoredCheckpoint | undefined;
+      if (this.#checkpointEvery > 0 && Math.floor(newSize / this.#checkpointEvery) > Math.floor(size / this.#checkpointEvery)) {
+        checkpoint = await this.#storeCheckpoint(trx, newSize, range.root());
+      }
+      return checkpoint === undefined ? { appended, duplicates, size: newSize } : { appended, duplicates, size: newSize, checkpoint };
+    });
+  }
+
+  async head(): Promise<LedgerHead> {
+    const head = await this.#db.selectFrom('ledger_head').selectAll().executeTakeFirstOrThrow();
+    return {
+      size: toNumber(head.size, 'ledger_head.size'),
+      headHash: bytes(head.head_hash),
+      rootHash: foldRight(this.#crypto, splitEdge(bytes(head.edge))),
+    };
+  }
+
+  /** Signs a checkpoint of the current tree (or returns the one already stored at this size). */
+  async checkpoint(): Promise<StoredCheckpoint> {
+    return this.#db.transaction().execute(async (trx) => {
+      const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
+      const size = toNumber(head.size, 'ledger_head.size');
+      const existing = await this.#checkpointRow(trx, size);
+      return existing ?? this.#storeCheckpoint(trx, size, foldRight(this.#crypto, splitEdge(bytes(head.edge))));
+    });
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const row = await this.#db.selectFrom('checkpoints').selectAll().orderBy('tree_size', 'desc').limit(1).executeTakeFirst();
+    return row === undefined ? undefined : checkpointOfRow(row);
+  }
+
+  async checkpointAt(size: number): Promise<StoredCheckpoint | undefined> {
+    return this.#checkpointRow(this.#db, size);
+  }
+
+  /**
+   * Adds a witness's cosignature to the stored checkpoint of the same text. The witness
+   * key must be known to the caller; its signature is verified before it is stored.
+   */
+  async addCosignature(cosignedNote: string, witnessKey: VerifierKey): Promise<StoredCheckpoint> {
+    const opened = openNote(this.#crypto, cosignedNote, [witnessKey]);
+    const line = opened.verified[0]!;
+    const { size } = parseCheckpoint(opened.text);
+    return this.#db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('checkpoints').selectAll().where('tree_size', '=', BigInt(size)).forUpdate().executeTakeFirst();
+      if (row === undefined || parseNote(row.note).text !== opened.text) {
+        throw new LedgerError('E_LEDGER', `cosignature: no stored checkpoint of size ${size} with this text`, { witness: witnessKey.name, size });
+      }
+      const already = parseNote(row.note).signatures.some((s) => s.name === line.name && s.keyId === line.keyId);
+      if (already) return checkpointOfRow(row);
+      const note = addSignatures(row.note, [line]);
+      await trx.updateTable('checkpoints').set({ note }).where('tree_size', '=', row.tree_size).execute();
+      return checkpointOfRow({ ...row, note });
+    });
+  }
+
+  /** The root hash the tree had at `size` (computed from stored nodes). */
+  async rootAt(size: number): Promise<Uint8Array> {
+    await this.#checkTreeSize(size);
+    const [root] = await resolvePlan(this.#crypto, rootPlan(size), this.#readNodes);
+    return root!;
+  }
+
+  async inclusionProof(seq: number, treeSize?: number): Promise<InclusionProof> {
+    const size = treeSize ?? (await this.head()).size;
+    await this.#checkTreeSize(size);
+    const row = await this.#db.selectFrom('events').select('event_hash').where('seq', '=', BigInt(seq)).executeTakeFirst();
+    if (row === undefined) throw new LedgerError('E_PROOF', `inclusion proof: no event at seq ${seq}`, { seq });
+    const proof = await resolvePlan(this.#crypto, inclusionPlan(seq, size), this.#readNodes);
+    return { seq, treeSize: size, leafHash: leafHash(this.#crypto, bytes(row.event_hash)), proof };
+  }
+
+  async consistencyProof(size1: number, size2?: number): Promise<Uint8Array[]> {
+    const to = size2 ?? (await this.head()).size;
+    await this.#checkTreeSize(to);
+    return resolvePlan(this.#crypto, consistencyPlan(size1, to), this.#readNodes);
+  }
+
+  /** Events from `fromSeq` on, in seq order, at most `limit`. */
+  async events(fromSeq: number, limit: number): Promise<LedgerEvent[]> {
+    const rows = await this.#db.selectFrom('events').selectAll().where('seq', '>=', BigInt(fromSeq)).orderBy('seq').limit(limit).execute();
+    return rows.map(ledgerEventOfRow);
+  }
+
+  async #checkTreeSize(size: number): Promise<void> {
+    const { size: current } = await this.head();
+    if (!Number.isSafeInteger(size) || size < 0 || size > current) {
+      throw new LedgerError('E_PROOF', `tree size ${size} is not between 0 and the current size ${current}`, { size, current });
+    }
+  }
+
+  readonly #readNodes = async (ids: readonly NodeId[]): Promise<Uint8Array[]> => {
+    const rows = await this.#db
+      .selectFrom('tree_nodes')
+      .select(['level', 'idx', 'hash'])
+      .where((eb) => eb.or(ids.map((id) => eb.and([eb('level', '=', id.level), eb('idx', '=', BigInt(id.index))]))))
+      .execute();
+    const found = new Map(rows.map((r) => [nodeKey({ level: r.level, index: toNumber(r.idx, 'tree_nodes.idx') }), bytes(r.hash)]));
+    return ids.map((id) => {
+      const hash = found.get(nodeKey(id));
+      if (hash === undefined) throw new LedgerError('E_LEDGER', `tree node level ${id.level} index ${id.index} is missing from tree_nodes`, { ...id });
+      return hash;
+    });
+  };
+
+  async #storeCheckpoint(trx: Transaction<LedgerDatabase>, size: number, rootHash: Uint8Array): Promise<StoredCheckpoint> {
+    const checkpoint: Checkpoint = { origin: this.#origin, size, rootHash, extensions: [] };
+    const note = signCheckpoint(this.#crypto, checkpoint, [this.#signer]);
+    await trx.insertInto('checkpoints').values({ tree_size: size, root_hash: rootHash, note }).onConflict((oc) => oc.column('tree_size').doNothing()).execute();
+    const stored = await this.#checkpointRow(trx, size);
+    return stored!;
+  }
+
+  async #checkpointRow(db: LedgerDb | Transaction<LedgerDatabase>, size: number): Promise<StoredCheckpoint | undefined> {
+    const row = await db.selectFrom('checkpoints').selectAll().where('tree_size', '=', BigInt(size)).executeTakeFirst();
+    return row === undefined ? undefined : checkpointOfRow(row);
+  }
+
+}
+
+function checkpointOfRow(row: { note: string }): StoredCheckpoint {
+  return { ...parseCheckpoint(parseNote(row.note).text), note: row.note };
+}

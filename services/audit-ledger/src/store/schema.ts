@@ -1,0 +1,106 @@
+/**
+ * The ledger's tables in its own PostgreSQL schema (DESIGN §4).
+ *
+ * - events: one row per appended event, exactly the hashed fields plus the chain fields.
+ *   `details` is the RFC 8785 text that was hashed (cast to jsonb to query it), so the
+ *   hash can be recomputed from the row byte for byte.
+ * - tree_nodes: every complete perfect subtree of the Merkle tree, (level, idx) → hash;
+ *   about one row per event; proofs read O(log n) of them.
+ * - ledger_head: one row, the state an append continues from: size, the last
+ *   event_hash, and the compact range (right edge) as concatenated 32-byte hashes. An
+ *   append locks it (select ... for update), so appends are serialised across instances.
+ * - checkpoints: signed tree heads (C2SP notes, cosignatures added to the note).
+ */
+import { sql, type ColumnType, type Kysely } from 'kysely';
+import type { Migrations } from '@bulwark/store';
+
+type Int8 = ColumnType<bigint, number | bigint, number | bigint>;
+
+export interface EventsTable {
+  seq: Int8;
+  event_id: string;
+  timestamp_ms: Int8;
+  agent_id: string;
+  event_type: string;
+  details: string;
+  previous_hash: Uint8Array;
+  event_hash: Uint8Array;
+  signature: Uint8Array;
+}
+
+export interface TreeNodesTable {
+  level: number;
+  idx: Int8;
+  hash: Uint8Array;
+}
+
+export interface LedgerHeadTable {
+  id: ColumnType<boolean, boolean | undefined, never>;
+  size: Int8;
+  head_hash: Uint8Array;
+  edge: Uint8Array;
+}
+
+export interface CheckpointsTable {
+  tree_size: Int8;
+  root_hash: Uint8Array;
+  note: string;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+export interface LedgerDatabase {
+  events: EventsTable;
+  tree_nodes: TreeNodesTable;
+  ledger_head: LedgerHeadTable;
+  checkpoints: CheckpointsTable;
+}
+
+export const LEDGER_MIGRATIONS: Migrations = {
+  '0001_ledger': {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations run before the typed schema exists
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('events')
+        .addColumn('seq', 'bigint', (c) => c.primaryKey().check(sql`seq >= 0`))
+        // Unique: a redelivered event id is a no-op (DESIGN §4, exactly-once append).
+        .addColumn('event_id', 'uuid', (c) => c.notNull().unique())
+        .addColumn('timestamp_ms', 'bigint', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('event_type', 'text', (c) => c.notNull())
+        .addColumn('details', 'text', (c) => c.notNull())
+        .addColumn('previous_hash', 'bytea', (c) => c.notNull())
+        .addColumn('event_hash', 'bytea', (c) => c.notNull())
+        .addColumn('signature', 'bytea', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('tree_nodes')
+        .addColumn('level', 'smallint', (c) => c.notNull().check(sql`level >= 0 and level < 64`))
+        .addColumn('idx', 'bigint', (c) => c.notNull().check(sql`idx >= 0`))
+        .addColumn('hash', 'bytea', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tree_nodes_pk', ['level', 'idx'])
+        .execute();
+      await db.schema
+        .createTable('ledger_head')
+        .addColumn('id', 'boolean', (c) => c.primaryKey().defaultTo(true).check(sql`id`))
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('head_hash', 'bytea', (c) => c.notNull())
+        .addColumn('edge', 'bytea', (c) => c.notNull())
+        .execute();
+      await db
+        .insertInto('ledger_head')
+        .values({ id: true, size: 0, head_hash: new Uint8Array(32), edge: new Uint8Array(0) })
+        .execute();
+      await db.schema
+        .createTable('checkpoints')
+        .addColumn('tree_size', 'bigint', (c) => c.primaryKey().check(sql`tree_size >= 0`))
+        .addColumn('root_hash', 'bytea', (c) => c.notNull())
+        .addColumn('note', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+    },
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see up
+    async down(db: Kysely<any>): Promise<void> {
+      for (const table of ['checkpoints', 'ledger_head', 'tree_nodes', 'events']) await db.schema.dropTable(table).execute();
+    },
+  },
+};

@@ -1,0 +1,224 @@
+/**
+ * `verify` (DESIGN §4, seed S4.2 verify_integrity): recomputes every event hash, chain
+ * link and signature, rebuilds the Merkle tree and compares it with every stored node,
+ * stored checkpoint, held checkpoint and the head row, and reports the FIRST problem in
+ * sequence order. It streams the events table in keyset pages (`seq >= next order by
+ * seq limit page`), so memory does not grow with the ledger.
+ *
+ * It reads one snapshot: outside a transaction it opens a read-only REPEATABLE READ one,
+ * so appends during a long verify neither show up as rows beyond the head nor as a gap.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { CryptoProvider } from '@bulwark/crypto';
+import { InputError } from '@bulwark/errors';
+import { GENESIS_PREVIOUS_HASH, computeEventHash } from '@bulwark/events';
+import { isLedgerError } from './errors.js';
+import { CompactRange, type NodeId } from './merkle/compact-range.js';
+import { leafHash } from './merkle/hash.js';
+import { openCheckpoint, type Checkpoint } from './note/checkpoint.js';
+import type { VerifierKey } from './note/keys.js';
+import { bytes, hashedFieldsOfRow, joinEdge, nodeKey, toNumber, type EventRow } from './store/rows.js';
+import type { LedgerDatabase } from './store/schema.js';
+
+export interface VerifyOptions {
+  readonly crypto: CryptoProvider;
+  readonly origin: string;
+  /** The ledger's public key: every event signature and checkpoint must verify with it. */
+  readonly logKey: VerifierKey;
+  /** Signed checkpoints held outside the database (by clients, witnesses, an auditor): they detect truncation and rewrites. */
+  readonly heldCheckpoints?: readonly string[];
+  /** Rows per page (default 2000). */
+  readonly pageSize?: number;
+}
+
+export type VerifyProblem =
+  | 'gap'
+  | 'event_hash mismatch'
+  | 'previous_hash does not link'
+  | 'signature invalid'
+  | 'beyond head'
+  | 'tree node mismatch'
+  | 'checkpoint invalid'
+  | 'checkpoint mismatch'
+  | 'truncated'
+  | 'head mismatch';
+
+export type VerifyReport =
+  | {
+      readonly ok: true;
+      readonly size: number;
+      readonly rootHash: Uint8Array;
+      readonly checkpointsChecked: number;
+      readonly heldCheckpointsChecked: number;
+    }
+  | {
+      readonly ok: false;
+      /** The first bad sequence number, when the problem is one event (or a missing one). */
+      readonly seq?: number;
+      readonly problem: VerifyProblem;
+      /** One line: "seq 1234: event_hash mismatch", "gap: seq 500 missing", ... */
+      readonly message: string;
+    };
+
+type Db = Kysely<LedgerDatabase> | Transaction<LedgerDatabase>;
+
+interface PendingCheckpoint {
+  readonly size: number;
+  readonly source: string;
+  readonly checkpoint?: Checkpoint;
+  /** Why the stored row is not a valid checkpoint (signature, origin, or columns disagreeing with the note). */
+  readonly invalid?: string;
+}
+
+class Failure {
+  constructor(readonly report: Extract<VerifyReport, { ok: false }>) {}
+}
+
+function fail(problem: VerifyProblem, message: string, seq?: number): Failure {
+  return new Failure(seq === undefined ? { ok: false, problem, message } : { ok: false, seq, problem, message });
+}
+
+export async function verifyLedger(db: Db, options: VerifyOptions): Promise<VerifyReport> {
+  if (db.isTransaction) return run(db, options);
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute((trx) => run(trx, options));
+}
+
+async function run(db: Db, options: VerifyOptions): Promise<VerifyReport> {
+  try {
+    return await verifyInSnapshot(db, options);
+  } catch (err) {
+    if (err instanceof Failure) return err.report;
+    throw err;
+  }
+}
+
+function openHeld(options: VerifyOptions): PendingCheckpoint[] {
+  return (options.heldCheckpoints ?? []).map((note, i) => {
+    try {
+      const { checkpoint } = openCheckpoint(options.crypto, note, { origin: options.origin, logKey: options.logKey });
+      return { size: checkpoint.size, source: `held checkpoint ${i + 1} (size ${checkpoint.size})`, checkpoint };
+    } catch (cause) {
+      // A held checkpoint is the verifier's own input: one that does not open is bad usage, not a finding.
+      throw new InputError('E_CHECKPOINT', `held checkpoint ${i + 1} does not verify: ${isLedgerError(cause) ? cause.message : String(cause)}`, { index: i }, { cause });
+    }
+  });
+}
+
+async function storedCheckpoints(db: Db, options: VerifyOptions): Promise<PendingCheckpoint[]> {
+  const rows = await db.selectFrom('checkpoints').select(['tree_size', 'root_hash', 'note']).orderBy('tree_size').execute();
+  return rows.map((row) => {
+    const size = toNumber(row.tree_size, 'checkpoints.tree_size');
+    const source = `stored checkpoint ${size}`;
+    try {
+      const { checkpoint } = openCheckpoint(options.crypto, row.note, { origin: options.origin, logKey: options.logKey });
+      if (checkpoint.size !== size || !options.crypto.equal(checkpoint.rootHash, bytes(row.root_hash))) {
+        return { size, source, invalid: 'its columns disagree with its signed note' };
+      }
+      return { size, source, checkpoint };
+    } catch (cause) {
+      return { size, source, invalid: isLedgerError(cause) ? cause.message : String(cause) };
+    }
+  });
+}
+
+/** Stored nodes completed by leaves [first, last]: node (L, I) is completed by leaf (I+1)·2^L − 1. */
+async function nodesCompletedBy(db: Db, first: number, last: number): Promise<Map<string, Uint8Array>> {
+  const ranges: { level: number; from: number; to: number }[] = [];
+  for (let level = 0; 2 ** level <= last + 1; level++) {
+    const width = 2 ** level;
+    const from = Math.ceil((first + 1) / width) - 1;
+    const to = Math.floor((last + 1) / width) - 1;
+    if (from <= to) ranges.push({ level, from, to });
+  }
+  if (ranges.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('tree_nodes')
+    .select(['level', 'idx', 'hash'])
+    .where((eb) => eb.or(ranges.map((r) => eb.and([eb('level', '=', r.level), eb('idx', '>=', BigInt(r.from)), eb('idx', '<=', BigInt(r.to))]))))
+    .execute();
+  return new Map(rows.map((r) => [nodeKey({ level: r.level, index: toNumber(r.idx, 'tree_nodes.idx') }), bytes(r.hash)]));
+}
+
+function describeNode(id: NodeId): string {
+  const width = 2 ** id.level;
+  return `tree node level ${id.level} index ${id.index} (seq ${id.index * width}..${(id.index + 1) * width - 1})`;
+}
+
+async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyReport> {
+  const { crypto } = options;
+  const pageSize = options.pageSize ?? 2000;
+  const held = openHeld(options);
+  const head = await db.selectFrom('ledger_head').selectAll().executeTakeFirstOrThrow();
+  const headSize = toNumber(head.size, 'ledger_head.size');
+  const stored = await storedCheckpoints(db, options);
+  // Checkpoints are checked when the rebuilt tree reaches their size; sort by size so the first problem in seq order wins.
+  const pending = [...stored, ...held].sort((a, b) => a.size - b.size);
+  let nextCheckpoint = 0;
+
+  const range = new CompactRange(crypto);
+  let previous: Uint8Array = GENESIS_PREVIOUS_HASH;
+
+  const checkCheckpointsAt = (size: number): void => {
+    // Called at every size 0, 1, 2, ... in turn, so each pending checkpoint is met at exactly its size.
+    while (nextCheckpoint < pending.length && pending[nextCheckpoint]!.size <= size) {
+      const cp = pending[nextCheckpoint]!;
+      nextCheckpoint += 1;
+      if (cp.invalid !== undefined) throw fail('checkpoint invalid', `${cp.source}: ${cp.invalid}`);
+      if (!crypto.equal(cp.checkpoint!.rootHash, range.root())) {
+        throw fail('checkpoint mismatch', `${cp.source}: root hash does not match the events (history rewritten after it was signed)`);
+      }
+    }
+  };
+  checkCheckpointsAt(0);
+
+  for (;;) {
+    const next = range.size;
+    const rows: EventRow[] = await db.selectFrom('events').selectAll().where('seq', '>=', BigInt(next)).orderBy('seq').limit(pageSize).execute();
+    if (rows.length === 0) break;
+    const nodes = await nodesCompletedBy(db, next, next + rows.length - 1);
+
+    for (const row of rows) {
+      const seq = range.size;
+      const rowSeq = toNumber(row.seq, 'seq');
+      if (rowSeq !== seq) throw fail('gap', `gap: seq ${seq} missing`, seq);
+
+      let recomputed: Uint8Array | undefined;
+      try {
+        recomputed = computeEventHash(crypto, hashedFieldsOfRow(row));
+      } catch {
+        recomputed = undefined; // a field that cannot even be encoded (wrong hash length, say) is a mismatch
+      }
+      const eventHash = bytes(row.event_hash);
+      if (recomputed === undefined || !crypto.equal(recomputed, eventHash)) throw fail('event_hash mismatch', `seq ${seq}: event_hash mismatch`, seq);
+      if (!crypto.equal(bytes(row.previous_hash), previous)) {
+        throw fail('previous_hash does not link', seq === 0 ? 'seq 0: previous_hash is not the genesis value (32 zero bytes)' : `seq ${seq}: previous_hash does not link to seq ${seq - 1}`, seq);
+      }
+      if (!crypto.ed25519.verify(options.logKey.publicKey, eventHash, bytes(row.signature))) throw fail('signature invalid', `seq ${seq}: signature invalid`, seq);
+      if (seq >= headSize) throw fail('beyond head', `seq ${seq}: beyond the ledger head (size ${headSize}): appended outside the ledger`, seq);
+
+      for (const node of range.append(leafHash(crypto, eventHash))) {
+        const storedHash = nodes.get(nodeKey(node));
+        if (storedHash === undefined || !crypto.equal(storedHash, node.hash)) {
+          throw fail('tree node mismatch', `${describeNode(node)}: ${storedHash === undefined ? 'missing' : 'hash mismatch'}`);
+        }
+      }
+      previous = eventHash;
+      checkCheckpointsAt(range.size);
+    }
+  }
+
+  const count = range.size;
+  const beyond = pending[nextCheckpoint];
+  if (beyond !== undefined) {
+    throw fail('truncated', `truncated: seq ${count} missing: the ledger ends after ${count} events but ${beyond.source} covers ${beyond.size}`, count);
+  }
+  if (count < headSize) throw fail('truncated', `truncated: seq ${count} missing: the ledger ends after ${count} events but its head says ${headSize}`, count);
+  if (!crypto.equal(bytes(head.head_hash), previous) || !crypto.equal(bytes(head.edge), joinEdge(range.edge))) {
+    throw fail('head mismatch', 'ledger_head: head hash or Merkle edge does not match the events');
+  }
+  return { ok: true, size: count, rootHash: range.root(), checkpointsChecked: stored.length, heldCheckpointsChecked: held.length };
+}
