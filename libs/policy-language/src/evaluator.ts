@@ -3,6 +3,7 @@ import type { CompiledRules } from './compile.js';
 import type { AllowRule, AuditRule, CompiledPolicy, DenyRule, ForRule, UnmetRequirement } from './compiled.js';
 import type { Condition, Decision, DenyDecision, RuleRef } from './decision.js';
 import { PolicyEvalError } from './errors.js';
+import { requestProblem } from './request.js';
 import { RuleIndex, type ActionRequest, type Targeted } from './rule-index.js';
 
 const NONE: readonly never[] = Object.freeze([]);
@@ -73,21 +74,13 @@ export class Evaluator {
 
   /** README "Requests": checks the shape and copies the target fields into the scratch request. */
   private readRequest(input: unknown): string | null {
-    if (typeof input !== 'object' || input === null || Array.isArray(input)) return 'a request must be a JSON object';
-    const { action, resource, classes, context } = input as Record<string, unknown>;
-    if (typeof action !== 'string') return 'action must be a string';
-    if (typeof resource !== 'string') return 'resource must be a string';
-    if (classes !== undefined) {
-      if (!Array.isArray(classes)) return 'classes must be a list of strings';
-      for (const name of classes) if (typeof name !== 'string') return 'classes must be a list of strings';
-    }
-    if (context !== undefined && (typeof context !== 'object' || context === null || Array.isArray(context))) {
-      return 'context must be a JSON object';
-    }
+    const problem = requestProblem(input);
+    if (problem !== null) return problem;
+    const { action, resource, classes } = input as { action: string; resource: string; classes?: readonly string[] };
     const request = this.request;
     request.action = action;
     request.resource = resource;
-    request.classes = (classes as readonly string[] | undefined) ?? NONE;
+    request.classes = classes ?? NONE;
     return null;
   }
 

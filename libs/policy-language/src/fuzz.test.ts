@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runPolicyFuzz } from './index.js';
+import { createPolicyFuzzer, parsePolicies, PolicyParseError, printPolicy, runPolicyFuzz } from './index.js';
 
 describe('parser fuzzing', () => {
   it('survives 20,000 generated and mutated inputs without a crash or a hang', () => {
@@ -12,3 +12,33 @@ describe('parser fuzzing', () => {
     expect(report.rejected).toBeGreaterThan(1_000);
   });
 });
+
+describe('printing', () => {
+  it('prints every policy the fuzzer can produce back to text that parses to the same tree', () => {
+    const fuzzer = createPolicyFuzzer(7);
+    let checked = 0;
+    for (let i = 0; i < 2_000; i++) {
+      let parsed;
+      try {
+        parsed = parsePolicies(fuzzer.next());
+      } catch (err) {
+        expect(err).toBeInstanceOf(PolicyParseError);
+        continue;
+      }
+      for (const policy of parsed.policies) {
+        const again = parsePolicies(printPolicy(policy)).policies[0];
+        expect(withoutSpans(again)).toEqual(withoutSpans(policy));
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(200);
+  });
+});
+
+function withoutSpans(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSpans);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).filter(([k]) => k !== 'span').map(([k, v]) => [k, withoutSpans(v)]));
+  }
+  return value;
+}

@@ -38,3 +38,4 @@ export { DecisionCache, type DecisionCacheOptions } from './cache.js';
 export { parsePolicyTestFile, checkExpectation, type PolicyTestFile, type PolicyTestCase, type Expectation } from './test-file.js';
 export { createPolicyFuzzer, type PolicyFuzzer } from './fuzz.js';
 export { runPolicyFuzz, type FuzzReport } from './fuzz-runner.js';
+export { requestProblem, type PolicyRequest } from './request.js';
