@@ -4,7 +4,7 @@ import type { AllowRule, AuditRule, CompiledPolicy, DenyRule, ForRule, UnmetRequ
 import type { Condition, Decision, DenyDecision, RuleRef } from './decision.js';
 import { PolicyEvalError } from './errors.js';
 import { requestProblem } from './request.js';
-import { RuleIndex, type ActionRequest, type Targeted } from './rule-index.js';
+import { RuleIndex, type Targeted } from './rule-index.js';
 
 const NONE: readonly never[] = Object.freeze([]);
 const EMPTY_CONTEXT: Context = Object.freeze({});

@@ -1,5 +1,6 @@
 import type { RegisterCommand } from '../io.js';
 import { registerConfigCommand } from './config.js';
+import { registerPolicyCommand } from './policy.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerConfigCommand];
+export const commands: readonly RegisterCommand[] = [registerConfigCommand, registerPolicyCommand];
