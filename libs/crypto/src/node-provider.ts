@@ -12,6 +12,7 @@ import {
   createPublicKey,
   diffieHellman,
   generateKeyPairSync,
+  hash as oneShotHash,
   hkdfSync,
   randomBytes as nodeRandomBytes,
   sign as nodeSign,
@@ -32,6 +33,16 @@ export interface NodeCryptoProviderOptions {
 }
 
 type OkpCurve = 'Ed25519' | 'X25519';
+
+/**
+ * Results leave as plain Uint8Arrays (Buffer's `slice` shares memory, Uint8Array's copies; a
+ * caller must get one behaviour whichever provider runs). Measured: copying a small Buffer costs
+ * about half as much as wrapping it, since a wrapper must materialise its ArrayBuffer; for large
+ * ones the wrapper wins.
+ */
+function plain(buffer: Buffer): Uint8Array {
+  return buffer.length <= 64 ? new Uint8Array(buffer) : asBytes(buffer);
+}
 
 /*
  * A JWK private key import uses `d` only (OpenSSL derives the public half; node checks only that
@@ -68,7 +79,7 @@ function aeadSeal(cipherName: AeadCipher, name: AeadName, key: Uint8Array, nonce
   if (aad !== undefined) cipher.setAAD(aad);
   const body = cipher.update(plaintext);
   const tail = cipher.final();
-  return asBytes(Buffer.concat([body, tail, cipher.getAuthTag()]));
+  return plain(Buffer.concat([body, tail, cipher.getAuthTag()]));
 }
 
 function aeadOpen(cipherName: AeadCipher, name: AeadName, key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
@@ -82,7 +93,7 @@ function aeadOpen(cipherName: AeadCipher, name: AeadName, key: Uint8Array, nonce
   const body = decipher.update(sealed.subarray(0, tagStart));
   try {
     const tail = decipher.final();
-    return tail.length === 0 ? asBytes(body) : asBytes(Buffer.concat([body, tail]));
+    return plain(tail.length === 0 ? body : Buffer.concat([body, tail]));
   } catch (cause) {
     // OpenSSL decrypts before it checks the tag: wipe the unauthenticated plaintext.
     body.fill(0);
@@ -102,7 +113,7 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
 
     randomBytes(length: number): Uint8Array {
       requireOutputLength(length, 0, MAX_RANDOM_BYTES, 'randomBytes');
-      return asBytes(nodeRandomBytes(length));
+      return plain(nodeRandomBytes(length));
     },
 
     ed25519: {
@@ -118,7 +129,7 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
       },
       sign(secretKey: Uint8Array, message: Uint8Array): Uint8Array {
         requireLength(secretKey, sizes.ed25519SecretKey, 'ed25519 secret key');
-        return asBytes(nodeSign(null, message, edSecret.get(secretKey)));
+        return plain(nodeSign(null, message, edSecret.get(secretKey)));
       },
       verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
         if (!(publicKey instanceof Uint8Array) || publicKey.length !== sizes.ed25519PublicKey) return false;
@@ -148,7 +159,9 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
         requireLength(publicKey, sizes.x25519PublicKey, 'x25519 public key');
         let shared: Uint8Array;
         try {
-          shared = asBytes(diffieHellman({ privateKey: xSecret.get(secretKey), publicKey: xPublic.get(publicKey) }));
+          const output = diffieHellman({ privateKey: xSecret.get(secretKey), publicKey: xPublic.get(publicKey) });
+          shared = new Uint8Array(output);
+          output.fill(0); // the copy is the only one left
         } catch (cause) {
           // OpenSSL refuses to return the all-zero output (RFC 7748 §6.1) with this error.
           if ((cause as { code?: unknown }).code === 'ERR_OSSL_FAILED_DURING_DERIVATION') throw lowOrder(cause);
@@ -170,17 +183,18 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
     },
 
     sha256(data: Uint8Array | readonly Uint8Array[]): Uint8Array {
+      // The one-shot call skips the Hash object: measured ~25% faster for 1 KiB.
+      if (data instanceof Uint8Array) return new Uint8Array(oneShotHash('sha256', data, 'buffer'));
       const hash = createHash('sha256');
-      if (data instanceof Uint8Array) hash.update(data);
-      else for (const part of data) hash.update(part);
-      return asBytes(hash.digest());
+      for (const part of data) hash.update(part);
+      return new Uint8Array(hash.digest());
     },
 
     hmacSha256(key: Uint8Array, data: Uint8Array | readonly Uint8Array[]): Uint8Array {
       const mac = createHmac('sha256', key);
       if (data instanceof Uint8Array) mac.update(data);
       else for (const part of data) mac.update(part);
-      return asBytes(mac.digest());
+      return new Uint8Array(mac.digest());
     },
 
     hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
