@@ -1,5 +1,5 @@
 // Helpers for this package's tests against the real NATS server (NATS_URL).
-import { connectBus, type Bus } from './connect.js';
+import { connectBus, type Bus, natsOf } from './connect.js';
 import { uniqueNamespace, type Namespace } from './namespace.js';
 import { removeNamespaceStreams } from './streams.js';
 
@@ -12,7 +12,7 @@ export async function testBus(name: string, namespace: Namespace = uniqueNamespa
 /** Removes the namespace's streams and closes every bus given. */
 export async function cleanUp(...buses: Bus[]): Promise<void> {
   const first = buses[0];
-  if (first !== undefined && !first.nc.isClosed()) await removeNamespaceStreams(first);
+  if (first !== undefined && !natsOf(first).nc.isClosed()) await removeNamespaceStreams(first);
   await Promise.all(buses.map((b) => b.close()));
 }
 

@@ -20,6 +20,24 @@ export interface ConnectBusOptions {
   connectTimeoutMs?: number;
 }
 
+/** The NATS client objects behind a Bus. */
+export interface RawNats {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+}
+
+// Kept out of the Bus object so that nothing outside this package can reach the raw
+// client and publish a payload that did not go through the envelope.
+const RAW = new WeakMap<Bus, RawNats>();
+
+/** @internal for this package's modules only; not exported from the package. */
+export function natsOf(bus: Bus): RawNats {
+  const raw = RAW.get(bus);
+  if (raw === undefined) throw new Error('bus: not a connected Bus');
+  return raw;
+}
+
 /** Something the bus stops before it drains the connection (a consumer, a service). */
 export interface Stoppable {
   stop(): Promise<void>;
@@ -33,12 +51,6 @@ export class Bus {
   readonly url: string;
   readonly name: string;
   readonly namespace: Namespace;
-  /** @internal the raw connection, for this package's modules only. */
-  readonly nc: NatsConnection;
-  /** @internal */
-  readonly js: JetStreamClient;
-  /** @internal */
-  readonly jsm: JetStreamManager;
   #connected = true;
   #closing: Promise<void> | undefined;
   readonly #stoppables = new Set<Stoppable>();
@@ -48,14 +60,12 @@ export class Bus {
     this.url = init.url;
     this.name = init.name;
     this.namespace = init.namespace;
-    this.nc = init.nc;
-    this.jsm = init.jsm;
-    this.js = jetstream(init.nc);
+    RAW.set(this, { nc: init.nc, jsm: init.jsm, js: jetstream(init.nc) });
     void this.#watchStatus();
   }
 
   async #watchStatus(): Promise<void> {
-    for await (const s of this.nc.status()) {
+    for await (const s of natsOf(this).nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnecting') this.#connected = false;
       else if (s.type === 'reconnect') this.#connected = true;
     }
@@ -63,7 +73,7 @@ export class Bus {
 
   /** True while the connection is up (false while reconnecting and after close). */
   isConnected(): boolean {
-    return this.#connected && !this.nc.isClosed() && !this.nc.isDraining();
+    return this.#connected && !natsOf(this).nc.isClosed() && !natsOf(this).nc.isDraining();
   }
 
   /** The subject as it travels in this bus's namespace. */
@@ -95,13 +105,13 @@ export class Bus {
   async #close(): Promise<void> {
     const stops = [...this.#stoppables].map((s) => s.stop().catch(() => undefined));
     await Promise.all(stops);
-    if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+    if (!natsOf(this).nc.isClosed()) await natsOf(this).nc.drain().catch(() => natsOf(this).nc.close());
     this.#connected = false;
   }
 
   /** Resolves when the connection is closed for good (by close() or by giving up reconnecting). */
   async closed(): Promise<void> {
-    await this.nc.closed();
+    await natsOf(this).nc.closed();
   }
 }
 

@@ -1,21 +1,33 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { context, trace, TraceFlags } from '@opentelemetry/api';
+import { SealedReceiver, SealedSender } from '@bulwark/envelope';
+import { createTelemetry } from '@bulwark/telemetry';
 import type { Bus } from './connect.js';
-import { ensureConsumer, startConsumer, type Delivery } from './consumer.js';
-import { OpaqueCodec } from './internal/opaque-codec.testing.js';
-import { publishSealed } from './publisher.js';
+import { natsOf } from './connect.js';
+import { ensureConsumer, type Delivery } from './consumer.js';
+import { BusConfigError, BusPublishError, BusUsageError } from './errors.js';
 import { RejectionReporter, type RejectionEvent } from './rejections.js';
+import { createEventPublisher, startStreamConsumer } from './stream-io.js';
 import { DEFAULT_STREAMS, ensureStream } from './streams.js';
+import { Events, LEDGER_PRINCIPAL } from './subjects.js';
 import { cleanUp, eventually, testBus } from './bus.testing.js';
-import { BusConfigError, BusPublishError } from './errors.js';
+import { provider, testWorld } from './envelope.testing.js';
 
 const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array) => new TextDecoder().decode(b);
+const reporter = (events: RejectionEvent[] = []) => new RejectionReporter({ reporter: 'svc.test', publish: async (e) => void events.push(e) });
 
-function reporter(events: RejectionEvent[] = []) {
-  return new RejectionReporter({ reporter: 'svc.test', publish: async (e) => void events.push(e) });
+// Stream consumers allow for backlog: frames may be consumed long after they were sealed.
+const STREAM_SKEW_MS = 24 * 60 * 60 * 1000;
+
+function world() {
+  const w = testWorld(['svc.policy', LEDGER_PRINCIPAL]);
+  const sender = () => new SealedSender({ provider, self: w.identity('svc.policy'), directory: w.directory, recipientId: LEDGER_PRINCIPAL });
+  const receiver = () => new SealedReceiver({ provider, self: w.identity(LEDGER_PRINCIPAL), directory: w.directory, skewMs: STREAM_SKEW_MS });
+  return { sender, receiver };
 }
 
-describe('sealed publish and durable consumers', () => {
+describe('sealed events on durable consumers', () => {
   const buses: Bus[] = [];
   afterEach(async () => {
     await cleanUp(...buses.splice(0));
@@ -30,104 +42,111 @@ describe('sealed publish and durable consumers', () => {
 
   it('stores an event once per event id, and the ack says so', async () => {
     const bus = await setUp('pub-dedupe');
-    const sealer = new OpaqueCodec().sealer('svc.policy');
-    const first = await publishSealed(bus, sealer, { subject: 'bulwark.evt.policy.decision', msgId: 'evt-1', plaintext: text('a'), expectStream: 'events' });
-    const again = await publishSealed(bus, sealer, { subject: 'bulwark.evt.policy.decision', msgId: 'evt-1', plaintext: text('a'), expectStream: 'events' });
+    const events = createEventPublisher(bus, world().sender());
+    const secret = text('plaintext-marker-4711');
+    const first = await events.publish({ subject: Events.policy.decision, eventId: 'evt-1', payload: secret });
+    const again = await events.publish({ subject: Events.policy.decision, eventId: 'evt-1', payload: secret });
     expect(first).toMatchObject({ stream: bus.streamName('events'), duplicate: false });
     expect(again).toMatchObject({ seq: first.seq, duplicate: true });
-    const info = await bus.jsm.streams.info(bus.streamName('events'));
+    const info = await natsOf(bus).jsm.streams.info(bus.streamName('events'));
     expect(info.state.messages).toBe(1);
+    const stored = await natsOf(bus).jsm.streams.getMessage(bus.streamName('events'), { seq: first.seq });
+    expect(Buffer.from(stored!.data).includes(Buffer.from(secret))).toBe(false);
   });
 
-  it('fails a publish that no stream persists', async () => {
-    const bus = await setUp('pub-nostream');
-    const sealer = new OpaqueCodec().sealer('svc.policy');
-    const err = await publishSealed(bus, sealer, { subject: 'bulwark.nowhere.x', msgId: 'evt-2', plaintext: text('a'), expectStream: 'events', timeoutMs: 500 }).catch((e: unknown) => e);
+  it('fails a publish that no stream persists, naming the event', async () => {
+    const bus = await testBus('pub-nostream');
+    buses.push(bus);
+    const events = createEventPublisher(bus, world().sender());
+    const err = await events.publish({ subject: Events.policy.decision, eventId: 'evt-2', payload: text('a'), timeoutMs: 500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BusPublishError);
     expect((err as Error).message).toContain('evt-2');
   });
 
+  it('refuses a message id that is not a safe token', async () => {
+    const bus = await setUp('pub-badid');
+    const events = createEventPublisher(bus, world().sender());
+    await expect(events.publish({ subject: Events.policy.decision, eventId: 'a b', payload: text('a') })).rejects.toBeInstanceOf(BusUsageError);
+  });
+
   it('acknowledges after the handler succeeds and naks with backoff when it fails', async () => {
     const bus = await setUp('consume-retry');
-    const codec = new OpaqueCodec();
-    const sealer = codec.sealer('svc.policy');
+    const w = world();
+    const events = createEventPublisher(bus, w.sender());
     const seen: Delivery[] = [];
     let failuresLeft = 2;
-    const consumer = await startConsumer(
+    const consumer = await startStreamConsumer(
       bus,
+      w.receiver(),
       { stream: 'events', durable: 'ledger', retryInitialMs: 50, retryMaxMs: 200 },
-      codec.opener(),
       async (d) => {
         seen.push(d);
         if (str(d.plaintext) === 'flaky' && failuresLeft-- > 0) throw new Error('database down');
       },
       reporter(),
     );
-    await publishSealed(bus, sealer, { subject: 'bulwark.evt.policy.decision', msgId: 'e-ok', plaintext: text('fine'), expectStream: 'events' });
-    await publishSealed(bus, sealer, { subject: 'bulwark.evt.policy.decision', msgId: 'e-flaky', plaintext: text('flaky'), expectStream: 'events' });
+    await events.publish({ subject: Events.policy.decision, eventId: 'e-ok', payload: text('fine') });
+    await events.publish({ subject: Events.policy.decision, eventId: 'e-flaky', payload: text('flaky') });
     await eventually(() => consumer.metrics().processed === 2, 5000, 'both events processed');
 
     const flaky = seen.filter((d) => str(d.plaintext) === 'flaky');
     expect(flaky.map((d) => d.deliveryCount)).toEqual([1, 2, 3]);
-    expect(flaky[0]?.msgId).toBe('e-flaky');
-    expect(flaky[0]?.subject).toBe('bulwark.evt.policy.decision');
-    expect(flaky[0]?.meta.sender).toBe('svc.policy');
-    expect(consumer.metrics()).toMatchObject({ processed: 2, failures: 2, duplicates: 0 });
-
-    const info = await bus.jsm.consumers.info(bus.streamName('events'), 'ledger');
+    expect(flaky[0]).toMatchObject({ msgId: 'e-flaky', subject: Events.policy.decision, meta: { sender: 'svc.policy' } });
+    expect(consumer.metrics()).toMatchObject({ processed: 2, failures: 2, duplicates: 0, rejected: 0 });
+    const info = await natsOf(bus).jsm.consumers.info(bus.streamName('events'), 'ledger');
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_pending).toBe(0);
   });
 
   it('acknowledges a redelivered frame without running the handler twice', async () => {
     const bus = await setUp('consume-dup');
-    const codec = new OpaqueCodec();
-    const sealer = codec.sealer('svc.policy', 'sess-1');
+    const w = world();
     let runs = 0;
-    const consumer = await startConsumer(bus, { stream: 'events', durable: 'ledger' }, codec.opener(), async () => void runs++, reporter());
-    // The same frame stored twice (as a redelivery after a lost ack would present it).
-    const frame = sealer.sealAt(7n, text('x'));
-    await bus.js.publish(bus.subject('bulwark.evt.keys.rotated'), frame, { msgID: 'm-1' });
-    await bus.js.publish(bus.subject('bulwark.evt.keys.rotated'), frame, { msgID: 'm-2' });
+    const consumer = await startStreamConsumer(bus, w.receiver(), { stream: 'events', durable: 'ledger' }, async () => void runs++, reporter());
+    // The same frame stored twice: what a redelivery after a lost ack presents.
+    const frame = w.sender().seal(text('x'));
+    await natsOf(bus).js.publish(bus.subject(Events.keys.rotated), frame, { msgID: 'm-1' });
+    await natsOf(bus).js.publish(bus.subject(Events.keys.rotated), frame, { msgID: 'm-2' });
     await eventually(() => consumer.metrics().duplicates === 1, 5000, 'duplicate recognised');
     expect(runs).toBe(1);
-    expect(consumer.metrics().processed).toBe(1);
+    expect(consumer.metrics()).toMatchObject({ processed: 1, rejected: 0 });
   });
 
   it('drops a tampered frame before the handler, terminates it and reports it', async () => {
     const bus = await setUp('consume-reject');
-    const codec = new OpaqueCodec();
-    const forged = new OpaqueCodec().sealer('agent.mallory');
+    const w = world();
     const events: RejectionEvent[] = [];
     const rej = reporter(events);
     let runs = 0;
-    const consumer = await startConsumer(bus, { stream: 'events', durable: 'ledger', maxDeliver: 3 }, codec.opener(), async () => void runs++, rej);
-    await publishSealed(bus, forged, { subject: 'bulwark.evt.tools.pinned', msgId: 'bad-1', plaintext: text('evil'), expectStream: 'events' });
+    const consumer = await startStreamConsumer(bus, w.receiver(), { stream: 'events', durable: 'ledger', maxDeliver: 3 }, async () => void runs++, rej);
+    const frame = w.sender().seal(text('evil'));
+    frame[frame.length - 1]! ^= 1;
+    await natsOf(bus).js.publish(bus.subject(Events.tools.pinned), frame, { msgID: 'bad-1' });
     await eventually(() => consumer.metrics().rejected === 1, 5000, 'rejection');
     await rej.flush();
     expect(runs).toBe(0);
-    expect(events[0]?.details).toMatchObject({ reason: 'E_MAC', claimed_sender: 'agent.mallory', subject: 'bulwark.evt.tools.pinned' });
-    await eventually(async () => (await bus.jsm.consumers.info(bus.streamName('events'), 'ledger')).num_ack_pending === 0, 3000, 'terminated');
+    expect(events[0]?.details).toMatchObject({ reason: 'E_MAC', claimed_sender: 'svc.policy', subject: Events.tools.pinned });
+    await eventually(async () => (await natsOf(bus).jsm.consumers.info(bus.streamName('events'), 'ledger')).num_ack_pending === 0, 3000, 'terminated');
   });
 
   it('terminates a message whose handler keeps failing after maxDeliver attempts', async () => {
     const bus = await setUp('consume-exhaust');
-    const codec = new OpaqueCodec();
+    const w = world();
     let runs = 0;
-    const consumer = await startConsumer(
+    const consumer = await startStreamConsumer(
       bus,
+      w.receiver(),
       { stream: 'events', durable: 'ledger', maxDeliver: 2, retryInitialMs: 20 },
-      codec.opener(),
       async () => {
         runs++;
         throw new Error('always');
       },
       reporter(),
     );
-    await publishSealed(bus, codec.sealer('svc.x'), { subject: 'bulwark.evt.audit.checkpoint', msgId: 'x-1', plaintext: text('x'), expectStream: 'events' });
+    await createEventPublisher(bus, w.sender()).publish({ subject: Events.audit.checkpoint, eventId: 'x-1', payload: text('x') });
     await eventually(() => consumer.metrics().exhausted === 1, 5000, 'exhausted');
     expect(runs).toBe(2);
-    await eventually(async () => (await bus.jsm.consumers.info(bus.streamName('events'), 'ledger')).num_ack_pending === 0, 3000, 'terminated');
+    await eventually(async () => (await natsOf(bus).jsm.consumers.info(bus.streamName('events'), 'ledger')).num_ack_pending === 0, 3000, 'terminated');
   });
 
   it('sets up a consumer idempotently and refuses a changed filter', async () => {
@@ -141,31 +160,51 @@ describe('sealed publish and durable consumers', () => {
     expect((err as BusConfigError).code).toBe('E_BUS_CONSUMER_CONFLICT');
   });
 
-  it('a second consumer process after a crash sees unacknowledged messages again', async () => {
+  it('redelivers to another process after a crash, which processes it (the ledger dedupes by event id)', async () => {
     const bus = await setUp('consume-crash');
-    const codec = new OpaqueCodec();
-    const sealer = codec.sealer('svc.policy');
+    const w = world();
     let firstRuns = 0;
-    const crashed = await startConsumer(
+    const crashed = await startStreamConsumer(
       bus,
+      w.receiver(),
       { stream: 'events', durable: 'ledger', ackWaitMs: 1_000 },
-      codec.opener(),
       async () => {
         firstRuns++;
         await new Promise(() => undefined); // hangs: the process "dies" before acking
       },
       reporter(),
     );
-    await publishSealed(bus, sealer, { subject: 'bulwark.evt.policy.decision', msgId: 'c-1', plaintext: text('x'), expectStream: 'events' });
+    await createEventPublisher(bus, w.sender()).publish({ subject: Events.policy.decision, eventId: 'c-1', payload: text('x') });
     await eventually(() => firstRuns === 1, 5000, 'first delivery');
     void crashed.stop();
 
     const other = await testBus('consume-crash-2', bus.namespace);
     buses.push(other);
     const seen: Delivery[] = [];
-    const fresh = await startConsumer(other, { stream: 'events', durable: 'ledger', ackWaitMs: 1_000 }, codec.opener(), async (d) => void seen.push(d), reporter());
+    const fresh = await startStreamConsumer(other, w.receiver(), { stream: 'events', durable: 'ledger', ackWaitMs: 1_000 }, async (d) => void seen.push(d), reporter());
     await eventually(() => fresh.metrics().processed === 1, 8000, 'redelivery to the new process');
-    expect(seen[0]?.msgId).toBe('c-1');
-    expect(seen[0]?.deliveryCount).toBe(2);
+    expect(seen[0]).toMatchObject({ msgId: 'c-1', deliveryCount: 2 });
+  });
+
+  it('carries trace context from the publisher to the handler', async () => {
+    createTelemetry({ service: 'bus-test' });
+    const bus = await setUp('consume-trace');
+    const w = world();
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    let seenTraceId: string | undefined;
+    const consumer = await startStreamConsumer(
+      bus,
+      w.receiver(),
+      { stream: 'events', durable: 'ledger' },
+      async () => {
+        seenTraceId = trace.getSpanContext(context.active())?.traceId;
+      },
+      reporter(),
+    );
+    const parent = trace.setSpanContext(context.active(), { traceId, spanId: 'b7ad6b7169203331', traceFlags: TraceFlags.SAMPLED, isRemote: false });
+    const events = createEventPublisher(bus, w.sender());
+    await context.with(parent, () => events.publish({ subject: Events.policy.decision, eventId: 't-1', payload: text('x') }));
+    await eventually(() => consumer.metrics().processed === 1, 5000, 'traced delivery');
+    expect(seenTraceId).toBe(traceId);
   });
 });

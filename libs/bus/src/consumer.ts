@@ -1,11 +1,12 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { Bus } from './connect.js';
+import { natsOf } from './connect.js';
 import { describe } from './connect.js';
 import { BusConfigError } from './errors.js';
 import { headersCarrier, Headers } from './headers.js';
 import type { FrameMeta, Opened, Rejected, StreamOpener } from './internal/frames.js';
-import { injectTrace, runInExtractedTrace } from './internal/trace.js';
+import { runInExtractedTrace } from './internal/trace.js';
 import { outOfNamespace } from './namespace.js';
 import type { RejectionReporter } from './rejections.js';
 import { assertToken, type StreamKey } from './subjects.js';
@@ -84,7 +85,7 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<'cre
   for (let attempt = 0; ; attempt++) {
     let existing: ConsumerConfig | undefined;
     try {
-      existing = (await bus.jsm.consumers.info(stream, spec.durable)).config;
+      existing = (await natsOf(bus).jsm.consumers.info(stream, spec.durable)).config;
     } catch (cause) {
       if (!(cause instanceof JetStreamApiError && cause.code === JetStreamApiCodes.ConsumerNotFound)) {
         throw new BusConfigError('E_BUS_CONSUMER', `cannot read ${where}: ${describe(cause)}`, { stream, durable: spec.durable }, { cause });
@@ -92,7 +93,7 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<'cre
     }
     if (existing === undefined) {
       try {
-        await bus.jsm.consumers.add(stream, desired);
+        await natsOf(bus).jsm.consumers.add(stream, desired);
         return 'created';
       } catch (cause) {
         if (attempt === 0 && cause instanceof JetStreamApiError) continue;
@@ -110,7 +111,7 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<'cre
       return 'unchanged';
     }
     try {
-      await bus.jsm.consumers.update(stream, spec.durable, {
+      await natsOf(bus).jsm.consumers.update(stream, spec.durable, {
         ack_wait: desired.ack_wait!,
         max_deliver: desired.max_deliver!,
         max_ack_pending: desired.max_ack_pending!,
@@ -135,6 +136,7 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<'cre
  *
  * Delivery to handlers is at-least-once across processes: see the README's guarantees.
  */
+/** @internal over any opener port; the public entry is startStreamConsumer. */
 export async function startConsumer(
   bus: Bus,
   spec: ConsumerSpec,
@@ -144,7 +146,7 @@ export async function startConsumer(
 ): Promise<RunningConsumer> {
   await ensureConsumer(bus, spec);
   const s = { ...DEFAULTS, ...spec };
-  const consumer = await bus.js.consumers.get(bus.streamName(spec.stream), spec.durable);
+  const consumer = await natsOf(bus).js.consumers.get(bus.streamName(spec.stream), spec.durable);
   const messages: ConsumerMessages = await consumer.consume({ max_messages: 64, expires: 5_000 });
   const m = { processed: 0, duplicates: 0, rejected: 0, failures: 0, exhausted: 0 };
 
@@ -179,6 +181,7 @@ export async function startConsumer(
           m.failures += 1;
           if (msg.info.deliveryCount >= s.maxDeliver) {
             m.exhausted += 1;
+            opened.abandon();
             msg.term();
           } else {
             msg.nak(Math.min(s.retryMaxMs, s.retryInitialMs * 2 ** (msg.info.deliveryCount - 1)));

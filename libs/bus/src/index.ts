@@ -1,1 +1,47 @@
-export { Bus, connectBus, type ConnectBusOptions } from './connect.js';
+export { Bus, connectBus, type ConnectBusOptions, type Stoppable } from './connect.js';
+export {
+  BusConfigError,
+  BusConnectError,
+  BusPublishError,
+  BusRequestError,
+  BusTimeoutError,
+  BusUnavailableError,
+  BusUsageError,
+} from './errors.js';
+export { ROOT_NAMESPACE, uniqueNamespace, type Namespace } from './namespace.js';
+export {
+  Commands,
+  DIRECT_SUBJECT_ROOT,
+  Events,
+  INCIDENT_SEVERITIES,
+  LEDGER_PRINCIPAL,
+  LEDGER_SUBJECT_ROOT,
+  ServicePrincipals,
+  StreamNames,
+  directSubject,
+  incidentSubject,
+  ledgerSubject,
+  type CommandSubject,
+  type EventSubject,
+  type IncidentSeverity,
+  type ServiceName,
+  type StreamKey,
+} from './subjects.js';
+export { DEFAULT_STREAMS, ensureStream, ensureStreams, missingStreams, removeNamespaceStreams, type StreamOutcome, type StreamSpec } from './streams.js';
+export { ensureConsumer, type ConsumerMetrics, type ConsumerSpec, type Delivery, type DeliveryHandler, type RunningConsumer } from './consumer.js';
+export type { PublishAck } from './publisher.js';
+export {
+  createEventPublisher,
+  createIncidentPublisher,
+  createRejectionReporter,
+  createStreamPublisher,
+  startStreamConsumer,
+  type EventPublisher,
+  type IncidentPublisher,
+  type StreamPublisher,
+} from './stream-io.js';
+export { RejectionReporter, type Rejection, type RejectionEvent, type RejectionMetrics, type RejectionReporterOptions } from './rejections.js';
+export { serveCommands, type CommandHandler, type CommandRequest, type CommandServer, type ServeCommandsOptions } from './rpc-server.js';
+export { CommandClient, type CommandClientOptions, type RequestOptions } from './rpc-client.js';
+export { checkReadiness, type Readiness } from './readiness.js';
+export type { FrameMeta } from './internal/frames.js';

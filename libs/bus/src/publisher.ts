@@ -1,10 +1,11 @@
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import type { Bus } from './connect.js';
+import { natsOf } from './connect.js';
 import { describe } from './connect.js';
 import { BusPublishError, BusUsageError } from './errors.js';
 import { headersCarrier } from './headers.js';
 import type { StreamSealer } from './internal/frames.js';
-import { injectTrace, runInExtractedTrace } from './internal/trace.js';
+import { injectTrace } from './internal/trace.js';
 import type { StreamKey } from './subjects.js';
 
 export interface PublishAck {
@@ -36,7 +37,7 @@ export async function publishSealed(
   const carrier = headersCarrier(natsHeaders());
   injectTrace(carrier);
   try {
-    const ack = await bus.js.publish(subject, frame, {
+    const ack = await natsOf(bus).js.publish(subject, frame, {
       msgID: args.msgId,
       headers: carrier.headers(),
       expect: { streamName: stream },

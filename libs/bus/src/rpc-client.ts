@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { RequestError, TimeoutError, type Msg } from '@nats-io/nats-core';
 import type { Bus } from './connect.js';
+import { natsOf } from './connect.js';
 import { describe } from './connect.js';
 import { BusRequestError, BusTimeoutError, BusUnavailableError } from './errors.js';
 import { headersCarrier } from './headers.js';
+import type { SessionInitiatorOptions } from '@bulwark/envelope';
+import { initiatorPort } from './internal/envelope-ports.js';
 import type { InitiatorSession, SessionInitiator } from './internal/frames.js';
-import { decodeInstance, decodeReply, encodeRequest, REQUEST_ID_LENGTH } from './internal/rpc-wire.js';
+import { decodeReply, encodeRequest, REQUEST_ID_LENGTH } from './internal/rpc-wire.js';
 import { injectTrace } from './internal/trace.js';
 import type { RejectionReporter } from './rejections.js';
 import { kindHeaders } from './rpc-server.js';
-import { assertToken, directSubject, type CommandSubject, type ServiceName } from './subjects.js';
+import { assertToken, directSubject, ServicePrincipals, type CommandSubject, type ServiceName } from './subjects.js';
 
 export interface RequestOptions {
   /** How long to wait for the answer (default 2000 ms); a late answer is an error. */
@@ -34,8 +37,10 @@ interface AffinityEntry {
 }
 
 export interface CommandClientOptions {
-  /** Builds a Noise IK initiator towards the service's principal (its static key from the directory). */
-  readonly initiatorFor: (service: ServiceName) => SessionInitiator;
+  /** This principal's identity for Noise IK; the responder's static key comes from its directory. */
+  readonly sessions: Omit<SessionInitiatorOptions, 'peerId'>;
+  /** The principal id of each service (default {@link ServicePrincipals}). */
+  readonly principalFor?: (service: ServiceName) => string;
   /** Receives reply frames that fail an envelope check. */
   readonly rejections: RejectionReporter;
 }
@@ -49,12 +54,15 @@ export interface CommandClientOptions {
  */
 export class CommandClient {
   readonly #bus: Bus;
-  readonly #opts: CommandClientOptions;
+  readonly #initiatorFor: (service: ServiceName) => SessionInitiator;
+  readonly #rejections: RejectionReporter;
   readonly #affinity = new Map<ServiceName, AffinityEntry>();
 
   constructor(bus: Bus, options: CommandClientOptions) {
     this.#bus = bus;
-    this.#opts = options;
+    this.#rejections = options.rejections;
+    const principalFor = options.principalFor ?? ((service: ServiceName) => ServicePrincipals[service]);
+    this.#initiatorFor = (service) => initiatorPort({ ...options.sessions, peerId: principalFor(service) });
   }
 
   /** The instance currently holding this client's session with `service`, if any. */
@@ -91,7 +99,8 @@ export class CommandClient {
 
   #affinityFor(service: ServiceName, subject: CommandSubject, timeoutMs: number): Promise<Affinity> {
     const cached = this.#affinity.get(service);
-    if (cached !== undefined) return cached.promise;
+    // An expired session (age or counter limit) is replaced before it is used.
+    if (cached !== undefined && cached.resolved?.session.expired !== true) return cached.promise;
     const entry: AffinityEntry = { promise: this.#handshake(service, subject, timeoutMs) };
     this.#affinity.set(service, entry);
     entry.promise.then(
@@ -107,21 +116,18 @@ export class CommandClient {
   }
 
   async #handshake(service: ServiceName, subject: CommandSubject, timeoutMs: number): Promise<Affinity> {
-    const initiator = this.#opts.initiatorFor(service);
+    const initiator = this.#initiatorFor(service);
     const { message, finish } = await initiator.begin();
     const target = this.#bus.subject(subject);
     const reply = await this.#roundTrip(target, message, 'handshake', timeoutMs, `handshake with ${service}`);
     const done = await finish(reply.data);
     if (done.kind === 'rejected') {
-      this.#opts.rejections.report({ reason: done.reason, sender: done.sender, subject });
+      this.#rejections.report({ reason: done.reason, sender: done.sender, subject });
       throw new BusRequestError('E_BUS_HANDSHAKE', `handshake with ${service} on ${target} failed: ${done.reason}`, { service, subject, reason: done.reason });
     }
-    const instanceId = decodeInstance(done.payload);
-    if (instanceId === undefined) {
-      throw new BusRequestError('E_BUS_HANDSHAKE', `handshake with ${service} on ${target} carried no instance id`, { service, subject });
-    }
-    assertToken(instanceId, 'instance id');
-    return { session: done.session, instanceId };
+    // The instance id becomes a subject token: refuse one that could redirect the requests.
+    assertToken(done.instanceId, 'instance id');
+    return { session: done.session, instanceId: done.instanceId };
   }
 
   async #send(subject: CommandSubject, affinity: Affinity, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
@@ -132,8 +138,7 @@ export class CommandClient {
     const opened = await affinity.session.open(reply.data);
     if (opened.kind !== 'accepted') {
       const reason = opened.kind === 'duplicate' ? 'E_REPLAY' : opened.reason;
-      const sender = opened.kind === 'duplicate' ? opened.meta.sender : opened.sender;
-      this.#opts.rejections.report({ reason, sender, subject });
+      this.#rejections.report({ reason, sender: opened.sender, subject });
       throw new BusRequestError('E_BUS_REPLY_REJECTED', `reply to ${subject} from instance ${affinity.instanceId} failed its check: ${reason}`, { subject, reason });
     }
     opened.commit();
@@ -148,7 +153,7 @@ export class CommandClient {
     const carrier = headersCarrier(kindHeaders(kind));
     injectTrace(carrier);
     try {
-      return await this.#bus.nc.request(target, data, { timeout: timeoutMs, headers: carrier.headers()! });
+      return await natsOf(this.#bus).nc.request(target, data, { timeout: timeoutMs, headers: carrier.headers()! });
     } catch (cause) {
       if (cause instanceof RequestError && cause.isNoResponders()) {
         throw new BusUnavailableError('E_BUS_NO_RESPONDERS', `no responder for ${what} on ${target} (${this.#bus.url})`, { target }, { cause });

@@ -2,10 +2,13 @@ import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import { isBulwarkError } from '@bulwark/errors';
 import type { Bus } from './connect.js';
+import { natsOf } from './connect.js';
 import { BusUsageError } from './errors.js';
 import { headersCarrier, Headers } from './headers.js';
-import type { SessionResponder } from './internal/frames.js';
-import { decodeRequest, encodeInstance, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
+import { SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
+import { responderPort } from './internal/envelope-ports.js';
+import type { SessionResponderPort } from './internal/frames.js';
+import { decodeRequest, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
 import { runInExtractedTrace } from './internal/trace.js';
 import { outOfNamespace } from './namespace.js';
 import { checkReadiness, type Readiness } from './readiness.js';
@@ -29,8 +32,11 @@ export interface ServeCommandsOptions {
   readonly version: string;
   readonly description?: string;
   readonly handlers: { readonly [S in CommandSubject]?: CommandHandler };
-  readonly responder: SessionResponder;
+  /** The service's identity for Noise IK sessions; the bus adds this instance's id. */
+  readonly sessions: Omit<SessionResponderOptions, 'instanceId'>;
   readonly rejections: RejectionReporter;
+  /** How often expired sessions are dropped (default 60 s). */
+  readonly pruneIntervalMs?: number;
 }
 
 export interface CommandServer {
@@ -56,6 +62,15 @@ export interface CommandServer {
  * out (which it turns into a deny).
  */
 export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Promise<CommandServer> {
+  return serveWith(bus, options, (instanceId) => responderPort(new SessionResponder({ ...options.sessions, instanceId })));
+}
+
+/** @internal the same, over any responder port (the seam the bus's own tests use). */
+export async function serveWith(
+  bus: Bus,
+  options: Omit<ServeCommandsOptions, 'sessions'>,
+  makeResponder: (instanceId: string) => SessionResponderPort,
+): Promise<CommandServer> {
   const own = Object.values(Commands[options.service]) as CommandSubject[];
   for (const subject of Object.keys(options.handlers)) {
     if (!own.includes(subject as CommandSubject)) {
@@ -67,7 +82,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const queue = serviceName;
   // @nats-io/services 3.0.0-25 is typed against nats-core 3.0.0-50; at run time it uses
   // only the connection's public subscribe/publish API, which 3.4 keeps.
-  const svcm = new Svcm(bus.nc as unknown as ConstructorParameters<typeof Svcm>[0]);
+  const svcm = new Svcm(natsOf(bus).nc as unknown as ConstructorParameters<typeof Svcm>[0]);
   let stopped = false;
   const service: Service = await svcm.add({
     name: serviceName,
@@ -78,6 +93,9 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     statsHandler: async () => checkReadiness(bus),
   });
   const instanceId = service.info().id;
+  const responder = makeResponder(instanceId);
+  const pruner = setInterval(() => responder.prune(), options.pruneIntervalMs ?? 60_000);
+  pruner.unref();
   const directPrefix = bus.subject(`${DIRECT_SUBJECT_ROOT}.${instanceId}.`);
 
   const reject = (reason: string, sender: string | undefined, msg: Msg) =>
@@ -85,7 +103,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
 
   const onHandshake = async (msg: Msg): Promise<void> => {
     if (readKind(msg) !== 'handshake') return reject('E_BUS_KIND', undefined, msg);
-    const result = await options.responder.accept(msg.data, encodeInstance(instanceId)).catch(() => ({ kind: 'rejected' as const, reason: 'E_HANDSHAKE', sender: undefined }));
+    const result = await responder.accept(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_HANDSHAKE', sender: undefined }));
     if (result.kind === 'rejected') return reject(result.reason, result.sender, msg);
     msg.respond(result.reply);
   };
@@ -93,13 +111,13 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const onRequest = async (msg: Msg): Promise<void> => {
     if (readKind(msg) !== 'request') return reject('E_BUS_KIND', undefined, msg);
     const command = `bulwark.${msg.subject.slice(directPrefix.length)}` as CommandSubject;
-    const opened = await options.responder.open(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_OPEN_FAILED', sender: undefined }));
+    const opened = await responder.open(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_OPEN_FAILED', sender: undefined }));
     switch (opened.kind) {
       case 'rejected':
         return reject(opened.reason, opened.sender, msg);
       case 'duplicate':
         // Requests are never redelivered by the bus: a repeated counter is a replay.
-        return reject('E_REPLAY', opened.meta.sender, msg);
+        return reject('E_REPLAY', opened.sender, msg);
       case 'accepted':
         break;
       default: {
@@ -125,7 +143,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
       }
     }
     if (stopped) return;
-    msg.respond(await options.responder.seal(opened.meta.sessionId, encodeReply(request.requestId, reply)));
+    msg.respond(await responder.seal(opened.meta, encodeReply(request.requestId, reply)));
   };
 
   // Errors from the handlers above are already turned into replies or drops; anything
@@ -138,7 +156,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     service.addEndpoint(subject.slice('bulwark.'.length).replaceAll('.', '_'), { subject: bus.subject(subject), handler: guard(onHandshake) });
   }
   service.addEndpoint('direct', { subject: `${directPrefix}>`, queue: instanceId, handler: guard(onRequest) });
-  await (bus.nc as NatsConnection).flush();
+  await (natsOf(bus).nc as NatsConnection).flush();
 
   let stopping: Promise<void> | undefined;
   const server: CommandServer = {
@@ -148,6 +166,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     stop() {
       stopping ??= (async () => {
         stopped = true;
+        clearInterval(pruner);
         untrack();
         await service.stop().catch(() => undefined);
       })();

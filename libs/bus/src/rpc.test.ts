@@ -1,33 +1,36 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Svcm } from '@nats-io/services';
+import { initiateSession } from '@bulwark/envelope';
 import type { Bus } from './connect.js';
+import { natsOf } from './connect.js';
 import { BusRequestError, BusTimeoutError, BusUnavailableError } from './errors.js';
-import { headersCarrier, Headers } from './headers.js';
-import { OpaqueSessions } from './internal/opaque-codec.testing.js';
 import { uniqueNamespace } from './namespace.js';
 import { RejectionReporter, type RejectionEvent } from './rejections.js';
 import { CommandClient } from './rpc-client.js';
 import { kindHeaders, serveCommands, type CommandServer } from './rpc-server.js';
-import { Commands, directSubject } from './subjects.js';
+import { Commands, directSubject, ServicePrincipals } from './subjects.js';
 import { cleanUp, eventually, testBus } from './bus.testing.js';
+import { provider, testWorld } from './envelope.testing.js';
 
 const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array) => new TextDecoder().decode(b);
 const reporter = (events: RejectionEvent[] = []) => new RejectionReporter({ reporter: 'svc.test', publish: async (e) => void events.push(e) });
+const POLICY = ServicePrincipals.policy;
 
-describe('request/reply over sessions', () => {
+describe('request/reply over Noise IK sessions', () => {
   const buses: Bus[] = [];
   afterEach(async () => {
     await cleanUp(...buses.splice(0));
   });
 
-  async function cluster(opts: { hang?: (instance: string) => boolean } = {}) {
+  async function cluster(opts: { hang?: (instance: string) => boolean; instances?: number } = {}) {
     const ns = uniqueNamespace();
-    const sessions = new OpaqueSessions();
+    const world = testWorld([POLICY, 'agent.a1']);
     const servers: CommandServer[] = [];
     const serverBuses: Bus[] = [];
+    const serverRejections: RejectionEvent[] = [];
     const calls: string[] = [];
-    for (const i of [1, 2]) {
+    for (let i = 1; i <= (opts.instances ?? 2); i++) {
       const bus = await testBus(`policy-${i}`, ns);
       serverBuses.push(bus);
       buses.push(bus);
@@ -35,13 +38,16 @@ describe('request/reply over sessions', () => {
       const server = await serveCommands(bus, {
         service: 'policy',
         version: '0.1.0',
-        responder: sessions.responder('svc.policy'),
-        rejections: reporter(),
+        sessions: { provider, self: world.identity(POLICY), directory: world.directory },
+        rejections: reporter(serverRejections),
         handlers: {
           [Commands.policy.evaluate]: async (req) => {
             calls.push(self);
             if (opts.hang?.(self) === true) await new Promise(() => undefined);
             return text(`${self}:${str(req.body)}:${req.peer}`);
+          },
+          [Commands.policy.adminList]: async () => {
+            throw new Error('secret internals');
           },
         },
       });
@@ -50,8 +56,11 @@ describe('request/reply over sessions', () => {
     }
     const clientBus = await testBus('agent', ns);
     buses.push(clientBus);
-    const client = new CommandClient(clientBus, { initiatorFor: () => sessions.initiator('agent.a1'), rejections: reporter() });
-    return { servers, serverBuses, client, clientBus, calls, sessions };
+    const client = new CommandClient(clientBus, {
+      sessions: { provider, self: world.identity('agent.a1'), directory: world.directory },
+      rejections: reporter(),
+    });
+    return { servers, serverBuses, client, clientBus, calls, world, serverRejections };
   }
 
   it('keeps a session on the instance that answered the handshake', async () => {
@@ -72,7 +81,7 @@ describe('request/reply over sessions', () => {
     const index = servers.findIndex((s) => s.instanceId === gone);
     await serverBuses[index]!.close();
     const survivor = servers[1 - index]!.instanceId;
-    // Not idempotent: the retry happens because the request was never delivered.
+    // Not marked idempotent: it is retried because it was never delivered (no responders).
     expect(str(await client.request(Commands.policy.evaluate, text('after')))).toBe(`${survivor}:after:agent.a1`);
     expect(await client.instanceOf('policy')).toBe(survivor);
     expect(str(await client.request(Commands.policy.evaluate, text('again')))).toBe(`${survivor}:again:agent.a1`);
@@ -120,71 +129,50 @@ describe('request/reply over sessions', () => {
   it('fails with BusUnavailableError when no instance is up', async () => {
     const bus = await testBus('lonely');
     buses.push(bus);
-    const client = new CommandClient(bus, { initiatorFor: () => new OpaqueSessions().initiator('agent.a1'), rejections: reporter() });
+    const world = testWorld([ServicePrincipals.keys, 'agent.a1']);
+    const client = new CommandClient(bus, { sessions: { provider, self: world.identity('agent.a1'), directory: world.directory }, rejections: reporter() });
     const err = await client.request(Commands.keys.get, text('x'), { timeoutMs: 500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BusUnavailableError);
+    expect((err as BusUnavailableError).code).toBe('E_BUS_NO_RESPONDERS');
   });
 
-  it('drops a forged request before the handler and reports it', async () => {
-    const ns = uniqueNamespace();
-    const bus = await testBus('policy-forged', ns);
-    buses.push(bus);
-    const events: RejectionEvent[] = [];
-    const rej = reporter(events);
-    let runs = 0;
-    const server = await serveCommands(bus, {
-      service: 'policy',
-      version: '0.1.0',
-      responder: new OpaqueSessions().responder('svc.policy'),
-      rejections: rej,
-      handlers: { [Commands.policy.evaluate]: async () => text(String(++runs)) },
-    });
-    const attacker = new OpaqueSessions().codec.sealer('agent.mallory');
-    const target = bus.subject(directSubject(server.instanceId, Commands.policy.evaluate));
-    const err = await bus.nc.request(target, await attacker.seal(text('x')), { timeout: 300, headers: kindHeaders('request') }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    await eventually(() => rej.metrics().reported === 1, 2000, 'rejection reported');
-    await rej.flush();
-    expect(runs).toBe(0);
-    expect(events[0]?.details).toMatchObject({ reason: 'E_MAC', claimed_sender: 'agent.mallory', subject: directSubject(server.instanceId, Commands.policy.evaluate) });
-  });
-
-  it('answers a handler error with a typed remote error', async () => {
-    const ns = uniqueNamespace();
-    const sessions = new OpaqueSessions();
-    const bus = await testBus('policy-err', ns);
-    buses.push(bus);
-    await serveCommands(bus, {
-      service: 'policy',
-      version: '0.1.0',
-      responder: sessions.responder('svc.policy'),
-      rejections: reporter(),
-      handlers: {
-        [Commands.policy.evaluate]: async () => {
-          throw new Error('secret internals');
-        },
-      },
-    });
-    const client = new CommandClient(bus, { initiatorFor: () => sessions.initiator('agent.a1'), rejections: reporter() });
-    const err = await client.request(Commands.policy.evaluate, text('x')).catch((e: unknown) => e);
+  it('answers a handler error with a typed remote error that hides internals', async () => {
+    const { client } = await cluster({ instances: 1 });
+    const err = await client.request(Commands.policy.adminList, text('x')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BusRequestError);
     expect((err as BusRequestError).code).toBe('E_INTERNAL');
     expect((err as Error).message).not.toContain('secret internals');
   });
 
-  it('answers $SRV.PING, INFO and STATS with readiness', async () => {
+  it('drops handshakes from unknown principals and garbage requests, reporting each', async () => {
+    const { servers, clientBus, serverRejections, calls } = await cluster({ instances: 1 });
+    const stranger = testWorld([POLICY, 'agent.mallory']);
+    // mallory's directory has her own key for svc.policy: the real service cannot open it.
+    const pending = initiateSession({ provider, self: stranger.identity('agent.mallory'), directory: stranger.directory, peerId: POLICY });
+    const hs = await natsOf(clientBus).nc.request(clientBus.subject(Commands.policy.evaluate), pending.frame, { timeout: 300, headers: kindHeaders('handshake') }).catch((e: unknown) => e);
+    expect(hs).toBeInstanceOf(Error);
+    const direct = clientBus.subject(directSubject(servers[0]!.instanceId, Commands.policy.evaluate));
+    const junk = await natsOf(clientBus).nc.request(direct, new Uint8Array(64), { timeout: 300, headers: kindHeaders('request') }).catch((e: unknown) => e);
+    expect(junk).toBeInstanceOf(Error);
+    await eventually(() => serverRejections.length === 2, 2000, 'both rejections reported');
+    expect(serverRejections.map((e) => e.details.reason).sort()).toEqual(['E_UNKNOWN_SENDER', 'E_VERSION']);
+    expect(serverRejections.find((e) => e.details.reason === 'E_UNKNOWN_SENDER')?.details.claimed_sender).toBe('agent.mallory');
+    expect(calls).toEqual([]);
+  });
+
+  it('answers $SRV.PING, INFO and STATS, with readiness in the stats', async () => {
     const { servers, clientBus } = await cluster();
-    const svcm = new Svcm(clientBus.nc as unknown as ConstructorParameters<typeof Svcm>[0]);
+    const svcm = new Svcm(natsOf(clientBus).nc as unknown as ConstructorParameters<typeof Svcm>[0]);
     const ids: string[] = [];
-    for await (const p of await svcm.client().ping('bulwark-policy')) ids.push(p.id);
+    for await (const p of await svcm.client({ maxWait: 300 }).ping('bulwark-policy')) ids.push(p.id);
     expect(ids.sort()).toEqual(servers.map((s) => s.instanceId).sort());
     const infos = [];
     for await (const i of await svcm.client().info('bulwark-policy', servers[0]!.instanceId)) infos.push(i);
     expect(infos[0]?.endpoints.map((e) => e.subject)).toContain(clientBus.subject(Commands.policy.evaluate));
     const stats = [];
     for await (const s of await svcm.client().stats('bulwark-policy', servers[0]!.instanceId)) stats.push(s);
+    // Streams were not set up in this namespace: connected, but not ready.
     expect(stats[0]?.endpoints?.[0]?.data).toMatchObject({ natsConnected: true, ready: false });
-    const kind = headersCarrier(kindHeaders('handshake')).get(Headers.kind);
-    expect(kind).toBe('handshake');
+    expect(await servers[0]!.readiness()).toMatchObject({ ready: false, natsConnected: true });
   });
 });

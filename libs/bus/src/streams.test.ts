@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { StorageType } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
-import { connectBus, type Bus } from './connect.js';
+import { connectBus, type Bus, natsOf } from './connect.js';
 import { BusConfigError, BusConnectError } from './errors.js';
 import { uniqueNamespace } from './namespace.js';
 import { DEFAULT_STREAMS, ensureStream, ensureStreams, missingStreams } from './streams.js';
@@ -23,7 +23,7 @@ describe('streams', () => {
     expect(Object.values(second)).toEqual(['unchanged', 'unchanged', 'unchanged']);
     expect(await missingStreams(bus)).toEqual([]);
 
-    const info = await bus.jsm.streams.info(bus.streamName('events'));
+    const info = await natsOf(bus).jsm.streams.info(bus.streamName('events'));
     expect(info.config.subjects).toEqual([bus.subject('bulwark.evt.>')]);
     expect(info.config.storage).toBe(StorageType.File);
     expect(info.config.duplicate_window).toBe(nanos(DEFAULT_STREAMS.events.duplicateWindowMs));
@@ -45,7 +45,7 @@ describe('streams', () => {
     buses.push(bus);
     await ensureStream(bus, { ...DEFAULT_STREAMS.events, duplicateWindowMs: 5_000 });
     expect(await ensureStream(bus, DEFAULT_STREAMS.events)).toBe('updated');
-    const info = await bus.jsm.streams.info(bus.streamName('events'));
+    const info = await natsOf(bus).jsm.streams.info(bus.streamName('events'));
     expect(info.config.duplicate_window).toBe(nanos(DEFAULT_STREAMS.events.duplicateWindowMs));
   });
 
@@ -64,9 +64,9 @@ describe('streams', () => {
     const bus = await testBus('streams-incidents');
     buses.push(bus);
     await ensureStream(bus, DEFAULT_STREAMS.incidents);
-    const ack = await bus.js.publish(bus.subject('bulwark.incident.high.auth_failure'), new Uint8Array([1]));
+    const ack = await natsOf(bus).js.publish(bus.subject('bulwark.incident.high.auth_failure'), new Uint8Array([1]));
     expect(ack.stream).toBe(bus.streamName('incidents'));
-    const info = await bus.jsm.streams.info(bus.streamName('incidents'));
+    const info = await natsOf(bus).jsm.streams.info(bus.streamName('incidents'));
     const captures = (subject: string) =>
       (info.config.subjects ?? []).some((pattern) => subject.startsWith(pattern.slice(0, -1)));
     expect(captures(bus.subject('bulwark.incident.ack'))).toBe(false);
@@ -88,6 +88,6 @@ describe('connectBus', () => {
     expect(bus.isConnected()).toBe(true);
     await Promise.all([bus.close(), bus.close()]);
     expect(bus.isConnected()).toBe(false);
-    expect(bus.nc.isClosed()).toBe(true);
+    expect(natsOf(bus).nc.isClosed()).toBe(true);
   });
 });

@@ -9,6 +9,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { Bus } from './connect.js';
+import { natsOf } from './connect.js';
 import { BusConfigError } from './errors.js';
 import { INCIDENT_SEVERITIES, LEDGER_SUBJECT_ROOT, type StreamKey } from './subjects.js';
 
@@ -78,7 +79,7 @@ export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<StreamOu
     const existing = await streamInfo(bus, desired.name);
     if (existing === undefined) {
       try {
-        await bus.jsm.streams.add(desired);
+        await natsOf(bus).jsm.streams.add(desired);
         return 'created';
       } catch (cause) {
         // Another process created it between our read and our add: read it back once.
@@ -96,7 +97,7 @@ export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<StreamOu
     }
     if (mutableDifferences(existing.config, desired).length === 0) return 'unchanged';
     try {
-      await bus.jsm.streams.update(desired.name, {
+      await natsOf(bus).jsm.streams.update(desired.name, {
         subjects: desired.subjects,
         duplicate_window: desired.duplicate_window,
         max_age: desired.max_age,
@@ -138,9 +139,9 @@ export async function removeNamespaceStreams(bus: Bus): Promise<string[]> {
     throw new BusConfigError('E_BUS_NAMESPACE', `refusing to remove streams of the root namespace on ${bus.url}`, { url: bus.url });
   }
   const removed: string[] = [];
-  for await (const name of bus.jsm.streams.names()) {
+  for await (const name of natsOf(bus).jsm.streams.names()) {
     if (name.startsWith(prefix)) {
-      await bus.jsm.streams.delete(name);
+      await natsOf(bus).jsm.streams.delete(name);
       removed.push(name);
     }
   }
@@ -178,7 +179,7 @@ function mutableDifferences(have: StreamConfig, want: StreamConfig): string[] {
 
 async function streamInfo(bus: Bus, name: string): Promise<StreamInfo | undefined> {
   try {
-    return await bus.jsm.streams.info(name);
+    return await natsOf(bus).jsm.streams.info(name);
   } catch (cause) {
     if (isApiError(cause) && cause.code === JetStreamApiCodes.StreamNotFound) return undefined;
     throw wrap(bus, name, 'read', cause);

@@ -60,6 +60,22 @@ export type ServiceName = keyof typeof Commands;
 /** Any command subject of the table. */
 export type CommandSubject = { [S in ServiceName]: ValuesOf<(typeof Commands)[S]> }[ServiceName];
 
+/**
+ * The principal id (DESIGN §3) each service's instances hold their session keys under;
+ * clients look its static key up in the directory before a handshake.
+ */
+export const ServicePrincipals: Readonly<Record<ServiceName, string>> = Object.freeze({
+  policy: 'svc.policy',
+  sandbox: 'svc.sandbox-scheduler',
+  audit: 'svc.audit-ledger',
+  keys: 'svc.key-manager',
+  tools: 'svc.schemapin',
+  incident: 'svc.incident-response',
+});
+
+/** The ledger's principal: sealed events on BULWARK_EVENTS are addressed to it. */
+export const LEDGER_PRINCIPAL = ServicePrincipals.audit;
+
 export const Events = {
   policy: {
     decision: 'bulwark.evt.policy.decision',

@@ -25,9 +25,16 @@ export type Opened =
    * it only once the handler succeeded, so a frame whose handler failed is still
    * accepted when JetStream redelivers it.
    */
-  | { readonly kind: 'accepted'; readonly plaintext: Uint8Array; readonly meta: FrameMeta; commit(): void }
+  | {
+      readonly kind: 'accepted';
+      readonly plaintext: Uint8Array;
+      readonly meta: FrameMeta;
+      commit(): void;
+      /** The bus gave up on the frame (terminated it): forget it without committing. */
+      abandon(): void;
+    }
   /** Authentic, but its counter was already committed: a redelivery or a replay. */
-  | { readonly kind: 'duplicate'; readonly meta: FrameMeta }
+  | { readonly kind: 'duplicate'; readonly sender: string | undefined }
   | Rejected;
 
 /** Seals one-way frames from this principal to one recipient (Noise K, "sealed"). */
@@ -43,6 +50,8 @@ export interface StreamOpener {
 /** One established request/reply session, on the initiator's side. */
 export interface InitiatorSession {
   readonly sessionId: string;
+  /** Past its age or counter limit: the client handshakes again instead of using it. */
+  readonly expired: boolean;
   seal(plaintext: Uint8Array): Promise<Uint8Array>;
   open(frame: Uint8Array): Promise<Opened>;
 }
@@ -51,17 +60,19 @@ export interface InitiatorSession {
 export interface SessionInitiator {
   begin(): Promise<{
     message: Uint8Array;
-    /** Reads the responder's answer; its payload carries the responder's instance id. */
-    finish(reply: Uint8Array): Promise<{ kind: 'established'; session: InitiatorSession; payload: Uint8Array } | Rejected>;
+    /** Reads the responder's answer, which names the instance that holds the session. */
+    finish(reply: Uint8Array): Promise<{ kind: 'established'; session: InitiatorSession; instanceId: string } | Rejected>;
   }>;
 }
 
 /** The responder's side: answers handshakes and keeps the sessions it established. */
-export interface SessionResponder {
-  /** Answers handshake message 1 with `payload` inside message 2. */
-  accept(message: Uint8Array, payload: Uint8Array): Promise<{ kind: 'established'; reply: Uint8Array; meta: FrameMeta } | Rejected>;
+export interface SessionResponderPort {
+  /** Answers handshake message 1; the reply carries this instance's id. */
+  accept(message: Uint8Array): Promise<{ kind: 'established'; reply: Uint8Array; meta: FrameMeta } | Rejected>;
   /** Opens a request frame of an established session. */
   open(frame: Uint8Array): Promise<Opened>;
   /** Seals a reply in the session the request came in. */
-  seal(sessionId: string, plaintext: Uint8Array): Promise<Uint8Array>;
+  seal(meta: FrameMeta, plaintext: Uint8Array): Promise<Uint8Array>;
+  /** Drops expired sessions. */
+  prune(): void;
 }

@@ -54,20 +54,6 @@ export function decodeReply(plaintext: Uint8Array, requestId: Uint8Array, where:
   throw new BusRequestError('E_BUS_REPLY_MISMATCH', `reply from ${where} has unknown status ${String(status)}`, { where });
 }
 
-/** The handshake answer's payload: the responding instance's id. */
-export function encodeInstance(instanceId: string): Uint8Array {
-  return enc.encode(JSON.stringify({ instance: instanceId }));
-}
-
-export function decodeInstance(payload: Uint8Array): string | undefined {
-  try {
-    const v = JSON.parse(dec.decode(payload)) as { instance?: unknown };
-    return typeof v.instance === 'string' ? v.instance : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let d = 0;
