@@ -1,6 +1,7 @@
 export { LedgerError, isLedgerError, type LedgerErrorCode } from './errors.js';
 export { AuditLedger, migrateLedger, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
 export { verifyLedger, type VerifyOptions, type VerifyProblem, type VerifyReport } from './verify.js';
+export { EXPORT_FORMAT, exportLedger, verifyExport, type ExportOptions, type ExportReport, type VerifyExportOptions } from './export.js';
 export { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
 export { MERKLE_HASH_LENGTH, emptyRoot, leafHash, nodeHash, type Hasher } from './merkle/hash.js';
 export { CompactRange, type NodeId, type TreeNode } from './merkle/compact-range.js';

@@ -8,7 +8,7 @@ import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
 import { canonicalDetails, sealEvent, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import { LedgerError } from './errors.js';
-import { CompactRange, foldRight, type NodeId, type TreeNode } from './merkle/compact-range.js';
+import { CompactRange, edgeNodeIds, foldRight, type NodeId, type TreeNode } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/proofs.js';
 import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpoint.js';
@@ -244,6 +244,12 @@ export class AuditLedger {
     const to = size2 ?? (await this.head()).size;
     await this.#checkTreeSize(to);
     return resolvePlan(this.#crypto, consistencyPlan(size1, to), this.#readNodes);
+  }
+
+  /** The compact range (right-edge subtree hashes, left to right) of the tree at `size`: lets a reader continue the tree from there. */
+  async edgeAt(size: number): Promise<Uint8Array[]> {
+    await this.#checkTreeSize(size);
+    return resolvePlan(this.#crypto, edgeNodeIds(size).map((id) => [id]), this.#readNodes);
   }
 
   /** Events from `fromSeq` on, in seq order, at most `limit`. */

@@ -1,0 +1,92 @@
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toHex } from '@bulwark/crypto';
+import { ORIGIN, crypto, makeEvents, openTestLedger, type LedgerFixture } from './ledger.fixture.js';
+import { exportLedger, verifyExport } from './export.js';
+import { signerKey } from './note/keys.js';
+
+let fx: LedgerFixture;
+let lines: string[];
+
+async function collect(gen: AsyncGenerator<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const l of gen) out.push(l);
+  return out;
+}
+
+beforeAll(async () => {
+  fx = await openTestLedger('export', { checkpointEvery: 0 });
+  await fx.ledger.append(makeEvents(45));
+  lines = await collect(exportLedger(fx.ledger, { pageSize: 10 }));
+});
+afterAll(async () => {
+  await fx?.close();
+});
+
+const options = () => ({ crypto, logKey: fx.ledger.verifierKey, origin: ORIGIN });
+const edit = (index: number, change: (record: Record<string, unknown>) => void): string[] => {
+  const copy = [...lines];
+  const record = JSON.parse(copy[index]!) as Record<string, unknown>;
+  change(record);
+  copy[index] = `${JSON.stringify(record)}\n`;
+  return copy;
+};
+
+describe('JSONL export', () => {
+  it('writes a header, every event and a signed checkpoint', () => {
+    expect(lines).toHaveLength(47);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ type: 'header', from_seq: 0, size: 45, start_edge: [] });
+    expect(JSON.parse(lines[1]!)).toMatchObject({ type: 'event', seq: 0 });
+    expect(JSON.parse(lines[46]!)).toMatchObject({ type: 'checkpoint' });
+  });
+
+  it('verifies offline, rebuilding the signed root', async () => {
+    const report = await verifyExport(lines, options());
+    expect(report).toMatchObject({ ok: true, fromSeq: 0, size: 45, events: 45 });
+    if (report.ok) expect(toHex(report.rootHash)).toBe(toHex((await fx.ledger.head()).rootHash));
+  });
+
+  it('verifies a file streamed line by line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-export-'));
+    try {
+      const file = join(dir, 'ledger.jsonl');
+      writeFileSync(file, lines.join(''));
+      const report = await verifyExport(createInterface({ input: createReadStream(file), crlfDelay: Infinity }), options());
+      expect(report).toMatchObject({ ok: true, events: 45 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('verifies an export that starts in the middle, through its start edge', async () => {
+    const partial = await collect(exportLedger(fx.ledger, { fromSeq: 37 }));
+    expect(JSON.parse(partial[0]!).start_edge).toHaveLength(3);
+    expect(await verifyExport(partial, options())).toMatchObject({ ok: true, fromSeq: 37, events: 8 });
+    const forgedEdge = [...partial];
+    const header = JSON.parse(forgedEdge[0]!) as { start_edge: string[] };
+    header.start_edge[0] = toHex(crypto.sha256(Uint8Array.of(0)));
+    forgedEdge[0] = `${JSON.stringify(header)}\n`;
+    expect(await verifyExport(forgedEdge, options())).toMatchObject({ ok: false, message: expect.stringContaining("do not rebuild the checkpoint's root") });
+  });
+
+  it.each([
+    ['a changed detail', () => edit(11, (r) => void ((r['details'] as Record<string, unknown>)['n'] = -1)), 10, 'seq 10: event_hash mismatch'],
+    ['a changed agent', () => edit(5, (r) => void (r['agent_id'] = 'agent.mallory')), 4, 'seq 4: event_hash mismatch'],
+    ['a flipped signature', () => edit(3, (r) => void (r['signature'] = `${String(r['signature']).slice(0, -1)}${String(r['signature']).endsWith('0') ? '1' : '0'}`)), 2, 'seq 2: signature invalid'],
+    ['a removed event', () => lines.filter((_, i) => i !== 20), 19, 'gap: seq 19 missing'],
+    ['two swapped events', () => [...lines.slice(0, 8), lines[9]!, lines[8]!, ...lines.slice(10)], 7, 'gap: seq 7 missing'],
+    ['the tail cut before the checkpoint', () => [...lines.slice(0, 40), lines[46]!], 39, 'truncated: seq 39 missing: the export ends before size 45'],
+    ['no checkpoint line', () => lines.slice(0, 46), 45, 'truncated: the export has no checkpoint line after seq 44'],
+  ])('names the first bad seq for %s', async (_name, tampered, seq, message) => {
+    expect(await verifyExport(tampered(), options())).toMatchObject({ ok: false, seq, message });
+  });
+
+  it('refuses an export checked with another key or origin', async () => {
+    const other = signerKey(crypto, ORIGIN, crypto.randomBytes(32));
+    expect(await verifyExport(lines, { ...options(), logKey: other })).toMatchObject({ ok: false, line: 1, message: expect.stringContaining('another ledger key') });
+    expect(await verifyExport(lines, { ...options(), origin: 'elsewhere' })).toMatchObject({ ok: false, line: 1 });
+  });
+});
