@@ -78,6 +78,13 @@ export async function serveWith(
     }
   }
   const serviceName = `bulwark-${options.service}`;
+  // $SRV.STATS can be asked by anyone on the bus: reuse a recent readiness answer rather
+  // than letting each request (times each endpoint) cost JetStream API calls.
+  let cached: { at: number; value: Promise<Readiness> } | undefined;
+  const readiness = (): Promise<Readiness> => {
+    if (cached === undefined || Date.now() - cached.at > 1000) cached = { at: Date.now(), value: checkReadiness(bus) };
+    return cached.value;
+  };
   // Queue names may not hold dots; subjects already separate namespaces.
   const queue = serviceName;
   // @nats-io/services 3.0.0-25 is typed against nats-core 3.0.0-50; at run time it uses
@@ -90,7 +97,7 @@ export async function serveWith(
     description: options.description ?? `Bulwark ${options.service} service`,
     queue,
     metadata: { namespace: bus.namespace.subjectPrefix },
-    statsHandler: async () => checkReadiness(bus),
+    statsHandler: () => readiness(),
   });
   const instanceId = service.info().id;
   const responder = makeResponder(instanceId);

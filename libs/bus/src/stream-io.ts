@@ -25,7 +25,7 @@ export function createStreamPublisher(bus: Bus, sender: SealedSender | ChannelSe
   const sealer = sealerOf(sender);
   const roots = DEFAULT_STREAMS[stream].subjects.map((s) => s.slice(0, -1));
   return {
-    publish({ subject, msgId, payload, timeoutMs }) {
+    async publish({ subject, msgId, payload, timeoutMs }) {
       if (!roots.some((root) => subject.startsWith(root))) {
         throw new BusUsageError('E_BUS_SUBJECT', `subject ${subject} is not captured by stream ${bus.streamName(stream)}`, { subject, stream });
       }
