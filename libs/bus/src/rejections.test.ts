@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { RejectionReporter, type RejectionEvent } from './rejections.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -79,5 +80,24 @@ describe('RejectionReporter', () => {
     expect(() => r.report({ reason: 'mac', sender: undefined, subject: 's' })).not.toThrow();
     await r.flush();
     expect(r.metrics().reportFailures).toBe(1);
+  });
+});
+
+describe('RejectionReporter metrics', () => {
+  it('counts into an OpenTelemetry meter by reason', async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+    const provider = new MeterProvider({ readers: [reader] });
+    const r = new RejectionReporter({ reporter: 'svc.test', publish: async () => undefined, burst: 1, meter: provider.getMeter('bus-test') });
+    r.report({ reason: 'E_MAC', sender: 'a', subject: 's' });
+    r.report({ reason: 'E_MAC', sender: 'a', subject: 's' });
+    r.report({ reason: 'E_STALE', sender: 'a', subject: 's' });
+    await reader.forceFlush();
+    const metrics = exporter.getMetrics().flatMap((m) => m.scopeMetrics.flatMap((s) => s.metrics));
+    const points = (name: string) =>
+      Object.fromEntries(metrics.filter((m) => m.descriptor.name === name).flatMap((m) => m.dataPoints.map((p) => [String(p.attributes['reason']), p.value])));
+    expect(points('bulwark.bus.rejected_frames')).toEqual({ E_MAC: 2, E_STALE: 1 });
+    expect(points('bulwark.bus.suppressed_reports')).toEqual({ E_MAC: 1 });
+    await provider.shutdown();
   });
 });

@@ -1,3 +1,4 @@
+import type { Counter, Meter } from '@opentelemetry/api';
 import { TokenBucket } from './token-bucket.js';
 import { uuidv7 } from './uuid.js';
 
@@ -42,6 +43,8 @@ export interface RejectionReporterOptions {
   /** Reason/sender pairs tracked at once; the oldest is forgotten beyond it (default 10 000). */
   maxTrackedKeys?: number;
   now?: () => number;
+  /** Also count into OpenTelemetry: `bulwark.bus.rejected_frames` and `bulwark.bus.suppressed_reports`, by reason. */
+  meter?: Meter;
 }
 
 export interface RejectionMetrics {
@@ -64,7 +67,9 @@ interface KeyState {
  * kind were suppressed since the previous one, so no rejection goes uncounted.
  */
 export class RejectionReporter {
-  readonly #opts: Required<Omit<RejectionReporterOptions, 'publish' | 'reporter'>> & Pick<RejectionReporterOptions, 'publish' | 'reporter'>;
+  readonly #opts: Required<Omit<RejectionReporterOptions, 'publish' | 'reporter' | 'meter'>> & Pick<RejectionReporterOptions, 'publish' | 'reporter'>;
+  readonly #rejectedCounter: Counter | undefined;
+  readonly #suppressedCounter: Counter | undefined;
   readonly #keys = new Map<string, KeyState>();
   readonly #global: TokenBucket;
   readonly #byReason = new Map<string, number>();
@@ -84,16 +89,20 @@ export class RejectionReporter {
       ...options,
     };
     this.#global = new TokenBucket(this.#opts.globalRatePerSecond, this.#opts.globalBurst, this.#opts.now);
+    this.#rejectedCounter = options.meter?.createCounter('bulwark.bus.rejected_frames', { description: 'Frames dropped for failing an envelope check' });
+    this.#suppressedCounter = options.meter?.createCounter('bulwark.bus.suppressed_reports', { description: 'Rejections counted but not reported (rate limit)' });
   }
 
   /** Records one dropped frame; never throws and never waits on the network. */
   report(rejection: Rejection): void {
     this.#byReason.set(rejection.reason, (this.#byReason.get(rejection.reason) ?? 0) + 1);
+    this.#rejectedCounter?.add(1, { reason: rejection.reason });
     const key = `${rejection.reason}\u0000${rejection.sender ?? ''}`;
     const state = this.#stateFor(key);
     if (!state.bucket.take() || !this.#global.take()) {
       state.suppressed += 1;
       this.#suppressed += 1;
+      this.#suppressedCounter?.add(1, { reason: rejection.reason });
       return;
     }
     const suppressed = state.suppressed;

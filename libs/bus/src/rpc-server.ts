@@ -62,15 +62,6 @@ export interface CommandServer {
  * out (which it turns into a deny).
  */
 export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Promise<CommandServer> {
-  return serveWith(bus, options, (instanceId) => responderPort(new SessionResponder({ ...options.sessions, instanceId })));
-}
-
-/** @internal the same, over any responder port (the seam the bus's own tests use). */
-export async function serveWith(
-  bus: Bus,
-  options: Omit<ServeCommandsOptions, 'sessions'>,
-  makeResponder: (instanceId: string) => SessionResponderPort,
-): Promise<CommandServer> {
   const own = Object.values(Commands[options.service]) as CommandSubject[];
   for (const subject of Object.keys(options.handlers)) {
     if (!own.includes(subject as CommandSubject)) {
@@ -100,7 +91,8 @@ export async function serveWith(
     statsHandler: () => readiness(),
   });
   const instanceId = service.info().id;
-  const responder = makeResponder(instanceId);
+  // The instance id is known only once the micro-service exists, so the responder is built here.
+  const responder: SessionResponderPort = responderPort(new SessionResponder({ ...options.sessions, instanceId }));
   const pruner = setInterval(() => responder.prune(), options.pruneIntervalMs ?? 60_000);
   pruner.unref();
   const directPrefix = bus.subject(`${DIRECT_SUBJECT_ROOT}.${instanceId}.`);
