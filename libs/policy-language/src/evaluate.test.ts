@@ -171,6 +171,19 @@ describe('DecisionCache', () => {
     expect(cache.stats).toEqual({ hits: 1, misses: 2, size: 2 });
   });
 
+  it('keys JSON text as it arrives, and denies text that is not JSON', () => {
+    const cache = new DecisionCache({ max: 2 });
+    const set = policies('policy p { allow: read(file) }');
+    const first = cache.evaluateJson(set, '{"action":"read","resource":"file"}');
+    expect(first.decision).toBe('Allow');
+    expect(cache.evaluateJson(set, '{"action":"read","resource":"file"}')).toBe(first);
+    // Another spelling of the same request reaches the canonical entry.
+    expect(cache.evaluateJson(set, '{ "resource": "file", "action": "read" }')).toBe(first);
+    expect(cache.stats.hits).toBe(2);
+    expect(cache.evaluateJson(set, '{"action": ')).toMatchObject({ decision: 'Deny', reason: expect.stringMatching(/^invalid request: not JSON/) });
+    expect(cache.stats.size).toBeLessThanOrEqual(2);
+  });
+
   it('decides uncached what cannot be canonicalized', () => {
     const cache = new DecisionCache();
     const cyclic: Record<string, unknown> = {};

@@ -72,6 +72,11 @@ export class Evaluator {
     }
   }
 
+  /** The Deny for a request that could not even be read (not JSON, not decryptable). */
+  denyInvalid(why: string): DenyDecision {
+    return this.deny(`invalid request: ${why}`, null);
+  }
+
   /** README "Requests": checks the shape and copies the target fields into the scratch request. */
   private readRequest(input: unknown): string | null {
     const problem = requestProblem(input);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PolicyAst } from './ast.js';
 import { compileRules } from './compile.js';
-import type { Decision } from './decision.js';
+import type { Decision, DenyDecision } from './decision.js';
 import { PolicyParseError } from './errors.js';
 import { Evaluator } from './evaluator.js';
 import { checkLevels, DEFAULT_LEVELS } from './levels.js';
@@ -39,8 +39,8 @@ export interface PolicySummary {
 /**
  * A compiled, immutable set of policies. A service swaps sets atomically by assigning one
  * reference (`current = next`); an evaluation in progress finishes on the set it started
- * with. Decisions name `version`, and `DecisionCache` keys entries by it, so a swap never
- * serves a decision of the previous set.
+ * with. Decisions name `version`, and `DecisionCache` keeps entries per set, so a swap
+ * never serves a decision of the previous set.
  */
 export class PolicySet {
   readonly version: string;
@@ -48,8 +48,6 @@ export class PolicySet {
   readonly digest: string;
   readonly levels: readonly string[];
   readonly policies: readonly PolicySummary[];
-  /** What `DecisionCache` prefixes its keys with: the version and the digest. */
-  readonly cacheTag: string;
   readonly #evaluator: Evaluator;
 
   /** Use `compilePolicySet` or `compilePolicySources`. */
@@ -68,7 +66,6 @@ export class PolicySet {
     this.digest = hash.digest('hex');
     this.version = options.version ?? this.digest.slice(0, 16);
     this.levels = levels;
-    this.cacheTag = `${this.version}\u0000${this.digest}`;
     this.policies = Object.freeze(
       inputs.map((input) => Object.freeze({ name: input.ast.name, version: input.version, file: input.ast.file, rules: input.ast.rules.length })),
     );
@@ -84,6 +81,11 @@ export class PolicySet {
   /** The same decision by scanning every rule instead of the index: the reference, for tests and audits. */
   evaluateByScan(request: unknown): Decision {
     return this.#evaluator.evaluate(request, true);
+  }
+
+  /** The Deny for a request that could not be read at all (not JSON, not decryptable): `invalid request: <why>`. */
+  denyInvalid(why: string): DenyDecision {
+    return this.#evaluator.denyInvalid(why);
   }
 
   evaluateBatch(requests: readonly unknown[]): Decision[] {
