@@ -1,7 +1,8 @@
 import type { CryptoProvider } from '@bulwark/crypto';
 import { textEncoder } from './bytes.js';
 import { EnvelopeError, reject, type Rejection } from './errors.js';
-import { HeaderTemplate, MAC_LENGTH, TAG_LENGTH, type FrameView } from './frame.js';
+import type { HeaderTemplate} from './frame.js';
+import { MAC_LENGTH, TAG_LENGTH, type FrameView } from './frame.js';
 import { chachaNonce, MAX_NONCE } from './noise/cipher-state.js';
 import type { OpenResult } from './options.js';
 import type { ReplayWindow } from './replay-window.js';

@@ -62,3 +62,24 @@ export function hex(bytes: Uint8Array): string {
 export function unhex(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, 'hex'));
 }
+
+/** The cast of the mode tests, sharing one clock and one directory. */
+export function world(provider: CryptoProvider) {
+  const clock = new TestClock();
+  const agent = principal(provider, 'agent.0b5c3f3e-5e0a-4d8f-9a43-2f6d8c1b7e21', 1);
+  const policy = principal(provider, 'svc.policy', 2);
+  const ledger = principal(provider, 'svc.audit-ledger', 3);
+  const keyManager = principal(provider, 'svc.key-manager', 4);
+  const alice = principal(provider, 'analyst.alice', 5);
+  const bob = principal(provider, 'analyst.bob', 6);
+  const directory = directoryOf(provider, clock, [agent, policy, ledger, keyManager, alice, bob]);
+  const common = { provider, clock: clock.read, directory };
+  return { clock, agent, policy, ledger, keyManager, alice, bob, directory, common };
+}
+
+export function revoke(provider: CryptoProvider, directory: TrustedDirectory, p: Principal): void {
+  const verdict = directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(p, { revoked: true })));
+  if (!verdict.ok) throw new Error(verdict.detail);
+}
+
+export const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
