@@ -27,7 +27,7 @@ export function createPolicyFuzzer(seed: number): PolicyFuzzer {
 const ROOTS = ['user', 'session', 'data', 'x', 'xs', 'clearance', '__proto__', 'constructor', '_', 'a1'];
 const ATTRIBUTES = [...ROOTS, 'policy', 'allow', 'if', 'for', 'any', 'true', 'contains'];
 const VERBS = ['read', 'write', 'export', 'any', 'audit', 'policy'];
-const RESOURCES = ['data', 'sensitive_data', 'any', 'for', 'x'];
+const RESOURCES = ['data', 'sensitive_data', 'any', 'policy', 'x'];
 const CLASSES = ['high_memory_operations', 'statistical_operations', 'bulk', 'any'];
 const STRINGS = ['"secret"', '"public"', '"top_secret"', '"confidential"', '"internal"', '"secret"', '""', '"a\\"b"', '"\\u00e9\\n"', '"😀"', '"\\uD800"'];
 const NUMBERS = ['0', '1', '-2', '3.5', '1e3', '007', '1e-7', '9007199254740993'];
@@ -108,8 +108,13 @@ function expression(int: Int, pick: Pick, depth: number): string {
     case 1:
       return literal(int, pick, 0);
     case 2:
-    case 3:
-      return `${expression(int, pick, depth + 1)} ${pick(OPERATORS)} ${expression(int, pick, depth + 1)}`;
+    case 3: {
+      const operator = pick(OPERATORS);
+      const left = expression(int, pick, depth + 1);
+      const right = expression(int, pick, depth + 1);
+      // Comparisons do not chain: parenthesize their operands (mutations still break this).
+      return operator === '&&' || operator === '||' ? `${left} ${operator} ${right}` : `(${left}) ${operator} (${right})`;
+    }
     case 4:
       return `!${expression(int, pick, depth + 1)}`;
     case 5:
