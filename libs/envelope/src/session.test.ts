@@ -21,7 +21,7 @@ describe.each(providers.map((p) => [p.name, p] as const))('session mode (%s prov
   }
 
   it('runs a handshake and carries requests and replies both ways', () => {
-    const { handshake, responder } = setup();
+    const { handshake, responder, agent } = setup();
     const { client, server, pending } = handshake();
     expect(client.instanceId).toBe('policy-1');
     expect(client.id).toBe(pending.sessionId);
@@ -29,7 +29,7 @@ describe.each(providers.map((p) => [p.name, p] as const))('session mode (%s prov
     for (let i = 0; i < 3; i++) {
       const request = client.seal(utf8(`evaluate ${i}`));
       const received = responder.open(request);
-      expect(received).toMatchObject({ ok: true, mode: Mode.session, sender: client.role === 'initiator' ? 'agent.0b5c3f3e-5e0a-4d8f-9a43-2f6d8c1b7e21' : '', counter: BigInt(i) });
+      expect(received).toMatchObject({ ok: true, mode: Mode.session, sender: agent.id, counter: BigInt(i) });
       if (!received.ok) throw new Error(received.detail);
       expect(new TextDecoder().decode(received.plaintext)).toBe(`evaluate ${i}`);
       expect(received.session).toBe(server);
