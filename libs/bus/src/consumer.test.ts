@@ -167,7 +167,7 @@ describe('sealed events on durable consumers', () => {
     const crashed = await startStreamConsumer(
       bus,
       w.receiver(),
-      { stream: 'events', durable: 'ledger', ackWaitMs: 1_000 },
+      { stream: 'events', durable: 'ledger', ackWaitMs: 1_000, stopTimeoutMs: 200 },
       async () => {
         firstRuns++;
         await new Promise(() => undefined); // hangs: the process "dies" before acking
@@ -176,7 +176,10 @@ describe('sealed events on durable consumers', () => {
     );
     await createEventPublisher(bus, w.sender()).publish({ subject: Events.policy.decision, eventId: 'c-1', payload: text('x') });
     await eventually(() => firstRuns === 1, 5000, 'first delivery');
-    void crashed.stop();
+    // stop() gives up on the hung handler after stopTimeoutMs instead of hanging.
+    const stopStarted = Date.now();
+    await crashed.stop();
+    expect(Date.now() - stopStarted).toBeLessThan(2_000);
 
     const other = await testBus('consume-crash-2', bus.namespace);
     buses.push(other);

@@ -26,6 +26,8 @@ export interface ConsumerSpec {
   /** Redelivery delay after a handler failure: initial · 2^(delivery−1), capped (default 500 ms, 30 s). */
   readonly retryInitialMs?: number;
   readonly retryMaxMs?: number;
+  /** How long stop() waits for the handler in progress (default 5 s). */
+  readonly stopTimeoutMs?: number;
 }
 
 /** One authenticated, decrypted message, as a handler sees it. */
@@ -61,7 +63,7 @@ export interface RunningConsumer {
   metrics(): ConsumerMetrics;
 }
 
-const DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 10, maxAckPending: 256, retryInitialMs: 500, retryMaxMs: 30_000 };
+const DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 10, maxAckPending: 256, retryInitialMs: 500, retryMaxMs: 30_000, stopTimeoutMs: 5_000 };
 
 /**
  * Creates the durable pull consumer, or reconciles an existing one (ack wait, max
@@ -203,17 +205,33 @@ export async function startConsumer(
 
   const loop = (async () => {
     for await (const msg of messages) {
-      await handle(msg).catch(() => msg.nak(s.retryInitialMs));
+      await handle(msg).catch(() => {
+        try {
+          msg.nak(s.retryInitialMs);
+        } catch {
+          // Connection gone: JetStream redelivers once the ack wait expires.
+        }
+      });
     }
   })();
+  // The loop must never become an unhandled rejection (Node would exit on it).
+  const finished = loop.catch(() => undefined);
 
   let stopping: Promise<void> | undefined;
   const running: RunningConsumer = {
     stop() {
       stopping ??= (async () => {
         untrack();
-        await messages.close().catch(() => undefined);
-        await loop.catch(() => undefined);
+        // A handler that never returns must not hold close() forever (closing the
+        // iterator waits for it too): its message stays unacknowledged and JetStream
+        // redelivers it after the ack wait.
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, s.stopTimeoutMs);
+        });
+        const closed = messages.close().catch(() => undefined);
+        await Promise.race([Promise.all([closed, finished]), timeout]);
+        clearTimeout(timer);
       })();
       return stopping;
     },
