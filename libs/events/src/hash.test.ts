@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createCryptoProvider, toHex } from '@bulwark/crypto';
 import { validateEvent } from './event.js';
@@ -105,5 +106,59 @@ describe('event hash', () => {
 
   it('gives the same hash with both crypto providers', () => {
     expect(toHex(computeEventHash(createCryptoProvider('noble'), exampleFields))).toBe(EXAMPLE_HASH_HEX);
+  });
+});
+
+describe('event hash input encoding', () => {
+  /** Reads the input back into its fields: possible only because every field carries its length. */
+  function decode(input: Uint8Array): Uint8Array[] {
+    const view = new DataView(input.buffer, input.byteOffset, input.byteLength);
+    const fields: Uint8Array[] = [];
+    for (let at = 0; at < input.length; ) {
+      const length = view.getUint32(at);
+      fields.push(input.subarray(at + 4, at + 4 + length));
+      at += 4 + length;
+    }
+    return fields;
+  }
+
+  const uuid = fc.uuid({ version: 7 });
+  const fieldsArbitrary = fc.record({
+    seq: fc.nat(),
+    eventId: uuid,
+    timestamp: fc.nat(),
+    agentId: fc.string({ unit: 'grapheme', maxLength: 40 }),
+    eventType: fc.string({ maxLength: 30 }),
+    detailsJcs: fc.string({ unit: 'grapheme', maxLength: 80 }),
+    previousHash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  });
+
+  it('decodes back into exactly the eight fields it was made of (so it is injective)', () => {
+    fc.assert(
+      fc.property(fieldsArbitrary, (fields) => {
+        const parts = decode(eventHashInput(fields));
+        const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+        expect(parts).toHaveLength(8);
+        expect(text(parts[0]!)).toBe(EVENT_HASH_DOMAIN);
+        expect(Number(new DataView(parts[1]!.buffer, parts[1]!.byteOffset).getBigUint64(0))).toBe(fields.seq);
+        expect(toHex(parts[2]!)).toBe(fields.eventId.replaceAll('-', ''));
+        expect(Number(new DataView(parts[3]!.buffer, parts[3]!.byteOffset).getBigUint64(0))).toBe(fields.timestamp);
+        expect(text(parts[4]!)).toBe(fields.agentId);
+        expect(text(parts[5]!)).toBe(fields.eventType);
+        expect(text(parts[6]!)).toBe(fields.detailsJcs);
+        expect(toHex(parts[7]!)).toBe(toHex(fields.previousHash));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('gives different hashes to different field tuples', () => {
+    fc.assert(
+      fc.property(fieldsArbitrary, fieldsArbitrary, (a, b) => {
+        const same = JSON.stringify({ ...a, previousHash: toHex(a.previousHash) }) === JSON.stringify({ ...b, previousHash: toHex(b.previousHash) });
+        expect(hashHex(a) === hashHex(b)).toBe(same);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
