@@ -68,6 +68,9 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
       throw new BusUsageError('E_BUS_HANDLER', `handler for ${subject} does not belong to service ${options.service}`, { subject, service: options.service });
     }
   }
+  if (!SEMVER.test(options.version)) {
+    throw new BusUsageError('E_BUS_VERSION', `service ${options.service} version "${options.version}" is not semver (x.y.z), as $SRV.INFO requires`, { version: options.version });
+  }
   const serviceName = `bulwark-${options.service}`;
   // $SRV.STATS can be asked by anyone on the bus: reuse a recent readiness answer rather
   // than letting each request (times each endpoint) cost JetStream API calls.
@@ -175,6 +178,8 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const untrack = bus.track(server);
   return server;
 }
+
+const SEMVER = /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
 
 function readKind(msg: Msg): string | undefined {
   return headersCarrier(msg.headers).get(Headers.kind);

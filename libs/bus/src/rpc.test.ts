@@ -3,7 +3,7 @@ import { Svcm } from '@nats-io/services';
 import { initiateSession } from '@bulwark/envelope';
 import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
-import { BusRequestError, BusTimeoutError, BusUnavailableError } from './errors.js';
+import { BusRequestError, BusTimeoutError, BusUnavailableError, BusUsageError } from './errors.js';
 import { uniqueNamespace } from './namespace.js';
 import { RejectionReporter, type RejectionEvent } from './rejections.js';
 import { CommandClient } from './rpc-client.js';
@@ -158,6 +158,35 @@ describe('request/reply over Noise IK sessions', () => {
     expect(serverRejections.map((e) => e.details.reason).sort()).toEqual(['E_UNKNOWN_SENDER', 'E_VERSION']);
     expect(serverRejections.find((e) => e.details.reason === 'E_UNKNOWN_SENDER')?.details.claimed_sender).toBe('agent.mallory');
     expect(calls).toEqual([]);
+  });
+
+  it('refuses a service version that is not semver before touching NATS', async () => {
+    const bus = await testBus('policy-version');
+    buses.push(bus);
+    const world = testWorld([POLICY]);
+    const err = await serveCommands(bus, {
+      service: 'policy',
+      version: '1',
+      sessions: { provider, self: world.identity(POLICY), directory: world.directory },
+      rejections: reporter(),
+      handlers: {},
+    }).catch((e: unknown) => e);
+    expect((err as BusUsageError).code).toBe('E_BUS_VERSION');
+  });
+
+  it('refuses a handler for another service\'s command', async () => {
+    const bus = await testBus('policy-foreign');
+    buses.push(bus);
+    const world = testWorld([POLICY]);
+    const err = await serveCommands(bus, {
+      service: 'policy',
+      version: '1.0.0',
+      sessions: { provider, self: world.identity(POLICY), directory: world.directory },
+      rejections: reporter(),
+      handlers: { [Commands.keys.get]: async () => new Uint8Array() },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BusUsageError);
+    expect((err as BusUsageError).code).toBe('E_BUS_HANDLER');
   });
 
   it('answers $SRV.PING, INFO and STATS, with readiness in the stats', async () => {
