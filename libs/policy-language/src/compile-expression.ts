@@ -90,6 +90,11 @@ function compileValue(e: ExprAst, compiler: ExpressionCompiler, scope: readonly 
     case 'binary':
       return compileBinary(e, compiler, scope);
     case 'list': {
+      // A list of literals is one constant, not a new array per evaluation.
+      if (e.items.every((item) => item.kind === 'literal')) {
+        const value = freezeLiteral(e.items.map((item) => (item as ExprAst & { kind: 'literal' }).value));
+        return () => value;
+      }
       const items = e.items.map((item) => compileValue(item, compiler, scope));
       return (context, slots) => {
         const values: unknown[] = [];

@@ -151,6 +151,24 @@ describe('evaluate', () => {
     });
   });
 
+  it('refuses an evaluation re-entered from inside the request', () => {
+    const set = policies('policy p { allow: any if user.ok }');
+    const sneaky = {
+      get ok(): boolean {
+        return set.evaluate({ action: 'x', resource: 'y', context: { user: { ok: true } } }).decision === 'Allow';
+      },
+    };
+    // The inner call is denied, so the outer condition is false: nothing allows.
+    expect(set.evaluate({ action: 'a', resource: 'b', context: { user: sneaky } }).decision).toBe('Deny');
+    expect(set.evaluate({ action: 'a', resource: 'b', context: { user: { ok: true } } }).decision).toBe('Allow');
+  });
+
+  it('compares lists of literals and list expressions', () => {
+    const text = 'policy p { allow: read(file) if [1, 2].contains(n) && [n, m] == [1, 2] }';
+    expect(decide(text, { ...read, context: { n: 1, m: 2 } }).decision).toBe('Allow');
+    expect(decide(text, { ...read, context: { n: 2, m: 2 } }).decision).toBe('Deny');
+  });
+
   it('names the set version and policy versions in decisions', () => {
     const set = compilePolicySources([{ text: 'policy p { allow: any }', version: 7 }], { version: 'ledger-42' });
     expect(set.evaluate(read)).toMatchObject({ decision: 'Allow', policy: 'p', version: 7, setVersion: 'ledger-42' });

@@ -33,6 +33,7 @@ export class Evaluator {
   private readonly scratch = { denies: [] as DenyRule[], allows: [] as AllowRule[], audits: [] as AuditRule[], fors: [] as ForRule[] };
   private readonly allowed: CompiledPolicy[] = [];
   private epoch = 0;
+  private busy = false;
   private scan = false;
   private diagnostics: PolicyEvalError[] | null = null;
   private audited: RuleRef[] | null = null;
@@ -51,6 +52,18 @@ export class Evaluator {
 
   /** `byScan` visits every rule instead of the indexed candidates: the reference the index is tested against. */
   evaluate(input: unknown, byScan = false): Decision {
+    // A getter in the request calling back into this set would overwrite the scratch state
+    // of the evaluation in progress: refuse the inner call rather than decide on mixed state.
+    if (this.busy) return this.deny('invalid request: evaluation re-entered from inside the request', null);
+    this.busy = true;
+    try {
+      return this.evaluateOnce(input, byScan);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private evaluateOnce(input: unknown, byScan: boolean): Decision {
     this.epoch++;
     this.scan = byScan;
     this.diagnostics = null;
