@@ -5,6 +5,7 @@ import { databaseUrl, withTestSchema } from '@bulwark/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDatabase, closeDatabase, createDatabase, databaseInfo } from './database.js';
 import { StoreError } from './errors.js';
+import { maskDatabaseUrl } from './url.js';
 
 async function unusedPort(): Promise<number> {
   const server = createServer();
@@ -51,10 +52,12 @@ describe('createDatabase on PostgreSQL', () => {
   it('returns int8 as bigint, exact beyond 2^53', async () => {
     const row = (await sql<{ big: bigint; list: bigint[]; n: number }>`select 9007199254740993::int8 as big, array[1, 2]::int8[] as list, 7::int4 as n`.execute(db)).rows[0];
     expect(row).toEqual({ big: 9007199254740993n, list: [1n, 2n], n: 7 });
+    const echoed = (await sql<{ v: bigint }>`select ${9007199254740993n}::int8 as v`.execute(db)).rows[0];
+    expect(echoed).toEqual({ v: 9007199254740993n });
   });
 
   it('reports what it is connected to, password masked', () => {
-    expect(databaseInfo(db)).toEqual({ backend: 'postgres', target: databaseUrl(), schema: schema.name });
+    expect(databaseInfo(db)).toEqual({ backend: 'postgres', target: maskDatabaseUrl(databaseUrl()), schema: schema.name });
   });
 
   it('answers the readiness check', async () => {

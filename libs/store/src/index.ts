@@ -6,3 +6,7 @@ export { createDatabase, checkDatabase, closeDatabase, databaseInfo } from './da
 export type { DatabaseOptions, DatabaseInfo, DatabaseHealth } from './database.js';
 export { migrateToLatest, rollbackMigration, migrationStatus } from './migrate.js';
 export type { Migration, Migrations, MigrationReport, MigrationState } from './migrate.js';
+export { sqlState, isUniqueViolation } from './sql-state.js';
+// Services write queries with kysely; taking it from here keeps one kysely version.
+export { sql } from 'kysely';
+export type { Kysely, Transaction, Generated, ColumnType, Selectable, Insertable, Updateable } from 'kysely';

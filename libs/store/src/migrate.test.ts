@@ -6,6 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, createDatabase } from './database.js';
 import { migrateToLatest, migrationStatus, rollbackMigration } from './migrate.js';
 import type { Migrations } from './migrate.js';
+import { isUniqueViolation, sqlState } from './sql-state.js';
 
 interface NotesDb {
   notes: { id: Generated<number>; body: string };
@@ -68,6 +69,9 @@ describe('migrateToLatest on PostgreSQL', () => {
     expect(await tablesOf(db, schema.name)).toEqual(['kysely_migration', 'kysely_migration_lock', 'notes']);
     await db.insertInto('notes').values({ body: 'hello' }).execute();
     expect(await db.selectFrom('notes').select('body').execute()).toEqual([{ body: 'hello' }]);
+    const duplicate = await db.insertInto('notes').values({ id: 1, body: 'again' }).execute().catch((e: unknown) => e);
+    expect(isUniqueViolation(duplicate)).toBe(true);
+    expect(sqlState(new Error('x'))).toBeUndefined();
   });
 
   it('applies nothing on a second run, and only the new migration when one is added', async () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDatabase, closeDatabase, createDatabase, databaseInfo } from './database.js';
 import { migrateToLatest } from './migrate.js';
 import type { Migrations } from './migrate.js';
+import { isUniqueViolation, sqlState } from './sql-state.js';
 
 interface CounterDb {
   counters: { name: string; value: bigint };
@@ -48,6 +49,13 @@ describe('createDatabase on in-memory PGlite', () => {
   it('returns int8 as bigint, like the PostgreSQL backend', async () => {
     await db.insertInto('counters').values({ name: 'big', value: 9007199254740993n }).execute();
     expect(await db.selectFrom('counters').select('value').where('name', '=', 'big').executeTakeFirst()).toEqual({ value: 9007199254740993n });
+  });
+
+  it('reports a duplicate key as a unique violation', async () => {
+    await db.insertInto('counters').values({ name: 'once', value: 1n }).execute();
+    const error = await db.insertInto('counters').values({ name: 'once', value: 2n }).execute().catch((e: unknown) => e);
+    expect(isUniqueViolation(error)).toBe(true);
+    expect(sqlState(error)).toBe('23505');
   });
 
   it('supports savepoints inside a transaction', async () => {
