@@ -34,8 +34,8 @@ function option(name: string, fallback: number): number {
   return value;
 }
 
-const ROUNDS = option('rounds', 36);
-const SAMPLE_MS = option('ms', 20);
+const ROUNDS = option('rounds', 72);
+const SAMPLE_MS = option('ms', 10);
 const CLOCK = process.argv.includes('--clock') ? process.argv[process.argv.indexOf('--clock') + 1] : 'cpu';
 if (CLOCK !== 'cpu' && CLOCK !== 'wall') {
   console.error(`bench crypto: --clock is cpu or wall, got '${CLOCK ?? ''}'`);
@@ -142,25 +142,33 @@ function batchSize(op: Op): number {
 }
 
 /**
- * One sample: ops/s over about SAMPLE_MS of back-to-back calls. With the default `--clock cpu`
- * the seconds are CPU seconds of this process (process.cpuUsage): the same as wall seconds for
- * these single-threaded calls on an idle core, but not inflated when a neighbour on this shared
- * 2-core machine takes the core away. `--clock wall` measures elapsed time instead.
+ * CPU time of this process (getrusage, microsecond-precise; /proc's per-thread schedstat only
+ * moves at scheduler ticks of ~4 ms, too coarse for 10 ms samples). The same as wall time for
+ * these single-threaded calls on an idle core, but not inflated while a neighbour on this shared
+ * 2-core machine holds the core. V8's background GC threads do count, as they would on any host.
  */
+function processCpuNs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) * 1000;
+}
+
+function wallNs(): number {
+  return Number(process.hrtime.bigint());
+}
+
+const clock = CLOCK === 'cpu' ? processCpuNs : wallNs;
+
+/** One sample: ops per second of the chosen clock over about SAMPLE_MS (wall) of back-to-back calls. */
 function sample(op: Op, batch: number): number {
   const budget = SAMPLE_MS * 1e6;
-  const wallStart = process.hrtime.bigint();
-  const cpuStart = process.cpuUsage();
+  const wallStart = wallNs();
+  const clockStart = clock();
   let calls = 0;
-  let wall = 0;
-  while (wall < budget) {
+  while (wallNs() - wallStart < budget) {
     for (let i = 0; i < batch; i++) consume(op());
     calls += batch;
-    wall = Number(process.hrtime.bigint() - wallStart);
   }
-  if (CLOCK === 'wall') return calls / (wall / 1e9);
-  const cpu = process.cpuUsage(cpuStart);
-  return calls / ((cpu.user + cpu.system) / 1e6);
+  return calls / ((clock() - clockStart) / 1e9);
 }
 
 function permutations<T>(items: readonly T[]): T[][] {
@@ -193,9 +201,14 @@ for (const { figure, impls } of figures) {
     const value = Math.round(medians.get(name)! * 10) / 10;
     console.log(JSON.stringify({ bench: 'crypto', figure, impl: name, value, unit: 'ops/s', n: ROUNDS }));
   }
+  // Also the median of the per-round ratios: each compares samples taken within milliseconds of
+  // each other, so slow drifts in the machine's load cancel out.
+  const raw = samples.get('raw:node-crypto')!;
+  const roundRatio = (impl: Impl) => median(samples.get(impl)!.map((value, round) => value / raw[round]!)).toFixed(3);
   const base = medians.get('raw:node-crypto')!;
   summary.push(
-    `${figure.padEnd(34)} bulwark ${(medians.get('bulwark')! / base).toFixed(3)}x raw   noble ${(medians.get('bulwark:noble')! / base).toFixed(3)}x raw`,
+    `${figure.padEnd(34)} bulwark ${(medians.get('bulwark')! / base).toFixed(3)}x raw (per round ${roundRatio('bulwark')})` +
+      `   noble ${(medians.get('bulwark:noble')! / base).toFixed(3)}x raw (per round ${roundRatio('bulwark:noble')})`,
   );
 }
 console.error(summary.join('\n'));
