@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import type { Socket } from 'node:net';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
@@ -73,6 +74,23 @@ describe('createDatabase failures', () => {
     await expect(attempt).rejects.toThrow(StoreError);
     await expect(attempt).rejects.toThrow(`cannot connect to PostgreSQL at 127.0.0.1:${port}/test: connection refused (ECONNREFUSED)`);
     await expect(attempt).rejects.toMatchObject({ code: 'E_DB_CONNECT', context: { host: '127.0.0.1', port, database: 'test' } });
+  });
+
+  it('gives up after connectTimeoutMs when the server accepts but never answers', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const started = Date.now();
+      await expect(createDatabase({ url: `postgres://postgres@127.0.0.1:${port}/test`, schema: 'svc', connectTimeoutMs: 300 })).rejects.toThrow(
+        new RegExp(`^cannot connect to PostgreSQL at 127\\.0\\.0\\.1:${port}/test: connection timed out`),
+      );
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it('says the database does not exist', async () => {

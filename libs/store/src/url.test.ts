@@ -41,6 +41,7 @@ describe('parseDatabaseUrl', () => {
   it('rejects a malformed PostgreSQL URL and an ambiguous pglite:// URL', () => {
     expect(() => parseDatabaseUrl('postgres://user:pw@host:notaport/db')).toThrow(/postgres:\/\/user:\*\*\*@host:notaport\/db is malformed/);
     expect(() => parseDatabaseUrl('pglite://data')).toThrow(/ambiguous/);
+    expect(() => parseDatabaseUrl('postgres://h/%zz')).toThrow(/malformed %-escape in "%zz"/);
   });
 });
 
@@ -49,6 +50,7 @@ describe('maskDatabaseUrl', () => {
     expect(maskDatabaseUrl('postgres://u:p%40ss@h/db')).toBe('postgres://u:***@h/db');
     expect(maskDatabaseUrl('postgres://h/db?user=u&password=pw&sslmode=require')).toBe('postgres://h/db?user=u&password=***&sslmode=require');
     expect(maskDatabaseUrl('postgres://u@h/db')).toBe('postgres://u@h/db');
+    expect(maskDatabaseUrl('postgres://u:p@ss@h:5432/db')).toBe('postgres://u:***@h:5432/db');
   });
 });
 

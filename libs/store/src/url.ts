@@ -13,7 +13,8 @@ export type DatabaseTarget =
 
 /** The URL with any password (in the authority or a `password=` parameter) replaced by `***`. */
 export function maskDatabaseUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@?#]*:)[^@/?#]*@/, '$1***@').replace(/([?&]password=)[^&#]*/gi, '$1***');
+  // Greedy up to the last @ of the authority, so a password with a raw @ is hidden whole.
+  return url.replace(/(\/\/[^:/@?#]*:)[^/?#]*@/, '$1***@').replace(/([?&]password=)[^&#]*/gi, '$1***');
 }
 
 export function parseDatabaseUrl(url: string | undefined): DatabaseTarget {
@@ -49,12 +50,19 @@ function parsePostgresUrl(raw: string): DatabaseTarget {
   } catch {
     throw new InputError('E_DB_URL', `database URL ${display} is malformed: expected postgres://user@host:port/db`, { url: display });
   }
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const decode = (part: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new InputError('E_DB_URL', `database URL ${display} has a malformed %-escape in "${part}"`, { url: display });
+    }
+  };
+  const database = decode(parsed.pathname.replace(/^\//, ''));
   if (database.includes('/')) {
     throw new InputError('E_DB_URL', `database URL ${display} names database "${database}", which contains a slash`, { url: display });
   }
   const host = parsed.hostname === '' ? (parsed.searchParams.get('host') ?? 'localhost') : parsed.hostname;
   const port = parsed.port === '' ? 5432 : Number(parsed.port);
-  const user = decodeURIComponent(parsed.username);
+  const user = decode(parsed.username);
   return { backend: 'postgres', url: raw, display, host, port, database: database === '' ? user : database };
 }
