@@ -49,8 +49,11 @@ export function printPattern(pattern: PatternAst): string {
 
 export function printRequirement(requirement: RequirementAst): string {
   switch (requirement.kind) {
-    case 'expression':
-      return printExpression(requirement.expression);
+    case 'expression': {
+      // `require: [...]` is a requirement list; an expression that starts with a list literal needs parentheses.
+      const text = printExpression(requirement.expression);
+      return text.startsWith('[') ? `(${text})` : text;
+    }
     case 'obligation':
       return `${requirement.name} = ${printValue(requirement.value)}`;
     case 'for':

@@ -1,6 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkExpectation, compilePolicySources, parsePolicies, parsePolicyTestFile } from './index.js';
+import { checkExpectation, compilePolicySources, parsePolicies, parsePolicyTestFile, printPolicy } from './index.js';
+
+// The seed document, when the shared reference is checked out beside the repository.
+const seedDocument = new URL('../../../../shared/reference/seed-security-model.pt.md', import.meta.url);
 
 const examples = new URL('../examples/', import.meta.url);
 const seedText = readFileSync(new URL('seed.policy', examples), 'utf8');
@@ -15,6 +18,13 @@ describe('the seed example policies', () => {
       ['data_flow_control', ['allow', 'deny', 'require']],
       ['resource_governance', ['allow', 'deny', 'require']],
     ]);
+  });
+
+  it.skipIf(!existsSync(seedDocument))('are the policies of the seed document, verbatim', () => {
+    const blocks = [...readFileSync(seedDocument, 'utf8').matchAll(/```rust\n(policy [\s\S]*?)```/g)].map((m) => m[1] as string);
+    expect(blocks).toHaveLength(3);
+    const fromSeed = blocks.flatMap((block) => parsePolicies(block).policies.map(printPolicy));
+    expect(fromSeed).toEqual(parsePolicies(seedText).policies.map(printPolicy));
   });
 
   it('has a table of at least 40 requests', () => {
