@@ -8,6 +8,7 @@ export { CompactRange, type NodeId, type TreeNode } from './merkle/compact-range
 export { MemoryMerkleTree } from './merkle/memory-tree.js';
 export { consistencyPlan, inclusionPlan, verifyConsistency, verifyInclusion } from './merkle/proofs.js';
 export {
+  COSIGNATURE_V1_TYPE,
   ED25519_SIGNATURE_TYPE,
   computeKeyId,
   formatSignerKey,
@@ -15,8 +16,10 @@ export {
   keyIdHex,
   parseSignerKey,
   parseVerifierKey,
+  publicPart,
   signerKey,
   verifierKey,
+  type NoteKeyType,
   type SignerKey,
   type VerifierKey,
 } from './note/keys.js';

@@ -6,7 +6,8 @@ import { ORIGIN, crypto, makeEvents, openTestLedger, type LedgerFixture } from '
 import { MemoryMerkleTree } from './merkle/memory-tree.js';
 import { verifyConsistency, verifyInclusion } from './merkle/proofs.js';
 import { openCheckpoint, signCheckpoint } from './note/checkpoint.js';
-import { signerKey } from './note/keys.js';
+import { COSIGNATURE_V1_TYPE, signerKey } from './note/keys.js';
+import { AuditLedger } from './ledger.js';
 import { verifyLedger } from './verify.js';
 import { Witness } from './witness.js';
 
@@ -107,8 +108,13 @@ describe('tree and proofs', () => {
 });
 
 describe('witnesses', () => {
+  it('do not lend their key type to the ledger: the ledger key must be a plain note key', () => {
+    const cosigner = signerKey(crypto, ORIGIN, crypto.randomBytes(32), COSIGNATURE_V1_TYPE);
+    expect(() => new AuditLedger(fx.db, { crypto, origin: ORIGIN, signer: cosigner })).toThrow('must be a plain Ed25519 note key (type 0x01)');
+  });
+
   it('cosign each checkpoint that extends the last one, and the ledger keeps the cosignature', async () => {
-    const witness = new Witness({ crypto, key: signerKey(crypto, 'bulwark.test/witness', crypto.randomBytes(32)), origin: ORIGIN, logKey: fx.ledger.verifierKey });
+    const witness = new Witness({ crypto, key: signerKey(crypto, 'bulwark.test/witness', crypto.randomBytes(32), COSIGNATURE_V1_TYPE), origin: ORIGIN, logKey: fx.ledger.verifierKey, now: () => 1764115200 });
     const first = await fx.ledger.checkpoint();
     const cosigned = witness.cosign(first.note, []);
     await fx.ledger.addCosignature(cosigned.note, witness.verifierKey);
@@ -121,10 +127,12 @@ describe('witnesses', () => {
     expect(stored.note.split('\n').filter((l) => l.startsWith('\u2014'))).toHaveLength(2);
     const opened = openCheckpoint(crypto, stored.note, { origin: ORIGIN, logKey: fx.ledger.verifierKey, witnesses: [witness.verifierKey], minWitnesses: 1 });
     expect(opened.checkpoint.size).toBe(second.size);
+    expect(opened.note.verified.find((v) => v.name === 'bulwark.test/witness')?.timestamp).toBe(1764115200);
     expect(witness.lastSeen?.size).toBe(second.size);
   });
 
   it('refuse a rollback, a fork and a bad proof', async () => {
+    // A plain note key (type 0x01) works as a witness key too.
     const witness = new Witness({ crypto, key: signerKey(crypto, 'bulwark.test/witness2', crypto.randomBytes(32)), origin: ORIGIN, logKey: fx.ledger.verifierKey });
     const latest = await fx.ledger.checkpoint();
     witness.cosign(latest.note, []);

@@ -12,7 +12,7 @@ import { CompactRange, edgeNodeIds, foldRight, type NodeId, type TreeNode } from
 import { leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/proofs.js';
 import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpoint.js';
-import { type SignerKey, type VerifierKey } from './note/keys.js';
+import { ED25519_SIGNATURE_TYPE, publicPart, type SignerKey, type VerifierKey } from './note/keys.js';
 import { addSignatures, openNote, parseNote } from './note/signed-note.js';
 import { bytes, joinEdge, ledgerEventOfRow, nodeKey, splitEdge, toNumber } from './store/rows.js';
 import { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
@@ -77,6 +77,8 @@ export class AuditLedger {
     const every = options.checkpointEvery ?? 1000;
     if (!Number.isSafeInteger(every) || every < 0) throw new LedgerError('E_LEDGER', `checkpointEvery ${every} is not a non-negative integer`);
     if (options.origin.length === 0 || options.origin.includes('\n')) throw new LedgerError('E_LEDGER', 'origin must be one non-empty line');
+    // The ledger signs plain notes (type 0x01); a cosignature/v1 key (0x04) is a witness's.
+    if (options.signer.type !== ED25519_SIGNATURE_TYPE) throw new LedgerError('E_KEY', `ledger key ${options.signer.name} must be a plain Ed25519 note key (type 0x01)`);
     this.#db = db;
     this.#crypto = options.crypto;
     this.#origin = options.origin;
@@ -90,8 +92,7 @@ export class AuditLedger {
 
   /** The key that verifies this ledger's events and checkpoints. */
   get verifierKey(): VerifierKey {
-    const { name, keyId, publicKey } = this.#signer;
-    return { name, keyId, publicKey };
+    return publicPart(this.#signer);
   }
 
   /**

@@ -2,20 +2,23 @@
  * A witness (DESIGN §4): another service that cosigns the ledger's checkpoints only after
  * checking that each new one extends the last one it saw (an RFC 9162 consistency proof).
  * A ledger that rewrote history could then not show the same witnesses two views.
- * The cosignature is an ordinary Ed25519 signed-note line by the witness's key over the
- * checkpoint text, added to the note beside the log's own signature.
+ * The cosignature is a signed-note line added beside the log's own signature: with a
+ * type 0x04 key, a timestamped cosignature/v1 (c2sp.org/tlog-cosignature) that
+ * standard witness tooling reads; with a type 0x01 key, a plain note signature.
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { LedgerError, isLedgerError } from './errors.js';
 import { verifyConsistency } from './merkle/proofs.js';
 import { openCheckpoint, type Checkpoint } from './note/checkpoint.js';
-import type { SignerKey, VerifierKey } from './note/keys.js';
+import { publicPart, type SignerKey, type VerifierKey } from './note/keys.js';
 import { addSignatures, signText, type NoteSignature } from './note/signed-note.js';
 
 export interface WitnessConfig {
   readonly crypto: Pick<CryptoProvider, 'ed25519' | 'sha256' | 'equal'>;
-  /** The witness's own key. */
+  /** The witness's own key: a cosignature/v1 key (type 0x04, c2sp.org/tlog-cosignature), or a plain note key. */
   readonly key: SignerKey;
+  /** The clock for cosignature timestamps, POSIX seconds (default: now). */
+  readonly now?: () => number;
   /** The log it watches: origin and public key. */
   readonly origin: string;
   readonly logKey: VerifierKey;
@@ -63,7 +66,7 @@ export function cosignCheckpoint(config: WitnessConfig, lastSeen: Checkpoint | u
   }
 
   const text = note.slice(0, note.lastIndexOf('\n\n') + 1);
-  const cosignature = signText(crypto, text, config.key);
+  const cosignature = signText(crypto, text, config.key, { timestamp: (config.now ?? (() => Math.floor(Date.now() / 1000)))() });
   return { checkpoint, cosignature, note: addSignatures(note, [cosignature]) };
 }
 
@@ -82,8 +85,7 @@ export class Witness {
   }
 
   get verifierKey(): VerifierKey {
-    const { name, keyId, publicKey } = this.#config.key;
-    return { name, keyId, publicKey };
+    return publicPart(this.#config.key);
   }
 
   cosign(note: string, proof: readonly Uint8Array[]): Cosigned {

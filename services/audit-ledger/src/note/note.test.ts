@@ -3,7 +3,7 @@ import { createCryptoProvider, fromHex, toBase64, toHex } from '@bulwark/crypto'
 import { readVectorJson, readVectorText } from '@bulwark/testkit';
 import { isLedgerError } from '../errors.js';
 import { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint } from './checkpoint.js';
-import { computeKeyId, formatSignerKey, formatVerifierKey, keyIdHex, parseSignerKey, parseVerifierKey, signerKey, verifierKey, type VerifierKey } from './keys.js';
+import { COSIGNATURE_V1_TYPE, computeKeyId, formatSignerKey, formatVerifierKey, keyIdHex, parseSignerKey, parseVerifierKey, publicPart, signerKey, verifierKey, type VerifierKey } from './keys.js';
 import { addSignatures, openNote, parseNote, signNote, signText } from './signed-note.js';
 
 const crypto = createCryptoProvider('node');
@@ -206,5 +206,49 @@ describe('checkpoints (checkpoint-vectors.json)', () => {
     ['a size beyond 2^53', 'origin\n18446744073709551615\nmb8QLQIs0Z0yP5Cstq6guj87oXWeC9gEM8oVikmm9Wk=\n'],
   ])('refuses a checkpoint with %s', (_name, text) => {
     expect(errorCode(() => parseCheckpoint(text))).toBe('E_CHECKPOINT');
+  });
+});
+
+describe('cosignature/v1 (c2sp.org/tlog-cosignature, Ed25519, type 0x04)', () => {
+  const log = signerKey(crypto, 'bulwark.test/ledger', crypto.randomBytes(32));
+  const witness = signerKey(crypto, 'bulwark.test/witness', crypto.randomBytes(32), COSIGNATURE_V1_TYPE);
+  const text = formatCheckpoint({ origin: 'bulwark.test/ledger', size: 7, rootHash: crypto.sha256(Uint8Array.of(7)), extensions: [] });
+
+  it('has its own key ID and vkey type byte for the same public key', () => {
+    const plain = verifierKey(crypto, witness.name, witness.publicKey);
+    expect(witness.keyId).not.toBe(plain.keyId);
+    expect(toHex(crypto.sha256([new TextEncoder().encode(witness.name), Uint8Array.of(0x0a, 0x04), witness.publicKey])).slice(0, 8)).toBe(keyIdHex(witness.keyId));
+    const vkey = formatVerifierKey(witness);
+    expect(vkey.split('+')[2]!.startsWith('B')).toBe(true);
+    expect(parseVerifierKey(crypto, vkey)).toEqual(publicPart(witness));
+    expect(parseSignerKey(crypto, formatSignerKey(witness))).toEqual(witness);
+  });
+
+  it('signs "cosignature/v1", the time line and the note text, with the timestamp in front of the signature', () => {
+    const line = signText(crypto, text, witness, { timestamp: 1679315147 });
+    expect(line.timestamp).toBe(1679315147);
+    const bytes = Buffer.from(line.line.split(' ')[2]!, 'base64');
+    expect(bytes.readUInt32BE(0)).toBe(witness.keyId);
+    expect(bytes.readBigUInt64BE(4)).toBe(1679315147n);
+    const message = new TextEncoder().encode(`cosignature/v1\ntime 1679315147\n${text}`);
+    expect(crypto.ed25519.verify(witness.publicKey, message, Uint8Array.from(bytes.subarray(12)))).toBe(true);
+  });
+
+  it('verifies beside the log signature and reports its timestamp', () => {
+    const note = addSignatures(signNote(crypto, text, [log]), [signText(crypto, text, witness, { timestamp: 1700000000 })]);
+    const opened = openNote(crypto, note, [publicPart(log), publicPart(witness)]);
+    expect(opened.verified.map((s) => [s.name, s.timestamp])).toEqual([
+      ['bulwark.test/ledger', undefined],
+      ['bulwark.test/witness', 1700000000],
+    ]);
+  });
+
+  it('rejects the note when the timestamp is changed after signing', () => {
+    const cosig = signText(crypto, text, witness, { timestamp: 1700000000 });
+    const bytes = Buffer.from(cosig.line.split(' ')[2]!, 'base64');
+    bytes.writeBigUInt64BE(1700000001n, 4);
+    const forged = `\u2014 ${witness.name} ${bytes.toString('base64')}`;
+    const note = `${signNote(crypto, text, [log])}${forged}\n`;
+    expect(() => openNote(crypto, note, [publicPart(log), publicPart(witness)])).toThrow('bulwark.test/witness+');
   });
 });

@@ -4,20 +4,24 @@
  *   — <key name> <base64(4-byte key ID || signature)>\n      (the dash is U+2014)
  *
  * The signed message is the text up to and including its final newline, not the blank
- * line. Verification follows the spec: a line counts only when both name and key ID
+ * line; for a cosignature/v1 key (type 0x04, c2sp.org/tlog-cosignature) it is
+ * `cosignature/v1\ntime <T>\n` followed by the text, and the signature bytes are
+ * T (u64 big-endian, POSIX seconds) followed by the Ed25519 signature. Verification follows the spec: a line counts only when both name and key ID
  * match a known key; lines from unknown keys are ignored; a known key's line that fails
  * rejects the whole note; a note with no verified signature is rejected.
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { fromBase64, toBase64 } from '@bulwark/crypto';
 import { LedgerError } from '../errors.js';
-import { isValidKeyName, keyIdHex, type SignerKey, type VerifierKey } from './keys.js';
+import { COSIGNATURE_V1_TYPE, ED25519_SIGNATURE_TYPE, isValidKeyName, keyIdHex, type SignerKey, type VerifierKey } from './keys.js';
 
 export interface NoteSignature {
   readonly name: string;
   readonly keyId: number;
-  /** The bytes after the key ID (64 for Ed25519). */
+  /** The bytes after the key ID (64 for Ed25519, 8 + 64 for a cosignature/v1). */
   readonly signature: Uint8Array;
+  /** For a cosignature/v1: when the cosigner signed, POSIX seconds (set once the line is verified or made). */
+  readonly timestamp?: number;
   /** The whole line, without its newline. */
   readonly line: string;
 }
@@ -95,11 +99,55 @@ export function formatNote(note: Note): string {
   return `${note.text}\n${note.signatures.map((s) => `${s.line}\n`).join('')}`;
 }
 
-/** One signature line over `text` by `signer`. */
-export function signText(crypto: Pick<CryptoProvider, 'ed25519'>, text: string, signer: SignerKey): NoteSignature {
+function cosignedMessage(timestamp: number, text: string): Uint8Array {
+  return utf8.encode(`cosignature/v1\ntime ${timestamp}\n${text}`);
+}
+
+/**
+ * One signature line over `text` by `signer`. A cosignature/v1 key signs with
+ * `timestamp` (POSIX seconds, default now).
+ */
+export function signText(crypto: Pick<CryptoProvider, 'ed25519'>, text: string, signer: SignerKey, options: { timestamp?: number } = {}): NoteSignature {
   checkText(text);
-  const signature = crypto.ed25519.sign(signer.secretKey, utf8.encode(text));
-  return { name: signer.name, keyId: signer.keyId, signature, line: signatureLine(signer.name, signer.keyId, signature) };
+  switch (signer.type) {
+    case ED25519_SIGNATURE_TYPE: {
+      const signature = crypto.ed25519.sign(signer.secretKey, utf8.encode(text));
+      return { name: signer.name, keyId: signer.keyId, signature, line: signatureLine(signer.name, signer.keyId, signature) };
+    }
+    case COSIGNATURE_V1_TYPE: {
+      const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
+      if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw malformed(`cosignature timestamp ${timestamp} is not a non-negative integer`);
+      const bytes = new Uint8Array(8 + 64);
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(timestamp), false);
+      bytes.set(crypto.ed25519.sign(signer.secretKey, cosignedMessage(timestamp, text)), 8);
+      return { name: signer.name, keyId: signer.keyId, signature: bytes, timestamp, line: signatureLine(signer.name, signer.keyId, bytes) };
+    }
+    default: {
+      const unreachable: never = signer.type;
+      throw malformed(`unknown signature type ${String(unreachable)}`);
+    }
+  }
+}
+
+/** Checks one line against its key; returns the line (with its timestamp for a cosignature) or undefined. */
+function verifyLine(crypto: Pick<CryptoProvider, 'ed25519'>, key: VerifierKey, text: string, signature: NoteSignature): NoteSignature | undefined {
+  switch (key.type) {
+    case ED25519_SIGNATURE_TYPE:
+      return signature.signature.length === 64 && crypto.ed25519.verify(key.publicKey, utf8.encode(text), signature.signature) ? signature : undefined;
+    case COSIGNATURE_V1_TYPE: {
+      if (signature.signature.length !== 8 + 64) return undefined;
+      const raw = new DataView(signature.signature.buffer, signature.signature.byteOffset, 8).getBigUint64(0, false);
+      // The spec caps timestamps at 2^63 - 1; JS numbers are exact to 2^53, far beyond any real clock.
+      if (raw > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+      const timestamp = Number(raw);
+      const ok = crypto.ed25519.verify(key.publicKey, cosignedMessage(timestamp, text), signature.signature.subarray(8));
+      return ok ? { ...signature, timestamp } : undefined;
+    }
+    default: {
+      const unreachable: never = key.type;
+      throw malformed(`unknown signature type ${String(unreachable)}`);
+    }
+  }
 }
 
 /** A note of `text` signed by every signer, in order. */
@@ -128,7 +176,6 @@ export function addSignatures(note: string, added: readonly NoteSignature[]): st
  */
 export function openNote(crypto: Pick<CryptoProvider, 'ed25519'>, note: string, known: readonly VerifierKey[]): OpenedNote {
   const parsed = parseNote(note);
-  const message = utf8.encode(parsed.text);
   const verified: NoteSignature[] = [];
   const unverified: NoteSignature[] = [];
   const seen = new Set<string>();
@@ -141,10 +188,9 @@ export function openNote(crypto: Pick<CryptoProvider, 'ed25519'>, note: string, 
       unverified.push(signature);
       continue;
     }
-    if (signature.signature.length !== 64 || !crypto.ed25519.verify(key.publicKey, message, signature.signature)) {
-      throw new LedgerError('E_NOTE_SIGNATURE', `signed note: signature by ${id} does not verify`, { key: id });
-    }
-    verified.push(signature);
+    const checked = verifyLine(crypto, key, parsed.text, signature);
+    if (checked === undefined) throw new LedgerError('E_NOTE_SIGNATURE', `signed note: signature by ${id} does not verify`, { key: id });
+    verified.push(checked);
   }
   if (verified.length === 0) {
     const names = parsed.signatures.map((s) => s.name).join(', ');
