@@ -169,6 +169,19 @@ describe('evaluate', () => {
     expect(decide(text, { ...read, context: { n: 2, m: 2 } }).decision).toBe('Deny');
   });
 
+  it('evaluates a batch in order and denies an unreadable request', () => {
+    const set = policies('policy p { allow: read(file) }');
+    expect(set.evaluateBatch([read, { action: 'write', resource: 'file' }, 'junk']).map((d) => d.decision)).toEqual(['Allow', 'Deny', 'Deny']);
+    expect(set.denyInvalid('not decryptable')).toMatchObject({ decision: 'Deny', reason: 'invalid request: not decryptable', policy: null });
+  });
+
+  it('refuses policy versions that are not positive integers and levels that repeat', () => {
+    const ast = policies('policy p { allow: any }');
+    expect(ast.policies[0]?.version).toBe(1);
+    expect(() => compilePolicySources([{ text: 'policy p { allow: any }', version: 0 }])).toThrow(PolicyParseError);
+    expect(() => policies('policy p { allow: any }', { levels: ['a', 'b', 'a'] })).toThrow(/appears twice/);
+  });
+
   it('names the set version and policy versions in decisions', () => {
     const set = compilePolicySources([{ text: 'policy p { allow: any }', version: 7 }], { version: 'ledger-42' });
     expect(set.evaluate(read)).toMatchObject({ decision: 'Allow', policy: 'p', version: 7, setVersion: 'ledger-42' });
