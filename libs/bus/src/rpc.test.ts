@@ -193,7 +193,7 @@ describe('request/reply over Noise IK sessions', () => {
     const { servers, clientBus } = await cluster();
     const svcm = new Svcm(natsOf(clientBus).nc as unknown as ConstructorParameters<typeof Svcm>[0]);
     const ids: string[] = [];
-    for await (const p of await svcm.client({ maxWait: 300 }).ping('bulwark-policy')) ids.push(p.id);
+    for await (const p of await svcm.client({ maxWait: 300 } as Parameters<Svcm['client']>[0]).ping('bulwark-policy')) ids.push(p.id);
     expect(ids.sort()).toEqual(servers.map((s) => s.instanceId).sort());
     const infos = [];
     for await (const i of await svcm.client().info('bulwark-policy', servers[0]!.instanceId)) infos.push(i);
