@@ -75,7 +75,11 @@ describe('createDatabase on in-memory PGlite', () => {
 });
 
 describe('createDatabase on a PGlite data directory', () => {
-  const root = mkdtempSync(join(tmpdir(), 'bulwark-store-'));
+  let root: string;
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'bulwark-store-'));
+  });
 
   afterAll(() => {
     rmSync(root, { recursive: true, force: true });
