@@ -52,12 +52,35 @@ export function compileCondition(expression: ExprAst, compiler: ExpressionCompil
 }
 
 function asBoolean(inner: Closure, expression: ExprAst, sink: ErrorSink, role: string): Closure {
+  // Operators, `.contains`, quantifiers and boolean literals only ever produce true, false or
+  // FAILED: checking their result again would cost a call per node for nothing.
+  if (producesBoolean(expression)) return inner;
   const text = lazyText(expression);
   return (context, slots) => {
     const value = inner(context, slots);
     if (value === true || value === false || value === FAILED) return value;
     return sink.fail('type_mismatch', `${role} ${text()} is ${describeValue(value)}, not a boolean`);
   };
+}
+
+function producesBoolean(e: ExprAst): boolean {
+  switch (e.kind) {
+    case 'binary':
+    case 'not':
+    case 'contains':
+    case 'quantifier':
+      return true;
+    case 'literal':
+      return typeof e.value === 'boolean';
+    case 'name':
+    case 'member':
+    case 'list':
+      return false;
+    default: {
+      const never: never = e;
+      return never;
+    }
+  }
 }
 
 /**
