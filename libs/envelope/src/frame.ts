@@ -1,6 +1,6 @@
 import { decodeId, encodeId } from './ids.js';
 import { reject, type Rejection } from './errors.js';
-import { toHex } from './bytes.js';
+import { allocateFrame, readSafeU64, readU32, readU64, toHex, writeSafeU64, writeU32, writeU64 } from './bytes.js';
 
 /**
  * The SecureChannel v1 frame (README "Frame layout", proto/bulwark/envelope/v1/frame.proto).
@@ -91,12 +91,11 @@ export class HeaderTemplate {
 
   /** A new frame buffer with the header filled in; the caller writes ciphertext and mac. */
   allocate(counter: bigint, timestamp: number, bodyLength: number): Uint8Array {
-    const frame = new Uint8Array(this.bytes.length + bodyLength + this.macLength);
+    const frame = allocateFrame(this.bytes.length + bodyLength + this.macLength);
     frame.set(this.bytes);
-    const view = new DataView(frame.buffer);
-    view.setBigUint64(this.counterOffset, counter, true);
-    view.setBigUint64(this.timestampOffset, BigInt(timestamp), true);
-    view.setUint32(this.lengthOffset, bodyLength, true);
+    writeU64(frame, this.counterOffset, counter);
+    writeSafeU64(frame, this.timestampOffset, timestamp);
+    writeU32(frame, this.lengthOffset, bodyLength);
     return frame;
   }
 }
@@ -121,8 +120,6 @@ export interface FrameView {
   readonly mac: Uint8Array;
 }
 
-const MAX_TIMESTAMP = BigInt(Number.MAX_SAFE_INTEGER);
-
 /**
  * Parse and check the shape of a frame (the receiver's first, cheapest check). Every length is
  * explicit and the sum must be the frame's exact size: no trailing bytes, no truncation.
@@ -133,7 +130,6 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
   if (frame[0] !== FRAME_VERSION) return reject('E_VERSION', `frame version ${frame[0]} is not ${FRAME_VERSION}`);
   const mode = frame[1]!;
   if (mode < Mode.session || mode > Mode.handshakeReply) return reject('E_FRAME_SHAPE', `unknown mode ${mode}`);
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
 
   const senderLength = frame[2]!;
   const sender = decodeId(frame, 3, senderLength);
@@ -152,9 +148,9 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
 
   const sessionId = frame.subarray(sessionAt, counterOffset);
   const sessionIdHex = toHex(sessionId);
-  const timestamp = view.getBigUint64(timestampOffset, true);
-  if (timestamp > MAX_TIMESTAMP) return reject('E_FRAME_SHAPE', 'timestamp beyond 2^53 ms', { sender, sessionId: sessionIdHex });
-  const bodyLength = view.getUint32(lengthOffset, true);
+  const timestamp = readSafeU64(frame, timestampOffset);
+  if (timestamp === undefined) return reject('E_FRAME_SHAPE', 'timestamp beyond 2^53 ms', { sender, sessionId: sessionIdHex });
+  const bodyLength = readU32(frame, lengthOffset);
   if (bodyLength < TAG_LENGTH || headerLength + bodyLength + macLength !== frame.length) {
     return reject('E_FRAME_SHAPE', `ciphertext length ${bodyLength} does not match a frame of ${frame.length} bytes`, { sender, sessionId: sessionIdHex });
   }
@@ -165,8 +161,8 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
     recipient,
     sessionId,
     sessionIdHex,
-    counter: view.getBigUint64(counterOffset, true),
-    timestamp: Number(timestamp),
+    counter: readU64(frame, counterOffset),
+    timestamp,
     sealedHandshake: mode === Mode.sealed ? frame.subarray(timestampOffset + 8, lengthOffset) : undefined,
     header: frame.subarray(0, headerLength),
     counterBytes: frame.subarray(counterOffset, timestampOffset),

@@ -152,7 +152,7 @@ export function initiateSession(options: SessionInitiatorOptions): PendingSessio
     s: options.self.x25519,
     rs: peer.x25519PublicKey,
   });
-  frame.set(hs.writeMessage(EMPTY), template.length);
+  frame.set(exactLength(hs.writeMessage(EMPTY), INIT_MESSAGE_LENGTH), template.length);
   const sessionIdHex = Buffer.from(sessionId).toString('hex');
   let state: 'pending' | 'done' = 'pending';
 
@@ -263,9 +263,10 @@ export class SessionResponder {
 
     const instance = lengthPrefixed(encodeId(this.#instanceId, 'instance id'));
     const template = new HeaderTemplate({ mode: Mode.handshakeReply, sender: this.#self.id, recipient: view.sender, sessionId: view.sessionId });
-    const reply = template.allocate(0n, now, 32 + DIGEST_LENGTH + instance.length + 16);
+    const replyLength = 32 + DIGEST_LENGTH + instance.length + 16;
+    const reply = template.allocate(0n, now, replyLength);
     const replyHeader = reply.subarray(0, template.length);
-    reply.set(hs.writeMessage(concatBytes([provider.sha256(replyHeader), instance])), template.length);
+    reply.set(exactLength(hs.writeMessage(concatBytes([provider.sha256(replyHeader), instance])), replyLength), template.length);
     const [toResponder, toInitiator] = hs.split();
     const session = new Session({
       options: this.#options,
@@ -329,6 +330,12 @@ export class SessionResponder {
     }
     this.#sessions.set(key, session);
   }
+}
+
+/** Handshake frames declare the Noise message length in their header before it is written. */
+function exactLength(message: Uint8Array, expected: number): Uint8Array {
+  if (message.length !== expected) throw new EnvelopeError('E_HANDSHAKE', `noise: handshake message of ${message.length} bytes, expected ${expected}`, {});
+  return message;
 }
 
 function sessionKey(view: FrameView): string {

@@ -81,10 +81,15 @@ export function sealData(
   }
   const frame = template.allocate(counter, timestamp, bodyLength);
   const header = frame.subarray(0, template.length);
-  frame.set(provider.chacha20poly1305.seal(keys.enc, chachaNonce(counter), plaintext, header), template.length);
+  const sealed = provider.chacha20poly1305.seal(keys.enc, chachaNonce(counter), plaintext, header);
+  // The frame buffer is not zero-filled: every byte must be written, so the lengths must be exact.
+  if (sealed.length !== bodyLength) throw new EnvelopeError('E_PROVIDER', `envelope: AEAD returned ${sealed.length} bytes, expected ${bodyLength}`, {});
+  frame.set(sealed, template.length);
   const body = frame.subarray(template.length, template.length + bodyLength);
   const counterBytes = frame.subarray(template.counterOffset, template.counterOffset + 8);
-  frame.set(provider.hmacSha256(keys.mac, [header, body, counterBytes]), template.length + bodyLength);
+  const mac = provider.hmacSha256(keys.mac, [header, body, counterBytes]);
+  if (mac.length !== MAC_LENGTH) throw new EnvelopeError('E_PROVIDER', `envelope: HMAC returned ${mac.length} bytes, expected ${MAC_LENGTH}`, {});
+  frame.set(mac, template.length + bodyLength);
   return frame;
 }
 

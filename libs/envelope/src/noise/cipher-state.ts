@@ -1,4 +1,5 @@
 import type { CryptoProvider } from '@bulwark/crypto';
+import { writeU64 } from '../bytes.js';
 import { EnvelopeError } from '../errors.js';
 
 /** 2^64 - 1: reserved by Noise §5.1, never used to encrypt a message. */
@@ -8,7 +9,7 @@ const EMPTY = new Uint8Array(0);
 /** ChaChaPoly nonce (Noise §12.3): 32 bits of zeros followed by the 64-bit counter, little-endian. */
 export function chachaNonce(counter: bigint): Uint8Array {
   const nonce = new Uint8Array(12);
-  new DataView(nonce.buffer).setBigUint64(4, counter, true);
+  writeU64(nonce, 4, counter);
   return nonce;
 }
 

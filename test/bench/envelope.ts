@@ -1,0 +1,153 @@
+// `npm run bench -- envelope [--rounds N] [--ms M]`: seal + open of one frame, per mode and size,
+// against the raw node:crypto calls the envelope makes (ChaCha20-Poly1305 + HMAC-SHA256 over the
+// same bytes). One JSON line per figure (DESIGN §11): the median of interleaved rounds. Rates are
+// per second of this process's CPU time (user + system), so that other work on a shared machine
+// stretches the wall clock without skewing the figures.
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
+import {
+  ChannelReceiver,
+  ChannelSender,
+  createChannelEpochKey,
+  initiateSession,
+  SealedReceiver,
+  SealedSender,
+  SessionResponder,
+  signDirectoryEntry,
+  TrustedDirectory,
+} from '../../libs/envelope/src/index.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number): number => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+};
+const ROUNDS = option('rounds', 11);
+const ROUND_MS = option('ms', 150);
+
+type SealOpen = (plaintext: Uint8Array) => void;
+
+/** The three modes wired up in one process, each returning a seal-then-open step. */
+function envelopeSteps(provider: CryptoProvider): Record<'session' | 'sealed' | 'channel', SealOpen> {
+  const now = Date.now();
+  const rootSeed = randomBytes(32);
+  const directory = new TrustedDirectory({ provider, rootPublicKey: provider.ed25519.publicKey(rootSeed) });
+  const identity = (id: string) => {
+    const x25519 = provider.x25519.generateKeyPair();
+    const ed = provider.ed25519.generateKeyPair();
+    directory.put(
+      signDirectoryEntry(provider, rootSeed, {
+        id,
+        ed25519PublicKey: ed.publicKey,
+        x25519PublicKey: x25519.publicKey,
+        keyVersion: 1,
+        notBefore: now - 60_000,
+        notAfter: now + 86_400_000,
+        revoked: false,
+      }),
+    );
+    return { id, x25519 };
+  };
+  const agent = identity('agent.bench');
+  const service = identity('svc.policy');
+  const common = { provider, directory };
+
+  const responder = new SessionResponder({ ...common, self: service, instanceId: 'policy-1' });
+  const pending = initiateSession({ ...common, self: agent, peerId: service.id });
+  const accepted = responder.accept(pending.frame);
+  if (!accepted.ok) throw new Error(accepted.detail);
+  const completed = pending.complete(accepted.reply);
+  if (!completed.ok) throw new Error(completed.detail);
+  const client = completed.session;
+  const server = accepted.session;
+
+  const sealer = new SealedSender({ ...common, self: agent, recipientId: service.id });
+  const unsealer = new SealedReceiver({ ...common, self: service });
+
+  const epochKey = createChannelEpochKey(provider, 'soc.incidents', 1);
+  const publisher = new ChannelSender({ ...common, senderId: service.id, epochKey });
+  const subscriber = new ChannelReceiver({ ...common, channelId: 'soc.incidents' });
+  subscriber.install(epochKey);
+
+  const check = (ok: boolean) => {
+    if (!ok) throw new Error('bench frame refused');
+  };
+  return {
+    session: (p) => check(server.open(client.seal(p)).ok),
+    sealed: (p) => check(unsealer.open(sealer.seal(p)).ok),
+    channel: (p) => check(subscriber.open(publisher.seal(p)).ok),
+  };
+}
+
+/** The bare calls: encrypt with the header as AD, MAC header || ciphertext || counter, then verify and decrypt. */
+function rawStep(): SealOpen {
+  const encKey = randomBytes(32);
+  const macKey = randomBytes(32);
+  const header = randomBytes(70);
+  let counter = 0n;
+  return (plaintext) => {
+    const nonce = Buffer.alloc(12);
+    nonce.writeBigUInt64LE(counter++, 4);
+    const counterBytes = nonce.subarray(4);
+    const cipher = createCipheriv('chacha20-poly1305', encKey, nonce, { authTagLength: 16 });
+    cipher.setAAD(header);
+    const body = cipher.update(plaintext);
+    cipher.final();
+    const tag = cipher.getAuthTag();
+    const mac = createHmac('sha256', macKey).update(header).update(body).update(tag).update(counterBytes).digest();
+
+    const expected = createHmac('sha256', macKey).update(header).update(body).update(tag).update(counterBytes).digest();
+    if (!timingSafeEqual(mac, expected)) throw new Error('raw mac');
+    const decipher = createDecipheriv('chacha20-poly1305', encKey, nonce, { authTagLength: 16 });
+    decipher.setAAD(header);
+    decipher.setAuthTag(tag);
+    decipher.update(body);
+    decipher.final();
+  };
+}
+
+function cpuMicros(): number {
+  const usage = process.cpuUsage();
+  return usage.user + usage.system;
+}
+
+function opsPerSecond(step: SealOpen, plaintext: Uint8Array, ms: number): number {
+  let n = 0;
+  const start = cpuMicros();
+  const budget = ms * 1000;
+  let used = 0;
+  while (used < budget) {
+    for (let i = 0; i < 8; i++) step(plaintext);
+    n += 8;
+    used = cpuMicros() - start;
+  }
+  return n / (used / 1e6);
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+
+const impls: [string, Record<'session' | 'sealed' | 'channel', SealOpen> | SealOpen][] = [
+  ['bulwark', envelopeSteps(createCryptoProvider('node'))],
+  ['bulwark:noble', envelopeSteps(createCryptoProvider('noble'))],
+  ['raw:node-crypto', rawStep()],
+];
+
+for (const [sizeName, size] of [['1KiB', 1024], ['64KiB', 65536]] as const) {
+  const plaintext = randomBytes(size);
+  for (const mode of ['session', 'sealed', 'channel'] as const) {
+    const steps = impls.map(([impl, s]) => [impl, typeof s === 'function' ? s : s[mode]] as const);
+    for (const [, step] of steps) opsPerSecond(step, plaintext, 30); // warm-up
+    const samples = new Map<string, number[]>(steps.map(([impl]) => [impl, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      // Interleave, and alternate the order, so drift on a shared machine hits every impl alike.
+      const order = round % 2 === 0 ? steps : [...steps].reverse();
+      for (const [impl, step] of order) samples.get(impl)!.push(opsPerSecond(step, plaintext, impl === 'bulwark:noble' ? ROUND_MS / 3 : ROUND_MS));
+    }
+    for (const [impl, values] of samples) {
+      console.log(JSON.stringify({ bench: 'envelope', figure: `seal_open.${mode}.${sizeName}`, impl, value: Math.round(median(values)), unit: 'ops/s', n: values.length }));
+    }
+  }
+}
