@@ -51,7 +51,9 @@ describe('validateEvent', () => {
     const id = newEventId(1732579200000);
     expect(isUuidV7(id)).toBe(true);
     expect(id.startsWith('01936')).toBe(true);
-    expect(newEventId(1732579200000) > id || newEventId(1732579200000) !== id).toBe(true);
+    // The first 48 bits are the millisecond timestamp, so later ids sort after earlier ones.
+    expect(newEventId(1732579200001) > id).toBe(true);
+    expect(newEventId(1732579200000)).not.toBe(id);
   });
 
   it.each([

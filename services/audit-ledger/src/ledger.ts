@@ -96,12 +96,13 @@ export class AuditLedger {
   }
 
   /**
-   * Validates, seals and stores `events` in one transaction. An event id already stored
+   * Validates (they are producers' input), seals and stores `events` in one transaction. An event id already stored
    * (or repeated in the batch) is skipped without using a seq. Bad input throws an
    * InputError before the database is touched; any failure rolls the whole batch back.
    */
-  async append(events: readonly (AuditEvent | unknown)[]): Promise<AppendResult> {
+  async append(events: readonly unknown[]): Promise<AppendResult> {
     const valid = events.map((event) => validateEvent(event));
+    if (valid.length === 0) return { appended: [], duplicates: [], size: (await this.head()).size };
     return this.#db.transaction().execute(async (trx) => {
       const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
       const size = toNumber(head.size, 'ledger_head.size');

@@ -19,6 +19,8 @@ import { verifyLedger, type VerifyReport } from './verify.js';
 const SIZE = 200;
 const EDITS = 1000;
 const SEED = Number(process.env['TAMPER_SEED'] ?? 20261126);
+/** Concurrent transactions (the store's pool holds 5 connections). */
+const LANES = 4;
 
 type Trx = Transaction<LedgerDatabase>;
 
@@ -56,6 +58,20 @@ async function verifyUnder(edit: (trx: Trx) => Promise<void>, held: readonly str
   throw new Error('unreachable: the transaction always rolls back');
 }
 
+/**
+ * Two lanes editing overlapping rows (a swap against a shift, say) can deadlock; PostgreSQL
+ * then aborts one transaction (SQLSTATE 40P01), which is simply run again.
+ */
+async function retryOnDeadlock<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '40P01' || attempt >= 5) throw err;
+    }
+  }
+}
+
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed with TAMPER_SEED. */
 function prng(seed: number): (n: number) => number {
   let a = seed >>> 0;
@@ -72,10 +88,10 @@ async function row(trx: Trx, seq: number) {
   return trx.selectFrom('events').selectAll().where('seq', '=', BigInt(seq)).executeTakeFirstOrThrow();
 }
 
-/** One character of `text` replaced by a different printable ASCII character. */
-function editChar(text: string, pick: (n: number) => number): string {
-  const at = pick(text.length);
-  let replacement = String.fromCharCode(0x21 + pick(94));
+/** One character of `text` (at a fraction `where` of its length) replaced by a different printable ASCII character. */
+function editChar(text: string, where: number, code: number): string {
+  const at = Math.floor(where * text.length);
+  let replacement = String.fromCharCode(0x21 + code);
   if (replacement === text[at]) replacement = replacement === 'A' ? 'B' : 'A';
   return text.slice(0, at) + replacement + text.slice(at + 1);
 }
@@ -95,15 +111,19 @@ function randomEdit(pick: (n: number) => number): Edit {
     }
     case 'agent_id':
     case 'event_type':
-    case 'details':
+    case 'details': {
+      // Every random choice is drawn when the edit is made, not when it runs, so lanes running in parallel replay the same edits.
+      const where = pick(1_000_000) / 1_000_000;
+      const code = pick(94);
       return {
         kind,
         expected: i,
         apply: async (trx) => {
           const before = (await row(trx, i))[kind];
-          await trx.updateTable('events').set({ [kind]: editChar(before, pick) }).where('seq', '=', BigInt(i)).execute();
+          await trx.updateTable('events').set({ [kind]: editChar(before, where, code) }).where('seq', '=', BigInt(i)).execute();
         },
       };
+    }
     case 'previous_hash':
     case 'event_hash':
     case 'signature': {
@@ -134,18 +154,20 @@ function randomEdit(pick: (n: number) => number): Edit {
           await trx.insertInto('events').values({ ...forged, event_hash: eventHash, signature }).execute();
         },
       };
-    case 'insert_middle':
+    case 'insert_middle': {
       // Make room at seq i by shifting the rest up, then put a copy of another event there.
+      const source = pick(SIZE);
       return {
         kind,
         expected: i,
         apply: async (trx) => {
-          const model = await row(trx, pick(SIZE));
+          const model = await row(trx, source);
           await sql`update events set seq = seq + 1000000 where seq >= ${i}`.execute(trx);
           await sql`update events set seq = seq - 1000000 + 1 where seq >= 1000000`.execute(trx);
           await trx.insertInto('events').values({ ...model, seq: BigInt(i), event_id: randomUUID() }).execute();
         },
       };
+    }
     case 'swap': {
       let j = pick(SIZE - 1);
       if (j >= i) j += 1;
@@ -174,16 +196,22 @@ describe('tampering with stored events', () => {
 
   it(`names the right first seq for ${EDITS} random edits, deletions, insertions and swaps (seed ${SEED})`, async () => {
     const pick = prng(SEED);
+    const edits = Array.from({ length: EDITS }, () => randomEdit(pick));
     const wrong: string[] = [];
     const counts = new Map<string, number>();
-    for (let n = 0; n < EDITS; n++) {
-      const edit = randomEdit(pick);
-      counts.set(edit.kind, (counts.get(edit.kind) ?? 0) + 1);
-      const report = await verifyUnder(edit.apply);
-      if (report.ok || report.seq !== edit.expected) {
-        wrong.push(`#${n} ${edit.kind} at ${edit.expected}: ${report.ok ? 'passed verify' : `${report.message} (seq ${report.seq})`}`);
-      }
-    }
+    // Lanes overlap database round trips; each edit still runs in its own transaction, rolled back.
+    await Promise.all(
+      Array.from({ length: LANES }, async (_, lane) => {
+        for (let n = lane; n < EDITS; n += LANES) {
+          const edit = edits[n]!;
+          counts.set(edit.kind, (counts.get(edit.kind) ?? 0) + 1);
+          const report = await retryOnDeadlock(() => verifyUnder(edit.apply));
+          if (report.ok || report.seq !== edit.expected) {
+            wrong.push(`#${n} ${edit.kind} at ${edit.expected}: ${report.ok ? 'passed verify' : `${report.message} (seq ${report.seq})`}`);
+          }
+        }
+      }),
+    );
     expect(wrong).toEqual([]);
     expect(counts.size).toBe(13);
   }, 180_000);
