@@ -3,10 +3,10 @@
  * and (every N events) a signed checkpoint, all in one PostgreSQL transaction; serves
  * inclusion and consistency proofs; records witness cosignatures.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
-import { canonicalDetails, sealEvent, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import { computeEventHash, hashedFieldsOf, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import { LedgerError } from './errors.js';
 import { CompactRange, edgeNodeIds, foldRight, type NodeId, type TreeNode } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
@@ -15,7 +15,7 @@ import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpo
 import { ED25519_SIGNATURE_TYPE, publicPart, type SignerKey, type VerifierKey } from './note/keys.js';
 import { addSignatures, openNote, parseNote } from './note/signed-note.js';
 import { bytes, joinEdge, ledgerEventOfRow, nodeKey, splitEdge, toNumber } from './store/rows.js';
-import { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
+import { LEDGER_MIGRATIONS, type EventsTable, type LedgerDatabase } from './store/schema.js';
 
 export type LedgerDb = Kysely<LedgerDatabase>;
 
@@ -126,31 +126,35 @@ export class AuditLedger {
 
       let previous = bytes(head.head_hash);
       const appended: LedgerEvent[] = [];
+      const rows: Insertable<EventsTable>[] = [];
       const nodes: TreeNode[] = [];
       for (const event of fresh) {
-        const sealed = sealEvent(this.#crypto, this.#signer.secretKey, event, size + appended.length, previous);
-        appended.push(sealed);
-        nodes.push(...range.append(leafHash(this.#crypto, sealed.eventHash)));
-        previous = sealed.eventHash;
+        const seq = size + appended.length;
+        // The stored details are the very text that was hashed: verify recomputes from the row.
+        const fields = hashedFieldsOf(event, seq, previous);
+        const eventHash = computeEventHash(this.#crypto, fields);
+        const signature = this.#crypto.ed25519.sign(this.#signer.secretKey, eventHash);
+        appended.push({ ...event, seq, previousHash: previous, eventHash, signature });
+        rows.push({
+          seq,
+          event_id: event.eventId,
+          timestamp_ms: event.timestamp,
+          agent_id: event.agentId,
+          event_type: event.eventType,
+          details: fields.detailsJcs,
+          previous_hash: previous,
+          event_hash: eventHash,
+          signature,
+        });
+        nodes.push(...range.append(leafHash(this.#crypto, eventHash)));
+        previous = eventHash;
       }
 
-      for (let at = 0; at < appended.length; at += INSERT_CHUNK) {
-        const chunk = appended.slice(at, at + INSERT_CHUNK);
+      for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
+        const chunk = rows.slice(at, at + INSERT_CHUNK);
         const inserted = await trx
           .insertInto('events')
-          .values(
-            chunk.map((e) => ({
-              seq: e.seq,
-              event_id: e.eventId,
-              timestamp_ms: e.timestamp,
-              agent_id: e.agentId,
-              event_type: e.eventType,
-              details: canonicalDetails(e.details, e.eventId),
-              previous_hash: e.previousHash,
-              event_hash: e.eventHash,
-              signature: e.signature,
-            })),
-          )
+          .values(chunk)
           .onConflict((oc) => oc.column('event_id').doNothing())
           .returning('seq')
           .execute();
