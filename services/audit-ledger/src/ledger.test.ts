@@ -168,8 +168,11 @@ describe('verify', () => {
     }
   });
 
-  it('pages through the table without changing the outcome', async () => {
-    expect(await verifyLedger(fx.db, { ...verifyOptions(), pageSize: 7 })).toMatchObject({ ok: true, size: all.length });
+  it('pages through the table without changing the outcome, reporting progress per page', async () => {
+    const progress: number[] = [];
+    expect(await verifyLedger(fx.db, { ...verifyOptions(), pageSize: 7, onProgress: (done) => progress.push(done) })).toMatchObject({ ok: true, size: all.length });
+    expect(progress).toHaveLength(Math.ceil(all.length / 7));
+    expect(progress.at(-1)).toBe(all.length);
   });
 
   it('fails with a key that is not the ledger key', async () => {

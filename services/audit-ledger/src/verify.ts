@@ -29,6 +29,8 @@ export interface VerifyOptions {
   readonly heldCheckpoints?: readonly string[];
   /** Rows per page (default 2000). */
   readonly pageSize?: number;
+  /** Called after each page with the events verified so far and the head's size (for a progress bar). */
+  readonly onProgress?: (verified: number, headSize: number) => void;
 }
 
 export type VerifyProblem =
@@ -210,6 +212,7 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
       previous = eventHash;
       checkCheckpointsAt(range.size);
     }
+    options.onProgress?.(range.size, headSize);
   }
 
   const count = range.size;
