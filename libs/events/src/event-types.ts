@@ -114,3 +114,11 @@ export function eventCategory(type: EventType): EventCategory {
 export function eventSubject(type: EventType): `bulwark.evt.${EventType}` {
   return `bulwark.evt.${type}`;
 }
+
+/** The event type a `bulwark.evt.<type>` subject carries; undefined for any other subject. */
+export function eventTypeFromSubject(subject: string): EventType | undefined {
+  const prefix = 'bulwark.evt.';
+  if (!subject.startsWith(prefix)) return undefined;
+  const type = subject.slice(prefix.length);
+  return isEventType(type) ? type : undefined;
+}

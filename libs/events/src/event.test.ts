@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '@bulwark/errors';
-import { EVENT_TYPES, eventCategory, eventSubject, isEventType } from './event-types.js';
-import { MAX_DETAILS_BYTES, isUuidV7, newEventId, validateEvent } from './event.js';
+import { EVENT_TYPES, eventCategory, eventSubject, eventTypeFromSubject, isEventType } from './event-types.js';
+import { MAX_DETAILS_BYTES, isUuidV7, newEvent, newEventId, validateEvent } from './event.js';
 
 const good = {
   eventId: '0192f5a0-1c00-7abc-8def-0123456789ab',
@@ -31,6 +31,9 @@ describe('event types', () => {
     }
     expect(eventSubject('sandbox.escape_suspected')).toBe('bulwark.evt.sandbox.escape_suspected');
     expect(isEventType('policy.nope')).toBe(false);
+    expect(eventTypeFromSubject('bulwark.evt.keys.rotated')).toBe('keys.rotated');
+    expect(eventTypeFromSubject('bulwark.evt.keys.nope')).toBeUndefined();
+    expect(eventTypeFromSubject('bulwark.policy.evaluate')).toBeUndefined();
   });
 });
 
@@ -45,6 +48,14 @@ describe('validateEvent', () => {
     const event = validateEvent({ ...good, details });
     details.decision = 'Deny';
     expect(event.details).toEqual({ decision: 'Allow' });
+  });
+
+  it('makes a new event with a fresh id and the current time, validated', () => {
+    const before = Date.now();
+    const event = newEvent({ agentId: 'svc.policy', eventType: 'policy.decision', details: { decision: 'Allow' } });
+    expect(isUuidV7(event.eventId)).toBe(true);
+    expect(event.timestamp).toBeGreaterThanOrEqual(before);
+    expect(() => newEvent({ agentId: 'svc.policy', eventType: 'policy.decision', details: { x: Number.NaN } })).toThrow('details.x: is NaN');
   });
 
   it('makes time-ordered UUIDv7 ids', () => {

@@ -53,6 +53,21 @@ export function newEventId(nowMs?: number): string {
   return nowMs === undefined ? uuidv7() : uuidv7({ msecs: nowMs });
 }
 
+/** What a producer supplies; id and timestamp default to a fresh UUIDv7 and now. */
+export interface NewEventInput {
+  readonly agentId: string;
+  readonly eventType: EventType;
+  readonly details: JsonObject;
+  readonly eventId?: string;
+  readonly timestamp?: number;
+}
+
+/** A new, validated event (throws InputError like validateEvent). */
+export function newEvent(input: NewEventInput): AuditEvent {
+  const timestamp = input.timestamp ?? Date.now();
+  return validateEvent({ ...input, timestamp, eventId: input.eventId ?? newEventId(timestamp) });
+}
+
 function eventError(code: string, eventId: unknown, why: string, context: Record<string, unknown> = {}): InputError {
   const which = typeof eventId === 'string' && eventId.length <= 64 ? `event ${eventId}` : 'event';
   return new InputError(code, `${which}: ${why}`, { eventId, ...context });

@@ -1,4 +1,4 @@
-export { EVENT_TYPES, eventCategory, eventSubject, isEventType, type EventCategory, type EventType } from './event-types.js';
+export { EVENT_TYPES, eventCategory, eventSubject, eventTypeFromSubject, isEventType, type EventCategory, type EventType } from './event-types.js';
 export { MAX_JSON_DEPTH, assertJsonValue, canonicalJson, parseJson, type JsonObject, type JsonPrimitive, type JsonValue } from './jcs.js';
 export {
   GENESIS_PREVIOUS_HASH,
@@ -9,11 +9,13 @@ export {
   SIGNATURE_LENGTH,
   canonicalDetails,
   isUuidV7,
+  newEvent,
   newEventId,
   validateEvent,
   type AuditEvent,
   type ChainFields,
   type LedgerEvent,
+  type NewEventInput,
 } from './event.js';
 export { EVENT_HASH_DOMAIN, computeEventHash, eventHashInput, hashedFieldsOf, type HashedFields } from './hash.js';
 export { checkSealedEvent, sealEvent, type SealProblem } from './seal.js';

@@ -40,6 +40,10 @@ describe('append', () => {
 
   it('stores events as they were sealed', async () => {
     expect(await fx.ledger.events(0, 1000)).toEqual(all);
+    expect(await fx.ledger.seqOf(all[17]!.eventId)).toBe(17);
+    expect(await fx.ledger.seqOf(all[17]!.eventId.toUpperCase())).toBe(17);
+    expect(await fx.ledger.seqOf('0192f5a0-1c00-7abc-8def-0123456789ab')).toBeUndefined();
+    expect(await fx.ledger.seqOf('not-a-uuid')).toBeUndefined();
   });
 
   it('treats a redelivered event id as a no-op that uses no seq', async () => {

@@ -6,7 +6,7 @@
 import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
-import { computeEventHash, hashedFieldsOf, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import { computeEventHash, hashedFieldsOf, isUuidV7, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import { LedgerError } from './errors.js';
 import { CompactRange, edgeNodeIds, foldRight, type NodeId, type TreeNode } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
@@ -256,6 +256,13 @@ export class AuditLedger {
   async edgeAt(size: number): Promise<Uint8Array[]> {
     await this.#checkTreeSize(size);
     return resolvePlan(this.#crypto, edgeNodeIds(size).map((id) => [id]), this.#readNodes);
+  }
+
+  /** The seq of a stored event, undefined if the ledger does not hold it. */
+  async seqOf(eventId: string): Promise<number | undefined> {
+    if (!isUuidV7(eventId.toLowerCase())) return undefined;
+    const row = await this.#db.selectFrom('events').select('seq').where('event_id', '=', eventId.toLowerCase()).executeTakeFirst();
+    return row === undefined ? undefined : toNumber(row.seq, 'seq');
   }
 
   /** Events from `fromSeq` on, in seq order, at most `limit`. */
