@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HeaderTemplate, isRejection, MIN_FRAME_SIZE, Mode, parseFrame, SEALED_HANDSHAKE_LENGTH, type FrameView } from './frame.js';
+import { HeaderTemplate, inspectFrame, isRejection, MIN_FRAME_SIZE, Mode, parseFrame, SEALED_HANDSHAKE_LENGTH, type FrameView } from './frame.js';
 import type { Rejection } from './errors.js';
 
 const sessionId = Uint8Array.from({ length: 16 }, (_, i) => i);
@@ -58,11 +58,18 @@ describe('frame layout', () => {
     expect(() => new HeaderTemplate({ mode: Mode.sealed, sender: 'a', recipient: 'b', sessionId })).toThrow();
   });
 
-  it('has no mac in handshake frames', () => {
+  it('has no mac and counter 0 in handshake frames', () => {
     const init = new HeaderTemplate({ mode: Mode.handshakeInit, sender: 'agent.1', recipient: 'svc.policy', sessionId });
-    const view = parsed(frameOf(init, 96));
+    const frame = init.allocate(0n, 1_767_225_600_000, 96);
+    const view = parsed(frame);
     expect(view.mac.length).toBe(0);
     expect(view.body.length).toBe(96);
+    expect(rejected(init.allocate(1n, 1_767_225_600_000, 96)).reason).toBe('E_FRAME_SHAPE');
+  });
+
+  it('summarises a header for routing without authenticating it', () => {
+    expect(inspectFrame(frameOf(template, 20))).toMatchObject({ mode: Mode.session, sender: 'svc.policy', recipient: 'agent.1', sessionId: '000102030405060708090a0b0c0d0e0f', counter: 0x0102030405060708n });
+    expect(inspectFrame(new Uint8Array(3))).toMatchObject({ ok: false, reason: 'E_FRAME_SIZE' });
   });
 
   it('refuses every truncation and any trailing byte', () => {

@@ -154,6 +154,8 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
   if (bodyLength < TAG_LENGTH || headerLength + bodyLength + macLength !== frame.length) {
     return reject('E_FRAME_SHAPE', `ciphertext length ${bodyLength} does not match a frame of ${frame.length} bytes`, { sender, sessionId: sessionIdHex });
   }
+  const counter = readU64(frame, counterOffset);
+  if (macLength === 0 && counter !== 0n) return reject('E_FRAME_SHAPE', `handshake frame with counter ${counter}, not 0`, { sender, sessionId: sessionIdHex });
   const bodyEnd = headerLength + bodyLength;
   return {
     mode: mode as Mode,
@@ -161,7 +163,7 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
     recipient,
     sessionId,
     sessionIdHex,
-    counter: readU64(frame, counterOffset),
+    counter,
     timestamp,
     sealedHandshake: mode === Mode.sealed ? frame.subarray(timestampOffset + 8, lengthOffset) : undefined,
     header: frame.subarray(0, headerLength),
@@ -173,4 +175,24 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
 
 export function isRejection(value: FrameView | Rejection): value is Rejection {
   return 'ok' in value;
+}
+
+/** A frame's header as parsed, before any check beyond its shape: for routing and logs only. */
+export interface FrameSummary {
+  readonly mode: Mode;
+  readonly sender: string;
+  readonly recipient: string;
+  readonly sessionId: string;
+  readonly counter: bigint;
+  readonly timestamp: number;
+}
+
+/**
+ * Read a frame's header without authenticating anything, e.g. to send a handshake init to
+ * `SessionResponder.accept` and data to `open`. Never act on these fields otherwise.
+ */
+export function inspectFrame(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): FrameSummary | Rejection {
+  const view = parseFrame(frame, maxFrameSize);
+  if (isRejection(view)) return view;
+  return { mode: view.mode, sender: view.sender, recipient: view.recipient, sessionId: view.sessionIdHex, counter: view.counter, timestamp: view.timestamp };
 }

@@ -169,7 +169,7 @@ export function initiateSession(options: SessionInitiatorOptions): PendingSessio
       if (skew) return skew;
       if (view.recipient !== options.self.id) return reject('E_WRONG_RECIPIENT', `handshake reply for '${view.recipient}' reached '${options.self.id}'`, where);
       if (view.sender !== options.peerId) return reject('E_UNKNOWN_SENDER', `handshake reply from '${view.sender}', expected '${options.peerId}'`, where);
-      if (view.sessionIdHex !== sessionIdHex || view.counter !== 0n) return reject('E_UNKNOWN_SESSION', `handshake reply for session ${view.sessionIdHex}, expected ${sessionIdHex}`, where);
+      if (view.sessionIdHex !== sessionIdHex) return reject('E_UNKNOWN_SESSION', `handshake reply for session ${view.sessionIdHex}, expected ${sessionIdHex}`, where);
       if (state !== 'pending') return reject('E_REPLAY', `session ${sessionIdHex} handshake already completed or abandoned`, where);
       state = 'done';
       let payload: Uint8Array;
@@ -243,7 +243,7 @@ export class SessionResponder {
     const peer = this.#directory.lookup(view.sender);
     if (peer === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for '${view.sender}'`, where);
     const key = sessionKey(view);
-    if (this.#sessions.has(key) || view.counter !== 0n) return reject('E_REPLAY', `handshake for session ${view.sessionIdHex} already seen`, where);
+    if (this.#sessions.has(key)) return reject('E_REPLAY', `handshake for session ${view.sessionIdHex} already seen`, where);
 
     const hs = new HandshakeState(provider, {
       pattern: 'IK',
