@@ -46,8 +46,11 @@ function refuse(why: string, context: Record<string, unknown>, cause?: unknown):
 export function cosignCheckpoint(config: WitnessConfig, lastSeen: Checkpoint | undefined, note: string, proof: readonly Uint8Array[]): Cosigned {
   const { crypto } = config;
   let checkpoint: Checkpoint;
+  let text: string;
   try {
-    checkpoint = openCheckpoint(crypto, note, { origin: config.origin, logKey: config.logKey }).checkpoint;
+    const opened = openCheckpoint(crypto, note, { origin: config.origin, logKey: config.logKey });
+    checkpoint = opened.checkpoint;
+    text = opened.note.text;
   } catch (cause) {
     throw refuse(isLedgerError(cause) ? cause.message : 'the checkpoint does not open', { origin: config.origin }, cause);
   }
@@ -65,7 +68,6 @@ export function cosignCheckpoint(config: WitnessConfig, lastSeen: Checkpoint | u
     throw refuse('a proof was given but there is no earlier checkpoint to prove against', context);
   }
 
-  const text = note.slice(0, note.lastIndexOf('\n\n') + 1);
   const cosignature = signText(crypto, text, config.key, { timestamp: (config.now ?? (() => Math.floor(Date.now() / 1000)))() });
   return { checkpoint, cosignature, note: addSignatures(note, [cosignature]) };
 }
