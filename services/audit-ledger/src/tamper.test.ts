@@ -237,6 +237,19 @@ describe('tampering with stored events', () => {
   });
 });
 
+describe('tampering with values far out of range', () => {
+  it('reports them as findings, never as a crash', async () => {
+    const seq = await verifyUnder(async (trx) => void (await sql`update events set seq = 9000000000000000000 where seq = 42`.execute(trx)));
+    expect(seq).toEqual({ ok: false, seq: 42, problem: 'gap', message: 'gap: seq 42 missing' });
+    const ts = await verifyUnder(async (trx) => void (await sql`update events set timestamp_ms = -9000000000000000000 where seq = 43`.execute(trx)));
+    expect(ts).toMatchObject({ ok: false, seq: 43, problem: 'event_hash mismatch' });
+    const cp = await verifyUnder(async (trx) => void (await sql`update checkpoints set tree_size = 9000000000000000000 where tree_size = 100`.execute(trx)));
+    expect(cp).toMatchObject({ ok: false, problem: 'checkpoint invalid' });
+    const head = await verifyUnder(async (trx) => void (await sql`update ledger_head set size = 9000000000000000000`.execute(trx)));
+    expect(head).toMatchObject({ ok: false, problem: 'head mismatch' });
+  });
+});
+
 describe('tampering with the tree, checkpoints and head', () => {
   it('finds a changed tree node', async () => {
     const report = await verifyUnder(async (trx) => void (await sql`update tree_nodes set hash = set_byte(hash, 5, get_byte(hash, 5) # 16) where level = 3 and idx = 4`.execute(trx)));
