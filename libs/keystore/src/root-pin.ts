@@ -1,0 +1,41 @@
+import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.js';
+import { KeyStoreInputError } from './errors.js';
+
+/** The file beside the keys that holds the root public key peers pin. */
+export const ROOT_PIN_FILE = 'root.pub';
+
+const HEX = /^[0-9a-fA-F]{64}$/;
+const BASE64 = /^[A-Za-z0-9+/]{43}=$/;
+
+/**
+ * The pinned root public key from configuration: 64 hex digits or the 44-character base64
+ * of its 32 bytes. `where` names the setting in the error.
+ */
+export function parseRootPublicKey(text: string, where: string): Uint8Array {
+  const trimmed = text.trim();
+  if (HEX.test(trimmed)) return new Uint8Array(Buffer.from(trimmed, 'hex'));
+  if (BASE64.test(trimmed)) {
+    const bytes = Buffer.from(trimmed, 'base64');
+    if (bytes.length === 32 && bytes.toString('base64') === trimmed) return new Uint8Array(bytes);
+  }
+  throw new KeyStoreInputError('E_ROOT_PUBLIC_KEY', `${where}: not a root public key; expected 64 hex digits or the base64 of 32 bytes`, { where });
+}
+
+/** The text of `root.pub`: which line is which encoding, and where to put it. */
+export function formatRootPin(publicKey: Uint8Array): string {
+  return [
+    '# Bulwark root public key (Ed25519, 32 bytes): the key every directory entry must be signed by.',
+    '# Pin it in every peer: SYMBIONT_ROOT_PUBLIC_KEY=<either value> or root_public_key = "<either value>" in [keys].',
+    `base64: ${Buffer.from(publicKey).toString('base64')}`,
+    `hex: ${Buffer.from(publicKey).toString('hex')}`,
+    '',
+  ].join('\n');
+}
+
+/** Writes `<dir>/root.pub` (mode 0644: it is public), replacing an older one atomically. */
+export async function writeRootPin(dir: string, publicKey: Uint8Array): Promise<string> {
+  const path = join(dir, ROOT_PIN_FILE);
+  await writeFileAtomic(path, formatRootPin(publicKey), 0o644, { replace: true });
+  return path;
+}
