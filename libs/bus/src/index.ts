@@ -45,3 +45,14 @@ export { serveCommands, type CommandHandler, type CommandRequest, type CommandSe
 export { CommandClient, type CommandClientOptions, type RequestOptions } from './rpc-client.js';
 export { checkReadiness, type Readiness } from './readiness.js';
 export type { FrameMeta } from './internal/frames.js';
+export {
+  DIRECTORY_BUCKET,
+  DIRECTORY_HISTORY,
+  directoryBucketName,
+  openDirectoryBucket,
+  publishDirectoryEntry,
+  removeDirectoryBucket,
+  type PublishOutcome,
+  type PublishedEntry,
+} from './directory-bucket.js';
+export { KvDirectory, type DirectoryRejection, type DirectoryRejectionReason, type KvDirectoryOptions } from './directory-watch.js';
