@@ -41,6 +41,7 @@ console.log(
     elapsedS: Number((report.elapsedMs / 1000).toFixed(1)),
   }),
 );
+if (report.slowest) console.error(`slowest #${report.slowest.index}: ${report.slowestMs.toFixed(1)} ms, ${report.slowest.input.length} chars: ${JSON.stringify(report.slowest.input.slice(0, 200))}`);
 for (const crash of report.crashes.slice(0, 5)) console.error(`crash #${crash.index}: ${crash.error}\n  input: ${JSON.stringify(crash.input.slice(0, 300))}`);
 for (const hang of report.hangs.slice(0, 5)) console.error(`hang #${hang.index}: ${hang.ms.toFixed(1)} ms\n  input: ${JSON.stringify(hang.input.slice(0, 300))}`);
 process.exitCode = report.crashes.length + report.hangs.length === 0 ? 0 : 1;

@@ -13,8 +13,9 @@ export interface FuzzReport {
   readonly hangs: readonly { readonly index: number; readonly input: string; readonly ms: number }[];
   /** Inputs over the limit on a first run, run again (at most twice) to tell a stall from a hang. */
   readonly retried: number;
-  /** The slowest input (best of its runs). */
+  /** The slowest input (best of its runs when it was retried), to replay it. */
   readonly slowestMs: number;
+  readonly slowest: { readonly index: number; readonly input: string } | null;
   readonly elapsedMs: number;
 }
 
@@ -39,6 +40,7 @@ export function runPolicyFuzz(options: { count: number; seed: number; hangMs?: n
   let evaluations = 0;
   let slowestMs = 0;
   let retried = 0;
+  let slowest: { index: number; input: string } | null = null;
   const started = performance.now();
   const attempt = (input: string, index: number): number => {
     const t0 = performance.now();
@@ -67,9 +69,12 @@ export function runPolicyFuzz(options: { count: number; seed: number; hangMs?: n
       [parsed, rejected, evaluations] = counts as [number, number, number];
       crashes.length = counts[3] as number;
     }
-    slowestMs = Math.max(slowestMs, ms);
+    if (ms > slowestMs) {
+      slowestMs = ms;
+      slowest = { index, input };
+    }
     if (ms > hangMs) hangs.push({ index, input, ms });
     if (options.onProgress && (index + 1) % 100_000 === 0) options.onProgress(index + 1);
   }
-  return { inputs: options.count, parsed, rejected, evaluations, crashes, hangs, retried, slowestMs, elapsedMs: performance.now() - started };
+  return { inputs: options.count, parsed, rejected, evaluations, crashes, hangs, retried, slowestMs, slowest, elapsedMs: performance.now() - started };
 }
