@@ -15,7 +15,7 @@ import {
   SessionResponder,
   signDirectoryEntry,
   TrustedDirectory,
-} from '../../libs/envelope/src/index.js';
+} from '@bulwark/envelope';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number): number => {

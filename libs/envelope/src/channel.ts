@@ -83,7 +83,7 @@ export function unwrapChannelEpochKey(
   return { ok: true, epochKey };
 }
 
-export interface ChannelSenderOptions extends Omit<EnvelopeOptions, 'skewMs'> {
+export interface ChannelSenderOptions extends Omit<EnvelopeOptions, 'skewMs' | 'staleAfterMs'> {
   /** The publisher's principal id. */
   readonly senderId: string;
   readonly epochKey: ChannelEpochKey;
@@ -212,13 +212,13 @@ export class ChannelReceiver {
   }
 
   open(frame: Uint8Array): OpenResult {
-    const { provider, clock, skewMs, maxFrameSize } = this.#options;
+    const { provider, clock, maxFrameSize } = this.#options;
     const view = parseFrame(frame, maxFrameSize);
     if (isRejection(view)) return view;
     const where = { sender: view.sender, sessionId: view.sessionIdHex };
     if (view.mode !== Mode.channel) return reject('E_MODE', `mode ${view.mode} frame given to a channel receiver`, where);
     const now = clock();
-    const skew = checkTimestamp(view, now, skewMs);
+    const skew = checkTimestamp(view, now, this.#options);
     if (skew) return skew;
     if (view.recipient !== this.#channelId) return reject('E_WRONG_RECIPIENT', `frame for channel '${view.recipient}' reached '${this.#channelId}'`, where);
     if (this.#directory.lookup(view.sender) === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for publisher '${view.sender}'`, where);

@@ -13,8 +13,14 @@ export interface EnvelopeOptions {
   readonly provider: CryptoProvider;
   /** Default `Date.now`. */
   readonly clock?: Clock;
-  /** Accept timestamps within now ± skewMs. Default 30 000. */
+  /** Refuse timestamps later than now + skewMs (E_FUTURE) or earlier than now - skewMs (E_STALE). Default 30 000. */
   readonly skewMs?: number;
+  /**
+   * Accept frames up to this old instead of skewMs (E_STALE beyond). For consumers of durable
+   * streams, whose frames may wait in JetStream longer than the skew: set it to the backlog
+   * the consumer must be able to drain. Default: skewMs.
+   */
+  readonly staleAfterMs?: number;
   /** Largest frame sent or accepted, in bytes. Default 1 MiB (NATS's default max_payload). */
   readonly maxFrameSize?: number;
 }
@@ -23,6 +29,7 @@ export interface ResolvedOptions {
   readonly provider: CryptoProvider;
   readonly clock: Clock;
   readonly skewMs: number;
+  readonly staleAfterMs: number;
   readonly maxFrameSize: number;
 }
 
@@ -32,10 +39,14 @@ export function resolveOptions(options: EnvelopeOptions): ResolvedOptions {
   if (!Number.isSafeInteger(skewMs) || skewMs < 0) {
     throw new EnvelopeError('E_OPTIONS', `envelope: skewMs ${skewMs} must be a non-negative integer`, { skewMs });
   }
+  const staleAfterMs = options.staleAfterMs ?? skewMs;
+  if (!Number.isSafeInteger(staleAfterMs) || staleAfterMs < 0) {
+    throw new EnvelopeError('E_OPTIONS', `envelope: staleAfterMs ${staleAfterMs} must be a non-negative integer`, { staleAfterMs });
+  }
   if (!Number.isSafeInteger(maxFrameSize) || maxFrameSize < MIN_FRAME_SIZE || maxFrameSize > 0xffff_ffff) {
     throw new EnvelopeError('E_OPTIONS', `envelope: maxFrameSize ${maxFrameSize} must be an integer between ${MIN_FRAME_SIZE} and 2^32-1`, { maxFrameSize });
   }
-  return { provider: options.provider, clock: options.clock ?? Date.now, skewMs, maxFrameSize };
+  return { provider: options.provider, clock: options.clock ?? Date.now, skewMs, staleAfterMs, maxFrameSize };
 }
 
 /** This process's principal: its id and X25519 static key pair (the Ed25519 key signs elsewhere). */

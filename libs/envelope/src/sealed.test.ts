@@ -104,6 +104,19 @@ describe.each(providers.map((p) => [p.name, p] as const))('sealed mode (%s provi
     expect(old).toMatchObject({ ok: false, reason: 'E_REPLAY', duplicate: false });
   });
 
+  it('lets a durable-stream consumer drain a backlog older than the skew, never a future frame', () => {
+    const { sender, common, ledger, clock, agent } = setup();
+    const backlog = new SealedReceiver({ ...common, self: ledger, staleAfterMs: 3_600_000 });
+    const frame = sender.seal(utf8('queued while the ledger was down'));
+    clock.advance(600_000);
+    expect(backlog.open(frame).ok).toBe(true);
+    clock.advance(3_000_001);
+    expect(backlog.open(sender.seal(utf8('fresh'))).ok).toBe(true);
+    expect(backlog.open(frame)).toMatchObject({ ok: false, reason: 'E_STALE' });
+    const fastClock = new SealedSender({ ...common, clock: () => clock.now + 30_001, self: agent, recipientId: ledger.id });
+    expect(backlog.open(fastClock.seal(utf8('from the future')))).toMatchObject({ ok: false, reason: 'E_FUTURE' });
+  });
+
   it('refuses senders the directory does not vouch for, and stops at once on revocation', () => {
     const { sender, instanceA, common, clock, ledger, directory, agent } = setup();
     const stranger = principal(provider, 'agent.stranger', 60);

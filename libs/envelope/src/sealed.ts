@@ -148,12 +148,12 @@ export class SealedReceiver {
   }
 
   open(frame: Uint8Array): OpenResult {
-    const { provider, clock, skewMs, maxFrameSize } = this.#options;
+    const { provider, clock, maxFrameSize } = this.#options;
     const view = parseFrame(frame, maxFrameSize);
     if (isRejection(view)) return view;
     const where = { sender: view.sender, sessionId: view.sessionIdHex };
     if (view.mode !== Mode.sealed) return reject('E_MODE', `mode ${view.mode} frame given to a sealed receiver`, where);
-    const skew = checkTimestamp(view, clock(), skewMs);
+    const skew = checkTimestamp(view, clock(), this.#options);
     if (skew) return skew;
     if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `sealed frame for '${view.recipient}' reached '${this.#self.id}'`, where);
     const sender = this.#directory.lookup(view.sender);

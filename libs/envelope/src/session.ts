@@ -111,7 +111,7 @@ export class Session {
     const where = { sender: view.sender, sessionId: view.sessionIdHex };
     if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, where);
     const now = options.clock();
-    const skew = checkTimestamp(view, now, options.skewMs);
+    const skew = checkTimestamp(view, now, options);
     if (skew) return skew;
     if (view.recipient !== this.#init.selfId) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#init.selfId}'`, where);
     if (view.sender !== this.peerId || view.sessionIdHex !== this.id) return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, where);
@@ -165,7 +165,7 @@ export function initiateSession(options: SessionInitiatorOptions): PendingSessio
       const where = { sender: view.sender, sessionId: view.sessionIdHex };
       if (view.mode !== Mode.handshakeReply) return reject('E_MODE', `mode ${view.mode} frame given as a handshake reply`, where);
       const now = clock();
-      const skew = checkTimestamp(view, now, resolved.skewMs);
+      const skew = checkTimestamp(view, now, resolved);
       if (skew) return skew;
       if (view.recipient !== options.self.id) return reject('E_WRONG_RECIPIENT', `handshake reply for '${view.recipient}' reached '${options.self.id}'`, where);
       if (view.sender !== options.peerId) return reject('E_UNKNOWN_SENDER', `handshake reply from '${view.sender}', expected '${options.peerId}'`, where);
@@ -231,13 +231,13 @@ export class SessionResponder {
   }
 
   accept(frame: Uint8Array): AcceptResult {
-    const { provider, clock, skewMs, maxFrameSize } = this.#options;
+    const { provider, clock, maxFrameSize } = this.#options;
     const view = parseFrame(frame, maxFrameSize);
     if (isRejection(view)) return view;
     const where = { sender: view.sender, sessionId: view.sessionIdHex };
     if (view.mode !== Mode.handshakeInit) return reject('E_MODE', `mode ${view.mode} frame given as a handshake init`, where);
     const now = clock();
-    const skew = checkTimestamp(view, now, skewMs);
+    const skew = checkTimestamp(view, now, this.#options);
     if (skew) return skew;
     if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `handshake for '${view.recipient}' reached '${this.#self.id}'`, where);
     const peer = this.#directory.lookup(view.sender);
@@ -294,7 +294,7 @@ export class SessionResponder {
     if (session === undefined) {
       // Keep the documented order: a stale or misaddressed frame says so before "unknown session".
       if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, { sender: view.sender, sessionId: view.sessionIdHex });
-      const skew = checkTimestamp(view, this.#options.clock(), this.#options.skewMs);
+      const skew = checkTimestamp(view, this.#options.clock(), this.#options);
       if (skew) return skew;
       if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#self.id}'`, { sender: view.sender, sessionId: view.sessionIdHex });
       return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, { sender: view.sender, sessionId: view.sessionIdHex });

@@ -94,10 +94,10 @@ export function sealData(
 }
 
 /** Skew check: the second check, after shape and size. */
-export function checkTimestamp(view: FrameView, now: number, skewMs: number): Rejection | undefined {
+export function checkTimestamp(view: FrameView, now: number, limits: { readonly skewMs: number; readonly staleAfterMs: number }): Rejection | undefined {
   const where = { sender: view.sender, sessionId: view.sessionIdHex };
-  if (view.timestamp < now - skewMs) return reject('E_STALE', `timestamp ${view.timestamp} is more than ${skewMs} ms before now (${now})`, where);
-  if (view.timestamp > now + skewMs) return reject('E_FUTURE', `timestamp ${view.timestamp} is more than ${skewMs} ms after now (${now})`, where);
+  if (view.timestamp < now - limits.staleAfterMs) return reject('E_STALE', `timestamp ${view.timestamp} is more than ${limits.staleAfterMs} ms before now (${now})`, where);
+  if (view.timestamp > now + limits.skewMs) return reject('E_FUTURE', `timestamp ${view.timestamp} is more than ${limits.skewMs} ms after now (${now})`, where);
   return undefined;
 }
 
