@@ -62,11 +62,12 @@ describe('loadConfig defaults', () => {
       trust_on_first_use_timeout_hours: 24,
       automatic_key_pinning: false,
     });
+    expect(config.keys).toEqual({ dir: join(dir, '.bulwark/keys'), kek_file: undefined, root_public_key: undefined });
     expect(config.nats.url).toBe('nats://127.0.0.1:4222');
     expect(config.database.url).toBeUndefined();
     expect(config.log.level).toBe('info');
     expect(Object.values(sources).every((source) => source === 'default')).toBe(true);
-    expect(Object.keys(sources)).toHaveLength(26);
+    expect(Object.keys(sources)).toHaveLength(29);
   });
 
   it('returns a frozen configuration', () => {
@@ -196,10 +197,10 @@ describe('loadConfig rejects bad environment values', () => {
   });
 
   it('rejects a variable misspelt from a known one, and leaves other SYMBIONT_* variables alone', () => {
-    const err = configError(() => loadConfig({ env: { SYMBIONT_AUDIT_RETENTION_DAY: '3650', SYMBIONT_ROOT_PUBLIC_KEY: 'x' }, cwd: dir }));
+    const err = configError(() => loadConfig({ env: { SYMBIONT_AUDIT_RETENTION_DAY: '3650', SYMBIONT_AGENT_NAME: 'x' }, cwd: dir }));
     expect(err.message).toBe('SYMBIONT_AUDIT_RETENTION_DAY is not a known variable; did you mean SYMBIONT_AUDIT_RETENTION_DAYS?');
     expect(err.problems).toHaveLength(1);
-    expect(loadConfig({ env: { SYMBIONT_ROOT_PUBLIC_KEY: 'x', SYMBIONT_KEY_STORE_PATH: '/k' }, cwd: dir }).config.security.hsm_enabled).toBe(false);
+    expect(loadConfig({ env: { SYMBIONT_AGENT_NAME: 'x', SYMBIONT_KEY_STORE_PATH: '/k' }, cwd: dir }).config.security.hsm_enabled).toBe(false);
   });
 
   it('requires an HSM config path when the HSM key store is chosen', () => {
@@ -254,9 +255,9 @@ describe('loadConfig rejects bad file values', () => {
   it('rejects an unknown table and a top-level key', () => {
     const { err, path } = fileError('version = 2\n[securty]\ncrypto_provider = "node"\n[metrics]\n');
     expect(err.problems).toEqual([
-      `${path}:1: unknown key version; expected one of: security, tofu, nats, database, log`,
+      `${path}:1: unknown key version; expected one of: security, tofu, keys, nats, database, log`,
       `${path}:2: unknown table [securty]; did you mean [security]?`,
-      `${path}:4: unknown table [metrics]; expected one of: security, tofu, nats, database, log`,
+      `${path}:4: unknown table [metrics]; expected one of: security, tofu, keys, nats, database, log`,
     ]);
   });
 
@@ -284,5 +285,46 @@ describe('loadConfig rejects bad file values', () => {
       `${path}:2: nats.url = "http://x" is not allowed; expected nats://, tls://, ws:// or wss:// URLs separated by commas`,
       "SYMBIONT_TOFU_ENABLED='maybe' is not allowed; expected one of: true, false",
     ]);
+  });
+});
+
+describe('loadConfig [keys]', () => {
+  const hex = 'ab'.repeat(32);
+  const base64 = Buffer.alloc(32, 0xab).toString('base64');
+
+  it('reads the key directory, the KEK file and the pinned root key from the file, paths relative to it', () => {
+    mkdirSync(join(dir, 'etc'));
+    const path = writeToml('etc/bulwark.toml', `[keys]\ndir = "keys"\nkek_file = "/run/secrets/kek"\nroot_public_key = "${base64}"\n`);
+    const { config, sources } = loadConfig({ env: {}, cwd: dir, configPath: path });
+    expect(config.keys).toEqual({ dir: join(dir, 'etc', 'keys'), kek_file: '/run/secrets/kek', root_public_key: base64 });
+    expect(sources['keys.root_public_key']).toBe(`file:${path}`);
+  });
+
+  it('takes them from SYMBIONT_KEY_DIR, SYMBIONT_KEK_FILE and SYMBIONT_ROOT_PUBLIC_KEY', () => {
+    const { config, sources } = loadConfig({
+      env: { SYMBIONT_KEY_DIR: 'k', SYMBIONT_KEK_FILE: 'kek.b64', SYMBIONT_ROOT_PUBLIC_KEY: hex },
+      cwd: dir,
+    });
+    expect(config.keys).toEqual({ dir: join(dir, 'k'), kek_file: join(dir, 'kek.b64'), root_public_key: hex });
+    expect(sources['keys.dir']).toBe('env:SYMBIONT_KEY_DIR');
+  });
+
+  it.each(['ab'.repeat(31), Buffer.alloc(31).toString('base64'), `${base64.slice(0, 42)}B=`, 'not a key'])('rejects the root key %j', (bad) => {
+    const err = configError(() => loadConfig({ env: { SYMBIONT_ROOT_PUBLIC_KEY: bad }, cwd: dir }));
+    expect(err.message).toContain('SYMBIONT_ROOT_PUBLIC_KEY=');
+    expect(err.message).toContain('expected an Ed25519 public key: 64 hex digits or the base64 of 32 bytes');
+  });
+
+  it('never holds the KEK itself, and catches a misspelt SYMBIONT_KEK', () => {
+    const loaded = loadConfig({ env: { SYMBIONT_KEK: base64 }, cwd: dir });
+    expect(JSON.stringify(loaded)).not.toContain(base64);
+    expect(configError(() => loadConfig({ env: { SYMBIONT_KEC: base64 }, cwd: dir })).message).toBe('SYMBIONT_KEC is not a known variable; did you mean SYMBIONT_KEK?');
+  });
+
+  it('rejects a KEK written into the file', () => {
+    const path = writeToml('bulwark.toml', `[keys]\nkek = "${base64}"\n`);
+    const err = configError(() => loadConfig({ env: {}, cwd: dir, configPath: path }));
+    expect(err.message).toMatch(/unknown key keys.kek; expected one of: dir, kek_file, root_public_key$/);
+    expect(err.message).not.toContain(base64);
   });
 });

@@ -4,7 +4,7 @@ import { ConfigError } from './errors.js';
 import { readConfigFile } from './file.js';
 import { showValue } from './display.js';
 import { closest } from './suggest.js';
-import { settingEntries, type BulwarkConfig, type ConfigKey, type SettingEntry } from './settings.js';
+import { secretEnvVars, settingEntries, type BulwarkConfig, type ConfigKey, type SettingEntry } from './settings.js';
 
 /** Where a value came from: its default, the TOML file at a path, or an environment variable. */
 export type ConfigSource = 'default' | `file:${string}` | `env:${string}`;
@@ -58,7 +58,7 @@ function fromEnv({ setting }: SettingEntry, env: Env, cwd: string, problems: str
   return { value: setting.kind === 'path' ? resolve(cwd, parsed.data as string) : parsed.data, source: `env:${binding.name}` };
 }
 
-const knownEnvVars = ['SYMBIONT_CONFIG', ...settingEntries.flatMap(({ setting }) => (setting.env ? [setting.env.name] : []))];
+const knownEnvVars = ['SYMBIONT_CONFIG', ...secretEnvVars, ...settingEntries.flatMap(({ setting }) => (setting.env ? [setting.env.name] : []))];
 
 /**
  * A variable one or two letters away from a known one (`SYMBIONT_AUDIT_RETENTION_DAY`) is

@@ -77,6 +77,12 @@ function hasProtocol(text: string, protocols: readonly string[]): boolean {
   return protocols.includes(new URL(text).protocol);
 }
 
+/** 32 bytes as 64 hex digits or as padded base64 (44 characters); @bulwark/keystore `parseRootPublicKey` decodes it. */
+function isPublicKeyText(text: string): boolean {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return true;
+  return /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, 'base64').toString('base64') === text;
+}
+
 const natsProtocols = ['nats:', 'tls:', 'ws:', 'wss:'];
 const postgresProtocols = ['postgres:', 'postgresql:'];
 
@@ -123,6 +129,20 @@ export const settings = {
     trust_on_first_use_timeout_hours: integer(1, 8760, 24),
     automatic_key_pinning: flag(false),
   },
+  keys: {
+    // The file key store (DESIGN §8): private keys wrapped under the KEK, one JSON file each.
+    dir: path('.bulwark/keys', 'SYMBIONT_KEY_DIR'),
+    // The KEK itself comes only from SYMBIONT_KEK (see secretEnvVars), never from this file.
+    kek_file: path(undefined, 'SYMBIONT_KEK_FILE'),
+    // The pin every peer checks directory entries against (`root.pub` written by `bulwark init`).
+    root_public_key: {
+      schema: z.string().refine(isPublicKeyText),
+      fallback: undefined,
+      expected: () => 'an Ed25519 public key: 64 hex digits or the base64 of 32 bytes',
+      kind: 'plain',
+      env: { name: 'SYMBIONT_ROOT_PUBLIC_KEY', parse: (raw: string) => raw },
+    } satisfies Setting<string | undefined>,
+  },
   nats: {
     url: {
       schema: z.string().refine((text) => text.split(',').every((server) => hasProtocol(server.trim(), natsProtocols))),
@@ -146,6 +166,13 @@ export const settings = {
     level: oneOf(['info', 'fatal', 'error', 'warn', 'debug', 'trace', 'silent'], 'info', 'SYMBIONT_LOG_LEVEL'),
   },
 } as const;
+
+/**
+ * Variables that hold secrets and are read by the code that uses them, never held in the
+ * configuration (so `bulwark config` cannot print them): the key-encryption key, read by
+ * @bulwark/keystore. Listed so that a misspelling of one is caught like any other.
+ */
+export const secretEnvVars: readonly string[] = ['SYMBIONT_KEK'];
 
 type Settings = typeof settings;
 export type SectionName = keyof Settings;
