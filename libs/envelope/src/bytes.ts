@@ -83,3 +83,13 @@ export function allocateFrame(length: number): Uint8Array {
   const buffer = Buffer.allocUnsafeSlow(length);
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
+
+/**
+ * Equality of public values (public keys, handshake bytes that travel in clear). Secrets
+ * (MACs, keys) are compared with provider.equal, in constant time; this one may exit early.
+ */
+export function equalPublic(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

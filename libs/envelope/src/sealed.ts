@@ -1,5 +1,5 @@
 import type { CryptoProvider } from '@bulwark/crypto';
-import { concatBytes, lengthPrefixed } from './bytes.js';
+import { concatBytes, equalPublic, lengthPrefixed } from './bytes.js';
 import type { Directory, DirectoryEntry } from './directory.js';
 import { EnvelopeError, reject } from './errors.js';
 import { HeaderTemplate, isRejection, Mode, parseFrame, SEALED_HANDSHAKE_LENGTH, SESSION_ID_LENGTH } from './frame.js';
@@ -84,7 +84,7 @@ export class SealedSender {
       epoch === undefined ||
       epoch.counter.used >= this.#maxMessages ||
       now - epoch.startedAt >= this.#maxAgeMs ||
-      !provider.equal(epoch.recipientKey, recipient.x25519PublicKey)
+      !equalPublic(epoch.recipientKey, recipient.x25519PublicKey)
     ) {
       epoch = this.#epoch = this.#startEpoch(provider, recipient, now);
     }
@@ -162,7 +162,7 @@ export class SealedReceiver {
     const key = `${view.sender}/${view.sessionIdHex}`;
     let epoch = this.#epochs.get(key);
     let isNew = false;
-    if (epoch === undefined || !provider.equal(epoch.handshake, view.sealedHandshake!) || !provider.equal(epoch.senderKey, sender.x25519PublicKey)) {
+    if (epoch === undefined || !equalPublic(epoch.handshake, view.sealedHandshake!) || !equalPublic(epoch.senderKey, sender.x25519PublicKey)) {
       const hs = new HandshakeState(provider, {
         pattern: 'K',
         initiator: false,

@@ -1,6 +1,6 @@
 import type { CryptoProvider } from '@bulwark/crypto';
-import { concatBytes, lengthPrefixed } from './bytes.js';
-import type { Directory } from './directory.js';
+import { concatBytes, equalPublic, lengthPrefixed } from './bytes.js';
+import type { Directory, DirectoryEntry } from './directory.js';
 import { EnvelopeError, reject, type Rejection } from './errors.js';
 import { HeaderTemplate, isRejection, Mode, parseFrame, SESSION_ID_LENGTH, type FrameView } from './frame.js';
 import { decodeId, encodeId } from './ids.js';
@@ -75,6 +75,8 @@ export class Session {
   readonly #template: HeaderTemplate;
   readonly #counter = new SendCounter();
   readonly #window = new ReplayWindow();
+  /** The directory entry last seen valid with the session's static key (skips re-comparing an unchanged entry). */
+  #peerEntry: DirectoryEntry | undefined;
 
   /** @internal Built by `initiateSession(...).complete()` or `SessionResponder.accept()`. */
   constructor(init: SessionInit) {
@@ -98,7 +100,7 @@ export class Session {
     if (now - this.establishedAt >= this.#init.maxAgeMs) {
       throw new EnvelopeError('E_SESSION_EXPIRED', `envelope: session ${this.id} with '${this.peerId}' is older than ${this.#init.maxAgeMs} ms; handshake again`, { sessionId: this.id });
     }
-    if (!peerStillValid(options.provider, directory, this.peerId, this.#init.peerStatic)) {
+    if (!this.#peerStillValid(directory)) {
       throw new EnvelopeError('E_UNKNOWN_PEER', `envelope: '${this.peerId}' no longer has a valid directory entry for session ${this.id}`, { peerId: this.peerId });
     }
     return sealData(options.provider, this.#template, this.#init.sendKeys, this.#counter.take(), now, plaintext, options.maxFrameSize);
@@ -116,12 +118,23 @@ export class Session {
     if (view.recipient !== this.#init.selfId) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#init.selfId}'`, where);
     if (view.sender !== this.peerId || view.sessionIdHex !== this.id) return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, where);
     if (now - this.establishedAt >= this.#init.maxAgeMs) return reject('E_UNKNOWN_SESSION', `session ${this.id} has expired`, where);
-    if (!peerStillValid(options.provider, directory, this.peerId, this.#init.peerStatic)) {
+    if (!this.#peerStillValid(directory)) {
       return reject('E_UNKNOWN_SENDER', `'${this.peerId}' no longer has a valid directory entry with the session's static key`, where);
     }
     const plaintext = openData(options.provider, view, this.#init.receiveKeys, this.#window);
     if (plaintext instanceof Uint8Array) return opened(view, plaintext);
     return plaintext;
+  }
+
+  /** Per frame, so that revoking or rotating the peer's key ends the session at once. */
+  #peerStillValid(directory: Directory): boolean {
+    const entry = directory.lookup(this.peerId);
+    if (entry === undefined) return false;
+    if (entry !== this.#peerEntry) {
+      if (!equalPublic(entry.x25519PublicKey, this.#init.peerStatic)) return false;
+      this.#peerEntry = entry;
+    }
+    return true;
   }
 }
 
@@ -340,11 +353,6 @@ function exactLength(message: Uint8Array, expected: number): Uint8Array {
 
 function sessionKey(view: FrameView): string {
   return `${view.sender}/${view.sessionIdHex}`;
-}
-
-function peerStillValid(provider: CryptoProvider, directory: Directory, peerId: string, peerStatic: Uint8Array): boolean {
-  const entry = directory.lookup(peerId);
-  return entry !== undefined && provider.equal(entry.x25519PublicKey, peerStatic);
 }
 
 /** Reply payload = SHA-256(reply header) || instance id (u8 length + ASCII). */
