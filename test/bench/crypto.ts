@@ -48,6 +48,7 @@ const noble = createCryptoProvider('noble');
 if (bulwark.name !== 'node') console.error(`bench crypto: note: the default provider is '${bulwark.name}' (SYMBIONT_CRYPTO_PROVIDER)`);
 
 // --- inputs, made once -------------------------------------------------------------------
+const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex'); // RFC 8410 §4 prefix of a raw key
 const message = randomBytes(64); // an event hash or a handshake transcript: small
 const edSeed = new Uint8Array(randomBytes(32));
 const edPublic = bulwark.ed25519.publicKey(edSeed);
@@ -59,6 +60,19 @@ const xSecret = new Uint8Array(randomBytes(32));
 const xPeer = bulwark.x25519.generateKeyPair();
 const xSecretKO = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(xSecret).toString('base64url'), x: '' }, format: 'jwk' });
 const xPeerKO = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(xPeer.publicKey).toString('base64url') }, format: 'jwk' });
+
+// More distinct keys than the node provider's public-key cache holds (1024), used round-robin,
+// so every verification imports its key: the first message from a new peer.
+const COLD_KEYS = 4096;
+const coldSigners = Array.from({ length: COLD_KEYS }, () => {
+  const pair = bulwark.ed25519.generateKeyPair();
+  return { publicKey: pair.publicKey, spki: Buffer.concat([SPKI_ED25519, pair.publicKey]), signature: bulwark.ed25519.sign(pair.secretKey, message) };
+});
+let coldNext = 0;
+function coldSigner(): (typeof coldSigners)[number] {
+  coldNext = (coldNext + 1) % COLD_KEYS;
+  return coldSigners[coldNext]!;
+}
 
 const aeadKey = new Uint8Array(randomBytes(32));
 const nonce = new Uint8Array(randomBytes(12));
@@ -92,6 +106,10 @@ function providerFigures(p: CryptoProvider): Record<string, Op> {
   return {
     'ed25519.sign': () => p.ed25519.sign(edSeed, message),
     'ed25519.verify': () => p.ed25519.verify(edPublic, message, edSignature),
+    'ed25519.verify.uncached_key': () => {
+      const signer = coldSigner();
+      return p.ed25519.verify(signer.publicKey, message, signer.signature);
+    },
     'x25519.shared': () => p.x25519.sharedSecret(xSecret, xPeer.publicKey),
     'chacha20poly1305.seal_open.1KiB': sealOpen(p, 'chacha20poly1305', kib1),
     'chacha20poly1305.seal_open.64KiB': sealOpen(p, 'chacha20poly1305', kib64),
@@ -105,6 +123,11 @@ function providerFigures(p: CryptoProvider): Record<string, Op> {
 const raw: Record<string, Op> = {
   'ed25519.sign': () => sign(null, message, edPrivateKO),
   'ed25519.verify': () => verify(null, message, edPublicKO, edSignature),
+  // The bare call with the key as DER, the usual way to hand node:crypto a raw key.
+  'ed25519.verify.uncached_key': () => {
+    const signer = coldSigner();
+    return verify(null, message, { key: signer.spki, format: 'der', type: 'spki' }, signer.signature);
+  },
   'x25519.shared': () => diffieHellman({ privateKey: xSecretKO, publicKey: xPeerKO }),
   'chacha20poly1305.seal_open.1KiB': rawSealOpen('chacha20-poly1305', kib1),
   'chacha20poly1305.seal_open.64KiB': rawSealOpen('chacha20-poly1305', kib64),
@@ -113,6 +136,11 @@ const raw: Record<string, Op> = {
   'sha256.1KiB': () => createHash('sha256').update(kib1).digest(),
   'hkdf_sha256.64B': () => new Uint8Array(hkdfSync('sha256', hkdfIkm, hkdfSalt, hkdfInfo, 64)),
 };
+
+if (only !== undefined && !(only in raw)) {
+  console.error(`bench crypto: no figure '${only}'; figures: ${Object.keys(raw).join(', ')}`);
+  process.exit(2);
+}
 
 const ours = providerFigures(bulwark);
 const theirs = providerFigures(noble);
