@@ -1,5 +1,5 @@
 import type { CryptoProvider } from '@bulwark/crypto';
-import { concatBytes, lengthPrefixed, readU64, textEncoder, writeU64 } from './bytes.js';
+import { concatBytes, lengthPrefixed, readSafeU64, readU64, textEncoder, writeU64 } from './bytes.js';
 import type { Directory } from './directory.js';
 import { EnvelopeError, reject, type Rejection } from './errors.js';
 import { HeaderTemplate, isRejection, Mode, parseFrame, SESSION_ID_LENGTH } from './frame.js';
@@ -222,9 +222,9 @@ export class ChannelReceiver {
     if (skew) return skew;
     if (view.recipient !== this.#channelId) return reject('E_WRONG_RECIPIENT', `frame for channel '${view.recipient}' reached '${this.#channelId}'`, where);
     if (this.#directory.lookup(view.sender) === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for publisher '${view.sender}'`, where);
-    const epochNumber = readU64(view.sessionId, 0);
-    const held = epochNumber <= BigInt(Number.MAX_SAFE_INTEGER) ? this.#epochs.get(Number(epochNumber)) : undefined;
-    if (held === undefined || now >= held.retireAt) return reject('E_UNKNOWN_EPOCH', `no key for channel '${this.#channelId}' epoch ${epochNumber}`, where);
+    const epochNumber = readSafeU64(view.sessionId, 0);
+    const held = epochNumber === undefined ? undefined : this.#epochs.get(epochNumber);
+    if (held === undefined || now >= held.retireAt) return reject('E_UNKNOWN_EPOCH', `no key for channel '${this.#channelId}' epoch ${epochNumber ?? 'beyond 2^53'}`, where);
 
     const key = `${view.sender}/${view.sessionIdHex}`;
     let stream = this.#streams.get(key);
