@@ -4,7 +4,7 @@ import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { createTelemetry } from '@bulwark/telemetry';
 import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
-import { ensureConsumer, type Delivery } from './consumer.js';
+import { consumerBacklog, ensureConsumer, type Delivery } from './consumer.js';
 import { BusConfigError, BusPublishError, BusUsageError } from './errors.js';
 import { RejectionReporter, type RejectionEvent } from './rejections.js';
 import { createEventPublisher, startStreamConsumer } from './stream-io.js';
@@ -158,6 +158,28 @@ describe('sealed events on durable consumers', () => {
     const err = await ensureConsumer(bus, { ...spec, filterSubject: 'bulwark.evt.keys.>' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BusConfigError);
     expect((err as BusConfigError).code).toBe('E_BUS_CONSUMER_CONFLICT');
+  });
+
+  it('reports the backlog of a durable until it is consumed, and sets an inactivity threshold', async () => {
+    const bus = await setUp('consumer-backlog');
+    const w = world();
+    const events = createEventPublisher(bus, w.sender());
+    for (let i = 0; i < 3; i++) await events.publish({ subject: Events.policy.updated, eventId: `bl-${i}`, payload: text(`u${i}`) });
+    const spec = { stream: 'events' as const, durable: 'replay-1', filterSubject: 'bulwark.evt.policy.>', inactiveThresholdMs: 60_000 };
+    await ensureConsumer(bus, spec);
+    expect(await consumerBacklog(bus, 'events', 'replay-1')).toEqual({ pending: 3, ackPending: 0 });
+    const info = await natsOf(bus).jsm.consumers.info(bus.streamName('events'), 'replay-1');
+    expect(info.config.inactive_threshold).toBe(60_000 * 1_000_000);
+    const seen: string[] = [];
+    const consumer = await startStreamConsumer(bus, w.receiver(), spec, async (d) => void seen.push(str(d.plaintext)), reporter());
+    await eventually(async () => {
+      const backlog = await consumerBacklog(bus, 'events', 'replay-1');
+      return backlog.pending === 0 && backlog.ackPending === 0;
+    });
+    expect(seen).toEqual(['u0', 'u1', 'u2']);
+    await consumer.stop();
+    const missing = await consumerBacklog(bus, 'events', 'nobody').catch((e: unknown) => e);
+    expect((missing as BusConfigError).code).toBe('E_BUS_CONSUMER');
   });
 
   it('redelivers to another process after a crash, which processes it (the ledger dedupes by event id)', async () => {

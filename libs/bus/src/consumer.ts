@@ -28,6 +28,12 @@ export interface ConsumerSpec {
   readonly retryMaxMs?: number;
   /** How long stop() waits for the handler in progress (default 5 s). */
   readonly stopTimeoutMs?: number;
+  /**
+   * Let the server delete the durable after this long without a consumer (NATS 2.9+).
+   * For a per-instance durable (a projection that replays the whole stream on every boot),
+   * so that instances that are gone do not leave their consumers behind. Default: never.
+   */
+  readonly inactiveThresholdMs?: number;
 }
 
 /** One authenticated, decrypted message, as a handler sees it. */
@@ -82,6 +88,7 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<'cre
     max_deliver: s.maxDeliver,
     max_ack_pending: s.maxAckPending,
     ...(spec.filterSubject !== undefined ? { filter_subject: bus.subject(spec.filterSubject) } : {}),
+    ...(spec.inactiveThresholdMs !== undefined ? { inactive_threshold: nanos(spec.inactiveThresholdMs) } : {}),
   };
   const where = `consumer ${spec.durable} on stream ${stream} (${bus.url})`;
   for (let attempt = 0; ; attempt++) {
@@ -122,6 +129,21 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<'cre
     } catch (cause) {
       throw new BusConfigError('E_BUS_CONSUMER', `cannot update ${where}: ${describe(cause)}`, { stream, durable: spec.durable }, { cause });
     }
+  }
+}
+
+/**
+ * How many messages the durable has not yet had acknowledged: those not delivered yet
+ * (`pending`) and those delivered and awaiting their ack (`ackPending`). A projection that
+ * replays a stream on boot is caught up when both are 0.
+ */
+export async function consumerBacklog(bus: Bus, stream: StreamKey, durable: string): Promise<{ pending: number; ackPending: number }> {
+  const name = bus.streamName(stream);
+  try {
+    const info = await natsOf(bus).jsm.consumers.info(name, durable);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+  } catch (cause) {
+    throw new BusConfigError('E_BUS_CONSUMER', `cannot read consumer ${durable} on stream ${name} (${bus.url}): ${describe(cause)}`, { stream: name, durable }, { cause });
   }
 }
 

@@ -28,7 +28,7 @@ export {
   type StreamKey,
 } from './subjects.js';
 export { DEFAULT_STREAMS, ensureStream, ensureStreams, missingStreams, removeNamespaceStreams, type StreamOutcome, type StreamSpec } from './streams.js';
-export { ensureConsumer, type ConsumerMetrics, type ConsumerSpec, type Delivery, type DeliveryHandler, type RunningConsumer } from './consumer.js';
+export { consumerBacklog, ensureConsumer, type ConsumerMetrics, type ConsumerSpec, type Delivery, type DeliveryHandler, type RunningConsumer } from './consumer.js';
 export type { PublishAck } from './publisher.js';
 export {
   createEventPublisher,
