@@ -12,7 +12,7 @@ import {
 } from '@bulwark/envelope';
 import type { Bus, Stoppable } from './connect.js';
 import { directoryBucketName, openDirectoryBucket } from './directory-bucket.js';
-import { BusTimeoutError } from './errors.js';
+import { BusConfigError, BusTimeoutError } from './errors.js';
 
 /** Why a bucket value was not admitted: the entry's own reasons, or a key that is not the entry's id. */
 export type DirectoryRejectionReason = EntryRejectionReason | 'E_DIRECTORY_KEY';
@@ -75,9 +75,15 @@ export class KvDirectory implements Directory, Stoppable {
   }
 
   async #start(kv: KV, timeoutMs: number, bus: Bus): Promise<void> {
-    // Everything up to the bucket's last sequence at start is the snapshot `open` waits for.
-    const lastSeq = (await kv.status()).streamInfo.state.last_seq;
-    const watch = await kv.watch({ include: KvWatchInclude.AllHistory });
+    let lastSeq: number;
+    let watch: QueuedIterator<KvWatchEntry>;
+    try {
+      // Everything up to the bucket's last sequence at start is the snapshot `open` waits for.
+      lastSeq = (await kv.status()).streamInfo.state.last_seq;
+      watch = await kv.watch({ include: KvWatchInclude.AllHistory });
+    } catch (cause) {
+      throw new BusConfigError('E_BUS_DIRECTORY', `cannot watch the directory bucket ${this.bucket} on ${bus.url}: ${cause instanceof Error ? cause.message : String(cause)}`, { bucket: this.bucket, url: bus.url }, { cause });
+    }
     this.#watch = watch;
     let markReady: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => {

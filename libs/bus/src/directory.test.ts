@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { KV } from '@nats-io/kv';
 import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { encodeSignedDirectoryEntry, signDirectoryEntry, type DirectoryEntry } from '@bulwark/envelope';
-import type { Bus } from './connect.js';
+import { natsOf, type Bus } from './connect.js';
 import { directoryBucketName, openDirectoryBucket, publishDirectoryEntry, removeDirectoryBucket } from './directory-bucket.js';
 import { KvDirectory, type DirectoryRejection } from './directory-watch.js';
 import { BusUsageError } from './errors.js';
@@ -167,6 +167,20 @@ describe('KvDirectory', () => {
     const late = await openDirectory();
     expect(late.lookup(v2.id)?.keyVersion).toBe(2);
     expect(rejections.map((r) => r.reason)).toEqual(['E_ENTRY_ROLLBACK']);
+  });
+
+  it('fails secure: when its connection dies, it serves nothing and says so', async () => {
+    const e = entry('svc.policy');
+    await publishDirectoryEntry(bus, signed(e));
+    const other = await testBus('directory-test-reader', bus.namespace);
+    const failures: Error[] = [];
+    const directory = await KvDirectory.open(other, { provider, rootPublicKey: root.publicKey, onFailed: (error) => failures.push(error) });
+    expect(directory.lookup(e.id)).toBeDefined();
+    await natsOf(other).nc.close();
+    await eventually(() => failures.length === 1, 5000, 'the failure report');
+    expect(directory.lookup(e.id)).toBeUndefined();
+    expect(directory.explain(e.id)).toMatch(/the watch failed/);
+    await other.close();
   });
 
   it('serves nothing after stop, and skips entries outside their validity', async () => {
