@@ -121,7 +121,9 @@ describe.each(providers.map((p) => [p.name, p] as const))('channel mode (%s prov
       ciphertext: ['E_MAC'],
       mac: ['E_MAC'],
     });
-    expect(receiver.open(frame).ok).toBe(true);
+    const deferred = receiver.open(frame, { deferCommit: true });
+    expect(deferred.ok).toBe(true);
+    if (deferred.ok) deferred.commit();
     expect(receiver.open(frame)).toMatchObject({ ok: false, reason: 'E_REPLAY', duplicate: true });
     clock.advance(30_001);
     expect(receiver.open(frame)).toMatchObject({ ok: false, reason: 'E_STALE' });

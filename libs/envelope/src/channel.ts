@@ -4,7 +4,7 @@ import type { Directory } from './directory.js';
 import { EnvelopeError, reject, type Rejection } from './errors.js';
 import { HeaderTemplate, isRejection, Mode, parseFrame, SESSION_ID_LENGTH } from './frame.js';
 import { decodeId, encodeId } from './ids.js';
-import { resolveOptions, type EnvelopeOptions, type OpenResult, type ResolvedOptions } from './options.js';
+import { resolveOptions, type EnvelopeOptions, type OpenOptions, type OpenResult, type ResolvedOptions } from './options.js';
 import { ReplayWindow } from './replay-window.js';
 import type { SealedReceiver, SealedSender } from './sealed.js';
 import { checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
@@ -211,7 +211,7 @@ export class ChannelReceiver {
     this.#current = epochKey.epoch;
   }
 
-  open(frame: Uint8Array): OpenResult {
+  open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult {
     const { provider, clock, maxFrameSize } = this.#options;
     const view = parseFrame(frame, maxFrameSize);
     if (isRejection(view)) return view;
@@ -230,10 +230,11 @@ export class ChannelReceiver {
     let stream = this.#streams.get(key);
     const isNew = stream === undefined;
     stream ??= { keys: channelKeys(provider, held.key.key, view.sessionId, view.sender, this.#channelId), window: new ReplayWindow() };
-    const plaintext = openData(provider, view, stream.keys, stream.window);
+    const defer = openOptions.deferCommit === true;
+    const plaintext = openData(provider, view, stream.keys, stream.window, defer);
     if (!(plaintext instanceof Uint8Array)) return plaintext;
     if (isNew) this.#remember(key, stream);
-    return opened(view, plaintext);
+    return opened(view, plaintext, defer ? stream.window : undefined);
   }
 
   #remember(key: string, stream: ReceiveStream): void {

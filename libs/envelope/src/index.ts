@@ -1,6 +1,6 @@
 export type { RejectionReason, Rejection } from './errors.js';
 export { EnvelopeError } from './errors.js';
-export type { Clock, EnvelopeOptions, LocalIdentity, Opened, OpenResult } from './options.js';
+export type { Clock, EnvelopeOptions, LocalIdentity, Opened, OpenOptions, OpenResult } from './options.js';
 export { DEFAULT_SKEW_MS } from './options.js';
 export type { FrameSummary } from './frame.js';
 export { Mode, FRAME_VERSION, DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_SIZE, SESSION_ID_LENGTH, inspectFrame } from './frame.js';

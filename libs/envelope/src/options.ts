@@ -55,6 +55,17 @@ export interface LocalIdentity {
   readonly x25519: X25519KeyPair;
 }
 
+/** Per-call options of every `open`. */
+export interface OpenOptions {
+  /**
+   * Leave the counter out of the replay window until `commit()` is called: for durable
+   * consumers, which must acknowledge (and commit) only after their handler succeeded, so that
+   * a redelivery after a failed handler is processed rather than taken for a duplicate.
+   * Default false: the counter is recorded as the frame is accepted.
+   */
+  readonly deferCommit?: boolean;
+}
+
 /** An accepted frame: authentic, fresh, addressed to us. */
 export interface Opened {
   readonly ok: true;
@@ -67,6 +78,8 @@ export interface Opened {
   readonly sessionId: string;
   readonly counter: bigint;
   readonly timestamp: number;
+  /** Record the counter in the replay window (idempotent; a no-op unless opened with deferCommit). */
+  readonly commit: () => void;
 }
 
 export type OpenResult = Opened | Rejection;

@@ -6,12 +6,19 @@ import { REPLAY_WINDOW_SIZE, ReplayWindow, type ReplayVerdict } from './replay-w
 class ReferenceWindow {
   readonly #seen = new Set<bigint>();
   #top: bigint | undefined;
-  observe(counter: bigint): ReplayVerdict {
+  check(counter: bigint): ReplayVerdict {
     if (this.#top !== undefined && this.#top - counter >= BigInt(REPLAY_WINDOW_SIZE)) return 'too-old';
-    if (this.#seen.has(counter)) return 'duplicate';
+    return this.#seen.has(counter) ? 'duplicate' : 'fresh';
+  }
+  record(counter: bigint): void {
+    if (this.check(counter) === 'too-old') return;
     this.#seen.add(counter);
     if (this.#top === undefined || counter > this.#top) this.#top = counter;
-    return 'fresh';
+  }
+  observe(counter: bigint): ReplayVerdict {
+    const verdict = this.check(counter);
+    if (verdict === 'fresh') this.record(counter);
+    return verdict;
   }
 }
 
@@ -78,6 +85,39 @@ describe('ReplayWindow', () => {
         const window = new ReplayWindow();
         const model = new ReferenceWindow();
         for (const c of sequence) expect(window.observe(c)).toBe(model.observe(c));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('checks without recording until the counter is committed', () => {
+    const window = new ReplayWindow();
+    expect(window.check(7n)).toBe('fresh');
+    expect(window.check(7n)).toBe('fresh');
+    window.record(7n);
+    expect(window.check(7n)).toBe('duplicate');
+    window.record(7n);
+    expect(window.observe(7n)).toBe('duplicate');
+  });
+
+  it('agrees with the model when commits are deferred, skipped or late', () => {
+    const step = fc.tuple(fc.bigInt({ min: 0n, max: 9000n }), fc.constantFrom('observe', 'check', 'check-then-record', 'record'));
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 300 }), (steps) => {
+        const window = new ReplayWindow();
+        const model = new ReferenceWindow();
+        for (const [c, action] of steps) {
+          if (action === 'observe') expect(window.observe(c)).toBe(model.observe(c));
+          else if (action === 'check') expect(window.check(c)).toBe(model.check(c));
+          else if (action === 'record') {
+            window.record(c);
+            model.record(c);
+          } else {
+            expect(window.check(c)).toBe(model.check(c));
+            window.record(c);
+            model.record(c);
+          }
+        }
       }),
       { numRuns: 300 },
     );

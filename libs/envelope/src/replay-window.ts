@@ -24,9 +24,22 @@ export class ReplayWindow {
 
   /** Classify a counter that has already been authenticated, and record it when fresh. */
   observe(counter: bigint): ReplayVerdict {
+    const verdict = this.check(counter);
+    if (verdict === 'fresh') this.record(counter);
+    return verdict;
+  }
+
+  /** RFC 6479 check: classify without recording (for a commit after the handler succeeded). */
+  check(counter: bigint): ReplayVerdict {
     if (counter + WINDOW <= this.#top) return 'too-old';
-    const index = Number((counter >> BLOCK_SHIFT) & INDEX_MASK);
+    if (counter > this.#top) return 'fresh';
     const bit = 1 << Number(counter & BIT_MASK);
+    return (this.#bitmap[Number((counter >> BLOCK_SHIFT) & INDEX_MASK)]! & bit) !== 0 ? 'duplicate' : 'fresh';
+  }
+
+  /** RFC 6479 update: mark a counter seen, sliding the window forward if it is the highest. */
+  record(counter: bigint): void {
+    if (counter + WINDOW <= this.#top) return;
     if (counter > this.#top) {
       // Clear the blocks the window slides over (at most the whole ring), then advance.
       const current = this.#top >> BLOCK_SHIFT;
@@ -34,10 +47,8 @@ export class ReplayWindow {
       const steps = target - current > BigInt(BLOCKS) ? BLOCKS : Number(target - current);
       for (let i = 1; i <= steps; i++) this.#bitmap[Number((current + BigInt(i)) & INDEX_MASK)] = 0;
       this.#top = counter;
-    } else if ((this.#bitmap[index]! & bit) !== 0) {
-      return 'duplicate';
     }
-    this.#bitmap[index] = this.#bitmap[index]! | bit;
-    return 'fresh';
+    const index = Number((counter >> BLOCK_SHIFT) & INDEX_MASK);
+    this.#bitmap[index] = this.#bitmap[index]! | (1 << Number(counter & BIT_MASK));
   }
 }

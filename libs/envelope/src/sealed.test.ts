@@ -117,6 +117,23 @@ describe.each(providers.map((p) => [p.name, p] as const))('sealed mode (%s provi
     expect(backlog.open(fastClock.seal(utf8('from the future')))).toMatchObject({ ok: false, reason: 'E_FUTURE' });
   });
 
+  it('defers the replay window to commit(), so a redelivery after a failed handler is processed', () => {
+    const { sender, instanceA } = setup();
+    const frame = sender.seal(utf8('event'));
+    const first = instanceA.open(frame, { deferCommit: true });
+    expect(first.ok).toBe(true);
+    // The handler failed: no commit. JetStream redelivers; the frame is still fresh.
+    const second = instanceA.open(frame, { deferCommit: true });
+    expect(second.ok).toBe(true);
+    if (second.ok) second.commit();
+    // Processed and committed: a further redelivery is an authentic duplicate.
+    expect(instanceA.open(frame, { deferCommit: true })).toMatchObject({ ok: false, reason: 'E_REPLAY', duplicate: true });
+    // Without deferCommit the window is updated at once, and commit() changes nothing.
+    const next = instanceA.open(sender.seal(utf8('next')));
+    expect(next.ok).toBe(true);
+    if (next.ok) next.commit();
+  });
+
   it('refuses senders the directory does not vouch for, and stops at once on revocation', () => {
     const { sender, instanceA, common, clock, ledger, directory, agent } = setup();
     const stranger = principal(provider, 'agent.stranger', 60);

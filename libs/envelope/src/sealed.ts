@@ -5,7 +5,7 @@ import { EnvelopeError, reject } from './errors.js';
 import { HeaderTemplate, isRejection, Mode, parseFrame, SEALED_HANDSHAKE_LENGTH, SESSION_ID_LENGTH } from './frame.js';
 import { encodeId } from './ids.js';
 import { HandshakeState } from './noise/handshake-state.js';
-import { resolveOptions, type EnvelopeOptions, type LocalIdentity, type OpenResult, type ResolvedOptions } from './options.js';
+import { resolveOptions, type EnvelopeOptions, type LocalIdentity, type OpenOptions, type OpenResult, type ResolvedOptions } from './options.js';
 import { ReplayWindow } from './replay-window.js';
 import { checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
 
@@ -147,7 +147,7 @@ export class SealedReceiver {
     this.#maxEpochs = options.maxEpochs ?? 4096;
   }
 
-  open(frame: Uint8Array): OpenResult {
+  open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult {
     const { provider, clock, maxFrameSize } = this.#options;
     const view = parseFrame(frame, maxFrameSize);
     if (isRejection(view)) return view;
@@ -186,11 +186,12 @@ export class SealedReceiver {
       };
       isNew = true;
     }
-    const plaintext = openData(provider, view, epoch.keys, epoch.window);
+    const defer = openOptions.deferCommit === true;
+    const plaintext = openData(provider, view, epoch.keys, epoch.window, defer);
     if (!(plaintext instanceof Uint8Array)) return plaintext;
     // Only an epoch that produced an authentic frame takes a cache slot.
     if (isNew) this.#remember(key, epoch);
-    return opened(view, plaintext);
+    return opened(view, plaintext, defer ? epoch.window : undefined);
   }
 
   #remember(key: string, epoch: ReceiveEpoch): void {

@@ -5,6 +5,8 @@ import { expectEveryBitFlipRefused, oneBitPerByte } from './test-support/tamper.
 import { REPLAY_WINDOW_SIZE } from './replay-window.js';
 import { Mode } from './frame.js';
 
+const responderOpen = (session: Session, frame: Uint8Array) => session.open(frame, { deferCommit: true });
+
 describe.each(providers.map((p) => [p.name, p] as const))('session mode (%s provider)', (name, provider) => {
   function setup() {
     const w = world(provider);
@@ -169,6 +171,12 @@ describe.each(providers.map((p) => [p.name, p] as const))('session mode (%s prov
     const first = client.seal(utf8('first'));
     expect(server.open(first).ok).toBe(true);
     expect(server.open(first)).toMatchObject({ ok: false, reason: 'E_REPLAY', duplicate: true });
+    const deferred = client.seal(utf8('deferred'));
+    const opened = responderOpen(server, deferred);
+    expect(opened.ok).toBe(true);
+    expect(server.open(deferred, { deferCommit: true }).ok).toBe(true);
+    if (opened.ok) opened.commit();
+    expect(server.open(deferred)).toMatchObject({ ok: false, reason: 'E_REPLAY', duplicate: true });
     const frames = Array.from({ length: REPLAY_WINDOW_SIZE + 2 }, () => client.seal(utf8('later')));
     // Out of order within the window is fine.
     expect(server.open(frames[5]!).ok).toBe(true);

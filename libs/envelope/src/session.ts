@@ -5,7 +5,7 @@ import { EnvelopeError, reject, type Rejection } from './errors.js';
 import { HeaderTemplate, isRejection, Mode, parseFrame, SESSION_ID_LENGTH, type FrameView } from './frame.js';
 import { decodeId, encodeId } from './ids.js';
 import { HandshakeState } from './noise/handshake-state.js';
-import { resolveOptions, type EnvelopeOptions, type LocalIdentity, type OpenResult, type ResolvedOptions } from './options.js';
+import { resolveOptions, type EnvelopeOptions, type LocalIdentity, type OpenOptions, type OpenResult, type ResolvedOptions } from './options.js';
 import { ReplayWindow } from './replay-window.js';
 import { checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
 
@@ -106,7 +106,7 @@ export class Session {
     return sealData(options.provider, this.#template, this.#init.sendKeys, this.#counter.take(), now, plaintext, options.maxFrameSize);
   }
 
-  open(frame: Uint8Array): OpenResult {
+  open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult {
     const { options, directory } = this.#init;
     const view = parseFrame(frame, options.maxFrameSize);
     if (isRejection(view)) return view;
@@ -121,8 +121,9 @@ export class Session {
     if (!this.#peerStillValid(directory)) {
       return reject('E_UNKNOWN_SENDER', `'${this.peerId}' no longer has a valid directory entry with the session's static key`, where);
     }
-    const plaintext = openData(options.provider, view, this.#init.receiveKeys, this.#window);
-    if (plaintext instanceof Uint8Array) return opened(view, plaintext);
+    const defer = openOptions.deferCommit === true;
+    const plaintext = openData(options.provider, view, this.#init.receiveKeys, this.#window, defer);
+    if (plaintext instanceof Uint8Array) return opened(view, plaintext, defer ? this.#window : undefined);
     return plaintext;
   }
 
@@ -300,7 +301,7 @@ export class SessionResponder {
   }
 
   /** Open a session data frame addressed to any session this responder holds. */
-  open(frame: Uint8Array): OpenResult & { readonly session?: Session } {
+  open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult & { readonly session?: Session } {
     const view = parseFrame(frame, this.#options.maxFrameSize);
     if (isRejection(view)) return view;
     const session = this.#sessions.get(sessionKey(view));
@@ -312,7 +313,7 @@ export class SessionResponder {
       if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#self.id}'`, { sender: view.sender, sessionId: view.sessionIdHex });
       return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, { sender: view.sender, sessionId: view.sessionIdHex });
     }
-    const result = session.open(frame);
+    const result = session.open(frame, openOptions);
     return result.ok ? { ...result, session } : result;
   }
 

@@ -105,7 +105,7 @@ export function checkTimestamp(view: FrameView, now: number, limits: { readonly 
  * The cryptographic checks of a data frame, in order: mac (constant-time compare), AEAD,
  * then the replay window (only an authentic frame may move the window).
  */
-export function openData(provider: CryptoProvider, view: FrameView, keys: TrafficKeys, window: ReplayWindow): Uint8Array | Rejection {
+export function openData(provider: CryptoProvider, view: FrameView, keys: TrafficKeys, window: ReplayWindow, deferCommit = false): Uint8Array | Rejection {
   const where = { sender: view.sender, sessionId: view.sessionIdHex };
   const expected = provider.hmacSha256(keys.mac, [view.header, view.body, view.counterBytes]);
   if (!provider.equal(expected, view.mac)) return reject('E_MAC', 'frame mac does not verify', where);
@@ -115,7 +115,7 @@ export function openData(provider: CryptoProvider, view: FrameView, keys: Traffi
   } catch {
     return reject('E_AEAD', 'ciphertext tag does not verify', where);
   }
-  const verdict = window.observe(view.counter);
+  const verdict = deferCommit ? window.check(view.counter) : window.observe(view.counter);
   switch (verdict) {
     case 'fresh':
       return plaintext;
@@ -130,7 +130,11 @@ export function openData(provider: CryptoProvider, view: FrameView, keys: Traffi
   }
 }
 
-export function opened(view: FrameView, plaintext: Uint8Array): OpenResult {
+const COMMITTED = (): void => undefined;
+
+/** The accepted result; with deferCommit its `commit` records the counter in `window`. */
+export function opened(view: FrameView, plaintext: Uint8Array, window?: ReplayWindow): OpenResult {
+  const counter = view.counter;
   return {
     ok: true,
     mode: view.mode,
@@ -138,7 +142,8 @@ export function opened(view: FrameView, plaintext: Uint8Array): OpenResult {
     sender: view.sender,
     recipient: view.recipient,
     sessionId: view.sessionIdHex,
-    counter: view.counter,
+    counter,
     timestamp: view.timestamp,
+    commit: window === undefined ? COMMITTED : () => window.record(counter),
   };
 }
