@@ -14,7 +14,7 @@
 // text as received. `raw:canonicalize` is the key cost alone.
 import { readFileSync } from 'node:fs';
 import canonicalize from 'canonicalize';
-import { compilePolicySources, DecisionCache, type PolicySet } from '@bulwark/policy-language';
+import { cacheKey, compilePolicySources, DecisionCache, type PolicySet } from '@bulwark/policy-language';
 
 const SAMPLES = 20_000;
 const WARMUP = 5_000;
@@ -161,3 +161,7 @@ for (const size of SIZES) {
 const canonical = timeBatches((r) => canonicalize(r), inputs);
 emit('canonicalize.request.p50', 'raw:canonicalize', percentile(canonical, 0.5), canonical.length);
 emit('canonicalize.request.p99', 'raw:canonicalize', percentile(canonical, 0.99), canonical.length);
+// The key DecisionCache.evaluate uses now (sorted-key JSON, cache-key.ts), on the same requests.
+const keyed = timeBatches((r) => cacheKey(r), inputs);
+emit('canonicalize.request.p50', 'bulwark:cache-key', percentile(keyed, 0.5), keyed.length);
+emit('canonicalize.request.p99', 'bulwark:cache-key', percentile(keyed, 0.99), keyed.length);

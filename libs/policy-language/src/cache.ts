@@ -1,5 +1,5 @@
-import canonicalize from 'canonicalize';
 import { LRUCache } from 'lru-cache';
+import { cacheKey } from './cache-key.js';
 import type { Decision } from './decision.js';
 import type { PolicySet } from './policy-set.js';
 
@@ -14,8 +14,8 @@ export interface DecisionCacheOptions {
  *
  * - Each policy set (one version) has its own LRU, held weakly: after a swap the old set's
  *   entries are never consulted, and they go when the old set does.
- * - `evaluate(set, request)` keys by the RFC 8785 canonical JSON of the request, so the same
- *   request in any key order is one entry.
+ * - `evaluate(set, request)` keys by `cacheKey(request)`, a canonical JSON text (sorted
+ *   keys; see cache-key.ts), so the same request in any key order is one entry.
  * - `evaluateJson(set, text)` first tries the text as it arrived: any JSON text denotes one
  *   request, so it is a sound key, and a hit skips parsing and canonicalization. A miss
  *   parses it and goes through the canonical key.
@@ -33,13 +33,8 @@ export class DecisionCache {
   }
 
   evaluate(set: PolicySet, request: unknown): Decision {
-    let key: string | undefined;
-    try {
-      key = canonicalize(request);
-    } catch {
-      key = undefined;
-    }
-    // A request canonicalize cannot encode (a cycle, a lone surrogate, NaN) is decided uncached.
+    const key = cacheKey(request);
+    // A value that is not plain JSON (a cycle, NaN, undefined) has no key and is decided uncached.
     if (key === undefined) return set.evaluate(request);
     const entries = this.#entriesOf(set);
     const cached = entries.get(key);

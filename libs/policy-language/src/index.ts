@@ -35,6 +35,7 @@ export {
   type RuleRef,
 } from './decision.js';
 export { DecisionCache, type DecisionCacheOptions } from './cache.js';
+export { cacheKey, MAX_KEY_DEPTH } from './cache-key.js';
 export { parsePolicyTestFile, checkExpectation, type PolicyTestFile, type PolicyTestCase, type Expectation } from './test-file.js';
 export { createPolicyFuzzer, type PolicyFuzzer } from './fuzz.js';
 export { runPolicyFuzz, type FuzzReport } from './fuzz-runner.js';
