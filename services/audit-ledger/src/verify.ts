@@ -12,6 +12,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
 import { GENESIS_PREVIOUS_HASH, computeEventHash } from '@bulwark/events';
+import { olderCheckpointProblem, openArchiveAnchor } from './archive-anchor.js';
 import { isLedgerError } from './errors.js';
 import { CompactRange, type NodeId } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
@@ -164,8 +165,21 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
   const pending = [...stored, ...held].sort((a, b) => a.size - b.size);
   let nextCheckpoint = 0;
 
-  const range = new CompactRange(crypto);
-  let previous: Uint8Array = GENESIS_PREVIOUS_HASH;
+  // After an archive, events start at the anchor F (archive-anchor.ts): continue the tree and chain from there.
+  const opened = await openArchiveAnchor(db, options);
+  if (!opened.ok) throw fail(opened.problem.kind, opened.problem.message, opened.problem.seq);
+  const anchor = opened.anchor;
+  const range = anchor === undefined ? new CompactRange(crypto) : new CompactRange(crypto, anchor.size, anchor.edge);
+  let previous: Uint8Array = anchor === undefined ? GENESIS_PREVIOUS_HASH : anchor.previousHash;
+  if (anchor !== undefined) {
+    while (nextCheckpoint < pending.length && pending[nextCheckpoint]!.size < anchor.size) {
+      const cp = pending[nextCheckpoint]!;
+      nextCheckpoint += 1;
+      if (cp.invalid !== undefined) throw fail('checkpoint invalid', `${cp.source}: ${cp.invalid}`);
+      const why = await olderCheckpointProblem(db, crypto, cp.size, cp.checkpoint!.rootHash, anchor);
+      if (why !== undefined) throw fail('checkpoint mismatch', `${cp.source}: not consistent with the archive anchor at ${anchor.size}: ${why}`);
+    }
+  }
 
   const checkCheckpointsAt = (size: number): void => {
     // Called at every size 0, 1, 2, ... in turn, so each pending checkpoint is met at exactly its size.
@@ -178,7 +192,7 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
       }
     }
   };
-  checkCheckpointsAt(0);
+  checkCheckpointsAt(range.size);
 
   for (;;) {
     const next = range.size;
