@@ -68,7 +68,7 @@ describe('cacheKey', () => {
     cyclic['self'] = cyclic;
     let deep: unknown = 1;
     for (let i = 0; i <= MAX_KEY_DEPTH; i++) deep = [deep];
-    for (const value of [undefined, NaN, Infinity, 1n, () => 1, Symbol('s'), new Date(0), new Map(), { a: undefined }, [1, , 3], cyclic, deep]) {
+    for (const value of [undefined, NaN, Infinity, 1n, () => 1, Symbol('s'), new Date(0), new Map(), { a: undefined }, new Array<number>(3), cyclic, deep]) {
       expect(cacheKey(value)).toBeUndefined();
     }
     expect(cacheKey(-0)).toBe('0');

@@ -68,6 +68,7 @@ function write(value: unknown, depth: number): string {
 }
 
 // Most strings need no escape; JSON.stringify is only called for those that may.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 function quote(text: string): string {
