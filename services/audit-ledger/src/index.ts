@@ -1,5 +1,5 @@
 export { LedgerError, isLedgerError, type LedgerErrorCode } from './errors.js';
-export { AuditLedger, migrateLedger, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
+export { AuditLedger, migrateLedger, prepareEvent, type PreparedEvent, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
 export { verifyLedger, type VerifyOptions, type VerifyProblem, type VerifyReport } from './verify.js';
 export { EXPORT_FORMAT, exportLedger, verifyExport, type ExportOptions, type ExportReport, type VerifyExportOptions } from './export.js';
 export { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
@@ -26,3 +26,20 @@ export {
 export { MAX_NOTE_SIGNATURES, addSignatures, formatNote, openNote, parseNote, signNote, signText, type Note, type NoteSignature, type OpenedNote } from './note/signed-note.js';
 export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenCheckpointOptions, type OpenedCheckpoint } from './note/checkpoint.js';
 export { Witness, cosignCheckpoint, type Cosigned, type WitnessConfig } from './witness.js';
+export { firstStoredSeq, openArchiveAnchor, type ArchiveAnchor, type AnchorResult } from './archive-anchor.js';
+export { LedgerReader, type LedgerReaderOptions, type VerifiedInclusionProof } from './archive-reader.js';
+export { ArchiveError, DAY_MS, archiveBefore, assertOutsideRetention, retentionCutoff, type ArchiveOptions, type ArchiveResult } from './archive.js';
+export {
+  BUILTIN_FRAMEWORKS,
+  FrameworkError,
+  effectiveRetentionDays,
+  isBuiltinFramework,
+  loadFramework,
+  parseFramework,
+  type AccessControlRequirement,
+  type BuiltinFramework,
+  type ComplianceFramework,
+  type EventRequirement,
+} from './compliance/framework.js';
+export { MAX_FINDING_SEQS, validateCompliance, type ComplianceFinding, type CompliancePeriod, type ComplianceReport, type ComplianceSource } from './compliance/validate.js';
+export { complianceMarkdown, generateComplianceReport, renderComplianceReport, type ReportFormat } from './compliance/report.js';

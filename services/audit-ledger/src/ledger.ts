@@ -3,19 +3,19 @@
  * and (every N events) a signed checkpoint, all in one PostgreSQL transaction; serves
  * inclusion and consistency proofs; records witness cosignatures.
  */
-import type { Insertable, Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
-import { computeEventHash, hashedFieldsOf, isUuidV7, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import { canonicalDetails, computeEventHash, isUuidV7, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import { LedgerError } from './errors.js';
-import { CompactRange, edgeNodeIds, foldRight, type NodeId, type TreeNode } from './merkle/compact-range.js';
+import { CompactRange, edgeNodeIds, foldRight, type NodeId } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/proofs.js';
 import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpoint.js';
 import { ED25519_SIGNATURE_TYPE, publicPart, type SignerKey, type VerifierKey } from './note/keys.js';
 import { addSignatures, openNote, parseNote } from './note/signed-note.js';
 import { bytes, joinEdge, ledgerEventOfRow, nodeKey, splitEdge, toNumber } from './store/rows.js';
-import { LEDGER_MIGRATIONS, type EventsTable, type LedgerDatabase } from './store/schema.js';
+import { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
 
 export type LedgerDb = Kysely<LedgerDatabase>;
 
@@ -59,8 +59,16 @@ export interface InclusionProof {
   readonly proof: readonly Uint8Array[];
 }
 
-/** Inserts are chunked below PostgreSQL's 65,535 bind parameters (9 per event row). */
-const INSERT_CHUNK = 1000;
+declare const prepared: unique symbol;
+
+/** An event `prepareEvent` validated, with the RFC 8785 text of its details (what is hashed and stored). */
+export type PreparedEvent = AuditEvent & { readonly detailsJcs: string; readonly [prepared]: true };
+
+/** Validates a producer's event (InputError on bad input) and canonicalises its details once. */
+export function prepareEvent(input: unknown): PreparedEvent {
+  const event = validateEvent(input);
+  return { ...event, detailsJcs: canonicalDetails(event.details, event.eventId) } as PreparedEvent;
+}
 
 export async function migrateLedger(db: LedgerDb): Promise<MigrationReport> {
   return migrateToLatest(db, LEDGER_MIGRATIONS);
@@ -72,6 +80,8 @@ export class AuditLedger {
   readonly #origin: string;
   readonly #signer: SignerKey;
   readonly #checkpointEvery: number;
+  /** The compact range this process last wrote, so an append need not rebuild it from the head row. */
+  #range: { size: number; edgeBytes: Uint8Array; range: CompactRange } | undefined;
 
   constructor(db: LedgerDb, options: LedgerOptions) {
     const every = options.checkpointEvery ?? 1000;
@@ -101,82 +111,106 @@ export class AuditLedger {
    * InputError before the database is touched; any failure rolls the whole batch back.
    */
   async append(events: readonly unknown[]): Promise<AppendResult> {
-    const valid = events.map((event) => validateEvent(event));
-    if (valid.length === 0) return { appended: [], duplicates: [], size: (await this.head()).size };
+    return this.appendPrepared(events.map((event) => prepareEvent(event)));
+  }
+
+  /**
+   * `append` for events that `prepareEvent` already validated and canonicalised (the
+   * service decodes and prepares each message as it arrives, so the batch path does not
+   * canonicalise details twice).
+   *
+   * One transaction, a fixed number of round trips whatever the batch size: lock the head,
+   * look up the batch's ids, insert every event row and every tree node with one
+   * `insert ... select from unnest(arrays)` each, update the head, maybe a checkpoint.
+   */
+  async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendResult> {
+    if (events.length === 0) return { appended: [], duplicates: [], size: (await this.head()).size };
     return this.#db.transaction().execute(async (trx) => {
       const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
       const size = toNumber(head.size, 'ledger_head.size');
-      const range = new CompactRange(this.#crypto, size, splitEdge(bytes(head.edge)));
+      const headHash = bytes(head.head_hash);
+      const edge = bytes(head.edge);
+      // The head row is the truth (another instance may have appended); the cached range is
+      // reused only when the row still says what this process last wrote.
+      const cached = this.#range;
+      const range = cached !== undefined && cached.size === size && this.#crypto.equal(cached.edgeBytes, edge) ? cached.range.clone() : new CompactRange(this.#crypto, size, splitEdge(edge));
 
-      const ids = [...new Set(valid.map((e) => e.eventId))];
+      const ids = [...new Set(events.map((e) => e.eventId))];
       const stored = new Set<string>();
-      for (let at = 0; at < ids.length; at += INSERT_CHUNK) {
-        const rows = await trx.selectFrom('events').select('event_id').where('event_id', 'in', ids.slice(at, at + INSERT_CHUNK)).execute();
-        for (const row of rows) stored.add(row.event_id);
-      }
+      const found = await sql<{ event_id: string }>`select event_id from events where event_id = any(${ids}::uuid[])`.execute(trx);
+      for (const row of found.rows) stored.add(row.event_id);
       const duplicates: string[] = [];
-      const fresh: AuditEvent[] = [];
+      const fresh: PreparedEvent[] = [];
       const seen = new Set<string>();
-      for (const event of valid) {
+      for (const event of events) {
         if (stored.has(event.eventId) || seen.has(event.eventId)) duplicates.push(event.eventId);
         else fresh.push(event);
         seen.add(event.eventId);
       }
       if (fresh.length === 0) return { appended: [], duplicates, size };
 
-      let previous = bytes(head.head_hash);
-      const appended: LedgerEvent[] = [];
-      const rows: Insertable<EventsTable>[] = [];
-      const nodes: TreeNode[] = [];
-      for (const event of fresh) {
-        const seq = size + appended.length;
+      let previous = headHash;
+      const n = fresh.length;
+      const appended: LedgerEvent[] = new Array<LedgerEvent>(n);
+      const cols = { seq: new Array<string>(n), id: new Array<string>(n), ts: new Array<string>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n), prev: new Array<Uint8Array>(n), hash: new Array<Uint8Array>(n), sig: new Array<Uint8Array>(n) };
+      const nodeLevels: number[] = [];
+      const nodeIdx: string[] = [];
+      const nodeHashes: Uint8Array[] = [];
+      for (let i = 0; i < n; i++) {
+        const event = fresh[i]!;
+        const seq = size + i;
         // The stored details are the very text that was hashed: verify recomputes from the row.
-        const fields = hashedFieldsOf(event, seq, previous);
-        const eventHash = computeEventHash(this.#crypto, fields);
-        const signature = this.#crypto.ed25519.sign(this.#signer.secretKey, eventHash);
-        appended.push({ ...event, seq, previousHash: previous, eventHash, signature });
-        rows.push({
+        const eventHash = computeEventHash(this.#crypto, {
           seq,
-          event_id: event.eventId,
-          timestamp_ms: event.timestamp,
-          agent_id: event.agentId,
-          event_type: event.eventType,
-          details: fields.detailsJcs,
-          previous_hash: previous,
-          event_hash: eventHash,
-          signature,
+          eventId: event.eventId,
+          timestamp: event.timestamp,
+          agentId: event.agentId,
+          eventType: event.eventType,
+          detailsJcs: event.detailsJcs,
+          previousHash: previous,
         });
-        nodes.push(...range.append(leafHash(this.#crypto, eventHash)));
+        const signature = this.#crypto.ed25519.sign(this.#signer.secretKey, eventHash);
+        appended[i] = { eventId: event.eventId, timestamp: event.timestamp, agentId: event.agentId, eventType: event.eventType, details: event.details, seq, previousHash: previous, eventHash, signature };
+        cols.seq[i] = String(seq);
+        cols.id[i] = event.eventId;
+        cols.ts[i] = String(event.timestamp);
+        cols.agent[i] = event.agentId;
+        cols.type[i] = event.eventType;
+        cols.details[i] = event.detailsJcs;
+        cols.prev[i] = previous;
+        cols.hash[i] = eventHash;
+        cols.sig[i] = signature;
+        for (const node of range.append(leafHash(this.#crypto, eventHash))) {
+          nodeLevels.push(node.level);
+          nodeIdx.push(String(node.index));
+          nodeHashes.push(node.hash);
+        }
         previous = eventHash;
       }
 
-      for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
-        const chunk = rows.slice(at, at + INSERT_CHUNK);
-        const inserted = await trx
-          .insertInto('events')
-          .values(chunk)
-          .onConflict((oc) => oc.column('event_id').doNothing())
-          .returning('seq')
-          .execute();
-        // Under the head lock no one else can have inserted these ids; a conflict here means the
-        // table changed behind the lock, and a gap in seq must never be committed.
-        if (inserted.length !== chunk.length) {
-          throw new LedgerError('E_LEDGER', `append: ${chunk.length - inserted.length} event ids appeared during the transaction; batch rolled back`);
-        }
-      }
-      for (let at = 0; at < nodes.length; at += INSERT_CHUNK * 3) {
-        await trx
-          .insertInto('tree_nodes')
-          .values(nodes.slice(at, at + INSERT_CHUNK * 3).map((n) => ({ level: n.level, idx: n.index, hash: n.hash })))
-          .execute();
-      }
+      const inserted = await sql<{ n: string }>`
+        with ins as (
+          insert into events (seq, event_id, timestamp_ms, agent_id, event_type, details, previous_hash, event_hash, signature)
+          select * from unnest(${cols.seq}::int8[], ${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.agent}::text[], ${cols.type}::text[],
+                               ${cols.details}::text[], ${cols.prev}::bytea[], ${cols.hash}::bytea[], ${cols.sig}::bytea[])
+          on conflict (event_id) do nothing
+          returning 1)
+        select count(*)::text as n from ins`.execute(trx);
+      // Under the head lock no one else can have inserted these ids; a conflict here means the
+      // table changed behind the lock, and a gap in seq must never be committed.
+      const count = Number(inserted.rows[0]?.n ?? 0);
+      if (count !== n) throw new LedgerError('E_LEDGER', `append: ${n - count} event ids appeared during the transaction; batch rolled back`);
+      await sql`insert into tree_nodes (level, idx, hash) select * from unnest(${nodeLevels}::int2[], ${nodeIdx}::int8[], ${nodeHashes}::bytea[])`.execute(trx);
       const newSize = range.size;
-      await trx.updateTable('ledger_head').set({ size: newSize, head_hash: previous, edge: joinEdge(range.edge) }).execute();
+      const newEdge = joinEdge(range.edge);
+      await trx.updateTable('ledger_head').set({ size: newSize, head_hash: previous, edge: newEdge }).execute();
 
       let checkpoint: StoredCheckpoint | undefined;
       if (this.#checkpointEvery > 0 && Math.floor(newSize / this.#checkpointEvery) > Math.floor(size / this.#checkpointEvery)) {
         checkpoint = await this.#storeCheckpoint(trx, newSize, range.root());
       }
+      // Remembered now; if the commit fails, the head row will not match it and it is not used.
+      this.#range = { size: newSize, edgeBytes: newEdge, range };
       return checkpoint === undefined ? { appended, duplicates, size: newSize } : { appended, duplicates, size: newSize, checkpoint };
     });
   }
