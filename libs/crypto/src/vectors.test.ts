@@ -29,7 +29,7 @@ const wpX25519 = readVectorJson<WycheproofFile<XdhGroup>>('ed25519', 'wycheproof
 const wpChaCha = readVectorJson<WycheproofFile<AeadGroup>>('ed25519', 'wycheproof', 'chacha20_poly1305_test.json');
 const wpHmac = readVectorJson<WycheproofFile<MacGroup>>('ed25519', 'wycheproof', 'hmac_sha256_test.json');
 
-function flatten<T extends WycheproofTest, G extends { tests: T[] }>(file: WycheproofFile<G>): { group: G; test: T }[] {
+function flatten<G extends { tests: WycheproofTest[] }>(file: WycheproofFile<G>): { group: G; test: G['tests'][number] }[] {
   const cases = file.testGroups.flatMap((group) => group.tests.map((test) => ({ group, test })));
   // Guards against a truncated or swapped vector file passing vacuously.
   expect(cases).toHaveLength(file.numberOfTests);
