@@ -7,7 +7,7 @@ import { decodeId, encodeId } from './ids.js';
 import { resolveOptions, type EnvelopeOptions, type OpenOptions, type OpenResult, type ResolvedOptions } from './options.js';
 import { ReplayWindow } from './replay-window.js';
 import type { SealedReceiver, SealedSender } from './sealed.js';
-import { checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
+import { at, checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
 
 /**
  * Channel mode (DESIGN §3): one publisher to many subscribers under a symmetric epoch key.
@@ -215,16 +215,15 @@ export class ChannelReceiver {
     const { provider, clock, maxFrameSize } = this.#options;
     const view = parseFrame(frame, maxFrameSize);
     if (isRejection(view)) return view;
-    const where = { sender: view.sender, sessionId: view.sessionIdHex };
-    if (view.mode !== Mode.channel) return reject('E_MODE', `mode ${view.mode} frame given to a channel receiver`, where);
+    if (view.mode !== Mode.channel) return reject('E_MODE', `mode ${view.mode} frame given to a channel receiver`, at(view));
     const now = clock();
     const skew = checkTimestamp(view, now, this.#options);
     if (skew) return skew;
-    if (view.recipient !== this.#channelId) return reject('E_WRONG_RECIPIENT', `frame for channel '${view.recipient}' reached '${this.#channelId}'`, where);
-    if (this.#directory.lookup(view.sender) === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for publisher '${view.sender}'`, where);
+    if (view.recipient !== this.#channelId) return reject('E_WRONG_RECIPIENT', `frame for channel '${view.recipient}' reached '${this.#channelId}'`, at(view));
+    if (this.#directory.lookup(view.sender) === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for publisher '${view.sender}'`, at(view));
     const epochNumber = readSafeU64(view.sessionId, 0);
     const held = epochNumber === undefined ? undefined : this.#epochs.get(epochNumber);
-    if (held === undefined || now >= held.retireAt) return reject('E_UNKNOWN_EPOCH', `no key for channel '${this.#channelId}' epoch ${epochNumber ?? 'beyond 2^53'}`, where);
+    if (held === undefined || now >= held.retireAt) return reject('E_UNKNOWN_EPOCH', `no key for channel '${this.#channelId}' epoch ${epochNumber ?? 'beyond 2^53'}`, at(view));
 
     const key = `${view.sender}/${view.sessionIdHex}`;
     let stream = this.#streams.get(key);

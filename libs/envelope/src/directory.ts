@@ -223,7 +223,9 @@ export class TrustedDirectory implements Directory {
   lookup(id: string): DirectoryEntry | undefined {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
-    return checkValidity(entry, this.#clock()).ok ? entry : undefined;
+    // Per frame: plain comparisons, no verdict object (checkValidity says the same, with reasons).
+    const now = this.#clock();
+    return !entry.revoked && entry.notBefore <= now && now < entry.notAfter ? entry : undefined;
   }
 
   /** Why `lookup` would refuse an id, for diagnostics. */

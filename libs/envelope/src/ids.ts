@@ -33,11 +33,9 @@ export function encodeId(id: string, field: string): Uint8Array {
 export function decodeId(bytes: Uint8Array, start: number, length: number): string | undefined {
   if (!(length >= 1 && length <= MAX_ID_LENGTH && start + length <= bytes.length)) return undefined;
   if (ALPHABET[bytes[start]!] !== 2) return undefined;
-  let id = String.fromCharCode(bytes[start]!);
   for (let i = start + 1; i < start + length; i++) {
-    const byte = bytes[i]!;
-    if (ALPHABET[byte] === 0) return undefined;
-    id += String.fromCharCode(byte);
+    if (ALPHABET[bytes[i]!] === 0) return undefined;
   }
-  return id;
+  // One native decode: measured several times faster than building the string per character.
+  return Buffer.from(bytes.buffer, bytes.byteOffset + start, length).toString('latin1');
 }

@@ -7,7 +7,7 @@ import { encodeId } from './ids.js';
 import { HandshakeState } from './noise/handshake-state.js';
 import { resolveOptions, type EnvelopeOptions, type LocalIdentity, type OpenOptions, type OpenResult, type ResolvedOptions } from './options.js';
 import { ReplayWindow } from './replay-window.js';
-import { checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
+import { at, checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
 
 /**
  * Sealed mode (DESIGN §3): one sender to one service through a durable stream, with no
@@ -151,13 +151,12 @@ export class SealedReceiver {
     const { provider, clock, maxFrameSize } = this.#options;
     const view = parseFrame(frame, maxFrameSize);
     if (isRejection(view)) return view;
-    const where = { sender: view.sender, sessionId: view.sessionIdHex };
-    if (view.mode !== Mode.sealed) return reject('E_MODE', `mode ${view.mode} frame given to a sealed receiver`, where);
+    if (view.mode !== Mode.sealed) return reject('E_MODE', `mode ${view.mode} frame given to a sealed receiver`, at(view));
     const skew = checkTimestamp(view, clock(), this.#options);
     if (skew) return skew;
-    if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `sealed frame for '${view.recipient}' reached '${this.#self.id}'`, where);
+    if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `sealed frame for '${view.recipient}' reached '${this.#self.id}'`, at(view));
     const sender = this.#directory.lookup(view.sender);
-    if (sender === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for '${view.sender}'`, where);
+    if (sender === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for '${view.sender}'`, at(view));
 
     const key = `${view.sender}/${view.sessionIdHex}`;
     let epoch = this.#epochs.get(key);
@@ -172,10 +171,10 @@ export class SealedReceiver {
       });
       try {
         if (view.sealedHandshake!.length !== SEALED_HANDSHAKE_LENGTH || hs.readMessage(view.sealedHandshake!).length !== 0) {
-          return reject('E_HANDSHAKE', 'sealed handshake carries a payload', where);
+          return reject('E_HANDSHAKE', 'sealed handshake carries a payload', at(view));
         }
       } catch {
-        return reject('E_HANDSHAKE', `sealed handshake from '${view.sender}' does not authenticate`, where);
+        return reject('E_HANDSHAKE', `sealed handshake from '${view.sender}' does not authenticate`, at(view));
       }
       const [fromSender] = hs.split();
       epoch = {

@@ -7,7 +7,7 @@ import { decodeId, encodeId } from './ids.js';
 import { HandshakeState } from './noise/handshake-state.js';
 import { resolveOptions, type EnvelopeOptions, type LocalIdentity, type OpenOptions, type OpenResult, type ResolvedOptions } from './options.js';
 import { ReplayWindow } from './replay-window.js';
-import { checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
+import { at, checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
 
 /**
  * Session mode (DESIGN §3): request/reply with forward secrecy. The initiator knows the
@@ -110,16 +110,15 @@ export class Session {
     const { options, directory } = this.#init;
     const view = parseFrame(frame, options.maxFrameSize);
     if (isRejection(view)) return view;
-    const where = { sender: view.sender, sessionId: view.sessionIdHex };
-    if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, where);
+    if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, at(view));
     const now = options.clock();
     const skew = checkTimestamp(view, now, options);
     if (skew) return skew;
-    if (view.recipient !== this.#init.selfId) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#init.selfId}'`, where);
-    if (view.sender !== this.peerId || view.sessionIdHex !== this.id) return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, where);
-    if (now - this.establishedAt >= this.#init.maxAgeMs) return reject('E_UNKNOWN_SESSION', `session ${this.id} has expired`, where);
+    if (view.recipient !== this.#init.selfId) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#init.selfId}'`, at(view));
+    if (view.sender !== this.peerId || view.sessionIdHex !== this.id) return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, at(view));
+    if (now - this.establishedAt >= this.#init.maxAgeMs) return reject('E_UNKNOWN_SESSION', `session ${this.id} has expired`, at(view));
     if (!this.#peerStillValid(directory)) {
-      return reject('E_UNKNOWN_SENDER', `'${this.peerId}' no longer has a valid directory entry with the session's static key`, where);
+      return reject('E_UNKNOWN_SENDER', `'${this.peerId}' no longer has a valid directory entry with the session's static key`, at(view));
     }
     const defer = openOptions.deferCommit === true;
     const plaintext = openData(options.provider, view, this.#init.receiveKeys, this.#window, defer);
@@ -176,24 +175,23 @@ export function initiateSession(options: SessionInitiatorOptions): PendingSessio
     complete(reply) {
       const view = parseFrame(reply, resolved.maxFrameSize);
       if (isRejection(view)) return view;
-      const where = { sender: view.sender, sessionId: view.sessionIdHex };
-      if (view.mode !== Mode.handshakeReply) return reject('E_MODE', `mode ${view.mode} frame given as a handshake reply`, where);
+        if (view.mode !== Mode.handshakeReply) return reject('E_MODE', `mode ${view.mode} frame given as a handshake reply`, at(view));
       const now = clock();
       const skew = checkTimestamp(view, now, resolved);
       if (skew) return skew;
-      if (view.recipient !== options.self.id) return reject('E_WRONG_RECIPIENT', `handshake reply for '${view.recipient}' reached '${options.self.id}'`, where);
-      if (view.sender !== options.peerId) return reject('E_UNKNOWN_SENDER', `handshake reply from '${view.sender}', expected '${options.peerId}'`, where);
-      if (view.sessionIdHex !== sessionIdHex) return reject('E_UNKNOWN_SESSION', `handshake reply for session ${view.sessionIdHex}, expected ${sessionIdHex}`, where);
-      if (state !== 'pending') return reject('E_REPLAY', `session ${sessionIdHex} handshake already completed or abandoned`, where);
+      if (view.recipient !== options.self.id) return reject('E_WRONG_RECIPIENT', `handshake reply for '${view.recipient}' reached '${options.self.id}'`, at(view));
+      if (view.sender !== options.peerId) return reject('E_UNKNOWN_SENDER', `handshake reply from '${view.sender}', expected '${options.peerId}'`, at(view));
+      if (view.sessionIdHex !== sessionIdHex) return reject('E_UNKNOWN_SESSION', `handshake reply for session ${view.sessionIdHex}, expected ${sessionIdHex}`, at(view));
+      if (state !== 'pending') return reject('E_REPLAY', `session ${sessionIdHex} handshake already completed or abandoned`, at(view));
       state = 'done';
       let payload: Uint8Array;
       try {
         payload = hs.readMessage(view.body);
       } catch {
-        return reject('E_HANDSHAKE', 'handshake reply does not authenticate', where);
+        return reject('E_HANDSHAKE', 'handshake reply does not authenticate', at(view));
       }
       const instanceId = readReplyPayload(provider, payload, view.header);
-      if (instanceId === undefined) return reject('E_HANDSHAKE', 'handshake reply payload does not match its header', where);
+      if (instanceId === undefined) return reject('E_HANDSHAKE', 'handshake reply payload does not match its header', at(view));
       const [toResponder, toInitiator] = hs.split();
       const session = new Session({
         options: resolved,
@@ -248,16 +246,15 @@ export class SessionResponder {
     const { provider, clock, maxFrameSize } = this.#options;
     const view = parseFrame(frame, maxFrameSize);
     if (isRejection(view)) return view;
-    const where = { sender: view.sender, sessionId: view.sessionIdHex };
-    if (view.mode !== Mode.handshakeInit) return reject('E_MODE', `mode ${view.mode} frame given as a handshake init`, where);
+    if (view.mode !== Mode.handshakeInit) return reject('E_MODE', `mode ${view.mode} frame given as a handshake init`, at(view));
     const now = clock();
     const skew = checkTimestamp(view, now, this.#options);
     if (skew) return skew;
-    if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `handshake for '${view.recipient}' reached '${this.#self.id}'`, where);
+    if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `handshake for '${view.recipient}' reached '${this.#self.id}'`, at(view));
     const peer = this.#directory.lookup(view.sender);
-    if (peer === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for '${view.sender}'`, where);
+    if (peer === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for '${view.sender}'`, at(view));
     const key = sessionKey(view);
-    if (this.#sessions.has(key)) return reject('E_REPLAY', `handshake for session ${view.sessionIdHex} already seen`, where);
+    if (this.#sessions.has(key)) return reject('E_REPLAY', `handshake for session ${view.sessionIdHex} already seen`, at(view));
 
     const hs = new HandshakeState(provider, {
       pattern: 'IK',
@@ -266,13 +263,13 @@ export class SessionResponder {
       s: this.#self.x25519,
     });
     try {
-      if (hs.readMessage(view.body).length !== 0) return reject('E_HANDSHAKE', 'handshake init carries a payload', where);
+      if (hs.readMessage(view.body).length !== 0) return reject('E_HANDSHAKE', 'handshake init carries a payload', at(view));
     } catch {
-      return reject('E_HANDSHAKE', 'handshake init does not authenticate', where);
+      return reject('E_HANDSHAKE', 'handshake init does not authenticate', at(view));
     }
     // The initiator proved possession of this static key; it must be the one the directory names.
     if (!provider.equal(hs.remoteStatic!, peer.x25519PublicKey)) {
-      return reject('E_UNKNOWN_SENDER', `'${view.sender}' handshook with a static key its directory entry does not hold`, where);
+      return reject('E_UNKNOWN_SENDER', `'${view.sender}' handshook with a static key its directory entry does not hold`, at(view));
     }
 
     const instance = lengthPrefixed(encodeId(this.#instanceId, 'instance id'));
@@ -307,11 +304,11 @@ export class SessionResponder {
     const session = this.#sessions.get(sessionKey(view));
     if (session === undefined) {
       // Keep the documented order: a stale or misaddressed frame says so before "unknown session".
-      if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, { sender: view.sender, sessionId: view.sessionIdHex });
+      if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, at(view));
       const skew = checkTimestamp(view, this.#options.clock(), this.#options);
       if (skew) return skew;
-      if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#self.id}'`, { sender: view.sender, sessionId: view.sessionIdHex });
-      return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, { sender: view.sender, sessionId: view.sessionIdHex });
+      if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#self.id}'`, at(view));
+      return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, at(view));
     }
     const result = session.open(frame, openOptions);
     return result.ok ? { ...result, session } : result;

@@ -95,10 +95,14 @@ export function sealData(
 
 /** Skew check: the second check, after shape and size. */
 export function checkTimestamp(view: FrameView, now: number, limits: { readonly skewMs: number; readonly staleAfterMs: number }): Rejection | undefined {
-  const where = { sender: view.sender, sessionId: view.sessionIdHex };
-  if (view.timestamp < now - limits.staleAfterMs) return reject('E_STALE', `timestamp ${view.timestamp} is more than ${limits.staleAfterMs} ms before now (${now})`, where);
-  if (view.timestamp > now + limits.skewMs) return reject('E_FUTURE', `timestamp ${view.timestamp} is more than ${limits.skewMs} ms after now (${now})`, where);
+  if (view.timestamp < now - limits.staleAfterMs) return reject('E_STALE', `timestamp ${view.timestamp} is more than ${limits.staleAfterMs} ms before now (${now})`, at(view));
+  if (view.timestamp > now + limits.skewMs) return reject('E_FUTURE', `timestamp ${view.timestamp} is more than ${limits.skewMs} ms after now (${now})`, at(view));
   return undefined;
+}
+
+/** Where a rejected frame claims to come from (built only on the rejection path). */
+export function at(view: FrameView): { sender: string; sessionId: string } {
+  return { sender: view.sender, sessionId: view.sessionIdHex };
 }
 
 /**
@@ -106,23 +110,22 @@ export function checkTimestamp(view: FrameView, now: number, limits: { readonly 
  * then the replay window (only an authentic frame may move the window).
  */
 export function openData(provider: CryptoProvider, view: FrameView, keys: TrafficKeys, window: ReplayWindow, deferCommit = false): Uint8Array | Rejection {
-  const where = { sender: view.sender, sessionId: view.sessionIdHex };
   const expected = provider.hmacSha256(keys.mac, [view.header, view.body, view.counterBytes]);
-  if (!provider.equal(expected, view.mac)) return reject('E_MAC', 'frame mac does not verify', where);
+  if (!provider.equal(expected, view.mac)) return reject('E_MAC', 'frame mac does not verify', at(view));
   let plaintext: Uint8Array;
   try {
     plaintext = provider.chacha20poly1305.open(keys.enc, chachaNonce(view.counter), view.body, view.header);
   } catch {
-    return reject('E_AEAD', 'ciphertext tag does not verify', where);
+    return reject('E_AEAD', 'ciphertext tag does not verify', at(view));
   }
   const verdict = deferCommit ? window.check(view.counter) : window.observe(view.counter);
   switch (verdict) {
     case 'fresh':
       return plaintext;
     case 'duplicate':
-      return reject('E_REPLAY', `counter ${view.counter} already accepted`, where, true);
+      return reject('E_REPLAY', `counter ${view.counter} already accepted`, at(view), true);
     case 'too-old':
-      return reject('E_REPLAY', `counter ${view.counter} is older than the replay window`, where);
+      return reject('E_REPLAY', `counter ${view.counter} is older than the replay window`, at(view));
     default: {
       const unreachable: never = verdict;
       throw new Error(`unhandled replay verdict ${String(unreachable)}`);
