@@ -1,0 +1,145 @@
+/**
+ * Read-only access to a ledger for tools that hold only its public key (the CLI, an
+ * auditor, the archiver): the latest signed checkpoint (verified before it is returned),
+ * inclusion proofs against it, and export lines up to a stored checkpoint. Nothing here
+ * signs, so it works without the ledger's private key; the price is that an export ends
+ * at the latest signed checkpoint, not at the head.
+ */
+import type { CryptoProvider } from '@bulwark/crypto';
+import { toHex } from '@bulwark/crypto';
+import { firstStoredSeq, nodeReader } from './archive-anchor.js';
+import { LedgerError } from './errors.js';
+import { EXPORT_FORMAT } from './export.js';
+import type { LedgerDb, StoredCheckpoint } from './ledger.js';
+import { edgeNodeIds } from './merkle/compact-range.js';
+import { leafHash } from './merkle/hash.js';
+import { inclusionPlan, resolvePlan, verifyInclusion } from './merkle/proofs.js';
+import { openCheckpoint } from './note/checkpoint.js';
+import { formatVerifierKey, type VerifierKey } from './note/keys.js';
+import { bytes, ledgerEventOfRow, toNumber } from './store/rows.js';
+
+export interface LedgerReaderOptions {
+  readonly crypto: CryptoProvider;
+  readonly origin: string;
+  /** The ledger's public key: every checkpoint this reader returns verified with it. */
+  readonly logKey: VerifierKey;
+}
+
+export interface VerifiedInclusionProof {
+  readonly seq: number;
+  readonly eventId: string;
+  readonly treeSize: number;
+  readonly leafHash: Uint8Array;
+  readonly rootHash: Uint8Array;
+  readonly proof: readonly Uint8Array[];
+  /** The signed checkpoint of `treeSize` the proof is against. */
+  readonly checkpoint: string;
+}
+
+export class LedgerReader {
+  readonly #db: LedgerDb;
+  readonly #options: LedgerReaderOptions;
+
+  constructor(db: LedgerDb, options: LedgerReaderOptions) {
+    this.#db = db;
+    this.#options = options;
+  }
+
+  /** The stored checkpoint of this size, after checking its note and columns; undefined if none is stored. */
+  async checkpointAt(size: number): Promise<StoredCheckpoint | undefined> {
+    const row = await this.#db.selectFrom('checkpoints').selectAll().where('tree_size', '=', BigInt(size)).executeTakeFirst();
+    return row === undefined ? undefined : this.#open(row.note, toNumber(row.tree_size, 'checkpoints.tree_size'), bytes(row.root_hash));
+  }
+
+  /** The latest stored checkpoint, verified; undefined when the ledger has signed none. */
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const row = await this.#db.selectFrom('checkpoints').selectAll().orderBy('tree_size', 'desc').limit(1).executeTakeFirst();
+    return row === undefined ? undefined : this.#open(row.note, toNumber(row.tree_size, 'checkpoints.tree_size'), bytes(row.root_hash));
+  }
+
+  /** Inclusion of `seq` in the tree of the latest checkpoint, checked against it before it is returned. */
+  async inclusionProof(seq: number): Promise<VerifiedInclusionProof> {
+    const checkpoint = await this.latestCheckpoint();
+    if (checkpoint === undefined) throw new LedgerError('E_PROOF', 'inclusion proof: the ledger has no signed checkpoint yet', { seq });
+    if (seq >= checkpoint.size) {
+      throw new LedgerError('E_PROOF', `inclusion proof: seq ${seq} is not covered by the latest checkpoint (size ${checkpoint.size}); wait for the next one`, { seq, size: checkpoint.size });
+    }
+    const row = await this.#db.selectFrom('events').select(['event_hash', 'event_id']).where('seq', '=', BigInt(seq)).executeTakeFirst();
+    if (row === undefined) throw new LedgerError('E_PROOF', `inclusion proof: no event at seq ${seq} (archived or never appended)`, { seq });
+    const leaf = leafHash(this.#options.crypto, bytes(row.event_hash));
+    const proof = await resolvePlan(this.#options.crypto, inclusionPlan(seq, checkpoint.size), this.#readNodes());
+    // A proof that does not verify against the signed root is never handed out.
+    verifyInclusion(this.#options.crypto, seq, checkpoint.size, leaf, proof, checkpoint.rootHash);
+    return { seq, eventId: row.event_id, treeSize: checkpoint.size, leafHash: leaf, rootHash: checkpoint.rootHash, proof, checkpoint: checkpoint.note };
+  }
+
+  /** The first stored seq (0 unless an archive pruned older events). */
+  async firstSeq(): Promise<number> {
+    return (await firstStoredSeq(this.#db)) ?? 0;
+  }
+
+  /**
+   * Export lines (format of export.ts, verified by verifyExport) for events [fromSeq, checkpoint.size),
+   * ending with that stored checkpoint. Streams in pages.
+   */
+  async *exportLines(checkpoint: StoredCheckpoint, fromSeq: number, pageSize = 1000): AsyncGenerator<string> {
+    if (!Number.isSafeInteger(fromSeq) || fromSeq < 0 || fromSeq > checkpoint.size) {
+      throw new LedgerError('E_LEDGER', `export: from seq ${fromSeq} is not between 0 and the checkpoint size ${checkpoint.size}`, { fromSeq });
+    }
+    const startEdge = fromSeq === 0 ? [] : await this.#readNodes()(edgeNodeIds(fromSeq));
+    yield line({
+      type: 'header',
+      format: EXPORT_FORMAT,
+      origin: this.#options.origin,
+      log_key: formatVerifierKey(this.#options.logKey),
+      from_seq: fromSeq,
+      size: checkpoint.size,
+      start_edge: startEdge.map(toHex),
+    });
+    for (let next = fromSeq; next < checkpoint.size; ) {
+      const rows = await this.#db
+        .selectFrom('events')
+        .selectAll()
+        .where('seq', '>=', BigInt(next))
+        .where('seq', '<', BigInt(checkpoint.size))
+        .orderBy('seq')
+        .limit(pageSize)
+        .execute();
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        const event = ledgerEventOfRow(row);
+        yield line({
+          type: 'event',
+          seq: event.seq,
+          event_id: event.eventId,
+          timestamp: event.timestamp,
+          agent_id: event.agentId,
+          event_type: event.eventType,
+          details: event.details,
+          previous_hash: toHex(event.previousHash),
+          event_hash: toHex(event.eventHash),
+          signature: toHex(event.signature),
+        });
+      }
+      next = toNumber(rows[rows.length - 1]!.seq, 'seq') + 1;
+    }
+    yield line({ type: 'checkpoint', note: checkpoint.note });
+  }
+
+  #readNodes(): ReturnType<typeof nodeReader> {
+    return nodeReader(this.#db);
+  }
+
+  #open(note: string, size: number, rootHash: Uint8Array): StoredCheckpoint {
+    const { crypto, origin, logKey } = this.#options;
+    const { checkpoint } = openCheckpoint(crypto, note, { origin, logKey });
+    if (checkpoint.size !== size || !crypto.equal(checkpoint.rootHash, rootHash)) {
+      throw new LedgerError('E_CHECKPOINT', `stored checkpoint ${size}: its columns disagree with its signed note`, { size });
+    }
+    return { ...checkpoint, note };
+  }
+}
+
+function line(value: unknown): string {
+  return `${JSON.stringify(value)}\n`;
+}
