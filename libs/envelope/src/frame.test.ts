@@ -108,6 +108,14 @@ describe('frame layout', () => {
     expect(rejected(body).reason).toBe('E_FRAME_SHAPE');
   });
 
+  it('gives a large frame its own buffer, holding nothing but the frame', () => {
+    const big = template.allocate(1n, 1_767_225_600_000, 100_000);
+    expect(big.byteOffset).toBe(0);
+    expect(big.buffer.byteLength).toBe(big.length);
+    const small = template.allocate(1n, 1_767_225_600_000, 100);
+    expect(small.buffer.byteLength).toBe(small.length);
+  });
+
   it('refuses to build a header with a bad id', () => {
     expect(() => new HeaderTemplate({ mode: Mode.session, sender: 'svc policy', recipient: 'b', sessionId })).toThrow(/not a valid id/);
     expect(() => new HeaderTemplate({ mode: Mode.session, sender: 'a'.repeat(129), recipient: 'b', sessionId })).toThrow(/not a valid id/);

@@ -4,7 +4,6 @@ import { EnvelopeError } from '../errors.js';
 
 /** 2^64 - 1: reserved by Noise §5.1, never used to encrypt a message. */
 export const MAX_NONCE = 0xffff_ffff_ffff_ffffn;
-const EMPTY = new Uint8Array(0);
 
 /** ChaChaPoly nonce (Noise §12.3): 32 bits of zeros followed by the 64-bit counter, little-endian. */
 export function chachaNonce(counter: bigint): Uint8Array {
@@ -57,13 +56,6 @@ export class CipherState {
     const plaintext = this.provider.chacha20poly1305.open(this.#k, chachaNonce(this.#nextNonce()), ciphertext, ad);
     this.#n++;
     return plaintext;
-  }
-
-  /** §4.2 REKEY(k): the first 32 bytes of ENCRYPT(k, maxnonce, zerolen, zeros). */
-  rekey(): void {
-    if (this.#k === undefined) return;
-    const sealed = this.provider.chacha20poly1305.seal(this.#k, chachaNonce(MAX_NONCE), new Uint8Array(32), EMPTY);
-    this.#k = sealed.subarray(0, 32);
   }
 
   #nextNonce(): bigint {
