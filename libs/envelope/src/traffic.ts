@@ -3,7 +3,7 @@ import { textEncoder } from './bytes.js';
 import { EnvelopeError, reject, type Rejection } from './errors.js';
 import type { HeaderTemplate} from './frame.js';
 import { MAC_LENGTH, TAG_LENGTH, type FrameView } from './frame.js';
-import { chachaNonce, MAX_NONCE } from './noise/cipher-state.js';
+import { chachaNonceFromBytes, MAX_NONCE } from './noise/cipher-state.js';
 import type { OpenResult } from './options.js';
 import type { ReplayWindow } from './replay-window.js';
 
@@ -81,12 +81,12 @@ export function sealData(
   }
   const frame = template.allocate(counter, timestamp, bodyLength);
   const header = frame.subarray(0, template.length);
-  const sealed = provider.chacha20poly1305.seal(keys.enc, chachaNonce(counter), plaintext, header);
+  const counterBytes = frame.subarray(template.counterOffset, template.counterOffset + 8);
+  const sealed = provider.chacha20poly1305.seal(keys.enc, chachaNonceFromBytes(counterBytes), plaintext, header);
   // The frame buffer is not zero-filled: every byte must be written, so the lengths must be exact.
   if (sealed.length !== bodyLength) throw new EnvelopeError('E_PROVIDER', `envelope: AEAD returned ${sealed.length} bytes, expected ${bodyLength}`, {});
   frame.set(sealed, template.length);
   const body = frame.subarray(template.length, template.length + bodyLength);
-  const counterBytes = frame.subarray(template.counterOffset, template.counterOffset + 8);
   const mac = provider.hmacSha256(keys.mac, [header, body, counterBytes]);
   if (mac.length !== MAC_LENGTH) throw new EnvelopeError('E_PROVIDER', `envelope: HMAC returned ${mac.length} bytes, expected ${MAC_LENGTH}`, {});
   frame.set(mac, template.length + bodyLength);
@@ -114,7 +114,7 @@ export function openData(provider: CryptoProvider, view: FrameView, keys: Traffi
   if (!provider.equal(expected, view.mac)) return reject('E_MAC', 'frame mac does not verify', at(view));
   let plaintext: Uint8Array;
   try {
-    plaintext = provider.chacha20poly1305.open(keys.enc, chachaNonce(view.counter), view.body, view.header);
+    plaintext = provider.chacha20poly1305.open(keys.enc, chachaNonceFromBytes(view.counterBytes), view.body, view.header);
   } catch {
     return reject('E_AEAD', 'ciphertext tag does not verify', at(view));
   }

@@ -12,6 +12,13 @@ export function chachaNonce(counter: bigint): Uint8Array {
   return nonce;
 }
 
+/** The same nonce from the counter's 8 little-endian bytes as they stand in a frame header. */
+export function chachaNonceFromBytes(counterLe: Uint8Array): Uint8Array {
+  const nonce = new Uint8Array(12);
+  nonce.set(counterLe, 4);
+  return nonce;
+}
+
 /** Noise §5.1 CipherState: a key (possibly empty) and a 64-bit nonce counter. */
 export class CipherState {
   #k: Uint8Array | undefined;
