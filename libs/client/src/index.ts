@@ -1,0 +1,31 @@
+export { createBulwarkClient, type Authorize, type BulwarkClient, type BulwarkClientOptions, type CallOptions, type PolicyAdmin, type PolicyCalls } from './client.js';
+export { failureDeny, permits, readDecision } from './decision.js';
+export {
+  EnforcementClasses,
+  agentCreationRequest,
+  dataOperationRequest,
+  messageRoutingRequest,
+  resourceAccessRequest,
+  toolInvocationRequest,
+  type AgentCreationInput,
+  type DataOperationInput,
+  type MessageRoutingInput,
+  type ResourceAccessInput,
+  type ToolInvocationInput,
+} from './enforcement.js';
+export {
+  MAX_BATCH_REQUESTS,
+  type AllowDecision,
+  type AllowWithConditionsDecision,
+  type DenyDecision,
+  type PolicyChangeReply,
+  type PolicyDecision,
+  type PolicyListEntry,
+  type PolicyListReply,
+  type PolicyRequest,
+  type PolicyRollbackRequest,
+  type PolicyTextRequest,
+  type RequireApprovalDecision,
+  type WireCondition,
+  type WireRuleRef,
+} from './policy-wire.js';

@@ -1,0 +1,5 @@
+export { startPolicyService, type PolicyAuditOptions, type PolicyService, type PolicyServiceMetrics, type PolicyServiceOptions } from './service.js';
+export { DecisionLog, type DecisionLogMetrics, type DecisionLogOptions } from './decision-log.js';
+export { createMasker, MASKED, type MaskOptions } from './mask.js';
+export { PolicyProjection, parseOne, type ApplyOutcome } from './projection.js';
+export { PolicyAdminInputError, PolicyServiceError } from './errors.js';

@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import { consumerBacklog, LEDGER_PRINCIPAL, LEDGER_SUBJECT_ROOT, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
+import type { CryptoProvider } from '@bulwark/crypto';
+import type { ChannelReceiver, SealedReceiver } from '@bulwark/envelope';
+import { checkSealedEvent, decodeEvent, isLedgerEvent, type LedgerEvent } from '@bulwark/events';
+import { PolicyServiceError } from './errors.js';
+
+export interface LedgerFollowerOptions {
+  readonly bus: Bus;
+  readonly provider: CryptoProvider;
+  /** Opens the ledger's re-published frames (the envelope mode is the ledger's choice). */
+  readonly receiver: SealedReceiver | ChannelReceiver;
+  /** The ledger's Ed25519 public key: every event's hash and signature are checked against it. */
+  readonly ledgerPublicKey: Uint8Array;
+  readonly rejections: RejectionReporter;
+  /** Called for each authentic committed policy event, in stream order. */
+  readonly onEvent: (event: LedgerEvent) => void;
+  /** Called for a frame that is authentic on the bus but is not a valid ledger event (logged, never applied). */
+  readonly onInvalid: (why: string, streamSeq: number) => void;
+}
+
+export interface LedgerFollower {
+  /** Resolves once every message in the stream at start has been handled (the replay caught up). */
+  caughtUp(timeoutMs: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Follows `bulwark.ledger.policy.>` on BULWARK_LEDGER from its first message, on a durable
+ * of its own (each instance rebuilds the whole state, DESIGN §4), which the server deletes
+ * a minute after the instance is gone. Only events re-published by the ledger count: the
+ * frame must come from the ledger's principal and the event must carry a valid hash and
+ * ledger signature; anything else is reported and skipped.
+ */
+export async function followLedger(options: LedgerFollowerOptions): Promise<LedgerFollower> {
+  const durable = `policy-${randomUUID()}`;
+  const consumer: RunningConsumer = await startStreamConsumer(
+    options.bus,
+    options.receiver,
+    { stream: 'ledger', durable, filterSubject: `${LEDGER_SUBJECT_ROOT}.policy.>`, inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
+    async (delivery) => {
+      if (delivery.meta.sender !== LEDGER_PRINCIPAL) return options.onInvalid(`sent by ${delivery.meta.sender}, not the ledger`, delivery.streamSeq);
+      let event;
+      try {
+        event = decodeEvent(delivery.plaintext);
+      } catch (e) {
+        return options.onInvalid(e instanceof Error ? e.message : String(e), delivery.streamSeq);
+      }
+      if (!isLedgerEvent(event)) return options.onInvalid(`event ${event.eventId} has no chain fields`, delivery.streamSeq);
+      const problem = checkSealedEvent(options.provider, options.ledgerPublicKey, event);
+      if (problem !== null) return options.onInvalid(`event ${event.eventId} at seq ${event.seq}: ${problem}`, delivery.streamSeq);
+      options.onEvent(event);
+    },
+    options.rejections,
+  );
+  return {
+    async caughtUp(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const backlog = await consumerBacklog(options.bus, 'ledger', durable);
+        if (backlog.pending === 0 && backlog.ackPending === 0) return;
+        if (Date.now() > deadline) {
+          throw new PolicyServiceError('E_POLICY_BOOT', `policy service: ledger replay did not catch up within ${timeoutMs} ms (${backlog.pending} pending)`, { ...backlog, timeoutMs });
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    stop: () => consumer.stop(),
+  };
+}

@@ -1,0 +1,186 @@
+// Test support for the policy service against the real NATS (NATS_URL): identities in a
+// directory signed by a test root, and a stand-in for the audit ledger's runtime.
+//
+// The ledger runtime (services/audit-ledger/src/service) did not exist when these tests
+// were written, so `LedgerStandIn` does its part of the contract here: it consumes
+// `bulwark.evt.policy.>` from the test namespace's BULWARK_EVENTS (frames sealed to
+// svc.audit-ledger), chains and signs each event as the ledger does (`sealEvent`: seq,
+// previous_hash, event_hash, Ed25519 signature), and re-publishes it as a protobuf
+// `AuditEvent` with its chain fields on `bulwark.ledger.<event>` of the test namespace's
+// BULWARK_LEDGER, sealed to svc.policy. It also keeps the decision batches it receives.
+import { createCryptoProvider } from '@bulwark/crypto';
+import {
+  connectBus,
+  createStreamPublisher,
+  ensureStreams,
+  LEDGER_PRINCIPAL,
+  removeNamespaceStreams,
+  startStreamConsumer,
+  uniqueNamespace,
+  RejectionReporter,
+  type Bus,
+  type Namespace,
+  type RunningConsumer,
+} from '@bulwark/bus';
+import { SealedReceiver, SealedSender, signDirectoryEntry, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
+import { decodeEvent, decodeEventBatch, encodeEvent, GENESIS_PREVIOUS_HASH, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
+import { startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
+
+export const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
+export const provider = createCryptoProvider('node');
+export const POLICY = 'svc.policy';
+export const ADMIN = 'analyst.admin';
+export const AGENT = 'agent.a1';
+const DAY_MS = 86_400_000;
+
+export interface World {
+  readonly directory: TrustedDirectory;
+  identity(id: string): LocalIdentity;
+  readonly ledgerKey: { publicKey: Uint8Array; secretKey: Uint8Array };
+}
+
+export function testWorld(ids: readonly string[] = [POLICY, LEDGER_PRINCIPAL, ADMIN, AGENT]): World {
+  const root = provider.ed25519.generateKeyPair();
+  const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
+  const identities = new Map<string, LocalIdentity>();
+  const now = Date.now();
+  for (const id of ids) {
+    const x25519 = provider.x25519.generateKeyPair();
+    const ed = provider.ed25519.generateKeyPair();
+    const verdict = directory.put(
+      signDirectoryEntry(provider, root.secretKey, {
+        id,
+        ed25519PublicKey: ed.publicKey,
+        x25519PublicKey: x25519.publicKey,
+        keyVersion: 1,
+        notBefore: now - DAY_MS,
+        notAfter: now + DAY_MS,
+        revoked: false,
+      }),
+    );
+    if (!verdict.ok) throw new Error(`test directory refused ${id}`);
+    identities.set(id, { id, x25519 });
+  }
+  return {
+    directory,
+    identity(id) {
+      const found = identities.get(id);
+      if (found === undefined) throw new Error(`no test identity ${id}`);
+      return found;
+    },
+    ledgerKey: provider.ed25519.generateKeyPair(),
+  };
+}
+
+export const silentReporter = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
+
+export class LedgerStandIn {
+  readonly decisions: AuditEvent[] = [];
+  readonly committed: LedgerEvent[] = [];
+  /** While true, policy change events are consumed but not committed (a ledger that is down). */
+  holding = false;
+  #seq = 0;
+  #previous: Uint8Array = GENESIS_PREVIOUS_HASH;
+  #consumer: RunningConsumer | undefined;
+  readonly #publisher;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly world: World,
+  ) {
+    const sender = new SealedSender({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory, recipientId: POLICY });
+    this.#publisher = createStreamPublisher(bus, sender, 'ledger');
+  }
+
+  async start(): Promise<void> {
+    const receiver = new SealedReceiver({ provider, self: this.world.identity(LEDGER_PRINCIPAL), directory: this.world.directory, staleAfterMs: DAY_MS });
+    this.#consumer = await startStreamConsumer(
+      this.bus,
+      receiver,
+      { stream: 'events', durable: 'ledger-standin', filterSubject: 'bulwark.evt.policy.>', retryInitialMs: 20 },
+      async (d) => {
+        if (d.subject === 'bulwark.evt.policy.decision') {
+          this.decisions.push(...decodeEventBatch(d.plaintext));
+          return;
+        }
+        if (this.holding) throw new Error('ledger stand-in is holding');
+        const event = decodeEvent(d.plaintext);
+        await this.commit(event);
+      },
+      silentReporter(LEDGER_PRINCIPAL),
+    );
+  }
+
+  /** Chains, signs and re-publishes one event on BULWARK_LEDGER, as the ledger does after its commit. */
+  async commit(event: AuditEvent): Promise<LedgerEvent> {
+    const sealed = sealEvent(provider, this.world.ledgerKey.secretKey, event, this.#seq, this.#previous);
+    this.#seq++;
+    this.#previous = sealed.eventHash;
+    this.committed.push(sealed);
+    await this.#publisher.publish({ subject: `bulwark.ledger.${event.eventType}`, msgId: event.eventId, payload: encodeEvent(sealed) });
+    return sealed;
+  }
+
+  async commitNew(eventType: EventType, details: Record<string, string | number>): Promise<LedgerEvent> {
+    return this.commit(newEvent({ agentId: ADMIN, eventType, details }));
+  }
+
+  async stop(): Promise<void> {
+    await this.#consumer?.stop();
+  }
+}
+
+export interface Harness {
+  readonly world: World;
+  readonly ns: Namespace;
+  readonly bus: Bus;
+  readonly ledger: LedgerStandIn;
+  start(overrides?: Partial<PolicyServiceOptions>): Promise<PolicyService>;
+  connect(name: string): Promise<Bus>;
+  close(): Promise<void>;
+}
+
+/** A namespace with its streams, a ledger stand-in, and a way to start service instances in it. */
+export async function harness(): Promise<Harness> {
+  const world = testWorld();
+  const ns = uniqueNamespace();
+  const buses: Bus[] = [];
+  const services: PolicyService[] = [];
+  const connect = async (name: string) => {
+    const b = await connectBus({ url: NATS_URL, name, namespace: ns });
+    buses.push(b);
+    return b;
+  };
+  const bus = await connect('ledger-standin');
+  await ensureStreams(bus);
+  const ledger = new LedgerStandIn(bus, world);
+  await ledger.start();
+  return {
+    world,
+    ns,
+    bus,
+    ledger,
+    async start(overrides = {}) {
+      const own = await connect('policy');
+      const service = await startPolicyService({
+        bus: own,
+        provider,
+        identity: world.identity(POLICY),
+        directory: world.directory,
+        ledgerPublicKey: world.ledgerKey.publicKey,
+        admins: [ADMIN],
+        applyWaitMs: 5000,
+        ...overrides,
+      });
+      services.push(service);
+      return service;
+    },
+    connect,
+    async close() {
+      await Promise.all(services.map((s) => s.stop()));
+      await ledger.stop();
+      await removeNamespaceStreams(bus);
+      await Promise.all(buses.map((b) => b.close()));
+    },
+  };
+}
