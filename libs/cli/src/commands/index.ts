@@ -1,7 +1,8 @@
 import type { RegisterCommand } from '../io.js';
+import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
 import { registerInitCommand } from './init.js';
 import { registerPolicyCommand } from './policy.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerConfigCommand, registerInitCommand, registerPolicyCommand];
+export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerPolicyCommand];
