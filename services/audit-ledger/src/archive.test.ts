@@ -8,6 +8,7 @@ import { newEventId, type AuditEvent } from '@bulwark/events';
 import { ArchiveError, DAY_MS, archiveBefore } from './archive.js';
 import { LedgerReader } from './archive-reader.js';
 import { verifyExport } from './export.js';
+import { signCheckpoint } from './note/checkpoint.js';
 import { ORIGIN, crypto, openTestLedger, type LedgerFixture } from './ledger.fixture.js';
 import { verifyLedger } from './verify.js';
 
@@ -91,6 +92,11 @@ describe('archive', () => {
       });
     };
     await expectFailure(`update events set details = '{"i":99}' where seq = 22`, 22, /seq 22: event_hash mismatch/);
+    // A checkpoint from before the boundary still pins the archived history: a forked one is caught by consistency.
+    const fork = signCheckpoint(crypto, { origin: ORIGIN, size: 10, rootHash: crypto.randomBytes(32), extensions: [] }, [fx.signer]);
+    const forked = await verifyLedger(fx.db, { ...keys(), heldCheckpoints: [fork] });
+    expect(forked).toMatchObject({ ok: false, problem: 'checkpoint mismatch' });
+    expect(!forked.ok && forked.message).toMatch(/^held checkpoint 1 \(size 10\): not consistent with the archive anchor at 20/);
     await expectFailure(`update tree_nodes set hash = sha256(hash) where level = 2 and idx = 4`, undefined, /archive anchor at 20: the stored tree nodes do not rebuild/);
     await expectFailure(`delete from events where seq < 25`, 0, /gap: seq 0..24 missing and no stored checkpoint/);
     await expectFailure(`delete from events where seq = 20`, 0, /gap: seq 0\.\.20 missing/);

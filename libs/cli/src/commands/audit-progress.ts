@@ -31,6 +31,7 @@ export const terminalProgress: ProgressFactory = (label, unit) => {
     },
     stop() {
       if (started) bar.stop();
+      started = false;
     },
   };
 };

@@ -4,6 +4,9 @@ import { validateCompliance, type CompliancePeriod, type ComplianceReport, type 
 
 export type ReportFormat = 'json' | 'markdown';
 
+/** Seqs shown per finding in Markdown, to keep it readable; the JSON report carries up to MAX_FINDING_SEQS. */
+const MARKDOWN_SEQS = 20;
+
 export async function generateComplianceReport(
   source: ComplianceSource,
   framework: ComplianceFramework,
@@ -48,7 +51,8 @@ export function complianceMarkdown(report: ComplianceReport): string {
   out.push('## Findings', '');
   if (report.findings.length === 0) out.push('None.');
   for (const f of report.findings) {
-    const seqs = f.seqs.length === 0 ? '' : `; seq ${f.seqs.join(', ')}${f.count > f.seqs.length ? `, … (${f.count - f.seqs.length} more)` : ''}`;
+    const shown = f.seqs.slice(0, MARKDOWN_SEQS);
+    const seqs = shown.length === 0 ? '' : `; seq ${shown.join(', ')}${f.count > shown.length ? `, … (${f.count - shown.length} more; the JSON report lists ${f.seqs.length})` : ''}`;
     out.push(`- **${cell(f.requirement)}** (${f.kind}, ${f.count}): ${f.message}${seqs}`);
   }
   out.push('');
