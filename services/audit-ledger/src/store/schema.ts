@@ -48,7 +48,15 @@ export interface CheckpointsTable {
   created_at: ColumnType<Date, Date | undefined, never>;
 }
 
+/** How far the service has re-published the log to BULWARK_LEDGER (one row). */
+export interface PublishStateTable {
+  id: ColumnType<boolean, boolean | undefined, never>;
+  /** Events [0, published) are on BULWARK_LEDGER; the catch-up starts here. */
+  published: Int8;
+}
+
 export interface LedgerDatabase {
+  publish_state: PublishStateTable;
   events: EventsTable;
   tree_nodes: TreeNodesTable;
   ledger_head: LedgerHeadTable;
@@ -101,6 +109,26 @@ export const LEDGER_MIGRATIONS: Migrations = {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see up
     async down(db: Kysely<any>): Promise<void> {
       for (const table of ['checkpoints', 'ledger_head', 'tree_nodes', 'events']) await db.schema.dropTable(table).execute();
+    },
+  },
+  '0002_service': {
+    // The service's state and the query paths of bulwark.audit.query (by agent, by type, by time).
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations run before the typed schema exists
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('publish_state')
+        .addColumn('id', 'boolean', (c) => c.primaryKey().defaultTo(true).check(sql`id`))
+        .addColumn('published', 'bigint', (c) => c.notNull().check(sql`published >= 0`))
+        .execute();
+      await db.insertInto('publish_state').values({ id: true, published: 0 }).execute();
+      await db.schema.createIndex('events_agent_seq').on('events').columns(['agent_id', 'seq']).execute();
+      await db.schema.createIndex('events_type_seq').on('events').columns(['event_type', 'seq']).execute();
+      await db.schema.createIndex('events_time').on('events').column('timestamp_ms').execute();
+    },
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see up
+    async down(db: Kysely<any>): Promise<void> {
+      for (const index of ['events_time', 'events_type_seq', 'events_agent_seq']) await db.schema.dropIndex(index).execute();
+      await db.schema.dropTable('publish_state').execute();
     },
   },
 };

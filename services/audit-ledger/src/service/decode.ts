@@ -1,0 +1,70 @@
+/**
+ * What arrives on BULWARK_EVENTS, turned into events the ledger can append. Producers send
+ * protobuf `AuditEvent` (one event) or `AuditEventBatch` (several, for throughput); the
+ * bus's own rejection reports arrive as JSON (`RejectionEvent`). Everything is validated
+ * here, before the ledger sees it: a payload that does not decode is an InputError.
+ */
+import { InputError } from '@bulwark/errors';
+import { decodeEvent, decodeEventBatch, type AuditEvent } from '@bulwark/events';
+import { prepareEvent, type PreparedEvent } from '../ledger.js';
+
+/** `0x0a 0x24`: field 1 (event_id), length 36: a single AuditEvent starts so, a batch never does (see payloadKind). */
+const EVENT_ID_TAG = 0x0a;
+const UUID_TEXT_LENGTH = 36;
+const JSON_OBJECT = 0x7b; // '{': not a valid first byte of either protobuf message (field 15, start-group)
+
+export type PayloadKind = 'event' | 'batch' | 'json';
+
+/**
+ * Both protobuf messages start with field 1 (tag 0x0a). In an AuditEvent it is the event
+ * id, always 36 characters; in a batch it is the first embedded event, which holds that id
+ * plus an agent and a type, so it is never 36 bytes long. The length byte tells them apart.
+ */
+export function payloadKind(payload: Uint8Array): PayloadKind {
+  if (payload[0] === JSON_OBJECT) return 'json';
+  if (payload[0] === EVENT_ID_TAG && payload[1] === UUID_TEXT_LENGTH) return 'event';
+  return 'batch';
+}
+
+/** The validated events of one bus message (InputError if any of them is bad: the message is refused whole). */
+export function decodePayload(subject: string, payload: Uint8Array): PreparedEvent[] {
+  const kind = payloadKind(payload);
+  switch (kind) {
+    case 'event':
+      return [prepareEvent(plain(decodeEvent(payload)))];
+    case 'batch':
+      return decodeEventBatch(payload).map((event) => prepareEvent(plain(event)));
+    case 'json':
+      return [prepareEvent(fromRejectionReport(subject, payload))];
+    default: {
+      const never: never = kind;
+      throw new Error(`unhandled payload kind ${String(never)}`);
+    }
+  }
+}
+
+/** Chain fields in a producer's message are not trusted: the ledger assigns them. */
+function plain(event: AuditEvent): AuditEvent {
+  return { eventId: event.eventId, timestamp: event.timestamp, agentId: event.agentId, eventType: event.eventType, details: event.details };
+}
+
+/**
+ * `@bulwark/bus`'s rejection reporter publishes `bulwark.evt.bus.rejected` as JSON with
+ * snake_case fields, an ISO timestamp and the category (`security_violation`) as its type;
+ * it is recorded as the `bus.rejected` event it describes.
+ */
+function fromRejectionReport(subject: string, payload: Uint8Array): AuditEvent {
+  let report: unknown;
+  try {
+    report = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+  } catch (cause) {
+    throw new InputError('E_EVENT_DECODE', `ledger: JSON payload on ${subject} is not valid UTF-8 JSON`, { subject }, { cause });
+  }
+  const r = (typeof report === 'object' && report !== null ? report : {}) as Record<string, unknown>;
+  const details = r['details'] as Record<string, unknown> | undefined;
+  if (subject !== 'bulwark.evt.bus.rejected' || typeof details !== 'object' || details === null || details['kind'] !== 'bus.rejected') {
+    throw new InputError('E_EVENT_DECODE', `ledger: JSON payload on ${subject} is not a bus rejection report (events are protobuf AuditEvent or AuditEventBatch)`, { subject });
+  }
+  const timestamp = typeof r['timestamp'] === 'string' ? Date.parse(r['timestamp']) : Number.NaN;
+  return { eventId: r['event_id'], timestamp, agentId: r['agent_id'], eventType: 'bus.rejected', details } as AuditEvent;
+}

@@ -1,0 +1,230 @@
+/**
+ * The audit-ledger service (DESIGN §2, §4): consumes BULWARK_EVENTS with a durable pull
+ * consumer, appends in group-committed batches (ack after commit), re-publishes committed
+ * events to BULWARK_LEDGER, signs and announces checkpoints, and answers the audit
+ * commands over Noise sessions.
+ *
+ * Exactly once: the bus acknowledges a message only after its handler resolved, and the
+ * handler resolves only after the transaction holding all of the message's events
+ * committed. A message redelivered after a crash (to this or another process) finds its
+ * event ids stored and appends nothing (the events table's unique event_id, checked in the
+ * same transaction).
+ *
+ * Several pull loops share the durable so that several messages can wait in one
+ * transaction (each loop handles one message at a time). Each loop has its own
+ * SealedReceiver: a frame redelivered to another loop is then opened afresh and
+ * deduplicated by event id, never taken for an already-processed duplicate.
+ */
+import type { CryptoProvider, Ed25519KeyPair } from '@bulwark/crypto';
+import { isBulwarkError } from '@bulwark/errors';
+import {
+  Events,
+  LEDGER_PRINCIPAL,
+  checkReadiness,
+  createEventPublisher,
+  createRejectionReporter,
+  createStreamPublisher,
+  ensureStreams,
+  ledgerSubject,
+  serveCommands,
+  startStreamConsumer,
+  type Bus,
+  type CommandServer,
+  type Delivery,
+  type EventSubject,
+  type RunningConsumer,
+} from '@bulwark/bus';
+import { SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import { encodeEvent, newEvent, type LedgerEvent } from '@bulwark/events';
+import { checkDatabase } from '@bulwark/store';
+import type { Logger } from '@bulwark/telemetry';
+import { AuditLedger, type AppendResult, type LedgerDb } from '../ledger.js';
+import { signerKey } from '../note/keys.js';
+
+import { Batcher } from './batcher.js';
+import { Checkpointer } from './checkpointer.js';
+import { decodePayload } from './decode.js';
+import { commandHandlers } from './handlers.js';
+import { Republisher } from './republisher.js';
+import type { LedgerSettings } from './settings.js';
+
+export const LEDGER_DURABLE = 'audit-ledger';
+export const SERVICE_VERSION = '0.1.0';
+
+export interface LedgerServiceOptions {
+  readonly bus: Bus;
+  readonly db: LedgerDb;
+  readonly crypto: CryptoProvider;
+  /** The ledger's principal (svc.audit-ledger): X25519 for the envelope, Ed25519 signs events and checkpoints. */
+  readonly identity: LocalIdentity & { readonly ed25519: Ed25519KeyPair };
+  readonly directory: Directory;
+  readonly settings: LedgerSettings;
+  readonly log?: Logger;
+}
+
+export interface LedgerReadiness {
+  readonly ready: boolean;
+  readonly natsConnected: boolean;
+  readonly missingStreams: readonly string[];
+  readonly database: boolean;
+  readonly reason: string;
+}
+
+export interface LedgerServiceMetrics {
+  readonly appended: number;
+  readonly duplicates: number;
+  readonly transactions: number;
+  readonly undecodable: number;
+  readonly published: number;
+}
+
+export class LedgerService {
+  readonly ledger: AuditLedger;
+  readonly #o: LedgerServiceOptions;
+  readonly #batcher: Batcher;
+  readonly #republisher: Republisher;
+  readonly #checkpointer: Checkpointer;
+  readonly #consumers: RunningConsumer[] = [];
+  #server: CommandServer | undefined;
+  readonly #m = { appended: 0, duplicates: 0, transactions: 0, undecodable: 0 };
+
+  private constructor(options: LedgerServiceOptions) {
+    this.#o = options;
+    const { bus, db, crypto, identity, directory, settings, log } = options;
+    this.ledger = new AuditLedger(db, { crypto, origin: settings.origin, signer: signerKey(crypto, settings.origin, identity.ed25519.secretKey), checkpointEvery: 0 });
+    const toLedger = createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: settings.republishTo }), 'ledger');
+    this.#republisher = new Republisher({
+      db,
+      ledger: this.ledger,
+      publisher: toLedger,
+      subjectOf: (event) => ledgerSubject(`bulwark.evt.${event.eventType}` as EventSubject),
+      onError: (error) => log?.warn({ err: error }, 'ledger: re-publication to BULWARK_LEDGER failed; retrying'),
+    });
+    const toSelf = createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));
+    this.#checkpointer = new Checkpointer({
+      ledger: this.ledger,
+      everyEvents: settings.checkpointEvents,
+      everyMs: settings.checkpointMs,
+      agentId: identity.id,
+      encode: encodeEvent,
+      announce: (eventId, payload) => toSelf.publish({ subject: Events.audit.checkpoint, eventId, payload }),
+      onCheckpoint: (cp) => log?.info({ size: cp.size }, 'ledger: checkpoint signed'),
+      onError: (error) => log?.warn({ err: error }, 'ledger: checkpoint failed'),
+    });
+    this.#batcher = new Batcher({
+      maxEvents: settings.batchMaxEvents,
+      maxWaitMs: settings.batchMaxWaitMs,
+      append: (events) => this.ledger.appendPrepared(events),
+      committed: (result) => this.#committed(result),
+    });
+  }
+
+  /** Migrations are the caller's (main runs them first); this connects the consumer, the republisher and the commands. */
+  static async start(options: LedgerServiceOptions): Promise<LedgerService> {
+    const service = new LedgerService(options);
+    await service.#start();
+    return service;
+  }
+
+  async #start(): Promise<void> {
+    const { bus, db, crypto, identity, directory, settings } = this.#o;
+    await ensureStreams(bus);
+    const head = await this.ledger.head();
+    const last = await this.ledger.latestCheckpoint();
+    this.#checkpointer.start(head.size - (last?.size ?? 0));
+    this.#republisher.start();
+
+    const rejections = createRejectionReporter(createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL })), { reporter: identity.id });
+    const spec = {
+      stream: 'events' as const,
+      durable: LEDGER_DURABLE,
+      filterSubject: 'bulwark.evt.>',
+      ackWaitMs: settings.ackWaitMs,
+      maxAckPending: settings.maxAckPending,
+      // A database outage must not use up a message's deliveries: it is retried (backoff capped at 30 s) until it commits.
+      maxDeliver: 1_000_000,
+      retryInitialMs: 200,
+      retryMaxMs: 30_000,
+    };
+    // The stream + event-id dedupe is the replay protection here, so frames as old as the stream keeps are accepted.
+    for (let i = 0; i < settings.pullers; i++) {
+      const receiver = new SealedReceiver({ provider: crypto, self: identity, directory, staleAfterMs: settings.staleAfterMs });
+      this.#consumers.push(await startStreamConsumer(bus, receiver, spec, (delivery) => this.#handle(delivery), rejections));
+    }
+    this.#server = await serveCommands(bus, {
+      service: 'audit',
+      version: SERVICE_VERSION,
+      description: 'Bulwark audit ledger: hash-chained, signed, Merkle-checkpointed events',
+      sessions: { provider: crypto, self: identity, directory },
+      rejections,
+      handlers: commandHandlers({ db, ledger: this.ledger, crypto }),
+    });
+  }
+
+  async #handle(delivery: Delivery): Promise<void> {
+    let events;
+    try {
+      events = decodePayload(delivery.subject, delivery.plaintext);
+    } catch (error) {
+      if (!isBulwarkError(error)) throw error;
+      // An authentic message that is not a valid event will never become one: retrying is
+      // pointless and dropping it would hide it. It is recorded as a security violation.
+      this.#m.undecodable += 1;
+      this.#o.log?.warn({ err: error, sender: delivery.meta.sender, subject: delivery.subject, streamSeq: delivery.streamSeq }, 'ledger: undecodable event message recorded as security.violation');
+      const record = newEvent({
+        agentId: this.#o.identity.id,
+        eventType: 'security.violation',
+        details: {
+          kind: 'ledger.undecodable',
+          sender: delivery.meta.sender,
+          subject: delivery.subject,
+          msg_id: delivery.msgId ?? null,
+          stream_seq: delivery.streamSeq,
+          reason: error.message.slice(0, 500),
+        },
+      });
+      events = decodePayload(delivery.subject, encodeEvent(record));
+    }
+    await this.#batcher.submit(events);
+  }
+
+  #committed(result: AppendResult): void {
+    this.#m.transactions += 1;
+    this.#m.appended += result.appended.length;
+    this.#m.duplicates += result.duplicates.length;
+    if (result.appended.length > 0) {
+      this.#republisher.notify();
+      this.#checkpointer.appended(result.appended as readonly LedgerEvent[]);
+    }
+  }
+
+  get instanceId(): string | undefined {
+    return this.#server?.instanceId;
+  }
+
+  metrics(): LedgerServiceMetrics {
+    return { ...this.#m, published: this.#republisher.published };
+  }
+
+  async readiness(): Promise<LedgerReadiness> {
+    const bus = await checkReadiness(this.#o.bus, ['events', 'ledger']);
+    const db = await checkDatabase(this.#o.db);
+    const reasons = [bus.reason, db.ready ? '' : `database: ${db.reason}`].filter((r) => r !== '');
+    return { ready: bus.ready && db.ready, natsConnected: bus.natsConnected, missingStreams: bus.missingStreams, database: db.ready, reason: reasons.join('; ') };
+  }
+
+  /** Events [0, n) are re-published; resolves when everything committed so far is (tests, shutdown). */
+  async publishCommitted(): Promise<number> {
+    return this.#republisher.catchUp();
+  }
+
+  /** Graceful drain: stop taking messages, commit (and ack) what is in hand, publish it, stop. */
+  async stop(): Promise<void> {
+    await Promise.all(this.#consumers.splice(0).map((c) => c.stop()));
+    await this.#batcher.drain();
+    await this.#checkpointer.stop();
+    await this.#republisher.stop();
+    await this.#server?.stop();
+  }
+}
+

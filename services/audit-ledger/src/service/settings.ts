@@ -1,0 +1,101 @@
+/**
+ * The ledger service's own settings, from `SYMBIONT_LEDGER_*` environment variables (the
+ * shared ones, NATS, database, keys, log level, come from @bulwark/config). Each is
+ * validated at start; a bad value is an InputError naming the variable.
+ */
+import { InputError } from '@bulwark/errors';
+import { DEFAULT_STREAMS, ServicePrincipals, type Namespace } from '@bulwark/bus';
+
+export interface LedgerSettings {
+  /** The log's name: the first line of every checkpoint and the ledger key's note name. */
+  readonly origin: string;
+  /** PostgreSQL schema of the ledger's tables. */
+  readonly schema: string;
+  /** Bus namespace (tests); the root namespace when unset. */
+  readonly namespace?: Namespace;
+  /** Most events per transaction. */
+  readonly batchMaxEvents: number;
+  /** How long an event waits for company before an idle ledger commits it. */
+  readonly batchMaxWaitMs: number;
+  /** Sign a checkpoint after this many events (0: never by count). */
+  readonly checkpointEvents: number;
+  /** ... or after this long, if the log grew (0: never by time). */
+  readonly checkpointMs: number;
+  /** Parallel pull loops on the durable consumer: how many bus messages can wait in one transaction. */
+  readonly pullers: number;
+  readonly ackWaitMs: number;
+  readonly maxAckPending: number;
+  /** Oldest frame accepted from the stream: its max age, so a backlog after downtime is drained, not dropped. */
+  readonly staleAfterMs: number;
+  /** The principal BULWARK_LEDGER messages are sealed to. */
+  readonly republishTo: string;
+}
+
+export const SETTINGS_ENV = {
+  origin: 'SYMBIONT_LEDGER_ORIGIN',
+  schema: 'SYMBIONT_LEDGER_SCHEMA',
+  namespace: 'SYMBIONT_LEDGER_NAMESPACE',
+  batchMaxEvents: 'SYMBIONT_LEDGER_BATCH_EVENTS',
+  batchMaxWaitMs: 'SYMBIONT_LEDGER_BATCH_WAIT_MS',
+  checkpointEvents: 'SYMBIONT_LEDGER_CHECKPOINT_EVENTS',
+  checkpointMs: 'SYMBIONT_LEDGER_CHECKPOINT_MS',
+  pullers: 'SYMBIONT_LEDGER_PULLERS',
+  ackWaitMs: 'SYMBIONT_LEDGER_ACK_WAIT_MS',
+  maxAckPending: 'SYMBIONT_LEDGER_MAX_ACK_PENDING',
+  staleAfterMs: 'SYMBIONT_LEDGER_STALE_AFTER_MS',
+  republishTo: 'SYMBIONT_LEDGER_REPUBLISH_TO',
+} as const satisfies Record<keyof LedgerSettings, string>;
+
+export const DEFAULT_SETTINGS: LedgerSettings = {
+  origin: 'bulwark.local/audit',
+  schema: 'audit_ledger',
+  batchMaxEvents: 2000,
+  batchMaxWaitMs: 5,
+  checkpointEvents: 10_000,
+  checkpointMs: 10_000,
+  pullers: 16,
+  ackWaitMs: 30_000,
+  maxAckPending: 1024,
+  staleAfterMs: DEFAULT_STREAMS.events.maxAgeMs,
+  republishTo: ServicePrincipals.incident,
+};
+
+function integer(env: Readonly<Record<string, string | undefined>>, key: keyof typeof SETTINGS_ENV, min: number, max: number): number | undefined {
+  const name = SETTINGS_ENV[key];
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new InputError('E_CONFIG', `${name}='${raw}' is not an integer in [${min}, ${max}]`, { name });
+  return value;
+}
+
+function text(env: Readonly<Record<string, string | undefined>>, key: keyof typeof SETTINGS_ENV, pattern: RegExp, what: string): string | undefined {
+  const name = SETTINGS_ENV[key];
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!pattern.test(raw)) throw new InputError('E_CONFIG', `${name}='${raw.slice(0, 80)}' is not ${what}`, { name });
+  return raw;
+}
+
+export function loadLedgerSettings(env: Readonly<Record<string, string | undefined>> = process.env): LedgerSettings {
+  const d = DEFAULT_SETTINGS;
+  const ns = text(env, 'namespace', /^[a-z0-9]{1,32}$/, 'a namespace id (1-32 lowercase letters and digits)');
+  const settings: LedgerSettings = {
+    origin: text(env, 'origin', /^[\x21-\x7e]{1,200}$/, 'a log origin (printable ASCII, no spaces, e.g. example.com/audit)') ?? d.origin,
+    schema: text(env, 'schema', /^[a-z_][a-z0-9_]{0,62}$/, 'a schema name') ?? d.schema,
+    ...(ns === undefined ? {} : { namespace: { streamPrefix: `T_${ns}_`, subjectPrefix: `t.${ns}.` } }),
+    batchMaxEvents: integer(env, 'batchMaxEvents', 1, 100_000) ?? d.batchMaxEvents,
+    batchMaxWaitMs: integer(env, 'batchMaxWaitMs', 0, 10_000) ?? d.batchMaxWaitMs,
+    checkpointEvents: integer(env, 'checkpointEvents', 0, 1e9) ?? d.checkpointEvents,
+    checkpointMs: integer(env, 'checkpointMs', 0, 86_400_000) ?? d.checkpointMs,
+    pullers: integer(env, 'pullers', 1, 256) ?? d.pullers,
+    ackWaitMs: integer(env, 'ackWaitMs', 1000, 3_600_000) ?? d.ackWaitMs,
+    maxAckPending: integer(env, 'maxAckPending', 1, 100_000) ?? d.maxAckPending,
+    staleAfterMs: integer(env, 'staleAfterMs', 30_000, 3650 * 86_400_000) ?? d.staleAfterMs,
+    republishTo: text(env, 'republishTo', /^(svc|agent|analyst)\.[a-z0-9._-]{1,100}$/, 'a principal id') ?? d.republishTo,
+  };
+  if (settings.maxAckPending < settings.pullers) {
+    throw new InputError('E_CONFIG', `${SETTINGS_ENV.maxAckPending}=${settings.maxAckPending} is below ${SETTINGS_ENV.pullers}=${settings.pullers}: some pull loops would never get a message`, {});
+  }
+  return settings;
+}
