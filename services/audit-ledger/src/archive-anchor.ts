@@ -83,8 +83,11 @@ class MissingNode extends Error {
  * (the first stored seq is 0, or the table is empty).
  */
 export async function openArchiveAnchor(db: Db, options: AnchorOptions): Promise<AnchorResult> {
-  const first = await firstStoredSeq(db);
-  if (first === undefined || first === 0) return { ok: true, anchor: undefined };
+  const row0 = await db.selectFrom('events').select((eb) => eb.fn.min('seq').as('first')).executeTakeFirst();
+  if (row0?.first === null || row0?.first === undefined || BigInt(row0.first as bigint | number) === 0n) return { ok: true, anchor: undefined };
+  const first = Number(row0.first);
+  // A first seq beyond 2^53 can only be tampering; it is a finding, not a crash.
+  if (!Number.isSafeInteger(first)) return { ok: false, problem: { kind: 'gap', seq: 0, message: 'gap: seq 0 missing' } };
   const { crypto } = options;
   const row = await db.selectFrom('checkpoints').select(['tree_size', 'root_hash', 'note']).where('tree_size', '=', BigInt(first)).executeTakeFirst();
   if (row === undefined) {

@@ -115,3 +115,17 @@ async function collect(lines: AsyncIterable<string>): Promise<string[]> {
   for await (const line of lines) out.push(line);
   return out;
 }
+
+describe('archive anchor on a tampered first seq', () => {
+  it('reports a first seq moved beyond 2^53 as a gap, not a crash', async () => {
+    const fx = await openTestLedger('anchor_far', { checkpointEvery: 2 });
+    try {
+      await fx.ledger.append(events(1, OLD));
+      await fx.db.updateTable('events').set({ seq: 2n ** 60n }).where('seq', '=', 0n).execute();
+      const report = await verifyLedger(fx.db, { crypto, origin: ORIGIN, logKey: fx.ledger.verifierKey });
+      expect(report).toMatchObject({ ok: false, problem: 'gap', seq: 0, message: 'gap: seq 0 missing' });
+    } finally {
+      await fx.close();
+    }
+  });
+});
