@@ -67,7 +67,7 @@ describe('loadConfig defaults', () => {
     expect(config.database.url).toBeUndefined();
     expect(config.log.level).toBe('info');
     expect(Object.values(sources).every((source) => source === 'default')).toBe(true);
-    expect(Object.keys(sources)).toHaveLength(29);
+    expect(Object.keys(sources)).toHaveLength(31);
   });
 
   it('returns a frozen configuration', () => {
@@ -255,9 +255,9 @@ describe('loadConfig rejects bad file values', () => {
   it('rejects an unknown table and a top-level key', () => {
     const { err, path } = fileError('version = 2\n[securty]\ncrypto_provider = "node"\n[metrics]\n');
     expect(err.problems).toEqual([
-      `${path}:1: unknown key version; expected one of: security, tofu, keys, nats, database, log`,
+      `${path}:1: unknown key version; expected one of: security, tofu, keys, policy, nats, database, log`,
       `${path}:2: unknown table [securty]; did you mean [security]?`,
-      `${path}:4: unknown table [metrics]; expected one of: security, tofu, keys, nats, database, log`,
+      `${path}:4: unknown table [metrics]; expected one of: security, tofu, keys, policy, nats, database, log`,
     ]);
   });
 
@@ -326,5 +326,30 @@ describe('loadConfig [keys]', () => {
     const err = configError(() => loadConfig({ env: {}, cwd: dir, configPath: path }));
     expect(err.message).toMatch(/unknown key keys.kek; expected one of: dir, kek_file, root_public_key$/);
     expect(err.message).not.toContain(base64);
+  });
+});
+
+describe('loadConfig [policy]', () => {
+  it('has no masked fields and no administrators by default', () => {
+    expect(loadConfig({ env: {}, cwd: dir }).config.policy).toEqual({ decision_log_mask: [], admins: [] });
+  });
+
+  it('reads the decision-log mask and the administrators from the file and from comma-separated variables', () => {
+    const path = writeToml('bulwark.toml', `[policy]\ndecision_log_mask = ["context.user.ssn", "context.card_number"]\nadmins = ["analyst.alice"]\n`);
+    expect(loadConfig({ env: {}, cwd: dir, configPath: path }).config.policy).toEqual({
+      decision_log_mask: ['context.user.ssn', 'context.card_number'],
+      admins: ['analyst.alice'],
+    });
+    const { config, sources } = loadConfig({ env: { SYMBIONT_POLICY_DECISION_LOG_MASK: 'context.user.ssn, context.user.dob,', SYMBIONT_POLICY_ADMINS: 'analyst.a,svc.ops' }, cwd: dir });
+    expect(config.policy).toEqual({ decision_log_mask: ['context.user.ssn', 'context.user.dob'], admins: ['analyst.a', 'svc.ops'] });
+    expect(sources['policy.decision_log_mask']).toBe('env:SYMBIONT_POLICY_DECISION_LOG_MASK');
+  });
+
+  it('rejects a path that is not dotted member names, and an administrator that is not a principal id', () => {
+    expect(configError(() => loadConfig({ env: { SYMBIONT_POLICY_DECISION_LOG_MASK: 'context..ssn' }, cwd: dir })).message).toContain(
+      'expected dotted request paths such as "context.user.ssn", separated by commas',
+    );
+    const path = writeToml('bulwark.toml', `[policy]\nadmins = ["alice"]\n`);
+    expect(configError(() => loadConfig({ env: {}, cwd: dir, configPath: path })).message).toContain('expected a list of principal ids such as "analyst.alice"');
   });
 });

@@ -72,6 +72,20 @@ function path(fallback: string | undefined, env: string): Setting<string | undef
   };
 }
 
+function list(item: z.ZodString, what: string, env: string): Setting<readonly string[]> {
+  return {
+    schema: z.array(item),
+    fallback: [],
+    expected: (form) => (form === 'file' ? `a list of ${what}` : `${what}, separated by commas`),
+    kind: 'plain',
+    env: { name: env, parse: (raw: string) => raw.split(',').map((part) => part.trim()).filter((part) => part !== '') },
+  };
+}
+
+// A request path as the decision log masks it: member names joined by dots (`context.user.ssn`).
+const DOTTED_PATH = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$/;
+const PRINCIPAL_ID = /^(?:agent|svc|analyst)\.[A-Za-z0-9][A-Za-z0-9._:@/+-]*$/;
+
 function hasProtocol(text: string, protocols: readonly string[]): boolean {
   if (!URL.canParse(text)) return false;
   return protocols.includes(new URL(text).protocol);
@@ -142,6 +156,13 @@ export const settings = {
       kind: 'plain',
       env: { name: 'SYMBIONT_ROOT_PUBLIC_KEY', parse: (raw: string) => raw },
     } satisfies Setting<string | undefined>,
+  },
+  policy: {
+    // Request fields masked in policy.decision audit events (OPA decision-log `mask` style):
+    // dotted paths from the request root; a path through a list masks every element.
+    decision_log_mask: list(z.string().regex(DOTTED_PATH), 'dotted request paths such as "context.user.ssn"', 'SYMBIONT_POLICY_DECISION_LOG_MASK'),
+    // Principals allowed to register, update and roll back policies (default: nobody).
+    admins: list(z.string().regex(PRINCIPAL_ID), 'principal ids such as "analyst.alice"', 'SYMBIONT_POLICY_ADMINS'),
   },
   nats: {
     url: {

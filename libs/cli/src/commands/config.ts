@@ -8,7 +8,8 @@ interface ShowOptions {
 
 function formatValue(value: ConfigEntry['value']): string {
   if (value === undefined) return '(unset)';
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+  // Strings and lists as TOML writes them; numbers and booleans bare.
+  return typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : String(value);
 }
 
 /** Prints the effective configuration; a bad value throws a ConfigError, which `run` prints as one line (exit 2). */
