@@ -3,6 +3,7 @@ import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
 import { registerInitCommand } from './init.js';
 import { registerPolicyCommand } from './policy.js';
+import { registerPolicyAdminCommand } from './policy-admin.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerPolicyCommand];
+export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand];

@@ -1,0 +1,110 @@
+// `npm run bench -- policy-bus [--n N] [--rounds R]`: policy decisions over the bus (DESIGN §11).
+// One JSON line per figure on stdout; notes go to stderr.
+//
+// What is measured, in one process against the local NATS (NATS_URL), sequential calls:
+// - `bus.decision.{p50,p99}` impl `bulwark`: client.policy.evaluate() through an established
+//   Noise session to the policy service (audit on: each decision is queued for the ledger),
+//   the reply parsed and checked by @bulwark/client;
+// - impl `bulwark:rpc-echo`: the same bus RPC (session seal/open both ways, request id, headers,
+//   trace context) to a handler that returns a fixed reply of the decision's size: the bus alone;
+// - impl `raw:nats`: nc.request() of the same request bytes to a subscriber that answers with
+//   the same reply bytes: the floor.
+// Rounds interleave the three (n calls each per round) so machine load hits them alike; the
+// figures are percentiles over all calls of all rounds. The load average is printed to stderr.
+import { loadavg } from 'node:os';
+import { connect } from '@nats-io/transport-node';
+import { Commands, serveCommands } from '@bulwark/bus';
+import { createBulwarkClient } from '@bulwark/client';
+import { ADMIN, AGENT, harness, POLICY, provider, silentReporter } from '../../services/policy/test/world.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number): number => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+};
+const N = option('n', 500);
+const ROUNDS = option('rounds', 6);
+const WARMUP = 300;
+
+const SEED = `policy secure_data_access {
+    allow: read(sensitive_data) if (user.clearance >= "secret" && user.need_to_know.contains(data.classification) && session.mfa_verified == true)
+    deny: export(data) if data.contains_pii == true
+    require: [user.background_check.current, session.secure_connection, audit_trail = "detailed"]
+}`;
+const REQUEST = {
+  action: 'read',
+  resource: 'sensitive_data',
+  context: {
+    user: { clearance: 'secret', need_to_know: ['pii', 'finance'], background_check: { current: true } },
+    session: { mfa_verified: true, secure_connection: true },
+    data: { classification: 'pii', contains_pii: false },
+  },
+};
+
+function emit(figure: string, impl: string, value: number, n: number): void {
+  console.log(JSON.stringify({ bench: 'policy-bus', figure, impl, value: Number(value.toFixed(1)), unit: 'us', n }));
+}
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+
+async function time(samples: number[], n: number, call: () => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await call();
+    samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+}
+
+const h = await harness();
+try {
+  await h.ledger.commitNew('policy.registered', { name: 'secure_data_access', version: 1, text: SEED, file: 'seed.policy' });
+  await h.start();
+  const clientBus = await h.connect(AGENT);
+  const client = createBulwarkClient({ bus: clientBus, sessions: { provider, self: h.world.identity(AGENT), directory: h.world.directory }, rejections: silentReporter(AGENT) });
+  const first = await client.policy.evaluate(REQUEST);
+  if (first.decision !== 'AllowWithConditions') throw new Error(`bench: unexpected decision ${JSON.stringify(first)}`);
+  const requestBytes = new TextEncoder().encode(JSON.stringify(REQUEST));
+  const replyBytes = new TextEncoder().encode(JSON.stringify(first));
+  console.error(`bench policy-bus: request ${requestBytes.length} B, decision ${replyBytes.length} B, ${ROUNDS} rounds x ${N} calls per impl; ADMIN ${ADMIN} unused`);
+
+  // The bus alone: a second service instance is not possible on the same service name without
+  // sharing its queue, so the echo runs under the policy service name in its own namespace.
+  const echo = await harness();
+  const echoBus = await echo.connect('echo');
+  const echoServer = await serveCommands(echoBus, {
+    service: 'policy',
+    version: '0.0.1',
+    rejections: silentReporter(POLICY),
+    sessions: { provider, self: echo.world.identity(POLICY), directory: echo.world.directory },
+    handlers: { [Commands.policy.evaluate]: async () => replyBytes },
+  });
+  const echoClient = createBulwarkClient({ bus: await echo.connect(AGENT), sessions: { provider, self: echo.world.identity(AGENT), directory: echo.world.directory }, rejections: silentReporter(AGENT) });
+
+  const nc = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' });
+  const rawSubject = `bench.raw.${Date.now()}`;
+  const sub = nc.subscribe(rawSubject, { callback: (_e, m) => m.respond(replyBytes) });
+  await nc.flush();
+
+  const calls = {
+    bulwark: () => client.policy.evaluate(REQUEST),
+    'bulwark:rpc-echo': () => echoClient.policy.evaluate(REQUEST),
+    'raw:nats': () => nc.request(rawSubject, requestBytes, { timeout: 5000 }),
+  } as const;
+  const samples: Record<keyof typeof calls, number[]> = { bulwark: [], 'bulwark:rpc-echo': [], 'raw:nats': [] };
+  for (const call of Object.values(calls)) await time([], WARMUP, call);
+  const loadBefore = loadavg();
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [impl, call] of Object.entries(calls) as [keyof typeof calls, () => Promise<unknown>][]) await time(samples[impl], N, call);
+  }
+  const loadAfter = loadavg();
+  for (const [impl, xs] of Object.entries(samples)) {
+    emit('bus.decision.p50', impl, percentile(xs, 0.5), xs.length);
+    emit('bus.decision.p99', impl, percentile(xs, 0.99), xs.length);
+  }
+  console.error(`bench policy-bus: load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadAfter.map((x) => x.toFixed(2)).join(' ')}`);
+  sub.unsubscribe();
+  await nc.close();
+  await echoServer.stop();
+  await echo.close();
+} finally {
+  await h.close();
+}
