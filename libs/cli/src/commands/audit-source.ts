@@ -1,14 +1,17 @@
 /**
  * What every `bulwark audit` command needs: the ledger database (read directly, in its
  * own schema), the ledger's public key, dates. The public key is looked up in this order:
- * `--public-key` (a C2SP verifier key `<origin>+<key id>+<base64>`, or a file holding
- * one), `$BULWARK_AUDIT_PUBLIC_KEY`, then `<keys.dir>/audit-ledger.vkey`.
+ * `--public-key` (inline or a file holding it), `$BULWARK_AUDIT_PUBLIC_KEY`, then
+ * `<keys.dir>/audit-ledger.vkey`. It is either a C2SP verifier key
+ * `<origin>+<key id>+<base64>`, or the audit-ledger service identity's raw Ed25519 public
+ * key (64 hex digits or base64, as `bulwark init` prints it), named by the origin
+ * (`--origin`, else `$SYMBIONT_LEDGER_ORIGIN`, else the service's default).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseVerifierKey, type LedgerDatabase, type VerifierKey } from '@bulwark/audit-ledger';
+import { parseVerifierKey, verifierKey, type LedgerDatabase, type VerifierKey } from '@bulwark/audit-ledger';
 import { loadConfig, type BulwarkConfig } from '@bulwark/config';
-import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
+import { createCryptoProvider, fromHex, type CryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError, isBulwarkError } from '@bulwark/errors';
 import { closeDatabase, createDatabase, maskDatabaseUrl, type Kysely } from '@bulwark/store';
 import type { CommandIO } from '../io.js';
@@ -16,6 +19,9 @@ import type { CommandIO } from '../io.js';
 export const DEFAULT_LEDGER_SCHEMA = 'audit_ledger';
 export const PUBLIC_KEY_ENV = 'BULWARK_AUDIT_PUBLIC_KEY';
 export const PUBLIC_KEY_FILE = 'audit-ledger.vkey';
+/** The audit-ledger service's own default origin (its SYMBIONT_LEDGER_ORIGIN). */
+export const DEFAULT_LEDGER_ORIGIN = 'bulwark.local/audit';
+export const ORIGIN_ENV = 'SYMBIONT_LEDGER_ORIGIN';
 
 export interface DatabaseFlags {
   readonly database?: string;
@@ -38,6 +44,12 @@ export function loadCliConfig(io: CommandIO): BulwarkConfig {
 }
 
 const VKEY_SHAPE = /^[^+\s]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$/;
+const RAW_HEX = /^[0-9a-fA-F]{64}$/;
+const RAW_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
+
+function isKeyText(text: string): boolean {
+  return VKEY_SHAPE.test(text) || RAW_HEX.test(text) || RAW_BASE64.test(text);
+}
 
 /** The trusted ledger key (never taken from the data being verified). */
 export function resolveLedgerKey(io: CommandIO, flags: KeyFlags, config: () => BulwarkConfig): LedgerKey {
@@ -46,7 +58,7 @@ export function resolveLedgerKey(io: CommandIO, flags: KeyFlags, config: () => B
   let where: string;
   if (flags.publicKey !== undefined) {
     const value = flags.publicKey.trim();
-    if (VKEY_SHAPE.test(value)) {
+    if (isKeyText(value)) {
       text = value;
       where = '--public-key';
     } else {
@@ -65,6 +77,13 @@ export function resolveLedgerKey(io: CommandIO, flags: KeyFlags, config: () => B
     }
     text = readFileSync(path, 'utf8').trim();
     where = path;
+  }
+  if (RAW_HEX.test(text) || RAW_BASE64.test(text)) {
+    const publicKey = RAW_HEX.test(text) ? fromHex(text, where) : new Uint8Array(Buffer.from(text, 'base64'));
+    if (publicKey.length !== 32) throw new InputError('E_USAGE', `${where}: an Ed25519 public key is 32 bytes`);
+    // The service names its ledger key after its origin, so the raw key needs the origin to become a note key.
+    const origin = flags.origin ?? (io.env[ORIGIN_ENV] || DEFAULT_LEDGER_ORIGIN);
+    return { crypto, logKey: verifierKey(crypto, origin, publicKey), origin };
   }
   let logKey: VerifierKey;
   try {

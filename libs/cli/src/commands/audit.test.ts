@@ -87,12 +87,19 @@ describe('bulwark audit verify', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, size: 25, checkpoints_checked: 3 });
   });
 
-  it('takes the key from a file or from BULWARK_AUDIT_PUBLIC_KEY, and DATABASE_URL', async () => {
+  it('takes the key from a file, BULWARK_AUDIT_PUBLIC_KEY or a raw public key with the origin, and DATABASE_URL', async () => {
     writeFileSync(join(dir, 'ledger.vkey'), `${VKEY}\n`);
     const fromFile = await bulwark(['audit', 'verify', '--schema', main.schema.name, '--public-key', 'ledger.vkey'], { DATABASE_URL: databaseUrl() });
     expect(fromFile.code).toBe(0);
     const fromEnv = await bulwark(['audit', 'verify', '--schema', main.schema.name], { DATABASE_URL: databaseUrl(), BULWARK_AUDIT_PUBLIC_KEY: VKEY });
     expect(fromEnv.code).toBe(0);
+    // The service identity's raw public key, named by the origin (hex or base64).
+    const raw = ['audit', 'verify', '--database', databaseUrl(), '--schema', main.schema.name, '--public-key'];
+    expect(await bulwark([...raw, Buffer.from(signer.publicKey).toString('hex'), '--origin', ORIGIN])).toMatchObject({ stderr: '', code: 0 });
+    expect(await bulwark([...raw, Buffer.from(signer.publicKey).toString('base64')], { SYMBIONT_LEDGER_ORIGIN: ORIGIN })).toMatchObject({ stderr: '', code: 0 });
+    const wrongOrigin = await bulwark([...raw, Buffer.from(signer.publicKey).toString('hex')]);
+    expect(wrongOrigin.code).toBe(1);
+    expect(wrongOrigin.stderr).toMatch(/^bulwark: audit verify: stored checkpoint 10: /);
   });
 
   it('exits 1 naming the first bad seq of a tampered row', async () => {
