@@ -105,7 +105,7 @@ export interface LedgerConnection {
 export async function openLedgerDatabase(io: CommandIO, flags: DatabaseFlags, config: () => BulwarkConfig): Promise<LedgerConnection> {
   const url = flags.database ?? io.env['DATABASE_URL'] ?? config().database.url;
   if (url === undefined || url === '') throw new InputError('E_USAGE', 'no ledger database: pass --database URL or set DATABASE_URL');
-  const schema = flags.schema ?? DEFAULT_LEDGER_SCHEMA;
+  const schema = flags.schema ?? (io.env['SYMBIONT_LEDGER_SCHEMA'] || DEFAULT_LEDGER_SCHEMA);
   const where = `schema ${schema} at ${maskDatabaseUrl(url)}`;
   let db: Kysely<LedgerDatabase>;
   try {

@@ -91,7 +91,7 @@ describe('bulwark audit verify', () => {
     writeFileSync(join(dir, 'ledger.vkey'), `${VKEY}\n`);
     const fromFile = await bulwark(['audit', 'verify', '--schema', main.schema.name, '--public-key', 'ledger.vkey'], { DATABASE_URL: databaseUrl() });
     expect(fromFile.code).toBe(0);
-    const fromEnv = await bulwark(['audit', 'verify', '--schema', main.schema.name], { DATABASE_URL: databaseUrl(), BULWARK_AUDIT_PUBLIC_KEY: VKEY });
+    const fromEnv = await bulwark(['audit', 'verify'], { DATABASE_URL: databaseUrl(), SYMBIONT_LEDGER_SCHEMA: main.schema.name, BULWARK_AUDIT_PUBLIC_KEY: VKEY });
     expect(fromEnv.code).toBe(0);
     // The service identity's raw public key, named by the origin (hex or base64).
     const raw = ['audit', 'verify', '--database', databaseUrl(), '--schema', main.schema.name, '--public-key'];

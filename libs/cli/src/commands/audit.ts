@@ -41,7 +41,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function withLedgerOptions<T extends { option(flags: string, description: string): T }>(command: T): T {
   return command
     .option('--database <url>', 'the ledger database (default $DATABASE_URL, then [database] url)')
-    .option('--schema <name>', 'the ledger schema (default audit_ledger)')
+    .option('--schema <name>', 'the ledger schema (default $SYMBIONT_LEDGER_SCHEMA, then audit_ledger)')
     .option('--public-key <key|file>', 'the ledger verifier key <origin>+<key id>+<base64>, or a file holding it (default $BULWARK_AUDIT_PUBLIC_KEY, then <keys.dir>/audit-ledger.vkey)')
     .option('--origin <name>', "the ledger's checkpoint origin (default: the key's name)");
 }
