@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '@bulwark/errors';
@@ -78,7 +78,13 @@ describe('byte encodings', () => {
 });
 
 describe.each(keyAlgorithms)('%s key encodings', (algorithm) => {
-  const generated = algorithm === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('x25519');
+  // Imported from random bytes rather than made by generateKeyPairSync, whose keys can deadlock a
+  // JWK export on Node 20 (node-provider.ts, KEYGEN_DEADLOCK).
+  const privateKey = createPrivateKey({
+    key: { kty: 'OKP', crv: algorithm === 'ed25519' ? 'Ed25519' : 'X25519', d: randomBytes(32).toString('base64url'), x: '' },
+    format: 'jwk',
+  });
+  const generated = { privateKey, publicKey: createPublicKey(privateKey) };
   const rawPublic = rawOf(generated.publicKey, 'x');
   const rawSecret = rawOf(generated.privateKey, 'd');
 

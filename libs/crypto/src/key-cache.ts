@@ -29,13 +29,8 @@ export class SecretKeyObjectCache {
     const hit = this.#entries.get(raw);
     if (hit !== undefined && sameBytes(hit.bytes, raw)) return hit.key;
     const key = this.#build(raw);
-    this.remember(raw, key);
-    return key;
-  }
-
-  /** Records a KeyObject made together with `raw` (key generation), so its first use is fast. */
-  remember(raw: Uint8Array, key: KeyObject): void {
     this.#entries.set(raw, { bytes: raw.slice(), key });
+    return key;
   }
 }
 

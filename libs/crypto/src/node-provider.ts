@@ -11,7 +11,6 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   hash as oneShotHash,
   hkdfSync,
   randomBytes as nodeRandomBytes,
@@ -62,11 +61,14 @@ function rawPublicKey(key: KeyObject): Uint8Array {
   return fromBase64Url(x);
 }
 
-function rawSecretKey(key: KeyObject): Uint8Array {
-  const d = key.export({ format: 'jwk' }).d;
-  if (d === undefined) throw new CryptoError('E_KEY', 'node:crypto exported a private key without d');
-  return fromBase64Url(d);
-}
+/*
+ * KEYGEN_DEADLOCK: on Node 20.20 (OpenSSL 3.0), exporting as JWK a key that generateKeyPairSync
+ * just made can hang the process for good: the export holds the key's mutex while it allocates,
+ * the allocation runs a GC, and the GC finalises the spent key-generation job, whose destructor
+ * takes the same mutex (seen with gdb: ExportJWKEdKey -> GC -> ~KeyGenJob -> uv_mutex_lock; a loop
+ * of generateKeyPairSync('ed25519') + export({ format: 'jwk' }) hangs within seconds). So key
+ * pairs are made from random bytes and imported, which has no job to finalise.
+ */
 
 type AeadCipher = 'chacha20-poly1305' | 'aes-256-gcm';
 type AeadName = 'chacha20poly1305' | 'aes256gcm';
@@ -118,10 +120,9 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
 
     ed25519: {
       generateKeyPair(): Ed25519KeyPair {
-        const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-        const secretKey = rawSecretKey(privateKey);
-        edSecret.remember(secretKey, privateKey);
-        return { secretKey, publicKey: rawPublicKey(publicKey) };
+        // RFC 8032 §5.1.5: the secret key is 32 random bytes. Not generateKeyPairSync: see KEYGEN_DEADLOCK.
+        const secretKey = new Uint8Array(nodeRandomBytes(sizes.ed25519SecretKey));
+        return { secretKey, publicKey: rawPublicKey(createPublicKey(edSecret.get(secretKey))) };
       },
       publicKey(secretKey: Uint8Array): Uint8Array {
         requireLength(secretKey, sizes.ed25519SecretKey, 'ed25519 secret key');
@@ -145,10 +146,9 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
 
     x25519: {
       generateKeyPair(): X25519KeyPair {
-        const { privateKey, publicKey } = generateKeyPairSync('x25519');
-        const secretKey = rawSecretKey(privateKey);
-        xSecret.remember(secretKey, privateKey);
-        return { secretKey, publicKey: rawPublicKey(publicKey) };
+        // RFC 7748 §6.1: 32 random bytes, clamped on use. Not generateKeyPairSync: see KEYGEN_DEADLOCK.
+        const secretKey = new Uint8Array(nodeRandomBytes(sizes.x25519SecretKey));
+        return { secretKey, publicKey: rawPublicKey(createPublicKey(xSecret.get(secretKey))) };
       },
       publicKey(secretKey: Uint8Array): Uint8Array {
         requireLength(secretKey, sizes.x25519SecretKey, 'x25519 secret key');
