@@ -130,6 +130,10 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
       maxReconnectAttempts: options.maxReconnectAttempts ?? -1,
       reconnectTimeWait: options.reconnectTimeWaitMs ?? 1000,
       timeout: options.connectTimeoutMs ?? 5000,
+      // nats.js otherwise builds an Error per request (and a TimeoutError per timer) only to
+      // capture the caller's stack, for every request and reply; the bus wraps request errors
+      // in its own typed errors that name the subject, so those stacks are never shown.
+      noAsyncTraces: true,
     });
   } catch (cause) {
     throw new BusConnectError(
