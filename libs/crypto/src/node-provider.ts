@@ -66,7 +66,7 @@ function rawPublicKey(key: KeyObject): Uint8Array {
  * just made can hang the process for good: the export holds the key's mutex while it allocates,
  * the allocation runs a GC, and the GC finalises the spent key-generation job, whose destructor
  * takes the same mutex (seen with gdb: ExportJWKEdKey -> GC -> ~KeyGenJob -> uv_mutex_lock; a loop
- * of generateKeyPairSync('ed25519') + export({ format: 'jwk' }) hangs within seconds). So key
+ * of generateKeyPairSync('ed25519') + export({ format: 'jwk' }) hung here within a minute). So key
  * pairs are made from random bytes and imported, which has no job to finalise.
  */
 
