@@ -1,9 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { consumerBacklog, LEDGER_PRINCIPAL, LEDGER_SUBJECT_ROOT, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
+import { consumerBacklog, Events, ledgerSubject, LEDGER_PRINCIPAL, LEDGER_SUBJECT_ROOT, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelReceiver, SealedReceiver } from '@bulwark/envelope';
 import { checkSealedEvent, decodeEvent, isLedgerEvent, type LedgerEvent } from '@bulwark/events';
 import { PolicyServiceError } from './errors.js';
+
+const POLICY_CHANGE_SUBJECTS: ReadonlySet<string> = new Set(
+  [Events.policy.registered, Events.policy.updated, Events.policy.rolledback].map((subject) => ledgerSubject(subject)),
+);
 
 export interface LedgerFollowerOptions {
   readonly bus: Bus;
@@ -39,6 +43,9 @@ export async function followLedger(options: LedgerFollowerOptions): Promise<Ledg
     options.receiver,
     { stream: 'ledger', durable, filterSubject: `${LEDGER_SUBJECT_ROOT}.policy.>`, inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
     async (delivery) => {
+      // NATS 2.9 takes one filter, so decisions (the bulk of the stream) arrive too: drop them
+      // by subject before any decoding or signature check, so a replay costs little per decision.
+      if (!POLICY_CHANGE_SUBJECTS.has(delivery.subject)) return;
       if (delivery.meta.sender !== LEDGER_PRINCIPAL) return options.onInvalid(`sent by ${delivery.meta.sender}, not the ledger`, delivery.streamSeq);
       let event;
       try {

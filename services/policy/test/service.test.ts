@@ -31,6 +31,8 @@ describe('policy service', () => {
     await h.ledger.commitNew('policy.registered', { name: 'secure_data_access', version: 1, text: SEED, file: 'seed.policy' });
     await h.ledger.commitNew('policy.updated', { name: 'secure_data_access', version: 2, text: V2, file: 'seed.policy' });
     const last = await h.ledger.commitNew('policy.rolledback', { name: 'secure_data_access', version: 1, fromVersion: 2, text: SEED, file: 'seed.policy' });
+    // Decisions share the stream (one filter on NATS 2.9): passed over by subject, not counted as skipped.
+    await h.ledger.commitNew('policy.decision', { decision: 'Allow', policy: 'secure_data_access', version: 1 });
     // Not the next version: committed, but the projection must skip it.
     await h.ledger.commitNew('policy.updated', { name: 'secure_data_access', version: 7, text: V2, file: 'seed.policy' });
     const service = await h.start();
