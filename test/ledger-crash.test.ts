@@ -32,7 +32,7 @@ import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
 import { verifierKey, verifyLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
 
 const MAIN = fileURLToPath(new URL('../services/audit-ledger/dist/service/main.js', import.meta.url));
-const KILLS = 20;
+const KILLS = Number(process.env['LEDGER_CRASH_KILLS'] ?? 20);
 const ORIGIN = 'bulwark.test/crash';
 const provider = createCryptoProvider('node');
 const TYPES: readonly EventType[] = ['policy.decision', 'tools.invoked', 'sandbox.started', 'data.accessed', 'message.routed'];
@@ -80,9 +80,24 @@ function childEnv(): NodeJS.ProcessEnv {
   };
 }
 
+/** Every child started, so that a failing test leaves none running. */
+const children = new Set<ChildProcess>();
+
+function spawnLedger(stdio: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
+  const child = spawn(process.execPath, [MAIN], { cwd: workDir, env: childEnv(), stdio: ['ignore', stdio, stdio] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+async function countProduced(): Promise<number> {
+  const rows = await sql<{ n: string }>`select count(*)::text as n from events where agent_id <> ${LEDGER_PRINCIPAL}`.execute(db);
+  return Number(rows.rows[0]!.n);
+}
+
 /** Starts the service; resolves with the child once it logged that it runs. */
 function startLedger(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [MAIN], { cwd: workDir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnLedger('pipe');
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve, reject) => {
@@ -122,6 +137,7 @@ describe('audit-ledger service under SIGKILL', () => {
   });
 
   afterAll(async () => {
+    for (const child of children) child.kill('SIGKILL');
     await closeDatabase(db).catch(() => undefined);
     await schema.drop().catch(() => undefined);
     await removeDirectoryBucket(bus).catch(() => undefined);
@@ -154,33 +170,42 @@ describe('audit-ledger service under SIGKILL', () => {
         } catch {
           publishErrors += 1; // not acknowledged: not counted as produced (its ids are never reused)
         }
-        await sleep(15);
+        await sleep(40);
       }
     })();
 
+    // Kill moments: every 4th victim is killed at a random moment after it reported running (so
+    // kills land in the middle of consuming and committing); the others at a random moment from
+    // spawn on, which also hits start-up (connect, migrate, consumer set-up) and keeps the test short.
+    let killedRunning = 0;
     for (let kill = 0; kill < KILLS; kill++) {
-      const child = await startLedger();
-      await sleep(100 + Math.floor(Math.random() * 900));
-      child.kill('SIGKILL');
-      await exited(child);
+      if (kill % 4 === 0) {
+        const child = await startLedger();
+        await sleep(50 + Math.floor(Math.random() * 700));
+        child.kill('SIGKILL');
+        await exited(child);
+        killedRunning += 1;
+      } else {
+        const child = spawnLedger();
+        await sleep(150 + Math.floor(Math.random() * 1600));
+        child.kill('SIGKILL');
+        await exited(child);
+      }
     }
+    const committedBeforeLastRun = await countProduced();
     producing = false;
     await produce;
 
     // A last, clean run drains the backlog (including the messages the last victims left unacknowledged).
     const last = await startLedger();
     const deadline = Date.now() + 45_000;
-    for (;;) {
-      const rows = await sql<{ n: string }>`select count(*)::text as n from events where event_type <> 'audit.checkpoint'`.execute(db);
-      if (Number(rows.rows[0]!.n) >= produced.length || Date.now() > deadline) break;
-      await sleep(250);
-    }
+    while ((await countProduced()) < produced.length && Date.now() < deadline) await sleep(200);
     await sleep(2500); // redeliveries of already-committed messages arrive and must change nothing
     last.kill('SIGTERM');
     expect(await exited(last)).toBe(0);
 
-    const stored = await sql<{ event_id: string; event_type: string; position: string }>`select event_id, event_type, seq::text as position from events order by seq`.execute(db);
-    const ids = stored.rows.filter((r) => r.event_type !== 'audit.checkpoint').map((r) => r.event_id);
+    const stored = await sql<{ event_id: string; event_type: string; agent_id: string; position: string }>`select event_id, event_type, agent_id, seq::text as position from events order by seq`.execute(db);
+    const ids = stored.rows.filter((r) => r.agent_id !== LEDGER_PRINCIPAL).map((r) => r.event_id);
     expect(new Set(ids).size).toBe(ids.length);
     const storedIds = new Set(ids);
     const missing = produced.filter((e) => !storedIds.has(e.eventId)).map((e) => e.eventId);
@@ -188,11 +213,13 @@ describe('audit-ledger service under SIGKILL', () => {
     expect(ids.length).toBe(produced.length);
     expect(stored.rows.map((r) => Number(r.position))).toEqual(stored.rows.map((_, i) => i));
     expect(publishErrors).toBeLessThan(produced.length / 10);
+    // The kills did interrupt a working ledger, not only start-ups.
+    expect(killedRunning).toBe(Math.ceil(KILLS / 4));
+    expect(committedBeforeLastRun).toBeGreaterThan(0);
 
     const report = await verifyLedger(db, { crypto: provider, origin: ORIGIN, logKey: verifierKey(provider, ORIGIN, ledgerPublicKey) });
     expect(report).toMatchObject({ ok: true, size: stored.rows.length });
     expect(stored.rows.some((r) => r.event_type === 'audit.checkpoint')).toBe(true);
-
     // BULWARK_LEDGER: every seq exactly once, in the AuditEvent shape, with the stored hash.
     const state = await db.selectFrom('publish_state').select('published').executeTakeFirstOrThrow();
     expect(Number(state.published)).toBe(stored.rows.length);

@@ -43,3 +43,18 @@ export {
 } from './compliance/framework.js';
 export { MAX_FINDING_SEQS, validateCompliance, type ComplianceFinding, type CompliancePeriod, type ComplianceReport, type ComplianceSource } from './compliance/validate.js';
 export { complianceMarkdown, generateComplianceReport, renderComplianceReport, type ReportFormat } from './compliance/report.js';
+export { LEDGER_DURABLE, LedgerService, SERVICE_VERSION, type LedgerReadiness, type LedgerServiceMetrics, type LedgerServiceOptions } from './service/service.js';
+export { DEFAULT_SETTINGS, SETTINGS_ENV, loadLedgerSettings, type LedgerSettings } from './service/settings.js';
+export { decodePayload, payloadKind, type PayloadKind } from './service/decode.js';
+export type {
+  CheckpointReply,
+  ConsistencyReply,
+  ConsistencyRequest,
+  EventJson,
+  InclusionReply,
+  InclusionRequest,
+  QueryReply,
+  QueryRequest,
+  VerifyReply,
+  VerifyRequest,
+} from './service/protocol.js';

@@ -147,10 +147,13 @@ export class LedgerService {
       retryMaxMs: 30_000,
     };
     // The stream + event-id dedupe is the replay protection here, so frames as old as the stream keeps are accepted.
-    for (let i = 0; i < settings.pullers; i++) {
+    const startLoop = async (): Promise<RunningConsumer> => {
       const receiver = new SealedReceiver({ provider: crypto, self: identity, directory, staleAfterMs: settings.staleAfterMs });
-      this.#consumers.push(await startStreamConsumer(bus, receiver, spec, (delivery) => this.#handle(delivery), rejections));
-    }
+      return startStreamConsumer(bus, receiver, spec, (delivery) => this.#handle(delivery), rejections);
+    };
+    // The first loop creates (or reconciles) the durable; the others only attach to it.
+    this.#consumers.push(await startLoop());
+    this.#consumers.push(...(await Promise.all(Array.from({ length: settings.pullers - 1 }, startLoop))));
     this.#server = await serveCommands(bus, {
       service: 'audit',
       version: SERVICE_VERSION,

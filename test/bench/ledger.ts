@@ -1,0 +1,180 @@
+// `npm run bench -- ledger [--events N] [--batch B]`: the audit ledger end to end and its raw limits,
+// as JSON lines (DESIGN §11). The ledger service runs in this process, against the real NATS and
+// PostgreSQL (NATS_URL, DATABASE_URL), in its own namespace and schema, removed afterwards.
+//
+// - e2e.events / bulwark: producers publish sealed AuditEventBatch messages to BULWARK_EVENTS; the
+//   ledger consumes, appends (hash, sign, Merkle, one transaction per group), acks after commit.
+//   From the first publish to the last commit.
+// - e2e.events / raw:node-crypto: Ed25519 signatures per second (the ledger signs every event).
+// - e2e.events / raw:pg: rows per second of batched inserts (unnest) of the same rows into a bare table.
+// - e2e.events / raw:nats: JetStream-acknowledged publishes per second of the same messages, in events/s.
+// - append.events: the ledger core alone (appendPrepared, batches of --batch), no bus.
+// - verify.events: verifyLedger over the ledger just written; raw:node-crypto = Ed25519 verifications/s.
+import { sign, verify, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { createCryptoProvider } from '@bulwark/crypto';
+import { SealedSender, TrustedDirectory, signDirectoryEntry, type LocalIdentity } from '@bulwark/envelope';
+import { LEDGER_PRINCIPAL, ServicePrincipals, connectBus, createEventPublisher, ensureStreams, removeNamespaceStreams, uniqueNamespace } from '@bulwark/bus';
+import { encodeEventBatch, newEvent, type AuditEvent, type EventType } from '@bulwark/events';
+import { closeDatabase, createDatabase, sql } from '@bulwark/store';
+import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
+import { AuditLedger, LedgerService, DEFAULT_SETTINGS, migrateLedger, prepareEvent, signerKey, verifyLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
+
+function option(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  if (at === -1) return fallback;
+  const value = Number(process.argv[at + 1]);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    console.error(`bench ledger: --${name} needs a positive integer, got '${process.argv[at + 1] ?? ''}'`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const EVENTS = option('events', 60_000);
+const PER_MESSAGE = option('per-message', 250);
+const BATCH = option('batch', 2000);
+const IN_FLIGHT = option('in-flight', 16);
+const provider = createCryptoProvider('node');
+const TYPES: readonly EventType[] = ['policy.decision', 'tools.invoked', 'sandbox.started', 'data.accessed', 'message.routed'];
+
+function emit(figure: string, impl: string, value: number, unit: string, n: number): void {
+  console.log(JSON.stringify({ bench: 'ledger', figure, impl, value: Math.round(value), unit, n }));
+}
+
+function makeEvents(n: number): AuditEvent[] {
+  return Array.from({ length: n }, (_, i) =>
+    newEvent({ agentId: `agent.bench${i % 16}`, eventType: TYPES[i % TYPES.length]!, details: { i, decision: i % 3 === 0 ? 'Deny' : 'Allow', policy: 'secure_data_access', score: i / 7 } }),
+  );
+}
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  }));
+}
+
+// --- identities: a producer and the ledger, in a directory signed by a bench root ----------
+const root = provider.ed25519.generateKeyPair();
+const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
+function principal(id: string): LocalIdentity & { ed25519: ReturnType<typeof provider.ed25519.generateKeyPair> } {
+  const x25519 = provider.x25519.generateKeyPair();
+  const ed25519 = provider.ed25519.generateKeyPair();
+  const now = Date.now();
+  directory.put(signDirectoryEntry(provider, root.secretKey, { id, ed25519PublicKey: ed25519.publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 3_600_000, revoked: false }));
+  return { id, x25519, ed25519 };
+}
+const ledgerId = principal(LEDGER_PRINCIPAL);
+const producerId = principal(ServicePrincipals.policy);
+principal(ServicePrincipals.incident); // BULWARK_LEDGER's sealed recipient
+
+console.error(`bench ledger: ${EVENTS} events, ${PER_MESSAGE} per message, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+// --- e2e ------------------------------------------------------------------------------------
+const namespace = uniqueNamespace('bench');
+const bus = await connectBus({ url: natsUrl(), name: 'bench-ledger', namespace });
+await ensureStreams(bus);
+const schema = withTestSchema('bench_ledger');
+const db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
+try {
+  await migrateLedger(db);
+  const service = await LedgerService.start({
+    bus,
+    db,
+    crypto: provider,
+    identity: ledgerId,
+    directory,
+    settings: { ...DEFAULT_SETTINGS, origin: 'bulwark.bench/audit', schema: schema.name, namespace, checkpointMs: 0 },
+  });
+  const events = makeEvents(EVENTS);
+  const messages: AuditEvent[][] = [];
+  for (let at = 0; at < events.length; at += PER_MESSAGE) messages.push(events.slice(at, at + PER_MESSAGE));
+  const publisher = createEventPublisher(bus, new SealedSender({ provider, self: producerId, directory, recipientId: LEDGER_PRINCIPAL }));
+
+  const started = performance.now();
+  await pool(messages, IN_FLIGHT, (batch) => publisher.publish({ subject: 'bulwark.evt.policy.decision', eventId: batch[0]!.eventId, payload: encodeEventBatch(batch) }));
+  const published = performance.now();
+  while (service.metrics().appended < EVENTS) await new Promise((r) => setTimeout(r, 2));
+  const committed = performance.now();
+  emit('e2e.events', 'bulwark', EVENTS / ((committed - started) / 1000), 'events/s', EVENTS);
+  console.error(`bench ledger: publishing took ${(published - started).toFixed(0)} ms, last commit at ${(committed - started).toFixed(0)} ms, ${service.metrics().transactions} transactions, load ${loadavg()[0]!.toFixed(2)}`);
+  await service.stop();
+
+  // Raw Ed25519 signing (node:crypto, one KeyObject).
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const msg = randomBytes(32);
+  let n = 0;
+  let t = performance.now();
+  while (performance.now() - t < 1000) {
+    sign(null, msg, privateKey);
+    n++;
+  }
+  emit('e2e.events', 'raw:node-crypto', n / ((performance.now() - t) / 1000), 'events/s', n);
+
+  // Raw PostgreSQL: the same row shape, unnest inserts of BATCH rows, one transaction each.
+  await sql`create table raw_events (seq int8 primary key, event_id uuid unique, timestamp_ms int8, agent_id text, event_type text, details text, previous_hash bytea, event_hash bytea, signature bytea)`.execute(db);
+  const hash = new Uint8Array(32);
+  const sig = new Uint8Array(64);
+  t = performance.now();
+  for (let at = 0; at < events.length; at += BATCH) {
+    const chunk = events.slice(at, at + BATCH);
+    await db.transaction().execute(async (trx) => {
+      await sql`insert into raw_events select * from unnest(${chunk.map((_, i) => String(at + i))}::int8[], ${chunk.map((e) => e.eventId)}::uuid[], ${chunk.map((e) => String(e.timestamp))}::int8[],
+        ${chunk.map((e) => e.agentId)}::text[], ${chunk.map((e) => e.eventType)}::text[], ${chunk.map((e) => JSON.stringify(e.details))}::text[],
+        ${chunk.map(() => hash)}::bytea[], ${chunk.map(() => hash)}::bytea[], ${chunk.map(() => sig)}::bytea[])`.execute(trx);
+    });
+  }
+  emit('e2e.events', 'raw:pg', events.length / ((performance.now() - t) / 1000), 'events/s', events.length);
+
+  // Raw JetStream publishes of the same payload sizes (plaintext, no envelope), same window.
+  const nc = await connect({ servers: natsUrl() });
+  const js = jetstream(nc);
+  const rawStream = `${namespace.streamPrefix}RAW`;
+  await (await jetstreamManager(nc)).streams.add({ name: rawStream, subjects: [`${namespace.subjectPrefix}raw.>`] });
+  const payloads = messages.map((m) => encodeEventBatch(m));
+  t = performance.now();
+  let i = 0;
+  await pool(payloads, IN_FLIGHT, (p) => js.publish(`${namespace.subjectPrefix}raw.x`, p, { msgID: String(i++) }));
+  emit('e2e.events', 'raw:nats', events.length / ((performance.now() - t) / 1000), 'events/s', payloads.length);
+  await (await jetstreamManager(nc)).streams.delete(rawStream);
+  await nc.close();
+
+  // The core append alone.
+  const core = withTestSchema('bench_core');
+  const coreDb = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: core.name });
+  try {
+    await migrateLedger(coreDb);
+    const ledger = new AuditLedger(coreDb, { crypto: provider, origin: 'bulwark.bench/core', signer: signerKey(provider, 'bulwark.bench/core', ledgerId.ed25519.secretKey), checkpointEvery: 0 });
+    const fresh = makeEvents(EVENTS).map((e) => prepareEvent(e));
+    t = performance.now();
+    for (let at = 0; at < fresh.length; at += BATCH) await ledger.appendPrepared(fresh.slice(at, at + BATCH));
+    emit('append.events', 'bulwark', fresh.length / ((performance.now() - t) / 1000), 'events/s', fresh.length);
+  } finally {
+    await closeDatabase(coreDb);
+    await core.drop();
+  }
+
+  // verify over the e2e ledger, and its raw bound: Ed25519 verifications.
+  t = performance.now();
+  const report = await verifyLedger(db, { crypto: provider, origin: 'bulwark.bench/audit', logKey: service.ledger.verifierKey });
+  if (!report.ok) throw new Error(`bench ledger: verify failed: ${report.message}`);
+  emit('verify.events', 'bulwark', report.size / ((performance.now() - t) / 1000), 'events/s', report.size);
+  const signature = sign(null, msg, privateKey);
+  n = 0;
+  t = performance.now();
+  while (performance.now() - t < 1000) {
+    verify(null, msg, publicKey, signature);
+    n++;
+  }
+  emit('verify.events', 'raw:node-crypto', n / ((performance.now() - t) / 1000), 'events/s', n);
+  console.error(`bench ledger: load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+} finally {
+  await closeDatabase(db);
+  await schema.drop();
+  await removeNamespaceStreams(bus);
+  await bus.close();
+}
