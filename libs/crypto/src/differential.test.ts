@@ -91,6 +91,43 @@ describe('node and noble providers agree', () => {
     });
   }
 
+  it('on chacha20poly1305 sealInto: the bytes seal returns, written at any offset, nothing else touched (1,000 cases)', () => {
+    fc.assert(
+      fc.property(key32, bytes(12, 12), bytes(0, 600), fc.option(bytes(0, 64), { nil: undefined }), fc.nat(40), fc.nat(40), (key, nonce, plaintext, aad, offset, slack) => {
+        const sealed = node.chacha20poly1305.seal(key, nonce, plaintext, aad);
+        for (const provider of [node, noble]) {
+          const output = new Uint8Array(offset + sealed.length + slack).fill(0xa5);
+          expect(provider.chacha20poly1305.sealInto(key, nonce, plaintext, aad, output, offset)).toBe(sealed.length);
+          expect(output.subarray(offset, offset + sealed.length)).toEqual(sealed);
+          expect(output.subarray(0, offset).every((b) => b === 0xa5)).toBe(true);
+          expect(output.subarray(offset + sealed.length).every((b) => b === 0xa5)).toBe(true);
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('on chacha20poly1305 sealInto, both refuse a range that does not fit or overlaps the plaintext', () => {
+    const key = new Uint8Array(32).fill(1);
+    const nonce = new Uint8Array(12);
+    const shared = new Uint8Array(200);
+    const plaintext = shared.subarray(0, 64);
+    for (const provider of [node, noble]) {
+      const into = (output: Uint8Array, offset: number, input = plaintext) => {
+        const code = aeadCode(() => (provider.chacha20poly1305.sealInto(key, nonce, input, undefined, output, offset), output));
+        return code === 'opened' ? undefined : code;
+      };
+      expect(into(new Uint8Array(79), 0)).toBe('E_LENGTH');
+      expect(into(new Uint8Array(80), 1)).toBe('E_LENGTH');
+      expect(into(new Uint8Array(80), -1)).toBe('E_LENGTH');
+      expect(into(new Uint8Array(100), 0.5)).toBe('E_LENGTH');
+      expect(into(shared, 63)).toBe('E_LENGTH');
+      expect(into(shared, 64)).toBeUndefined();
+      expect(into(shared.subarray(100), 0, shared.subarray(100 - 64, 100))).toBeUndefined();
+      expect(into(shared.subarray(100), 0, shared.subarray(101 - 64, 101))).toBe('E_LENGTH');
+    }
+  });
+
   it('on SHA-256, over one buffer or the same bytes in chunks (1,000 cases)', () => {
     fc.assert(
       fc.property(chunks, (parts) => {

@@ -5,7 +5,7 @@ import { BulwarkError } from '@bulwark/errors';
  * - E_AEAD: an AEAD open failed (wrong key, nonce, associated data, or a forged tag).
  * - E_LOW_ORDER: X25519 gave the all-zero shared secret (RFC 7748 §6.1): the peer key is of low order.
  * - E_KEY: a key, nonce, tag or signature has the wrong length.
- * - E_LENGTH: a requested output length is out of range (random bytes, HKDF).
+ * - E_LENGTH: a requested output length is out of range (random bytes, HKDF), or sealInto's output range does not fit or overlaps the plaintext.
  */
 export type CryptoErrorCode = 'E_AEAD' | 'E_LOW_ORDER' | 'E_KEY' | 'E_LENGTH';
 

@@ -56,6 +56,23 @@ export function requireOutputLength(length: number, min: number, max: number, wh
   }
 }
 
+/**
+ * Throws E_LENGTH unless `length` bytes fit in `output` at `offset` without overlapping `input`
+ * (an AEAD writing over its own plaintext would read bytes it already replaced).
+ */
+export function requireOutputRange(output: Uint8Array, offset: number, length: number, input: Uint8Array, what: string): void {
+  if (!(output instanceof Uint8Array) || !Number.isSafeInteger(offset) || offset < 0 || offset + length > output.length) {
+    const size = output instanceof Uint8Array ? `a ${output.length}-byte buffer` : describe(output);
+    throw new CryptoError('E_LENGTH', `${what}: ${length} bytes do not fit at offset ${String(offset)} of ${size}`, { what, offset, length });
+  }
+  if (input.buffer === output.buffer && input.length > 0) {
+    const start = output.byteOffset + offset;
+    if (start < input.byteOffset + input.length && input.byteOffset < start + length) {
+      throw new CryptoError('E_LENGTH', `${what}: the output range overlaps the plaintext`, { what, offset, length });
+    }
+  }
+}
+
 function describe(value: unknown): string {
   return value === null ? 'null' : typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
 }

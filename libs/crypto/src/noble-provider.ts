@@ -12,7 +12,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { CryptoError } from './errors.js';
-import { requireLength, requireOutputLength, requireSealed, sizes } from './lengths.js';
+import { requireLength, requireOutputLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
 import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from './provider.js';
 import { MAX_RANDOM_BYTES, isAllZero } from './shared.js';
 
@@ -115,6 +115,15 @@ export function createNobleCryptoProvider(): CryptoProvider {
     chacha20poly1305: {
       seal: (key, nonce, plaintext, aad) => aeadSeal(chacha20poly1305, 'chacha20poly1305', key, nonce, plaintext, aad),
       open: (key, nonce, sealed, aad) => aeadOpen(chacha20poly1305, 'chacha20poly1305', key, nonce, sealed, aad),
+      sealInto(key, nonce, plaintext, aad, output, offset) {
+        requireLength(key, sizes.aeadKey, 'chacha20poly1305 key');
+        requireLength(nonce, sizes.aeadNonce, 'chacha20poly1305 nonce');
+        const length = plaintext.length + sizes.aeadTag;
+        requireOutputRange(output, offset, length, plaintext, 'chacha20poly1305 sealInto');
+        // noble encrypts straight into the caller's bytes: no intermediate buffer at all.
+        chacha20poly1305(key, nonce, aad).encrypt(plaintext, output.subarray(offset, offset + length));
+        return length;
+      },
     },
 
     aes256gcm: {

@@ -22,7 +22,7 @@ import {
 import { CryptoError } from './errors.js';
 import { asBytes, fromBase64Url, toBase64Url } from './encoding.js';
 import { PublicKeyObjectCache, SecretKeyObjectCache } from './key-cache.js';
-import { requireLength, requireOutputLength, requireSealed, sizes } from './lengths.js';
+import { requireLength, requireOutputLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
 import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from './provider.js';
 import { MAX_RANDOM_BYTES, isAllZero } from './shared.js';
 
@@ -82,6 +82,33 @@ function aeadSeal(cipherName: AeadCipher, name: AeadName, key: Uint8Array, nonce
   const body = cipher.update(plaintext);
   const tail = cipher.final();
   return plain(Buffer.concat([body, tail, cipher.getAuthTag()]));
+}
+
+/** One allocation (the cipher's output) and one copy fewer than `aeadSeal` + copying its result. */
+function aeadSealInto(
+  cipherName: AeadCipher,
+  name: AeadName,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array | undefined,
+  output: Uint8Array,
+  offset: number,
+): number {
+  requireLength(key, sizes.aeadKey, `${name} key`);
+  requireLength(nonce, sizes.aeadNonce, `${name} nonce`);
+  const length = plaintext.length + sizes.aeadTag;
+  requireOutputRange(output, offset, length, plaintext, `${name} sealInto`);
+  const cipher = createCipheriv(cipherName as 'aes-256-gcm', key, nonce, { authTagLength: sizes.aeadTag });
+  if (aad !== undefined) cipher.setAAD(aad);
+  const body = cipher.update(plaintext);
+  output.set(body, offset);
+  // Stream ciphers flush nothing on final(); the check keeps the written length exact regardless.
+  const tail = cipher.final();
+  if (body.length + tail.length !== plaintext.length) throw new CryptoError('E_LENGTH', `${name} sealInto: cipher produced ${body.length + tail.length} bytes for ${plaintext.length}`, {});
+  if (tail.length > 0) output.set(tail, offset + body.length);
+  output.set(cipher.getAuthTag(), offset + plaintext.length);
+  return length;
 }
 
 function aeadOpen(cipherName: AeadCipher, name: AeadName, key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
@@ -175,6 +202,7 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
     chacha20poly1305: {
       seal: (key, nonce, plaintext, aad) => aeadSeal('chacha20-poly1305', 'chacha20poly1305', key, nonce, plaintext, aad),
       open: (key, nonce, sealed, aad) => aeadOpen('chacha20-poly1305', 'chacha20poly1305', key, nonce, sealed, aad),
+      sealInto: (key, nonce, plaintext, aad, output, offset) => aeadSealInto('chacha20-poly1305', 'chacha20poly1305', key, nonce, plaintext, aad, output, offset),
     },
 
     aes256gcm: {
