@@ -3,9 +3,20 @@ import { textEncoder } from './bytes.js';
 import { EnvelopeError, reject, type Rejection } from './errors.js';
 import type { HeaderTemplate} from './frame.js';
 import { MAC_LENGTH, TAG_LENGTH, type FrameView } from './frame.js';
-import { chachaNonceFromBytes, MAX_NONCE } from './noise/cipher-state.js';
+import { MAX_NONCE } from './noise/cipher-state.js';
 import type { OpenResult } from './options.js';
 import type { ReplayWindow } from './replay-window.js';
+
+/**
+ * The nonce (4 zero bytes || counter LE) for one AEAD call. Both providers read the nonce
+ * before the synchronous call returns (node:crypto copies it into the cipher context, noble
+ * uses it inside encrypt/decrypt), so one scratch buffer serves every frame without garbage.
+ */
+const nonceScratch = new Uint8Array(12);
+function frameNonce(counterBytes: Uint8Array): Uint8Array {
+  nonceScratch.set(counterBytes, 4);
+  return nonceScratch;
+}
 
 /** One direction's frame keys: ChaCha20-Poly1305 key and HMAC-SHA256 key, never the same bytes. */
 export interface TrafficKeys {
@@ -82,10 +93,10 @@ export function sealData(
   const frame = template.allocate(counter, timestamp, bodyLength);
   const header = frame.subarray(0, template.length);
   const counterBytes = frame.subarray(template.counterOffset, template.counterOffset + 8);
-  const sealed = provider.chacha20poly1305.seal(keys.enc, chachaNonceFromBytes(counterBytes), plaintext, header);
-  // The frame buffer is not zero-filled: every byte must be written, so the lengths must be exact.
-  if (sealed.length !== bodyLength) throw new EnvelopeError('E_PROVIDER', `envelope: AEAD returned ${sealed.length} bytes, expected ${bodyLength}`, {});
-  frame.set(sealed, template.length);
+  // Sealed straight into the frame. The frame buffer is not zero-filled: every byte must be
+  // written, so the length written must be exact.
+  const written = provider.chacha20poly1305.sealInto(keys.enc, frameNonce(counterBytes), plaintext, header, frame, template.length);
+  if (written !== bodyLength) throw new EnvelopeError('E_PROVIDER', `envelope: AEAD wrote ${written} bytes, expected ${bodyLength}`, {});
   const body = frame.subarray(template.length, template.length + bodyLength);
   const mac = provider.hmacSha256(keys.mac, [header, body, counterBytes]);
   if (mac.length !== MAC_LENGTH) throw new EnvelopeError('E_PROVIDER', `envelope: HMAC returned ${mac.length} bytes, expected ${MAC_LENGTH}`, {});
@@ -114,7 +125,7 @@ export function openData(provider: CryptoProvider, view: FrameView, keys: Traffi
   if (!provider.equal(expected, view.mac)) return reject('E_MAC', 'frame mac does not verify', at(view));
   let plaintext: Uint8Array;
   try {
-    plaintext = provider.chacha20poly1305.open(keys.enc, chachaNonceFromBytes(view.counterBytes), view.body, view.header);
+    plaintext = provider.chacha20poly1305.open(keys.enc, frameNonce(view.counterBytes), view.body, view.header);
   } catch {
     return reject('E_AEAD', 'ciphertext tag does not verify', at(view));
   }
