@@ -1,0 +1,210 @@
+// The audit-ledger service in this process against the real NATS and PostgreSQL: what it
+// accepts from BULWARK_EVENTS (single events, batches, the bus's JSON rejection reports, and
+// undecodable messages, which it records), its checkpoints (announced as events, without a
+// loop), re-publication to BULWARK_LEDGER, and the audit commands over Noise sessions.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCryptoProvider } from '@bulwark/crypto';
+import { SealedSender, TrustedDirectory, signDirectoryEntry, type LocalIdentity } from '@bulwark/envelope';
+import {
+  CommandClient,
+  Commands,
+  Events,
+  LEDGER_PRINCIPAL,
+  RejectionReporter,
+  ServicePrincipals,
+  connectBus,
+  createEventPublisher,
+  createRejectionReporter,
+  ensureStreams,
+  removeNamespaceStreams,
+  uniqueNamespace,
+  type Bus,
+  type EventSubject,
+} from '@bulwark/bus';
+import { encodeEvent, encodeEventBatch, eventSubject, newEvent, newEventId, type AuditEvent } from '@bulwark/events';
+import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
+import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
+import {
+  DEFAULT_SETTINGS,
+  LedgerService,
+  migrateLedger,
+  openCheckpoint,
+  payloadKind,
+  verifyConsistency,
+  verifyInclusion,
+  type CheckpointReply,
+  type ConsistencyReply,
+  type InclusionReply,
+  type LedgerDatabase,
+  type QueryReply,
+  type VerifyReply,
+} from '@bulwark/audit-ledger';
+
+const provider = createCryptoProvider('node');
+const ORIGIN = 'bulwark.test/service';
+const root = provider.ed25519.generateKeyPair();
+const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
+function principal(id: string) {
+  const x25519 = provider.x25519.generateKeyPair();
+  const ed25519 = provider.ed25519.generateKeyPair();
+  const now = Date.now();
+  directory.put(signDirectoryEntry(provider, root.secretKey, { id, ed25519PublicKey: ed25519.publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 3_600_000, revoked: false }));
+  return { id, x25519, ed25519 };
+}
+const ledgerId = principal(LEDGER_PRINCIPAL);
+const producer: LocalIdentity = principal(ServicePrincipals.policy);
+const analyst: LocalIdentity = principal('analyst.auditor');
+principal(ServicePrincipals.incident);
+
+const hex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
+const json = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
+const body = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('audit-ledger service', () => {
+  const namespace = uniqueNamespace('ledgersvc');
+  const schema = withTestSchema('ledger_svc');
+  let bus: Bus;
+  let db: Kysely<LedgerDatabase>;
+  let service: LedgerService;
+  let client: CommandClient;
+  const silent = new RejectionReporter({ reporter: 'test', publish: async () => undefined });
+
+  async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(50);
+    }
+  }
+  const size = async () => (await service.ledger.head()).size;
+  const call = async <T>(subject: (typeof Commands.audit)[keyof typeof Commands.audit], request: unknown) => json<T>(await client.request(subject, body(request), { timeoutMs: 10_000 }));
+
+  beforeAll(async () => {
+    bus = await connectBus({ url: natsUrl(), name: 'ledger-service-test', namespace });
+    await ensureStreams(bus);
+    db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
+    await migrateLedger(db);
+    service = await LedgerService.start({
+      bus,
+      db,
+      crypto: provider,
+      identity: ledgerId,
+      directory,
+      settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace, checkpointEvents: 20, checkpointMs: 300, pullers: 4, batchMaxEvents: 50 },
+    });
+    client = new CommandClient(bus, { sessions: { provider, self: analyst, directory }, rejections: silent });
+  });
+
+  afterAll(async () => {
+    await service.stop();
+    await closeDatabase(db);
+    await schema.drop();
+    await removeNamespaceStreams(bus);
+    await bus.close();
+  });
+
+  it('tells a single AuditEvent from a batch and from JSON by their first bytes', () => {
+    const e = newEvent({ agentId: 'agent.a', eventType: 'policy.decision', details: {} });
+    expect(payloadKind(encodeEvent(e))).toBe('event');
+    expect(payloadKind(encodeEventBatch([e]))).toBe('batch');
+    expect(payloadKind(encodeEventBatch([e, e]))).toBe('batch');
+    expect(payloadKind(new TextEncoder().encode('{"a":1}'))).toBe('json');
+  });
+
+  it('appends single events, batches and rejection reports exactly once, and records an undecodable message', async () => {
+    const events = createEventPublisher(bus, new SealedSender({ provider, self: producer, directory, recipientId: LEDGER_PRINCIPAL }));
+    const single = newEvent({ agentId: 'agent.alpha', eventType: 'tools.invoked', details: { tool: 'grep' } });
+    const batch: AuditEvent[] = Array.from({ length: 30 }, (_, i) => newEvent({ agentId: i % 2 === 0 ? 'agent.alpha' : 'agent.beta', eventType: 'policy.decision', details: { i } }));
+    await events.publish({ subject: eventSubject(single.eventType) as EventSubject, eventId: single.eventId, payload: encodeEvent(single) });
+    await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch(batch) });
+    // The same events again in another message: deduplicated by event id, not by message id.
+    await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch([...batch.slice(0, 5), single]) });
+    const reporter = createRejectionReporter(events, { reporter: ServicePrincipals.policy });
+    reporter.report({ reason: 'E_MAC', sender: 'agent.mallory', subject: 'bulwark.policy.evaluate' });
+    await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: new TextEncoder().encode('not an event') });
+
+    await until(async () => (await db.selectFrom('events').select('event_id').where('event_type', 'in', ['bus.rejected', 'security.violation']).execute()).length === 2, 'the report and the violation');
+    const rows = await db.selectFrom('events').selectAll().orderBy('seq').execute();
+    const ids = rows.map((r) => r.event_id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const e of [single, ...batch]) expect(ids).toContain(e.eventId);
+    const rejected = rows.find((r) => r.event_type === 'bus.rejected')!;
+    expect(rejected.agent_id).toBe(ServicePrincipals.policy);
+    expect(JSON.parse(rejected.details)).toMatchObject({ kind: 'bus.rejected', reason: 'E_MAC', claimed_sender: 'agent.mallory' });
+    const violation = rows.find((r) => r.event_type === 'security.violation')!;
+    expect(violation.agent_id).toBe(LEDGER_PRINCIPAL);
+    expect(JSON.parse(violation.details)).toMatchObject({ kind: 'ledger.undecodable', sender: ServicePrincipals.policy, subject: Events.policy.decision });
+    expect(service.metrics()).toMatchObject({ undecodable: 1 });
+    expect(service.metrics().duplicates).toBeGreaterThanOrEqual(6);
+  });
+
+  it('signs checkpoints by count and by time, announces each as an event, and stops when only announcements arrive', async () => {
+    await until(async () => (await db.selectFrom('events').select('seq').where('event_type', '=', 'audit.checkpoint').execute()).length >= 1, 'a checkpoint event');
+    // Quiet: after the announcements are in, no new checkpoint may appear (an announcement is not growth).
+    await sleep(1200);
+    const settled = await size();
+    const checkpoints = (await db.selectFrom('checkpoints').select('tree_size').execute()).length;
+    await sleep(1000);
+    expect(await size()).toBe(settled);
+    expect((await db.selectFrom('checkpoints').select('tree_size').execute()).length).toBe(checkpoints);
+    const announced = await db.selectFrom('events').select('details').where('event_type', '=', 'audit.checkpoint').orderBy('seq').execute();
+    const note = (JSON.parse(announced[0]!.details) as { note: string }).note;
+    expect(openCheckpoint(provider, note, { origin: ORIGIN, logKey: service.ledger.verifierKey }).checkpoint.size).toBeGreaterThan(0);
+  });
+
+  it('re-publishes every committed event to BULWARK_LEDGER and marks how far', async () => {
+    const head = await size();
+    await until(async () => service.metrics().published >= head, 're-publication');
+    expect(await service.publishCommitted()).toBeGreaterThanOrEqual(head);
+    expect(Number((await db.selectFrom('publish_state').select('published').executeTakeFirstOrThrow()).published)).toBeGreaterThanOrEqual(head);
+  });
+
+  it('answers query by agent, type, time and seq, paginated, with inclusion proofs to a signed checkpoint', async () => {
+    const first = await call<QueryReply>(Commands.audit.query, { agentId: 'agent.alpha', eventType: 'policy.decision', limit: 6, withProof: true });
+    expect(first.events).toHaveLength(6);
+    expect(first.events.every((e) => e.agentId === 'agent.alpha' && e.eventType === 'policy.decision')).toBe(true);
+    const cp = openCheckpoint(provider, first.checkpoint!.note, { origin: ORIGIN, logKey: service.ledger.verifierKey }).checkpoint;
+    for (const e of first.events) {
+      expect(e.proof).not.toBeNull();
+      const leaf = provider.sha256([Uint8Array.of(0), hex(e.eventHash)]);
+      verifyInclusion(provider, e.seq, cp.size, leaf, e.proof!.map(hex), cp.rootHash);
+    }
+    const second = await call<QueryReply>(Commands.audit.query, { agentId: 'agent.alpha', eventType: 'policy.decision', limit: 20, cursor: first.nextCursor });
+    expect(second.events.length).toBe(9);
+    expect(second.events.length + first.events.length).toBe(15);
+    expect(second.events[0]!.seq).toBeGreaterThan(first.events[5]!.seq);
+    expect(second.nextCursor).toBeUndefined();
+    const bySeq = await call<QueryReply>(Commands.audit.query, { fromSeq: 2, toSeq: 4 });
+    expect(bySeq.events.map((e) => e.seq)).toEqual([2, 3, 4]);
+    const now = Date.now();
+    expect((await call<QueryReply>(Commands.audit.query, { fromTime: now + 3_600_000 })).events).toEqual([]);
+    expect((await call<QueryReply>(Commands.audit.query, { toTime: now + 1 })).events.length).toBeGreaterThan(0);
+    await expect(client.request(Commands.audit.query, body({ limit: 0 }))).rejects.toMatchObject({ code: 'E_AUDIT_REQUEST' });
+  });
+
+  it('serves inclusion and consistency proofs, the latest checkpoint, and verify (whole and a range)', async () => {
+    const latest = await call<CheckpointReply>(Commands.audit.checkpoint, {});
+    const cp = openCheckpoint(provider, latest.note, { origin: ORIGIN, logKey: service.ledger.verifierKey }).checkpoint;
+    const proof = await call<InclusionReply>(Commands.audit.proofInclusion, { seq: 1, treeSize: cp.size });
+    verifyInclusion(provider, 1, cp.size, hex(proof.leafHash), proof.proof.map(hex), cp.rootHash);
+    const earlier = (await db.selectFrom('checkpoints').select('tree_size').orderBy('tree_size').executeTakeFirstOrThrow()).tree_size;
+    const first = (await service.ledger.checkpointAt(Number(earlier)))!;
+    expect(first.size).toBeLessThan(cp.size);
+    {
+      const c = await call<ConsistencyReply>(Commands.audit.proofConsistency, { size1: first.size, size2: cp.size });
+      verifyConsistency(provider, first.size, cp.size, c.proof.map(hex), first.rootHash, cp.rootHash);
+    }
+    await expect(client.request(Commands.audit.proofConsistency, body({ size1: 0 }))).rejects.toMatchObject({ code: 'E_AUDIT_REQUEST' });
+    expect(await call<VerifyReply>(Commands.audit.verify, {})).toMatchObject({ ok: true, scope: 'whole', size: await size() });
+    expect(await call<VerifyReply>(Commands.audit.verify, { fromSeq: 3, toSeq: 12 })).toMatchObject({ ok: true, scope: 'range', verified: 10 });
+    // A tampered row is named by both.
+    await db.updateTable('events').set({ agent_id: 'agent.forged' }).where('seq', '=', 7n).execute();
+    expect(await call<VerifyReply>(Commands.audit.verify, { fromSeq: 3, toSeq: 12 })).toMatchObject({ ok: false, seq: 7, problem: 'event_hash mismatch' });
+    expect(await call<VerifyReply>(Commands.audit.verify, {})).toMatchObject({ ok: false, seq: 7 });
+  });
+
+  it('reports readiness: NATS, streams and the database', async () => {
+    expect(await service.readiness()).toMatchObject({ ready: true, natsConnected: true, missingStreams: [], database: true });
+  });
+});
