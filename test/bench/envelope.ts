@@ -3,6 +3,7 @@
 // same bytes). One JSON line per figure (DESIGN §11): the median of interleaved rounds. Rates are
 // per second of this process's CPU time (user + system), so that other work on a shared machine
 // stretches the wall clock without skewing the figures.
+import { loadavg } from 'node:os';
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import {
@@ -16,6 +17,8 @@ import {
   signDirectoryEntry,
   TrustedDirectory,
 } from '@bulwark/envelope';
+import { connect as connectNats } from '@nats-io/transport-node';
+import { CommandClient, Commands, connectBus, RejectionReporter, serveCommands, ServicePrincipals, uniqueNamespace } from '@bulwark/bus';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number): number => {
@@ -24,6 +27,9 @@ const option = (name: string, fallback: number): number => {
 };
 const ROUNDS = option('rounds', 15);
 const ROUND_MS = option('ms', 100);
+const RPC_CALLS = option('rpc-calls', 400);
+const RPC_ROUNDS = option('rpc-rounds', 5);
+const RPC_BYTES = 256;
 
 type SealOpen = (plaintext: Uint8Array) => void;
 
@@ -156,3 +162,79 @@ for (const [sizeName, size] of [['1KiB', 1024], ['64KiB', 65536]] as const) {
     }
   }
 }
+
+/**
+ * Request/reply round trip over the local NATS (NATS_URL), sequential calls in one process:
+ * `bulwark` = CommandClient.request() through an established Noise session to a serveCommands
+ * handler that answers with a reply of the request's size (seal and open both ways, request id,
+ * kind and trace headers); `raw:nats` = nc.request() of the same bytes to a subscriber that
+ * answers with the same reply bytes. Rounds interleave the two; percentiles over every call.
+ */
+async function requestReply(): Promise<void> {
+  const url = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
+  const provider = createCryptoProvider('node');
+  const now = Date.now();
+  const rootSeed = randomBytes(32);
+  const directory = new TrustedDirectory({ provider, rootPublicKey: provider.ed25519.publicKey(rootSeed) });
+  const identity = (id: string) => {
+    const x25519 = provider.x25519.generateKeyPair();
+    directory.put(
+      signDirectoryEntry(provider, rootSeed, { id, ed25519PublicKey: provider.ed25519.generateKeyPair().publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 86_400_000, revoked: false }),
+    );
+    return { id, x25519 };
+  };
+  const service = identity(ServicePrincipals.policy);
+  const agent = identity('agent.bench');
+  const silent = (reporter: string) => new RejectionReporter({ reporter, publish: async () => undefined });
+  const namespace = uniqueNamespace('bench');
+  const serverBus = await connectBus({ url, name: 'bench-server', namespace });
+  const clientBus = await connectBus({ url, name: 'bench-client', namespace });
+  const reply = randomBytes(RPC_BYTES);
+  const request = randomBytes(RPC_BYTES);
+  const server = await serveCommands(serverBus, {
+    service: 'policy',
+    version: '0.0.1',
+    sessions: { provider, self: service, directory },
+    rejections: silent(service.id),
+    handlers: { [Commands.policy.evaluate]: async () => reply },
+  });
+  const client = new CommandClient(clientBus, { sessions: { provider, self: agent, directory }, rejections: silent(agent.id) });
+  const raw = await connectNats({ servers: url, name: 'bench-raw' });
+  const rawSubject = `${namespace.subjectPrefix}bench.raw.echo`;
+  const echo = raw.subscribe(rawSubject, { callback: (_e, m) => void m.respond(reply) });
+  await raw.flush();
+  const calls: Record<'bulwark' | 'raw:nats', () => Promise<unknown>> = {
+    bulwark: () => client.request(Commands.policy.evaluate, request, { timeoutMs: 5000 }),
+    'raw:nats': () => raw.request(rawSubject, request, { timeout: 5000 }),
+  };
+  try {
+    const samples: Record<string, number[]> = { bulwark: [], 'raw:nats': [] };
+    for (const call of Object.values(calls)) for (let i = 0; i < 200; i++) await call(); // warm-up, session established
+    for (let round = 0; round < RPC_ROUNDS; round++) {
+      const order = round % 2 === 0 ? (['bulwark', 'raw:nats'] as const) : (['raw:nats', 'bulwark'] as const);
+      for (const impl of order) {
+        for (let i = 0; i < RPC_CALLS; i++) {
+          const t0 = process.hrtime.bigint();
+          await calls[impl]();
+          samples[impl]!.push(Number(process.hrtime.bigint() - t0) / 1000);
+        }
+      }
+    }
+    const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+    for (const [figure, p] of [['request_reply.p50', 0.5], ['request_reply.p99', 0.99]] as const) {
+      for (const [impl, xs] of Object.entries(samples)) {
+        console.log(JSON.stringify({ bench: 'envelope', figure, impl, value: Number(percentile(xs, p).toFixed(1)), unit: 'us', n: xs.length }));
+      }
+    }
+  } finally {
+    echo.unsubscribe();
+    await raw.close();
+    await server.stop();
+    await clientBus.close();
+    await serverBus.close();
+  }
+}
+
+console.error(`bench envelope: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before request/reply`);
+await requestReply();
+console.error(`bench envelope: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end`);
