@@ -4,8 +4,10 @@
  * bus's own rejection reports arrive as JSON (`RejectionEvent`). Everything is validated
  * here, before the ledger sees it: a payload that does not decode is an InputError.
  */
+import { fromBinary } from '@bufbuild/protobuf';
 import { InputError } from '@bulwark/errors';
-import { decodeEvent, decodeEventBatch, type AuditEvent } from '@bulwark/events';
+import { MAX_TIMESTAMP_MS, parseJson, type AuditEvent } from '@bulwark/events';
+import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage } from '@bulwark/proto';
 import { prepareEvent, type PreparedEvent } from '../ledger.js';
 
 /** `0x0a 0x24`: field 1 (event_id), length 36: a single AuditEvent starts so, a batch never does (see payloadKind). */
@@ -31,9 +33,16 @@ export function decodePayload(subject: string, payload: Uint8Array): PreparedEve
   const kind = payloadKind(payload);
   switch (kind) {
     case 'event':
-      return [prepareEvent(plain(decodeEvent(payload)))];
+      return [prepareEvent(fromMessage(parse(() => fromBinary(AuditEventSchema, payload), 'AuditEvent', subject)))];
     case 'batch':
-      return decodeEventBatch(payload).map((event) => prepareEvent(plain(event)));
+      return parse(() => fromBinary(AuditEventBatchSchema, payload), 'AuditEventBatch', subject).events.map((message, index) => {
+        try {
+          return prepareEvent(fromMessage(message));
+        } catch (cause) {
+          if (cause instanceof InputError) throw new InputError(cause.code, `batch item ${index}: ${cause.message}`, { ...cause.context, index }, { cause });
+          throw cause;
+        }
+      });
     case 'json':
       return [prepareEvent(fromRejectionReport(subject, payload))];
     default: {
@@ -43,9 +52,24 @@ export function decodePayload(subject: string, payload: Uint8Array): PreparedEve
   }
 }
 
-/** Chain fields in a producer's message are not trusted: the ledger assigns them. */
-function plain(event: AuditEvent): AuditEvent {
-  return { eventId: event.eventId, timestamp: event.timestamp, agentId: event.agentId, eventType: event.eventType, details: event.details };
+function parse<T>(decode: () => T, what: string, subject: string): T {
+  try {
+    return decode();
+  } catch (cause) {
+    throw new InputError('E_EVENT_DECODE', `ledger: message on ${subject} is not a valid protobuf ${what} (${(cause as Error).message})`, { subject }, { cause });
+  }
+}
+
+/**
+ * The producer's fields, for prepareEvent to validate (once: decoding through
+ * @bulwark/events would validate and canonicalise a second time). Chain fields in a
+ * producer's message are ignored: the ledger assigns them.
+ */
+function fromMessage(message: AuditEventMessage): unknown {
+  if (message.timestampMs < 0n || message.timestampMs > BigInt(MAX_TIMESTAMP_MS)) {
+    throw new InputError('E_EVENT_DECODE', `event ${message.eventId.slice(0, 64)}: timestamp_ms ${message.timestampMs} is out of range [0, ${MAX_TIMESTAMP_MS}]`, {});
+  }
+  return { eventId: message.eventId, timestamp: Number(message.timestampMs), agentId: message.agentId, eventType: message.eventType, details: parseJson(message.detailsJson, 'details') };
 }
 
 /**

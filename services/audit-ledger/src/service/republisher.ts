@@ -10,10 +10,33 @@
  * message id, within the stream's duplicate window; readers key on seq in any case).
  * Re-publication runs beside ingest: a stalled BULWARK_LEDGER never holds up appends.
  */
+import { create, toBinary } from '@bufbuild/protobuf';
 import { sql } from 'kysely';
-import { encodeEvent, type LedgerEvent } from '@bulwark/events';
+import { AuditEventSchema } from '@bulwark/proto';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
-import { toNumber } from '../store/rows.js';
+import { toNumber, type EventRow } from '../store/rows.js';
+
+/**
+ * The AuditEvent message of a stored row. details_json is the stored RFC 8785 text, the
+ * very bytes that were hashed, so a reader recomputes event_hash from the message alone;
+ * nothing is parsed or re-canonicalised on the way out.
+ */
+export function ledgerMessageOfRow(row: EventRow): Uint8Array {
+  return toBinary(
+    AuditEventSchema,
+    create(AuditEventSchema, {
+      eventId: row.event_id,
+      timestampMs: BigInt(row.timestamp_ms),
+      agentId: row.agent_id,
+      eventType: row.event_type,
+      detailsJson: row.details,
+      seq: BigInt(row.seq),
+      previousHash: row.previous_hash,
+      eventHash: row.event_hash,
+      signature: row.signature,
+    }),
+  );
+}
 
 export interface LedgerPublisher {
   publish(message: { subject: string; msgId: string; payload: Uint8Array }): Promise<unknown>;
@@ -23,8 +46,8 @@ export interface RepublisherOptions {
   readonly db: LedgerDb;
   readonly ledger: AuditLedger;
   readonly publisher: LedgerPublisher;
-  /** Subject of an event on BULWARK_LEDGER (un-namespaced). */
-  readonly subjectOf: (event: LedgerEvent) => string;
+  /** Subject of an event of this type on BULWARK_LEDGER (un-namespaced). */
+  readonly subjectOf: (eventType: string) => string;
   /** Events read and published per round (default 1000), all in flight at once. */
   readonly pageSize?: number;
   readonly onError?: (error: unknown) => void;
@@ -74,10 +97,10 @@ export class Republisher {
     let next = toNumber(state.published, 'publish_state.published');
     const size = (await ledger.head()).size;
     while (next < size) {
-      const events = await ledger.events(next, Math.min(pageSize, size - next));
-      if (events.length === 0) break;
-      await Promise.all(events.map((event) => publisher.publish({ subject: subjectOf(event), msgId: String(event.seq), payload: encodeEvent(event) })));
-      next = events[events.length - 1]!.seq + 1;
+      const rows = await db.selectFrom('events').selectAll().where('seq', '>=', BigInt(next)).orderBy('seq').limit(Math.min(pageSize, size - next)).execute();
+      if (rows.length === 0) break;
+      await Promise.all(rows.map((row) => publisher.publish({ subject: subjectOf(row.event_type), msgId: String(row.seq), payload: ledgerMessageOfRow(row) })));
+      next = toNumber(rows[rows.length - 1]!.seq, 'seq') + 1;
       // greatest(): two instances catching up at once never move the mark backwards.
       await sql`update publish_state set published = greatest(published, ${next}::int8)`.execute(db);
       this.#published = next;

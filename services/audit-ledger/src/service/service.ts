@@ -97,7 +97,7 @@ export class LedgerService {
       db,
       ledger: this.ledger,
       publisher: toLedger,
-      subjectOf: (event) => ledgerSubject(`bulwark.evt.${event.eventType}` as EventSubject),
+      subjectOf: (eventType) => ledgerSubject(`bulwark.evt.${eventType}` as EventSubject),
       onError: (error) => log?.warn({ err: error }, 'ledger: re-publication to BULWARK_LEDGER failed; retrying'),
     });
     const toSelf = createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));
