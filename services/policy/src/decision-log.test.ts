@@ -45,6 +45,18 @@ describe('DecisionLog', () => {
     expect(stored).toHaveLength(2);
   });
 
+  it('adds a policy.violation event for a Deny decided by a policy rule, not for the default deny', async () => {
+    const stored: AuditEvent[] = [];
+    const l = log(async (_id, events) => void stored.push(...events));
+    const strict = compilePolicySources([{ text: 'policy p { deny: read(f) }' }]);
+    l.offer('agent.a1', request, strict.evaluate(JSON.parse(request)));
+    l.offer('agent.a1', '{"action":"write","resource":"g"}', strict.evaluate({ action: 'write', resource: 'g' }));
+    await expect.poll(() => stored.length).toBe(3);
+    expect(stored.map((e) => e.eventType)).toEqual(['policy.decision', 'policy.violation', 'policy.decision']);
+    expect(stored[1]!.details).toMatchObject({ decisionEventId: stored[0]!.eventId, policy: 'p', rule: 1, peer: 'agent.a1' });
+    await l.stop();
+  });
+
   it('refuses when the queue is full', async () => {
     const l = log(() => new Promise(() => undefined), { maxQueue: 3, lingerMs: 10_000 });
     expect([1, 2, 3, 4].map(() => l.offer('agent.a1', request, decision))).toEqual([true, true, true, false]);

@@ -111,7 +111,7 @@ export class DecisionLog {
 
   async #flush(): Promise<void> {
     try {
-      this.#inFlight ??= { id: newEventId(), events: this.#queue.splice(0, this.#o.maxBatch).map((p) => this.#toEvent(p)) };
+      this.#inFlight ??= { id: newEventId(), events: this.#queue.splice(0, this.#o.maxBatch).flatMap((p) => this.#toEvents(p)) };
       const batch = this.#inFlight;
       await this.#o.publish(batch.id, batch.events);
       this.#inFlight = undefined;
@@ -125,6 +125,19 @@ export class DecisionLog {
       this.#retryMs = Math.min(5000, this.#retryMs * 2);
       this.#o.onError?.(e);
     }
+  }
+
+  /**
+   * The decision event, and for a Deny that a policy rule decided (a deny rule or an unmet
+   * requirement, not the default deny) a `policy.violation` event too, which incident
+   * detectors consume (DESIGN §7); it names the decision event it belongs to.
+   */
+  #toEvents(p: PendingDecision): AuditEvent[] {
+    const decision = this.#toEvent(p);
+    const d = p.decision;
+    if (d.decision !== 'Deny' || d.policy === null) return [decision];
+    const details = { decisionEventId: decision.eventId, policy: d.policy, version: d.version, rule: d.rule, ruleText: d.ruleText, reason: d.reason, setVersion: d.setVersion, peer: p.peer };
+    return [decision, newEvent({ agentId: decision.agentId, eventType: 'policy.violation', timestamp: p.at, details: details as JsonObject })];
   }
 
   #toEvent(p: PendingDecision): AuditEvent {

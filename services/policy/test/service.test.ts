@@ -108,12 +108,14 @@ describe('policy service', () => {
     const decisions = await agent.policy.evaluateBatch(Array.from({ length: 20 }, () => READ));
     expect(decisions.every((d) => d.decision === 'Allow')).toBe(true);
     await agent.policy.evaluate({ ...READ, action: 'export', resource: 'data', context: { data: { contains_pii: true } } });
-    await expect.poll(() => h!.ledger.decisions.length, { timeout: 5000 }).toBe(21);
+    // 21 decisions, and a policy.violation for the one denied by a deny rule.
+    await expect.poll(() => h!.ledger.decisions.length, { timeout: 5000 }).toBe(22);
     const first = h.ledger.decisions[0]!;
     expect(first).toMatchObject({ agentId: AGENT, eventType: 'policy.decision' });
     expect(first.details).toMatchObject({ decision: 'Allow', policy: 'secure_data_access', version: 1, rule: 1, setVersion: service.current().version, peer: AGENT });
     expect((first.details['request'] as { context: { user: { ssn: string; clearance: string } } }).context.user).toEqual({ ssn: '***', clearance: 'secret' });
     expect(h.ledger.decisions[20]!.details).toMatchObject({ decision: 'Deny', rule: 2, reason: expect.any(String) });
+    expect(h.ledger.decisions[21]).toMatchObject({ eventType: 'policy.violation', details: { decisionEventId: h.ledger.decisions[20]!.eventId, rule: 2 } });
     expect(service.metrics().audit.batches).toBeLessThan(21);
   });
 
