@@ -37,6 +37,8 @@ const EVENTS = option('events', 60_000);
 const PER_MESSAGE = option('per-message', 250);
 const BATCH = option('batch', 2000);
 const IN_FLIGHT = option('in-flight', 16);
+/** `--e2e-only`: stop after the end-to-end figure (for profiling it with --cpu-prof). */
+const E2E_ONLY = process.argv.includes('--e2e-only');
 const provider = createCryptoProvider('node');
 const TYPES: readonly EventType[] = ['policy.decision', 'tools.invoked', 'sandbox.started', 'data.accessed', 'message.routed'];
 
@@ -103,6 +105,7 @@ try {
   emit('e2e.events', 'bulwark', EVENTS / ((committed - started) / 1000), 'events/s', EVENTS);
   console.error(`bench ledger: publishing took ${(published - started).toFixed(0)} ms, last commit at ${(committed - started).toFixed(0)} ms, ${service.metrics().transactions} transactions, load ${loadavg()[0]!.toFixed(2)}`);
   await service.stop();
+  if (E2E_ONLY) process.exit(0);
 
   // Raw Ed25519 signing (node:crypto, one KeyObject).
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
