@@ -5,6 +5,7 @@
 // - `bus.decision.{p50,p99}` impl `bulwark`: client.policy.evaluate() through an established
 //   Noise session to the policy service (audit on: each decision is queued for the ledger),
 //   the reply parsed and checked by @bulwark/client;
+// - impl `bulwark:audit-off`: the same with `audit_enabled = false` (no decision events);
 // - impl `bulwark:rpc-echo`: the same bus RPC (session seal/open both ways, request id, headers,
 //   trace context) to a handler that returns a fixed reply of the decision's size: the bus alone;
 // - impl `raw:nats`: nc.request() of the same request bytes to a subscriber that answers with
@@ -84,6 +85,13 @@ try {
   });
   const echoClient = createBulwarkClient({ bus: await echo.connect(AGENT), sessions: { provider, self: echo.world.identity(AGENT), directory: echo.world.directory }, rejections: silentReporter(AGENT) });
 
+  // The same service with audit off: the decision events' share of the figure.
+  const quiet = await harness();
+  await quiet.ledger.commitNew('policy.registered', { name: 'secure_data_access', version: 1, text: SEED, file: 'seed.policy' });
+  await quiet.start({ audit: { enabled: false } });
+  await quiet.ledger.stop();
+  const quietClient = createBulwarkClient({ bus: await quiet.connect(AGENT), sessions: { provider, self: quiet.world.identity(AGENT), directory: quiet.world.directory }, rejections: silentReporter(AGENT) });
+
   const nc = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' });
   const rawSubject = `bench.raw.${Date.now()}`;
   const sub = nc.subscribe(rawSubject, { callback: (_e, m) => void m.respond(replyBytes) });
@@ -91,10 +99,11 @@ try {
 
   const calls = {
     bulwark: () => client.policy.evaluate(REQUEST),
+    'bulwark:audit-off': () => quietClient.policy.evaluate(REQUEST),
     'bulwark:rpc-echo': () => echoClient.policy.evaluate(REQUEST),
     'raw:nats': () => nc.request(rawSubject, requestBytes, { timeout: 5000 }),
   } as const;
-  const samples: Record<keyof typeof calls, number[]> = { bulwark: [], 'bulwark:rpc-echo': [], 'raw:nats': [] };
+  const samples: Record<keyof typeof calls, number[]> = { bulwark: [], 'bulwark:audit-off': [], 'bulwark:rpc-echo': [], 'raw:nats': [] };
   for (const call of Object.values(calls)) await time([], WARMUP, call);
   const loadBefore = loadavg();
   for (let r = 0; r < ROUNDS; r++) {
@@ -110,6 +119,7 @@ try {
   await nc.close();
   await echoServer.stop();
   await echo.close();
+  await quiet.close();
 } finally {
   await h.close();
 }
