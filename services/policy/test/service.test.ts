@@ -1,6 +1,7 @@
 // The policy service against the real NATS, with the ledger stand-in of world.ts (the
 // ledger runtime's part of the contract: commit, chain, sign, re-publish on BULWARK_LEDGER).
 import { afterEach, describe, expect, it } from 'vitest';
+import { ensureStreams, removeNamespaceStreams } from '@bulwark/bus';
 import { createBulwarkClient, type BulwarkClient } from '@bulwark/client';
 import { compilePolicySources } from '@bulwark/policy-language';
 import { ADMIN, AGENT, harness, provider, silentReporter, type Harness } from './world.js';
@@ -132,6 +133,23 @@ describe('policy service', () => {
     expect(await agent.policy.evaluate(READ)).toMatchObject({ decision: 'Allow' });
     expect(service.metrics().audit.refused).toBe(1);
   });
+
+  it('denies while the events stream is unreachable, and decides again once it is back', async () => {
+    h = await harness();
+    await h.ledger.commitNew('policy.registered', { name: 'secure_data_access', version: 1, text: SEED, file: 'seed.policy' });
+    const service = await h.start({ audit: { lingerMs: 1 } });
+    const agent = await clientFor(h, AGENT);
+    expect(await agent.policy.evaluate(READ)).toMatchObject({ decision: 'Allow' });
+    // The stream the decision events go to disappears: publishes are no longer acknowledged.
+    await removeNamespaceStreams(h.bus);
+    await agent.policy.evaluate(READ);
+    await expect.poll(() => service.metrics().audit.failing, { timeout: 10_000 }).toBe(true);
+    expect(await agent.policy.evaluate(READ)).toMatchObject({ decision: 'Deny', reason: expect.stringMatching(/audit log unavailable/) });
+    await ensureStreams(h.bus);
+    await expect.poll(() => service.metrics().audit.failing, { timeout: 15_000 }).toBe(false);
+    expect(await agent.policy.evaluate(READ)).toMatchObject({ decision: 'Allow' });
+    expect(service.metrics().audit.refused).toBeGreaterThanOrEqual(1);
+  }, 40_000);
 
   it('decides against a set compiled from the same text exactly as the language does', async () => {
     h = await harness();
