@@ -25,11 +25,11 @@ import {
   type EventSubject,
   type RunningConsumer,
 } from '@bulwark/bus';
-import { decodeEvent, encodeEvent, encodeEventBatch, eventSubject, newEvent, newEventId, type AuditEvent, type EventType } from '@bulwark/events';
+import { decodeEventBatch, encodeEvent, encodeEventBatch, eventSubject, newEvent, newEventId, type AuditEvent, type EventType } from '@bulwark/events';
 import { FileKeyStore, SoftwareKek, ensureIdentity } from '@bulwark/keystore';
 import { closeDatabase, createDatabase, sql, type Kysely } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
-import { verifierKey, verifyLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
+import { LEDGER_BATCH_SUBJECT, verifierKey, verifyLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
 
 const MAIN = fileURLToPath(new URL('../services/audit-ledger/dist/service/main.js', import.meta.url));
 const KILLS = Number(process.env['LEDGER_CRASH_KILLS'] ?? 20);
@@ -220,7 +220,7 @@ describe('audit-ledger service under SIGKILL', () => {
     const report = await verifyLedger(db, { crypto: provider, origin: ORIGIN, logKey: verifierKey(provider, ORIGIN, ledgerPublicKey) });
     expect(report).toMatchObject({ ok: true, size: stored.rows.length });
     expect(stored.rows.some((r) => r.event_type === 'audit.checkpoint')).toBe(true);
-    // BULWARK_LEDGER: every seq exactly once, in the AuditEvent shape, with the stored hash.
+    // BULWARK_LEDGER: every seq exactly once, in AuditEventBatch messages of consecutive seqs named by their range.
     const state = await db.selectFrom('publish_state').select('published').executeTakeFirstOrThrow();
     expect(Number(state.published)).toBe(stored.rows.length);
     const seen = new Map<number, number>();
@@ -233,10 +233,12 @@ describe('audit-ledger service under SIGKILL', () => {
           new SealedReceiver({ provider, self: reader, directory, staleAfterMs: 3_600_000 }),
           { stream: 'ledger', durable: 'crash-reader' },
           async (d) => {
-            const e = decodeEvent(d.plaintext);
-            if (!('seq' in e)) throw new Error('ledger message without chain fields');
-            expect(d.msgId).toBe(String(e.seq));
-            seen.set(e.seq, (seen.get(e.seq) ?? 0) + 1);
+            expect(d.subject).toBe(LEDGER_BATCH_SUBJECT);
+            const batch = decodeEventBatch(d.plaintext);
+            const seqs = batch.map((e) => ('seq' in e ? e.seq : -1));
+            expect(seqs.every((seq, i) => seq >= 0 && (i === 0 || seq === seqs[i - 1]! + 1))).toBe(true);
+            expect(d.msgId).toBe(`${seqs[0]}-${seqs[seqs.length - 1]}`);
+            for (const seq of seqs) seen.set(seq, (seen.get(seq) ?? 0) + 1);
           },
           silent,
         ),

@@ -1,41 +1,50 @@
 /**
- * Re-publishes committed events to BULWARK_LEDGER, in seq order, as `AuditEvent` messages
- * with their chain fields set (seq, previous_hash, event_hash, signature), on
- * `bulwark.ledger.<type>` with `Nats-Msg-Id` = the seq.
+ * Re-publishes committed events to BULWARK_LEDGER, in seq order, as `AuditEventBatch`
+ * messages of consecutive events with their chain fields set (seq, previous_hash,
+ * event_hash, signature), on `bulwark.ledger.batch`, with `Nats-Msg-Id` = `<first seq>-<last seq>`.
+ * Batches, because one JetStream publish per event cost as much CPU as the append itself.
  *
- * The database remembers how far it got (`publish_state.published`): it advances only after
- * JetStream acknowledged every message below it. A crash between commit and publish, or
- * between publish and the update, is caught up on the next start: events not yet marked
- * are published again, and JetStream drops the ones it already holds (same seq = same
- * message id, within the stream's duplicate window; readers key on seq in any case).
+ * Exactly once in the stream, across crashes: before a chunk is published its last seq is
+ * written to `publish_state.pending_end`; after JetStream acknowledged it, `published` moves
+ * past it and `pending_end` is cleared. A restart that finds `pending_end` set re-sends
+ * exactly that chunk (same rows, same message id: JetStream drops it as a duplicate within
+ * its 2-minute window) before going on. Events not yet in a chunk are simply published later.
  * Re-publication runs beside ingest: a stalled BULWARK_LEDGER never holds up appends.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import { sql } from 'kysely';
-import { AuditEventSchema } from '@bulwark/proto';
+import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage } from '@bulwark/proto';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber, type EventRow } from '../store/rows.js';
+
+/** The subject of re-published batches (un-namespaced). */
+export const LEDGER_BATCH_SUBJECT = 'bulwark.ledger.batch';
+
+/** A chunk stays well under NATS's default 1 MiB payload (details may be up to 64 KiB each). */
+const MAX_CHUNK_BYTES = 512 * 1024;
+const MAX_CHUNK_EVENTS = 1000;
 
 /**
  * The AuditEvent message of a stored row. details_json is the stored RFC 8785 text, the
  * very bytes that were hashed, so a reader recomputes event_hash from the message alone;
  * nothing is parsed or re-canonicalised on the way out.
  */
-export function ledgerMessageOfRow(row: EventRow): Uint8Array {
-  return toBinary(
-    AuditEventSchema,
-    create(AuditEventSchema, {
-      eventId: row.event_id,
-      timestampMs: BigInt(row.timestamp_ms),
-      agentId: row.agent_id,
-      eventType: row.event_type,
-      detailsJson: row.details,
-      seq: BigInt(row.seq),
-      previousHash: row.previous_hash,
-      eventHash: row.event_hash,
-      signature: row.signature,
-    }),
-  );
+function messageOfRow(row: EventRow): AuditEventMessage {
+  return create(AuditEventSchema, {
+    eventId: row.event_id,
+    timestampMs: BigInt(row.timestamp_ms),
+    agentId: row.agent_id,
+    eventType: row.event_type,
+    detailsJson: row.details,
+    seq: BigInt(row.seq),
+    previousHash: row.previous_hash,
+    eventHash: row.event_hash,
+    signature: row.signature,
+  });
+}
+
+export function ledgerBatchOfRows(rows: readonly EventRow[]): Uint8Array {
+  return toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: rows.map(messageOfRow) }));
 }
 
 export interface LedgerPublisher {
@@ -46,10 +55,6 @@ export interface RepublisherOptions {
   readonly db: LedgerDb;
   readonly ledger: AuditLedger;
   readonly publisher: LedgerPublisher;
-  /** Subject of an event of this type on BULWARK_LEDGER (un-namespaced). */
-  readonly subjectOf: (eventType: string) => string;
-  /** Events read and published per round (default 1000), all in flight at once. */
-  readonly pageSize?: number;
   readonly onError?: (error: unknown) => void;
   /** Wait after a failed round before the next (default 1000 ms). */
   readonly retryMs?: number;
@@ -89,24 +94,52 @@ export class Republisher {
     await this.#loop;
   }
 
-  /** Until nothing is left (used by stop, and by tests). */
+  /** Publishes until everything committed when it started is on the stream; returns the mark. */
   async catchUp(): Promise<number> {
-    const { db, ledger, publisher, subjectOf } = this.#options;
-    const pageSize = this.#options.pageSize ?? 1000;
-    const state = await db.selectFrom('publish_state').select('published').executeTakeFirstOrThrow();
+    const { db, ledger } = this.#options;
+    const state = await db.selectFrom('publish_state').select(['published', 'pending_end']).executeTakeFirstOrThrow();
     let next = toNumber(state.published, 'publish_state.published');
+    if (state.pending_end !== null) {
+      // A chunk was being published when the last process stopped: send exactly that one again.
+      const end = toNumber(state.pending_end, 'publish_state.pending_end');
+      const rows = await this.#rows(next, end - next + 1);
+      if (rows.length !== end - next + 1) throw new Error(`republish: pending chunk ${next}-${end} has ${rows.length} stored events`);
+      next = await this.#publishChunk(rows, true);
+    }
     const size = (await ledger.head()).size;
     while (next < size) {
-      const rows = await db.selectFrom('events').selectAll().where('seq', '>=', BigInt(next)).orderBy('seq').limit(Math.min(pageSize, size - next)).execute();
+      const rows = await this.#rows(next, Math.min(MAX_CHUNK_EVENTS, size - next));
       if (rows.length === 0) break;
-      await Promise.all(rows.map((row) => publisher.publish({ subject: subjectOf(row.event_type), msgId: String(row.seq), payload: ledgerMessageOfRow(row) })));
-      next = toNumber(rows[rows.length - 1]!.seq, 'seq') + 1;
-      // greatest(): two instances catching up at once never move the mark backwards.
-      await sql`update publish_state set published = greatest(published, ${next}::int8)`.execute(db);
-      this.#published = next;
+      let bytes = 0;
+      let take = 0;
+      while (take < rows.length && (take === 0 || bytes + rows[take]!.details.length + 200 <= MAX_CHUNK_BYTES)) {
+        bytes += rows[take]!.details.length + 200;
+        take += 1;
+      }
+      next = await this.#publishChunk(rows.slice(0, take), false);
     }
     this.#published = Math.max(this.#published, next);
     return next;
+  }
+
+  async #rows(from: number, limit: number): Promise<EventRow[]> {
+    return this.#options.db.selectFrom('events').selectAll().where('seq', '>=', BigInt(from)).orderBy('seq').limit(limit).execute();
+  }
+
+  /** Write-ahead the chunk's end, publish, then move the mark; returns the new mark. */
+  async #publishChunk(rows: readonly EventRow[], pending: boolean): Promise<number> {
+    const { db, publisher } = this.#options;
+    const first = toNumber(rows[0]!.seq, 'seq');
+    const last = toNumber(rows[rows.length - 1]!.seq, 'seq');
+    if (!pending) {
+      const claimed = await sql`update publish_state set pending_end = ${last}::int8 where published = ${first}::int8 and pending_end is null`.execute(db);
+      // Another instance moved the mark or holds a pending chunk: it publishes; this round ends.
+      if (claimed.numAffectedRows !== 1n) throw new Error(`republish: publish_state moved under this instance at seq ${first}`);
+    }
+    await publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOfRows(rows) });
+    await sql`update publish_state set published = ${last + 1}::int8, pending_end = null where published = ${first}::int8`.execute(db);
+    this.#published = last + 1;
+    return last + 1;
   }
 
   async #run(): Promise<void> {

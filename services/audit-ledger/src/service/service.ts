@@ -25,13 +25,11 @@ import {
   createRejectionReporter,
   createStreamPublisher,
   ensureStreams,
-  ledgerSubject,
   serveCommands,
   startStreamConsumer,
   type Bus,
   type CommandServer,
   type Delivery,
-  type EventSubject,
   type RunningConsumer,
 } from '@bulwark/bus';
 import { SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
@@ -97,7 +95,6 @@ export class LedgerService {
       db,
       ledger: this.ledger,
       publisher: toLedger,
-      subjectOf: (eventType) => ledgerSubject(`bulwark.evt.${eventType}` as EventSubject),
       onError: (error) => log?.warn({ err: error }, 'ledger: re-publication to BULWARK_LEDGER failed; retrying'),
     });
     const toSelf = createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));

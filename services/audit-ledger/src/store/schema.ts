@@ -53,6 +53,8 @@ export interface PublishStateTable {
   id: ColumnType<boolean, boolean | undefined, never>;
   /** Events [0, published) are on BULWARK_LEDGER; the catch-up starts here. */
   published: Int8;
+  /** Set before a chunk [published, pending_end] is published, cleared after: a restart re-sends exactly that chunk (same message id). */
+  pending_end: ColumnType<bigint | null, number | bigint | null | undefined, number | bigint | null>;
 }
 
 export interface LedgerDatabase {
@@ -119,6 +121,7 @@ export const LEDGER_MIGRATIONS: Migrations = {
         .createTable('publish_state')
         .addColumn('id', 'boolean', (c) => c.primaryKey().defaultTo(true).check(sql`id`))
         .addColumn('published', 'bigint', (c) => c.notNull().check(sql`published >= 0`))
+        .addColumn('pending_end', 'bigint')
         .execute();
       await db.insertInto('publish_state').values({ id: true, published: 0 }).execute();
       await db.schema.createIndex('events_agent_seq').on('events').columns(['agent_id', 'seq']).execute();
