@@ -1,8 +1,11 @@
-// `npm run bench -- envelope [--rounds N] [--ms M]`: seal + open of one frame, per mode and size,
+// `npm run bench -- envelope [--rounds N] [--ms M] [--rpc-calls N] [--rpc-rounds R]`: seal + open of one frame, per mode and size,
 // against the raw node:crypto calls the envelope makes (ChaCha20-Poly1305 + HMAC-SHA256 over the
 // same bytes). One JSON line per figure (DESIGN §11): the median of interleaved rounds. Rates are
 // per second of this process's CPU time (user + system), so that other work on a shared machine
 // stretches the wall clock without skewing the figures.
+// Then `request_reply.p50` / `.p99` (us): a bulwark RPC over an established session against raw
+// NATS request/reply of the same bytes, against the local NATS (NATS_URL); `--rpc-calls N`
+// (default 400) calls per impl per round, `--rpc-rounds R` (default 5; 0 skips it).
 import { loadavg } from 'node:os';
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
@@ -167,8 +170,8 @@ for (const [sizeName, size] of [['1KiB', 1024], ['64KiB', 65536]] as const) {
  * Request/reply round trip over the local NATS (NATS_URL), sequential calls in one process:
  * `bulwark` = CommandClient.request() through an established Noise session to a serveCommands
  * handler that answers with a reply of the request's size (seal and open both ways, request id,
- * kind and trace headers); `raw:nats` = nc.request() of the same bytes to a subscriber that
- * answers with the same reply bytes. Rounds interleave the two; percentiles over every call.
+ * kind and trace headers); `raw:nats` = nc.request() of the same bytes to a subscriber on a
+ * second connection that answers with the same reply bytes. Rounds interleave the two; percentiles over every call.
  */
 async function requestReply(): Promise<void> {
   const url = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -199,10 +202,13 @@ async function requestReply(): Promise<void> {
     handlers: { [Commands.policy.evaluate]: async () => reply },
   });
   const client = new CommandClient(clientBus, { sessions: { provider, self: agent, directory }, rejections: silent(agent.id) });
-  const raw = await connectNats({ servers: url, name: 'bench-raw' });
+  // Two connections, like the bulwark pair (client bus, server bus): one connection answering
+  // its own requests would skip a socket write and read per round trip.
+  const raw = await connectNats({ servers: url, name: 'bench-raw-client' });
+  const rawServer = await connectNats({ servers: url, name: 'bench-raw-server' });
   const rawSubject = `${namespace.subjectPrefix}bench.raw.echo`;
-  const echo = raw.subscribe(rawSubject, { callback: (_e, m) => void m.respond(reply) });
-  await raw.flush();
+  const echo = rawServer.subscribe(rawSubject, { callback: (_e, m) => void m.respond(reply) });
+  await rawServer.flush();
   const calls: Record<'bulwark' | 'raw:nats', () => Promise<unknown>> = {
     bulwark: () => client.request(Commands.policy.evaluate, request, { timeoutMs: 5000 }),
     'raw:nats': () => raw.request(rawSubject, request, { timeout: 5000 }),
@@ -229,12 +235,16 @@ async function requestReply(): Promise<void> {
   } finally {
     echo.unsubscribe();
     await raw.close();
+    await rawServer.close();
     await server.stop();
     await clientBus.close();
     await serverBus.close();
   }
 }
 
-console.error(`bench envelope: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before request/reply`);
-await requestReply();
-console.error(`bench envelope: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end`);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+if (RPC_ROUNDS > 0) {
+  console.error(`bench envelope: load average ${load()} before request/reply`);
+  await requestReply();
+}
+console.error(`bench envelope: load average ${load()} at the end`);
