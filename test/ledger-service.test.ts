@@ -141,9 +141,14 @@ describe('audit-ledger service', () => {
 
   it('signs checkpoints by count and by time, announces each as an event, and stops when only announcements arrive', async () => {
     await until(async () => (await db.selectFrom('events').select('seq').where('event_type', '=', 'audit.checkpoint').execute()).length >= 1, 'a checkpoint event');
-    // Quiet: after the announcements are in, no new checkpoint may appear (an announcement is not growth).
-    await sleep(1200);
-    const settled = await size();
+    // Quiet: once the announcements are in, no new checkpoint may appear (an announcement is not growth).
+    let settled = await size();
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+      await sleep(700);
+      const now = await size();
+      if (now === settled) break;
+      settled = now;
+    }
     const checkpoints = (await db.selectFrom('checkpoints').select('tree_size').execute()).length;
     await sleep(1000);
     expect(await size()).toBe(settled);
