@@ -58,8 +58,10 @@ async function main(): Promise<number> {
       process.once('SIGINT', () => resolve('SIGINT'));
     });
     log.info({ signal }, 'audit-ledger: draining');
-    await service.stop();
-    log.info({ ...service.metrics() }, 'audit-ledger: stopped');
+    const stopping = service;
+    service = undefined;
+    await stopping.stop();
+    log.info({ ...stopping.metrics() }, 'audit-ledger: stopped');
     return 0;
   } finally {
     await service?.stop().catch(() => undefined);
