@@ -61,6 +61,29 @@ export interface InclusionProof {
 
 declare const prepared: unique symbol;
 
+/** The head a batch leaves if it commits, and the ids it adds. */
+interface Projection {
+  readonly size: number;
+  readonly headHash: Uint8Array;
+  readonly edgeBytes: Uint8Array;
+  readonly range: CompactRange;
+  readonly pendingIds: ReadonlySet<string>;
+}
+
+/** A batch hashed, signed and placed in the tree on top of a given head, not yet written. */
+interface SealedBatch {
+  readonly size: number;
+  readonly appended: LedgerEvent[];
+  readonly duplicates: string[];
+  readonly cols: { seq: string[]; id: string[]; ts: string[]; agent: string[]; type: string[]; details: string[]; prev: Uint8Array[]; hash: Uint8Array[]; sig: Uint8Array[] };
+  readonly nodes: { level: number[]; idx: string[]; hash: Uint8Array[] };
+  readonly newSize: number;
+  readonly newHead: Uint8Array;
+  readonly newEdge: Uint8Array;
+  /** The range after the batch (owned by the batch). */
+  readonly range: CompactRange;
+}
+
 /** An event `prepareEvent` validated, with the RFC 8785 text of its details (what is hashed and stored). */
 export type PreparedEvent = AuditEvent & { readonly detailsJcs: string; readonly [prepared]: true };
 
@@ -82,6 +105,10 @@ export class AuditLedger {
   readonly #checkpointEvery: number;
   /** The compact range this process last wrote, so an append need not rebuild it from the head row. */
   #range: { size: number; edgeBytes: Uint8Array; range: CompactRange } | undefined;
+  /** The state the last sealed batch leaves if it commits, and its ids (appendPipelined seals the next batch on it). */
+  #projected: Projection | undefined;
+  #pipeline: Promise<unknown> = Promise.resolve();
+  #sealing: Promise<unknown> = Promise.resolve();
 
   constructor(db: LedgerDb, options: LedgerOptions) {
     const every = options.checkpointEvery ?? 1000;
@@ -125,94 +152,159 @@ export class AuditLedger {
    */
   async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendResult> {
     if (events.length === 0) return { appended: [], duplicates: [], size: (await this.head()).size };
-    return this.#db.transaction().execute(async (trx) => {
-      const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
-      const size = toNumber(head.size, 'ledger_head.size');
-      const headHash = bytes(head.head_hash);
-      const edge = bytes(head.edge);
-      // The head row is the truth (another instance may have appended); the cached range is
-      // reused only when the row still says what this process last wrote.
-      const cached = this.#range;
-      const range = cached !== undefined && cached.size === size && this.#crypto.equal(cached.edgeBytes, edge) ? cached.range.clone() : new CompactRange(this.#crypto, size, splitEdge(edge));
+    return this.#db.transaction().execute((trx) => this.#appendInTransaction(trx, events));
+  }
 
-      const ids = [...new Set(events.map((e) => e.eventId))];
-      const stored = new Set<string>();
-      const found = await sql<{ event_id: string }>`select event_id from events where event_id = any(${ids}::uuid[])`.execute(trx);
-      for (const row of found.rows) stored.add(row.event_id);
-      const duplicates: string[] = [];
-      const fresh: PreparedEvent[] = [];
-      const seen = new Set<string>();
-      for (const event of events) {
-        if (stored.has(event.eventId) || seen.has(event.eventId)) duplicates.push(event.eventId);
-        else fresh.push(event);
-        seen.add(event.eventId);
-      }
-      if (fresh.length === 0) return { appended: [], duplicates, size };
-
-      let previous = headHash;
-      const n = fresh.length;
-      const appended: LedgerEvent[] = new Array<LedgerEvent>(n);
-      const cols = { seq: new Array<string>(n), id: new Array<string>(n), ts: new Array<string>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n), prev: new Array<Uint8Array>(n), hash: new Array<Uint8Array>(n), sig: new Array<Uint8Array>(n) };
-      const nodeLevels: number[] = [];
-      const nodeIdx: string[] = [];
-      const nodeHashes: Uint8Array[] = [];
-      for (let i = 0; i < n; i++) {
-        const event = fresh[i]!;
-        const seq = size + i;
-        // The stored details are the very text that was hashed: verify recomputes from the row.
-        const eventHash = computeEventHash(this.#crypto, {
-          seq,
-          eventId: event.eventId,
-          timestamp: event.timestamp,
-          agentId: event.agentId,
-          eventType: event.eventType,
-          detailsJcs: event.detailsJcs,
-          previousHash: previous,
+  /**
+   * `appendPrepared` for a stream of batches: the hashing and signing of this batch overlap
+   * the commit of the previous one. The batch is sealed against the state the previous
+   * pipelined append will leave, and committed after it, in call order. Its transaction
+   * checks under the head lock that the head is exactly that state (the previous batch
+   * committed and nobody else appended); otherwise it recomputes everything there, as
+   * `appendPrepared` does. So the result is the same as calling `appendPrepared` in turn.
+   */
+  appendPipelined(events: readonly PreparedEvent[]): Promise<AppendResult> {
+    const previousCommit = this.#pipeline;
+    // Seals run in call order (each on the projection the one before left); commits too.
+    const sealing = this.#sealing.then(() => this.#sealOnProjection(events));
+    this.#sealing = sealing.catch(() => undefined);
+    const run = (async (): Promise<AppendResult> => {
+      const ready = await sealing;
+      await previousCommit.catch(() => undefined);
+      if (events.length === 0) return { appended: [], duplicates: [], size: (await this.head()).size };
+      try {
+        return await this.#db.transaction().execute(async (trx) => {
+          if (ready !== undefined) {
+            const { basis, sealed } = ready;
+            const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
+            // The head hash commits to the whole chain: equal means exactly the projected events are stored.
+            if (toNumber(head.size, 'ledger_head.size') === basis.size && this.#crypto.equal(bytes(head.head_hash), basis.headHash) && this.#crypto.equal(bytes(head.edge), basis.edgeBytes)) {
+              return this.#write(trx, sealed);
+            }
+          }
+          return this.#appendInTransaction(trx, events);
         });
-        const signature = this.#crypto.ed25519.sign(this.#signer.secretKey, eventHash);
-        appended[i] = { eventId: event.eventId, timestamp: event.timestamp, agentId: event.agentId, eventType: event.eventType, details: event.details, seq, previousHash: previous, eventHash, signature };
-        cols.seq[i] = String(seq);
-        cols.id[i] = event.eventId;
-        cols.ts[i] = String(event.timestamp);
-        cols.agent[i] = event.agentId;
-        cols.type[i] = event.eventType;
-        cols.details[i] = event.detailsJcs;
-        cols.prev[i] = previous;
-        cols.hash[i] = eventHash;
-        cols.sig[i] = signature;
-        for (const node of range.append(leafHash(this.#crypto, eventHash))) {
-          nodeLevels.push(node.level);
-          nodeIdx.push(String(node.index));
-          nodeHashes.push(node.hash);
-        }
-        previous = eventHash;
+      } catch (error) {
+        // Whatever was sealed on this batch's outcome will find the head different and recompute.
+        this.#projected = undefined;
+        throw error;
       }
+    })();
+    this.#pipeline = run;
+    return run;
+  }
 
-      const inserted = await sql<{ n: string }>`
-        with ins as (
-          insert into events (seq, event_id, timestamp_ms, agent_id, event_type, details, previous_hash, event_hash, signature)
-          select * from unnest(${cols.seq}::int8[], ${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.agent}::text[], ${cols.type}::text[],
-                               ${cols.details}::text[], ${cols.prev}::bytea[], ${cols.hash}::bytea[], ${cols.sig}::bytea[])
-          on conflict (event_id) do nothing
-          returning 1)
-        select count(*)::text as n from ins`.execute(trx);
-      // Under the head lock no one else can have inserted these ids; a conflict here means the
-      // table changed behind the lock, and a gap in seq must never be committed.
-      const count = Number(inserted.rows[0]?.n ?? 0);
-      if (count !== n) throw new LedgerError('E_LEDGER', `append: ${n - count} event ids appeared during the transaction; batch rolled back`);
-      await sql`insert into tree_nodes (level, idx, hash) select * from unnest(${nodeLevels}::int2[], ${nodeIdx}::int8[], ${nodeHashes}::bytea[])`.execute(trx);
-      const newSize = range.size;
-      const newEdge = joinEdge(range.edge);
-      await trx.updateTable('ledger_head').set({ size: newSize, head_hash: previous, edge: newEdge }).execute();
+  /** Hashes and signs a batch on the projected head (undefined when there is none: the transaction then does it all). */
+  async #sealOnProjection(events: readonly PreparedEvent[]): Promise<{ basis: Projection; sealed: SealedBatch } | undefined> {
+    if (events.length === 0) return undefined;
+    const ids = [...new Set(events.map((e) => e.eventId))];
+    // Ids committed before this read are in `found`; those of the batch still committing are its projection's pendingIds.
+    const found = await sql<{ event_id: string }>`select event_id from events where event_id = any(${ids}::uuid[])`.execute(this.#db);
+    const basis = this.#projected;
+    if (basis === undefined) return undefined;
+    const stored = new Set(found.rows.map((r) => r.event_id));
+    for (const id of basis.pendingIds) stored.add(id);
+    const sealed = this.#seal(events, stored, basis.size, basis.headHash, basis.range.clone());
+    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range, pendingIds: new Set(sealed.appended.map((e) => e.eventId)) };
+    return { basis, sealed };
+  }
 
-      let checkpoint: StoredCheckpoint | undefined;
-      if (this.#checkpointEvery > 0 && Math.floor(newSize / this.#checkpointEvery) > Math.floor(size / this.#checkpointEvery)) {
-        checkpoint = await this.#storeCheckpoint(trx, newSize, range.root());
+  async #appendInTransaction(trx: Transaction<LedgerDatabase>, events: readonly PreparedEvent[]): Promise<AppendResult> {
+    const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
+    const size = toNumber(head.size, 'ledger_head.size');
+    const headHash = bytes(head.head_hash);
+    const edge = bytes(head.edge);
+    // The head row is the truth (another instance may have appended); the cached range is
+    // reused only when the row still says what this process last wrote.
+    const cached = this.#range;
+    const range = cached !== undefined && cached.size === size && this.#crypto.equal(cached.edgeBytes, edge) ? cached.range.clone() : new CompactRange(this.#crypto, size, splitEdge(edge));
+    const ids = [...new Set(events.map((e) => e.eventId))];
+    const found = await sql<{ event_id: string }>`select event_id from events where event_id = any(${ids}::uuid[])`.execute(trx);
+    const sealed = this.#seal(events, new Set(found.rows.map((r) => r.event_id)), size, headHash, range);
+    if (sealed.appended.length === 0) {
+      this.#projected = { size, headHash, edgeBytes: edge, range: range.clone(), pendingIds: new Set() };
+      return { appended: [], duplicates: sealed.duplicates, size };
+    }
+    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range.clone(), pendingIds: new Set(sealed.appended.map((e) => e.eventId)) };
+    return this.#write(trx, sealed);
+  }
+
+  /** Dedupe, seqs, hashes, signatures and Merkle nodes of a batch on top of (size, headHash, range): CPU only. */
+  #seal(events: readonly PreparedEvent[], stored: ReadonlySet<string>, size: number, headHash: Uint8Array, range: CompactRange): SealedBatch {
+    const duplicates: string[] = [];
+    const fresh: PreparedEvent[] = [];
+    const seen = new Set<string>();
+    for (const event of events) {
+      if (stored.has(event.eventId) || seen.has(event.eventId)) duplicates.push(event.eventId);
+      else fresh.push(event);
+      seen.add(event.eventId);
+    }
+    let previous = headHash;
+    const n = fresh.length;
+    const appended: LedgerEvent[] = new Array<LedgerEvent>(n);
+    const cols = { seq: new Array<string>(n), id: new Array<string>(n), ts: new Array<string>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n), prev: new Array<Uint8Array>(n), hash: new Array<Uint8Array>(n), sig: new Array<Uint8Array>(n) };
+    const nodes = { level: [] as number[], idx: [] as string[], hash: [] as Uint8Array[] };
+    for (let i = 0; i < n; i++) {
+      const event = fresh[i]!;
+      const seq = size + i;
+      // The stored details are the very text that was hashed: verify recomputes from the row.
+      const eventHash = computeEventHash(this.#crypto, {
+        seq,
+        eventId: event.eventId,
+        timestamp: event.timestamp,
+        agentId: event.agentId,
+        eventType: event.eventType,
+        detailsJcs: event.detailsJcs,
+        previousHash: previous,
+      });
+      const signature = this.#crypto.ed25519.sign(this.#signer.secretKey, eventHash);
+      appended[i] = { eventId: event.eventId, timestamp: event.timestamp, agentId: event.agentId, eventType: event.eventType, details: event.details, seq, previousHash: previous, eventHash, signature };
+      cols.seq[i] = String(seq);
+      cols.id[i] = event.eventId;
+      cols.ts[i] = String(event.timestamp);
+      cols.agent[i] = event.agentId;
+      cols.type[i] = event.eventType;
+      cols.details[i] = event.detailsJcs;
+      cols.prev[i] = previous;
+      cols.hash[i] = eventHash;
+      cols.sig[i] = signature;
+      for (const node of range.append(leafHash(this.#crypto, eventHash))) {
+        nodes.level.push(node.level);
+        nodes.idx.push(String(node.index));
+        nodes.hash.push(node.hash);
       }
-      // Remembered now; if the commit fails, the head row will not match it and it is not used.
-      this.#range = { size: newSize, edgeBytes: newEdge, range };
-      return checkpoint === undefined ? { appended, duplicates, size: newSize } : { appended, duplicates, size: newSize, checkpoint };
-    });
+      previous = eventHash;
+    }
+    return { size, appended, duplicates, cols, nodes, newSize: range.size, newHead: previous, newEdge: joinEdge(range.edge), range };
+  }
+
+  /** Inserts a sealed batch, moves the head, maybe signs a checkpoint: a fixed number of round trips whatever the batch size. */
+  async #write(trx: Transaction<LedgerDatabase>, b: SealedBatch): Promise<AppendResult> {
+    const { cols, nodes } = b;
+    const n = b.appended.length;
+    if (n === 0) return { appended: [], duplicates: b.duplicates, size: b.size };
+    const inserted = await sql<{ n: string }>`
+      with ins as (
+        insert into events (seq, event_id, timestamp_ms, agent_id, event_type, details, previous_hash, event_hash, signature)
+        select * from unnest(${cols.seq}::int8[], ${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.agent}::text[], ${cols.type}::text[],
+                             ${cols.details}::text[], ${cols.prev}::bytea[], ${cols.hash}::bytea[], ${cols.sig}::bytea[])
+        on conflict (event_id) do nothing
+        returning 1)
+      select count(*)::text as n from ins`.execute(trx);
+    // Under the head lock no one else can have inserted these ids; a conflict here means the
+    // table changed behind the lock, and a gap in seq must never be committed.
+    const count = Number(inserted.rows[0]?.n ?? 0);
+    if (count !== n) throw new LedgerError('E_LEDGER', `append: ${n - count} event ids appeared during the transaction; batch rolled back`);
+    await sql`insert into tree_nodes (level, idx, hash) select * from unnest(${nodes.level}::int2[], ${nodes.idx}::int8[], ${nodes.hash}::bytea[])`.execute(trx);
+    await trx.updateTable('ledger_head').set({ size: b.newSize, head_hash: b.newHead, edge: b.newEdge }).execute();
+
+    let checkpoint: StoredCheckpoint | undefined;
+    if (this.#checkpointEvery > 0 && Math.floor(b.newSize / this.#checkpointEvery) > Math.floor(b.size / this.#checkpointEvery)) {
+      checkpoint = await this.#storeCheckpoint(trx, b.newSize, b.range.root());
+    }
+    // Remembered now; if the commit fails, the head row will not match it and it is not used.
+    this.#range = { size: b.newSize, edgeBytes: b.newEdge, range: b.range.clone() };
+    return checkpoint === undefined ? { appended: b.appended, duplicates: b.duplicates, size: b.newSize } : { appended: b.appended, duplicates: b.duplicates, size: b.newSize, checkpoint };
   }
 
   async head(): Promise<LedgerHead> {
