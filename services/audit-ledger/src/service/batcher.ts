@@ -11,6 +11,12 @@ export interface BatcherOptions {
   readonly maxEvents: number;
   readonly maxWaitMs: number;
   readonly append: (events: readonly PreparedEvent[]) => Promise<AppendResult>;
+  /**
+   * Appends running at once (default 1). With 2 and an `append` that pipelines
+   * (`AuditLedger.appendPipelined`), the next batch is hashed and signed while the
+   * previous one commits; commits still happen one after the other, in order.
+   */
+  readonly maxInFlight?: number;
   /** Called after each commit (re-publication, checkpoints, metrics); must not throw. */
   readonly committed?: (result: AppendResult) => void;
 }
@@ -27,6 +33,8 @@ export class Batcher {
   #queued = 0;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
+  /** Wakes the running loop when events arrive during a commit. */
+  #arrived: (() => void) | undefined;
 
   constructor(options: BatcherOptions) {
     this.#options = options;
@@ -51,7 +59,10 @@ export class Batcher {
   }
 
   #schedule(): void {
-    if (this.#running !== undefined) return; // the loop picks the queue up after its commit
+    if (this.#running !== undefined) {
+      this.#arrived?.(); // the loop decides whether to start another batch now or after its commit
+      return;
+    }
     if (this.#queued >= this.#options.maxEvents) {
       this.#start();
     } else {
@@ -72,8 +83,20 @@ export class Batcher {
   }
 
   async #loop(): Promise<void> {
-    // Whatever queued up during a commit has already waited: it goes at once (group commit).
-    while (this.#queue.length > 0) {
+    const maxInFlight = this.#options.maxInFlight ?? 1;
+    const inFlight = new Set<Promise<void>>();
+    // Whatever queued up during a commit has already waited: it goes at once (group commit);
+    // a second batch starts during a commit only once it is worth it (half a batch).
+    while (this.#queue.length > 0 || inFlight.size > 0) {
+      const canStart = this.#queue.length > 0 && (inFlight.size === 0 || (inFlight.size < maxInFlight && this.#queued >= this.#options.maxEvents / 2));
+      if (!canStart) {
+        const arrival = new Promise<void>((resolve) => {
+          this.#arrived = resolve;
+        });
+        await Promise.race([...inFlight, arrival]);
+        this.#arrived = undefined;
+        continue;
+      }
       const taken: Waiting[] = [];
       let count = 0;
       while (this.#queue.length > 0 && (taken.length === 0 || count + this.#queue[0]!.events.length <= this.#options.maxEvents)) {
@@ -83,13 +106,17 @@ export class Batcher {
       }
       this.#queued -= count;
       const events = taken.length === 1 ? taken[0]!.events : taken.flatMap((w) => w.events);
-      try {
-        const result = await this.#options.append(events);
-        this.#options.committed?.(result);
-        for (const w of taken) w.resolve();
-      } catch (error) {
-        for (const w of taken) w.reject(error);
-      }
+      const done = (async () => {
+        try {
+          const result = await this.#options.append(events);
+          this.#options.committed?.(result);
+          for (const w of taken) w.resolve();
+        } catch (error) {
+          for (const w of taken) w.reject(error);
+        }
+      })();
+      inFlight.add(done);
+      void done.finally(() => inFlight.delete(done));
     }
   }
 }

@@ -111,7 +111,8 @@ export class LedgerService {
     this.#batcher = new Batcher({
       maxEvents: settings.batchMaxEvents,
       maxWaitMs: settings.batchMaxWaitMs,
-      append: (events) => this.ledger.appendPrepared(events),
+      maxInFlight: 2,
+      append: (events) => this.ledger.appendPipelined(events),
       committed: (result) => this.#committed(result),
     });
   }
