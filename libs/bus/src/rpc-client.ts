@@ -1,4 +1,4 @@
-import { RequestError, TimeoutError, type Msg } from '@nats-io/nats-core';
+import type { Msg } from '@nats-io/nats-core';
 import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
 import { describe } from './connect.js';
@@ -8,6 +8,7 @@ import type { SessionInitiatorOptions } from '@bulwark/envelope';
 import { initiatorPort } from './internal/envelope-ports.js';
 import type { InitiatorSession, SessionInitiator } from './internal/frames.js';
 import { RandomPool } from './internal/random-pool.js';
+import { InboxRequestFailed, ReplyInbox } from './internal/reply-inbox.js';
 import { decodeReply, encodeRequest, REQUEST_ID_LENGTH } from './internal/rpc-wire.js';
 import { injectTrace } from './internal/trace.js';
 import type { RejectionReporter } from './rejections.js';
@@ -57,9 +58,11 @@ export class CommandClient {
   readonly #initiatorFor: (service: ServiceName) => SessionInitiator;
   readonly #rejections: RejectionReporter;
   readonly #affinity = new Map<ServiceName, AffinityEntry>();
+  readonly #inbox: ReplyInbox;
 
   constructor(bus: Bus, options: CommandClientOptions) {
     this.#bus = bus;
+    this.#inbox = new ReplyInbox(natsOf(bus).nc);
     this.#rejections = options.rejections;
     const principalFor = options.principalFor ?? ((service: ServiceName) => ServicePrincipals[service]);
     this.#initiatorFor = (service) => initiatorPort({ ...options.sessions, peerId: principalFor(service) });
@@ -150,15 +153,18 @@ export class CommandClient {
   }
 
   async #roundTrip(target: string, data: Uint8Array, kind: 'handshake' | 'request', timeoutMs: number, what: string): Promise<Msg> {
-    const carrier = headersCarrier(kindHeaders(kind));
+    // A session request goes to a subject that takes nothing else, so it needs no kind
+    // header; it carries headers only when there is a trace to continue (saves encoding
+    // them here and parsing them in the service, on every request).
+    const carrier = kind === 'handshake' ? headersCarrier(kindHeaders(kind)) : headersCarrier(undefined, () => kindHeaders(kind));
     injectTrace(carrier);
     try {
-      return await natsOf(this.#bus).nc.request(target, data, { timeout: timeoutMs, headers: carrier.headers()! });
+      return await this.#inbox.request(target, data, carrier.headers(), timeoutMs);
     } catch (cause) {
-      if (cause instanceof RequestError && cause.isNoResponders()) {
+      if (cause instanceof InboxRequestFailed && cause.reason === 'no_responders') {
         throw new BusUnavailableError('E_BUS_NO_RESPONDERS', `no responder for ${what} on ${target} (${this.#bus.url})`, { target }, { cause });
       }
-      if (cause instanceof TimeoutError || (cause instanceof RequestError && cause.cause instanceof TimeoutError)) {
+      if (cause instanceof InboxRequestFailed && cause.reason === 'timeout') {
         throw new BusTimeoutError('E_BUS_TIMEOUT', `no answer for ${what} on ${target} within ${timeoutMs} ms`, { target, timeoutMs }, { cause });
       }
       throw new BusRequestError('E_BUS_REQUEST', `request for ${what} on ${target} failed: ${describe(cause)}`, { target }, { cause });

@@ -111,7 +111,11 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   };
 
   const onRequest = async (msg: Msg): Promise<void> => {
-    if (readKind(msg) !== 'request') return reject('E_BUS_KIND', undefined, msg);
+    // The direct subject takes only session requests: the client leaves the kind header
+    // out, but a frame that says it is something else is refused. (The envelope refuses a
+    // handshake frame here anyway: it is not a data frame of an established session.)
+    const kind = msg.headers === undefined ? 'request' : readKind(msg);
+    if (kind !== 'request') return reject('E_BUS_KIND', undefined, msg);
     const command = `bulwark.${msg.subject.slice(directPrefix.length)}` as CommandSubject;
     const opened = await responder.open(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_OPEN_FAILED', sender: undefined }));
     switch (opened.kind) {

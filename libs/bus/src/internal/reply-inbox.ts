@@ -1,0 +1,95 @@
+/**
+ * Request/reply over one wildcard inbox subscription, like nats.js's own request mux, but
+ * without its per-request cost: nats.js builds a RequestError ("cancelled") for every
+ * request it completes, whether or not anyone sees it, and capturing its stack is the
+ * largest single cost of a round trip. Replies are matched by a token in the reply
+ * subject; the envelope and the request id check what a reply says.
+ */
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+
+export type InboxFailure = 'no_responders' | 'timeout' | 'closed';
+
+/** Why a request through the inbox got no reply. */
+export class InboxRequestFailed extends Error {
+  readonly reason: InboxFailure;
+  constructor(reason: InboxFailure, message: string) {
+    super(message);
+    this.name = 'InboxRequestFailed';
+    this.reason = reason;
+  }
+}
+
+interface Pending {
+  resolve(msg: Msg): void;
+  reject(error: InboxRequestFailed): void;
+  timer: NodeJS.Timeout;
+}
+
+export class ReplyInbox {
+  readonly #nc: NatsConnection;
+  #prefix: string | undefined;
+  #sub: Subscription | undefined;
+  #next = 0;
+  readonly #pending = new Map<string, Pending>();
+
+  constructor(nc: NatsConnection) {
+    this.#nc = nc;
+  }
+
+  request(subject: string, data: Uint8Array, headers: MsgHdrs | undefined, timeoutMs: number): Promise<Msg> {
+    const prefix = this.#subscribed();
+    const token = (this.#next++).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.#pending.delete(token)) reject(new InboxRequestFailed('timeout', `no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(token, { resolve, reject, timer });
+      try {
+        this.#nc.publish(subject, data, headers === undefined ? { reply: prefix + token } : { reply: prefix + token, headers });
+      } catch (e) {
+        clearTimeout(timer);
+        this.#pending.delete(token);
+        reject(new InboxRequestFailed('closed', `cannot publish: ${e instanceof Error ? e.message : String(e)}`));
+      }
+    });
+  }
+
+  #subscribed(): string {
+    if (this.#sub !== undefined && this.#prefix !== undefined && !this.#sub.isClosed()) return this.#prefix;
+    const prefix = `${createInbox()}.`;
+    const sub = this.#nc.subscribe(`${prefix}*`, { callback: (err, msg) => this.#deliver(prefix, err, msg) });
+    this.#sub = sub;
+    this.#prefix = prefix;
+    // A subscription that ends (connection closed) fails what is still waiting on it.
+    void sub.closed.then(
+      () => this.#failAll(sub),
+      () => this.#failAll(sub),
+    );
+    return prefix;
+  }
+
+  #deliver(prefix: string, err: Error | null, msg: Msg): void {
+    if (err !== null || msg === undefined || !msg.subject.startsWith(prefix)) return;
+    const token = msg.subject.slice(prefix.length);
+    const pending = this.#pending.get(token);
+    if (pending === undefined) return;
+    this.#pending.delete(token);
+    clearTimeout(pending.timer);
+    // The server answers a request nobody listens to with an empty 503 status message.
+    if (msg.data.length === 0 && msg.headers?.code === 503) {
+      pending.reject(new InboxRequestFailed('no_responders', 'no responders'));
+      return;
+    }
+    pending.resolve(msg);
+  }
+
+  #failAll(sub: Subscription): void {
+    if (this.#sub !== sub) return;
+    this.#sub = undefined;
+    for (const [token, pending] of this.#pending) {
+      this.#pending.delete(token);
+      clearTimeout(pending.timer);
+      pending.reject(new InboxRequestFailed('closed', 'the reply subscription ended (connection closed)'));
+    }
+  }
+}
