@@ -77,7 +77,9 @@ export class CommandClient {
   async request(subject: CommandSubject, body: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
     const service = serviceOf(subject);
     const timeoutMs = options.timeoutMs ?? 2000;
-    const affinity = await this.#affinityFor(service, subject, timeoutMs);
+    // An established, unexpired session is used without waiting on its promise.
+    const cached = this.#affinity.get(service)?.resolved;
+    const affinity = cached !== undefined && !cached.session.expired ? cached : await this.#affinityFor(service, subject, timeoutMs);
     try {
       return await this.#send(subject, affinity, body, timeoutMs);
     } catch (e) {
@@ -135,10 +137,10 @@ export class CommandClient {
 
   async #send(subject: CommandSubject, affinity: Affinity, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const requestId = requestIds.take(REQUEST_ID_LENGTH);
-    const frame = await affinity.session.seal(encodeRequest(requestId, body));
+    const frame = affinity.session.seal(encodeRequest(requestId, body));
     const target = this.#bus.subject(directSubject(affinity.instanceId, subject));
     const reply = await this.#roundTrip(target, frame, 'request', timeoutMs, `${subject} on instance ${affinity.instanceId}`);
-    const opened = await affinity.session.open(reply.data);
+    const opened = affinity.session.open(reply.data);
     if (opened.kind !== 'accepted') {
       const reason = opened.kind === 'duplicate' ? 'E_REPLAY' : opened.reason;
       this.#rejections.report({ reason, sender: opened.sender, subject });

@@ -7,7 +7,7 @@ import { BusUsageError } from './errors.js';
 import { headersCarrier, Headers } from './headers.js';
 import { SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
 import { responderPort } from './internal/envelope-ports.js';
-import type { SessionResponderPort } from './internal/frames.js';
+import type { Opened, SessionResponderPort } from './internal/frames.js';
 import { decodeRequest, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
 import { runInExtractedTrace } from './internal/trace.js';
 import { outOfNamespace } from './namespace.js';
@@ -117,7 +117,12 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     const kind = msg.headers === undefined ? 'request' : readKind(msg);
     if (kind !== 'request') return reject('E_BUS_KIND', undefined, msg);
     const command = `bulwark.${msg.subject.slice(directPrefix.length)}` as CommandSubject;
-    const opened = await responder.open(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_OPEN_FAILED', sender: undefined }));
+    let opened: Opened;
+    try {
+      opened = responder.open(msg.data);
+    } catch {
+      opened = { kind: 'rejected', reason: 'E_OPEN_FAILED', sender: undefined };
+    }
     switch (opened.kind) {
       case 'rejected':
         return reject(opened.reason, opened.sender, msg);
@@ -149,7 +154,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
       }
     }
     if (stopped) return;
-    msg.respond(await responder.seal(opened.meta, encodeReply(request.requestId, reply)));
+    msg.respond(responder.seal(opened.meta, encodeReply(request.requestId, reply)));
   };
 
   // Errors from the handlers above are already turned into replies or drops; anything

@@ -90,10 +90,10 @@ export function responderPort(responder: SessionResponder): SessionResponderPort
       if (!r.ok) return { kind: 'rejected', reason: r.reason, sender: r.sender };
       return { kind: 'established', reply: r.reply, meta: { sender: r.session.peerId, sessionId: r.session.id, counter: 0n } };
     },
-    async open(frame) {
+    open(frame) {
       return oneShot(responder.open(frame));
     },
-    async seal(meta, plaintext) {
+    seal(meta, plaintext) {
       const session = responder.get(meta.sender, meta.sessionId);
       if (session === undefined) {
         throw new BusRequestError('E_BUS_SESSION_GONE', `session ${meta.sessionId} with ${meta.sender} ended before its reply was sealed`, { sender: meta.sender });
@@ -122,8 +122,8 @@ export function initiatorPort(options: SessionInitiatorOptions): SessionInitiato
               get expired() {
                 return s.expired;
               },
-              seal: async (plaintext) => s.seal(plaintext),
-              open: async (frame) => oneShot(s.open(frame)),
+              seal: (plaintext) => s.seal(plaintext),
+              open: (frame) => oneShot(s.open(frame)),
             },
           };
         },

@@ -52,8 +52,9 @@ export interface InitiatorSession {
   readonly sessionId: string;
   /** Past its age or counter limit: the client handshakes again instead of using it. */
   readonly expired: boolean;
-  seal(plaintext: Uint8Array): Promise<Uint8Array>;
-  open(frame: Uint8Array): Promise<Opened>;
+  // Synchronous, as the envelope is: a request pays no promise hop for its crypto.
+  seal(plaintext: Uint8Array): Uint8Array;
+  open(frame: Uint8Array): Opened;
 }
 
 /** Starts Noise IK handshakes towards one responder (whose static key it knows). */
@@ -69,10 +70,10 @@ export interface SessionInitiator {
 export interface SessionResponderPort {
   /** Answers handshake message 1; the reply carries this instance's id. */
   accept(message: Uint8Array): Promise<{ kind: 'established'; reply: Uint8Array; meta: FrameMeta } | Rejected>;
-  /** Opens a request frame of an established session. */
-  open(frame: Uint8Array): Promise<Opened>;
-  /** Seals a reply in the session the request came in. */
-  seal(meta: FrameMeta, plaintext: Uint8Array): Promise<Uint8Array>;
+  /** Opens a request frame of an established session (synchronously, as the envelope does). */
+  open(frame: Uint8Array): Opened;
+  /** Seals a reply in the session the request came in; throws when that session is gone. */
+  seal(meta: FrameMeta, plaintext: Uint8Array): Uint8Array;
   /** Drops expired sessions. */
   prune(): void;
 }
