@@ -12,6 +12,7 @@ import { createCryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, TrustedDirectory, signDirectoryEntry, type LocalIdentity } from '@bulwark/envelope';
 import {
   ServicePrincipals,
+  LEDGER_BATCH_SUBJECT,
   LEDGER_PRINCIPAL,
   RejectionReporter,
   connectBus,
@@ -29,7 +30,7 @@ import { decodeEventBatch, encodeEvent, encodeEventBatch, eventSubject, newEvent
 import { FileKeyStore, SoftwareKek, ensureIdentity } from '@bulwark/keystore';
 import { closeDatabase, createDatabase, sql, type Kysely } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
-import { LEDGER_BATCH_SUBJECT, verifierKey, verifyLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
+import { verifierKey, verifyLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
 
 const MAIN = fileURLToPath(new URL('../services/audit-ledger/dist/service/main.js', import.meta.url));
 const KILLS = Number(process.env['LEDGER_CRASH_KILLS'] ?? 20);

@@ -16,6 +16,7 @@ export {
   INCIDENT_SEVERITIES,
   LEDGER_PRINCIPAL,
   LEDGER_SUBJECT_ROOT,
+  LEDGER_BATCH_SUBJECT,
   ServicePrincipals,
   StreamNames,
   directSubject,

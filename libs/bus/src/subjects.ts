@@ -138,6 +138,12 @@ export function incidentSubject(severity: IncidentSeverity, category: string): s
 /** The ledger re-publishes each committed event under this prefix (stream BULWARK_LEDGER). */
 export const LEDGER_SUBJECT_ROOT = 'bulwark.ledger';
 
+/**
+ * The subject the ledger re-publishes committed events on: `AuditEventBatch`es of
+ * consecutive events (one publish per event cost as much CPU as the append itself).
+ */
+export const LEDGER_BATCH_SUBJECT = `${LEDGER_SUBJECT_ROOT}.batch`;
+
 /** `bulwark.ledger.<event subject tail>`: e.g. `bulwark.ledger.policy.decision`. */
 export function ledgerSubject(event: EventSubject): string {
   return `${LEDGER_SUBJECT_ROOT}.${event.slice('bulwark.evt.'.length)}`;

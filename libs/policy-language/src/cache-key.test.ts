@@ -12,9 +12,8 @@ function permuted(value: unknown, rnd: () => number): unknown {
     const j = Math.floor(rnd() * (i + 1));
     [entries[i], entries[j]] = [entries[j]!, entries[i]!];
   }
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of entries) out[k] = permuted(v, rnd);
-  return out;
+  // fromEntries defines own properties, so a "__proto__" key stays a key (assignment would set the prototype).
+  return Object.fromEntries(entries.map(([k, v]) => [k, permuted(v, rnd)]));
 }
 
 const json = fc.jsonValue({ maxDepth: 4 });

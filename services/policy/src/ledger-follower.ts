@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { consumerBacklog, Events, ledgerSubject, LEDGER_PRINCIPAL, LEDGER_SUBJECT_ROOT, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
+import { consumerBacklog, LEDGER_BATCH_SUBJECT, LEDGER_PRINCIPAL, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelReceiver, SealedReceiver } from '@bulwark/envelope';
-import { checkSealedEvent, decodeEvent, isLedgerEvent, type LedgerEvent } from '@bulwark/events';
+import { checkSealedEvent, decodeEventBatch, isLedgerEvent, type EventType, type LedgerEvent } from '@bulwark/events';
 import { PolicyServiceError } from './errors.js';
 
-const POLICY_CHANGE_SUBJECTS: ReadonlySet<string> = new Set(
-  [Events.policy.registered, Events.policy.updated, Events.policy.rolledback].map((subject) => ledgerSubject(subject)),
-);
+const POLICY_CHANGE_TYPES: ReadonlySet<EventType> = new Set<EventType>(['policy.registered', 'policy.updated', 'policy.rolledback']);
 
 export interface LedgerFollowerOptions {
   readonly bus: Bus;
@@ -30,33 +28,41 @@ export interface LedgerFollower {
 }
 
 /**
- * Follows `bulwark.ledger.policy.>` on BULWARK_LEDGER from its first message, on a durable
- * of its own (each instance rebuilds the whole state, DESIGN §4), which the server deletes
- * a minute after the instance is gone. Only events re-published by the ledger count: the
- * frame must come from the ledger's principal and the event must carry a valid hash and
- * ledger signature; anything else is reported and skipped.
+ * Follows the ledger's re-published batches on BULWARK_LEDGER from the first message, on a
+ * durable of its own (each instance rebuilds the whole state, DESIGN §4), which the server
+ * deletes a minute after the instance is gone. Only events re-published by the ledger
+ * count: the frame must come from the ledger's principal and each policy event must carry
+ * a valid hash and ledger signature; anything else is reported and skipped. Other event
+ * types (decisions are the bulk of the stream) are skipped before any signature check, so
+ * a replay costs little per decision.
  */
 export async function followLedger(options: LedgerFollowerOptions): Promise<LedgerFollower> {
   const durable = `policy-${randomUUID()}`;
   const consumer: RunningConsumer = await startStreamConsumer(
     options.bus,
     options.receiver,
-    { stream: 'ledger', durable, filterSubject: `${LEDGER_SUBJECT_ROOT}.policy.>`, inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
+    { stream: 'ledger', durable, filterSubject: LEDGER_BATCH_SUBJECT, inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
     async (delivery) => {
-      // NATS 2.9 takes one filter, so decisions (the bulk of the stream) arrive too: drop them
-      // by subject before any decoding or signature check, so a replay costs little per decision.
-      if (!POLICY_CHANGE_SUBJECTS.has(delivery.subject)) return;
       if (delivery.meta.sender !== LEDGER_PRINCIPAL) return options.onInvalid(`sent by ${delivery.meta.sender}, not the ledger`, delivery.streamSeq);
-      let event;
+      let events;
       try {
-        event = decodeEvent(delivery.plaintext);
+        events = decodeEventBatch(delivery.plaintext);
       } catch (e) {
         return options.onInvalid(e instanceof Error ? e.message : String(e), delivery.streamSeq);
       }
-      if (!isLedgerEvent(event)) return options.onInvalid(`event ${event.eventId} has no chain fields`, delivery.streamSeq);
-      const problem = checkSealedEvent(options.provider, options.ledgerPublicKey, event);
-      if (problem !== null) return options.onInvalid(`event ${event.eventId} at seq ${event.seq}: ${problem}`, delivery.streamSeq);
-      options.onEvent(event);
+      for (const event of events) {
+        if (!POLICY_CHANGE_TYPES.has(event.eventType)) continue;
+        if (!isLedgerEvent(event)) {
+          options.onInvalid(`event ${event.eventId} has no chain fields`, delivery.streamSeq);
+          continue;
+        }
+        const problem = checkSealedEvent(options.provider, options.ledgerPublicKey, event);
+        if (problem !== null) {
+          options.onInvalid(`event ${event.eventId} at seq ${event.seq}: ${problem}`, delivery.streamSeq);
+          continue;
+        }
+        options.onEvent(event);
+      }
     },
     options.rejections,
   );

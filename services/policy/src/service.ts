@@ -85,7 +85,7 @@ const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
 
 /**
  * Starts one policy service instance (DESIGN §2, §5):
- * 1. replays `bulwark.ledger.policy.*` from the start of BULWARK_LEDGER and compiles the set;
+ * 1. replays the ledger batches on BULWARK_LEDGER from the start, keeping policy events, and compiles the set;
  * 2. only then answers `bulwark.policy.*` over encrypted sessions;
  * 3. keeps following the ledger: each committed policy event builds a new immutable set,
  *    swapped in by one assignment; a request reads the reference once, so it is decided by

@@ -13,6 +13,7 @@ import {
   connectBus,
   createStreamPublisher,
   ensureStreams,
+  LEDGER_BATCH_SUBJECT,
   LEDGER_PRINCIPAL,
   removeNamespaceStreams,
   startStreamConsumer,
@@ -23,7 +24,7 @@ import {
   type RunningConsumer,
 } from '@bulwark/bus';
 import { SealedReceiver, SealedSender, signDirectoryEntry, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
-import { decodeEvent, decodeEventBatch, encodeEvent, GENESIS_PREVIOUS_HASH, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
+import { decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
 import { startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
 
 export const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -111,13 +112,13 @@ export class LedgerStandIn {
     );
   }
 
-  /** Chains, signs and re-publishes one event on BULWARK_LEDGER, as the ledger does after its commit. */
+  /** Chains, signs and re-publishes one event on BULWARK_LEDGER in a batch of one, as the ledger does after its commit. */
   async commit(event: AuditEvent): Promise<LedgerEvent> {
     const sealed = sealEvent(provider, this.world.ledgerKey.secretKey, event, this.#seq, this.#previous);
     this.#seq++;
     this.#previous = sealed.eventHash;
     this.committed.push(sealed);
-    await this.#publisher.publish({ subject: `bulwark.ledger.${event.eventType}`, msgId: event.eventId, payload: encodeEvent(sealed) });
+    await this.#publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
     return sealed;
   }
 

@@ -13,12 +13,11 @@
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import { sql } from 'kysely';
+import { LEDGER_BATCH_SUBJECT } from '@bulwark/bus';
 import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage } from '@bulwark/proto';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber, type EventRow } from '../store/rows.js';
 
-/** The subject of re-published batches (un-namespaced). */
-export const LEDGER_BATCH_SUBJECT = 'bulwark.ledger.batch';
 
 /** A chunk stays well under NATS's default 1 MiB payload (details may be up to 64 KiB each). */
 const MAX_CHUNK_BYTES = 512 * 1024;
