@@ -6,16 +6,15 @@
  * at the latest signed checkpoint, not at the head.
  */
 import type { CryptoProvider } from '@bulwark/crypto';
-import { toHex } from '@bulwark/crypto';
 import { firstStoredSeq, nodeReader } from './archive-anchor.js';
 import { LedgerError } from './errors.js';
-import { EXPORT_FORMAT } from './export.js';
+import { exportCheckpointLine, exportEventLine, exportHeaderLine } from './export.js';
 import type { LedgerDb, StoredCheckpoint } from './ledger.js';
 import { edgeNodeIds } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { inclusionPlan, resolvePlan, verifyInclusion } from './merkle/proofs.js';
 import { openCheckpoint } from './note/checkpoint.js';
-import { formatVerifierKey, type VerifierKey } from './note/keys.js';
+import type { VerifierKey } from './note/keys.js';
 import { bytes, ledgerEventOfRow, toNumber } from './store/rows.js';
 
 export interface LedgerReaderOptions {
@@ -87,15 +86,7 @@ export class LedgerReader {
       throw new LedgerError('E_LEDGER', `export: from seq ${fromSeq} is not between 0 and the checkpoint size ${checkpoint.size}`, { fromSeq });
     }
     const startEdge = fromSeq === 0 ? [] : await this.#readNodes()(edgeNodeIds(fromSeq));
-    yield line({
-      type: 'header',
-      format: EXPORT_FORMAT,
-      origin: this.#options.origin,
-      log_key: formatVerifierKey(this.#options.logKey),
-      from_seq: fromSeq,
-      size: checkpoint.size,
-      start_edge: startEdge.map(toHex),
-    });
+    yield exportHeaderLine({ origin: this.#options.origin, logKey: this.#options.logKey, fromSeq, size: checkpoint.size, startEdge });
     for (let next = fromSeq; next < checkpoint.size; ) {
       const rows = await this.#db
         .selectFrom('events')
@@ -107,23 +98,11 @@ export class LedgerReader {
         .execute();
       if (rows.length === 0) break;
       for (const row of rows) {
-        const event = ledgerEventOfRow(row);
-        yield line({
-          type: 'event',
-          seq: event.seq,
-          event_id: event.eventId,
-          timestamp: event.timestamp,
-          agent_id: event.agentId,
-          event_type: event.eventType,
-          details: event.details,
-          previous_hash: toHex(event.previousHash),
-          event_hash: toHex(event.eventHash),
-          signature: toHex(event.signature),
-        });
+        yield exportEventLine(ledgerEventOfRow(row));
       }
       next = toNumber(rows[rows.length - 1]!.seq, 'seq') + 1;
     }
-    yield line({ type: 'checkpoint', note: checkpoint.note });
+    yield exportCheckpointLine(checkpoint.note);
   }
 
   #readNodes(): ReturnType<typeof nodeReader> {
@@ -140,6 +119,3 @@ export class LedgerReader {
   }
 }
 
-function line(value: unknown): string {
-  return `${JSON.stringify(value)}\n`;
-}

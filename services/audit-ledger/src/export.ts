@@ -40,30 +40,33 @@ export async function* exportLedger(ledger: AuditLedger, options: ExportOptions 
   const pageSize = options.pageSize ?? 1000;
   const checkpoint = await ledger.checkpoint();
   const startEdge = await ledger.edgeAt(Math.min(fromSeq, checkpoint.size));
-  yield line({
-    type: 'header',
-    format: EXPORT_FORMAT,
-    origin: ledger.origin,
-    log_key: formatVerifierKey(ledger.verifierKey),
-    from_seq: fromSeq,
-    size: checkpoint.size,
-    start_edge: startEdge.map(toHex),
-  });
+  yield exportHeaderLine({ origin: ledger.origin, logKey: ledger.verifierKey, fromSeq, size: checkpoint.size, startEdge });
   for (let next = fromSeq; next < checkpoint.size; ) {
     const events = await ledger.events(next, Math.min(pageSize, checkpoint.size - next));
     if (events.length === 0) break;
-    for (const event of events) yield line(eventRecord(event));
+    for (const event of events) yield exportEventLine(event);
     next = events[events.length - 1]!.seq + 1;
   }
-  yield line({ type: 'checkpoint', note: checkpoint.note });
+  yield exportCheckpointLine(checkpoint.note);
 }
 
-function line(value: unknown): string {
-  return `${JSON.stringify(value)}\n`;
+// The line writers of the export format: every producer of an export (the ledger, the
+// read-only archive reader) writes through them, so the format lives beside its verifier.
+
+export function exportHeaderLine(header: { origin: string; logKey: VerifierKey; fromSeq: number; size: number; startEdge: readonly Uint8Array[] }): string {
+  return line({
+    type: 'header',
+    format: EXPORT_FORMAT,
+    origin: header.origin,
+    log_key: formatVerifierKey(header.logKey),
+    from_seq: header.fromSeq,
+    size: header.size,
+    start_edge: header.startEdge.map(toHex),
+  });
 }
 
-function eventRecord(event: LedgerEvent): Record<string, unknown> {
-  return {
+export function exportEventLine(event: LedgerEvent): string {
+  return line({
     type: 'event',
     seq: event.seq,
     event_id: event.eventId,
@@ -74,7 +77,15 @@ function eventRecord(event: LedgerEvent): Record<string, unknown> {
     previous_hash: toHex(event.previousHash),
     event_hash: toHex(event.eventHash),
     signature: toHex(event.signature),
-  };
+  });
+}
+
+export function exportCheckpointLine(note: string): string {
+  return line({ type: 'checkpoint', note });
+}
+
+function line(value: unknown): string {
+  return `${JSON.stringify(value)}\n`;
 }
 
 export interface VerifyExportOptions {
