@@ -36,7 +36,7 @@ describe('loadConfig defaults', () => {
     const { config, sources, file } = loadConfig({ env: {}, cwd: dir });
     expect(file).toBeUndefined();
     expect(config.security).toEqual({
-      crypto_provider: 'node',
+      crypto_provider: 'auto',
       signature_algorithm: 'ed25519',
       encryption_algorithm: 'chacha20_poly1305',
       key_rotation_interval_days: 90,
@@ -163,8 +163,8 @@ describe('loadConfig precedence and sources', () => {
 
 describe('loadConfig rejects bad environment values', () => {
   const cases: Array<[Record<string, string>, string]> = [
-    [{ SYMBIONT_CRYPTO_PROVIDER: 'rsa' }, "SYMBIONT_CRYPTO_PROVIDER='rsa' is not allowed; expected one of: node, noble"],
-    [{ SYMBIONT_CRYPTO_PROVIDER: 'ring' }, "SYMBIONT_CRYPTO_PROVIDER='ring' is not allowed; expected one of: node, noble"],
+    [{ SYMBIONT_CRYPTO_PROVIDER: 'rsa' }, "SYMBIONT_CRYPTO_PROVIDER='rsa' is not allowed; expected one of: auto, sodium, node, noble"],
+    [{ SYMBIONT_CRYPTO_PROVIDER: 'ring' }, "SYMBIONT_CRYPTO_PROVIDER='ring' is not allowed; expected one of: auto, sodium, node, noble"],
     [{ SYMBIONT_KEY_STORE_TYPE: 'pkcs11' }, "SYMBIONT_KEY_STORE_TYPE='pkcs11' is not allowed; expected one of: file, hsm"],
     [{ SYMBIONT_AUDIT_ENABLED: 'yes' }, "SYMBIONT_AUDIT_ENABLED='yes' is not allowed; expected one of: true, false"],
     [{ SYMBIONT_AUDIT_RETENTION_DAYS: 'seven years' }, "SYMBIONT_AUDIT_RETENTION_DAYS='seven years' is not allowed; expected an integer from 1 to 36500"],
@@ -212,7 +212,7 @@ describe('loadConfig rejects bad environment values', () => {
 
   it('names the first problem and counts the others', () => {
     const err = configError(() => loadConfig({ env: { SYMBIONT_CRYPTO_PROVIDER: 'rsa', SYMBIONT_TOFU_ENABLED: 'no', SYMBIONT_LOG_LEVEL: 'loud' }, cwd: dir }));
-    expect(err.message).toBe("SYMBIONT_CRYPTO_PROVIDER='rsa' is not allowed; expected one of: node, noble (+2 more)");
+    expect(err.message).toBe("SYMBIONT_CRYPTO_PROVIDER='rsa' is not allowed; expected one of: auto, sodium, node, noble (+2 more)");
     expect(err.problems).toHaveLength(3);
     expect(err.context.problems).toEqual(err.problems);
   });

@@ -107,7 +107,7 @@ const postgresProtocols = ['postgres:', 'postgresql:'];
  */
 export const settings = {
   security: {
-    crypto_provider: oneOf(['node', 'noble'], 'node', 'SYMBIONT_CRYPTO_PROVIDER'),
+    crypto_provider: oneOf(['auto', 'sodium', 'node', 'noble'], 'auto', 'SYMBIONT_CRYPTO_PROVIDER'),
     signature_algorithm: oneOf(['ed25519'], 'ed25519'),
     encryption_algorithm: oneOf(['chacha20_poly1305', 'aes_256_gcm'], 'chacha20_poly1305'),
     key_rotation_interval_days: integer(1, 3650, 90),

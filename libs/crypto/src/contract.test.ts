@@ -4,9 +4,10 @@ import { CryptoError } from './errors.js';
 import { PublicKeyObjectCache } from './key-cache.js';
 import { createNobleCryptoProvider } from './noble-provider.js';
 import { createNodeCryptoProvider } from './node-provider.js';
+import { createSodiumCryptoProvider } from './sodium-provider.js';
 import { createPublicKey } from 'node:crypto';
 
-const providers = [createNodeCryptoProvider(), createNobleCryptoProvider()];
+const providers = [createSodiumCryptoProvider(), createNodeCryptoProvider(), createNobleCryptoProvider()];
 
 function thrown(action: () => unknown): { code: string; message: string } | undefined {
   try {

@@ -1,7 +1,8 @@
 /**
- * The two providers are independent implementations (OpenSSL and the @noble packages): on
- * random inputs they must produce the same bytes and accept each other's output. 1,000 cases
- * per primitive; fast-check prints the seed and the shrunk input of any disagreement.
+ * The providers are independent implementations (OpenSSL, the @noble packages, and libsodium
+ * for the primitives the sodium provider takes from it): on random inputs they must produce
+ * the same bytes and accept each other's output. 1,000 cases per primitive; fast-check prints
+ * the seed and the shrunk input of any disagreement.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -9,9 +10,11 @@ import { concatBytes } from './encoding.js';
 import { CryptoError } from './errors.js';
 import { createNobleCryptoProvider } from './noble-provider.js';
 import { createNodeCryptoProvider } from './node-provider.js';
+import { createSodiumCryptoProvider } from './sodium-provider.js';
 
 const node = createNodeCryptoProvider();
 const noble = createNobleCryptoProvider();
+const sodium = createSodiumCryptoProvider();
 const RUNS = { numRuns: 1000 };
 
 const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max });
@@ -27,16 +30,19 @@ function aeadCode(open: () => Uint8Array): string {
   }
 }
 
-describe('node and noble providers agree', () => {
+describe('node, noble and sodium providers agree', () => {
   it('on Ed25519 public keys and signatures, and verify each other (1,000 cases)', () => {
     fc.assert(
       fc.property(key32, bytes(0, 300), (seed, message) => {
         const publicKey = node.ed25519.publicKey(seed);
         expect(noble.ed25519.publicKey(seed)).toEqual(publicKey);
+        expect(sodium.ed25519.publicKey(seed)).toEqual(publicKey);
         const signature = noble.ed25519.sign(seed, message);
         expect(node.ed25519.sign(seed, message)).toEqual(signature);
+        expect(sodium.ed25519.sign(seed, message)).toEqual(signature);
         expect(node.ed25519.verify(publicKey, message, signature)).toBe(true);
         expect(noble.ed25519.verify(publicKey, message, signature)).toBe(true);
+        expect(sodium.ed25519.verify(publicKey, message, signature)).toBe(true);
       }),
       RUNS,
     );
@@ -54,6 +60,7 @@ describe('node and noble providers agree', () => {
         victim[flip % victim.length]! ^= 1 << (flip % 8);
         expect(node.ed25519.verify(forged.key, forged.message, forged.signature)).toBe(false);
         expect(noble.ed25519.verify(forged.key, forged.message, forged.signature)).toBe(false);
+        expect(sodium.ed25519.verify(forged.key, forged.message, forged.signature)).toBe(false);
       }),
       { numRuns: 300 },
     );
@@ -85,6 +92,11 @@ describe('node and noble providers agree', () => {
           forged[flip % forged.length]! ^= 1 << (flip % 8);
           expect(aeadCode(() => node[aead].open(key, nonce, forged, aad))).toBe('E_AEAD');
           expect(aeadCode(() => noble[aead].open(key, nonce, forged, aad))).toBe('E_AEAD');
+          if (aead === 'chacha20poly1305') {
+            expect(sodium[aead].seal(key, nonce, plaintext, aad)).toEqual(sealed);
+            expect(sodium[aead].open(key, nonce, sealed, aad)).toEqual(plaintext);
+            expect(aeadCode(() => sodium[aead].open(key, nonce, forged, aad))).toBe('E_AEAD');
+          }
         }),
         RUNS,
       );
@@ -95,7 +107,7 @@ describe('node and noble providers agree', () => {
     fc.assert(
       fc.property(key32, bytes(12, 12), bytes(0, 600), fc.option(bytes(0, 64), { nil: undefined }), fc.nat(40), fc.nat(40), (key, nonce, plaintext, aad, offset, slack) => {
         const sealed = node.chacha20poly1305.seal(key, nonce, plaintext, aad);
-        for (const provider of [node, noble]) {
+        for (const provider of [node, noble, sodium]) {
           const output = new Uint8Array(offset + sealed.length + slack).fill(0xa5);
           expect(provider.chacha20poly1305.sealInto(key, nonce, plaintext, aad, output, offset)).toBe(sealed.length);
           expect(output.subarray(offset, offset + sealed.length)).toEqual(sealed);
@@ -112,7 +124,7 @@ describe('node and noble providers agree', () => {
     const nonce = new Uint8Array(12);
     const shared = new Uint8Array(200);
     const plaintext = shared.subarray(0, 64);
-    for (const provider of [node, noble]) {
+    for (const provider of [node, noble, sodium]) {
       const into = (output: Uint8Array, offset: number, input = plaintext) => {
         const code = aeadCode(() => (provider.chacha20poly1305.sealInto(key, nonce, input, undefined, output, offset), output));
         return code === 'opened' ? undefined : code;

@@ -2,15 +2,17 @@ export type { CryptoProvider, CryptoProviderName, Ed25519KeyPair, X25519KeyPair 
 export { CryptoError, isCryptoError, type CryptoErrorCode } from './errors.js';
 export { sizes } from './lengths.js';
 export {
+  AUTO_CRYPTO_PROVIDER,
   CRYPTO_PROVIDER_ENV,
-  DEFAULT_CRYPTO_PROVIDER,
   createCryptoProvider,
   cryptoProviderNames,
   defaultCryptoProvider,
   isCryptoProviderName,
+  preferredCryptoProvider,
 } from './select.js';
 export { createNodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
 export { createNobleCryptoProvider } from './noble-provider.js';
+export { createSodiumCryptoProvider, isSodiumAvailable } from './sodium-provider.js';
 export {
   asBytes,
   concatBytes,

@@ -12,20 +12,21 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Secret-key KeyObjects, keyed by the identity of the caller's Uint8Array, so that no secret is
- * ever turned into a Map key string, and an entry goes away with the caller's array. Each
- * entry keeps a copy of the bytes it was built from: a caller that overwrites its array (e.g.
- * to load another key into the same buffer) gets a fresh KeyObject, never a stale one.
+ * What a provider derives from a secret key (a KeyObject, libsodium's expanded key), keyed by
+ * the identity of the caller's Uint8Array, so that no secret is ever turned into a Map key
+ * string, and an entry goes away with the caller's array. Each entry keeps a copy of the bytes
+ * it was built from: a caller that overwrites its array (e.g. to load another key into the
+ * same buffer) gets a fresh derivation, never a stale one.
  */
-export class SecretKeyObjectCache {
-  readonly #entries = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly key: KeyObject }>();
-  readonly #build: (raw: Uint8Array) => KeyObject;
+export class SecretKeyCache<T> {
+  readonly #entries = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly key: T }>();
+  readonly #build: (raw: Uint8Array) => T;
 
-  constructor(build: (raw: Uint8Array) => KeyObject) {
+  constructor(build: (raw: Uint8Array) => T) {
     this.#build = build;
   }
 
-  get(raw: Uint8Array): KeyObject {
+  get(raw: Uint8Array): T {
     const hit = this.#entries.get(raw);
     if (hit !== undefined && sameBytes(hit.bytes, raw)) return hit.key;
     const key = this.#build(raw);

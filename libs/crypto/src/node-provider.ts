@@ -21,7 +21,7 @@ import {
 } from 'node:crypto';
 import { CryptoError } from './errors.js';
 import { asBytes, fromBase64Url, toBase64Url } from './encoding.js';
-import { PublicKeyObjectCache, SecretKeyObjectCache } from './key-cache.js';
+import { PublicKeyObjectCache, SecretKeyCache } from './key-cache.js';
 import { requireLength, requireOutputLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
 import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from './provider.js';
 import { MAX_RANDOM_BYTES, isAllZero } from './shared.js';
@@ -132,9 +132,9 @@ function aeadOpen(cipherName: AeadCipher, name: AeadName, key: Uint8Array, nonce
 
 export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}): CryptoProvider {
   const publicKeyCacheSize = options.publicKeyCacheSize ?? 1024;
-  const edSecret = new SecretKeyObjectCache((raw) => secretKeyObject('Ed25519', raw));
+  const edSecret = new SecretKeyCache<KeyObject>((raw) => secretKeyObject('Ed25519', raw));
   const edPublic = new PublicKeyObjectCache((raw) => publicKeyObject('Ed25519', raw), publicKeyCacheSize);
-  const xSecret = new SecretKeyObjectCache((raw) => secretKeyObject('X25519', raw));
+  const xSecret = new SecretKeyCache<KeyObject>((raw) => secretKeyObject('X25519', raw));
   const xPublic = new PublicKeyObjectCache((raw) => publicKeyObject('X25519', raw), publicKeyCacheSize);
 
   return {

@@ -1,9 +1,10 @@
 /**
  * One interface for every primitive Bulwark uses (DESIGN §1, libs/crypto).
- * Two implementations: `node` (node:crypto / OpenSSL) and `noble` (the @noble packages).
+ * Three implementations: `sodium` (libsodium where it is faster, else OpenSSL), `node`
+ * (node:crypto / OpenSSL) and `noble` (the @noble packages).
  * All byte strings are raw `Uint8Array`s; key encodings live in `encoding.ts`.
  */
-export type CryptoProviderName = 'node' | 'noble';
+export type CryptoProviderName = 'sodium' | 'node' | 'noble';
 
 export interface Ed25519KeyPair {
   /** 32-byte RFC 8032 seed. */

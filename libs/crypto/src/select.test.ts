@@ -9,7 +9,7 @@ describe('provider selection', () => {
   });
 
   it('creates each named provider', () => {
-    expect(cryptoProviderNames).toEqual(['node', 'noble']);
+    expect(cryptoProviderNames).toEqual(['sodium', 'node', 'noble']);
     for (const name of cryptoProviderNames) expect(createCryptoProvider(name).name).toBe(name);
   });
 
@@ -22,17 +22,40 @@ describe('provider selection', () => {
     }
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).code).toBe('E_CONFIG');
-    expect((error as InputError).message).toBe("SYMBIONT_CRYPTO_PROVIDER='openssl' is not a crypto provider; allowed: node, noble");
+    expect((error as InputError).message).toBe("SYMBIONT_CRYPTO_PROVIDER='openssl' is not a crypto provider; allowed: auto, sodium, node, noble");
     expect(() => createCryptoProvider('Node', '[security] crypto_provider')).toThrow(/^\[security\] crypto_provider='Node'/);
   });
 
-  it('defaults to node, and memoises the choice', async () => {
+  it('defaults to sodium where libsodium loads (it does on every CI host), and memoises the choice', async () => {
     vi.stubEnv('SYMBIONT_CRYPTO_PROVIDER', undefined);
-    const { defaultCryptoProvider } = await import('./select.js');
-    expect(defaultCryptoProvider().name).toBe('node');
+    const { defaultCryptoProvider, preferredCryptoProvider } = await import('./select.js');
+    expect(preferredCryptoProvider()).toBe('sodium');
+    expect(createCryptoProvider('auto').name).toBe('sodium');
+    expect(defaultCryptoProvider().name).toBe('sodium');
     vi.stubEnv('SYMBIONT_CRYPTO_PROVIDER', 'noble');
     expect(defaultCryptoProvider()).toBe(defaultCryptoProvider());
+    expect(defaultCryptoProvider().name).toBe('sodium');
+  });
+
+  it('falls back to node where sodium-native cannot load, and refuses an explicit sodium there', async () => {
+    vi.doMock('node:module', async (importOriginal) => {
+      const actual = await importOriginal<typeof import('node:module')>();
+      const createRequire = (from: string | URL) => {
+        const real = actual.createRequire(from);
+        return Object.assign((id: string) => {
+          if (id === 'sodium-native') throw new Error('No native build was found for platform=test');
+          return real(id);
+        }, real);
+      };
+      return { ...actual, default: { ...actual, createRequire }, createRequire };
+    });
+    vi.stubEnv('SYMBIONT_CRYPTO_PROVIDER', undefined);
+    const { defaultCryptoProvider, createCryptoProvider: create } = await import('./select.js');
     expect(defaultCryptoProvider().name).toBe('node');
+    expect(create('auto').name).toBe('node');
+    expect(() => create('sodium')).toThrow(expect.objectContaining({ name: 'CryptoError', code: 'E_UNAVAILABLE' }));
+    expect(() => create('sodium')).toThrow(/not available on this host: sodium-native did not load \(No native build was found for platform=test\)/);
+    vi.doUnmock('node:module');
   });
 
   it('reads SYMBIONT_CRYPTO_PROVIDER', async () => {

@@ -4,6 +4,7 @@ import { fromHex, toHex } from './encoding.js';
 import { CryptoError } from './errors.js';
 import { createNobleCryptoProvider } from './noble-provider.js';
 import { createNodeCryptoProvider } from './node-provider.js';
+import { createSodiumCryptoProvider } from './sodium-provider.js';
 
 interface Rfc8032File {
   vectors: { name: string; secret_key: string; public_key: string; message: string; signature: string }[];
@@ -76,7 +77,7 @@ const aesGcmSpecVectors = [
   },
 ];
 
-const providers = [createNodeCryptoProvider(), createNobleCryptoProvider()];
+const providers = [createSodiumCryptoProvider(), createNodeCryptoProvider(), createNobleCryptoProvider()];
 
 function errorCode(action: () => unknown): string | undefined {
   try {

@@ -53,7 +53,7 @@ function isKeyText(text: string): boolean {
 
 /** The trusted ledger key (never taken from the data being verified). */
 export function resolveLedgerKey(io: CommandIO, flags: KeyFlags, config: () => BulwarkConfig): LedgerKey {
-  const crypto = createCryptoProvider('node');
+  const crypto = createCryptoProvider();
   let text: string;
   let where: string;
   if (flags.publicKey !== undefined) {

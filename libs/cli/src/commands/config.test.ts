@@ -37,7 +37,7 @@ describe('bulwark config', () => {
     const lines = stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(31);
     for (const line of lines) expect(line).toMatch(LINE);
-    expect(lines).toContain('security.crypto_provider = "node"  (default)');
+    expect(lines).toContain('security.crypto_provider = "auto"  (default)');
     expect(lines).toContain('security.default_sandbox_tier = "docker"  (env:SYMBIONT_DEFAULT_SANDBOX_TIER)');
     expect(lines).toContain('security.audit_retention_days = 2190  (default)');
     expect(lines).toContain('security.emergency_override_enabled = false  (default)');
@@ -70,7 +70,7 @@ describe('bulwark config', () => {
     const { code, stdout, stderr } = await bulwark(['config'], { SYMBIONT_CRYPTO_PROVIDER: 'rsa' });
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    expect(stderr).toBe("bulwark: SYMBIONT_CRYPTO_PROVIDER='rsa' is not allowed; expected one of: node, noble\n");
+    expect(stderr).toBe("bulwark: SYMBIONT_CRYPTO_PROVIDER='rsa' is not allowed; expected one of: auto, sodium, node, noble\n");
   });
 
   it('exits 2 with one line on stderr for an unknown TOML key', async () => {

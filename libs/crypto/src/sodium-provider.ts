@@ -1,0 +1,153 @@
+/**
+ * The `sodium` provider: the `node` provider with Ed25519 and ChaCha20-Poly1305 taken from
+ * libsodium (through sodium-native's prebuilt addon), where it is much faster than node:crypto
+ * on this kind of machine (README, "Measurements"): node:crypto builds a cipher object per
+ * AEAD call and a signing context per signature, libsodium does neither. SHA-256, HMAC, HKDF,
+ * X25519 and AES-256-GCM stay with OpenSSL, which is as fast or faster for them (OpenSSL's
+ * SHA-256 uses the CPU's SHA extensions; libsodium's portable one is 3-4x slower).
+ */
+import { createRequire } from 'node:module';
+import { CryptoError } from './errors.js';
+import { SecretKeyCache } from './key-cache.js';
+import { requireLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
+import { createNodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
+import type { CryptoProvider, Ed25519KeyPair } from './provider.js';
+
+/**
+ * The part of sodium-native this provider calls. Declared here rather than taken from
+ * @types/sodium-native, which types every argument as a Buffer and lacks the detached
+ * ChaCha20-Poly1305 IETF calls; the addon takes any Uint8Array (the vector tests pass plain
+ * ones). Failures throw: a refused AEAD tag, a refused signature input.
+ */
+interface SodiumNative {
+  crypto_sign_seed_keypair(publicKey: Uint8Array, secretKey: Uint8Array, seed: Uint8Array): void;
+  crypto_sign_detached(signature: Uint8Array, message: Uint8Array, secretKey: Uint8Array): void;
+  crypto_sign_verify_detached(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+    ciphertext: Uint8Array,
+    tag: Uint8Array,
+    plaintext: Uint8Array,
+    aad: Uint8Array | null,
+    nsec: null,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ): number;
+  crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+    plaintext: Uint8Array,
+    nsec: null,
+    ciphertext: Uint8Array,
+    tag: Uint8Array,
+    aad: Uint8Array | null,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ): void;
+}
+
+let loaded: { sodium: SodiumNative } | { error: unknown } | undefined;
+
+/** sodium-native, loaded once; undefined (with the reason kept) where its addon cannot load. */
+function loadSodium(): SodiumNative | undefined {
+  if (loaded === undefined) {
+    try {
+      loaded = { sodium: createRequire(import.meta.url)('sodium-native') as SodiumNative };
+    } catch (error) {
+      loaded = { error };
+    }
+  }
+  return 'sodium' in loaded ? loaded.sodium : undefined;
+}
+
+/** Whether libsodium loads on this host (a prebuilt addon exists for its platform and Node ABI). */
+export function isSodiumAvailable(): boolean {
+  return loadSodium() !== undefined;
+}
+
+/** libsodium's secret key is seed || public key; signing with the seed alone would redo the key derivation each time. */
+const EXPANDED_SECRET_KEY_LENGTH = 64;
+
+export function createSodiumCryptoProvider(options: NodeCryptoProviderOptions = {}): CryptoProvider {
+  const sodium = loadSodium();
+  if (sodium === undefined) {
+    const cause = loaded !== undefined && 'error' in loaded ? loaded.error : undefined;
+    throw new CryptoError(
+      'E_UNAVAILABLE',
+      `the sodium crypto provider is not available on this host: sodium-native did not load (${cause instanceof Error ? cause.message : String(cause)}); use the node provider`,
+      { platform: `${process.platform}-${process.arch}`, node: process.version },
+      { cause },
+    );
+  }
+  const base = createNodeCryptoProvider(options);
+
+  const expanded = new SecretKeyCache<{ readonly secretKey: Uint8Array; readonly publicKey: Uint8Array }>((seed) => {
+    const publicKey = new Uint8Array(sizes.ed25519PublicKey);
+    const secretKey = new Uint8Array(EXPANDED_SECRET_KEY_LENGTH);
+    sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed);
+    return { secretKey, publicKey };
+  });
+  const publicKey = (seed: Uint8Array): Uint8Array => {
+    requireLength(seed, sizes.ed25519SecretKey, 'ed25519 secret key');
+    return expanded.get(seed).publicKey.slice();
+  };
+
+  const sealInto = (key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array | undefined, output: Uint8Array, offset: number): number => {
+    requireLength(key, sizes.aeadKey, 'chacha20poly1305 key');
+    requireLength(nonce, sizes.aeadNonce, 'chacha20poly1305 nonce');
+    const length = plaintext.length + sizes.aeadTag;
+    requireOutputRange(output, offset, length, plaintext, 'chacha20poly1305 sealInto');
+    const tagAt = offset + plaintext.length;
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(output.subarray(offset, tagAt), output.subarray(tagAt, tagAt + sizes.aeadTag), plaintext, aad ?? null, null, nonce, key);
+    return length;
+  };
+
+  return {
+    ...base,
+    name: 'sodium',
+
+    ed25519: {
+      generateKeyPair(): Ed25519KeyPair {
+        const secretKey = base.randomBytes(sizes.ed25519SecretKey);
+        return { secretKey, publicKey: publicKey(secretKey) };
+      },
+      publicKey,
+      sign(secretKey: Uint8Array, message: Uint8Array): Uint8Array {
+        requireLength(secretKey, sizes.ed25519SecretKey, 'ed25519 secret key');
+        const signature = new Uint8Array(sizes.ed25519Signature);
+        sodium.crypto_sign_detached(signature, message, expanded.get(secretKey).secretKey);
+        return signature;
+      },
+      verify(key: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+        if (!(key instanceof Uint8Array) || key.length !== sizes.ed25519PublicKey) return false;
+        if (!(signature instanceof Uint8Array) || signature.length !== sizes.ed25519Signature) return false;
+        if (!(message instanceof Uint8Array)) return false;
+        try {
+          return sodium.crypto_sign_verify_detached(signature, message, key);
+        } catch {
+          return false;
+        }
+      },
+    },
+
+    chacha20poly1305: {
+      seal(key, nonce, plaintext, aad) {
+        const output = new Uint8Array(plaintext.length + sizes.aeadTag);
+        sealInto(key, nonce, plaintext, aad, output, 0);
+        return output;
+      },
+      open(key, nonce, sealed, aad) {
+        requireLength(key, sizes.aeadKey, 'chacha20poly1305 key');
+        requireLength(nonce, sizes.aeadNonce, 'chacha20poly1305 nonce');
+        requireSealed(sealed, 'chacha20poly1305 open');
+        const tagAt = sealed.length - sizes.aeadTag;
+        const plaintext = new Uint8Array(tagAt);
+        try {
+          // libsodium checks the tag before it decrypts: nothing unauthenticated is written.
+          sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(plaintext, null, sealed.subarray(0, tagAt), sealed.subarray(tagAt), aad ?? null, nonce, key);
+        } catch (cause) {
+          throw new CryptoError('E_AEAD', 'chacha20poly1305 open: authentication failed (wrong key, nonce, associated data, or a forged message)', {}, { cause });
+        }
+        return plaintext;
+      },
+      sealInto,
+    },
+  };
+}
