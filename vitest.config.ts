@@ -1,4 +1,4 @@
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
@@ -6,12 +6,22 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 
 // Tests run against each workspace package's TypeScript source, not its build output,
 // so `vitest` sees a change without a rebuild. Package `@bulwark/<folder>` lives in
-// libs/<folder>, services/<folder> or proto/.
-const alias: Record<string, string> = { '@bulwark/proto': `${root}proto/src/index.ts` };
+// libs/<folder>, services/<folder> or proto/; a subpath export `@bulwark/<folder>/<sub>`
+// ("./<sub>" in its package.json) is its src/<sub>.ts. Each alias matches one whole
+// specifier: vite's string aliases are prefix matches, which would send
+// `@bulwark/envelope/testing` to `.../envelope/src/index.ts/testing`.
+const exactly = (specifier: string, file: string) => ({ find: new RegExp(`^${specifier.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`), replacement: file });
+const alias = [exactly('@bulwark/proto', `${root}proto/src/index.ts`)];
 for (const group of ['libs', 'services']) {
   for (const folder of readdirSync(`${root}${group}`)) {
-    const entry = `${root}${group}/${folder}/src/index.ts`;
-    if (existsSync(entry)) alias[`@bulwark/${folder}`] = entry;
+    const dir = `${root}${group}/${folder}`;
+    if (existsSync(`${dir}/src/index.ts`)) alias.push(exactly(`@bulwark/${folder}`, `${dir}/src/index.ts`));
+    if (!existsSync(`${dir}/package.json`)) continue;
+    const { exports = {} } = JSON.parse(readFileSync(`${dir}/package.json`, 'utf8')) as { exports?: Record<string, unknown> };
+    for (const sub of Object.keys(exports)) {
+      const source = `${dir}/src/${sub.slice(2)}.ts`;
+      if (sub.startsWith('./') && existsSync(source)) alias.push(exactly(`@bulwark/${folder}/${sub.slice(2)}`, source));
+    }
   }
 }
 

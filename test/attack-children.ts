@@ -3,52 +3,27 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { encodeSignedDirectoryEntry, signDirectoryEntry, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
+import { encodeSignedDirectoryEntry } from '@bulwark/envelope';
+import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
 import type { ChildConfig } from './attack-child.js';
 
 export const provider = createCryptoProvider('node');
 const CHILD = fileURLToPath(new URL('./attack-child.ts', import.meta.url));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-export interface SharedWorld {
-  readonly directory: TrustedDirectory;
-  identity(id: string): LocalIdentity;
+export interface SharedWorld extends TestWorld {
   /** The part of a child's configuration that makes it a member of this world as `id`. */
   childKeys(id: string): Pick<ChildConfig, 'rootPublicKey' | 'entries' | 'self'>;
 }
 
 export function sharedWorld(ids: readonly string[]): SharedWorld {
-  const root = provider.ed25519.generateKeyPair();
-  const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
-  const identities = new Map<string, LocalIdentity>();
-  const entries: string[] = [];
-  const now = Date.now();
-  for (const id of ids) {
-    const x25519 = provider.x25519.generateKeyPair();
-    const signed = signDirectoryEntry(provider, root.secretKey, {
-      id,
-      ed25519PublicKey: provider.ed25519.generateKeyPair().publicKey,
-      x25519PublicKey: x25519.publicKey,
-      keyVersion: 1,
-      notBefore: now - 3_600_000,
-      notAfter: now + 3_600_000,
-      revoked: false,
-    });
-    if (!directory.put(signed).ok) throw new Error(`directory refused ${id}`);
-    entries.push(hex(encodeSignedDirectoryEntry(signed)));
-    identities.set(id, { id, x25519 });
-  }
-  const identity = (id: string) => {
-    const found = identities.get(id);
-    if (found === undefined) throw new Error(`no identity ${id}`);
-    return found;
-  };
+  const world = testWorld({ provider, ids });
+  const entries = ids.map((id) => hex(encodeSignedDirectoryEntry(world.identity(id).signed)));
   return {
-    directory,
-    identity,
+    ...world,
     childKeys: (id) => {
-      const me = identity(id);
-      return { rootPublicKey: hex(root.publicKey), entries, self: { id, secretKey: hex(me.x25519.secretKey), publicKey: hex(me.x25519.publicKey) } };
+      const me = world.identity(id);
+      return { rootPublicKey: hex(world.root.publicKey), entries, self: { id, secretKey: hex(me.x25519.secretKey), publicKey: hex(me.x25519.publicKey) } };
     },
   };
 }

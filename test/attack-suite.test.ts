@@ -8,15 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { createCryptoProvider } from '@bulwark/crypto';
-import {
-  initiateSession,
-  SealedReceiver,
-  SealedSender,
-  signDirectoryEntry,
-  TrustedDirectory,
-  type DirectoryEntry,
-  type LocalIdentity,
-} from '@bulwark/envelope';
+import { initiateSession, SealedReceiver, SealedSender } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import {
   CommandClient,
   Commands,
@@ -53,42 +46,16 @@ const AGENT = 'agent.a1';
 const ROGUE = 'agent.rogue';
 const OTHER_RECIPIENT = 'svc.incident-response';
 
-function signedEntry(rootSecret: Uint8Array, id: string, x25519Public: Uint8Array) {
-  const entry: DirectoryEntry = {
-    id,
-    ed25519PublicKey: provider.ed25519.generateKeyPair().publicKey,
-    x25519PublicKey: x25519Public,
-    keyVersion: 1,
-    notBefore: T0 - DAY_MS,
-    notAfter: T0 + DAY_MS,
-    revoked: false,
-  };
-  return signDirectoryEntry(provider, rootSecret, entry);
-}
-
 function world() {
-  const root = provider.ed25519.generateKeyPair();
-  const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey, clock });
-  const identities = new Map<string, LocalIdentity>();
-  for (const id of [POLICY, AGENT, LEDGER_PRINCIPAL, OTHER_RECIPIENT]) {
-    const x25519 = provider.x25519.generateKeyPair();
-    if (!directory.put(signedEntry(root.secretKey, id, x25519.publicKey)).ok) throw new Error(`directory refused ${id}`);
-    identities.set(id, { id, x25519 });
-  }
-  // The rogue principal's entry is signed by a root nobody pinned; in its own directory it
-  // also vouches for the real services' public keys, so it can address them.
-  const rogueRoot = provider.ed25519.generateKeyPair();
-  const rogueKeys = provider.x25519.generateKeyPair();
-  const rogueDirectory = new TrustedDirectory({ provider, rootPublicKey: rogueRoot.publicKey, clock });
-  const rogueEntry = signedEntry(rogueRoot.secretKey, ROGUE, rogueKeys.publicKey);
-  for (const id of [POLICY, LEDGER_PRINCIPAL]) {
-    rogueDirectory.put(signedEntry(rogueRoot.secretKey, id, directory.lookup(id)!.x25519PublicKey));
-  }
-  rogueDirectory.put(rogueEntry);
+  const real = testWorld({ provider, clock, validityMs: DAY_MS, ids: [POLICY, AGENT, LEDGER_PRINCIPAL, OTHER_RECIPIENT] });
+  // The rogue principal's entry is signed by a root nobody pinned; in its own directory that
+  // root also vouches for the real services' entries, so it can address them.
+  const rogue = testWorld({ provider, clock, validityMs: DAY_MS, ids: [ROGUE] });
+  for (const id of [POLICY, LEDGER_PRINCIPAL]) rogue.admit(real.identity(id).signed.entry);
   return {
-    directory,
-    identity: (id: string) => identities.get(id)!,
-    rogue: { identity: { id: ROGUE, x25519: rogueKeys } as LocalIdentity, directory: rogueDirectory, entry: rogueEntry },
+    directory: real.directory,
+    identity: real.identity,
+    rogue: { identity: rogue.identity(ROGUE), directory: rogue.directory, entry: rogue.identity(ROGUE).signed },
   };
 }
 

@@ -3,27 +3,13 @@
 // succeed, moving to the surviving instance.
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { signDirectoryEntry, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import { CommandClient, Commands, connectBus, RejectionReporter, serveCommands, ServicePrincipals, uniqueNamespace, type Bus, type CommandServer } from '@bulwark/bus';
 
 import { killChild, provider as sharedProvider, sharedWorld, spawnChild, type RunningChild } from './attack-children.js';
 
 const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
 const provider = createCryptoProvider('node');
-
-function world(ids: string[]) {
-  const root = provider.ed25519.generateKeyPair();
-  const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
-  const identities = new Map<string, LocalIdentity>();
-  for (const id of ids) {
-    const x25519 = provider.x25519.generateKeyPair();
-    const now = Date.now();
-    const entry = { id, ed25519PublicKey: provider.ed25519.generateKeyPair().publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 3_600_000, revoked: false };
-    if (!directory.put(signDirectoryEntry(provider, root.secretKey, entry)).ok) throw new Error(`directory refused ${id}`);
-    identities.set(id, { id, x25519 });
-  }
-  return { directory, id: (id: string) => identities.get(id)! };
-}
 
 describe('policy calls across an instance shutdown', () => {
   const buses: Bus[] = [];
@@ -33,7 +19,7 @@ describe('policy calls across an instance shutdown', () => {
 
   it('keeps answering every idempotent call while the session instance goes away', async () => {
     const ns = uniqueNamespace('failover');
-    const w = world([ServicePrincipals.policy, 'agent.a1']);
+    const w = testWorld({ provider, ids: [ServicePrincipals.policy, 'agent.a1'] });
     const silent = () => new RejectionReporter({ reporter: 'test', publish: async () => undefined });
     const servers: CommandServer[] = [];
     for (const i of [1, 2]) {
@@ -42,7 +28,7 @@ describe('policy calls across an instance shutdown', () => {
       const server = await serveCommands(bus, {
         service: 'policy',
         version: '1.0.0',
-        sessions: { provider, self: w.id(ServicePrincipals.policy), directory: w.directory },
+        sessions: { provider, self: w.identity(ServicePrincipals.policy), directory: w.directory },
         rejections: silent(),
         handlers: { [Commands.policy.evaluate]: async (req) => new TextEncoder().encode(`${server.instanceId}:${new TextDecoder().decode(req.body)}`) },
       });
@@ -50,7 +36,7 @@ describe('policy calls across an instance shutdown', () => {
     }
     const agentBus = await connectBus({ url: NATS_URL, name: 'agent', namespace: ns });
     buses.push(agentBus);
-    const client = new CommandClient(agentBus, { sessions: { provider, self: w.id('agent.a1'), directory: w.directory }, rejections: silent() });
+    const client = new CommandClient(agentBus, { sessions: { provider, self: w.identity('agent.a1'), directory: w.directory }, rejections: silent() });
 
     const answeredBy: string[] = [];
     let closing: Promise<void> | undefined;

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedReceiver, SealedSender, signDirectoryEntry, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
+import { SealedReceiver, SealedSender } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import {
   connectBus,
   createEventPublisher,
@@ -23,20 +24,6 @@ import {
 const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
 const provider = createCryptoProvider('node');
 const DAY_MS = 86_400_000;
-
-function world(ids: string[]) {
-  const root = provider.ed25519.generateKeyPair();
-  const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
-  const identities = new Map<string, LocalIdentity>();
-  for (const id of ids) {
-    const x25519 = provider.x25519.generateKeyPair();
-    const now = Date.now();
-    const entry = { id, ed25519PublicKey: provider.ed25519.generateKeyPair().publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - DAY_MS, notAfter: now + DAY_MS, revoked: false };
-    if (!directory.put(signDirectoryEntry(provider, root.secretKey, entry)).ok) throw new Error(`directory refused ${id}`);
-    identities.set(id, { id, x25519 });
-  }
-  return { directory, id: (id: string) => identities.get(id)! };
-}
 
 async function until(check: () => boolean, ms: number, what: string) {
   const end = Date.now() + ms;
@@ -64,10 +51,10 @@ describe('bus rejection reporting end to end', () => {
   });
 
   it('drops a flood of tampered frames and reports them at a bounded rate', async () => {
-    const w = world(['svc.policy', LEDGER_PRINCIPAL]);
-    const receiver = () => new SealedReceiver({ provider, self: w.id(LEDGER_PRINCIPAL), directory: w.directory, skewMs: DAY_MS });
+    const w = testWorld({ provider, ids: ['svc.policy', LEDGER_PRINCIPAL] });
+    const receiver = () => new SealedReceiver({ provider, self: w.identity(LEDGER_PRINCIPAL), directory: w.directory, skewMs: DAY_MS });
     // The ledger reports its own rejections as events sealed to itself.
-    const ownEvents = createEventPublisher(ledgerBus, new SealedSender({ provider, self: w.id(LEDGER_PRINCIPAL), directory: w.directory, recipientId: LEDGER_PRINCIPAL }));
+    const ownEvents = createEventPublisher(ledgerBus, new SealedSender({ provider, self: w.identity(LEDGER_PRINCIPAL), directory: w.directory, recipientId: LEDGER_PRINCIPAL }));
     const reporter = createRejectionReporter(ownEvents, { reporter: LEDGER_PRINCIPAL, ratePerSecond: 1, burst: 3 });
 
     let handled = 0;
@@ -83,7 +70,7 @@ describe('bus rejection reporting end to end', () => {
     );
 
     // One genuine event, then the flood: copies of a real frame with one bit flipped.
-    const policy = new SealedSender({ provider, self: w.id('svc.policy'), directory: w.directory, recipientId: LEDGER_PRINCIPAL });
+    const policy = new SealedSender({ provider, self: w.identity('svc.policy'), directory: w.directory, recipientId: LEDGER_PRINCIPAL });
     await createEventPublisher(ledgerBus, policy).publish({ subject: Events.policy.decision, eventId: 'genuine-1', payload: new TextEncoder().encode('{}') });
     const FLOOD = 300;
     const started = Date.now();

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedReceiver, SealedSender, TrustedDirectory, signDirectoryEntry, type LocalIdentity } from '@bulwark/envelope';
+import { SealedReceiver, SealedSender } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import {
   ServicePrincipals,
   LEDGER_BATCH_SUBJECT,
@@ -44,23 +45,15 @@ const schema = withTestSchema('ledger_crash');
 const keyDir = mkdtempSync(join(tmpdir(), 'ledger-crash-keys-'));
 const workDir = mkdtempSync(join(tmpdir(), 'ledger-crash-cwd-'));
 const kek = provider.randomBytes(32);
-const root = provider.ed25519.generateKeyPair();
 
 let bus: Bus;
 let db: Kysely<LedgerDatabase>;
 let ledgerPublicKey: Uint8Array;
-const producer: LocalIdentity = { id: ServicePrincipals.policy, x25519: provider.x25519.generateKeyPair() };
-const reader: LocalIdentity = { id: ServicePrincipals.incident, x25519: provider.x25519.generateKeyPair() };
-
-const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
-
-/** The same signed entry goes to the KV directory (for the ledger process) and to this test's own directory. */
-async function publishEntry(id: string, x25519Public: Uint8Array, ed25519Public: Uint8Array): Promise<void> {
-  const now = Date.now();
-  const signed = signDirectoryEntry(provider, root.secretKey, { id, ed25519PublicKey: ed25519Public, x25519PublicKey: x25519Public, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 3_600_000, revoked: false });
-  if (!directory.put(signed).ok) throw new Error(`directory refused ${id}`);
-  await publishDirectoryEntry(bus, signed);
-}
+// Every signed entry of this test's own directory also goes to the KV directory, for the ledger process.
+const world = testWorld({ provider });
+const directory = world.directory;
+const producer = world.add(ServicePrincipals.policy);
+const reader = world.add(ServicePrincipals.incident);
 
 function childEnv(): NodeJS.ProcessEnv {
   return {
@@ -69,7 +62,7 @@ function childEnv(): NodeJS.ProcessEnv {
     DATABASE_URL: databaseUrl(),
     SYMBIONT_KEY_DIR: keyDir,
     SYMBIONT_KEK: Buffer.from(kek).toString('base64'),
-    SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(root.publicKey).toString('hex'),
+    SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(world.root.publicKey).toString('hex'),
     SYMBIONT_LOG_LEVEL: 'info',
     SYMBIONT_LEDGER_ORIGIN: ORIGIN,
     SYMBIONT_LEDGER_SCHEMA: schema.name,
@@ -131,9 +124,8 @@ describe('audit-ledger service under SIGKILL', () => {
     const store = await FileKeyStore.open({ dir: keyDir, wrapper: new SoftwareKek(provider, kek, 'test'), provider });
     const { identity } = await ensureIdentity(store, provider, LEDGER_PRINCIPAL);
     ledgerPublicKey = identity.ed25519.publicKey;
-    await publishEntry(LEDGER_PRINCIPAL, identity.x25519.publicKey, identity.ed25519.publicKey);
-    await publishEntry(producer.id, producer.x25519.publicKey, provider.ed25519.generateKeyPair().publicKey);
-    await publishEntry(reader.id, reader.x25519.publicKey, provider.ed25519.generateKeyPair().publicKey);
+    const ledger = world.admit({ id: LEDGER_PRINCIPAL, x25519PublicKey: identity.x25519.publicKey, ed25519PublicKey: identity.ed25519.publicKey });
+    for (const signed of [ledger, producer.signed, reader.signed]) await publishDirectoryEntry(bus, signed);
     db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
   });
 

@@ -4,7 +4,8 @@
 // loop), re-publication to BULWARK_LEDGER, and the audit commands over Noise sessions.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedSender, TrustedDirectory, signDirectoryEntry, type LocalIdentity } from '@bulwark/envelope';
+import { SealedSender, type LocalIdentity } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import {
   CommandClient,
   Commands,
@@ -42,19 +43,12 @@ import {
 
 const provider = createCryptoProvider('node');
 const ORIGIN = 'bulwark.test/service';
-const root = provider.ed25519.generateKeyPair();
-const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
-function principal(id: string) {
-  const x25519 = provider.x25519.generateKeyPair();
-  const ed25519 = provider.ed25519.generateKeyPair();
-  const now = Date.now();
-  directory.put(signDirectoryEntry(provider, root.secretKey, { id, ed25519PublicKey: ed25519.publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 3_600_000, revoked: false }));
-  return { id, x25519, ed25519 };
-}
-const ledgerId = principal(LEDGER_PRINCIPAL);
-const producer: LocalIdentity = principal(ServicePrincipals.policy);
-const analyst: LocalIdentity = principal('analyst.auditor');
-principal(ServicePrincipals.incident);
+const world = testWorld({ provider });
+const directory = world.directory;
+const ledgerId = world.add(LEDGER_PRINCIPAL);
+const producer: LocalIdentity = world.add(ServicePrincipals.policy);
+const analyst: LocalIdentity = world.add('analyst.auditor');
+world.add(ServicePrincipals.incident);
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const json = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;

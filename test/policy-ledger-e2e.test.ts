@@ -6,25 +6,19 @@ import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } f
 import { connectBus, ensureStreams, LEDGER_PRINCIPAL, removeNamespaceStreams, RejectionReporter, uniqueNamespace, type Bus } from '@bulwark/bus';
 import { createBulwarkClient } from '@bulwark/client';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { signDirectoryEntry, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
+import type { LocalIdentity } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import { startPolicyService, type PolicyService } from '@bulwark/policy';
 import { closeDatabase, createDatabase } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
 
 const provider = createCryptoProvider('node');
-const root = provider.ed25519.generateKeyPair();
-const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
-function principal(id: string): LocalIdentity & { ed25519: ReturnType<typeof provider.ed25519.generateKeyPair> } {
-  const x25519 = provider.x25519.generateKeyPair();
-  const ed25519 = provider.ed25519.generateKeyPair();
-  const now = Date.now();
-  directory.put(signDirectoryEntry(provider, root.secretKey, { id, ed25519PublicKey: ed25519.publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 3_600_000, revoked: false }));
-  return { id, x25519, ed25519 };
-}
-const ledgerId = principal(LEDGER_PRINCIPAL);
-const policyId = principal('svc.policy');
-const adminId = principal('analyst.admin');
-const agentId = principal('agent.a1');
+const world = testWorld({ provider });
+const directory = world.directory;
+const ledgerId = world.add(LEDGER_PRINCIPAL);
+const policyId = world.add('svc.policy');
+const adminId = world.add('analyst.admin');
+const agentId = world.add('agent.a1');
 const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
 const SEED = 'policy secure_data_access {\n    allow: read(sensitive_data) if user.clearance >= "secret"\n}\n';
 

@@ -15,7 +15,8 @@ import { loadavg } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedSender, TrustedDirectory, signDirectoryEntry, type LocalIdentity } from '@bulwark/envelope';
+import { SealedSender } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import { LEDGER_PRINCIPAL, ServicePrincipals, connectBus, createEventPublisher, ensureStreams, removeNamespaceStreams, uniqueNamespace } from '@bulwark/bus';
 import { encodeEventBatch, newEvent, type AuditEvent, type EventType } from '@bulwark/events';
 import { closeDatabase, createDatabase, sql } from '@bulwark/store';
@@ -60,19 +61,12 @@ async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Pr
   }));
 }
 
-// --- identities: a producer and the ledger, in a directory signed by a bench root ----------
-const root = provider.ed25519.generateKeyPair();
-const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
-function principal(id: string): LocalIdentity & { ed25519: ReturnType<typeof provider.ed25519.generateKeyPair> } {
-  const x25519 = provider.x25519.generateKeyPair();
-  const ed25519 = provider.ed25519.generateKeyPair();
-  const now = Date.now();
-  directory.put(signDirectoryEntry(provider, root.secretKey, { id, ed25519PublicKey: ed25519.publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 3_600_000, revoked: false }));
-  return { id, x25519, ed25519 };
-}
-const ledgerId = principal(LEDGER_PRINCIPAL);
-const producerId = principal(ServicePrincipals.policy);
-principal(ServicePrincipals.incident); // BULWARK_LEDGER's sealed recipient
+// --- identities: a producer, the ledger and BULWARK_LEDGER's sealed recipient (incident), ---
+// --- in a directory signed by a bench root ------------------------------------------------
+const world = testWorld({ provider, ids: [LEDGER_PRINCIPAL, ServicePrincipals.policy, ServicePrincipals.incident] });
+const directory = world.directory;
+const ledgerId = world.identity(LEDGER_PRINCIPAL);
+const producerId = world.identity(ServicePrincipals.policy);
 
 console.error(`bench ledger: ${EVENTS} events, ${PER_MESSAGE} per message, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { defaultCryptoProvider } from '@bulwark/crypto';
+import { testWorld } from '@bulwark/envelope/testing';
 import { context, trace, TraceFlags } from '@opentelemetry/api';
 import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { createTelemetry } from '@bulwark/telemetry';
@@ -11,7 +13,8 @@ import { createEventPublisher, startStreamConsumer } from './stream-io.js';
 import { DEFAULT_STREAMS, ensureStream } from './streams.js';
 import { Events, LEDGER_PRINCIPAL } from './subjects.js';
 import { cleanUp, eventually, testBus } from './bus.testing.js';
-import { provider, testWorld } from './envelope.testing.js';
+
+const provider = defaultCryptoProvider();
 
 const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -21,7 +24,7 @@ const reporter = (events: RejectionEvent[] = []) => new RejectionReporter({ repo
 const STREAM_SKEW_MS = 24 * 60 * 60 * 1000;
 
 function world() {
-  const w = testWorld(['svc.policy', LEDGER_PRINCIPAL]);
+  const w = testWorld({ ids: ['svc.policy', LEDGER_PRINCIPAL] });
   const sender = () => new SealedSender({ provider, self: w.identity('svc.policy'), directory: w.directory, recipientId: LEDGER_PRINCIPAL });
   const receiver = () => new SealedReceiver({ provider, self: w.identity(LEDGER_PRINCIPAL), directory: w.directory, skewMs: STREAM_SKEW_MS });
   return { sender, receiver };

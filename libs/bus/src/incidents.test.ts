@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { defaultCryptoProvider } from '@bulwark/crypto';
+import { testWorld } from '@bulwark/envelope/testing';
 import { ChannelReceiver, ChannelSender, createChannelEpochKey } from '@bulwark/envelope';
 import type { Bus } from './connect.js';
 import type { Delivery } from './consumer.js';
@@ -7,7 +9,8 @@ import { RejectionReporter } from './rejections.js';
 import { createIncidentPublisher, createStreamPublisher, startStreamConsumer } from './stream-io.js';
 import { DEFAULT_STREAMS, ensureStream } from './streams.js';
 import { cleanUp, eventually, testBus } from './bus.testing.js';
-import { provider, testWorld } from './envelope.testing.js';
+
+const provider = defaultCryptoProvider();
 
 const CHANNEL = 'soc.incidents';
 
@@ -21,7 +24,7 @@ describe('the SOC incident stream on a channel', () => {
     const bus = await testBus('incidents');
     buses.push(bus);
     await ensureStream(bus, DEFAULT_STREAMS.incidents);
-    const w = testWorld(['svc.incident-response']);
+    const w = testWorld({ ids: ['svc.incident-response'] });
     const epochKey = createChannelEpochKey(provider, CHANNEL, 1);
     const incidents = createIncidentPublisher(bus, new ChannelSender({ provider, senderId: 'svc.incident-response', epochKey }));
     const ack = await incidents.publish({ severity: 'high', category: 'auth_failure', incidentId: 'inc-1', payload: new TextEncoder().encode('{"n":1}') });

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { defaultCryptoProvider } from '@bulwark/crypto';
+import { testWorld } from '@bulwark/envelope/testing';
 import { Svcm } from '@nats-io/services';
 import { initiateSession } from '@bulwark/envelope';
 import type { Bus } from './connect.js';
@@ -10,7 +12,8 @@ import { CommandClient } from './rpc-client.js';
 import { kindHeaders, serveCommands, type CommandServer } from './rpc-server.js';
 import { Commands, directSubject, ServicePrincipals } from './subjects.js';
 import { cleanUp, eventually, testBus } from './bus.testing.js';
-import { provider, testWorld } from './envelope.testing.js';
+
+const provider = defaultCryptoProvider();
 
 const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -25,7 +28,7 @@ describe('request/reply over Noise IK sessions', () => {
 
   async function cluster(opts: { hang?: (instance: string) => boolean; instances?: number } = {}) {
     const ns = uniqueNamespace();
-    const world = testWorld([POLICY, 'agent.a1']);
+    const world = testWorld({ ids: [POLICY, 'agent.a1'] });
     const servers: CommandServer[] = [];
     const serverBuses: Bus[] = [];
     const serverRejections: RejectionEvent[] = [];
@@ -129,7 +132,7 @@ describe('request/reply over Noise IK sessions', () => {
   it('fails with BusUnavailableError when no instance is up', async () => {
     const bus = await testBus('lonely');
     buses.push(bus);
-    const world = testWorld([ServicePrincipals.keys, 'agent.a1']);
+    const world = testWorld({ ids: [ServicePrincipals.keys, 'agent.a1'] });
     const client = new CommandClient(bus, { sessions: { provider, self: world.identity('agent.a1'), directory: world.directory }, rejections: reporter() });
     const err = await client.request(Commands.keys.get, text('x'), { timeoutMs: 500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BusUnavailableError);
@@ -146,7 +149,7 @@ describe('request/reply over Noise IK sessions', () => {
 
   it('drops handshakes from unknown principals and garbage requests, reporting each', async () => {
     const { servers, clientBus, serverRejections, calls } = await cluster({ instances: 1 });
-    const stranger = testWorld([POLICY, 'agent.mallory']);
+    const stranger = testWorld({ ids: [POLICY, 'agent.mallory'] });
     // mallory's directory has her own key for svc.policy: the real service cannot open it.
     const pending = initiateSession({ provider, self: stranger.identity('agent.mallory'), directory: stranger.directory, peerId: POLICY });
     const hs = await natsOf(clientBus).nc.request(clientBus.subject(Commands.policy.evaluate), pending.frame, { timeout: 300, headers: kindHeaders('handshake') }).catch((e: unknown) => e);
@@ -163,7 +166,7 @@ describe('request/reply over Noise IK sessions', () => {
   it('refuses a service version that is not semver before touching NATS', async () => {
     const bus = await testBus('policy-version');
     buses.push(bus);
-    const world = testWorld([POLICY]);
+    const world = testWorld({ ids: [POLICY] });
     const err = await serveCommands(bus, {
       service: 'policy',
       version: '1',
@@ -177,7 +180,7 @@ describe('request/reply over Noise IK sessions', () => {
   it('refuses a handler for another service\'s command', async () => {
     const bus = await testBus('policy-foreign');
     buses.push(bus);
-    const world = testWorld([POLICY]);
+    const world = testWorld({ ids: [POLICY] });
     const err = await serveCommands(bus, {
       service: 'policy',
       version: '1.0.0',

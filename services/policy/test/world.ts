@@ -23,7 +23,8 @@ import {
   type Namespace,
   type RunningConsumer,
 } from '@bulwark/bus';
-import { SealedReceiver, SealedSender, signDirectoryEntry, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
+import { SealedReceiver, SealedSender } from '@bulwark/envelope';
+import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
 import { decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
 import { startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
 
@@ -33,45 +34,6 @@ export const POLICY = 'svc.policy';
 export const ADMIN = 'analyst.admin';
 export const AGENT = 'agent.a1';
 const DAY_MS = 86_400_000;
-
-export interface World {
-  readonly directory: TrustedDirectory;
-  identity(id: string): LocalIdentity;
-  readonly ledgerKey: { publicKey: Uint8Array; secretKey: Uint8Array };
-}
-
-export function testWorld(ids: readonly string[] = [POLICY, LEDGER_PRINCIPAL, ADMIN, AGENT]): World {
-  const root = provider.ed25519.generateKeyPair();
-  const directory = new TrustedDirectory({ provider, rootPublicKey: root.publicKey });
-  const identities = new Map<string, LocalIdentity>();
-  const now = Date.now();
-  for (const id of ids) {
-    const x25519 = provider.x25519.generateKeyPair();
-    const ed = provider.ed25519.generateKeyPair();
-    const verdict = directory.put(
-      signDirectoryEntry(provider, root.secretKey, {
-        id,
-        ed25519PublicKey: ed.publicKey,
-        x25519PublicKey: x25519.publicKey,
-        keyVersion: 1,
-        notBefore: now - DAY_MS,
-        notAfter: now + DAY_MS,
-        revoked: false,
-      }),
-    );
-    if (!verdict.ok) throw new Error(`test directory refused ${id}`);
-    identities.set(id, { id, x25519 });
-  }
-  return {
-    directory,
-    identity(id) {
-      const found = identities.get(id);
-      if (found === undefined) throw new Error(`no test identity ${id}`);
-      return found;
-    },
-    ledgerKey: provider.ed25519.generateKeyPair(),
-  };
-}
 
 export const silentReporter = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
 
@@ -87,7 +49,7 @@ export class LedgerStandIn {
 
   constructor(
     private readonly bus: Bus,
-    private readonly world: World,
+    private readonly world: TestWorld,
   ) {
     const sender = new SealedSender({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory, recipientId: POLICY });
     this.#publisher = createStreamPublisher(bus, sender, 'ledger');
@@ -114,7 +76,7 @@ export class LedgerStandIn {
 
   /** Chains, signs and re-publishes one event on BULWARK_LEDGER in a batch of one, as the ledger does after its commit. */
   async commit(event: AuditEvent): Promise<LedgerEvent> {
-    const sealed = sealEvent(provider, this.world.ledgerKey.secretKey, event, this.#seq, this.#previous);
+    const sealed = sealEvent(provider, this.world.identity(LEDGER_PRINCIPAL).ed25519.secretKey, event, this.#seq, this.#previous);
     this.#seq++;
     this.#previous = sealed.eventHash;
     this.committed.push(sealed);
@@ -132,7 +94,7 @@ export class LedgerStandIn {
 }
 
 export interface Harness {
-  readonly world: World;
+  readonly world: TestWorld;
   readonly ns: Namespace;
   readonly bus: Bus;
   readonly ledger: LedgerStandIn;
@@ -143,7 +105,8 @@ export interface Harness {
 
 /** A namespace with its streams, a ledger stand-in, and a way to start service instances in it. */
 export async function harness(): Promise<Harness> {
-  const world = testWorld();
+  // The ledger principal's Ed25519 key is the one that signs the chain, as in production.
+  const world = testWorld({ provider, ids: [POLICY, LEDGER_PRINCIPAL, ADMIN, AGENT] });
   const ns = uniqueNamespace();
   const buses: Bus[] = [];
   const services: PolicyService[] = [];
@@ -168,7 +131,7 @@ export async function harness(): Promise<Harness> {
         provider,
         identity: world.identity(POLICY),
         directory: world.directory,
-        ledgerPublicKey: world.ledgerKey.publicKey,
+        ledgerPublicKey: world.identity(LEDGER_PRINCIPAL).ed25519.publicKey,
         admins: [ADMIN],
         applyWaitMs: 5000,
         ...overrides,

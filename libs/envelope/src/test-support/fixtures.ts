@@ -1,6 +1,7 @@
 import { createCryptoProvider, type CryptoProvider, type X25519KeyPair } from '@bulwark/crypto';
-import { TrustedDirectory, signDirectoryEntry, type DirectoryEntry } from '../directory.js';
+import { signDirectoryEntry, type DirectoryEntry, type TrustedDirectory } from '../directory.js';
 import type { LocalIdentity } from '../options.js';
+import { testWorld } from '../testing.js';
 
 /** Tests only (excluded from the build): both providers, fixed keys, a settable clock. */
 export const providers: readonly CryptoProvider[] = [createCryptoProvider('node'), createCryptoProvider('noble')];
@@ -47,12 +48,9 @@ export const ROOT_SEED = new Uint8Array(32).fill(7);
 
 /** A directory pinned to the fixed root key, holding entries for the given principals. */
 export function directoryOf(provider: CryptoProvider, clock: TestClock, principals: readonly Principal[]): TrustedDirectory {
-  const directory = new TrustedDirectory({ provider, rootPublicKey: provider.ed25519.publicKey(ROOT_SEED), clock: clock.read });
-  for (const p of principals) {
-    const verdict = directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(p)));
-    if (!verdict.ok) throw new Error(verdict.detail);
-  }
-  return directory;
+  const fixed = testWorld({ provider, clock: clock.read, rootSecretKey: ROOT_SEED });
+  for (const p of principals) fixed.admit(entryFor(p));
+  return fixed.directory;
 }
 
 export function hex(bytes: Uint8Array): string {
