@@ -5,7 +5,9 @@
 // stretches the wall clock without skewing the figures.
 // Then `request_reply.p50` / `.p99` (us): a bulwark RPC over an established session against raw
 // NATS request/reply of the same bytes, against the local NATS (NATS_URL); `--rpc-calls N`
-// (default 400) calls per impl per round, `--rpc-rounds R` (default 5; 0 skips it).
+// (default 400) calls per impl per round, `--rpc-rounds R` (default 5; 0 skips it), after
+// `--rpc-warmup W` (default 3000) calls of each: a service answers many requests, so the figure is
+// the steady state, with both paths compiled by the JIT, not the first few hundred calls.
 import { loadavg } from 'node:os';
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
@@ -32,6 +34,7 @@ const ROUNDS = option('rounds', 15);
 const ROUND_MS = option('ms', 100);
 const RPC_CALLS = option('rpc-calls', 400);
 const RPC_ROUNDS = option('rpc-rounds', 5);
+const RPC_WARMUP = option('rpc-warmup', 3000);
 const RPC_BYTES = 256;
 
 type SealOpen = (plaintext: Uint8Array) => void;
@@ -138,7 +141,10 @@ const median = (values: number[]): number => {
   return sorted[Math.floor(sorted.length / 2)]!;
 };
 
-const node = envelopeSteps(createCryptoProvider('node'));
+// The provider a deployment gets by default (`auto`: libsodium where it loads); the raw figures stay node:crypto.
+const defaultProvider = createCryptoProvider();
+console.error(`bench envelope: bulwark uses the ${defaultProvider.name} crypto provider`);
+const bulwark = envelopeSteps(defaultProvider);
 const noble = envelopeSteps(createCryptoProvider('noble'));
 const raw = rawStep();
 
@@ -156,7 +162,7 @@ function measure(pairs: readonly (readonly [string, SealOpen])[], plaintext: Uin
 for (const [sizeName, size] of [['1KiB', 1024], ['64KiB', 65536]] as const) {
   const plaintext = randomBytes(size);
   for (const mode of ['session', 'sealed', 'channel'] as const) {
-    const samples = measure([['bulwark', node[mode]], ['raw:node-crypto', raw]], plaintext, ROUNDS, ROUND_MS);
+    const samples = measure([['bulwark', bulwark[mode]], ['raw:node-crypto', raw]], plaintext, ROUNDS, ROUND_MS);
     // The pure-JS provider is an order of magnitude slower: fewer, separate rounds, so its
     // garbage does not land in the figures it is not compared with.
     for (const [impl, values] of measure([['bulwark:noble', noble[mode]]], plaintext, 3, ROUND_MS)) samples.set(impl, values);
@@ -175,7 +181,7 @@ for (const [sizeName, size] of [['1KiB', 1024], ['64KiB', 65536]] as const) {
  */
 async function requestReply(): Promise<void> {
   const url = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
-  const provider = createCryptoProvider('node');
+  const provider = createCryptoProvider();
   const now = Date.now();
   const rootSeed = randomBytes(32);
   const directory = new TrustedDirectory({ provider, rootPublicKey: provider.ed25519.publicKey(rootSeed) });
@@ -215,7 +221,7 @@ async function requestReply(): Promise<void> {
   };
   try {
     const samples: Record<string, number[]> = { bulwark: [], 'raw:nats': [] };
-    for (const call of Object.values(calls)) for (let i = 0; i < 200; i++) await call(); // warm-up, session established
+    for (const call of Object.values(calls)) for (let i = 0; i < RPC_WARMUP; i++) await call(); // warm-up: session established, both paths JIT-compiled
     for (let round = 0; round < RPC_ROUNDS; round++) {
       const order = round % 2 === 0 ? (['bulwark', 'raw:nats'] as const) : (['raw:nats', 'bulwark'] as const);
       for (const impl of order) {

@@ -107,9 +107,14 @@ export class Session {
   }
 
   open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult {
-    const { options, directory } = this.#init;
-    const view = parseFrame(frame, options.maxFrameSize);
+    const view = parseFrame(frame, this.#init.options.maxFrameSize);
     if (isRejection(view)) return view;
+    return this.openView(view, openOptions);
+  }
+
+  /** @internal `open` for a frame already parsed (by the responder, which routes on its header). */
+  openView(view: FrameView, openOptions: OpenOptions = {}): OpenResult {
+    const { options, directory } = this.#init;
     if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, at(view));
     const now = options.clock();
     const skew = checkTimestamp(view, now, options);
@@ -310,7 +315,7 @@ export class SessionResponder {
       if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#self.id}'`, at(view));
       return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, at(view));
     }
-    const result = session.open(frame, openOptions);
+    const result = session.openView(view, openOptions);
     return result.ok ? { ...result, session } : result;
   }
 
