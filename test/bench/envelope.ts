@@ -19,9 +19,8 @@ import {
   SealedReceiver,
   SealedSender,
   SessionResponder,
-  signDirectoryEntry,
-  TrustedDirectory,
 } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import { connect as connectNats } from '@nats-io/transport-node';
 import { CommandClient, Commands, connectBus, RejectionReporter, serveCommands, ServicePrincipals, uniqueNamespace } from '@bulwark/bus';
 
@@ -41,25 +40,7 @@ type SealOpen = (plaintext: Uint8Array) => void;
 
 /** The three modes wired up in one process, each returning a seal-then-open step. */
 function envelopeSteps(provider: CryptoProvider): Record<'session' | 'sealed' | 'channel', SealOpen> {
-  const now = Date.now();
-  const rootSeed = randomBytes(32);
-  const directory = new TrustedDirectory({ provider, rootPublicKey: provider.ed25519.publicKey(rootSeed) });
-  const identity = (id: string) => {
-    const x25519 = provider.x25519.generateKeyPair();
-    const ed = provider.ed25519.generateKeyPair();
-    directory.put(
-      signDirectoryEntry(provider, rootSeed, {
-        id,
-        ed25519PublicKey: ed.publicKey,
-        x25519PublicKey: x25519.publicKey,
-        keyVersion: 1,
-        notBefore: now - 60_000,
-        notAfter: now + 86_400_000,
-        revoked: false,
-      }),
-    );
-    return { id, x25519 };
-  };
+  const { directory, identity } = testWorld({ provider, ids: ['agent.bench', 'svc.policy'] });
   const agent = identity('agent.bench');
   const service = identity('svc.policy');
   const common = { provider, directory };
@@ -182,16 +163,7 @@ for (const [sizeName, size] of [['1KiB', 1024], ['64KiB', 65536]] as const) {
 async function requestReply(): Promise<void> {
   const url = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
   const provider = createCryptoProvider();
-  const now = Date.now();
-  const rootSeed = randomBytes(32);
-  const directory = new TrustedDirectory({ provider, rootPublicKey: provider.ed25519.publicKey(rootSeed) });
-  const identity = (id: string) => {
-    const x25519 = provider.x25519.generateKeyPair();
-    directory.put(
-      signDirectoryEntry(provider, rootSeed, { id, ed25519PublicKey: provider.ed25519.generateKeyPair().publicKey, x25519PublicKey: x25519.publicKey, keyVersion: 1, notBefore: now - 60_000, notAfter: now + 86_400_000, revoked: false }),
-    );
-    return { id, x25519 };
-  };
+  const { directory, identity } = testWorld({ provider, ids: [ServicePrincipals.policy, 'agent.bench'] });
   const service = identity(ServicePrincipals.policy);
   const agent = identity('agent.bench');
   const silent = (reporter: string) => new RejectionReporter({ reporter, publish: async () => undefined });
