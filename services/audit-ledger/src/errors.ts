@@ -9,8 +9,9 @@ import { BulwarkError } from '@bulwark/errors';
  * - E_KEY: a verifier or signer key string is malformed or its key ID does not match.
  * - E_WITNESS: a witness refuses to cosign (rollback, inconsistency, bad signature).
  * - E_LEDGER: the stored ledger is not in the state an operation needs (e.g. missing nodes).
+ * - E_SIGNER: event hashes could not be signed (the signing worker failed, stopped or timed out); nothing was stored.
  */
-export type LedgerErrorCode = 'E_PROOF' | 'E_NOTE' | 'E_NOTE_SIGNATURE' | 'E_CHECKPOINT' | 'E_KEY' | 'E_WITNESS' | 'E_LEDGER';
+export type LedgerErrorCode = 'E_PROOF' | 'E_NOTE' | 'E_NOTE_SIGNATURE' | 'E_CHECKPOINT' | 'E_KEY' | 'E_WITNESS' | 'E_LEDGER' | 'E_SIGNER';
 
 export class LedgerError extends BulwarkError {
   declare readonly code: LedgerErrorCode;

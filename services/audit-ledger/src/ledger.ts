@@ -6,7 +6,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
-import { canonicalDetails, computeEventHash, isUuidV7, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import { HASH_LENGTH, SIGNATURE_LENGTH, canonicalDetails, computeEventHash, isUuidV7, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import { LedgerError } from './errors.js';
 import { CompactRange, edgeNodeIds, foldRight, type NodeId } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
@@ -14,6 +14,8 @@ import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/
 import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpoint.js';
 import { ED25519_SIGNATURE_TYPE, publicPart, type SignerKey, type VerifierKey } from './note/keys.js';
 import { addSignatures, openNote, parseNote } from './note/signed-note.js';
+import { InThreadSigner, type EventSigner } from './signer/event-signer.js';
+import { WorkerSigner, type WorkerSignerOptions } from './signer/worker-signer.js';
 import { bytes, joinEdge, ledgerEventOfRow, nodeKey, splitEdge, toNumber } from './store/rows.js';
 import { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
 
@@ -27,6 +29,11 @@ export interface LedgerOptions {
   readonly signer: SignerKey;
   /** Sign a checkpoint when an append crosses a multiple of this many events (default 1000; 0: never automatically). */
   readonly checkpointEvery?: number;
+  /**
+   * Sign event hashes on worker threads (the service does: the next batch is hashed while
+   * this one is signed); `close()` ends them. Default: in the calling thread.
+   */
+  readonly signingWorkers?: Omit<WorkerSignerOptions, 'crypto' | 'secretKey' | 'publicKey'>;
 }
 
 export interface StoredCheckpoint extends Checkpoint {
@@ -70,12 +77,16 @@ interface Projection {
   readonly pendingIds: ReadonlySet<string>;
 }
 
-/** A batch hashed, signed and placed in the tree on top of a given head, not yet written. */
+/** A batch hashed and placed in the tree on top of a given head, its signatures under way, not yet written. */
 interface SealedBatch {
   readonly size: number;
-  readonly appended: LedgerEvent[];
+  readonly fresh: readonly PreparedEvent[];
   readonly duplicates: string[];
-  readonly cols: { seq: string[]; id: string[]; ts: string[]; agent: string[]; type: string[]; details: string[]; prev: Uint8Array[]; hash: Uint8Array[]; sig: Uint8Array[] };
+  /** The event hashes, 32 bytes each, in seq order (what is signed); previous_hash of event i is hash i − 1 (or `headHash`). */
+  readonly hashes: Uint8Array;
+  readonly headHash: Uint8Array;
+  /** The signatures of `hashes` (64 bytes each), from the event signer. */
+  readonly signatures: Promise<Uint8Array>;
   readonly nodes: { level: number[]; idx: string[]; hash: Uint8Array[] };
   readonly newSize: number;
   readonly newHead: Uint8Array;
@@ -103,6 +114,7 @@ export class AuditLedger {
   readonly #origin: string;
   readonly #signer: SignerKey;
   readonly #checkpointEvery: number;
+  readonly #eventSigner: EventSigner;
   /** The compact range this process last wrote, so an append need not rebuild it from the head row. */
   #range: { size: number; edgeBytes: Uint8Array; range: CompactRange } | undefined;
   /** The state the last sealed batch leaves if it commits, and its ids (appendPipelined seals the next batch on it). */
@@ -121,6 +133,15 @@ export class AuditLedger {
     this.#origin = options.origin;
     this.#signer = options.signer;
     this.#checkpointEvery = every;
+    this.#eventSigner =
+      options.signingWorkers === undefined
+        ? new InThreadSigner(options.crypto, options.signer.secretKey)
+        : new WorkerSigner({ ...options.signingWorkers, crypto: options.crypto, secretKey: options.signer.secretKey, publicKey: options.signer.publicKey });
+  }
+
+  /** Ends the signing workers, if any (appends after this fail). The database is the caller's. */
+  async close(): Promise<void> {
+    await this.#eventSigner.close();
   }
 
   get origin(): string {
@@ -169,17 +190,29 @@ export class AuditLedger {
     const sealing = this.#sealing.then(() => this.#sealOnProjection(events));
     this.#sealing = sealing.catch(() => undefined);
     const run = (async (): Promise<AppendResult> => {
-      const ready = await sealing;
-      await previousCommit.catch(() => undefined);
-      if (events.length === 0) return { appended: [], duplicates: [], size: (await this.head()).size };
+      let ready: Awaited<typeof sealing>;
+      let signatures: Uint8Array | undefined;
+      let failure: { error: unknown } | undefined;
       try {
+        ready = await sealing;
+        // Signed (off this thread, with signing workers) while the previous batch commits.
+        signatures = ready === undefined ? undefined : await ready.sealed.signatures;
+      } catch (error) {
+        failure = { error };
+        this.#projected = undefined;
+      }
+      // Even a batch that failed settles only after the one before it: the next one's transaction must not overtake that.
+      await previousCommit.catch(() => undefined);
+      try {
+        if (failure !== undefined) throw failure.error;
+        if (events.length === 0) return { appended: [], duplicates: [], size: (await this.head()).size };
         return await this.#db.transaction().execute(async (trx) => {
-          if (ready !== undefined) {
+          if (ready !== undefined && signatures !== undefined) {
             const { basis, sealed } = ready;
             const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
             // The head hash commits to the whole chain: equal means exactly the projected events are stored.
             if (toNumber(head.size, 'ledger_head.size') === basis.size && this.#crypto.equal(bytes(head.head_hash), basis.headHash) && this.#crypto.equal(bytes(head.edge), basis.edgeBytes)) {
-              return this.#write(trx, sealed);
+              return this.#write(trx, sealed, signatures);
             }
           }
           return this.#appendInTransaction(trx, events);
@@ -205,7 +238,7 @@ export class AuditLedger {
     const stored = new Set(found.rows.map((r) => r.event_id));
     for (const id of basis.pendingIds) stored.add(id);
     const sealed = this.#seal(events, stored, basis.size, basis.headHash, basis.range.clone());
-    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range, pendingIds: new Set(sealed.appended.map((e) => e.eventId)) };
+    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range, pendingIds: new Set(sealed.fresh.map((e) => e.eventId)) };
     return { basis, sealed };
   }
 
@@ -221,15 +254,19 @@ export class AuditLedger {
     const ids = [...new Set(events.map((e) => e.eventId))];
     const found = await sql<{ event_id: string }>`select event_id from events where event_id = any(${ids}::uuid[])`.execute(trx);
     const sealed = this.#seal(events, new Set(found.rows.map((r) => r.event_id)), size, headHash, range);
-    if (sealed.appended.length === 0) {
+    if (sealed.fresh.length === 0) {
       this.#projected = { size, headHash, edgeBytes: edge, range: range.clone(), pendingIds: new Set() };
       return { appended: [], duplicates: sealed.duplicates, size };
     }
-    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range.clone(), pendingIds: new Set(sealed.appended.map((e) => e.eventId)) };
-    return this.#write(trx, sealed);
+    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range.clone(), pendingIds: new Set(sealed.fresh.map((e) => e.eventId)) };
+    return this.#write(trx, sealed, await sealed.signatures);
   }
 
-  /** Dedupe, seqs, hashes, signatures and Merkle nodes of a batch on top of (size, headHash, range): CPU only. */
+  /**
+   * Dedupe, seqs, hashes and Merkle nodes of a batch on top of (size, headHash, range), on
+   * this thread; the signatures are requested from the event signer at the end, so a
+   * worker signs this batch while this thread goes on with the next.
+   */
   #seal(events: readonly PreparedEvent[], stored: ReadonlySet<string>, size: number, headHash: Uint8Array, range: CompactRange): SealedBatch {
     const duplicates: string[] = [];
     const fresh: PreparedEvent[] = [];
@@ -241,15 +278,13 @@ export class AuditLedger {
     }
     let previous = headHash;
     const n = fresh.length;
-    const appended: LedgerEvent[] = new Array<LedgerEvent>(n);
-    const cols = { seq: new Array<string>(n), id: new Array<string>(n), ts: new Array<string>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n), prev: new Array<Uint8Array>(n), hash: new Array<Uint8Array>(n), sig: new Array<Uint8Array>(n) };
+    const hashes = new Uint8Array(n * HASH_LENGTH);
     const nodes = { level: [] as number[], idx: [] as string[], hash: [] as Uint8Array[] };
     for (let i = 0; i < n; i++) {
       const event = fresh[i]!;
-      const seq = size + i;
       // The stored details are the very text that was hashed: verify recomputes from the row.
       const eventHash = computeEventHash(this.#crypto, {
-        seq,
+        seq: size + i,
         eventId: event.eventId,
         timestamp: event.timestamp,
         agentId: event.agentId,
@@ -257,17 +292,7 @@ export class AuditLedger {
         detailsJcs: event.detailsJcs,
         previousHash: previous,
       });
-      const signature = this.#crypto.ed25519.sign(this.#signer.secretKey, eventHash);
-      appended[i] = { eventId: event.eventId, timestamp: event.timestamp, agentId: event.agentId, eventType: event.eventType, details: event.details, seq, previousHash: previous, eventHash, signature };
-      cols.seq[i] = String(seq);
-      cols.id[i] = event.eventId;
-      cols.ts[i] = String(event.timestamp);
-      cols.agent[i] = event.agentId;
-      cols.type[i] = event.eventType;
-      cols.details[i] = event.detailsJcs;
-      cols.prev[i] = previous;
-      cols.hash[i] = eventHash;
-      cols.sig[i] = signature;
+      hashes.set(eventHash, i * HASH_LENGTH);
       for (const node of range.append(leafHash(this.#crypto, eventHash))) {
         nodes.level.push(node.level);
         nodes.idx.push(String(node.index));
@@ -275,14 +300,38 @@ export class AuditLedger {
       }
       previous = eventHash;
     }
-    return { size, appended, duplicates, cols, nodes, newSize: range.size, newHead: previous, newEdge: joinEdge(range.edge), range };
+    const signatures = n === 0 ? Promise.resolve(new Uint8Array(0)) : this.#eventSigner.sign(hashes);
+    // Awaited before the batch is written; a batch dropped unwritten (recomputed) must not leave an unhandled rejection.
+    signatures.catch(() => undefined);
+    return { size, fresh, duplicates, hashes, headHash, signatures, nodes, newSize: range.size, newHead: previous, newEdge: joinEdge(range.edge), range };
   }
 
-  /** Inserts a sealed batch, moves the head, maybe signs a checkpoint: a fixed number of round trips whatever the batch size. */
-  async #write(trx: Transaction<LedgerDatabase>, b: SealedBatch): Promise<AppendResult> {
-    const { cols, nodes } = b;
-    const n = b.appended.length;
+  /** Inserts a sealed batch with its signatures, moves the head, maybe signs a checkpoint: a fixed number of round trips whatever the batch size. */
+  async #write(trx: Transaction<LedgerDatabase>, b: SealedBatch, signatures: Uint8Array): Promise<AppendResult> {
+    const { fresh, hashes, nodes } = b;
+    const n = fresh.length;
     if (n === 0) return { appended: [], duplicates: b.duplicates, size: b.size };
+    // No row without its signature: the signer answers for every hash or fails the batch.
+    if (signatures.length !== n * SIGNATURE_LENGTH) throw new LedgerError('E_SIGNER', `append: ${signatures.length} bytes of signatures for ${n} events; batch not stored`);
+    const appended: LedgerEvent[] = new Array<LedgerEvent>(n);
+    const cols = { seq: new Array<string>(n), id: new Array<string>(n), ts: new Array<string>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n), prev: new Array<Uint8Array>(n), hash: new Array<Uint8Array>(n), sig: new Array<Uint8Array>(n) };
+    for (let i = 0; i < n; i++) {
+      const event = fresh[i]!;
+      const seq = b.size + i;
+      const previousHash = i === 0 ? b.headHash : hashes.subarray((i - 1) * HASH_LENGTH, i * HASH_LENGTH);
+      const eventHash = hashes.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH);
+      const signature = signatures.subarray(i * SIGNATURE_LENGTH, (i + 1) * SIGNATURE_LENGTH);
+      appended[i] = { eventId: event.eventId, timestamp: event.timestamp, agentId: event.agentId, eventType: event.eventType, details: event.details, seq, previousHash, eventHash, signature };
+      cols.seq[i] = String(seq);
+      cols.id[i] = event.eventId;
+      cols.ts[i] = String(event.timestamp);
+      cols.agent[i] = event.agentId;
+      cols.type[i] = event.eventType;
+      cols.details[i] = event.detailsJcs;
+      cols.prev[i] = previousHash;
+      cols.hash[i] = eventHash;
+      cols.sig[i] = signature;
+    }
     const inserted = await sql<{ n: string }>`
       with ins as (
         insert into events (seq, event_id, timestamp_ms, agent_id, event_type, details, previous_hash, event_hash, signature)
@@ -304,7 +353,7 @@ export class AuditLedger {
     }
     // Remembered now; if the commit fails, the head row will not match it and it is not used.
     this.#range = { size: b.newSize, edgeBytes: b.newEdge, range: b.range.clone() };
-    return checkpoint === undefined ? { appended: b.appended, duplicates: b.duplicates, size: b.newSize } : { appended: b.appended, duplicates: b.duplicates, size: b.newSize, checkpoint };
+    return checkpoint === undefined ? { appended, duplicates: b.duplicates, size: b.newSize } : { appended, duplicates: b.duplicates, size: b.newSize, checkpoint };
   }
 
   async head(): Promise<LedgerHead> {

@@ -58,6 +58,8 @@ export interface LedgerServiceOptions {
   readonly directory: Directory;
   readonly settings: LedgerSettings;
   readonly log?: Logger;
+  /** The signing worker script (tests substitute one that fails); default the ledger's own. */
+  readonly signerScript?: URL;
 }
 
 export interface LedgerReadiness {
@@ -89,7 +91,13 @@ export class LedgerService {
   private constructor(options: LedgerServiceOptions) {
     this.#o = options;
     const { bus, db, crypto, identity, directory, settings, log } = options;
-    this.ledger = new AuditLedger(db, { crypto, origin: settings.origin, signer: signerKey(crypto, settings.origin, identity.ed25519.secretKey), checkpointEvery: 0 });
+    this.ledger = new AuditLedger(db, {
+      crypto,
+      origin: settings.origin,
+      signer: signerKey(crypto, settings.origin, identity.ed25519.secretKey),
+      checkpointEvery: 0,
+      ...(settings.signerWorkers === 0 ? {} : { signingWorkers: { workers: settings.signerWorkers, ...(options.signerScript === undefined ? {} : { script: options.signerScript }) } }),
+    });
     const toLedger = createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: settings.republishTo }), 'ledger');
     this.#republisher = new Republisher({
       db,
@@ -226,6 +234,7 @@ export class LedgerService {
     await this.#checkpointer.stop();
     await this.#republisher.stop();
     await this.#server?.stop();
+    await this.ledger.close();
   }
 }
 

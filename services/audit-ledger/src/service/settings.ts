@@ -3,6 +3,7 @@
  * shared ones, NATS, database, keys, log level, come from @bulwark/config). Each is
  * validated at start; a bad value is an InputError naming the variable.
  */
+import { availableParallelism } from 'node:os';
 import { InputError } from '@bulwark/errors';
 import { DEFAULT_STREAMS, ServicePrincipals, type Namespace } from '@bulwark/bus';
 
@@ -23,6 +24,8 @@ export interface LedgerSettings {
   readonly checkpointMs: number;
   /** Parallel pull loops on the durable consumer: how many bus messages can wait in one transaction. */
   readonly pullers: number;
+  /** Threads that sign event hashes while the service hashes the next batch (0: sign on the service's thread). */
+  readonly signerWorkers: number;
   readonly ackWaitMs: number;
   readonly maxAckPending: number;
   /** Oldest frame accepted from the stream: its max age, so a backlog after downtime is drained, not dropped. */
@@ -40,6 +43,7 @@ export const SETTINGS_ENV = {
   checkpointEvents: 'SYMBIONT_LEDGER_CHECKPOINT_EVENTS',
   checkpointMs: 'SYMBIONT_LEDGER_CHECKPOINT_MS',
   pullers: 'SYMBIONT_LEDGER_PULLERS',
+  signerWorkers: 'SYMBIONT_LEDGER_SIGNER_WORKERS',
   ackWaitMs: 'SYMBIONT_LEDGER_ACK_WAIT_MS',
   maxAckPending: 'SYMBIONT_LEDGER_MAX_ACK_PENDING',
   staleAfterMs: 'SYMBIONT_LEDGER_STALE_AFTER_MS',
@@ -54,6 +58,8 @@ export const DEFAULT_SETTINGS: LedgerSettings = {
   checkpointEvents: 10_000,
   checkpointMs: 10_000,
   pullers: 16,
+  // One per core beyond the service's own thread.
+  signerWorkers: Math.max(1, availableParallelism() - 1),
   ackWaitMs: 30_000,
   maxAckPending: 1024,
   staleAfterMs: DEFAULT_STREAMS.events.maxAgeMs,
@@ -89,6 +95,7 @@ export function loadLedgerSettings(env: Readonly<Record<string, string | undefin
     checkpointEvents: integer(env, 'checkpointEvents', 0, 1e9) ?? d.checkpointEvents,
     checkpointMs: integer(env, 'checkpointMs', 0, 86_400_000) ?? d.checkpointMs,
     pullers: integer(env, 'pullers', 1, 256) ?? d.pullers,
+    signerWorkers: integer(env, 'signerWorkers', 0, 64) ?? d.signerWorkers,
     ackWaitMs: integer(env, 'ackWaitMs', 1000, 3_600_000) ?? d.ackWaitMs,
     maxAckPending: integer(env, 'maxAckPending', 1, 100_000) ?? d.maxAckPending,
     staleAfterMs: integer(env, 'staleAfterMs', 30_000, 3650 * 86_400_000) ?? d.staleAfterMs,
