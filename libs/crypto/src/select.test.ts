@@ -1,3 +1,4 @@
+import type * as NodeModule from 'node:module';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InputError } from '@bulwark/errors';
 import { createCryptoProvider, cryptoProviderNames } from './select.js';
@@ -39,7 +40,7 @@ describe('provider selection', () => {
 
   it('falls back to node where sodium-native cannot load, and refuses an explicit sodium there', async () => {
     vi.doMock('node:module', async (importOriginal) => {
-      const actual = await importOriginal<typeof import('node:module')>();
+      const actual = await importOriginal<typeof NodeModule>();
       const createRequire = (from: string | URL) => {
         const real = actual.createRequire(from);
         return Object.assign((id: string) => {

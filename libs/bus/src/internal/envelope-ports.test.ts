@@ -28,6 +28,19 @@ describe('twoPhaseOpener', () => {
     expect(await opener.open(frame)).toEqual({ kind: 'duplicate', sender: 'svc.a' });
   });
 
+  it('hands a pending frame to the handler again even once the window has slid past it', async () => {
+    const tooOld = new Set<number>();
+    const base = envelopeLike();
+    const opener = twoPhaseOpener((frame) => (tooOld.has(frame[0]!) ? { ok: false, reason: 'E_REPLAY', duplicate: false, detail: 'older than the window', sender: 'svc.a' } : base(frame)), 8);
+    const frame = new Uint8Array([3, 7]);
+    expect((await opener.open(frame)).kind).toBe('accepted');
+    tooOld.add(3); // thousands of later frames were accepted meanwhile
+    const again = await opener.open(frame);
+    expect(again).toMatchObject({ kind: 'accepted', plaintext: new Uint8Array([7]) });
+    if (again.kind === 'accepted') again.commit();
+    expect(await opener.open(frame)).toEqual({ kind: 'rejected', reason: 'E_REPLAY', sender: 'svc.a' });
+  });
+
   it('treats an abandoned frame as a duplicate afterwards', async () => {
     const opener = twoPhaseOpener(envelopeLike(), 8);
     const frame = new Uint8Array([2, 1]);

@@ -53,11 +53,14 @@ export function twoPhaseOpener(open: (frame: Uint8Array) => OpenResult, capacity
         }
         return accepted(key, result.plaintext, meta);
       }
-      if (result.duplicate) {
+      // An authentic frame the window refuses (seen, or older than the window) may be the
+      // redelivery of one whose handler has not succeeded yet: many later frames can be
+      // accepted meanwhile and slide the window past it, and it must still reach the handler.
+      if (result.reason === 'E_REPLAY') {
         const key = digest(frame);
         const held = pending.get(key);
         if (held !== undefined) return accepted(key, held.plaintext, held.meta);
-        return { kind: 'duplicate', sender: result.sender };
+        if (result.duplicate) return { kind: 'duplicate', sender: result.sender };
       }
       return { kind: 'rejected', reason: result.reason, sender: result.sender };
     },
