@@ -3,8 +3,8 @@ import { signDirectoryEntry, type DirectoryEntry, type TrustedDirectory } from '
 import type { LocalIdentity } from '../options.js';
 import { testWorld } from '../testing.js';
 
-/** Tests only (excluded from the build): both providers, fixed keys, a settable clock. */
-export const providers: readonly CryptoProvider[] = [createCryptoProvider('node'), createCryptoProvider('noble')];
+/** Tests only (excluded from the build): every provider, fixed keys, a settable clock. */
+export const providers: readonly CryptoProvider[] = [createCryptoProvider('sodium'), createCryptoProvider('node'), createCryptoProvider('noble')];
 
 export const T0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
