@@ -1,4 +1,4 @@
-// `npm run bench -- policy-bus [--n N] [--rounds R]`: policy decisions over the bus (DESIGN §11).
+// `npm run bench -- policy-bus [--n N] [--rounds R] [--warmup W]`: policy decisions over the bus (DESIGN §11).
 // One JSON line per figure on stdout; notes go to stderr.
 //
 // What is measured, in one process against the local NATS (NATS_URL), sequential calls:
@@ -27,7 +27,9 @@ const option = (name: string, fallback: number): number => {
 };
 const N = option('n', 500);
 const ROUNDS = option('rounds', 6);
-const WARMUP = 300;
+// Calls of each impl before measuring: a service answers many requests, so the figures are
+// the steady state with every path compiled by the JIT, not the first few hundred calls.
+const WARMUP = option('warmup', 3000);
 
 const SEED = `policy secure_data_access {
     allow: read(sensitive_data) if (user.clearance >= "secret" && user.need_to_know.contains(data.classification) && session.mfa_verified == true)

@@ -29,7 +29,7 @@ import { decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH,
 import { startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
 
 export const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
-export const provider = createCryptoProvider('node');
+export const provider = createCryptoProvider();
 export const POLICY = 'svc.policy';
 export const ADMIN = 'analyst.admin';
 export const AGENT = 'agent.a1';
