@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '@bulwark/errors';
 import { EVENT_TYPES, eventCategory, eventSubject, eventTypeFromSubject, isEventType } from './event-types.js';
-import { MAX_DETAILS_BYTES, isUuidV7, newEvent, newEventId, validateEvent } from './event.js';
+import { MAX_DETAILS_BYTES, isUuidV7, newEvent, newEventId, validateEvent, validateEventCanonical } from './event.js';
 
 const good = {
   eventId: '0192f5a0-1c00-7abc-8def-0123456789ab',
@@ -98,5 +98,29 @@ describe('validateEvent', () => {
       'event 0192f5a0-1c00-7abc-8def-0123456789ab: details.nested.score: is NaN, which JSON (RFC 8785 §3.2.2.3) cannot represent',
     );
     expect(() => validateEvent({ ...good, eventType: 'policy.decided' })).toThrow(/^event 0192f5a0-1c00-7abc-8def-0123456789ab: eventType "policy.decided" is not one of the \d+ known event types/);
+  });
+});
+
+describe('validateEventCanonical', () => {
+  const base = { eventId: '0192f5a0-1c00-7abc-8def-0123456789ab', timestamp: 1732579200000, agentId: 'svc.policy', eventType: 'policy.decision' };
+
+  it('returns the canonical details text with the event', () => {
+    const { event, detailsJcs } = validateEventCanonical({ ...base, details: { b: 1, a: [true, 'x'] } });
+    expect(detailsJcs).toBe('{"a":[true,"x"],"b":1}');
+    expect(event).toEqual(validateEvent({ ...base, details: { b: 1, a: [true, 'x'] } }));
+  });
+
+  it('keeps the parsed details only when the text they came from is already canonical', () => {
+    const canonicalText = '{"a":1,"b":{"c":-2.5}}';
+    const parsed = JSON.parse(canonicalText) as Record<string, unknown>;
+    expect(validateEventCanonical({ ...base, details: parsed }, canonicalText).event.details).toBe(parsed);
+    // Not canonical (order, -0, exponent): a fresh copy through the canonical text.
+    for (const text of ['{"b":{"c":-2.5},"a":1}', '{"a":-0}', '{"a":1e2}']) {
+      const value = JSON.parse(text) as Record<string, unknown>;
+      const { event, detailsJcs } = validateEventCanonical({ ...base, details: value }, text);
+      expect(event.details).not.toBe(value);
+      expect(event.details).toEqual(JSON.parse(detailsJcs));
+      expect(Object.is((event.details as Record<string, unknown>)['a'], -0)).toBe(false);
+    }
   });
 });

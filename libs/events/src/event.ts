@@ -84,6 +84,23 @@ export function isUuidV7(value: unknown): value is string {
  * E_EVENT_TYPE or E_EVENT_DETAILS naming the event and what is wrong.
  */
 export function validateEvent(input: unknown): AuditEvent {
+  return validateEventCanonical(input).event;
+}
+
+/** An event validateEvent accepted, and the RFC 8785 text of its details (what is hashed and stored). */
+export interface CanonicalEvent {
+  readonly event: AuditEvent;
+  readonly detailsJcs: string;
+}
+
+/**
+ * validateEvent, also returning the canonical details text (canonicalised once, not again by
+ * the caller). `detailsText` is the JSON text `input.details` was just parsed from (a wire
+ * message's details_json, parsed by the caller and referenced nowhere else): when it is
+ * already canonical, which is what producers send, the parsed value is exactly what
+ * parsing the canonical text would give, so it is kept instead of being parsed again.
+ */
+export function validateEventCanonical(input: unknown, detailsText?: string): CanonicalEvent {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new InputError('E_EVENT', `event: expected an object, got ${input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input}`);
   }
@@ -118,8 +135,8 @@ export function validateEvent(input: unknown): AuditEvent {
     throw eventError('E_EVENT_DETAILS', eventId, `details must be a JSON object, got ${details === null ? 'null' : Array.isArray(details) ? 'an array' : typeof details}`);
   }
   const canonical = canonicalDetails(details, eventId);
-
-  return { eventId, timestamp, agentId, eventType, details: JSON.parse(canonical) as JsonObject };
+  const copy = canonical === detailsText ? (details as JsonObject) : (JSON.parse(canonical) as JsonObject);
+  return { event: { eventId, timestamp, agentId, eventType, details: copy }, detailsJcs: canonical };
 }
 
 /** The RFC 8785 text of an event's details, size-checked; throws InputError E_EVENT_DETAILS. */

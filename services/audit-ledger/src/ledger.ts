@@ -6,7 +6,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
-import { HASH_LENGTH, SIGNATURE_LENGTH, canonicalDetails, computeEventHash, isUuidV7, validateEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import { HASH_LENGTH, SIGNATURE_LENGTH, computeEventHash, isUuidV7, validateEventCanonical, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import { LedgerError } from './errors.js';
 import { CompactRange, edgeNodeIds, foldRight, type NodeId } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
@@ -82,12 +82,15 @@ interface SealedBatch {
   readonly size: number;
   readonly fresh: readonly PreparedEvent[];
   readonly duplicates: string[];
-  /** The event hashes, 32 bytes each, in seq order (what is signed); previous_hash of event i is hash i − 1 (or `headHash`). */
-  readonly hashes: Uint8Array;
-  readonly headHash: Uint8Array;
-  /** The signatures of `hashes` (64 bytes each), from the event signer. */
+  /**
+   * The head hash, then each event hash in seq order, 32 bytes each: event i's previous_hash
+   * is slot i and its event_hash slot i + 1. Written to PostgreSQL as one bytea, sliced there.
+   */
+  readonly chain: Uint8Array;
+  /** The signatures of the event hashes (64 bytes each), from the event signer. */
   readonly signatures: Promise<Uint8Array>;
-  readonly nodes: { level: number[]; idx: string[]; hash: Uint8Array[] };
+  /** The tree nodes the batch completes: levels, indices, and their hashes concatenated. */
+  readonly nodes: { readonly level: number[]; readonly idx: number[]; readonly hashes: Uint8Array };
   readonly newSize: number;
   readonly newHead: Uint8Array;
   readonly newEdge: Uint8Array;
@@ -98,10 +101,13 @@ interface SealedBatch {
 /** An event `prepareEvent` validated, with the RFC 8785 text of its details (what is hashed and stored). */
 export type PreparedEvent = AuditEvent & { readonly detailsJcs: string; readonly [prepared]: true };
 
-/** Validates a producer's event (InputError on bad input) and canonicalises its details once. */
-export function prepareEvent(input: unknown): PreparedEvent {
-  const event = validateEvent(input);
-  return { ...event, detailsJcs: canonicalDetails(event.details, event.eventId) } as PreparedEvent;
+/**
+ * Validates a producer's event (InputError on bad input) and canonicalises its details once.
+ * `detailsText`: the JSON text `input.details` was just parsed from (validateEventCanonical).
+ */
+export function prepareEvent(input: unknown, detailsText?: string): PreparedEvent {
+  const { event, detailsJcs } = validateEventCanonical(input, detailsText);
+  return { ...event, detailsJcs } as PreparedEvent;
 }
 
 export async function migrateLedger(db: LedgerDb): Promise<MigrationReport> {
@@ -276,10 +282,13 @@ export class AuditLedger {
       else fresh.push(event);
       seen.add(event.eventId);
     }
-    let previous = headHash;
     const n = fresh.length;
-    const hashes = new Uint8Array(n * HASH_LENGTH);
-    const nodes = { level: [] as number[], idx: [] as string[], hash: [] as Uint8Array[] };
+    const chain = new Uint8Array((n + 1) * HASH_LENGTH);
+    chain.set(headHash, 0);
+    // Each append completes its leaf plus one node per trailing 1 bit of the size: fewer than 2n + 64 in all.
+    let nodeHashes: Uint8Array = new Uint8Array((2 * n + 64) * HASH_LENGTH);
+    const level: number[] = [];
+    const idx: number[] = [];
     for (let i = 0; i < n; i++) {
       const event = fresh[i]!;
       // The stored details are the very text that was hashed: verify recomputes from the row.
@@ -290,53 +299,66 @@ export class AuditLedger {
         agentId: event.agentId,
         eventType: event.eventType,
         detailsJcs: event.detailsJcs,
-        previousHash: previous,
+        previousHash: chain.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH),
       });
-      hashes.set(eventHash, i * HASH_LENGTH);
+      chain.set(eventHash, (i + 1) * HASH_LENGTH);
       for (const node of range.append(leafHash(this.#crypto, eventHash))) {
-        nodes.level.push(node.level);
-        nodes.idx.push(String(node.index));
-        nodes.hash.push(node.hash);
+        if ((level.length + 1) * HASH_LENGTH > nodeHashes.length) nodeHashes = grow(nodeHashes);
+        nodeHashes.set(node.hash, level.length * HASH_LENGTH);
+        level.push(node.level);
+        idx.push(node.index);
       }
-      previous = eventHash;
     }
+    const hashes = chain.subarray(HASH_LENGTH);
     const signatures = n === 0 ? Promise.resolve(new Uint8Array(0)) : this.#eventSigner.sign(hashes);
     // Awaited before the batch is written; a batch dropped unwritten (recomputed) must not leave an unhandled rejection.
     signatures.catch(() => undefined);
-    return { size, fresh, duplicates, hashes, headHash, signatures, nodes, newSize: range.size, newHead: previous, newEdge: joinEdge(range.edge), range };
+    const newHead = chain.slice(n * HASH_LENGTH);
+    const nodes = { level, idx, hashes: nodeHashes.subarray(0, level.length * HASH_LENGTH) };
+    return { size, fresh, duplicates, chain, signatures, nodes, newSize: range.size, newHead, newEdge: joinEdge(range.edge), range };
   }
 
-  /** Inserts a sealed batch with its signatures, moves the head, maybe signs a checkpoint: a fixed number of round trips whatever the batch size. */
+  /**
+   * Inserts a sealed batch with its signatures, moves the head, maybe signs a checkpoint: a
+   * fixed number of round trips whatever the batch size. Hashes and signatures go as one
+   * binary bytea each, sliced by PostgreSQL (no per-row hex text to build and parse).
+   */
   async #write(trx: Transaction<LedgerDatabase>, b: SealedBatch, signatures: Uint8Array): Promise<AppendResult> {
-    const { fresh, hashes, nodes } = b;
+    const { fresh, chain, nodes } = b;
     const n = fresh.length;
     if (n === 0) return { appended: [], duplicates: b.duplicates, size: b.size };
     // No row without its signature: the signer answers for every hash or fails the batch.
     if (signatures.length !== n * SIGNATURE_LENGTH) throw new LedgerError('E_SIGNER', `append: ${signatures.length} bytes of signatures for ${n} events; batch not stored`);
     const appended: LedgerEvent[] = new Array<LedgerEvent>(n);
-    const cols = { seq: new Array<string>(n), id: new Array<string>(n), ts: new Array<string>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n), prev: new Array<Uint8Array>(n), hash: new Array<Uint8Array>(n), sig: new Array<Uint8Array>(n) };
+    const cols = { id: new Array<string>(n), ts: new Array<number>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n) };
     for (let i = 0; i < n; i++) {
       const event = fresh[i]!;
-      const seq = b.size + i;
-      const previousHash = i === 0 ? b.headHash : hashes.subarray((i - 1) * HASH_LENGTH, i * HASH_LENGTH);
-      const eventHash = hashes.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH);
-      const signature = signatures.subarray(i * SIGNATURE_LENGTH, (i + 1) * SIGNATURE_LENGTH);
-      appended[i] = { eventId: event.eventId, timestamp: event.timestamp, agentId: event.agentId, eventType: event.eventType, details: event.details, seq, previousHash, eventHash, signature };
-      cols.seq[i] = String(seq);
+      appended[i] = {
+        eventId: event.eventId,
+        timestamp: event.timestamp,
+        agentId: event.agentId,
+        eventType: event.eventType,
+        details: event.details,
+        seq: b.size + i,
+        previousHash: chain.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH),
+        eventHash: chain.subarray((i + 1) * HASH_LENGTH, (i + 2) * HASH_LENGTH),
+        signature: signatures.subarray(i * SIGNATURE_LENGTH, (i + 1) * SIGNATURE_LENGTH),
+      };
       cols.id[i] = event.eventId;
-      cols.ts[i] = String(event.timestamp);
+      cols.ts[i] = event.timestamp;
       cols.agent[i] = event.agentId;
       cols.type[i] = event.eventType;
       cols.details[i] = event.detailsJcs;
-      cols.prev[i] = previousHash;
-      cols.hash[i] = eventHash;
-      cols.sig[i] = signature;
     }
+    // Row k (from 1) is seq size + k − 1; its previous_hash is chain slot k − 1, its event_hash slot k.
     const inserted = await sql<{ n: string }>`
       with ins as (
         insert into events (seq, event_id, timestamp_ms, agent_id, event_type, details, previous_hash, event_hash, signature)
-        select * from unnest(${cols.seq}::int8[], ${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.agent}::text[], ${cols.type}::text[],
-                             ${cols.details}::text[], ${cols.prev}::bytea[], ${cols.hash}::bytea[], ${cols.sig}::bytea[])
+        select ${b.size}::int8 + k - 1, id, ts, agent, type, details,
+               substring(${chain}::bytea from (k::int - 1) * 32 + 1 for 32),
+               substring(${chain}::bytea from k::int * 32 + 1 for 32),
+               substring(${signatures}::bytea from (k::int - 1) * 64 + 1 for 64)
+        from unnest(${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.agent}::text[], ${cols.type}::text[], ${cols.details}::text[]) with ordinality as r(id, ts, agent, type, details, k)
         on conflict (event_id) do nothing
         returning 1)
       select count(*)::text as n from ins`.execute(trx);
@@ -344,7 +366,10 @@ export class AuditLedger {
     // table changed behind the lock, and a gap in seq must never be committed.
     const count = Number(inserted.rows[0]?.n ?? 0);
     if (count !== n) throw new LedgerError('E_LEDGER', `append: ${n - count} event ids appeared during the transaction; batch rolled back`);
-    await sql`insert into tree_nodes (level, idx, hash) select * from unnest(${nodes.level}::int2[], ${nodes.idx}::int8[], ${nodes.hash}::bytea[])`.execute(trx);
+    await sql`
+      insert into tree_nodes (level, idx, hash)
+      select level, idx, substring(${nodes.hashes}::bytea from (k::int - 1) * 32 + 1 for 32)
+      from unnest(${nodes.level}::int2[], ${nodes.idx}::int8[]) with ordinality as r(level, idx, k)`.execute(trx);
     await trx.updateTable('ledger_head').set({ size: b.newSize, head_hash: b.newHead, edge: b.newEdge }).execute();
 
     let checkpoint: StoredCheckpoint | undefined;
@@ -484,4 +509,10 @@ export class AuditLedger {
 
 function checkpointOfRow(row: { note: string }): StoredCheckpoint {
   return { ...parseCheckpoint(parseNote(row.note).text), note: row.note };
+}
+
+function grow(buffer: Uint8Array): Uint8Array {
+  const bigger = new Uint8Array(buffer.length * 2);
+  bigger.set(buffer);
+  return bigger;
 }

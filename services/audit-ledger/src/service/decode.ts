@@ -6,7 +6,7 @@
  */
 import { fromBinary } from '@bufbuild/protobuf';
 import { InputError } from '@bulwark/errors';
-import { MAX_TIMESTAMP_MS, parseJson, type AuditEvent } from '@bulwark/events';
+import { MAX_TIMESTAMP_MS, type AuditEvent } from '@bulwark/events';
 import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage } from '@bulwark/proto';
 import { prepareEvent, type PreparedEvent } from '../ledger.js';
 
@@ -33,11 +33,11 @@ export function decodePayload(subject: string, payload: Uint8Array): PreparedEve
   const kind = payloadKind(payload);
   switch (kind) {
     case 'event':
-      return [prepareEvent(fromMessage(parse(() => fromBinary(AuditEventSchema, payload), 'AuditEvent', subject)))];
+      return [prepareMessage(parse(() => fromBinary(AuditEventSchema, payload), 'AuditEvent', subject))];
     case 'batch':
       return parse(() => fromBinary(AuditEventBatchSchema, payload), 'AuditEventBatch', subject).events.map((message, index) => {
         try {
-          return prepareEvent(fromMessage(message));
+          return prepareMessage(message);
         } catch (cause) {
           if (cause instanceof InputError) throw new InputError(cause.code, `batch item ${index}: ${cause.message}`, { ...cause.context, index }, { cause });
           throw cause;
@@ -61,15 +61,22 @@ function parse<T>(decode: () => T, what: string, subject: string): T {
 }
 
 /**
- * The producer's fields, for prepareEvent to validate (once: decoding through
- * @bulwark/events would validate and canonicalise a second time). Chain fields in a
- * producer's message are ignored: the ledger assigns them.
+ * The producer's fields, validated once by prepareEvent (decoding through @bulwark/events
+ * would validate and canonicalise a second time). The details text is parsed here and
+ * checked there (plain JSON, depth, size), which also keeps the parsed value when the text
+ * is already canonical. Chain fields in a producer's message are ignored: the ledger assigns them.
  */
-function fromMessage(message: AuditEventMessage): unknown {
+function prepareMessage(message: AuditEventMessage): PreparedEvent {
   if (message.timestampMs < 0n || message.timestampMs > BigInt(MAX_TIMESTAMP_MS)) {
     throw new InputError('E_EVENT_DECODE', `event ${message.eventId.slice(0, 64)}: timestamp_ms ${message.timestampMs} is out of range [0, ${MAX_TIMESTAMP_MS}]`, {});
   }
-  return { eventId: message.eventId, timestamp: Number(message.timestampMs), agentId: message.agentId, eventType: message.eventType, details: parseJson(message.detailsJson, 'details') };
+  let details: unknown;
+  try {
+    details = JSON.parse(message.detailsJson);
+  } catch (cause) {
+    throw new InputError('E_EVENT_DETAILS', `event ${message.eventId.slice(0, 64)}: details: not valid JSON (${(cause as Error).message})`, { path: 'details' }, { cause });
+  }
+  return prepareEvent({ eventId: message.eventId, timestamp: Number(message.timestampMs), agentId: message.agentId, eventType: message.eventType, details }, message.detailsJson);
 }
 
 /**
