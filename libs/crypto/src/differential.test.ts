@@ -103,6 +103,24 @@ describe('node, noble and sodium providers agree', () => {
     });
   }
 
+  it('on chacha20poly1305 either side of the size where sodium hands large messages to OpenSSL', () => {
+    const key = new Uint8Array(32).fill(7);
+    const nonce = new Uint8Array(12).fill(3);
+    const aad = new Uint8Array([1, 2, 3]);
+    for (const size of [16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 64 * 1024]) {
+      const plaintext = new Uint8Array(size).map((_, i) => i * 31);
+      const sealed = noble.chacha20poly1305.seal(key, nonce, plaintext, aad);
+      expect(sodium.chacha20poly1305.seal(key, nonce, plaintext, aad)).toEqual(sealed);
+      expect(sodium.chacha20poly1305.open(key, nonce, sealed, aad)).toEqual(plaintext);
+      const output = new Uint8Array(sealed.length + 5);
+      expect(sodium.chacha20poly1305.sealInto(key, nonce, plaintext, aad, output, 5)).toBe(sealed.length);
+      expect(output.subarray(5)).toEqual(sealed);
+      const forged = sealed.slice();
+      forged[size >> 1]! ^= 0x80;
+      expect(aeadCode(() => sodium.chacha20poly1305.open(key, nonce, forged, aad))).toBe('E_AEAD');
+    }
+  });
+
   it('on chacha20poly1305 sealInto: the bytes seal returns, written at any offset, nothing else touched (1,000 cases)', () => {
     fc.assert(
       fc.property(key32, bytes(12, 12), bytes(0, 600), fc.option(bytes(0, 64), { nil: undefined }), fc.nat(40), fc.nat(40), (key, nonce, plaintext, aad, offset, slack) => {
