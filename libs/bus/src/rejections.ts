@@ -1,4 +1,5 @@
 import type { Counter, Meter } from '@opentelemetry/api';
+import { LRUCache } from 'lru-cache';
 import { TokenBucket } from './token-bucket.js';
 import { uuidv7 } from './uuid.js';
 
@@ -70,7 +71,7 @@ export class RejectionReporter {
   readonly #opts: Required<Omit<RejectionReporterOptions, 'publish' | 'reporter' | 'meter'>> & Pick<RejectionReporterOptions, 'publish' | 'reporter'>;
   readonly #rejectedCounter: Counter | undefined;
   readonly #suppressedCounter: Counter | undefined;
-  readonly #keys = new Map<string, KeyState>();
+  readonly #keys: LRUCache<string, KeyState>;
   readonly #global: TokenBucket;
   readonly #byReason = new Map<string, number>();
   readonly #pending = new Set<Promise<void>>();
@@ -89,6 +90,7 @@ export class RejectionReporter {
       ...options,
     };
     this.#global = new TokenBucket(this.#opts.globalRatePerSecond, this.#opts.globalBurst, this.#opts.now);
+    this.#keys = new LRUCache({ max: this.#opts.maxTrackedKeys });
     this.#rejectedCounter = options.meter?.createCounter('bulwark.bus.rejected_frames', { description: 'Frames dropped for failing an envelope check' });
     this.#suppressedCounter = options.meter?.createCounter('bulwark.bus.suppressed_reports', { description: 'Rejections counted but not reported (rate limit)' });
   }
@@ -145,18 +147,10 @@ export class RejectionReporter {
 
   #stateFor(key: string): KeyState {
     let state = this.#keys.get(key);
-    if (state !== undefined) {
-      // Re-insert so the map's order is least recently used first.
-      this.#keys.delete(key);
+    if (state === undefined) {
+      state = { bucket: new TokenBucket(this.#opts.ratePerSecond, this.#opts.burst, this.#opts.now), suppressed: 0 };
       this.#keys.set(key, state);
-      return state;
     }
-    if (this.#keys.size >= this.#opts.maxTrackedKeys) {
-      const oldest = this.#keys.keys().next();
-      if (!oldest.done) this.#keys.delete(oldest.value);
-    }
-    state = { bucket: new TokenBucket(this.#opts.ratePerSecond, this.#opts.burst, this.#opts.now), suppressed: 0 };
-    this.#keys.set(key, state);
     return state;
   }
 }

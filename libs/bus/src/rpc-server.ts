@@ -5,7 +5,8 @@ import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
 import { BusUsageError } from './errors.js';
 import { headersCarrier, Headers } from './headers.js';
-import { SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
+import { inspectFrame, SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
+import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.js';
 import { responderPort } from './internal/envelope-ports.js';
 import type { Opened, SessionResponderPort } from './internal/frames.js';
 import { decodeRequest, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
@@ -37,6 +38,8 @@ export interface ServeCommandsOptions {
   readonly rejections: RejectionReporter;
   /** How often expired sessions are dropped (default 60 s). */
   readonly pruneIntervalMs?: number;
+  /** Handshakes admitted per claimed sender and in all (see HandshakeLimits for the defaults). */
+  readonly handshakeLimits?: HandshakeLimits;
 }
 
 export interface CommandServer {
@@ -103,8 +106,13 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const reject = (reason: string, sender: string | undefined, msg: Msg) =>
     options.rejections.report({ reason, sender, subject: outOfNamespace(bus.namespace, msg.subject) });
 
+  const limiter = new HandshakeLimiter(options.handshakeLimits);
   const onHandshake = async (msg: Msg): Promise<void> => {
     if (readKind(msg) !== 'handshake') return reject('E_BUS_KIND', undefined, msg);
+    // Admission before the two X25519 operations a handshake costs; a frame too malformed
+    // to name a sender is refused by accept() without any.
+    const claimed = inspectFrame(msg.data);
+    if (!('ok' in claimed) && !limiter.admit(claimed.sender)) return reject('E_BUS_HANDSHAKE_RATE', claimed.sender, msg);
     const result = await responder.accept(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_HANDSHAKE', sender: undefined }));
     if (result.kind === 'rejected') return reject(result.reason, result.sender, msg);
     msg.respond(result.reply);

@@ -10,6 +10,7 @@ import { uniqueNamespace } from './namespace.js';
 import { RejectionReporter, type RejectionEvent } from './rejections.js';
 import { CommandClient } from './rpc-client.js';
 import { kindHeaders, serveCommands, type CommandServer } from './rpc-server.js';
+import type { HandshakeLimits } from './handshake-limiter.js';
 import { Commands, directSubject, ServicePrincipals } from './subjects.js';
 import { cleanUp, eventually, testBus } from './bus.testing.js';
 
@@ -26,9 +27,9 @@ describe('request/reply over Noise IK sessions', () => {
     await cleanUp(...buses.splice(0));
   });
 
-  async function cluster(opts: { hang?: (instance: string) => boolean; instances?: number } = {}) {
+  async function cluster(opts: { hang?: (instance: string) => boolean; instances?: number; handshakeLimits?: HandshakeLimits } = {}) {
     const ns = uniqueNamespace();
-    const world = testWorld({ ids: [POLICY, 'agent.a1'] });
+    const world = testWorld({ ids: [POLICY, 'agent.a1', 'agent.b1'] });
     const servers: CommandServer[] = [];
     const serverBuses: Bus[] = [];
     const serverRejections: RejectionEvent[] = [];
@@ -43,6 +44,7 @@ describe('request/reply over Noise IK sessions', () => {
         version: '0.1.0',
         sessions: { provider, self: world.identity(POLICY), directory: world.directory },
         rejections: reporter(serverRejections),
+        ...(opts.handshakeLimits === undefined ? {} : { handshakeLimits: opts.handshakeLimits }),
         handlers: {
           [Commands.policy.evaluate]: async (req) => {
             calls.push(self);
@@ -161,6 +163,26 @@ describe('request/reply over Noise IK sessions', () => {
     expect(serverRejections.map((e) => e.details.reason).sort()).toEqual(['E_UNKNOWN_SENDER', 'E_VERSION']);
     expect(serverRejections.find((e) => e.details.reason === 'E_UNKNOWN_SENDER')?.details.claimed_sender).toBe('agent.mallory');
     expect(calls).toEqual([]);
+  });
+
+  it('drops handshakes past a sender\'s budget before any key work, and still serves other senders', async () => {
+    const { clientBus, serverRejections, world } = await cluster({ instances: 1, handshakeLimits: { perSenderPerSecond: 0.01, perSenderBurst: 2 } });
+    const subject = clientBus.subject(Commands.policy.evaluate);
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => {
+        const pending = initiateSession({ provider, self: world.identity('agent.a1'), directory: world.directory, peerId: POLICY });
+        return natsOf(clientBus)
+          .nc.request(subject, pending.frame, { timeout: 500, headers: kindHeaders('handshake') })
+          .then((reply) => pending.complete(reply.data).ok)
+          .catch(() => 'dropped');
+      }),
+    );
+    expect(answers.filter((a) => a === true)).toHaveLength(2);
+    expect(answers.filter((a) => a === 'dropped')).toHaveLength(3);
+    await eventually(() => serverRejections.length >= 1, 2000, 'rate rejection reported');
+    expect(serverRejections.every((e) => e.details.reason === 'E_BUS_HANDSHAKE_RATE' && e.details.claimed_sender === 'agent.a1')).toBe(true);
+    const other = new CommandClient(clientBus, { sessions: { provider, self: world.identity('agent.b1'), directory: world.directory }, rejections: reporter() });
+    expect(str(await other.request(Commands.policy.evaluate, text('hi')))).toMatch(/:hi:agent\.b1$/);
   });
 
   it('refuses a service version that is not semver before touching NATS', async () => {
