@@ -11,40 +11,15 @@
  * its 2-minute window) before going on. Events not yet in a chunk are simply published later.
  * Re-publication runs beside ingest: a stalled BULWARK_LEDGER never holds up appends.
  */
-import { create, toBinary } from '@bufbuild/protobuf';
 import { sql } from 'kysely';
 import { LEDGER_BATCH_SUBJECT } from '@bulwark/bus';
-import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage } from '@bulwark/proto';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber, type EventRow } from '../store/rows.js';
-
+import { ledgerBatchOfRows } from './batch-wire.js';
 
 /** A chunk stays well under NATS's default 1 MiB payload (details may be up to 64 KiB each). */
 const MAX_CHUNK_BYTES = 512 * 1024;
 const MAX_CHUNK_EVENTS = 1000;
-
-/**
- * The AuditEvent message of a stored row. details_json is the stored RFC 8785 text, the
- * very bytes that were hashed, so a reader recomputes event_hash from the message alone;
- * nothing is parsed or re-canonicalised on the way out.
- */
-function messageOfRow(row: EventRow): AuditEventMessage {
-  return create(AuditEventSchema, {
-    eventId: row.event_id,
-    timestampMs: BigInt(row.timestamp_ms),
-    agentId: row.agent_id,
-    eventType: row.event_type,
-    detailsJson: row.details,
-    seq: BigInt(row.seq),
-    previousHash: row.previous_hash,
-    eventHash: row.event_hash,
-    signature: row.signature,
-  });
-}
-
-export function ledgerBatchOfRows(rows: readonly EventRow[]): Uint8Array {
-  return toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: rows.map(messageOfRow) }));
-}
 
 export interface LedgerPublisher {
   publish(message: { subject: string; msgId: string; payload: Uint8Array }): Promise<unknown>;
