@@ -1,5 +1,6 @@
 /**
- * The decision cache's key for a request: a canonical JSON text (README "Decision cache").
+ * A canonical JSON text of a JSON value (README "Cache"): how the decision cache's request
+ * keys (request-key.ts) hold lists and objects read whole, and the text of a key (`keyText`).
  *
  * A key only has to be deterministic (equal JSON values, whatever their key order, give
  * one key) and injective (different JSON values give different keys); RFC 8785 gives both
@@ -8,7 +9,7 @@
  * (`Array.prototype.sort`) and strings and numbers written by `JSON.stringify`, which is
  * already deterministic and injective for finite numbers and for strings (well-formed
  * JSON.stringify escapes lone surrogates, ES2019). The result is valid JSON denoting the
- * same value, so it can share a map with request texts as they arrived.
+ * same value.
  *
  * Values that are not plain JSON (undefined, functions, symbols, bigints, non-finite
  * numbers, objects that are not plain or arrays, sparse arrays, nesting deeper than
@@ -20,19 +21,21 @@ export const MAX_KEY_DEPTH = 256;
 
 export function cacheKey(value: unknown): string | undefined {
   try {
-    return write(value, 0);
+    return writeKey(value, 0);
   } catch (e) {
     if (e === NO_KEY) return undefined;
     throw e;
   }
 }
 
-const NO_KEY = Symbol('no cache key');
+/** Thrown by `writeKey` for a value that has no key; callers turn it into `undefined`. */
+export const NO_KEY = Symbol('no cache key');
 
-function write(value: unknown, depth: number): string {
+/** The key text of `value` found `depth` levels down; throws NO_KEY for what is not plain JSON. */
+export function writeKey(value: unknown, depth: number): string {
   switch (typeof value) {
     case 'string':
-      return quote(value);
+      return quoteKey(value);
     case 'number':
       if (!Number.isFinite(value)) throw NO_KEY;
       return JSON.stringify(value);
@@ -50,7 +53,7 @@ function write(value: unknown, depth: number): string {
     for (let i = 0; i < value.length; i++) {
       if (!(i in value)) throw NO_KEY;
       if (i > 0) out += ',';
-      out += write(value[i], depth + 1);
+      out += writeKey(value[i], depth + 1);
     }
     return out + ']';
   }
@@ -62,7 +65,7 @@ function write(value: unknown, depth: number): string {
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
     if (i > 0) out += ',';
-    out += quote(key) + ':' + write(record[key], depth + 1);
+    out += quoteKey(key) + ':' + writeKey(record[key], depth + 1);
   }
   return out + '}';
 }
@@ -71,6 +74,7 @@ function write(value: unknown, depth: number): string {
 // eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
-function quote(text: string): string {
+/** A string as JSON.stringify writes it. */
+export function quoteKey(text: string): string {
   return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
 }

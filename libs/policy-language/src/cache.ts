@@ -1,29 +1,40 @@
 import { LRUCache } from 'lru-cache';
-import { cacheKey } from './cache-key.js';
 import type { Decision } from './decision.js';
+import { KeyLru } from './key-lru.js';
 import type { PolicySet } from './policy-set.js';
+import { keyText } from './request-key.js';
 
 export interface DecisionCacheOptions {
-  /** How many decisions to keep per policy set (default 10,000). */
+  /** How many decisions to keep per policy set and kind of key, request texts and request objects (default 10,000 each). */
   readonly max?: number;
 }
 
+interface SetEntries {
+  /** By the request text as it arrived. */
+  readonly texts: LRUCache<string, Decision>;
+  /** By the request's projection on what the set reads (request-key.ts). */
+  readonly keys: KeyLru;
+}
+
 /**
- * An LRU cache of decisions, keyed by the policy set and the JSON text of the request: a
- * decision is a pure function of both, so a hit is exactly what `set.evaluate` returns.
+ * An LRU cache of decisions per policy set: a decision is a pure function of the set and
+ * the request, so a hit is exactly what `set.evaluate` returns.
  *
- * - Each policy set (one version) has its own LRU, held weakly: after a swap the old set's
- *   entries are never consulted, and they go when the old set does.
- * - `evaluate(set, request)` keys by `cacheKey(request)`, a canonical JSON text (sorted
- *   keys; see cache-key.ts), so the same request in any key order is one entry.
+ * - Each policy set (one version) has its own entries, held weakly: after a swap the old
+ *   set's entries are never consulted, and they go when the old set does.
+ * - `evaluate(set, request)` keys by `set.cacheKeyOf(request)`: the request projected on
+ *   the parts the set's rules for its target can read (request-key.ts), so the same request
+ *   in any key order, or differing only in data no rule reads, is one entry. A miss decides
+ *   the projection itself, so an entry is a function of its key alone.
  * - `evaluateJson(set, text)` first tries the text as it arrived: any JSON text denotes one
- *   request, so it is a sound key, and a hit skips parsing and canonicalization. A miss
- *   parses it and goes through the canonical key.
+ *   request, so it is a sound key, and a hit skips parsing. A miss parses it and goes
+ *   through `evaluate`. Texts and projections are kept apart: a text is never compared
+ *   with anything but texts.
  * Cached decisions are frozen, since every caller shares them.
  */
 export class DecisionCache {
   readonly #max: number;
-  readonly #bySet = new WeakMap<PolicySet, LRUCache<string, Decision>>();
+  readonly #bySet = new WeakMap<PolicySet, SetEntries>();
   #hits = 0;
   #misses = 0;
   #size = 0;
@@ -33,24 +44,26 @@ export class DecisionCache {
   }
 
   evaluate(set: PolicySet, request: unknown): Decision {
-    const key = cacheKey(request);
-    // A value that is not plain JSON (a cycle, NaN, undefined) has no key and is decided uncached.
+    const key = set.cacheKeyOf(request);
+    // A request without a key (wrong shape; a read part that is not plain JSON) is decided uncached.
     if (key === undefined) return set.evaluate(request);
-    const entries = this.#entriesOf(set);
+    const entries = this.#entriesOf(set).keys;
     const cached = entries.get(key);
     if (cached !== undefined) {
       this.#hits++;
       return cached;
     }
     this.#misses++;
-    const decision = freezeDecision(set.evaluate(request));
-    this.#remember(entries, key, decision);
+    // Decide the projection, not the caller's object (whose getters could answer otherwise
+    // the second time): the entry is then the decision of exactly what its key describes.
+    const decision = freezeDecision(set.evaluate(JSON.parse(keyText(key))));
+    entries.set(key, decision);
     return decision;
   }
 
   /** Decides a request given as JSON text (as it arrives on the bus); text that is not JSON is denied, never thrown. */
   evaluateJson(set: PolicySet, text: string): Decision {
-    const entries = this.#entriesOf(set);
+    const entries = this.#entriesOf(set).texts;
     const cached = entries.get(text);
     if (cached !== undefined) {
       this.#hits++;
@@ -62,8 +75,9 @@ export class DecisionCache {
     } catch (err) {
       return freezeDecision(set.denyInvalid(`not JSON (${err instanceof Error ? err.message : String(err)})`));
     }
-    const decision = this.evaluate(set, request);
-    this.#remember(entries, text, decision);
+    const decision = freezeDecision(this.evaluate(set, request));
+    if (!entries.has(text)) this.#size++;
+    entries.set(text, decision);
     return decision;
   }
 
@@ -71,18 +85,16 @@ export class DecisionCache {
     return { hits: this.#hits, misses: this.#misses, size: this.#size };
   }
 
-  #entriesOf(set: PolicySet): LRUCache<string, Decision> {
+  #entriesOf(set: PolicySet): SetEntries {
     let entries = this.#bySet.get(set);
     if (entries === undefined) {
-      entries = new LRUCache<string, Decision>({ max: this.#max, dispose: () => void this.#size-- });
+      entries = {
+        texts: new LRUCache<string, Decision>({ max: this.#max, dispose: () => void this.#size-- }),
+        keys: new KeyLru(this.#max, (delta) => void (this.#size += delta)),
+      };
       this.#bySet.set(set, entries);
     }
     return entries;
-  }
-
-  #remember(entries: LRUCache<string, Decision>, key: string, decision: Decision): void {
-    if (!entries.has(key)) this.#size++;
-    entries.set(key, decision);
   }
 }
 

@@ -4,6 +4,7 @@ import type { AllowRule, AuditRule, CompiledPolicy, DenyRule, ForRule, RequireRu
 import type { AllowDecision, AllowWithConditionsDecision, Condition, DenyDecision, RuleRef } from './decision.js';
 import { PolicyParseError } from './errors.js';
 import { printExpression, printRuleHead } from './printer.js';
+import { collectReads, type ReadPath } from './reads.js';
 
 const NONE: readonly never[] = Object.freeze([]);
 const APPROVAL_SUFFIX = '_approval';
@@ -55,25 +56,31 @@ export function compileRules(inputs: readonly CompileInput[], levels: readonly s
       allowedEpoch: 0,
     };
     const policyAllows: AllowRule[] = [];
+    // What checking this policy's requirements can read; every allow of the policy reads it too.
+    const requirementReads: ReadPath[] = [];
     for (const [i, rule] of ast.rules.entries()) {
       const ref: RuleRef = Object.freeze({ policy: ast.name, version, rule: i + 1, ruleText: printRuleHead(rule) });
       const condition = rule.condition ? compileCondition(rule.condition, compiler) : null;
+      const reads: ReadPath[] = [];
+      if (rule.condition) collectReads(rule.condition, reads);
       switch (rule.kind) {
         case 'deny':
-          denies.push({ ordinal: ordinal++, policy, ref, patterns: rule.target, condition, decision: denyDecision(ref, setVersion) });
+          denies.push({ ordinal: ordinal++, policy, ref, patterns: rule.target, condition, reads, decision: denyDecision(ref, setVersion) });
           break;
         case 'allow': {
-          const allow = { ordinal: ordinal++, policy, ref, patterns: rule.target, condition, decision: allowDecision(ref, setVersion), conditionalDecision: null };
+          const allow = { ordinal: ordinal++, policy, ref, patterns: rule.target, condition, reads, decision: allowDecision(ref, setVersion), conditionalDecision: null };
           allows.push(allow);
           policyAllows.push(allow);
           break;
         }
         case 'audit':
-          audits.push({ ordinal: ordinal++, policy, ref, patterns: rule.target, condition });
+          audits.push({ ordinal: ordinal++, policy, ref, patterns: rule.target, condition, reads });
           break;
         case 'require': {
           const compiled = compileRequire(rule, ref, condition, compiler);
           if (compiled.requirements.length > 0 || compiled.obligations.length > 0) requireRules.push(compiled);
+          for (const path of reads) requirementReads.push(path);
+          for (const item of rule.requirements) if (item.kind === 'expression') collectReads(item.expression, requirementReads);
           for (const item of rule.requirements) {
             if (item.kind !== 'for') continue;
             fors.push({
@@ -82,6 +89,7 @@ export function compileRules(inputs: readonly CompileInput[], levels: readonly s
               ref,
               patterns: item.target,
               condition,
+              reads,
               approver: approverOf(item.name, ast.file, item.span),
               obligation: Object.freeze({ name: item.name, value: true, policy: ast.name, version, rule: i + 1 }),
             });
@@ -101,7 +109,7 @@ export function compileRules(inputs: readonly CompileInput[], levels: readonly s
     if (staticConditions && staticConditions.length > 0) {
       for (const allow of policyAllows) Object.assign(allow, { conditionalDecision: conditionalDecision(allow.ref, staticConditions, setVersion) });
     }
-    for (const allow of policyAllows) Object.freeze(allow);
+    for (const allow of policyAllows) Object.freeze(Object.assign(allow, { reads: [...allow.reads, ...requirementReads] }));
     policies.push(policy);
     slotCount = Math.max(slotCount, compiler.slotCount);
   }

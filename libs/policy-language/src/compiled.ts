@@ -1,6 +1,7 @@
 import type { PatternAst } from './ast.js';
 import type { Closure } from './compile-expression.js';
 import type { AllowDecision, AllowWithConditionsDecision, Condition, DenyDecision, RuleRef } from './decision.js';
+import type { ReadPath } from './reads.js';
 
 /**
  * The compiled form of a policy set: what evaluation walks. Built once by `compilePolicySet`;
@@ -30,6 +31,11 @@ interface GuardedRule {
   readonly patterns: readonly PatternAst[];
   /** Returns true, false or FAILED; null when the rule has no `if`. */
   readonly condition: Closure | null;
+  /**
+   * The context paths evaluating this rule can read (README "Cache"): its `if`, and for an
+   * allow also its policy's `require:` rules, which are checked when the allow holds.
+   */
+  readonly reads: readonly ReadPath[];
 }
 
 export interface DenyRule extends GuardedRule {

@@ -208,19 +208,22 @@ describe('DecisionCache', () => {
     const first = cache.evaluateJson(set, '{"action":"read","resource":"file"}');
     expect(first.decision).toBe('Allow');
     expect(cache.evaluateJson(set, '{"action":"read","resource":"file"}')).toBe(first);
-    // Another spelling of the same request reaches the canonical entry.
+    // Another spelling of the same request reaches the entry of its projection.
     expect(cache.evaluateJson(set, '{ "resource": "file", "action": "read" }')).toBe(first);
     expect(cache.stats.hits).toBe(2);
     expect(cache.evaluateJson(set, '{"action": ')).toMatchObject({ decision: 'Deny', reason: expect.stringMatching(/^invalid request: not JSON/) });
-    expect(cache.stats.size).toBeLessThanOrEqual(2);
+    // At most `max` texts and `max` projections.
+    expect(cache.stats.size).toBeLessThanOrEqual(4);
   });
 
-  it('decides uncached what cannot be canonicalized', () => {
+  it('decides uncached a request whose read parts cannot be canonicalized, and ignores the parts no rule reads', () => {
     const cache = new DecisionCache();
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
-    const set = policies('policy p { allow: any }');
+    const set = policies('policy p { allow: a(b) if self == self }');
     expect(cache.evaluate(set, { action: 'a', resource: 'b', context: cyclic }).decision).toBe('Allow');
     expect(cache.stats.size).toBe(0);
+    expect(cache.evaluate(set, { action: 'a', resource: 'b', context: { self: true, unread: cyclic } }).decision).toBe('Allow');
+    expect(cache.stats.size).toBe(1);
   });
 });

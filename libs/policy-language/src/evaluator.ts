@@ -3,8 +3,9 @@ import type { CompiledRules } from './compile.js';
 import type { AllowRule, AuditRule, CompiledPolicy, DenyRule, ForRule, UnmetRequirement } from './compiled.js';
 import type { Condition, Decision, DenyDecision, RuleRef } from './decision.js';
 import { PolicyEvalError } from './errors.js';
+import type { ReadPath } from './reads.js';
 import { requestProblem } from './request.js';
-import { RuleIndex, type Targeted } from './rule-index.js';
+import { RuleIndex, type ActionRequest, type Targeted } from './rule-index.js';
 
 const NONE: readonly never[] = Object.freeze([]);
 const EMPTY_CONTEXT: Context = Object.freeze({});
@@ -83,6 +84,28 @@ export class Evaluator {
       (this.diagnostics ??= []).push(error);
       return this.finish(this.deny(error.detail, null));
     }
+  }
+
+  /** Whether an evaluation is in progress (so a call now comes from a getter of its request). */
+  get evaluating(): boolean {
+    return this.busy;
+  }
+
+  /**
+   * Every context path that evaluating a request with this target can read: the reads of
+   * each rule the index offers for it (README "Cache"). Uses the index's scratch, so not
+   * while evaluating (`evaluating`).
+   */
+  readsFor(target: ActionRequest): ReadPath[] {
+    const reads: ReadPath[] = [];
+    const add = (rules: readonly { reads: readonly ReadPath[] }[]): void => {
+      for (const rule of rules) for (const path of rule.reads) reads.push(path);
+    };
+    add(this.denies.candidates(target, []));
+    add(this.allows.candidates(target, []));
+    add(this.fors.candidates(target, []));
+    add(this.audits.candidates(target, []));
+    return reads;
   }
 
   /** The Deny for a request that could not even be read (not JSON, not decryptable). */

@@ -36,6 +36,7 @@ export {
 } from './decision.js';
 export { DecisionCache, type DecisionCacheOptions } from './cache.js';
 export { cacheKey, MAX_KEY_DEPTH } from './cache-key.js';
+export { keyText, sameKey, type RequestKey } from './request-key.js';
 export { parsePolicyTestFile, checkExpectation, type PolicyTestFile, type PolicyTestCase, type Expectation } from './test-file.js';
 export { createPolicyFuzzer, type PolicyFuzzer } from './fuzz.js';
 export { runPolicyFuzz, type FuzzReport } from './fuzz-runner.js';

@@ -7,6 +7,7 @@ import { Evaluator } from './evaluator.js';
 import { checkLevels, DEFAULT_LEVELS } from './levels.js';
 import { parsePolicies } from './parser.js';
 import { printPolicy } from './printer.js';
+import { RequestKeys, type RequestKey } from './request-key.js';
 
 export interface PolicySetOptions {
   /** A label for this set (e.g. the ledger sequence of its last change); by default a digest prefix. */
@@ -49,6 +50,7 @@ export class PolicySet {
   readonly levels: readonly string[];
   readonly policies: readonly PolicySummary[];
   readonly #evaluator: Evaluator;
+  readonly #keys: RequestKeys;
 
   /** Use `compilePolicySet` or `compilePolicySources`. */
   constructor(entries: readonly PolicyEntry[], options: PolicySetOptions = {}) {
@@ -69,7 +71,11 @@ export class PolicySet {
     this.policies = Object.freeze(
       inputs.map((input) => Object.freeze({ name: input.ast.name, version: input.version, file: input.ast.file, rules: input.ast.rules.length })),
     );
-    this.#evaluator = new Evaluator(compileRules(inputs, levels, this.version), this.version);
+    const rules = compileRules(inputs, levels, this.version);
+    const evaluator = new Evaluator(rules, this.version);
+    this.#evaluator = evaluator;
+    const patterns = [rules.denies, rules.allows, rules.audits, rules.fors].flatMap((kind) => kind.flatMap((rule) => rule.patterns));
+    this.#keys = new RequestKeys(patterns, (target) => evaluator.readsFor(target), () => evaluator.evaluating);
     Object.freeze(this);
   }
 
@@ -81,6 +87,15 @@ export class PolicySet {
   /** The same decision by scanning every rule instead of the index: the reference, for tests and audits. */
   evaluateByScan(request: unknown): Decision {
     return this.#evaluator.evaluate(request, true);
+  }
+
+  /**
+   * The decision cache's key for `request` (README "Cache"): the request projected on what
+   * this set can read for its target, which gets the same decision. Undefined when the
+   * request has no key (wrong shape, read parts that are not plain JSON): decide it uncached.
+   */
+  cacheKeyOf(request: unknown): RequestKey | undefined {
+    return this.#keys.key(request);
   }
 
   /** The Deny for a request that could not be read at all (not JSON, not decryptable): `invalid request: <why>`. */
