@@ -224,7 +224,7 @@ describe('audit-ledger service under SIGKILL', () => {
         await startStreamConsumer(
           bus,
           new SealedReceiver({ provider, self: reader, directory, staleAfterMs: 3_600_000 }),
-          { stream: 'ledger', durable: 'crash-reader' },
+          { stream: 'ledger', durable: 'crash-reader', filterSubject: LEDGER_BATCH_SUBJECT },
           async (d) => {
             expect(d.subject).toBe(LEDGER_BATCH_SUBJECT);
             const batch = decodeEventBatch(d.plaintext);

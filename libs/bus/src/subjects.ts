@@ -144,6 +144,14 @@ export const LEDGER_SUBJECT_ROOT = 'bulwark.ledger';
  */
 export const LEDGER_BATCH_SUBJECT = `${LEDGER_SUBJECT_ROOT}.batch`;
 
+/**
+ * The same committed events again, only those that change control-plane state
+ * (`isControlEventType`: policies, keys, pinned tools), in batches named
+ * `control:<first>-<last>` after the full batch they come from: what a service replays at
+ * start, without every decision ever recorded.
+ */
+export const LEDGER_CONTROL_SUBJECT = `${LEDGER_SUBJECT_ROOT}.control`;
+
 /** `bulwark.ledger.<event subject tail>`: e.g. `bulwark.ledger.policy.decision`. */
 export function ledgerSubject(event: EventSubject): string {
   return `${LEDGER_SUBJECT_ROOT}.${event.slice('bulwark.evt.'.length)}`;

@@ -106,6 +106,28 @@ export function isEventType(value: unknown): value is EventType {
   return typeof value === 'string' && KNOWN.has(value);
 }
 
+/**
+ * Events that change control-plane state (policies, keys, pinned tools) rather than record
+ * activity. They are rare, and what a service replays at start to rebuild its configuration;
+ * the ledger also re-publishes them apart (`bulwark.ledger.control`), so that a replay does
+ * not wade through every decision ever made.
+ */
+const CONTROL_TYPES: ReadonlySet<EventType> = new Set<EventType>([
+  'policy.registered',
+  'policy.updated',
+  'policy.rolledback',
+  'keys.generated',
+  'keys.rotated',
+  'keys.revoked',
+  'keys.channel_epoch',
+  'tools.pinned',
+  'tools.revoked',
+]);
+
+export function isControlEventType(type: EventType): boolean {
+  return CONTROL_TYPES.has(type);
+}
+
 export function eventCategory(type: EventType): EventCategory {
   return CATEGORY_OF[type];
 }

@@ -1,4 +1,4 @@
-export { EVENT_TYPES, eventCategory, eventSubject, eventTypeFromSubject, isEventType, type EventCategory, type EventType } from './event-types.js';
+export { EVENT_TYPES, eventCategory, eventSubject, eventTypeFromSubject, isControlEventType, isEventType, type EventCategory, type EventType } from './event-types.js';
 export { MAX_JSON_DEPTH, assertJsonValue, canonicalJson, parseJson, type JsonObject, type JsonPrimitive, type JsonValue } from './jcs.js';
 export {
   GENESIS_PREVIOUS_HASH,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { consumerBacklog, LEDGER_BATCH_SUBJECT, LEDGER_PRINCIPAL, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
+import { consumerBacklog, LEDGER_CONTROL_SUBJECT, LEDGER_PRINCIPAL, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelReceiver, SealedReceiver } from '@bulwark/envelope';
 import { checkSealedEvent, decodeEventBatch, isLedgerEvent, type EventType, type LedgerEvent } from '@bulwark/events';
@@ -28,20 +28,20 @@ export interface LedgerFollower {
 }
 
 /**
- * Follows the ledger's re-published batches on BULWARK_LEDGER from the first message, on a
- * durable of its own (each instance rebuilds the whole state, DESIGN §4), which the server
- * deletes a minute after the instance is gone. Only events re-published by the ledger
- * count: the frame must come from the ledger's principal and each policy event must carry
- * a valid hash and ledger signature; anything else is reported and skipped. Other event
- * types (decisions are the bulk of the stream) are skipped before any signature check, so
- * a replay costs little per decision.
+ * Follows the ledger's control-plane batches on BULWARK_LEDGER (`bulwark.ledger.control`:
+ * policy, key and tool-pin events only, so a start does not replay every decision ever
+ * made) from the first message, on a durable of its own (each instance rebuilds the whole
+ * state, DESIGN §4), which the server deletes a minute after the instance is gone. Only
+ * events re-published by the ledger count: the frame must come from the ledger's principal
+ * and each policy event must carry a valid hash and ledger signature; anything else is
+ * reported and skipped. Control events of other services are skipped before any check.
  */
 export async function followLedger(options: LedgerFollowerOptions): Promise<LedgerFollower> {
   const durable = `policy-${randomUUID()}`;
   const consumer: RunningConsumer = await startStreamConsumer(
     options.bus,
     options.receiver,
-    { stream: 'ledger', durable, filterSubject: LEDGER_BATCH_SUBJECT, inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
+    { stream: 'ledger', durable, filterSubject: LEDGER_CONTROL_SUBJECT, inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
     async (delivery) => {
       if (delivery.meta.sender !== LEDGER_PRINCIPAL) return options.onInvalid(`sent by ${delivery.meta.sender}, not the ledger`, delivery.streamSeq);
       let events;

@@ -14,6 +14,7 @@ import {
   createStreamPublisher,
   ensureStreams,
   LEDGER_BATCH_SUBJECT,
+  LEDGER_CONTROL_SUBJECT,
   LEDGER_PRINCIPAL,
   removeNamespaceStreams,
   startStreamConsumer,
@@ -25,7 +26,7 @@ import {
 } from '@bulwark/bus';
 import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
-import { decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
+import { decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
 import { startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
 
 export const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -81,6 +82,9 @@ export class LedgerStandIn {
     this.#previous = sealed.eventHash;
     this.committed.push(sealed);
     await this.#publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
+    if (isControlEventType(sealed.eventType)) {
+      await this.#publisher.publish({ subject: LEDGER_CONTROL_SUBJECT, msgId: `control:${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
+    }
     return sealed;
   }
 

@@ -3,16 +3,20 @@
  * messages of consecutive events with their chain fields set (seq, previous_hash,
  * event_hash, signature), on `bulwark.ledger.batch`, with `Nats-Msg-Id` = `<first seq>-<last seq>`.
  * Batches, because one JetStream publish per event cost as much CPU as the append itself.
+ * A chunk holding control-plane events (policies, keys, pinned tools) is followed by a batch
+ * of just those on `bulwark.ledger.control` (`control:<first seq>-<last seq>`), which services
+ * replay at start instead of every event.
  *
  * Exactly once in the stream, across crashes: before a chunk is published its last seq is
  * written to `publish_state.pending_end`; after JetStream acknowledged it, `published` moves
  * past it and `pending_end` is cleared. A restart that finds `pending_end` set re-sends
- * exactly that chunk (same rows, same message id: JetStream drops it as a duplicate within
+ * exactly that chunk (same rows, same message ids: JetStream drops them as duplicates within
  * its 2-minute window) before going on. Events not yet in a chunk are simply published later.
  * Re-publication runs beside ingest: a stalled BULWARK_LEDGER never holds up appends.
  */
 import { sql } from 'kysely';
-import { LEDGER_BATCH_SUBJECT } from '@bulwark/bus';
+import { LEDGER_BATCH_SUBJECT, LEDGER_CONTROL_SUBJECT } from '@bulwark/bus';
+import { isControlEventType, isEventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber, type EventRow } from '../store/rows.js';
 import { ledgerBatchOfRows } from './batch-wire.js';
@@ -111,6 +115,10 @@ export class Republisher {
       if (claimed.numAffectedRows !== 1n) throw new Error(`republish: publish_state moved under this instance at seq ${first}`);
     }
     await publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOfRows(rows) });
+    const control = rows.filter((row) => isEventType(row.event_type) && isControlEventType(row.event_type));
+    if (control.length > 0) {
+      await publisher.publish({ subject: LEDGER_CONTROL_SUBJECT, msgId: `control:${first}-${last}`, payload: ledgerBatchOfRows(control) });
+    }
     await sql`update publish_state set published = ${last + 1}::int8, pending_end = null where published = ${first}::int8`.execute(db);
     this.#published = last + 1;
     return last + 1;
