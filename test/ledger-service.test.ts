@@ -2,6 +2,9 @@
 // accepts from BULWARK_EVENTS (single events, batches, the bus's JSON rejection reports, and
 // undecodable messages, which it records), its checkpoints (announced as events, without a
 // loop), re-publication to BULWARK_LEDGER, and the audit commands over Noise sessions.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { SealedSender, type LocalIdentity } from '@bulwark/envelope';
@@ -39,6 +42,7 @@ import {
   type LedgerDatabase,
   type QueryReply,
   type VerifyReply,
+  verifyLedger,
 } from '@bulwark/audit-ledger';
 
 const provider = createCryptoProvider('node');
@@ -85,7 +89,7 @@ describe('audit-ledger service', () => {
       crypto: provider,
       identity: ledgerId,
       directory,
-      settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace, checkpointEvents: 20, checkpointMs: 300, pullers: 4, batchMaxEvents: 50 },
+      settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace, checkpointEvents: 20, checkpointMs: 300, inFlight: 16, batchMaxEvents: 50 },
     });
     client = new CommandClient(bus, { sessions: { provider, self: analyst, directory }, rejections: silent });
   });
@@ -205,5 +209,61 @@ describe('audit-ledger service', () => {
 
   it('reports readiness: NATS, streams and the database', async () => {
     expect(await service.readiness()).toMatchObject({ ready: true, natsConnected: true, missingStreams: [], database: true });
+  });
+});
+
+describe('audit-ledger service, signing worker crash', () => {
+  const namespace = uniqueNamespace('ledgersig');
+  const schema = withTestSchema('ledger_sig');
+  const faults = mkdtempSync(join(tmpdir(), 'ledger-signer-faults-'));
+  let bus: Bus;
+  let db: Kysely<LedgerDatabase>;
+  let service: LedgerService;
+
+  beforeAll(async () => {
+    // Read by the substitute worker when it starts (workers copy the environment).
+    process.env['LEDGER_SIGNER_FAULT_DIR'] = faults;
+    bus = await connectBus({ url: natsUrl(), name: 'ledger-signer-test', namespace });
+    await ensureStreams(bus);
+    db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
+    await migrateLedger(db);
+    service = await LedgerService.start({
+      bus,
+      db,
+      crypto: provider,
+      identity: ledgerId,
+      directory,
+      settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace, checkpointEvents: 0, checkpointMs: 0, signerWorkers: 1 },
+      signerScript: new URL('../services/audit-ledger/src/signer/faulty-worker.fixture.ts', import.meta.url),
+    });
+  });
+
+  afterAll(async () => {
+    await service.stop();
+    await closeDatabase(db);
+    await schema.drop();
+    await removeNamespaceStreams(bus);
+    await bus.close();
+    rmSync(faults, { recursive: true, force: true });
+  });
+
+  it('stores nothing and acknowledges nothing from a batch whose signing worker died, then appends it once on redelivery with a new worker', async () => {
+    const events = createEventPublisher(bus, new SealedSender({ provider, self: producer, directory, recipientId: LEDGER_PRINCIPAL }));
+    const batch = Array.from({ length: 40 }, (_, i) => newEvent({ agentId: 'agent.gamma', eventType: 'tools.invoked', details: { i } }));
+    // The worker that takes the first signing request exits in the middle of it.
+    writeFileSync(join(faults, 'crash'), '');
+    await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch(batch.slice(0, 25)) });
+    await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch(batch.slice(25)) });
+
+    for (const deadline = Date.now() + 20_000; (await service.ledger.head()).size < batch.length; ) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the batch to be appended after the crash');
+      await sleep(50);
+    }
+    expect(service.metrics().signerFailures).toBeGreaterThanOrEqual(1);
+    const rows = await db.selectFrom('events').select(['event_id', 'seq']).orderBy('seq').execute();
+    expect(rows.map((r) => r.event_id).sort()).toEqual(batch.map((e) => e.eventId).sort());
+    expect(rows.map((r) => Number(r.seq))).toEqual(batch.map((_, i) => i));
+    // Every stored row carries a signature that verifies: none was written without one.
+    expect(await verifyLedger(db, { crypto: provider, origin: ORIGIN, logKey: service.ledger.verifierKey })).toMatchObject({ ok: true, size: batch.length });
   });
 });

@@ -101,6 +101,44 @@ describe('sealed events on durable consumers', () => {
     expect(info.num_pending).toBe(0);
   });
 
+  it('hands up to `concurrency` messages to the handler at once and acknowledges each after its own success', async () => {
+    const bus = await setUp('consume-concurrent');
+    const w = world();
+    const events = createEventPublisher(bus, w.sender());
+    let inHand = 0;
+    let most = 0;
+    let release: () => void = () => undefined;
+    const allIn = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let failOnce = true;
+    const consumer = await startStreamConsumer(
+      bus,
+      w.receiver(),
+      { stream: 'events', durable: 'ledger', concurrency: 4, retryInitialMs: 50 },
+      async (d) => {
+        inHand += 1;
+        most = Math.max(most, inHand);
+        if (inHand === 4) release();
+        // The first four wait for each other: only a consumer that holds four at once gets past this.
+        await Promise.race([allIn, new Promise((r) => setTimeout(r, 2000))]);
+        inHand -= 1;
+        if (str(d.plaintext) === 'm2' && failOnce) {
+          failOnce = false;
+          throw new Error('database down');
+        }
+      },
+      reporter(),
+    );
+    for (let i = 0; i < 6; i++) await events.publish({ subject: Events.policy.decision, eventId: `c-${i}`, payload: text(`m${i}`) });
+    await eventually(() => consumer.metrics().processed === 6, 5000, 'all six processed');
+    expect(most).toBe(4);
+    expect(consumer.metrics()).toMatchObject({ processed: 6, failures: 1 });
+    await expect(startStreamConsumer(bus, w.receiver(), { stream: 'events', durable: 'ledger', concurrency: 0 }, async () => undefined, reporter())).rejects.toBeInstanceOf(BusConfigError);
+    const info = await natsOf(bus).jsm.consumers.info(bus.streamName('events'), 'ledger');
+    expect(info.num_ack_pending).toBe(0);
+  });
+
   it('acknowledges a redelivered frame without running the handler twice', async () => {
     const bus = await setUp('consume-dup');
     const w = world();

@@ -26,8 +26,16 @@ export interface ConsumerSpec {
   /** Redelivery delay after a handler failure: initial · 2^(delivery−1), capped (default 500 ms, 30 s). */
   readonly retryInitialMs?: number;
   readonly retryMaxMs?: number;
-  /** How long stop() waits for the handler in progress (default 5 s). */
+  /** How long stop() waits for the handlers in progress (default 5 s). */
   readonly stopTimeoutMs?: number;
+  /**
+   * Messages this consumer hands to the handler at once (default 1: one at a time, in stream
+   * order). Above 1, a handler that groups messages (e.g. into one database transaction)
+   * gets them without one pull loop per message. Each message is still acknowledged only
+   * after its own handler succeeded; a redelivery that arrives while the first delivery's
+   * handler still runs is handled again, so such a handler must be idempotent.
+   */
+  readonly concurrency?: number;
   /**
    * Let the server delete the durable after this long without a consumer (NATS 2.9+).
    * For a per-instance durable (a projection that replays the whole stream on every boot),
@@ -69,7 +77,9 @@ export interface RunningConsumer {
   metrics(): ConsumerMetrics;
 }
 
-const DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 10, maxAckPending: 256, retryInitialMs: 500, retryMaxMs: 30_000, stopTimeoutMs: 5_000 };
+const DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 10, maxAckPending: 256, retryInitialMs: 500, retryMaxMs: 30_000, stopTimeoutMs: 5_000, concurrency: 1 };
+/** Messages a pull keeps buffered ahead of the handlers. */
+const PULL_BATCH = 64;
 
 /**
  * Creates the durable pull consumer, or reconciles an existing one (ack wait, max
@@ -148,7 +158,8 @@ export async function consumerBacklog(bus: Bus, stream: StreamKey, durable: stri
 }
 
 /**
- * Runs `handler` for each message of the durable consumer, one at a time, in stream order.
+ * Runs `handler` for each message of the durable consumer, one at a time, in stream order
+ * (or up to `concurrency` at a time).
  *
  * - A frame that fails an envelope check is terminated (never redelivered), counted and
  *   reported; the handler never sees it.
@@ -168,10 +179,13 @@ export async function startConsumer(
   handler: DeliveryHandler,
   rejections: RejectionReporter,
 ): Promise<RunningConsumer> {
-  await ensureConsumer(bus, spec);
   const s = { ...DEFAULTS, ...spec };
+  if (!Number.isSafeInteger(s.concurrency) || s.concurrency < 1) {
+    throw new BusConfigError('E_BUS_CONSUMER', `consumer ${spec.durable}: concurrency must be a positive integer, got ${s.concurrency}`, { durable: spec.durable });
+  }
+  await ensureConsumer(bus, spec);
   const consumer = await natsOf(bus).js.consumers.get(bus.streamName(spec.stream), spec.durable);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 64, expires: 5_000 });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(PULL_BATCH, s.concurrency), expires: 5_000 });
   const m = { processed: 0, duplicates: 0, rejected: 0, failures: 0, exhausted: 0 };
 
   const handle = async (msg: JsMsg): Promise<void> => {
@@ -225,15 +239,25 @@ export async function startConsumer(
     }
   };
 
+  const settle = (msg: JsMsg): Promise<void> =>
+    handle(msg).catch(() => {
+      try {
+        msg.nak(s.retryInitialMs);
+      } catch {
+        // Connection gone: JetStream redelivers once the ack wait expires.
+      }
+    });
   const loop = (async () => {
-    for await (const msg of messages) {
-      await handle(msg).catch(() => {
-        try {
-          msg.nak(s.retryInitialMs);
-        } catch {
-          // Connection gone: JetStream redelivers once the ack wait expires.
-        }
-      });
+    const inHand = new Set<Promise<void>>();
+    try {
+      for await (const msg of messages) {
+        const settled = settle(msg);
+        inHand.add(settled);
+        void settled.then(() => inHand.delete(settled));
+        if (inHand.size >= s.concurrency) await Promise.race(inHand);
+      }
+    } finally {
+      await Promise.all(inHand);
     }
   })();
   // The loop must never become an unhandled rejection (Node would exit on it).

@@ -145,6 +145,11 @@ export class AuditLedger {
         : new WorkerSigner({ ...options.signingWorkers, crypto: options.crypto, secretKey: options.signer.secretKey, publicKey: options.signer.publicKey });
   }
 
+  /** Signing requests that failed (a signing worker crashed, timed out or answered wrongly); each failed its batch. */
+  get signerFailures(): number {
+    return this.#eventSigner.failures;
+  }
+
   /** Ends the signing workers, if any (appends after this fail). The database is the caller's. */
   async close(): Promise<void> {
     await this.#eventSigner.close();

@@ -10,10 +10,10 @@
  * event ids stored and appends nothing (the events table's unique event_id, checked in the
  * same transaction).
  *
- * Several pull loops share the durable so that several messages can wait in one
- * transaction (each loop handles one message at a time). Each loop has its own
- * SealedReceiver: a frame redelivered to another loop is then opened afresh and
- * deduplicated by event id, never taken for an already-processed duplicate.
+ * The consumer hands up to `inFlight` messages to the handler at once, so that many
+ * messages wait in one transaction (and the next batch is sealed while one commits). A
+ * message is acknowledged after its own events committed; a frame redelivered while its
+ * first delivery is still in hand is never appended twice: its event ids are deduplicated.
  */
 import type { CryptoProvider, Ed25519KeyPair } from '@bulwark/crypto';
 import { isBulwarkError } from '@bulwark/errors';
@@ -76,6 +76,8 @@ export interface LedgerServiceMetrics {
   readonly transactions: number;
   readonly undecodable: number;
   readonly published: number;
+  /** Signing requests that failed (their batches were not stored, their messages redelivered). */
+  readonly signerFailures: number;
 }
 
 export class LedgerService {
@@ -84,7 +86,7 @@ export class LedgerService {
   readonly #batcher: Batcher;
   readonly #republisher: Republisher;
   readonly #checkpointer: Checkpointer;
-  readonly #consumers: RunningConsumer[] = [];
+  #consumer: RunningConsumer | undefined;
   #server: CommandServer | undefined;
   readonly #m = { appended: 0, duplicates: 0, transactions: 0, undecodable: 0 };
 
@@ -153,13 +155,8 @@ export class LedgerService {
       retryMaxMs: 30_000,
     };
     // The stream + event-id dedupe is the replay protection here, so frames as old as the stream keeps are accepted.
-    const startLoop = async (): Promise<RunningConsumer> => {
-      const receiver = new SealedReceiver({ provider: crypto, self: identity, directory, staleAfterMs: settings.staleAfterMs });
-      return startStreamConsumer(bus, receiver, spec, (delivery) => this.#handle(delivery), rejections);
-    };
-    // The first loop creates (or reconciles) the durable; the others only attach to it.
-    this.#consumers.push(await startLoop());
-    this.#consumers.push(...(await Promise.all(Array.from({ length: settings.pullers - 1 }, startLoop))));
+    const receiver = new SealedReceiver({ provider: crypto, self: identity, directory, staleAfterMs: settings.staleAfterMs });
+    this.#consumer = await startStreamConsumer(bus, receiver, { ...spec, concurrency: settings.inFlight }, (delivery) => this.#handle(delivery), rejections);
     this.#server = await serveCommands(bus, {
       service: 'audit',
       version: SERVICE_VERSION,
@@ -212,7 +209,7 @@ export class LedgerService {
   }
 
   metrics(): LedgerServiceMetrics {
-    return { ...this.#m, published: this.#republisher.published };
+    return { ...this.#m, published: this.#republisher.published, signerFailures: this.ledger.signerFailures };
   }
 
   async readiness(): Promise<LedgerReadiness> {
@@ -229,7 +226,7 @@ export class LedgerService {
 
   /** Graceful drain: stop taking messages, commit (and ack) what is in hand, publish it, stop. */
   async stop(): Promise<void> {
-    await Promise.all(this.#consumers.splice(0).map((c) => c.stop()));
+    await this.#consumer?.stop();
     await this.#batcher.drain();
     await this.#checkpointer.stop();
     await this.#republisher.stop();

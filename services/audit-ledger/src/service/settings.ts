@@ -22,8 +22,8 @@ export interface LedgerSettings {
   readonly checkpointEvents: number;
   /** ... or after this long, if the log grew (0: never by time). */
   readonly checkpointMs: number;
-  /** Parallel pull loops on the durable consumer: how many bus messages can wait in one transaction. */
-  readonly pullers: number;
+  /** Bus messages handled at once (the durable consumer's concurrency): how many can wait in the transactions in progress. */
+  readonly inFlight: number;
   /** Threads that sign event hashes while the service hashes the next batch (0: sign on the service's thread). */
   readonly signerWorkers: number;
   readonly ackWaitMs: number;
@@ -42,7 +42,7 @@ export const SETTINGS_ENV = {
   batchMaxWaitMs: 'SYMBIONT_LEDGER_BATCH_WAIT_MS',
   checkpointEvents: 'SYMBIONT_LEDGER_CHECKPOINT_EVENTS',
   checkpointMs: 'SYMBIONT_LEDGER_CHECKPOINT_MS',
-  pullers: 'SYMBIONT_LEDGER_PULLERS',
+  inFlight: 'SYMBIONT_LEDGER_IN_FLIGHT',
   signerWorkers: 'SYMBIONT_LEDGER_SIGNER_WORKERS',
   ackWaitMs: 'SYMBIONT_LEDGER_ACK_WAIT_MS',
   maxAckPending: 'SYMBIONT_LEDGER_MAX_ACK_PENDING',
@@ -57,7 +57,7 @@ export const DEFAULT_SETTINGS: LedgerSettings = {
   batchMaxWaitMs: 5,
   checkpointEvents: 10_000,
   checkpointMs: 10_000,
-  pullers: 16,
+  inFlight: 256,
   // One per core beyond the service's own thread.
   signerWorkers: Math.max(1, availableParallelism() - 1),
   ackWaitMs: 30_000,
@@ -94,15 +94,15 @@ export function loadLedgerSettings(env: Readonly<Record<string, string | undefin
     batchMaxWaitMs: integer(env, 'batchMaxWaitMs', 0, 10_000) ?? d.batchMaxWaitMs,
     checkpointEvents: integer(env, 'checkpointEvents', 0, 1e9) ?? d.checkpointEvents,
     checkpointMs: integer(env, 'checkpointMs', 0, 86_400_000) ?? d.checkpointMs,
-    pullers: integer(env, 'pullers', 1, 256) ?? d.pullers,
+    inFlight: integer(env, 'inFlight', 1, 100_000) ?? d.inFlight,
     signerWorkers: integer(env, 'signerWorkers', 0, 64) ?? d.signerWorkers,
     ackWaitMs: integer(env, 'ackWaitMs', 1000, 3_600_000) ?? d.ackWaitMs,
     maxAckPending: integer(env, 'maxAckPending', 1, 100_000) ?? d.maxAckPending,
     staleAfterMs: integer(env, 'staleAfterMs', 30_000, 3650 * 86_400_000) ?? d.staleAfterMs,
     republishTo: text(env, 'republishTo', /^(svc|agent|analyst)\.[a-z0-9._-]{1,100}$/, 'a principal id') ?? d.republishTo,
   };
-  if (settings.maxAckPending < settings.pullers) {
-    throw new InputError('E_CONFIG', `${SETTINGS_ENV.maxAckPending}=${settings.maxAckPending} is below ${SETTINGS_ENV.pullers}=${settings.pullers}: some pull loops would never get a message`, {});
+  if (settings.maxAckPending < settings.inFlight) {
+    throw new InputError('E_CONFIG', `${SETTINGS_ENV.maxAckPending}=${settings.maxAckPending} is below ${SETTINGS_ENV.inFlight}=${settings.inFlight}: the server would never hand over that many messages at once`, {});
   }
   return settings;
 }

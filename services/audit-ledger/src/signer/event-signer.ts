@@ -15,6 +15,8 @@ export interface EventSigner {
    * cannot be produced: the caller must then store nothing.
    */
   sign(hashes: Uint8Array): Promise<Uint8Array>;
+  /** Requests that failed so far (for metrics: a worker crash shows here, the batch's failure in the caller). */
+  readonly failures: number;
   /** Releases threads; signing after close rejects. */
   close(): Promise<void>;
 }
@@ -34,6 +36,7 @@ export function signEventHashes(crypto: Pick<CryptoProvider, 'ed25519'>, secretK
 export class InThreadSigner implements EventSigner {
   readonly #crypto: Pick<CryptoProvider, 'ed25519'>;
   readonly #secretKey: Uint8Array;
+  #failures = 0;
 
   constructor(crypto: Pick<CryptoProvider, 'ed25519'>, secretKey: Uint8Array) {
     this.#crypto = crypto;
@@ -44,8 +47,13 @@ export class InThreadSigner implements EventSigner {
     try {
       return Promise.resolve(signEventHashes(this.#crypto, this.#secretKey, hashes));
     } catch (error) {
+      this.#failures += 1;
       return Promise.reject(error instanceof LedgerError ? error : new LedgerError('E_SIGNER', `event signing failed: ${(error as Error).message}`, {}, { cause: error }));
     }
+  }
+
+  get failures(): number {
+    return this.#failures;
   }
 
   close(): Promise<void> {

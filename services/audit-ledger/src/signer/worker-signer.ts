@@ -81,12 +81,21 @@ export class WorkerSigner implements EventSigner {
     this.#slots = Array.from({ length: workers }, () => ({ worker: undefined, pending: new Map() }));
   }
 
-  /** Workers that failed (crashed, exited, timed out, answered wrongly) and were replaced: for metrics and tests. */
+  /** Requests that failed (a worker crashed, exited, timed out, refused or answered wrongly). */
   get failures(): number {
     return this.#failures;
   }
 
   async sign(hashes: Uint8Array): Promise<Uint8Array> {
+    try {
+      return await this.#sign(hashes);
+    } catch (error) {
+      this.#failures += 1;
+      throw error;
+    }
+  }
+
+  async #sign(hashes: Uint8Array): Promise<Uint8Array> {
     if (this.#closed) throw signerError('closed');
     if (hashes.length % HASH_LENGTH !== 0) throw signerError(`${hashes.length} bytes of event hashes is not a multiple of ${HASH_LENGTH}`);
     const count = hashes.length / HASH_LENGTH;
@@ -176,7 +185,6 @@ export class WorkerSigner implements EventSigner {
   #fail(slot: Slot, worker: Worker, error: LedgerError): void {
     if (slot.worker !== worker) return;
     slot.worker = undefined;
-    if (!this.#closed) this.#failures += 1;
     for (const pending of slot.pending.values()) {
       clearTimeout(pending.timer);
       pending.reject(error);
