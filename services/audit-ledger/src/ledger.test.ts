@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '@bulwark/crypto';
-import { GENESIS_PREVIOUS_HASH, checkSealedEvent, type LedgerEvent } from '@bulwark/events';
+import { GENESIS_PREVIOUS_HASH, canonicalJson, checkSealedEvent, type LedgerEvent } from '@bulwark/events';
 import { InputError } from '@bulwark/errors';
 import { ORIGIN, crypto, makeEvents, openTestLedger, type LedgerFixture } from './ledger.fixture.js';
 import { MemoryMerkleTree } from './merkle/memory-tree.js';
@@ -39,7 +39,15 @@ describe('append', () => {
   });
 
   it('stores events as they were sealed', async () => {
-    expect(await fx.ledger.events(0, 1000)).toEqual(all);
+    // Appended events also carry the canonical details text: it is the stored details column.
+    const withoutText = all.map((e) => {
+      const { detailsJcs, ...event } = e as LedgerEvent & { detailsJcs?: string };
+      if (detailsJcs !== undefined) expect(detailsJcs).toBe(canonicalJson(e.details));
+      return event;
+    });
+    expect(await fx.ledger.events(0, 1000)).toEqual(withoutText);
+    const rows = await fx.db.selectFrom('events').select('details').orderBy('seq').execute();
+    expect(rows.map((r) => r.details)).toEqual(all.map((e) => canonicalJson(e.details)));
     expect(await fx.ledger.seqOf(all[17]!.eventId)).toBe(17);
     expect(await fx.ledger.seqOf(all[17]!.eventId.toUpperCase())).toBe(17);
     expect(await fx.ledger.seqOf('0192f5a0-1c00-7abc-8def-0123456789ab')).toBeUndefined();

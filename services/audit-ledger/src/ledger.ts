@@ -41,9 +41,12 @@ export interface StoredCheckpoint extends Checkpoint {
   readonly note: string;
 }
 
+/** An event as appended: sealed, with the RFC 8785 text of its details that was hashed and stored. */
+export type StoredEvent = LedgerEvent & { readonly detailsJcs: string };
+
 export interface AppendResult {
   /** The events this call added, in order, sealed. */
-  readonly appended: readonly LedgerEvent[];
+  readonly appended: readonly StoredEvent[];
   /** Event ids already in the ledger (or repeated within the batch): not appended again. */
   readonly duplicates: readonly string[];
   readonly size: number;
@@ -334,7 +337,7 @@ export class AuditLedger {
     if (n === 0) return { appended: [], duplicates: b.duplicates, size: b.size };
     // No row without its signature: the signer answers for every hash or fails the batch.
     if (signatures.length !== n * SIGNATURE_LENGTH) throw new LedgerError('E_SIGNER', `append: ${signatures.length} bytes of signatures for ${n} events; batch not stored`);
-    const appended: LedgerEvent[] = new Array<LedgerEvent>(n);
+    const appended: StoredEvent[] = new Array<StoredEvent>(n);
     const cols = { id: new Array<string>(n), ts: new Array<number>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n) };
     for (let i = 0; i < n; i++) {
       const event = fresh[i]!;
@@ -344,6 +347,7 @@ export class AuditLedger {
         agentId: event.agentId,
         eventType: event.eventType,
         details: event.details,
+        detailsJcs: event.detailsJcs,
         seq: b.size + i,
         previousHash: chain.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH),
         eventHash: chain.subarray((i + 1) * HASH_LENGTH, (i + 2) * HASH_LENGTH),

@@ -7,7 +7,35 @@
  * recomputes event_hash from the message alone: nothing is parsed or re-canonicalised.
  */
 import { LedgerError } from '../errors.js';
-import { toNumber, type EventRow } from '../store/rows.js';
+import { bytes, toNumber, type EventRow } from '../store/rows.js';
+
+/** A stored event as it goes on the wire: its row (or what was just written as its row). */
+export interface WireEvent {
+  readonly seq: number;
+  readonly eventId: string;
+  readonly timestamp: number;
+  readonly agentId: string;
+  readonly eventType: string;
+  /** The stored RFC 8785 text. */
+  readonly detailsJcs: string;
+  readonly previousHash: Uint8Array;
+  readonly eventHash: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+export function wireEventOfRow(row: EventRow): WireEvent {
+  return {
+    seq: toNumber(row.seq, 'seq'),
+    eventId: row.event_id,
+    timestamp: toNumber(row.timestamp_ms, 'timestamp_ms'),
+    agentId: row.agent_id,
+    eventType: row.event_type,
+    detailsJcs: row.details,
+    previousHash: bytes(row.previous_hash),
+    eventHash: bytes(row.event_hash),
+    signature: bytes(row.signature),
+  };
+}
 
 const WIRE_VARINT = 0;
 const WIRE_LEN = 2;
@@ -68,18 +96,22 @@ interface Sized {
 }
 
 export function ledgerBatchOfRows(rows: readonly EventRow[]): Uint8Array {
+  return ledgerBatchOf(rows.map(wireEventOfRow));
+}
+
+export function ledgerBatchOf(rows: readonly WireEvent[]): Uint8Array {
   const sized: Sized[] = new Array<Sized>(rows.length);
   let total = 0;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
-    const seq = toNumber(row.seq, 'seq');
-    const timestamp = toNumber(row.timestamp_ms, 'timestamp_ms');
+    const { seq, timestamp } = row;
+    if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(timestamp)) throw new LedgerError('E_LEDGER', `ledger batch: seq ${seq} or timestamp ${timestamp} is not a safe integer`, { seq });
     // The ledger stores neither; a row that has one was not written by it (verify names it), and is not encoded.
     if (seq < 0 || timestamp < 0) throw new LedgerError('E_LEDGER', `ledger batch: stored seq ${seq} or timestamp_ms ${timestamp} is negative`, { seq });
-    const eventId = Buffer.byteLength(row.event_id, 'utf8');
-    const agentId = Buffer.byteLength(row.agent_id, 'utf8');
-    const eventType = Buffer.byteLength(row.event_type, 'utf8');
-    const details = Buffer.byteLength(row.details, 'utf8');
+    const eventId = Buffer.byteLength(row.eventId, 'utf8');
+    const agentId = Buffer.byteLength(row.agentId, 'utf8');
+    const eventType = Buffer.byteLength(row.eventType, 'utf8');
+    const details = Buffer.byteLength(row.detailsJcs, 'utf8');
     const body =
       lenField(eventId) +
       varintField(timestamp) +
@@ -87,8 +119,8 @@ export function ledgerBatchOfRows(rows: readonly EventRow[]): Uint8Array {
       lenField(eventType) +
       lenField(details) +
       varintField(seq) +
-      lenField(row.previous_hash.length) +
-      lenField(row.event_hash.length) +
+      lenField(row.previousHash.length) +
+      lenField(row.eventHash.length) +
       lenField(row.signature.length);
     sized[i] = { seq, timestamp, eventId, agentId, eventType, details, body };
     total += 1 + varintSize(body) + body;
@@ -118,14 +150,14 @@ export function ledgerBatchOfRows(rows: readonly EventRow[]): Uint8Array {
     const s = sized[i]!;
     out[at++] = TAG.batchEvents;
     at = writeVarint(out, at, s.body);
-    text(TAG.eventId, row.event_id, s.eventId);
+    text(TAG.eventId, row.eventId, s.eventId);
     varint(TAG.timestamp, s.timestamp);
-    text(TAG.agentId, row.agent_id, s.agentId);
-    text(TAG.eventType, row.event_type, s.eventType);
-    text(TAG.details, row.details, s.details);
+    text(TAG.agentId, row.agentId, s.agentId);
+    text(TAG.eventType, row.eventType, s.eventType);
+    text(TAG.details, row.detailsJcs, s.details);
     varint(TAG.seq, s.seq);
-    binary(TAG.previousHash, row.previous_hash);
-    binary(TAG.eventHash, row.event_hash);
+    binary(TAG.previousHash, row.previousHash);
+    binary(TAG.eventHash, row.eventHash);
     binary(TAG.signature, row.signature);
   }
   if (at !== total) throw new LedgerError('E_LEDGER', `ledger batch: wrote ${at} bytes, sized ${total}`);

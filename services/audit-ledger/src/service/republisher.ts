@@ -13,17 +13,23 @@
  * exactly that chunk (same rows, same message ids: JetStream drops them as duplicates within
  * its 2-minute window) before going on. Events not yet in a chunk are simply published later.
  * Re-publication runs beside ingest: a stalled BULWARK_LEDGER never holds up appends.
+ *
+ * What this process committed it hands over (`remember`), exactly as written, so that a chunk
+ * of its own events is published without reading them back; anything else (another
+ * instance's events, a restart, a backlog beyond MAX_REMEMBERED) is read from the table.
  */
 import { sql } from 'kysely';
 import { LEDGER_BATCH_SUBJECT, LEDGER_CONTROL_SUBJECT } from '@bulwark/bus';
 import { isControlEventType, isEventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
-import { toNumber, type EventRow } from '../store/rows.js';
-import { ledgerBatchOfRows } from './batch-wire.js';
+import { toNumber } from '../store/rows.js';
+import { ledgerBatchOf, wireEventOfRow, type WireEvent } from './batch-wire.js';
 
 /** A chunk stays well under NATS's default 1 MiB payload (details may be up to 64 KiB each). */
 const MAX_CHUNK_BYTES = 512 * 1024;
 const MAX_CHUNK_EVENTS = 1000;
+/** Committed events kept in memory for publication; beyond this (BULWARK_LEDGER stalled) they are read back when their turn comes. */
+const MAX_REMEMBERED = 100_000;
 
 export interface LedgerPublisher {
   publish(message: { subject: string; msgId: string; payload: Uint8Array }): Promise<unknown>;
@@ -45,6 +51,8 @@ export class Republisher {
   #stopped = false;
   #loop: Promise<void> | undefined;
   #published = 0;
+  /** Committed events not yet published, by seq. */
+  readonly #remembered = new Map<number, WireEvent>();
 
   constructor(options: RepublisherOptions) {
     this.#options = options;
@@ -57,6 +65,12 @@ export class Republisher {
 
   start(): void {
     this.#loop ??= this.#run();
+  }
+
+  /** Events this process just committed (with their stored fields): published from memory when their turn comes. */
+  remember(events: readonly WireEvent[]): void {
+    if (this.#remembered.size + events.length > MAX_REMEMBERED) return;
+    for (const event of events) if (event.seq >= this.#published) this.#remembered.set(event.seq, event);
   }
 
   /** Something was committed: publish it. */
@@ -77,6 +91,7 @@ export class Republisher {
     const { db, ledger } = this.#options;
     const state = await db.selectFrom('publish_state').select(['published', 'pending_end']).executeTakeFirstOrThrow();
     let next = toNumber(state.published, 'publish_state.published');
+    this.#forget(next);
     if (state.pending_end !== null) {
       // A chunk was being published when the last process stopped: send exactly that one again.
       const end = toNumber(state.pending_end, 'publish_state.pending_end');
@@ -86,12 +101,14 @@ export class Republisher {
     }
     const size = (await ledger.head()).size;
     while (next < size) {
-      const rows = await this.#rows(next, Math.min(MAX_CHUNK_EVENTS, size - next));
+      const limit = Math.min(MAX_CHUNK_EVENTS, size - next);
+      const held = this.#held(next, limit);
+      const rows = held.length > 0 ? held : await this.#rows(next, limit);
       if (rows.length === 0) break;
       let bytes = 0;
       let take = 0;
-      while (take < rows.length && (take === 0 || bytes + rows[take]!.details.length + 200 <= MAX_CHUNK_BYTES)) {
-        bytes += rows[take]!.details.length + 200;
+      while (take < rows.length && (take === 0 || bytes + rows[take]!.detailsJcs.length + 200 <= MAX_CHUNK_BYTES)) {
+        bytes += rows[take]!.detailsJcs.length + 200;
         take += 1;
       }
       next = await this.#publishChunk(rows.slice(0, take), false);
@@ -100,27 +117,48 @@ export class Republisher {
     return next;
   }
 
-  async #rows(from: number, limit: number): Promise<EventRow[]> {
-    return this.#options.db.selectFrom('events').selectAll().where('seq', '>=', BigInt(from)).orderBy('seq').limit(limit).execute();
+  async #rows(from: number, limit: number): Promise<WireEvent[]> {
+    const rows = await this.#options.db.selectFrom('events').selectAll().where('seq', '>=', BigInt(from)).orderBy('seq').limit(limit).execute();
+    return rows.map(wireEventOfRow);
+  }
+
+  /** Drops remembered events below `seq` (published, by this instance or another); they were remembered in seq order. */
+  #forget(seq: number): void {
+    for (const remembered of this.#remembered.keys()) {
+      if (remembered >= seq) break;
+      this.#remembered.delete(remembered);
+    }
+  }
+
+  /** The remembered events from `from` on, as long as they run without a gap, at most `limit`. */
+  #held(from: number, limit: number): WireEvent[] {
+    const run: WireEvent[] = [];
+    for (let seq = from; run.length < limit; seq++) {
+      const event = this.#remembered.get(seq);
+      if (event === undefined) break;
+      run.push(event);
+    }
+    return run;
   }
 
   /** Write-ahead the chunk's end, publish, then move the mark; returns the new mark. */
-  async #publishChunk(rows: readonly EventRow[], pending: boolean): Promise<number> {
+  async #publishChunk(rows: readonly WireEvent[], pending: boolean): Promise<number> {
     const { db, publisher } = this.#options;
-    const first = toNumber(rows[0]!.seq, 'seq');
-    const last = toNumber(rows[rows.length - 1]!.seq, 'seq');
+    const first = rows[0]!.seq;
+    const last = rows[rows.length - 1]!.seq;
     if (!pending) {
       const claimed = await sql`update publish_state set pending_end = ${last}::int8 where published = ${first}::int8 and pending_end is null`.execute(db);
       // Another instance moved the mark or holds a pending chunk: it publishes; this round ends.
       if (claimed.numAffectedRows !== 1n) throw new Error(`republish: publish_state moved under this instance at seq ${first}`);
     }
-    await publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOfRows(rows) });
-    const control = rows.filter((row) => isEventType(row.event_type) && isControlEventType(row.event_type));
+    await publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOf(rows) });
+    const control = rows.filter((row) => isEventType(row.eventType) && isControlEventType(row.eventType));
     if (control.length > 0) {
-      await publisher.publish({ subject: LEDGER_CONTROL_SUBJECT, msgId: `control:${first}-${last}`, payload: ledgerBatchOfRows(control) });
+      await publisher.publish({ subject: LEDGER_CONTROL_SUBJECT, msgId: `control:${first}-${last}`, payload: ledgerBatchOf(control) });
     }
     await sql`update publish_state set published = ${last + 1}::int8, pending_end = null where published = ${first}::int8`.execute(db);
     this.#published = last + 1;
+    this.#forget(last + 1);
     return last + 1;
   }
 

@@ -199,6 +199,7 @@ export class LedgerService {
     this.#m.appended += result.appended.length;
     this.#m.duplicates += result.duplicates.length;
     if (result.appended.length > 0) {
+      this.#republisher.remember(result.appended);
       this.#republisher.notify();
       this.#checkpointer.appended(result.appended as readonly LedgerEvent[]);
     }
