@@ -4,11 +4,10 @@
  * bus's own rejection reports arrive as JSON (`RejectionEvent`). Everything is validated
  * here, before the ledger sees it: a payload that does not decode is an InputError.
  */
-import { fromBinary } from '@bufbuild/protobuf';
 import { InputError } from '@bulwark/errors';
 import { MAX_TIMESTAMP_MS, type AuditEvent } from '@bulwark/events';
-import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage } from '@bulwark/proto';
 import { prepareEvent, type PreparedEvent } from '../ledger.js';
+import { decodeProducerBatch, decodeProducerEvent, type ProducerEvent } from './producer-wire.js';
 
 /** `0x0a 0x24`: field 1 (event_id), length 36: a single AuditEvent starts so, a batch never does (see payloadKind). */
 const EVENT_ID_TAG = 0x0a;
@@ -33,9 +32,9 @@ export function decodePayload(subject: string, payload: Uint8Array): PreparedEve
   const kind = payloadKind(payload);
   switch (kind) {
     case 'event':
-      return [prepareMessage(parse(() => fromBinary(AuditEventSchema, payload), 'AuditEvent', subject))];
+      return [prepareMessage(parse(() => decodeProducerEvent(payload), 'AuditEvent', subject))];
     case 'batch':
-      return parse(() => fromBinary(AuditEventBatchSchema, payload), 'AuditEventBatch', subject).events.map((message, index) => {
+      return parse(() => decodeProducerBatch(payload), 'AuditEventBatch', subject).map((message, index) => {
         try {
           return prepareMessage(message);
         } catch (cause) {
@@ -66,9 +65,11 @@ function parse<T>(decode: () => T, what: string, subject: string): T {
  * checked there (plain JSON, depth, size), which also keeps the parsed value when the text
  * is already canonical. Chain fields in a producer's message are ignored: the ledger assigns them.
  */
-function prepareMessage(message: AuditEventMessage): PreparedEvent {
-  if (message.timestampMs < 0n || message.timestampMs > BigInt(MAX_TIMESTAMP_MS)) {
-    throw new InputError('E_EVENT_DECODE', `event ${message.eventId.slice(0, 64)}: timestamp_ms ${message.timestampMs} is out of range [0, ${MAX_TIMESTAMP_MS}]`, {});
+function prepareMessage(message: ProducerEvent): PreparedEvent {
+  // NaN: a varint beyond 2^53 (a negative int64 is one).
+  if (!(message.timestampMs >= 0 && message.timestampMs <= MAX_TIMESTAMP_MS)) {
+    const shown = Number.isNaN(message.timestampMs) ? 'beyond 2^53 or negative' : String(message.timestampMs);
+    throw new InputError('E_EVENT_DECODE', `event ${message.eventId.slice(0, 64)}: timestamp_ms ${shown} is out of range [0, ${MAX_TIMESTAMP_MS}]`, {});
   }
   let details: unknown;
   try {
@@ -76,7 +77,7 @@ function prepareMessage(message: AuditEventMessage): PreparedEvent {
   } catch (cause) {
     throw new InputError('E_EVENT_DETAILS', `event ${message.eventId.slice(0, 64)}: details: not valid JSON (${(cause as Error).message})`, { path: 'details' }, { cause });
   }
-  return prepareEvent({ eventId: message.eventId, timestamp: Number(message.timestampMs), agentId: message.agentId, eventType: message.eventType, details }, message.detailsJson);
+  return prepareEvent({ eventId: message.eventId, timestamp: message.timestampMs, agentId: message.agentId, eventType: message.eventType, details }, message.detailsJson);
 }
 
 /**
