@@ -71,6 +71,9 @@ export interface InclusionProof {
 
 declare const prepared: unique symbol;
 
+/** PostgreSQL's SQLSTATE for a unique index refusing a row. */
+const UNIQUE_VIOLATION = '23505';
+
 /** The head a batch leaves if it commits, and the ids it adds. */
 interface Projection {
   readonly size: number;
@@ -360,21 +363,22 @@ export class AuditLedger {
       cols.details[i] = event.detailsJcs;
     }
     // Row k (from 1) is seq size + k − 1; its previous_hash is chain slot k − 1, its event_hash slot k.
-    const inserted = await sql<{ n: string }>`
-      with ins as (
+    // A plain insert: the ids were looked up under the head lock, so none can be stored (no
+    // speculative `on conflict` insertion per row). If one is anyway, the table changed behind
+    // the lock: the unique index refuses it and the whole batch rolls back (a gap in seq must
+    // never be committed).
+    try {
+      await sql`
         insert into events (seq, event_id, timestamp_ms, agent_id, event_type, details, previous_hash, event_hash, signature)
         select ${b.size}::int8 + k - 1, id, ts, agent, type, details,
                substring(${chain}::bytea from (k::int - 1) * 32 + 1 for 32),
                substring(${chain}::bytea from k::int * 32 + 1 for 32),
                substring(${signatures}::bytea from (k::int - 1) * 64 + 1 for 64)
-        from unnest(${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.agent}::text[], ${cols.type}::text[], ${cols.details}::text[]) with ordinality as r(id, ts, agent, type, details, k)
-        on conflict (event_id) do nothing
-        returning 1)
-      select count(*)::text as n from ins`.execute(trx);
-    // Under the head lock no one else can have inserted these ids; a conflict here means the
-    // table changed behind the lock, and a gap in seq must never be committed.
-    const count = Number(inserted.rows[0]?.n ?? 0);
-    if (count !== n) throw new LedgerError('E_LEDGER', `append: ${n - count} event ids appeared during the transaction; batch rolled back`);
+        from unnest(${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.agent}::text[], ${cols.type}::text[], ${cols.details}::text[]) with ordinality as r(id, ts, agent, type, details, k)`.execute(trx);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === UNIQUE_VIOLATION) throw new LedgerError('E_LEDGER', 'append: an event id appeared during the transaction; batch rolled back', {}, { cause: error });
+      throw error;
+    }
     await sql`
       insert into tree_nodes (level, idx, hash)
       select level, idx, substring(${nodes.hashes}::bytea from (k::int - 1) * 32 + 1 for 32)
