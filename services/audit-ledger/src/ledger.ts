@@ -204,7 +204,7 @@ export class AuditLedger {
   appendPipelined(events: readonly PreparedEvent[]): Promise<AppendResult> {
     const previousCommit = this.#pipeline;
     // Seals run in call order (each on the projection the one before left); commits too.
-    const sealing = this.#sealing.then(() => this.#sealOnProjection(events));
+    const sealing = this.#sealing.then(() => this.#sealOnProjection(events, previousCommit));
     this.#sealing = sealing.catch(() => undefined);
     const run = (async (): Promise<AppendResult> => {
       let ready: Awaited<typeof sealing>;
@@ -245,8 +245,12 @@ export class AuditLedger {
   }
 
   /** Hashes and signs a batch on the projected head (undefined when there is none: the transaction then does it all). */
-  async #sealOnProjection(events: readonly PreparedEvent[]): Promise<{ basis: Projection; sealed: SealedBatch } | undefined> {
+  async #sealOnProjection(events: readonly PreparedEvent[], previousCommit: Promise<unknown>): Promise<{ basis: Projection; sealed: SealedBatch } | undefined> {
     if (events.length === 0) return undefined;
+    // No projection yet (the first batch, or the one after a failure): the batch before leaves
+    // one when it commits. Waiting for it keeps this batch's hashing and signing out of its
+    // own transaction, and so the batches after it pipelined.
+    if (this.#projected === undefined) await previousCommit.catch(() => undefined);
     const ids = [...new Set(events.map((e) => e.eventId))];
     // Ids committed before this read are in `found`; those of the batch still committing are its projection's pendingIds.
     const found = await sql<{ event_id: string }>`select event_id from events where event_id = any(${ids}::uuid[])`.execute(this.#db);
