@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '@bulwark/errors';
 import { EVENT_TYPES, eventCategory, eventSubject, eventTypeFromSubject, isEventType } from './event-types.js';
-import { MAX_DETAILS_BYTES, isUuidV7, newEvent, newEventId, validateEvent, validateEventCanonical } from './event.js';
+import { MAX_DETAILS_BYTES, canonicalDetails, isUuidV7, newEvent, newEventId, validateEvent, validateEventCanonical } from './event.js';
 
 const good = {
   eventId: '0192f5a0-1c00-7abc-8def-0123456789ab',
@@ -48,6 +48,17 @@ describe('validateEvent', () => {
     const event = validateEvent({ ...good, details });
     details.decision = 'Deny';
     expect(event.details).toEqual({ decision: 'Allow' });
+  });
+
+  it('freezes the details it returns, so the canonical text kept for them stays true', () => {
+    const event = validateEvent({ ...good, details: { b: [1, { c: 'x' }], a: true } });
+    expect(() => {
+      (event.details as { a: unknown }).a = false;
+    }).toThrow(TypeError);
+    expect(() => (event.details['b'] as unknown[]).push(2)).toThrow(TypeError);
+    expect(canonicalDetails(event.details)).toBe('{"a":true,"b":[1,{"c":"x"}]}');
+    // An equal but separate object is canonicalised afresh.
+    expect(canonicalDetails({ a: true, b: [1, { c: 'y' }] })).toBe('{"a":true,"b":[1,{"c":"y"}]}');
   });
 
   it('makes a new event with a fresh id and the current time, validated', () => {

