@@ -7,6 +7,7 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
+  createHmac,
   createPrivateKey,
   createPublicKey,
   diffieHellman,
@@ -20,7 +21,6 @@ import {
 } from 'node:crypto';
 import { CryptoError } from './errors.js';
 import { asBytes, fromBase64Url, toBase64Url } from './encoding.js';
-import { OneShotHmac } from './hmac-one-shot.js';
 import { PublicKeyObjectCache, SecretKeyCache } from './key-cache.js';
 import { requireLength, requireOutputLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
 import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from './provider.js';
@@ -136,7 +136,6 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
   const edPublic = new PublicKeyObjectCache((raw) => publicKeyObject('Ed25519', raw), publicKeyCacheSize);
   const xSecret = new SecretKeyCache<KeyObject>((raw) => secretKeyObject('X25519', raw));
   const xPublic = new PublicKeyObjectCache((raw) => publicKeyObject('X25519', raw), publicKeyCacheSize);
-  const hmac = new OneShotHmac();
 
   return {
     name: 'node',
@@ -220,7 +219,10 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
     },
 
     hmacSha256(key: Uint8Array, data: Uint8Array | readonly Uint8Array[]): Uint8Array {
-      return hmac.mac(key, data);
+      const mac = createHmac('sha256', key);
+      if (data instanceof Uint8Array) mac.update(data);
+      else for (const part of data) mac.update(part);
+      return new Uint8Array(mac.digest());
     },
 
     hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
