@@ -176,6 +176,8 @@ describe('node, noble and sodium providers agree', () => {
         const tag = node.hmacSha256(key, parts);
         expect(noble.hmacSha256(key, parts)).toEqual(tag);
         expect(noble.hmacSha256(key, concatBytes(...parts))).toEqual(tag);
+        expect(sodium.hmacSha256(key, parts)).toEqual(tag);
+        expect(sodium.hmacSha256(key, concatBytes(...parts))).toEqual(tag);
       }),
       RUNS,
     );
