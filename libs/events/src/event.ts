@@ -80,11 +80,17 @@ export function isUuidV7(value: unknown): value is string {
 /**
  * Checks a producer's event and returns it in normal form (lowercase id, details copied
  * through their canonical form so later mutation of the input cannot change what was
- * checked, and frozen). Throws InputError with code E_EVENT_ID, E_EVENT_TIMESTAMP, E_EVENT_AGENT,
+ * checked); the details it returns are frozen. Throws InputError with code E_EVENT_ID, E_EVENT_TIMESTAMP, E_EVENT_AGENT,
  * E_EVENT_TYPE or E_EVENT_DETAILS naming the event and what is wrong.
  */
 export function validateEvent(input: unknown): AuditEvent {
-  return validateEventCanonical(input).event;
+  const { event, detailsJcs } = validateEventCanonical(input);
+  // Producers encode the events they make: freeze the details and keep their canonical text,
+  // so encoding does not canonicalise them again. (The ledger's ingest, which gets the text
+  // back from validateEventCanonical, skips this: a weak-map entry per event costs its GC.)
+  freezeDeep(event.details);
+  canonicalOf.set(event.details, detailsJcs);
+  return event;
 }
 
 /** An event validateEvent accepted, and the RFC 8785 text of its details (what is hashed and stored). */
@@ -136,8 +142,6 @@ export function validateEventCanonical(input: unknown, detailsText?: string): Ca
   }
   const canonical = canonicalDetails(details, eventId);
   const copy = canonical === detailsText ? (details as JsonObject) : (JSON.parse(canonical) as JsonObject);
-  freezeDeep(copy);
-  canonicalOf.set(copy, canonical);
   return { event: { eventId, timestamp, agentId, eventType, details: copy }, detailsJcs: canonical };
 }
 
