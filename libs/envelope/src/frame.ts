@@ -116,6 +116,8 @@ export interface FrameView {
   readonly counterBytes: Uint8Array;
   /** Ciphertext including the Poly1305 tag (for handshake modes: the Noise message). */
   readonly body: Uint8Array;
+  /** header || body, where they lie one after the other: the MAC's first input, in one piece. */
+  readonly headerAndBody: Uint8Array;
   /** Empty for handshake modes. */
   readonly mac: Uint8Array;
 }
@@ -169,6 +171,7 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
     header: frame.subarray(0, headerLength),
     counterBytes: frame.subarray(counterOffset, timestampOffset),
     body: frame.subarray(headerLength, bodyEnd),
+    headerAndBody: frame.subarray(0, bodyEnd),
     mac: frame.subarray(bodyEnd),
   };
 }

@@ -97,8 +97,8 @@ export function sealData(
   // written, so the length written must be exact.
   const written = provider.chacha20poly1305.sealInto(keys.enc, frameNonce(counterBytes), plaintext, header, frame, template.length);
   if (written !== bodyLength) throw new EnvelopeError('E_PROVIDER', `envelope: AEAD wrote ${written} bytes, expected ${bodyLength}`, {});
-  const body = frame.subarray(template.length, template.length + bodyLength);
-  const mac = provider.hmacSha256(keys.mac, [header, body, counterBytes]);
+  // header || body lie one after the other: one piece for the MAC, not two.
+  const mac = provider.hmacSha256(keys.mac, [frame.subarray(0, template.length + bodyLength), counterBytes]);
   if (mac.length !== MAC_LENGTH) throw new EnvelopeError('E_PROVIDER', `envelope: HMAC returned ${mac.length} bytes, expected ${MAC_LENGTH}`, {});
   frame.set(mac, template.length + bodyLength);
   return frame;
@@ -121,7 +121,7 @@ export function at(view: FrameView): { sender: string; sessionId: string } {
  * then the replay window (only an authentic frame may move the window).
  */
 export function openData(provider: CryptoProvider, view: FrameView, keys: TrafficKeys, window: ReplayWindow, deferCommit = false): Uint8Array | Rejection {
-  const expected = provider.hmacSha256(keys.mac, [view.header, view.body, view.counterBytes]);
+  const expected = provider.hmacSha256(keys.mac, [view.headerAndBody, view.counterBytes]);
   if (!provider.equal(expected, view.mac)) return reject('E_MAC', 'frame mac does not verify', at(view));
   let plaintext: Uint8Array;
   try {
