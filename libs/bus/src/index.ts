@@ -17,7 +17,7 @@ export {
   LEDGER_PRINCIPAL,
   LEDGER_SUBJECT_ROOT,
   LEDGER_BATCH_SUBJECT,
-  LEDGER_CONTROL_SUBJECT,
+  ledgerControlSubject,
   ServicePrincipals,
   StreamNames,
   directSubject,

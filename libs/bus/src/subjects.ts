@@ -146,11 +146,17 @@ export const LEDGER_BATCH_SUBJECT = `${LEDGER_SUBJECT_ROOT}.batch`;
 
 /**
  * The same committed events again, only those that change control-plane state
- * (`isControlEventType`: policies, keys, pinned tools), in batches named
- * `control:<first>-<last>` after the full batch they come from: what a service replays at
- * start, without every decision ever recorded.
+ * (`isControlEventType`: policies, keys, pinned tools), sealed to each principal that replays
+ * them at start, on `bulwark.ledger.control.<principal id>`, in batches named
+ * `control:<principal id>:<first>-<last>` after the full batch they come from: what a service
+ * replays, without every decision ever recorded and without frames it cannot open.
  */
-export const LEDGER_CONTROL_SUBJECT = `${LEDGER_SUBJECT_ROOT}.control`;
+export function ledgerControlSubject(recipient: string): string {
+  if (!recipient.split('.').every((part) => TOKEN.test(part))) {
+    throw new BusUsageError('E_BUS_SUBJECT', `control recipient "${recipient}" is not a principal id of subject tokens (A-Z a-z 0-9 _ - between dots)`, { recipient });
+  }
+  return `${LEDGER_SUBJECT_ROOT}.control.${recipient}`;
+}
 
 /** `bulwark.ledger.<event subject tail>`: e.g. `bulwark.ledger.policy.decision`. */
 export function ledgerSubject(event: EventSubject): string {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { consumerBacklog, LEDGER_CONTROL_SUBJECT, LEDGER_PRINCIPAL, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
+import { consumerBacklog, ledgerControlSubject, LEDGER_PRINCIPAL, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelReceiver, SealedReceiver } from '@bulwark/envelope';
 import { checkSealedEvent, decodeEventBatch, isLedgerEvent, type EventType, type LedgerEvent } from '@bulwark/events';
@@ -10,6 +10,8 @@ const POLICY_CHANGE_TYPES: ReadonlySet<EventType> = new Set<EventType>(['policy.
 export interface LedgerFollowerOptions {
   readonly bus: Bus;
   readonly provider: CryptoProvider;
+  /** This service's principal: the ledger seals its control batches to it, on its own subject. */
+  readonly self: string;
   /** Opens the ledger's re-published frames (the envelope mode is the ledger's choice). */
   readonly receiver: SealedReceiver | ChannelReceiver;
   /** The ledger's Ed25519 public key: every event's hash and signature are checked against it. */
@@ -28,9 +30,9 @@ export interface LedgerFollower {
 }
 
 /**
- * Follows the ledger's control-plane batches on BULWARK_LEDGER (`bulwark.ledger.control`:
- * policy, key and tool-pin events only, so a start does not replay every decision ever
- * made) from the first message, on a durable of its own (each instance rebuilds the whole
+ * Follows the ledger's control-plane batches sealed to this service on BULWARK_LEDGER
+ * (`bulwark.ledger.control.<self>`: policy, key and tool-pin events only, so a start does not
+ * replay every decision ever made) from the first message, on a durable of its own (each instance rebuilds the whole
  * state, DESIGN §4), which the server deletes a minute after the instance is gone. Only
  * events re-published by the ledger count: the frame must come from the ledger's principal
  * and each policy event must carry a valid hash and ledger signature; anything else is
@@ -41,7 +43,7 @@ export async function followLedger(options: LedgerFollowerOptions): Promise<Ledg
   const consumer: RunningConsumer = await startStreamConsumer(
     options.bus,
     options.receiver,
-    { stream: 'ledger', durable, filterSubject: LEDGER_CONTROL_SUBJECT, inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
+    { stream: 'ledger', durable, filterSubject: ledgerControlSubject(options.self), inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
     async (delivery) => {
       if (delivery.meta.sender !== LEDGER_PRINCIPAL) return options.onInvalid(`sent by ${delivery.meta.sender}, not the ledger`, delivery.streamSeq);
       let events;

@@ -137,6 +137,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   const follower: LedgerFollower = await followLedger({
     bus,
     provider,
+    self: identity.id,
     receiver: options.ledgerReceiver ?? new SealedReceiver({ provider, self: identity, directory, staleAfterMs: TEN_YEARS_MS }),
     ledgerPublicKey: options.ledgerPublicKey,
     rejections,

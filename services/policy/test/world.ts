@@ -14,7 +14,7 @@ import {
   createStreamPublisher,
   ensureStreams,
   LEDGER_BATCH_SUBJECT,
-  LEDGER_CONTROL_SUBJECT,
+  ledgerControlSubject,
   LEDGER_PRINCIPAL,
   removeNamespaceStreams,
   startStreamConsumer,
@@ -83,7 +83,7 @@ export class LedgerStandIn {
     this.committed.push(sealed);
     await this.#publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
     if (isControlEventType(sealed.eventType)) {
-      await this.#publisher.publish({ subject: LEDGER_CONTROL_SUBJECT, msgId: `control:${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
+      await this.#publisher.publish({ subject: ledgerControlSubject(POLICY), msgId: `control:${POLICY}:${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
     }
     return sealed;
   }

@@ -4,8 +4,8 @@
  * event_hash, signature), on `bulwark.ledger.batch`, with `Nats-Msg-Id` = `<first seq>-<last seq>`.
  * Batches, because one JetStream publish per event cost as much CPU as the append itself.
  * A chunk holding control-plane events (policies, keys, pinned tools) is followed by a batch
- * of just those on `bulwark.ledger.control` (`control:<first seq>-<last seq>`), which services
- * replay at start instead of every event.
+ * of just those for each principal that replays them at start, sealed to it, on
+ * `bulwark.ledger.control.<principal>` (`control:<principal>:<first seq>-<last seq>`).
  *
  * Exactly once in the stream, across crashes: before a chunk is published its last seq is
  * written to `publish_state.pending_end`; after JetStream acknowledged it, `published` moves
@@ -19,7 +19,7 @@
  * instance's events, a restart, a backlog beyond MAX_REMEMBERED) is read from the table.
  */
 import { sql } from 'kysely';
-import { LEDGER_BATCH_SUBJECT, LEDGER_CONTROL_SUBJECT } from '@bulwark/bus';
+import { LEDGER_BATCH_SUBJECT, ledgerControlSubject } from '@bulwark/bus';
 import { isControlEventType, isEventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber } from '../store/rows.js';
@@ -38,7 +38,10 @@ export interface LedgerPublisher {
 export interface RepublisherOptions {
   readonly db: LedgerDb;
   readonly ledger: AuditLedger;
+  /** Seals to the full stream's reader (SYMBIONT_LEDGER_REPUBLISH_TO). */
   readonly publisher: LedgerPublisher;
+  /** One per principal that replays control events (SYMBIONT_LEDGER_CONTROL_TO), sealing to it. */
+  readonly controlPublishers?: readonly { readonly recipient: string; readonly publisher: LedgerPublisher }[];
   readonly onError?: (error: unknown) => void;
   /** Wait after a failed round before the next (default 1000 ms). */
   readonly retryMs?: number;
@@ -154,7 +157,10 @@ export class Republisher {
     await publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOf(rows) });
     const control = rows.filter((row) => isEventType(row.eventType) && isControlEventType(row.eventType));
     if (control.length > 0) {
-      await publisher.publish({ subject: LEDGER_CONTROL_SUBJECT, msgId: `control:${first}-${last}`, payload: ledgerBatchOf(control) });
+      const payload = ledgerBatchOf(control);
+      for (const { recipient, publisher: to } of this.#options.controlPublishers ?? []) {
+        await to.publish({ subject: ledgerControlSubject(recipient), msgId: `control:${recipient}:${first}-${last}`, payload });
+      }
     }
     await sql`update publish_state set published = ${last + 1}::int8, pending_end = null where published = ${first}::int8`.execute(db);
     this.#published = last + 1;

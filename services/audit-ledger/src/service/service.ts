@@ -105,6 +105,10 @@ export class LedgerService {
       db,
       ledger: this.ledger,
       publisher: toLedger,
+      controlPublishers: settings.controlTo.map((recipient) => ({
+        recipient,
+        publisher: createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: recipient }), 'ledger'),
+      })),
       onError: (error) => log?.warn({ err: error }, 'ledger: re-publication to BULWARK_LEDGER failed; retrying'),
     });
     const toSelf = createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));

@@ -30,8 +30,13 @@ export interface LedgerSettings {
   readonly maxAckPending: number;
   /** Oldest frame accepted from the stream: its max age, so a backlog after downtime is drained, not dropped. */
   readonly staleAfterMs: number;
-  /** The principal BULWARK_LEDGER messages are sealed to. */
+  /** The principal the full BULWARK_LEDGER batches are sealed to. */
   readonly republishTo: string;
+  /**
+   * The principals that replay control-plane events at start (policy, later key manager and
+   * SchemaPin): each gets the control batches sealed to it, on its own subject.
+   */
+  readonly controlTo: readonly string[];
 }
 
 export const SETTINGS_ENV = {
@@ -48,6 +53,7 @@ export const SETTINGS_ENV = {
   maxAckPending: 'SYMBIONT_LEDGER_MAX_ACK_PENDING',
   staleAfterMs: 'SYMBIONT_LEDGER_STALE_AFTER_MS',
   republishTo: 'SYMBIONT_LEDGER_REPUBLISH_TO',
+  controlTo: 'SYMBIONT_LEDGER_CONTROL_TO',
 } as const satisfies Record<keyof LedgerSettings, string>;
 
 export const DEFAULT_SETTINGS: LedgerSettings = {
@@ -64,6 +70,7 @@ export const DEFAULT_SETTINGS: LedgerSettings = {
   maxAckPending: 1024,
   staleAfterMs: DEFAULT_STREAMS.events.maxAgeMs,
   republishTo: ServicePrincipals.incident,
+  controlTo: [ServicePrincipals.policy],
 };
 
 function integer(env: Readonly<Record<string, string | undefined>>, key: keyof typeof SETTINGS_ENV, min: number, max: number): number | undefined {
@@ -83,6 +90,20 @@ function text(env: Readonly<Record<string, string | undefined>>, key: keyof type
   return raw;
 }
 
+const PRINCIPAL = /^(svc|agent|analyst)\.[a-z0-9._-]{1,100}$/;
+
+/** A comma-separated list of distinct principal ids. */
+function principals(env: Readonly<Record<string, string | undefined>>, key: keyof typeof SETTINGS_ENV): string[] | undefined {
+  const name = SETTINGS_ENV[key];
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const ids = raw.split(',').map((id) => id.trim());
+  const bad = ids.find((id) => !PRINCIPAL.test(id));
+  if (bad !== undefined) throw new InputError('E_CONFIG', `${name}='${raw.slice(0, 80)}': '${bad.slice(0, 80)}' is not a principal id (comma-separated list)`, { name });
+  if (new Set(ids).size !== ids.length) throw new InputError('E_CONFIG', `${name}='${raw.slice(0, 80)}' names a principal twice`, { name });
+  return ids;
+}
+
 export function loadLedgerSettings(env: Readonly<Record<string, string | undefined>> = process.env): LedgerSettings {
   const d = DEFAULT_SETTINGS;
   const ns = text(env, 'namespace', /^[a-z0-9]{1,32}$/, 'a namespace id (1-32 lowercase letters and digits)');
@@ -99,7 +120,8 @@ export function loadLedgerSettings(env: Readonly<Record<string, string | undefin
     ackWaitMs: integer(env, 'ackWaitMs', 1000, 3_600_000) ?? d.ackWaitMs,
     maxAckPending: integer(env, 'maxAckPending', 1, 100_000) ?? d.maxAckPending,
     staleAfterMs: integer(env, 'staleAfterMs', 30_000, 3650 * 86_400_000) ?? d.staleAfterMs,
-    republishTo: text(env, 'republishTo', /^(svc|agent|analyst)\.[a-z0-9._-]{1,100}$/, 'a principal id') ?? d.republishTo,
+    republishTo: text(env, 'republishTo', PRINCIPAL, 'a principal id') ?? d.republishTo,
+    controlTo: principals(env, 'controlTo') ?? d.controlTo,
   };
   if (settings.maxAckPending < settings.inFlight) {
     throw new InputError('E_CONFIG', `${SETTINGS_ENV.maxAckPending}=${settings.maxAckPending} is below ${SETTINGS_ENV.inFlight}=${settings.inFlight}: the server would never hand over that many messages at once`, {});
