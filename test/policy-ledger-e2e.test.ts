@@ -19,6 +19,7 @@ const ledgerId = world.add(LEDGER_PRINCIPAL);
 const policyId = world.add('svc.policy');
 const adminId = world.add('analyst.admin');
 const agentId = world.add('agent.a1');
+world.add('svc.incident-response');
 const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
 const SEED = 'policy secure_data_access {\n    allow: read(sensitive_data) if user.clearance >= "secret"\n}\n';
 
@@ -68,8 +69,8 @@ describe('policy service through the audit-ledger runtime', () => {
       crypto: provider,
       identity: ledgerId,
       directory,
-      // The ledger re-publishes sealed to one principal: here, the policy service.
-      settings: { ...DEFAULT_SETTINGS, origin: 'bulwark.test/audit', schema: schema.name, namespace, checkpointMs: 0, republishTo: policyId.id },
+      // The deployment's defaults: full batches sealed to incident response, control batches to the policy service.
+      settings: { ...DEFAULT_SETTINGS, origin: 'bulwark.test/audit', schema: schema.name, namespace, checkpointMs: 0 },
     });
     const first = await startPolicy();
     const admin = await client(adminId);
