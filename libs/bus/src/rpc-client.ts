@@ -1,4 +1,4 @@
-import type { Msg } from '@nats-io/nats-core';
+import type { Msg, MsgHdrs } from '@nats-io/nats-core';
 import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
 import { describe } from './connect.js';
@@ -139,7 +139,13 @@ export class CommandClient {
     const requestId = requestIds.take(REQUEST_ID_LENGTH);
     const frame = affinity.session.seal(encodeRequest(requestId, body));
     const target = this.#bus.subject(directSubject(affinity.instanceId, subject));
-    const reply = await this.#roundTrip(target, frame, 'request', timeoutMs, `${subject} on instance ${affinity.instanceId}`);
+    let reply: Msg;
+    try {
+      // Awaited here rather than through #roundTrip: one promise hop less on every request.
+      reply = await this.#inbox.request(target, frame, this.#headers('request'), timeoutMs);
+    } catch (cause) {
+      throw this.#failure(cause, target, timeoutMs, `${subject} on instance ${affinity.instanceId}`);
+    }
     const opened = affinity.session.open(reply.data);
     if (opened.kind !== 'accepted') {
       const reason = opened.kind === 'duplicate' ? 'E_REPLAY' : opened.reason;
@@ -155,22 +161,30 @@ export class CommandClient {
   }
 
   async #roundTrip(target: string, data: Uint8Array, kind: 'handshake' | 'request', timeoutMs: number, what: string): Promise<Msg> {
+    try {
+      return await this.#inbox.request(target, data, this.#headers(kind), timeoutMs);
+    } catch (cause) {
+      throw this.#failure(cause, target, timeoutMs, what);
+    }
+  }
+
+  #headers(kind: 'handshake' | 'request'): MsgHdrs | undefined {
     // A session request goes to a subject that takes nothing else, so it needs no kind
     // header; it carries headers only when there is a trace to continue (saves encoding
     // them here and parsing them in the service, on every request).
     const carrier = kind === 'handshake' ? headersCarrier(kindHeaders(kind)) : headersCarrier(undefined, () => kindHeaders(kind));
     injectTrace(carrier);
-    try {
-      return await this.#inbox.request(target, data, carrier.headers(), timeoutMs);
-    } catch (cause) {
-      if (cause instanceof InboxRequestFailed && cause.reason === 'no_responders') {
-        throw new BusUnavailableError('E_BUS_NO_RESPONDERS', `no responder for ${what} on ${target} (${this.#bus.url})`, { target }, { cause });
-      }
-      if (cause instanceof InboxRequestFailed && cause.reason === 'timeout') {
-        throw new BusTimeoutError('E_BUS_TIMEOUT', `no answer for ${what} on ${target} within ${timeoutMs} ms`, { target, timeoutMs }, { cause });
-      }
-      throw new BusRequestError('E_BUS_REQUEST', `request for ${what} on ${target} failed: ${describe(cause)}`, { target }, { cause });
+    return carrier.headers();
+  }
+
+  #failure(cause: unknown, target: string, timeoutMs: number, what: string): Error {
+    if (cause instanceof InboxRequestFailed && cause.reason === 'no_responders') {
+      return new BusUnavailableError('E_BUS_NO_RESPONDERS', `no responder for ${what} on ${target} (${this.#bus.url})`, { target }, { cause });
     }
+    if (cause instanceof InboxRequestFailed && cause.reason === 'timeout') {
+      return new BusTimeoutError('E_BUS_TIMEOUT', `no answer for ${what} on ${target} within ${timeoutMs} ms`, { target, timeoutMs }, { cause });
+    }
+    return new BusRequestError('E_BUS_REQUEST', `request for ${what} on ${target} failed: ${describe(cause)}`, { target }, { cause });
   }
 }
 
