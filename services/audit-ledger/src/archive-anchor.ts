@@ -13,12 +13,13 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { isLedgerError } from './errors.js';
-import { edgeNodeIds, foldRight, type NodeId } from './merkle/compact-range.js';
+import { edgeNodeIds, foldRight } from './merkle/compact-range.js';
 import { emptyRoot, leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, verifyConsistency, verifyInclusion } from './merkle/proofs.js';
 import { openCheckpoint } from './note/checkpoint.js';
 import type { VerifierKey } from './note/keys.js';
-import { bytes, nodeKey, toNumber } from './store/rows.js';
+import { bytes, toNumber } from './store/rows.js';
+import { treeNodeReader } from './store/tree-nodes.js';
 import type { LedgerDatabase } from './store/schema.js';
 
 type Db = Kysely<LedgerDatabase> | Transaction<LedgerDatabase>;
@@ -56,28 +57,6 @@ export async function firstStoredSeq(db: Db): Promise<number | undefined> {
   return first === null || first === undefined ? undefined : toNumber(first as bigint | number, 'events.seq');
 }
 
-export function nodeReader(db: Db): (ids: readonly NodeId[]) => Promise<Uint8Array[]> {
-  return async (ids) => {
-    const rows = await db
-      .selectFrom('tree_nodes')
-      .select(['level', 'idx', 'hash'])
-      .where((eb) => eb.or(ids.map((id) => eb.and([eb('level', '=', id.level), eb('idx', '=', BigInt(id.index))]))))
-      .execute();
-    const found = new Map(rows.map((r) => [nodeKey({ level: r.level, index: toNumber(r.idx, 'tree_nodes.idx') }), bytes(r.hash)]));
-    return ids.map((id) => {
-      const hash = found.get(nodeKey(id));
-      if (hash === undefined) throw new MissingNode(id);
-      return hash;
-    });
-  };
-}
-
-class MissingNode extends Error {
-  constructor(readonly id: NodeId) {
-    super(`tree node level ${id.level} index ${id.index} is missing`);
-  }
-}
-
 /**
  * Opens the anchor of an archived ledger: undefined anchor when nothing was archived
  * (the first stored seq is 0, or the table is empty).
@@ -102,7 +81,7 @@ export async function openArchiveAnchor(db: Db, options: AnchorOptions): Promise
     const why = isLedgerError(cause) || cause instanceof Error ? cause.message : String(cause);
     return { ok: false, problem: { kind: 'checkpoint invalid', message: `archive anchor: stored checkpoint ${first}: ${why}` } };
   }
-  const read = nodeReader(db);
+  const read = treeNodeReader(db);
   let edge: Uint8Array[];
   try {
     edge = await read(edgeNodeIds(first));
@@ -130,7 +109,7 @@ export async function openArchiveAnchor(db: Db, options: AnchorOptions): Promise
 export async function olderCheckpointProblem(db: Db, crypto: CryptoProvider, size: number, rootHash: Uint8Array, anchor: ArchiveAnchor): Promise<string | undefined> {
   if (size === 0) return crypto.equal(rootHash, emptyRoot(crypto)) ? undefined : 'root hash of size 0 is not the empty root';
   try {
-    const proof = await resolvePlan(crypto, consistencyPlan(size, anchor.size), nodeReader(db));
+    const proof = await resolvePlan(crypto, consistencyPlan(size, anchor.size), treeNodeReader(db));
     verifyConsistency(crypto, size, anchor.size, proof, rootHash, anchor.rootHash);
     return undefined;
   } catch (cause) {

@@ -6,7 +6,8 @@
  * at the latest signed checkpoint, not at the head.
  */
 import type { CryptoProvider } from '@bulwark/crypto';
-import { firstStoredSeq, nodeReader } from './archive-anchor.js';
+import { firstStoredSeq } from './archive-anchor.js';
+import { treeNodeReader } from './store/tree-nodes.js';
 import { LedgerError } from './errors.js';
 import { exportCheckpointLine, exportEventLine, exportHeaderLine } from './export.js';
 import type { LedgerDb, StoredCheckpoint } from './ledger.js';
@@ -105,8 +106,8 @@ export class LedgerReader {
     yield exportCheckpointLine(checkpoint.note);
   }
 
-  #readNodes(): ReturnType<typeof nodeReader> {
-    return nodeReader(this.#db);
+  #readNodes(): ReturnType<typeof treeNodeReader> {
+    return treeNodeReader(this.#db);
   }
 
   #open(note: string, size: number, rootHash: Uint8Array): StoredCheckpoint {

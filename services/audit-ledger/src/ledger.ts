@@ -8,7 +8,7 @@ import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
 import { HASH_LENGTH, SIGNATURE_LENGTH, computeEventHash, isUuidV7, validateEventCanonical, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import { LedgerError } from './errors.js';
-import { CompactRange, edgeNodeIds, foldRight, type NodeId } from './merkle/compact-range.js';
+import { CompactRange, edgeNodeIds, foldRight } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/proofs.js';
 import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpoint.js';
@@ -16,8 +16,9 @@ import { ED25519_SIGNATURE_TYPE, publicPart, type SignerKey, type VerifierKey } 
 import { addSignatures, openNote, parseNote } from './note/signed-note.js';
 import { InThreadSigner, type EventSigner } from './signer/event-signer.js';
 import { WorkerSigner, type WorkerSignerOptions } from './signer/worker-signer.js';
-import { bytes, joinEdge, ledgerEventOfRow, nodeKey, splitEdge, toNumber } from './store/rows.js';
+import { bytes, joinEdge, ledgerEventOfRow, splitEdge, toNumber } from './store/rows.js';
 import { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
+import { treeNodeReader } from './store/tree-nodes.js';
 
 export type LedgerDb = Kysely<LedgerDatabase>;
 
@@ -122,6 +123,7 @@ export async function migrateLedger(db: LedgerDb): Promise<MigrationReport> {
 
 export class AuditLedger {
   readonly #db: LedgerDb;
+  readonly #readNodes: ReturnType<typeof treeNodeReader>;
   readonly #crypto: CryptoProvider;
   readonly #origin: string;
   readonly #signer: SignerKey;
@@ -141,6 +143,7 @@ export class AuditLedger {
     // The ledger signs plain notes (type 0x01); a cosignature/v1 key (0x04) is a witness's.
     if (options.signer.type !== ED25519_SIGNATURE_TYPE) throw new LedgerError('E_KEY', `ledger key ${options.signer.name} must be a plain Ed25519 note key (type 0x01)`);
     this.#db = db;
+    this.#readNodes = treeNodeReader(db);
     this.#crypto = options.crypto;
     this.#origin = options.origin;
     this.#signer = options.signer;
@@ -495,19 +498,6 @@ export class AuditLedger {
     }
   }
 
-  readonly #readNodes = async (ids: readonly NodeId[]): Promise<Uint8Array[]> => {
-    const rows = await this.#db
-      .selectFrom('tree_nodes')
-      .select(['level', 'idx', 'hash'])
-      .where((eb) => eb.or(ids.map((id) => eb.and([eb('level', '=', id.level), eb('idx', '=', BigInt(id.index))]))))
-      .execute();
-    const found = new Map(rows.map((r) => [nodeKey({ level: r.level, index: toNumber(r.idx, 'tree_nodes.idx') }), bytes(r.hash)]));
-    return ids.map((id) => {
-      const hash = found.get(nodeKey(id));
-      if (hash === undefined) throw new LedgerError('E_LEDGER', `tree node level ${id.level} index ${id.index} is missing from tree_nodes`, { ...id });
-      return hash;
-    });
-  };
 
   async #storeCheckpoint(trx: Transaction<LedgerDatabase>, size: number, rootHash: Uint8Array): Promise<StoredCheckpoint> {
     const checkpoint: Checkpoint = { origin: this.#origin, size, rootHash, extensions: [] };
