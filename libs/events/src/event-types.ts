@@ -112,7 +112,7 @@ export function isEventType(value: unknown): value is EventType {
  * the ledger also re-publishes them apart (`bulwark.ledger.control`), so that a replay does
  * not wade through every decision ever made.
  */
-const CONTROL_TYPES: ReadonlySet<EventType> = new Set<EventType>([
+const CONTROL_TYPES: ReadonlySet<string> = new Set<EventType>([
   'policy.registered',
   'policy.updated',
   'policy.rolledback',
@@ -124,7 +124,8 @@ const CONTROL_TYPES: ReadonlySet<EventType> = new Set<EventType>([
   'tools.revoked',
 ]);
 
-export function isControlEventType(type: EventType): boolean {
+/** False for anything else, a string that is not an event type included. */
+export function isControlEventType(type: string): boolean {
   return CONTROL_TYPES.has(type);
 }
 

@@ -7,34 +7,17 @@
  * recomputes event_hash from the message alone: nothing is parsed or re-canonicalised.
  */
 import { LedgerError } from '../errors.js';
-import { bytes, toNumber, type EventRow } from '../store/rows.js';
+import type { HashedFields } from '@bulwark/events';
+import { bytes, hashedFieldsOfRow, type EventRow } from '../store/rows.js';
 
-/** A stored event as it goes on the wire: its row (or what was just written as its row). */
-export interface WireEvent {
-  readonly seq: number;
-  readonly eventId: string;
-  readonly timestamp: number;
-  readonly agentId: string;
-  readonly eventType: string;
-  /** The stored RFC 8785 text. */
-  readonly detailsJcs: string;
-  readonly previousHash: Uint8Array;
+/** A stored event as it goes on the wire: what its hash covers (details as the stored RFC 8785 text), its hash and signature. */
+export interface WireEvent extends HashedFields {
   readonly eventHash: Uint8Array;
   readonly signature: Uint8Array;
 }
 
 export function wireEventOfRow(row: EventRow): WireEvent {
-  return {
-    seq: toNumber(row.seq, 'seq'),
-    eventId: row.event_id,
-    timestamp: toNumber(row.timestamp_ms, 'timestamp_ms'),
-    agentId: row.agent_id,
-    eventType: row.event_type,
-    detailsJcs: row.details,
-    previousHash: bytes(row.previous_hash),
-    eventHash: bytes(row.event_hash),
-    signature: bytes(row.signature),
-  };
+  return { ...hashedFieldsOfRow(row), eventHash: bytes(row.event_hash), signature: bytes(row.signature) };
 }
 
 const WIRE_VARINT = 0;

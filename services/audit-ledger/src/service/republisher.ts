@@ -20,7 +20,7 @@
  */
 import { sql } from 'kysely';
 import { LEDGER_BATCH_SUBJECT, ledgerControlSubject } from '@bulwark/bus';
-import { isControlEventType, isEventType } from '@bulwark/events';
+import { isControlEventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber } from '../store/rows.js';
 import { ledgerBatchOf, wireEventOfRow, type WireEvent } from './batch-wire.js';
@@ -155,7 +155,7 @@ export class Republisher {
       if (claimed.numAffectedRows !== 1n) throw new Error(`republish: publish_state moved under this instance at seq ${first}`);
     }
     await publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOf(rows) });
-    const control = rows.filter((row) => isEventType(row.eventType) && isControlEventType(row.eventType));
+    const control = rows.filter((row) => isControlEventType(row.eventType));
     if (control.length > 0) {
       const payload = ledgerBatchOf(control);
       for (const { recipient, publisher: to } of this.#options.controlPublishers ?? []) {
