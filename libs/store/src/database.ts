@@ -104,23 +104,22 @@ async function openPostgres<DB>(target: DatabaseTarget & { backend: 'postgres' }
     types: pgTypeParsers,
   });
   pool.on('error', (error) => options.onIdleError?.(error));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return opened(new Kysely<DB>({ dialect: new PostgresDialect({ pool }) }), target);
+}
+
+/**
+ * `db` once a first query answered; else it is destroyed and the failure is a connect error.
+ * The first query goes through kysely on purpose: kysely's destroy() does nothing for a
+ * driver that never ran a query, which would leave the pool (or PGlite) open.
+ */
+async function opened<DB>(db: Kysely<DB>, target: DatabaseTarget): Promise<Kysely<DB>> {
   try {
-    await ping(db);
+    await sql`select 1`.execute(db);
   } catch (cause) {
     await db.destroy().catch(() => undefined);
     throw connectError(target, cause);
   }
   return db;
-}
-
-/**
- * The first query goes through kysely on purpose: kysely's destroy() does nothing for
- * a driver that never ran a query, which would leave the pool (or PGlite) open.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- accepts any Kysely<DB>
-async function ping(db: Kysely<any>): Promise<void> {
-  await sql`select 1`.execute(db);
 }
 
 /**
@@ -157,12 +156,5 @@ async function openPglite<DB>(target: DatabaseTarget & { backend: 'pglite' }, sc
     if (cause instanceof StoreError) throw cause;
     throw connectError(target, cause);
   }
-  const db = new Kysely<DB>({ dialect: new EmbeddedDialect(pglite, release) });
-  try {
-    await ping(db);
-  } catch (cause) {
-    await db.destroy().catch(() => undefined);
-    throw connectError(target, cause);
-  }
-  return db;
+  return opened(new Kysely<DB>({ dialect: new EmbeddedDialect(pglite, release) }), target);
 }
