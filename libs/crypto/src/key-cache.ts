@@ -4,6 +4,7 @@
  * ~660 us, JWK import ~45 us, Ed25519 sign ~75 us). So the node provider keeps them.
  */
 import type { KeyObject } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -40,29 +41,22 @@ export class SecretKeyCache<T> {
  * the same few peer keys again and again, each time in a new array. Least recently used first out.
  */
 export class PublicKeyObjectCache {
-  readonly #entries = new Map<string, KeyObject>();
+  readonly #entries: LRUCache<string, KeyObject>;
   readonly #build: (raw: Uint8Array) => KeyObject;
-  readonly #capacity: number;
 
   constructor(build: (raw: Uint8Array) => KeyObject, capacity: number) {
     this.#build = build;
-    this.#capacity = capacity;
+    // A capacity below one keeps the last key, as the cache always has.
+    this.#entries = new LRUCache({ max: Math.max(1, Math.floor(capacity)) });
   }
 
   get(raw: Uint8Array): KeyObject {
     const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex');
-    const hit = this.#entries.get(id);
-    if (hit !== undefined) {
-      this.#entries.delete(id);
-      this.#entries.set(id, hit);
-      return hit;
+    let key = this.#entries.get(id);
+    if (key === undefined) {
+      key = this.#build(raw);
+      this.#entries.set(id, key);
     }
-    const key = this.#build(raw);
-    if (this.#entries.size >= this.#capacity) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done !== true) this.#entries.delete(oldest.value);
-    }
-    this.#entries.set(id, key);
     return key;
   }
 
