@@ -40,6 +40,7 @@ import {
   type ConsistencyReply,
   type InclusionReply,
   type LedgerDatabase,
+  type LedgerSettings,
   type QueryReply,
   type VerifyReply,
   verifyLedger,
@@ -59,47 +60,59 @@ const json = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
 const body = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** A ledger service in its own namespace and schema; `stop` removes them. */
+async function startLedger(name: string, namespace: ReturnType<typeof uniqueNamespace>, schema: ReturnType<typeof withTestSchema>, settings: Partial<LedgerSettings>, signerScript?: URL) {
+  const bus = await connectBus({ url: natsUrl(), name, namespace });
+  await ensureStreams(bus);
+  const db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
+  await migrateLedger(db);
+  const service = await LedgerService.start({
+    bus,
+    db,
+    crypto: provider,
+    identity: ledgerId,
+    directory,
+    settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace, ...settings },
+    ...(signerScript === undefined ? {} : { signerScript }),
+  });
+  const stop = async () => {
+    await service.stop();
+    await closeDatabase(db);
+    await schema.drop();
+    await removeNamespaceStreams(bus);
+    await bus.close();
+  };
+  return { bus, db, service, stop };
+}
+
 describe('audit-ledger service', () => {
   const namespace = uniqueNamespace('ledgersvc');
   const schema = withTestSchema('ledger_svc');
   let bus: Bus;
   let db: Kysely<LedgerDatabase>;
   let service: LedgerService;
+  let stop: () => Promise<void>;
   let client: CommandClient;
   const silent = new RejectionReporter({ reporter: 'test', publish: async () => undefined });
 
-  async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(50);
-    }
-  }
   const size = async () => (await service.ledger.head()).size;
   const call = async <T>(subject: (typeof Commands.audit)[keyof typeof Commands.audit], request: unknown) => json<T>(await client.request(subject, body(request), { timeoutMs: 10_000 }));
 
   beforeAll(async () => {
-    bus = await connectBus({ url: natsUrl(), name: 'ledger-service-test', namespace });
-    await ensureStreams(bus);
-    db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
-    await migrateLedger(db);
-    service = await LedgerService.start({
-      bus,
-      db,
-      crypto: provider,
-      identity: ledgerId,
-      directory,
-      settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace, checkpointEvents: 20, checkpointMs: 300, inFlight: 16, batchMaxEvents: 50 },
-    });
+    ({ bus, db, service, stop } = await startLedger('ledger-service-test', namespace, schema, { checkpointEvents: 20, checkpointMs: 300, inFlight: 16, batchMaxEvents: 50 }));
     client = new CommandClient(bus, { sessions: { provider, self: analyst, directory }, rejections: silent });
   });
 
   afterAll(async () => {
-    await service.stop();
-    await closeDatabase(db);
-    await schema.drop();
-    await removeNamespaceStreams(bus);
-    await bus.close();
+    await stop();
   });
 
   it('tells a single AuditEvent from a batch and from JSON by their first bytes', () => {
@@ -219,31 +232,16 @@ describe('audit-ledger service, signing worker crash', () => {
   let bus: Bus;
   let db: Kysely<LedgerDatabase>;
   let service: LedgerService;
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
     // Read by the substitute worker when it starts (workers copy the environment).
     process.env['LEDGER_SIGNER_FAULT_DIR'] = faults;
-    bus = await connectBus({ url: natsUrl(), name: 'ledger-signer-test', namespace });
-    await ensureStreams(bus);
-    db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
-    await migrateLedger(db);
-    service = await LedgerService.start({
-      bus,
-      db,
-      crypto: provider,
-      identity: ledgerId,
-      directory,
-      settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace, checkpointEvents: 0, checkpointMs: 0, signerWorkers: 1 },
-      signerScript: new URL('../services/audit-ledger/src/signer/faulty-worker.fixture.ts', import.meta.url),
-    });
+    ({ bus, db, service, stop } = await startLedger('ledger-signer-test', namespace, schema, { checkpointEvents: 0, checkpointMs: 0, signerWorkers: 1 }, new URL('../services/audit-ledger/src/signer/faulty-worker.fixture.ts', import.meta.url)));
   });
 
   afterAll(async () => {
-    await service.stop();
-    await closeDatabase(db);
-    await schema.drop();
-    await removeNamespaceStreams(bus);
-    await bus.close();
+    await stop();
     rmSync(faults, { recursive: true, force: true });
   });
 
@@ -255,10 +253,7 @@ describe('audit-ledger service, signing worker crash', () => {
     await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch(batch.slice(0, 25)) });
     await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch(batch.slice(25)) });
 
-    for (const deadline = Date.now() + 20_000; (await service.ledger.head()).size < batch.length; ) {
-      if (Date.now() > deadline) throw new Error('timed out waiting for the batch to be appended after the crash');
-      await sleep(50);
-    }
+    await until(async () => (await service.ledger.head()).size >= batch.length, 'the batch to be appended after the crash', 20_000);
     expect(service.metrics().signerFailures).toBeGreaterThanOrEqual(1);
     const rows = await db.selectFrom('events').select(['event_id', 'seq']).orderBy('seq').execute();
     expect(rows.map((r) => r.event_id).sort()).toEqual(batch.map((e) => e.eventId).sort());
