@@ -13,20 +13,15 @@ export const Headers = {
  * Adapts NATS message headers to a trace-context carrier. NATS returns "" for a
  * missing header; propagators expect undefined.
  */
-export function headersCarrier(headers: MsgHdrs | undefined, create?: () => MsgHdrs): HeaderCarrier & { headers(): MsgHdrs | undefined } {
-  let h = headers;
+export function headersCarrier(headers: MsgHdrs | undefined): HeaderCarrier & { headers(): MsgHdrs | undefined } {
   return {
     get(key) {
-      if (h === undefined || !h.has(key)) return undefined;
-      return h.get(key);
+      if (headers === undefined || !headers.has(key)) return undefined;
+      return headers.get(key);
     },
     set(key, value) {
-      if (h === undefined) {
-        if (create === undefined) return;
-        h = create();
-      }
-      h.set(key, value);
+      headers?.set(key, value);
     },
-    headers: () => h,
+    headers: () => headers,
   };
 }

@@ -10,7 +10,7 @@ import type { InitiatorSession, SessionInitiator } from './internal/frames.js';
 import { RandomPool } from './internal/random-pool.js';
 import { InboxRequestFailed, ReplyInbox } from './internal/reply-inbox.js';
 import { decodeReply, encodeRequest, REQUEST_ID_LENGTH } from './internal/rpc-wire.js';
-import { injectTrace } from './internal/trace.js';
+import { hasActiveTrace, injectTrace } from './internal/trace.js';
 import type { RejectionReporter } from './rejections.js';
 import { kindHeaders } from './rpc-server.js';
 import { assertToken, directSubject, ServicePrincipals, type CommandSubject, type ServiceName } from './subjects.js';
@@ -30,6 +30,8 @@ export interface RequestOptions {
 interface Affinity {
   readonly session: InitiatorSession;
   readonly instanceId: string;
+  /** The instance's direct subject per command, built once per session rather than per request. */
+  readonly targets: Map<CommandSubject, string>;
 }
 
 interface AffinityEntry {
@@ -124,7 +126,7 @@ export class CommandClient {
     const initiator = this.#initiatorFor(service);
     const { message, finish } = await initiator.begin();
     const target = this.#bus.subject(subject);
-    const reply = await this.#roundTrip(target, message, 'handshake', timeoutMs, `handshake with ${service}`);
+    const reply = await this.#roundTrip(target, message, timeoutMs, `handshake with ${service}`);
     const done = await finish(reply.data);
     if (done.kind === 'rejected') {
       this.#rejections.report({ reason: done.reason, sender: done.sender, subject });
@@ -132,17 +134,21 @@ export class CommandClient {
     }
     // The instance id becomes a subject token: refuse one that could redirect the requests.
     assertToken(done.instanceId, 'instance id');
-    return { session: done.session, instanceId: done.instanceId };
+    return { session: done.session, instanceId: done.instanceId, targets: new Map() };
   }
 
   async #send(subject: CommandSubject, affinity: Affinity, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const requestId = requestIds.take(REQUEST_ID_LENGTH);
     const frame = affinity.session.seal(encodeRequest(requestId, body));
-    const target = this.#bus.subject(directSubject(affinity.instanceId, subject));
+    let target = affinity.targets.get(subject);
+    if (target === undefined) {
+      target = this.#bus.subject(directSubject(affinity.instanceId, subject));
+      affinity.targets.set(subject, target);
+    }
     let reply: Msg;
     try {
       // Awaited here rather than through #roundTrip: one promise hop less on every request.
-      reply = await this.#inbox.request(target, frame, this.#headers('request'), timeoutMs);
+      reply = await this.#inbox.request(target, frame, requestHeaders(), timeoutMs);
     } catch (cause) {
       throw this.#failure(cause, target, timeoutMs, `${subject} on instance ${affinity.instanceId}`);
     }
@@ -152,7 +158,6 @@ export class CommandClient {
       this.#rejections.report({ reason, sender: opened.sender, subject });
       throw new BusRequestError('E_BUS_REPLY_REJECTED', `reply to ${subject} from instance ${affinity.instanceId} failed its check: ${reason}`, { subject, reason });
     }
-    opened.commit();
     const decoded = decodeReply(opened.plaintext, requestId, `${subject} on instance ${affinity.instanceId}`);
     if (!decoded.ok) {
       throw new BusRequestError(decoded.code, `${subject} failed remotely: ${decoded.message}`, { subject, remoteCode: decoded.code });
@@ -160,21 +165,14 @@ export class CommandClient {
     return decoded.body;
   }
 
-  async #roundTrip(target: string, data: Uint8Array, kind: 'handshake' | 'request', timeoutMs: number, what: string): Promise<Msg> {
+  async #roundTrip(target: string, data: Uint8Array, timeoutMs: number, what: string): Promise<Msg> {
+    const carrier = headersCarrier(kindHeaders('handshake'));
+    injectTrace(carrier);
     try {
-      return await this.#inbox.request(target, data, this.#headers(kind), timeoutMs);
+      return await this.#inbox.request(target, data, carrier.headers(), timeoutMs);
     } catch (cause) {
       throw this.#failure(cause, target, timeoutMs, what);
     }
-  }
-
-  #headers(kind: 'handshake' | 'request'): MsgHdrs | undefined {
-    // A session request goes to a subject that takes nothing else, so it needs no kind
-    // header; it carries headers only when there is a trace to continue (saves encoding
-    // them here and parsing them in the service, on every request).
-    const carrier = kind === 'handshake' ? headersCarrier(kindHeaders(kind)) : headersCarrier(undefined, () => kindHeaders(kind));
-    injectTrace(carrier);
-    return carrier.headers();
   }
 
   #failure(cause: unknown, target: string, timeoutMs: number, what: string): Error {
@@ -188,10 +186,26 @@ export class CommandClient {
   }
 }
 
+/**
+ * A session request goes to a subject that takes nothing else, so it needs no kind header;
+ * it carries headers only when there is a trace to continue (saves encoding them here and
+ * parsing them in the service, on every request).
+ */
+function requestHeaders(): MsgHdrs | undefined {
+  if (!hasActiveTrace()) return undefined;
+  const carrier = headersCarrier(kindHeaders('request'));
+  injectTrace(carrier);
+  return carrier.headers();
+}
+
 // Request ids only have to be unpredictable and unique per session; drawing them from a pool
 // saves an OpenSSL call per request.
 const requestIds = new RandomPool();
 
 function serviceOf(subject: CommandSubject): ServiceName {
-  return subject.split('.')[1] as ServiceName;
+  // `bulwark.<service>.<command...>`
+  const end = subject.indexOf('.', BULWARK_PREFIX.length);
+  return (end < 0 ? subject.slice(BULWARK_PREFIX.length) : subject.slice(BULWARK_PREFIX.length, end)) as ServiceName;
 }
+
+const BULWARK_PREFIX = 'bulwark.';

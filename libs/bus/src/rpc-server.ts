@@ -8,7 +8,7 @@ import { headersCarrier, Headers } from './headers.js';
 import { inspectFrame, SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.js';
 import { responderPort } from './internal/envelope-ports.js';
-import type { Opened, SessionResponderPort } from './internal/frames.js';
+import type { OpenedRequest, SessionResponderPort } from './internal/frames.js';
 import { decodeRequest, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
 import { runInExtractedTrace } from './internal/trace.js';
 import { outOfNamespace } from './namespace.js';
@@ -125,7 +125,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     const kind = msg.headers === undefined ? 'request' : readKind(msg);
     if (kind !== 'request') return reject('E_BUS_KIND', undefined, msg);
     const command = `bulwark.${msg.subject.slice(directPrefix.length)}` as CommandSubject;
-    let opened: Opened;
+    let opened: OpenedRequest;
     try {
       opened = responder.open(msg.data);
     } catch {
@@ -144,17 +144,16 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
         throw new Error(`unhandled open outcome ${String(never)}`);
       }
     }
-    opened.commit();
     const request = decodeRequest(opened.plaintext);
-    if (request === undefined) return reject('E_BUS_REQUEST_SHAPE', opened.meta.sender, msg);
+    if (request === undefined) return reject('E_BUS_REQUEST_SHAPE', opened.sender, msg);
     const handler = options.handlers[command];
     let reply: ReplyBody;
     if (handler === undefined) {
       reply = { ok: false, code: 'E_BUS_NO_HANDLER', message: `${options.service} has no handler for ${command}` };
     } else {
       try {
-        const body = await runInExtractedTrace(headersCarrier(msg.headers), () =>
-          handler({ subject: command, body: request.body, peer: opened.meta.sender, sessionId: opened.meta.sessionId }),
+        const body = await runInExtractedTrace(msg.headers === undefined ? undefined : headersCarrier(msg.headers), () =>
+          handler({ subject: command, body: request.body, peer: opened.sender, sessionId: opened.sessionId }),
         );
         reply = { ok: true, body };
       } catch (e) {
@@ -162,7 +161,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
       }
     }
     if (stopped) return;
-    msg.respond(responder.seal(opened.meta, encodeReply(request.requestId, reply)));
+    msg.respond(opened.sealReply(encodeReply(request.requestId, reply)));
   };
 
   // Errors from the handlers above are already turned into replies or drops; anything

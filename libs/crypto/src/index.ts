@@ -1,4 +1,13 @@
 export type { CryptoProvider, CryptoProviderName, Ed25519KeyPair, X25519KeyPair } from './provider.js';
+export {
+  composedFrameCipher,
+  FRAME_MAC_LENGTH,
+  isNativeFrameCipherAvailable,
+  nativeFrameCipher,
+  type FrameCipher,
+  type FrameKeys,
+  type FrameOpenFailure,
+} from './frame-cipher.js';
 export { CryptoError, isCryptoError, type CryptoErrorCode } from './errors.js';
 export { sizes } from './lengths.js';
 export {

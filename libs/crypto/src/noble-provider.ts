@@ -15,6 +15,7 @@ import { CryptoError } from './errors.js';
 import { requireLength, requireOutputLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
 import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from './provider.js';
 import { MAX_RANDOM_BYTES, isAllZero } from './shared.js';
+import { composedFrameCipher } from './frame-cipher.js';
 
 /** RFC 8032 §5.1.7 decoding (canonical encodings only), not ZIP-215's permissive one. */
 const STRICT = { zip215: false } as const;
@@ -58,7 +59,7 @@ export function createNobleCryptoProvider(): CryptoProvider {
     return nobleRandomBytes(length);
   };
 
-  return {
+  const provider: Omit<CryptoProvider, 'frames'> = {
     name: 'noble',
     randomBytes,
 
@@ -154,4 +155,6 @@ export function createNobleCryptoProvider(): CryptoProvider {
       return a.length === b.length && equalBytes(a, b);
     },
   };
+  // Never the native cipher: noble is the all-JavaScript provider the others are checked against.
+  return { ...provider, frames: composedFrameCipher(provider) };
 }

@@ -20,6 +20,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { CryptoError } from './errors.js';
+import { preferredFrameCipher } from './frame-cipher.js';
 import { asBytes, fromBase64Url, toBase64Url } from './encoding.js';
 import { PublicKeyObjectCache, SecretKeyCache } from './key-cache.js';
 import { requireLength, requireOutputLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
@@ -137,7 +138,7 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
   const xSecret = new SecretKeyCache<KeyObject>((raw) => secretKeyObject('X25519', raw));
   const xPublic = new PublicKeyObjectCache((raw) => publicKeyObject('X25519', raw), publicKeyCacheSize);
 
-  return {
+  const provider: Omit<CryptoProvider, 'frames'> = {
     name: 'node',
 
     randomBytes(length: number): Uint8Array {
@@ -234,6 +235,7 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
       return a.length === b.length && timingSafeEqual(a, b);
     },
   };
+  return { ...provider, frames: preferredFrameCipher(provider) };
 }
 
 function lowOrder(cause?: unknown): CryptoError {

@@ -4,6 +4,8 @@
  * (node:crypto / OpenSSL) and `noble` (the @noble packages).
  * All byte strings are raw `Uint8Array`s; key encodings live in `encoding.ts`.
  */
+import type { FrameCipher } from './frame-cipher.js';
+
 export type CryptoProviderName = 'sodium' | 'node' | 'noble';
 
 export interface Ed25519KeyPair {
@@ -66,4 +68,7 @@ export interface CryptoProvider {
 
   /** Constant-time equality; false for different lengths (length is not secret). */
   equal(a: Uint8Array, b: Uint8Array): boolean;
+
+  /** SecureChannel v1's data-frame seal and open (frame-cipher.ts): native where built, else composed. */
+  readonly frames: FrameCipher;
 }

@@ -9,6 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import { CryptoError } from './errors.js';
+import { preferredFrameCipher } from './frame-cipher.js';
 import { SecretKeyCache } from './key-cache.js';
 import { requireLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
 import { createNodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
@@ -152,27 +153,52 @@ export function createSodiumCryptoProvider(options: NodeCryptoProviderOptions = 
   const work = new Uint8Array(SHA256_STATE);
   const innerDigest = new Uint8Array(32);
 
+  const hmacSha256: CryptoProvider['hmacSha256'] = (key, data) => {
+    const parts = data instanceof Uint8Array ? [data] : data;
+    let length = 0;
+    for (const part of parts) length += part.length;
+    if (length > SODIUM_HMAC_MAX) return base.hmacSha256(key, data);
+    const states = hmacStates.get(key);
+    work.set(states.inner);
+    for (const part of parts) sodium.crypto_hash_sha256_update(work, part);
+    sodium.crypto_hash_sha256_final(work, innerDigest);
+    work.set(states.outer);
+    sodium.crypto_hash_sha256_update(work, innerDigest);
+    const mac = new Uint8Array(32);
+    sodium.crypto_hash_sha256_final(work, mac);
+    innerDigest.fill(0);
+    return mac;
+  };
+
+  const chacha20poly1305: CryptoProvider['chacha20poly1305'] = {
+    seal(key, nonce, plaintext, aad) {
+      if (plaintext.length >= OPENSSL_AEAD_FROM) return base.chacha20poly1305.seal(key, nonce, plaintext, aad);
+      const output = outputBuffer(plaintext.length + sizes.aeadTag);
+      sealInto(key, nonce, plaintext, aad, output, 0);
+      return output;
+    },
+    open(key, nonce, sealed, aad) {
+      if (sealed.length - sizes.aeadTag >= OPENSSL_AEAD_FROM) return base.chacha20poly1305.open(key, nonce, sealed, aad);
+      requireLength(key, sizes.aeadKey, 'chacha20poly1305 key');
+      requireLength(nonce, sizes.aeadNonce, 'chacha20poly1305 nonce');
+      requireSealed(sealed, 'chacha20poly1305 open');
+      const tagAt = sealed.length - sizes.aeadTag;
+      const plaintext = outputBuffer(tagAt);
+      try {
+        // libsodium checks the tag before it decrypts: nothing unauthenticated is written.
+        sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(plaintext, null, sealed.subarray(0, tagAt), sealed.subarray(tagAt), aad ?? null, nonce, key);
+      } catch (cause) {
+        throw new CryptoError('E_AEAD', 'chacha20poly1305 open: authentication failed (wrong key, nonce, associated data, or a forged message)', {}, { cause });
+      }
+      return plaintext;
+    },
+    sealInto,
+  };
+
   return {
     ...base,
     name: 'sodium',
-
-    hmacSha256(key, data) {
-      const parts = data instanceof Uint8Array ? [data] : data;
-      let length = 0;
-      for (const part of parts) length += part.length;
-      if (length > SODIUM_HMAC_MAX) return base.hmacSha256(key, data);
-      const states = hmacStates.get(key);
-      work.set(states.inner);
-      for (const part of parts) sodium.crypto_hash_sha256_update(work, part);
-      sodium.crypto_hash_sha256_final(work, innerDigest);
-      work.set(states.outer);
-      sodium.crypto_hash_sha256_update(work, innerDigest);
-      const mac = new Uint8Array(32);
-      sodium.crypto_hash_sha256_final(work, mac);
-      innerDigest.fill(0);
-      return mac;
-    },
-
+    hmacSha256,
     ed25519: {
       generateKeyPair(): Ed25519KeyPair {
         const secretKey = base.randomBytes(sizes.ed25519SecretKey);
@@ -196,30 +222,7 @@ export function createSodiumCryptoProvider(options: NodeCryptoProviderOptions = 
         }
       },
     },
-
-    chacha20poly1305: {
-      seal(key, nonce, plaintext, aad) {
-        if (plaintext.length >= OPENSSL_AEAD_FROM) return base.chacha20poly1305.seal(key, nonce, plaintext, aad);
-        const output = outputBuffer(plaintext.length + sizes.aeadTag);
-        sealInto(key, nonce, plaintext, aad, output, 0);
-        return output;
-      },
-      open(key, nonce, sealed, aad) {
-        if (sealed.length - sizes.aeadTag >= OPENSSL_AEAD_FROM) return base.chacha20poly1305.open(key, nonce, sealed, aad);
-        requireLength(key, sizes.aeadKey, 'chacha20poly1305 key');
-        requireLength(nonce, sizes.aeadNonce, 'chacha20poly1305 nonce');
-        requireSealed(sealed, 'chacha20poly1305 open');
-        const tagAt = sealed.length - sizes.aeadTag;
-        const plaintext = outputBuffer(tagAt);
-        try {
-          // libsodium checks the tag before it decrypts: nothing unauthenticated is written.
-          sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(plaintext, null, sealed.subarray(0, tagAt), sealed.subarray(tagAt), aad ?? null, nonce, key);
-        } catch (cause) {
-          throw new CryptoError('E_AEAD', 'chacha20poly1305 open: authentication failed (wrong key, nonce, associated data, or a forged message)', {}, { cause });
-        }
-        return plaintext;
-      },
-      sealInto,
-    },
+    chacha20poly1305,
+    frames: preferredFrameCipher({ chacha20poly1305, hmacSha256, equal: base.equal }),
   };
 }

@@ -110,14 +110,14 @@ export interface FrameView {
   readonly counter: bigint;
   readonly timestamp: number;
   readonly sealedHandshake: Uint8Array | undefined;
+  /** The whole frame, exactly: header || body || mac. */
+  readonly frame: Uint8Array;
   /** Every byte before the ciphertext. */
   readonly header: Uint8Array;
-  /** The counter's 8 bytes, as they stand in the header (the MAC's last input). */
-  readonly counterBytes: Uint8Array;
+  /** Where the counter's 8 bytes stand in the header (the nonce and the MAC's last input). */
+  readonly counterOffset: number;
   /** Ciphertext including the Poly1305 tag (for handshake modes: the Noise message). */
   readonly body: Uint8Array;
-  /** header || body, where they lie one after the other: the MAC's first input, in one piece. */
-  readonly headerAndBody: Uint8Array;
   /** Empty for handshake modes. */
   readonly mac: Uint8Array;
 }
@@ -168,10 +168,10 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
     counter,
     timestamp,
     sealedHandshake: mode === Mode.sealed ? frame.subarray(timestampOffset + 8, lengthOffset) : undefined,
+    frame,
     header: frame.subarray(0, headerLength),
-    counterBytes: frame.subarray(counterOffset, timestampOffset),
+    counterOffset,
     body: frame.subarray(headerLength, bodyEnd),
-    headerAndBody: frame.subarray(0, bodyEnd),
     mac: frame.subarray(bodyEnd),
   };
 }

@@ -16,7 +16,7 @@ export {
   encodeSignedDirectoryEntry,
   decodeSignedDirectoryEntry,
 } from './directory.js';
-export type { SessionOptions, SessionInitiatorOptions, SessionResponderOptions, PendingSession, AcceptResult } from './session.js';
+export type { SessionOptions, SessionInitiatorOptions, SessionResponderOptions, PendingSession, AcceptResult, SessionOpenResult } from './session.js';
 export { Session, SessionResponder, initiateSession, DEFAULT_SESSION_MAX_AGE_MS } from './session.js';
 export type { SealedSenderOptions, SealedReceiverOptions } from './sealed.js';
 export { SealedSender, SealedReceiver, DEFAULT_EPOCH_MAX_MESSAGES, DEFAULT_EPOCH_MAX_AGE_MS } from './sealed.js';

@@ -5,7 +5,7 @@ import { EnvelopeError, reject, type Rejection } from './errors.js';
 import { HeaderTemplate, isRejection, Mode, parseFrame, SESSION_ID_LENGTH, type FrameView } from './frame.js';
 import { decodeId, encodeId } from './ids.js';
 import { HandshakeState } from './noise/handshake-state.js';
-import { resolveOptions, type EnvelopeOptions, type LocalIdentity, type OpenOptions, type OpenResult, type ResolvedOptions } from './options.js';
+import { resolveOptions, type EnvelopeOptions, type LocalIdentity, type OpenOptions, type Opened, type ResolvedOptions } from './options.js';
 import { ReplayWindow } from './replay-window.js';
 import { at, checkTimestamp, deriveTrafficKeys, label, openData, opened, sealData, SendCounter, type TrafficKeys } from './traffic.js';
 
@@ -62,6 +62,9 @@ interface SessionInit {
   readonly maxAgeMs: number;
 }
 
+/** A session frame's outcome; an accepted one names the session it belongs to. */
+export type SessionOpenResult = (Opened & { readonly session: Session }) | Rejection;
+
 /** An established session: seal requests or replies to the peer, open the peer's frames. */
 export class Session {
   /** Hex of the 16-byte session id. */
@@ -106,14 +109,14 @@ export class Session {
     return sealData(options.provider, this.#template, this.#init.sendKeys, this.#counter.take(), now, plaintext, options.maxFrameSize);
   }
 
-  open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult {
+  open(frame: Uint8Array, openOptions: OpenOptions = {}): SessionOpenResult {
     const view = parseFrame(frame, this.#init.options.maxFrameSize);
     if (isRejection(view)) return view;
     return this.openView(view, openOptions);
   }
 
   /** @internal `open` for a frame already parsed (by the responder, which routes on its header). */
-  openView(view: FrameView, openOptions: OpenOptions = {}): OpenResult {
+  openView(view: FrameView, openOptions: OpenOptions = {}): SessionOpenResult {
     const { options, directory } = this.#init;
     if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, at(view));
     const now = options.clock();
@@ -127,7 +130,7 @@ export class Session {
     }
     const defer = openOptions.deferCommit === true;
     const plaintext = openData(options.provider, view, this.#init.receiveKeys, this.#window, defer);
-    if (plaintext instanceof Uint8Array) return opened(view, plaintext, defer ? this.#window : undefined);
+    if (plaintext instanceof Uint8Array) return opened(view, plaintext, defer ? this.#window : undefined, this);
     return plaintext;
   }
 
@@ -303,7 +306,7 @@ export class SessionResponder {
   }
 
   /** Open a session data frame addressed to any session this responder holds. */
-  open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult & { readonly session?: Session } {
+  open(frame: Uint8Array, openOptions: OpenOptions = {}): SessionOpenResult {
     const view = parseFrame(frame, this.#options.maxFrameSize);
     if (isRejection(view)) return view;
     const session = this.#sessions.get(sessionKey(view));
@@ -315,8 +318,7 @@ export class SessionResponder {
       if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#self.id}'`, at(view));
       return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, at(view));
     }
-    const result = session.openView(view, openOptions);
-    return result.ok ? { ...result, session } : result;
+    return session.openView(view, openOptions);
   }
 
   /** The session for a (peer, session id), e.g. to seal a reply. */

@@ -21,7 +21,7 @@ describe.each(providers.map((p) => [p.name, p] as const))('data frames (%s provi
     if (isRejection(view)) throw new Error(view.detail);
     view.body[0]! ^= 1;
     // Someone holding k_mac but not k_enc: the mac passes, the AEAD still refuses.
-    view.mac.set(provider.hmacSha256(keys.mac, [view.header, view.body, view.counterBytes]));
+    view.mac.set(provider.hmacSha256(keys.mac, [view.header, view.body, view.frame.subarray(view.counterOffset, view.counterOffset + 8)]));
     expect(openData(provider, view, keys, new ReplayWindow())).toMatchObject({ ok: false, reason: 'E_AEAD' });
   });
 

@@ -1,28 +1,17 @@
-import type { CryptoProvider } from '@bulwark/crypto';
+import type { CryptoProvider, FrameKeys } from '@bulwark/crypto';
 import { textEncoder } from './bytes.js';
 import { EnvelopeError, reject, type Rejection } from './errors.js';
-import type { HeaderTemplate} from './frame.js';
+import type { HeaderTemplate } from './frame.js';
 import { MAC_LENGTH, TAG_LENGTH, type FrameView } from './frame.js';
 import { MAX_NONCE } from './noise/cipher-state.js';
-import type { OpenResult } from './options.js';
+import type { Opened, OpenResult } from './options.js';
 import type { ReplayWindow } from './replay-window.js';
 
 /**
- * The nonce (4 zero bytes || counter LE) for one AEAD call. Both providers read the nonce
- * before the synchronous call returns (node:crypto copies it into the cipher context, noble
- * uses it inside encrypt/decrypt), so one scratch buffer serves every frame without garbage.
+ * One direction's frame keys: ChaCha20-Poly1305 key and HMAC-SHA256 key, never the same bytes,
+ * prepared by the provider's frame cipher (which may precompute per key).
  */
-const nonceScratch = new Uint8Array(12);
-function frameNonce(counterBytes: Uint8Array): Uint8Array {
-  nonceScratch.set(counterBytes, 4);
-  return nonceScratch;
-}
-
-/** One direction's frame keys: ChaCha20-Poly1305 key and HMAC-SHA256 key, never the same bytes. */
-export interface TrafficKeys {
-  readonly enc: Uint8Array;
-  readonly mac: Uint8Array;
-}
+export type TrafficKeys = FrameKeys;
 
 /**
  * k_enc || k_mac = HKDF-SHA256(ikm = secret, salt, info = label || context), 64 bytes (RFC 5869).
@@ -30,7 +19,7 @@ export interface TrafficKeys {
  */
 export function deriveTrafficKeys(provider: CryptoProvider, secret: Uint8Array, salt: Uint8Array, info: Uint8Array): TrafficKeys {
   const okm = provider.hkdfSha256(secret, salt, info, 64);
-  return { enc: okm.subarray(0, 32), mac: okm.subarray(32, 64) };
+  return provider.frames.keys(okm.subarray(0, 32), okm.subarray(32, 64));
 }
 
 export function label(text: string): Uint8Array {
@@ -70,8 +59,8 @@ export class SendCounter {
 
 /**
  * One data frame: ciphertext = ChaCha20-Poly1305(k_enc, nonce(counter), ad = header, plaintext);
- * mac = HMAC-SHA256(k_mac, header || ciphertext || counter as 8 bytes LE). One buffer is
- * allocated; the MAC reads the parts where they lie.
+ * mac = HMAC-SHA256(k_mac, header || ciphertext || counter as 8 bytes LE), by the provider's
+ * frame cipher into the frame's single buffer.
  */
 export function sealData(
   provider: CryptoProvider,
@@ -90,17 +79,9 @@ export function sealData(
       maxFrameSize,
     });
   }
+  // The frame buffer is not zero-filled: the cipher writes every byte after the header.
   const frame = template.allocate(counter, timestamp, bodyLength);
-  const header = frame.subarray(0, template.length);
-  const counterBytes = frame.subarray(template.counterOffset, template.counterOffset + 8);
-  // Sealed straight into the frame. The frame buffer is not zero-filled: every byte must be
-  // written, so the length written must be exact.
-  const written = provider.chacha20poly1305.sealInto(keys.enc, frameNonce(counterBytes), plaintext, header, frame, template.length);
-  if (written !== bodyLength) throw new EnvelopeError('E_PROVIDER', `envelope: AEAD wrote ${written} bytes, expected ${bodyLength}`, {});
-  // header || body lie one after the other: one piece for the MAC, not two.
-  const mac = provider.hmacSha256(keys.mac, [frame.subarray(0, template.length + bodyLength), counterBytes]);
-  if (mac.length !== MAC_LENGTH) throw new EnvelopeError('E_PROVIDER', `envelope: HMAC returned ${mac.length} bytes, expected ${MAC_LENGTH}`, {});
-  frame.set(mac, template.length + bodyLength);
+  provider.frames.seal(keys, frame, template.length, template.counterOffset, plaintext);
   return frame;
 }
 
@@ -121,14 +102,9 @@ export function at(view: FrameView): { sender: string; sessionId: string } {
  * then the replay window (only an authentic frame may move the window).
  */
 export function openData(provider: CryptoProvider, view: FrameView, keys: TrafficKeys, window: ReplayWindow, deferCommit = false): Uint8Array | Rejection {
-  const expected = provider.hmacSha256(keys.mac, [view.headerAndBody, view.counterBytes]);
-  if (!provider.equal(expected, view.mac)) return reject('E_MAC', 'frame mac does not verify', at(view));
-  let plaintext: Uint8Array;
-  try {
-    plaintext = provider.chacha20poly1305.open(keys.enc, frameNonce(view.counterBytes), view.body, view.header);
-  } catch {
-    return reject('E_AEAD', 'ciphertext tag does not verify', at(view));
-  }
+  const plaintext = provider.frames.open(keys, view.frame, view.header.length, view.counterOffset);
+  if (plaintext === 'E_MAC') return reject('E_MAC', 'frame mac does not verify', at(view));
+  if (plaintext === 'E_AEAD') return reject('E_AEAD', 'ciphertext tag does not verify', at(view));
   const verdict = deferCommit ? window.check(view.counter) : window.observe(view.counter);
   switch (verdict) {
     case 'fresh':
@@ -146,9 +122,15 @@ export function openData(provider: CryptoProvider, view: FrameView, keys: Traffi
 
 const COMMITTED = (): void => undefined;
 
-/** The accepted result; with deferCommit its `commit` records the counter in `window`. */
-export function opened(view: FrameView, plaintext: Uint8Array, window?: ReplayWindow): OpenResult {
+/**
+ * The accepted result; with deferCommit its `commit` records the counter in `window`. A
+ * session's result also names the session (a responder seals the reply in it).
+ */
+export function opened(view: FrameView, plaintext: Uint8Array, window: ReplayWindow | undefined): OpenResult;
+export function opened<S>(view: FrameView, plaintext: Uint8Array, window: ReplayWindow | undefined, session: S): Opened & { readonly session: S };
+export function opened<S>(view: FrameView, plaintext: Uint8Array, window: ReplayWindow | undefined, session?: S): Opened & { readonly session: S | undefined } {
   const counter = view.counter;
+  // One object shape for every mode (session is undefined outside sessions).
   return {
     ok: true,
     mode: view.mode,
@@ -159,5 +141,6 @@ export function opened(view: FrameView, plaintext: Uint8Array, window?: ReplayWi
     counter,
     timestamp: view.timestamp,
     commit: window === undefined ? COMMITTED : () => window.record(counter),
+    session,
   };
 }

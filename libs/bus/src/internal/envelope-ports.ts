@@ -8,13 +8,13 @@ import {
   type ChannelReceiver,
   type ChannelSender,
   type OpenResult,
+  type Rejection,
   type SealedReceiver,
   type SealedSender,
   type SessionInitiatorOptions,
   type SessionResponder,
 } from '@bulwark/envelope';
-import { BusRequestError } from '../errors.js';
-import type { FrameMeta, Opened, SessionInitiator, SessionResponderPort, StreamOpener, StreamSealer } from './frames.js';
+import type { FrameMeta, Opened, OpenedMessage, SessionInitiator, SessionResponderPort, StreamOpener, StreamSealer } from './frames.js';
 
 export function sealerOf(sender: SealedSender | ChannelSender): StreamSealer {
   return { seal: async (plaintext) => sender.seal(plaintext) };
@@ -71,19 +71,9 @@ export function openerOf(receiver: SealedReceiver | ChannelReceiver, capacity: n
   return twoPhaseOpener((frame) => receiver.open(frame), capacity);
 }
 
-/** Requests are never redelivered: the replay window's verdict at open time is final. */
-function oneShot(result: OpenResult): Opened {
-  if (result.ok) {
-    return {
-      kind: 'accepted',
-      plaintext: result.plaintext,
-      meta: { sender: result.sender, sessionId: result.sessionId, counter: result.counter },
-      commit: () => undefined,
-      abandon: () => undefined,
-    };
-  }
-  if (result.duplicate) return { kind: 'duplicate', sender: result.sender };
-  return { kind: 'rejected', reason: result.reason, sender: result.sender };
+/** A rejected or duplicate session frame, as the bus reports it. */
+function refused(result: Rejection): Exclude<OpenedMessage, { kind: 'accepted' }> {
+  return result.duplicate ? { kind: 'duplicate', sender: result.sender } : { kind: 'rejected', reason: result.reason, sender: result.sender };
 }
 
 export function responderPort(responder: SessionResponder): SessionResponderPort {
@@ -94,14 +84,17 @@ export function responderPort(responder: SessionResponder): SessionResponderPort
       return { kind: 'established', reply: r.reply, meta: { sender: r.session.peerId, sessionId: r.session.id, counter: 0n } };
     },
     open(frame) {
-      return oneShot(responder.open(frame));
-    },
-    seal(meta, plaintext) {
-      const session = responder.get(meta.sender, meta.sessionId);
-      if (session === undefined) {
-        throw new BusRequestError('E_BUS_SESSION_GONE', `session ${meta.sessionId} with ${meta.sender} ended before its reply was sealed`, { sender: meta.sender });
-      }
-      return session.seal(plaintext);
+      const result = responder.open(frame);
+      if (!result.ok) return refused(result);
+      const { session } = result;
+      return {
+        kind: 'accepted',
+        plaintext: result.plaintext,
+        sender: result.sender,
+        sessionId: result.sessionId,
+        // The session object outlives a prune of the responder's table; sealing in an expired one throws.
+        sealReply: (plaintext) => session.seal(plaintext),
+      };
     },
     prune: () => void responder.prune(),
   };
@@ -126,7 +119,10 @@ export function initiatorPort(options: SessionInitiatorOptions): SessionInitiato
                 return s.expired;
               },
               seal: (plaintext) => s.seal(plaintext),
-              open: (frame) => oneShot(s.open(frame)),
+              open: (frame) => {
+                const result = s.open(frame);
+                return result.ok ? { kind: 'accepted', plaintext: result.plaintext, sender: result.sender } : refused(result);
+              },
             },
           };
         },

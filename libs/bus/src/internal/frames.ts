@@ -47,6 +47,27 @@ export interface StreamOpener {
   open(frame: Uint8Array): Promise<Opened>;
 }
 
+/**
+ * A request or reply frame of a session, opened. Requests and replies are never redelivered,
+ * so the replay window's verdict at open time is final: nothing to commit later.
+ */
+export type OpenedMessage =
+  | { readonly kind: 'accepted'; readonly plaintext: Uint8Array; readonly sender: string }
+  | { readonly kind: 'duplicate'; readonly sender: string | undefined }
+  | Rejected;
+
+/** A request the responder opened: its reply is sealed in the session it came in. */
+export type OpenedRequest =
+  | {
+      readonly kind: 'accepted';
+      readonly plaintext: Uint8Array;
+      readonly sender: string;
+      readonly sessionId: string;
+      /** Seals the reply in the request's session; throws once that session is gone. */
+      sealReply(plaintext: Uint8Array): Uint8Array;
+    }
+  | Exclude<OpenedMessage, { kind: 'accepted' }>;
+
 /** One established request/reply session, on the initiator's side. */
 export interface InitiatorSession {
   readonly sessionId: string;
@@ -54,7 +75,7 @@ export interface InitiatorSession {
   readonly expired: boolean;
   // Synchronous, as the envelope is: a request pays no promise hop for its crypto.
   seal(plaintext: Uint8Array): Uint8Array;
-  open(frame: Uint8Array): Opened;
+  open(frame: Uint8Array): OpenedMessage;
 }
 
 /** Starts Noise IK handshakes towards one responder (whose static key it knows). */
@@ -71,9 +92,7 @@ export interface SessionResponderPort {
   /** Answers handshake message 1; the reply carries this instance's id. */
   accept(message: Uint8Array): Promise<{ kind: 'established'; reply: Uint8Array; meta: FrameMeta } | Rejected>;
   /** Opens a request frame of an established session (synchronously, as the envelope does). */
-  open(frame: Uint8Array): Opened;
-  /** Seals a reply in the session the request came in; throws when that session is gone. */
-  seal(meta: FrameMeta, plaintext: Uint8Array): Uint8Array;
+  open(frame: Uint8Array): OpenedRequest;
   /** Drops expired sessions. */
   prune(): void;
 }

@@ -1,7 +1,7 @@
 import { connect } from '@nats-io/transport-node';
 import { headers, type NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InboxRequestFailed, ReplyInbox } from './reply-inbox.js';
+import { InboxRequestFailed, ReplyInbox, SWEEP_MS } from './reply-inbox.js';
 
 const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
 const base = `test.inbox.${process.pid}.${Date.now()}`;
@@ -37,6 +37,20 @@ describe('ReplyInbox over the real NATS', () => {
     const late = inbox.request(`${base}.silent`, new Uint8Array([1]), undefined, 100);
     await expect(late).rejects.toBeInstanceOf(InboxRequestFailed);
     await expect(late).rejects.toMatchObject({ reason: 'timeout' });
+  });
+
+  it('refuses a reply that comes after the deadline, and times out again once the sweeper stopped and restarted', async () => {
+    const inbox = new ReplyInbox(client);
+    const blocked = inbox.request(`${base}.echo`, new Uint8Array([1]), undefined, 5);
+    // The event loop is held past the deadline before anything else runs.
+    const until = performance.now() + 30;
+    while (performance.now() < until);
+    await expect(blocked).rejects.toMatchObject({ reason: 'timeout' });
+    await new Promise((resolve) => setTimeout(resolve, 5 * SWEEP_MS)); // nothing waits: the sweeper stops
+    const started = performance.now();
+    await expect(inbox.request(`${base}.silent`, new Uint8Array([1]), undefined, 50)).rejects.toMatchObject({ reason: 'timeout' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(50);
+    expect([...(await inbox.request(`${base}.echo`, new Uint8Array([7]), undefined, 2000)).data]).toEqual([7, 0]);
   });
 
   it('fails waiting requests when the connection closes', async () => {

@@ -4,6 +4,11 @@
  * request it completes, whether or not anyone sees it, and capturing its stack is the
  * largest single cost of a round trip. Replies are matched by a token in the reply
  * subject; the envelope and the request id check what a reply says.
+ *
+ * Deadlines are kept per request and checked by one timer that sweeps every
+ * {@link SWEEP_MS} while requests wait, instead of a timer per request (arming and clearing
+ * one cost ~2.4 µs of a ~60 µs round trip): a request fails at most SWEEP_MS after its
+ * timeout, and a reply that arrives after the deadline is refused as a timeout all the same.
  */
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 
@@ -22,8 +27,12 @@ export class InboxRequestFailed extends Error {
 interface Pending {
   resolve(msg: Msg): void;
   reject(error: InboxRequestFailed): void;
-  timer: NodeJS.Timeout;
+  readonly deadline: number;
+  readonly timeoutMs: number;
 }
+
+/** How often waiting requests are checked against their deadlines. */
+export const SWEEP_MS = 10;
 
 export class ReplyInbox {
   readonly #nc: NatsConnection;
@@ -31,6 +40,7 @@ export class ReplyInbox {
   #sub: Subscription | undefined;
   #next = 0;
   readonly #pending = new Map<string, Pending>();
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
@@ -40,18 +50,30 @@ export class ReplyInbox {
     const prefix = this.#subscribed();
     const token = (this.#next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.#pending.delete(token)) reject(new InboxRequestFailed('timeout', `no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(token, { resolve, reject, timer });
+      this.#pending.set(token, { resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs });
+      this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS);
       try {
         this.#nc.publish(subject, data, headers === undefined ? { reply: prefix + token } : { reply: prefix + token, headers });
       } catch (e) {
-        clearTimeout(timer);
         this.#pending.delete(token);
         reject(new InboxRequestFailed('closed', `cannot publish: ${e instanceof Error ? e.message : String(e)}`));
       }
     });
+  }
+
+  /** Fails the requests past their deadline; stops once none waits. */
+  #sweep(): void {
+    const now = performance.now();
+    for (const [token, pending] of this.#pending) {
+      if (pending.deadline <= now) {
+        this.#pending.delete(token);
+        pending.reject(timedOut(pending));
+      }
+    }
+    if (this.#pending.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
   }
 
   #subscribed(): string {
@@ -74,7 +96,10 @@ export class ReplyInbox {
     const pending = this.#pending.get(token);
     if (pending === undefined) return;
     this.#pending.delete(token);
-    clearTimeout(pending.timer);
+    if (performance.now() > pending.deadline) {
+      pending.reject(timedOut(pending));
+      return;
+    }
     // The server answers a request nobody listens to with an empty 503 status message.
     if (msg.data.length === 0 && msg.headers?.code === 503) {
       pending.reject(new InboxRequestFailed('no_responders', 'no responders'));
@@ -88,8 +113,11 @@ export class ReplyInbox {
     this.#sub = undefined;
     for (const [token, pending] of this.#pending) {
       this.#pending.delete(token);
-      clearTimeout(pending.timer);
       pending.reject(new InboxRequestFailed('closed', 'the reply subscription ended (connection closed)'));
     }
   }
+}
+
+function timedOut(pending: Pending): InboxRequestFailed {
+  return new InboxRequestFailed('timeout', `no reply within ${pending.timeoutMs} ms`);
 }

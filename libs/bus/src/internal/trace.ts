@@ -7,12 +7,17 @@ import { extractTraceContext, injectTraceContext, type HeaderCarrier } from '@bu
  * propagator's work would be spent on every request for nothing.
  */
 export function injectTrace(carrier: HeaderCarrier): void {
-  if (trace.getSpan(context.active()) === undefined) return;
+  if (!hasActiveTrace()) return;
   injectTraceContext(carrier);
 }
 
+/** Whether a span is active: only then is there a trace context to send. */
+export function hasActiveTrace(): boolean {
+  return trace.getSpan(context.active()) !== undefined;
+}
+
 /** Runs `fn` with the trace context of incoming headers as its active context (as is, when they carry none). */
-export function runInExtractedTrace<T>(carrier: HeaderCarrier, fn: () => T): T {
-  if (carrier.get('traceparent') === undefined) return fn();
+export function runInExtractedTrace<T>(carrier: HeaderCarrier | undefined, fn: () => T): T {
+  if (carrier === undefined || carrier.get('traceparent') === undefined) return fn();
   return context.with(extractTraceContext(carrier), fn);
 }
