@@ -1,4 +1,5 @@
 import { decodeId, encodeId } from './ids.js';
+import { InternTable } from './intern.js';
 import { reject, type Rejection } from './errors.js';
 import { allocateFrame, readSafeU64, readU32, readU64, toHex, writeSafeU64, writeU32, writeU64 } from './bytes.js';
 
@@ -122,6 +123,13 @@ export interface FrameView {
   readonly mac: Uint8Array;
 }
 
+/** Ids and session ids as strings, built once per distinct bytes (intern.ts); INVALID marks bytes that are no id. */
+const headerIds = new InternTable();
+const sessionIds = new InternTable();
+const INVALID = '';
+const idAt = (bytes: Uint8Array, start: number, length: number): string => decodeId(bytes, start, length) ?? INVALID;
+const hexAt = (bytes: Uint8Array, start: number, length: number): string => toHex(bytes.subarray(start, start + length));
+
 /**
  * Parse and check the shape of a frame (the receiver's first, cheapest check). Every length is
  * explicit and the sum must be the frame's exact size: no trailing bytes, no truncation.
@@ -134,12 +142,12 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
   if (mode < Mode.session || mode > Mode.handshakeReply) return reject('E_FRAME_SHAPE', `unknown mode ${mode}`);
 
   const senderLength = frame[2]!;
-  const sender = decodeId(frame, 3, senderLength);
-  if (sender === undefined) return reject('E_FRAME_SHAPE', 'sender id has a bad length or character');
+  const sender = headerIds.get(frame, 3, senderLength, idAt);
+  if (sender === INVALID) return reject('E_FRAME_SHAPE', 'sender id has a bad length or character');
   const recipientLengthAt = 3 + senderLength;
   const recipientLength = frame[recipientLengthAt]!;
-  const recipient = decodeId(frame, recipientLengthAt + 1, recipientLength);
-  if (recipient === undefined) return reject('E_FRAME_SHAPE', 'recipient id has a bad length or character', { sender });
+  const recipient = headerIds.get(frame, recipientLengthAt + 1, recipientLength, idAt);
+  if (recipient === INVALID) return reject('E_FRAME_SHAPE', 'recipient id has a bad length or character', { sender });
   const sessionAt = recipientLengthAt + 1 + recipientLength;
   const counterOffset = sessionAt + SESSION_ID_LENGTH;
   const timestampOffset = counterOffset + 8;
@@ -149,7 +157,7 @@ export function parseFrame(frame: Uint8Array, maxFrameSize: number): FrameView |
   if (headerLength + TAG_LENGTH + macLength > frame.length) return reject('E_FRAME_SHAPE', 'frame ends inside its header', { sender });
 
   const sessionId = frame.subarray(sessionAt, counterOffset);
-  const sessionIdHex = toHex(sessionId);
+  const sessionIdHex = sessionIds.get(frame, sessionAt, SESSION_ID_LENGTH, hexAt);
   const timestamp = readSafeU64(frame, timestampOffset);
   if (timestamp === undefined) return reject('E_FRAME_SHAPE', 'timestamp beyond 2^53 ms', { sender, sessionId: sessionIdHex });
   const bodyLength = readU32(frame, lengthOffset);

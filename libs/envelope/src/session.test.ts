@@ -201,6 +201,20 @@ describe.each(providers.map((p) => [p.name, p] as const))('session mode (%s prov
     expect(otherServer.open(client.seal(utf8('x')))).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SESSION' });
   });
 
+  it('refuses a frame of one peer that names the session of another', () => {
+    const { handshake, common, alice, responder } = setup();
+    const { server } = handshake();
+    const pending = initiateSession({ ...common, self: alice, peerId: 'svc.policy' });
+    const accepted = responder.accept(pending.frame);
+    const completed = accepted.ok ? pending.complete(accepted.reply) : accepted;
+    if (!completed.ok) throw new Error(completed.detail);
+    const frame = completed.session.seal(utf8('x'));
+    // The session id follows version, mode and the two length-prefixed ids.
+    frame.set(Buffer.from(server.id, 'hex'), 4 + alice.id.length + 'svc.policy'.length);
+    expect(responder.open(frame)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SESSION', sender: alice.id });
+    expect(responder.get(alice.id, server.id)).toBeUndefined();
+  });
+
   it('refuses an initiator the directory does not know, or whose static key differs', () => {
     const { responder, common, clock, policy } = setup();
     const stranger = principal(provider, 'agent.stranger', 40);

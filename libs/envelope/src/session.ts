@@ -261,7 +261,9 @@ export class SessionResponder {
     if (view.recipient !== this.#self.id) return reject('E_WRONG_RECIPIENT', `handshake for '${view.recipient}' reached '${this.#self.id}'`, at(view));
     const peer = this.#directory.lookup(view.sender);
     if (peer === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for '${view.sender}'`, at(view));
-    const key = sessionKey(view);
+    // Keyed by session id alone: 16 random bytes the initiator drew. A second handshake with an
+    // id in use (a replay, or anyone's attempt to collide with a session seen on the wire) is refused.
+    const key = view.sessionIdHex;
     if (this.#sessions.has(key)) return reject('E_REPLAY', `handshake for session ${view.sessionIdHex} already seen`, at(view));
 
     const hs = new HandshakeState(provider, {
@@ -309,7 +311,8 @@ export class SessionResponder {
   open(frame: Uint8Array, openOptions: OpenOptions = {}): SessionOpenResult {
     const view = parseFrame(frame, this.#options.maxFrameSize);
     if (isRejection(view)) return view;
-    const session = this.#sessions.get(sessionKey(view));
+    // openView checks that the frame's sender is the session's peer.
+    const session = this.#sessions.get(view.sessionIdHex);
     if (session === undefined) {
       // Keep the documented order: a stale or misaddressed frame says so before "unknown session".
       if (view.mode !== Mode.session) return reject('E_MODE', `mode ${view.mode} frame given to a session`, at(view));
@@ -323,7 +326,8 @@ export class SessionResponder {
 
   /** The session for a (peer, session id), e.g. to seal a reply. */
   get(peerId: string, sessionId: string): Session | undefined {
-    return this.#sessions.get(`${peerId}/${sessionId}`);
+    const session = this.#sessions.get(sessionId);
+    return session?.peerId === peerId ? session : undefined;
   }
 
   /** Drop expired sessions; call now and then (the bus does, on a timer). */
@@ -354,10 +358,6 @@ export class SessionResponder {
 function exactLength(message: Uint8Array, expected: number): Uint8Array {
   if (message.length !== expected) throw new EnvelopeError('E_HANDSHAKE', `noise: handshake message of ${message.length} bytes, expected ${expected}`, {});
   return message;
-}
-
-function sessionKey(view: FrameView): string {
-  return `${view.sender}/${view.sessionIdHex}`;
 }
 
 /** Reply payload = SHA-256(reply header) || instance id (u8 length + ASCII). */
