@@ -10,6 +10,7 @@ export {
 } from './frame-cipher.js';
 export { CryptoError, isCryptoError, type CryptoErrorCode } from './errors.js';
 export { sizes } from './lengths.js';
+export { RandomPool } from './random-pool.js';
 export {
   AUTO_CRYPTO_PROVIDER,
   CRYPTO_PROVIDER_ENV,

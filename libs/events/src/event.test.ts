@@ -61,6 +61,15 @@ describe('validateEvent', () => {
     expect(canonicalDetails({ a: true, b: [1, { c: 'y' }] })).toBe('{"a":true,"b":[1,{"c":"y"}]}');
   });
 
+  it('shares details another event already validated, and still copies look-alikes', () => {
+    const first = validateEvent({ ...good, details: { a: 1, b: [2] } });
+    const second = validateEvent({ ...good, eventId: newEventId(), details: first.details });
+    expect(second.details).toBe(first.details);
+    expect(validateEventCanonical({ ...good, details: first.details }).detailsJcs).toBe('{"a":1,"b":[2]}');
+    const lookAlike = { a: 1, b: [2] };
+    expect(validateEvent({ ...good, details: lookAlike }).details).not.toBe(lookAlike);
+  });
+
   it('makes a new event with a fresh id and the current time, validated', () => {
     const before = Date.now();
     const event = newEvent({ agentId: 'svc.policy', eventType: 'policy.decision', details: { decision: 'Allow' } });

@@ -22,6 +22,28 @@ describe('DecisionLog', () => {
     await l.stop();
   });
 
+  it('builds the details of a repeated decision once, and never shares them across peers, requests or decisions', async () => {
+    const stored: AuditEvent[] = [];
+    let masked = 0;
+    const l = log(async (_id, events) => void stored.push(...events), { mask: (r: unknown) => (masked++, r) });
+    const other = '{"action":"read","resource":"f","context":{"k":"other"}}';
+    const denied = set.denyInvalid('test');
+    l.offer('agent.a1', request, decision);
+    l.offer('agent.a1', request, decision);
+    l.offer('agent.a2', request, decision);
+    l.offer('agent.a1', other, decision);
+    l.offer('agent.a1', request, denied);
+    await expect.poll(() => stored.length).toBe(5);
+    const [first, again, peer, otherText, otherDecision] = stored as [AuditEvent, AuditEvent, AuditEvent, AuditEvent, AuditEvent];
+    expect(again.details).toBe(first.details);
+    expect(again.eventId).not.toBe(first.eventId);
+    expect(peer.details).toMatchObject({ peer: 'agent.a2' });
+    expect(otherText.details).toMatchObject({ request: { context: { k: 'other' } } });
+    expect(otherDecision.details).toMatchObject({ decision: 'Deny', reason: 'invalid request: test' });
+    expect(masked).toBe(4);
+    await l.stop();
+  });
+
   it('refuses new decisions while the ledger fails, retries the same batch id, and accepts again after', async () => {
     let fail = true;
     const ids: string[] = [];

@@ -1,5 +1,6 @@
 import { newEvent, newEventId, type AuditEvent, type JsonObject } from '@bulwark/events';
 import { decisionToJson, type Decision } from '@bulwark/policy-language';
+import { LRUCache } from 'lru-cache';
 
 /** One decision waiting to be recorded; the request text is parsed and masked off the hot path. */
 interface PendingDecision {
@@ -56,6 +57,7 @@ export class DecisionLog {
   #running: Promise<void> | undefined;
   #stopped = false;
   #m = { recorded: 0, batches: 0, failures: 0, refused: 0 };
+  readonly #details = new LRUCache<string, { decision: Decision; peer: string; agentId: string; details: JsonObject }>({ max: 1024 });
   #retryMs: number;
 
   constructor(options: DecisionLogOptions) {
@@ -141,6 +143,18 @@ export class DecisionLog {
   }
 
   #toEvent(p: PendingDecision): AuditEvent {
+    // The same request decided the same way for the same peer has the same details: built,
+    // masked and canonicalised once, then shared by every event that records it.
+    const memo = this.#details.get(p.requestText);
+    if (memo !== undefined && memo.decision === p.decision && memo.peer === p.peer) {
+      return newEvent({ agentId: memo.agentId, eventType: 'policy.decision', timestamp: p.at, details: memo.details });
+    }
+    const event = this.#buildEvent(p);
+    this.#details.set(p.requestText, { decision: p.decision, peer: p.peer, agentId: event.agentId, details: event.details });
+    return event;
+  }
+
+  #buildEvent(p: PendingDecision): AuditEvent {
     const d = p.decision;
     const details: Record<string, unknown> = {
       decision: d.decision,

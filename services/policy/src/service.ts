@@ -174,10 +174,19 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     return decisionLog.offer(peer, text, decision) ? decision : auditDeny(set);
   };
 
-  const evaluate: CommandHandler = async (req) => {
-    const set = current;
-    return encoder.encode(JSON.stringify(decisionToJson(decide(set, req.peer, decoder.decode(req.body)))));
+  // A cached decision is one frozen object answered again and again: its reply bytes are
+  // encoded once (the bus copies them into the sealed frame; nobody writes to them).
+  const replies = new WeakMap<Decision, Uint8Array>();
+  const replyOf = (decision: Decision): Uint8Array => {
+    let bytes = replies.get(decision);
+    if (bytes === undefined) {
+      bytes = encoder.encode(JSON.stringify(decisionToJson(decision)));
+      if (Object.isFrozen(decision)) replies.set(decision, bytes);
+    }
+    return bytes;
   };
+
+  const evaluate: CommandHandler = async (req) => replyOf(decide(current, req.peer, decoder.decode(req.body)));
 
   const evaluateBatch: CommandHandler = async (req) => {
     const set = current;
