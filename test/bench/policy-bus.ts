@@ -94,10 +94,13 @@ try {
   await quiet.ledger.stop();
   const quietClient = createBulwarkClient({ bus: await quiet.connect(AGENT), sessions: { provider, self: quiet.world.identity(AGENT), directory: quiet.world.directory }, rejections: silentReporter(AGENT) });
 
+  // Two connections, like every bulwark impl here (the client's bus, the service's bus): one
+  // connection answering its own requests would skip a socket write and read per round trip.
   const nc = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' });
+  const rawServer = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' });
   const rawSubject = `bench.raw.${Date.now()}`;
-  const sub = nc.subscribe(rawSubject, { callback: (_e, m) => void m.respond(replyBytes) });
-  await nc.flush();
+  const sub = rawServer.subscribe(rawSubject, { callback: (_e, m) => void m.respond(replyBytes) });
+  await rawServer.flush();
 
   const calls = {
     bulwark: () => client.policy.evaluate(REQUEST),
@@ -119,6 +122,7 @@ try {
   console.error(`bench policy-bus: load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadAfter.map((x) => x.toFixed(2)).join(' ')}`);
   sub.unsubscribe();
   await nc.close();
+  await rawServer.close();
   await echoServer.stop();
   await echo.close();
   await quiet.close();

@@ -157,29 +157,30 @@ static napi_value seal(napi_env env, napi_callback_info info) {
 }
 
 /*
- * open(encKey, macStates, frame, headerLength, counterOffset): Uint8Array (the plaintext),
- * or 1 when the mac does not verify (compared in constant time, checked first), or 2 when the
- * Poly1305 tag does not. Nothing decrypted leaves unless both hold.
+ * open(encKey, macStates, frame, headerLength, counterOffset, output): 0 once the mac
+ * (compared in constant time, checked first) and the Poly1305 tag both verify and `output`
+ * (exactly the plaintext's length) holds the plaintext; 1 when the mac does not verify, 2 when
+ * the tag does not. On 1 nothing is written; on 2 what was decrypted is wiped.
  */
 static napi_value open_frame(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   Instance *instance;
-  uint8_t *key, *states, *frame;
-  size_t key_length, states_length, frame_length;
+  uint8_t *key, *states, *frame, *plaintext;
+  size_t key_length, states_length, frame_length, plaintext_length;
   uint32_t header_length, counter_offset;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || napi_get_instance_data(env, (void **)&instance) != napi_ok || argc != 5 ||
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || napi_get_instance_data(env, (void **)&instance) != napi_ok || argc != 6 ||
       !bytes_arg(env, argv[0], &key, &key_length) || key_length != KEY_BYTES || !bytes_arg(env, argv[1], &states, &states_length) ||
       states_length != STATES_BYTES || !bytes_arg(env, argv[2], &frame, &frame_length) || !u32_arg(env, argv[3], &header_length) ||
-      !u32_arg(env, argv[4], &counter_offset)) {
-    return throw_error(env, "E_KEY", "frame cipher open: expected (32-byte key, mac states, frame, header length, counter offset)");
+      !u32_arg(env, argv[4], &counter_offset) || !bytes_arg(env, argv[5], &plaintext, &plaintext_length)) {
+    return throw_error(env, "E_KEY", "frame cipher open: expected (32-byte key, mac states, frame, header length, counter offset, output)");
   }
   if ((size_t)counter_offset + COUNTER_BYTES > header_length || frame_length < (size_t)header_length + TAG_BYTES + MAC_BYTES ||
-      frame_length - header_length - MAC_BYTES - TAG_BYTES > INT_MAX) {
-    return throw_error(env, "E_LENGTH", "frame cipher open: the frame is shorter than header + tag + mac");
+      plaintext_length != frame_length - header_length - TAG_BYTES - MAC_BYTES || plaintext_length > INT_MAX ||
+      overlaps(frame, frame_length, plaintext, plaintext_length)) {
+    return throw_error(env, "E_LENGTH", "frame cipher open: the frame is shorter than header + tag + mac, or the output is not the plaintext's length apart from it");
   }
   size_t body_end = frame_length - MAC_BYTES;
-  size_t plaintext_length = body_end - header_length - TAG_BYTES;
   napi_value result;
   uint8_t mac[MAC_BYTES];
   hmac(states, frame, body_end, frame + counter_offset, COUNTER_BYTES, mac);
@@ -189,29 +190,24 @@ static napi_value open_frame(napi_env env, napi_callback_info info) {
     napi_create_uint32(env, 1, &result);
     return result;
   }
-  void *plaintext;
-  napi_value buffer;
-  /* One byte at least: a zero-length ArrayBuffer may have no data pointer to write through. */
-  if (napi_create_arraybuffer(env, plaintext_length > 0 ? plaintext_length : 1, &plaintext, &buffer) != napi_ok) {
-    return throw_error(env, "E_PROVIDER", "frame cipher open: out of memory");
-  }
   uint8_t nonce[12];
   nonce_of(frame + counter_offset, nonce);
   const uint8_t *ciphertext = frame + header_length;
   uint8_t tag[TAG_BYTES];
   memcpy(tag, ciphertext + plaintext_length, TAG_BYTES);
+  uint8_t final_block[1];
   int written;
   int ok = EVP_DecryptInit_ex2(instance->ctx, instance->cipher, key, nonce, NULL) &&
            EVP_DecryptUpdate(instance->ctx, NULL, &written, frame, (int)header_length) &&
            EVP_CIPHER_CTX_ctrl(instance->ctx, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES, tag) &&
            (plaintext_length == 0 || EVP_DecryptUpdate(instance->ctx, plaintext, &written, ciphertext, (int)plaintext_length)) &&
-           EVP_DecryptFinal_ex(instance->ctx, (uint8_t *)plaintext + plaintext_length, &written) > 0;
+           EVP_DecryptFinal_ex(instance->ctx, final_block, &written) > 0;
   if (!ok) {
-    OPENSSL_cleanse(plaintext, plaintext_length);
+    if (plaintext_length > 0) OPENSSL_cleanse(plaintext, plaintext_length);
     napi_create_uint32(env, 2, &result);
     return result;
   }
-  napi_create_typedarray(env, napi_uint8_array, plaintext_length, buffer, 0, &result);
+  napi_create_uint32(env, 0, &result);
   return result;
 }
 

@@ -9,6 +9,7 @@ export {
   type FrameOpenFailure,
 } from './frame-cipher.js';
 export { CryptoError, isCryptoError, type CryptoErrorCode } from './errors.js';
+export { allocateUninitialized } from './alloc.js';
 export { sizes } from './lengths.js';
 export { RandomPool } from './random-pool.js';
 export {

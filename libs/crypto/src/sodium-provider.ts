@@ -8,6 +8,7 @@
  * SHA-256 uses the CPU's SHA extensions; libsodium's portable one is 3-4x slower).
  */
 import { createRequire } from 'node:module';
+import { allocateUninitialized } from './alloc.js';
 import { CryptoError } from './errors.js';
 import { preferredFrameCipher } from './frame-cipher.js';
 import { SecretKeyCache } from './key-cache.js';
@@ -86,16 +87,6 @@ const SHA256_STATE = 104;
  */
 const SODIUM_HMAC_MAX = 512;
 
-/**
- * A buffer libsodium fills completely before anyone sees it (on a failed open it writes
- * nothing, and the buffer is dropped). Large ones skip the zero fill and get their own
- * ArrayBuffer, never a slice of Node's shared pool, and leave as plain Uint8Arrays.
- */
-function outputBuffer(length: number): Uint8Array {
-  if (length < 4096) return new Uint8Array(length);
-  const buffer = Buffer.allocUnsafeSlow(length);
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
-}
 
 /** libsodium's secret key is seed || public key; signing with the seed alone would redo the key derivation each time. */
 const EXPANDED_SECRET_KEY_LENGTH = 64;
@@ -173,7 +164,7 @@ export function createSodiumCryptoProvider(options: NodeCryptoProviderOptions = 
   const chacha20poly1305: CryptoProvider['chacha20poly1305'] = {
     seal(key, nonce, plaintext, aad) {
       if (plaintext.length >= OPENSSL_AEAD_FROM) return base.chacha20poly1305.seal(key, nonce, plaintext, aad);
-      const output = outputBuffer(plaintext.length + sizes.aeadTag);
+      const output = allocateUninitialized(plaintext.length + sizes.aeadTag);
       sealInto(key, nonce, plaintext, aad, output, 0);
       return output;
     },
@@ -183,7 +174,7 @@ export function createSodiumCryptoProvider(options: NodeCryptoProviderOptions = 
       requireLength(nonce, sizes.aeadNonce, 'chacha20poly1305 nonce');
       requireSealed(sealed, 'chacha20poly1305 open');
       const tagAt = sealed.length - sizes.aeadTag;
-      const plaintext = outputBuffer(tagAt);
+      const plaintext = allocateUninitialized(tagAt);
       try {
         // libsodium checks the tag before it decrypts: nothing unauthenticated is written.
         sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(plaintext, null, sealed.subarray(0, tagAt), sealed.subarray(tagAt), aad ?? null, nonce, key);

@@ -80,17 +80,6 @@ export function toHex(bytes: Uint8Array): string {
 }
 
 /**
- * A frame buffer. Large frames skip the zero fill (every byte is written before the frame
- * leaves sealData, which checks the lengths it writes); they get their own ArrayBuffer, never a
- * slice of Node's shared pool, so `frame.buffer` holds nothing but the frame.
- */
-export function allocateFrame(length: number): Uint8Array {
-  if (length < 4096) return new Uint8Array(length);
-  const buffer = Buffer.allocUnsafeSlow(length);
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-}
-
-/**
  * Equality of public values (public keys, handshake bytes that travel in clear). Secrets
  * (MACs, keys) are compared with provider.equal, in constant time; this one may exit early.
  */

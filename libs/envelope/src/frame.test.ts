@@ -108,12 +108,14 @@ describe('frame layout', () => {
     expect(rejected(body).reason).toBe('E_FRAME_SHAPE');
   });
 
-  it('gives a large frame its own buffer, holding nothing but the frame', () => {
+  it('gives a large frame its own buffer, and a small one a plain Uint8Array on the buffer pool', () => {
     const big = template.allocate(1n, 1_767_225_600_000, 100_000);
     expect(big.byteOffset).toBe(0);
     expect(big.buffer.byteLength).toBe(big.length);
     const small = template.allocate(1n, 1_767_225_600_000, 100);
-    expect(small.buffer.byteLength).toBe(small.length);
+    expect(small.constructor).toBe(Uint8Array);
+    expect(small.length).toBe(template.length + 100 + 32);
+    expect(small.subarray(0, template.lengthOffset)).toEqual(template.allocate(1n, 1_767_225_600_000, 1).subarray(0, template.lengthOffset));
   });
 
   it('refuses to build a header with a bad id', () => {

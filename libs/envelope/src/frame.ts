@@ -1,7 +1,8 @@
+import { allocateUninitialized } from '@bulwark/crypto';
 import { decodeId, encodeId } from './ids.js';
 import { InternTable } from './intern.js';
 import { reject, type Rejection } from './errors.js';
-import { allocateFrame, readSafeU64, readU32, readU64, toHex, writeSafeU64, writeU32, writeU64 } from './bytes.js';
+import { readSafeU64, readU32, readU64, toHex, writeSafeU64, writeU32, writeU64 } from './bytes.js';
 
 /**
  * The SecureChannel v1 frame (README "Frame layout", proto/bulwark/envelope/v1/frame.proto).
@@ -90,9 +91,12 @@ export class HeaderTemplate {
     return this.bytes.length;
   }
 
-  /** A new frame buffer with the header filled in; the caller writes ciphertext and mac. */
+  /**
+   * A new frame buffer with the header filled in. It is not zero-filled: the caller writes
+   * every byte after the header (the frame cipher, or a handshake message of exactly bodyLength).
+   */
   allocate(counter: bigint, timestamp: number, bodyLength: number): Uint8Array {
-    const frame = allocateFrame(this.bytes.length + bodyLength + this.macLength);
+    const frame = allocateUninitialized(this.bytes.length + bodyLength + this.macLength);
     frame.set(this.bytes);
     writeU64(frame, this.counterOffset, counter);
     writeSafeU64(frame, this.timestampOffset, timestamp);

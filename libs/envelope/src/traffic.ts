@@ -79,7 +79,6 @@ export function sealData(
       maxFrameSize,
     });
   }
-  // The frame buffer is not zero-filled: the cipher writes every byte after the header.
   const frame = template.allocate(counter, timestamp, bodyLength);
   provider.frames.seal(keys, frame, template.length, template.counterOffset, plaintext);
   return frame;

@@ -6,6 +6,7 @@
  * swapped between concurrent requests, even by someone who reorders inbox deliveries.
  * An error body is JSON `{ code, message }`.
  */
+import { allocateUninitialized } from '@bulwark/crypto';
 import { BusRequestError } from '../errors.js';
 
 export const REQUEST_ID_LENGTH = 16;
@@ -13,7 +14,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export function encodeRequest(requestId: Uint8Array, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(REQUEST_ID_LENGTH + body.length);
+  const out = allocateUninitialized(REQUEST_ID_LENGTH + body.length);
   out.set(requestId, 0);
   out.set(body, REQUEST_ID_LENGTH);
   return out;
@@ -28,7 +29,7 @@ export type ReplyBody = { ok: true; body: Uint8Array } | { ok: false; code: stri
 
 export function encodeReply(requestId: Uint8Array, reply: ReplyBody): Uint8Array {
   const body = reply.ok ? reply.body : enc.encode(JSON.stringify({ code: reply.code, message: reply.message }));
-  const out = new Uint8Array(REQUEST_ID_LENGTH + 1 + body.length);
+  const out = allocateUninitialized(REQUEST_ID_LENGTH + 1 + body.length);
   out.set(requestId, 0);
   out[REQUEST_ID_LENGTH] = reply.ok ? 0 : 1;
   out.set(body, REQUEST_ID_LENGTH + 1);
