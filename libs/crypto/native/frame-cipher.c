@@ -15,6 +15,7 @@
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init/Update/Final: the only OpenSSL 3 API whose state can be copied as bytes */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,93 +122,95 @@ static napi_value hmac_key(napi_env env, napi_callback_info info) {
 }
 
 /*
- * seal(encKey, macStates, frame, headerLength, counterOffset, plaintext): undefined.
- * `frame` holds the header and room for exactly ciphertext, tag and mac after it.
+ * Both calls take (encKey, macStates, frame, headerLength, counterOffset, data), where `data`
+ * is the plaintext (seal reads it, open writes it): the frame is header || data's ciphertext
+ * || tag || mac, exactly, and data lies outside it.
  */
-static napi_value seal(napi_env env, napi_callback_info info) {
+typedef struct {
+  Instance *instance;
+  uint8_t *key, *states, *frame, *data;
+  size_t frame_length, data_length;
+  uint32_t header_length, counter_offset;
+} FrameCall;
+
+/* Reads and checks the arguments; on failure throws (named after `what`) and returns 0. */
+static int frame_call(napi_env env, napi_callback_info info, const char *what, FrameCall *call) {
   size_t argc = 6;
   napi_value argv[6];
-  Instance *instance;
-  uint8_t *key, *states, *frame, *plaintext;
-  size_t key_length, states_length, frame_length, plaintext_length;
-  uint32_t header_length, counter_offset;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || napi_get_instance_data(env, (void **)&instance) != napi_ok || argc != 6 ||
-      !bytes_arg(env, argv[0], &key, &key_length) || key_length != KEY_BYTES || !bytes_arg(env, argv[1], &states, &states_length) ||
-      states_length != STATES_BYTES || !bytes_arg(env, argv[2], &frame, &frame_length) || !u32_arg(env, argv[3], &header_length) ||
-      !u32_arg(env, argv[4], &counter_offset) || !bytes_arg(env, argv[5], &plaintext, &plaintext_length)) {
-    return throw_error(env, "E_KEY", "frame cipher seal: expected (32-byte key, mac states, frame, header length, counter offset, plaintext)");
+  size_t key_length, states_length;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || napi_get_instance_data(env, (void **)&call->instance) != napi_ok || argc != 6 ||
+      !bytes_arg(env, argv[0], &call->key, &key_length) || key_length != KEY_BYTES || !bytes_arg(env, argv[1], &call->states, &states_length) ||
+      states_length != STATES_BYTES || !bytes_arg(env, argv[2], &call->frame, &call->frame_length) || !u32_arg(env, argv[3], &call->header_length) ||
+      !u32_arg(env, argv[4], &call->counter_offset) || !bytes_arg(env, argv[5], &call->data, &call->data_length)) {
+    char message[160];
+    snprintf(message, sizeof message, "frame cipher %s: expected (32-byte key, mac states, frame, header length, counter offset, plaintext)", what);
+    throw_error(env, "E_KEY", message);
+    return 0;
   }
-  if ((size_t)counter_offset + COUNTER_BYTES > header_length || plaintext_length > INT_MAX - TAG_BYTES ||
-      (size_t)header_length + plaintext_length + TAG_BYTES + MAC_BYTES != frame_length || overlaps(frame, frame_length, plaintext, plaintext_length)) {
-    return throw_error(env, "E_LENGTH", "frame cipher seal: the frame is not header + plaintext + tag + mac long, or overlaps the plaintext");
+  if ((size_t)call->counter_offset + COUNTER_BYTES > call->header_length || call->data_length > INT_MAX - TAG_BYTES ||
+      (size_t)call->header_length + call->data_length + TAG_BYTES + MAC_BYTES != call->frame_length ||
+      overlaps(call->frame, call->frame_length, call->data, call->data_length)) {
+    char message[160];
+    snprintf(message, sizeof message, "frame cipher %s: the frame is not header + plaintext + tag + mac long, or overlaps the plaintext", what);
+    throw_error(env, "E_LENGTH", message);
+    return 0;
   }
+  return 1;
+}
+
+/* seal(...): undefined. Writes ciphertext, tag and mac after the header already in `frame`. */
+static napi_value seal(napi_env env, napi_callback_info info) {
+  FrameCall call;
+  if (!frame_call(env, info, "seal", &call)) return NULL;
   uint8_t nonce[12];
-  nonce_of(frame + counter_offset, nonce);
-  uint8_t *ciphertext = frame + header_length;
+  nonce_of(call.frame + call.counter_offset, nonce);
+  uint8_t *ciphertext = call.frame + call.header_length;
+  EVP_CIPHER_CTX *ctx = call.instance->ctx;
   int written;
-  int ok = EVP_EncryptInit_ex2(instance->ctx, instance->cipher, key, nonce, NULL) &&
-           EVP_EncryptUpdate(instance->ctx, NULL, &written, frame, (int)header_length) &&
-           (plaintext_length == 0 || EVP_EncryptUpdate(instance->ctx, ciphertext, &written, plaintext, (int)plaintext_length)) &&
-           EVP_EncryptFinal_ex(instance->ctx, ciphertext + plaintext_length, &written) &&
-           EVP_CIPHER_CTX_ctrl(instance->ctx, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES, ciphertext + plaintext_length);
+  int ok = EVP_EncryptInit_ex2(ctx, call.instance->cipher, call.key, nonce, NULL) &&
+           EVP_EncryptUpdate(ctx, NULL, &written, call.frame, (int)call.header_length) &&
+           (call.data_length == 0 || EVP_EncryptUpdate(ctx, ciphertext, &written, call.data, (int)call.data_length)) &&
+           EVP_EncryptFinal_ex(ctx, ciphertext + call.data_length, &written) &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES, ciphertext + call.data_length);
   if (!ok) return throw_error(env, "E_PROVIDER", "frame cipher seal: OpenSSL ChaCha20-Poly1305 failed");
-  size_t body_end = header_length + plaintext_length + TAG_BYTES;
-  hmac(states, frame, body_end, frame + counter_offset, COUNTER_BYTES, frame + body_end);
+  size_t body_end = call.header_length + call.data_length + TAG_BYTES;
+  hmac(call.states, call.frame, body_end, call.frame + call.counter_offset, COUNTER_BYTES, call.frame + body_end);
   return NULL;
 }
 
 /*
- * open(encKey, macStates, frame, headerLength, counterOffset, output): 0 once the mac
- * (compared in constant time, checked first) and the Poly1305 tag both verify and `output`
- * (exactly the plaintext's length) holds the plaintext; 1 when the mac does not verify, 2 when
- * the tag does not. On 1 nothing is written; on 2 what was decrypted is wiped.
+ * open(...): 0 once the mac (compared in constant time, checked first) and the Poly1305 tag
+ * both verify and `data` holds the plaintext; 1 when the mac does not verify (nothing is
+ * written), 2 when the tag does not (what was decrypted is wiped).
  */
 static napi_value open_frame(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  Instance *instance;
-  uint8_t *key, *states, *frame, *plaintext;
-  size_t key_length, states_length, frame_length, plaintext_length;
-  uint32_t header_length, counter_offset;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || napi_get_instance_data(env, (void **)&instance) != napi_ok || argc != 6 ||
-      !bytes_arg(env, argv[0], &key, &key_length) || key_length != KEY_BYTES || !bytes_arg(env, argv[1], &states, &states_length) ||
-      states_length != STATES_BYTES || !bytes_arg(env, argv[2], &frame, &frame_length) || !u32_arg(env, argv[3], &header_length) ||
-      !u32_arg(env, argv[4], &counter_offset) || !bytes_arg(env, argv[5], &plaintext, &plaintext_length)) {
-    return throw_error(env, "E_KEY", "frame cipher open: expected (32-byte key, mac states, frame, header length, counter offset, output)");
-  }
-  if ((size_t)counter_offset + COUNTER_BYTES > header_length || frame_length < (size_t)header_length + TAG_BYTES + MAC_BYTES ||
-      plaintext_length != frame_length - header_length - TAG_BYTES - MAC_BYTES || plaintext_length > INT_MAX ||
-      overlaps(frame, frame_length, plaintext, plaintext_length)) {
-    return throw_error(env, "E_LENGTH", "frame cipher open: the frame is shorter than header + tag + mac, or the output is not the plaintext's length apart from it");
-  }
-  size_t body_end = frame_length - MAC_BYTES;
+  FrameCall call;
+  if (!frame_call(env, info, "open", &call)) return NULL;
+  size_t body_end = call.frame_length - MAC_BYTES;
   napi_value result;
   uint8_t mac[MAC_BYTES];
-  hmac(states, frame, body_end, frame + counter_offset, COUNTER_BYTES, mac);
-  int mac_ok = CRYPTO_memcmp(mac, frame + body_end, MAC_BYTES) == 0;
+  hmac(call.states, call.frame, body_end, call.frame + call.counter_offset, COUNTER_BYTES, mac);
+  int mac_ok = CRYPTO_memcmp(mac, call.frame + body_end, MAC_BYTES) == 0;
   OPENSSL_cleanse(mac, sizeof mac);
   if (!mac_ok) {
     napi_create_uint32(env, 1, &result);
     return result;
   }
   uint8_t nonce[12];
-  nonce_of(frame + counter_offset, nonce);
-  const uint8_t *ciphertext = frame + header_length;
+  nonce_of(call.frame + call.counter_offset, nonce);
+  const uint8_t *ciphertext = call.frame + call.header_length;
   uint8_t tag[TAG_BYTES];
-  memcpy(tag, ciphertext + plaintext_length, TAG_BYTES);
+  memcpy(tag, ciphertext + call.data_length, TAG_BYTES);
+  EVP_CIPHER_CTX *ctx = call.instance->ctx;
   uint8_t final_block[1];
   int written;
-  int ok = EVP_DecryptInit_ex2(instance->ctx, instance->cipher, key, nonce, NULL) &&
-           EVP_DecryptUpdate(instance->ctx, NULL, &written, frame, (int)header_length) &&
-           EVP_CIPHER_CTX_ctrl(instance->ctx, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES, tag) &&
-           (plaintext_length == 0 || EVP_DecryptUpdate(instance->ctx, plaintext, &written, ciphertext, (int)plaintext_length)) &&
-           EVP_DecryptFinal_ex(instance->ctx, final_block, &written) > 0;
-  if (!ok) {
-    if (plaintext_length > 0) OPENSSL_cleanse(plaintext, plaintext_length);
-    napi_create_uint32(env, 2, &result);
-    return result;
-  }
-  napi_create_uint32(env, 0, &result);
+  int ok = EVP_DecryptInit_ex2(ctx, call.instance->cipher, call.key, nonce, NULL) &&
+           EVP_DecryptUpdate(ctx, NULL, &written, call.frame, (int)call.header_length) &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES, tag) &&
+           (call.data_length == 0 || EVP_DecryptUpdate(ctx, call.data, &written, ciphertext, (int)call.data_length)) &&
+           EVP_DecryptFinal_ex(ctx, final_block, &written) > 0;
+  if (!ok && call.data_length > 0) OPENSSL_cleanse(call.data, call.data_length);
+  napi_create_uint32(env, ok ? 0 : 2, &result);
   return result;
 }
 

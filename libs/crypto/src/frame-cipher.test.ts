@@ -138,6 +138,27 @@ describe.skipIf(!isNativeFrameCipherAvailable())('native frame cipher', () => {
     expect(code(() => native.open(composed['composed(node)']!.keys(keys.enc, keys.mac), frame, 40, 20))).toBe('E_KEY');
   });
 
+  it('checks its arguments in the addon too, for any caller that skips the wrapper', () => {
+    const addon = createRequire(import.meta.url)('../build/Release/frame_cipher.node') as Record<string, (...args: unknown[]) => unknown>;
+    const { keys, frame, plaintext } = sample();
+    const states = keys.macStates!;
+    const thrown = (run: () => unknown) => {
+      try {
+        run();
+        return 'ok';
+      } catch (error) {
+        return (error as { code?: string }).code;
+      }
+    };
+    expect(thrown(() => addon['seal']!(keys.enc, states, frame, 40, 20))).toBe('E_KEY');
+    expect(thrown(() => addon['seal']!(keys.enc.subarray(1), states, frame, 40, 20, plaintext))).toBe('E_KEY');
+    expect(thrown(() => addon['seal']!(keys.enc, states, frame, 40, 20, plaintext.subarray(1)))).toBe('E_LENGTH');
+    expect(thrown(() => addon['seal']!(keys.enc, states, frame, 40, 33, plaintext))).toBe('E_LENGTH');
+    expect(thrown(() => addon['open']!(keys.enc, states, frame, 40, 20, frame.subarray(40, 140)))).toBe('E_LENGTH');
+    expect(thrown(() => addon['open']!(keys.enc, states, frame, '40', 20, new Uint8Array(100)))).toBe('E_KEY');
+    expect(thrown(() => addon['hmacKey']!(new Uint8Array(65)))).toBe('E_KEY');
+  });
+
   it('opens an empty plaintext', () => {
     const keys = native.keys(new Uint8Array(32).fill(1), new Uint8Array(32).fill(2));
     const frame = frameFor(new Uint8Array(16), 0);
