@@ -30,3 +30,4 @@ export {
   isLedgerEvent,
   toEventMessage,
 } from './proto.js';
+export { writeAuditEvent, writeAuditEventBatch, type EventWireFields } from './wire.js';

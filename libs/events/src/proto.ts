@@ -1,13 +1,15 @@
 /**
  * Between the TypeScript event and its wire message (`bulwark.events.v1.AuditEvent` in
- * proto/bulwark/events/v1/event.proto). Decoding validates: a message from the bus is
- * untrusted input until it passes the same checks as a producer's event.
+ * proto/bulwark/events/v1/event.proto). Encoding goes through the hand-written writer
+ * (wire.ts); decoding through @bufbuild/protobuf, and it validates: a message from the bus
+ * is untrusted input until it passes the same checks as a producer's event.
  */
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary } from '@bufbuild/protobuf';
 import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage } from '@bulwark/proto';
 import { InputError } from '@bulwark/errors';
 import { HASH_LENGTH, MAX_TIMESTAMP_MS, SIGNATURE_LENGTH, canonicalDetails, validateEvent, type AuditEvent, type LedgerEvent } from './event.js';
 import { parseJson } from './jcs.js';
+import { writeAuditEvent, writeAuditEventBatch, type EventWireFields } from './wire.js';
 
 export function isLedgerEvent(event: AuditEvent | LedgerEvent): event is LedgerEvent {
   return 'eventHash' in event;
@@ -78,8 +80,18 @@ export function fromEventMessage(message: AuditEventMessage): AuditEvent | Ledge
   };
 }
 
+/** The wire fields of an event: details as their canonical text, chain fields only for a ledger event. */
+function wireFieldsOf(event: AuditEvent | LedgerEvent): EventWireFields {
+  const detailsJcs = canonicalDetails(event.details, event.eventId);
+  const { eventId, timestamp, agentId, eventType } = event;
+  if (!isLedgerEvent(event)) return { eventId, timestamp, agentId, eventType, detailsJcs };
+  const { seq, previousHash, eventHash, signature } = event;
+  return { eventId, timestamp, agentId, eventType, detailsJcs, seq, previousHash, eventHash, signature };
+}
+
+/** Throws InputError (E_EVENT_DETAILS, E_EVENT_ENCODE) for details or integers the wire cannot carry. */
 export function encodeEvent(event: AuditEvent | LedgerEvent): Uint8Array {
-  return toBinary(AuditEventSchema, toEventMessage(event));
+  return writeAuditEvent(wireFieldsOf(event));
 }
 
 export function decodeEvent(bytes: Uint8Array): AuditEvent | LedgerEvent {
@@ -93,7 +105,7 @@ export function decodeEvent(bytes: Uint8Array): AuditEvent | LedgerEvent {
 }
 
 export function encodeEventBatch(events: readonly (AuditEvent | LedgerEvent)[]): Uint8Array {
-  return toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: events.map(toEventMessage) }));
+  return writeAuditEventBatch(events.map(wireFieldsOf));
 }
 
 /** Every event of a batch, validated; the first bad one rejects the whole batch (fail secure). */
