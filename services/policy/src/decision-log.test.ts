@@ -44,6 +44,18 @@ describe('DecisionLog', () => {
     await l.stop();
   });
 
+  it('builds a large batch in slices, in order, and stop() waits for a batch being built', async () => {
+    const batches: AuditEvent[][] = [];
+    const l = log(async (_id, events) => void batches.push([...events]), { lingerMs: 0 });
+    const peers = Array.from({ length: 50 }, (_, i) => `agent.p${i}`);
+    for (const peer of peers) expect(l.offer(peer, request, decision)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the flush starts, and yields between slices
+    expect(l.offer('agent.late', request, decision)).toBe(true);
+    await l.stop();
+    expect(batches.flat().map((e) => e.agentId)).toEqual([...peers, 'agent.late']);
+    expect(l.metrics()).toMatchObject({ queued: 0, recorded: 51 });
+  });
+
   it('refuses new decisions while the ledger fails, retries the same batch id, and accepts again after', async () => {
     let fail = true;
     const ids: string[] = [];

@@ -36,6 +36,9 @@ export interface DecisionLogMetrics {
   readonly failing: boolean;
 }
 
+/** Decisions turned into events between two turns of the event loop (see #buildBatch). */
+const BUILD_SLICE = 16;
+
 /** Largest request text kept in a decision event; larger requests are logged by size only. */
 const MAX_LOGGED_REQUEST = 16 * 1024;
 
@@ -113,7 +116,7 @@ export class DecisionLog {
 
   async #flush(): Promise<void> {
     try {
-      this.#inFlight ??= { id: newEventId(), events: this.#queue.splice(0, this.#o.maxBatch).flatMap((p) => this.#toEvents(p)) };
+      this.#inFlight ??= { id: newEventId(), events: await this.#buildBatch() };
       const batch = this.#inFlight;
       await this.#o.publish(batch.id, batch.events);
       this.#inFlight = undefined;
@@ -127,6 +130,23 @@ export class DecisionLog {
       this.#retryMs = Math.min(5000, this.#retryMs * 2);
       this.#o.onError?.(e);
     }
+  }
+
+  /**
+   * The events of the oldest queued decisions (at most maxBatch), built BUILD_SLICE decisions
+   * at a time with a turn of the event loop between slices: requests that arrive meanwhile are
+   * answered in between rather than after the whole batch. The decisions stay queued (counted,
+   * and waited for by stop()) until their events exist.
+   */
+  async #buildBatch(): Promise<AuditEvent[]> {
+    const count = Math.min(this.#queue.length, this.#o.maxBatch);
+    const events: AuditEvent[] = [];
+    for (let at = 0; at < count; at += BUILD_SLICE) {
+      if (at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      for (const p of this.#queue.slice(at, Math.min(at + BUILD_SLICE, count))) events.push(...this.#toEvents(p));
+    }
+    this.#queue.splice(0, count);
+    return events;
   }
 
   /**
