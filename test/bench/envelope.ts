@@ -124,7 +124,7 @@ const median = (values: number[]): number => {
 
 // The provider a deployment gets by default (`auto`: libsodium where it loads); the raw figures stay node:crypto.
 const defaultProvider = createCryptoProvider();
-console.error(`bench envelope: bulwark uses the ${defaultProvider.name} crypto provider`);
+console.error(`bench envelope: bulwark uses the ${defaultProvider.name} crypto provider, ${defaultProvider.frames.kind} frame cipher`);
 const bulwark = envelopeSteps(defaultProvider);
 const noble = envelopeSteps(createCryptoProvider('noble'));
 const raw = rawStep();

@@ -72,7 +72,7 @@ try {
   if (first.decision !== 'AllowWithConditions') throw new Error(`bench: unexpected decision ${JSON.stringify(first)}`);
   const requestBytes = new TextEncoder().encode(JSON.stringify(REQUEST));
   const replyBytes = new TextEncoder().encode(JSON.stringify(first));
-  console.error(`bench policy-bus: request ${requestBytes.length} B, decision ${replyBytes.length} B, ${ROUNDS} rounds x ${N} calls per impl; ADMIN ${ADMIN} unused`);
+  console.error(`bench policy-bus: request ${requestBytes.length} B, decision ${replyBytes.length} B, ${ROUNDS} rounds x ${N} calls per impl; ${provider.name} crypto provider, ${provider.frames.kind} frame cipher; ADMIN ${ADMIN} unused`);
 
   // The bus alone: a second service instance is not possible on the same service name without
   // sharing its queue, so the echo runs under the policy service name in its own namespace.
