@@ -8,6 +8,9 @@
 // (default 400) calls per impl per round, `--rpc-rounds R` (default 5; 0 skips it), after
 // `--rpc-warmup W` (default 3000) calls of each: a service answers many requests, so the figure is
 // the steady state, with both paths compiled by the JIT, not the first few hundred calls.
+// Then `session_setup.p50` / `.p99` (us): a new session (Noise IK handshake through the queue
+// group, then the first request on the instance's direct subject), `--handshakes H` (default 300)
+// times back to back, with the responder's handshake admission limits raised for the purpose.
 import { loadavg } from 'node:os';
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
@@ -34,6 +37,7 @@ const ROUND_MS = option('ms', 100);
 const RPC_CALLS = option('rpc-calls', 400);
 const RPC_ROUNDS = option('rpc-rounds', 5);
 const RPC_WARMUP = option('rpc-warmup', 3000);
+const HANDSHAKES = option('handshakes', 300);
 const RPC_BYTES = 256;
 
 type SealOpen = (plaintext: Uint8Array) => void;
@@ -178,6 +182,8 @@ async function requestReply(): Promise<void> {
     sessions: { provider, self: service, directory },
     rejections: silent(service.id),
     handlers: { [Commands.policy.evaluate]: async () => reply },
+    // session_setup times one client's handshakes back to back: the cost, not the admission limit.
+    handshakeLimits: { perSenderPerSecond: 100_000, perSenderBurst: 100_000, globalPerSecond: 100_000, globalBurst: 100_000 },
   });
   const client = new CommandClient(clientBus, { sessions: { provider, self: agent, directory }, rejections: silent(agent.id) });
   // Two connections, like the bulwark pair (client bus, server bus): one connection answering
@@ -209,6 +215,18 @@ async function requestReply(): Promise<void> {
       for (const [impl, xs] of Object.entries(samples)) {
         console.log(JSON.stringify({ bench: 'envelope', figure, impl, value: Number(percentile(xs, p).toFixed(1)), unit: 'us', n: xs.length }));
       }
+    }
+    // A new session: the Noise IK handshake through the queue group, then the first request on
+    // the instance's direct subject (what a client pays once per service, per session lifetime).
+    const setups: number[] = [];
+    for (let i = 0; i < HANDSHAKES; i++) {
+      client.reset();
+      const t0 = process.hrtime.bigint();
+      await calls.bulwark();
+      setups.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    for (const [figure, p] of [['session_setup.p50', 0.5], ['session_setup.p99', 0.99]] as const) {
+      console.log(JSON.stringify({ bench: 'envelope', figure, impl: 'bulwark', value: Number(percentile(setups, p).toFixed(1)), unit: 'us', n: setups.length }));
     }
   } finally {
     echo.unsubscribe();

@@ -72,9 +72,13 @@ describe('node, noble and sodium providers agree', () => {
         const publicA = node.x25519.publicKey(a);
         const publicB = noble.x25519.publicKey(b);
         expect(noble.x25519.publicKey(a)).toEqual(publicA);
+        expect(sodium.x25519.publicKey(a)).toEqual(publicA);
         expect(node.x25519.publicKey(b)).toEqual(publicB);
+        expect(sodium.x25519.publicKey(b)).toEqual(publicB);
         // One side per provider: equal only if both compute the same X25519 function.
-        expect(noble.x25519.sharedSecret(b, publicA)).toEqual(node.x25519.sharedSecret(a, publicB));
+        const shared = node.x25519.sharedSecret(a, publicB);
+        expect(noble.x25519.sharedSecret(b, publicA)).toEqual(shared);
+        expect(sodium.x25519.sharedSecret(b, publicA)).toEqual(shared);
       }),
       RUNS,
     );

@@ -14,7 +14,7 @@ import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { CryptoError } from './errors.js';
 import { requireLength, requireOutputLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
 import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from './provider.js';
-import { MAX_RANDOM_BYTES, isAllZero } from './shared.js';
+import { MAX_RANDOM_BYTES, isAllZero, lowOrder } from './shared.js';
 import { composedFrameCipher } from './frame-cipher.js';
 
 /** RFC 8032 §5.1.7 decoding (canonical encodings only), not ZIP-215's permissive one. */
@@ -44,14 +44,6 @@ function aeadOpen(cipher: AeadFactory, name: AeadName, key: Uint8Array, nonce: U
   }
 }
 
-function lowOrder(cause?: unknown): CryptoError {
-  return new CryptoError(
-    'E_LOW_ORDER',
-    'x25519 shared secret: the peer public key is of low order (all-zero shared secret, RFC 7748 §6.1)',
-    {},
-    cause === undefined ? undefined : { cause },
-  );
-}
 
 export function createNobleCryptoProvider(): CryptoProvider {
   const randomBytes = (length: number): Uint8Array => {

@@ -25,7 +25,7 @@ import { asBytes, fromBase64Url, toBase64Url } from './encoding.js';
 import { PublicKeyObjectCache, SecretKeyCache } from './key-cache.js';
 import { requireLength, requireOutputLength, requireOutputRange, requireSealed, sizes } from './lengths.js';
 import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from './provider.js';
-import { MAX_RANDOM_BYTES, isAllZero } from './shared.js';
+import { MAX_RANDOM_BYTES, isAllZero, lowOrder } from './shared.js';
 
 export interface NodeCryptoProviderOptions {
   /** Public KeyObjects kept per curve (least recently used out). Default 1024. */
@@ -238,11 +238,3 @@ export function createNodeCryptoProvider(options: NodeCryptoProviderOptions = {}
   return { ...provider, frames: preferredFrameCipher(provider) };
 }
 
-function lowOrder(cause?: unknown): CryptoError {
-  return new CryptoError(
-    'E_LOW_ORDER',
-    'x25519 shared secret: the peer public key is of low order (all-zero shared secret, RFC 7748 §6.1)',
-    {},
-    cause === undefined ? undefined : { cause },
-  );
-}
