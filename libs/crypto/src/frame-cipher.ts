@@ -13,7 +13,7 @@
 import { createRequire } from 'node:module';
 import { allocateUninitialized } from './alloc.js';
 import { CryptoError } from './errors.js';
-import { requireLength, sizes } from './lengths.js';
+import { requireLength, requireOutputRange, sizes } from './lengths.js';
 import type { CryptoProvider } from './provider.js';
 
 /** One direction's keys, prepared once per session, stream or channel epoch for all its frames. */
@@ -67,10 +67,6 @@ function requireLayout(frame: Uint8Array, headerLength: number, counterOffset: n
       counterOffset,
     });
   }
-}
-
-function overlaps(a: Uint8Array, b: Uint8Array): boolean {
-  return a.buffer === b.buffer && a.length > 0 && b.length > 0 && a.byteOffset < b.byteOffset + b.length && b.byteOffset < a.byteOffset + a.length;
 }
 
 /** The provider's primitives one call each: the construction written out, for any provider. */
@@ -163,7 +159,7 @@ export function nativeFrameCipher(): FrameCipher {
     },
     seal(keys, frame, headerLength, counterOffset, plaintext) {
       requireLayout(frame, headerLength, counterOffset, plaintext.length, 'frame seal');
-      if (overlaps(frame, plaintext)) throw new CryptoError('E_LENGTH', 'frame seal: the frame overlaps the plaintext', {});
+      requireOutputRange(frame, 0, frame.length, plaintext, 'frame seal');
       addon.seal(keys.enc, statesOf(keys), frame, headerLength, counterOffset, plaintext);
     },
     open(keys, frame, headerLength, counterOffset) {

@@ -146,9 +146,9 @@ export function validateEventCanonical(input: unknown, detailsText?: string): Ca
   }
   // Details another event already carries were validated, frozen and canonicalised then:
   // they are shared as they are (nothing can have changed them).
-  const validated = canonicalOf.has(details);
-  const canonical = canonicalDetails(details, eventId);
-  const copy = validated || canonical === detailsText ? (details as JsonObject) : (JSON.parse(canonical) as JsonObject);
+  const validated = canonicalOf.get(details);
+  const canonical = validated ?? canonicalDetails(details, eventId);
+  const copy = validated !== undefined || canonical === detailsText ? (details as JsonObject) : (JSON.parse(canonical) as JsonObject);
   return { event: { eventId, timestamp, agentId, eventType, details: copy }, detailsJcs: canonical };
 }
 
