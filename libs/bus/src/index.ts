@@ -47,6 +47,7 @@ export { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.js';
 export { serveCommands, type CommandHandler, type CommandRequest, type CommandServer, type ServeCommandsOptions } from './rpc-server.js';
 export { CommandClient, type CommandClientOptions, type RequestOptions } from './rpc-client.js';
 export { checkReadiness, type Readiness } from './readiness.js';
+export { discoverService, streamUsage, type DiscoveredInstance, type StreamUsage } from './discovery.js';
 export type { FrameMeta } from './internal/frames.js';
 export {
   DIRECTORY_BUCKET,

@@ -176,7 +176,7 @@ describe('loadConfig rejects bad environment values', () => {
     [{ SYMBIONT_TOFU_ENABLED: 'TRUE' }, "SYMBIONT_TOFU_ENABLED='TRUE' is not allowed; expected one of: true, false"],
     [{ SYMBIONT_LOG_LEVEL: 'verbose' }, "SYMBIONT_LOG_LEVEL='verbose' is not allowed; expected one of: info, fatal, error, warn, debug, trace, silent"],
     [{ NATS_URL: 'http://127.0.0.1:4222' }, "NATS_URL='http://127.0.0.1:4222' is not allowed; expected nats://, tls://, ws:// or wss:// URLs separated by commas"],
-    [{ DATABASE_URL: 'mysql://root@db/x' }, "DATABASE_URL='mysql://***@db/x' is not allowed; expected a postgres:// or postgresql:// URL"],
+    [{ DATABASE_URL: 'mysql://root@db/x' }, "DATABASE_URL='mysql://***@db/x' is not allowed; expected a postgres:// or postgresql:// URL, pglite:memory or pglite:<dir>"],
   ];
   it.each(cases)('rejects %o', (env, message) => {
     const err = configError(() => loadConfig({ env, cwd: dir }));

@@ -91,6 +91,11 @@ function hasProtocol(text: string, protocols: readonly string[]): boolean {
   return protocols.includes(new URL(text).protocol);
 }
 
+/** `pglite:memory` or `pglite:<dir>` (not `pglite://…`, which reads like a host). */
+function isPgliteUrl(text: string): boolean {
+  return text.startsWith('pglite:') && !text.startsWith('pglite://');
+}
+
 /** 32 bytes as 64 hex digits or as padded base64 (44 characters); @bulwark/keystore `parseRootPublicKey` decodes it. */
 function isPublicKeyText(text: string): boolean {
   if (/^[0-9a-fA-F]{64}$/.test(text)) return true;
@@ -174,11 +179,11 @@ export const settings = {
     } satisfies Setting<string>,
   },
   database: {
-    // Unset means the embedded PGlite database.
+    // Unset means the embedded PGlite database in memory; `pglite:<dir>` keeps its files in <dir> (@bulwark/store).
     url: {
-      schema: z.string().refine((text) => hasProtocol(text, postgresProtocols)),
+      schema: z.string().refine((text) => hasProtocol(text, postgresProtocols) || isPgliteUrl(text)),
       fallback: undefined,
-      expected: () => 'a postgres:// or postgresql:// URL',
+      expected: () => 'a postgres:// or postgresql:// URL, pglite:memory or pglite:<dir>',
       kind: 'url',
       env: { name: 'DATABASE_URL', parse: (raw: string) => raw },
     } satisfies Setting<string | undefined>,

@@ -12,12 +12,13 @@
  * Runs until SIGTERM or SIGINT, then stops answering, publishes the queued decision events
  * and closes. Exit codes: 0 after a clean stop, 1 on a failure at run time, 2 on bad configuration.
  */
-import { connectBus, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals } from '@bulwark/bus';
+import { checkReadiness, connectBus, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals } from '@bulwark/bus';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
-import { createLogger } from '@bulwark/telemetry';
+import { createLogger, startServiceTelemetry, type ServiceTelemetry } from '@bulwark/telemetry';
+import { observePolicyService } from './metrics.js';
 import { startPolicyService, type PolicyService } from './service.js';
 
 async function main(): Promise<number> {
@@ -34,7 +35,12 @@ async function main(): Promise<number> {
   const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, kekFile: config.keys.kek_file }), provider: crypto });
   const identity = await loadIdentity(store, ServicePrincipals.policy);
 
-  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.policy}#${process.pid}` });
+  // Telemetry first: the bus's command spans and counters report to its global providers.
+  const telemetry: ServiceTelemetry = await startServiceTelemetry({ service: 'policy' });
+  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.policy}#${process.pid}` }).catch(async (e: unknown) => {
+    await telemetry.close();
+    throw e;
+  });
   let directory: KvDirectory | undefined;
   let service: PolicyService | undefined;
   try {
@@ -59,7 +65,10 @@ async function main(): Promise<number> {
       admins: config.policy.admins,
       audit: { enabled: config.security.audit_enabled, maskedFields: config.policy.decision_log_mask, ...(maskKey === undefined ? {} : { maskKey }) },
       logger: log,
+      onDecision: observePolicyService(telemetry.meter),
     });
+    telemetry.setHealth(async () => checkReadiness(bus));
+    log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, 'policy: telemetry');
     log.info({ instance: service.instanceId, setVersion: service.current().version, policies: service.current().policies.length }, 'policy: running');
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -73,6 +82,7 @@ async function main(): Promise<number> {
     await service?.stop().catch(() => undefined);
     await directory?.stop().catch(() => undefined);
     await bus.close().catch(() => undefined);
+    await telemetry.close().catch(() => undefined);
   }
 }
 

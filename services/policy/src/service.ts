@@ -36,6 +36,8 @@ export interface PolicyAuditOptions {
 }
 
 export interface PolicyServiceOptions {
+  /** Told of every decision (metrics); must not throw. */
+  readonly onDecision?: (decision: Decision) => void;
   /** A connected bus; the service does not close it. */
   readonly bus: Bus;
   readonly provider: CryptoProvider;
@@ -163,6 +165,11 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
 
   /** Decides one request text with one set and queues its audit record; a decision that cannot be recorded is a Deny. */
   const decide = (set: PolicySet, peer: string, text: string): Decision => {
+    const decision = decideAndLog(set, peer, text);
+    options.onDecision?.(decision);
+    return decision;
+  };
+  const decideAndLog = (set: PolicySet, peer: string, text: string): Decision => {
     decisions++;
     if (!auditEnabled) return cache.evaluateJson(set, text);
     // Refuse before evaluating: a full or failing log cannot take this decision anyway.

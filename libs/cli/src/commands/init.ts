@@ -1,4 +1,6 @@
-import { resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { formatVerifierKey, verifierKey } from '@bulwark/audit-ledger';
 import { connectBus, directoryBucketName, openDirectoryBucket, publishDirectoryEntry, ROOT_NAMESPACE, ServicePrincipals, type Bus, type Namespace, type PublishOutcome } from '@bulwark/bus';
 import { loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/config';
 import { createCryptoProvider, toBase64, toHex, type CryptoProvider } from '@bulwark/crypto';
@@ -19,8 +21,9 @@ import {
   type RootKey,
 } from '@bulwark/keystore';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
+import { DEFAULT_LEDGER_ORIGIN, ORIGIN_ENV, PUBLIC_KEY_FILE } from './audit-source.js';
 
-interface InitOptions {
+export interface InitOptions {
   readonly dir?: string;
   readonly nats?: string;
   readonly namespace?: string;
@@ -65,7 +68,7 @@ interface PublishReport {
  * the keys' creation time), so a re-run signs the same bytes and republishing is a no-op.
  * Valid from the creation time less the envelope's clock skew, for one rotation interval.
  */
-function directoryEntryFor(identity: Identity, config: BulwarkConfig): DirectoryEntry {
+export function directoryEntryFor(identity: Identity, config: BulwarkConfig): DirectoryEntry {
   const created = Date.parse(identity.created);
   return {
     id: identity.id,
@@ -98,7 +101,7 @@ async function publishAll(bus: Bus, provider: CryptoProvider, root: RootKey, ent
   }
 }
 
-async function init(io: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
+export async function init(io: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
   const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
@@ -127,6 +130,7 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
     });
   }
   const pinFile = await writeRootPin(store.dir, root.keyPair.publicKey);
+  const ledgerKey = await writeLedgerVerifierKey(io, provider, store.dir, reports);
   const alreadyInitialised = !rootCreated && reports.every((r) => r.created.length === 0);
 
   const pinned = config.keys.root_public_key;
@@ -155,10 +159,10 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
     pinFile,
   };
   if (options.json) {
-    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, principals: reports, publish, pinMismatch: pinMismatch ?? null };
+    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, ledgerVerifierKey: ledgerKey, principals: reports, publish, pinMismatch: pinMismatch ?? null };
     io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   } else {
-    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, reports, publish }));
+    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, ledgerKey, reports, publish }));
   }
   if (pinMismatch !== undefined) {
     io.stderr(`bulwark: warning: keys.root_public_key (${pinMismatch}) is not this root key; peers pinned to it will reject these directory entries\n`);
@@ -171,6 +175,7 @@ function humanReport(r: {
   kekSource: string;
   alreadyInitialised: boolean;
   root: { created: boolean; version: number; publicKeyBase64: string; publicKeyHex: string; pinFile: string };
+  ledgerKey: { file: string; key: string };
   reports: readonly PrincipalReport[];
   publish: PublishReport;
 }): string {
@@ -192,6 +197,9 @@ function humanReport(r: {
     `  base64: ${r.root.publicKeyBase64}`,
     `  hex:    ${r.root.publicKeyHex}`,
     '',
+    `Ledger verifier key (checkpoints and events; \`bulwark audit verify\` reads it from ${r.ledgerKey.file}):`,
+    `  ${r.ledgerKey.key}`,
+    '',
   );
   if (r.publish.ok) {
     const count = (o: PublishOutcome): number => r.reports.filter((p) => p.published === o).length;
@@ -206,6 +214,20 @@ function humanReport(r: {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * `<keys>/audit-ledger.vkey`: the ledger's C2SP verifier key (`<origin>+<key id>+<base64>`),
+ * from svc.audit-ledger's Ed25519 key and the ledger's origin (`$SYMBIONT_LEDGER_ORIGIN`, else
+ * the service's default). `bulwark audit` commands read it from there.
+ */
+async function writeLedgerVerifierKey(io: CommandIO, provider: CryptoProvider, dir: string, reports: readonly PrincipalReport[]): Promise<{ file: string; key: string }> {
+  const ledger = reports.find((r) => r.id === ServicePrincipals.audit)!;
+  const origin = io.env[ORIGIN_ENV] || DEFAULT_LEDGER_ORIGIN;
+  const key = formatVerifierKey(verifierKey(provider, origin, new Uint8Array(Buffer.from(ledger.ed25519PublicKey, 'base64'))));
+  const file = join(dir, PUBLIC_KEY_FILE);
+  await writeFile(file, `${key}\n`, { mode: 0o644 });
+  return { file, key };
 }
 
 /** `bulwark init [--dir PATH] [--nats URL] [--namespace NS] [--json] [--file PATH]`. */

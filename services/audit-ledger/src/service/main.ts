@@ -17,9 +17,10 @@ import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
 import { closeDatabase, createDatabase } from '@bulwark/store';
-import { createLogger } from '@bulwark/telemetry';
+import { createLogger, startServiceTelemetry, type ServiceTelemetry } from '@bulwark/telemetry';
 import { migrateLedger } from '../ledger.js';
 import type { LedgerDatabase } from '../store/schema.js';
+import { observeLedgerService } from './metrics.js';
 import { LedgerService } from './service.js';
 import { loadLedgerSettings } from './settings.js';
 
@@ -37,8 +38,19 @@ async function main(): Promise<number> {
   const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, kekFile: config.keys.kek_file }), provider: crypto });
   const identity = await loadIdentity(store, LEDGER_PRINCIPAL);
 
-  const db = await createDatabase<LedgerDatabase>({ ...(config.database.url === undefined ? {} : { url: config.database.url }), schema: settings.schema });
-  const bus = await connectBus({ url: config.nats.url, name: `${LEDGER_PRINCIPAL}#${process.pid}`, ...(settings.namespace === undefined ? {} : { namespace: settings.namespace }) });
+  // Telemetry first: the bus's command spans and counters report to its global providers.
+  const telemetry: ServiceTelemetry = await startServiceTelemetry({ service: 'audit-ledger' });
+  const db = await createDatabase<LedgerDatabase>({ ...(config.database.url === undefined ? {} : { url: config.database.url }), schema: settings.schema }).catch(async (e: unknown) => {
+    await telemetry.close();
+    throw e;
+  });
+  const bus = await connectBus({ url: config.nats.url, name: `${LEDGER_PRINCIPAL}#${process.pid}`, ...(settings.namespace === undefined ? {} : { namespace: settings.namespace }) }).catch(
+    async (e: unknown) => {
+      await closeDatabase(db).catch(() => undefined);
+      await telemetry.close();
+      throw e;
+    },
+  );
   let service: LedgerService | undefined;
   let directory: KvDirectory | undefined;
   try {
@@ -50,6 +62,10 @@ async function main(): Promise<number> {
       onFailed: (error) => log.error({ err: error }, 'directory watch ended: every sender will be refused'),
     });
     service = await LedgerService.start({ bus, db, crypto, identity, directory, settings, log });
+    const running = service;
+    observeLedgerService(telemetry.meter, bus, running);
+    telemetry.setHealth(async () => ({ ...(await running.readiness()), size: (await running.ledger.head()).size }));
+    log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, 'audit-ledger: telemetry');
     const ready = await service.readiness();
     log.info({ origin: settings.origin, schema: settings.schema, instance: service.instanceId, ready }, 'audit-ledger: running');
 
@@ -68,6 +84,7 @@ async function main(): Promise<number> {
     await directory?.stop().catch(() => undefined);
     await bus.close().catch(() => undefined);
     await closeDatabase(db).catch(() => undefined);
+    await telemetry.close().catch(() => undefined);
   }
 }
 
