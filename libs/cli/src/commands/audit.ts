@@ -18,11 +18,12 @@ import {
 } from '@bulwark/audit-ledger';
 import { toBase64, toHex } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
+import { withHome } from '../home/home-io.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { terminalProgress, type ProgressFactory } from './audit-progress.js';
 import { loadCliConfig, openLedgerDatabase, parseDate, resolveLedgerKey, type DatabaseFlags, type KeyFlags, type LedgerConnection, type LedgerKey } from './audit-source.js';
 
-type LedgerFlags = DatabaseFlags & KeyFlags;
+type LedgerFlags = DatabaseFlags & KeyFlags & { readonly dir?: string };
 
 interface VerifyFlags extends LedgerFlags {
   readonly file?: string;
@@ -40,6 +41,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 
 function withLedgerOptions<T extends { option(flags: string, description: string): T }>(command: T): T {
   return command
+    .option('--dir <home>', 'the home whose database, keys and verifier key to use (default: $SYMBIONT_HOME, else ./.bulwark when it is one)')
     .option('--database <url>', 'the ledger database (default $DATABASE_URL, then [database] url)')
     .option('--schema <name>', 'the ledger schema (default $SYMBIONT_LEDGER_SCHEMA, then audit_ledger)')
     .option('--public-key <key|file>', 'the ledger verifier key <origin>+<key id>+<base64>, or a file holding it (default $BULWARK_AUDIT_PUBLIC_KEY, then <keys.dir>/audit-ledger.vkey)')
@@ -52,11 +54,14 @@ function withLedgerOptions<T extends { option(flags: string, description: string
  * non-compliant, refused), 2 bad usage or input.
  */
 export function createAuditCommand(deps: AuditCommandDeps = { progress: terminalProgress }): RegisterCommand {
-  return (program, io, setExitCode) => {
-    const config = (() => {
-      let loaded: ReturnType<typeof loadCliConfig> | undefined;
-      return () => (loaded ??= loadCliConfig(io));
-    })();
+  return (program, outerIO, setExitCode) => {
+    // Each action runs with its home's environment (--dir), resolved when it runs.
+    let io = outerIO;
+    const config = () => loadCliConfig(io);
+    const inHome = <F extends { dir?: string }>(action: (flags: F) => Promise<void>) => (flags: F) => {
+      io = withHome(outerIO, flags.dir);
+      return action(flags);
+    };
     const audit = program.command('audit').description('verify, export, prove, report on and archive the audit ledger');
 
     withLedgerOptions(
@@ -67,7 +72,7 @@ export function createAuditCommand(deps: AuditCommandDeps = { progress: terminal
         .option('--checkpoint <file>', 'a signed checkpoint you kept (from `bulwark audit checkpoint`): the ledger must not be truncated or rewritten behind it (repeatable)', collect, [])
         .option('--json', 'print the result as JSON')
         .option('--no-progress', 'no progress bar even on a terminal'),
-    ).action(async (flags: VerifyFlags) => setExitCode(await verify(io, flags, config, deps)));
+    ).action(inHome(async (flags: VerifyFlags) => setExitCode(await verify(io, flags, config, deps))));
 
     withLedgerOptions(
       audit
@@ -75,15 +80,15 @@ export function createAuditCommand(deps: AuditCommandDeps = { progress: terminal
         .description('write every event with its hash and signature as JSONL, up to the latest signed checkpoint (streamed)')
         .option('--format <format>', 'jsonl (the only format)', 'jsonl')
         .option('--out <file>', 'write to this file instead of standard output'),
-    ).action(async (flags: LedgerFlags & { format: string; out?: string }) => setExitCode(await exportCommand(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { format: string; out?: string }) => setExitCode(await exportCommand(io, flags, config))));
 
     withLedgerOptions(
       audit.command('proof').description('print the inclusion proof of an event against the latest signed checkpoint, as JSON').requiredOption('--seq <n>', 'the event sequence number'),
-    ).action(async (flags: LedgerFlags & { seq: string }) => setExitCode(await proof(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { seq: string }) => setExitCode(await proof(io, flags, config))));
 
     withLedgerOptions(
       audit.command('checkpoint').description('print the latest signed checkpoint (keep it to pass to `audit verify --checkpoint`)').option('--json', 'print { tree_size, root_hash, note }'),
-    ).action(async (flags: LedgerFlags & { json?: boolean }) => setExitCode(await checkpoint(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { json?: boolean }) => setExitCode(await checkpoint(io, flags, config))));
 
     withLedgerOptions(
       audit
@@ -94,7 +99,7 @@ export function createAuditCommand(deps: AuditCommandDeps = { progress: terminal
         .requiredOption('--to <date>', 'end of the period, exclusive')
         .option('--format <format>', 'json or markdown', 'markdown')
         .option('--out <file>', 'write the report to this file'),
-    ).action(async (flags: LedgerFlags & { framework: string; from: string; to: string; format: string; out?: string }) => setExitCode(await report(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { framework: string; from: string; to: string; format: string; out?: string }) => setExitCode(await report(io, flags, config))));
 
     withLedgerOptions(
       audit
@@ -103,7 +108,7 @@ export function createAuditCommand(deps: AuditCommandDeps = { progress: terminal
         .requiredOption('--before <date>', 'archive events before this date (YYYY-MM-DD or ISO 8601)')
         .requiredOption('--out <file>', 'the archive file (never overwritten)')
         .option('--framework <name|file>', 'a framework in force: its retention also applies (repeatable)', collect, []),
-    ).action(async (flags: LedgerFlags & { before: string; out: string; framework: string[] }) => setExitCode(await archive(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { before: string; out: string; framework: string[] }) => setExitCode(await archive(io, flags, config))));
   };
 }
 

@@ -1,10 +1,12 @@
 import type { RegisterCommand } from '../io.js';
 import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
+import { registerDemoCommand } from './demo.js';
 import { registerInitCommand } from './init.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
+import { registerStatusCommand } from './status.js';
 import { registerUpCommand } from './up.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand, registerUpCommand];
+export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerDemoCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand, registerStatusCommand, registerUpCommand];
