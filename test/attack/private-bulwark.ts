@@ -97,7 +97,7 @@ export async function startPrivateBulwark(): Promise<PrivateBulwark> {
   } catch (error) {
     const log = readFileSync(logFile, 'utf8');
     await stop();
-    throw new Error(`${(error as Error).message}\n${log}`);
+    throw new Error(`${(error as Error).message}\n${log}`, { cause: error });
   }
   const provider = createNodeCryptoProvider();
   const store = await FileKeyStore.open({ dir: join(home, '.bulwark', 'keys'), wrapper: new SoftwareKek(provider, new Uint8Array(kekBytes), 'SYMBIONT_KEK'), provider });

@@ -25,6 +25,14 @@ export interface NatsServerConfigOptions {
 
 export const NATS_CONFIG_FILE = 'nats-server.conf';
 
+/**
+ * The longest protocol line the server accepts. A client's CONNECT carries its user JWT, and
+ * an administrator's explicit permission lists make it ~7 KiB, past NATS's 4 KiB default.
+ * `ensureNatsUser` refuses to issue a JWT longer than MAX_USER_JWT_LENGTH, well under it.
+ */
+export const MAX_CONTROL_LINE = 32 * 1024;
+export const MAX_USER_JWT_LENGTH = 24 * 1024;
+
 const HOST = /^[A-Za-z0-9.:-]{1,253}$/;
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const PUBLIC_ACCOUNT = /^A[A-Z2-7]{55}$/;
@@ -57,6 +65,7 @@ export function natsServerConfig(authority: NatsAuthority, options: NatsServerCo
     `host: "${host}"`,
     `port: ${port(options.port, 4222, 'port')}`,
     ...(options.monitorPort === undefined ? [] : [`http_port: ${port(options.monitorPort, 8222, 'monitor port')}`]),
+    `max_control_line: ${MAX_CONTROL_LINE}`,
     '',
     'jetstream {',
     `  store_dir: "${storeDir}"`,

@@ -13,6 +13,7 @@ import { NatsAuthError } from './errors.js';
 import { readJwt, writeJwt, writePrivateFile, type JwtRef } from './jwt-file.js';
 import { issueUserJwt, sameClaims, verifyJwt } from './jwts.js';
 import { encodeNkeySeed, nkeyPair, publicNkey } from './nkey.js';
+import { MAX_USER_JWT_LENGTH } from './server-config.js';
 import { inboxPrefixFor, OPERATOR_USER_NAME, permissionsFor, type BusRole } from './permissions.js';
 
 /** What a connection needs: `connectBus({ credentials: { jwt, seed }, inboxPrefix })`. */
@@ -70,6 +71,9 @@ export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvid
   const { pair: account } = await rootNkey(store, 'nats-account');
   try {
     const fresh = await issueUserJwt(nameOf(role), user, account, permissions);
+    if (fresh.length > MAX_USER_JWT_LENGTH) {
+      throw new NatsAuthError('E_NATS_JWT', `NATS user JWT of ${nameOf(role)} would be ${fresh.length} bytes, over ${MAX_USER_JWT_LENGTH}: the server's max_control_line would refuse its CONNECT`, { principal: nameOf(role) });
+    }
     const stored = await readJwt(store, userRef(role));
     const issued = stored === undefined || !sameClaims(stored, fresh);
     if (issued) await writeJwt(store, userRef(role), fresh);

@@ -11,8 +11,8 @@ import {
   type Namespace,
   type PublishOutcome,
 } from '@bulwark/bus';
-import { loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/config';
-import { createCryptoProvider, toBase64, toHex, type CryptoProvider } from '@bulwark/crypto';
+import { loadConfig, redactUrl } from '@bulwark/config';
+import { createCryptoProvider, toBase64, toHex } from '@bulwark/crypto';
 import type { SignedDirectoryEntry } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
 import {
@@ -78,7 +78,7 @@ interface PublishReport {
 /** Existing identities without a root key: a new root would silently re-sign them. */
 async function refuseOrphanedIdentities(store: FileKeyStore): Promise<void> {
   const keys = await store.list();
-  if (keys.length > 0 && !keys.some((k) => k.principal === ROOT_KEY_OWNER)) {
+  if (keys.length > 0 && !keys.some((k) => k.principal === ROOT_KEY_OWNER && k.kind === 'ed25519')) {
     throw new KeyStoreError(
       'E_KEY_NO_ROOT',
       `key directory ${store.dir} holds ${keys.length} keys but no root key; init will not create a new root over existing identities (restoring a root key is a key-manager operation)`,
@@ -207,14 +207,12 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
     pinFile,
   };
   if (options.json) {
-    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, principals: reports, admin: adminId, nats, publish, pinMismatch: pinMismatch ?? null };
+    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, principals: reports, admin: { id: adminId, inPolicyAdmins: adminNotice === undefined }, nats, publish, pinMismatch: pinMismatch ?? null };
     io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   } else {
-    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, reports, publish, nats }));
+    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, reports, publish, nats, adminNotice }));
   }
-  if (adminNotice !== undefined) {
-    io.stderr(`bulwark: note: ${adminNotice} is not in policy.admins; add it (SYMBIONT_POLICY_ADMINS or [policy] admins) for the policy service to accept its changes\n`);
-  }
+
   if (pinMismatch !== undefined) {
     io.stderr(`bulwark: warning: keys.root_public_key (${pinMismatch}) is not this root key; peers pinned to it will reject these directory entries\n`);
   }
@@ -229,6 +227,7 @@ function humanReport(r: {
   reports: readonly PrincipalReport[];
   publish: PublishReport;
   nats: NatsReport;
+  adminNotice: string | undefined;
 }): string {
   const width = Math.max(...r.reports.map((p) => p.id.length), 'root'.length);
   const lines = [
@@ -253,6 +252,9 @@ function humanReport(r: {
     `  ${r.nats.configFile}`,
     `  (start it with: nats-server -c ${r.nats.configFile})`,
     '',
+    ...(r.adminNotice === undefined
+      ? []
+      : [`Administrator ${r.adminNotice}: add it to policy.admins (SYMBIONT_POLICY_ADMINS or [policy] admins) for the policy service to accept its changes.`, '']),
   );
   if (r.publish.ok) {
     const count = (o: PublishOutcome): number => r.reports.filter((p) => p.published === o).length;
