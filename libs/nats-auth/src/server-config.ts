@@ -66,6 +66,8 @@ export function natsServerConfig(authority: NatsAuthority, options: NatsServerCo
     `port: ${port(options.port, 4222, 'port')}`,
     ...(options.monitorPort === undefined ? [] : [`http_port: ${port(options.monitorPort, 8222, 'monitor port')}`]),
     `max_control_line: ${MAX_CONTROL_LINE}`,
+    '# Messages carry SecureChannel v1 frames (at most 1 MiB of payload plus headers).',
+    'max_payload: 2MB',
     '',
     'jetstream {',
     `  store_dir: "${storeDir}"`,
