@@ -3,7 +3,7 @@
  * `bulwark-policy`: the policy service process. Configuration from @bulwark/config (NATS_URL,
  * SYMBIONT_KEY_DIR, SYMBIONT_ROOT_PUBLIC_KEY, SYMBIONT_CRYPTO_PROVIDER, SYMBIONT_AUDIT_ENABLED,
  * SYMBIONT_POLICY_DECISION_LOG_MASK, SYMBIONT_POLICY_ADMINS, SYMBIONT_LOG_LEVEL, ...); the
- * service's identity (svc.policy) from the wrapped file key store `bulwark init` writes (KEK
+ * service's identity (svc.policy) and NATS credentials from the wrapped file key store `bulwark init` writes (KEK
  * from SYMBIONT_KEK or SYMBIONT_KEK_FILE); peers' keys from the signed directory in NATS KV,
  * checked against the pinned root. The ledger's event-signing key is its directory entry's
  * Ed25519 key, unless BULWARK_LEDGER_PUBLIC_KEY (hex or base64) names another.
@@ -17,6 +17,7 @@ import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
+import { busCredentialsFor } from '@bulwark/nats-auth';
 import { createLogger, startServiceTelemetry, type ServiceTelemetry } from '@bulwark/telemetry';
 import { observePolicyService } from './metrics.js';
 import { startPolicyService, type PolicyService } from './service.js';
@@ -37,10 +38,13 @@ async function main(): Promise<number> {
 
   // Telemetry first: the bus's command spans and counters report to its global providers.
   const telemetry: ServiceTelemetry = await startServiceTelemetry({ service: 'policy' });
-  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.policy}#${process.pid}` }).catch(async (e: unknown) => {
-    await telemetry.close();
-    throw e;
-  });
+  // Its own NATS user (DESIGN §3a) when `bulwark init` made one; anonymous otherwise (a dev server without authentication).
+  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.policy}#${process.pid}`, ...(await busCredentialsFor(store, ServicePrincipals.policy)) }).catch(
+    async (e: unknown) => {
+      await telemetry.close();
+      throw e;
+    },
+  );
   let directory: KvDirectory | undefined;
   let service: PolicyService | undefined;
   try {

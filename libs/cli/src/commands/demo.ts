@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Commands } from '@bulwark/bus';
+import { Commands, connectBus, ROOT_NAMESPACE, type Bus } from '@bulwark/bus';
+import { enrollPrincipal } from '@bulwark/nats-auth';
 import { leafHash, openCheckpoint, verifyInclusion, type EventJson, type InclusionReply, type QueryReply } from '@bulwark/audit-ledger';
 import { createBulwarkClient, type BulwarkClient, type PolicyDecision, type PolicyRequest } from '@bulwark/client';
 import { fromHex, toHex } from '@bulwark/crypto';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
-import { enrollPrincipal } from '../home/enroll.js';
 import { runningHome } from '../home/running.js';
-import { callJson, openSession, type Session } from '../home/session.js';
+import { callJson, connectAsOperator, openSession, type Session } from '../home/session.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { loadCliConfig, resolveLedgerKey, type LedgerKey } from './audit-source.js';
 
@@ -164,16 +164,35 @@ async function demo(io: CommandIO, options: DemoOptions): Promise<number> {
   const homeIO = { ...io, env };
   const ledgerKey = resolveLedgerKey(homeIO, {}, () => loadCliConfig(homeIO));
   const admin = await openSession({ env, cwd: io.cwd, principal: state.admin ?? ADMIN_PRINCIPAL, name: 'bulwark-demo', natsUrl: state.nats.url });
+  let agentBus: Bus | undefined;
   try {
     const agentId = `agent.${randomUUID()}`;
-    const enrolled = await enrollPrincipal(admin.bus, admin.store, admin.provider, admin.config, agentId);
-    io.stdout(`agent ${agentId} enrolled (identity in ${admin.store.dir}, directory entry ${enrolled.published})\n`);
+    // Enrolment writes the directory bucket: the operator's (the key manager's, once it runs).
+    const operator = await connectAsOperator(admin.store, state.nats.url, 'bulwark-demo-enrol');
+    const enrolled = await enrollPrincipal({
+      store: admin.store,
+      provider: admin.provider,
+      id: agentId,
+      namespace: ROOT_NAMESPACE,
+      validityDays: admin.config.security.key_rotation_interval_days,
+      bus: operator,
+    }).finally(() => operator.close());
+    io.stdout(`agent ${agentId} enrolled: identity and NATS user in ${admin.store.dir}, directory entry ${enrolled.published ?? 'not published'}\n`);
+    // The agent talks on its own NATS user, which may call only what agents may call.
+    agentBus = await connectBus({
+      url: state.nats.url,
+      name: agentId,
+      maxReconnectAttempts: 0,
+      connectTimeoutMs: 3000,
+      credentials: { jwt: enrolled.credentials.jwt, seed: enrolled.credentials.seed },
+      inboxPrefix: enrolled.credentials.inboxPrefix,
+    });
     const sessions = (self: { id: string; x25519: typeof enrolled.identity.x25519 }) => ({ provider: admin.provider, self, directory: admin.directory });
     const ctx: DemoContext = {
       admin,
       adminClient: createBulwarkClient({ bus: admin.bus, sessions: sessions({ id: admin.identity.id, x25519: admin.identity.x25519 }) }),
       agentId,
-      agent: createBulwarkClient({ bus: admin.bus, sessions: sessions({ id: agentId, x25519: enrolled.identity.x25519 }), decisionTimeoutMs: 2000 }),
+      agent: createBulwarkClient({ bus: agentBus, sessions: sessions({ id: agentId, x25519: enrolled.identity.x25519 }), decisionTimeoutMs: 2000 }),
       tag: randomUUID().slice(0, 8),
       ledgerKey,
     };
@@ -191,6 +210,7 @@ async function demo(io: CommandIO, options: DemoOptions): Promise<number> {
     if (failed > 0) io.stderr(`bulwark: demo: ${failed} of ${STEPS.length} steps failed\n`);
     return failed === 0 ? ExitCode.ok : ExitCode.negative;
   } finally {
+    await agentBus?.close();
     await admin.close();
   }
 }

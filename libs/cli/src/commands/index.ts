@@ -5,8 +5,19 @@ import { registerDemoCommand } from './demo.js';
 import { registerInitCommand } from './init.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
+import { registerPrincipalCommand } from './principal.js';
 import { registerStatusCommand } from './status.js';
 import { registerUpCommand } from './up.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerDemoCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand, registerStatusCommand, registerUpCommand];
+export const commands: readonly RegisterCommand[] = [
+  registerAuditCommand,
+  registerConfigCommand,
+  registerDemoCommand,
+  registerInitCommand,
+  registerPolicyCommand,
+  registerPolicyAdminCommand,
+  registerPrincipalCommand,
+  registerStatusCommand,
+  registerUpCommand,
+];

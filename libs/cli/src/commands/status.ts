@@ -1,10 +1,10 @@
-import { Commands, connectBus } from '@bulwark/bus';
+import { Commands } from '@bulwark/bus';
 import { redactUrl } from '@bulwark/config';
 import type { CheckpointReply } from '@bulwark/audit-ledger';
 import { maskDatabaseUrl } from '@bulwark/store';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
 import { runningHome } from '../home/running.js';
-import { callJson, openSession } from '../home/session.js';
+import { callJson, connectAsOperator, openKeyStore, openSession } from '../home/session.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { probeServices, statusTable, type ServiceStatus } from '../run/probe.js';
 
@@ -38,7 +38,9 @@ async function ledgerStatus(io: CommandIO, env: NodeJS.ProcessEnv, url: string, 
 
 async function status(io: CommandIO, options: StatusOptions): Promise<number> {
   const { state, env } = runningHome(io, options.dir);
-  const bus = await connectBus({ url: state.nats.url, name: 'bulwark-status', maxReconnectAttempts: 0, connectTimeoutMs: 3000 });
+  // $SRV is the operator's to ask (DESIGN §3a).
+  const { store } = await openKeyStore(env, io.cwd);
+  const bus = await connectAsOperator(store, state.nats.url, 'bulwark-status');
   let services: ServiceStatus[];
   try {
     services = await probeServices(bus, state);

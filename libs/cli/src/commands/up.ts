@@ -1,20 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectBus, type Bus } from '@bulwark/bus';
-import { loadConfig, redactUrl } from '@bulwark/config';
-import { createCryptoProvider } from '@bulwark/crypto';
+import type { Bus } from '@bulwark/bus';
+import { redactUrl } from '@bulwark/config';
 import { BulwarkError, InputError } from '@bulwark/errors';
-import { FileKeyStore, loadKek } from '@bulwark/keystore';
 import { maskDatabaseUrl, parseDatabaseUrl } from '@bulwark/store';
 import { METRICS_PORT_ENV } from '@bulwark/telemetry';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
-import { enrollPrincipal } from '../home/enroll.js';
 import { homeDatabaseUrl, homeEnvironment } from '../home/environment.js';
 import { ensureHome, resolveHome, type Home } from '../home/home.js';
+import { connectAsOperator, openKeyStore } from '../home/session.js';
 import { lockHome, removeRunState, writeRunState, type RunState } from '../home/state.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
-import { findNatsServer, NATS_INSTALL_HINT, startNatsServer, writeNatsConfig, type RunningNats } from '../run/nats-server.js';
+import { findNatsServer, NATS_INSTALL_HINT, startNatsServer, type RunningNats } from '../run/nats-server.js';
 import { freePort, parsePort, requireFreePort } from '../run/ports.js';
 import { probeServices, statusTable, type ServiceStatus } from '../run/probe.js';
 import { SERVICES, serviceEntryPoint } from '../run/services.js';
@@ -53,46 +51,68 @@ function ensureDevelopmentKek(io: CommandIO, home: Home): void {
   io.stderr(`bulwark up: warning: generated a development key-encryption key in ${home.kekFile} (mode 0600); production uses SYMBIONT_KEK_FILE or an HSM\n`);
 }
 
-async function startNats(io: CommandIO, home: Home, options: UpOptions): Promise<{ url: string; managed?: RunningNats }> {
+interface InitReport {
+  readonly alreadyInitialised: boolean;
+  readonly ledgerVerifierKey: { readonly file: string };
+  readonly nats: { readonly configFile: string };
+  readonly publish: { readonly ok: boolean; readonly error?: string };
+}
+
+/**
+ * `bulwark init` for the home (keys in `<home>/keys`, the nats-server configuration and
+ * JetStream store in `<home>/nats`, the home's administrator), in-process. With `publish`
+ * false the server is not up yet (its configuration is what init writes): only the files.
+ */
+async function runInit(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, url: string, publish: boolean): Promise<InitReport> {
+  let out = '';
+  let code: number = ExitCode.ok;
+  const listen = new URL(url);
+  await init(
+    { ...io, env, stdout: (s) => void (out += s) },
+    { dir: home.keysDir, nats: url, json: true, admin: ADMIN_PRINCIPAL, natsConfigDir: home.natsDir, natsStoreDir: home.natsDir, natsListen: `${listen.hostname}:${listen.port}` },
+    (c) => (code = c),
+  );
+  const report = JSON.parse(out) as InitReport;
+  if (publish && (code !== ExitCode.ok || !report.publish.ok)) {
+    throw new BulwarkError('E_INIT', `bulwark init could not create the streams and publish the directory on ${redactUrl(url)}: ${report.publish.error ?? 'failed'}`);
+  }
+  return report;
+}
+
+/**
+ * NATS: `NATS_URL` when set (its server must run with the configuration init writes, or
+ * without authentication), else nats-server from PATH with the configuration init wrote,
+ * on a free loopback port (or --nats-port).
+ */
+async function startNats(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, options: UpOptions): Promise<{ url: string; init: InitReport; managed?: RunningNats }> {
   const external = io.env['NATS_URL'];
   if (external !== undefined && external !== '') {
     if (options.natsPort !== undefined) throw new InputError('E_USAGE', '--nats-port starts a NATS server, but NATS_URL names one already: use one or the other');
-    return { url: external };
+    return { url: external, init: await runInit(io, env, home, external, true) };
   }
   const binary = findNatsServer(io.env);
   if (binary === undefined) throw new InputError('E_NATS_MISSING', `no nats-server in PATH and NATS_URL is unset: ${NATS_INSTALL_HINT}`);
   const port = options.natsPort === undefined ? await freePort() : parsePort('--nats-port', options.natsPort);
   await requireFreePort(port, '--nats-port');
-  const config = writeNatsConfig(home, port);
-  const managed = await startNatsServer(binary, config, join(home.logsDir, 'nats-server.log'));
-  return { url: managed.url, managed };
-}
-
-async function runInit(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, url: string): Promise<{ created: boolean; root: string; vkeyFile: string }> {
-  let out = '';
-  let code: number = ExitCode.ok;
-  await init({ ...io, env, stdout: (s) => void (out += s) }, { dir: home.keysDir, nats: url, json: true }, (c) => (code = c));
-  const report = JSON.parse(out) as { alreadyInitialised: boolean; root: { publicKeyBase64: string }; ledgerVerifierKey: { file: string }; publish: { ok: boolean; error?: string } };
-  if (code !== ExitCode.ok || !report.publish.ok) throw new InputError('E_INIT', `bulwark init could not publish the directory to ${redactUrl(url)}: ${report.publish.error ?? 'failed'}`);
-  return { created: !report.alreadyInitialised, root: report.root.publicKeyBase64, vkeyFile: report.ledgerVerifierKey.file };
-}
-
-/** The home's administrator: an identity and a directory entry, and the policy service lists it as an admin. */
-async function enrollAdmin(env: NodeJS.ProcessEnv, cwd: string, url: string, home: Home): Promise<void> {
-  const { config } = loadConfig({ env, cwd });
-  const provider = createCryptoProvider(config.security.crypto_provider);
-  const store = await FileKeyStore.open({ dir: home.keysDir, wrapper: loadKek({ provider, env, kekFile: config.keys.kek_file, cwd }), provider });
-  const bus = await connectBus({ url, name: 'bulwark-up', maxReconnectAttempts: 0, connectTimeoutMs: 3000 });
+  const url = `nats://127.0.0.1:${port}`;
+  const files = await runInit(io, env, home, url, false);
+  const managed = await startNatsServer(binary, { configFile: files.nats.configFile, url }, join(home.logsDir, 'nats-server.log'));
   try {
-    await enrollPrincipal(bus, store, provider, config, ADMIN_PRINCIPAL);
-  } finally {
-    await bus.close();
+    return { url, managed, init: await runInit(io, env, home, url, true) };
+  } catch (error) {
+    await managed.stop();
+    throw error;
   }
 }
 
+/** The policy administrators: the caller's, and the home's administrator. */
+function policyAdmins(env: NodeJS.ProcessEnv): string {
+  const admins = [...(env['SYMBIONT_POLICY_ADMINS'] ?? '').split(',').filter((a) => a !== ''), ADMIN_PRINCIPAL];
+  return [...new Set(admins)].join(',');
+}
+
 function serviceEnv(base: NodeJS.ProcessEnv, metricsPort: number): NodeJS.ProcessEnv {
-  const admins = [...(base['SYMBIONT_POLICY_ADMINS'] ?? '').split(',').filter((a) => a !== ''), ADMIN_PRINCIPAL];
-  return { ...base, SYMBIONT_POLICY_ADMINS: [...new Set(admins)].join(','), [METRICS_PORT_ENV]: String(metricsPort) };
+  return { ...base, [METRICS_PORT_ENV]: String(metricsPort) };
 }
 
 async function waitReady(bus: Bus, state: RunState, supervisor: Supervisor, stop: Promise<NodeJS.Signals>, timeoutMs: number, logsDir: string): Promise<ServiceStatus[]> {
@@ -122,21 +142,22 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
   const { created } = ensureHome(home);
   const release = lockHome(home);
   const signal = stopSignal();
-  let nats: { url: string; managed?: RunningNats } | undefined;
+  let nats: { url: string; init: InitReport; managed?: RunningNats } | undefined;
   let supervisor: Supervisor | undefined;
   let bus: Bus | undefined;
   try {
     io.stderr(`bulwark up: ${created ? 'created' : 'using'} home ${home.dir}\n`);
     ensureDevelopmentKek(io, home);
-    nats = await startNats(io, home, options);
-    io.stderr(`bulwark up: NATS ${nats.managed === undefined ? 'from NATS_URL' : 'started (nats-server, JetStream in the home)'} at ${redactUrl(nats.url)}\n`);
     const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
-    const env = { ...homeEnvironment(home, { ...io.env, NATS_URL: nats.url, DATABASE_URL: databaseUrl }) };
-    const keys = await runInit(io, env, home, nats.url);
-    io.stderr(`bulwark up: keys ${keys.created ? 'created' : 'kept'} in ${home.keysDir}; ledger verifier key in ${keys.vkeyFile}\n`);
+    const withAdmin = { ...io.env, DATABASE_URL: databaseUrl, SYMBIONT_POLICY_ADMINS: policyAdmins(io.env) };
+    nats = await startNats(io, homeEnvironment(home, withAdmin), home, options);
+    io.stderr(
+      `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in ${home.keysDir} (ledger verifier key ${nats.init.ledgerVerifierKey.file}); ` +
+        `NATS ${nats.managed === undefined ? 'from NATS_URL' : 'started (nats-server, operator mode, JetStream in the home)'} at ${redactUrl(nats.url)}\n`,
+    );
     // root.pub exists now: the services' environment pins it.
-    const serviceBase = homeEnvironment(home, { ...io.env, NATS_URL: nats.url, DATABASE_URL: databaseUrl });
-    await enrollAdmin(serviceBase, io.cwd, nats.url, home);
+    const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url });
+    const { store } = await openKeyStore(serviceBase, io.cwd);
 
     const specs = await Promise.all(SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort() })));
     const state: RunState = {
@@ -164,7 +185,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     supervisor = running;
     writeRunState(home, state);
     running.start();
-    bus = await connectBus({ url: nats.url, name: 'bulwark-up', connectTimeoutMs: 3000 });
+    bus = await connectAsOperator(store, nats.url, 'bulwark-up');
     const statuses = await waitReady(bus, state, running, signal.promise, readyTimeoutMs, home.logsDir);
     running.markStarted();
     io.stdout(statusTable(statuses));

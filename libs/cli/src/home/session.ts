@@ -4,6 +4,7 @@ import { loadConfig, type BulwarkConfig } from '@bulwark/config';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, type Identity } from '@bulwark/keystore';
+import { busCredentialsFor, OPERATOR_USER } from '@bulwark/nats-auth';
 
 /** A principal connected to a running system: its keys, the bus, the verified directory. */
 export interface Session {
@@ -42,12 +43,14 @@ export async function openSession(options: SessionOptions): Promise<Session> {
   const kek = loadKek({ provider, env: options.env, kekFile: config.keys.kek_file, cwd: options.cwd });
   const store = await FileKeyStore.open({ dir: resolve(options.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: kek, provider });
   const identity = await loadIdentity(store, options.principal);
+  // Its own NATS user when `bulwark init` made one (DESIGN §3a).
   const bus = await connectBus({
     url: options.natsUrl ?? config.nats.url,
     name: options.name,
     namespace: options.namespace ?? ROOT_NAMESPACE,
     maxReconnectAttempts: 0,
     connectTimeoutMs: 3000,
+    ...(await busCredentialsFor(store, options.principal)),
   });
   try {
     const directory = await KvDirectory.open(bus, { provider, rootPublicKey });
@@ -78,4 +81,20 @@ const decoder = new TextDecoder();
 export async function callJson<T>(session: Session, subject: Parameters<CommandClient['request']>[0], body: unknown, timeoutMs = 5000): Promise<T> {
   const reply = await session.commands.request(subject, Buffer.from(JSON.stringify(body), 'utf8'), { timeoutMs, idempotent: true });
   return JSON.parse(decoder.decode(reply)) as T;
+}
+
+/** The key store of a configuration (a home's environment), opened under its KEK. */
+export async function openKeyStore(env: NodeJS.ProcessEnv, cwd: string): Promise<{ config: BulwarkConfig; provider: CryptoProvider; store: FileKeyStore }> {
+  const { config, sources } = loadConfig({ env, cwd });
+  const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
+  const kek = loadKek({ provider, env, kekFile: config.keys.kek_file, cwd });
+  return { config, provider, store: await FileKeyStore.open({ dir: resolve(cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: kek, provider }) };
+}
+
+/**
+ * A bus connection as the operator's NATS user (`bulwark-operator`: `$SRV.>`, stream and
+ * directory administration), which `bulwark up`, `status` and enrolment use.
+ */
+export async function connectAsOperator(store: FileKeyStore, url: string, name: string, namespace: Namespace = ROOT_NAMESPACE): Promise<Bus> {
+  return connectBus({ url, name, namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await busCredentialsFor(store, OPERATOR_USER)) });
 }

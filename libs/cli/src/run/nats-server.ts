@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { connectBus } from '@bulwark/bus';
-import { BulwarkError } from '@bulwark/errors';
-import type { Home } from '../home/home.js';
+import { BulwarkError, isBulwarkError } from '@bulwark/errors';
 import { lastLine } from './log-files.js';
 
 export const NATS_INSTALL_HINT =
@@ -24,32 +23,6 @@ export function findNatsServer(env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
-export interface NatsServerConfig {
-  readonly configFile: string;
-  readonly url: string;
-  readonly port: number;
-}
-
-/**
- * The server configuration `bulwark up` runs: loopback only, JetStream with its store in the
- * home. (Without WP-C's credentials it has no authorization block: see the operator's guide.)
- */
-export function writeNatsConfig(home: Home, port: number): NatsServerConfig {
-  const store = join(home.natsDir, 'jetstream');
-  mkdirSync(store, { recursive: true, mode: 0o700 });
-  const configFile = join(home.natsDir, 'nats-server.conf');
-  const text = [
-    '# Written by `bulwark up` at each start (the port is chosen then).',
-    `listen: 127.0.0.1:${port}`,
-    'jetstream {',
-    `  store_dir: ${JSON.stringify(store)}`,
-    '}',
-    '',
-  ].join('\n');
-  writeFileSync(configFile, text, { mode: 0o600 });
-  return { configFile, url: `nats://127.0.0.1:${port}`, port };
-}
-
 export interface RunningNats {
   readonly url: string;
   readonly process: ChildProcess;
@@ -61,7 +34,7 @@ export interface RunningNats {
  * it last, after the services have drained) and waits until a client can connect and use
  * JetStream. A server that exits first fails with the last line of its log.
  */
-export async function startNatsServer(binary: string, config: NatsServerConfig, logFile: string, timeoutMs = 15_000): Promise<RunningNats> {
+export async function startNatsServer(binary: string, config: { configFile: string; url: string }, logFile: string, timeoutMs = 15_000): Promise<RunningNats> {
   const fd = openSync(logFile, 'a', 0o600);
   const child = spawn(binary, ['-c', config.configFile], { stdio: ['ignore', fd, fd], detached: true });
   closeSync(fd);
@@ -89,7 +62,9 @@ export async function startNatsServer(binary: string, config: NatsServerConfig, 
       const bus = await connectBus({ url: config.url, name: 'bulwark-up-probe', maxReconnectAttempts: 0, connectTimeoutMs: 1000 });
       await bus.close();
       return { url: config.url, process: child, stop };
-    } catch {
+    } catch (error) {
+      // An operator-mode server refuses an anonymous client: it is listening, which is all we wait for.
+      if (isBulwarkError(error) && error.code === 'E_BUS_AUTH') return { url: config.url, process: child, stop };
       if (Date.now() > deadline) {
         await stop();
         throw new BulwarkError('E_NATS_START', `nats-server did not accept connections on ${config.url} within ${timeoutMs / 1000} s (log ${logFile})`, { logFile });
