@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { connectBus } from '@bulwark/bus';
+import { isBulwarkError } from '@bulwark/errors';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
@@ -133,8 +135,8 @@ describe('npm start', () => {
   it('starts everything from a fresh home, passes the demo, and stops cleanly on SIGINT', { timeout: 240_000 }, async () => {
     const since = Date.now();
     running = npmStart();
-    const { status, seconds } = await untilReady(running, since, 120_000);
-    console.log(`npm start: ready in ${seconds.toFixed(1)} s (build check included)`);
+    const { status, seconds } = await untilReady(running, since, 90_000);
+    console.log(`npm start: ready in ${seconds.toFixed(1)} s (turbo's cached build check included)`);
     expect(status.nats.url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
     expect(status.nats.url).not.toBe('nats://127.0.0.1:4222');
     expect(status.database.kind).toBe('pglite');
@@ -145,6 +147,16 @@ describe('npm start', () => {
     for (const s of status.services) expect(s.instances).toBe(1);
     expect(running.output()).toContain('generated a development key-encryption key');
     expect(running.output()).toMatch(/service\s+instances\s+ready\s+subjects/);
+
+    // The server it started runs in operator mode: a client without credentials is refused.
+    const anonymous = await connectBus({ url: status.nats.url, name: 'start-test-anonymous', maxReconnectAttempts: 0, connectTimeoutMs: 3000 }).then(
+      async (bus) => {
+        await bus.close();
+        return 'connected';
+      },
+      (error: unknown) => (isBulwarkError(error) ? error.code : String(error)),
+    );
+    expect(anonymous).toBe('E_BUS_AUTH');
 
     const demo = await bulwark(['demo', '--dir', home]);
     expect(demo.stdout, demo.stderr).toContain('demo: all 6 steps gave what they should');
@@ -163,7 +175,7 @@ describe('npm start', () => {
   it('starts again on the same home with the same keys and ledger, which verifies', { timeout: 240_000 }, async () => {
     const since = Date.now();
     running = npmStart();
-    const { status, seconds } = await untilReady(running, since, 120_000);
+    const { status, seconds } = await untilReady(running, since, 90_000);
     console.log(`npm start (second): ready in ${seconds.toFixed(1)} s`);
     expect(running.output()).not.toContain('generated a development key-encryption key');
     expect(readFileSync(join(home, 'keys', 'root.pub'), 'utf8')).toBe(firstRoot);

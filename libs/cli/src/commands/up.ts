@@ -98,7 +98,8 @@ async function startNats(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, opti
   const files = await runInit(io, env, home, url, false);
   const managed = await startNatsServer(binary, { configFile: files.nats.configFile, url }, join(home.logsDir, 'nats-server.log'));
   try {
-    return { url, managed, init: await runInit(io, env, home, url, true) };
+    const published = await runInit(io, env, home, url, true);
+    return { url, managed, init: { ...published, alreadyInitialised: files.alreadyInitialised } };
   } catch (error) {
     await managed.stop();
     throw error;
