@@ -8,6 +8,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectBus, KvDirectory, removeDirectoryBucket, removeNamespaceStreams, ServicePrincipals, type Bus, type DirectoryRejection } from '@bulwark/bus';
 import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { parseRootPublicKey } from '@bulwark/keystore';
+import { parseVerifierKey } from '@bulwark/audit-ledger';
 import { run } from '../main.js';
 import type { CommandIO } from '../io.js';
 import { namespaceFromName } from './init.js';
@@ -86,12 +87,20 @@ describe('bulwark init', () => {
       [
         'root.ed25519.v1.json',
         'root.pub',
+        // The ledger's verifier key, for `bulwark audit verify`.
+        'audit-ledger.vkey',
         // The NATS authority (DESIGN §3a): nkey seeds under the KEK, their JWTs beside them.
         ...['nats-operator', 'nats-account', 'nats-system-account', 'nats-user'].flatMap((kind) => [`root.${kind}.v1.json`, `root.${kind}.v1.jwt`]),
         ...PRINCIPALS.flatMap((id) => [`${id}.ed25519.v1.json`, `${id}.x25519.v1.json`, `${id}.nats-user.v1.json`, `${id}.nats-user.v1.jwt`]),
       ].sort(),
     );
     expect(readFileSync(join(keysDir(), 'nats', 'nats-server.conf'), 'utf8')).toContain('resolver: MEMORY');
+    // audit-ledger.vkey: the ledger's verifier key, from svc.audit-ledger's Ed25519 key, printed in the report too.
+    const vkey = readFileSync(join(keysDir(), 'audit-ledger.vkey'), 'utf8').trim();
+    expect((report as unknown as { ledgerVerifierKey: unknown }).ledgerVerifierKey).toEqual({ file: join(keysDir(), 'audit-ledger.vkey'), key: vkey });
+    expect(vkey.startsWith('bulwark.local/audit+')).toBe(true);
+    const ledgerKey = report.principals.find((p) => p.id === 'svc.audit-ledger')!;
+    expect(Buffer.from(parseVerifierKey(provider, vkey).publicKey).toString('base64')).toBe(ledgerKey.ed25519PublicKey);
 
     // The pin, read back from root.pub in both encodings, is the key that signed the entries.
     const pin = readFileSync(report.root.pinFile, 'utf8');
@@ -167,7 +176,7 @@ describe('bulwark init', () => {
     expect(stdout).toContain('Could not publish the directory');
     expect(stdout).toContain('The keys are kept in');
     const kept = keyFiles();
-    expect(Object.keys(kept)).toHaveLength(2 + 4 * 2 + PRINCIPALS.length * 4);
+    expect(Object.keys(kept)).toHaveLength(3 + 4 * 2 + PRINCIPALS.length * 4);
     const again = await bulwark(init('--json'));
     expect(again.code).toBe(0);
     const report = JSON.parse(again.stdout) as InitJson;
