@@ -10,6 +10,7 @@ import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.js';
 import { responderPort } from './internal/envelope-ports.js';
 import type { OpenedRequest, SessionResponderPort } from './internal/frames.js';
 import { decodeRequest, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
+import { commandObserver } from './internal/observe.js';
 import { runInExtractedTrace } from './internal/trace.js';
 import { outOfNamespace } from './namespace.js';
 import { checkReadiness, type Readiness } from './readiness.js';
@@ -103,8 +104,11 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   pruner.unref();
   const directPrefix = bus.subject(`${DIRECT_SUBJECT_ROOT}.${instanceId}.`);
 
-  const reject = (reason: string, sender: string | undefined, msg: Msg) =>
+  const observer = commandObserver(options.service);
+  const reject = (reason: string, sender: string | undefined, msg: Msg) => {
+    observer.rejected(reason);
     options.rejections.report({ reason, sender, subject: outOfNamespace(bus.namespace, msg.subject) });
+  };
 
   const limiter = new HandshakeLimiter(options.handshakeLimits);
   const onHandshake = async (msg: Msg): Promise<void> => {
@@ -153,7 +157,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     } else {
       try {
         const body = await runInExtractedTrace(msg.headers === undefined ? undefined : headersCarrier(msg.headers), () =>
-          handler({ subject: command, body: request.body, peer: opened.sender, sessionId: opened.sessionId }),
+          observer.handle(command, () => handler({ subject: command, body: request.body, peer: opened.sender, sessionId: opened.sessionId })),
         );
         reply = { ok: true, body };
       } catch (e) {
