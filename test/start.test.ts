@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { jwtAuthenticator } from '@nats-io/nats-core';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { connectBus } from '@bulwark/bus';
+import { loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
+import { homeEnvironment } from '../libs/cli/src/home/environment.js';
+import { homeAt } from '../libs/cli/src/home/home.js';
+import { openKeyStore } from '../libs/cli/src/home/session.js';
 import { isBulwarkError } from '@bulwark/errors';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -109,6 +116,21 @@ async function interrupt(started: Started, pids: readonly number[]): Promise<num
   return (Date.now() - t0) / 1000;
 }
 
+/** Purges one entry of BULWARK_DIRECTORY as the operator's NATS user (what a mistaken operator could do). */
+async function purgeDirectoryEntry(url: string, key: string): Promise<void> {
+  const env = homeEnvironment(homeAt(home), cleanEnv());
+  const { store } = await openKeyStore(env, ROOT);
+  const creds = await loadNatsCredentials(store, OPERATOR_USER);
+  const nc = await connect({ servers: url, authenticator: jwtAuthenticator(creds!.jwt, creds!.seed), inboxPrefix: creds!.inboxPrefix });
+  try {
+    const kv = await new Kvm(nc).open('BULWARK_DIRECTORY');
+    await kv.purge(key);
+    expect(await kv.get(key)).toMatchObject({ operation: 'PURGE' });
+  } finally {
+    await nc.close();
+  }
+}
+
 let running: Started | undefined;
 
 afterAll(() => {
@@ -168,11 +190,15 @@ describe('npm start', () => {
     expect(firstSize).toBeGreaterThanOrEqual(7);
     firstRoot = readFileSync(join(home, 'keys', 'root.pub'), 'utf8');
 
+    // A lost directory entry (the operator's guide, "Recovery"): the policy service's entry is
+    // purged from the directory bucket; the next start's init republishes it (second test).
+    await purgeDirectoryEntry(status.nats.url, 'svc.policy');
+
     const seconds2 = await interrupt(running, pidsOf(readState()));
     console.log(`npm start: stopped ${seconds2.toFixed(1)} s after SIGINT`);
   });
 
-  it('starts again on the same home with the same keys and ledger, which verifies', { timeout: 240_000 }, async () => {
+  it('starts again on the same home with the same keys and ledger, which verifies; the lost directory entry is back', { timeout: 240_000 }, async () => {
     const since = Date.now();
     running = npmStart();
     const { status, seconds } = await untilReady(running, since, 90_000);
