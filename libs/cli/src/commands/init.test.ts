@@ -54,7 +54,8 @@ interface InitJson {
   dir: string;
   alreadyInitialised: boolean;
   root: { created: boolean; publicKeyBase64: string; publicKeyHex: string; pinFile: string };
-  principals: { id: string; version: number; created: string[]; published: string | null }[];
+  principals: { id: string; version: number; created: string[]; published: string | null; ed25519PublicKey: string }[];
+  ledgerVerifierKey: { file: string; key: string };
   publish: { ok: boolean; bucket: string; error?: string };
 }
 
@@ -97,7 +98,7 @@ describe('bulwark init', () => {
     expect(readFileSync(join(keysDir(), 'nats', 'nats-server.conf'), 'utf8')).toContain('resolver: MEMORY');
     // audit-ledger.vkey: the ledger's verifier key, from svc.audit-ledger's Ed25519 key, printed in the report too.
     const vkey = readFileSync(join(keysDir(), 'audit-ledger.vkey'), 'utf8').trim();
-    expect((report as unknown as { ledgerVerifierKey: unknown }).ledgerVerifierKey).toEqual({ file: join(keysDir(), 'audit-ledger.vkey'), key: vkey });
+    expect(report.ledgerVerifierKey).toEqual({ file: join(keysDir(), 'audit-ledger.vkey'), key: vkey });
     expect(vkey.startsWith('bulwark.local/audit+')).toBe(true);
     const ledgerKey = report.principals.find((p) => p.id === 'svc.audit-ledger')!;
     expect(Buffer.from(parseVerifierKey(provider, vkey).publicKey).toString('base64')).toBe(ledgerKey.ed25519PublicKey);

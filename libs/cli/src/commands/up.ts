@@ -118,12 +118,10 @@ function serviceEnv(base: NodeJS.ProcessEnv, metricsPort: number): NodeJS.Proces
 
 async function waitReady(bus: Bus, state: RunState, supervisor: Supervisor, stop: Promise<NodeJS.Signals>, timeoutMs: number, logsDir: string): Promise<ServiceStatus[]> {
   const deadline = Date.now() + timeoutMs;
-  let last: ServiceStatus[] = [];
   let stopped = false;
   void stop.then(() => (stopped = true));
   for (;;) {
-    const probe = probeServices(bus, state);
-    last = await Promise.race([probe, supervisor.failed]);
+    const last = await Promise.race([probeServices(bus, state), supervisor.failed]);
     if (last.every((s) => s.ready)) return last;
     if (stopped) throw new Interrupted();
     if (Date.now() > deadline) {
