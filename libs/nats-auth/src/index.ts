@@ -7,6 +7,7 @@ export {
   OPERATOR_USER,
   OPERATOR_USER_NAME,
   SERVICE_CALLS,
+  SERVICE_EVENT_ROOTS,
   inboxPrefixFor,
   permissionsFor,
   principalToken,
