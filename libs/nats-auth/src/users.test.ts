@@ -122,6 +122,8 @@ describe('enrolment', () => {
     const first = await enrollPrincipal({ store, provider, id: AGENT, namespace: ROOT_NAMESPACE, validityDays: 90 });
     expect(first).toMatchObject({ createdKeys: ['ed25519', 'x25519'], natsUserCreated: true, natsJwtIssued: true, published: null });
     expect(first.entry).toMatchObject({ id: AGENT, keyVersion: 1, revoked: false });
+    // The NATS user lapses with the directory entry.
+    expect(decode(first.credentials.jwt).exp).toBe(Math.floor(first.entry.notAfter / 1000));
     const again = await enrollPrincipal({ store, provider, id: AGENT, namespace: ROOT_NAMESPACE, validityDays: 90 });
     expect(again).toMatchObject({ createdKeys: [], natsUserCreated: false, natsJwtIssued: false });
     expect(again.signed).toEqual(first.signed);

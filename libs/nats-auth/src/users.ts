@@ -53,10 +53,11 @@ export interface EnsureUserResult {
 
 /**
  * The user of `role` in `namespace`, created once (the nkey is never replaced); its JWT is
- * re-issued when the permissions it would carry changed. Needs the account's signing key
- * (in the same store, as `bulwark init` leaves it).
+ * re-issued when the permissions (or expiry) it would carry changed. `expiresAt` (ms) makes
+ * the JWT expire (`enrollPrincipal` passes the directory entry's `notAfter`: the two lapse
+ * together). Needs the account's signing key (in the same store, as `bulwark init` leaves it).
  */
-export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvider, role: BusRole, namespace: Namespace): Promise<EnsureUserResult> {
+export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvider, role: BusRole, namespace: Namespace, options: { expiresAt?: number } = {}): Promise<EnsureUserResult> {
   const permissions = permissionsFor(role, namespace);
   const keyRef = { principal: ownerOf(role), kind: 'nats-user' as const, version: VERSION };
   let created = false;
@@ -70,7 +71,7 @@ export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvid
   const user = nkeyPair('nats-user', secretKey);
   const { pair: account } = await rootNkey(store, 'nats-account');
   try {
-    const fresh = await issueUserJwt(nameOf(role), user, account, permissions);
+    const fresh = await issueUserJwt(nameOf(role), user, account, permissions, options.expiresAt);
     if (fresh.length > MAX_USER_JWT_LENGTH) {
       throw new NatsAuthError('E_NATS_JWT', `NATS user JWT of ${nameOf(role)} would be ${fresh.length} bytes, over ${MAX_USER_JWT_LENGTH}: the server's max_control_line would refuse its CONNECT`, { principal: nameOf(role) });
     }
