@@ -13,7 +13,7 @@ import { enrollPrincipal } from './enroll.js';
 import { publicNkey } from './nkey.js';
 import { OPERATOR_USER } from './permissions.js';
 import { natsServerConfig, writeNatsServerConfig } from './server-config.js';
-import { busCredentialsFor, ensureNatsUser, formatCreds, loadNatsCredentials, writeCredsFile } from './users.js';
+import { busCredentialsFor, ensureNatsUser, formatCreds, loadNatsCredentials, readCredsFile, writeCredsFile } from './users.js';
 
 const provider = createNodeCryptoProvider();
 const kek = new SoftwareKek(provider, new Uint8Array(32).fill(7), 'SYMBIONT_KEK');
@@ -112,6 +112,18 @@ describe('NATS users', () => {
     const auth = credsAuthenticator(new Uint8Array(readFileSync(path)))('nonce');
     expect(auth).toMatchObject({ jwt: credentials.jwt, nkey: credentials.publicKey });
     expect(formatCreds(credentials)).toContain(new TextDecoder().decode(credentials.seed));
+  });
+
+  it('reads a .creds file back with its principal’s inbox prefix, and refuses a seed that is not the JWT’s', async () => {
+    const agent = (await ensureNatsUser(store, provider, { kind: 'principal', id: AGENT }, ROOT_NAMESPACE)).credentials;
+    const path = join(dir, 'agent.creds');
+    await writeCredsFile(path, agent);
+    expect(await readCredsFile(path)).toEqual(agent);
+    const other = (await ensureNatsUser(store, provider, { kind: 'principal', id: 'svc.policy' }, ROOT_NAMESPACE)).credentials;
+    writeFileSync(path, formatCreds({ ...agent, seed: other.seed }), { mode: 0o600 });
+    expect(await codeOf(readCredsFile(path))).toBe('E_NATS_CREDS');
+    writeFileSync(path, 'not creds', { mode: 0o600 });
+    expect(await codeOf(readCredsFile(path))).toBe('E_NATS_CREDS');
   });
 });
 
