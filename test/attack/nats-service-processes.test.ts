@@ -1,7 +1,7 @@
 // The service processes under NATS authentication (DESIGN §3a): `bulwark init` (root
 // namespace, as deployed), nats-server with exactly the configuration it wrote, then the real
-// `bulwark-audit-ledger` and `bulwark-policy` mains as child processes with only the key store
-// and its KEK. The server accepts no anonymous client, so their working at all shows they
+// `bulwark-audit-ledger` and `bulwark-policy` mains as child processes, each with a key
+// directory of its own keys only (`bulwark principal export`) and the KEK. The server accepts no anonymous client, so their working at all shows they
 // connected with their own credentials; an administrator and an agent then use them.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -29,13 +29,18 @@ describe('the service mains under their own NATS users', () => {
   const directories: KvDirectory[] = [];
   const schema = withTestSchema('nats_mains');
 
-  const startMain = (name: string, script: string, extra: Record<string, string>) => {
+  // Each process gets a key directory of its own files only (bulwark principal export): it
+  // cannot open the root key or the account's signing key, and needs neither.
+  const startMain = async (name: string, principal: string, script: string, extra: Record<string, string>) => {
+    const own = join(b.home, `${name}-keys`);
+    const exported = await b.bulwark(['principal', 'export', principal, '--out', own]);
+    expect(exported.code, exported.stderr).toBe(0);
     const env = {
       PATH: process.env['PATH'] ?? '',
       ...b.env,
       NATS_URL: b.url,
       DATABASE_URL: databaseUrl(),
-      SYMBIONT_KEY_DIR: b.keysDir,
+      SYMBIONT_KEY_DIR: own,
       SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
       SYMBIONT_LOG_LEVEL: 'warn',
       ...extra,
@@ -89,9 +94,9 @@ describe('the service mains under their own NATS users', () => {
   }, 30_000);
 
   it('the ledger and the policy service connect with their credentials and serve an administrator and an agent', async () => {
-    startMain('audit-ledger', 'services/audit-ledger/dist/service/main.js', { SYMBIONT_LEDGER_SCHEMA: schema.name, SYMBIONT_LEDGER_CHECKPOINT_MS: '0', SYMBIONT_LEDGER_SIGNER_WORKERS: '1' });
+    await startMain('audit-ledger', 'svc.audit-ledger', 'services/audit-ledger/dist/service/main.js', { SYMBIONT_LEDGER_SCHEMA: schema.name, SYMBIONT_LEDGER_CHECKPOINT_MS: '0', SYMBIONT_LEDGER_SIGNER_WORKERS: '1' });
     await expect.poll(() => answers('bulwark-audit'), { timeout: 20_000, interval: 200 }).toBe(true);
-    startMain('policy', 'services/policy/dist/main.js', { SYMBIONT_POLICY_ADMINS: 'analyst.admin' });
+    await startMain('policy', 'svc.policy', 'services/policy/dist/main.js', { SYMBIONT_POLICY_ADMINS: 'analyst.admin' });
     await expect.poll(() => answers('bulwark-policy'), { timeout: 20_000, interval: 200 }).toBe(true);
 
     const admin = await clientAs('analyst.admin');

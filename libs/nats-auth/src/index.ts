@@ -21,3 +21,4 @@ export { ensureNatsAuthority, loadNatsAuthority, type EnsureAuthorityResult, typ
 export { busCredentialsFor, ensureNatsUser, formatCreds, loadNatsCredentials, readCredsFile, writeCredsFile, type EnsureUserResult, type NatsCredentials } from './users.js';
 export { MAX_CONTROL_LINE, MAX_USER_JWT_LENGTH, NATS_CONFIG_FILE, natsServerConfig, writeNatsServerConfig, type NatsServerConfigOptions } from './server-config.js';
 export { directoryEntryFor, enrollPrincipal, type Enrolment, type EnrollOptions } from './enroll.js';
+export { exportPrincipalKeys } from './export.js';

@@ -7,9 +7,10 @@ import { decode } from '@nats-io/jwt';
 import { ROOT_NAMESPACE, uniqueNamespace } from '@bulwark/bus';
 import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { isBulwarkError } from '@bulwark/errors';
-import { FileKeyStore, SoftwareKek, ensureRootKey } from '@bulwark/keystore';
+import { FileKeyStore, SoftwareKek, ensureRootKey, loadIdentity, writeRootPin } from '@bulwark/keystore';
 import { ensureNatsAuthority, loadNatsAuthority } from './authority.js';
 import { enrollPrincipal } from './enroll.js';
+import { exportPrincipalKeys } from './export.js';
 import { publicNkey } from './nkey.js';
 import { OPERATOR_USER } from './permissions.js';
 import { natsServerConfig, writeNatsServerConfig } from './server-config.js';
@@ -141,6 +142,35 @@ describe('enrolment', () => {
     expect(again.signed).toEqual(first.signed);
     expect(await codeOf(enrollPrincipal({ store, provider, id: AGENT, admin: true, namespace: ROOT_NAMESPACE, validityDays: 90 }))).toBe('E_NATS_PRINCIPAL');
     expect(await codeOf(enrollPrincipal({ store, provider, id: 'agent.bad', namespace: ROOT_NAMESPACE, validityDays: 90 }))).toBe('E_PRINCIPAL_ID');
+  });
+});
+
+describe('a principal’s own key directory', () => {
+  it('holds its identity and NATS user and nothing that could sign for others', async () => {
+    const { root } = await ensureRootKey(store, provider);
+    await writeRootPin(store.dir, root.keyPair.publicKey);
+    await ensureNatsAuthority(store, provider);
+    for (const id of ['svc.policy', AGENT]) await enrollPrincipal({ store, provider, id, namespace: ROOT_NAMESPACE, validityDays: 90 });
+    const own = join(dir, 'policy-keys');
+    expect(await exportPrincipalKeys(store, 'svc.policy', own)).toEqual([
+      'svc.policy.ed25519.v1.json',
+      'svc.policy.nats-user.v1.json',
+      'svc.policy.nats-user.v1.jwt',
+      'svc.policy.x25519.v1.json',
+      'root.pub',
+    ]);
+    expect(statSync(own).mode & 0o777).toBe(0o700);
+    const mine = await FileKeyStore.open({ dir: own, wrapper: kek, provider });
+    expect((await mine.list()).map((k) => `${k.principal} ${k.kind}`)).toEqual(['svc.policy ed25519', 'svc.policy nats-user', 'svc.policy x25519']);
+    expect((await loadIdentity(mine, 'svc.policy')).id).toBe('svc.policy');
+    expect(await loadNatsCredentials(mine, { kind: 'principal', id: 'svc.policy' })).toEqual(await loadNatsCredentials(store, { kind: 'principal', id: 'svc.policy' }));
+    // No account key there: it cannot issue a user, its own or anyone's.
+    expect(await codeOf(ensureNatsUser(mine, provider, { kind: 'principal', id: AGENT }, ROOT_NAMESPACE))).toBe('E_NATS_CREDS');
+    expect(await mine.list(AGENT)).toEqual([]);
+    // Never into the key directory itself, nor beside another principal's keys.
+    expect(await codeOf(exportPrincipalKeys(store, 'svc.policy', store.dir))).toBe('E_NATS_EXPORT');
+    expect(await codeOf(exportPrincipalKeys(store, AGENT, own))).toBe('E_NATS_EXPORT');
+    expect(await codeOf(exportPrincipalKeys(store, 'svc.schemapin', join(dir, 'none')))).toBe('E_NATS_EXPORT');
   });
 });
 

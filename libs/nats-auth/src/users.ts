@@ -7,7 +7,7 @@
 import { chmod, readFile } from 'node:fs/promises';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { generateKey, parsePrincipalId, ROOT_KEY_OWNER, type FileKeyStore } from '@bulwark/keystore';
-import { fromSeed } from '@nats-io/nkeys';
+import { fromSeed, type KeyPair } from '@nats-io/nkeys';
 import type { Namespace } from '@bulwark/bus';
 import { rootNkey } from './authority.js';
 import { NatsAuthError } from './errors.js';
@@ -15,7 +15,7 @@ import { readJwt, writeJwt, writePrivateFile, type JwtRef } from './jwt-file.js'
 import { issueUserJwt, sameClaims, verifyJwt } from './jwts.js';
 import { encodeNkeySeed, nkeyPair, publicNkey } from './nkey.js';
 import { MAX_USER_JWT_LENGTH } from './server-config.js';
-import { inboxPrefixFor, OPERATOR_USER_NAME, permissionsFor, type BusRole } from './permissions.js';
+import { inboxPrefixFor, OPERATOR_USER_NAME, permissionsFor, type BusPermissions, type BusRole } from './permissions.js';
 
 /** What a connection needs: `connectBus({ credentials: { jwt, seed }, inboxPrefix })`. */
 export interface NatsCredentials {
@@ -60,6 +60,16 @@ export interface EnsureUserResult {
  */
 export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvider, role: BusRole, namespace: Namespace, options: { expiresAt?: number } = {}): Promise<EnsureUserResult> {
   const permissions = permissionsFor(role, namespace);
+  // The account's key first: a store that cannot sign users gets nothing written to it.
+  const { pair: account } = await rootNkey(store, 'nats-account');
+  try {
+    return await issueUser(store, provider, role, permissions, account, options.expiresAt);
+  } finally {
+    account.clear();
+  }
+}
+
+async function issueUser(store: FileKeyStore, provider: CryptoProvider, role: BusRole, permissions: BusPermissions, account: KeyPair, expiresAt: number | undefined): Promise<EnsureUserResult> {
   const keyRef = { principal: ownerOf(role), kind: 'nats-user' as const, version: VERSION };
   let created = false;
   if (!(await store.has(keyRef))) {
@@ -70,9 +80,8 @@ export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvid
   }
   const { secretKey } = await store.get(keyRef);
   const user = nkeyPair('nats-user', secretKey);
-  const { pair: account } = await rootNkey(store, 'nats-account');
   try {
-    const fresh = await issueUserJwt(nameOf(role), user, account, permissions, options.expiresAt);
+    const fresh = await issueUserJwt(nameOf(role), user, account, permissions, expiresAt);
     if (fresh.length > MAX_USER_JWT_LENGTH) {
       throw new NatsAuthError('E_NATS_JWT', `NATS user JWT of ${nameOf(role)} would be ${fresh.length} bytes, over ${MAX_USER_JWT_LENGTH}: the server's max_control_line would refuse its CONNECT`, { principal: nameOf(role) });
     }
@@ -88,7 +97,6 @@ export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvid
   } finally {
     secretKey.fill(0);
     user.clear();
-    account.clear();
   }
 }
 

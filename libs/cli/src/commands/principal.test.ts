@@ -60,6 +60,14 @@ describe('bulwark principal add', () => {
     expect(r.stdout).toMatch(/^analyst\.j_doe \(administrator\): identity created/);
   });
 
+  it("exports one principal's own keys to a directory of their own", async () => {
+    const out = join(dir, 'policy-keys');
+    const r = await bulwark(['principal', 'export', 'svc.policy', '--out', out, '--json']);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { files: string[] }).files).toEqual(['svc.policy.ed25519.v1.json', 'svc.policy.nats-user.v1.json', 'svc.policy.nats-user.v1.jwt', 'svc.policy.x25519.v1.json', 'root.pub']);
+    expect(statSync(out).mode & 0o777).toBe(0o700);
+  });
+
   it('refuses services, agent administrators and malformed ids with exit 2', async () => {
     const svc = await add('svc.policy');
     expect(svc).toMatchObject({ code: 2, stderr: 'bulwark: bulwark principal add svc.policy: services are enrolled by bulwark init\n' });
