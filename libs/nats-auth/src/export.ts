@@ -6,7 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { FileKeyStore, requirePrincipalId, ROOT_PIN_FILE } from '@bulwark/keystore';
+import { requirePrincipalId, ROOT_PIN_FILE, type FileKeyStore } from '@bulwark/keystore';
 import { NatsAuthError } from './errors.js';
 import { writePrivateFile } from './jwt-file.js';
 
