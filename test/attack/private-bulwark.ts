@@ -12,13 +12,13 @@ import { run } from '@bulwark/cli';
 import type { CommandIO } from '@bulwark/cli';
 import { createNodeCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { FileKeyStore, SoftwareKek } from '@bulwark/keystore';
-import type { Namespace } from '@bulwark/bus';
+import { ROOT_NAMESPACE, type Namespace } from '@bulwark/bus';
 
 export interface PrivateBulwark {
   readonly home: string;
   readonly keysDir: string;
   readonly url: string;
-  /** The `--namespace` name init was given, and the bus namespace it stands for. */
+  /** The `--namespace` name init was given (`''`: none), and the bus namespace it stands for. */
   readonly namespaceName: string;
   readonly namespace: Namespace;
   readonly provider: CryptoProvider;
@@ -26,6 +26,8 @@ export interface PrivateBulwark {
   /** The nats-server configuration init wrote (the server runs with exactly this file). */
   readonly configFile: string;
   readonly rootPublicKey: Uint8Array;
+  /** The environment the key store opens with (`SYMBIONT_KEK`). */
+  readonly env: Readonly<Record<string, string>>;
   /** `bulwark <argv>` in-process in the home, with its KEK. */
   bulwark(argv: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Enrols a fresh agent (`bulwark principal add agent.<uuid>`); its id. */
@@ -60,13 +62,15 @@ async function listening(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-export async function startPrivateBulwark(): Promise<PrivateBulwark> {
+/** `namespace: false` initialises the root namespace (as a deployment would; the service mains have no namespace setting). */
+export async function startPrivateBulwark(options: { namespace?: boolean } = {}): Promise<PrivateBulwark> {
   const home = mkdtempSync(join(tmpdir(), 'bulwark-attack-'));
   const kekBytes = randomBytes(32);
   const env = { SYMBIONT_KEK: kekBytes.toString('base64') };
   const port = await freePort();
   const url = `nats://127.0.0.1:${port}`;
-  const namespaceName = `T${randomBytes(5).toString('hex')}`;
+  const namespaceName = options.namespace === false ? '' : `T${randomBytes(5).toString('hex')}`;
+  const nsArgs = namespaceName === '' ? [] : ['--namespace', namespaceName];
   const bulwark = async (argv: readonly string[]) => {
     let stdout = '';
     let stderr = '';
@@ -74,7 +78,7 @@ export async function startPrivateBulwark(): Promise<PrivateBulwark> {
     const code = await run([...argv], io);
     return { code, stdout, stderr };
   };
-  const initArgs = ['init', '--namespace', namespaceName, '--nats', url, '--json'];
+  const initArgs = ['init', ...nsArgs, '--nats', url, '--json'];
   const first = await bulwark(initArgs);
   // No server yet: the keys, users and configuration are made, the publication waits.
   if (first.code !== 1) throw new Error(`first bulwark init: exit ${first.code}: ${first.stderr}`);
@@ -106,15 +110,16 @@ export async function startPrivateBulwark(): Promise<PrivateBulwark> {
     keysDir: store.dir,
     url,
     namespaceName,
-    namespace: { streamPrefix: `${namespaceName}_`, subjectPrefix: `${namespaceName}.` },
+    namespace: namespaceName === '' ? ROOT_NAMESPACE : { streamPrefix: `${namespaceName}_`, subjectPrefix: `${namespaceName}.` },
     provider,
     store,
     configFile: report.nats.configFile,
     rootPublicKey: new Uint8Array(Buffer.from(report.root.publicKeyBase64, 'base64')),
+    env,
     bulwark,
     async addAgent() {
       const id = `agent.${randomUUID()}`;
-      const r = await bulwark(['principal', 'add', id, '--namespace', namespaceName, '--nats', url, '--json']);
+      const r = await bulwark(['principal', 'add', id, ...nsArgs, '--nats', url, '--json']);
       if (r.code !== 0) throw new Error(`bulwark principal add ${id}: exit ${r.code}: ${r.stdout} ${r.stderr}`);
       return id;
     },

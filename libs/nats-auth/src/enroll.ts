@@ -67,8 +67,9 @@ export async function enrollPrincipal(options: EnrollOptions): Promise<Enrolment
   }
   const root = await loadRootKey(options.store);
   const { identity, created } = await ensureIdentity(options.store, options.provider, options.id);
-  const user = await ensureNatsUser(options.store, options.provider, { kind: 'principal', id: options.id, admin: options.admin === true }, options.namespace);
   const entry = directoryEntryFor(identity, options.validityDays);
+  // The NATS user lapses with the directory entry: one validity for both layers.
+  const user = await ensureNatsUser(options.store, options.provider, { kind: 'principal', id: options.id, admin: options.admin === true }, options.namespace, { expiresAt: entry.notAfter });
   const signed = signDirectoryEntry(options.provider, root.keyPair.secretKey, entry);
   root.keyPair.secretKey.fill(0);
   const published = options.bus === undefined ? null : (await publishDirectoryEntry(options.bus, signed)).outcome;

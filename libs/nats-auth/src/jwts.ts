@@ -40,7 +40,9 @@ export function issueAccountJwt(name: string, account: KeyPair, operator: KeyPai
   return encodeAccount(name, account, { limits: { ...base, ...js } }, { signer: operator });
 }
 
-export function issueUserJwt(name: string, user: KeyPair, account: KeyPair, permissions: BusPermissions): Promise<string> {
+/** `expiresAt` (ms since the epoch): the JWT's `exp`, after which the server refuses and drops the connection. */
+export function issueUserJwt(name: string, user: KeyPair, account: KeyPair, permissions: BusPermissions, expiresAt?: number): Promise<string> {
+  const opts = expiresAt === undefined ? {} : { exp: Math.floor(expiresAt / 1000) };
   return encodeUser(name, user, account, {
     pub: { allow: [...permissions.publish] },
     sub: { allow: [...permissions.subscribe] },
@@ -48,7 +50,7 @@ export function issueUserJwt(name: string, user: KeyPair, account: KeyPair, perm
     subs: -1,
     data: -1,
     payload: -1,
-  });
+  }, opts);
 }
 
 /** The verified claims (the signature checks against the issuer in the JWT); `E_NATS_JWT` otherwise. */

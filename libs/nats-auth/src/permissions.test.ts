@@ -44,6 +44,14 @@ describe('permissionsFor (DESIGN §3a)', () => {
     expect(allowed((p) => mayPublish(p, '$JS.API.CONSUMER.DELETE.T_ab_BULWARK_EVENTS.audit-ledger'))).toEqual(['operator']);
   });
 
+  it('lets services, and no one else, raise security violations and alerts', () => {
+    const services = Object.values(ServicePrincipals);
+    expect(allowed((p) => mayPublish(p, 't.ab.bulwark.evt.security.violation'))).toEqual(services);
+    expect(allowed((p) => mayPublish(p, 't.ab.bulwark.evt.alert.raised'))).toEqual(services);
+    // The policy service reads the ledger's ack floor (strict mode), and may not pull from it.
+    expect(allowed((p) => mayPublish(p, '$JS.API.CONSUMER.INFO.T_ab_BULWARK_EVENTS.audit-ledger'))).toEqual(['svc.policy', 'svc.audit-ledger', 'operator']);
+  });
+
   it("gives the ledger's durable to the ledger alone, with its one filter", () => {
     for (const s of ['$JS.API.CONSUMER.MSG.NEXT.T_ab_BULWARK_EVENTS.audit-ledger', '$JS.ACK.T_ab_BULWARK_EVENTS.audit-ledger.1.2.3.4.0', '$JS.API.CONSUMER.CREATE.T_ab_BULWARK_EVENTS.audit-ledger.t.ab.bulwark.evt.>']) {
       expect(allowed((p) => mayPublish(p, s))).toEqual(['svc.audit-ledger', 'operator']);

@@ -76,6 +76,9 @@ export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly CommandSubject
   incident: [Commands.policy.evaluate, Commands.audit.query, Commands.audit.checkpoint, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke],
 };
 
+/** Event subjects (`bulwark.evt.<root>.>`) every service may publish besides its own: raised for anyone. */
+export const SERVICE_EVENT_ROOTS: readonly string[] = ['security', 'auth', 'alert'];
+
 /** A durable consumer a principal owns: `durable` `*` for per-instance names (the filter still binds it). */
 interface DurableGrant {
   readonly stream: StreamKey;
@@ -180,10 +183,13 @@ export function permissionsFor(role: BusRole, namespace: Namespace): BusPermissi
         throw new NatsAuthError('E_NATS_PRINCIPAL', `NATS permissions: ${role.id} is not one of the services (${Object.values(ServicePrincipals).join(', ')})`, { principal: role.id });
       }
       if (role.admin === true) throw new NatsAuthError('E_NATS_PRINCIPAL', `NATS permissions: a service (${role.id}) cannot be an administrator`, { principal: role.id });
-      // Its own events, the bus's rejection reports, readiness of the bus streams.
-      publish.push(`${ns}bulwark.evt.${service}.>`, rejected);
+      // Its own events, the bus's rejection reports, and the events any service may raise
+      // (CONTRACTS §2: security.violation, auth.failed, alert.raised); readiness of the bus streams.
+      publish.push(`${ns}bulwark.evt.${service}.>`, rejected, ...SERVICE_EVENT_ROOTS.map((root) => `${ns}bulwark.evt.${root}.>`));
       for (const key of Object.keys(StreamNames) as StreamKey[]) publish.push(`$JS.API.STREAM.INFO.${stream(key)}`);
       if (service === 'audit') publish.push(`${ns}bulwark.ledger.>`);
+      // Strict mode reads where the ledger has committed to (its durable's ack floor): info only.
+      if (service === 'policy') publish.push(`$JS.API.CONSUMER.INFO.${stream('events')}.${LEDGER_DURABLE_NAME}`);
       if (service === 'incident') publish.push(`${ns}bulwark.incident.*.>`);
       if (service === 'keys') publish.push(`$KV.${bucket}.>`);
       for (const c of SERVICE_CALLS[service]) cmd(c);

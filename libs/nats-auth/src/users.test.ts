@@ -7,13 +7,14 @@ import { decode } from '@nats-io/jwt';
 import { ROOT_NAMESPACE, uniqueNamespace } from '@bulwark/bus';
 import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { isBulwarkError } from '@bulwark/errors';
-import { FileKeyStore, SoftwareKek, ensureRootKey } from '@bulwark/keystore';
+import { FileKeyStore, SoftwareKek, ensureRootKey, loadIdentity, writeRootPin } from '@bulwark/keystore';
 import { ensureNatsAuthority, loadNatsAuthority } from './authority.js';
 import { enrollPrincipal } from './enroll.js';
+import { exportPrincipalKeys } from './export.js';
 import { publicNkey } from './nkey.js';
 import { OPERATOR_USER } from './permissions.js';
 import { natsServerConfig, writeNatsServerConfig } from './server-config.js';
-import { busCredentialsFor, ensureNatsUser, formatCreds, loadNatsCredentials, writeCredsFile } from './users.js';
+import { busCredentialsFor, ensureNatsUser, formatCreds, loadNatsCredentials, readCredsFile, writeCredsFile } from './users.js';
 
 const provider = createNodeCryptoProvider();
 const kek = new SoftwareKek(provider, new Uint8Array(32).fill(7), 'SYMBIONT_KEK');
@@ -113,6 +114,18 @@ describe('NATS users', () => {
     expect(auth).toMatchObject({ jwt: credentials.jwt, nkey: credentials.publicKey });
     expect(formatCreds(credentials)).toContain(new TextDecoder().decode(credentials.seed));
   });
+
+  it('reads a .creds file back with its principal’s inbox prefix, and refuses a seed that is not the JWT’s', async () => {
+    const agent = (await ensureNatsUser(store, provider, { kind: 'principal', id: AGENT }, ROOT_NAMESPACE)).credentials;
+    const path = join(dir, 'agent.creds');
+    await writeCredsFile(path, agent);
+    expect(await readCredsFile(path)).toEqual(agent);
+    const other = (await ensureNatsUser(store, provider, { kind: 'principal', id: 'svc.policy' }, ROOT_NAMESPACE)).credentials;
+    writeFileSync(path, formatCreds({ ...agent, seed: other.seed }), { mode: 0o600 });
+    expect(await codeOf(readCredsFile(path))).toBe('E_NATS_CREDS');
+    writeFileSync(path, 'not creds', { mode: 0o600 });
+    expect(await codeOf(readCredsFile(path))).toBe('E_NATS_CREDS');
+  });
 });
 
 describe('enrolment', () => {
@@ -122,11 +135,42 @@ describe('enrolment', () => {
     const first = await enrollPrincipal({ store, provider, id: AGENT, namespace: ROOT_NAMESPACE, validityDays: 90 });
     expect(first).toMatchObject({ createdKeys: ['ed25519', 'x25519'], natsUserCreated: true, natsJwtIssued: true, published: null });
     expect(first.entry).toMatchObject({ id: AGENT, keyVersion: 1, revoked: false });
+    // The NATS user lapses with the directory entry.
+    expect(decode(first.credentials.jwt).exp).toBe(Math.floor(first.entry.notAfter / 1000));
     const again = await enrollPrincipal({ store, provider, id: AGENT, namespace: ROOT_NAMESPACE, validityDays: 90 });
     expect(again).toMatchObject({ createdKeys: [], natsUserCreated: false, natsJwtIssued: false });
     expect(again.signed).toEqual(first.signed);
     expect(await codeOf(enrollPrincipal({ store, provider, id: AGENT, admin: true, namespace: ROOT_NAMESPACE, validityDays: 90 }))).toBe('E_NATS_PRINCIPAL');
     expect(await codeOf(enrollPrincipal({ store, provider, id: 'agent.bad', namespace: ROOT_NAMESPACE, validityDays: 90 }))).toBe('E_PRINCIPAL_ID');
+  });
+});
+
+describe('a principal’s own key directory', () => {
+  it('holds its identity and NATS user and nothing that could sign for others', async () => {
+    const { root } = await ensureRootKey(store, provider);
+    await writeRootPin(store.dir, root.keyPair.publicKey);
+    await ensureNatsAuthority(store, provider);
+    for (const id of ['svc.policy', AGENT]) await enrollPrincipal({ store, provider, id, namespace: ROOT_NAMESPACE, validityDays: 90 });
+    const own = join(dir, 'policy-keys');
+    expect(await exportPrincipalKeys(store, 'svc.policy', own)).toEqual([
+      'svc.policy.ed25519.v1.json',
+      'svc.policy.nats-user.v1.json',
+      'svc.policy.nats-user.v1.jwt',
+      'svc.policy.x25519.v1.json',
+      'root.pub',
+    ]);
+    expect(statSync(own).mode & 0o777).toBe(0o700);
+    const mine = await FileKeyStore.open({ dir: own, wrapper: kek, provider });
+    expect((await mine.list()).map((k) => `${k.principal} ${k.kind}`)).toEqual(['svc.policy ed25519', 'svc.policy nats-user', 'svc.policy x25519']);
+    expect((await loadIdentity(mine, 'svc.policy')).id).toBe('svc.policy');
+    expect(await loadNatsCredentials(mine, { kind: 'principal', id: 'svc.policy' })).toEqual(await loadNatsCredentials(store, { kind: 'principal', id: 'svc.policy' }));
+    // No account key there: it cannot issue a user, its own or anyone's.
+    expect(await codeOf(ensureNatsUser(mine, provider, { kind: 'principal', id: AGENT }, ROOT_NAMESPACE))).toBe('E_NATS_CREDS');
+    expect(await mine.list(AGENT)).toEqual([]);
+    // Never into the key directory itself, nor beside another principal's keys.
+    expect(await codeOf(exportPrincipalKeys(store, 'svc.policy', store.dir))).toBe('E_NATS_EXPORT');
+    expect(await codeOf(exportPrincipalKeys(store, AGENT, own))).toBe('E_NATS_EXPORT');
+    expect(await codeOf(exportPrincipalKeys(store, 'svc.schemapin', join(dir, 'none')))).toBe('E_NATS_EXPORT');
   });
 });
 

@@ -4,9 +4,10 @@
  * that lists exactly the subjects of `permissionsFor`. The operator's own user is owned by
  * `root`.
  */
-import { chmod } from 'node:fs/promises';
+import { chmod, readFile } from 'node:fs/promises';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { generateKey, ROOT_KEY_OWNER, type FileKeyStore } from '@bulwark/keystore';
+import { generateKey, parsePrincipalId, ROOT_KEY_OWNER, type FileKeyStore } from '@bulwark/keystore';
+import { fromSeed, type KeyPair } from '@nats-io/nkeys';
 import type { Namespace } from '@bulwark/bus';
 import { rootNkey } from './authority.js';
 import { NatsAuthError } from './errors.js';
@@ -14,7 +15,7 @@ import { readJwt, writeJwt, writePrivateFile, type JwtRef } from './jwt-file.js'
 import { issueUserJwt, sameClaims, verifyJwt } from './jwts.js';
 import { encodeNkeySeed, nkeyPair, publicNkey } from './nkey.js';
 import { MAX_USER_JWT_LENGTH } from './server-config.js';
-import { inboxPrefixFor, OPERATOR_USER_NAME, permissionsFor, type BusRole } from './permissions.js';
+import { inboxPrefixFor, OPERATOR_USER_NAME, permissionsFor, type BusPermissions, type BusRole } from './permissions.js';
 
 /** What a connection needs: `connectBus({ credentials: { jwt, seed }, inboxPrefix })`. */
 export interface NatsCredentials {
@@ -53,11 +54,22 @@ export interface EnsureUserResult {
 
 /**
  * The user of `role` in `namespace`, created once (the nkey is never replaced); its JWT is
- * re-issued when the permissions it would carry changed. Needs the account's signing key
- * (in the same store, as `bulwark init` leaves it).
+ * re-issued when the permissions (or expiry) it would carry changed. `expiresAt` (ms) makes
+ * the JWT expire (`enrollPrincipal` passes the directory entry's `notAfter`: the two lapse
+ * together). Needs the account's signing key (in the same store, as `bulwark init` leaves it).
  */
-export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvider, role: BusRole, namespace: Namespace): Promise<EnsureUserResult> {
+export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvider, role: BusRole, namespace: Namespace, options: { expiresAt?: number } = {}): Promise<EnsureUserResult> {
   const permissions = permissionsFor(role, namespace);
+  // The account's key first: a store that cannot sign users gets nothing written to it.
+  const { pair: account } = await rootNkey(store, 'nats-account');
+  try {
+    return await issueUser(store, provider, role, permissions, account, options.expiresAt);
+  } finally {
+    account.clear();
+  }
+}
+
+async function issueUser(store: FileKeyStore, provider: CryptoProvider, role: BusRole, permissions: BusPermissions, account: KeyPair, expiresAt: number | undefined): Promise<EnsureUserResult> {
   const keyRef = { principal: ownerOf(role), kind: 'nats-user' as const, version: VERSION };
   let created = false;
   if (!(await store.has(keyRef))) {
@@ -68,9 +80,8 @@ export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvid
   }
   const { secretKey } = await store.get(keyRef);
   const user = nkeyPair('nats-user', secretKey);
-  const { pair: account } = await rootNkey(store, 'nats-account');
   try {
-    const fresh = await issueUserJwt(nameOf(role), user, account, permissions);
+    const fresh = await issueUserJwt(nameOf(role), user, account, permissions, expiresAt);
     if (fresh.length > MAX_USER_JWT_LENGTH) {
       throw new NatsAuthError('E_NATS_JWT', `NATS user JWT of ${nameOf(role)} would be ${fresh.length} bytes, over ${MAX_USER_JWT_LENGTH}: the server's max_control_line would refuse its CONNECT`, { principal: nameOf(role) });
     }
@@ -86,7 +97,6 @@ export async function ensureNatsUser(store: FileKeyStore, provider: CryptoProvid
   } finally {
     secretKey.fill(0);
     user.clear();
-    account.clear();
   }
 }
 
@@ -148,4 +158,38 @@ export async function busCredentialsFor(store: FileKeyStore, principal: string |
   const role: BusRole = typeof principal === 'string' ? { kind: 'principal', id: principal } : principal;
   const found = await loadNatsCredentials(store, role);
   return found === undefined ? {} : { credentials: { jwt: found.jwt, seed: found.seed }, inboxPrefix: found.inboxPrefix };
+}
+
+const CREDS_BLOCK = /-----BEGIN NATS USER JWT-----\s*([A-Za-z0-9_.-]+)\s*------END NATS USER JWT------[\s\S]*?-----BEGIN USER NKEY SEED-----\s*(SU[A-Z2-7]+)\s*------END USER NKEY SEED------/;
+
+/**
+ * The credentials in a `.creds` file (an agent running away from the key store, a tool), with
+ * the inbox prefix of the principal its JWT names. The JWT must verify and be a user JWT of a
+ * principal the table knows, and the seed must be that user's key (`E_NATS_CREDS` otherwise).
+ */
+export async function readCredsFile(path: string): Promise<NatsCredentials> {
+  const fail = (why: string, cause?: unknown): NatsAuthError => new NatsAuthError('E_NATS_CREDS', `credentials file ${path}: ${why}`, { path }, cause === undefined ? undefined : { cause });
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw fail(`cannot read it (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, cause);
+  }
+  const match = CREDS_BLOCK.exec(text);
+  if (match === null) throw fail('not a NATS .creds file (a user JWT block and a user nkey seed block)');
+  const jwt = match[1]!;
+  const seed = new TextEncoder().encode(match[2]!);
+  const claims = verifyJwt(jwt, `credentials file ${path}`);
+  let publicKey: string;
+  try {
+    const pair = fromSeed(seed.slice()); // clear() wipes the bytes it was given
+    publicKey = pair.getPublicKey();
+    pair.clear();
+  } catch (cause) {
+    throw fail('the nkey seed is malformed', cause);
+  }
+  if (claims.sub !== publicKey || claims.nats['type'] !== 'user') throw fail("the seed is not the JWT's user key");
+  const role: BusRole = claims.name === OPERATOR_USER_NAME ? { kind: 'operator' } : { kind: 'principal', id: claims.name };
+  if (role.kind === 'principal' && parsePrincipalId(role.id) === undefined) throw fail(`the JWT names ${JSON.stringify(claims.name)}, not a principal`);
+  return { name: claims.name, jwt, seed, publicKey, inboxPrefix: inboxPrefixFor(role) };
 }

@@ -204,6 +204,24 @@ describe('bulwark init', () => {
     expect(bad.stderr).toBe('bulwark: --namespace "a.b": use 1-40 letters, digits, _ and -\n');
   });
 
+  it('writes the nats-server configuration for --nats-listen and --nats-monitor-port, and refuses bad ones with exit 2', async () => {
+    const { code, stdout } = await bulwark(init('--nats-listen', '0.0.0.0:4999', '--nats-monitor-port', '8999', '--nats-config-dir', 'nats-conf', '--json'));
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as { nats: { configFile: string; listen: string } };
+    expect(report.nats).toMatchObject({ configFile: join(dir, 'nats-conf', 'nats-server.conf'), listen: '0.0.0.0:4999' });
+    const text = readFileSync(report.nats.configFile, 'utf8');
+    expect(text).toMatch(/^host: "0\.0\.0\.0"$/m);
+    expect(text).toMatch(/^port: 4999$/m);
+    expect(text).toMatch(/^http_port: 8999$/m);
+    expect(text).toContain(`store_dir: "${join(dir, 'nats-conf')}"`);
+    // Checked before anything is made.
+    rmSync(join(dir, '.bulwark'), { recursive: true, force: true });
+    expect((await bulwark(init('--nats-listen', 'a b:1'))).code).toBe(2);
+    expect((await bulwark(init('--nats-monitor-port', '70000'))).code).toBe(2);
+    expect((await bulwark(init('--admin', 'svc.policy'))).code).toBe(2);
+    expect(existsSync(join(dir, '.bulwark'))).toBe(false);
+  });
+
   it('warns when the configured pin is another key', async () => {
     const { code, stderr } = await bulwark(init(), { SYMBIONT_KEK: kek, SYMBIONT_ROOT_PUBLIC_KEY: '00'.repeat(32) });
     expect(code).toBe(0);

@@ -43,6 +43,7 @@ export interface InitOptions {
   readonly natsConfigDir?: string;
   readonly natsListen?: string;
   readonly natsStoreDir?: string;
+  readonly natsMonitorPort?: string;
 }
 
 /** The first administrator `bulwark init` enrols (an analyst; add it to `policy.admins`). */
@@ -109,6 +110,12 @@ export function listenAddress(listen: string | undefined, url: string): { host: 
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+function monitorPort(text: string): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(port >= 1 && port <= 65535)) throw new InputError('E_USAGE', `--nats-monitor-port ${JSON.stringify(text)}: not a port (1-65535)`, { port: text });
+  return port;
+}
+
 interface NatsReport {
   readonly configFile: string;
   readonly listen: string;
@@ -122,6 +129,12 @@ interface NatsReport {
 export async function init(io: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
   const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
+  // Every option is checked before anything is created.
+  const url = options.nats ?? config.nats.url;
+  const listen = listenAddress(options.natsListen, url);
+  const monitor = options.natsMonitorPort === undefined ? undefined : monitorPort(options.natsMonitorPort);
+  const adminId = requirePrincipalId(options.admin ?? DEFAULT_ADMIN, '--admin').id;
+  if (!adminId.startsWith('analyst.')) throw new InputError('E_USAGE', `--admin ${adminId}: the administrator must be an analyst (analyst.<name>)`, { admin: adminId });
   const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
   // The KEK first: without one nothing is created, not even the directory.
   const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
@@ -133,8 +146,6 @@ export async function init(io: CommandIO, options: InitOptions, setExitCode: (co
   root.keyPair.secretKey.fill(0);
   // The NATS authority first (DESIGN §3a): every user below is signed by its account.
   const authority = await ensureNatsAuthority(store, provider);
-  const adminId = requirePrincipalId(options.admin ?? DEFAULT_ADMIN, '--admin').id;
-  if (!adminId.startsWith('analyst.')) throw new InputError('E_USAGE', `--admin ${adminId}: the administrator must be an analyst (analyst.<name>)`, { admin: adminId });
   const reports: PrincipalReport[] = [];
   const signed: SignedDirectoryEntry[] = [];
   const users: { name: string; created: boolean; issued: boolean }[] = [];
@@ -162,14 +173,13 @@ export async function init(io: CommandIO, options: InitOptions, setExitCode: (co
   const ledgerKey = await writeLedgerVerifierKey(io, provider, store.dir, reports);
   const alreadyInitialised = !rootCreated && authority.created.length === 0 && reports.every((r) => r.created.length === 0) && users.every((u) => !u.created);
 
-  const url = options.nats ?? config.nats.url;
-  const listen = listenAddress(options.natsListen, url);
   const natsDir = resolve(io.cwd, options.natsConfigDir ?? join(store.dir, 'nats'));
   const configFile = await writeNatsServerConfig(natsDir, authority.authority, {
     host: listen.host,
     port: listen.port,
     // nats-server keeps its data in <store_dir>/jetstream.
     storeDir: resolve(io.cwd, options.natsStoreDir ?? natsDir),
+    ...(monitor === undefined ? {} : { monitorPort: monitor }),
   });
   const nats: NatsReport = {
     configFile,
@@ -295,7 +305,7 @@ function humanReport(r: {
 
 /**
  * `bulwark init [--dir PATH] [--nats URL] [--namespace NS] [--json] [--file PATH] [--admin ID]
- * [--nats-config-dir PATH] [--nats-listen HOST:PORT] [--nats-store-dir PATH]`.
+ * [--nats-config-dir PATH] [--nats-listen HOST:PORT] [--nats-store-dir PATH] [--nats-monitor-port PORT]`.
  */
 export const registerInitCommand: RegisterCommand = (program, io, setExitCode) => {
   program
@@ -309,6 +319,7 @@ export const registerInitCommand: RegisterCommand = (program, io, setExitCode) =
     .option('--admin <principal>', `the first administrator to enrol (default ${DEFAULT_ADMIN})`)
     .option('--nats-config-dir <path>', 'where to write nats-server.conf (default: <key dir>/nats)')
     .option('--nats-listen <host:port>', 'the address nats-server.conf listens on (default: the host and port of the NATS URL)')
+    .option('--nats-monitor-port <port>', "nats-server's monitoring HTTP port (/healthz, /varz) in nats-server.conf (default: off)")
     .option('--nats-store-dir <path>', "JetStream's store directory in nats-server.conf (default: the nats config dir; the data goes to <dir>/jetstream)")
     .action((options: InitOptions) => init(io, options, setExitCode));
 };

@@ -4,7 +4,7 @@ import { loadConfig, redactUrl } from '@bulwark/config';
 import { createCryptoProvider, toBase64 } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, requirePrincipalId } from '@bulwark/keystore';
-import { busCredentialsFor, enrollPrincipal, OPERATOR_USER, writeCredsFile, type Enrolment } from '@bulwark/nats-auth';
+import { busCredentialsFor, enrollPrincipal, exportPrincipalKeys, OPERATOR_USER, writeCredsFile, type Enrolment } from '@bulwark/nats-auth';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { namespaceFromName } from './init.js';
 
@@ -83,9 +83,33 @@ async function add(io: CommandIO, id: string, options: AddOptions, setExitCode: 
   if (error !== undefined) setExitCode(ExitCode.failure);
 }
 
+interface ExportOptions {
+  readonly out: string;
+  readonly dir?: string;
+  readonly json?: boolean;
+  readonly file?: string;
+}
+
+/**
+ * `bulwark principal export <id> --out DIR`: a key directory of the principal's own files
+ * (identity, NATS user, root.pub), still under the KEK, to run a service from: without the
+ * root and account keys a compromised service cannot sign entries or mint NATS users.
+ */
+async function exportKeys(io: CommandIO, id: string, options: ExportOptions): Promise<void> {
+  requirePrincipalId(id, 'bulwark principal export');
+  const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
+  const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
+  const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
+  const store = await FileKeyStore.open({ dir: resolve(io.cwd, options.dir ?? config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: kek, provider });
+  const out = resolve(io.cwd, options.out);
+  const files = await exportPrincipalKeys(store, id, out);
+  if (options.json) io.stdout(`${JSON.stringify({ id, dir: out, files }, null, 2)}\n`);
+  else io.stdout(`${id}: ${files.length} files in ${out} (run it with SYMBIONT_KEY_DIR=${out} and the same KEK)\n`);
+}
+
 /** `bulwark principal add <id> [--admin] [--dir PATH] [--nats URL] [--namespace NS] [--creds-out PATH] [--json] [--file PATH]`. */
 export const registerPrincipalCommand: RegisterCommand = (program, io, setExitCode) => {
-  const principal = program.command('principal').description('enrol agents and analysts: identity keys, signed directory entry, NATS user');
+  const principal = program.command('principal').description('enrol agents and analysts (identity keys, signed directory entry, NATS user); export one principal\'s keys');
   principal
     .command('add <id>')
     .description('enrol agent.<uuid> or analyst.<name> (idempotent: keeps existing keys)')
@@ -97,4 +121,12 @@ export const registerPrincipalCommand: RegisterCommand = (program, io, setExitCo
     .option('--json', 'print what was done as JSON')
     .option('--file <path>', 'TOML file to read (default: $SYMBIONT_CONFIG, else ./bulwark.toml if present)')
     .action((id: string, options: AddOptions) => add(io, id, options, setExitCode));
+  principal
+    .command('export <id>')
+    .description("write a key directory of the principal's own keys and NATS user only (to run a service without the root and account keys)")
+    .requiredOption('--out <dir>', 'the directory to write (created 0700; must hold nobody else\'s keys)')
+    .option('--dir <path>', 'key directory (default: keys.dir, $SYMBIONT_KEY_DIR, else ./.bulwark/keys)')
+    .option('--json', 'print what was written as JSON')
+    .option('--file <path>', 'TOML file to read (default: $SYMBIONT_CONFIG, else ./bulwark.toml if present)')
+    .action((id: string, options: ExportOptions) => exportKeys(io, id, options));
 };
