@@ -207,6 +207,13 @@ describe('npm start', () => {
     expect(readFileSync(join(home, 'keys', 'root.pub'), 'utf8')).toBe(firstRoot);
     expect(status.ledger.size ?? 0).toBeGreaterThanOrEqual(firstSize);
 
+    // A crashed service is restarted with backoff, and up says so.
+    const crashed = readState().services.find((s) => s.name === 'policy')!.pid!;
+    process.kill(crashed, 'SIGKILL');
+    const restarted = await untilReady(running, Date.now(), 60_000).then(() => readState().services.find((s) => s.name === 'policy')!.pid);
+    expect(restarted).not.toBe(crashed);
+    expect(running.output()).toMatch(/bulwark up: policy exited \(signal SIGKILL: .*\); restarting in 0\.5 s \(restart 1\)/);
+
     const demo = await bulwark(['demo', '--dir', home]);
     expect(demo.code, demo.stdout + demo.stderr).toBe(0);
     await interrupt(running, pidsOf(readState()));
