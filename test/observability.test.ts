@@ -86,13 +86,13 @@ beforeAll(async () => {
   const endpoint = `http://127.0.0.1:${(receiver.server.address() as { port: number }).port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '200', OTEL_METRIC_EXPORT_INTERVAL: '1000' };
   for (const name of ['NATS_URL', 'DATABASE_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY']) delete env[name];
-  up = spawn(process.execPath, [CLI, 'up', '--dir', home], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  up = spawn(process.execPath, [CLI, 'up', '--dir', home, '--ready-timeout', '150'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   up.stdout!.on('data', (b: Buffer) => (upOutput += b.toString()));
   up.stderr!.on('data', (b: Buffer) => (upOutput += b.toString()));
-  await until('bulwark up ready', () => (upOutput.includes('Bulwark is up') ? true : undefined), 90_000);
+  await until('bulwark up ready', () => (upOutput.includes('Bulwark is up') ? true : undefined), 170_000);
   const h = homeAt(home);
   admin = await openSession({ env: homeEnvironment(h, {}), cwd: ROOT, principal: 'analyst.admin', name: 'otel-test' });
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   await admin?.close();

@@ -218,6 +218,6 @@ export const registerUpCommand: RegisterCommand = (program, io, setExitCode) => 
     .description('start Bulwark from a home directory: NATS (unless NATS_URL is set), bulwark init, every service as its own process; Ctrl-C stops everything')
     .option('--dir <home>', 'the home directory (default: $SYMBIONT_HOME, else ./.bulwark)')
     .option('--nats-port <port>', 'port of the nats-server it starts (default: a free one)')
-    .option('--ready-timeout <seconds>', 'how long the services may take to be ready', '60')
+    .option('--ready-timeout <seconds>', 'how long the services may take to be ready', '120')
     .action(async (options: UpOptions) => setExitCode(await up(io, options)));
 };
