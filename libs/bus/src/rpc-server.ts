@@ -105,10 +105,8 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const directPrefix = bus.subject(`${DIRECT_SUBJECT_ROOT}.${instanceId}.`);
 
   const observer = commandObserver(options.service);
-  const reject = (reason: string, sender: string | undefined, msg: Msg) => {
-    observer.rejected(reason);
+  const reject = (reason: string, sender: string | undefined, msg: Msg) =>
     options.rejections.report({ reason, sender, subject: outOfNamespace(bus.namespace, msg.subject) });
-  };
 
   const limiter = new HandshakeLimiter(options.handshakeLimits);
   const onHandshake = async (msg: Msg): Promise<void> => {

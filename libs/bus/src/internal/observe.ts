@@ -4,18 +4,17 @@ import { metrics, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
  * What a command server reports through OpenTelemetry's global API (a service's
  * `startServiceTelemetry` registers the providers; without them every call here is a no-op):
  * a SERVER span per request, child of the caller's span when a `traceparent` arrived, the
- * handler's latency by subject and outcome, and envelope rejections by reason.
+ * handler's latency by subject and outcome. (Envelope rejections are counted by the
+ * RejectionReporter every refused frame goes through: `bulwark.bus.rejected_frames`.)
  */
 export interface CommandObserver {
   handle<T>(subject: string, fn: () => Promise<T>): Promise<T>;
-  rejected(reason: string): void;
 }
 
 export function commandObserver(service: string): CommandObserver {
   // Instruments come from the meter provider registered when the server starts.
   const meter = metrics.getMeter('@bulwark/bus');
   const duration = meter.createHistogram('bulwark.rpc.server.duration', { description: 'command handling time, by subject and outcome', unit: 'ms' });
-  const rejections = meter.createCounter('bulwark.envelope.rejections', { description: 'frames refused before any handler saw them, by reason' });
   const tracer = trace.getTracer('@bulwark/bus');
   return {
     handle(subject, fn) {
@@ -33,9 +32,6 @@ export function commandObserver(service: string): CommandObserver {
           span.end();
         }
       });
-    },
-    rejected(reason) {
-      rejections.add(1, { service, reason });
     },
   };
 }
