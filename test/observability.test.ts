@@ -141,6 +141,22 @@ describe('observability of a running system', () => {
       15_000,
     );
     expect(serviceSpan.span.parentSpanId).toBe(spanId);
+    // An envelope rejection: a handshake from a principal the directory does not know is
+    // dropped (the caller's wait ends in a Deny) and counted by reason.
+    const ghost = createBulwarkClient({
+      bus: admin.bus,
+      sessions: { provider: admin.provider, self: { id: 'analyst.ghost', x25519: admin.provider.x25519.generateKeyPair() }, directory: admin.directory },
+    });
+    const refused = await ghost.policy.evaluate({ action: 'invoke', resource: 'x', context: {} }, { timeoutMs: 500 });
+    expect(refused.decision === 'Deny' && refused.failure).toBeTruthy();
+    await until(
+      'the rejection counter',
+      async () => {
+        const total = counter(await (await fetch(url)).text(), 'bulwark_bus_rejected_frames_total', {});
+        return total > 0 ? total : undefined;
+      },
+      10_000,
+    );
     await until('metrics over OTLP', () => (receiver.metricPosts > 0 ? true : undefined), 10_000);
     const ledgerMetrics = await (await fetch(metricsUrlOf('audit-ledger'))).text();
     expect(ledgerMetrics).toMatch(/^bulwark_ledger_size\{[^}]*\} \d+$/m);
