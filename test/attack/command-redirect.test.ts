@@ -26,7 +26,7 @@ const text = (s: string) => new TextEncoder().encode(s);
  */
 async function steal(attacker: NatsConnection, bus: Bus, instance: string, command: CommandSubject, send: () => Promise<unknown>): Promise<Msg> {
   let stolen: Msg | undefined;
-  const sub = attacker.subscribe(bus.subject(directSubject(instance, command)), { queue: instance, callback: (_e, m) => (stolen ??= m) });
+  const sub = attacker.subscribe(bus.subject(directSubject(instance, command)), { queue: instance, callback: (_e, m) => void (stolen ??= m) });
   await attacker.flush();
   try {
     for (let i = 0; i < 40 && stolen === undefined; i++) await send().catch(() => undefined);

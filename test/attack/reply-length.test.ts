@@ -39,8 +39,8 @@ describe('reply lengths on the wire', () => {
     sniffer = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222', name: 'sniffer' });
     const replySubjects: string[] = [];
     const replyLengths = new Map<string, number>();
-    sniffer.subscribe(h.bus.subject(`bulwark.direct.${service.instanceId}.>`), { callback: (_e, m) => m.reply !== undefined && replySubjects.push(m.reply) });
-    sniffer.subscribe('_INBOX.>', { callback: (_e, m) => replyLengths.set(m.subject, m.data.length) });
+    sniffer.subscribe(h.bus.subject(`bulwark.direct.${service.instanceId}.>`), { callback: (_e, m) => void (m.reply !== undefined && replySubjects.push(m.reply)) });
+    sniffer.subscribe('_INBOX.>', { callback: (_e, m) => void replyLengths.set(m.subject, m.data.length) });
     await sniffer.flush();
 
     const bus = await h.connect(AGENT);
