@@ -137,5 +137,8 @@ describe('handshake flood naming every directory principal', () => {
     // The forger shares the machine: under load it reaches less than the rate it asks for.
     expect(forged).toBeGreaterThan(SECONDS * FLOOD_RATE * 0.3);
     expect(ratio).toBeGreaterThanOrEqual(0.95);
+    // The cost bound: every forged init was refused at its admission tag, before any key work
+    // (none reached Noise IK, which would have refused it as E_UNKNOWN_SENDER).
+    expect(rejected).toEqual({ E_BUS_ADMISSION: forged });
   });
 });
