@@ -1,8 +1,10 @@
 // Attack: a handshake flood that names every principal of the directory (anyone can list it).
 // The forger's inits are well formed Noise IK messages made with its own static keys, so they
 // cost the responder key work if it does any before it knows who sent them; with them comes an
-// admission header of the right shape and random content. Meanwhile honest principals, the
-// administrator among them, open new sessions and make one request each. DESIGN §3a: a
+// admission header of the right shape and random content; a quarter of them name ids that are
+// not in the directory at all. Meanwhile honest principals, the administrator among them, open
+// new sessions and make one request each; some of them (QUIET) the forger never names, so the
+// responder has never derived their admission keys when they first call. DESIGN §3a: a
 // principal's handshake budget is charged only once its handshake authenticates, so the flood
 // must leave at least 95% of honest new sessions succeeding, on the service's default limits.
 //
@@ -21,18 +23,25 @@ const SECONDS = Number(process.env['BULWARK_ATTACK_FLOOD_SECONDS'] ?? (process.e
 const FLOOD_RATE = Number(process.env['BULWARK_ATTACK_FLOOD_RATE'] ?? 1500);
 /** Honest new sessions per second, spread over every principal (each far below its own budget). */
 const HONEST_RATE = 20;
+/** The flood runs alone first: long enough to spend a 1000-token budget refilled at 500/s. */
+const WARMUP_MS = Math.min(3000, SECONDS * 300);
 const provider = createCryptoProvider();
 const POLICY = ServicePrincipals.policy;
 const ADMIN = 'analyst.admin';
 const AGENTS = Array.from({ length: 18 }, (_, i) => `agent.h${i}`);
-const HONEST = [ADMIN, ...AGENTS];
+/** Named by the forger. */
+const NAMED = [ADMIN, ...AGENTS];
+/** Never named by the forger; their first handshakes come once the flood is running. */
+const QUIET = Array.from({ length: 6 }, (_, i) => `agent.q${i}`);
+const HONEST = [...NAMED, ...QUIET];
+const GHOSTS = Array.from({ length: 6 }, (_, i) => `agent.ghost${i}`);
 const text = (s: string) => new TextEncoder().encode(s);
 
 describe('handshake flood naming every directory principal', () => {
   const ns = uniqueNamespace('flood');
   const world = testWorld({ provider, ids: [POLICY, ...HONEST] });
   // The forger's own keys under the real ids: valid inits, wrong static keys.
-  const forgerKeys = new Map(HONEST.map((id) => [id, provider.x25519.generateKeyPair()]));
+  const forgerKeys = new Map([...NAMED, ...GHOSTS].map((id) => [id, provider.x25519.generateKeyPair()]));
   const serverRejections = new RejectionReporter({ reporter: POLICY, publish: async () => undefined });
   let serverBus: Bus;
   let clientBus: Bus;
@@ -59,12 +68,13 @@ describe('handshake flood naming every directory principal', () => {
     await Promise.all([serverBus?.close(), clientBus?.close()]);
   });
 
-  /** Forged inits for every principal, fresh enough for the skew window; renewed every 5 s. */
-  function forgedInits(): Uint8Array[] {
-    const frames: Uint8Array[] = [];
+  /** Forged inits naming every principal (and some ghosts), fresh enough for the skew window; renewed every 5 s. */
+  function forgedInits(): { frame: Uint8Array; ghost: boolean }[] {
+    const frames: { frame: Uint8Array; ghost: boolean }[] = [];
     for (let copy = 0; copy < 5; copy++) {
-      for (const id of HONEST) {
-        frames.push(initiateSession({ provider, self: { id, x25519: forgerKeys.get(id)! }, directory: world.directory, peerId: POLICY }).frame);
+      for (const id of [...NAMED, ...GHOSTS]) {
+        const frame = initiateSession({ provider, self: { id, x25519: forgerKeys.get(id)! }, directory: world.directory, peerId: POLICY }).frame;
+        frames.push({ frame, ghost: GHOSTS.includes(id) });
       }
     }
     return frames;
@@ -75,35 +85,46 @@ describe('handshake flood naming every directory principal', () => {
     let frames = forgedInits();
     let renewed = Date.now();
     let forged = 0;
+    let ghostInits = 0;
     const started = Date.now();
     const end = started + SECONDS * 1000;
-    // The forger: a batch every 10 ms, as fast as the rate asks (NATS publishes are buffered).
-    const perTick = Math.max(1, Math.round(FLOOD_RATE / 100));
-    const flood = setInterval(() => {
+    // The forger: every millisecond, as many inits as keep it at its rate (an even flow, not
+    // bursts that a budget refilled between them would absorb); NATS buffers the publishes.
+    let flooding = true;
+    const flood = () => {
+      if (!flooding) return;
       if (Date.now() - renewed > 5000) {
         frames = forgedInits();
         renewed = Date.now();
       }
-      for (let i = 0; i < perTick; i++) {
+      const due = Math.floor(((Date.now() - started) / 1000) * FLOOD_RATE);
+      while (forged < due) {
         const h = natsHeaders();
         h.set('Bulwark-Kind', 'handshake');
         h.set('Bulwark-Admission', Buffer.from(provider.randomBytes(16)).toString('base64url'));
-        forger.publish(subject, frames[forged % frames.length]!, { headers: h });
+        const next = frames[forged % frames.length]!;
+        forger.publish(subject, next.frame, { headers: h });
         forged++;
+        if (next.ghost) ghostInits++;
       }
-    }, 10);
+      setTimeout(flood, 1);
+    };
+    flood();
 
     // Honest principals: each attempt is a new client, so a new handshake, then one request.
     let attempts = 0;
     let succeeded = 0;
     const failures = new Map<string, number>();
+    /** Whether each QUIET principal's first session (the one that needs its key derived) succeeded. */
+    const quietFirst = new Map<string, boolean>();
     const honest: Promise<void>[] = [];
     try {
-      // Let the flood reach its rate first.
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, WARMUP_MS));
       while (Date.now() < end) {
         const id = HONEST[attempts % HONEST.length]!;
         attempts++;
+        const first = QUIET.includes(id) && !quietFirst.has(id);
+        if (first) quietFirst.set(id, false);
         const client = new CommandClient(clientBus, {
           sessions: { provider, self: world.identity(id), directory: world.directory },
           rejections: new RejectionReporter({ reporter: id, publish: async () => undefined }),
@@ -111,7 +132,9 @@ describe('handshake flood naming every directory principal', () => {
         honest.push(
           client.request(Commands.policy.evaluate, text('q'), { timeoutMs: 2000 }).then(
             (reply) => {
-              if (new TextDecoder().decode(reply) === `ok:${id}`) succeeded++;
+              if (new TextDecoder().decode(reply) !== `ok:${id}`) return;
+              succeeded++;
+              if (first) quietFirst.set(id, true);
             },
             (e: unknown) => {
               const code = (e as { code?: string }).code ?? 'unknown';
@@ -122,23 +145,29 @@ describe('handshake flood naming every directory principal', () => {
         await new Promise((r) => setTimeout(r, 1000 / HONEST_RATE));
       }
     } finally {
-      clearInterval(flood);
+      flooding = false;
     }
     await Promise.all(honest);
     const elapsed = (Date.now() - started) / 1000;
+    // The last forged inits may still be on their way to the server.
+    const counted = () => Object.values(serverRejections.metrics().rejectedByReason).reduce((a, b) => a + b, 0);
+    for (let i = 0; i < 100 && counted() < forged; i++) await new Promise((r) => setTimeout(r, 50));
     const ratio = succeeded / attempts;
     const rejected = serverRejections.metrics().rejectedByReason;
     console.log(
-      `handshake flood: ${SECONDS} s, ${forged} forged inits (${Math.round(forged / elapsed)}/s naming ${HONEST.length} principals); ` +
-        `honest new sessions ${succeeded}/${attempts} = ${(ratio * 100).toFixed(1)}%; honest failures ${JSON.stringify(Object.fromEntries(failures))}; ` +
+      `handshake flood: ${SECONDS} s, ${forged} forged inits (${Math.round(forged / elapsed)}/s naming ${NAMED.length} principals and ${GHOSTS.length} unknown ids); ` +
+        `honest new sessions ${succeeded}/${attempts} = ${(ratio * 100).toFixed(1)}%; first sessions of never-named principals ${[...quietFirst.values()].filter(Boolean).length}/${QUIET.length}; honest failures ${JSON.stringify(Object.fromEntries(failures))}; ` +
         `server rejections ${JSON.stringify(rejected)}`,
     );
-    expect(attempts).toBeGreaterThan(SECONDS * HONEST_RATE * 0.5);
+    expect(attempts).toBeGreaterThan(((SECONDS * 1000 - WARMUP_MS) / 1000) * HONEST_RATE * 0.5);
     // The forger shares the machine: under load it reaches less than the rate it asks for.
     expect(forged).toBeGreaterThan(SECONDS * FLOOD_RATE * 0.3);
     expect(ratio).toBeGreaterThanOrEqual(0.95);
-    // The cost bound: every forged init was refused at its admission tag, before any key work
-    // (none reached Noise IK, which would have refused it as E_UNKNOWN_SENDER).
-    expect(rejected).toEqual({ E_BUS_ADMISSION: forged });
+    // The flood must not keep a principal it never named from its first session either.
+    expect([...quietFirst.values()]).toEqual(QUIET.map(() => true));
+    // The cost bound: every forged init was refused before any key work, at its admission tag or
+    // for naming no directory entry; none reached Noise IK (which refuses a wrong static key as
+    // E_UNKNOWN_SENDER too, so the counts say it: one unknown-sender refusal per ghost init).
+    expect(rejected).toEqual({ E_BUS_ADMISSION: forged - ghostInits, E_UNKNOWN_SENDER: ghostInits });
   });
 });

@@ -13,10 +13,10 @@ export interface HandshakeLimits {
   readonly globalPerSecond?: number;
   readonly globalBurst?: number;
   /**
-   * The shared failure budget (default 500/s, burst 1000): every handshake that fails draws on
-   * it, whatever sender it names, and so does the only key work done before a handshake
-   * authenticates (deriving the admission key of a directory entry not seen yet, one X25519).
-   * It bounds unauthenticated work without touching any principal's own budget.
+   * The shared failure budget (default 500/s, burst 1000), whatever sender a handshake names:
+   * the key work done before a handshake authenticates (deriving a directory entry's admission
+   * key the first time, one X25519) draws on it, and so does a handshake that fails after its
+   * key work. It bounds unauthenticated key work without touching any principal's own budget.
    */
   readonly failuresPerSecond?: number;
   readonly failureBurst?: number;
@@ -28,7 +28,7 @@ export interface HandshakeLimits {
 /**
  * Handshake budgets (DESIGN §3a). A principal's own budget is charged only once its handshake
  * authenticated (the admission tag verified against its directory entry), so a forger naming
- * it cannot spend it; everything unauthenticated shares one failure budget.
+ * it cannot spend it; unauthenticated key work and failed handshakes share one failure budget.
  */
 export class HandshakeLimiter {
   readonly #global: TokenBucket;
@@ -63,8 +63,8 @@ export class HandshakeLimiter {
   }
 
   /**
-   * Draws one token of the shared failure budget: for a handshake that failed, and before key
-   * work done for a handshake not yet authenticated. False when the budget is spent.
+   * Draws one token of the shared failure budget: before key work for a handshake not yet
+   * authenticated, and for a handshake that failed after its key work. False when it is spent.
    */
   drawFailure(): boolean {
     return this.#failures.take();

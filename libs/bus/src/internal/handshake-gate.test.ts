@@ -72,16 +72,29 @@ describe('HandshakeGate', () => {
     expect(gate.admit(new Uint8Array(10), old.tag)).toMatchObject({ ok: false, reason: 'E_FRAME_SIZE' });
   });
 
-  it('pays the first key derivation for an entry from the shared failure budget, which failures also spend', () => {
+  it('pays only key work from the shared failure budget: a flood of refused inits cannot empty it', () => {
     const { gate, init } = setup({ failuresPerSecond: 0.001, failureBurst: 2 });
-    const forged = init('agent.a1');
-    // The first forged init makes the gate derive agent.a1's key: one token; its failure: the other.
-    expect(gate.admit(forged.frame, init('agent.b1').tag)).toMatchObject({ ok: false, reason: 'E_BUS_ADMISSION' });
-    // The budget is spent: agent.b1's key cannot be derived now...
+    // Forged inits naming agent.a1: the first makes the gate derive agent.a1's key (one token);
+    // the refusals themselves cost no key work and draw nothing, however many.
+    for (let i = 0; i < 200; i++) expect(gate.admit(init('agent.a1').frame, init('agent.b1').tag)).toMatchObject({ ok: false, reason: 'E_BUS_ADMISSION' });
+    for (let i = 0; i < 200; i++) expect(gate.admit(init('agent.a1').frame, undefined)).toMatchObject({ ok: false, reason: 'E_BUS_ADMISSION' });
+    // So agent.b1, never seen before, still gets its key derived (the other token) and is admitted...
     const b = init('agent.b1');
-    expect(gate.admit(b.frame, b.tag)).toMatchObject({ ok: false, reason: 'E_BUS_HANDSHAKE_RATE', sender: 'agent.b1' });
-    // ...but agent.a1, whose key is derived, is admitted without any: its budget is its own.
+    expect(gate.admit(b.frame, b.tag)).toEqual({ ok: true, sender: 'agent.b1' });
+    // ...and agent.a1, whose key is derived, needs no token: its budget is its own.
     const a = init('agent.a1');
     expect(gate.admit(a.frame, a.tag)).toEqual({ ok: true, sender: 'agent.a1' });
+    // With both tokens spent on key work, a third principal's first derivation waits for the budget.
+    const other = init('svc.other');
+    expect(gate.admit(other.frame, other.tag)).toMatchObject({ ok: false, reason: 'E_BUS_HANDSHAKE_RATE', sender: 'svc.other' });
+  });
+
+  it('charges a handshake that fails in Noise IK after admission to the shared failure budget', () => {
+    const { gate, init } = setup({ failuresPerSecond: 0.001, failureBurst: 2 });
+    const a = init('agent.a1');
+    expect(gate.admit(a.frame, a.tag).ok).toBe(true); // derivation: one token
+    gate.failed(); // the other
+    const b = init('agent.b1');
+    expect(gate.admit(b.frame, b.tag)).toMatchObject({ ok: false, reason: 'E_BUS_HANDSHAKE_RATE' });
   });
 });

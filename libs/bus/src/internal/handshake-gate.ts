@@ -5,13 +5,17 @@
  *   1. frame shape, mode (handshake init), timestamp within the window, recipient is us;
  *   2. the claimed sender has a valid directory entry;
  *   3. the admission tag (handshake-admission.ts) verifies against that entry's static key:
- *      the init comes from the principal it names. Deriving the entry's admission key the
- *      first time is one X25519: it draws on the shared failure budget;
+ *      the init comes from the principal it names;
  *   4. the session id was not admitted before (a captured init replayed within its window);
  *   5. only now is the principal charged: its own budget, then the global one.
  *
- * A handshake that fails any of these (or Noise IK afterwards) draws on the shared failure
- * budget, whoever it names; no principal's budget is touched by a handshake it did not make.
+ * The only key work before authentication is deriving an entry's admission key the first time
+ * (one X25519, then cached against the entry): it draws on the shared failure budget, as does a
+ * handshake admitted here that then fails in Noise IK (two X25519 spent). A handshake refused
+ * by the checks above cost a parse, a lookup and an HMAC, less than NATS spent delivering it,
+ * and draws nothing: so a flood of them cannot empty the shared budget either, and cannot stop
+ * a principal's first handshake from deriving its key. No principal's budget is touched by a
+ * handshake it did not make.
  */
 import { LRUCache } from 'lru-cache';
 import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_SKEW_MS, inspectFrame, Mode, type SessionResponderOptions } from '@bulwark/envelope';
@@ -46,19 +50,13 @@ export class HandshakeGate {
     this.#admitted = new LRUCache({ max: MAX_REMEMBERED_SESSIONS, ttl: this.#staleAfterMs + this.#skewMs + 1000, ttlAutopurge: false });
   }
 
-  /** Checks `frame` with its admission header value and charges whom it should. */
-  admit(frame: Uint8Array, tagHeader: string | undefined): GateVerdict {
-    const verdict = this.#check(frame, tagHeader);
-    if (!verdict.ok && verdict.reason !== RATE) this.failed();
-    return verdict;
-  }
-
-  /** A handshake admitted here then failed in Noise IK: it draws on the shared failure budget. */
+  /** A handshake admitted here then failed in Noise IK (its key work is spent): it draws on the shared failure budget. */
   failed(): void {
     this.#limiter.drawFailure();
   }
 
-  #check(frame: Uint8Array, tagHeader: string | undefined): GateVerdict {
+  /** Checks `frame` with its admission header value and charges whom it should. */
+  admit(frame: Uint8Array, tagHeader: string | undefined): GateVerdict {
     const init = inspectFrame(frame, this.#maxFrameSize);
     if ('ok' in init) return { ok: false, reason: init.reason, sender: init.sender };
     const sender = init.sender;
@@ -72,7 +70,8 @@ export class HandshakeGate {
     const tag = decodeAdmissionTag(tagHeader);
     if (tag === undefined) return { ok: false, reason: 'E_BUS_ADMISSION', sender };
     // The one piece of key work before authentication, once per directory entry: paid from
-    // the shared budget, so naming many principals cannot make it unbounded.
+    // the shared budget, so naming many principals cannot make it unbounded (nor, as each
+    // entry is derived once, keep the budget empty).
     if (!this.#keys.cached(entry) && !this.#limiter.drawFailure()) return { ok: false, reason: RATE, sender };
     if (!this.#keys.verify(entry, frame, tag)) return { ok: false, reason: 'E_BUS_ADMISSION', sender };
     // Authentic, but perhaps a capture replayed: a session id is admitted once.
