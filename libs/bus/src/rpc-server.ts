@@ -40,6 +40,8 @@ export interface ServeCommandsOptions {
   readonly pruneIntervalMs?: number;
   /** Handshakes admitted per claimed sender and in all (see HandshakeLimits for the defaults). */
   readonly handshakeLimits?: HandshakeLimits;
+  /** The service's own readiness check, on top of the bus's: why it is not ready (one line), or undefined. */
+  readonly notReady?: () => string | undefined;
 }
 
 export interface CommandServer {
@@ -79,7 +81,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   // than letting each request (times each endpoint) cost JetStream API calls.
   let cached: { at: number; value: Promise<Readiness> } | undefined;
   const readiness = (): Promise<Readiness> => {
-    if (cached === undefined || Date.now() - cached.at > 1000) cached = { at: Date.now(), value: checkReadiness(bus) };
+    if (cached === undefined || Date.now() - cached.at > 1000) cached = { at: Date.now(), value: checkReadiness(bus).then((r) => withOwnCheck(r, options.notReady?.())) };
     return cached.value;
   };
   // Queue names may not hold dots; subjects already separate namespaces.
@@ -180,7 +182,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const server: CommandServer = {
     instanceId,
     serviceName,
-    readiness: () => checkReadiness(bus),
+    readiness: () => checkReadiness(bus).then((r) => withOwnCheck(r, options.notReady?.())),
     stop() {
       stopping ??= (async () => {
         stopped = true;
@@ -205,4 +207,9 @@ export function kindHeaders(kind: 'handshake' | 'request') {
   const h = natsHeaders();
   h.set(Headers.kind, kind);
   return h;
+}
+
+function withOwnCheck(bus: Readiness, own: string | undefined): Readiness {
+  if (own === undefined) return bus;
+  return { ...bus, ready: false, reason: bus.reason === '' ? own : `${bus.reason}; ${own}` };
 }

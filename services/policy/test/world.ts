@@ -27,7 +27,7 @@ import {
 import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
 import { decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
-import { startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
+import { ledgerAckFloor, startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
 
 export const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
 export const provider = createCryptoProvider();
@@ -39,6 +39,7 @@ const DAY_MS = 86_400_000;
 export const silentReporter = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
 
 export class LedgerStandIn {
+  static readonly DURABLE = 'ledger-standin';
   readonly decisions: AuditEvent[] = [];
   readonly committed: LedgerEvent[] = [];
   /** While true, policy change events are consumed but not committed (a ledger that is down). */
@@ -61,7 +62,7 @@ export class LedgerStandIn {
     this.#consumer = await startStreamConsumer(
       this.bus,
       receiver,
-      { stream: 'events', durable: 'ledger-standin', filterSubject: 'bulwark.evt.policy.>', retryInitialMs: 20 },
+      { stream: 'events', durable: LedgerStandIn.DURABLE, filterSubject: 'bulwark.evt.policy.>', retryInitialMs: 20 },
       async (d) => {
         if (d.subject === 'bulwark.evt.policy.decision') {
           this.decisions.push(...decodeEventBatch(d.plaintext));
@@ -139,6 +140,8 @@ export async function harness(): Promise<Harness> {
         admins: [ADMIN],
         applyWaitMs: 5000,
         ...overrides,
+        // The stand-in's durable acknowledges decision batches once it holds them: its ack floor is the commit mark.
+        audit: { commitSignal: ledgerAckFloor(own, LedgerStandIn.DURABLE), ...overrides.audit },
       });
       services.push(service);
       return service;
