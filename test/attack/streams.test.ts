@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { busLimits, loadConfig } from '@bulwark/config';
-import { DEFAULT_STREAM_LIMITS, DEFAULT_DIRECTORY_LIMITS, Events, streamSpecs, type Bus } from '@bulwark/bus';
+import { LEDGER_DURABLE as LEDGER_SERVICE_DURABLE } from '@bulwark/audit-ledger';
+import { DEFAULT_STREAM_LIMITS, DEFAULT_DIRECTORY_LIMITS, Events, LEDGER_DURABLE, streamSpecs, type Bus } from '@bulwark/bus';
 import { createBulwarkClient, type BulwarkClient } from '@bulwark/client';
 import { AGENT, harness, NATS_URL, provider, serviceStats, silentReporter, type Harness } from '../../services/policy/test/world.js';
 
@@ -133,6 +134,8 @@ describe('attack: flooding the event streams', () => {
     const limits = busLimits(loadConfig({ env: {}, cwd: '/' }).config);
     expect(limits.streams).toEqual(DEFAULT_STREAM_LIMITS);
     expect(limits.directory).toEqual(DEFAULT_DIRECTORY_LIMITS);
+    // Strict mode reads the ack floor of the durable the ledger really consumes with.
+    expect(LEDGER_DURABLE).toBe(LEDGER_SERVICE_DURABLE);
     for (const spec of streamSpecs()) {
       expect(spec.limits.maxBytes).toBeGreaterThan(0);
       expect(spec.limits.maxMessages).toBeGreaterThan(0);
