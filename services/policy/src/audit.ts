@@ -60,7 +60,6 @@ export function startDecisionAudit(options: { bus: Bus; events: EventPublisher; 
     pollMs: checkMs,
     onError: (e) => logger?.warn({ err: e }, 'cannot read how far the ledger has committed: decisions count as uncommitted'),
   });
-  let guard: AuditGuard | undefined;
   const log = new DecisionLog({
     mask: createMasker({ paths: audit.maskedFields ?? [], ...(audit.maskKey === undefined ? {} : { key: audit.maskKey }) }),
     publish: async (batchId, batch) => {
@@ -72,21 +71,21 @@ export function startDecisionAudit(options: { bus: Bus; events: EventPublisher; 
     ...(audit.lingerMs === undefined ? {} : { lingerMs: audit.lingerMs }),
     onError: (e) => {
       logger?.error({ err: e }, 'policy decisions could not be recorded: denying new requests until the ledger accepts them');
-      guard?.check();
+      // Called only once a publish failed, long after `guard` below exists.
+      guard.check();
     },
   });
   const alerts = new AlertRaiser({ events, agentId: options.principal, ...(logger === undefined ? {} : { logger }) });
-  guard = new AuditGuard({ log, commits, mode: audit.mode ?? 'strict', maxLedgerLagMs, eventsStream: bus.streamName('events'), alerts, ...(logger === undefined ? {} : { logger }) });
-  const checked = guard;
+  const guard = new AuditGuard({ log, commits, mode: audit.mode ?? 'strict', maxLedgerLagMs, eventsStream: bus.streamName('events'), alerts, ...(logger === undefined ? {} : { logger }) });
   commits.start();
-  const checker = setInterval(() => checked.check(), checkMs);
+  const checker = setInterval(() => guard.check(), checkMs);
   checker.unref();
   return {
     log,
-    guard: checked,
+    guard,
     metrics: () => {
       const c = commits.metrics();
-      return { ...log.metrics(), condition: checked.condition().kind, ledgerLagMs: checked.lagMs(), uncommittedBatches: c.outstanding, alerts: alerts.metrics() };
+      return { ...log.metrics(), condition: guard.condition().kind, ledgerLagMs: guard.lagMs(), uncommittedBatches: c.outstanding, alerts: alerts.metrics() };
     },
     async stop() {
       clearInterval(checker);

@@ -1,4 +1,4 @@
-import { DecisionCache, type Decision, type PolicySet } from '@bulwark/policy-language';
+import type { DecisionCache, Decision, PolicySet } from '@bulwark/policy-language';
 import type { AuditGuard } from './audit-guard.js';
 import type { DecisionLog } from './decision-log.js';
 

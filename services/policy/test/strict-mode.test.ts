@@ -76,7 +76,15 @@ describe('policy service, strict mode: the ledger must keep up', () => {
     const service = await h.start({ audit: { maxLedgerLagMs: LAG_MS, lingerMs: 5, commitSignal: ledgerAckFloor(own) } });
     const agent = await clientFor(h, AGENT);
     expect(await agent.policy.evaluate(READ)).toMatchObject({ decision: 'Allow' });
-    await expect.poll(async () => (await agent.policy.evaluate(READ)).reason ?? '', { timeout: 5000, interval: 100 }).toMatch(/audit ledger lag/);
+    await expect
+      .poll(
+        async () => {
+          const d = await agent.policy.evaluate(READ);
+          return d.decision === 'Deny' ? d.reason : d.decision;
+        },
+        { timeout: 5000, interval: 100 },
+      )
+      .toMatch(/audit ledger lag/);
     expect(service.metrics().audit.uncommittedBatches).toBeGreaterThanOrEqual(1);
   }, 30_000);
 });
