@@ -1,16 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiscardPolicy } from '@nats-io/jetstream';
+import { DiscardPolicy, RetentionPolicy } from '@nats-io/jetstream';
 import { defaultCryptoProvider } from '@bulwark/crypto';
-import { SealedSender } from '@bulwark/envelope';
+import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld } from '@bulwark/envelope/testing';
 import { natsOf, type Bus } from './connect.js';
 import { openDirectoryBucket, removeDirectoryBucket } from './directory-bucket.js';
 import { BusConfigError, BusPublishError, BusStreamFullError } from './errors.js';
-import { createStreamPublisher } from './stream-io.js';
+import { RejectionReporter } from './rejections.js';
+import { createStreamPublisher, startStreamConsumer } from './stream-io.js';
 import { DEFAULT_DIRECTORY_LIMITS, DEFAULT_STREAM_LIMITS } from './stream-limits.js';
 import { DEFAULT_STREAMS, ensureStream, ensureStreams, streamSpecs, type StreamSpec } from './streams.js';
 import { LEDGER_PRINCIPAL } from './subjects.js';
-import { cleanUp, testBus } from './bus.testing.js';
+import { cleanUp, eventually, testBus } from './bus.testing.js';
 
 const provider = defaultCryptoProvider();
 const world = testWorld({ provider, ids: ['svc.policy', LEDGER_PRINCIPAL] });
@@ -45,7 +46,7 @@ describe('stream limits', () => {
     const bus = await testBus('limits-reconcile');
     buses.push(bus);
     const name = bus.streamName('events');
-    await natsOf(bus).jsm.streams.add({ name, subjects: [bus.subject('bulwark.evt.>')], discard: DiscardPolicy.Old, duplicate_window: 120_000_000_000, max_age: 30 * 86_400_000_000_000 });
+    await natsOf(bus).jsm.streams.add({ name, subjects: [bus.subject('bulwark.evt.>')], retention: RetentionPolicy.Workqueue, discard: DiscardPolicy.Old, duplicate_window: 120_000_000_000, max_age: 30 * 86_400_000_000_000 });
     await eventsPublisher(bus).publish({ subject: 'bulwark.evt.policy.decision', msgId: 'kept', payload: new Uint8Array(10) });
     const specs = streamSpecs({ events: { maxBytes: 1 << 20, maxMessages: 50, maxMessageSize: 4096 } });
     expect(await ensureStream(bus, specs[0]!)).toBe('updated');
@@ -69,6 +70,32 @@ describe('stream limits', () => {
     const { state } = await natsOf(bus).jsm.streams.info(bus.streamName('events'));
     // Discard new: the first message is still there (discard old would have dropped it for m3).
     expect(state).toMatchObject({ messages: 3, first_seq: 1, last_seq: 3 });
+  });
+
+  it('frees the space of BULWARK_EVENTS as the ledger acknowledges (work queue), so a full stream drains', async () => {
+    const bus = await testBus('limits-drain');
+    buses.push(bus);
+    await ensureStream(bus, small({ maxMessages: 3 }));
+    const events = eventsPublisher(bus);
+    for (let i = 0; i < 3; i++) await events.publish({ subject: 'bulwark.evt.policy.decision', msgId: `d${i}`, payload: new Uint8Array(10) });
+    await expect(events.publish({ subject: 'bulwark.evt.policy.decision', msgId: 'd3', payload: new Uint8Array(10) })).rejects.toBeInstanceOf(BusStreamFullError);
+    const receiver = new SealedReceiver({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory });
+    const ledger = await startStreamConsumer(bus, receiver, { stream: 'events', durable: 'ledger', filterSubject: 'bulwark.evt.>' }, async () => undefined, new RejectionReporter({ reporter: LEDGER_PRINCIPAL, publish: async () => undefined }));
+    try {
+      await eventually(async () => (await natsOf(bus).jsm.streams.info(bus.streamName('events'))).state.messages === 0, 5000, 'acknowledged messages removed');
+      expect((await events.publish({ subject: 'bulwark.evt.policy.decision', msgId: 'd3', payload: new Uint8Array(10) })).seq).toBe(4);
+    } finally {
+      await ledger.stop();
+    }
+  });
+
+  it('refuses a BULWARK_EVENTS of an older release (limits retention), naming the retention: a migration, never a silent change', async () => {
+    const bus = await testBus('limits-retention');
+    buses.push(bus);
+    await ensureStream(bus, { ...DEFAULT_STREAMS.events, retention: 'limits' });
+    const err = await ensureStream(bus, DEFAULT_STREAMS.events).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_BUS_STREAM_CONFLICT' });
+    expect((err as Error).message).toContain('retention (limits, want workqueue)');
   });
 
   it('names the byte limit when the bytes run out', async () => {

@@ -22,8 +22,9 @@ const GiB = 1024 * MiB;
 /**
  * Defaults for a small deployment (one machine, about 5.3 GiB of JetStream file storage in all);
  * `[bus]` in @bulwark/config overrides them, and its defaults are these numbers.
- * - events: the ledger's inbox. 1 GiB is hours of a busy policy service's decision batches
- *   while the ledger is down; a message is at most NATS's default max_payload (1 MiB).
+ * - events: the ledger's inbox (a work queue: it holds the ledger's backlog). 1 GiB is ~2.5 days
+ *   of a ledger outage at 10 decisions/s (~0.5 KB each), ~35 minutes at 1 000/s; a message is at
+ *   most NATS's default max_payload (1 MiB).
  * - ledger: every committed event, kept forever (the ledger's database is the source of
  *   truth; the stream is what projections replay). The republisher's chunks are ≤ 512 KiB.
  * - incidents: the SOC stream, 90 days.

@@ -19,7 +19,8 @@ export interface StreamSpec {
   readonly key: StreamKey;
   /** Subjects before the namespace prefix is applied. */
   readonly subjects: readonly string[];
-  readonly retention: 'limits';
+  /** `workqueue`: a message is removed once a consumer acknowledged it (one consumer per subject). */
+  readonly retention: 'limits' | 'workqueue';
   readonly storage: 'file' | 'memory';
   /** Messages with the same `Nats-Msg-Id` inside this window are stored once. */
   readonly duplicateWindowMs: number;
@@ -32,7 +33,10 @@ export interface StreamSpec {
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * The three streams of DESIGN §2. BULWARK_INCIDENTS lists one wildcard per severity
+ * The three streams of DESIGN §2. BULWARK_EVENTS is the ledger's inbox, a work queue: a
+ * message is removed once the ledger acknowledged it (after its commit), so its limits bound
+ * the ledger's backlog rather than 30 days of history (which would fill them in normal
+ * operation and, with discard new, deny every decision). BULWARK_INCIDENTS lists one wildcard per severity
  * rather than `bulwark.incident.>`: the incident service's commands
  * (`bulwark.incident.ack|resolve|list`) share that root, and a stream that captured a
  * request subject would store the request and answer it with a publish ack.
@@ -41,7 +45,7 @@ export const DEFAULT_STREAMS: Readonly<Record<StreamKey, StreamSpec>> = Object.f
   events: {
     key: 'events',
     subjects: ['bulwark.evt.>'],
-    retention: 'limits',
+    retention: 'workqueue',
     storage: 'file',
     duplicateWindowMs: 2 * 60 * 1000,
     maxAgeMs: 30 * DAY_MS,
@@ -178,7 +182,7 @@ function toConfig(bus: Bus, spec: StreamSpec): StreamConfig {
   return {
     name: bus.streamName(spec.key),
     subjects: spec.subjects.map((s) => bus.subject(s)),
-    retention: RetentionPolicy.Limits,
+    retention: spec.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
     storage: spec.storage === 'file' ? StorageType.File : StorageType.Memory,
     // Fail secure: a full stream refuses the new message (the publisher learns it and, for
     // decisions, denies) rather than silently dropping the oldest stored one.
