@@ -163,6 +163,18 @@ describe('ledger reader core: control mode', () => {
     expect(r.halts[0]).toMatchObject({ code: 'E_READER_FORK', seq: 2 });
   });
 
+  it('halts when a new control batch names a predecessor behind the last event applied', async () => {
+    const ledger = new MemoryLedger();
+    ledger.history(4); // control events at 0, 2, 4, 6
+    const [m0, m2, m4, m6] = ledger.controlMessages();
+    const r = reader(ledger, 'control');
+    for (const m of [m0, m2, m4]) await r.core.handleBatch(m!);
+    // seq 6 is new, but its batch says the control event before it is seq 2: seq 4 would never have happened.
+    await r.core.handleBatch({ events: m6!.events, controlPreviousSeq: 2 });
+    expect(r.seqs()).toEqual([0, 2, 4]);
+    expect(r.halts[0]).toMatchObject({ code: 'E_READER_FORK', seq: 6 });
+  });
+
   it('fills a deleted tail on sync: no later message would reveal it', async () => {
     const ledger = new MemoryLedger();
     ledger.history(3);
