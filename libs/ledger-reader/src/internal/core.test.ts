@@ -202,9 +202,7 @@ describe('ledger reader core: full mode', () => {
   it('halts when previous_hash does not link to the last event applied', async () => {
     const ledger = new MemoryLedger();
     ledger.history(2);
-    const other = new MemoryLedger();
-    other.keys.secretKey.set(ledger.keys.secretKey);
-    other.keys.publicKey.set(ledger.keys.publicKey);
+    const other = new MemoryLedger(ledger.keys);
     other.history(2); // the same key, another chain: each event seals, but seq 1 does not link to this seq 0
     const r = reader(ledger, 'full');
     await r.core.handleBatch(ledger.full(0, 0));

@@ -12,7 +12,7 @@ export const crypto = createCryptoProvider('node');
 const PRODUCERS: Partial<Record<string, string>> = { policy: 'svc.policy', keys: 'svc.key-manager', tools: 'svc.schemapin', audit: 'svc.audit-ledger' };
 
 export class MemoryLedger {
-  readonly keys = crypto.ed25519.generateKeyPair();
+  readonly keys: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
   readonly events: LedgerEvent[] = [];
   /** Ranges asked for, in order. */
   readonly queries: GapRange[] = [];
@@ -20,6 +20,11 @@ export class MemoryLedger {
   failures = 0;
   /** Rewrites what the query serves (a lying or broken ledger). */
   serve: (events: LedgerEvent[]) => LedgerEvent[] = (events) => events;
+
+  /** `keys`: the ledger's Ed25519 key pair (default a fresh one). */
+  constructor(keys?: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array }) {
+    this.keys = keys ?? crypto.ed25519.generateKeyPair();
+  }
 
   append(eventType: EventType, details: JsonObject = {}, producer?: string, agentId = 'analyst.admin'): LedgerEvent {
     const previous = this.events.at(-1)?.eventHash ?? GENESIS_PREVIOUS_HASH;
