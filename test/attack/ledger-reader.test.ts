@@ -218,6 +218,18 @@ describe('attack: deleted and reordered BULWARK_LEDGER messages', () => {
     expect(second.current().version).toBe(first.current().version);
   }, 60_000);
 
+  it('the operator purges the control subject: a new instance rebuilds the same set from the ledger alone', async () => {
+    s = await scene();
+    const first = await history(s, 'rollback');
+    await s.operator.jsm.streams.purge(s.operator.stream, { filter: `${s.ns.subjectPrefix}${CONTROL}` });
+    expect(await s.controlMessages()).toEqual([]);
+
+    const second = await s.startPolicy();
+    expect(activeVersion(second)).toBe(1);
+    expect(second.current().digest).toBe(first.current().digest);
+    expect(second.current().version).toBe(first.current().version);
+  }, 60_000);
+
   it('a gap the ledger cannot fill stops the reader: every request is denied, and the Critical event reaches the ledger', async () => {
     s = await scene();
     const first = await history(s, 'rollback');

@@ -83,7 +83,7 @@ export async function followLedger(options: LedgerFollowerOptions): Promise<Ledg
     },
     onHalt: (halt) => {
       haltedSet = haltedPolicySet(halt, options.levels);
-      options.logger?.fatal({ code: halt.code, seq: halt.seq, problem: halt.problem }, 'policy ledger reader halted: every request is denied until the service is restarted from a ledger it can verify');
+      options.logger?.error({ code: halt.code, seq: halt.seq, problem: halt.problem }, 'policy ledger reader halted: every request is denied until the service is restarted from a ledger it can verify');
       options.onHalt(haltedSet);
     },
     raise: (event) => options.events.publish({ subject: Events.security.violation satisfies EventSubject, eventId: event.eventId, payload: encodeEvent(event) }),

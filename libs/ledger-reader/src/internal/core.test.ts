@@ -175,6 +175,20 @@ describe('ledger reader core: control mode', () => {
     expect(r.halts[0]).toMatchObject({ code: 'E_READER_FORK', seq: 6 });
   });
 
+  it('resumes after a persisted control position: earlier messages skipped, a different event at that seq halts', async () => {
+    const ledger = new MemoryLedger();
+    ledger.history(3);
+    const messages = ledger.controlMessages();
+    const r = reader(ledger, 'control', { seq: 2, eventHash: ledger.events[2]!.eventHash });
+    for (const m of messages) await r.core.handleBatch(m);
+    expect(r.seqs()).toEqual([4]);
+    expect(r.halts).toEqual([]);
+    const wrong = reader(ledger, 'control', { seq: 2, eventHash: ledger.events[0]!.eventHash });
+    for (const m of messages) await wrong.core.handleBatch(m);
+    expect(wrong.seqs()).toEqual([]);
+    expect(wrong.halts[0]).toMatchObject({ code: 'E_READER_FORK', seq: 2 });
+  });
+
   it('fills a deleted tail on sync: no later message would reveal it', async () => {
     const ledger = new MemoryLedger();
     ledger.history(3);
