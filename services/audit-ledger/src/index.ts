@@ -1,5 +1,5 @@
-export { LedgerError, isLedgerError, type LedgerErrorCode } from './errors.js';
-export { AuditLedger, migrateLedger, prepareEvent, type PreparedEvent, type StoredEvent, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
+export { ForbiddenProducerError, LedgerError, isForbiddenProducerError, isLedgerError, type LedgerErrorCode } from './errors.js';
+export { AuditLedger, migrateLedger, prepareEvent, type PreparedEvent, type ProducedEvent, type StoredEvent, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
 export { verifyLedger, type VerifyOptions, type VerifyProblem, type VerifyReport } from './verify.js';
 export { EXPORT_FORMAT, exportLedger, verifyExport, type ExportOptions, type ExportReport, type VerifyExportOptions } from './export.js';
 export { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';

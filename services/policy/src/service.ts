@@ -85,7 +85,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
 
   let state: PolicyState;
   try {
-    state = await startProjection({ ...options, rejections });
+    state = await startProjection({ ...options, rejections, events });
   } catch (e) {
     await audit.stop();
     throw e;

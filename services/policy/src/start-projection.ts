@@ -1,4 +1,4 @@
-import type { Bus, RejectionReporter } from '@bulwark/bus';
+import type { Bus, EventPublisher, RejectionReporter } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, type ChannelReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import type { LedgerEvent } from '@bulwark/events';
@@ -15,6 +15,8 @@ export interface ProjectionOptions {
   readonly ledgerPublicKey: Uint8Array;
   readonly ledgerReceiver?: SealedReceiver | ChannelReceiver;
   readonly rejections: RejectionReporter;
+  /** The service's events publisher (sealed to the ledger): the reader reports a halt through it. */
+  readonly events: EventPublisher;
   readonly levels?: readonly string[];
   readonly bootTimeoutMs?: number;
   readonly logger?: Logger;
@@ -66,14 +68,18 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
   const follower = await followLedger({
     bus: options.bus,
     provider,
-    self: identity.id,
+    identity,
+    directory,
     receiver: options.ledgerReceiver ?? new SealedReceiver({ provider, self: identity, directory, staleAfterMs: TEN_YEARS_MS }),
     ledgerPublicKey: options.ledgerPublicKey,
     rejections: options.rejections,
+    events: options.events,
+    ...(options.levels === undefined ? {} : { levels: options.levels }),
+    ...(logger === undefined ? {} : { logger }),
     onEvent,
-    onInvalid: (why, streamSeq) => {
-      skipped++;
-      logger?.error({ why, streamSeq }, 'ledger stream message is not an authentic ledger event: ignored');
+    // Fail secure: a reader that halted (a ledger it cannot verify) leaves a set that denies everything.
+    onHalt: (denyAll) => {
+      current = denyAll;
     },
   });
   try {
@@ -82,7 +88,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
     await follower.stop();
     throw e;
   }
-  current = projection.build();
+  current = follower.haltedSet ?? projection.build();
   live = true;
   logger?.info({ setVersion: current.version, policies: current.policies.length }, 'policy state rebuilt from the ledger');
 
