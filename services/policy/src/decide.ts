@@ -6,6 +6,8 @@ import type { DecisionLog } from './decision-log.js';
 export interface DeciderOptions {
   readonly cache: DecisionCache;
   readonly audit?: { readonly log: DecisionLog; readonly guard: AuditGuard };
+  /** Told of every decision, the audit path's denies included (metrics); must not throw. */
+  readonly onDecision?: (decision: Decision) => void;
 }
 
 /**
@@ -30,6 +32,12 @@ export class Decider {
   }
 
   decide(set: PolicySet, peer: string, text: string): Decision {
+    const decision = this.#decide(set, peer, text);
+    this.#o.onDecision?.(decision);
+    return decision;
+  }
+
+  #decide(set: PolicySet, peer: string, text: string): Decision {
     this.#decisions++;
     const audit = this.#o.audit;
     if (audit === undefined) return this.#o.cache.evaluateJson(set, text);

@@ -10,7 +10,7 @@ import {
 } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedSender, type ChannelReceiver, type Directory, type LocalIdentity, type SealedReceiver } from '@bulwark/envelope';
-import { DecisionCache, type PolicySet } from '@bulwark/policy-language';
+import { DecisionCache, type Decision, type PolicySet } from '@bulwark/policy-language';
 import type { Logger } from '@bulwark/telemetry';
 import { adminHandlers } from './admin.js';
 import { startDecisionAudit, type AuditMetrics, type DecisionAudit, type PolicyAuditOptions } from './audit.js';
@@ -21,6 +21,8 @@ import { startProjection, type PolicyState } from './start-projection.js';
 export type { PolicyAuditOptions } from './audit.js';
 
 export interface PolicyServiceOptions {
+  /** Told of every decision (metrics); must not throw. */
+  readonly onDecision?: (decision: Decision) => void;
   /** A connected bus; the service does not close it. */
   readonly bus: Bus;
   readonly provider: CryptoProvider;
@@ -90,9 +92,13 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     await audit.stop();
     throw e;
   }
-  const decider = new Decider({ cache: new DecisionCache({ max: options.cacheSize ?? 10_000 }), ...(auditEnabled ? { audit } : {}) });
+  const decider = new Decider({
+    cache: new DecisionCache({ max: options.cacheSize ?? 10_000 }),
+    ...(auditEnabled ? { audit } : {}),
+    ...(options.onDecision === undefined ? {} : { onDecision: options.onDecision }),
+  });
   const admin = { state, events, admins: options.admins, ...(options.applyWaitMs === undefined ? {} : { applyWaitMs: options.applyWaitMs }), ...(options.levels === undefined ? {} : { levels: options.levels }) };
-  const notReady = () => (auditEnabled ? audit.guard.notReady() : undefined);
+  const notReady = () => state.notReady() ?? (auditEnabled ? audit.guard.notReady() : undefined);
   let server: CommandServer;
   try {
     server = await serveCommands(bus, {

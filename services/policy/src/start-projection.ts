@@ -31,6 +31,8 @@ export interface PolicyState {
   /** Waits for a published event to come back committed: its outcome, or undefined after `timeoutMs`. Call before publishing. */
   awaitCommitted(eventId: string, timeoutMs: number): { readonly outcome: Promise<ApplyOutcome | undefined>; cancel(): void };
   metrics(): { readonly swaps: number; readonly skippedEvents: number };
+  /** Why the state cannot be trusted (the ledger reader halted: every request is denied), or undefined. */
+  notReady(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -113,6 +115,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
       };
     },
     metrics: () => ({ swaps, skippedEvents: skipped }),
+    notReady: () => (follower.haltedSet === undefined ? undefined : `ledger reader halted: every request is denied (set ${follower.haltedSet.version})`),
     stop: () => follower.stop(),
   };
 }

@@ -29,7 +29,8 @@ describe('policy service, strict mode: the ledger must keep up', () => {
   it('denies with the lag as the reason once the ledger has not committed decisions for max_ledger_lag_ms, and allows again once it has', async () => {
     h = await harness();
     await h.ledger.commitNew('policy.registered', { name: 'reads', version: 1, text: SEED, file: 'seed.policy' });
-    const service = await h.start({ audit: { mode: 'strict', maxLedgerLagMs: LAG_MS, lingerMs: 5 } });
+    const seen: string[] = [];
+    const service = await h.start({ audit: { mode: 'strict', maxLedgerLagMs: LAG_MS, lingerMs: 5 }, onDecision: (d) => void seen.push(d.decision) });
     const alerts = await h.watchEvents(Events.alert.raised);
     const agent = await clientFor(h, AGENT);
     expect(await agent.policy.evaluate(READ)).toMatchObject({ decision: 'Allow' });
@@ -56,6 +57,9 @@ describe('policy service, strict mode: the ledger must keep up', () => {
     await expect.poll(() => alerts.length, { timeout: 5000 }).toBeGreaterThanOrEqual(1);
     expect(alerts[0]).toMatchObject({ eventType: 'alert.raised', agentId: 'svc.policy', details: { kind: 'policy.ledger_lag', maxLedgerLagMs: LAG_MS, mode: 'strict' } });
 
+    // Metrics see the lag denies like any decision.
+    expect(seen).toContain('Deny');
+    expect(seen.length).toBe(service.metrics().decisions);
     await h.ledger.start();
     await expect.poll(async () => (await agent.policy.evaluate(READ)).decision, { timeout: 10_000, interval: 100 }).toBe('Allow');
     await expect.poll(() => service.notReady(), { timeout: 5000 }).toBeUndefined();
