@@ -9,7 +9,17 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { busLimits, loadConfig } from '@bulwark/config';
 import { LEDGER_DURABLE as LEDGER_SERVICE_DURABLE } from '@bulwark/audit-ledger';
-import { DEFAULT_STREAM_LIMITS, DEFAULT_DIRECTORY_LIMITS, Events, LEDGER_DURABLE, streamSpecs, type Bus } from '@bulwark/bus';
+import {
+  DEFAULT_DIRECTORY_LIMITS,
+  DEFAULT_STREAM_LIMITS,
+  directoryBucketName,
+  Events,
+  LEDGER_DURABLE,
+  openDirectoryBucket,
+  removeDirectoryBucket,
+  streamSpecs,
+  type Bus,
+} from '@bulwark/bus';
 import { createBulwarkClient, type BulwarkClient } from '@bulwark/client';
 import { AGENT, harness, NATS_URL, provider, serviceStats, silentReporter, type Harness } from '../../services/policy/test/world.js';
 
@@ -93,6 +103,36 @@ describe('attack: flooding the event streams', () => {
     expect(refused.length).toBe(100);
     expect(refused.every((m) => /maximum messages exceeded/.test(m))).toBe(true);
     expect((await a.jsm.streams.info(h.bus.streamName('events'))).state.messages).toBe(300);
+  });
+
+  it('stops a flood of BULWARK_LEDGER, BULWARK_INCIDENTS and the directory bucket at their limits too', async () => {
+    const limits = { maxBytes: 128 * 1024, maxMessages: 10_000, maxMessageSize: 8 * 1024 };
+    h = await harness({ streams: streamSpecs({ ledger: limits, incidents: limits }) });
+    const a = await attacker();
+    closeAttacker = a.close;
+    for (const [key, subject] of [
+      ['ledger', 'bulwark.ledger.batch'],
+      ['incidents', 'bulwark.incident.critical.flood'],
+    ] as const) {
+      const { refused } = await flood(a.js, h.bus.subject(subject), 64, 4096);
+      expect(refused.length, key).toBeGreaterThan(0);
+      const state = (await a.jsm.streams.info(h.bus.streamName(key))).state;
+      expect(state.bytes, key).toBeLessThanOrEqual(limits.maxBytes);
+      expect(state.first_seq, key).toBe(1);
+    }
+    // The directory: a writer parks values under new keys until the bucket refuses.
+    const kv = await openDirectoryBucket(h.bus, { maxBytes: 64 * 1024, maxMessages: 100, maxValueSize: 512 });
+    try {
+      let refusedPuts = 0;
+      for (let i = 0; i < 150; i++) await kv.put(`agent.flood${i}`, new Uint8Array(300)).catch(() => refusedPuts++);
+      expect(refusedPuts).toBe(50);
+      expect(await kv.put('agent.big', new Uint8Array(600)).then(() => 'stored', () => 'refused')).toBe('refused');
+      const info = await a.jsm.streams.info(`KV_${directoryBucketName(h.bus)}`);
+      expect(info.state.messages).toBe(100);
+      expect(info.state.first_seq).toBe(1);
+    } finally {
+      await removeDirectoryBucket(h.bus);
+    }
   });
 
   it('then denies decisions saying the audit stream is full, reports not ready on $SRV.STATS, raises an alert, and recovers once there is room', async () => {

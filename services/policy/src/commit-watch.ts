@@ -22,7 +22,7 @@ export interface CommitWatchOptions {
   readonly signal: CommitSignal;
   /** How often the signal is read while some batch is not known to be committed (default 1000 ms). */
   readonly pollMs?: number;
-  /** Called when reading the signal fails (the batches stay uncommitted: the lag grows). */
+  /** Called when reading the signal starts failing (once until a read succeeds again): the batches stay uncommitted, the lag grows. */
   readonly onError?: (error: unknown) => void;
 }
 
@@ -40,6 +40,7 @@ export class CommitWatch {
   #timer: NodeJS.Timeout | undefined;
   #polling = false;
   #failures = 0;
+  #failing = false;
 
   constructor(options: CommitWatchOptions) {
     this.#o = options;
@@ -75,9 +76,11 @@ export class CommitWatch {
       let committed = 0;
       while (committed < this.#outstanding.length && this.#outstanding[committed]!.seq <= floor) committed++;
       if (committed > 0) this.#outstanding = this.#outstanding.slice(committed);
+      this.#failing = false;
     } catch (e) {
       this.#failures++;
-      this.#o.onError?.(e);
+      if (!this.#failing) this.#o.onError?.(e);
+      this.#failing = true;
     } finally {
       this.#polling = false;
     }
