@@ -4,6 +4,7 @@ export {
   BusConnectError,
   BusPublishError,
   BusRequestError,
+  BusStreamFullError,
   BusTimeoutError,
   BusUnavailableError,
   BusUsageError,
@@ -14,6 +15,7 @@ export {
   DIRECT_SUBJECT_ROOT,
   Events,
   INCIDENT_SEVERITIES,
+  LEDGER_DURABLE,
   LEDGER_PRINCIPAL,
   LEDGER_SUBJECT_ROOT,
   LEDGER_BATCH_SUBJECT,
@@ -29,7 +31,8 @@ export {
   type ServiceName,
   type StreamKey,
 } from './subjects.js';
-export { DEFAULT_STREAMS, ensureStream, ensureStreams, missingStreams, removeNamespaceStreams, type StreamOutcome, type StreamSpec } from './streams.js';
+export { DEFAULT_STREAMS, ensureStream, ensureStreams, missingStreams, removeNamespaceStreams, streamSpecs, type StreamOutcome, type StreamSpec } from './streams.js';
+export { DEFAULT_DIRECTORY_LIMITS, DEFAULT_STREAM_LIMITS, fullLimitOf, type DirectoryLimits, type FullLimit, type StreamLimits } from './stream-limits.js';
 export { consumerBacklog, ensureConsumer, type ConsumerMetrics, type ConsumerSpec, type Delivery, type DeliveryHandler, type RunningConsumer } from './consumer.js';
 export type { PublishAck } from './publisher.js';
 export {

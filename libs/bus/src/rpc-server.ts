@@ -42,6 +42,8 @@ export interface ServeCommandsOptions {
   readonly pruneIntervalMs?: number;
   /** Handshake budgets: per authenticated principal, in all, and the shared failure budget (see HandshakeLimits). */
   readonly handshakeLimits?: HandshakeLimits;
+  /** The service's own readiness check, on top of the bus's: why it is not ready (one line), or undefined. */
+  readonly notReady?: () => string | undefined;
 }
 
 export interface CommandServer {
@@ -81,7 +83,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   // than letting each request (times each endpoint) cost JetStream API calls.
   let cached: { at: number; value: Promise<Readiness> } | undefined;
   const readiness = (): Promise<Readiness> => {
-    if (cached === undefined || Date.now() - cached.at > 1000) cached = { at: Date.now(), value: checkReadiness(bus) };
+    if (cached === undefined || Date.now() - cached.at > 1000) cached = { at: Date.now(), value: checkReadiness(bus).then((r) => withOwnCheck(r, options.notReady?.())) };
     return cached.value;
   };
   // Queue names may not hold dots; subjects already separate namespaces.
@@ -189,7 +191,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const server: CommandServer = {
     instanceId,
     serviceName,
-    readiness: () => checkReadiness(bus),
+    readiness: () => checkReadiness(bus).then((r) => withOwnCheck(r, options.notReady?.())),
     stop() {
       stopping ??= (async () => {
         stopped = true;
@@ -214,4 +216,9 @@ export function kindHeaders(kind: 'handshake' | 'request') {
   const h = natsHeaders();
   h.set(Headers.kind, kind);
   return h;
+}
+
+function withOwnCheck(bus: Readiness, own: string | undefined): Readiness {
+  if (own === undefined) return bus;
+  return { ...bus, ready: false, reason: bus.reason === '' ? own : `${bus.reason}; ${own}` };
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { connectBus, directoryBucketName, openDirectoryBucket, publishDirectoryEntry, ROOT_NAMESPACE, ServicePrincipals, type Bus, type Namespace, type PublishOutcome } from '@bulwark/bus';
-import { loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/config';
+import { busLimits, loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/config';
 import { createCryptoProvider, toBase64, toHex, type CryptoProvider } from '@bulwark/crypto';
 import { DEFAULT_SKEW_MS, signDirectoryEntry, type DirectoryEntry } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
@@ -90,8 +90,9 @@ async function refuseOrphanedIdentities(store: FileKeyStore): Promise<void> {
   }
 }
 
-async function publishAll(bus: Bus, provider: CryptoProvider, root: RootKey, entries: readonly DirectoryEntry[], reports: PrincipalReport[]): Promise<void> {
-  const kv = await openDirectoryBucket(bus);
+async function publishAll(bus: Bus, provider: CryptoProvider, root: RootKey, entries: readonly DirectoryEntry[], reports: PrincipalReport[], config: BulwarkConfig): Promise<void> {
+  // The writer sets the bucket's limits ([bus] directory_*), creating or reconciling them.
+  const kv = await openDirectoryBucket(bus, busLimits(config).directory);
   for (const [i, entry] of entries.entries()) {
     const published = await publishDirectoryEntry(bus, signDirectoryEntry(provider, root.keyPair.secretKey, entry), kv);
     reports[i]!.published = published.outcome;
@@ -139,7 +140,7 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
   try {
     bus = await connectBus({ url, name: 'bulwark-init', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000 });
     publish.bucket = directoryBucketName(bus);
-    await publishAll(bus, provider, root, entries, reports);
+    await publishAll(bus, provider, root, entries, reports, config);
     publish.ok = true;
   } catch (error) {
     publish.error = redactUrl(error instanceof Error ? error.message : String(error)).split('\n')[0];
