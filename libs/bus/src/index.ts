@@ -52,6 +52,7 @@ export { serveCommands, type CommandHandler, type CommandRequest, type CommandSe
 export { CommandClient, type CommandClientOptions, type RequestOptions } from './rpc-client.js';
 export { checkReadiness, type Readiness } from './readiness.js';
 export type { FrameMeta } from './internal/frames.js';
+export { SMALLEST_BUCKET_REPLY_BODY } from './internal/rpc-wire.js';
 export {
   DIRECTORY_BUCKET,
   DIRECTORY_HISTORY,

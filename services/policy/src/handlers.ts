@@ -1,4 +1,4 @@
-import { Commands, type CommandHandler, type CommandSubject } from '@bulwark/bus';
+import { Commands, SMALLEST_BUCKET_REPLY_BODY, type CommandHandler, type CommandSubject } from '@bulwark/bus';
 import { MAX_BATCH_REQUESTS, type PolicyListReply } from '@bulwark/client';
 import { decisionToJson, type Decision } from '@bulwark/policy-language';
 import type { Decider } from './decide.js';
@@ -7,6 +7,21 @@ import type { PolicyState } from './start-projection.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/**
+ * A decision's reply body. Replies are padded to size buckets so that their length does not
+ * tell the decision (DESIGN §3a); a Deny listing many diagnostics would still reach the next
+ * bucket and stand out, so a reply that does not fit the smallest bucket carries the number of
+ * its diagnostics (`diagnosticsOmitted`) instead of them. Enforcement points do not read them;
+ * the decision event in the ledger keeps them all.
+ */
+export function decisionReply(decision: Decision): Uint8Array {
+  const json = decisionToJson(decision);
+  const bytes = encoder.encode(JSON.stringify(json));
+  if (bytes.length <= SMALLEST_BUCKET_REPLY_BODY || json['diagnostics'] === undefined) return bytes;
+  const { diagnostics, ...rest } = json;
+  return encoder.encode(JSON.stringify({ ...rest, diagnosticsOmitted: (diagnostics as readonly unknown[]).length }));
+}
 
 /**
  * `bulwark.policy.evaluate`, `.evaluate.batch` and `.admin.list`. A request reads the set
@@ -19,7 +34,7 @@ export function evaluationHandlers(state: PolicyState, decider: Decider): { read
   const replyOf = (decision: Decision): Uint8Array => {
     let bytes = replies.get(decision);
     if (bytes === undefined) {
-      bytes = encoder.encode(JSON.stringify(decisionToJson(decision)));
+      bytes = decisionReply(decision);
       if (Object.isFrozen(decision)) replies.set(decision, bytes);
     }
     return bytes;

@@ -17,11 +17,16 @@
  */
 import { allocateUninitialized } from '@bulwark/crypto';
 import { BusRequestError } from '../errors.js';
-import { paddedReplyLength } from './reply-padding.js';
+import { MIN_REPLY_BUCKET, paddedReplyLength } from './reply-padding.js';
 
 export const REQUEST_ID_LENGTH = 16;
 /** request id, status, body length. */
 export const REPLY_PREFIX_LENGTH = REQUEST_ID_LENGTH + 1 + 4;
+/**
+ * The largest reply body that still lands in the smallest padding bucket. A service whose
+ * answers must not be told apart by their length keeps every answer within it.
+ */
+export const SMALLEST_BUCKET_REPLY_BODY = MIN_REPLY_BUCKET - REPLY_PREFIX_LENGTH;
 /** Command subjects are subject tokens (ASCII), at most this long. */
 export const MAX_COMMAND_LENGTH = 255;
 const enc = new TextEncoder();
