@@ -76,6 +76,12 @@ export const ServicePrincipals: Readonly<Record<ServiceName, string>> = Object.f
 /** The ledger's principal: sealed events on BULWARK_EVENTS are addressed to it. */
 export const LEDGER_PRINCIPAL = ServicePrincipals.audit;
 
+/**
+ * The ledger's durable consumer on BULWARK_EVENTS. It acknowledges a message only after the
+ * transaction holding all of its events committed, so its ack floor is a commit watermark.
+ */
+export const LEDGER_DURABLE = 'audit-ledger';
+
 export const Events = {
   policy: {
     decision: 'bulwark.evt.policy.decision',
@@ -94,6 +100,10 @@ export const Events = {
   },
   audit: {
     checkpoint: 'bulwark.evt.audit.checkpoint',
+  },
+  security: {
+    /** A service reports a security violation (`security.violation`), e.g. a ledger reader that halted (@bulwark/ledger-reader). */
+    violation: 'bulwark.evt.security.violation',
   },
   keys: {
     generated: 'bulwark.evt.keys.generated',
@@ -118,6 +128,10 @@ export const Events = {
   bus: {
     /** A frame failed an envelope check and was dropped (the bus's own security event). */
     rejected: 'bulwark.evt.bus.rejected',
+  },
+  alert: {
+    /** A service raises an operational security alert (`alert.raised`), e.g. its audit stream is full. */
+    raised: 'bulwark.evt.alert.raised',
   },
 } as const;
 

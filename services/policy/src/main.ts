@@ -2,7 +2,8 @@
 /**
  * `bulwark-policy`: the policy service process. Configuration from @bulwark/config (NATS_URL,
  * SYMBIONT_KEY_DIR, SYMBIONT_ROOT_PUBLIC_KEY, SYMBIONT_CRYPTO_PROVIDER, SYMBIONT_AUDIT_ENABLED,
- * SYMBIONT_POLICY_DECISION_LOG_MASK, SYMBIONT_POLICY_ADMINS, SYMBIONT_LOG_LEVEL, ...); the
+ * SYMBIONT_POLICY_DECISION_LOG_MASK, SYMBIONT_POLICY_ADMINS, SYMBIONT_POLICY_ENFORCEMENT,
+ * SYMBIONT_POLICY_MAX_LEDGER_LAG_MS, SYMBIONT_BUS_* stream limits, SYMBIONT_LOG_LEVEL, ...); the
  * service's identity (svc.policy) and NATS credentials from the wrapped file key store `bulwark init` writes (KEK
  * from SYMBIONT_KEK or SYMBIONT_KEK_FILE); peers' keys from the signed directory in NATS KV,
  * checked against the pinned root. The ledger's event-signing key is its directory entry's
@@ -12,8 +13,8 @@
  * Runs until SIGTERM or SIGINT, then stops answering, publishes the queued decision events
  * and closes. Exit codes: 0 after a clean stop, 1 on a failure at run time, 2 on bad configuration.
  */
-import { checkReadiness, connectBus, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals } from '@bulwark/bus';
-import { loadConfig } from '@bulwark/config';
+import { checkReadiness, connectBus, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals, streamSpecs } from '@bulwark/bus';
+import { busLimits, loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
@@ -67,11 +68,24 @@ async function main(): Promise<number> {
       directory,
       ledgerPublicKey,
       admins: config.policy.admins,
-      audit: { enabled: config.security.audit_enabled, maskedFields: config.policy.decision_log_mask, ...(maskKey === undefined ? {} : { maskKey }) },
+      audit: {
+        enabled: config.security.audit_enabled,
+        maskedFields: config.policy.decision_log_mask,
+        mode: config.security.policy_enforcement_mode,
+        maxLedgerLagMs: config.policy.max_ledger_lag_ms,
+        ...(maskKey === undefined ? {} : { maskKey }),
+      },
+      streams: streamSpecs(busLimits(config).streams),
       logger: log,
       onDecision: observePolicyService(telemetry.meter),
     });
-    telemetry.setHealth(async () => checkReadiness(bus));
+    const running = service;
+    // /health: the bus's readiness and the service's own (the ledger reader, the audit path).
+    telemetry.setHealth(async () => {
+      const ready = await checkReadiness(bus);
+      const own = running.notReady();
+      return own === undefined ? ready : { ...ready, ready: false, reason: [ready.reason, own].filter((r) => r !== '').join('; ') };
+    });
     log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, 'policy: telemetry');
     log.info({ instance: service.instanceId, setVersion: service.current().version, policies: service.current().policies.length }, 'policy: running');
     const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -5,6 +5,7 @@ import {
   connectBus,
   directoryBucketName,
   ensureStreams,
+  streamSpecs,
   openDirectoryBucket,
   publishDirectoryEntry,
   ROOT_NAMESPACE,
@@ -13,7 +14,7 @@ import {
   type Namespace,
   type PublishOutcome,
 } from '@bulwark/bus';
-import { loadConfig, redactUrl } from '@bulwark/config';
+import { busLimits, loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/config';
 import { createCryptoProvider, toBase64, toHex, type CryptoProvider } from '@bulwark/crypto';
 import type { SignedDirectoryEntry } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
@@ -91,8 +92,9 @@ async function refuseOrphanedIdentities(store: FileKeyStore): Promise<void> {
   }
 }
 
-async function publishAll(bus: Bus, entries: readonly SignedDirectoryEntry[], reports: PrincipalReport[]): Promise<void> {
-  const kv = await openDirectoryBucket(bus);
+async function publishAll(bus: Bus, entries: readonly SignedDirectoryEntry[], reports: PrincipalReport[], config: BulwarkConfig): Promise<void> {
+  // The writer sets the bucket's limits ([bus] directory_*), creating or reconciling them.
+  const kv = await openDirectoryBucket(bus, busLimits(config).directory);
   for (const [i, entry] of entries.entries()) {
     const published = await publishDirectoryEntry(bus, entry, kv);
     reports[i]!.published = published.outcome;
@@ -202,8 +204,9 @@ export async function init(io: CommandIO, options: InitOptions, setExitCode: (co
     const credentials = operatorUser.credentials;
     bus = await connectBus({ url, name: 'bulwark-init', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, credentials, inboxPrefix: credentials.inboxPrefix });
     publish.bucket = directoryBucketName(bus);
-    await ensureStreams(bus);
-    await publishAll(bus, signed, reports);
+    // The streams with the configured limits ([bus]): services may only read stream info.
+    await ensureStreams(bus, streamSpecs(busLimits(config).streams));
+    await publishAll(bus, signed, reports, config);
     publish.ok = true;
   } catch (error) {
     publish.error = redactUrl(error instanceof Error ? error.message : String(error)).split('\n')[0];

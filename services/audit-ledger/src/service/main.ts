@@ -11,8 +11,8 @@
  * committed and acknowledged, committed events are re-published, connections closed.
  * Exit codes: 0 after a clean drain, 1 on a failure at run time, 2 on bad configuration.
  */
-import { connectBus, KvDirectory, LEDGER_PRINCIPAL } from '@bulwark/bus';
-import { loadConfig } from '@bulwark/config';
+import { connectBus, KvDirectory, LEDGER_PRINCIPAL, streamSpecs } from '@bulwark/bus';
+import { busLimits, loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
@@ -27,7 +27,7 @@ import { loadLedgerSettings } from './settings.js';
 
 async function main(): Promise<number> {
   const { config } = loadConfig();
-  const settings = loadLedgerSettings();
+  const settings = { ...loadLedgerSettings(), streams: streamSpecs(busLimits(config).streams) };
   const log = createLogger({ service: 'audit-ledger', level: config.log.level });
   const crypto = createCryptoProvider(config.security.crypto_provider);
 
