@@ -178,7 +178,12 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
           entry.pid = p.pid;
           entry.restarts = p.restarts;
         }
-        writeRunState(home, state);
+        try {
+          writeRunState(home, state);
+        } catch (error) {
+          // The home went away under us (deleted): say so, keep supervising; the stop still cleans up.
+          io.stderr(`bulwark up: cannot write ${home.stateFile}: ${error instanceof Error ? error.message : String(error)}\n`);
+        }
       },
     });
     supervisor = running;

@@ -46,12 +46,18 @@ export async function startNatsServer(binary: string, config: { configFile: stri
     }),
   );
   child.once('error', () => undefined);
+  // If `bulwark up` ends by an exception, the server it started goes with it.
+  const onExit = () => {
+    if (exited === undefined) child.kill('SIGKILL');
+  };
+  process.once('exit', onExit);
   const stop = async (): Promise<void> => {
     if (exited !== undefined) return;
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exit;
     clearTimeout(timer);
+    process.off('exit', onExit);
   };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
