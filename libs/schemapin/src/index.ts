@@ -57,3 +57,5 @@ export {
   type FetchOptions,
 } from './discovery.js';
 export { CONTENT_FIELDS, contentHash, toolContent } from './content.js';
+export { CROSS_RULES, RULES, SEVERITY_WEIGHT, type Category, type ParamRule, type PatternRule, type Rule, type Severity } from './review/rules.js';
+export { DEFAULT_REVIEW_THRESHOLD, nameSkeleton, reviewSchema, type Finding, type KnownTool, type Recommendation, type ReviewOptions, type ReviewResult } from './review/scan.js';
