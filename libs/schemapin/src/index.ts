@@ -59,3 +59,5 @@ export {
 export { CONTENT_FIELDS, contentHash, toolContent } from './content.js';
 export { CROSS_RULES, RULES, SEVERITY_WEIGHT, type Category, type ParamRule, type PatternRule, type Rule, type Severity } from './review/rules.js';
 export { DEFAULT_REVIEW_THRESHOLD, nameSkeleton, reviewSchema, type Finding, type KnownTool, type Recommendation, type ReviewOptions, type ReviewResult } from './review/scan.js';
+export { checkTool, ToolErrorCode, type PinMode, type SignedTool, type ToolCheck, type ToolCheckInput, type Verdict } from './pinning.js';
+export { parseSignedTool, signSchema, type SignSchemaOptions } from './sign.js';

@@ -1,6 +1,6 @@
 /**
  * The SDK's pin store (protocol note §7): `"<tool_id>@<domain>" → "sha256:<fingerprint>"`.
- * Our file form also allows an entry `{ fingerprint, content_hash }` (the content pin, see
+ * Our file form also allows an entry `{ fingerprint, content_hash, schema_hash? }` (the content pin, see
  * pinning.ts); `toJSON` writes the plain string form for entries with no content hash, so a
  * store the SDK wrote round-trips unchanged.
  */
@@ -14,7 +14,11 @@ export interface PinEntry {
   readonly fingerprint: string;
   /** `sha256:<hex>` over the RFC 8785 form of the tool's content (content.ts). */
   readonly contentHash?: string;
+  /** `sha256:<hex>` schemapin-v1 hash of the pinned version (for previous_hash lineage). */
+  readonly schemaHash?: string;
 }
+
+type FileEntry = string | { fingerprint: string; content_hash?: string; schema_hash?: string };
 
 export function pinKey(toolId: string, domain: string): string {
   return `${toolId}@${domain}`;
@@ -62,10 +66,17 @@ export class KeyPinStore {
   }
 
   /** The file form: plain fingerprint strings, or `{ fingerprint, content_hash }`. */
-  toObject(): Record<string, string | { fingerprint: string; content_hash: string }> {
-    const out: Record<string, string | { fingerprint: string; content_hash: string }> = {};
+  toObject(): Record<string, FileEntry> {
+    const out: Record<string, FileEntry> = {};
     for (const [key, entry] of this.#pins) {
-      out[key] = entry.contentHash === undefined ? entry.fingerprint : { fingerprint: entry.fingerprint, content_hash: entry.contentHash };
+      if (entry.contentHash === undefined && entry.schemaHash === undefined) out[key] = entry.fingerprint;
+      else {
+        out[key] = {
+          fingerprint: entry.fingerprint,
+          ...(entry.contentHash === undefined ? {} : { content_hash: entry.contentHash }),
+          ...(entry.schemaHash === undefined ? {} : { schema_hash: entry.schemaHash }),
+        };
+      }
     }
     return out;
   }
@@ -82,11 +93,22 @@ export class KeyPinStore {
       if (!key.includes('@')) throw new SchemaPinInputError('E_SCHEMAPIN_PINS', `${what}: key ${JSON.stringify(key)} is not "<tool_id>@<domain>"`);
       let pin: PinEntry;
       if (typeof entry === 'string') pin = { fingerprint: entry };
-      else if (isJsonObject(entry) && typeof entry.fingerprint === 'string' && (entry.content_hash === undefined || typeof entry.content_hash === 'string')) {
-        pin = entry.content_hash === undefined ? { fingerprint: entry.fingerprint } : { fingerprint: entry.fingerprint, contentHash: entry.content_hash };
+      else if (
+        isJsonObject(entry) &&
+        typeof entry.fingerprint === 'string' &&
+        (entry.content_hash === undefined || typeof entry.content_hash === 'string') &&
+        (entry.schema_hash === undefined || typeof entry.schema_hash === 'string')
+      ) {
+        pin = {
+          fingerprint: entry.fingerprint,
+          ...(entry.content_hash === undefined ? {} : { contentHash: entry.content_hash as string }),
+          ...(entry.schema_hash === undefined ? {} : { schemaHash: entry.schema_hash as string }),
+        };
       } else throw new SchemaPinInputError('E_SCHEMAPIN_PINS', `${what}: entry ${JSON.stringify(key)} must be a fingerprint or { fingerprint, content_hash }`);
       if (!isFingerprint(pin.fingerprint)) throw new SchemaPinInputError('E_SCHEMAPIN_PINS', `${what}: entry ${JSON.stringify(key)} is not a sha256:<64 hex> fingerprint`);
-      if (pin.contentHash !== undefined && !isFingerprint(pin.contentHash)) throw new SchemaPinInputError('E_SCHEMAPIN_PINS', `${what}: entry ${JSON.stringify(key)} content_hash is not sha256:<64 hex>`);
+      for (const hash of [pin.contentHash, pin.schemaHash]) {
+        if (hash !== undefined && !isFingerprint(hash)) throw new SchemaPinInputError('E_SCHEMAPIN_PINS', `${what}: entry ${JSON.stringify(key)} has a hash that is not sha256:<64 hex>`);
+      }
       store.#pins.set(key, pin);
     }
     return store;
