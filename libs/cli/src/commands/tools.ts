@@ -214,7 +214,7 @@ function signCommand(io: CommandIO, o: SignOptions): number {
     doc = createWellKnownResponse(publicPemOf(loadPrivateKey(keyPem)), o.developer, o.contact, o.revoked, '1.2', o.revocationEndpoint);
   } else {
     if (o.domain === undefined) throw new InputError('E_TOOLS_USAGE', 'tools sign --skill needs --domain D');
-    doc = signSkill(resolve(io.cwd, o.skill!), keyPem, o.domain);
+    signSkill(resolve(io.cwd, o.skill!), keyPem, o.domain);
     io.stdout(`wrote ${join(o.skill!, '.schemapin.sig')}\n`);
     return ExitCode.ok;
   }
