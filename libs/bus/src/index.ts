@@ -44,6 +44,7 @@ export {
 } from './stream-io.js';
 export { RejectionReporter, type Rejection, type RejectionEvent, type RejectionMetrics, type RejectionReporterOptions } from './rejections.js';
 export { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.js';
+export { AdmissionKeys, ADMISSION_TAG_LENGTH, encodeAdmissionTag } from './internal/handshake-admission.js';
 export { serveCommands, type CommandHandler, type CommandRequest, type CommandServer, type ServeCommandsOptions } from './rpc-server.js';
 export { CommandClient, type CommandClientOptions, type RequestOptions } from './rpc-client.js';
 export { checkReadiness, type Readiness } from './readiness.js';

@@ -5,10 +5,12 @@ import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
 import { BusUsageError } from './errors.js';
 import { headersCarrier, Headers } from './headers.js';
-import { inspectFrame, SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
+import { DEFAULT_MAX_FRAME_SIZE, SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.js';
 import { responderPort } from './internal/envelope-ports.js';
 import type { OpenedRequest, SessionResponderPort } from './internal/frames.js';
+import { HandshakeGate } from './internal/handshake-gate.js';
+import { maxReplyPlaintext } from './internal/reply-padding.js';
 import { decodeRequest, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
 import { runInExtractedTrace } from './internal/trace.js';
 import { outOfNamespace } from './namespace.js';
@@ -38,7 +40,7 @@ export interface ServeCommandsOptions {
   readonly rejections: RejectionReporter;
   /** How often expired sessions are dropped (default 60 s). */
   readonly pruneIntervalMs?: number;
-  /** Handshakes admitted per claimed sender and in all (see HandshakeLimits for the defaults). */
+  /** Handshake budgets: per authenticated principal, in all, and the shared failure budget (see HandshakeLimits). */
   readonly handshakeLimits?: HandshakeLimits;
 }
 
@@ -106,17 +108,22 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const reject = (reason: string, sender: string | undefined, msg: Msg) =>
     options.rejections.report({ reason, sender, subject: outOfNamespace(bus.namespace, msg.subject) });
 
-  const limiter = new HandshakeLimiter(options.handshakeLimits);
+  // Admission before the two X25519 operations a handshake costs (internal/handshake-gate.ts):
+  // a principal is charged only once its admission tag authenticated it; failures share one budget.
+  const gate = new HandshakeGate(options.sessions, new HandshakeLimiter(options.handshakeLimits));
   const onHandshake = async (msg: Msg): Promise<void> => {
     if (readKind(msg) !== 'handshake') return reject('E_BUS_KIND', undefined, msg);
-    // Admission before the two X25519 operations a handshake costs; a frame too malformed
-    // to name a sender is refused by accept() without any.
-    const claimed = inspectFrame(msg.data);
-    if (!('ok' in claimed) && !limiter.admit(claimed.sender)) return reject('E_BUS_HANDSHAKE_RATE', claimed.sender, msg);
+    const admitted = gate.admit(msg.data, headersCarrier(msg.headers).get(Headers.admission));
+    if (!admitted.ok) return reject(admitted.reason, admitted.sender, msg);
     const result = await responder.accept(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_HANDSHAKE', sender: undefined }));
-    if (result.kind === 'rejected') return reject(result.reason, result.sender, msg);
+    if (result.kind === 'rejected') {
+      gate.failed();
+      return reject(result.reason, result.sender, msg);
+    }
     msg.respond(result.reply);
   };
+  const selfId = options.sessions.self.id;
+  const maxFrameSize = options.sessions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
 
   const onRequest = async (msg: Msg): Promise<void> => {
     // The direct subject takes only session requests: the client leaves the kind header
@@ -144,8 +151,9 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
         throw new Error(`unhandled open outcome ${String(never)}`);
       }
     }
-    const request = decodeRequest(opened.plaintext);
-    if (request === undefined) return reject('E_BUS_REQUEST_SHAPE', opened.sender, msg);
+    // The command the request was sealed for must be the one whose subject it arrived on.
+    const request = decodeRequest(opened.plaintext, command);
+    if (!request.ok) return reject(request.reason, opened.sender, msg);
     const handler = options.handlers[command];
     let reply: ReplyBody;
     if (handler === undefined) {
@@ -161,7 +169,8 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
       }
     }
     if (stopped) return;
-    msg.respond(opened.sealReply(encodeReply(request.requestId, reply)));
+    // Padded to its size bucket: the reply's length does not tell what it says.
+    msg.respond(opened.sealReply(encodeReply(request.requestId, reply, maxReplyPlaintext(selfId, opened.sender, maxFrameSize))));
   };
 
   // Errors from the handlers above are already turned into replies or drops; anything
