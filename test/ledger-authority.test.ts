@@ -24,11 +24,12 @@ import {
   type EventPublisher,
   type EventSubject,
 } from '@bulwark/bus';
-import { encodeEvent, encodeEventBatch, eventSubject, newEvent, newEventId, toEventMessage, type AuditEvent } from '@bulwark/events';
+import { computeEventHash, encodeEvent, encodeEventBatch, eventSubject, newEvent, newEventId, toEventMessage, type AuditEvent } from '@bulwark/events';
 import { AuditEventSchema } from '@bulwark/proto';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
-import { DEFAULT_SETTINGS, LedgerService, migrateLedger, verifyLedger, type LedgerDatabase, type QueryReply } from '@bulwark/audit-ledger';
+import { DEFAULT_SETTINGS, LedgerService, migrateLedger, signerKey, verifyLedger, type LedgerDatabase, type QueryReply, type VerifyReply } from '@bulwark/audit-ledger';
+import { hashedFieldsOfRow } from '../services/audit-ledger/src/store/rows.js';
 
 const provider = createCryptoProvider('node');
 const ORIGIN = 'bulwark.test/authority';
@@ -188,5 +189,18 @@ describe('audit-ledger service: producer-bound events', () => {
     await expect(client.request(Commands.audit.query, body({ eventTypes: Array.from({ length: 65 }, () => 'agent.started') }))).rejects.toMatchObject({ code: 'E_AUDIT_REQUEST' });
     await expect(client.request(Commands.audit.query, body({ eventTypes: [] }))).rejects.toMatchObject({ code: 'E_AUDIT_REQUEST' });
     expect(await verifyLedger(db, { crypto: provider, origin: ORIGIN, logKey: service.ledger.verifierKey })).toMatchObject({ ok: true });
+  });
+
+  it('has verify (whole and by range) name an event its producer may not produce, even one signed with the ledger key', async () => {
+    // The agent's own event rewritten into a policy change, re-hashed and re-signed with the real key.
+    const target = (await db.selectFrom('events').selectAll().where('producer', '=', mallory.id).orderBy('seq').executeTakeFirstOrThrow())!;
+    const seq = Number(target.seq);
+    const forged = { ...target, event_type: 'policy.updated' };
+    const eventHash = computeEventHash(provider, hashedFieldsOfRow(forged));
+    const signature = provider.ed25519.sign(signerKey(provider, ORIGIN, ledgerId.ed25519.secretKey).secretKey, eventHash);
+    await db.updateTable('events').set({ event_type: 'policy.updated', event_hash: eventHash, signature }).where('seq', '=', target.seq).execute();
+    const range = json<VerifyReply>(await client.request(Commands.audit.verify, body({ fromSeq: seq, toSeq: seq }), { timeoutMs: 10_000 }));
+    expect(range).toMatchObject({ ok: false, seq, problem: 'forbidden producer', message: `seq ${seq}: forbidden producer: policy.updated may be produced only by svc.policy, not by ${mallory.id}` });
+    expect(await verifyLedger(db, { crypto: provider, origin: ORIGIN, logKey: service.ledger.verifierKey })).toMatchObject({ ok: false, seq, problem: 'forbidden producer' });
   });
 });

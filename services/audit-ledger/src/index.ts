@@ -46,6 +46,7 @@ export { complianceMarkdown, generateComplianceReport, renderComplianceReport, t
 export { LEDGER_DURABLE, LedgerService, SERVICE_VERSION, type LedgerReadiness, type LedgerServiceMetrics, type LedgerServiceOptions } from './service/service.js';
 export { DEFAULT_SETTINGS, SETTINGS_ENV, loadLedgerSettings, type LedgerSettings } from './service/settings.js';
 export { decodePayload, payloadKind, type PayloadKind } from './service/decode.js';
+export { DEFAULT_VIOLATION_BUDGET, type ViolationBudget } from './service/violations.js';
 export { ledgerBatchOfRows } from './service/batch-wire.js';
 export type {
   CheckpointReply,

@@ -5,7 +5,7 @@
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { Commands, type CommandHandler, type CommandSubject } from '@bulwark/bus';
-import { computeEventHash, isEventType, type EventType } from '@bulwark/events';
+import { checkProducer, computeEventHash, isEventType, type EventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb, StoredCheckpoint } from '../ledger.js';
 import { bytes, hashedFieldsOfRow, ledgerEventOfRow, toNumber, type EventRow } from '../store/rows.js';
 import { verifyLedger } from '../verify.js';
@@ -174,7 +174,7 @@ export async function verify(ctx: HandlerContext, body: Record<string, unknown>)
 
 /**
  * A bounded verify: each event of [from, to] against its stored fields (event_hash), the
- * event before it (previous_hash) and the ledger key (signature). The Merkle tree and the
+ * event before it (previous_hash), the ledger key (signature) and the producer table. The Merkle tree and the
  * checkpoints need the whole log: ask for a whole verify for those.
  */
 async function verifyRange(ctx: HandlerContext, from: number, to: number | undefined): Promise<VerifyReply> {
@@ -207,6 +207,8 @@ async function verifyRange(ctx: HandlerContext, from: number, to: number | undef
       if (recomputed === undefined || !ctx.crypto.equal(recomputed, eventHash)) return { ok: false, scope: 'range', seq, problem: 'event_hash mismatch', message: `seq ${seq}: event_hash mismatch` };
       if (!ctx.crypto.equal(bytes(row.previous_hash), previous)) return { ok: false, scope: 'range', seq, problem: 'previous_hash does not link', message: `seq ${seq}: previous_hash does not link to seq ${seq - 1}` };
       if (!ctx.crypto.ed25519.verify(key, eventHash, bytes(row.signature))) return { ok: false, scope: 'range', seq, problem: 'signature invalid', message: `seq ${seq}: signature invalid` };
+      const forbidden = checkProducer(row.producer, row.event_type, row.agent_id);
+      if (forbidden !== null) return { ok: false, scope: 'range', seq, problem: 'forbidden producer', message: `seq ${seq}: forbidden producer: ${forbidden}` };
       previous = eventHash;
       next += 1;
     }

@@ -46,7 +46,7 @@ import { decodePayload } from './decode.js';
 import { commandHandlers } from './handlers.js';
 import { Republisher } from './republisher.js';
 import type { LedgerSettings } from './settings.js';
-import { ViolationRecorder, type ViolationBudget } from './violations.js';
+import { DEFAULT_VIOLATION_BUDGET, ViolationRecorder, type ViolationBudget } from './violations.js';
 
 export const LEDGER_DURABLE = 'audit-ledger';
 export const SERVICE_VERSION = '0.1.0';
@@ -161,8 +161,8 @@ export class LedgerService {
     const last = await this.ledger.latestCheckpoint();
     this.#checkpointer.start(head.size - (last?.size ?? 0));
     this.#republisher.start();
-    const refillMs = this.#o.violationBudget?.refillMs ?? 3000;
-    this.#flushTimer = setInterval(() => this.#flushViolations(), refillMs);
+    // Suppressed violations are summarised as soon as their producer's budget allows one again.
+    this.#flushTimer = setInterval(() => this.#flushViolations(), (this.#o.violationBudget ?? DEFAULT_VIOLATION_BUDGET).refillMs);
     this.#flushTimer.unref();
 
     const rejections = createRejectionReporter(createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL })), { reporter: identity.id });
