@@ -61,3 +61,6 @@ export { CROSS_RULES, RULES, SEVERITY_WEIGHT, type Category, type ParamRule, typ
 export { DEFAULT_REVIEW_THRESHOLD, nameSkeleton, reviewSchema, type Finding, type KnownTool, type Recommendation, type ReviewOptions, type ReviewResult } from './review/scan.js';
 export { checkTool, ToolErrorCode, type PinMode, type SignedTool, type ToolCheck, type ToolCheckInput, type Verdict } from './pinning.js';
 export { parseSignedTool, signSchema, type SignSchemaOptions } from './sign.js';
+export { CachedVerifier, type CacheStats } from './cache.js';
+export { canonicalParts, type CanonicalParts } from './canonical.js';
+export { contentText } from './content.js';

@@ -10,7 +10,7 @@
  *   (anything else is `UnknownProvider`).
  * The verdicts extend S5.2's Trusted / SignatureInvalid / UnknownProvider.
  */
-import { hashCanonical, canonicalizeSchema } from './canonical.js';
+import { canonicalParts, type CanonicalParts } from './canonical.js';
 import { contentHash } from './content.js';
 import { ErrorCode } from './errors.js';
 import { KeyPinStore, type PinEntry } from './pin-store.js';
@@ -93,15 +93,25 @@ export function checkTool(pins: KeyPinStore, input: ToolCheckInput): ToolCheck {
   // The SDK verifier sees a scratch store holding only this tool's pin: it compares, we write.
   const scratch = new KeyPinStore();
   if (existing !== undefined) scratch.set(toolId, domain, existing);
+  // One canonicalization pass serves the signature and the content hash; if it fails, the
+  // verifier reports it in the SDK's order (after the canonicalization id and the key checks).
+  let parts: CanonicalParts | undefined;
+  try {
+    parts = canonicalParts(signed.schema);
+  } catch {
+    parts = undefined;
+  }
   const result = verifySchemaOffline(signed.schema, signed.signature, domain, toolId, input.discovery, input.revocation, scratch, {
     ...input.verify,
+    ...(parts === undefined ? {} : { canonical: parts.text }),
     pinning: 'after_verify',
     canonicalization: signed.canonicalization ?? null,
     expiresAt: signed.expires_at ?? null,
   });
   if (!result.valid) return { verdict: verdictOf(result.error_code), result, contentHash: null, schemaHash: null, newPin: null };
-  const content = contentHash(signed.schema);
-  const schemaHash = `sha256:${hashCanonical(canonicalizeSchema(signed.schema)).toString('hex')}`;
+  const schemaHash = result.schema_hash!;
+  // The schemapin-v1 hash determines the content, so an unchanged pinned version needs no second hash.
+  const content = existing?.contentHash !== undefined && existing.schemaHash === schemaHash ? existing.contentHash : contentHash(signed.schema, parts);
   const fingerprint = result.key_fingerprint!;
   if (existing === undefined) {
     const newPin: PinEntry = pinContent ? { fingerprint, contentHash: content, schemaHash } : { fingerprint };

@@ -4,11 +4,15 @@
  */
 import { createHash, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { readVectorJson, readVectorText } from '@bulwark/testkit';
+import { canonicalJson } from '@bulwark/events';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   canonicalizeSchema,
   checkTool,
   contentHash,
+  contentText,
+  toolContent,
   createTrustBundle,
   createWellKnownResponse,
   generateKeyPair,
@@ -153,5 +157,42 @@ describe('checkTool: content pins', () => {
   it('strict trusts only provisioned pins; interactive waits', () => {
     expect(check(new KeyPinStore(), tool, {}, 'strict').verdict).toBe('UnknownProvider');
     expect(check(new KeyPinStore(), tool, {}, 'interactive')).toMatchObject({ verdict: 'PendingApproval', newPin: expect.any(Object) });
+  });
+});
+
+describe('one-pass canonicalization against the SDK algorithm (random values)', () => {
+  // The SDK's algorithm, restated: rebuild with Object.keys().sort(), then JSON.stringify.
+  const reference = (v: unknown): string => {
+    const sort = (o: unknown): unknown => {
+      if (o === null || typeof o !== 'object') return o;
+      if (Array.isArray(o)) return o.map(sort);
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(o).sort()) out[k] = sort((o as Record<string, unknown>)[k]);
+      return out;
+    };
+    return JSON.stringify(sort(v));
+  };
+  const key = fc.oneof(fc.string(), fc.constantFrom('0', '1', '9', '10', '01', '-1', '1.5', '4294967294', '4294967295', 'é', 'É', '\u{1F680}', '～', 'a'));
+  const json = fc.letrec((tie) => ({
+    value: fc.oneof({ depthSize: 'small' }, fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('value'), { maxLength: 4 }), fc.dictionary(key, tie('value'), { maxKeys: 5 })),
+  })).value;
+  it('canonicalizeSchema equals rebuild + JSON.stringify', () => {
+    fc.assert(fc.property(json, (v) => canonicalizeSchema(v) === reference(v)), { numRuns: 2000 });
+  });
+  it('the content text from the one pass equals RFC 8785 of the covered members', () => {
+    const toolArb = fc.record({ name: fc.string(), description: fc.string(), inputSchema: json, annotations: json, extra: json }, { requiredKeys: ['name'] });
+    fc.assert(
+      fc.property(toolArb, (t) => {
+        const viaParts = contentText(t);
+        let viaJcs: string;
+        try {
+          viaJcs = canonicalJson(toolContent(t), 'tool');
+        } catch {
+          return true; // lone surrogates: JCS refuses, and so does the slow path the fast one falls back to
+        }
+        return viaParts === viaJcs;
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -40,6 +40,8 @@ export interface VerificationResult {
   expired?: boolean;
   /** Not an SDK field: the fingerprint of the key that verified (for pinning and caches). */
   key_fingerprint?: string;
+  /** Not an SDK field: `sha256:<hex>` of the schemapin-v1 canonical schema that verified. */
+  schema_hash?: string;
 }
 
 export interface VerifyOptions {
@@ -52,6 +54,8 @@ export interface VerifyOptions {
   /** 'after_verify' (default): pin only once the signature verified. 'reference': the SDK's order. */
   readonly pinning?: 'after_verify' | 'reference';
   readonly now?: () => number;
+  /** The schema's canonical text, when the caller already has it (canonicalParts). */
+  readonly canonical?: string;
 }
 
 function failure(domain: string, err: SchemaPinError): VerificationResult {
@@ -103,7 +107,7 @@ export function verifySchemaOffline(
     const reference = options.pinning === 'reference';
     const pin = reference ? pinStore.checkAndPin(toolId, domain, key.fingerprint) : pinStore.check(toolId, domain, key.fingerprint);
     if (pin === 'changed') throw new SchemaPinError(ErrorCode.keyPinMismatch, 'Key fingerprint changed since last use');
-    const digest = hashCanonical(canonicalizeSchema(schema));
+    const digest = hashCanonical(options.canonical ?? canonicalizeSchema(schema));
     if (!verifySchemaHash(digest, signatureB64, key.key)) throw new SchemaPinError(ErrorCode.signatureInvalid, 'Signature verification failed');
     if (options.dnsTxt) verifyDnsMatch(discovery, options.dnsTxt);
     if (!reference && pin === 'first_use') pinStore.checkAndPin(toolId, domain, key.fingerprint);
@@ -115,6 +119,7 @@ export function verifySchemaOffline(
       key_pinning: { status: pin },
       warnings: [],
       key_fingerprint: key.fingerprint,
+      schema_hash: `sha256:${digest.toString('hex')}`,
     };
     const version = typeof disc.schema_version === 'string' ? disc.schema_version : '';
     if (version !== '' && version < '1.2') result.warnings!.push(`Discovery uses schema version ${version}, consider upgrading to 1.2`);
