@@ -70,7 +70,7 @@ export const DEFAULT_SETTINGS: LedgerSettings = {
   maxAckPending: 1024,
   staleAfterMs: DEFAULT_STREAMS.events.maxAgeMs,
   republishTo: ServicePrincipals.incident,
-  controlTo: [ServicePrincipals.policy],
+  controlTo: [ServicePrincipals.policy, ServicePrincipals.tools],
 };
 
 function integer(env: Readonly<Record<string, string | undefined>>, key: keyof typeof SETTINGS_ENV, min: number, max: number): number | undefined {
