@@ -14,6 +14,7 @@ import {
   type ResourceAccessInput,
   type ToolInvocationInput,
 } from './enforcement.js';
+import { readToolVerdict, toolUseDecision, unavailable, type ToolUseInput, type ToolVerdict } from './tool-use.js';
 import {
   MAX_BATCH_REQUESTS,
   type PolicyChangeReply,
@@ -46,6 +47,13 @@ export interface Authorize {
   messageRouting(input: MessageRoutingInput, options?: CallOptions): Promise<PolicyDecision>;
   toolInvocation(input: ToolInvocationInput, options?: CallOptions): Promise<PolicyDecision>;
   dataOperation(input: DataOperationInput, options?: CallOptions): Promise<PolicyDecision>;
+  /** Tool use: the tool verified by the schemapin service AND the action permitted by policy, both asked at once; either failing denies. */
+  toolUse(input: ToolUseInput, options?: CallOptions): Promise<PolicyDecision>;
+}
+
+/** SchemaPin verification; never rejects: any failure is a verdict that is not Trusted. */
+export interface ToolCalls {
+  verify(input: Pick<ToolUseInput, 'toolId' | 'domain' | 'signed'>, options?: CallOptions): Promise<ToolVerdict>;
 }
 
 export interface PolicyCalls {
@@ -67,6 +75,7 @@ export interface BulwarkClient {
   readonly authorize: Authorize;
   readonly policy: PolicyCalls;
   readonly policyAdmin: PolicyAdmin;
+  readonly tools: ToolCalls;
   /** Drops every session; the next call handshakes again. */
   reset(): void;
 }
@@ -135,8 +144,26 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
     return reply;
   };
 
+  const verifyTool: ToolCalls['verify'] = async (input, callOptions = {}) => {
+    try {
+      // Verifying may pin on first use (a ledger event): not retried blindly.
+      const reply = await call(Commands.tools.verify, { tool_id: input.toolId, domain: input.domain, signed: input.signed }, callOptions.timeoutMs ?? Math.max(decisionTimeoutMs, 5000), false);
+      return readToolVerdict(reply);
+    } catch (e) {
+      return unavailable(`no answer from the schemapin service: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+
+  const toolUse = async (input: ToolUseInput, callOptions: CallOptions = {}): Promise<PolicyDecision> => {
+    const request = toolInvocationRequest({ tool: input.tool ?? input.toolId, ...(input.context === undefined ? {} : { context: input.context }), ...(input.classes === undefined ? {} : { classes: input.classes }) });
+    const [verdict, decision] = await Promise.all([verifyTool(input, callOptions), evaluate(request, callOptions)]);
+    return toolUseDecision(input, verdict, decision);
+  };
+
   return {
+    tools: { verify: verifyTool },
     authorize: {
+      toolUse,
       agentCreation: (input, o) => evaluate(agentCreationRequest(input), o),
       resourceAccess: (input, o) => evaluate(resourceAccessRequest(input), o),
       messageRouting: (input, o) => evaluate(messageRoutingRequest(input), o),

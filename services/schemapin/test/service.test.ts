@@ -10,6 +10,7 @@ import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, natsUrl, readVectorJson, readVectorText, withTestSchema } from '@bulwark/testkit';
 import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
 import { signSchema, type JsonObject } from '@bulwark/schemapin';
+import { createBulwarkClient } from '@bulwark/client';
 import { startSchemaPinService, type SchemaPinService, type VerifyReply } from '../src/index.js';
 
 const provider = createCryptoProvider('node');
@@ -126,6 +127,17 @@ describe('schemapin service', () => {
     expect(service.projection.pins.get('other', 'tools.example.com')).toBeUndefined();
     const unknown = await call<VerifyReply>(agent, Commands.tools.verify, { tool_id: 'x', domain: 'nowhere.example', signed: { schema: tool, signature: signSchema(tool, devA).signature } });
     expect(unknown).toMatchObject({ verdict: 'UnknownProvider', valid: false, error_code: 'discovery_fetch_failed' });
+  });
+
+  it("@bulwark/client's tools.verify: Trusted for the pinned version, not for a tampered signature, and an unreachable service is not Trusted", async () => {
+    const client = createBulwarkClient({ bus, sessions: { provider, self: agent, directory: world.directory } });
+    const signed = signSchema(poisoned, devA);
+    expect(await client.tools.verify({ toolId: 'search_files', domain: 'tools.example.com', signed })).toMatchObject({ verdict: 'Trusted', valid: true });
+    expect(await client.tools.verify({ toolId: 'search_files', domain: 'tools.example.com', signed: { ...signed, schema: tool } })).toMatchObject({ verdict: 'SignatureInvalid', valid: false });
+    const elsewhere = await connectBus({ url: natsUrl(), name: 'schemapin-nobody', namespace: uniqueNamespace('nobody') });
+    buses.push(elsewhere);
+    const lonely = createBulwarkClient({ bus: elsewhere, sessions: { provider, self: agent, directory: world.directory }, decisionTimeoutMs: 300 });
+    expect(await lonely.tools.verify({ toolId: 'search_files', domain: 'tools.example.com', signed }, { timeoutMs: 300 })).toMatchObject({ verdict: 'Unavailable', valid: false });
   });
 
   it('pinning again with another key is an error', async () => {
