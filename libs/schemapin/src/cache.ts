@@ -1,15 +1,15 @@
 /**
  * A verifier with a cache of verified tools. An entry is keyed on tool_id, domain, the key
- * fingerprint, the schemapin-v1 hash of the whole schema (which determines the content
- * hash) and the signature, so a hit needs exactly what was verified: the same signed bytes
+ * fingerprint, the signature and the schema's JSON text as given (which determines its
+ * schemapin-v1 text and its content hash; a long text by its SHA-256), so a hit needs exactly what was verified: the same signed bytes
  * under the same key for the same tool. On a hit the revocation sources are still checked
  * (a list lookup), so a revoked key is never served from the cache even before
  * `invalidateKey` runs. Entries are dropped by `invalidateKey` (a revocation), by
  * `invalidateTool` (a pin change) and by `clear`. Results with `expires_at` are not cached
- * (their warnings depend on the time). Only Trusted results are cached; failures are
- * recomputed every time.
+ * (their warnings depend on the time). Only Trusted uses of an existing pin are cached;
+ * first uses and failures are recomputed every time.
  */
-import { canonicalizeSchema, hashCanonical } from './canonical.js';
+import { createHash } from 'node:crypto';
 import { SchemaPinError } from './errors.js';
 import { loadPublicKey } from './keys.js';
 import { pinKey, type KeyPinStore } from './pin-store.js';
@@ -46,7 +46,8 @@ export class CachedVerifier {
     }
     this.#stats.misses++;
     const result = checkTool(pins, input);
-    if (key !== null && result.verdict === 'Trusted' && input.signed.expires_at === undefined && result.result.key_fingerprint === key.fingerprint) {
+    // Only a use of an existing pin is cached: a first use must be pinned (and answer first_use) first.
+    if (key !== null && result.verdict === 'Trusted' && result.newPin === null && input.signed.expires_at === undefined && result.result.key_fingerprint === key.fingerprint) {
       this.#store(key.cacheKey, pinKey(input.toolId, input.domain), key.fingerprint, result);
     }
     return result;
@@ -80,8 +81,13 @@ export class CachedVerifier {
     if (typeof pem !== 'string' || typeof input.signed.signature !== 'string') return null;
     try {
       const { fingerprint } = loadPublicKey(pem);
-      const schemaHash = hashCanonical(canonicalizeSchema(input.signed.schema)).toString('hex');
-      const cacheKey = `${input.toolId}\u0000${input.domain}\u0000${fingerprint}\u0000${schemaHash}\u0000${input.signed.signature}\u0000${input.mode ?? 'automatic'}\u0000${input.signed.canonicalization ?? ''}`;
+      // The schema as given (not canonical): the same JSON value gives the same text, so a hit
+      // is exactly a schema that verified; another key order only misses and verifies in full.
+      // Long texts are hashed so an entry stays small.
+      const text = JSON.stringify(input.signed.schema);
+      if (typeof text !== 'string') return null;
+      const schemaKey = text.length > 2048 ? createHash('sha256').update(text, 'utf8').digest('base64') : text;
+      const cacheKey = `${input.toolId}\u0000${input.domain}\u0000${fingerprint}\u0000${input.signed.signature}\u0000${input.mode ?? 'automatic'}\u0000${input.signed.canonicalization ?? ''}\u0000${schemaKey}`;
       return { cacheKey, fingerprint };
     } catch (err) {
       if (err instanceof SchemaPinError) return null;
@@ -92,7 +98,7 @@ export class CachedVerifier {
   /** The pin the cached result was computed against must still be the pin now. */
   #stillPinned(pins: KeyPinStore, input: ToolCheckInput, hit: ToolCheck): boolean {
     const pin = pins.get(input.toolId, input.domain);
-    if (pin === undefined) return hit.newPin !== null && input.mode !== 'strict';
+    if (pin === undefined) return false;
     return pin.fingerprint === hit.result.key_fingerprint && (pin.contentHash === undefined || pin.contentHash === hit.contentHash);
   }
 

