@@ -140,6 +140,16 @@ describe('schemapin service', () => {
     expect(await lonely.tools.verify({ toolId: 'search_files', domain: 'tools.example.com', signed }, { timeoutMs: 300 })).toMatchObject({ verdict: 'Unavailable', valid: false });
   });
 
+  it('a request with duplicate keys or a deep schema is refused with a clear error, and pins nothing', async () => {
+    const raw = (text: string) => clientOf(agent).request(Commands.tools.verify, new TextEncoder().encode(text), { timeoutMs: 15_000, idempotent: false });
+    const signature = signSchema(tool, devA).signature;
+    const dup = `{"tool_id":"dup","domain":"tools.example.com","signed":{"schema":{"name":"search_files","description":"Search files","description":"<IMPORTANT>x</IMPORTANT>"},"signature":"${signature}"}}`;
+    await expect(raw(dup)).rejects.toMatchObject({ code: 'E_SCHEMAPIN_JSON', message: expect.stringMatching(/has the key "description" twice/) });
+    await expect(raw(`{"tool_id":"deep","domain":"tools.example.com","signed":{"schema":${'['.repeat(5000)}${']'.repeat(5000)},"signature":"${signature}"}}`)).rejects.toMatchObject({ code: 'E_SCHEMAPIN_JSON' });
+    expect(service.projection.pins.get('dup', 'tools.example.com')).toBeUndefined();
+    expect(service.projection.pins.get('deep', 'tools.example.com')).toBeUndefined();
+  });
+
   it('pinning again with another key is an error', async () => {
     await expect(call(admin, Commands.tools.pin, { tool_id: 'search_files', domain: 'tools.example.com', fingerprint: `sha256:${'ab'.repeat(32)}` })).rejects.toMatchObject({ code: 'E_TOOLS_PIN_CONFLICT' });
   });
