@@ -5,7 +5,7 @@ describe('ledger settings', () => {
   it('defaults: full batches sealed to incident response, control batches to the policy service', () => {
     const settings = loadLedgerSettings({});
     expect(settings.republishTo).toBe('svc.incident-response');
-    expect(settings.controlTo).toEqual(['svc.policy', 'svc.schemapin']);
+    expect(settings.controlTo).toEqual(['svc.policy']);
     expect(settings).toMatchObject({ ...DEFAULT_SETTINGS, signerWorkers: settings.signerWorkers });
   });
 
