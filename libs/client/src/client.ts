@@ -56,6 +56,16 @@ export interface ToolCalls {
   verify(input: Pick<ToolUseInput, 'toolId' | 'domain' | 'signed'>, options?: CallOptions): Promise<ToolVerdict>;
 }
 
+/** SchemaPin administration (services/schemapin README); these throw a BulwarkError on refusal. Replies are the service's JSON. */
+export interface ToolsAdmin {
+  review(): Promise<{ pending: Record<string, unknown>[] }>;
+  approve(reviewId: string): Promise<Record<string, unknown>>;
+  reject(reviewId: string): Promise<Record<string, unknown>>;
+  pin(pin: { toolId: string; domain: string; fingerprint: string; contentHash?: string }): Promise<Record<string, unknown>>;
+  revoke(target: { fingerprint: string; reason?: string } | { toolId: string; domain: string }): Promise<Record<string, unknown>>;
+  submit(toolId: string, schema: unknown): Promise<Record<string, unknown>>;
+}
+
 export interface PolicyCalls {
   /** One decision; never rejects: a missing, late or malformed answer is a Deny naming the failure. */
   evaluate(request: PolicyRequest, options?: CallOptions): Promise<PolicyDecision>;
@@ -76,6 +86,7 @@ export interface BulwarkClient {
   readonly policy: PolicyCalls;
   readonly policyAdmin: PolicyAdmin;
   readonly tools: ToolCalls;
+  readonly toolsAdmin: ToolsAdmin;
   /** Drops every session; the next call handshakes again. */
   reset(): void;
 }
@@ -160,8 +171,20 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
     return toolUseDecision(input, verdict, decision);
   };
 
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isPending = (v: unknown): v is { pending: Record<string, unknown>[] } => isObject(v) && Array.isArray(v['pending']);
+  const toolsAdmin: ToolsAdmin = {
+    review: () => admin(Commands.tools.review, {}, isPending),
+    approve: (reviewId) => admin(Commands.tools.approve, { review_id: reviewId, approve: true }, isObject),
+    reject: (reviewId) => admin(Commands.tools.approve, { review_id: reviewId, approve: false }, isObject),
+    pin: (p) => admin(Commands.tools.pin, { tool_id: p.toolId, domain: p.domain, fingerprint: p.fingerprint, ...(p.contentHash === undefined ? {} : { content_hash: p.contentHash }) }, isObject),
+    revoke: (t) => admin(Commands.tools.revoke, 'fingerprint' in t ? { fingerprint: t.fingerprint, ...(t.reason === undefined ? {} : { reason: t.reason }) } : { tool_id: t.toolId, domain: t.domain }, isObject),
+    submit: (toolId, schema) => admin(Commands.tools.submit, { tool_id: toolId, schema }, isObject),
+  };
+
   return {
     tools: { verify: verifyTool },
+    toolsAdmin,
     authorize: {
       toolUse,
       agentCreation: (input, o) => evaluate(agentCreationRequest(input), o),

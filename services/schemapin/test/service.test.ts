@@ -11,6 +11,9 @@ import { databaseUrl, natsUrl, readVectorJson, readVectorText, withTestSchema } 
 import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
 import { signSchema, type JsonObject } from '@bulwark/schemapin';
 import { createBulwarkClient } from '@bulwark/client';
+import { Command } from 'commander';
+import { createToolsCommand } from '../../../libs/cli/src/commands/tools.js';
+import type { CommandIO } from '../../../libs/cli/src/io.js';
 import { startSchemaPinService, type SchemaPinService, type VerifyReply } from '../src/index.js';
 
 const provider = createCryptoProvider('node');
@@ -121,6 +124,33 @@ describe('schemapin service', () => {
     expect((await verify(tool)).verdict).toBe('ToolChanged');
   });
 
+  it('bulwark tools review|reject|approve drive the same queue (a changed tool back to its first version)', async () => {
+    const cli = async (...argv: string[]) => {
+      let out = '';
+      let code = 0;
+      const io: CommandIO = { stdout: (t) => void (out += t), stderr: () => undefined, env: {}, cwd: process.cwd() };
+      const program = new Command('bulwark').exitOverride();
+      createToolsCommand({
+        connect: async () => ({ admin: createBulwarkClient({ bus, sessions: { provider, self: admin, directory: world.directory } }).toolsAdmin, close: async () => undefined }),
+      })(program, io, (c) => void (code = c));
+      await program.parseAsync(argv, { from: 'user' });
+      return { code, out };
+    };
+    const changed = await verify(tool);
+    expect(changed.verdict).toBe('ToolChanged');
+    const listed = await cli('tools', 'review', '--as', admin.id);
+    expect(listed.out).toContain(`${changed.review_id}  tool_changed  search_files@tools.example.com`);
+    expect(await cli('tools', 'reject', changed.review_id!, '--as', admin.id)).toEqual({ code: 0, out: `rejected ${changed.review_id}\n` });
+    expect((await verify(tool)).verdict).toBe('ToolChanged');
+    const again = await verify(tool);
+    expect((await cli('tools', 'approve', again.review_id!, '--as', admin.id)).out).toBe(`approved ${again.review_id}: pinned\n`);
+    expect((await verify(tool)).verdict).toBe('Trusted');
+    // Back to the poisoned version the later tests expect, approved the same way.
+    const back = await verify(poisoned);
+    await cli('tools', 'approve', back.review_id!, '--as', admin.id);
+    expect((await verify(poisoned)).verdict).toBe('Trusted');
+  });
+
   it('a wrong signature is SignatureInvalid and pins nothing; an unknown provider is UnknownProvider', async () => {
     const bad = await verify({ ...tool, name: 'other' }, signSchema({ ...tool, name: 'other' }, readVectorText(gen, 'keys/attacker.private.pem')).signature, 'other');
     expect(bad).toMatchObject({ verdict: 'SignatureInvalid', valid: false, error_code: 'signature_invalid' });
@@ -177,7 +207,8 @@ describe('schemapin service', () => {
     const held = await call<{ status: string; review_id: string }>(admin, Commands.tools.submit, { tool_id: 'add', schema: poisoned });
     expect(held.status).toBe('pending_review');
     expect(await call(admin, Commands.tools.approve, { review_id: held.review_id, approve: false })).toMatchObject({ status: 'rejected' });
-    await until(async () => (await rows('tools.rejected')).length === 1 && (await rows('tools.signed')).length === 1, 'the rejected and signed events');
+    // One rejection came earlier, from the review-queue test.
+    await until(async () => (await rows('tools.rejected')).length === 2 && (await rows('tools.signed')).length === 1 && (await rows('tools.analyzed')).length === 2, 'the rejected, signed and analyzed events');
     expect((await rows('tools.analyzed')).map((r) => JSON.parse(r.details).recommendation).sort()).toEqual(['approve', 'reject']);
   });
 });

@@ -27,7 +27,62 @@ import {
   type SignedTool,
   type ToolCheck,
 } from '@bulwark/schemapin';
+import type { ToolsAdmin } from '@bulwark/client';
+import { isBulwarkError } from '@bulwark/errors';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
+import { connectClient, type AdminConnectOptions } from './policy-admin.js';
+
+export interface ToolsAdminDeps {
+  /** Opens an encrypted session client to the schemapin service; injectable so tests bring their own. */
+  readonly connect: (io: CommandIO, options: AdminConnectOptions) => Promise<{ admin: ToolsAdmin; close(): Promise<void> }>;
+}
+
+const defaultDeps: ToolsAdminDeps = {
+  connect: async (io, options) => {
+    const { client, close } = await connectClient(io, options, 'bulwark-tools-admin');
+    return { admin: client.toolsAdmin, close };
+  },
+};
+
+interface AdminOptions {
+  readonly as?: string;
+  readonly nats?: string;
+  readonly namespace?: string;
+  readonly file?: string;
+  readonly json?: boolean;
+}
+
+// The service's refusals that are the caller's input: exit 2.
+const ADMIN_INPUT_CODES = new Set(['E_TOOLS_REQUEST', 'E_TOOLS_REVIEW', 'E_TOOLS_PIN_CONFLICT', 'E_TOOLS_KEY_REVOKED', 'E_TOOLS_FORBIDDEN']);
+
+async function withToolsAdmin(io: CommandIO, deps: ToolsAdminDeps, o: AdminOptions, fn: (admin: ToolsAdmin) => Promise<unknown>, show: (reply: unknown) => string): Promise<number> {
+  const as = o.as ?? io.env['BULWARK_PRINCIPAL'];
+  if (as === undefined || as === '') throw new InputError('E_USAGE', 'bulwark tools: name the administrator with --as <principal> or $BULWARK_PRINCIPAL');
+  const connection = await deps.connect(io, {
+    as,
+    ...(o.nats === undefined ? {} : { nats: o.nats }),
+    ...(o.namespace === undefined ? {} : { namespace: o.namespace }),
+    ...(o.file === undefined ? {} : { file: o.file }),
+  });
+  try {
+    const reply = await fn(connection.admin);
+    io.stdout(o.json ? `${JSON.stringify(reply)}\n` : show(reply));
+    return ExitCode.ok;
+  } catch (e) {
+    if (isBulwarkError(e) && ADMIN_INPUT_CODES.has(e.code)) throw new InputError(e.code, e.message, e.context, { cause: e });
+    throw e;
+  } finally {
+    await connection.close();
+  }
+}
+
+function showPending(reply: unknown): string {
+  const pending = (reply as { pending: { id: string; kind: string; toolId: string; domain: string; review: { recommendation: string; risk_score: number; findings: { severity: string; rule_id: string }[] }; lineage?: string }[] }).pending;
+  if (pending.length === 0) return 'no tool waits for review\n';
+  return pending
+    .map((p) => `${p.id}  ${p.kind}  ${p.toolId}@${p.domain}  ${p.review.recommendation} (risk ${p.review.risk_score})${p.lineage ? `  lineage ${p.lineage}` : ''}\n${p.review.findings.map((f) => `    ${f.severity} ${f.rule_id}\n`).join('')}`)
+    .join('');
+}
 
 interface VerifyOptions {
   readonly schema?: string;
@@ -260,52 +315,72 @@ function scanCommand(io: CommandIO, file: string, o: ScanOptions): number {
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-/** `bulwark tools verify|sign|scan` (libs/schemapin README "Command line"). */
-export const registerToolsCommand: RegisterCommand = (program, io, setExitCode) => {
-  const tools = program.command('tools').description('SchemaPin: verify signed tool schemas, sign them, scan them for tool poisoning');
-  tools
-    .command('verify')
-    .description("verify a signed tool schema (or skill folder) as the SchemaPin SDK does; exit 0 only when valid. Prints the SDK's result fields with --json")
-    .option('--schema <file>', 'the tool schema (JSON)')
-    .option('--signature <b64|file>', 'the base64 signature, or a file holding it')
-    .option('--signed <file>', 'a signed tool { schema, signature, signed_at?, expires_at?, canonicalization?, previous_hash? }')
-    .option('--skill <dir>', 'verify a skill folder and its .schemapin.sig instead of a schema')
-    .requiredOption('--domain <domain>', "the tool provider's domain")
-    .option('--tool-id <id>', 'the tool id (pins are keyed <tool_id>@<domain>)')
-    .option('--discovery <file>', 'the .well-known/schemapin.json document (default: fetched over HTTPS from the domain)')
-    .option('--revocation <file>', 'a standalone revocation document (default: the discovery revocation_endpoint, when fetched)')
-    .option('--pins <file>', 'pin store { "<tool_id>@<domain>": "sha256:<fp>" | { fingerprint, content_hash } }; updated only on success')
-    .option('--mode <mode>', 'pinning mode: automatic | interactive | strict', 'automatic')
-    .option('--pin-content', 'also pin the content hash of new pins (a later change under the same key is tool_changed)')
-    .option('--dns-txt <value>', 'the _schemapin.<domain> TXT value to cross-check')
-    .option('--dns-server <addr>', 'look the TXT record up on this resolver (ip or ip:port; repeatable)', collect)
-    .option('--ca <file>', 'extra CA certificate (PEM) for the discovery fetch')
-    .option('--timeout <ms>', 'discovery and DNS timeout', '5000')
-    .option('--json', 'print the result fields as JSON')
-    .action(async (options: VerifyOptions) => setExitCode(await verifyCommand(io, options)));
-  tools
-    .command('sign')
-    .description('sign a tool schema, write a discovery document, or sign a skill folder, as the SchemaPin SDK does')
-    .requiredOption('--key <file>', 'ECDSA P-256 private key (PKCS#8 PEM)')
-    .option('--schema <file>', 'sign this schema; prints { schema, signature, signed_at, ... }')
-    .option('--well-known', 'print the .well-known/schemapin.json document for the key')
-    .option('--skill <dir>', 'sign this skill folder (writes .schemapin.sig)')
-    .option('--domain <domain>', 'signing domain (skills)')
-    .option('--developer <name>', 'developer_name (discovery)')
-    .option('--contact <text>', 'contact (discovery)')
-    .option('--revoked <fingerprint>', 'a revoked key fingerprint (discovery; repeatable)', collect)
-    .option('--revocation-endpoint <url>', 'revocation_endpoint (discovery)')
-    .option('--schema-version <v>', 'schema_version of the signed tool (lineage)')
-    .option('--previous-hash <sha256:hex>', 'previous_hash: the schema hash of the version this one replaces')
-    .option('--expires-at <rfc3339>', 'expires_at of the signature')
-    .option('--out <file>', 'write here instead of standard output')
-    .action((options: SignOptions) => setExitCode(signCommand(io, options)));
-  tools
-    .command('scan')
-    .description('review tool schemas locally for tool poisoning, shadowing, risky parameters, resource use and privacy; exit 1 unless every tool is approved')
-    .argument('<file>', 'a tool schema, a signed tool, an array of tools, or a tools/list result { tools: [...] }')
-    .option('--threshold <score>', 'risk score at which a human must review (0-1, default 0.3)')
-    .option('--domain <domain>', 'the provider of these tools')
-    .option('--json', 'print findings, risk_score and recommendation as JSON')
-    .action((file: string, options: ScanOptions) => setExitCode(scanCommand(io, file, options)));
-};
+/** `bulwark tools verify|sign|scan|review|approve|reject` (libs/cli README "bulwark tools"). */
+export function createToolsCommand(deps: ToolsAdminDeps = defaultDeps): RegisterCommand {
+  return (program, io, setExitCode) => {
+    const tools = program.command('tools').description('SchemaPin: verify signed tool schemas, sign them, scan them for tool poisoning; review, approve, reject in the running service');
+    const admin = (cmd: ReturnType<typeof tools.command>) =>
+      cmd
+        .option('--as <principal>', 'the administrator principal to act as (default $BULWARK_PRINCIPAL)')
+        .option('--nats <url>', 'NATS server (default: nats.url, $NATS_URL)')
+        .option('--namespace <ns>', 'subject and stream namespace (tests, parallel deployments)')
+        .option('--file <path>', 'configuration file')
+        .option('--json', 'print the reply as JSON');
+    admin(tools.command('review').description('list the tools waiting for a person: submissions over the risk threshold, interactive first uses, changed tools')).action(async (o: AdminOptions) =>
+      setExitCode(await withToolsAdmin(io, deps, o, (a) => a.review(), showPending)),
+    );
+    admin(tools.command('approve').description('approve a pending review: pin the verified key and content, or sign our submission (ledger events)').argument('<review-id>')).action(async (id: string, o: AdminOptions) =>
+      setExitCode(await withToolsAdmin(io, deps, o, (a) => a.approve(id), (r) => `approved ${id}: ${String((r as { status?: string }).status)}\n`)),
+    );
+    admin(tools.command('reject').description('reject a pending review (a tools.rejected event); the tool stays blocked').argument('<review-id>')).action(async (id: string, o: AdminOptions) =>
+      setExitCode(await withToolsAdmin(io, deps, o, (a) => a.reject(id), () => `rejected ${id}\n`)),
+    );
+    tools
+      .command('verify')
+      .description("verify a signed tool schema (or skill folder) as the SchemaPin SDK does; exit 0 only when valid. Prints the SDK's result fields with --json")
+      .option('--schema <file>', 'the tool schema (JSON)')
+      .option('--signature <b64|file>', 'the base64 signature, or a file holding it')
+      .option('--signed <file>', 'a signed tool { schema, signature, signed_at?, expires_at?, canonicalization?, previous_hash? }')
+      .option('--skill <dir>', 'verify a skill folder and its .schemapin.sig instead of a schema')
+      .requiredOption('--domain <domain>', "the tool provider's domain")
+      .option('--tool-id <id>', 'the tool id (pins are keyed <tool_id>@<domain>)')
+      .option('--discovery <file>', 'the .well-known/schemapin.json document (default: fetched over HTTPS from the domain)')
+      .option('--revocation <file>', 'a standalone revocation document (default: the discovery revocation_endpoint, when fetched)')
+      .option('--pins <file>', 'pin store { "<tool_id>@<domain>": "sha256:<fp>" | { fingerprint, content_hash } }; updated only on success')
+      .option('--mode <mode>', 'pinning mode: automatic | interactive | strict', 'automatic')
+      .option('--pin-content', 'also pin the content hash of new pins (a later change under the same key is tool_changed)')
+      .option('--dns-txt <value>', 'the _schemapin.<domain> TXT value to cross-check')
+      .option('--dns-server <addr>', 'look the TXT record up on this resolver (ip or ip:port; repeatable)', collect)
+      .option('--ca <file>', 'extra CA certificate (PEM) for the discovery fetch')
+      .option('--timeout <ms>', 'discovery and DNS timeout', '5000')
+      .option('--json', 'print the result fields as JSON')
+      .action(async (options: VerifyOptions) => setExitCode(await verifyCommand(io, options)));
+    tools
+      .command('sign')
+      .description('sign a tool schema, write a discovery document, or sign a skill folder, as the SchemaPin SDK does')
+      .requiredOption('--key <file>', 'ECDSA P-256 private key (PKCS#8 PEM)')
+      .option('--schema <file>', 'sign this schema; prints { schema, signature, signed_at, ... }')
+      .option('--well-known', 'print the .well-known/schemapin.json document for the key')
+      .option('--skill <dir>', 'sign this skill folder (writes .schemapin.sig)')
+      .option('--domain <domain>', 'signing domain (skills)')
+      .option('--developer <name>', 'developer_name (discovery)')
+      .option('--contact <text>', 'contact (discovery)')
+      .option('--revoked <fingerprint>', 'a revoked key fingerprint (discovery; repeatable)', collect)
+      .option('--revocation-endpoint <url>', 'revocation_endpoint (discovery)')
+      .option('--schema-version <v>', 'schema_version of the signed tool (lineage)')
+      .option('--previous-hash <sha256:hex>', 'previous_hash: the schema hash of the version this one replaces')
+      .option('--expires-at <rfc3339>', 'expires_at of the signature')
+      .option('--out <file>', 'write here instead of standard output')
+      .action((options: SignOptions) => setExitCode(signCommand(io, options)));
+    tools
+      .command('scan')
+      .description('review tool schemas locally for tool poisoning, shadowing, risky parameters, resource use and privacy; exit 1 unless every tool is approved')
+      .argument('<file>', 'a tool schema, a signed tool, an array of tools, or a tools/list result { tools: [...] }')
+      .option('--threshold <score>', 'risk score at which a human must review (0-1, default 0.3)')
+      .option('--domain <domain>', 'the provider of these tools')
+      .option('--json', 'print findings, risk_score and recommendation as JSON')
+      .action((file: string, options: ScanOptions) => setExitCode(scanCommand(io, file, options)));
+  };
+}
+
+export const registerToolsCommand: RegisterCommand = createToolsCommand();
