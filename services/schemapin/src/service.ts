@@ -36,6 +36,8 @@ export interface SchemaPinServiceOptions {
   /** Discovery for a domain; default the guarded HTTPS fetch with `fetch` options. */
   readonly resolveDiscovery?: (domain: string) => Promise<Discovered>;
   readonly fetch?: FetchOptions;
+  /** How long a fetched discovery (and revocation) document is reused (default 300 000 ms; 0 = fetch every time). Failures are not kept. */
+  readonly discoveryTtlMs?: number;
   /** Our provider key for the tools we operate. */
   readonly signing?: { readonly domain: string; readonly privateKeyPem: string };
   /** How long a pin waits to come back committed (default 5000 ms). */
@@ -55,6 +57,23 @@ export interface SchemaPinService {
 }
 
 const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
+
+/** Reuses a domain's discovery for `ttlMs` (one fetch in flight per domain); a failure is not kept. */
+function cachedResolver(resolve: (domain: string) => Promise<Discovered>, ttlMs: number): (domain: string) => Promise<Discovered> {
+  if (ttlMs <= 0) return resolve;
+  const entries = new Map<string, { at: number; value: Promise<Discovered> }>();
+  return (domain) => {
+    const hit = entries.get(domain);
+    if (hit !== undefined && Date.now() - hit.at < ttlMs) return hit.value;
+    if (entries.size >= 10_000) entries.clear();
+    const value = resolve(domain);
+    entries.set(domain, { at: Date.now(), value });
+    value.catch(() => {
+      if (entries.get(domain)?.value === value) entries.delete(domain);
+    });
+    return value;
+  };
+}
 
 export async function startSchemaPinService(options: SchemaPinServiceOptions): Promise<SchemaPinService> {
   const { bus, provider, identity, directory, logger } = options;
@@ -100,7 +119,7 @@ export async function startSchemaPinService(options: SchemaPinServiceOptions): P
       await events.publish({ subject, eventId: event.eventId, payload: encodeEvent(event) });
       return event.eventId;
     },
-    resolveDiscovery: options.resolveDiscovery ?? ((domain) => fetchDiscovery(domain, options.fetch ?? {})),
+    resolveDiscovery: cachedResolver(options.resolveDiscovery ?? ((domain) => fetchDiscovery(domain, options.fetch ?? {})), options.discoveryTtlMs ?? 300_000),
     admins: options.admins,
     mode: options.mode ?? 'automatic',
     reviewThreshold: options.reviewThreshold ?? DEFAULT_REVIEW_THRESHOLD,
