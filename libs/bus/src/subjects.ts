@@ -118,6 +118,7 @@ export const Events = {
     pinned: 'bulwark.evt.tools.pinned',
     verified: 'bulwark.evt.tools.verified',
     rejected: 'bulwark.evt.tools.rejected',
+    revoked: 'bulwark.evt.tools.revoked',
   },
   incident: {
     opened: 'bulwark.evt.incident.opened',

@@ -35,7 +35,7 @@ describe('ledger reader on the bus', () => {
     bus = reader = undefined;
   });
 
-  async function setup() {
+  async function setup(syncIntervalMs = 0) {
     bus = await connectBus({ url: NATS_URL, name: 'reader-test', namespace: uniqueNamespace('lr') });
     await ensureStreams(bus);
     const ledger = new MemoryLedger(world.identity(LEDGER_PRINCIPAL).ed25519);
@@ -57,7 +57,7 @@ describe('ledger reader on the bus', () => {
       onEvent: (e) => void applied.push(e),
       raise: async (e) => void raised.push(e),
       gapSource: ledger.source(),
-      syncIntervalMs: 0,
+      syncIntervalMs,
     });
     return { ledger, applied, raised, send, publisherAs };
   }
@@ -72,6 +72,16 @@ describe('ledger reader on the bus', () => {
     expect(reader!.halted).toBeUndefined();
     expect(reader!.position().seq).toBe(4);
     expect(ledger.queries).toEqual([{ fromSeq: 3, control: true }]);
+  });
+
+  it('a live reader asks the ledger again and applies a control event whose message never reached the stream', async () => {
+    const { ledger, applied } = await setup(100);
+    ledger.history(1);
+    await reader!.caughtUp(10_000);
+    expect(applied.map((e) => e.seq)).toEqual([0]);
+    ledger.append('policy.rolledback', { name: 'p', version: 1 }); // committed; its message deleted before delivery
+    await until(() => applied.length === 2, 5000, 'the live sync');
+    expect(applied.map((e) => e.seq)).toEqual([0, 2]);
   });
 
   it('halts on a frame another principal sealed onto the ledger subject, and raises the Critical security.violation', async () => {

@@ -7,6 +7,7 @@ import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
 import { registerStatusCommand } from './status.js';
+import { registerToolsCommand } from './tools.js';
 import { registerUpCommand } from './up.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
@@ -19,5 +20,6 @@ export const commands: readonly RegisterCommand[] = [
   registerPolicyAdminCommand,
   registerPrincipalCommand,
   registerStatusCommand,
+  registerToolsCommand,
   registerUpCommand,
 ];

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { connectBus, KvDirectory, ROOT_NAMESPACE } from '@bulwark/bus';
 import { busCredentialsFor } from '@bulwark/nats-auth';
-import { createBulwarkClient, type PolicyAdmin, type PolicyChangeReply } from '@bulwark/client';
+import { createBulwarkClient, type BulwarkClient, type PolicyAdmin, type PolicyChangeReply } from '@bulwark/client';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError, isBulwarkError } from '@bulwark/errors';
@@ -178,6 +178,12 @@ async function rollback(io: CommandIO, admin: PolicyAdmin, name: string, options
  * pinned root key (keys.root_public_key, else `root.pub` in the key directory).
  */
 async function connectAdmin(io: CommandIO, options: AdminConnectOptions): Promise<PolicyAdminConnection> {
+  const { client, close } = await connectClient(io, options, 'bulwark-policy-admin');
+  return { admin: client.policyAdmin, close };
+}
+
+/** An encrypted-session client acting as `options.as` (also used by `bulwark tools review|approve|reject`). */
+export async function connectClient(io: CommandIO, options: AdminConnectOptions, name: string): Promise<{ client: BulwarkClient; close: () => Promise<void> }> {
   const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
   const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
   const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
@@ -188,11 +194,11 @@ async function connectAdmin(io: CommandIO, options: AdminConnectOptions): Promis
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   // The administrator's own NATS user when its key store holds one (DESIGN §3a).
   const credentials = await busCredentialsFor(store, identity.id);
-  const bus = await connectBus({ url: options.nats ?? config.nats.url, name: `bulwark-policy-admin`, namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...credentials });
+  const bus = await connectBus({ url: options.nats ?? config.nats.url, name, namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...credentials });
   try {
     const directory = await KvDirectory.open(bus, { provider, rootPublicKey });
     const client = createBulwarkClient({ bus, sessions: { provider, self: { id: identity.id, x25519: identity.x25519 }, directory } });
-    return { admin: client.policyAdmin, close: () => bus.close() };
+    return { client, close: () => bus.close() };
   } catch (e) {
     await bus.close();
     throw e;

@@ -101,10 +101,10 @@ export class ReaderCore {
   }
 
   /**
-   * Applies whatever the ledger holds after the position (to its end, or `toSeq`), from the
-   * query: what a replay must do once the stream is exhausted, since a message deleted from
-   * the stream's tail leaves nothing after it to reveal the gap. Throws (and does not halt)
-   * when the ledger cannot be asked; halts on an event that fails a check.
+   * Applies whatever the ledger holds after the position, to its end, from the query: what a
+   * replay must do once the stream is exhausted, since a message deleted from the stream's
+   * tail leaves nothing after it to reveal the gap. Throws (and does not halt) when the
+   * ledger cannot be asked; halts on an event that fails a check.
    */
   sync(): Promise<void> {
     return this.#serial(async () => {
