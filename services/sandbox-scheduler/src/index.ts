@@ -1,0 +1,24 @@
+export { SandboxInputError, SandboxRuntimeError, SandboxUnavailableError } from './errors.js';
+export { parseAssessment, riskScore, type RiskAssessment } from './risk/assessment.js';
+export {
+  chooseTier,
+  DEFAULT_THRESHOLDS,
+  floorTier,
+  parseThresholds,
+  parseTierRequest,
+  riskLevel,
+  tierForLevel,
+  type RiskLevel,
+  type RiskThresholds,
+  type Tier,
+  type TierDecision,
+  type TierRequest,
+} from './risk/tier.js';
+export { buildSpec, limitsOf, specHash, validateLimits, SANDBOX_USER, TIER1_CAPABILITIES, TIER1_LIMITS, type OciSpec, type SandboxLimits, type SpecInput } from './oci/spec.js';
+export { defaultSeccompProfile, DEFAULT_SECCOMP_PATH, type SeccompProfile } from './oci/seccomp.js';
+export { buildBusyboxRootfs, findBusybox } from './oci/rootfs.js';
+export { OciRuntimeDriver, type OciRuntimeOptions } from './drivers/oci-runtime.js';
+export { createRuncDriver, type RuntimeDriverOptions } from './drivers/runc.js';
+export { createRunscDriver, GVISOR_FLAGS, RUNSC_KNOWN_LIMITS } from './drivers/runsc.js';
+export { readUsage, cgroupVersion } from './drivers/cgroup.js';
+export type { DriverName, DriverStatus, LimitKind, RunRequest, SandboxDriver, SandboxRun, SandboxUsage } from './drivers/types.js';
