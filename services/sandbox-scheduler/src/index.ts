@@ -22,3 +22,5 @@ export { createRuncDriver, type RuntimeDriverOptions } from './drivers/runc.js';
 export { createRunscDriver, GVISOR_FLAGS, RUNSC_KNOWN_LIMITS } from './drivers/runsc.js';
 export { readUsage, cgroupVersion } from './drivers/cgroup.js';
 export type { DriverName, DriverStatus, LimitKind, RunRequest, SandboxDriver, SandboxRun, SandboxUsage } from './drivers/types.js';
+export { WarmPool, LAUNCHER_ARGS, shellQuote, type WarmPoolOptions } from './warm/pool.js';
+export { Scheduler, type SchedulerOptions, type ScheduleRequest, type Scheduled } from './service/scheduler.js';
