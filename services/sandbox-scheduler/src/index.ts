@@ -24,3 +24,4 @@ export { readUsage, cgroupVersion } from './drivers/cgroup.js';
 export type { DriverName, DriverStatus, LimitKind, RunRequest, SandboxDriver, SandboxRun, SandboxUsage } from './drivers/types.js';
 export { WarmPool, LAUNCHER_ARGS, shellQuote, type WarmPoolOptions } from './warm/pool.js';
 export { Scheduler, type SchedulerOptions, type ScheduleRequest, type Scheduled } from './service/scheduler.js';
+export { DEFAULT_SANDBOX_ROOT, hostDrivers, temporaryRootfs, UNBUILT_DRIVERS } from './service/host.js';
