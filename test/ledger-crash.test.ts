@@ -37,7 +37,8 @@ const MAIN = fileURLToPath(new URL('../services/audit-ledger/dist/service/main.j
 const KILLS = Number(process.env['LEDGER_CRASH_KILLS'] ?? 20);
 const ORIGIN = 'bulwark.test/crash';
 const provider = createCryptoProvider('node');
-const TYPES: readonly EventType[] = ['policy.decision', 'tools.invoked', 'sandbox.started', 'data.accessed', 'message.routed'];
+// Types the producer (svc.policy) may produce (DESIGN §3a): anything else is refused and recorded as a violation.
+const TYPES: readonly EventType[] = ['policy.decision', 'tools.invoked', 'agent.started', 'data.accessed', 'message.routed'];
 
 const nsId = `crash${provider.randomBytes(4).reduce((s, b) => s + b.toString(16).padStart(2, '0'), '')}`;
 const namespace = { streamPrefix: `T_${nsId}_`, subjectPrefix: `t.${nsId}.` };

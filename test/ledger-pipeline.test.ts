@@ -4,10 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sql } from '@bulwark/store';
 // The fixture is the package's own test support (source, not dist): take the ledger from the same place.
 import { AuditLedger, prepareEvent, type AppendResult, type PreparedEvent } from '../services/audit-ledger/src/ledger.js';
-import { ORIGIN, crypto, makeEvents, openTestLedger, type LedgerFixture } from '../services/audit-ledger/src/ledger.fixture.js';
+import { ORIGIN, crypto, makeEvents, openTestLedger, rightfulProducer, type LedgerFixture } from '../services/audit-ledger/src/ledger.fixture.js';
 import { verifyLedger } from '../services/audit-ledger/src/verify.js';
 
-const prepared = (n: number): PreparedEvent[] => makeEvents(n).map((e) => prepareEvent(e));
+const prepared = (n: number): PreparedEvent[] => makeEvents(n).map((e) => prepareEvent(e, rightfulProducer(e)));
 
 describe('pipelined appends', () => {
   let fx: LedgerFixture | undefined;
@@ -62,7 +62,7 @@ describe('pipelined appends', () => {
     await sql`create function refuse() returns trigger language plpgsql as $$ begin if new.agent_id = 'agent.fail' then raise exception 'refused'; end if; return new; end $$`.execute(fx.db);
     await sql`create trigger refuse before insert on events for each row execute function refuse()`.execute(fx.db);
     const first = prepared(20);
-    const doomedEvents = [...prepared(10), prepareEvent({ ...makeEvents(1)[0]!, agentId: 'agent.fail' })];
+    const doomedEvents = [...prepared(10), prepareEvent({ ...makeEvents(1)[0]!, agentId: 'agent.fail', eventType: 'agent.started' }, 'agent.fail')];
     // The batch after the doomed one repeats its first five events: they must be appended, not taken as committed.
     const after = [...doomedEvents.slice(0, 5), ...prepared(15)];
     const last = prepared(5);

@@ -142,9 +142,13 @@ describe('audit-ledger service', () => {
     for (const e of [single, ...batch]) expect(ids).toContain(e.eventId);
     const rejected = rows.find((r) => r.event_type === 'bus.rejected')!;
     expect(rejected.agent_id).toBe(ServicePrincipals.policy);
+    // The producer of a JSON report too is the authenticated sender of its frame (DESIGN §3a).
+    expect(rejected.producer).toBe(ServicePrincipals.policy);
+    expect(rows.find((r) => r.event_id === single.eventId)!.producer).toBe(ServicePrincipals.policy);
     expect(JSON.parse(rejected.details)).toMatchObject({ kind: 'bus.rejected', reason: 'E_MAC', claimed_sender: 'agent.mallory' });
     const violation = rows.find((r) => r.event_type === 'security.violation')!;
     expect(violation.agent_id).toBe(LEDGER_PRINCIPAL);
+    expect(violation.producer).toBe(LEDGER_PRINCIPAL);
     expect(JSON.parse(violation.details)).toMatchObject({ kind: 'ledger.undecodable', sender: ServicePrincipals.policy, subject: Events.policy.decision });
     expect(service.metrics()).toMatchObject({ undecodable: 1 });
     expect(service.metrics().duplicates).toBeGreaterThanOrEqual(6);

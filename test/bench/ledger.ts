@@ -45,7 +45,8 @@ const IN_FLIGHT = option('in-flight', 16);
 /** `--e2e-only`: stop after the end-to-end figure (for profiling it with --cpu-prof). */
 const E2E_ONLY = process.argv.includes('--e2e-only');
 const provider = createCryptoProvider();
-const TYPES: readonly EventType[] = ['policy.decision', 'tools.invoked', 'sandbox.started', 'data.accessed', 'message.routed'];
+// All of them types svc.policy (the producer here) may produce (DESIGN §3a).
+const TYPES: readonly EventType[] = ['policy.decision', 'tools.invoked', 'agent.started', 'data.accessed', 'message.routed'];
 
 function emit(figure: string, impl: string, value: number, unit: string, n: number): void {
   console.log(JSON.stringify({ bench: 'ledger', figure, impl, value: Math.round(value), unit, n }));
@@ -159,12 +160,12 @@ try {
   try {
     await migrateLedger(coreDb);
     const ledger = new AuditLedger(coreDb, { crypto: provider, origin: 'bulwark.bench/core', signer: signerKey(provider, 'bulwark.bench/core', ledgerId.ed25519.secretKey), checkpointEvery: 0 });
-    const fresh = makeEvents(EVENTS).map((e) => prepareEvent(e));
+    const fresh = makeEvents(EVENTS).map((e) => prepareEvent(e, ServicePrincipals.policy));
     t = performance.now();
     for (let at = 0; at < fresh.length; at += BATCH) await ledger.appendPrepared(fresh.slice(at, at + BATCH));
     emit('append.events', 'bulwark', fresh.length / ((performance.now() - t) / 1000), 'events/s', fresh.length);
     const pipelined = new AuditLedger(coreDb, { crypto: provider, origin: 'bulwark.bench/core', signer: signerKey(provider, 'bulwark.bench/core', ledgerId.ed25519.secretKey), checkpointEvery: 0, signingWorkers: {} });
-    const more = makeEvents(EVENTS).map((e) => prepareEvent(e));
+    const more = makeEvents(EVENTS).map((e) => prepareEvent(e, ServicePrincipals.policy));
     t = performance.now();
     const inFlight: Promise<unknown>[] = [];
     for (let at = 0; at < more.length; at += BATCH) {

@@ -24,6 +24,12 @@ export interface AuditEvent {
 
 /** The fields the ledger adds when it appends an event (DESIGN §4). */
 export interface ChainFields {
+  /**
+   * The principal whose envelope-authenticated frame delivered the event to the ledger
+   * (DESIGN §3a): set by the ledger from the sealed receiver's sender, never by the sender
+   * itself, and hashed. What `checkProducer` (authority.ts) judges the event type against.
+   */
+  readonly producer: string;
   /** Position in the log, from 0; also the event's leaf index in the Merkle tree. */
   readonly seq: number;
   /** The event_hash of seq − 1; 32 zero bytes for seq 0. */
@@ -75,6 +81,11 @@ export function newEvent(input: NewEventInput): AuditEvent {
 function eventError(code: string, eventId: unknown, why: string, context: Record<string, unknown> = {}): InputError {
   const which = typeof eventId === 'string' && eventId.length <= 64 ? `event ${eventId}` : 'event';
   return new InputError(code, `${which}: ${why}`, { eventId, ...context });
+}
+
+/** A principal id (DESIGN §3): `agent.<id>`, `svc.<name>` or `analyst.<name>`, at most MAX_AGENT_ID_LENGTH characters. */
+export function isPrincipalId(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_AGENT_ID_LENGTH && AGENT_ID.test(value);
 }
 
 export function isUuidV7(value: unknown): value is string {
@@ -129,7 +140,7 @@ export function validateEventCanonical(input: unknown, detailsText?: string): Ca
   }
 
   const agentId = raw['agentId'];
-  if (typeof agentId !== 'string' || agentId.length > MAX_AGENT_ID_LENGTH || !AGENT_ID.test(agentId)) {
+  if (!isPrincipalId(agentId)) {
     const shown = typeof agentId === 'string' ? JSON.stringify(agentId.slice(0, 80)) : typeof agentId;
     throw eventError('E_EVENT_AGENT', eventId, `agentId ${shown} is not a principal id (agent.<id>, svc.<name> or analyst.<name>, at most ${MAX_AGENT_ID_LENGTH} characters)`);
   }

@@ -17,14 +17,14 @@ const example = validateEvent({
   details: { reason: 'clearance below secret', decision: 'Deny', policy: 'secure_data_access', score: 0.5, tags: ['phi', 'é'] },
 });
 const examplePrevious = Uint8Array.from({ length: 32 }, (_, i) => i);
-const exampleFields = hashedFieldsOf(example, 7, examplePrevious);
+const exampleFields = hashedFieldsOf(example, 'svc.policy', 7, examplePrevious);
 const EXAMPLE_INPUT_HEX =
-  '0000001662756c7761726b2e61756469742e6576656e742e7631000000080000000000000007000000100192f5a01c007abc8def0123456789ab' +
-  '000000080000019365c48c000000000e6167656e742e37663363396131320000000f706f6c6963792e6465636973696f6e00000073' +
-  '7b226465636973696f6e223a2244656e79222c22706f6c696379223a227365637572655f646174615f616363657373222c22726561736f6e223a' +
+  '0000001662756c7761726b2e61756469742e6576656e742e7632000000080000000000000007000000100192f5a01c007abc8def0123456789ab' +
+  '000000080000019365c48c000000000a7376632e706f6c6963790000000e6167656e742e37663363396131320000000f706f6c6963792e6465636973696f6e' +
+  '000000737b226465636973696f6e223a2244656e79222c22706f6c696379223a227365637572655f646174615f616363657373222c22726561736f6e223a' +
   '22636c656172616e63652062656c6f7720736563726574222c2273636f7265223a302e352c2274616773223a5b22706869222c22c3a9225d7d' +
   '00000020000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
-const EXAMPLE_HASH_HEX = 'b273ecdc765cf6aceb8ca4b376dee1fee2902c3568602f405a4ede817992473e';
+const EXAMPLE_HASH_HEX = '9a81211d1550f9afb3e5b6cd348e3922c2c3288543aaf459712edebebcc6344a';
 
 function hashHex(fields: HashedFields): string {
   return toHex(computeEventHash(crypto, fields));
@@ -51,13 +51,14 @@ describe('event hash', () => {
 
   it('is the same for details that differ only in key order or number spelling', () => {
     const reordered = validateEvent({ ...example, details: { tags: ['phi', 'é'], score: 5e-1, decision: 'Deny', policy: 'secure_data_access', reason: 'clearance below secret' } });
-    expect(hashHex(hashedFieldsOf(reordered, 7, examplePrevious))).toBe(EXAMPLE_HASH_HEX);
+    expect(hashHex(hashedFieldsOf(reordered, 'svc.policy', 7, examplePrevious))).toBe(EXAMPLE_HASH_HEX);
   });
 
   const changes: [string, Partial<HashedFields>][] = [
     ['seq', { seq: 8 }],
     ['event_id', { eventId: '0192f5a0-1c00-7abc-8def-0123456789ac' }],
     ['timestamp', { timestamp: 1732579200001 }],
+    ['producer', { producer: 'agent.7f3c9a12' }],
     ['agent_id', { agentId: 'agent.7f3c9a13' }],
     ['event_type', { eventType: 'policy.violation' }],
     ['details', { detailsJcs: '{"decision":"Allow","policy":"secure_data_access","reason":"clearance below secret","score":0.5,"tags":["phi","é"]}' }],
@@ -65,12 +66,15 @@ describe('event hash', () => {
   ];
 
   it.each(changes)('changes when only %s changes', (_field, change) => {
-    expect(hashHex({ ...exampleFields, ...change })).not.toBe(EXAMPLE_HASH_HEX);
+    // Against the hash the code computes now, not the constant: a field left out of the hash must fail here too.
+    expect(hashHex({ ...exampleFields, ...change })).not.toBe(hashHex(exampleFields));
   });
 
   it('changes when bytes move between adjacent text fields', () => {
-    const base: HashedFields = { ...exampleFields, agentId: 'agent.ab', eventType: 'cd', detailsJcs: '{}' };
+    const base: HashedFields = { ...exampleFields, producer: 'svc.p', agentId: 'agent.ab', eventType: 'cd', detailsJcs: '{}' };
     const moves: Partial<HashedFields>[] = [
+      { producer: 'svc.pa', agentId: 'gent.ab' },
+      { producer: 'svc.', agentId: 'pagent.ab' },
       { agentId: 'agent.a', eventType: 'bcd' },
       { agentId: 'agent.abc', eventType: 'd' },
       { agentId: 'agent.abcd', eventType: '' },
@@ -81,7 +85,7 @@ describe('event hash', () => {
     for (const move of moves) {
       const moved = { ...base, ...move };
       // Same bytes in the same order without the length prefixes: only the prefixes tell them apart.
-      expect(moved.agentId + moved.eventType + moved.detailsJcs).toBe(base.agentId + base.eventType + base.detailsJcs);
+      expect(moved.producer + moved.agentId + moved.eventType + moved.detailsJcs).toBe(base.producer + base.agentId + base.eventType + base.detailsJcs);
       seen.add(hashHex(moved));
     }
     expect(seen.size).toBe(moves.length + 1);
@@ -127,26 +131,28 @@ describe('event hash input encoding', () => {
     seq: fc.nat(),
     eventId: uuid,
     timestamp: fc.nat(),
+    producer: fc.string({ unit: 'grapheme', maxLength: 40 }),
     agentId: fc.string({ unit: 'grapheme', maxLength: 40 }),
     eventType: fc.string({ maxLength: 30 }),
     detailsJcs: fc.string({ unit: 'grapheme', maxLength: 80 }),
     previousHash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
   });
 
-  it('decodes back into exactly the eight fields it was made of (so it is injective)', () => {
+  it('decodes back into exactly the nine fields it was made of (so it is injective)', () => {
     fc.assert(
       fc.property(fieldsArbitrary, (fields) => {
         const parts = decode(eventHashInput(fields));
         const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-        expect(parts).toHaveLength(8);
+        expect(parts).toHaveLength(9);
         expect(text(parts[0]!)).toBe(EVENT_HASH_DOMAIN);
         expect(Number(new DataView(parts[1]!.buffer, parts[1]!.byteOffset).getBigUint64(0))).toBe(fields.seq);
         expect(toHex(parts[2]!)).toBe(fields.eventId.replaceAll('-', ''));
         expect(Number(new DataView(parts[3]!.buffer, parts[3]!.byteOffset).getBigUint64(0))).toBe(fields.timestamp);
-        expect(text(parts[4]!)).toBe(fields.agentId);
-        expect(text(parts[5]!)).toBe(fields.eventType);
-        expect(text(parts[6]!)).toBe(fields.detailsJcs);
-        expect(toHex(parts[7]!)).toBe(toHex(fields.previousHash));
+        expect(text(parts[4]!)).toBe(fields.producer);
+        expect(text(parts[5]!)).toBe(fields.agentId);
+        expect(text(parts[6]!)).toBe(fields.eventType);
+        expect(text(parts[7]!)).toBe(fields.detailsJcs);
+        expect(toHex(parts[8]!)).toBe(toHex(fields.previousHash));
       }),
       { numRuns: 300 },
     );

@@ -1,24 +1,27 @@
 /**
  * The event hash (DESIGN §4; byte-by-byte table in README.md):
  *
- *   event_hash = SHA-256( F(tag) F(seq) F(event_id) F(timestamp) F(agent_id) F(event_type) F(JCS(details)) F(previous_hash) )
+ *   event_hash = SHA-256( F(tag) F(seq) F(event_id) F(timestamp) F(producer) F(agent_id) F(event_type) F(JCS(details)) F(previous_hash) )
  *   F(x)       = u32 big-endian byte length of x || x
  *
  * Every field, fixed-size ones included, carries its length, so no field can be left
  * out and no bytes can move from one field to its neighbour without changing the input.
- * The tag separates this hash from every other SHA-256 in Bulwark (Merkle leaves, notes).
+ * The tag separates this hash from every other SHA-256 in Bulwark (Merkle leaves, notes);
+ * v2 added the producer (DESIGN §3a), so no v1 hash can be mistaken for a v2 one.
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
 import { HASH_LENGTH, canonicalDetails, type AuditEvent } from './event.js';
 
-export const EVENT_HASH_DOMAIN = 'bulwark.audit.event.v1';
+export const EVENT_HASH_DOMAIN = 'bulwark.audit.event.v2';
 
-/** What the hash covers: the producer's event, its position, and the previous link. */
+/** What the hash covers: the producer's event, who delivered it, its position, and the previous link. */
 export interface HashedFields {
   readonly seq: number;
   readonly eventId: string;
   readonly timestamp: number;
+  /** The authenticated principal that delivered the event to the ledger (ChainFields.producer). */
+  readonly producer: string;
   readonly agentId: string;
   readonly eventType: string;
   /** RFC 8785 canonical text of details. */
@@ -28,8 +31,8 @@ export interface HashedFields {
 
 const utf8 = new TextEncoder();
 const DOMAIN = utf8.encode(EVENT_HASH_DOMAIN);
-/** Length prefixes (8 × 4), the domain, seq, id, timestamp and previous hash: everything but the three strings. */
-const FIXED_BYTES = 8 * 4 + DOMAIN.length + 8 + 16 + 8 + HASH_LENGTH;
+/** Length prefixes (9 × 4), the domain, seq, id, timestamp and previous hash: everything but the four strings. */
+const FIXED_BYTES = 9 * 4 + DOMAIN.length + 8 + 16 + 8 + HASH_LENGTH;
 /** UTF-8 needs at most 3 bytes per UTF-16 code unit (a surrogate pair: 4 bytes for 2 units). */
 const UTF8_PER_UNIT = 3;
 
@@ -51,7 +54,7 @@ class InputWriter {
     if (fields.previousHash.length !== HASH_LENGTH) {
       throw new InputError('E_EVENT_HASH', `event hash: previous_hash is ${fields.previousHash.length} bytes, expected ${HASH_LENGTH}`, { seq: fields.seq });
     }
-    const most = FIXED_BYTES + UTF8_PER_UNIT * (fields.agentId.length + fields.eventType.length + fields.detailsJcs.length);
+    const most = FIXED_BYTES + UTF8_PER_UNIT * (fields.producer.length + fields.agentId.length + fields.eventType.length + fields.detailsJcs.length);
     if (most > this.#buffer.length) {
       this.#buffer = new Uint8Array(2 * most);
       this.#view = new DataView(this.#buffer.buffer);
@@ -61,6 +64,7 @@ class InputWriter {
     this.#u64(fields.seq, 'seq');
     this.#uuid(fields.eventId);
     this.#u64(fields.timestamp, 'timestamp');
+    this.#text(fields.producer);
     this.#text(fields.agentId);
     this.#text(fields.eventType);
     this.#text(fields.detailsJcs);
@@ -125,12 +129,13 @@ export function computeEventHash(crypto: Pick<CryptoProvider, 'sha256'>, fields:
   return crypto.sha256(writer.write(fields));
 }
 
-/** The hashed fields of a validated event at a given place in the chain. */
-export function hashedFieldsOf(event: AuditEvent, seq: number, previousHash: Uint8Array): HashedFields {
+/** The hashed fields of a validated event delivered by `producer`, at a given place in the chain. */
+export function hashedFieldsOf(event: AuditEvent, producer: string, seq: number, previousHash: Uint8Array): HashedFields {
   return {
     seq,
     eventId: event.eventId,
     timestamp: event.timestamp,
+    producer,
     agentId: event.agentId,
     eventType: event.eventType,
     detailsJcs: canonicalDetails(event.details, event.eventId),

@@ -8,6 +8,7 @@ export {
   MAX_TIMESTAMP_MS,
   SIGNATURE_LENGTH,
   canonicalDetails,
+  isPrincipalId,
   isUuidV7,
   newEvent,
   newEventId,
@@ -19,15 +20,18 @@ export {
   type LedgerEvent,
   type NewEventInput,
 } from './event.js';
+export { PRODUCER_RULES, checkProducer, type ProducerRule } from './authority.js';
 export { EVENT_HASH_DOMAIN, computeEventHash, eventHashInput, hashedFieldsOf, type HashedFields } from './hash.js';
 export { checkSealedEvent, sealEvent, type SealProblem } from './seal.js';
 export {
   decodeEvent,
   decodeEventBatch,
+  decodeLedgerBatch,
   encodeEvent,
   encodeEventBatch,
   fromEventMessage,
   isLedgerEvent,
   toEventMessage,
+  type LedgerBatch,
 } from './proto.js';
-export { writeAuditEvent, writeAuditEventBatch, type EventWireFields } from './wire.js';
+export { writeAuditEvent, writeAuditEventBatch, type BatchWireOptions, type EventWireFields } from './wire.js';

@@ -5,11 +5,11 @@
  * is untrusted input until it passes the same checks as a producer's event.
  */
 import { create, fromBinary } from '@bufbuild/protobuf';
-import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage } from '@bulwark/proto';
+import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent as AuditEventMessage, type AuditEventBatch } from '@bulwark/proto';
 import { InputError } from '@bulwark/errors';
-import { HASH_LENGTH, MAX_TIMESTAMP_MS, SIGNATURE_LENGTH, canonicalDetails, validateEvent, type AuditEvent, type LedgerEvent } from './event.js';
+import { HASH_LENGTH, MAX_TIMESTAMP_MS, SIGNATURE_LENGTH, canonicalDetails, isPrincipalId, validateEvent, type AuditEvent, type LedgerEvent } from './event.js';
 import { parseJson } from './jcs.js';
-import { writeAuditEvent, writeAuditEventBatch, type EventWireFields } from './wire.js';
+import { writeAuditEvent, writeAuditEventBatch, type BatchWireOptions, type EventWireFields } from './wire.js';
 
 export function isLedgerEvent(event: AuditEvent | LedgerEvent): event is LedgerEvent {
   return 'eventHash' in event;
@@ -28,6 +28,7 @@ export function toEventMessage(event: AuditEvent | LedgerEvent): AuditEventMessa
     message.previousHash = event.previousHash;
     message.eventHash = event.eventHash;
     message.signature = event.signature;
+    message.producer = event.producer;
   }
   return message;
 }
@@ -38,9 +39,9 @@ function decodeError(why: string, context: Record<string, unknown> = {}, cause?:
 
 /**
  * A validated event from its wire message. The chain fields are all present (a ledger
- * event: event_hash 32 bytes) or all absent (a producer event: seq 0, empty bytes);
- * anything in between is an error. Hash and signature are not checked here: that needs
- * the ledger key (verifyLedgerEvent).
+ * event: event_hash 32 bytes, a producer that is a principal id) or all absent (a producer
+ * event: seq 0, empty bytes, no producer); anything in between is an error. Hash and
+ * signature are not checked here: that needs the ledger key (checkSealedEvent).
  */
 export function fromEventMessage(message: AuditEventMessage): AuditEvent | LedgerEvent {
   const id = message.eventId;
@@ -57,8 +58,8 @@ export function fromEventMessage(message: AuditEventMessage): AuditEvent | Ledge
 
   const chained = message.eventHash.length > 0;
   if (!chained) {
-    if (message.seq !== 0n || message.previousHash.length > 0 || message.signature.length > 0) {
-      throw decodeError(`event ${event.eventId}: has some chain fields (seq, previous_hash, signature) but no event_hash`, { eventId: event.eventId });
+    if (message.seq !== 0n || message.previousHash.length > 0 || message.signature.length > 0 || message.producer.length > 0) {
+      throw decodeError(`event ${event.eventId}: has some chain fields (seq, previous_hash, signature, producer) but no event_hash`, { eventId: event.eventId });
     }
     return event;
   }
@@ -71,8 +72,12 @@ export function fromEventMessage(message: AuditEventMessage): AuditEvent | Ledge
   if (message.seq > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw decodeError(`event ${event.eventId}: seq ${message.seq} is beyond 2^53 - 1`, { eventId: event.eventId });
   }
+  if (!isPrincipalId(message.producer)) {
+    throw decodeError(`event ${event.eventId}: producer ${JSON.stringify((message.producer as string).slice(0, 80))} is not a principal id`, { eventId: event.eventId });
+  }
   return {
     ...event,
+    producer: message.producer,
     seq: Number(message.seq),
     previousHash: Uint8Array.from(message.previousHash),
     eventHash: Uint8Array.from(message.eventHash),
@@ -85,8 +90,8 @@ function wireFieldsOf(event: AuditEvent | LedgerEvent): EventWireFields {
   const detailsJcs = canonicalDetails(event.details, event.eventId);
   const { eventId, timestamp, agentId, eventType } = event;
   if (!isLedgerEvent(event)) return { eventId, timestamp, agentId, eventType, detailsJcs };
-  const { seq, previousHash, eventHash, signature } = event;
-  return { eventId, timestamp, agentId, eventType, detailsJcs, seq, previousHash, eventHash, signature };
+  const { seq, previousHash, eventHash, signature, producer } = event;
+  return { eventId, timestamp, agentId, eventType, detailsJcs, seq, previousHash, eventHash, signature, producer };
 }
 
 /** Throws InputError (E_EVENT_DETAILS, E_EVENT_ENCODE) for details or integers the wire cannot carry. */
@@ -104,19 +109,21 @@ export function decodeEvent(bytes: Uint8Array): AuditEvent | LedgerEvent {
   return fromEventMessage(message);
 }
 
-export function encodeEventBatch(events: readonly (AuditEvent | LedgerEvent)[]): Uint8Array {
-  return writeAuditEventBatch(events.map(wireFieldsOf));
+/** `options.controlPreviousSeq` only for the ledger's control batches (see BatchWireOptions). */
+export function encodeEventBatch(events: readonly (AuditEvent | LedgerEvent)[], options: BatchWireOptions = {}): Uint8Array {
+  return writeAuditEventBatch(events.map(wireFieldsOf), options);
 }
 
-/** Every event of a batch, validated; the first bad one rejects the whole batch (fail secure). */
-export function decodeEventBatch(bytes: Uint8Array): (AuditEvent | LedgerEvent)[] {
-  let messages: AuditEventMessage[];
+function batchMessage(bytes: Uint8Array): AuditEventBatch {
   try {
-    messages = fromBinary(AuditEventBatchSchema, bytes).events;
+    return fromBinary(AuditEventBatchSchema, bytes);
   } catch (cause) {
     throw decodeError(`not a valid protobuf AuditEventBatch (${(cause as Error).message})`, { length: bytes.length }, cause);
   }
-  return messages.map((message, index) => {
+}
+
+function eventsOf(batch: AuditEventBatch): (AuditEvent | LedgerEvent)[] {
+  return batch.events.map((message, index) => {
     try {
       return fromEventMessage(message);
     } catch (cause) {
@@ -124,4 +131,41 @@ export function decodeEventBatch(bytes: Uint8Array): (AuditEvent | LedgerEvent)[
       throw cause;
     }
   });
+}
+
+/** Every event of a batch, validated; the first bad one rejects the whole batch (fail secure). */
+export function decodeEventBatch(bytes: Uint8Array): (AuditEvent | LedgerEvent)[] {
+  return eventsOf(batchMessage(bytes));
+}
+
+/** A batch the ledger re-published on BULWARK_LEDGER (`bulwark.ledger.batch` or `bulwark.ledger.control.<principal>`). */
+export interface LedgerBatch {
+  /** Every event sealed (all chain fields set), in the order sent. */
+  readonly events: LedgerEvent[];
+  /**
+   * On a control batch: the seq of the last control event before `events[0]`, -1 if none
+   * (CONTRACTS §3), always below `events[0].seq`. Undefined on a full batch.
+   */
+  readonly controlPreviousSeq?: number;
+}
+
+/**
+ * A ledger batch, validated like decodeEventBatch, and also: every event is a ledger event,
+ * and control_previous_seq, when present, is -1 or a seq below the first event's. Whether
+ * seqs follow and hashes link is the reader's to check (it knows what it applied last).
+ * Throws InputError E_EVENT_DECODE.
+ */
+export function decodeLedgerBatch(bytes: Uint8Array): LedgerBatch {
+  const batch = batchMessage(bytes);
+  const events = eventsOf(batch).map((event, index) => {
+    if (!isLedgerEvent(event)) throw decodeError(`batch item ${index}: event ${event.eventId} has no chain fields: not a ledger event`, { eventId: event.eventId, index });
+    return event;
+  });
+  const raw = batch.controlPreviousSeq;
+  if (raw === undefined) return { events };
+  const first = events[0]?.seq;
+  if (raw < -1n || raw > BigInt(Number.MAX_SAFE_INTEGER) || (first !== undefined && raw >= BigInt(first))) {
+    throw decodeError(`control_previous_seq ${raw} is not -1 or a seq below the batch's first (${first ?? 'none'})`, { controlPreviousSeq: String(raw) });
+  }
+  return { events, controlPreviousSeq: Number(raw) };
 }

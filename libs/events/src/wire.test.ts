@@ -5,7 +5,7 @@ import { AuditEventBatchSchema, AuditEventSchema } from '@bulwark/proto';
 import { InputError } from '@bulwark/errors';
 import { GENESIS_PREVIOUS_HASH, newEventId, validateEvent, type AuditEvent, type LedgerEvent } from './event.js';
 import { decodeEventBatch, encodeEvent, encodeEventBatch, toEventMessage } from './proto.js';
-import { writeAuditEvent, writeAuditEventBatch, type EventWireFields } from './wire.js';
+import { writeAuditEvent, writeAuditEventBatch, type BatchWireOptions, type EventWireFields } from './wire.js';
 
 /** What @bufbuild/protobuf writes for the same fields: the reference. */
 function referenceMessage(fields: EventWireFields) {
@@ -19,6 +19,7 @@ function referenceMessage(fields: EventWireFields) {
     previousHash: fields.previousHash ?? new Uint8Array(0),
     eventHash: fields.eventHash ?? new Uint8Array(0),
     signature: fields.signature ?? new Uint8Array(0),
+    producer: fields.producer ?? '',
   });
 }
 
@@ -26,8 +27,9 @@ function reference(fields: EventWireFields): Uint8Array {
   return toBinary(AuditEventSchema, referenceMessage(fields));
 }
 
-function referenceBatch(events: readonly EventWireFields[]): Uint8Array {
-  return toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: events.map(referenceMessage) }));
+function referenceBatch(events: readonly EventWireFields[], options: BatchWireOptions = {}): Uint8Array {
+  const controlPreviousSeq = options.controlPreviousSeq === undefined ? {} : { controlPreviousSeq: BigInt(options.controlPreviousSeq) };
+  return toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: events.map(referenceMessage), ...controlPreviousSeq }));
 }
 
 /** Compared as Buffers: a mismatch shows the differing bytes in hex. */
@@ -47,7 +49,7 @@ const producerFields: fc.Arbitrary<EventWireFields> = fc.record({
 });
 
 const ledgerFields: fc.Arbitrary<EventWireFields> = fc
-  .tuple(producerFields, fc.record({ seq: integer, previousHash: bytes, eventHash: bytes, signature: bytes }))
+  .tuple(producerFields, fc.record({ seq: integer, previousHash: bytes, eventHash: bytes, signature: bytes, producer: text }))
   .map(([fields, chain]) => ({ ...fields, ...chain }));
 
 const anyFields = fc.oneof(producerFields, ledgerFields);
@@ -66,6 +68,21 @@ describe('writeAuditEvent and writeAuditEventBatch', () => {
       }),
       { numRuns: 300 },
     );
+    const controlPreviousSeq = fc.oneof(fc.constantFrom(-1, 0, 1, 127, 128, 2 ** 32), fc.maxSafeNat());
+    fc.assert(
+      fc.property(fc.array(ledgerFields, { maxLength: 6 }), controlPreviousSeq, (events, previous) => {
+        expect(hex(writeAuditEventBatch(events, { controlPreviousSeq: previous }))).toEqual(hex(referenceBatch(events, { controlPreviousSeq: previous })));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('write control_previous_seq even when 0 (explicit presence), -1 as ten bytes, and refuse below -1', () => {
+    expect(writeAuditEventBatch([], { controlPreviousSeq: 0 })).toEqual(Uint8Array.of(0x10, 0x00));
+    expect(writeAuditEventBatch([], { controlPreviousSeq: -1 })).toEqual(Uint8Array.of(0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01));
+    expect(writeAuditEventBatch([], {})).toEqual(new Uint8Array(0));
+    expect(() => writeAuditEventBatch([], { controlPreviousSeq: -2 })).toThrow('control_previous_seq -2 is not -1 or a non-negative safe integer');
+    expect(() => writeAuditEventBatch([], { controlPreviousSeq: 1.5 })).toThrow(InputError);
   });
 
   it('leave out empty strings, empty bytes and zero integers as proto3 does', () => {
@@ -125,6 +142,7 @@ describe('encodeEvent and encodeEventBatch', () => {
     validateEvent({ eventId: newEventId(), timestamp: 1732579200000 + i, agentId: `agent.7f3c9a12-${i}`, eventType: 'policy.decision', details });
   const sealed = (event: AuditEvent, seq: number): LedgerEvent => ({
     ...event,
+    producer: 'svc.policy',
     seq,
     previousHash: new Uint8Array(32).fill(seq),
     eventHash: new Uint8Array(32).fill(seq + 1),

@@ -27,6 +27,18 @@ export interface EventWireFields {
   readonly previousHash?: Uint8Array;
   readonly eventHash?: Uint8Array;
   readonly signature?: Uint8Array;
+  /** The authenticated principal that delivered the event to the ledger (a chain field, like seq). */
+  readonly producer?: string;
+}
+
+/** What a batch carries beside its events. */
+export interface BatchWireOptions {
+  /**
+   * `control_previous_seq` (field 2, explicit presence) of a `bulwark.ledger.control.<principal>`
+   * batch: the seq of the last control event before the batch's first, -1 if none. Undefined:
+   * left out (a full `bulwark.ledger.batch` batch, or a producer's).
+   */
+  readonly controlPreviousSeq?: number;
 }
 
 const WIRE_VARINT = 0;
@@ -39,6 +51,7 @@ function tag(field: number, wire: number): number {
 
 const TAG = {
   batchEvents: tag(1, WIRE_LEN),
+  batchControlPreviousSeq: tag(2, WIRE_VARINT),
   eventId: tag(1, WIRE_LEN),
   timestamp: tag(2, WIRE_VARINT),
   agentId: tag(3, WIRE_LEN),
@@ -48,6 +61,7 @@ const TAG = {
   previousHash: tag(7, WIRE_LEN),
   eventHash: tag(8, WIRE_LEN),
   signature: tag(9, WIRE_LEN),
+  producer: tag(10, WIRE_LEN),
 } as const;
 
 const EMPTY = new Uint8Array(0);
@@ -93,8 +107,9 @@ function checkInteger(fields: EventWireFields, name: 'timestamp' | 'seq', value:
   );
 }
 
-/** Per event, kept between sizing and writing: the UTF-8 byte lengths of its four strings and the size of its message body. */
-const SLOTS = 5;
+/** Per event, kept between sizing and writing: the UTF-8 byte lengths of its five strings and the size of its message body. */
+const SLOTS = 6;
+const BODY = 5;
 
 function sizeEvent(lengths: Float64Array, fields: EventWireFields, slot: number, index: number | undefined): number {
   const timestamp = checkInteger(fields, 'timestamp', fields.timestamp, index);
@@ -103,6 +118,7 @@ function sizeEvent(lengths: Float64Array, fields: EventWireFields, slot: number,
   const agentId = Buffer.byteLength(fields.agentId, 'utf8');
   const eventType = Buffer.byteLength(fields.eventType, 'utf8');
   const details = Buffer.byteLength(fields.detailsJcs, 'utf8');
+  const producer = fields.producer === undefined ? 0 : Buffer.byteLength(fields.producer, 'utf8');
   const body =
     lenFieldSize(eventId) +
     varintFieldSize(timestamp) +
@@ -112,13 +128,15 @@ function sizeEvent(lengths: Float64Array, fields: EventWireFields, slot: number,
     varintFieldSize(seq) +
     lenFieldSize((fields.previousHash ?? EMPTY).length) +
     lenFieldSize((fields.eventHash ?? EMPTY).length) +
-    lenFieldSize((fields.signature ?? EMPTY).length);
+    lenFieldSize((fields.signature ?? EMPTY).length) +
+    lenFieldSize(producer);
   const at = slot * SLOTS;
   lengths[at] = eventId;
   lengths[at + 1] = agentId;
   lengths[at + 2] = eventType;
   lengths[at + 3] = details;
-  lengths[at + 4] = body;
+  lengths[at + 4] = producer;
+  lengths[at + BODY] = body;
   return body;
 }
 
@@ -163,7 +181,8 @@ function writeEvent(out: Buffer, at: number, lengths: Float64Array, fields: Even
   at = writeVarintField(out, at, TAG.seq, fields.seq ?? 0);
   at = writeBytes(out, at, TAG.previousHash, fields.previousHash);
   at = writeBytes(out, at, TAG.eventHash, fields.eventHash);
-  return writeBytes(out, at, TAG.signature, fields.signature);
+  at = writeBytes(out, at, TAG.signature, fields.signature);
+  return writeText(out, at, TAG.producer, fields.producer ?? '', lengths[s + 4]!);
 }
 
 /** An uninitialised array of `length` bytes and a Buffer over the same bytes (for its UTF-8 writer). */
@@ -186,10 +205,39 @@ export function writeAuditEvent(fields: EventWireFields): Uint8Array {
   return bytes;
 }
 
+/**
+ * The varint of an int64 (two's complement: a negative value takes 10 bytes, as protobuf
+ * writes it). Only control_previous_seq is signed, once per batch: BigInt is fine here.
+ */
+function int64Varint(value: number): Uint8Array {
+  let rest = BigInt.asUintN(64, BigInt(value));
+  const out: number[] = [];
+  while (rest >= 128n) {
+    out.push(Number(rest & 127n) | 128);
+    rest >>= 7n;
+  }
+  out.push(Number(rest));
+  return Uint8Array.from(out);
+}
+
+function controlPreviousSeqBytes(value: number | undefined): Uint8Array {
+  if (value === undefined) return EMPTY;
+  if (!Number.isSafeInteger(value) || value < -1) {
+    throw new InputError('E_EVENT_ENCODE', `audit event batch: control_previous_seq ${String(value)} is not -1 or a non-negative safe integer`, { value });
+  }
+  // Explicit presence: written even when 0 (seq 0 can be a control event).
+  const varint = int64Varint(value);
+  const field = new Uint8Array(1 + varint.length);
+  field[0] = TAG.batchControlPreviousSeq;
+  field.set(varint, 1);
+  return field;
+}
+
 /** An AuditEventBatch message of these events, in order. Throws like writeAuditEvent, naming the batch item. */
-export function writeAuditEventBatch(events: readonly EventWireFields[]): Uint8Array {
+export function writeAuditEventBatch(events: readonly EventWireFields[], options: BatchWireOptions = {}): Uint8Array {
   const lengths = new Float64Array(SLOTS * events.length);
-  let total = 0;
+  const trailer = controlPreviousSeqBytes(options.controlPreviousSeq);
+  let total = trailer.length;
   for (let i = 0; i < events.length; i++) {
     const body = sizeEvent(lengths, events[i]!, i, i);
     total += 1 + varintSize(body) + body;
@@ -198,9 +246,12 @@ export function writeAuditEventBatch(events: readonly EventWireFields[]): Uint8A
   let at = 0;
   for (let i = 0; i < events.length; i++) {
     out[at++] = TAG.batchEvents;
-    at = writeVarint(out, at, lengths[i * SLOTS + 4]!);
+    at = writeVarint(out, at, lengths[i * SLOTS + BODY]!);
     at = writeEvent(out, at, lengths, events[i]!, i);
   }
+  // Field 2 after field 1, as toBinary writes fields in number order.
+  out.set(trailer, at);
+  at += trailer.length;
   checkWritten(at, total);
   return bytes;
 }

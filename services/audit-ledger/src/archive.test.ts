@@ -9,7 +9,7 @@ import { ArchiveError, DAY_MS, archiveBefore } from './archive.js';
 import { LedgerReader } from './archive-reader.js';
 import { verifyExport } from './export.js';
 import { signCheckpoint } from './note/checkpoint.js';
-import { ORIGIN, crypto, openTestLedger, type LedgerFixture } from './ledger.fixture.js';
+import { ORIGIN, crypto, openTestLedger, produced, type LedgerFixture } from './ledger.fixture.js';
 import { verifyLedger } from './verify.js';
 
 const OLD = Date.UTC(2018, 0, 1);
@@ -29,7 +29,7 @@ describe('archive', () => {
     fx = await openTestLedger('archive', { checkpointEvery: 10 });
     dir = await mkdtemp(join(tmpdir(), 'bulwark-archive-'));
     // Batches of 5 with a checkpoint every 10: checkpoints at 10, 20 and 30; events 0..24 old, 25..34 new.
-    for (let batch = 0; batch < 7; batch++) await fx.ledger.append(events(5, batch < 5 ? OLD + batch * 5 : NEW + batch * 5));
+    for (let batch = 0; batch < 7; batch++) await fx.ledger.append(produced(events(5, batch < 5 ? OLD + batch * 5 : NEW + batch * 5)));
   });
   afterAll(async () => {
     await fx.close();
@@ -120,7 +120,7 @@ describe('archive anchor on a tampered first seq', () => {
   it('reports a first seq moved beyond 2^53 as a gap, not a crash', async () => {
     const fx = await openTestLedger('anchor_far', { checkpointEvery: 2 });
     try {
-      await fx.ledger.append(events(1, OLD));
+      await fx.ledger.append(produced(events(1, OLD)));
       await fx.db.updateTable('events').set({ seq: 2n ** 60n }).where('seq', '=', 0n).execute();
       const report = await verifyLedger(fx.db, { crypto, origin: ORIGIN, logKey: fx.ledger.verifierKey });
       expect(report).toMatchObject({ ok: false, problem: 'gap', seq: 0, message: 'gap: seq 0 missing' });

@@ -1,4 +1,4 @@
-import { BulwarkError } from '@bulwark/errors';
+import { BulwarkError, InputError } from '@bulwark/errors';
 
 /**
  * Stable codes of ledger failures; callers branch on these, never on messages.
@@ -23,4 +23,33 @@ export class LedgerError extends BulwarkError {
 
 export function isLedgerError(value: unknown, code?: LedgerErrorCode): value is LedgerError {
   return value instanceof LedgerError && (code === undefined || value.code === code);
+}
+
+/**
+ * An event its producer may not produce (DESIGN §3a, `checkProducer` of @bulwark/events):
+ * bad input, never appended. The context names what was claimed, so the service can record
+ * the refusal as a `security.violation` naming the real producer.
+ */
+// A type, not an interface: an error's context must be assignable to a string-keyed record.
+export type ForbiddenProducerContext = {
+  readonly producer: string;
+  readonly eventType: string;
+  readonly agentId: string;
+  readonly eventId: string;
+  readonly reason: string;
+  /** Events in the refused bus message (all of them are refused with it), when known. */
+  readonly messageEvents?: number;
+};
+
+export class ForbiddenProducerError extends InputError {
+  declare readonly code: 'E_EVENT_PRODUCER';
+  declare readonly context: ForbiddenProducerContext;
+
+  constructor(context: ForbiddenProducerContext) {
+    super('E_EVENT_PRODUCER', `event ${context.eventId}: refused: ${context.reason}`, { ...context });
+  }
+}
+
+export function isForbiddenProducerError(value: unknown): value is ForbiddenProducerError {
+  return value instanceof ForbiddenProducerError;
 }

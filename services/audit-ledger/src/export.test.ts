@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toHex } from '@bulwark/crypto';
-import { ORIGIN, crypto, makeEvents, openTestLedger, type LedgerFixture } from './ledger.fixture.js';
+import { fromHex, toHex } from '@bulwark/crypto';
+import { canonicalJson, computeEventHash } from '@bulwark/events';
+import { ORIGIN, crypto, makeEvents, openTestLedger, produced, type LedgerFixture } from './ledger.fixture.js';
 import { exportLedger, verifyExport } from './export.js';
 import { signerKey } from './note/keys.js';
 
@@ -19,7 +20,7 @@ async function collect(gen: AsyncGenerator<string>): Promise<string[]> {
 
 beforeAll(async () => {
   fx = await openTestLedger('export', { checkpointEvery: 0 });
-  await fx.ledger.append(makeEvents(45));
+  await fx.ledger.append(produced(makeEvents(45)));
   lines = await collect(exportLedger(fx.ledger, { pageSize: 10 }));
 });
 afterAll(async () => {
@@ -75,6 +76,7 @@ describe('JSONL export', () => {
   it.each([
     ['a changed detail', () => edit(11, (r) => void ((r['details'] as Record<string, unknown>)['n'] = -1)), 10, 'seq 10: event_hash mismatch'],
     ['a changed agent', () => edit(5, (r) => void (r['agent_id'] = 'agent.mallory')), 4, 'seq 4: event_hash mismatch'],
+    ['a changed producer', () => edit(6, (r) => void (r['producer'] = 'svc.policy' === r['producer'] ? 'svc.key-manager' : 'svc.policy')), 5, 'seq 5: event_hash mismatch'],
     ['a flipped signature', () => edit(3, (r) => void (r['signature'] = `${String(r['signature']).slice(0, -1)}${String(r['signature']).endsWith('0') ? '1' : '0'}`)), 2, 'seq 2: signature invalid'],
     ['a removed event', () => lines.filter((_, i) => i !== 20), 19, 'gap: seq 19 missing'],
     ['two swapped events', () => [...lines.slice(0, 8), lines[9]!, lines[8]!, ...lines.slice(10)], 7, 'gap: seq 7 missing'],
@@ -82,6 +84,31 @@ describe('JSONL export', () => {
     ['no checkpoint line', () => lines.slice(0, 46), 45, 'truncated: the export has no checkpoint line after seq 44'],
   ])('names the first bad seq for %s', async (_name, tampered, seq, message) => {
     expect(await verifyExport(tampered(), options())).toMatchObject({ ok: false, seq, message });
+  });
+
+  it('names a forbidden producer even in an event hashed and signed with the ledger key', async () => {
+    const forged = edit(45, (r) => {
+      Object.assign(r, { producer: 'agent.intruder', agent_id: 'agent.intruder', event_type: 'policy.updated' });
+      const eventHash = computeEventHash(crypto, {
+        seq: r['seq'] as number,
+        eventId: r['event_id'] as string,
+        timestamp: r['timestamp'] as number,
+        producer: 'agent.intruder',
+        agentId: 'agent.intruder',
+        eventType: 'policy.updated',
+        detailsJcs: canonicalJson(r['details']),
+        previousHash: fromHex(r['previous_hash'] as string),
+      });
+      r['event_hash'] = toHex(eventHash);
+      r['signature'] = toHex(crypto.ed25519.sign(fx.signer.secretKey, eventHash));
+    });
+    expect(await verifyExport(forged, options())).toMatchObject({ ok: false, seq: 44, message: 'seq 44: forbidden producer: policy.updated may be produced only by svc.policy, not by agent.intruder' });
+  });
+
+  it('refuses a v1 export (event hash v1, no producer) and says why', async () => {
+    const v1 = edit(0, (r) => void (r['format'] = 'bulwark-audit-export/v1'));
+    expect(await verifyExport(v1, options())).toMatchObject({ ok: false, line: 1, message: expect.stringContaining('bulwark-audit-export/v1 (event hash v1, events without a producer) is not verified by this version') });
+    expect(JSON.parse(lines[1]!)).toHaveProperty('producer');
   });
 
   it('refuses an export checked with another key or origin', async () => {

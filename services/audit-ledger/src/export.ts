@@ -3,18 +3,22 @@
  * file and the ledger's verifier key (an auditor's tool: no database, no bus).
  *
  * One JSON object per line:
- *   {"type":"header","format":"bulwark-audit-export/v1","origin":…,"log_key":<vkey>,"from_seq":F,"size":N,"start_edge":[hex…]}
- *   {"type":"event","seq":…,"event_id":…,"timestamp":…,"agent_id":…,"event_type":…,"details":{…},
+ *   {"type":"header","format":"bulwark-audit-export/v2","origin":…,"log_key":<vkey>,"from_seq":F,"size":N,"start_edge":[hex…]}
+ *   {"type":"event","seq":…,"event_id":…,"timestamp":…,"producer":…,"agent_id":…,"event_type":…,"details":{…},
  *    "previous_hash":hex,"event_hash":hex,"signature":hex}          (seq F … N−1, in order)
  *   {"type":"checkpoint","note":<C2SP signed note of size N>}
  *
  * `start_edge` is the compact range of the tree at F, so an export that starts past 0
  * still rebuilds the root of size N and checks it against the signed checkpoint. The
  * verifier trusts nothing in the file: the header's key must be the one it was given.
+ *
+ * v2 (event hash v2): every event carries its producer, hashed, and the verifier also
+ * checks that the producer may produce the event (`checkProducer`). A v1 export (hash v1,
+ * no producer) is refused with a message that says so.
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { fromHex, toHex } from '@bulwark/crypto';
-import { GENESIS_PREVIOUS_HASH, canonicalDetails, computeEventHash, type LedgerEvent } from '@bulwark/events';
+import { GENESIS_PREVIOUS_HASH, canonicalDetails, checkProducer, computeEventHash, type LedgerEvent } from '@bulwark/events';
 import { isLedgerError } from './errors.js';
 import type { AuditLedger } from './ledger.js';
 import { CompactRange, edgeNodeIds } from './merkle/compact-range.js';
@@ -22,7 +26,9 @@ import { leafHash } from './merkle/hash.js';
 import { openCheckpoint } from './note/checkpoint.js';
 import { formatVerifierKey, type VerifierKey } from './note/keys.js';
 
-export const EXPORT_FORMAT = 'bulwark-audit-export/v1';
+export const EXPORT_FORMAT = 'bulwark-audit-export/v2';
+/** The format before producer-bound events (event hash v1): recognised only to be refused clearly. */
+const EXPORT_FORMAT_V1 = 'bulwark-audit-export/v1';
 
 export interface ExportOptions {
   /** First seq to export (default 0). */
@@ -71,6 +77,7 @@ export function exportEventLine(event: LedgerEvent): string {
     seq: event.seq,
     event_id: event.eventId,
     timestamp: event.timestamp,
+    producer: event.producer,
     agent_id: event.agentId,
     event_type: event.eventType,
     details: event.details,
@@ -170,6 +177,9 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
     const type = record['type'];
 
     if (header === undefined) {
+      if (type === 'header' && record['format'] === EXPORT_FORMAT_V1) {
+        throw bad(lineNumber, `line ${lineNumber}: ${EXPORT_FORMAT_V1} (event hash v1, events without a producer) is not verified by this version; it reads ${EXPORT_FORMAT}`);
+      }
       if (type !== 'header' || record['format'] !== EXPORT_FORMAT) throw bad(lineNumber, `line ${lineNumber}: expected the ${EXPORT_FORMAT} header`);
       if (record['origin'] !== options.origin) throw bad(lineNumber, `line ${lineNumber}: origin ${JSON.stringify(record['origin'])} is not ${JSON.stringify(options.origin)}`);
       if (record['log_key'] !== formatVerifierKey(logKey)) throw bad(lineNumber, `line ${lineNumber}: the export names another ledger key than the one trusted`);
@@ -192,14 +202,18 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
       const previousHash = hexField(record, 'previous_hash', 32, lineNumber, seq);
       const eventHash = hexField(record, 'event_hash', 32, lineNumber, seq);
       const signature = hexField(record, 'signature', 64, lineNumber, seq);
+      const producer = field(record, 'producer', isString, lineNumber);
+      const agentId = field(record, 'agent_id', isString, lineNumber);
+      const eventType = field(record, 'event_type', isString, lineNumber);
       let recomputed: Uint8Array | undefined;
       try {
         recomputed = computeEventHash(crypto, {
           seq,
           eventId: field(record, 'event_id', isString, lineNumber),
           timestamp: field(record, 'timestamp', isInteger, lineNumber),
-          agentId: field(record, 'agent_id', isString, lineNumber),
-          eventType: field(record, 'event_type', isString, lineNumber),
+          producer,
+          agentId,
+          eventType,
           detailsJcs: canonicalDetails(field(record, 'details', isObject, lineNumber)),
           previousHash,
         });
@@ -212,6 +226,9 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
       const link = previous ?? (seq === 0 ? GENESIS_PREVIOUS_HASH : undefined);
       if (link !== undefined && !crypto.equal(previousHash, link)) throw bad(lineNumber, seq === 0 ? 'seq 0: previous_hash is not the genesis value' : `seq ${seq}: previous_hash does not link to seq ${seq - 1}`, seq);
       if (!crypto.ed25519.verify(logKey.publicKey, eventHash, signature)) throw bad(lineNumber, `seq ${seq}: signature invalid`, seq);
+      // Signed by the ledger yet forbidden: the ledger's ingest check was bypassed or broken (DESIGN §3a).
+      const forbidden = checkProducer(producer, eventType, agentId);
+      if (forbidden !== null) throw bad(lineNumber, `seq ${seq}: forbidden producer: ${forbidden}`, seq);
       range!.append(leafHash(crypto, eventHash));
       previous = eventHash;
       events += 1;

@@ -1,5 +1,5 @@
-export { LedgerError, isLedgerError, type LedgerErrorCode } from './errors.js';
-export { AuditLedger, migrateLedger, prepareEvent, type PreparedEvent, type StoredEvent, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
+export { ForbiddenProducerError, LedgerError, isForbiddenProducerError, isLedgerError, type LedgerErrorCode } from './errors.js';
+export { AuditLedger, migrateLedger, prepareEvent, type PreparedEvent, type ProducedEvent, type StoredEvent, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
 export { verifyLedger, type VerifyOptions, type VerifyProblem, type VerifyReport } from './verify.js';
 export { EXPORT_FORMAT, exportLedger, verifyExport, type ExportOptions, type ExportReport, type VerifyExportOptions } from './export.js';
 export { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
@@ -46,6 +46,7 @@ export { complianceMarkdown, generateComplianceReport, renderComplianceReport, t
 export { LEDGER_DURABLE, LedgerService, SERVICE_VERSION, type LedgerReadiness, type LedgerServiceMetrics, type LedgerServiceOptions } from './service/service.js';
 export { DEFAULT_SETTINGS, SETTINGS_ENV, loadLedgerSettings, type LedgerSettings } from './service/settings.js';
 export { decodePayload, payloadKind, type PayloadKind } from './service/decode.js';
+export { DEFAULT_VIOLATION_BUDGET, type ViolationBudget } from './service/violations.js';
 export { ledgerBatchOfRows } from './service/batch-wire.js';
 export type {
   CheckpointReply,

@@ -1,9 +1,9 @@
 /** Test support (not built): a ledger in a fresh PostgreSQL schema, and events to put in it. */
 import { createCryptoProvider } from '@bulwark/crypto';
-import { EVENT_TYPES, newEventId, type AuditEvent } from '@bulwark/events';
+import { EVENT_TYPES, PRODUCER_RULES, newEventId, type AuditEvent } from '@bulwark/events';
 import { closeDatabase, createDatabase } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
-import { AuditLedger, migrateLedger, type LedgerDb } from './ledger.js';
+import { AuditLedger, migrateLedger, type LedgerDb, type ProducedEvent } from './ledger.js';
 import { signerKey, type SignerKey } from './note/keys.js';
 import type { LedgerDatabase } from './store/schema.js';
 
@@ -49,4 +49,27 @@ export function makeEvents(n: number): AuditEvent[] {
       details: { n: counter, score: counter / 7, note: `évènement ${counter} ✓`, nested: { list: [counter, null, true, 'x'] } },
     };
   });
+}
+
+/**
+ * A principal that may produce `event` (DESIGN §3a): the owning service, the agent itself
+ * for its own activity, a service otherwise. What a test uses when who delivered the event
+ * is not what it is about.
+ */
+export function rightfulProducer(event: Pick<AuditEvent, 'eventType' | 'agentId'>): string {
+  const rule = PRODUCER_RULES[event.eventType];
+  switch (rule.kind) {
+    case 'service':
+      return rule.service;
+    case 'self-or-service':
+    case 'any-principal':
+      return event.agentId.startsWith('agent.') ? event.agentId : 'svc.policy';
+    case 'any-service':
+      return 'svc.policy';
+  }
+}
+
+/** Events paired with their rightful producers, as `AuditLedger.append` takes them. */
+export function produced(events: readonly AuditEvent[]): ProducedEvent[] {
+  return events.map((event) => ({ producer: rightfulProducer(event), event }));
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '@bulwark/crypto';
 import { GENESIS_PREVIOUS_HASH, canonicalJson, checkSealedEvent, type LedgerEvent } from '@bulwark/events';
 import { InputError } from '@bulwark/errors';
-import { ORIGIN, crypto, makeEvents, openTestLedger, type LedgerFixture } from './ledger.fixture.js';
+import { ORIGIN, crypto, makeEvents, openTestLedger, produced, type LedgerFixture } from './ledger.fixture.js';
 import { MemoryMerkleTree } from './merkle/memory-tree.js';
 import { verifyConsistency, verifyInclusion } from './merkle/proofs.js';
 import { openCheckpoint, signCheckpoint } from './note/checkpoint.js';
@@ -25,7 +25,7 @@ const verifyOptions = () => ({ crypto, origin: ORIGIN, logKey: fx.ledger.verifie
 
 describe('append', () => {
   it('seals a batch: seq from 0, linked, hashed, signed', async () => {
-    const result = await fx.ledger.append(makeEvents(30));
+    const result = await fx.ledger.append(produced(makeEvents(30)));
     all.push(...result.appended);
     expect(result.appended.map((e) => e.seq)).toEqual([...Array(30).keys()]);
     expect(result.duplicates).toEqual([]);
@@ -55,11 +55,11 @@ describe('append', () => {
   });
 
   it('treats a redelivered event id as a no-op that uses no seq', async () => {
-    const again = await fx.ledger.append(all.slice(3, 6).map(({ eventId, timestamp, agentId, eventType, details }) => ({ eventId, timestamp, agentId, eventType, details })));
+    const again = await fx.ledger.append(produced(all.slice(3, 6).map(({ eventId, timestamp, agentId, eventType, details }) => ({ eventId, timestamp, agentId, eventType, details }))));
     expect(again.appended).toEqual([]);
     expect(again.duplicates).toEqual(all.slice(3, 6).map((e) => e.eventId));
     const [fresh] = makeEvents(1);
-    const mixed = await fx.ledger.append([all[0]!, fresh!, fresh!]);
+    const mixed = await fx.ledger.append(produced([all[0]!, fresh!, fresh!]));
     expect(mixed.appended.map((e) => e.seq)).toEqual([30]);
     expect(mixed.duplicates).toEqual([all[0]!.eventId, fresh!.eventId]);
     all.push(...mixed.appended);
@@ -68,19 +68,19 @@ describe('append', () => {
   it('rejects a batch with one invalid event and appends none of it', async () => {
     const batch = makeEvents(3);
     const bad = { ...batch[1]!, details: { score: Number.NaN } };
-    await expect(fx.ledger.append([batch[0]!, bad, batch[2]!])).rejects.toBeInstanceOf(InputError);
+    await expect(fx.ledger.append(produced([batch[0]!, bad, batch[2]!]))).rejects.toBeInstanceOf(InputError);
     expect((await fx.ledger.head()).size).toBe(31);
   });
 
   it('keeps seq gapless under concurrent appends', async () => {
-    const results = await Promise.all([0, 1, 2, 3].map(() => fx.ledger.append(makeEvents(5))));
+    const results = await Promise.all([0, 1, 2, 3].map(() => fx.ledger.append(produced(makeEvents(5)))));
     const seqs = results.flatMap((r) => r.appended.map((e) => e.seq)).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => 31 + i));
     all.push(...(await fx.ledger.events(31, 20)));
   });
 
   it('signs a checkpoint when an append crosses a multiple of checkpointEvery', async () => {
-    const result = await fx.ledger.append(makeEvents(10));
+    const result = await fx.ledger.append(produced(makeEvents(10)));
     all.push(...result.appended);
     expect(result.size).toBe(61);
     // 51 crossed 50 in the concurrent test; this one crossed nothing, so no checkpoint here.
@@ -131,7 +131,7 @@ describe('witnesses', () => {
     const cosigned = witness.cosign(first.note, []);
     await fx.ledger.addCosignature(cosigned.note, witness.verifierKey);
 
-    all.push(...(await fx.ledger.append(makeEvents(7))).appended);
+    all.push(...(await fx.ledger.append(produced(makeEvents(7)))).appended);
     const second = await fx.ledger.checkpoint();
     const proof = await fx.ledger.consistencyProof(first.size, second.size);
     const again = witness.cosign(second.note, proof);
@@ -155,7 +155,7 @@ describe('witnesses', () => {
     // tree that the honest tree is not a prefix of. The witness cosigns neither.
     const forkSame = signCheckpoint(crypto, { origin: ORIGIN, size: latest.size, rootHash: crypto.sha256(Uint8Array.of(1)), extensions: [] }, [fx.signer]);
     expect(() => witness.cosign(forkSame, [])).toThrow('same size, different root (fork)');
-    all.push(...(await fx.ledger.append(makeEvents(3))).appended);
+    all.push(...(await fx.ledger.append(produced(makeEvents(3)))).appended);
     const honestProof = await fx.ledger.consistencyProof(latest.size);
     const forkBigger = signCheckpoint(crypto, { origin: ORIGIN, size: latest.size + 3, rootHash: crypto.sha256(Uint8Array.of(2)), extensions: [] }, [fx.signer]);
     expect(() => witness.cosign(forkBigger, honestProof)).toThrow(`not consistent with size ${latest.size}`);

@@ -6,8 +6,9 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
-import { HASH_LENGTH, SIGNATURE_LENGTH, computeEventHash, isUuidV7, validateEventCanonical, type AuditEvent, type LedgerEvent } from '@bulwark/events';
-import { LedgerError } from './errors.js';
+import { InputError } from '@bulwark/errors';
+import { HASH_LENGTH, SIGNATURE_LENGTH, checkProducer, computeEventHash, isPrincipalId, isUuidV7, validateEventCanonical, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import { ForbiddenProducerError, LedgerError } from './errors.js';
 import { CompactRange, edgeNodeIds, foldRight } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/proofs.js';
@@ -105,16 +106,32 @@ interface SealedBatch {
   readonly range: CompactRange;
 }
 
-/** An event `prepareEvent` validated, with the RFC 8785 text of its details (what is hashed and stored). */
-export type PreparedEvent = AuditEvent & { readonly detailsJcs: string; readonly [prepared]: true };
+/**
+ * An event `prepareEvent` validated and found allowed for its producer, with the RFC 8785
+ * text of its details (what is hashed and stored).
+ */
+export type PreparedEvent = AuditEvent & { readonly producer: string; readonly detailsJcs: string; readonly [prepared]: true };
+
+/** An event as it reached the ledger: what the producer sent, and who the envelope says sent it. */
+export interface ProducedEvent {
+  /** The authenticated sender of the frame that delivered the event (DESIGN §3a), never a field of the event. */
+  readonly producer: string;
+  readonly event: unknown;
+}
 
 /**
- * Validates a producer's event (InputError on bad input) and canonicalises its details once.
+ * Validates a producer's event (InputError on bad input), canonicalises its details once,
+ * and checks that `producer` may produce it (`checkProducer`, DESIGN §3a): a
+ * ForbiddenProducerError (E_EVENT_PRODUCER) otherwise, so nothing forbidden is ever sealed.
+ * Any `producer` field of the input is ignored: the producer is the one given here.
  * `detailsText`: the JSON text `input.details` was just parsed from (validateEventCanonical).
  */
-export function prepareEvent(input: unknown, detailsText?: string): PreparedEvent {
+export function prepareEvent(input: unknown, producer: string, detailsText?: string): PreparedEvent {
+  if (!isPrincipalId(producer)) throw new InputError('E_EVENT_PRODUCER', `ledger: producer ${JSON.stringify(String(producer).slice(0, 80))} is not a principal id`, { producer });
   const { event, detailsJcs } = validateEventCanonical(input, detailsText);
-  return { ...event, detailsJcs } as PreparedEvent;
+  const reason = checkProducer(producer, event.eventType, event.agentId);
+  if (reason !== null) throw new ForbiddenProducerError({ producer, eventType: event.eventType, agentId: event.agentId, eventId: event.eventId, reason });
+  return { ...event, producer, detailsJcs } as PreparedEvent;
 }
 
 export async function migrateLedger(db: LedgerDb): Promise<MigrationReport> {
@@ -174,12 +191,13 @@ export class AuditLedger {
   }
 
   /**
-   * Validates (they are producers' input), seals and stores `events` in one transaction. An event id already stored
-   * (or repeated in the batch) is skipped without using a seq. Bad input throws an
+   * Validates (they are producers' input), checks each producer's authority, seals and
+   * stores `events` in one transaction. An event id already stored (or repeated in the
+   * batch) is skipped without using a seq. Bad input or a forbidden producer throws an
    * InputError before the database is touched; any failure rolls the whole batch back.
    */
-  async append(events: readonly unknown[]): Promise<AppendResult> {
-    return this.appendPrepared(events.map((event) => prepareEvent(event)));
+  async append(events: readonly ProducedEvent[]): Promise<AppendResult> {
+    return this.appendPrepared(events.map(({ event, producer }) => prepareEvent(event, producer)));
   }
 
   /**
@@ -314,6 +332,7 @@ export class AuditLedger {
         seq: size + i,
         eventId: event.eventId,
         timestamp: event.timestamp,
+        producer: event.producer,
         agentId: event.agentId,
         eventType: event.eventType,
         detailsJcs: event.detailsJcs,
@@ -348,12 +367,13 @@ export class AuditLedger {
     // No row without its signature: the signer answers for every hash or fails the batch.
     if (signatures.length !== n * SIGNATURE_LENGTH) throw new LedgerError('E_SIGNER', `append: ${signatures.length} bytes of signatures for ${n} events; batch not stored`);
     const appended: StoredEvent[] = new Array<StoredEvent>(n);
-    const cols = { id: new Array<string>(n), ts: new Array<number>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n) };
+    const cols = { id: new Array<string>(n), ts: new Array<number>(n), producer: new Array<string>(n), agent: new Array<string>(n), type: new Array<string>(n), details: new Array<string>(n) };
     for (let i = 0; i < n; i++) {
       const event = fresh[i]!;
       appended[i] = {
         eventId: event.eventId,
         timestamp: event.timestamp,
+        producer: event.producer,
         agentId: event.agentId,
         eventType: event.eventType,
         details: event.details,
@@ -365,6 +385,7 @@ export class AuditLedger {
       };
       cols.id[i] = event.eventId;
       cols.ts[i] = event.timestamp;
+      cols.producer[i] = event.producer;
       cols.agent[i] = event.agentId;
       cols.type[i] = event.eventType;
       cols.details[i] = event.detailsJcs;
@@ -376,12 +397,12 @@ export class AuditLedger {
     // never be committed).
     try {
       await sql`
-        insert into events (seq, event_id, timestamp_ms, agent_id, event_type, details, previous_hash, event_hash, signature)
-        select ${b.size}::int8 + k - 1, id, ts, agent, type, details,
+        insert into events (seq, event_id, timestamp_ms, producer, agent_id, event_type, details, previous_hash, event_hash, signature)
+        select ${b.size}::int8 + k - 1, id, ts, producer, agent, type, details,
                substring(${chain}::bytea from (k::int - 1) * 32 + 1 for 32),
                substring(${chain}::bytea from k::int * 32 + 1 for 32),
                substring(${signatures}::bytea from (k::int - 1) * 64 + 1 for 64)
-        from unnest(${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.agent}::text[], ${cols.type}::text[], ${cols.details}::text[]) with ordinality as r(id, ts, agent, type, details, k)`.execute(trx);
+        from unnest(${cols.id}::uuid[], ${cols.ts}::int8[], ${cols.producer}::text[], ${cols.agent}::text[], ${cols.type}::text[], ${cols.details}::text[]) with ordinality as r(id, ts, producer, agent, type, details, k)`.execute(trx);
     } catch (error) {
       if ((error as { code?: unknown }).code === UNIQUE_VIOLATION) throw new LedgerError('E_LEDGER', 'append: an event id appeared during the transaction; batch rolled back', {}, { cause: error });
       throw error;

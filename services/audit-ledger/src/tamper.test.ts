@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeEventHash } from '@bulwark/events';
-import { ORIGIN, crypto, makeEvents, openTestLedger, type LedgerFixture } from './ledger.fixture.js';
+import { ORIGIN, crypto, makeEvents, openTestLedger, produced, type LedgerFixture } from './ledger.fixture.js';
 import { CompactRange } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { signerKey } from './note/keys.js';
@@ -29,7 +29,7 @@ let heldNote: string;
 
 beforeAll(async () => {
   fx = await openTestLedger('tamper', { checkpointEvery: 50 });
-  for (let i = 0; i < SIZE; i += 50) await fx.ledger.append(makeEvents(50));
+  for (let i = 0; i < SIZE; i += 50) await fx.ledger.append(produced(makeEvents(50)));
   heldNote = (await fx.ledger.checkpoint()).note;
 });
 afterAll(async () => {
@@ -100,7 +100,7 @@ type Edit = { kind: string; expected: number; apply: (trx: Trx) => Promise<void>
 
 function randomEdit(pick: (n: number) => number): Edit {
   const i = pick(SIZE);
-  const kinds = ['event_id', 'timestamp_ms', 'agent_id', 'event_type', 'details', 'previous_hash', 'event_hash', 'signature', 'seq', 'delete', 'insert_end', 'insert_middle', 'swap'] as const;
+  const kinds = ['event_id', 'timestamp_ms', 'producer', 'agent_id', 'event_type', 'details', 'previous_hash', 'event_hash', 'signature', 'seq', 'delete', 'insert_end', 'insert_middle', 'swap'] as const;
   const kind = kinds[pick(kinds.length)]!;
   switch (kind) {
     case 'event_id':
@@ -109,6 +109,7 @@ function randomEdit(pick: (n: number) => number): Edit {
       const delta = (1 + pick(1_000_000)) * (pick(2) === 0 ? 1 : -1);
       return { kind, expected: i, apply: async (trx) => void (await sql`update events set timestamp_ms = timestamp_ms + ${delta} where seq = ${i}`.execute(trx)) };
     }
+    case 'producer':
     case 'agent_id':
     case 'event_type':
     case 'details': {
@@ -213,7 +214,7 @@ describe('tampering with stored events', () => {
       }),
     );
     expect(wrong).toEqual([]);
-    expect(counts.size).toBe(13);
+    expect(counts.size).toBe(14);
   }, 180_000);
 
   it('reports the messages an operator reads', async () => {
@@ -330,5 +331,21 @@ describe('truncating the tail', () => {
     }, [heldNote]);
     expect(report).toMatchObject({ ok: false, problem: 'checkpoint mismatch' });
     if (!report.ok) expect(report.message).toContain(`held checkpoint 1 (size ${SIZE}): root hash does not match the events`);
+  });
+});
+
+describe('an event its producer may not produce', () => {
+  it('is named by verify even when hashed and signed with the ledger key (the ingest check bypassed)', async () => {
+    // The last event rewritten as a policy.updated delivered by an agent, re-hashed and re-signed
+    // by the real key: hash, link and signature all check; only the producer table refuses it.
+    const last = SIZE - 1;
+    const report = await verifyUnder(async (trx) => {
+      const r = await row(trx, last);
+      const forged = { ...r, producer: 'agent.intruder', agent_id: 'agent.intruder', event_type: 'policy.updated' };
+      const eventHash = computeEventHash(crypto, hashedFieldsOfRow(forged));
+      await trx.updateTable('events').set({ producer: forged.producer, agent_id: forged.agent_id, event_type: forged.event_type, event_hash: eventHash, signature: crypto.ed25519.sign(fx.signer.secretKey, eventHash) }).where('seq', '=', BigInt(last)).execute();
+    });
+    expect(report).toMatchObject({ ok: false, seq: last, problem: 'forbidden producer' });
+    if (!report.ok) expect(report.message).toBe(`seq ${last}: forbidden producer: policy.updated may be produced only by svc.policy, not by agent.intruder`);
   });
 });

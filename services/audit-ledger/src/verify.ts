@@ -11,7 +11,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
-import { GENESIS_PREVIOUS_HASH, computeEventHash } from '@bulwark/events';
+import { GENESIS_PREVIOUS_HASH, checkProducer, computeEventHash } from '@bulwark/events';
 import { olderCheckpointProblem, openArchiveAnchor } from './archive-anchor.js';
 import { isLedgerError } from './errors.js';
 import { CompactRange, type NodeId } from './merkle/compact-range.js';
@@ -39,6 +39,7 @@ export type VerifyProblem =
   | 'event_hash mismatch'
   | 'previous_hash does not link'
   | 'signature invalid'
+  | 'forbidden producer'
   | 'beyond head'
   | 'tree node mismatch'
   | 'checkpoint invalid'
@@ -217,6 +218,9 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
         throw fail('previous_hash does not link', seq === 0 ? 'seq 0: previous_hash is not the genesis value (32 zero bytes)' : `seq ${seq}: previous_hash does not link to seq ${seq - 1}`, seq);
       }
       if (!crypto.ed25519.verify(options.logKey.publicKey, eventHash, bytes(row.signature))) throw fail('signature invalid', `seq ${seq}: signature invalid`, seq);
+      // Hashed and signed, yet its producer may not produce it: the ingest check was bypassed (DESIGN §3a).
+      const forbidden = checkProducer(row.producer, row.event_type, row.agent_id);
+      if (forbidden !== null) throw fail('forbidden producer', `seq ${seq}: forbidden producer: ${forbidden}`, seq);
       if (seq >= headSize) throw fail('beyond head', `seq ${seq}: beyond the ledger head (size ${headSize}): appended outside the ledger`, seq);
 
       for (const node of range.append(leafHash(crypto, eventHash))) {

@@ -7,7 +7,7 @@ const provider = createCryptoProvider('node');
 const key = provider.ed25519.generateKeyPair();
 let seq = 0;
 const committed = (eventType: EventType, details: Record<string, string | number>): LedgerEvent =>
-  sealEvent(provider, key.secretKey, newEvent({ agentId: 'analyst.a', eventType, details }), seq++, GENESIS_PREVIOUS_HASH);
+  sealEvent(provider, key.secretKey, newEvent({ agentId: 'analyst.a', eventType, details }), 'svc.policy', seq++, GENESIS_PREVIOUS_HASH);
 const text = (n: number) => `policy p { allow: read(r${n}) }`;
 
 describe('PolicyProjection', () => {

@@ -69,15 +69,15 @@ export class LedgerStandIn {
         }
         if (this.holding) throw new Error('ledger stand-in is holding');
         const event = decodeEvent(d.plaintext);
-        await this.commit(event);
+        await this.commit(event, d.meta.sender);
       },
       silentReporter(LEDGER_PRINCIPAL),
     );
   }
 
   /** Chains, signs and re-publishes one event on BULWARK_LEDGER in a batch of one, as the ledger does after its commit. */
-  async commit(event: AuditEvent): Promise<LedgerEvent> {
-    const sealed = sealEvent(provider, this.world.identity(LEDGER_PRINCIPAL).ed25519.secretKey, event, this.#seq, this.#previous);
+  async commit(event: AuditEvent, producer: string = POLICY): Promise<LedgerEvent> {
+    const sealed = sealEvent(provider, this.world.identity(LEDGER_PRINCIPAL).ed25519.secretKey, event, producer, this.#seq, this.#previous);
     this.#seq++;
     this.#previous = sealed.eventHash;
     this.committed.push(sealed);

@@ -47,7 +47,7 @@ async function openLedger(prefix: string, events: readonly AuditEvent[]): Promis
   const db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
   await migrateLedger(db);
   const ledger = new AuditLedger(db, { crypto, origin: ORIGIN, signer, checkpointEvery: 10 });
-  for (let at = 0; at < events.length; at += 5) await ledger.append(events.slice(at, at + 5));
+  for (let at = 0; at < events.length; at += 5) await ledger.append(events.slice(at, at + 5).map((event) => ({ producer: event.agentId, event })));
   return { schema, db, ledger };
 }
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId, type AuditEvent, type EventType } from '@bulwark/events';
-import { ORIGIN, crypto, openTestLedger, type LedgerFixture } from '../ledger.fixture.js';
+import { ORIGIN, crypto, openTestLedger, produced, type LedgerFixture } from '../ledger.fixture.js';
 import { BUILTIN_FRAMEWORKS, effectiveRetentionDays, loadFramework, parseFramework } from './framework.js';
 import { generateComplianceReport } from './report.js';
 import { validateCompliance, type ComplianceSource } from './validate.js';
@@ -53,14 +53,14 @@ describe('validateCompliance', () => {
     fx = await openTestLedger('compliance', { checkpointEvery: 5 });
     dir = await mkdtemp(join(tmpdir(), 'bulwark-compliance-'));
     source = { db: fx.db, crypto, origin: ORIGIN, logKey: fx.ledger.verifierKey, retentionDays: 2190, now: new Date(T + 2 * 86_400_000) };
-    await fx.ledger.append([
+    await fx.ledger.append(produced([
       event('data.accessed', goodPhi, 1), // seq 0
       event('data.accessed', withoutUserId, 2), // seq 1: no user id
       event('data.accessed', { ...goodPhi, decision: 'deny' }, 3), // seq 2: denied access logged as accessed
       event('incident.opened', { severity: 'high' }, 4), // seq 3
       event('data.accessed', { classification: 'public' }, 5), // seq 4: not PHI, no requirement applies
       event('data.accessed', { ...goodPhi, user_id: 'u9' }, 2 * 86_400_000), // seq 5: outside the period
-    ]);
+    ]));
   });
   afterAll(async () => {
     await fx.close();

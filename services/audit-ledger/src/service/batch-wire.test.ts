@@ -19,6 +19,7 @@ function reference(rows: readonly EventRow[]): Uint8Array {
       previousHash: row.previous_hash,
       eventHash: row.event_hash,
       signature: row.signature,
+      producer: row.producer,
     }),
   );
   return toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events }));
@@ -29,6 +30,7 @@ function row(seq: number, timestamp: number, details: string): EventRow {
     seq: BigInt(seq),
     event_id: newEventId(),
     timestamp_ms: BigInt(timestamp),
+    producer: 'svc.policy',
     agent_id: 'agent.ünïcode-✓',
     event_type: 'policy.decision',
     details,
@@ -51,7 +53,7 @@ describe('ledgerBatchOfRows', () => {
     const rows = [row(0, 1732579200000, '{"a":1}'), row(1, 1732579200001, '{"b":[true,null]}')].map((r) => ({ ...r, agent_id: 'agent.7f3c9a12' }));
     const decoded = decodeEventBatch(ledgerBatchOfRows(rows));
     expect(decoded.map((e) => ('seq' in e ? e.seq : -1))).toEqual([0, 1]);
-    expect(decoded[1]).toMatchObject({ eventId: rows[1]!.event_id, details: { b: [true, null] }, eventHash: new Uint8Array(rows[1]!.event_hash) });
+    expect(decoded[1]).toMatchObject({ eventId: rows[1]!.event_id, producer: 'svc.policy', details: { b: [true, null] }, eventHash: new Uint8Array(rows[1]!.event_hash) });
   });
 
   it('refuses a negative stored seq or timestamp rather than encode it wrongly', () => {

@@ -7,7 +7,7 @@
  * recomputes event_hash from the message alone: nothing is parsed or re-canonicalised.
  */
 import { InputError } from '@bulwark/errors';
-import { writeAuditEventBatch, type HashedFields } from '@bulwark/events';
+import { writeAuditEventBatch, type BatchWireOptions, type HashedFields } from '@bulwark/events';
 import { LedgerError } from '../errors.js';
 import { bytes, hashedFieldsOfRow, type EventRow } from '../store/rows.js';
 
@@ -25,9 +25,10 @@ export function ledgerBatchOfRows(rows: readonly EventRow[]): Uint8Array {
   return ledgerBatchOf(rows.map(wireEventOfRow));
 }
 
-export function ledgerBatchOf(rows: readonly WireEvent[]): Uint8Array {
+/** `options.controlPreviousSeq` for a `bulwark.ledger.control.<principal>` batch (CONTRACTS §3). */
+export function ledgerBatchOf(rows: readonly WireEvent[], options: BatchWireOptions = {}): Uint8Array {
   try {
-    return writeAuditEventBatch(rows);
+    return writeAuditEventBatch(rows, options);
   } catch (cause) {
     // The writer refuses a negative or unsafe seq or timestamp. The ledger stores neither, so
     // such a row was not written by it (verify names it): a ledger state error, not bad input.

@@ -2,10 +2,14 @@
  * What arrives on BULWARK_EVENTS, turned into events the ledger can append. Producers send
  * protobuf `AuditEvent` (one event) or `AuditEventBatch` (several, for throughput); the
  * bus's own rejection reports arrive as JSON (`RejectionEvent`). Everything is validated
- * here, before the ledger sees it: a payload that does not decode is an InputError.
+ * here, before the ledger sees it: a payload that does not decode is an InputError, and an
+ * event the message's producer may not produce (DESIGN §3a) a ForbiddenProducerError. The
+ * producer is the envelope-authenticated sender of the frame, given by the caller: a
+ * `producer` field in the message (AuditEvent field 10) is skipped like the other chain fields.
  */
 import { InputError } from '@bulwark/errors';
 import { MAX_TIMESTAMP_MS, type AuditEvent } from '@bulwark/events';
+import { ForbiddenProducerError, isForbiddenProducerError } from '../errors.js';
 import { prepareEvent, type PreparedEvent } from '../ledger.js';
 import { decodeProducerBatch, decodeProducerEvent, type ProducerEvent } from './producer-wire.js';
 
@@ -27,23 +31,30 @@ export function payloadKind(payload: Uint8Array): PayloadKind {
   return 'batch';
 }
 
-/** The validated events of one bus message (InputError if any of them is bad: the message is refused whole). */
-export function decodePayload(subject: string, payload: Uint8Array): PreparedEvent[] {
+/**
+ * The validated events of one bus message delivered by `producer` (InputError if any of them
+ * is bad, ForbiddenProducerError if `producer` may not produce one: the message is refused whole).
+ */
+export function decodePayload(subject: string, payload: Uint8Array, producer: string): PreparedEvent[] {
   const kind = payloadKind(payload);
   switch (kind) {
     case 'event':
-      return [prepareMessage(parse(() => decodeProducerEvent(payload), 'AuditEvent', subject))];
-    case 'batch':
-      return parse(() => decodeProducerBatch(payload), 'AuditEventBatch', subject).map((message, index) => {
+      return [prepareMessage(parse(() => decodeProducerEvent(payload), 'AuditEvent', subject), producer)];
+    case 'batch': {
+      const messages = parse(() => decodeProducerBatch(payload), 'AuditEventBatch', subject);
+      return messages.map((message, index) => {
         try {
-          return prepareMessage(message);
+          return prepareMessage(message, producer);
         } catch (cause) {
+          // A forbidden event keeps its type (the service records it as such), with the size of what is refused with it.
+          if (isForbiddenProducerError(cause)) throw new ForbiddenProducerError({ ...cause.context, messageEvents: messages.length });
           if (cause instanceof InputError) throw new InputError(cause.code, `batch item ${index}: ${cause.message}`, { ...cause.context, index }, { cause });
           throw cause;
         }
       });
+    }
     case 'json':
-      return [prepareEvent(fromRejectionReport(subject, payload))];
+      return [prepareEvent(fromRejectionReport(subject, payload), producer)];
     default: {
       const never: never = kind;
       throw new Error(`unhandled payload kind ${String(never)}`);
@@ -65,7 +76,7 @@ function parse<T>(decode: () => T, what: string, subject: string): T {
  * checked there (plain JSON, depth, size), which also keeps the parsed value when the text
  * is already canonical. Chain fields in a producer's message are ignored: the ledger assigns them.
  */
-function prepareMessage(message: ProducerEvent): PreparedEvent {
+function prepareMessage(message: ProducerEvent, producer: string): PreparedEvent {
   // NaN: a varint beyond 2^53 (a negative int64 is one).
   if (!(message.timestampMs >= 0 && message.timestampMs <= MAX_TIMESTAMP_MS)) {
     const shown = Number.isNaN(message.timestampMs) ? 'beyond 2^53 or negative' : String(message.timestampMs);
@@ -77,7 +88,7 @@ function prepareMessage(message: ProducerEvent): PreparedEvent {
   } catch (cause) {
     throw new InputError('E_EVENT_DETAILS', `event ${message.eventId.slice(0, 64)}: details: not valid JSON (${(cause as Error).message})`, { path: 'details' }, { cause });
   }
-  return prepareEvent({ eventId: message.eventId, timestamp: message.timestampMs, agentId: message.agentId, eventType: message.eventType, details }, message.detailsJson);
+  return prepareEvent({ eventId: message.eventId, timestamp: message.timestampMs, agentId: message.agentId, eventType: message.eventType, details }, producer, message.detailsJson);
 }
 
 /**

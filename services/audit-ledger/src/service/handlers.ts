@@ -5,7 +5,7 @@
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { Commands, type CommandHandler, type CommandSubject } from '@bulwark/bus';
-import { computeEventHash } from '@bulwark/events';
+import { checkProducer, computeEventHash, isEventType, type EventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb, StoredCheckpoint } from '../ledger.js';
 import { bytes, hashedFieldsOfRow, ledgerEventOfRow, toNumber, type EventRow } from '../store/rows.js';
 import { verifyLedger } from '../verify.js';
@@ -33,6 +33,28 @@ export interface HandlerContext {
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 const MAX_PROOF_LIMIT = 100;
+const MAX_EVENT_TYPES = 64;
+
+/** `eventType` and `eventTypes` of a query, together: the types any of which an event must have (undefined: any type). */
+function typesOf(subject: string, body: Record<string, unknown>): EventType[] | undefined {
+  const one = optionalText(subject, body, 'eventType', 64);
+  const many = body['eventTypes'];
+  if (one === undefined && (many === undefined || many === null)) return undefined;
+  const types = new Set<string>(one === undefined ? [] : [one]);
+  if (many !== undefined && many !== null) {
+    if (!Array.isArray(many) || many.length === 0 || many.length > MAX_EVENT_TYPES) throw requestError(subject, `eventTypes must be an array of 1..${MAX_EVENT_TYPES} event types`);
+    for (const [i, type] of many.entries()) {
+      if (typeof type !== 'string') throw requestError(subject, `eventTypes[${i}] must be a string`);
+      types.add(type);
+    }
+  }
+  const out: EventType[] = [];
+  for (const type of types) {
+    if (!isEventType(type)) throw requestError(subject, `${JSON.stringify(type.slice(0, 64))} is not a known event type`);
+    out.push(type);
+  }
+  return out;
+}
 
 function checkpointJson(cp: StoredCheckpoint): CheckpointReply {
   return { origin: cp.origin, size: cp.size, rootHash: toHex(cp.rootHash), note: cp.note };
@@ -44,9 +66,11 @@ function eventJson(row: EventRow): EventJson {
     seq: e.seq,
     eventId: e.eventId,
     timestamp: e.timestamp,
+    producer: e.producer,
     agentId: e.agentId,
     eventType: e.eventType,
     details: e.details,
+    detailsJcs: row.details,
     previousHash: toHex(e.previousHash),
     eventHash: toHex(e.eventHash),
     signature: toHex(e.signature),
@@ -61,7 +85,7 @@ async function latest(ledger: AuditLedger): Promise<StoredCheckpoint> {
 export async function query(ctx: HandlerContext, body: Record<string, unknown>): Promise<QueryReply> {
   const subject = Commands.audit.query;
   const agentId = optionalText(subject, body, 'agentId');
-  const eventType = optionalText(subject, body, 'eventType', 64);
+  const eventTypes = typesOf(subject, body);
   const fromTime = optionalCount(subject, body, 'fromTime');
   const toTime = optionalCount(subject, body, 'toTime');
   const fromSeq = optionalCount(subject, body, 'fromSeq') ?? 0;
@@ -79,7 +103,8 @@ export async function query(ctx: HandlerContext, body: Record<string, unknown>):
   let q = ctx.db.selectFrom('events').selectAll().where('seq', '>=', BigInt(start));
   if (toSeq !== undefined) q = q.where('seq', '<=', BigInt(toSeq));
   if (agentId !== undefined) q = q.where('agent_id', '=', agentId);
-  if (eventType !== undefined) q = q.where('event_type', '=', eventType);
+  // Served by the (event_type, seq) index, one range per type.
+  if (eventTypes !== undefined) q = eventTypes.length === 1 ? q.where('event_type', '=', eventTypes[0]!) : q.where('event_type', 'in', eventTypes);
   if (fromTime !== undefined) q = q.where('timestamp_ms', '>=', BigInt(fromTime));
   if (toTime !== undefined) q = q.where('timestamp_ms', '<', BigInt(toTime));
   // Keyset pagination on seq: a page is stable however many events are appended meanwhile.
@@ -149,7 +174,7 @@ export async function verify(ctx: HandlerContext, body: Record<string, unknown>)
 
 /**
  * A bounded verify: each event of [from, to] against its stored fields (event_hash), the
- * event before it (previous_hash) and the ledger key (signature). The Merkle tree and the
+ * event before it (previous_hash), the ledger key (signature) and the producer table. The Merkle tree and the
  * checkpoints need the whole log: ask for a whole verify for those.
  */
 async function verifyRange(ctx: HandlerContext, from: number, to: number | undefined): Promise<VerifyReply> {
@@ -182,6 +207,8 @@ async function verifyRange(ctx: HandlerContext, from: number, to: number | undef
       if (recomputed === undefined || !ctx.crypto.equal(recomputed, eventHash)) return { ok: false, scope: 'range', seq, problem: 'event_hash mismatch', message: `seq ${seq}: event_hash mismatch` };
       if (!ctx.crypto.equal(bytes(row.previous_hash), previous)) return { ok: false, scope: 'range', seq, problem: 'previous_hash does not link', message: `seq ${seq}: previous_hash does not link to seq ${seq - 1}` };
       if (!ctx.crypto.ed25519.verify(key, eventHash, bytes(row.signature))) return { ok: false, scope: 'range', seq, problem: 'signature invalid', message: `seq ${seq}: signature invalid` };
+      const forbidden = checkProducer(row.producer, row.event_type, row.agent_id);
+      if (forbidden !== null) return { ok: false, scope: 'range', seq, problem: 'forbidden producer', message: `seq ${seq}: forbidden producer: ${forbidden}` };
       previous = eventHash;
       next += 1;
     }

@@ -5,7 +5,7 @@ import { decodeProducerBatch, decodeProducerEvent, WireError } from './producer-
 
 const utf8 = new TextEncoder();
 
-function message(i: number, extra: { timestampMs?: bigint; detailsJson?: string; seq?: bigint; previousHash?: Uint8Array; eventHash?: Uint8Array; signature?: Uint8Array } = {}) {
+function message(i: number, extra: { timestampMs?: bigint; detailsJson?: string; seq?: bigint; previousHash?: Uint8Array; eventHash?: Uint8Array; signature?: Uint8Array; producer?: string } = {}) {
   return create(AuditEventSchema, {
     eventId: `0192f5a0-1c00-7abc-8def-${String(i).padStart(12, '0')}`,
     timestampMs: BigInt(1732579200000 + i * 977),
@@ -29,13 +29,15 @@ function reference(bytes: Uint8Array) {
 
 describe('producer wire decoding', () => {
   it('reads batches and single events as the reflective decoder does, skipping chain and unknown fields', () => {
-    const messages = Array.from({ length: 40 }, (_, i) => message(i, i % 3 === 0 ? { seq: BigInt(i), previousHash: new Uint8Array(32).fill(i), eventHash: new Uint8Array(32), signature: new Uint8Array(64).fill(1) } : {}));
+    const messages = Array.from({ length: 40 }, (_, i) => message(i, i % 3 === 0 ? { seq: BigInt(i), previousHash: new Uint8Array(32).fill(i), eventHash: new Uint8Array(32), signature: new Uint8Array(64).fill(1), producer: 'svc.policy' } : {}));
     messages.push(message(99, { timestampMs: 0n, detailsJson: '' }), message(100, { timestampMs: BigInt(Number.MAX_SAFE_INTEGER) }));
     const batch = toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: messages }));
     expect(decodeProducerBatch(batch)).toEqual(reference(batch));
+    // A producer field (10) set by the sender is not read: the ledger takes the producer from the envelope.
+    expect(decodeProducerBatch(batch)[0]).not.toHaveProperty('producer');
     // Unknown fields of every wire type, in the batch and inside an event, and a repeated scalar (the last wins).
     const single = toBinary(AuditEventSchema, messages[5]!);
-    const unknown = Uint8Array.from([0x50, 0x96, 0x01, 0x59, 1, 2, 3, 4, 5, 6, 7, 8, 0x62, 0x02, 0x68, 0x69, 0x6d, 1, 2, 3, 4]);
+    const unknown = Uint8Array.from([0x70, 0x96, 0x01, 0x59, 1, 2, 3, 4, 5, 6, 7, 8, 0x62, 0x02, 0x68, 0x69, 0x6d, 1, 2, 3, 4]);
     const again = Uint8Array.from([0x22, 0x04, ...utf8.encode('x.yz')]);
     const event = Uint8Array.from([...single, ...unknown, ...again]);
     const wrapped = Uint8Array.from([0x0a, ...varint(event.length), ...event, ...unknown]);

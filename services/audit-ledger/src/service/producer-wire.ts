@@ -4,7 +4,8 @@
  * full message per event (three empty byte arrays for the chain fields included), a large
  * share of the ledger thread's work and garbage. Same wire rules as that decoder for what
  * producers send: fields in any order, the last of a repeated scalar wins, unknown fields
- * skipped, strings strictly UTF-8; chain fields (6-9) skipped, since the ledger assigns them.
+ * skipped, strings strictly UTF-8; chain fields (6-10: seq, hashes, signature, producer) skipped,
+ * since the ledger assigns them (the producer from the envelope's authenticated sender, DESIGN §3a).
  * Anything malformed throws a WireError; decode.ts turns it into an InputError.
  */
 import { isUtf8 } from 'node:buffer';

@@ -8,6 +8,8 @@ import { InputError } from '@bulwark/errors';
 export interface QueryRequest {
   readonly agentId?: string;
   readonly eventType?: string;
+  /** Any of these types (known event types, 1..64 of them); with `eventType` too, either matches. */
+  readonly eventTypes?: readonly string[];
   /** Epoch ms, inclusive. */
   readonly fromTime?: number;
   /** Epoch ms, exclusive. */
@@ -28,9 +30,13 @@ export interface EventJson {
   readonly seq: number;
   readonly eventId: string;
   readonly timestamp: number;
+  /** The principal whose authenticated frame delivered the event to the ledger (DESIGN §3a); hashed. */
+  readonly producer: string;
   readonly agentId: string;
   readonly eventType: string;
   readonly details: unknown;
+  /** The exact RFC 8785 text of details that was hashed (what a reader recomputes event_hash from). */
+  readonly detailsJcs: string;
   readonly previousHash: string;
   readonly eventHash: string;
   readonly signature: string;

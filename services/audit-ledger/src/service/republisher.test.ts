@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LEDGER_BATCH_SUBJECT, ledgerControlSubject } from '@bulwark/bus';
-import { decodeEventBatch, isControlEventType, isLedgerEvent } from '@bulwark/events';
-import { makeEvents, openTestLedger, type LedgerFixture } from '../ledger.fixture.js';
+import { sql } from 'kysely';
+import { decodeEventBatch, decodeLedgerBatch, isControlEventType, isLedgerEvent } from '@bulwark/events';
+import { makeEvents, openTestLedger, produced, type LedgerFixture } from '../ledger.fixture.js';
 import { Republisher } from './republisher.js';
 
 describe('Republisher', () => {
@@ -14,7 +15,7 @@ describe('Republisher', () => {
   it('publishes every event on the batch subject, and the control-plane ones again to each control recipient on its own subject', async () => {
     fixture = await openTestLedger('republish');
     // makeEvents cycles through every event type, so control and activity types are mixed.
-    await fixture.ledger.append(makeEvents(240));
+    await fixture.ledger.append(produced(makeEvents(240)));
     const head = (await fixture.ledger.head()).size;
     type Sent = { subject: string; msgId: string; payload: Uint8Array };
     const sent: Sent[] = [];
@@ -44,6 +45,52 @@ describe('Republisher', () => {
     // Each control batch is named after the full batch it was taken from.
     const batchIds = new Set(sent.filter((m) => m.subject === LEDGER_BATCH_SUBJECT).map((m) => m.msgId));
     expect(controlMessages.every((m) => m.msgId.startsWith('control:svc.policy:') && batchIds.has(m.msgId.slice('control:svc.policy:'.length)))).toBe(true);
+    // Every event carries its producer, as stored.
+    expect(all.every((e) => isLedgerEvent(e) && e.producer.length > 0)).toBe(true);
+  });
+
+  it('links each control batch to the control event before it (control_previous_seq), and full batches not at all', async () => {
+    fixture = await openTestLedger('republish_ctl');
+    // Small appends, so that a chunk holds few events: several control batches, some chunks with none.
+    for (let i = 0; i < 12; i++) await fixture.ledger.append(produced(makeEvents(i % 3 === 0 ? 40 : 7)));
+    const sent: { subject: string; msgId: string; payload: Uint8Array }[] = [];
+    const control: typeof sent = [];
+    const make = () =>
+      new Republisher({
+        db: fixture!.db,
+        ledger: fixture!.ledger,
+        publisher: { publish: async (m) => void sent.push(m) },
+        controlPublishers: [{ recipient: 'svc.policy', publisher: { publish: async (m) => void control.push(m) } }],
+      });
+    // Published in several rounds (appends in between), so that there are several chunks.
+    const republisher = make();
+    await republisher.catchUp();
+    await fixture.ledger.append(produced(makeEvents(60)));
+    await republisher.catchUp();
+    expect(control.length).toBeGreaterThanOrEqual(2);
+
+    for (const m of sent) expect(decodeLedgerBatch(m.payload).controlPreviousSeq).toBeUndefined();
+    const decoded = control.map((m) => decodeLedgerBatch(m.payload));
+    const allControlSeqs = sent.flatMap((m) => decodeLedgerBatch(m.payload).events).filter((e) => isControlEventType(e.eventType)).map((e) => e.seq);
+    let previous = -1;
+    for (const batch of decoded) {
+      expect(batch.controlPreviousSeq).toBe(previous);
+      previous = batch.events[batch.events.length - 1]!.seq;
+    }
+    expect(decoded.flatMap((b) => b.events.map((e) => e.seq))).toEqual(allControlSeqs);
+
+    // After a crash with the last chunk pending, the chunk is re-sent byte for byte (field 2 included).
+    const lastFull = sent[sent.length - 1]!;
+    const [first, last] = lastFull.msgId.split('-').map(Number) as [number, number];
+    await sql`update publish_state set published = ${first}::int8, pending_end = ${last}::int8`.execute(fixture.db);
+    const before = { sent: sent.length, control: control.length };
+    await make().catchUp();
+    expect(sent.slice(before.sent)).toEqual([lastFull]);
+    const lastControl = control[before.control - 1]!;
+    // makeEvents cycles through every type, so the 60 events of the last chunk hold control events.
+    expect(lastControl.msgId).toBe(`control:svc.policy:${lastFull.msgId}`);
+    expect(control.slice(before.control)).toEqual([lastControl]);
+    expect(decodeLedgerBatch(lastControl.payload).controlPreviousSeq).toBeGreaterThanOrEqual(0);
   });
 
   it('refuses a control recipient that is not a principal id of subject tokens', () => {

@@ -5,7 +5,10 @@
  * Batches, because one JetStream publish per event cost as much CPU as the append itself.
  * A chunk holding control-plane events (policies, keys, pinned tools) is followed by a batch
  * of just those for each principal that replays them at start, sealed to it, on
- * `bulwark.ledger.control.<principal>` (`control:<principal>:<first seq>-<last seq>`).
+ * `bulwark.ledger.control.<principal>` (`control:<principal>:<first seq>-<last seq>`), with
+ * `control_previous_seq` = the seq of the last control event before the chunk (-1 if none),
+ * read from the table, so a reader of the control subject alone sees that it missed none,
+ * and a re-sent chunk is byte for byte the same message.
  *
  * Exactly once in the stream, across crashes: before a chunk is published its last seq is
  * written to `publish_state.pending_end`; after JetStream acknowledged it, `published` moves
@@ -20,7 +23,7 @@
  */
 import { sql } from 'kysely';
 import { LEDGER_BATCH_SUBJECT, ledgerControlSubject } from '@bulwark/bus';
-import { isControlEventType } from '@bulwark/events';
+import { EVENT_TYPES, isControlEventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber } from '../store/rows.js';
 import { ledgerBatchOf, wireEventOfRow, type WireEvent } from './batch-wire.js';
@@ -30,6 +33,7 @@ const MAX_CHUNK_BYTES = 512 * 1024;
 const MAX_CHUNK_EVENTS = 1000;
 /** Committed events kept in memory for publication; beyond this (BULWARK_LEDGER stalled) they are read back when their turn comes. */
 const MAX_REMEMBERED = 100_000;
+const CONTROL_TYPES: readonly string[] = EVENT_TYPES.filter(isControlEventType);
 
 export interface LedgerPublisher {
   publish(message: { subject: string; msgId: string; payload: Uint8Array }): Promise<unknown>;
@@ -157,7 +161,7 @@ export class Republisher {
     await publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOf(rows) });
     const control = rows.filter((row) => isControlEventType(row.eventType));
     if (control.length > 0) {
-      const payload = ledgerBatchOf(control);
+      const payload = ledgerBatchOf(control, { controlPreviousSeq: await this.#lastControlSeqBefore(first) });
       for (const { recipient, publisher: to } of this.#options.controlPublishers ?? []) {
         await to.publish({ subject: ledgerControlSubject(recipient), msgId: `control:${recipient}:${first}-${last}`, payload });
       }
@@ -166,6 +170,20 @@ export class Republisher {
     this.#published = last + 1;
     this.#forget(last + 1);
     return last + 1;
+  }
+
+  /**
+   * The seq of the last control event below `seq`, -1 if there is none: one backward probe
+   * of the (event_type, seq) index per control type. A function of the stored chain alone.
+   */
+  async #lastControlSeqBefore(seq: number): Promise<number> {
+    const { rows } = await sql<{ last: string | null }>`
+      select max(m)::text as last from (
+        select (select max(e.seq) from events e where e.event_type = t and e.seq < ${seq}::int8) as m
+        from unnest(${CONTROL_TYPES}::text[]) as t
+      ) as per_type`.execute(this.#options.db);
+    const last = rows[0]?.last ?? null;
+    return last === null ? -1 : toNumber(BigInt(last), 'control seq');
   }
 
   async #run(): Promise<void> {

@@ -33,10 +33,11 @@ import {
   type RunningConsumer,
 } from '@bulwark/bus';
 import { SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
-import { encodeEvent, newEvent, type LedgerEvent } from '@bulwark/events';
+import { encodeEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import { checkDatabase } from '@bulwark/store';
 import type { Logger } from '@bulwark/telemetry';
-import { AuditLedger, type AppendResult, type LedgerDb } from '../ledger.js';
+import { isForbiddenProducerError } from '../errors.js';
+import { AuditLedger, prepareEvent, type AppendResult, type LedgerDb, type PreparedEvent } from '../ledger.js';
 import { signerKey } from '../note/keys.js';
 
 import { Batcher } from './batcher.js';
@@ -45,6 +46,7 @@ import { decodePayload } from './decode.js';
 import { commandHandlers } from './handlers.js';
 import { Republisher } from './republisher.js';
 import type { LedgerSettings } from './settings.js';
+import { DEFAULT_VIOLATION_BUDGET, ViolationRecorder, type ViolationBudget } from './violations.js';
 
 export const LEDGER_DURABLE = 'audit-ledger';
 export const SERVICE_VERSION = '0.1.0';
@@ -60,6 +62,8 @@ export interface LedgerServiceOptions {
   readonly log?: Logger;
   /** The signing worker script (tests substitute one that fails); default the ledger's own. */
   readonly signerScript?: URL;
+  /** How many violations a producer's refused messages may record (default DEFAULT_VIOLATION_BUDGET). */
+  readonly violationBudget?: ViolationBudget;
 }
 
 export interface LedgerReadiness {
@@ -75,6 +79,10 @@ export interface LedgerServiceMetrics {
   readonly duplicates: number;
   readonly transactions: number;
   readonly undecodable: number;
+  /** Messages refused because their producer may not produce one of their events (DESIGN §3a). */
+  readonly forbidden: number;
+  /** Refused messages over their producer's violation budget: counted, recorded in a later violation's counts. */
+  readonly violationsSuppressed: number;
   readonly published: number;
   /** Signing requests that failed (their batches were not stored, their messages redelivered). */
   readonly signerFailures: number;
@@ -88,7 +96,9 @@ export class LedgerService {
   readonly #checkpointer: Checkpointer;
   #consumer: RunningConsumer | undefined;
   #server: CommandServer | undefined;
-  readonly #m = { appended: 0, duplicates: 0, transactions: 0, undecodable: 0 };
+  readonly #violations: ViolationRecorder;
+  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #m = { appended: 0, duplicates: 0, transactions: 0, undecodable: 0, forbidden: 0 };
 
   private constructor(options: LedgerServiceOptions) {
     this.#o = options;
@@ -99,6 +109,12 @@ export class LedgerService {
       signer: signerKey(crypto, settings.origin, identity.ed25519.secretKey),
       checkpointEvery: 0,
       ...(settings.signerWorkers === 0 ? {} : { signingWorkers: { workers: settings.signerWorkers, ...(options.signerScript === undefined ? {} : { script: options.signerScript }) } }),
+    });
+    this.#violations = new ViolationRecorder({
+      crypto,
+      ledgerId: identity.id,
+      secret: identity.ed25519.secretKey,
+      ...(options.violationBudget === undefined ? {} : { budget: options.violationBudget }),
     });
     const toLedger = createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: settings.republishTo }), 'ledger');
     this.#republisher = new Republisher({
@@ -145,6 +161,9 @@ export class LedgerService {
     const last = await this.ledger.latestCheckpoint();
     this.#checkpointer.start(head.size - (last?.size ?? 0));
     this.#republisher.start();
+    // Suppressed violations are summarised as soon as their producer's budget allows one again.
+    this.#flushTimer = setInterval(() => this.#flushViolations(), (this.#o.violationBudget ?? DEFAULT_VIOLATION_BUDGET).refillMs);
+    this.#flushTimer.unref();
 
     const rejections = createRejectionReporter(createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL })), { reporter: identity.id });
     const spec = {
@@ -171,31 +190,45 @@ export class LedgerService {
     });
   }
 
+  /**
+   * One message from BULWARK_EVENTS. Its producer is the sender the envelope authenticated
+   * (DESIGN §3a), whatever the message says. A message that does not decode, or that holds an
+   * event its producer may not produce, will never become valid: retrying is pointless and
+   * dropping it would hide it. It is refused whole (none of its events is appended) and
+   * recorded as one `security.violation` by the ledger itself, within the producer's budget
+   * (violations.ts). Acknowledged once that record committed (or, over budget, at once).
+   */
   async #handle(delivery: Delivery): Promise<void> {
-    let events;
+    let events: PreparedEvent[];
     try {
-      events = decodePayload(delivery.subject, delivery.plaintext);
+      events = decodePayload(delivery.subject, delivery.plaintext, delivery.meta.sender);
     } catch (error) {
       if (!isBulwarkError(error)) throw error;
-      // An authentic message that is not a valid event will never become one: retrying is
-      // pointless and dropping it would hide it. It is recorded as a security violation.
-      this.#m.undecodable += 1;
-      this.#o.log?.warn({ err: error, sender: delivery.meta.sender, subject: delivery.subject, streamSeq: delivery.streamSeq }, 'ledger: undecodable event message recorded as security.violation');
-      const record = newEvent({
-        agentId: this.#o.identity.id,
-        eventType: 'security.violation',
-        details: {
-          kind: 'ledger.undecodable',
-          sender: delivery.meta.sender,
-          subject: delivery.subject,
-          msg_id: delivery.msgId ?? null,
-          stream_seq: delivery.streamSeq,
-          reason: error.message.slice(0, 500),
-        },
-      });
-      events = decodePayload(delivery.subject, encodeEvent(record));
+      const where = { err: error, sender: delivery.meta.sender, subject: delivery.subject, streamSeq: delivery.streamSeq };
+      let record: AuditEvent | undefined;
+      if (isForbiddenProducerError(error)) {
+        this.#m.forbidden += 1;
+        this.#o.log?.warn(where, 'ledger: event refused (its producer may not produce it), recorded as security.violation');
+        record = this.#violations.forbidden(delivery, error);
+      } else {
+        this.#m.undecodable += 1;
+        this.#o.log?.warn(where, 'ledger: undecodable event message recorded as security.violation');
+        record = this.#violations.undecodable(delivery, error);
+      }
+      events = record === undefined ? [] : [this.#own(record)];
     }
     await this.#batcher.submit(events);
+  }
+
+  /** An event the ledger produces itself, through the same checks as everyone's. */
+  #own(event: AuditEvent): PreparedEvent {
+    return prepareEvent(event, this.#o.identity.id);
+  }
+
+  #flushViolations(): void {
+    const summaries = this.#violations.flush();
+    if (summaries.length === 0) return;
+    this.#batcher.submit(summaries.map((e) => this.#own(e))).catch((error: unknown) => this.#o.log?.warn({ err: error }, 'ledger: recording suppressed violations failed'));
   }
 
   #committed(result: AppendResult): void {
@@ -214,7 +247,7 @@ export class LedgerService {
   }
 
   metrics(): LedgerServiceMetrics {
-    return { ...this.#m, published: this.#republisher.published, signerFailures: this.ledger.signerFailures };
+    return { ...this.#m, violationsSuppressed: this.#violations.suppressed, published: this.#republisher.published, signerFailures: this.ledger.signerFailures };
   }
 
   async readiness(): Promise<LedgerReadiness> {
@@ -232,6 +265,8 @@ export class LedgerService {
   /** Graceful drain: stop taking messages, commit (and ack) what is in hand, publish it, stop. */
   async stop(): Promise<void> {
     await this.#consumer?.stop();
+    clearInterval(this.#flushTimer);
+    this.#flushViolations();
     await this.#batcher.drain();
     await this.#checkpointer.stop();
     await this.#republisher.stop();

@@ -1,7 +1,8 @@
 /**
  * The ledger's tables in its own PostgreSQL schema (DESIGN §4).
  *
- * - events: one row per appended event, exactly the hashed fields plus the chain fields.
+ * - events: one row per appended event, exactly the hashed fields plus the chain fields
+ *   (`producer`, 0003: the envelope-authenticated principal that delivered the event).
  *   `details` is the RFC 8785 text that was hashed (cast to jsonb to query it), so the
  *   hash can be recomputed from the row byte for byte.
  * - tree_nodes: every complete perfect subtree of the Merkle tree, (level, idx) → hash;
@@ -13,6 +14,7 @@
  */
 import { sql, type ColumnType, type Kysely } from 'kysely';
 import type { Migrations } from '@bulwark/store';
+import { LedgerError } from '../errors.js';
 
 type Int8 = ColumnType<bigint, number | bigint, number | bigint>;
 
@@ -20,6 +22,8 @@ export interface EventsTable {
   seq: Int8;
   event_id: string;
   timestamp_ms: Int8;
+  /** The principal whose authenticated frame delivered the event (DESIGN §3a); hashed (event hash v2). */
+  producer: string;
   agent_id: string;
   event_type: string;
   details: string;
@@ -132,6 +136,23 @@ export const LEDGER_MIGRATIONS: Migrations = {
     async down(db: Kysely<any>): Promise<void> {
       for (const index of ['events_time', 'events_type_seq', 'events_agent_seq']) await db.schema.dropIndex(index).execute();
       await db.schema.dropTable('publish_state').execute();
+    },
+  },
+  '0003_producer': {
+    // Event hash v2 (libs/events README): every event records and hashes its producer. Rows
+    // appended before (hash v1, no producer) cannot be given one after the fact (nobody knows
+    // who delivered them, and their hashes would not verify), and mixing v1 and v2 rows in
+    // one chain would make verify wrong for one or the other: such a ledger is refused.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations run before the typed schema exists
+    async up(db: Kysely<any>): Promise<void> {
+      const { rows } = await sql<{ n: string }>`select count(*)::text as n from events`.execute(db);
+      const held = Number(rows[0]?.n ?? '0');
+      if (held > 0) throw new LedgerError('E_LEDGER', `this ledger holds ${held} events hashed with event hash v1 (no producer); this version writes v2 (producer-bound events, DESIGN §3a) and cannot continue that chain: export and archive it with the previous version, then start a new ledger in an empty schema`, { events: held });
+      await db.schema.alterTable('events').addColumn('producer', 'text', (c) => c.notNull()).execute();
+    },
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see up
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('events').dropColumn('producer').execute();
     },
   },
 };
