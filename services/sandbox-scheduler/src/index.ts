@@ -25,3 +25,6 @@ export type { DriverName, DriverStatus, LimitKind, RunRequest, SandboxDriver, Sa
 export { WarmPool, LAUNCHER_ARGS, shellQuote, type WarmPoolOptions } from './warm/pool.js';
 export { Scheduler, type SchedulerOptions, type ScheduleRequest, type Scheduled } from './service/scheduler.js';
 export { DEFAULT_SANDBOX_ROOT, hostDrivers, temporaryRootfs, UNBUILT_DRIVERS } from './service/host.js';
+export { startSandboxService, type SandboxService, type SandboxServiceOptions } from './service/service.js';
+export { createHandlers, runSummary, SandboxDeniedError, type AskPolicy, type HandlerDeps } from './service/handlers.js';
+export { createSandboxEvents, type SandboxEventType, type SandboxEvents } from './service/events.js';

@@ -74,8 +74,19 @@ export class Scheduler {
     const driver = this.driverFor(decision.tier);
     const pool = request.limits === undefined && request.tmpfs === undefined ? this.options.pools?.[decision.tier] : undefined;
     if (pool !== undefined && pool.available > 0) {
-      const warm = await pool.run(request.args, request.onOutput === undefined ? {} : { onOutput: request.onOutput });
-      if (warm !== undefined) return { assessment, decision, run: warm };
+      let warmId: string | undefined;
+      try {
+        const warm = await pool.run(request.args, {
+          ...(request.onOutput === undefined ? {} : { onOutput: request.onOutput }),
+          onId: (id) => {
+            warmId = id;
+            this.running.set(id, agentId === undefined ? { tier: decision.tier } : { tier: decision.tier, agentId });
+          },
+        });
+        if (warm !== undefined) return { assessment, decision, run: warm };
+      } finally {
+        if (warmId !== undefined) this.running.delete(warmId);
+      }
     }
     const id = `sbx-${randomUUID()}`;
     const input: SpecInput = {

@@ -118,9 +118,10 @@ export class WarmPool {
   }
 
   /** Runs argv in a warm container, or returns undefined when none is ready (the caller runs cold). */
-  async run(argv: readonly string[], options: { onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void; maxOutputBytes?: number } = {}): Promise<SandboxRun | undefined> {
+  async run(argv: readonly string[], options: { onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void; maxOutputBytes?: number; onId?: (id: string) => void } = {}): Promise<SandboxRun | undefined> {
     const warm = this.ready.shift();
     if (warm === undefined) return undefined;
+    options.onId?.(warm.id);
     this.refill();
     const { driver, limits } = this.options;
     const started = performance.now();
