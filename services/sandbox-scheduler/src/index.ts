@@ -28,3 +28,6 @@ export { DEFAULT_SANDBOX_ROOT, hostDrivers, temporaryRootfs, UNBUILT_DRIVERS } f
 export { startSandboxService, type SandboxService, type SandboxServiceOptions } from './service/service.js';
 export { createHandlers, runSummary, SandboxDeniedError, type AskPolicy, type HandlerDeps } from './service/handlers.js';
 export { createSandboxEvents, type SandboxEventType, type SandboxEvents } from './service/events.js';
+export { allowsAddress, allowsName, parseAllowEntry, validateRule, type EgressAllowlist, type EgressRule } from './egress/allowlist.js';
+export { EgressProxy, type EgressAttempt } from './egress/proxy.js';
+export { EGRESS_PROXY_PORT, startEgressNamespace, type EgressNamespace } from './egress/netns.js';

@@ -25,9 +25,11 @@ describe('bulwark sandbox', () => {
     expect(r.stderr).toMatch(/data_sensitivity must be a number from 0 to 1, got 1.5/);
     expect((await bulwark(['sandbox', 'assess', 'nope'])).stderr).toMatch(/is not JSON/);
   });
-  it('run refuses an unknown tier and --allow (no egress proxy yet)', async () => {
+  it('run refuses an unknown tier and a bad --allow entry', async () => {
     expect((await bulwark(['sandbox', 'run', '--tier', '3', '--', 'true'])).stderr).toMatch(/tier must be auto, 1 or 2/);
-    expect((await bulwark(['sandbox', 'run', '--allow', '127.0.0.1:80', '--', 'true'])).code).toBe(2);
+    const bad = await bulwark(['sandbox', 'run', '--allow', 'nowhere', '--', 'true']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/"nowhere" is not host:port/);
   });
   it.skipIf(skipReason('runc') !== undefined)('run executes in Tier 1 when asked with a low-risk assessment and the docker floor, returning the exit code', async () => {
     const r = await bulwark(['sandbox', 'run', '--assessment', LOW, '--json', '--', 'sh', '-c', 'echo hi; exit 3'], { SYMBIONT_DEFAULT_SANDBOX_TIER: 'docker' });

@@ -4,6 +4,7 @@ import {
   DEFAULT_SANDBOX_ROOT,
   floorTier,
   hostDrivers,
+  parseAllowEntry,
   parseTierRequest,
   Scheduler,
   temporaryRootfs,
@@ -74,23 +75,22 @@ export const registerSandboxCommand: RegisterCommand = (program, io, setExitCode
     .description('run CMD in a sandbox on this host (needs root): its output, then its exit code as ours')
     .option('--tier <tier>', 'auto | 1 | 2 (a tier only raises the one the assessment gives)', 'auto')
     .option('--assessment <json>', 'the workload assessment (default: secret data, untrusted code)')
-    .option('--allow <host:port...>', 'egress allowlist entries (not built yet: refused)')
+    .option('--allow <host:port...>', 'reachable through the egress proxy at http://127.0.0.1:3128 inside (HTTP CONNECT; Tier 1 only); every attempt is printed')
     .option('--json', 'print the run record as JSON instead of the output')
     .argument('<cmd...>', 'the command, after --')
     .action(async (cmd: string[], options: { tier: string; assessment?: string; allow?: string[]; json?: boolean }) => {
-      if (options.allow !== undefined && options.allow.length > 0) {
-        throw new InputError('E_USAGE', 'sandbox run: --allow needs the egress proxy, which this version does not have; sandboxes have no network at all', {});
-      }
+      const egress = options.allow === undefined ? undefined : { rules: options.allow.map(parseAllowEntry) };
       const tier = parseTierRequest(options.tier);
       const assessment = options.assessment === undefined ? WORST_CASE : parseJsonArg(options.assessment, '--assessment');
       const fs = temporaryRootfs();
       try {
-        const result = await scheduler(io, fs.rootfs, DEFAULT_SANDBOX_ROOT).schedule({ assessment, tier, args: cmd });
+        const result = await scheduler(io, fs.rootfs, DEFAULT_SANDBOX_ROOT).schedule({ assessment, tier, args: cmd, ...(egress === undefined ? {} : { egress }) });
         if (options.json) {
-          io.stdout(`${JSON.stringify({ decision: result.decision, run: result.run })}\n`);
+          io.stdout(`${JSON.stringify({ decision: result.decision, run: result.run, egress: result.egress ?? [] })}\n`);
         } else {
           io.stdout(result.run.stdout);
           if (result.run.stderr !== '') io.stderr(result.run.stderr);
+          for (const a of result.egress ?? []) io.stderr(`egress ${a.allowed ? 'allowed' : 'refused'} ${a.host}:${a.port}${a.address === undefined ? '' : ` (${a.address})`}: ${a.reason}\n`);
           io.stderr(`sandbox ${result.run.id}: Tier ${result.run.tier} (${result.run.driver}), risk ${result.decision.score.toFixed(3)}, exit ${result.run.exitCode}${result.run.limitsExceeded.length > 0 ? `, limits exceeded: ${result.run.limitsExceeded.join(', ')}` : ''}\n`);
         }
         setExitCode(result.run.exitCode === 0 ? ExitCode.ok : result.run.exitCode);

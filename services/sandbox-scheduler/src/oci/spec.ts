@@ -39,6 +39,11 @@ export interface SpecInput {
   readonly cgroupsPath: string;
   readonly hostname?: string;
   readonly seccomp?: SeccompProfile;
+  /**
+   * Join this network namespace (the egress forwarder's: loopback only) instead of a new empty one.
+   * Either way the sandbox has no interface but lo.
+   */
+  readonly networkNamespacePath?: string;
 }
 
 /** A subset of the OCI runtime spec (1.0.2) that we write: the fields we set, typed. */
@@ -110,7 +115,7 @@ export function buildSpec(input: SpecInput): OciSpec {
         cpu: { quota: Math.round(limits.cpus * period), period },
         pids: { limit: limits.pids },
       },
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
+      namespaces: [{ type: 'pid' }, input.networkNamespacePath === undefined ? { type: 'network' } : { type: 'network', path: input.networkNamespacePath }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
       seccomp: input.seccomp ?? defaultSeccompProfile(),
       maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],

@@ -5,6 +5,7 @@ import type { JsonObject } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
 import type { SandboxRun } from '../drivers/types.js';
 import { SandboxInputError } from '../errors.js';
+import { parseAllowEntry, validateRule, type EgressAllowlist, type EgressRule } from '../egress/allowlist.js';
 import { parseAssessment } from '../risk/assessment.js';
 import { parseTierRequest } from '../risk/tier.js';
 import type { Scheduler } from './scheduler.js';
@@ -47,6 +48,13 @@ function readArgs(value: unknown): string[] {
   return value as string[];
 }
 
+/** `egress`: a list of `"host:port"` strings or rule objects ({ domain | ipRange, ports, protocol }). */
+function readEgress(value: unknown): EgressAllowlist | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length > 64) throw new SandboxInputError('E_SANDBOX_EGRESS', 'sandbox.schedule: egress must be a list of at most 64 rules', {});
+  return { rules: value.map((r: unknown) => (typeof r === 'string' ? parseAllowEntry(r) : validateRule(r as EgressRule))) };
+}
+
 const reply = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));
 
 /** What a run record says on the wire and in the ledger (output stays off the ledger). */
@@ -80,23 +88,24 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
   const schedule: CommandHandler = async (req) => {
     const body = readBody(req.body, 'sandbox.schedule');
     const args = readArgs(body['args']);
+    const egress = readEgress(body['egress']);
     const request = parseTierRequest(body['tier']);
     const assessment = parseAssessment(body['assessment']);
     const { decision } = scheduler.assess(assessment, request);
     const recorded: JsonObject = { assessment: { ...assessment }, score: decision.score, level: decision.level, riskTier: decision.riskTier, tier: decision.tier, ...(decision.raisedBy === undefined ? {} : { raisedBy: decision.raisedBy }) };
     // Resource allocation is an enforcement point (S2.1): the policy service decides first.
-    const verdict = await askPolicy(resourceAccessRequest({ action: 'allocate', resource: 'sandbox', classes: ['sandbox'], context: { agent: { id: req.peer }, sandbox: { tier: decision.tier, risk: decision.score, level: decision.level, command: args[0] ?? '' } } }));
+    const verdict = await askPolicy(resourceAccessRequest({ action: 'allocate', resource: 'sandbox', classes: ['sandbox'], context: { agent: { id: req.peer }, sandbox: { tier: decision.tier, risk: decision.score, level: decision.level, command: args[0] ?? '', egress: (egress?.rules ?? []).map((r) => `${r.domain ?? r.ipRange ?? ''}:${r.ports.join(',')}`) } } }));
     if (!permits(verdict)) {
       const reason = verdict.decision === 'Deny' ? verdict.reason : `${verdict.decision} (approval is not supported for sandboxes)`;
       await events.publish('sandbox.scheduled', req.peer, { ...recorded, outcome: 'denied', reason });
       throw new SandboxDeniedError('E_SANDBOX_DENIED', `sandbox.schedule: the policy service refused: ${reason}`, { peer: req.peer });
     }
     // Ledger first: a sandbox whose schedule could not be recorded does not run.
-    await events.publish('sandbox.scheduled', req.peer, { ...recorded, outcome: 'allowed', command: args[0] ?? '' });
-    const result = await scheduler.schedule({ assessment, tier: request, args }, req.peer);
+    await events.publish('sandbox.scheduled', req.peer, { ...recorded, outcome: 'allowed', command: args[0] ?? '', egress: (egress?.rules ?? []).map((r) => ({ ...r, ports: [...r.ports] })) });
+    const result = await scheduler.schedule({ assessment, tier: request, args, ...(egress === undefined ? {} : { egress }) }, req.peer);
     const run = result.run;
     owners.set(run.id, req.peer);
-    const summary = runSummary(run);
+    const summary: JsonObject = { ...runSummary(run), ...(result.egress === undefined ? {} : { egress: result.egress.map((a) => ({ ...a })) }) };
     await events.publish('sandbox.exited', req.peer, summary);
     for (const limit of run.limitsExceeded) {
       await events.publish('sandbox.limit_exceeded', req.peer, { sandboxId: run.id, limit, tier: run.tier, usage: { ...run.usage } });
@@ -106,7 +115,7 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
     }
     finished.set(run.id, { agentId: req.peer, summary, stdout: run.stdout, stderr: run.stderr });
     if (finished.size > 1000) finished.delete(finished.keys().next().value as string);
-    return reply({ decision, run: { ...summary, stdout: run.stdout, stderr: run.stderr, truncated: run.truncated } });
+    return reply({ decision, run: { ...summary, stdout: run.stdout, stderr: run.stderr, truncated: run.truncated }, ...(result.egress === undefined ? {} : { egress: result.egress }) });
   };
 
   const status: CommandHandler = async (req) => {

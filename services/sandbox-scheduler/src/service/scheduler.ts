@@ -1,4 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EgressAllowlist } from '../egress/allowlist.js';
+import { EGRESS_PROXY_PORT, startEgressNamespace } from '../egress/netns.js';
+import { EgressProxy, type EgressAttempt } from '../egress/proxy.js';
 import { SandboxUnavailableError } from '../errors.js';
 import type { OciRuntimeDriver } from '../drivers/oci-runtime.js';
 import type { DriverStatus, SandboxRun } from '../drivers/types.js';
@@ -28,6 +34,10 @@ export interface ScheduleRequest {
   readonly args: readonly string[];
   readonly limits?: Partial<SandboxLimits>;
   readonly tmpfs?: SpecInput['tmpfs'];
+  /** Destinations reachable through the filtering proxy (S6.3); none (the default) = no network at all. */
+  readonly egress?: EgressAllowlist;
+  /** Every connection attempt through the proxy, as it happens. */
+  readonly onEgress?: (attempt: EgressAttempt) => void;
   readonly onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }
 
@@ -35,6 +45,8 @@ export interface Scheduled {
   readonly assessment: RiskAssessment;
   readonly decision: TierDecision;
   readonly run: SandboxRun;
+  /** Every connection attempt the egress proxy saw, allowed or not (only with an allowlist). */
+  readonly egress?: readonly EgressAttempt[];
 }
 
 /**
@@ -71,8 +83,12 @@ export class Scheduler {
 
   async schedule(request: ScheduleRequest, agentId?: string): Promise<Scheduled> {
     const { assessment, decision } = this.assess(request.assessment, request.tier);
+    const egress = request.egress !== undefined && request.egress.rules.length > 0 ? request.egress : undefined;
+    if (egress !== undefined && decision.tier !== 1) {
+      throw new SandboxUnavailableError('E_SANDBOX_EGRESS', `sandbox: an egress allowlist is available in Tier 1 only; this workload needs Tier ${decision.tier}, where gVisor's own network stack cannot reach the proxy on the namespace loopback`, { tier: decision.tier });
+    }
     const driver = this.driverFor(decision.tier);
-    const pool = request.limits === undefined && request.tmpfs === undefined ? this.options.pools?.[decision.tier] : undefined;
+    const pool = request.limits === undefined && request.tmpfs === undefined && egress === undefined ? this.options.pools?.[decision.tier] : undefined;
     if (pool !== undefined && pool.available > 0) {
       let warmId: string | undefined;
       try {
@@ -89,18 +105,42 @@ export class Scheduler {
       }
     }
     const id = `sbx-${randomUUID()}`;
+    if (egress !== undefined) return this.withEgress(id, egress, request, (networkNamespacePath) => this.cold(id, driver, request, decision, agentId, networkNamespacePath), assessment, decision);
+    return { assessment, decision, run: await this.cold(id, driver, request, decision, agentId) };
+  }
+
+  /** A proxy on a Unix socket, a loopback-only namespace forwarding to it, the run, then both gone. */
+  private async withEgress(id: string, egress: EgressAllowlist, request: ScheduleRequest, run: (netns: string) => Promise<SandboxRun>, assessment: RiskAssessment, decision: TierDecision): Promise<Scheduled> {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-egress-'));
+    const proxy = new EgressProxy(id, egress, request.onEgress);
+    try {
+      await proxy.listen(join(dir, 'proxy.sock'));
+      const ns = await startEgressNamespace(join(dir, 'proxy.sock'));
+      try {
+        return { assessment, decision, run: await run(ns.path), egress: proxy.attempts };
+      } finally {
+        await ns.stop();
+      }
+    } finally {
+      await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private async cold(id: string, driver: OciRuntimeDriver, request: ScheduleRequest, decision: TierDecision, agentId: string | undefined, networkNamespacePath?: string): Promise<SandboxRun> {
+    const proxyEnv = networkNamespacePath === undefined ? [] : ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'].map((k) => `${k}=http://127.0.0.1:${EGRESS_PROXY_PORT}`);
     const input: SpecInput = {
       args: request.args,
       rootfs: this.options.rootfs,
       cgroupsPath: `/${this.options.cgroupParent ?? 'bulwark'}/${id}`,
       ...(request.limits === undefined ? {} : { limits: request.limits }),
       ...(request.tmpfs === undefined ? {} : { tmpfs: request.tmpfs }),
+      ...(networkNamespacePath === undefined ? {} : { networkNamespacePath, env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/tmp', 'TERM=dumb', ...proxyEnv] }),
     };
     const spec = buildSpec(input);
     this.running.set(id, agentId === undefined ? { tier: decision.tier } : { tier: decision.tier, agentId });
     try {
-      const run = await driver.run({ id, spec, limits: limitsOf(input), ...(request.onOutput === undefined ? {} : { onOutput: request.onOutput }) });
-      return { assessment, decision, run };
+      return await driver.run({ id, spec, limits: limitsOf(input), ...(request.onOutput === undefined ? {} : { onOutput: request.onOutput }) });
     } finally {
       this.running.delete(id);
     }
