@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxRootfs, copyHostBinary, findBusybox } from '../oci/rootfs.js';
@@ -40,4 +40,51 @@ export function makeTestRootfs(): TestRootfs {
   copyHostBinary(rootfs, '/usr/bin/id', '/usr/local/bin/suid-id');
   chmodSync(join(rootfs, 'usr/local/bin/suid-id'), 0o4755);
   return { dir, rootfs, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Why the docker tests cannot run here, or undefined (under CI=true they always run: CI installs docker.io). */
+export function dockerSkipReason(): string | undefined {
+  if (process.env['CI'] === 'true') return undefined;
+  if (process.getuid?.() !== 0) return 'docker tests need root (they start their own engine)';
+  if (!existsSync('/usr/sbin/dockerd') && !existsSync('/usr/bin/dockerd')) return 'docker.io is not installed (apt-get install docker.io)';
+  return skipReason('runsc');
+}
+
+export interface TestEngine {
+  readonly socket: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A Docker Engine of the test's own: its socket, data root and exec root in `dir`, no bridge,
+ * no iptables, no IP forwarding (nothing touches the host network), runsc registered as a runtime
+ * with gVisor's options.
+ */
+export async function startTestEngine(dir: string): Promise<TestEngine> {
+  const socket = join(dir, 'docker.sock');
+  writeFileSync(join(dir, 'daemon.json'), JSON.stringify({ runtimes: { runsc: { path: 'runsc', runtimeArgs: ['--network=none', '--platform=ptrace'] } } }));
+  const tag = `bulwark-${process.pid}`;
+  const child = spawn(existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : 'dockerd', [
+    '--bridge=none', '--iptables=false', '--ip-forward=false', '--ip-masq=false',
+    '-H', `unix://${socket}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'docker.pid'),
+    '--config-file', join(dir, 'daemon.json'), '--containerd-namespace', tag, '--containerd-plugins-namespace', `${tag}-plugins`,
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr?.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
+  const end = Date.now() + 30_000;
+  while (!log.includes('API listen on')) {
+    if (child.exitCode !== null || Date.now() > end) throw new Error(`dockerd did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    socket,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    },
+  };
 }

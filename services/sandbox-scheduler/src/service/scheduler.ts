@@ -6,8 +6,7 @@ import type { EgressAllowlist } from '../egress/allowlist.js';
 import { EGRESS_PROXY_PORT, startEgressNamespace } from '../egress/netns.js';
 import { EgressProxy, type EgressAttempt } from '../egress/proxy.js';
 import { SandboxUnavailableError } from '../errors.js';
-import type { OciRuntimeDriver } from '../drivers/oci-runtime.js';
-import type { DriverStatus, SandboxRun } from '../drivers/types.js';
+import type { DriverStatus, SandboxDriver, SandboxRun } from '../drivers/types.js';
 import { buildSpec, limitsOf, type SandboxLimits, type SpecInput } from '../oci/spec.js';
 import { parseAssessment, type RiskAssessment } from '../risk/assessment.js';
 import { chooseTier, type RiskThresholds, type Tier, type TierDecision, type TierRequest } from '../risk/tier.js';
@@ -15,7 +14,7 @@ import type { WarmPool } from '../warm/pool.js';
 
 export interface SchedulerOptions {
   /** The drivers of this host, by tier (a tier without one is refused, never downgraded). */
-  readonly drivers: Partial<Record<Tier, OciRuntimeDriver>>;
+  readonly drivers: Partial<Record<Tier, SandboxDriver>>;
   /** Warm pools by tier; used when a workload asks for the pool's limits. */
   readonly pools?: Partial<Record<Tier, WarmPool>>;
   /** Absolute path of the root filesystem workloads run in. */
@@ -69,7 +68,7 @@ export class Scheduler {
     return { assessment, decision };
   }
 
-  driverFor(tier: Tier): OciRuntimeDriver {
+  driverFor(tier: Tier): SandboxDriver {
     const driver = this.options.drivers[tier];
     if (driver === undefined) {
       throw new SandboxUnavailableError('E_SANDBOX_NO_DRIVER', `sandbox: no driver on this host provides Tier ${tier}; the workload is not run in a weaker tier`, { tier });
@@ -127,7 +126,7 @@ export class Scheduler {
     }
   }
 
-  private async cold(id: string, driver: OciRuntimeDriver, request: ScheduleRequest, decision: TierDecision, agentId: string | undefined, networkNamespacePath?: string): Promise<SandboxRun> {
+  private async cold(id: string, driver: SandboxDriver, request: ScheduleRequest, decision: TierDecision, agentId: string | undefined, networkNamespacePath?: string): Promise<SandboxRun> {
     const proxyEnv = networkNamespacePath === undefined ? [] : ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'].map((k) => `${k}=http://127.0.0.1:${EGRESS_PROXY_PORT}`);
     const input: SpecInput = {
       args: request.args,
