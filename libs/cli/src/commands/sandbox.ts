@@ -8,7 +8,8 @@ import {
   parseTierRequest,
   Scheduler,
   temporaryRootfs,
-  UNBUILT_DRIVERS,
+  dockerDrivers,
+  KUBERNETES_STATUS,
   type DriverStatus,
 } from '@bulwark/sandbox-scheduler';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
@@ -67,7 +68,7 @@ export const registerSandboxCommand: RegisterCommand = (program, io, setExitCode
     .option('--json', 'print the statuses as JSON')
     .action(async (options: { json?: boolean }) => {
       const d = hostDrivers();
-      printDrivers(io, [await d.runc.detect(), await d.runsc.detect(), ...UNBUILT_DRIVERS], options.json);
+      printDrivers(io, [await d.runc.detect(), await d.runsc.detect(), ...(await Promise.all(dockerDrivers().map((x) => x.detect()))), KUBERNETES_STATUS], options.json);
     });
 
   sandbox

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { OciRuntimeDriver } from '../drivers/oci-runtime.js';
 import { createRuncDriver } from '../drivers/runc.js';
 import { createRunscDriver } from '../drivers/runsc.js';
+import { DockerDriver } from '../drivers/docker.js';
+import { KUBERNETES_KNOWN_LIMITS } from '../drivers/kubernetes.js';
 import type { DriverStatus } from '../drivers/types.js';
 import { buildBusyboxRootfs } from '../oci/rootfs.js';
 
@@ -18,11 +20,16 @@ export function hostDrivers(root: string = DEFAULT_SANDBOX_ROOT): { runc: OciRun
   };
 }
 
-/** The engine drivers this build does not have yet, reported as unavailable with the reason. */
-export const UNBUILT_DRIVERS: readonly DriverStatus[] = [
-  { driver: 'docker', tier: 1, available: false, reason: 'not built yet in this version of the scheduler (runc and runsc run bundles directly)', knownLimits: [] },
-  { driver: 'kubernetes', tier: 2, available: false, reason: 'not built yet in this version of the scheduler', knownLimits: [] },
-];
+/** The image the docker driver runs workloads in (import a rootfs tarball under this name). */
+export const DEFAULT_DOCKER_IMAGE = 'bulwark-sandbox:busybox';
+
+/** The Docker Engine drivers (Tier 1 with runc, Tier 2 with runsc) on a socket. */
+export function dockerDrivers(socketPath = process.env['DOCKER_HOST']?.replace(/^unix:\/\//, '') ?? '/var/run/docker.sock', image = DEFAULT_DOCKER_IMAGE): DockerDriver[] {
+  return [new DockerDriver({ socketPath, image, tier: 1 }), new DockerDriver({ socketPath, image, tier: 2 })];
+}
+
+/** The kubernetes form is built and validated (buildKubernetesJob) but not submitted: reported as such. */
+export const KUBERNETES_STATUS: DriverStatus = { driver: 'kubernetes', tier: 2, available: false, reason: 'Job submission is not built; buildKubernetesJob gives the exact Job and NetworkPolicy', knownLimits: KUBERNETES_KNOWN_LIMITS };
 
 /** A busybox root filesystem in a fresh temp dir, removed by `cleanup`. */
 export function temporaryRootfs(): { rootfs: string; cleanup: () => void } {
