@@ -22,6 +22,7 @@ export const Commands = {
     schedule: 'bulwark.sandbox.schedule',
     status: 'bulwark.sandbox.status',
     terminate: 'bulwark.sandbox.terminate',
+    logs: 'bulwark.sandbox.logs',
   },
   audit: {
     query: 'bulwark.audit.query',

@@ -110,6 +110,9 @@ describe('the sandbox service on the bus', () => {
     const exited = events.find((e) => e.eventType === 'sandbox.exited' && e.details['sandboxId'] === id);
     expect(exited?.details['specHash']).toMatch(/^[0-9a-f]{64}$/);
     expect(events.some((e) => e.eventType === 'sandbox.scheduled' && e.details['outcome'] === 'allowed' && e.agentId === AGENT)).toBe(true);
+    expect(await call(AGENT, Commands.sandbox.logs, { sandboxId: id })).toEqual({ sandboxId: id, stdout: 'from-the-sandbox\n', stderr: '' });
+    await expect(call(OTHER, Commands.sandbox.logs, { sandboxId: id })).rejects.toMatchObject({ code: 'E_SANDBOX_UNKNOWN' });
+    expect(await call(AGENT, Commands.sandbox.status, { sandboxId: id })).toMatchObject({ state: 'exited', exitCode: 4 });
   });
 
   it.skipIf(runcReason !== undefined)('incident response terminates an agent\'s sandboxes; another agent may not', async () => {

@@ -74,7 +74,7 @@ export function runSummary(run: SandboxRun): JsonObject {
   };
 }
 
-export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; schedule: CommandHandler; status: CommandHandler; terminate: CommandHandler } {
+export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; schedule: CommandHandler; status: CommandHandler; terminate: CommandHandler; logs: CommandHandler } {
   const { scheduler, events, askPolicy } = deps;
   const finished = new Map<string, { agentId: string; summary: JsonObject; stdout: string; stderr: string }>();
   const owners = new Map<string, string>();
@@ -143,5 +143,16 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
     return reply({ killed });
   };
 
-  return { assess, schedule, status, terminate };
+  /** The output of a finished sandbox (its agent's, or any for incident response): `{ sandboxId }`. */
+  const logs: CommandHandler = async (req) => {
+    const body = readBody(req.body, 'sandbox.logs');
+    const id = body['sandboxId'];
+    if (typeof id !== 'string') throw new InputError('E_SANDBOX_REQUEST', 'sandbox.logs: needs {"sandboxId": string}', {});
+    const done = finished.get(id);
+    // Unknown and not-yours answer alike, so that ids cannot be probed.
+    if (done === undefined || (done.agentId !== req.peer && !deps.terminators.includes(req.peer))) throw new InputError('E_SANDBOX_UNKNOWN', `sandbox.logs: no finished sandbox ${id} of yours`, {});
+    return reply({ sandboxId: id, stdout: done.stdout, stderr: done.stderr });
+  };
+
+  return { assess, schedule, status, terminate, logs };
 }

@@ -31,7 +31,7 @@ export interface SandboxService {
   stop(): Promise<void>;
 }
 
-/** Answers `bulwark.sandbox.{assess,schedule,status,terminate}` over encrypted sessions (DESIGN §2, §6). */
+/** Answers `bulwark.sandbox.{assess,schedule,status,terminate,logs}` over encrypted sessions (DESIGN §2, §6). */
 export async function startSandboxService(options: SandboxServiceOptions): Promise<SandboxService> {
   const { bus, provider, identity, directory } = options;
   await ensureStreams(bus);
@@ -54,6 +54,7 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
       [Commands.sandbox.schedule]: handlers.schedule,
       [Commands.sandbox.status]: handlers.status,
       [Commands.sandbox.terminate]: handlers.terminate,
+      [Commands.sandbox.logs]: handlers.logs,
     },
   });
   return { instanceId: server.instanceId, stop: () => server.stop() };
