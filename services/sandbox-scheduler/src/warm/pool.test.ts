@@ -53,6 +53,25 @@ for (const runtime of [{ name: 'runc', make: createRuncDriver }] as const) {
       expect(m?.limitsExceeded).toContain('memory');
     });
 
+    it('kills a warm sandbox by its id past its wall clock, and deletes it', async () => {
+      const driver = runtime.make({ stateRoot: join(fs.dir, 'state2'), bundleRoot: join(fs.dir, 'bundles2') });
+      const input = { args: ['/bin/true'], rootfs: fs.rootfs, cgroupsPath: '/bulwark-test/x', limits: { wallClockMs: 500 } };
+      const short = new WarmPool({ driver, size: 1, specFor: (id) => buildSpec({ ...input, cgroupsPath: `/bulwark-test/${id}` }), limits: limitsOf(input), idPrefix: `wp-short-${process.pid}` });
+      try {
+        await short.fill();
+        const started = Date.now();
+        const r = await short.run(['/bin/sh', '-c', 'echo up; sleep 30']);
+        expect(Date.now() - started).toBeLessThan(5000);
+        expect(r?.stdout).toBe('up\n');
+        expect(r?.exitCode).toBe(137);
+        expect(r?.limitsExceeded).toContain('wall_clock');
+        expect(await driver.list()).not.toContain(r?.id);
+        expect(await driver.state(r?.id ?? '')).toBeUndefined();
+      } finally {
+        await short.stop();
+      }
+    });
+
     it('does not let the workload forge its exit status on fd 3', async () => {
       const r = await pool.run(['/bin/sh', '-c', 'echo 0 >&3; exit 9']);
       expect(r?.exitCode).toBe(9);
