@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { CommandClient, Commands, connectBus, ensureStreams, LEDGER_PRINCIPAL, RejectionReporter, removeNamespaceStreams, serveCommands, startStreamConsumer, uniqueNamespace, type Bus, type CommandServer, type RunningConsumer } from '@bulwark/bus';
+import { createBulwarkClient } from '@bulwark/client';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver } from '@bulwark/envelope';
 import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
@@ -102,10 +103,12 @@ describe('the sandbox service on the bus', () => {
     expect(denied).toMatchObject({ agentId: AGENT, details: { reason: 'sandboxes are closed today', assessment: LOW, tier: 1 } });
   });
 
-  it.skipIf(runcReason !== undefined)('schedules an allowed workload, returns its output and records scheduled and exited with the spec hash', async () => {
-    const r = await call(AGENT, Commands.sandbox.schedule, { assessment: LOW, args: ['/bin/sh', '-c', 'echo from-the-sandbox; exit 4'] });
-    expect(r['run']).toMatchObject({ stdout: 'from-the-sandbox\n', exitCode: 4, driver: 'runc', tier: 1 });
-    const id = (r['run'] as { sandboxId: string }).sandboxId;
+  it.skipIf(runcReason !== undefined)('schedules an allowed workload (through the SDK), returns its output and records scheduled and exited with the spec hash', async () => {
+    const sdk = createBulwarkClient({ bus, sessions: { provider, self: world.identity(AGENT), directory: world.directory }, rejections: silent(AGENT) });
+    const r = await sdk.sandbox.schedule({ assessment: LOW, args: ['/bin/sh', '-c', 'echo from-the-sandbox; exit 4'] });
+    expect(r.run).toMatchObject({ stdout: 'from-the-sandbox\n', exitCode: 4, driver: 'runc', tier: 1 });
+    expect(r.decision).toMatchObject({ level: 'low', tier: 1 });
+    const id = r.run.sandboxId;
     await eventually(() => events.some((e) => e.eventType === 'sandbox.exited' && e.details['sandboxId'] === id));
     const exited = events.find((e) => e.eventType === 'sandbox.exited' && e.details['sandboxId'] === id);
     expect(exited?.details['specHash']).toMatch(/^[0-9a-f]{64}$/);

@@ -39,6 +39,9 @@ const DEFAULT_MAX_OUTPUT = 1024 * 1024;
 export class OciRuntimeDriver implements SandboxDriver {
   readonly name: Extract<DriverName, 'runc' | 'runsc'>;
   readonly tier: Tier;
+  /** Runs in progress by id: terminate waits for them, so the run's own clean-up reads the status. */
+  private readonly active = new Map<string, Promise<unknown>>();
+  private readonly terminated = new Set<string>();
 
   constructor(readonly options: OciRuntimeOptions) {
     this.name = options.name;
@@ -72,7 +75,16 @@ export class OciRuntimeDriver implements SandboxDriver {
     rmSync(join(this.options.bundleRoot, id), { recursive: true, force: true });
   }
 
-  async run(request: RunRequest): Promise<SandboxRun> {
+  run(request: RunRequest): Promise<SandboxRun> {
+    const running = this.runOnce(request);
+    this.active.set(request.id, running.catch(() => undefined));
+    return running.finally(() => {
+      this.active.delete(request.id);
+      this.terminated.delete(request.id);
+    });
+  }
+
+  private async runOnce(request: RunRequest): Promise<SandboxRun> {
     const spec = this.options.adapt?.(request.spec) ?? request.spec;
     const started = performance.now();
     const bundle = this.writeBundle(request.id, spec);
@@ -98,7 +110,7 @@ export class OciRuntimeDriver implements SandboxDriver {
       });
       const usage = this.options.keep ? readUsage(String(spec.linux['cgroupsPath'])) : {};
       const stderr = output.text('stderr');
-      const limitsExceeded = new Set<LimitKind>(this.options.interpret?.({ exitCode, stderr, usage, spec, killedByUs: wallClockHit }) ?? []);
+      const limitsExceeded = new Set<LimitKind>(this.options.interpret?.({ exitCode, stderr, usage, spec, killedByUs: wallClockHit || this.terminated.has(request.id) }) ?? []);
       if ((usage.oomKills ?? 0) > 0) limitsExceeded.add('memory');
       if ((usage.pidsRefused ?? 0) > 0) limitsExceeded.add('pids');
       if (wallClockHit) limitsExceeded.add('wall_clock');
@@ -138,8 +150,15 @@ export class OciRuntimeDriver implements SandboxDriver {
     }
   }
 
+  /**
+   * Kills a sandbox by id. A run in progress is waited for (at most 10 s), so that it collects
+   * the status and deletes the container itself; then the container is deleted in any case.
+   */
   async terminate(id: string): Promise<void> {
+    const running = this.active.get(id);
+    if (running !== undefined) this.terminated.add(id);
     await this.kill(id);
+    if (running !== undefined) await Promise.race([running, new Promise((r) => setTimeout(r, 10_000))]);
     await this.remove(id);
   }
 
