@@ -28,7 +28,9 @@ describe('the kubernetes Job', () => {
   });
   it('is valid against the Kubernetes schema, and the validator does catch a broken Job', () => {
     expect(() => job.validate()).not.toThrow();
-    const broken = new Job({ ...job.toJSON(), spec: { ...job.spec, template: { ...job.spec?.template, spec: { ...pod, containers: [{ ...container, name: 'x', image: 'i', resources: { limits: { memory: { bad: true } } } }] } } } } as never);
+    const json = JSON.parse(JSON.stringify(job.toJSON())) as { spec: { template: { spec: { containers: { resources: unknown }[] } } } };
+    for (const c of json.spec.template.spec.containers) c.resources = { limits: { memory: { bad: true } } };
+    const broken = new Job(json as never);
     expect(() => broken.validate()).toThrow();
   });
   it('refuses a spec running as root', () => {
