@@ -90,6 +90,13 @@ describe('the sandbox service on the bus', () => {
     await expect(call(AGENT, Commands.sandbox.assess, { assessment: LOW, tier: 'gvisor' })).rejects.toMatchObject({ code: 'E_SANDBOX_TIER' });
   });
 
+  it('refuses a workload whose tier no driver here provides, without asking policy or recording a schedule', async () => {
+    const asked = policyRequests.length;
+    await expect(call(AGENT, Commands.sandbox.schedule, { assessment: { ...LOW, code_trust_level: 0 }, args: ['/bin/true'] })).rejects.toMatchObject({ code: 'E_SANDBOX_NO_DRIVER' });
+    await expect(call(AGENT, Commands.sandbox.schedule, { assessment: LOW, tier: 2, args: ['/bin/true'] })).rejects.toMatchObject({ code: 'E_SANDBOX_NO_DRIVER' });
+    expect(policyRequests.length).toBe(asked);
+  });
+
   it('asks the policy service before scheduling, and a Deny runs nothing and is recorded', async () => {
     allow = false;
     try {

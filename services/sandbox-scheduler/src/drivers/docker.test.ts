@@ -66,6 +66,10 @@ describe.skipIf(reason !== undefined)(`docker driver against an engine of its ow
     expect((await run(tier1, '/usr/local/bin/suid-id -u', { mutate: (s) => ({ ...s, process: { ...s.process, noNewPrivileges: false } }) })).stdout.trim()).toBe('0');
     const unshare = 'unshare -U true && echo UNSHARED || echo DENIED';
     expect((await run(tier1, unshare)).stdout).toContain('DENIED');
+    const bomb = await run(tier1, '(for i in $(seq 1 60); do sleep 5 & done) 2>/dev/null; set -- /proc/[0-9]*; echo RUNNING $#', { limits: { pids: 16 } });
+    expect(Number(/RUNNING (\d+)/.exec(bomb.stdout)?.[1])).toBeLessThanOrEqual(16);
+    const unbounded = await run(tier1, '(for i in $(seq 1 60); do sleep 5 & done) 2>/dev/null; set -- /proc/[0-9]*; echo RUNNING $#', { limits: { pids: 1000 } });
+    expect(Number(/RUNNING (\d+)/.exec(unbounded.stdout)?.[1])).toBeGreaterThan(60);
     const oom = await run(tier1, 'dd if=/dev/zero of=/dev/null bs=200M count=1 2>/dev/null && echo SURVIVED', { limits: { memoryBytes: 64 << 20 } });
     expect(oom.stdout).not.toContain('SURVIVED');
     expect(oom.limitsExceeded).toContain('memory');

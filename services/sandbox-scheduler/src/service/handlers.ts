@@ -92,6 +92,8 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
     const request = parseTierRequest(body['tier']);
     const assessment = parseAssessment(body['assessment']);
     const { decision } = scheduler.assess(assessment, request);
+    // A tier no driver here provides is refused before anything else, never run in a weaker one.
+    scheduler.driverFor(decision.tier);
     const recorded: JsonObject = { assessment: { ...assessment }, score: decision.score, level: decision.level, riskTier: decision.riskTier, tier: decision.tier, ...(decision.raisedBy === undefined ? {} : { raisedBy: decision.raisedBy }) };
     // Resource allocation is an enforcement point (S2.1): the policy service decides first.
     const verdict = await askPolicy(resourceAccessRequest({ action: 'allocate', resource: 'sandbox', classes: ['sandbox'], context: { agent: { id: req.peer }, sandbox: { tier: decision.tier, risk: decision.score, level: decision.level, command: args[0] ?? '', egress: (egress?.rules ?? []).map((r) => `${r.domain ?? r.ipRange ?? ''}:${r.ports.join(',')}`) } } }));
