@@ -86,6 +86,7 @@ export const Events = {
     violation: 'bulwark.evt.policy.violation',
   },
   sandbox: {
+    assessed: 'bulwark.evt.sandbox.assessed',
     scheduled: 'bulwark.evt.sandbox.scheduled',
     started: 'bulwark.evt.sandbox.started',
     exited: 'bulwark.evt.sandbox.exited',

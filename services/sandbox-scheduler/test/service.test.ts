@@ -86,6 +86,8 @@ describe('the sandbox service on the bus', () => {
   it('assess answers the score and tier, and refuses a bad assessment with its code', async () => {
     const r = await call(AGENT, Commands.sandbox.assess, { assessment: { ...LOW, code_trust_level: 0 } });
     expect(r['decision']).toMatchObject({ score: 0.3, level: 'medium', tier: 2 });
+    await eventually(() => events.some((e) => e.eventType === 'sandbox.assessed'));
+    expect(events.find((e) => e.eventType === 'sandbox.assessed')).toMatchObject({ agentId: AGENT, details: { assessment: { ...LOW, code_trust_level: 0 }, score: 0.3, level: 'medium', tier: 2 } });
     await expect(call(AGENT, Commands.sandbox.assess, { assessment: { ...LOW, data_sensitivity: Number.NaN } })).rejects.toMatchObject({ code: 'E_SANDBOX_ASSESSMENT' });
     await expect(call(AGENT, Commands.sandbox.assess, { assessment: LOW, tier: 'gvisor' })).rejects.toMatchObject({ code: 'E_SANDBOX_TIER' });
   });

@@ -4,6 +4,7 @@ import { SealedSender, type Directory, type LocalIdentity } from '@bulwark/envel
 import { encodeEvent, newEvent, type EventType, type JsonObject } from '@bulwark/events';
 
 const SUBJECTS = {
+  'sandbox.assessed': Events.sandbox.assessed,
   'sandbox.scheduled': Events.sandbox.scheduled,
   'sandbox.started': Events.sandbox.started,
   'sandbox.exited': Events.sandbox.exited,

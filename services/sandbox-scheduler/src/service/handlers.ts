@@ -82,6 +82,8 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
   const assess: CommandHandler = async (req) => {
     const body = readBody(req.body, 'sandbox.assess');
     const { assessment, decision } = scheduler.assess(body['assessment'], parseTierRequest(body['tier']));
+    // Every assessment and its inputs go to the ledger; an answer that could not be recorded is not given.
+    await events.publish('sandbox.assessed', req.peer, { assessment: { ...assessment }, score: decision.score, level: decision.level, riskTier: decision.riskTier, tier: decision.tier, ...(decision.raisedBy === undefined ? {} : { raisedBy: decision.raisedBy }) });
     return reply({ assessment, decision });
   };
 
