@@ -22,6 +22,7 @@ export const Commands = {
     schedule: 'bulwark.sandbox.schedule',
     status: 'bulwark.sandbox.status',
     terminate: 'bulwark.sandbox.terminate',
+    logs: 'bulwark.sandbox.logs',
   },
   audit: {
     query: 'bulwark.audit.query',
@@ -91,6 +92,7 @@ export const Events = {
     violation: 'bulwark.evt.policy.violation',
   },
   sandbox: {
+    assessed: 'bulwark.evt.sandbox.assessed',
     scheduled: 'bulwark.evt.sandbox.scheduled',
     started: 'bulwark.evt.sandbox.started',
     exited: 'bulwark.evt.sandbox.exited',

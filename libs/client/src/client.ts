@@ -22,6 +22,7 @@ import {
   type PolicyListReply,
   type PolicyRequest,
 } from './policy-wire.js';
+import { sandboxCalls, type SandboxCalls } from './sandbox-wire.js';
 
 export interface BulwarkClientOptions {
   /** A connected bus (the caller owns it and closes it). */
@@ -87,6 +88,8 @@ export interface BulwarkClient {
   readonly policyAdmin: PolicyAdmin;
   readonly tools: ToolCalls;
   readonly toolsAdmin: ToolsAdmin;
+  /** The sandbox scheduler (`bulwark.sandbox.*`). */
+  readonly sandbox: SandboxCalls;
   /** Drops every session; the next call handshakes again. */
   reset(): void;
 }
@@ -200,6 +203,8 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
       rollback: (name, toVersion) => admin(Commands.policy.adminRollback, { name, toVersion }, isChangeReply),
       list: () => admin(Commands.policy.adminList, {}, isListReply),
     },
+    // A schedule runs the workload: never retried after a timeout (it may be running).
+    sandbox: sandboxCalls((verb, body, timeoutMs) => call(Commands.sandbox[verb], body, timeoutMs, verb !== 'schedule' && verb !== 'terminate')),
     reset: () => commands.reset(),
   };
 }

@@ -30,3 +30,13 @@ export {
   type WireCondition,
   type WireRuleRef,
 } from './policy-wire.js';
+export {
+  sandboxCalls,
+  type SandboxAssessment,
+  type SandboxCalls,
+  type SandboxEgressRule,
+  type SandboxRunReply,
+  type SandboxScheduleReply,
+  type SandboxScheduleRequest,
+  type SandboxTierDecision,
+} from './sandbox-wire.js';

@@ -6,6 +6,7 @@ import { registerInitCommand } from './init.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
+import { registerSandboxCommand } from './sandbox.js';
 import { registerStatusCommand } from './status.js';
 import { registerToolsCommand } from './tools.js';
 import { registerUpCommand } from './up.js';
@@ -19,6 +20,7 @@ export const commands: readonly RegisterCommand[] = [
   registerPolicyCommand,
   registerPolicyAdminCommand,
   registerPrincipalCommand,
+  registerSandboxCommand,
   registerStatusCommand,
   registerToolsCommand,
   registerUpCommand,
