@@ -210,7 +210,11 @@ describe('npm start', () => {
     expect(readFileSync(join(home, 'keys', 'root.pub'), 'utf8')).toBe(firstRoot);
     expect(status.ledger.size ?? 0).toBeGreaterThanOrEqual(firstSize);
 
-    // A crashed service is restarted with backoff, and up says so.
+    // A crashed service is restarted with backoff, and up says so: once up itself has seen every
+    // service ready and said so (a crash before that is a failed start, which ends up), which can
+    // come a moment after `status` first answers ready.
+    for (let i = 0; i < 300 && !running.output().includes('Bulwark is up'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(running.output()).toContain('Bulwark is up');
     const crashed = readState().services.find((s) => s.name === 'policy')!.pid!;
     process.kill(crashed, 'SIGKILL');
     const restarted = await untilReady(running, Date.now(), 120_000).then(() => readState().services.find((s) => s.name === 'policy')!.pid);

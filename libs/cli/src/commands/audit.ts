@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
@@ -229,7 +229,10 @@ async function exportCommand(io: CommandIO, flags: LedgerFlags & { format: strin
       const out = resolve(io.cwd, flags.out);
       const temporary = `${out}.${process.pid}.partial`;
       try {
-        await pipeline(Readable.from(lines), createWriteStream(temporary, { mode: 0o600, flags: 'wx' }));
+        // Opened here, not by the stream: a stream opens its file later, after rmSync below when
+        // the first line already fails, and would leave the partial file behind.
+        const fd = openSync(temporary, 'wx', 0o600);
+        await pipeline(Readable.from(lines), createWriteStream('', { fd }));
         renameSync(temporary, out);
       } catch (error) {
         rmSync(temporary, { force: true });
