@@ -33,6 +33,24 @@ export function formatRootPin(publicKey: Uint8Array): string {
   ].join('\n');
 }
 
+/**
+ * The root public key from the text of `root.pub` (what `formatRootPin` writes: comment lines
+ * and `base64:` / `hex:` lines; a file holding the bare key is taken too). Every value in it
+ * must be the same key. `where` names the file in the error.
+ */
+export function parseRootPin(text: string, where: string): Uint8Array {
+  const values = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => line.replace(/^(?:base64|hex):\s*/, ''));
+  const keys = values.map((value) => parseRootPublicKey(value, where));
+  const [first] = keys;
+  if (first === undefined) throw new KeyStoreInputError('E_ROOT_PUBLIC_KEY', `${where}: holds no root public key`, { where });
+  if (keys.some((key) => !Buffer.from(key).equals(first))) throw new KeyStoreInputError('E_ROOT_PUBLIC_KEY', `${where}: its lines name different keys`, { where });
+  return first;
+}
+
 /** Writes `<dir>/root.pub` (mode 0644: it is public), replacing an older one atomically. */
 export async function writeRootPin(dir: string, publicKey: Uint8Array): Promise<string> {
   const path = join(dir, ROOT_PIN_FILE);

@@ -6,7 +6,7 @@ import { createBulwarkClient, type PolicyAdmin, type PolicyChangeReply } from '@
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError, isBulwarkError } from '@bulwark/errors';
-import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
+import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPin, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
 import { parsePolicies, PolicyParseError, printPolicy } from '@bulwark/policy-language';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { namespaceFromName } from './init.js';
@@ -177,8 +177,9 @@ async function connectAdmin(io: CommandIO, options: AdminConnectOptions): Promis
   const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
   const store = await FileKeyStore.open({ dir: resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: kek, provider });
   const identity = await loadIdentity(store, options.as);
-  const pin = config.keys.root_public_key ?? readPin(store.dir);
-  const rootPublicKey = parseRootPublicKey(pin, config.keys.root_public_key === undefined ? join(store.dir, ROOT_PIN_FILE) : 'keys.root_public_key');
+  // root.pub is the file `bulwark init` writes (labelled lines), not a bare setting value.
+  const pinned = config.keys.root_public_key;
+  const rootPublicKey = pinned === undefined ? parseRootPin(readPin(store.dir), join(store.dir, ROOT_PIN_FILE)) : parseRootPublicKey(pinned, 'keys.root_public_key');
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   // The administrator's own NATS user when its key store holds one (DESIGN §3a).
   const credentials = await busCredentialsFor(store, identity.id);
@@ -195,7 +196,7 @@ async function connectAdmin(io: CommandIO, options: AdminConnectOptions): Promis
 
 function readPin(dir: string): string {
   try {
-    return readFileSync(join(dir, ROOT_PIN_FILE), 'utf8').trim();
+    return readFileSync(join(dir, ROOT_PIN_FILE), 'utf8');
   } catch (cause) {
     throw new BulwarkError('E_ROOT_PIN', `no pinned root key: set keys.root_public_key or run bulwark init to write ${join(dir, ROOT_PIN_FILE)}`, { dir }, { cause });
   }
