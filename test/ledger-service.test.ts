@@ -57,8 +57,7 @@ let analyst: Identity;
 beforeAll(async () => {
   b = await startPrivateBulwark();
   // The audit commands are an administrator's (DESIGN §3a): the auditor is enrolled as one.
-  const enrolled = await b.bulwark(['principal', 'add', AUDITOR, '--admin', '--namespace', b.namespaceName, '--nats', b.url]);
-  if (enrolled.code !== 0) throw new Error(`bulwark principal add ${AUDITOR}: ${enrolled.stdout} ${enrolled.stderr}`);
+  await b.addPrincipal(AUDITOR, { admin: true });
   provider = b.provider;
   directory = await b.directory();
   ledgerId = await b.identity(LEDGER_PRINCIPAL);

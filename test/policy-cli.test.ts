@@ -30,8 +30,7 @@ describe('bulwark policy push | list | rollback', () => {
 
   beforeAll(async () => {
     b = await startPrivateBulwark();
-    const enrolled = await b.bulwark(['principal', 'add', UNLISTED, '--admin', '--namespace', b.namespaceName, '--nats', b.url]);
-    if (enrolled.code !== 0) throw new Error(`bulwark principal add ${UNLISTED}: ${enrolled.stdout} ${enrolled.stderr}`);
+    await b.addPrincipal(UNLISTED, { admin: true });
     h = await harness({ deployment: { of: b, agent: await b.addAgent() } });
     await h.start();
     dir = mkdtempSync(join(tmpdir(), 'bulwark-policy-cli-'));

@@ -37,6 +37,8 @@ export interface PrivateBulwark {
   bulwark(argv: readonly string[], options?: { cwd?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Enrols a fresh agent (`bulwark principal add agent.<uuid>`); its id. */
   addAgent(): Promise<string>;
+  /** Enrols `id` (`bulwark principal add <id> [--admin]`). */
+  addPrincipal(id: string, options?: { admin?: boolean }): Promise<void>;
   /** A bus in the deployment's namespace as `principal` (or the operator's user), with the credentials init gave it; closed by `stop()`. */
   connect(principal: string | BusRole, name?: string): Promise<Bus>;
   /** `principal`'s keys from init's key store. */
@@ -130,6 +132,10 @@ export async function startPrivateBulwark(options: { namespace?: boolean } = {})
     buses.push(bus);
     return bus;
   };
+  const addPrincipal = async (id: string, options: { admin?: boolean } = {}): Promise<void> => {
+    const r = await bulwark(['principal', 'add', id, ...(options.admin === true ? ['--admin'] : []), ...nsArgs, '--nats', url, '--json']);
+    if (r.code !== 0) throw new Error(`bulwark principal add ${id}: exit ${r.code}: ${r.stdout} ${r.stderr}`);
+  };
   return {
     home,
     keysDir: store.dir,
@@ -142,10 +148,10 @@ export async function startPrivateBulwark(options: { namespace?: boolean } = {})
     rootPublicKey: new Uint8Array(Buffer.from(report.root.publicKeyBase64, 'base64')),
     env,
     bulwark,
+    addPrincipal,
     async addAgent() {
       const id = `agent.${randomUUID()}`;
-      const r = await bulwark(['principal', 'add', id, ...nsArgs, '--nats', url, '--json']);
-      if (r.code !== 0) throw new Error(`bulwark principal add ${id}: exit ${r.code}: ${r.stdout} ${r.stderr}`);
+      await addPrincipal(id);
       return id;
     },
     connect,
