@@ -1,7 +1,7 @@
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { AuthorizationError, jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { BusConnectError } from './errors.js';
+import { BusConnectError, BusUsageError } from './errors.js';
 import { inNamespace, ROOT_NAMESPACE, streamName, validateNamespace, type Namespace } from './namespace.js';
 import type { StreamKey } from './subjects.js';
 
@@ -18,6 +18,17 @@ export interface ConnectBusOptions {
   reconnectTimeWaitMs?: number;
   /** How long the first connect may take (default 5000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * The principal's NATS user (DESIGN §3a): its user JWT and nkey seed (text form `SU...`
+   * as bytes), from `@bulwark/nats-auth`'s `loadNatsCredentials`. Without it the connection
+   * is anonymous, which only a server without authentication accepts.
+   */
+  credentials?: { jwt: string; seed: Uint8Array };
+  /**
+   * Prefix of every reply inbox of this connection (`_INBOX.<principal token>`): a user's
+   * permissions let it subscribe to its own inbox prefix only. Default `_INBOX`.
+   */
+  inboxPrefix?: string;
 }
 
 /** The NATS client objects behind a Bus. */
@@ -122,11 +133,17 @@ export class Bus {
  */
 export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   const namespace = validateNamespace(options.namespace ?? ROOT_NAMESPACE);
+  if (options.inboxPrefix !== undefined && !INBOX_PREFIX.test(options.inboxPrefix)) {
+    throw new BusUsageError('E_BUS_INBOX', `inbox prefix "${options.inboxPrefix}" is invalid: use subject tokens (A-Z a-z 0-9 _ - $) separated by dots`, { inboxPrefix: options.inboxPrefix });
+  }
+  const credentials = options.credentials;
   let nc: NatsConnection;
   try {
     nc = await connect({
       servers: options.url,
       name: options.name,
+      ...(credentials === undefined ? {} : { authenticator: jwtAuthenticator(credentials.jwt, credentials.seed) }),
+      ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
       maxReconnectAttempts: options.maxReconnectAttempts ?? -1,
       reconnectTimeWait: options.reconnectTimeWaitMs ?? 1000,
       timeout: options.connectTimeoutMs ?? 5000,
@@ -136,6 +153,15 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
       noAsyncTraces: true,
     });
   } catch (cause) {
+    if (isAuthError(cause)) {
+      const who = credentials === undefined ? 'without credentials' : `as ${userName(credentials.jwt) ?? options.name}`;
+      throw new BusConnectError(
+        'E_BUS_AUTH',
+        `NATS at ${options.url} refused the connection ${who}: ${describe(cause)}${credentials === undefined ? ' (the server requires credentials: run bulwark init and use its key store)' : ''}`,
+        { url: options.url, name: options.name, principal: credentials === undefined ? null : (userName(credentials.jwt) ?? null) },
+        { cause },
+      );
+    }
     throw new BusConnectError(
       'E_BUS_CONNECT',
       `cannot connect to NATS at ${options.url}: ${describe(cause)}`,
@@ -156,6 +182,25 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
     );
   }
   return new Bus({ url: options.url, name: options.name, namespace, nc, jsm });
+}
+
+const INBOX_PREFIX = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/;
+
+function isAuthError(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof AuthorizationError || /authorization violation|authentication (expired|timeout)|user authentication/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** The `name` claim of a NATS user JWT (the principal id), read without trusting it: for error messages only. */
+function userName(jwt: string): string | undefined {
+  try {
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { name?: unknown };
+    return typeof claims.name === 'string' ? claims.name.slice(0, 80) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function describe(error: unknown): string {

@@ -171,6 +171,22 @@ describe('FileKeyStore', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('keeps NATS nkey seeds as their own kinds: one kind never opens as another', async () => {
+    const store = await FileKeyStore.open({ dir, wrapper: kek, provider });
+    const seed = provider.ed25519.generateKeyPair();
+    const user: KeyRef = { principal: 'svc.policy', kind: 'nats-user', version: 1 };
+    const info = await store.put(user, seed.secretKey);
+    expect(info.publicKey).toEqual(seed.publicKey);
+    expect((await store.get(user)).secretKey).toEqual(seed.secretKey);
+    expect((await store.list('svc.policy')).map((k) => k.kind)).toEqual(['nats-user']);
+    // A user seed renamed (and re-labelled) as the account's signing key fails its tag.
+    const path = join(dir, keyFileName(user));
+    const account: KeyRef = { principal: 'svc.policy', kind: 'nats-account', version: 1 };
+    const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, keyFileName(account)), JSON.stringify({ ...json, kind: 'nats-account' }), { mode: 0o600 });
+    expect((await rejection(store.get(account))).code).toBe('E_KEY_UNWRAP');
+  });
+
   it('leaves no temporary file behind when many keys are written at once', async () => {
     const store = await FileKeyStore.open({ dir, wrapper: kek, provider });
     const refs = Array.from({ length: 20 }, (_, i): KeyRef => ({ principal: 'svc.policy', kind: 'x25519', version: i + 1 }));

@@ -23,7 +23,7 @@ export const DEFAULT_KEY_DIR = '.bulwark/keys';
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
-const FILE_NAME = /^(.+)\.(ed25519|x25519)\.v([1-9][0-9]{0,9})\.json$/;
+const FILE_NAME = /^(.+)\.(ed25519|x25519|nats-operator|nats-account|nats-system-account|nats-user)\.v([1-9][0-9]{0,9})\.json$/;
 
 export interface FileKeyStoreOptions {
   /** The key directory; created (mode 0700, parents too) when missing. */

@@ -41,6 +41,13 @@ describe('identities', () => {
     expect(repaired.identity.x25519.publicKey).not.toEqual(identity.x25519.publicKey);
   });
 
+  it('creates the identity of a principal whose store holds only its NATS user seed', async () => {
+    await store.put({ principal: 'svc.policy', kind: 'nats-user', version: 1 }, provider.ed25519.generateKeyPair().secretKey);
+    const { identity, created } = await ensureIdentity(store, provider, 'svc.policy');
+    expect(created).toEqual(['ed25519', 'x25519']);
+    expect(identity.version).toBe(1);
+  });
+
   it('loads the latest complete version', async () => {
     await ensureIdentity(store, provider, 'svc.policy');
     await store.put({ principal: 'svc.policy', kind: 'ed25519', version: 2 }, provider.ed25519.generateKeyPair().secretKey);

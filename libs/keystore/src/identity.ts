@@ -2,7 +2,7 @@ import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from '@bulwark/cry
 import { KeyStoreError } from './errors.js';
 import type { KeyStore } from './key-store.js';
 import { requirePrincipalId, ROOT_KEY_OWNER } from './principal-id.js';
-import { KEY_KINDS, type KeyKind, type KeyRef } from './wrapped-key.js';
+import { IDENTITY_KEY_KINDS, type KeyKind, type KeyRef } from './wrapped-key.js';
 
 /**
  * A principal's keys (DESIGN §3): Ed25519 to sign as itself, X25519 for the Noise
@@ -24,9 +24,14 @@ export interface RootKey {
   readonly created: string;
 }
 
-function generate(provider: CryptoProvider, kind: KeyKind): Uint8Array {
+/** A fresh private key of the kind (nkey seeds are Ed25519 seeds). */
+export function generateKey(provider: CryptoProvider, kind: KeyKind): Uint8Array {
   switch (kind) {
     case 'ed25519':
+    case 'nats-operator':
+    case 'nats-account':
+    case 'nats-system-account':
+    case 'nats-user':
       return provider.ed25519.generateKeyPair().secretKey;
     case 'x25519':
       return provider.x25519.generateKeyPair().secretKey;
@@ -47,7 +52,7 @@ async function latestVersion(store: KeyStore, owner: string, kinds: readonly Key
 /** The identity at `version` (the latest complete one by default); `E_KEY_NOT_FOUND` when there is none. */
 export async function loadIdentity(store: KeyStore, id: string, version?: number): Promise<Identity> {
   requirePrincipalId(id, 'identity');
-  const at = version ?? (await latestVersion(store, id, KEY_KINDS));
+  const at = version ?? (await latestVersion(store, id, IDENTITY_KEY_KINDS));
   if (at === undefined) throw new KeyStoreError('E_KEY_NOT_FOUND', `no identity for ${id} in ${store.location}`, { id });
   const ed = await store.get({ principal: id, kind: 'ed25519', version: at });
   const x = await store.get({ principal: id, kind: 'x25519', version: at });
@@ -67,13 +72,13 @@ export async function loadIdentity(store: KeyStore, id: string, version?: number
  */
 export async function ensureIdentity(store: KeyStore, provider: CryptoProvider, id: string): Promise<{ identity: Identity; created: readonly KeyKind[] }> {
   requirePrincipalId(id, 'identity');
-  const infos = await store.list(id);
+  const infos = (await store.list(id)).filter((i) => IDENTITY_KEY_KINDS.includes(i.kind));
   const version = infos.reduce((max, i) => Math.max(max, i.version), 0) || 1;
   const created: KeyKind[] = [];
-  for (const kind of KEY_KINDS) {
+  for (const kind of IDENTITY_KEY_KINDS) {
     const ref: KeyRef = { principal: id, kind, version };
     if (infos.some((i) => i.kind === kind && i.version === version)) continue;
-    const secretKey = generate(provider, kind);
+    const secretKey = generateKey(provider, kind);
     await store.put(ref, secretKey);
     secretKey.fill(0);
     created.push(kind);
@@ -91,7 +96,7 @@ export async function loadRootKey(store: KeyStore, version?: number): Promise<Ro
 /** The root key, creating version 1 when the store has none. */
 export async function ensureRootKey(store: KeyStore, provider: CryptoProvider): Promise<{ root: RootKey; created: boolean }> {
   if ((await latestVersion(store, ROOT_KEY_OWNER, ['ed25519'])) !== undefined) return { root: await loadRootKey(store), created: false };
-  const secretKey = generate(provider, 'ed25519');
+  const secretKey = generateKey(provider, 'ed25519');
   await store.put({ principal: ROOT_KEY_OWNER, kind: 'ed25519', version: 1 }, secretKey);
   secretKey.fill(0);
   return { root: await loadRootKey(store, 1), created: true };

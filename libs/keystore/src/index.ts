@@ -10,17 +10,20 @@ export {
 } from './principal-id.js';
 export { KEK_ENV, KEK_FILE_ENV, KEK_LENGTH, SoftwareKek, loadKek, type KeyWrapper, type LoadKekOptions } from './kek.js';
 export {
+  IDENTITY_KEY_KINDS,
   KEY_KINDS,
+  NKEY_KINDS,
   WRAPPED_KEY_FORMAT,
   decodeWrappedKeyFile,
   encodeWrappedKeyFile,
   wrapAd,
   type KeyKind,
   type KeyRef,
+  type NkeyKind,
   type StoredKeyInfo,
   type WrappedKeyFile,
 } from './wrapped-key.js';
 export type { KeyStore, StoredKey } from './key-store.js';
 export { DEFAULT_KEY_DIR, FileKeyStore, keyFileName, type FileKeyStoreOptions } from './file-key-store.js';
-export { ensureIdentity, ensureRootKey, loadIdentity, loadRootKey, type Identity, type RootKey } from './identity.js';
+export { ensureIdentity, ensureRootKey, generateKey, loadIdentity, loadRootKey, type Identity, type RootKey } from './identity.js';
 export { ROOT_PIN_FILE, formatRootPin, parseRootPublicKey, writeRootPin } from './root-pin.js';

@@ -12,8 +12,19 @@ import type { KeyWrapper } from './kek.js';
  */
 export const WRAPPED_KEY_FORMAT = 'bulwark-wrapped-key/v1';
 
-export type KeyKind = 'ed25519' | 'x25519';
-export const KEY_KINDS: readonly KeyKind[] = ['ed25519', 'x25519'];
+/**
+ * `ed25519` and `x25519` are a principal's identity keys. The `nats-*` kinds are NATS nkey
+ * seeds (DESIGN §3a): raw 32-byte Ed25519 seeds whose role (the nkey prefix O, A or U) is the
+ * kind, so a user seed can never be read back as an account's: `nats-operator`,
+ * `nats-account` (the BULWARK account) and `nats-system-account` are owned by `root`;
+ * `nats-user` by each principal (and by `root` for the operator's own user).
+ */
+export type KeyKind = 'ed25519' | 'x25519' | NkeyKind;
+export type NkeyKind = 'nats-operator' | 'nats-account' | 'nats-system-account' | 'nats-user';
+export const NKEY_KINDS: readonly NkeyKind[] = ['nats-operator', 'nats-account', 'nats-system-account', 'nats-user'];
+export const KEY_KINDS: readonly KeyKind[] = ['ed25519', 'x25519', ...NKEY_KINDS];
+/** The two kinds that make a principal's identity (one version holds both). */
+export const IDENTITY_KEY_KINDS: readonly KeyKind[] = ['ed25519', 'x25519'];
 
 /** Which key: its owner (a principal id or `root`), algorithm and version (1, 2, ... per rotation). */
 export interface KeyRef {
@@ -74,6 +85,11 @@ export function wrapAd(ref: KeyRef, publicKey: Uint8Array): Uint8Array {
 export function publicKeyOf(provider: CryptoProvider, kind: KeyKind, secretKey: Uint8Array): Uint8Array {
   switch (kind) {
     case 'ed25519':
+    case 'nats-operator':
+    case 'nats-account':
+    case 'nats-system-account':
+    case 'nats-user':
+      // An nkey is an Ed25519 key: its public key is the seed's Ed25519 public key.
       return provider.ed25519.publicKey(secretKey);
     case 'x25519':
       return provider.x25519.publicKey(secretKey);

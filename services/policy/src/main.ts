@@ -3,7 +3,7 @@
  * `bulwark-policy`: the policy service process. Configuration from @bulwark/config (NATS_URL,
  * SYMBIONT_KEY_DIR, SYMBIONT_ROOT_PUBLIC_KEY, SYMBIONT_CRYPTO_PROVIDER, SYMBIONT_AUDIT_ENABLED,
  * SYMBIONT_POLICY_DECISION_LOG_MASK, SYMBIONT_POLICY_ADMINS, SYMBIONT_LOG_LEVEL, ...); the
- * service's identity (svc.policy) from the wrapped file key store `bulwark init` writes (KEK
+ * service's identity (svc.policy) and NATS credentials from the wrapped file key store `bulwark init` writes (KEK
  * from SYMBIONT_KEK or SYMBIONT_KEK_FILE); peers' keys from the signed directory in NATS KV,
  * checked against the pinned root. The ledger's event-signing key is its directory entry's
  * Ed25519 key, unless BULWARK_LEDGER_PUBLIC_KEY (hex or base64) names another.
@@ -17,6 +17,7 @@ import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
+import { busCredentialsFor } from '@bulwark/nats-auth';
 import { createLogger } from '@bulwark/telemetry';
 import { startPolicyService, type PolicyService } from './service.js';
 
@@ -34,7 +35,8 @@ async function main(): Promise<number> {
   const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, kekFile: config.keys.kek_file }), provider: crypto });
   const identity = await loadIdentity(store, ServicePrincipals.policy);
 
-  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.policy}#${process.pid}` });
+  // Its own NATS user (DESIGN §3a) when `bulwark init` made one; anonymous otherwise (a dev server without authentication).
+  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.policy}#${process.pid}`, ...(await busCredentialsFor(store, ServicePrincipals.policy)) });
   let directory: KvDirectory | undefined;
   let service: PolicyService | undefined;
   try {

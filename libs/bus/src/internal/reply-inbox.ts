@@ -78,7 +78,9 @@ export class ReplyInbox {
 
   #subscribed(): string {
     if (this.#sub !== undefined && this.#prefix !== undefined && !this.#sub.isClosed()) return this.#prefix;
-    const prefix = `${createInbox()}.`;
+    // The connection's inbox prefix (`_INBOX.<principal token>` under NATS authentication:
+    // the only inbox its user may subscribe to).
+    const prefix = `${createInbox((this.#nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix)}.`;
     const sub = this.#nc.subscribe(`${prefix}*`, { callback: (err, msg) => this.#deliver(prefix, err, msg) });
     this.#sub = sub;
     this.#prefix = prefix;

@@ -4,6 +4,7 @@ import { registerConfigCommand } from './config.js';
 import { registerInitCommand } from './init.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
+import { registerPrincipalCommand } from './principal.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand];
+export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand, registerPrincipalCommand];

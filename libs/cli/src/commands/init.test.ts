@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connectBus, KvDirectory, removeDirectoryBucket, ServicePrincipals, type Bus, type DirectoryRejection } from '@bulwark/bus';
+import { connectBus, KvDirectory, removeDirectoryBucket, removeNamespaceStreams, ServicePrincipals, type Bus, type DirectoryRejection } from '@bulwark/bus';
 import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { parseRootPublicKey } from '@bulwark/keystore';
 import { run } from '../main.js';
@@ -16,6 +16,8 @@ const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const provider = createNodeCryptoProvider();
 const SERVICES = Object.values(ServicePrincipals);
+/** The six services and the first administrator init enrols. */
+const PRINCIPALS = [...SERVICES, 'analyst.admin'];
 
 let dir: string;
 let namespace: string;
@@ -30,6 +32,7 @@ beforeEach(() => {
 afterEach(async () => {
   const bus = await connectBus({ url: NATS_URL, name: 'init-test-cleanup', namespace: namespaceFromName(namespace) });
   await removeDirectoryBucket(bus);
+  await removeNamespaceStreams(bus);
   await bus.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -57,7 +60,11 @@ interface InitJson {
 const keysDir = (): string => join(dir, '.bulwark', 'keys');
 
 function keyFiles(): Record<string, string> {
-  return Object.fromEntries(readdirSync(keysDir()).map((name) => [name, readFileSync(join(keysDir(), name), 'utf8')]));
+  return Object.fromEntries(
+    readdirSync(keysDir(), { withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => [e.name, readFileSync(join(keysDir(), e.name), 'utf8')]),
+  );
 }
 
 async function openDirectory(bus: Bus, rootPublicKey: Uint8Array, rejections: DirectoryRejection[]): Promise<KvDirectory> {
@@ -65,7 +72,7 @@ async function openDirectory(bus: Bus, rootPublicKey: Uint8Array, rejections: Di
 }
 
 describe('bulwark init', () => {
-  it('creates the root key and six identities, writes root.pub, and publishes entries a pinned peer accepts', async () => {
+  it('creates the root key, six service identities and the administrator, writes root.pub, and publishes entries a pinned peer accepts', async () => {
     const { code, stdout, stderr } = await bulwark(init('--json'));
     expect(stderr).toBe('');
     expect(code).toBe(0);
@@ -73,11 +80,18 @@ describe('bulwark init', () => {
     expect(report.dir).toBe(keysDir());
     expect(report.alreadyInitialised).toBe(false);
     expect(report.root.created).toBe(true);
-    expect(report.principals.map((p) => [p.id, p.created, p.published])).toEqual(SERVICES.map((id) => [id, ['ed25519', 'x25519'], 'created']));
+    expect(report.principals.map((p) => [p.id, p.created, p.published])).toEqual(PRINCIPALS.map((id) => [id, ['ed25519', 'x25519'], 'created']));
     expect(report.publish).toEqual({ url: NATS_URL, bucket: `${namespace}_BULWARK_DIRECTORY`, ok: true });
     expect(Object.keys(keyFiles()).sort()).toEqual(
-      ['root.ed25519.v1.json', 'root.pub', ...SERVICES.flatMap((id) => [`${id}.ed25519.v1.json`, `${id}.x25519.v1.json`])].sort(),
+      [
+        'root.ed25519.v1.json',
+        'root.pub',
+        // The NATS authority (DESIGN §3a): nkey seeds under the KEK, their JWTs beside them.
+        ...['nats-operator', 'nats-account', 'nats-system-account', 'nats-user'].flatMap((kind) => [`root.${kind}.v1.json`, `root.${kind}.v1.jwt`]),
+        ...PRINCIPALS.flatMap((id) => [`${id}.ed25519.v1.json`, `${id}.x25519.v1.json`, `${id}.nats-user.v1.json`, `${id}.nats-user.v1.jwt`]),
+      ].sort(),
     );
+    expect(readFileSync(join(keysDir(), 'nats', 'nats-server.conf'), 'utf8')).toContain('resolver: MEMORY');
 
     // The pin, read back from root.pub in both encodings, is the key that signed the entries.
     const pin = readFileSync(report.root.pinFile, 'utf8');
@@ -89,13 +103,13 @@ describe('bulwark init', () => {
     try {
       const rejections: DirectoryRejection[] = [];
       const directory = await openDirectory(bus, fromBase64, rejections);
-      for (const id of SERVICES) expect(directory.lookup(id)?.keyVersion).toBe(1);
+      for (const id of PRINCIPALS) expect(directory.lookup(id)?.keyVersion).toBe(1);
       expect(rejections).toEqual([]);
       // A peer pinned to another root trusts none of them.
       const stranger: DirectoryRejection[] = [];
       const other = await openDirectory(bus, provider.ed25519.generateKeyPair().publicKey, stranger);
-      for (const id of SERVICES) expect(other.lookup(id)).toBeUndefined();
-      expect(stranger.map((r) => r.reason)).toEqual(SERVICES.map(() => 'E_ENTRY_SIGNATURE'));
+      for (const id of PRINCIPALS) expect(other.lookup(id)).toBeUndefined();
+      expect(stranger.map((r) => r.reason)).toEqual(PRINCIPALS.map(() => 'E_ENTRY_SIGNATURE'));
     } finally {
       await bus.close();
     }
@@ -107,7 +121,7 @@ describe('bulwark init', () => {
     const { code, stdout } = await bulwark(init());
     expect(code).toBe(0);
     expect(stdout).toContain('is already initialised: no key was generated');
-    expect(stdout).toContain(`Republished 6 signed directory entries to ${namespace}_BULWARK_DIRECTORY on ${NATS_URL}: 0 created, 0 updated, 6 unchanged.`);
+    expect(stdout).toContain(`Republished 7 signed directory entries to ${namespace}_BULWARK_DIRECTORY on ${NATS_URL}: 0 created, 0 updated, 7 unchanged.`);
     expect(keyFiles()).toEqual(before);
   });
 
@@ -115,10 +129,10 @@ describe('bulwark init', () => {
     const { code, stdout } = await bulwark(init());
     expect(code).toBe(0);
     expect(stdout).toMatch(/^ {2}root +created {2}ed25519 v1/m);
-    for (const id of SERVICES) expect(stdout).toMatch(new RegExp(`^  ${id.replace('.', '\\.')} +created  ed25519 \\+ x25519 v1  valid until `, 'm'));
+    for (const id of PRINCIPALS) expect(stdout).toMatch(new RegExp(`^  ${id.replace('.', '\\.')} +created  ed25519 \\+ x25519 v1  valid until `, 'm'));
     expect(stdout).toMatch(/^ {2}base64: [A-Za-z0-9+/]{43}=$/m);
     expect(stdout).toMatch(/^ {2}hex: {4}[0-9a-f]{64}$/m);
-    expect(stdout).toContain('Published 6 signed directory entries');
+    expect(stdout).toContain('Published 7 signed directory entries');
   });
 
   it('refuses to start without a KEK: one line, exit 2, nothing created', async () => {
@@ -153,12 +167,12 @@ describe('bulwark init', () => {
     expect(stdout).toContain('Could not publish the directory');
     expect(stdout).toContain('The keys are kept in');
     const kept = keyFiles();
-    expect(Object.keys(kept)).toHaveLength(14);
+    expect(Object.keys(kept)).toHaveLength(2 + 4 * 2 + PRINCIPALS.length * 4);
     const again = await bulwark(init('--json'));
     expect(again.code).toBe(0);
     const report = JSON.parse(again.stdout) as InitJson;
     expect(report.alreadyInitialised).toBe(true);
-    expect(report.principals.map((p) => p.published)).toEqual(SERVICES.map(() => 'created'));
+    expect(report.principals.map((p) => p.published)).toEqual(PRINCIPALS.map(() => 'created'));
     expect(keyFiles()).toEqual(kept);
   });
 
@@ -167,7 +181,7 @@ describe('bulwark init', () => {
     unlinkSync(join(keysDir(), 'root.ed25519.v1.json'));
     const { code, stderr } = await bulwark(init());
     expect(code).toBe(1);
-    expect(stderr).toMatch(/holds 12 keys but no root key; init will not create a new root/);
+    expect(stderr).toMatch(/holds 25 keys but no root key; init will not create a new root/);
     expect(existsSync(join(keysDir(), 'root.ed25519.v1.json'))).toBe(false);
   });
 
@@ -201,7 +215,7 @@ describe('bulwark init as a process', () => {
     expect(first.status).toBe(0);
     const report = JSON.parse(first.stdout) as InitJson;
     expect(report.publish.ok).toBe(true);
-    expect(report.principals).toHaveLength(6);
+    expect(report.principals).toHaveLength(7);
     const second = spawnSync(process.execPath, [bin, 'init', '--namespace', namespace], { cwd: dir, env, encoding: 'utf8' });
     expect(second.status).toBe(0);
     expect(second.stdout).toContain('already initialised');

@@ -1,23 +1,33 @@
-import { resolve } from 'node:path';
-import { connectBus, directoryBucketName, openDirectoryBucket, publishDirectoryEntry, ROOT_NAMESPACE, ServicePrincipals, type Bus, type Namespace, type PublishOutcome } from '@bulwark/bus';
-import { loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/config';
-import { createCryptoProvider, toBase64, toHex, type CryptoProvider } from '@bulwark/crypto';
-import { DEFAULT_SKEW_MS, signDirectoryEntry, type DirectoryEntry } from '@bulwark/envelope';
+import { join, resolve } from 'node:path';
+import {
+  connectBus,
+  directoryBucketName,
+  ensureStreams,
+  openDirectoryBucket,
+  publishDirectoryEntry,
+  ROOT_NAMESPACE,
+  ServicePrincipals,
+  type Bus,
+  type Namespace,
+  type PublishOutcome,
+} from '@bulwark/bus';
+import { loadConfig, redactUrl } from '@bulwark/config';
+import { createCryptoProvider, toBase64, toHex } from '@bulwark/crypto';
+import type { SignedDirectoryEntry } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
 import {
   DEFAULT_KEY_DIR,
   FileKeyStore,
   KeyStoreError,
   ROOT_KEY_OWNER,
-  ensureIdentity,
   ensureRootKey,
   loadKek,
   parseRootPublicKey,
+  requirePrincipalId,
   writeRootPin,
-  type Identity,
   type KeyKind,
-  type RootKey,
 } from '@bulwark/keystore';
+import { enrollPrincipal, ensureNatsAuthority, ensureNatsUser, OPERATOR_USER, writeNatsServerConfig, type NatsCredentials } from '@bulwark/nats-auth';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 
 interface InitOptions {
@@ -26,9 +36,14 @@ interface InitOptions {
   readonly namespace?: string;
   readonly json?: boolean;
   readonly file?: string;
+  readonly admin?: string;
+  readonly natsConfigDir?: string;
+  readonly natsListen?: string;
+  readonly natsStoreDir?: string;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+/** The first administrator `bulwark init` enrols (an analyst; add it to `policy.admins`). */
+export const DEFAULT_ADMIN = 'analyst.admin';
 const NAMESPACE_NAME = /^[A-Za-z0-9_-]{1,40}$/;
 
 /**
@@ -60,28 +75,10 @@ interface PublishReport {
   error?: string;
 }
 
-/**
- * The directory entry for an identity. Deterministic in the stored keys (validity from
- * the keys' creation time), so a re-run signs the same bytes and republishing is a no-op.
- * Valid from the creation time less the envelope's clock skew, for one rotation interval.
- */
-function directoryEntryFor(identity: Identity, config: BulwarkConfig): DirectoryEntry {
-  const created = Date.parse(identity.created);
-  return {
-    id: identity.id,
-    ed25519PublicKey: identity.ed25519.publicKey,
-    x25519PublicKey: identity.x25519.publicKey,
-    keyVersion: identity.version,
-    notBefore: Math.max(0, created - DEFAULT_SKEW_MS),
-    notAfter: created + config.security.key_rotation_interval_days * DAY_MS,
-    revoked: false,
-  };
-}
-
 /** Existing identities without a root key: a new root would silently re-sign them. */
 async function refuseOrphanedIdentities(store: FileKeyStore): Promise<void> {
   const keys = await store.list();
-  if (keys.length > 0 && !keys.some((k) => k.principal === ROOT_KEY_OWNER)) {
+  if (keys.length > 0 && !keys.some((k) => k.principal === ROOT_KEY_OWNER && k.kind === 'ed25519')) {
     throw new KeyStoreError(
       'E_KEY_NO_ROOT',
       `key directory ${store.dir} holds ${keys.length} keys but no root key; init will not create a new root over existing identities (restoring a root key is a key-manager operation)`,
@@ -90,12 +87,33 @@ async function refuseOrphanedIdentities(store: FileKeyStore): Promise<void> {
   }
 }
 
-async function publishAll(bus: Bus, provider: CryptoProvider, root: RootKey, entries: readonly DirectoryEntry[], reports: PrincipalReport[]): Promise<void> {
+async function publishAll(bus: Bus, entries: readonly SignedDirectoryEntry[], reports: PrincipalReport[]): Promise<void> {
   const kv = await openDirectoryBucket(bus);
   for (const [i, entry] of entries.entries()) {
-    const published = await publishDirectoryEntry(bus, signDirectoryEntry(provider, root.keyPair.secretKey, entry), kv);
+    const published = await publishDirectoryEntry(bus, entry, kv);
     reports[i]!.published = published.outcome;
   }
+}
+
+/** `host:port` of `--nats-listen`, else the host and port of the (first) NATS URL clients use. */
+export function listenAddress(listen: string | undefined, url: string): { host: string; port: number } {
+  const text = listen ?? (/^[a-z]+:\/\/(?:[^@/]*@)?([^/,]+)/i.exec(url.split(',')[0]!.trim())?.[1] ?? '127.0.0.1:4222');
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text);
+  const port = Number(match?.[2] ?? 4222);
+  if (match === null || port < 1 || port > 65535) {
+    throw new InputError('E_USAGE', `--nats-listen ${JSON.stringify(text)}: use host:port, e.g. 127.0.0.1:4222`, { listen: text });
+  }
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+interface NatsReport {
+  readonly configFile: string;
+  readonly listen: string;
+  readonly operator: string;
+  readonly account: string;
+  readonly systemAccount: string;
+  readonly createdKeys: readonly string[];
+  readonly users: readonly { readonly name: string; readonly created: boolean; readonly issued: boolean }[];
 }
 
 async function init(io: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
@@ -109,43 +127,77 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
 
   await refuseOrphanedIdentities(store);
   const { root, created: rootCreated } = await ensureRootKey(store, provider);
+  root.keyPair.secretKey.fill(0);
+  // The NATS authority first (DESIGN §3a): every user below is signed by its account.
+  const authority = await ensureNatsAuthority(store, provider);
+  const adminId = requirePrincipalId(options.admin ?? DEFAULT_ADMIN, '--admin').id;
+  if (!adminId.startsWith('analyst.')) throw new InputError('E_USAGE', `--admin ${adminId}: the administrator must be an analyst (analyst.<name>)`, { admin: adminId });
   const reports: PrincipalReport[] = [];
-  const entries: DirectoryEntry[] = [];
-  for (const id of Object.values(ServicePrincipals)) {
-    const { identity, created } = await ensureIdentity(store, provider, id);
-    const entry = directoryEntryFor(identity, config);
-    entries.push(entry);
+  const signed: SignedDirectoryEntry[] = [];
+  const users: { name: string; created: boolean; issued: boolean }[] = [];
+  let adminCredentials: NatsCredentials | undefined;
+  for (const [id, admin] of [...Object.values(ServicePrincipals).map((p) => [p, false] as const), [adminId, true] as const]) {
+    const e = await enrollPrincipal({ store, provider, id, admin, namespace, validityDays: config.security.key_rotation_interval_days });
+    signed.push(e.signed);
+    users.push({ name: id, created: e.natsUserCreated, issued: e.natsJwtIssued });
+    if (admin) adminCredentials = e.credentials;
     reports.push({
       id,
-      version: identity.version,
-      created,
-      ed25519PublicKey: toBase64(identity.ed25519.publicKey),
-      x25519PublicKey: toBase64(identity.x25519.publicKey),
-      notBefore: new Date(entry.notBefore).toISOString(),
-      notAfter: new Date(entry.notAfter).toISOString(),
+      version: e.identity.version,
+      created: e.createdKeys,
+      ed25519PublicKey: toBase64(e.identity.ed25519.publicKey),
+      x25519PublicKey: toBase64(e.identity.x25519.publicKey),
+      notBefore: new Date(e.entry.notBefore).toISOString(),
+      notAfter: new Date(e.entry.notAfter).toISOString(),
       published: null,
     });
   }
+  adminCredentials?.seed.fill(0);
+  const operatorUser = await ensureNatsUser(store, provider, OPERATOR_USER, namespace);
+  users.push({ name: operatorUser.credentials.name, created: operatorUser.created, issued: operatorUser.issued });
   const pinFile = await writeRootPin(store.dir, root.keyPair.publicKey);
-  const alreadyInitialised = !rootCreated && reports.every((r) => r.created.length === 0);
+  const alreadyInitialised = !rootCreated && authority.created.length === 0 && reports.every((r) => r.created.length === 0) && users.every((u) => !u.created);
+
+  const url = options.nats ?? config.nats.url;
+  const listen = listenAddress(options.natsListen, url);
+  const natsDir = resolve(io.cwd, options.natsConfigDir ?? join(store.dir, 'nats'));
+  const configFile = await writeNatsServerConfig(natsDir, authority.authority, {
+    host: listen.host,
+    port: listen.port,
+    // nats-server keeps its data in <store_dir>/jetstream.
+    storeDir: resolve(io.cwd, options.natsStoreDir ?? natsDir),
+  });
+  const nats: NatsReport = {
+    configFile,
+    listen: `${listen.host}:${listen.port}`,
+    operator: authority.authority.operator.publicKey,
+    account: authority.authority.account.publicKey,
+    systemAccount: authority.authority.systemAccount.publicKey,
+    createdKeys: authority.created,
+    users,
+  };
 
   const pinned = config.keys.root_public_key;
   const pinMismatch =
     pinned !== undefined && !provider.equal(parseRootPublicKey(pinned, 'keys.root_public_key'), root.keyPair.publicKey) ? sources['keys.root_public_key'] : undefined;
 
-  const url = options.nats ?? config.nats.url;
   const publish: PublishReport = { url: redactUrl(url), bucket: `${namespace.streamPrefix}BULWARK_DIRECTORY`, ok: false };
   let bus: Bus | undefined;
   try {
-    bus = await connectBus({ url, name: 'bulwark-init', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000 });
+    // As the operator's user: the one that may create the streams and write the directory.
+    const credentials = operatorUser.credentials;
+    bus = await connectBus({ url, name: 'bulwark-init', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, credentials, inboxPrefix: credentials.inboxPrefix });
     publish.bucket = directoryBucketName(bus);
-    await publishAll(bus, provider, root, entries, reports);
+    await ensureStreams(bus);
+    await publishAll(bus, signed, reports);
     publish.ok = true;
   } catch (error) {
     publish.error = redactUrl(error instanceof Error ? error.message : String(error)).split('\n')[0];
   } finally {
+    operatorUser.credentials.seed.fill(0);
     await bus?.close();
   }
+  const adminNotice = config.policy.admins.includes(adminId) ? undefined : adminId;
 
   const rootReport = {
     created: rootCreated,
@@ -155,11 +207,12 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
     pinFile,
   };
   if (options.json) {
-    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, principals: reports, publish, pinMismatch: pinMismatch ?? null };
+    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, principals: reports, admin: { id: adminId, inPolicyAdmins: adminNotice === undefined }, nats, publish, pinMismatch: pinMismatch ?? null };
     io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   } else {
-    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, reports, publish }));
+    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, reports, publish, nats, adminNotice }));
   }
+
   if (pinMismatch !== undefined) {
     io.stderr(`bulwark: warning: keys.root_public_key (${pinMismatch}) is not this root key; peers pinned to it will reject these directory entries\n`);
   }
@@ -173,6 +226,8 @@ function humanReport(r: {
   root: { created: boolean; version: number; publicKeyBase64: string; publicKeyHex: string; pinFile: string };
   reports: readonly PrincipalReport[];
   publish: PublishReport;
+  nats: NatsReport;
+  adminNotice: string | undefined;
 }): string {
   const width = Math.max(...r.reports.map((p) => p.id.length), 'root'.length);
   const lines = [
@@ -192,6 +247,14 @@ function humanReport(r: {
     `  base64: ${r.root.publicKeyBase64}`,
     `  hex:    ${r.root.publicKeyHex}`,
     '',
+    `NATS (operator mode): operator ${r.nats.operator}, account BULWARK ${r.nats.account};`,
+    `${r.nats.users.length} users (${r.nats.users.filter((u) => u.created).length} created, ${r.nats.users.filter((u) => u.issued).length} JWTs issued), server configuration for ${r.nats.listen} in`,
+    `  ${r.nats.configFile}`,
+    `  (start it with: nats-server -c ${r.nats.configFile})`,
+    '',
+    ...(r.adminNotice === undefined
+      ? []
+      : [`Administrator ${r.adminNotice}: add it to policy.admins (SYMBIONT_POLICY_ADMINS or [policy] admins) for the policy service to accept its changes.`, '']),
   );
   if (r.publish.ok) {
     const count = (o: PublishOutcome): number => r.reports.filter((p) => p.published === o).length;
@@ -208,15 +271,22 @@ function humanReport(r: {
   return `${lines.join('\n')}\n`;
 }
 
-/** `bulwark init [--dir PATH] [--nats URL] [--namespace NS] [--json] [--file PATH]`. */
+/**
+ * `bulwark init [--dir PATH] [--nats URL] [--namespace NS] [--json] [--file PATH] [--admin ID]
+ * [--nats-config-dir PATH] [--nats-listen HOST:PORT] [--nats-store-dir PATH]`.
+ */
 export const registerInitCommand: RegisterCommand = (program, io, setExitCode) => {
   program
     .command('init')
-    .description('create the root key and the six service identities (wrapped under the KEK) and publish the signed directory to NATS')
+    .description('create the root key, the six service identities and the first administrator (wrapped under the KEK), the NATS operator, accounts and users and the nats-server configuration; create the streams and publish the signed directory to NATS')
     .option('--dir <path>', 'key directory (default: keys.dir, $SYMBIONT_KEY_DIR, else ./.bulwark/keys)')
     .option('--nats <url>', 'NATS server to publish the directory to (default: nats.url, $NATS_URL)')
     .option('--namespace <ns>', 'publish into the bucket <ns>_BULWARK_DIRECTORY (tests, parallel deployments)')
     .option('--json', 'print what was done as JSON')
     .option('--file <path>', 'TOML file to read (default: $SYMBIONT_CONFIG, else ./bulwark.toml if present)')
+    .option('--admin <principal>', `the first administrator to enrol (default ${DEFAULT_ADMIN})`)
+    .option('--nats-config-dir <path>', 'where to write nats-server.conf (default: <key dir>/nats)')
+    .option('--nats-listen <host:port>', 'the address nats-server.conf listens on (default: the host and port of the NATS URL)')
+    .option('--nats-store-dir <path>', "JetStream's store directory in nats-server.conf (default: the nats config dir; the data goes to <dir>/jetstream)")
     .action((options: InitOptions) => init(io, options, setExitCode));
 };

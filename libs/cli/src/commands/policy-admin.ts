@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { connectBus, KvDirectory, ROOT_NAMESPACE } from '@bulwark/bus';
+import { busCredentialsFor } from '@bulwark/nats-auth';
 import { createBulwarkClient, type PolicyAdmin, type PolicyChangeReply } from '@bulwark/client';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
@@ -179,7 +180,9 @@ async function connectAdmin(io: CommandIO, options: AdminConnectOptions): Promis
   const pin = config.keys.root_public_key ?? readPin(store.dir);
   const rootPublicKey = parseRootPublicKey(pin, config.keys.root_public_key === undefined ? join(store.dir, ROOT_PIN_FILE) : 'keys.root_public_key');
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
-  const bus = await connectBus({ url: options.nats ?? config.nats.url, name: `bulwark-policy-admin`, namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000 });
+  // The administrator's own NATS user when its key store holds one (DESIGN §3a).
+  const credentials = await busCredentialsFor(store, identity.id);
+  const bus = await connectBus({ url: options.nats ?? config.nats.url, name: `bulwark-policy-admin`, namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...credentials });
   try {
     const directory = await KvDirectory.open(bus, { provider, rootPublicKey });
     const client = createBulwarkClient({ bus, sessions: { provider, self: { id: identity.id, x25519: identity.x25519 }, directory } });

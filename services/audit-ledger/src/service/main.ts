@@ -3,7 +3,7 @@
  * `bulwark-audit-ledger`: the audit-ledger service process. Configuration comes from
  * @bulwark/config (NATS_URL, DATABASE_URL, SYMBIONT_KEY_DIR, SYMBIONT_ROOT_PUBLIC_KEY,
  * SYMBIONT_CRYPTO_PROVIDER, SYMBIONT_LOG_LEVEL, ...) plus the SYMBIONT_LEDGER_* settings;
- * the ledger's identity (svc.audit-ledger: Ed25519 + X25519) from the wrapped file key
+ * the ledger's identity (svc.audit-ledger: Ed25519 + X25519) and NATS credentials from the wrapped file key
  * store that `bulwark init` writes (KEK from SYMBIONT_KEK or SYMBIONT_KEK_FILE); peers'
  * keys from the signed directory in NATS KV, checked against the pinned root key.
  *
@@ -16,6 +16,7 @@ import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
+import { busCredentialsFor } from '@bulwark/nats-auth';
 import { closeDatabase, createDatabase } from '@bulwark/store';
 import { createLogger } from '@bulwark/telemetry';
 import { migrateLedger } from '../ledger.js';
@@ -38,7 +39,9 @@ async function main(): Promise<number> {
   const identity = await loadIdentity(store, LEDGER_PRINCIPAL);
 
   const db = await createDatabase<LedgerDatabase>({ ...(config.database.url === undefined ? {} : { url: config.database.url }), schema: settings.schema });
-  const bus = await connectBus({ url: config.nats.url, name: `${LEDGER_PRINCIPAL}#${process.pid}`, ...(settings.namespace === undefined ? {} : { namespace: settings.namespace }) });
+  // Its own NATS user (DESIGN §3a) when `bulwark init` made one; anonymous otherwise (a dev server without authentication).
+  const credentials = await busCredentialsFor(store, LEDGER_PRINCIPAL);
+  const bus = await connectBus({ url: config.nats.url, name: `${LEDGER_PRINCIPAL}#${process.pid}`, ...(settings.namespace === undefined ? {} : { namespace: settings.namespace }), ...credentials });
   let service: LedgerService | undefined;
   let directory: KvDirectory | undefined;
   try {

@@ -1,0 +1,132 @@
+import { resolve } from 'node:path';
+import { connectBus, directoryBucketName, ROOT_NAMESPACE, type Bus } from '@bulwark/bus';
+import { loadConfig, redactUrl } from '@bulwark/config';
+import { createCryptoProvider, toBase64 } from '@bulwark/crypto';
+import { InputError } from '@bulwark/errors';
+import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, requirePrincipalId } from '@bulwark/keystore';
+import { busCredentialsFor, enrollPrincipal, exportPrincipalKeys, OPERATOR_USER, writeCredsFile, type Enrolment } from '@bulwark/nats-auth';
+import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
+import { namespaceFromName } from './init.js';
+
+interface AddOptions {
+  readonly admin?: boolean;
+  readonly dir?: string;
+  readonly nats?: string;
+  readonly namespace?: string;
+  readonly credsOut?: string;
+  readonly json?: boolean;
+  readonly file?: string;
+}
+
+/**
+ * `bulwark principal add agent.<uuid>|analyst.<name> [--admin]`: identity keys, a directory
+ * entry signed by the root key (published with the operator's NATS user), and the NATS user
+ * (DESIGN §3a). Idempotent: a re-run keeps the keys and republishes the same entry.
+ */
+async function add(io: CommandIO, id: string, options: AddOptions, setExitCode: (code: number) => void): Promise<void> {
+  const principal = requirePrincipalId(id, 'bulwark principal add');
+  if (principal.kind === 'svc') throw new InputError('E_USAGE', `bulwark principal add ${id}: services are enrolled by bulwark init`, { principal: id });
+  if (options.admin === true && principal.kind !== 'analyst') throw new InputError('E_USAGE', `bulwark principal add ${id} --admin: only analysts can be administrators`, { principal: id });
+  const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
+  const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
+  const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
+  const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
+  const store = await FileKeyStore.open({ dir: resolve(io.cwd, options.dir ?? config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: kek, provider });
+
+  const enrol = (bus?: Bus): Promise<Enrolment> =>
+    enrollPrincipal({ store, provider, id, admin: options.admin === true, namespace, validityDays: config.security.key_rotation_interval_days, ...(bus === undefined ? {} : { bus }) });
+  const url = options.nats ?? config.nats.url;
+  let enrolment: Enrolment | undefined;
+  let error: string | undefined;
+  let bucket = `${namespace.streamPrefix}BULWARK_DIRECTORY`;
+  let bus: Bus | undefined;
+  try {
+    bus = await connectBus({ url, name: 'bulwark-principal-add', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await busCredentialsFor(store, OPERATOR_USER)) });
+    bucket = directoryBucketName(bus);
+    enrolment = await enrol(bus);
+  } catch (e) {
+    error = redactUrl(e instanceof Error ? e.message : String(e)).split('\n')[0];
+  } finally {
+    await bus?.close();
+  }
+  // Unreachable NATS: the keys and the NATS user are still made (and kept); publish on a re-run.
+  enrolment ??= await enrol();
+  if (options.credsOut !== undefined) await writeCredsFile(resolve(io.cwd, options.credsOut), enrolment.credentials);
+  enrolment.credentials.seed.fill(0);
+
+  const report = {
+    id,
+    admin: options.admin === true,
+    version: enrolment.identity.version,
+    created: enrolment.createdKeys,
+    ed25519PublicKey: toBase64(enrolment.identity.ed25519.publicKey),
+    x25519PublicKey: toBase64(enrolment.identity.x25519.publicKey),
+    notAfter: new Date(enrolment.entry.notAfter).toISOString(),
+    nats: { user: enrolment.credentials.publicKey, created: enrolment.natsUserCreated, issued: enrolment.natsJwtIssued, inboxPrefix: enrolment.credentials.inboxPrefix },
+    credsFile: options.credsOut === undefined ? null : resolve(io.cwd, options.credsOut),
+    publish: { url: redactUrl(url), bucket, ok: error === undefined, ...(error === undefined ? {} : { error }), outcome: enrolment.published },
+  };
+  if (options.json) {
+    io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    const state = report.created.length === 0 ? 'kept' : 'created';
+    const lines = [
+      `${id}${report.admin ? ' (administrator)' : ''}: identity ${state}, ed25519 + x25519 v${report.version}, valid until ${report.notAfter}`,
+      `  NATS user ${report.nats.user} (${report.nats.created ? 'created' : 'kept'}${report.nats.issued ? ', JWT issued' : ''}), replies under ${report.nats.inboxPrefix}`,
+      ...(report.credsFile === null ? [] : [`  credentials written to ${report.credsFile} (mode 0600; it holds the secret seed)`]),
+      error === undefined
+        ? `  directory entry ${enrolment.published ?? 'published'} in ${bucket} on ${report.publish.url}`
+        : `  could not publish the directory entry to ${bucket} on ${report.publish.url}: ${error}; the keys are kept, run the command again once NATS is reachable`,
+    ];
+    io.stdout(`${lines.join('\n')}\n`);
+  }
+  if (error !== undefined) setExitCode(ExitCode.failure);
+}
+
+interface ExportOptions {
+  readonly out: string;
+  readonly dir?: string;
+  readonly json?: boolean;
+  readonly file?: string;
+}
+
+/**
+ * `bulwark principal export <id> --out DIR`: a key directory of the principal's own files
+ * (identity, NATS user, root.pub), still under the KEK, to run a service from: without the
+ * root and account keys a compromised service cannot sign entries or mint NATS users.
+ */
+async function exportKeys(io: CommandIO, id: string, options: ExportOptions): Promise<void> {
+  requirePrincipalId(id, 'bulwark principal export');
+  const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
+  const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
+  const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
+  const store = await FileKeyStore.open({ dir: resolve(io.cwd, options.dir ?? config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: kek, provider });
+  const out = resolve(io.cwd, options.out);
+  const files = await exportPrincipalKeys(store, id, out);
+  if (options.json) io.stdout(`${JSON.stringify({ id, dir: out, files }, null, 2)}\n`);
+  else io.stdout(`${id}: ${files.length} files in ${out} (run it with SYMBIONT_KEY_DIR=${out} and the same KEK)\n`);
+}
+
+/** `bulwark principal add <id> [--admin] [--dir PATH] [--nats URL] [--namespace NS] [--creds-out PATH] [--json] [--file PATH]`. */
+export const registerPrincipalCommand: RegisterCommand = (program, io, setExitCode) => {
+  const principal = program.command('principal').description('enrol agents and analysts (identity keys, signed directory entry, NATS user); export one principal\'s keys');
+  principal
+    .command('add <id>')
+    .description('enrol agent.<uuid> or analyst.<name> (idempotent: keeps existing keys)')
+    .option('--admin', 'an administrator (analysts only): policy administration, audit, keys')
+    .option('--dir <path>', 'key directory (default: keys.dir, $SYMBIONT_KEY_DIR, else ./.bulwark/keys)')
+    .option('--nats <url>', 'NATS server to publish the directory entry to (default: nats.url, $NATS_URL)')
+    .option('--namespace <ns>', 'the bus namespace (tests, parallel deployments), as given to bulwark init')
+    .option('--creds-out <path>', 'also write the NATS credentials as a .creds file (mode 0600) for NATS tools')
+    .option('--json', 'print what was done as JSON')
+    .option('--file <path>', 'TOML file to read (default: $SYMBIONT_CONFIG, else ./bulwark.toml if present)')
+    .action((id: string, options: AddOptions) => add(io, id, options, setExitCode));
+  principal
+    .command('export <id>')
+    .description("write a key directory of the principal's own keys and NATS user only (to run a service without the root and account keys)")
+    .requiredOption('--out <dir>', 'the directory to write (created 0700; must hold nobody else\'s keys)')
+    .option('--dir <path>', 'key directory (default: keys.dir, $SYMBIONT_KEY_DIR, else ./.bulwark/keys)')
+    .option('--json', 'print what was written as JSON')
+    .option('--file <path>', 'TOML file to read (default: $SYMBIONT_CONFIG, else ./bulwark.toml if present)')
+    .action((id: string, options: ExportOptions) => exportKeys(io, id, options));
+};

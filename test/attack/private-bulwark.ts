@@ -1,0 +1,129 @@
+// A private Bulwark deployment for attack tests: `bulwark init` (in-process) in a temporary
+// home, then nats-server started from PATH with exactly the configuration init wrote, on a
+// free loopback port, then init again (it creates the streams and publishes the directory
+// once the server is up, as an operator would). One per test file; `stop()` kills it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '@bulwark/cli';
+import type { CommandIO } from '@bulwark/cli';
+import { createNodeCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
+import { FileKeyStore, SoftwareKek } from '@bulwark/keystore';
+import { ROOT_NAMESPACE, type Namespace } from '@bulwark/bus';
+
+export interface PrivateBulwark {
+  readonly home: string;
+  readonly keysDir: string;
+  readonly url: string;
+  /** The `--namespace` name init was given (`''`: none), and the bus namespace it stands for. */
+  readonly namespaceName: string;
+  readonly namespace: Namespace;
+  readonly provider: CryptoProvider;
+  readonly store: FileKeyStore;
+  /** The nats-server configuration init wrote (the server runs with exactly this file). */
+  readonly configFile: string;
+  readonly rootPublicKey: Uint8Array;
+  /** The environment the key store opens with (`SYMBIONT_KEK`). */
+  readonly env: Readonly<Record<string, string>>;
+  /** `bulwark <argv>` in-process in the home, with its KEK. */
+  bulwark(argv: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Enrols a fresh agent (`bulwark principal add agent.<uuid>`); its id. */
+  addAgent(): Promise<string>;
+  /** The server's log so far (permission violations are logged there). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function listening(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const taken = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(true));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+    });
+    if (taken) return;
+    if (Date.now() > deadline) throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** `namespace: false` initialises the root namespace (as a deployment would; the service mains have no namespace setting). */
+export async function startPrivateBulwark(options: { namespace?: boolean } = {}): Promise<PrivateBulwark> {
+  const home = mkdtempSync(join(tmpdir(), 'bulwark-attack-'));
+  const kekBytes = randomBytes(32);
+  const env = { SYMBIONT_KEK: kekBytes.toString('base64') };
+  const port = await freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  const namespaceName = options.namespace === false ? '' : `T${randomBytes(5).toString('hex')}`;
+  const nsArgs = namespaceName === '' ? [] : ['--namespace', namespaceName];
+  const bulwark = async (argv: readonly string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const io: CommandIO = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env, cwd: home };
+    const code = await run([...argv], io);
+    return { code, stdout, stderr };
+  };
+  const initArgs = ['init', ...nsArgs, '--nats', url, '--json'];
+  const first = await bulwark(initArgs);
+  // No server yet: the keys, users and configuration are made, the publication waits.
+  if (first.code !== 1) throw new Error(`first bulwark init: exit ${first.code}: ${first.stderr}`);
+  const report = JSON.parse(first.stdout) as { nats: { configFile: string }; root: { publicKeyBase64: string } };
+  const logFile = join(home, 'nats-server.log');
+  const out = openSync(logFile, 'a');
+  const server: ChildProcess = spawn('nats-server', ['-c', report.nats.configFile], { stdio: ['ignore', out, out] });
+  const stop = async (): Promise<void> => {
+    if (server.exitCode === null && server.signalCode === null) {
+      const exited = new Promise((r) => server.once('exit', r));
+      server.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(home, { recursive: true, force: true });
+  };
+  try {
+    await listening(port, 10_000);
+    const second = await bulwark(initArgs);
+    if (second.code !== 0) throw new Error(`bulwark init with the server up: exit ${second.code}: ${second.stdout} ${second.stderr}`);
+  } catch (error) {
+    const log = readFileSync(logFile, 'utf8');
+    await stop();
+    throw new Error(`${(error as Error).message}\n${log}`, { cause: error });
+  }
+  const provider = createNodeCryptoProvider();
+  const store = await FileKeyStore.open({ dir: join(home, '.bulwark', 'keys'), wrapper: new SoftwareKek(provider, new Uint8Array(kekBytes), 'SYMBIONT_KEK'), provider });
+  return {
+    home,
+    keysDir: store.dir,
+    url,
+    namespaceName,
+    namespace: namespaceName === '' ? ROOT_NAMESPACE : { streamPrefix: `${namespaceName}_`, subjectPrefix: `${namespaceName}.` },
+    provider,
+    store,
+    configFile: report.nats.configFile,
+    rootPublicKey: new Uint8Array(Buffer.from(report.root.publicKeyBase64, 'base64')),
+    env,
+    bulwark,
+    async addAgent() {
+      const id = `agent.${randomUUID()}`;
+      const r = await bulwark(['principal', 'add', id, ...nsArgs, '--nats', url, '--json']);
+      if (r.code !== 0) throw new Error(`bulwark principal add ${id}: exit ${r.code}: ${r.stdout} ${r.stderr}`);
+      return id;
+    },
+    log: () => readFileSync(logFile, 'utf8'),
+    stop,
+  };
+}
