@@ -95,6 +95,10 @@ export const Events = {
   audit: {
     checkpoint: 'bulwark.evt.audit.checkpoint',
   },
+  security: {
+    /** A service reports a security violation (`security.violation`), e.g. a ledger reader that halted (@bulwark/ledger-reader). */
+    violation: 'bulwark.evt.security.violation',
+  },
   keys: {
     generated: 'bulwark.evt.keys.generated',
     rotated: 'bulwark.evt.keys.rotated',

@@ -1,85 +1,106 @@
-import { randomUUID } from 'node:crypto';
-import { consumerBacklog, ledgerControlSubject, LEDGER_PRINCIPAL, startStreamConsumer, type Bus, type RejectionReporter, type RunningConsumer } from '@bulwark/bus';
+/**
+ * The policy service's use of the verified ledger reader (@bulwark/ledger-reader, DESIGN §3a
+ * "Readers verify what they replay"). The policies are the control-plane events the ledger
+ * re-publishes sealed to this service (`bulwark.ledger.control.<self>`); the reader checks
+ * each one (signature, hash, control_previous_seq continuity, producer table), fills a gap
+ * from the ledger's query, and halts on anything it cannot check. A halt is fail secure here:
+ * the service swaps in a set that denies every request, naming the halt, and never again
+ * applies a policy event (a restart rebuilds from seq 0 and checks everything anew).
+ */
+import { Events, type Bus, type EventPublisher, type EventSubject, type RejectionReporter } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
-import type { ChannelReceiver, SealedReceiver } from '@bulwark/envelope';
-import { checkSealedEvent, decodeEventBatch, isLedgerEvent, type EventType, type LedgerEvent } from '@bulwark/events';
+import type { ChannelReceiver, Directory, LocalIdentity, SealedReceiver } from '@bulwark/envelope';
+import { encodeEvent, type EventType, type LedgerEvent } from '@bulwark/events';
+import { LedgerReaderTimeoutError, startLedgerReader, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import { compilePolicySources, type PolicySet } from '@bulwark/policy-language';
+import type { Logger } from '@bulwark/telemetry';
 import { PolicyServiceError } from './errors.js';
 
 const POLICY_CHANGE_TYPES: ReadonlySet<EventType> = new Set<EventType>(['policy.registered', 'policy.updated', 'policy.rolledback']);
 
+/** The one policy of the set served once the reader halted: every decision names it. */
+export const HALTED_POLICY = 'ledger_reader_halted';
+
 export interface LedgerFollowerOptions {
   readonly bus: Bus;
   readonly provider: CryptoProvider;
-  /** This service's principal: the ledger seals its control batches to it, on its own subject. */
-  readonly self: string;
+  /** This service's principal and keys: the ledger seals its control batches to it, and the reader asks the ledger for gaps with it. */
+  readonly identity: LocalIdentity;
+  readonly directory: Directory;
   /** Opens the ledger's re-published frames (the envelope mode is the ledger's choice). */
   readonly receiver: SealedReceiver | ChannelReceiver;
   /** The ledger's Ed25519 public key: every event's hash and signature are checked against it. */
   readonly ledgerPublicKey: Uint8Array;
   readonly rejections: RejectionReporter;
-  /** Called for each authentic committed policy event, in stream order. */
+  /** The service's event publisher (sealed to the ledger): the reader's Critical halt report goes through it. */
+  readonly events: EventPublisher;
+  /** Classification levels the deny-all set is compiled with (the service's). */
+  readonly levels?: readonly string[];
+  readonly logger?: Logger;
+  /** Called for each verified committed policy change event, in ledger order. */
   readonly onEvent: (event: LedgerEvent) => void;
-  /** Called for a frame that is authentic on the bus but is not a valid ledger event (logged, never applied). */
-  readonly onInvalid: (why: string, streamSeq: number) => void;
+  /** Called once if the reader halts, with the set to serve from then on: it denies everything. */
+  readonly onHalt: (denyAll: PolicySet) => void;
+  /** How often the live reader asks the ledger whether it missed an event (default 10 000 ms). */
+  readonly syncIntervalMs?: number;
 }
 
 export interface LedgerFollower {
-  /** Resolves once every message in the stream at start has been handled (the replay caught up). */
+  /** Resolves once the stream's control batches at start are applied and the ledger has nothing later. */
   caughtUp(timeoutMs: number): Promise<void>;
+  /** Once the reader halted: the deny-all set to serve (else undefined). */
+  readonly haltedSet: PolicySet | undefined;
+  readonly reader: LedgerReader;
   stop(): Promise<void>;
 }
 
-/**
- * Follows the ledger's control-plane batches sealed to this service on BULWARK_LEDGER
- * (`bulwark.ledger.control.<self>`: policy, key and tool-pin events only, so a start does not
- * replay every decision ever made) from the first message, on a durable of its own (each instance rebuilds the whole
- * state, DESIGN §4), which the server deletes a minute after the instance is gone. Only
- * events re-published by the ledger count: the frame must come from the ledger's principal
- * and each policy event must carry a valid hash and ledger signature; anything else is
- * reported and skipped. Control events of other services are skipped before any check.
- */
+/** A set with one policy that denies every request: its decisions name the halt's seq and the policy `ledger_reader_halted`. */
+export function haltedPolicySet(halt: ReaderHaltedError, levels?: readonly string[]): PolicySet {
+  return compilePolicySources([{ text: `policy ${HALTED_POLICY} {\n    deny: any\n}\n`, file: 'ledger-reader' }], {
+    version: `halted-ledger-${halt.seq}`,
+    ...(levels === undefined ? {} : { levels }),
+  });
+}
+
 export async function followLedger(options: LedgerFollowerOptions): Promise<LedgerFollower> {
-  const durable = `policy-${randomUUID()}`;
-  const consumer: RunningConsumer = await startStreamConsumer(
-    options.bus,
-    options.receiver,
-    { stream: 'ledger', durable, filterSubject: ledgerControlSubject(options.self), inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
-    async (delivery) => {
-      if (delivery.meta.sender !== LEDGER_PRINCIPAL) return options.onInvalid(`sent by ${delivery.meta.sender}, not the ledger`, delivery.streamSeq);
-      let events;
-      try {
-        events = decodeEventBatch(delivery.plaintext);
-      } catch (e) {
-        return options.onInvalid(e instanceof Error ? e.message : String(e), delivery.streamSeq);
-      }
-      for (const event of events) {
-        if (!POLICY_CHANGE_TYPES.has(event.eventType)) continue;
-        if (!isLedgerEvent(event)) {
-          options.onInvalid(`event ${event.eventId} has no chain fields`, delivery.streamSeq);
-          continue;
-        }
-        const problem = checkSealedEvent(options.provider, options.ledgerPublicKey, event);
-        if (problem !== null) {
-          options.onInvalid(`event ${event.eventId} at seq ${event.seq}: ${problem}`, delivery.streamSeq);
-          continue;
-        }
-        options.onEvent(event);
-      }
+  let haltedSet: PolicySet | undefined;
+  const reader = await startLedgerReader({
+    bus: options.bus,
+    provider: options.provider,
+    identity: options.identity,
+    directory: options.directory,
+    receiver: options.receiver,
+    ledgerPublicKey: options.ledgerPublicKey,
+    reader: `${options.identity.id}/policies`,
+    mode: 'control',
+    durablePrefix: 'policy',
+    rejections: options.rejections,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.syncIntervalMs === undefined ? {} : { syncIntervalMs: options.syncIntervalMs }),
+    // Key and tool-pin events share the control subject: verified and counted in the order, not applied here.
+    onEvent: (event) => {
+      if (POLICY_CHANGE_TYPES.has(event.eventType)) options.onEvent(event);
     },
-    options.rejections,
-  );
+    onHalt: (halt) => {
+      haltedSet = haltedPolicySet(halt, options.levels);
+      options.logger?.error({ code: halt.code, seq: halt.seq, problem: halt.problem }, 'policy ledger reader halted: every request is denied until the service is restarted from a ledger it can verify');
+      options.onHalt(haltedSet);
+    },
+    raise: (event) => options.events.publish({ subject: Events.security.violation satisfies EventSubject, eventId: event.eventId, payload: encodeEvent(event) }),
+  });
   return {
+    get haltedSet() {
+      return haltedSet;
+    },
+    reader,
     async caughtUp(timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const backlog = await consumerBacklog(options.bus, 'ledger', durable);
-        if (backlog.pending === 0 && backlog.ackPending === 0) return;
-        if (Date.now() > deadline) {
-          throw new PolicyServiceError('E_POLICY_BOOT', `policy service: ledger replay did not catch up within ${timeoutMs} ms (${backlog.pending} pending)`, { ...backlog, timeoutMs });
-        }
-        await new Promise((r) => setTimeout(r, 25));
+      try {
+        await reader.caughtUp(timeoutMs);
+      } catch (e) {
+        if (e instanceof LedgerReaderTimeoutError) throw new PolicyServiceError('E_POLICY_BOOT', `policy service: ${e.message}`, { ...e.context }, { cause: e });
+        throw e;
       }
     },
-    stop: () => consumer.stop(),
+    stop: () => reader.stop(),
   };
 }

@@ -137,14 +137,18 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   const follower: LedgerFollower = await followLedger({
     bus,
     provider,
-    self: identity.id,
+    identity,
+    directory,
     receiver: options.ledgerReceiver ?? new SealedReceiver({ provider, self: identity, directory, staleAfterMs: TEN_YEARS_MS }),
     ledgerPublicKey: options.ledgerPublicKey,
     rejections,
+    events,
+    ...(options.levels === undefined ? {} : { levels: options.levels }),
+    ...(logger === undefined ? {} : { logger }),
     onEvent,
-    onInvalid: (why, streamSeq) => {
-      skipped++;
-      logger?.error({ why, streamSeq }, 'ledger stream message is not an authentic ledger event: ignored');
+    // Fail secure: a reader that halted (a ledger it cannot verify) leaves a set that denies everything.
+    onHalt: (denyAll) => {
+      current = denyAll;
     },
   });
   try {
@@ -153,7 +157,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     await follower.stop();
     throw e;
   }
-  current = projection.build();
+  current = follower.haltedSet ?? projection.build();
   live = true;
   logger?.info({ setVersion: current.version, policies: current.policies.length }, 'policy state rebuilt from the ledger');
 

@@ -45,14 +45,20 @@ describe('policy service', () => {
     expect(decision).toMatchObject({ decision: 'Allow', policy: 'secure_data_access', version: 1, setVersion: `ledger-${last.seq}` });
   });
 
-  it('ignores ledger-stream events whose ledger signature does not verify', async () => {
+  it('stops applying and denies everything when a ledger-stream event\'s signature does not verify', async () => {
     h = await harness();
     const forged = await h.ledger.commitNew('policy.registered', { name: 'secure_data_access', version: 1, text: SEED, file: 'seed.policy' });
     // The same bytes, but checked against another ledger key: every event fails the signature check.
     const service = await h.start({ ledgerPublicKey: provider.ed25519.generateKeyPair().publicKey });
     expect(forged.seq).toBe(0);
-    expect(service.current().policies).toEqual([]);
-    expect(service.metrics().skippedEvents).toBe(1);
+    expect(service.current().version).toBe('halted-ledger-0');
+    expect(service.current().policies.map((p) => p.name)).toEqual(['ledger_reader_halted']);
+    const agent = await clientFor(h, AGENT);
+    expect(await agent.policy.evaluate(READ)).toMatchObject({ decision: 'Deny', policy: 'ledger_reader_halted', setVersion: 'halted-ledger-0' });
+    // Nothing is applied after the halt, not even a correctly signed change.
+    await h.ledger.commitNew('policy.updated', { name: 'secure_data_access', version: 2, text: V2, file: 'seed.policy' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(service.current().version).toBe('halted-ledger-0');
   });
 
   it('registers, updates, lists and rolls back through the ledger, swapping the set each time', async () => {

@@ -8,8 +8,12 @@
 // previous_hash, event_hash, Ed25519 signature), and re-publishes it as a protobuf
 // `AuditEvent` with its chain fields on `bulwark.ledger.<event>` of the test namespace's
 // BULWARK_LEDGER, sealed to svc.policy. It also keeps the decision batches it receives.
+// Control events also go out on `bulwark.ledger.control.svc.policy` with the ledger's
+// `control_previous_seq`, and it answers `bulwark.audit.query` (seq range, event types,
+// pages, `producer` and `detailsJcs`) so the verified reader can fill gaps (CONTRACTS §3, §4).
 import { createCryptoProvider } from '@bulwark/crypto';
 import {
+  Commands,
   connectBus,
   createStreamPublisher,
   ensureStreams,
@@ -20,13 +24,15 @@ import {
   startStreamConsumer,
   uniqueNamespace,
   RejectionReporter,
+  serveCommands,
   type Bus,
+  type CommandServer,
   type Namespace,
   type RunningConsumer,
 } from '@bulwark/bus';
 import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
-import { decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
+import { canonicalDetails, decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
 import { startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
 
 export const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -45,7 +51,10 @@ export class LedgerStandIn {
   holding = false;
   #seq = 0;
   #previous: Uint8Array = GENESIS_PREVIOUS_HASH;
+  /** The seq of the last control event committed (-1: none): each control batch's control_previous_seq. */
+  #lastControl = -1;
   #consumer: RunningConsumer | undefined;
+  #queries: CommandServer | undefined;
   readonly #publisher;
 
   constructor(
@@ -73,6 +82,37 @@ export class LedgerStandIn {
       },
       silentReporter(LEDGER_PRINCIPAL),
     );
+    // The ledger's query, as far as readers use it to fill gaps: a seq range, any of some types, pages.
+    this.#queries = await serveCommands(this.bus, {
+      service: 'audit',
+      version: '0.1.0',
+      rejections: silentReporter(LEDGER_PRINCIPAL),
+      sessions: { provider, self: this.world.identity(LEDGER_PRINCIPAL), directory: this.world.directory },
+      handlers: { [Commands.audit.query]: async (req) => new TextEncoder().encode(JSON.stringify(this.query(JSON.parse(new TextDecoder().decode(req.body)) as QueryBody))) },
+    });
+  }
+
+  /** `bulwark.audit.query` over the committed events (the reply shape of services/audit-ledger protocol.ts). */
+  query(body: QueryBody): { events: unknown[]; nextCursor?: string } {
+    const from = Math.max(body.fromSeq ?? 0, body.cursor === undefined ? 0 : Number(body.cursor));
+    const limit = body.limit ?? 100;
+    const rows = this.committed.filter((e) => e.seq >= from && (body.toSeq === undefined || e.seq <= body.toSeq) && (body.eventTypes === undefined || body.eventTypes.includes(e.eventType)));
+    const page = rows.slice(0, limit);
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const events = page.map((e) => ({
+      seq: e.seq,
+      eventId: e.eventId,
+      timestamp: e.timestamp,
+      producer: e.producer,
+      agentId: e.agentId,
+      eventType: e.eventType,
+      details: e.details,
+      detailsJcs: canonicalDetails(e.details),
+      previousHash: hex(e.previousHash),
+      eventHash: hex(e.eventHash),
+      signature: hex(e.signature),
+    }));
+    return rows.length > limit ? { events, nextCursor: String(page.at(-1)!.seq + 1) } : { events };
   }
 
   /** Chains, signs and re-publishes one event on BULWARK_LEDGER in a batch of one, as the ledger does after its commit. */
@@ -83,7 +123,8 @@ export class LedgerStandIn {
     this.committed.push(sealed);
     await this.#publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
     if (isControlEventType(sealed.eventType)) {
-      await this.#publisher.publish({ subject: ledgerControlSubject(POLICY), msgId: `control:${POLICY}:${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
+      await this.#publisher.publish({ subject: ledgerControlSubject(POLICY), msgId: `control:${POLICY}:${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed], { controlPreviousSeq: this.#lastControl }) });
+      this.#lastControl = sealed.seq;
     }
     return sealed;
   }
@@ -94,7 +135,16 @@ export class LedgerStandIn {
 
   async stop(): Promise<void> {
     await this.#consumer?.stop();
+    await this.#queries?.stop();
   }
+}
+
+interface QueryBody {
+  readonly fromSeq?: number;
+  readonly toSeq?: number;
+  readonly eventTypes?: readonly string[];
+  readonly limit?: number;
+  readonly cursor?: string;
 }
 
 export interface Harness {

@@ -1,0 +1,5 @@
+export { startLedgerReader, type LedgerReader, type LedgerReaderMetrics, type LedgerReaderOptions } from './reader.js';
+export { LedgerReaderTimeoutError, LedgerReaderUsageError, ReaderHaltedError, type ReaderHaltCode } from './errors.js';
+export { START_POSITION, type ReaderMode, type ReaderPosition } from './internal/chain.js';
+export type { GapRange, GapSource } from './internal/core.js';
+export { CONTROL_EVENT_TYPES } from './internal/query-source.js';

@@ -1,0 +1,89 @@
+// An in-memory ledger for the reader's unit tests: seals events as the ledger does
+// (sealEvent with the producer its envelope would have authenticated), cuts them into the
+// full and control batches the ledger re-publishes, and answers range queries as
+// `bulwark.audit.query` does (a GapSource), with hooks to make it fail or lie.
+import { createCryptoProvider } from '@bulwark/crypto';
+import { GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type EventType, type JsonObject, type LedgerEvent } from '@bulwark/events';
+import type { ChainBatch } from './chain.js';
+import type { GapRange, GapSource } from './core.js';
+
+export const crypto = createCryptoProvider('node');
+
+const PRODUCERS: Partial<Record<string, string>> = { policy: 'svc.policy', keys: 'svc.key-manager', tools: 'svc.schemapin', audit: 'svc.audit-ledger' };
+
+export class MemoryLedger {
+  readonly keys: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
+  readonly events: LedgerEvent[] = [];
+  /** Ranges asked for, in order. */
+  readonly queries: GapRange[] = [];
+  /** Makes the next `failures` queries throw. */
+  failures = 0;
+  /** Rewrites what the query serves (a lying or broken ledger). */
+  serve: (events: LedgerEvent[]) => LedgerEvent[] = (events) => events;
+
+  /** `keys`: the ledger's Ed25519 key pair (default a fresh one). */
+  constructor(keys?: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array }) {
+    this.keys = keys ?? crypto.ed25519.generateKeyPair();
+  }
+
+  append(eventType: EventType, details: JsonObject = {}, producer?: string, agentId = 'analyst.admin'): LedgerEvent {
+    const previous = this.events.at(-1)?.eventHash ?? GENESIS_PREVIOUS_HASH;
+    const by = producer ?? PRODUCERS[eventType.split('.')[0]!] ?? 'svc.policy';
+    const sealed = sealEvent(crypto, this.keys.secretKey, newEvent({ agentId, eventType, details }), by, this.events.length, previous);
+    this.events.push(sealed);
+    return sealed;
+  }
+
+  /** Policy changes and, between them, decisions (what a control stream leaves out). */
+  history(n: number): LedgerEvent[] {
+    const out: LedgerEvent[] = [];
+    for (let i = 0; i < n; i++) {
+      out.push(this.append(i === 0 ? 'policy.registered' : 'policy.updated', { name: 'p', version: i + 1 }));
+      this.append('policy.decision', { decision: 'Allow' });
+    }
+    return out;
+  }
+
+  /** The full batch of seqs [from, to]. */
+  full(from: number, to: number): ChainBatch<LedgerEvent> {
+    return { events: this.events.slice(from, to + 1) };
+  }
+
+  /** The control batch the ledger sends for the chunk [from, to]: its control events and control_previous_seq. */
+  control(from: number, to: number): ChainBatch<LedgerEvent> {
+    const events = this.events.slice(from, to + 1).filter((e) => isControlEventType(e.eventType));
+    const before = this.events.slice(0, from).filter((e) => isControlEventType(e.eventType)).at(-1);
+    return { events, controlPreviousSeq: before?.seq ?? -1 };
+  }
+
+  /** One control batch per control event (a chunk per event), in order. */
+  controlMessages(): ChainBatch<LedgerEvent>[] {
+    return this.events.filter((e) => isControlEventType(e.eventType)).map((e) => this.control(e.seq, e.seq));
+  }
+
+  source(pageSize = 2): GapSource {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const ledger = this;
+    return {
+      async *fetch(range) {
+        ledger.queries.push(range);
+        if (ledger.failures > 0) {
+          ledger.failures--;
+          throw new Error('ledger unavailable');
+        }
+        const matching = ledger.serve(
+          ledger.events.filter((e) => e.seq >= range.fromSeq && (range.toSeq === undefined || e.seq <= range.toSeq) && (!range.control || isControlEventType(e.eventType))),
+        );
+        for (let i = 0; i < matching.length; i += pageSize) {
+          await Promise.resolve();
+          yield* matching.slice(i, i + pageSize);
+        }
+      },
+    };
+  }
+}
+
+/** A copy of `event` with some fields replaced (its hash and signature kept: a forgery). */
+export function tampered(event: LedgerEvent, change: Partial<LedgerEvent>): LedgerEvent {
+  return { ...event, ...change };
+}
