@@ -28,3 +28,4 @@ export {
 export { DEFAULT_TOKEN_TTL_MS, JOIN_TOKEN_PREFIX, MAX_TOKEN_TTL_MS, issueJoinToken, parseJoinToken, verifyJoinToken, type IssueTokenOptions, type JoinTokenClaims } from './enroll/join-token.js';
 export { KEY_FACT_TYPES, ROTATION_TRIGGERS, factDetails, isKeyFactType, parseFact, type KeyFact, type KeyFactType, type RotationTrigger } from './state/facts.js';
 export { KeyBook, type ApplyOutcome, type Invite, type RevokedVersion } from './state/key-book.js';
+export { NatsRevoker, type NatsRevokerOptions } from './nats/revoker.js';
