@@ -69,6 +69,18 @@ export class KeyBook {
     return [...this.#keys.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** The unused invite whose bootstrap identity `id` holds (version 1 still active), if any. */
+  pendingInvite(id: string): Invite | undefined {
+    const key = this.#keys.get(id);
+    if (key === undefined || key.versions.length !== 1 || activeVersion(key) === undefined) return undefined;
+    return [...this.#invites.values()].find((i) => i.principal === id && !this.#used.has(i.tid));
+  }
+
+  /** Invites whose token expired unused: their bootstrap NATS users are revoked too. */
+  expiredInvites(now: number): readonly Invite[] {
+    return [...this.#invites.values()].filter((i) => !this.#used.has(i.tid) && now >= i.exp);
+  }
+
   invite(tid: string): Invite | undefined {
     return this.#invites.get(tid);
   }
@@ -116,7 +128,10 @@ export class KeyBook {
         return generateKey(fact.principal, fact.keys, fact.at);
       case 'keys.invited':
         if (this.#invites.has(fact.tid)) throw new KeyLifecycleError('E_KEY_DUPLICATE', `join token ${fact.tid} was already issued`, { tid: fact.tid });
-        return key;
+        if (key !== undefined) throw new KeyLifecycleError('E_KEY_EXISTS', `${fact.principal} already has a key (version ${key.versions.length}); a principal is invited once`, { principal: fact.principal });
+        if (fact.exp <= fact.iat) throw new KeyLifecycleError('E_KEY_TIME', `join token ${fact.tid} expires before it is issued`, { tid: fact.tid });
+        // Version 1 is the token's bootstrap identity, good for one enrolment until the token expires.
+        return generateKey(fact.principal, fact.keys, fact.iat);
       case 'keys.enrolled': {
         const invite = this.#invites.get(fact.tid);
         if (invite === undefined) throw new KeyLifecycleError('E_TOKEN_UNKNOWN', `join token ${fact.tid} was never issued`, { tid: fact.tid });
@@ -124,8 +139,11 @@ export class KeyBook {
         const by = this.#used.get(fact.tid);
         if (by !== undefined) throw new KeyLifecycleError('E_TOKEN_USED', `join token ${fact.tid} was already used by ${by}`, { tid: fact.tid });
         if (fact.at >= invite.exp) throw new KeyLifecycleError('E_TOKEN_EXPIRED', `join token ${fact.tid} expired at ${new Date(invite.exp).toISOString()}`, { tid: fact.tid });
-        if (key !== undefined) throw new KeyLifecycleError('E_KEY_EXISTS', `${fact.principal} is already enrolled (version ${key.versions.length}); rotate its key instead`, { principal: fact.principal });
-        return generateKey(fact.principal, fact.keys, fact.at);
+        if (key === undefined || key.versions.length !== 1 || activeVersion(key)?.version !== 1) {
+          throw new KeyLifecycleError('E_KEY_TRANSITION', `${fact.principal}: its bootstrap version is no longer the active one; it cannot enrol`, { principal: fact.principal });
+        }
+        // The principal's own keys become version 2; the bootstrap version is revoked at once (and the minimum raised past it).
+        return revokeVersion(rotateKey(key, fact.keys, fact.at), 1, 'superseded', fact.at);
       }
       case 'keys.rotated': {
         const k = existing();
@@ -167,7 +185,14 @@ export class KeyBook {
     if (next !== undefined) this.#keys.set(fact.principal, next);
     if (fact.type === 'keys.invited') this.#invites.set(fact.tid, { tid: fact.tid, principal: fact.principal, admin: fact.admin, iat: fact.iat, exp: fact.exp, by: fact.by });
     if (fact.type === 'keys.enrolled') this.#used.set(fact.tid, fact.principal);
-    const nats = fact.type === 'keys.generated' || fact.type === 'keys.enrolled' ? { version: 1, user: fact.natsUser } : fact.type === 'keys.rotated' ? { version: fact.version, user: fact.natsUser } : undefined;
+    const nats =
+      fact.type === 'keys.generated' || fact.type === 'keys.invited'
+        ? { version: 1, user: fact.natsUser }
+        : fact.type === 'keys.enrolled'
+          ? { version: 2, user: fact.natsUser }
+          : fact.type === 'keys.rotated'
+            ? { version: fact.version, user: fact.natsUser }
+            : undefined;
     if (nats !== undefined && nats.user !== null) {
       const users = this.#natsUsers.get(fact.principal) ?? new Map<number, string>();
       users.set(nats.version, nats.user);
