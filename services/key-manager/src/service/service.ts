@@ -40,7 +40,7 @@ export interface KeyManagerOptions {
   readonly validityDays?: number;
   /** Pushes NATS revocations; none in a deployment without NATS authentication. */
   readonly revoker?: NatsRevoker;
-  /** How often the revocations are pushed again (a restarted nats-server has forgotten them; default 10 000 ms). */
+  /** How often the revocations are pushed and the directory entries published again (a restarted nats-server has forgotten them, an operator may have put an old entry back; default 10 000 ms). */
   readonly repushIntervalMs?: number;
   readonly applyWaitMs?: number;
   readonly bootTimeoutMs?: number;
@@ -124,7 +124,13 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   for (const key of projection.book.principals()) publishEntry(key.id);
   pushRevocations(true);
   logger?.info({ principals: projection.book.principals().length, revoked: projection.book.revoked().length }, 'key manager: state rebuilt from the ledger');
-  const repush = setInterval(() => pushRevocations(true), options.repushIntervalMs ?? 10_000);
+  // Again on an interval: a restarted nats-server has forgotten the pushed revocations, and an
+  // operator may have put an older entry back in the bucket (a reader that never saw the revoked
+  // revision would take it): both are undone within one interval.
+  const repush = setInterval(() => {
+    pushRevocations(true);
+    for (const key of projection.book.principals()) publishEntry(key.id);
+  }, options.repushIntervalMs ?? 10_000);
   repush.unref();
 
   const bootstrap = async () => {
