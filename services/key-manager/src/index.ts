@@ -29,9 +29,7 @@ export { DEFAULT_TOKEN_TTL_MS, JOIN_TOKEN_PREFIX, MAX_TOKEN_TTL_MS, issueJoinTok
 export { KEY_FACT_TYPES, ROTATION_TRIGGERS, factDetails, isKeyFactType, parseFact, type KeyFact, type KeyFactType, type RotationTrigger } from './state/facts.js';
 export { KeyBook, type ApplyOutcome, type Invite, type RevokedVersion } from './state/key-book.js';
 export { NatsRevoker, type NatsRevokerOptions } from './nats/revoker.js';
-export { checkKeyPossession, possessionMessage, proveKeyPossession } from './enroll/possession.js';
 export { Certifier, type CertifierOptions } from './service/certifier.js';
 export { FACT_SUBJECTS, viewOf, type KeyView } from './service/handlers.js';
 export { KeyProjection } from './service/projection.js';
 export { startKeyManager, type KeyManager, type KeyManagerOptions } from './service/service.js';
-export { parseJoinBundle, type JoinBundle } from './enroll/join-bundle.js';

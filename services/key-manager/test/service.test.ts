@@ -5,7 +5,7 @@ import { Commands, publishDirectoryEntry } from '@bulwark/bus';
 import { decodeSignedDirectoryEntry } from '@bulwark/envelope';
 import { createUser } from '@nats-io/nkeys';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseJoinBundle, proveKeyPossession } from '../src/index.js';
+import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, proveKeyPossession } from '@bulwark/client';
 import { ADMIN, harness, INCIDENT, provider, type Harness } from './world.js';
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
@@ -64,6 +64,26 @@ describe('key manager service', () => {
     await expect(agent.call(Commands.keys.enroll, { token: parseJoinBundle(invited.join).token })).rejects.toThrow(/already used/);
     await eventually(() => h!.ledger.committed.some((e) => e.eventType === 'security.violation' && e.details['kind'] === 'keys.join_token_refused'));
     await km.settled();
+  });
+
+  it('offers the same calls through @bulwark/client: invite, enrollWithJoinBundle, get, rotate, revoke', async () => {
+    h = await harness();
+    await h.start();
+    const adminBus = await h.connect(ADMIN);
+    const admin = createBulwarkClient({ bus: adminBus, sessions: { provider, self: h.world.identity(ADMIN), directory: await h.directory() } });
+    const agentId = `agent.${randomUUID()}`;
+    const invitation = await admin.keys.invite(agentId, { ttlMs: 60_000 });
+    const { identity, certified } = await enrollWithJoinBundle({ bus: await h.connect('boot'), provider, directory: await h.directory(), bundle: parseJoinBundle(invitation.join), natsUser: createUser().getPublicKey() });
+    expect(certified.version).toBe(2);
+    const agent = createBulwarkClient({ bus: await h.connect(agentId), sessions: { provider, self: identity, directory: await h.directory() } });
+    expect((await agent.keys.get(agentId)).activeVersion).toBe(2);
+    const next = await agent.keys.rotate(agentId, 3, { ed25519: provider.ed25519.generateKeyPair(), x25519: provider.x25519.generateKeyPair(), natsUser: createUser().getPublicKey() });
+    expect(next.version).toBe(3);
+    expect((await admin.keys.list()).principals.map((p) => p.principal)).toContain(agentId);
+    const revoked = await admin.keys.revoke(agentId, 'cessation_of_operation');
+    expect(revoked.versions.map((v) => v.state)).toEqual(['revoked', 'verify_only', 'revoked']);
+    expect(revoked.minVerifyVersion).toBe(4);
+    expect(revoked.versions.map((v) => v.verifies)).toEqual([false, false, false]);
   });
 
   it('refuses a forged and an expired token, and a token for someone else, each as a security violation', async () => {

@@ -10,14 +10,14 @@
  * administrators. A refused join token is also reported as a `security.violation`.
  */
 import { Commands, Events, type CommandHandler, type CommandSubject, type EventPublisher, type EventSubject } from '@bulwark/bus';
+import { checkKeyPossession } from '@bulwark/client';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { encodeSignedDirectoryEntry } from '@bulwark/envelope';
 import { encodeEvent, newEvent, type AuditEvent } from '@bulwark/events';
 import { parsePrincipalId } from '@bulwark/keystore';
 import { JoinTokenError, KeyLifecycleError } from '../errors.js';
 import { issueJoinToken, verifyJoinToken } from '../enroll/join-token.js';
-import { checkKeyPossession } from '../enroll/possession.js';
-import { activeVersion, REVOCATION_REASONS, type PrincipalKey, type RevocationReason, type VersionKeys } from '../model/versions.js';
+import { activeVersion, canVerify, REVOCATION_REASONS, type PrincipalKey, type RevocationReason, type VersionKeys } from '../model/versions.js';
 import { factDetails, ROTATION_TRIGGERS, type KeyFact, type RotationTrigger } from '../state/facts.js';
 import type { Certifier } from './certifier.js';
 import type { KeyProjection } from './projection.js';
@@ -58,7 +58,7 @@ export interface KeyView {
   readonly principal: string;
   readonly minVerifyVersion: number;
   readonly activeVersion: number | null;
-  readonly versions: readonly { version: number; state: string; created: string; ed25519: string; x25519: string; revocation: { reason: string; at: string } | null; deleteAfter: string | null }[];
+  readonly versions: readonly { version: number; state: string; verifies: boolean; created: string; ed25519: string; x25519: string; revocation: { reason: string; at: string } | null; deleteAfter: string | null }[];
 }
 
 export function viewOf(key: PrincipalKey): KeyView {
@@ -69,6 +69,8 @@ export function viewOf(key: PrincipalKey): KeyView {
     versions: key.versions.map((v) => ({
       version: v.version,
       state: v.state,
+      // A version below the minimum keeps its state but verifies nothing (Vault's min_decryption_version).
+      verifies: canVerify(key, v.version),
       created: new Date(v.created).toISOString(),
       ed25519: v.keys.ed25519,
       x25519: v.keys.x25519,

@@ -5,7 +5,7 @@
  * `keys.enroll`). It is a bearer secret until used: pass it the way a password is passed.
  * The principal's own keys are generated where it runs and never travel.
  */
-import { JoinTokenError } from '../errors.js';
+import { BulwarkError } from '@bulwark/errors';
 
 export interface JoinBundle {
   readonly token: string;
@@ -18,7 +18,7 @@ export interface JoinBundle {
 }
 
 export function parseJoinBundle(text: string): JoinBundle {
-  const fail = (why: string) => new JoinTokenError('E_TOKEN_MALFORMED', `join bundle: ${why}`, {});
+  const fail = (why: string) => new BulwarkError('E_TOKEN_MALFORMED', `join bundle: ${why}`, {});
   const trimmed = text.trim();
   if (!trimmed.startsWith('bwjb1.')) throw fail('expected bwjb1.<base64url>');
   let o: Record<string, unknown>;
