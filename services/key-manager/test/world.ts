@@ -147,9 +147,10 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(): Promise<Harness> {
+/** `nsName`: a namespace as the CLI's `--namespace <name>` makes it. */
+export async function harness(options: { nsName?: string } = {}): Promise<Harness> {
   const world = testWorld({ provider, ids: [KM, LEDGER_PRINCIPAL, ADMIN, INCIDENT] });
-  const ns = uniqueNamespace();
+  const ns = options.nsName === undefined ? uniqueNamespace() : { streamPrefix: `${options.nsName}_`, subjectPrefix: `${options.nsName}.` };
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-km-'));
   const store = await FileKeyStore.open({ dir: join(dir, 'keys'), wrapper: new SoftwareKek(provider, provider.randomBytes(32), 'test'), provider });
   // Custody: the key manager's store holds the root the world's entries are signed with.

@@ -2,9 +2,10 @@ import type { RegisterCommand } from '../io.js';
 import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
 import { registerInitCommand } from './init.js';
+import { registerKeysCommand } from './keys.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand, registerPrincipalCommand];
+export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerKeysCommand, registerPolicyCommand, registerPolicyAdminCommand, registerPrincipalCommand];
