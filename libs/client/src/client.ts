@@ -153,7 +153,7 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
       rollback: (name, toVersion) => admin(Commands.policy.adminRollback, { name, toVersion }, isChangeReply),
       list: () => admin(Commands.policy.adminList, {}, isListReply),
     },
-    keys: createKeyCalls(options.sessions.provider, (subject, body) => call(subject, body, adminTimeoutMs, false)),
+    keys: createKeyCalls(options.sessions.provider, (subject, body) => call(subject, body, adminTimeoutMs, false), options.sessions.directory),
     reset: () => commands.reset(),
   };
 }

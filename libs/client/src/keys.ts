@@ -64,7 +64,7 @@ export interface KeyCalls {
   list(): Promise<{ principals: KeyView[] }>;
   directory(principal: string): Promise<{ principal: string; entry: string }>;
   invite(principal: string, options?: { ttlMs?: number; admin?: boolean }): Promise<Invitation>;
-  /** Rotates the caller's own key to `keys` as version `version` (its current latest + 1). */
+  /** Rotates the caller's own key to `keys` as version `version` (its current latest + 1); resolves once the client's directory serves the new entry (published just after the reply). */
   rotate(self: string, version: number, keys: NewKeys, trigger?: 'on_demand' | 'interval' | 'compromise'): Promise<Certified>;
   revoke(principal: string, reason: RevocationReason, version?: number): Promise<KeyView>;
   disable(principal: string, version: number): Promise<KeyView>;
@@ -81,7 +81,7 @@ function keysBody(provider: CryptoProvider, principal: string, version: number, 
 }
 
 /** The calls over `call` (a JSON request to a key manager command). */
-export function createKeyCalls(provider: CryptoProvider, call: (subject: CommandSubject, body: unknown) => Promise<unknown>): KeyCalls {
+export function createKeyCalls(provider: CryptoProvider, call: (subject: CommandSubject, body: unknown) => Promise<unknown>, directory?: Directory): KeyCalls {
   const as = <T>(v: unknown, subject: string, check: (o: Record<string, unknown>) => boolean): T => {
     if (typeof v !== 'object' || v === null || !check(v as Record<string, unknown>)) throw new BulwarkError('E_KEYS_REPLY', `malformed reply to ${subject}`, { subject });
     return v as T;
@@ -92,8 +92,13 @@ export function createKeyCalls(provider: CryptoProvider, call: (subject: Command
     list: async () => as(await call(Commands.keys.list, {}), Commands.keys.list, (o) => Array.isArray(o['principals'])),
     directory: async (principal) => as(await call(Commands.keys.directory, { principal }), Commands.keys.directory, (o) => typeof o['entry'] === 'string'),
     invite: async (principal, options = {}) => as(await call(Commands.keys.invite, { principal, ...options }), Commands.keys.invite, (o) => typeof o['join'] === 'string'),
-    rotate: async (self, version, keys, trigger = 'on_demand') =>
-      as(await call(Commands.keys.rotate, { principal: self, trigger, ...keysBody(provider, self, version, keys) }), Commands.keys.rotate, (o) => typeof o['entry'] === 'string'),
+    rotate: async (self, version, keys, trigger = 'on_demand') => {
+      const certified = as<Certified>(await call(Commands.keys.rotate, { principal: self, trigger, ...keysBody(provider, self, version, keys) }), Commands.keys.rotate, (o) => typeof o['entry'] === 'string');
+      // The new entry is published just after the reply: wait (up to 5 s) until it is served here.
+      const deadline = Date.now() + 5000;
+      while (directory !== undefined && directory.lookup(self)?.keyVersion !== certified.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      return certified;
+    },
     revoke: (principal, reason, version) => view(Commands.keys.revoke, { principal, reason, ...(version === undefined ? {} : { version }) }),
     disable: (principal, version) => view(Commands.keys.disable, { principal, version }),
     enable: (principal, version) => view(Commands.keys.enable, { principal, version }),
@@ -124,5 +129,8 @@ export async function enrollWithJoinBundle(options: EnrollOptions): Promise<{ id
   const reply = JSON.parse(new TextDecoder().decode(await client.request(Commands.keys.enroll, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: options.timeoutMs ?? 5000 }))) as unknown;
   if (typeof reply !== 'object' || reply === null || typeof (reply as Record<string, unknown>)['entry'] !== 'string') throw new BulwarkError('E_KEYS_REPLY', 'malformed reply to keys.enroll', {});
   client.reset();
+  // The key manager publishes the new entry just after its reply: wait until it is served here.
+  const deadline = Date.now() + (options.timeoutMs ?? 5000);
+  while (options.directory.lookup(bundle.principal)?.keyVersion !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   return { identity: { id: bundle.principal, version: 2, ed25519: keys.ed25519, x25519: keys.x25519 }, certified: reply as Certified };
 }

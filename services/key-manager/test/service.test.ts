@@ -21,6 +21,9 @@ async function enroll(h: Harness, join: string, tamper?: (body: Record<string, u
   tamper?.(body);
   const client = await h.client(boot);
   const reply = (await client.call(Commands.keys.enroll, body)) as { version: number; entry: string };
+  // The new entry is published just after the reply (which travels in the bootstrap session it ends).
+  const reader = await h.directory();
+  await eventually(() => reader.lookup(bundle.principal)?.keyVersion === 2);
   return { bundle, own, reply, natsUser };
 }
 
@@ -123,6 +126,7 @@ describe('key manager service', () => {
     const proof = proveKeyPossession(provider, agentId, 3, { ed25519: v3.ed25519, x25519PublicKey: v3.x25519.publicKey, natsUser });
     const rotated = (await agent.call(Commands.keys.rotate, { ed25519: b64(v3.ed25519.publicKey), x25519: b64(v3.x25519.publicKey), natsUser, proof: b64(proof) })) as { version: number };
     expect(rotated.version).toBe(3);
+    await eventually(() => km.projection.book.active(agentId)?.version === 3);
     expect(km.projection.book.accepts(agentId, 2, b64(own.ed25519.publicKey), b64(own.x25519.publicKey))).toBe(true);
     // Another principal cannot rotate the agent's key.
     await expect(admin.call(Commands.keys.rotate, { principal: agentId })).rejects.toThrow(/only its own key/);

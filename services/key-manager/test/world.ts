@@ -147,18 +147,30 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** `nsName`: a namespace as the CLI's `--namespace <name>` makes it. */
-export async function harness(options: { nsName?: string } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  /** A namespace as the CLI's `--namespace <name>` makes it. */
+  readonly nsName?: string;
+  readonly ns?: Namespace;
+  readonly url?: string;
+  /** Connection options per connection name (NATS credentials in operator mode). */
+  readonly credentialsFor?: (name: string) => Promise<{ credentials?: { jwt: string; seed: Uint8Array }; inboxPrefix?: string }>;
+  /** Adds keys to the key manager's store (the NATS operator and account keys in operator mode). */
+  readonly prepareStore?: (store: FileKeyStore) => Promise<void>;
+}
+
+export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   const world = testWorld({ provider, ids: [KM, LEDGER_PRINCIPAL, ADMIN, INCIDENT] });
-  const ns = options.nsName === undefined ? uniqueNamespace() : { streamPrefix: `${options.nsName}_`, subjectPrefix: `${options.nsName}.` };
+  const ns = options.ns ?? (options.nsName === undefined ? uniqueNamespace() : { streamPrefix: `${options.nsName}_`, subjectPrefix: `${options.nsName}.` });
+  const url = options.url ?? NATS_URL;
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-km-'));
   const store = await FileKeyStore.open({ dir: join(dir, 'keys'), wrapper: new SoftwareKek(provider, provider.randomBytes(32), 'test'), provider });
   // Custody: the key manager's store holds the root the world's entries are signed with.
   await store.put({ principal: 'root', kind: 'ed25519', version: 1 }, world.root.secretKey);
+  await options.prepareStore?.(store);
   const buses: Bus[] = [];
   const stops: (() => Promise<void>)[] = [];
   const connect = async (name: string) => {
-    const b = await connectBus({ url: NATS_URL, name, namespace: ns });
+    const b = await connectBus({ url, name, namespace: ns, ...(await options.credentialsFor?.(name)) });
     buses.push(b);
     return b;
   };

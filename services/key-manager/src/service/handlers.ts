@@ -50,6 +50,8 @@ export interface HandlerContext {
   readonly revokers: readonly string[];
   readonly applyWaitMs: number;
   readonly now: () => number;
+  /** Publishes the principal's directory entry as the state now calls for and waits until it is served (before a reply that hands it out). */
+  readonly published: (principal: string) => Promise<void>;
   /** Makes the bootstrap identity of an invite (its secrets go only into the reply). */
   readonly bootstrap: () => Promise<{ keys: VersionKeys; secrets: Record<string, string>; natsUser: string; natsSeed: string | null }>;
 }
@@ -193,6 +195,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
       const { token, claims } = issueJoinToken(ctx.provider, { principal, admin, now, ...(ttlMs === undefined ? {} : { ttlMs }), signer: { secretKey: ctx.self.ed25519SecretKey, version: ctx.self.version } });
       const boot = await ctx.bootstrap();
       await commit({ type: 'keys.invited', principal, by: req.peer, tid: claims.tid, admin, iat: claims.iat, exp: claims.exp, keys: boot.keys, natsUser: boot.natsUser });
+      await ctx.published(principal);
       const jwt = ctx.certifier.issuesNatsUsers ? await ctx.certifier.userJwt(principal, admin, boot.natsUser, claims.exp, true) : null;
       // The join bundle: the token and the bootstrap identity's secrets. A bearer secret until used.
       const bundle = { v: 1, token, principal, ...boot.secrets, natsJwt: jwt, natsSeed: boot.natsSeed };
@@ -200,6 +203,9 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     });
   };
 
+  // The new entry is NOT published before this reply: this reply travels in the session of the
+  // version being replaced, and a session's frames are checked against the directory per frame
+  // (a changed static key ends the session). The entry follows just after (service.ts).
   const certifyReply = async (key: PrincipalKey, natsUser: string, admin: boolean) => {
     const signed = ctx.certifier.entryFor(key);
     const jwt = ctx.certifier.issuesNatsUsers ? await ctx.certifier.userJwt(key.id, admin, natsUser, signed.entry.notAfter) : null;

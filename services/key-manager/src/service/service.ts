@@ -42,6 +42,10 @@ export interface KeyManagerOptions {
   readonly revoker?: NatsRevoker;
   /** How often the revocations are pushed and the directory entries published again (a restarted nats-server has forgotten them, an operator may have put an old entry back; default 10 000 ms). */
   readonly repushIntervalMs?: number;
+  /** How long after an enrolment or a rotation the new entry is published (default 100 ms: the reply, sealed in the old version's session, goes first). */
+  readonly certifiedPublishDelayMs?: number;
+  /** How long after an enrolment its bootstrap NATS user is revoked (default 2000 ms: the reply goes first). */
+  readonly bootstrapGraceMs?: number;
   readonly applyWaitMs?: number;
   readonly bootTimeoutMs?: number;
   readonly syncIntervalMs?: number;
@@ -76,18 +80,33 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   };
   let live = false;
   const revokedAt = new Map<string, number>();
-  const publishEntry = (principal: string): void => {
+  const publishEntry = (principal: string): Promise<void> => {
     queue(`directory entry of ${principal}`, async () => {
       const key = projection.book.key(principal);
       if (key !== undefined) await publishDirectoryEntry(bus, certifier.entryFor(key, projection.book.pendingInvite(principal)?.exp));
     });
+    return effects;
+  };
+  /** Publishes the principal's entry and waits (up to 2 s) until this instance's own directory serves that version: a reply to invite, enroll or rotate is usable at once. */
+  const publishAndSee = async (principal: string): Promise<void> => {
+    await publishEntry(principal);
+    const want = projection.book.key(principal)?.versions.length;
+    const deadline = Date.now() + 2000;
+    while (directory.lookup(principal)?.keyVersion !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   };
   const pushRevocations = (force: boolean): void => {
     const revoker = options.revoker;
     if (revoker === undefined) return;
     queue('NATS revocations', async () => {
       const t = now();
-      for (const r of projection.book.revoked()) if (r.natsUser !== null && !revokedAt.has(r.natsUser)) revokedAt.set(r.natsUser, t);
+      const grace = options.bootstrapGraceMs ?? 2000;
+      for (const r of projection.book.revoked()) {
+        if (r.natsUser === null || revokedAt.has(r.natsUser)) continue;
+        // A bootstrap identity superseded by its enrolment a moment ago: its reply may still be on the way.
+        const revocation = projection.book.key(r.principal)?.versions[r.version - 1]?.revocation;
+        if (r.version === 1 && revocation?.reason === 'superseded' && t - revocation.at < grace) continue;
+        revokedAt.set(r.natsUser, t);
+      }
       for (const i of projection.book.expiredInvites(t)) {
         const user = projection.book.natsUser(i.principal, 1);
         if (user !== undefined && !revokedAt.has(user)) revokedAt.set(user, t);
@@ -109,8 +128,14 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     ...(options.syncIntervalMs === undefined ? {} : { syncIntervalMs: options.syncIntervalMs }),
     onApplied: (fact) => {
       if (!live) return;
-      if (fact.type === 'keys.revoked' || fact.type === 'keys.rotated' || fact.type === 'keys.enrolled' || fact.type === 'keys.min_version_raised') pushRevocations(false);
-      publishEntry(fact.principal);
+      if (fact.type === 'keys.revoked' || fact.type === 'keys.rotated' || fact.type === 'keys.min_version_raised') pushRevocations(false);
+      // The bootstrap user that carried the enrolment is cut off a moment later, so that the
+      // reply to keys.enroll reaches it first (it also expires with its token in any case).
+      if (fact.type === 'keys.enrolled') setTimeout(() => pushRevocations(false), (options.bootstrapGraceMs ?? 2000) + 50).unref();
+      // A new version's entry goes out a moment after the fact: the reply certifying it is sealed in
+      // the session of the version it replaces, which the new entry ends (its static key changes).
+      if (fact.type === 'keys.enrolled' || fact.type === 'keys.rotated') setTimeout(() => void publishEntry(fact.principal), options.certifiedPublishDelayMs ?? 100).unref();
+      else void publishEntry(fact.principal);
     },
   });
   try {
@@ -121,7 +146,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     throw e;
   }
   live = true;
-  for (const key of projection.book.principals()) publishEntry(key.id);
+  for (const key of projection.book.principals()) void publishEntry(key.id);
   pushRevocations(true);
   logger?.info({ principals: projection.book.principals().length, revoked: projection.book.revoked().length }, 'key manager: state rebuilt from the ledger');
   // Again on an interval: a restarted nats-server has forgotten the pushed revocations, and an
@@ -129,7 +154,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   // revision would take it): both are undone within one interval.
   const repush = setInterval(() => {
     pushRevocations(true);
-    for (const key of projection.book.principals()) publishEntry(key.id);
+    for (const key of projection.book.principals()) void publishEntry(key.id);
   }, options.repushIntervalMs ?? 10_000);
   repush.unref();
 
@@ -168,6 +193,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         applyWaitMs: options.applyWaitMs ?? 5000,
         now,
         bootstrap,
+        published: publishAndSee,
       }),
     });
   } catch (e) {
