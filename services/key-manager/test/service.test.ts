@@ -1,7 +1,7 @@
 // The key manager against the real NATS, with the ledger stand-in of world.ts: enrolment with
 // a one-time join token, rotation, revocation, state rebuilt from the ledger after a restart.
 import { randomUUID } from 'node:crypto';
-import { Commands, publishDirectoryEntry } from '@bulwark/bus';
+import { Commands, publishDirectoryEntry, removeDirectoryBucket } from '@bulwark/bus';
 import { decodeSignedDirectoryEntry } from '@bulwark/envelope';
 import { createUser } from '@nats-io/nkeys';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -156,12 +156,19 @@ describe('key manager service', () => {
     await admin.call(Commands.keys.revoke, { principal: agentId, reason: 'privilege_withdrawn' });
     await km.settled();
     await km.stop();
-    // The operator puts the old, unrevoked (root-signed) entry back in the bucket while the key manager is down.
+    // While the key manager is down the operator removes the bucket (its history with it) and puts
+    // the old, unrevoked (root-signed) entry back: a reader starting now has nothing to compare it with.
     const oldEntry = decodeSignedDirectoryEntry(new Uint8Array(Buffer.from(reply.entry, 'base64')));
-    expect((await publishDirectoryEntry(h.bus, oldEntry)).outcome).toBe('updated');
+    await removeDirectoryBucket(h.bus);
+    for (const id of [ADMIN, INCIDENT, 'svc.key-manager', 'svc.audit-ledger']) await publishDirectoryEntry(h.bus, h.world.identity(id).signed);
+    expect((await publishDirectoryEntry(h.bus, oldEntry)).outcome).toBe('created');
+    const before = await h.directory();
+    expect(before.lookup(agentId)?.keyVersion).toBe(2);
+    // The key manager rebuilds from the ledger and puts the revoked entry back over it at start.
     const restarted = await h.start();
     expect(restarted.projection.book.key(agentId)?.versions.map((v) => v.state)).toEqual(['revoked', 'revoked']);
     await restarted.settled();
+    await eventually(() => before.lookup(agentId) === undefined, 2000);
     const fresh = await h.directory();
     expect(fresh.lookup(agentId)).toBeUndefined();
     expect(restarted.projection.book.accepts(agentId, 2, b64(oldEntry.entry.ed25519PublicKey), b64(oldEntry.entry.x25519PublicKey))).toBe(false);
