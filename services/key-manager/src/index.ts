@@ -33,3 +33,4 @@ export { Certifier, type CertifierOptions } from './service/certifier.js';
 export { FACT_SUBJECTS, viewOf, type KeyView } from './service/handlers.js';
 export { KeyProjection } from './service/projection.js';
 export { startKeyManager, type KeyManager, type KeyManagerOptions } from './service/service.js';
+export { BACKUP_FORMAT, BackupError, backupHash, createBackup, restoreBackup, type BackupFile, type BackupManifest, type CreateBackupOptions, type RecoveryHolder, type RestoreBackupOptions } from './backup/backup.js';
