@@ -3,9 +3,10 @@ import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
 import { registerInitCommand } from './init.js';
 import { registerKeysCommand } from './keys.js';
+import { registerKeysBackupCommand } from './keys-backup.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerKeysCommand, registerPolicyCommand, registerPolicyAdminCommand, registerPrincipalCommand];
+export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerKeysCommand, registerKeysBackupCommand, registerPolicyCommand, registerPolicyAdminCommand, registerPrincipalCommand];
