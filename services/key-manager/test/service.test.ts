@@ -4,6 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { Commands, publishDirectoryEntry, removeDirectoryBucket } from '@bulwark/bus';
 import { decodeSignedDirectoryEntry } from '@bulwark/envelope';
 import { createUser } from '@nats-io/nkeys';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileKeyStore, SoftwareKek } from '@bulwark/keystore';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, proveKeyPossession } from '@bulwark/client';
 import { ADMIN, harness, INCIDENT, provider, type Harness } from './world.js';
@@ -144,6 +147,22 @@ describe('key manager service', () => {
     // Its next call is refused (no valid directory entry: the handshake is not answered).
     const agent3 = await h.client({ id: agentId, x25519: v3.x25519 });
     await expect(agent3.call(Commands.keys.get, { principal: agentId })).rejects.toThrow();
+  });
+
+  it('refuses to start with a wrong KEK or a corrupted root key file, and changes nothing (fail secure)', async () => {
+    h = await harness();
+    const before = readdirSync(h.store.dir).map((f) => [f, readFileSync(join(h!.store.dir, f), 'utf8')]);
+    const wrongKek = await FileKeyStore.open({ dir: h.store.dir, wrapper: new SoftwareKek(provider, provider.randomBytes(32), 'SYMBIONT_KEK'), provider });
+    await expect(h.start({ store: wrongKek })).rejects.toMatchObject({ code: 'E_KEY_UNWRAP' });
+    const rootFile = join(h.store.dir, 'root.ed25519.v1.json');
+    const text = readFileSync(rootFile, 'utf8');
+    writeFileSync(rootFile, text.replace(/("ciphertext"\s*:\s*")(.)/, (_m, p: string, c: string) => `${p}${c === 'A' ? 'B' : 'A'}`));
+    expect(readFileSync(rootFile, 'utf8')).not.toBe(text);
+    await expect(h.start()).rejects.toMatchObject({ code: expect.stringMatching(/^E_KEY_(FILE|UNWRAP)$/) as unknown as string });
+    writeFileSync(rootFile, text);
+    expect(readdirSync(h.store.dir).map((f) => [f, readFileSync(join(h!.store.dir, f), 'utf8')])).toEqual(before);
+    // Nothing reached the ledger either.
+    expect(h.ledger.committed).toEqual([]);
   });
 
   it('rebuilds its state from the ledger after a restart, and puts a revoked entry back over an old one put back by hand', async () => {
