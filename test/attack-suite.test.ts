@@ -11,11 +11,13 @@ import { createCryptoProvider } from '@bulwark/crypto';
 import { initiateSession, SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld } from '@bulwark/envelope/testing';
 import {
+  AdmissionKeys,
   CommandClient,
   Commands,
   connectBus,
   createEventPublisher,
   directSubject,
+  encodeAdmissionTag,
   ensureStreams,
   Events,
   LEDGER_PRINCIPAL,
@@ -292,7 +294,11 @@ describe('SecureChannel attack suite over the real NATS', () => {
     // An authenticated session whose client clock then drifts: its frames carry a valid mac.
     let driftingNow = T0;
     const pending = initiateSession({ provider, self: w.identity(AGENT), directory: w.directory, clock: () => driftingNow, peerId: POLICY });
-    const handshakeReply = await attacker.request(commandSubject, pending.frame, { headers: kindHeader('handshake'), timeout: 5000 });
+    // A genuine handshake: with the admission tag the agent's client would send.
+    const driftHeaders = kindHeader('handshake');
+    const agentKeys = new AdmissionKeys({ provider, self: w.identity(AGENT), directory: w.directory });
+    driftHeaders.set('Bulwark-Admission', encodeAdmissionTag(agentKeys.tag(w.directory.lookup(POLICY)!, pending.frame)!));
+    const handshakeReply = await attacker.request(commandSubject, pending.frame, { headers: driftHeaders, timeout: 5000 });
     const drifting = pending.complete(handshakeReply.data);
     if (!drifting.ok) throw new Error(`drifting session refused: ${drifting.reason}`);
     const driftSubject = `${ns.subjectPrefix}${directSubject(drifting.session.instanceId, Commands.policy.evaluate)}`;

@@ -175,7 +175,12 @@ describe('audit-ledger service under SIGKILL', () => {
     for (let kill = 0; kill < KILLS; kill++) {
       if (kill % 4 === 0) {
         const child = await startLedger();
-        await sleep(50 + Math.floor(Math.random() * 700));
+        // Kill it once it is committing (a loaded machine can take longer than the random
+        // moment below to commit its first batch), so that kills land mid-ingest.
+        const before = await countProduced();
+        const committing = Date.now() + 10_000;
+        while ((await countProduced()) === before && Date.now() < committing) await sleep(20);
+        await sleep(Math.floor(Math.random() * 400));
         child.kill('SIGKILL');
         await exited(child);
         killedRunning += 1;

@@ -286,6 +286,8 @@ describe('attack: forged events on BULWARK_LEDGER', () => {
       await forge(s, live, how);
       await until(() => live.current().version.startsWith('halted-ledger-'), 10_000, 'the reader to halt');
       expect(live.current().policies.map((p) => p.name)).toEqual(['ledger_reader_halted']);
+      // Readiness ($SRV.STATS) says so too (WP-E).
+      expect(live.notReady()).toMatch(/^ledger reader halted: every request is denied/);
       const agent = await s.client(agentId);
       expect(await agent.policy.evaluate({ ...READ, context: { user: { clearance: 'public' } } })).toMatchObject({ decision: 'Deny', policy: 'ledger_reader_halted' });
       await until(async () => (await s!.readerHalts()).length > 0, 15_000, 'the reader.halted event in the ledger');

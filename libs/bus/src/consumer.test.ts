@@ -208,7 +208,7 @@ describe('sealed events on durable consumers', () => {
     for (let i = 0; i < 3; i++) await events.publish({ subject: Events.policy.updated, eventId: `bl-${i}`, payload: text(`u${i}`) });
     const spec = { stream: 'events' as const, durable: 'replay-1', filterSubject: 'bulwark.evt.policy.>', inactiveThresholdMs: 60_000 };
     await ensureConsumer(bus, spec);
-    expect(await consumerBacklog(bus, 'events', 'replay-1')).toEqual({ pending: 3, ackPending: 0 });
+    expect(await consumerBacklog(bus, 'events', 'replay-1')).toEqual({ pending: 3, ackPending: 0, ackFloor: 0 });
     const info = await natsOf(bus).jsm.consumers.info(bus.streamName('events'), 'replay-1');
     expect(info.config.inactive_threshold).toBe(60_000 * 1_000_000);
     const seen: string[] = [];
@@ -218,6 +218,8 @@ describe('sealed events on durable consumers', () => {
       return backlog.pending === 0 && backlog.ackPending === 0;
     });
     expect(seen).toEqual(['u0', 'u1', 'u2']);
+    // Every message up to the last one was acknowledged: the floor is its stream sequence.
+    expect((await consumerBacklog(bus, 'events', 'replay-1')).ackFloor).toBe(3);
     await consumer.stop();
     const missing = await consumerBacklog(bus, 'events', 'nobody').catch((e: unknown) => e);
     expect((missing as BusConfigError).code).toBe('E_BUS_CONSUMER');

@@ -147,11 +147,12 @@ export async function ensureConsumer(bus: Bus, spec: ConsumerSpec): Promise<'cre
  * (`pending`) and those delivered and awaiting their ack (`ackPending`). A projection that
  * replays a stream on boot is caught up when both are 0.
  */
-export async function consumerBacklog(bus: Bus, stream: StreamKey, durable: string): Promise<{ pending: number; ackPending: number }> {
+export async function consumerBacklog(bus: Bus, stream: StreamKey, durable: string): Promise<{ pending: number; ackPending: number; ackFloor: number }> {
   const name = bus.streamName(stream);
   try {
     const info = await natsOf(bus).jsm.consumers.info(name, durable);
-    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+    // ack_floor.stream_seq: every message of the stream up to it that the durable owns was acknowledged (or terminated).
+    return { pending: info.num_pending, ackPending: info.num_ack_pending, ackFloor: info.ack_floor.stream_seq };
   } catch (cause) {
     throw new BusConfigError('E_BUS_CONSUMER', `cannot read consumer ${durable} on stream ${name} (${bus.url}): ${describe(cause)}`, { stream: name, durable }, { cause });
   }

@@ -1,9 +1,10 @@
-import { StorageType } from '@nats-io/jetstream';
+import { DiscardPolicy, StorageType } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { encodeSignedDirectoryEntry, type SignedDirectoryEntry } from '@bulwark/envelope';
 import { isPrincipalId } from '@bulwark/keystore';
 import { natsOf, type Bus } from './connect.js';
 import { BusConfigError, BusPublishError, BusUsageError } from './errors.js';
+import { DEFAULT_DIRECTORY_LIMITS, type DirectoryLimits } from './stream-limits.js';
 
 /**
  * The directory (DESIGN §3, §8) lives in a NATS KV bucket: key = principal id, value = the
@@ -15,22 +16,57 @@ export const DIRECTORY_BUCKET = 'BULWARK_DIRECTORY';
 /** Revisions kept per key: a reader that starts later replays them to learn the highest version ever published. */
 export const DIRECTORY_HISTORY = 64;
 
-/** A signed entry is under 300 bytes; the cap keeps a writer from parking large values in the bucket. */
-const MAX_VALUE_SIZE = 1024;
-
 /** The bucket's name in the bus's namespace (`T_ab12_BULWARK_DIRECTORY` in tests). */
 export function directoryBucketName(bus: Bus): string {
   return `${bus.namespace.streamPrefix}${DIRECTORY_BUCKET}`;
 }
 
-/** Creates the bucket when missing, else opens it; safe from several processes at once. */
-export async function openDirectoryBucket(bus: Bus): Promise<KV> {
+/**
+ * Creates the bucket when missing, else opens it; safe from several processes at once.
+ * A new bucket gets `limits` (default DEFAULT_DIRECTORY_LIMITS: 64 MiB, 100 000 revisions,
+ * values up to 1 KiB) and discards new writes when full (fail secure: a full bucket refuses
+ * a new entry rather than dropping the revisions readers use to detect rollbacks). When
+ * `limits` is given, an existing bucket is reconciled to them too (the writer's side:
+ * `bulwark init`, the key manager); readers open it without limits and change nothing.
+ */
+export async function openDirectoryBucket(bus: Bus, limits?: DirectoryLimits): Promise<KV> {
   const name = directoryBucketName(bus);
+  const want = limits ?? DEFAULT_DIRECTORY_LIMITS;
   try {
-    return await new Kvm(natsOf(bus).js).create(name, { history: DIRECTORY_HISTORY, storage: StorageType.File, maxValueSize: MAX_VALUE_SIZE });
+    const kv = await new Kvm(natsOf(bus).js).create(name, { history: DIRECTORY_HISTORY, storage: StorageType.File, maxValueSize: want.maxValueSize, max_bytes: want.maxBytes });
+    await reconcileBucketLimits(bus, `KV_${name}`, want, limits !== undefined);
+    return kv;
   } catch (cause) {
+    if (cause instanceof BusConfigError) throw cause;
     throw new BusConfigError('E_BUS_DIRECTORY', `cannot open the directory bucket ${name} on ${bus.url}: ${cause instanceof Error ? cause.message : String(cause)}`, { bucket: name, url: bus.url }, { cause });
   }
+}
+
+/**
+ * Brings the bucket's stream to the limits: always on a bucket this call just created (the
+ * client sets no message count), else only when asked. A limit below what the bucket holds
+ * is refused (`E_BUS_STREAM_LIMIT`): NATS would apply it by deleting the oldest revisions.
+ */
+async function reconcileBucketLimits(bus: Bus, stream: string, limits: DirectoryLimits, explicit: boolean): Promise<void> {
+  const info = await natsOf(bus).jsm.streams.info(stream);
+  const c = info.config;
+  const same = c.max_bytes === limits.maxBytes && c.max_msgs === limits.maxMessages && c.max_msg_size === limits.maxValueSize && c.discard === DiscardPolicy.New;
+  const fresh = info.state.messages === 0 && c.max_msgs === -1;
+  if (same || (!explicit && !fresh)) return;
+  if (info.state.bytes > limits.maxBytes || info.state.messages > limits.maxMessages) {
+    throw new BusConfigError(
+      'E_BUS_STREAM_LIMIT',
+      `directory bucket ${stream} on ${bus.url} holds ${info.state.messages} revisions, ${info.state.bytes} bytes: more than the new limits (${limits.maxMessages} revisions, ${limits.maxBytes} bytes) allow; lowering them would delete revisions`,
+      { stream, url: bus.url },
+    );
+  }
+  await natsOf(bus).jsm.streams.update(stream, {
+    subjects: c.subjects,
+    max_bytes: limits.maxBytes,
+    max_msgs: limits.maxMessages,
+    max_msg_size: limits.maxValueSize,
+    discard: DiscardPolicy.New,
+  });
 }
 
 export type PublishOutcome = 'created' | 'updated' | 'unchanged';

@@ -20,3 +20,11 @@ export class BusPublishError extends BulwarkError {}
 
 /** Caller misuse: a subject or name that the bus refuses before touching NATS. */
 export class BusUsageError extends BulwarkError {}
+
+/**
+ * JetStream refused a publish because the stream is full (its byte or message limit, or the
+ * server's storage): `E_BUS_STREAM_FULL`, context `{ stream, subject, msgId, limit }`. The
+ * stream discards new messages (fail secure), so nothing stored was lost, and nothing new
+ * is stored until it drains or its limit is raised.
+ */
+export class BusStreamFullError extends BusPublishError {}

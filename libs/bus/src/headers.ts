@@ -7,6 +7,8 @@ export const Headers = {
   msgId: 'Nats-Msg-Id',
   /** `handshake` or `request`: how a command's responder should read the frame. */
   kind: 'Bulwark-Kind',
+  /** A handshake init's admission tag (internal/handshake-admission.ts): a MAC, no secret in clear. */
+  admission: 'Bulwark-Admission',
 } as const;
 
 /**

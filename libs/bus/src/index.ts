@@ -4,6 +4,7 @@ export {
   BusConnectError,
   BusPublishError,
   BusRequestError,
+  BusStreamFullError,
   BusTimeoutError,
   BusUnavailableError,
   BusUsageError,
@@ -14,6 +15,7 @@ export {
   DIRECT_SUBJECT_ROOT,
   Events,
   INCIDENT_SEVERITIES,
+  LEDGER_DURABLE,
   LEDGER_PRINCIPAL,
   LEDGER_SUBJECT_ROOT,
   LEDGER_BATCH_SUBJECT,
@@ -29,7 +31,8 @@ export {
   type ServiceName,
   type StreamKey,
 } from './subjects.js';
-export { DEFAULT_STREAMS, ensureStream, ensureStreams, missingStreams, removeNamespaceStreams, type StreamOutcome, type StreamSpec } from './streams.js';
+export { DEFAULT_STREAMS, ensureStream, ensureStreams, missingStreams, removeNamespaceStreams, streamSpecs, type StreamOutcome, type StreamSpec } from './streams.js';
+export { DEFAULT_DIRECTORY_LIMITS, DEFAULT_STREAM_LIMITS, fullLimitOf, type DirectoryLimits, type FullLimit, type StreamLimits } from './stream-limits.js';
 export { consumerBacklog, ensureConsumer, type ConsumerMetrics, type ConsumerSpec, type Delivery, type DeliveryHandler, type RunningConsumer } from './consumer.js';
 export type { PublishAck } from './publisher.js';
 export {
@@ -44,10 +47,13 @@ export {
 } from './stream-io.js';
 export { RejectionReporter, type Rejection, type RejectionEvent, type RejectionMetrics, type RejectionReporterOptions } from './rejections.js';
 export { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.js';
+export { AdmissionKeys, ADMISSION_TAG_LENGTH, encodeAdmissionTag } from './internal/handshake-admission.js';
 export { serveCommands, type CommandHandler, type CommandRequest, type CommandServer, type ServeCommandsOptions } from './rpc-server.js';
 export { CommandClient, type CommandClientOptions, type RequestOptions } from './rpc-client.js';
 export { checkReadiness, type Readiness } from './readiness.js';
+export { discoverService, streamUsage, type DiscoveredInstance, type StreamUsage } from './discovery.js';
 export type { FrameMeta } from './internal/frames.js';
+export { SMALLEST_BUCKET_REPLY_BODY } from './internal/rpc-wire.js';
 export {
   DIRECTORY_BUCKET,
   DIRECTORY_HISTORY,

@@ -1,4 +1,4 @@
-import type { Counter, Meter } from '@opentelemetry/api';
+import { metrics, type Counter, type Meter } from '@opentelemetry/api';
 import { LRUCache } from 'lru-cache';
 import { TokenBucket } from './token-bucket.js';
 import { uuidv7 } from './uuid.js';
@@ -91,8 +91,10 @@ export class RejectionReporter {
     };
     this.#global = new TokenBucket(this.#opts.globalRatePerSecond, this.#opts.globalBurst, this.#opts.now);
     this.#keys = new LRUCache({ max: this.#opts.maxTrackedKeys });
-    this.#rejectedCounter = options.meter?.createCounter('bulwark.bus.rejected_frames', { description: 'Frames dropped for failing an envelope check' });
-    this.#suppressedCounter = options.meter?.createCounter('bulwark.bus.suppressed_reports', { description: 'Rejections counted but not reported (rate limit)' });
+    // Without a meter of its own, the global one a service's telemetry registers (a no-op until then).
+    const meter = options.meter ?? metrics.getMeter('@bulwark/bus');
+    this.#rejectedCounter = meter.createCounter('bulwark.bus.rejected_frames', { description: 'Frames dropped for failing an envelope check' });
+    this.#suppressedCounter = meter.createCounter('bulwark.bus.suppressed_reports', { description: 'Rejections counted but not reported (rate limit)' });
   }
 
   /** Records one dropped frame; never throws and never waits on the network. */

@@ -3,10 +3,11 @@ import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
 import { describe } from './connect.js';
 import { BusRequestError, BusTimeoutError, BusUnavailableError } from './errors.js';
-import { headersCarrier } from './headers.js';
+import { headersCarrier, Headers } from './headers.js';
 import { RandomPool } from '@bulwark/crypto';
 import type { SessionInitiatorOptions } from '@bulwark/envelope';
 import { initiatorPort } from './internal/envelope-ports.js';
+import { AdmissionKeys, encodeAdmissionTag } from './internal/handshake-admission.js';
 import type { InitiatorSession, SessionInitiator } from './internal/frames.js';
 import { InboxRequestFailed, ReplyInbox } from './internal/reply-inbox.js';
 import { decodeReply, encodeRequest, REQUEST_ID_LENGTH } from './internal/rpc-wire.js';
@@ -58,6 +59,8 @@ export interface CommandClientOptions {
 export class CommandClient {
   readonly #bus: Bus;
   readonly #initiatorFor: (service: ServiceName) => SessionInitiator;
+  readonly #principalFor: (service: ServiceName) => string;
+  readonly #admission: AdmissionKeys;
   readonly #rejections: RejectionReporter;
   readonly #affinity = new Map<ServiceName, AffinityEntry>();
   readonly #inbox: ReplyInbox;
@@ -67,7 +70,9 @@ export class CommandClient {
     this.#inbox = new ReplyInbox(natsOf(bus).nc);
     this.#rejections = options.rejections;
     const principalFor = options.principalFor ?? ((service: ServiceName) => ServicePrincipals[service]);
+    this.#principalFor = principalFor;
     this.#initiatorFor = (service) => initiatorPort({ ...options.sessions, peerId: principalFor(service) });
+    this.#admission = new AdmissionKeys(options.sessions);
   }
 
   /** The instance currently holding this client's session with `service`, if any. */
@@ -126,7 +131,7 @@ export class CommandClient {
     const initiator = this.#initiatorFor(service);
     const { message, finish } = await initiator.begin();
     const target = this.#bus.subject(subject);
-    const reply = await this.#roundTrip(target, message, timeoutMs, `handshake with ${service}`);
+    const reply = await this.#roundTrip(target, message, this.#admissionTag(service, message), timeoutMs, `handshake with ${service}`);
     const done = await finish(reply.data);
     if (done.kind === 'rejected') {
       this.#rejections.report({ reason: done.reason, sender: done.sender, subject });
@@ -139,7 +144,8 @@ export class CommandClient {
 
   async #send(subject: CommandSubject, affinity: Affinity, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const requestId = requestIds.take(REQUEST_ID_LENGTH);
-    const frame = affinity.session.seal(encodeRequest(requestId, body));
+    // The command is sealed into the request: the server refuses it on any other subject.
+    const frame = affinity.session.seal(encodeRequest(requestId, subject, body));
     let target = affinity.targets.get(subject);
     if (target === undefined) {
       target = this.#bus.subject(directSubject(affinity.instanceId, subject));
@@ -165,8 +171,19 @@ export class CommandClient {
     return decoded.body;
   }
 
-  async #roundTrip(target: string, data: Uint8Array, timeoutMs: number, what: string): Promise<Msg> {
+  /**
+   * The handshake's admission tag (internal/handshake-admission.ts): it lets the responder
+   * charge this handshake to us, and refuse forged ones naming us, before any key work.
+   */
+  #admissionTag(service: ServiceName, init: Uint8Array): string | undefined {
+    const entry = this.#admission.entry(this.#principalFor(service));
+    const tag = entry === undefined ? undefined : this.#admission.tag(entry, init);
+    return tag === undefined ? undefined : encodeAdmissionTag(tag);
+  }
+
+  async #roundTrip(target: string, data: Uint8Array, admissionTag: string | undefined, timeoutMs: number, what: string): Promise<Msg> {
     const carrier = headersCarrier(kindHeaders('handshake'));
+    if (admissionTag !== undefined) carrier.set(Headers.admission, admissionTag);
     injectTrace(carrier);
     try {
       return await this.#inbox.request(target, data, carrier.headers(), timeoutMs);

@@ -5,11 +5,14 @@ import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
 import { BusUsageError } from './errors.js';
 import { headersCarrier, Headers } from './headers.js';
-import { inspectFrame, SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
+import { DEFAULT_MAX_FRAME_SIZE, SessionResponder, type SessionResponderOptions } from '@bulwark/envelope';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.js';
 import { responderPort } from './internal/envelope-ports.js';
 import type { OpenedRequest, SessionResponderPort } from './internal/frames.js';
+import { HandshakeGate } from './internal/handshake-gate.js';
+import { maxReplyPlaintext } from './internal/reply-padding.js';
 import { decodeRequest, encodeReply, type ReplyBody } from './internal/rpc-wire.js';
+import { commandObserver } from './internal/observe.js';
 import { runInExtractedTrace } from './internal/trace.js';
 import { outOfNamespace } from './namespace.js';
 import { checkReadiness, type Readiness } from './readiness.js';
@@ -38,8 +41,10 @@ export interface ServeCommandsOptions {
   readonly rejections: RejectionReporter;
   /** How often expired sessions are dropped (default 60 s). */
   readonly pruneIntervalMs?: number;
-  /** Handshakes admitted per claimed sender and in all (see HandshakeLimits for the defaults). */
+  /** Handshake budgets: per authenticated principal, in all, and the shared failure budget (see HandshakeLimits). */
   readonly handshakeLimits?: HandshakeLimits;
+  /** The service's own readiness check, on top of the bus's: why it is not ready (one line), or undefined. */
+  readonly notReady?: () => string | undefined;
 }
 
 export interface CommandServer {
@@ -79,7 +84,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   // than letting each request (times each endpoint) cost JetStream API calls.
   let cached: { at: number; value: Promise<Readiness> } | undefined;
   const readiness = (): Promise<Readiness> => {
-    if (cached === undefined || Date.now() - cached.at > 1000) cached = { at: Date.now(), value: checkReadiness(bus) };
+    if (cached === undefined || Date.now() - cached.at > 1000) cached = { at: Date.now(), value: checkReadiness(bus).then((r) => withOwnCheck(r, options.notReady?.())) };
     return cached.value;
   };
   // Queue names may not hold dots; subjects already separate namespaces.
@@ -103,20 +108,26 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   pruner.unref();
   const directPrefix = bus.subject(`${DIRECT_SUBJECT_ROOT}.${instanceId}.`);
 
+  const observer = commandObserver(options.service);
   const reject = (reason: string, sender: string | undefined, msg: Msg) =>
     options.rejections.report({ reason, sender, subject: outOfNamespace(bus.namespace, msg.subject) });
 
-  const limiter = new HandshakeLimiter(options.handshakeLimits);
+  // Admission before the two X25519 operations a handshake costs (internal/handshake-gate.ts):
+  // a principal is charged only once its admission tag authenticated it; failures share one budget.
+  const gate = new HandshakeGate(options.sessions, new HandshakeLimiter(options.handshakeLimits));
   const onHandshake = async (msg: Msg): Promise<void> => {
     if (readKind(msg) !== 'handshake') return reject('E_BUS_KIND', undefined, msg);
-    // Admission before the two X25519 operations a handshake costs; a frame too malformed
-    // to name a sender is refused by accept() without any.
-    const claimed = inspectFrame(msg.data);
-    if (!('ok' in claimed) && !limiter.admit(claimed.sender)) return reject('E_BUS_HANDSHAKE_RATE', claimed.sender, msg);
+    const admitted = gate.admit(msg.data, headersCarrier(msg.headers).get(Headers.admission));
+    if (!admitted.ok) return reject(admitted.reason, admitted.sender, msg);
     const result = await responder.accept(msg.data).catch(() => ({ kind: 'rejected' as const, reason: 'E_HANDSHAKE', sender: undefined }));
-    if (result.kind === 'rejected') return reject(result.reason, result.sender, msg);
+    if (result.kind === 'rejected') {
+      gate.failed();
+      return reject(result.reason, result.sender, msg);
+    }
     msg.respond(result.reply);
   };
+  const selfId = options.sessions.self.id;
+  const maxFrameSize = options.sessions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
 
   const onRequest = async (msg: Msg): Promise<void> => {
     // The direct subject takes only session requests: the client leaves the kind header
@@ -144,8 +155,9 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
         throw new Error(`unhandled open outcome ${String(never)}`);
       }
     }
-    const request = decodeRequest(opened.plaintext);
-    if (request === undefined) return reject('E_BUS_REQUEST_SHAPE', opened.sender, msg);
+    // The command the request was sealed for must be the one whose subject it arrived on.
+    const request = decodeRequest(opened.plaintext, command);
+    if (!request.ok) return reject(request.reason, opened.sender, msg);
     const handler = options.handlers[command];
     let reply: ReplyBody;
     if (handler === undefined) {
@@ -153,7 +165,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     } else {
       try {
         const body = await runInExtractedTrace(msg.headers === undefined ? undefined : headersCarrier(msg.headers), () =>
-          handler({ subject: command, body: request.body, peer: opened.sender, sessionId: opened.sessionId }),
+          observer.handle(command, () => handler({ subject: command, body: request.body, peer: opened.sender, sessionId: opened.sessionId })),
         );
         reply = { ok: true, body };
       } catch (e) {
@@ -161,7 +173,8 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
       }
     }
     if (stopped) return;
-    msg.respond(opened.sealReply(encodeReply(request.requestId, reply)));
+    // Padded to its size bucket: the reply's length does not tell what it says.
+    msg.respond(opened.sealReply(encodeReply(request.requestId, reply, maxReplyPlaintext(selfId, opened.sender, maxFrameSize))));
   };
 
   // Errors from the handlers above are already turned into replies or drops; anything
@@ -180,7 +193,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   const server: CommandServer = {
     instanceId,
     serviceName,
-    readiness: () => checkReadiness(bus),
+    readiness: () => checkReadiness(bus).then((r) => withOwnCheck(r, options.notReady?.())),
     stop() {
       stopping ??= (async () => {
         stopped = true;
@@ -205,4 +218,9 @@ export function kindHeaders(kind: 'handshake' | 'request') {
   const h = natsHeaders();
   h.set(Headers.kind, kind);
   return h;
+}
+
+function withOwnCheck(bus: Readiness, own: string | undefined): Readiness {
+  if (own === undefined) return bus;
+  return { ...bus, ready: false, reason: bus.reason === '' ? own : `${bus.reason}; ${own}` };
 }

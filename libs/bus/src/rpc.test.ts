@@ -12,6 +12,8 @@ import { CommandClient } from './rpc-client.js';
 import { kindHeaders, serveCommands, type CommandServer } from './rpc-server.js';
 import type { HandshakeLimits } from './handshake-limiter.js';
 import { Commands, directSubject, ServicePrincipals } from './subjects.js';
+import { Headers } from './headers.js';
+import { AdmissionKeys, encodeAdmissionTag } from './internal/handshake-admission.js';
 import { cleanUp, eventually, testBus } from './bus.testing.js';
 
 const provider = defaultCryptoProvider();
@@ -165,24 +167,67 @@ describe('request/reply over Noise IK sessions', () => {
     expect(calls).toEqual([]);
   });
 
-  it('drops handshakes past a sender\'s budget before any key work, and still serves other senders', async () => {
+  /** Handshake headers with the admission tag `id`'s CommandClient would send with `frame`. */
+  function admittedHeaders(world: ReturnType<typeof testWorld>, id: string, frame: Uint8Array) {
+    const keys = new AdmissionKeys({ provider, self: world.identity(id), directory: world.directory });
+    const headers = kindHeaders('handshake');
+    headers.set(Headers.admission, encodeAdmissionTag(keys.tag(world.directory.lookup(POLICY)!, frame)!));
+    return headers;
+  }
+
+  function rawHandshake(clientBus: Bus, world: ReturnType<typeof testWorld>, id: string, headers: (frame: Uint8Array) => ReturnType<typeof kindHeaders>) {
+    const pending = initiateSession({ provider, self: world.identity(id), directory: world.directory, peerId: POLICY });
+    return natsOf(clientBus)
+      .nc.request(clientBus.subject(Commands.policy.evaluate), pending.frame, { timeout: 500, headers: headers(pending.frame) })
+      .then((reply) => pending.complete(reply.data).ok)
+      .catch(() => 'dropped' as const);
+  }
+
+  it('drops authenticated handshakes past a principal\'s budget before any key work, and still serves other principals', async () => {
     const { clientBus, serverRejections, world } = await cluster({ instances: 1, handshakeLimits: { perSenderPerSecond: 0.01, perSenderBurst: 2 } });
-    const subject = clientBus.subject(Commands.policy.evaluate);
-    const answers = await Promise.all(
-      Array.from({ length: 5 }, () => {
-        const pending = initiateSession({ provider, self: world.identity('agent.a1'), directory: world.directory, peerId: POLICY });
-        return natsOf(clientBus)
-          .nc.request(subject, pending.frame, { timeout: 500, headers: kindHeaders('handshake') })
-          .then((reply) => pending.complete(reply.data).ok)
-          .catch(() => 'dropped');
-      }),
-    );
+    const answers = await Promise.all(Array.from({ length: 5 }, () => rawHandshake(clientBus, world, 'agent.a1', (f) => admittedHeaders(world, 'agent.a1', f))));
     expect(answers.filter((a) => a === true)).toHaveLength(2);
     expect(answers.filter((a) => a === 'dropped')).toHaveLength(3);
     await eventually(() => serverRejections.length >= 1, 2000, 'rate rejection reported');
     expect(serverRejections.every((e) => e.details.reason === 'E_BUS_HANDSHAKE_RATE' && e.details.claimed_sender === 'agent.a1')).toBe(true);
     const other = new CommandClient(clientBus, { sessions: { provider, self: world.identity('agent.b1'), directory: world.directory }, rejections: reporter() });
     expect(str(await other.request(Commands.policy.evaluate, text('hi')))).toMatch(/:hi:agent\.b1$/);
+  });
+
+  it('does not charge a principal for handshakes forged in its name (no tag, a wrong tag, or another principal\'s)', async () => {
+    const { client, clientBus, serverRejections, world } = await cluster({ instances: 1, handshakeLimits: { perSenderPerSecond: 0.01, perSenderBurst: 2 } });
+    const forged = await Promise.all([
+      rawHandshake(clientBus, world, 'agent.a1', () => kindHeaders('handshake')),
+      rawHandshake(clientBus, world, 'agent.a1', () => {
+        const h = kindHeaders('handshake');
+        h.set(Headers.admission, encodeAdmissionTag(new Uint8Array(16)));
+        return h;
+      }),
+      // agent.b1 tagging an init in agent.a1's name: its key is not agent.a1's.
+      ...Array.from({ length: 2 }, () => rawHandshake(clientBus, world, 'agent.a1', (f) => admittedHeaders(world, 'agent.b1', f))),
+      // agent.a1's tag of another frame: the tag covers the whole init.
+      ...Array.from({ length: 2 }, () => rawHandshake(clientBus, world, 'agent.a1', () => admittedHeaders(world, 'agent.a1', new Uint8Array(200)))),
+    ]);
+    expect(forged.every((a) => a === 'dropped')).toBe(true);
+    await eventually(() => serverRejections.length >= 1, 2000, 'admission rejection reported');
+    expect(new Set(serverRejections.map((e) => e.details.reason))).toEqual(new Set(['E_BUS_ADMISSION']));
+    // agent.a1's own budget (burst 2) is untouched: both of its real handshakes go through.
+    expect(str(await client.request(Commands.policy.evaluate, text('mine')))).toMatch(/:mine:agent\.a1$/);
+    client.reset();
+    expect(str(await client.request(Commands.policy.evaluate, text('again')))).toMatch(/:again:agent\.a1$/);
+  });
+
+  it('refuses a captured handshake init replayed with its tag', async () => {
+    const { clientBus, serverRejections, world } = await cluster({ instances: 1 });
+    const pending = initiateSession({ provider, self: world.identity('agent.a1'), directory: world.directory, peerId: POLICY });
+    const headers = admittedHeaders(world, 'agent.a1', pending.frame);
+    const nc = natsOf(clientBus).nc;
+    const subject = clientBus.subject(Commands.policy.evaluate);
+    const first = await nc.request(subject, pending.frame, { timeout: 500, headers });
+    expect(pending.complete(first.data).ok).toBe(true);
+    const again = await nc.request(subject, pending.frame, { timeout: 300, headers }).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(Error);
+    await eventually(() => serverRejections.some((e) => e.details.reason === 'E_REPLAY'), 2000, 'replay reported');
   });
 
   it('refuses a service version that is not semver before touching NATS', async () => {

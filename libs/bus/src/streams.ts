@@ -11,6 +11,7 @@ import { nanos } from '@nats-io/nats-core';
 import type { Bus } from './connect.js';
 import { natsOf } from './connect.js';
 import { BusConfigError } from './errors.js';
+import { DEFAULT_STREAM_LIMITS, type StreamLimits } from './stream-limits.js';
 import { INCIDENT_SEVERITIES, LEDGER_SUBJECT_ROOT, type StreamKey } from './subjects.js';
 
 /** What a Bulwark stream should look like; everything else is the server's default. */
@@ -18,18 +19,24 @@ export interface StreamSpec {
   readonly key: StreamKey;
   /** Subjects before the namespace prefix is applied. */
   readonly subjects: readonly string[];
-  readonly retention: 'limits';
+  /** `workqueue`: a message is removed once a consumer acknowledged it (one consumer per subject). */
+  readonly retention: 'limits' | 'workqueue';
   readonly storage: 'file' | 'memory';
   /** Messages with the same `Nats-Msg-Id` inside this window are stored once. */
   readonly duplicateWindowMs: number;
   /** 0 keeps messages until limits evict them. */
   readonly maxAgeMs: number;
+  /** Size limits; a full stream refuses new messages (discard new), it never drops stored ones. */
+  readonly limits: StreamLimits;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * The three streams of DESIGN §2. BULWARK_INCIDENTS lists one wildcard per severity
+ * The three streams of DESIGN §2. BULWARK_EVENTS is the ledger's inbox, a work queue: a
+ * message is removed once the ledger acknowledged it (after its commit), so its limits bound
+ * the ledger's backlog rather than 30 days of history (which would fill them in normal
+ * operation and, with discard new, deny every decision). BULWARK_INCIDENTS lists one wildcard per severity
  * rather than `bulwark.incident.>`: the incident service's commands
  * (`bulwark.incident.ack|resolve|list`) share that root, and a stream that captured a
  * request subject would store the request and answer it with a publish ack.
@@ -38,10 +45,11 @@ export const DEFAULT_STREAMS: Readonly<Record<StreamKey, StreamSpec>> = Object.f
   events: {
     key: 'events',
     subjects: ['bulwark.evt.>'],
-    retention: 'limits',
+    retention: 'workqueue',
     storage: 'file',
     duplicateWindowMs: 2 * 60 * 1000,
     maxAgeMs: 30 * DAY_MS,
+    limits: DEFAULT_STREAM_LIMITS.events,
   },
   ledger: {
     key: 'ledger',
@@ -50,6 +58,7 @@ export const DEFAULT_STREAMS: Readonly<Record<StreamKey, StreamSpec>> = Object.f
     storage: 'file',
     duplicateWindowMs: 2 * 60 * 1000,
     maxAgeMs: 0,
+    limits: DEFAULT_STREAM_LIMITS.ledger,
   },
   incidents: {
     key: 'incidents',
@@ -58,8 +67,14 @@ export const DEFAULT_STREAMS: Readonly<Record<StreamKey, StreamSpec>> = Object.f
     storage: 'file',
     duplicateWindowMs: 2 * 60 * 1000,
     maxAgeMs: 90 * DAY_MS,
+    limits: DEFAULT_STREAM_LIMITS.incidents,
   },
 });
+
+/** The three streams with the given limits (e.g. `[bus]` of @bulwark/config); a stream not named keeps its default limits. */
+export function streamSpecs(limits: Partial<Readonly<Record<StreamKey, StreamLimits>>> = {}): StreamSpec[] {
+  return Object.values(DEFAULT_STREAMS).map((spec) => ({ ...spec, limits: limits[spec.key] ?? spec.limits }));
+}
 
 export type StreamOutcome = 'created' | 'unchanged' | 'updated';
 
@@ -68,10 +83,13 @@ export type StreamOutcome = 'created' | 'unchanged' | 'updated';
  * several processes at once: the server accepts an identical create, and a lost race is
  * reconciled by reading the stream back.
  *
- * Fields the server can change in place (subjects, duplicate window, max age) are
- * updated to the spec: the code's spec is the desired state. Fields it cannot change
- * (storage, retention) fail with `BusConfigError` `E_BUS_STREAM_CONFLICT` naming the
- * stream and the fields: such a change needs a deliberate migration, never a silent one.
+ * Fields the server can change in place (subjects, duplicate window, max age, the size
+ * limits and the discard policy) are updated to the spec: the code's spec is the desired
+ * state. Fields it cannot change (storage, retention) fail with `BusConfigError`
+ * `E_BUS_STREAM_CONFLICT` naming the stream and the fields: such a change needs a
+ * deliberate migration, never a silent one. A limit lowered below what the stream already
+ * holds fails with `E_BUS_STREAM_LIMIT`: NATS 2.9 would apply it by deleting the oldest
+ * messages (events the ledger may not have committed yet), whatever the discard policy.
  */
 export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<StreamOutcome> {
   const desired = toConfig(bus, spec);
@@ -96,11 +114,23 @@ export async function ensureStream(bus: Bus, spec: StreamSpec): Promise<StreamOu
       );
     }
     if (mutableDifferences(existing.config, desired).length === 0) return 'unchanged';
+    const over = limitsBelowUsage(existing, spec.limits);
+    if (over.length > 0) {
+      throw new BusConfigError(
+        'E_BUS_STREAM_LIMIT',
+        `stream ${desired.name} on ${bus.url} holds more than the new limit allows (${over.join(', ')}): lowering it would delete stored messages; let the stream drain or raise the limit`,
+        { stream: desired.name, fields: over, url: bus.url },
+      );
+    }
     try {
       await natsOf(bus).jsm.streams.update(desired.name, {
         subjects: desired.subjects,
         duplicate_window: desired.duplicate_window,
         max_age: desired.max_age,
+        max_bytes: desired.max_bytes,
+        max_msgs: desired.max_msgs,
+        max_msg_size: desired.max_msg_size,
+        discard: desired.discard,
       });
       return 'updated';
     } catch (cause) {
@@ -152,11 +182,16 @@ function toConfig(bus: Bus, spec: StreamSpec): StreamConfig {
   return {
     name: bus.streamName(spec.key),
     subjects: spec.subjects.map((s) => bus.subject(s)),
-    retention: RetentionPolicy.Limits,
+    retention: spec.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
     storage: spec.storage === 'file' ? StorageType.File : StorageType.Memory,
-    discard: DiscardPolicy.Old,
+    // Fail secure: a full stream refuses the new message (the publisher learns it and, for
+    // decisions, denies) rather than silently dropping the oldest stored one.
+    discard: DiscardPolicy.New,
     duplicate_window: nanos(spec.duplicateWindowMs),
     max_age: nanos(spec.maxAgeMs),
+    max_bytes: spec.limits.maxBytes,
+    max_msgs: spec.limits.maxMessages,
+    max_msg_size: spec.limits.maxMessageSize,
     num_replicas: 1,
   } as StreamConfig;
 }
@@ -174,7 +209,18 @@ function mutableDifferences(have: StreamConfig, want: StreamConfig): string[] {
   if (sorted(have.subjects) !== sorted(want.subjects)) diffs.push('subjects');
   if (have.duplicate_window !== want.duplicate_window) diffs.push('duplicate_window');
   if (have.max_age !== want.max_age) diffs.push('max_age');
+  for (const field of ['max_bytes', 'max_msgs', 'max_msg_size', 'discard'] as const) {
+    if (have[field] !== want[field]) diffs.push(field);
+  }
   return diffs;
+}
+
+/** The limits the stream's current contents already exceed (a lower limit would purge them). */
+function limitsBelowUsage(existing: StreamInfo, limits: StreamLimits): string[] {
+  const over: string[] = [];
+  if (existing.state.bytes > limits.maxBytes) over.push(`${existing.state.bytes} bytes > max_bytes ${limits.maxBytes}`);
+  if (existing.state.messages > limits.maxMessages) over.push(`${existing.state.messages} messages > max_msgs ${limits.maxMessages}`);
+  return over;
 }
 
 async function streamInfo(bus: Bus, name: string): Promise<StreamInfo | undefined> {

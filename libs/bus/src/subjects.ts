@@ -22,6 +22,7 @@ export const Commands = {
     schedule: 'bulwark.sandbox.schedule',
     status: 'bulwark.sandbox.status',
     terminate: 'bulwark.sandbox.terminate',
+    logs: 'bulwark.sandbox.logs',
   },
   audit: {
     query: 'bulwark.audit.query',
@@ -84,6 +85,12 @@ export const ServicePrincipals: Readonly<Record<ServiceName, string>> = Object.f
 /** The ledger's principal: sealed events on BULWARK_EVENTS are addressed to it. */
 export const LEDGER_PRINCIPAL = ServicePrincipals.audit;
 
+/**
+ * The ledger's durable consumer on BULWARK_EVENTS. It acknowledges a message only after the
+ * transaction holding all of its events committed, so its ack floor is a commit watermark.
+ */
+export const LEDGER_DURABLE = 'audit-ledger';
+
 export const Events = {
   policy: {
     decision: 'bulwark.evt.policy.decision',
@@ -93,6 +100,7 @@ export const Events = {
     violation: 'bulwark.evt.policy.violation',
   },
   sandbox: {
+    assessed: 'bulwark.evt.sandbox.assessed',
     scheduled: 'bulwark.evt.sandbox.scheduled',
     started: 'bulwark.evt.sandbox.started',
     exited: 'bulwark.evt.sandbox.exited',
@@ -128,6 +136,7 @@ export const Events = {
     pinned: 'bulwark.evt.tools.pinned',
     verified: 'bulwark.evt.tools.verified',
     rejected: 'bulwark.evt.tools.rejected',
+    revoked: 'bulwark.evt.tools.revoked',
   },
   incident: {
     opened: 'bulwark.evt.incident.opened',
@@ -138,6 +147,10 @@ export const Events = {
   bus: {
     /** A frame failed an envelope check and was dropped (the bus's own security event). */
     rejected: 'bulwark.evt.bus.rejected',
+  },
+  alert: {
+    /** A service raises an operational security alert (`alert.raised`), e.g. its audit stream is full. */
+    raised: 'bulwark.evt.alert.raised',
   },
 } as const;
 

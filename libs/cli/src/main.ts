@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { isBulwarkError, InputError } from '@bulwark/errors';
 import { commands } from './commands/index.js';
+import { withHome } from './home/home-io.js';
 import { ExitCode, type CommandIO } from './io.js';
 
 /**
@@ -8,13 +9,21 @@ import { ExitCode, type CommandIO } from './io.js';
  * 1 a negative result (deny, invalid, tampered), 2 bad usage or input. Errors are one
  * line on stderr naming what, where and why; never a stack trace.
  */
-export async function run(argv: readonly string[], io: CommandIO = processIO()): Promise<number> {
+export async function run(argv: readonly string[], outer: CommandIO = processIO()): Promise<number> {
+  let io = outer;
   const program = new Command('bulwark')
     .description('Bulwark: zero-trust security control plane for AI agents')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
     .showHelpAfterError(false);
   let exitCode: number = ExitCode.ok;
+  try {
+    // `principal add` (which has no home option of its own) takes the keys, KEK and NATS URL
+    // of the running home ($SYMBIONT_HOME, or ./.bulwark when it is one) that the caller left unset.
+    if (argv[0] === 'principal') io = withHome(outer, undefined);
+  } catch (err) {
+    return reportError(err, outer);
+  }
   for (const register of commands) {
     register(program, io, (code) => {
       exitCode = code;

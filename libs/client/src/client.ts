@@ -15,6 +15,7 @@ import {
   type ResourceAccessInput,
   type ToolInvocationInput,
 } from './enforcement.js';
+import { readToolVerdict, toolUseDecision, unavailable, type ToolUseInput, type ToolVerdict } from './tool-use.js';
 import {
   MAX_BATCH_REQUESTS,
   type PolicyChangeReply,
@@ -22,6 +23,7 @@ import {
   type PolicyListReply,
   type PolicyRequest,
 } from './policy-wire.js';
+import { sandboxCalls, type SandboxCalls } from './sandbox-wire.js';
 
 export interface BulwarkClientOptions {
   /** A connected bus (the caller owns it and closes it). */
@@ -47,6 +49,23 @@ export interface Authorize {
   messageRouting(input: MessageRoutingInput, options?: CallOptions): Promise<PolicyDecision>;
   toolInvocation(input: ToolInvocationInput, options?: CallOptions): Promise<PolicyDecision>;
   dataOperation(input: DataOperationInput, options?: CallOptions): Promise<PolicyDecision>;
+  /** Tool use: the tool verified by the schemapin service AND the action permitted by policy, both asked at once; either failing denies. */
+  toolUse(input: ToolUseInput, options?: CallOptions): Promise<PolicyDecision>;
+}
+
+/** SchemaPin verification; never rejects: any failure is a verdict that is not Trusted. */
+export interface ToolCalls {
+  verify(input: Pick<ToolUseInput, 'toolId' | 'domain' | 'signed'>, options?: CallOptions): Promise<ToolVerdict>;
+}
+
+/** SchemaPin administration (services/schemapin README); these throw a BulwarkError on refusal. Replies are the service's JSON. */
+export interface ToolsAdmin {
+  review(): Promise<{ pending: Record<string, unknown>[] }>;
+  approve(reviewId: string): Promise<Record<string, unknown>>;
+  reject(reviewId: string): Promise<Record<string, unknown>>;
+  pin(pin: { toolId: string; domain: string; fingerprint: string; contentHash?: string }): Promise<Record<string, unknown>>;
+  revoke(target: { fingerprint: string; reason?: string } | { toolId: string; domain: string }): Promise<Record<string, unknown>>;
+  submit(toolId: string, schema: unknown): Promise<Record<string, unknown>>;
 }
 
 export interface PolicyCalls {
@@ -70,6 +89,10 @@ export interface BulwarkClient {
   readonly policyAdmin: PolicyAdmin;
   /** The key manager (`bulwark.keys.*`): get, rotate one's own key; administrators also invite, revoke, disable, ... */
   readonly keys: KeyCalls;
+  readonly tools: ToolCalls;
+  readonly toolsAdmin: ToolsAdmin;
+  /** The sandbox scheduler (`bulwark.sandbox.*`). */
+  readonly sandbox: SandboxCalls;
   /** Drops every session; the next call handshakes again. */
   reset(): void;
 }
@@ -138,8 +161,38 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
     return reply;
   };
 
+  const verifyTool: ToolCalls['verify'] = async (input, callOptions = {}) => {
+    try {
+      // Verifying may pin on first use (a ledger event): not retried blindly.
+      const reply = await call(Commands.tools.verify, { tool_id: input.toolId, domain: input.domain, signed: input.signed }, callOptions.timeoutMs ?? Math.max(decisionTimeoutMs, 5000), false);
+      return readToolVerdict(reply);
+    } catch (e) {
+      return unavailable(`no answer from the schemapin service: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+
+  const toolUse = async (input: ToolUseInput, callOptions: CallOptions = {}): Promise<PolicyDecision> => {
+    const request = toolInvocationRequest({ tool: input.tool ?? input.toolId, ...(input.context === undefined ? {} : { context: input.context }), ...(input.classes === undefined ? {} : { classes: input.classes }) });
+    const [verdict, decision] = await Promise.all([verifyTool(input, callOptions), evaluate(request, callOptions)]);
+    return toolUseDecision(input, verdict, decision);
+  };
+
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isPending = (v: unknown): v is { pending: Record<string, unknown>[] } => isObject(v) && Array.isArray(v['pending']);
+  const toolsAdmin: ToolsAdmin = {
+    review: () => admin(Commands.tools.review, {}, isPending),
+    approve: (reviewId) => admin(Commands.tools.approve, { review_id: reviewId, approve: true }, isObject),
+    reject: (reviewId) => admin(Commands.tools.approve, { review_id: reviewId, approve: false }, isObject),
+    pin: (p) => admin(Commands.tools.pin, { tool_id: p.toolId, domain: p.domain, fingerprint: p.fingerprint, ...(p.contentHash === undefined ? {} : { content_hash: p.contentHash }) }, isObject),
+    revoke: (t) => admin(Commands.tools.revoke, 'fingerprint' in t ? { fingerprint: t.fingerprint, ...(t.reason === undefined ? {} : { reason: t.reason }) } : { tool_id: t.toolId, domain: t.domain }, isObject),
+    submit: (toolId, schema) => admin(Commands.tools.submit, { tool_id: toolId, schema }, isObject),
+  };
+
   return {
+    tools: { verify: verifyTool },
+    toolsAdmin,
     authorize: {
+      toolUse,
       agentCreation: (input, o) => evaluate(agentCreationRequest(input), o),
       resourceAccess: (input, o) => evaluate(resourceAccessRequest(input), o),
       messageRouting: (input, o) => evaluate(messageRoutingRequest(input), o),
@@ -154,6 +207,8 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
       list: () => admin(Commands.policy.adminList, {}, isListReply),
     },
     keys: createKeyCalls(options.sessions.provider, (subject, body) => call(subject, body, adminTimeoutMs, false), options.sessions.directory),
+    // A schedule runs the workload: never retried after a timeout (it may be running).
+    sandbox: sandboxCalls((verb, body, timeoutMs) => call(Commands.sandbox[verb], body, timeoutMs, verb !== 'schedule' && verb !== 'terminate')),
     reset: () => commands.reset(),
   };
 }

@@ -1,4 +1,5 @@
-export { createBulwarkClient, type Authorize, type BulwarkClient, type BulwarkClientOptions, type CallOptions, type PolicyAdmin, type PolicyCalls } from './client.js';
+export { createBulwarkClient, type Authorize, type BulwarkClient, type BulwarkClientOptions, type CallOptions, type PolicyAdmin, type PolicyCalls, type ToolCalls, type ToolsAdmin } from './client.js';
+export { readToolVerdict, toolUseDecision, type SignedToolInput, type ToolUseInput, type ToolVerdict } from './tool-use.js';
 export { failureDeny, permits, readDecision } from './decision.js';
 export {
   EnforcementClasses,
@@ -32,3 +33,13 @@ export {
 export { createKeyCalls, enrollWithJoinBundle, type Certified, type EnrollOptions, type Invitation, type KeyCalls, type KeyVersionView, type KeyView, type NewKeys, type RevocationReason } from './keys.js';
 export { checkKeyPossession, possessionMessage, proveKeyPossession } from './key-possession.js';
 export { parseJoinBundle, type JoinBundle } from './join-bundle.js';
+export {
+  sandboxCalls,
+  type SandboxAssessment,
+  type SandboxCalls,
+  type SandboxEgressRule,
+  type SandboxRunReply,
+  type SandboxScheduleReply,
+  type SandboxScheduleRequest,
+  type SandboxTierDecision,
+} from './sandbox-wire.js';

@@ -8,7 +8,7 @@ describe('configEntries', () => {
       cwd: '/srv',
     });
     const entries = configEntries(loaded);
-    expect(entries).toHaveLength(31);
+    expect(entries).toHaveLength(44);
     expect(entries.find((e) => e.key === 'database.url')).toEqual({
       key: 'database.url',
       value: 'postgres://app:***@db:5432/bulwark?sslmode=require',

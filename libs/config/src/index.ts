@@ -2,6 +2,7 @@ export { loadConfig, type LoadConfigOptions, type LoadedConfig, type ConfigSourc
 export { configEntries, type ConfigEntry } from './entries.js';
 export { ConfigError } from './errors.js';
 export { redactUrl } from './display.js';
+export { busLimits, type BusLimits, type StreamLimitValues } from './bus-limits.js';
 export {
   type BulwarkConfig,
   type ConfigKey,
@@ -12,4 +13,5 @@ export {
   type ViolationAction,
   type TlsVersion,
   type LogLevel,
+  type BusLimitsConfig,
 } from './settings.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InputError } from '@bulwark/errors';
-import { ConfigError, loadConfig } from './index.js';
+import { busLimits, ConfigError, loadConfig } from './index.js';
 
 let dir: string;
 
@@ -67,7 +67,7 @@ describe('loadConfig defaults', () => {
     expect(config.database.url).toBeUndefined();
     expect(config.log.level).toBe('info');
     expect(Object.values(sources).every((source) => source === 'default')).toBe(true);
-    expect(Object.keys(sources)).toHaveLength(31);
+    expect(Object.keys(sources)).toHaveLength(44);
   });
 
   it('returns a frozen configuration', () => {
@@ -176,7 +176,7 @@ describe('loadConfig rejects bad environment values', () => {
     [{ SYMBIONT_TOFU_ENABLED: 'TRUE' }, "SYMBIONT_TOFU_ENABLED='TRUE' is not allowed; expected one of: true, false"],
     [{ SYMBIONT_LOG_LEVEL: 'verbose' }, "SYMBIONT_LOG_LEVEL='verbose' is not allowed; expected one of: info, fatal, error, warn, debug, trace, silent"],
     [{ NATS_URL: 'http://127.0.0.1:4222' }, "NATS_URL='http://127.0.0.1:4222' is not allowed; expected nats://, tls://, ws:// or wss:// URLs separated by commas"],
-    [{ DATABASE_URL: 'mysql://root@db/x' }, "DATABASE_URL='mysql://***@db/x' is not allowed; expected a postgres:// or postgresql:// URL"],
+    [{ DATABASE_URL: 'mysql://root@db/x' }, "DATABASE_URL='mysql://***@db/x' is not allowed; expected a postgres:// or postgresql:// URL, pglite:memory or pglite:<dir>"],
   ];
   it.each(cases)('rejects %o', (env, message) => {
     const err = configError(() => loadConfig({ env, cwd: dir }));
@@ -255,9 +255,9 @@ describe('loadConfig rejects bad file values', () => {
   it('rejects an unknown table and a top-level key', () => {
     const { err, path } = fileError('version = 2\n[securty]\ncrypto_provider = "node"\n[metrics]\n');
     expect(err.problems).toEqual([
-      `${path}:1: unknown key version; expected one of: security, tofu, keys, policy, nats, database, log`,
+      `${path}:1: unknown key version; expected one of: security, tofu, keys, policy, bus, nats, database, log`,
       `${path}:2: unknown table [securty]; did you mean [security]?`,
-      `${path}:4: unknown table [metrics]; expected one of: security, tofu, keys, policy, nats, database, log`,
+      `${path}:4: unknown table [metrics]; expected one of: security, tofu, keys, policy, bus, nats, database, log`,
     ]);
   });
 
@@ -331,7 +331,7 @@ describe('loadConfig [keys]', () => {
 
 describe('loadConfig [policy]', () => {
   it('has no masked fields and no administrators by default', () => {
-    expect(loadConfig({ env: {}, cwd: dir }).config.policy).toEqual({ decision_log_mask: [], admins: [] });
+    expect(loadConfig({ env: {}, cwd: dir }).config.policy).toEqual({ decision_log_mask: [], admins: [], max_ledger_lag_ms: 5000 });
   });
 
   it('reads the decision-log mask and the administrators from the file and from comma-separated variables', () => {
@@ -339,9 +339,10 @@ describe('loadConfig [policy]', () => {
     expect(loadConfig({ env: {}, cwd: dir, configPath: path }).config.policy).toEqual({
       decision_log_mask: ['context.user.ssn', 'context.card_number'],
       admins: ['analyst.alice'],
+      max_ledger_lag_ms: 5000,
     });
     const { config, sources } = loadConfig({ env: { SYMBIONT_POLICY_DECISION_LOG_MASK: 'context.user.ssn, context.user.dob,', SYMBIONT_POLICY_ADMINS: 'analyst.a,svc.ops' }, cwd: dir });
-    expect(config.policy).toEqual({ decision_log_mask: ['context.user.ssn', 'context.user.dob'], admins: ['analyst.a', 'svc.ops'] });
+    expect(config.policy).toEqual({ decision_log_mask: ['context.user.ssn', 'context.user.dob'], admins: ['analyst.a', 'svc.ops'], max_ledger_lag_ms: 5000 });
     expect(sources['policy.decision_log_mask']).toBe('env:SYMBIONT_POLICY_DECISION_LOG_MASK');
   });
 
@@ -351,5 +352,45 @@ describe('loadConfig [policy]', () => {
     );
     const path = writeToml('bulwark.toml', `[policy]\nadmins = ["alice"]\n`);
     expect(configError(() => loadConfig({ env: {}, cwd: dir, configPath: path })).message).toContain('expected a list of principal ids such as "analyst.alice"');
+  });
+});
+
+describe('loadConfig [policy] max_ledger_lag_ms and [bus]', () => {
+  it('reads the ledger lag from the file and the environment, and refuses one out of range', () => {
+    const path = writeToml('bulwark.toml', `[policy]\nmax_ledger_lag_ms = 2500\n`);
+    expect(loadConfig({ env: {}, cwd: dir, configPath: path }).config.policy.max_ledger_lag_ms).toBe(2500);
+    const { config, sources } = loadConfig({ env: { SYMBIONT_POLICY_MAX_LEDGER_LAG_MS: '750' }, cwd: dir });
+    expect(config.policy.max_ledger_lag_ms).toBe(750);
+    expect(sources['policy.max_ledger_lag_ms']).toBe('env:SYMBIONT_POLICY_MAX_LEDGER_LAG_MS');
+    expect(configError(() => loadConfig({ env: { SYMBIONT_POLICY_MAX_LEDGER_LAG_MS: '0' }, cwd: dir })).message).toBe(
+      "SYMBIONT_POLICY_MAX_LEDGER_LAG_MS='0' is not allowed; expected an integer from 100 to 3600000",
+    );
+  });
+
+  it('gives every stream and the directory bucket a limit by default, as the bus defaults them', () => {
+    const limits = busLimits(loadConfig({ env: {}, cwd: dir }).config);
+    expect(limits.streams.events).toEqual({ maxBytes: 1024 ** 3, maxMessages: 1_000_000, maxMessageSize: 1024 ** 2 });
+    expect(limits.streams.ledger).toEqual({ maxBytes: 4 * 1024 ** 3, maxMessages: 10_000_000, maxMessageSize: 1024 ** 2 });
+    expect(limits.streams.incidents).toEqual({ maxBytes: 256 * 1024 ** 2, maxMessages: 100_000, maxMessageSize: 256 * 1024 });
+    expect(limits.directory).toEqual({ maxBytes: 64 * 1024 ** 2, maxMessages: 100_000, maxValueSize: 1024 });
+  });
+
+  it('reads stream limits from [bus] and SYMBIONT_BUS_* variables', () => {
+    const path = writeToml('bulwark.toml', `[bus]\nevents_max_bytes = 10485760\nevents_max_messages = 5000\n`);
+    const { config, sources } = loadConfig({ env: { SYMBIONT_BUS_EVENTS_MAX_MESSAGE_SIZE: '65536' }, cwd: dir, configPath: path });
+    expect(busLimits(config).streams.events).toEqual({ maxBytes: 10_485_760, maxMessages: 5000, maxMessageSize: 65_536 });
+    expect(sources['bus.events_max_bytes']).toBe(`file:${path}`);
+    expect(sources['bus.events_max_message_size']).toBe('env:SYMBIONT_BUS_EVENTS_MAX_MESSAGE_SIZE');
+  });
+
+  it('refuses a limit that is no limit, and a message size above the byte limit', () => {
+    expect(configError(() => loadConfig({ env: { SYMBIONT_BUS_EVENTS_MAX_BYTES: '0' }, cwd: dir })).message).toBe(
+      "SYMBIONT_BUS_EVENTS_MAX_BYTES='0' is not allowed; expected an integer from 65536 to 1099511627776",
+    );
+    expect(configError(() => loadConfig({ env: { SYMBIONT_BUS_EVENTS_MAX_BYTES: '-1' }, cwd: dir })).message).toContain('SYMBIONT_BUS_EVENTS_MAX_BYTES');
+    const err = configError(() => loadConfig({ env: { SYMBIONT_BUS_INCIDENTS_MAX_BYTES: '65536', SYMBIONT_BUS_INCIDENTS_MAX_MESSAGE_SIZE: '131072' }, cwd: dir }));
+    expect(err.message).toBe(
+      'bus.incidents_max_message_size = 131072 (env:SYMBIONT_BUS_INCIDENTS_MAX_MESSAGE_SIZE) is larger than bus.incidents_max_bytes = 65536 (env:SYMBIONT_BUS_INCIDENTS_MAX_BYTES)',
+    );
   });
 });

@@ -81,6 +81,18 @@ function crossCheck(config: BulwarkConfig, sources: Record<ConfigKey, ConfigSour
       `security.hsm_enabled = true (${sources['security.hsm_enabled']}) requires security.hsm_config_path; set SYMBIONT_HSM_CONFIG_PATH or hsm_config_path in [security]`,
     );
   }
+  // A stream whose largest message exceeds its byte limit could never store that message.
+  const bus = config.bus;
+  for (const [size, bytes] of [
+    ['events_max_message_size', 'events_max_bytes'],
+    ['ledger_max_message_size', 'ledger_max_bytes'],
+    ['incidents_max_message_size', 'incidents_max_bytes'],
+    ['directory_max_value_size', 'directory_max_bytes'],
+  ] as const) {
+    if (bus[size] > bus[bytes]) {
+      problems.push(`bus.${size} = ${bus[size]} (${sources[`bus.${size}`]}) is larger than bus.${bytes} = ${bus[bytes]} (${sources[`bus.${bytes}`]})`);
+    }
+  }
 }
 
 /**

@@ -91,11 +91,21 @@ function hasProtocol(text: string, protocols: readonly string[]): boolean {
   return protocols.includes(new URL(text).protocol);
 }
 
+/** `pglite:memory` or `pglite:<dir>` (not `pglite://…`, which reads like a host). */
+function isPgliteUrl(text: string): boolean {
+  return text.startsWith('pglite:') && !text.startsWith('pglite://');
+}
+
 /** 32 bytes as 64 hex digits or as padded base64 (44 characters); @bulwark/keystore `parseRootPublicKey` decodes it. */
 function isPublicKeyText(text: string): boolean {
   if (/^[0-9a-fA-F]{64}$/.test(text)) return true;
   return /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, 'base64').toString('base64') === text;
 }
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const TiB = 1024 * GiB;
 
 const natsProtocols = ['nats:', 'tls:', 'ws:', 'wss:'];
 const postgresProtocols = ['postgres:', 'postgresql:'];
@@ -163,6 +173,27 @@ export const settings = {
     decision_log_mask: list(z.string().regex(DOTTED_PATH), 'dotted request paths such as "context.user.ssn"', 'SYMBIONT_POLICY_DECISION_LOG_MASK'),
     // Principals allowed to register, update and roll back policies (default: nobody).
     admins: list(z.string().regex(PRINCIPAL_ID), 'principal ids such as "analyst.alice"', 'SYMBIONT_POLICY_ADMINS'),
+    // Strict mode: a decision is denied while the ledger has not committed this service's
+    // decision events for longer than this (the audit trail is that far behind).
+    max_ledger_lag_ms: integer(100, 3_600_000, 5000, 'SYMBIONT_POLICY_MAX_LEDGER_LAG_MS'),
+  },
+  // Size limits of the JetStream streams and of the directory bucket (DESIGN §3a). Every one
+  // has a limit and refuses new messages when full (discard new): a full BULWARK_EVENTS makes
+  // decisions deny, it never drops events the ledger has not committed. Defaults fit a small
+  // deployment (about 5.3 GiB of JetStream storage); @bulwark/bus DEFAULT_STREAM_LIMITS holds the same numbers.
+  bus: {
+    events_max_bytes: integer(64 * KiB, TiB, 1 * GiB, 'SYMBIONT_BUS_EVENTS_MAX_BYTES'),
+    events_max_messages: integer(16, 1e12, 1_000_000, 'SYMBIONT_BUS_EVENTS_MAX_MESSAGES'),
+    events_max_message_size: integer(1 * KiB, 64 * MiB, 1 * MiB, 'SYMBIONT_BUS_EVENTS_MAX_MESSAGE_SIZE'),
+    ledger_max_bytes: integer(64 * KiB, TiB, 4 * GiB, 'SYMBIONT_BUS_LEDGER_MAX_BYTES'),
+    ledger_max_messages: integer(16, 1e12, 10_000_000, 'SYMBIONT_BUS_LEDGER_MAX_MESSAGES'),
+    ledger_max_message_size: integer(1 * KiB, 64 * MiB, 1 * MiB, 'SYMBIONT_BUS_LEDGER_MAX_MESSAGE_SIZE'),
+    incidents_max_bytes: integer(64 * KiB, TiB, 256 * MiB, 'SYMBIONT_BUS_INCIDENTS_MAX_BYTES'),
+    incidents_max_messages: integer(16, 1e12, 100_000, 'SYMBIONT_BUS_INCIDENTS_MAX_MESSAGES'),
+    incidents_max_message_size: integer(1 * KiB, 64 * MiB, 256 * KiB, 'SYMBIONT_BUS_INCIDENTS_MAX_MESSAGE_SIZE'),
+    directory_max_bytes: integer(64 * KiB, TiB, 64 * MiB, 'SYMBIONT_BUS_DIRECTORY_MAX_BYTES'),
+    directory_max_messages: integer(16, 1e12, 100_000, 'SYMBIONT_BUS_DIRECTORY_MAX_MESSAGES'),
+    directory_max_value_size: integer(512, 64 * KiB, 1 * KiB, 'SYMBIONT_BUS_DIRECTORY_MAX_VALUE_SIZE'),
   },
   nats: {
     url: {
@@ -174,11 +205,11 @@ export const settings = {
     } satisfies Setting<string>,
   },
   database: {
-    // Unset means the embedded PGlite database.
+    // Unset means the embedded PGlite database in memory; `pglite:<dir>` keeps its files in <dir> (@bulwark/store).
     url: {
-      schema: z.string().refine((text) => hasProtocol(text, postgresProtocols)),
+      schema: z.string().refine((text) => hasProtocol(text, postgresProtocols) || isPgliteUrl(text)),
       fallback: undefined,
-      expected: () => 'a postgres:// or postgresql:// URL',
+      expected: () => 'a postgres:// or postgresql:// URL, pglite:memory or pglite:<dir>',
       kind: 'url',
       env: { name: 'DATABASE_URL', parse: (raw: string) => raw },
     } satisfies Setting<string | undefined>,
@@ -214,6 +245,7 @@ export type EnforcementMode = BulwarkConfig['security']['policy_enforcement_mode
 export type ViolationAction = BulwarkConfig['security']['policy_violation_action'];
 export type TlsVersion = BulwarkConfig['security']['tls_min_version'];
 export type LogLevel = BulwarkConfig['log']['level'];
+export type BusLimitsConfig = BulwarkConfig['bus'];
 
 export interface SettingEntry {
   readonly section: SectionName;

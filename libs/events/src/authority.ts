@@ -49,6 +49,7 @@ export const PRODUCER_RULES: Readonly<Record<EventType, ProducerRule>> = Object.
   'policy.rolledback': POLICY,
   'policy.violation': POLICY,
 
+  'sandbox.assessed': SANDBOX,
   'sandbox.scheduled': SANDBOX,
   'sandbox.started': SANDBOX,
   'sandbox.exited': SANDBOX,

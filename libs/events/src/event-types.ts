@@ -38,6 +38,7 @@ const CATEGORY_OF = {
   'policy.violation': 'security_violation',
 
   // Sandbox scheduler (bulwark.evt.sandbox.*): resource allocation and usage.
+  'sandbox.assessed': 'resource_allocation',
   'sandbox.scheduled': 'resource_allocation',
   'sandbox.started': 'resource_allocation',
   'sandbox.exited': 'resource_allocation',

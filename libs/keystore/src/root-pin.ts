@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 import { KeyStoreInputError } from './errors.js';
@@ -38,4 +39,22 @@ export async function writeRootPin(dir: string, publicKey: Uint8Array): Promise<
   const path = join(dir, ROOT_PIN_FILE);
   await writeFileAtomic(path, formatRootPin(publicKey), 0o644, { replace: true });
   return path;
+}
+
+/**
+ * The pinned key from a `root.pub` file as `formatRootPin` writes it (the `base64:` line;
+ * a `hex:` line or a file holding the bare key also do), in base64. Comments are skipped.
+ */
+export function readRootPinFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new KeyStoreInputError('E_ROOT_PIN', `${path}: cannot read the root pin (${(cause as NodeJS.ErrnoException).code ?? 'error'}); run bulwark init to write it`, { path }, { cause });
+  }
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const value = (label: string) => lines.find((l) => l.startsWith(`${label}:`))?.slice(label.length + 1).trim();
+  const candidate = value('base64') ?? value('hex') ?? (lines.length === 1 ? lines[0] : undefined);
+  if (candidate === undefined) throw new KeyStoreInputError('E_ROOT_PUBLIC_KEY', `${path}: no "base64:" or "hex:" line holding the root public key`, { path });
+  return Buffer.from(parseRootPublicKey(candidate, path)).toString('base64');
 }

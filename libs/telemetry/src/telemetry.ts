@@ -1,4 +1,4 @@
-import { context, type Meter, type Tracer } from '@opentelemetry/api';
+import { context, metrics, trace, type Meter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, type MetricReader } from '@opentelemetry/sdk-metrics';
@@ -13,6 +13,14 @@ export interface TelemetryOptions {
   readonly spanExporter?: SpanExporter;
   /** What collects metrics (e.g. a PeriodicExportingMetricReader). Without one, instruments record nothing. */
   readonly metricReader?: MetricReader;
+  /** More readers (e.g. Prometheus and OTLP side by side). */
+  readonly metricReaders?: readonly MetricReader[];
+  /**
+   * Also register the providers as OpenTelemetry's global ones, so that libraries that take
+   * their tracer and meter from the API (the bus's command spans and counters) report into
+   * this service's exporters. One service per process.
+   */
+  readonly global?: boolean;
 }
 
 export interface Telemetry {
@@ -50,7 +58,12 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     resource,
     spanProcessors: options.spanExporter === undefined ? [] : [new BatchSpanProcessor(options.spanExporter)],
   });
-  const meterProvider = new MeterProvider({ resource, readers: options.metricReader === undefined ? [] : [options.metricReader] });
+  const readers = [...(options.metricReader === undefined ? [] : [options.metricReader]), ...(options.metricReaders ?? [])];
+  const meterProvider = new MeterProvider({ resource, readers });
+  if (options.global === true) {
+    trace.setGlobalTracerProvider(tracerProvider);
+    metrics.setGlobalMeterProvider(meterProvider);
+  }
   return {
     tracer: tracerProvider.getTracer(options.service, options.version),
     meter: meterProvider.getMeter(options.service, options.version),

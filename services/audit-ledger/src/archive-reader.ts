@@ -13,7 +13,7 @@ import { exportCheckpointLine, exportEventLine, exportHeaderLine } from './expor
 import type { LedgerDb, StoredCheckpoint } from './ledger.js';
 import { edgeNodeIds } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
-import { inclusionPlan, resolvePlan, verifyInclusion } from './merkle/proofs.js';
+import { consistencyPlan, inclusionPlan, resolvePlan, verifyConsistency, verifyInclusion } from './merkle/proofs.js';
 import { openCheckpoint } from './note/checkpoint.js';
 import type { VerifierKey } from './note/keys.js';
 import { bytes, ledgerEventOfRow, toNumber } from './store/rows.js';
@@ -34,6 +34,16 @@ export interface VerifiedInclusionProof {
   readonly proof: readonly Uint8Array[];
   /** The signed checkpoint of `treeSize` the proof is against. */
   readonly checkpoint: string;
+}
+
+export interface VerifiedConsistencyProof {
+  readonly size1: number;
+  readonly size2: number;
+  readonly rootHash1: Uint8Array;
+  readonly rootHash2: Uint8Array;
+  readonly proof: readonly Uint8Array[];
+  readonly checkpoint1: string;
+  readonly checkpoint2: string;
 }
 
 export class LedgerReader {
@@ -57,9 +67,12 @@ export class LedgerReader {
     return row === undefined ? undefined : this.#open(row.note, toNumber(row.tree_size, 'checkpoints.tree_size'), bytes(row.root_hash));
   }
 
-  /** Inclusion of `seq` in the tree of the latest checkpoint, checked against it before it is returned. */
-  async inclusionProof(seq: number): Promise<VerifiedInclusionProof> {
-    const checkpoint = await this.latestCheckpoint();
+  /**
+   * Inclusion of `seq` in the tree of the latest checkpoint (or of the stored checkpoint of
+   * `treeSize`), checked against it before it is returned.
+   */
+  async inclusionProof(seq: number, treeSize?: number): Promise<VerifiedInclusionProof> {
+    const checkpoint = treeSize === undefined ? await this.latestCheckpoint() : await this.#storedCheckpoint(treeSize);
     if (checkpoint === undefined) throw new LedgerError('E_PROOF', 'inclusion proof: the ledger has no signed checkpoint yet', { seq });
     if (seq >= checkpoint.size) {
       throw new LedgerError('E_PROOF', `inclusion proof: seq ${seq} is not covered by the latest checkpoint (size ${checkpoint.size}); wait for the next one`, { seq, size: checkpoint.size });
@@ -71,6 +84,25 @@ export class LedgerReader {
     // A proof that does not verify against the signed root is never handed out.
     verifyInclusion(this.#options.crypto, seq, checkpoint.size, leaf, proof, checkpoint.rootHash);
     return { seq, eventId: row.event_id, treeSize: checkpoint.size, leafHash: leaf, rootHash: checkpoint.rootHash, proof, checkpoint: checkpoint.note };
+  }
+
+  /**
+   * The RFC 9162 consistency proof from the stored checkpoint of `size1` to that of `size2`
+   * (default the latest), checked against both signed roots before it is returned.
+   */
+  async consistencyProof(size1: number, size2?: number): Promise<VerifiedConsistencyProof> {
+    const first = await this.#storedCheckpoint(size1);
+    const second = size2 === undefined ? await this.latestCheckpoint() : await this.#storedCheckpoint(size2);
+    if (second === undefined) throw new LedgerError('E_PROOF', 'consistency proof: the ledger has no signed checkpoint yet', { size1 });
+    const proof = await resolvePlan(this.#options.crypto, consistencyPlan(first.size, second.size), this.#readNodes());
+    verifyConsistency(this.#options.crypto, first.size, second.size, proof, first.rootHash, second.rootHash);
+    return { size1: first.size, size2: second.size, rootHash1: first.rootHash, rootHash2: second.rootHash, proof, checkpoint1: first.note, checkpoint2: second.note };
+  }
+
+  async #storedCheckpoint(size: number): Promise<StoredCheckpoint> {
+    const checkpoint = await this.checkpointAt(size);
+    if (checkpoint === undefined) throw new LedgerError('E_PROOF', `no signed checkpoint of size ${size} is stored (bulwark audit checkpoint shows the latest)`, { size });
+    return checkpoint;
   }
 
   /** The first stored seq (0 unless an archive pruned older events). */
@@ -98,9 +130,8 @@ export class LedgerReader {
         .limit(pageSize)
         .execute();
       if (rows.length === 0) break;
-      for (const row of rows) {
-        yield exportEventLine(ledgerEventOfRow(row));
-      }
+      // The stored text is what was hashed: it goes out as it is (details_jcs).
+      for (const row of rows) yield exportEventLine(ledgerEventOfRow(row), row.details);
       next = toNumber(rows[rows.length - 1]!.seq, 'seq') + 1;
     }
     yield exportCheckpointLine(checkpoint.note);

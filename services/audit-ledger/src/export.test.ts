@@ -74,7 +74,17 @@ describe('JSONL export', () => {
   });
 
   it.each([
-    ['a changed detail', () => edit(11, (r) => void ((r['details'] as Record<string, unknown>)['n'] = -1)), 10, 'seq 10: event_hash mismatch'],
+    [
+      'a changed detail',
+      () =>
+        edit(11, (r) => {
+          (r['details'] as Record<string, unknown>)['n'] = -1;
+          r['details_jcs'] = canonicalJson(r['details']);
+        }),
+      10,
+      'seq 10: event_hash mismatch',
+    ],
+    ['a readable detail that is not what was hashed', () => edit(11, (r) => void ((r['details'] as Record<string, unknown>)['n'] = -1)), 10, 'seq 10: details differ from details_jcs (the text that was hashed)'],
     ['a changed agent', () => edit(5, (r) => void (r['agent_id'] = 'agent.mallory')), 4, 'seq 4: event_hash mismatch'],
     ['a changed producer', () => edit(6, (r) => void (r['producer'] = 'svc.policy' === r['producer'] ? 'svc.key-manager' : 'svc.policy')), 5, 'seq 5: event_hash mismatch'],
     ['a flipped signature', () => edit(3, (r) => void (r['signature'] = `${String(r['signature']).slice(0, -1)}${String(r['signature']).endsWith('0') ? '1' : '0'}`)), 2, 'seq 2: signature invalid'],
@@ -83,7 +93,11 @@ describe('JSONL export', () => {
     ['the tail cut before the checkpoint', () => [...lines.slice(0, 40), lines[46]!], 39, 'truncated: seq 39 missing: the export ends before size 45'],
     ['no checkpoint line', () => lines.slice(0, 46), 45, 'truncated: the export has no checkpoint line after seq 44'],
   ])('names the first bad seq for %s', async (_name, tampered, seq, message) => {
-    expect(await verifyExport(tampered(), options())).toMatchObject({ ok: false, seq, message });
+    const report = await verifyExport(tampered(), options());
+    expect(report).toMatchObject({ ok: false, seq, message });
+    // The same problem names as the online verify (verifyLedger), plus what only a file can get wrong.
+    const problems = ['event_hash mismatch', 'details mismatch', 'signature invalid', 'gap', 'truncated'];
+    expect(report.ok ? undefined : problems.find((p) => p === report.problem)).toBe(report.ok ? 'ok' : report.problem);
   });
 
   it('names a forbidden producer even in an event hashed and signed with the ledger key', async () => {
@@ -96,7 +110,7 @@ describe('JSONL export', () => {
         producer: 'agent.intruder',
         agentId: 'agent.intruder',
         eventType: 'policy.updated',
-        detailsJcs: canonicalJson(r['details']),
+        detailsJcs: r['details_jcs'] as string,
         previousHash: fromHex(r['previous_hash'] as string),
       });
       r['event_hash'] = toHex(eventHash);
@@ -115,5 +129,35 @@ describe('JSONL export', () => {
     const other = signerKey(crypto, ORIGIN, crypto.randomBytes(32));
     expect(await verifyExport(lines, { ...options(), logKey: other })).toMatchObject({ ok: false, line: 1, message: expect.stringContaining('another ledger key') });
     expect(await verifyExport(lines, { ...options(), origin: 'elsewhere' })).toMatchObject({ ok: false, line: 1 });
+  });
+});
+
+describe('JSONL export for an outside verifier', () => {
+  let jcs: LedgerFixture;
+  afterAll(async () => {
+    await jcs?.close();
+  });
+
+  it('carries the canonical text that was hashed, whatever JSON.stringify does to integer-like keys', async () => {
+    jcs = await openTestLedger('export_jcs', { checkpointEvery: 0 });
+    const [event] = makeEvents(1);
+    await jcs.ledger.append(produced([{ ...event!, details: { b: 1, '10': 'ten', '2': 'two', a: { '1': true, z: null } } }]));
+    const exported = await collect(exportLedger(jcs.ledger));
+    const record = JSON.parse(exported[1]!) as Record<string, unknown>;
+    // JSON.stringify put "2" and "10" first: hashing the re-serialised details gives another hash.
+    expect(JSON.stringify(record['details'])).toBe('{"2":"two","10":"ten","a":{"1":true,"z":null},"b":1}');
+    expect(record['details_jcs']).toBe('{"10":"ten","2":"two","a":{"1":true,"z":null},"b":1}');
+    const fields = {
+      seq: record['seq'] as number,
+      eventId: record['event_id'] as string,
+      timestamp: record['timestamp'] as number,
+      producer: record['producer'] as string,
+      agentId: record['agent_id'] as string,
+      eventType: record['event_type'] as never,
+      previousHash: fromHex(record['previous_hash'] as string),
+    };
+    expect(toHex(computeEventHash(crypto, { ...fields, detailsJcs: record['details_jcs'] as string }))).toBe(record['event_hash']);
+    expect(toHex(computeEventHash(crypto, { ...fields, detailsJcs: JSON.stringify(record['details']) }))).not.toBe(record['event_hash']);
+    expect(await verifyExport(exported, { crypto, logKey: jcs.ledger.verifierKey, origin: ORIGIN })).toMatchObject({ ok: true, events: 1 });
   });
 });

@@ -5,12 +5,16 @@
  * One JSON object per line:
  *   {"type":"header","format":"bulwark-audit-export/v2","origin":…,"log_key":<vkey>,"from_seq":F,"size":N,"start_edge":[hex…]}
  *   {"type":"event","seq":…,"event_id":…,"timestamp":…,"producer":…,"agent_id":…,"event_type":…,"details":{…},
- *    "previous_hash":hex,"event_hash":hex,"signature":hex}          (seq F … N−1, in order)
+ *    "details_jcs":"…","previous_hash":hex,"event_hash":hex,"signature":hex}   (seq F … N−1, in order)
  *   {"type":"checkpoint","note":<C2SP signed note of size N>}
  *
  * `start_edge` is the compact range of the tree at F, so an export that starts past 0
  * still rebuilds the root of size N and checks it against the signed checkpoint. The
  * verifier trusts nothing in the file: the header's key must be the one it was given.
+ *
+ * `details_jcs` is the exact RFC 8785 text that was hashed: `details` is that text parsed and
+ * re-serialised by JSON.stringify, which moves integer-like keys first, so an outside verifier
+ * hashes `details_jcs`. The verifier hashes it too and requires `details` to be its parse.
  *
  * v2 (event hash v2): every event carries its producer, hashed, and the verifier also
  * checks that the producer may produce the event (`checkProducer`). A v1 export (hash v1,
@@ -24,6 +28,7 @@ import type { AuditLedger } from './ledger.js';
 import { CompactRange, edgeNodeIds } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { openCheckpoint } from './note/checkpoint.js';
+import type { VerifyProblem } from './verify.js';
 import { formatVerifierKey, type VerifierKey } from './note/keys.js';
 
 export const EXPORT_FORMAT = 'bulwark-audit-export/v2';
@@ -71,7 +76,8 @@ export function exportHeaderLine(header: { origin: string; logKey: VerifierKey; 
   });
 }
 
-export function exportEventLine(event: LedgerEvent): string {
+/** `detailsJcs`: the stored canonical text when the caller has it (else it is rebuilt from `details`). */
+export function exportEventLine(event: LedgerEvent, detailsJcs: string = canonicalDetails(event.details)): string {
   return line({
     type: 'event',
     seq: event.seq,
@@ -81,6 +87,7 @@ export function exportEventLine(event: LedgerEvent): string {
     agent_id: event.agentId,
     event_type: event.eventType,
     details: event.details,
+    details_jcs: detailsJcs,
     previous_hash: toHex(event.previousHash),
     event_hash: toHex(event.eventHash),
     signature: toHex(event.signature),
@@ -104,7 +111,10 @@ export interface VerifyExportOptions {
 
 export type ExportReport =
   | { readonly ok: true; readonly fromSeq: number; readonly size: number; readonly events: number; readonly rootHash: Uint8Array }
-  | { readonly ok: false; readonly seq?: number; readonly line: number; readonly message: string };
+  | { readonly ok: false; readonly seq?: number; readonly line: number; readonly problem: ExportProblem; readonly message: string };
+
+/** As verifyLedger's `problem` (the online form), plus what only a file can get wrong. */
+export type ExportProblem = VerifyProblem | 'details mismatch' | 'malformed';
 
 class ExportFailure extends Error {
   constructor(readonly report: Extract<ExportReport, { ok: false }>) {
@@ -112,8 +122,16 @@ class ExportFailure extends Error {
   }
 }
 
-function bad(lineNumber: number, message: string, seq?: number): ExportFailure {
-  return new ExportFailure(seq === undefined ? { ok: false, line: lineNumber, message } : { ok: false, seq, line: lineNumber, message });
+function sameCanonical(details: Record<string, unknown>, detailsJcs: string): boolean {
+  try {
+    return canonicalDetails(details) === detailsJcs;
+  } catch {
+    return false;
+  }
+}
+
+function bad(lineNumber: number, message: string, seq?: number, problem: ExportProblem = 'malformed'): ExportFailure {
+  return new ExportFailure(seq === undefined ? { ok: false, line: lineNumber, problem, message } : { ok: false, seq, line: lineNumber, problem, message });
 }
 
 function field<T>(record: Record<string, unknown>, name: string, check: (v: unknown) => v is T, lineNumber: number): T {
@@ -197,14 +215,15 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
     if (type === 'event') {
       const seq = field(record, 'seq', isInteger, lineNumber);
       const expected = range!.size;
-      if (seq !== expected) throw bad(lineNumber, seq > expected ? `gap: seq ${expected} missing` : `line ${lineNumber}: seq ${seq} out of order (expected ${expected})`, expected);
-      if (seq >= header.size) throw bad(lineNumber, `seq ${seq}: beyond the checkpoint size ${header.size}`, seq);
+      if (seq !== expected) throw bad(lineNumber, seq > expected ? `gap: seq ${expected} missing` : `line ${lineNumber}: seq ${seq} out of order (expected ${expected})`, expected, 'gap');
+      if (seq >= header.size) throw bad(lineNumber, `seq ${seq}: beyond the checkpoint size ${header.size}`, seq, 'beyond head');
       const previousHash = hexField(record, 'previous_hash', 32, lineNumber, seq);
       const eventHash = hexField(record, 'event_hash', 32, lineNumber, seq);
       const signature = hexField(record, 'signature', 64, lineNumber, seq);
       const producer = field(record, 'producer', isString, lineNumber);
       const agentId = field(record, 'agent_id', isString, lineNumber);
       const eventType = field(record, 'event_type', isString, lineNumber);
+      const detailsJcs = field(record, 'details_jcs', isString, lineNumber);
       let recomputed: Uint8Array | undefined;
       try {
         recomputed = computeEventHash(crypto, {
@@ -214,21 +233,25 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
           producer,
           agentId,
           eventType,
-          detailsJcs: canonicalDetails(field(record, 'details', isObject, lineNumber)),
+          detailsJcs,
           previousHash,
         });
       } catch (err) {
         if (err instanceof ExportFailure) throw err;
         recomputed = undefined;
       }
-      if (recomputed === undefined || !crypto.equal(recomputed, eventHash)) throw bad(lineNumber, `seq ${seq}: event_hash mismatch`, seq);
+      if (recomputed === undefined || !crypto.equal(recomputed, eventHash)) throw bad(lineNumber, `seq ${seq}: event_hash mismatch`, seq, 'event_hash mismatch');
+      // The readable field must say what was hashed (compared canonically: key order is JSON.stringify's).
+      if (!sameCanonical(field(record, 'details', isObject, lineNumber), detailsJcs)) {
+        throw bad(lineNumber, `seq ${seq}: details differ from details_jcs (the text that was hashed)`, seq, 'details mismatch');
+      }
       // The first event of an export that starts past 0 links to an event not in the file; the root check covers it.
       const link = previous ?? (seq === 0 ? GENESIS_PREVIOUS_HASH : undefined);
-      if (link !== undefined && !crypto.equal(previousHash, link)) throw bad(lineNumber, seq === 0 ? 'seq 0: previous_hash is not the genesis value' : `seq ${seq}: previous_hash does not link to seq ${seq - 1}`, seq);
-      if (!crypto.ed25519.verify(logKey.publicKey, eventHash, signature)) throw bad(lineNumber, `seq ${seq}: signature invalid`, seq);
+      if (link !== undefined && !crypto.equal(previousHash, link)) throw bad(lineNumber, seq === 0 ? 'seq 0: previous_hash is not the genesis value' : `seq ${seq}: previous_hash does not link to seq ${seq - 1}`, seq, 'previous_hash does not link');
+      if (!crypto.ed25519.verify(logKey.publicKey, eventHash, signature)) throw bad(lineNumber, `seq ${seq}: signature invalid`, seq, 'signature invalid');
       // Signed by the ledger yet forbidden: the ledger's ingest check was bypassed or broken (DESIGN §3a).
       const forbidden = checkProducer(producer, eventType, agentId);
-      if (forbidden !== null) throw bad(lineNumber, `seq ${seq}: forbidden producer: ${forbidden}`, seq);
+      if (forbidden !== null) throw bad(lineNumber, `seq ${seq}: forbidden producer: ${forbidden}`, seq, 'forbidden producer');
       range!.append(leafHash(crypto, eventHash));
       previous = eventHash;
       events += 1;
@@ -241,11 +264,11 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
       try {
         checkpoint = openCheckpoint(crypto, note, { origin: options.origin, logKey }).checkpoint;
       } catch (cause) {
-        throw bad(lineNumber, `line ${lineNumber}: checkpoint does not verify: ${isLedgerError(cause) ? cause.message : String(cause)}`);
+        throw bad(lineNumber, `line ${lineNumber}: checkpoint does not verify: ${isLedgerError(cause) ? cause.message : String(cause)}`, undefined, 'checkpoint invalid');
       }
-      if (checkpoint.size !== header.size) throw bad(lineNumber, `line ${lineNumber}: checkpoint size ${checkpoint.size} is not the header's ${header.size}`);
-      if (range!.size !== header.size) throw bad(lineNumber, `truncated: seq ${range!.size} missing: the export ends before size ${header.size}`, range!.size);
-      if (!crypto.equal(range!.root(), checkpoint.rootHash)) throw bad(lineNumber, `line ${lineNumber}: the events do not rebuild the checkpoint's root hash`);
+      if (checkpoint.size !== header.size) throw bad(lineNumber, `line ${lineNumber}: checkpoint size ${checkpoint.size} is not the header's ${header.size}`, undefined, 'checkpoint invalid');
+      if (range!.size !== header.size) throw bad(lineNumber, `truncated: seq ${range!.size} missing: the export ends before size ${header.size}`, range!.size, 'truncated');
+      if (!crypto.equal(range!.root(), checkpoint.rootHash)) throw bad(lineNumber, `line ${lineNumber}: the events do not rebuild the checkpoint's root hash`, undefined, 'checkpoint mismatch');
       finished = true;
       continue;
     }
@@ -253,6 +276,6 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
   }
 
   if (header === undefined) throw bad(lineNumber, 'empty export: no header');
-  if (!finished) throw bad(lineNumber, `truncated: the export has no checkpoint line after seq ${range!.size - 1}`, range!.size);
+  if (!finished) throw bad(lineNumber, `truncated: the export has no checkpoint line after seq ${range!.size - 1}`, range!.size, 'truncated');
   return { ok: true, fromSeq: header.fromSeq, size: header.size, events, rootHash: range!.root() };
 }

@@ -1,7 +1,7 @@
 export { ForbiddenProducerError, LedgerError, isForbiddenProducerError, isLedgerError, type LedgerErrorCode } from './errors.js';
 export { AuditLedger, migrateLedger, prepareEvent, type PreparedEvent, type ProducedEvent, type StoredEvent, type AppendResult, type InclusionProof, type LedgerDb, type LedgerHead, type LedgerOptions, type StoredCheckpoint } from './ledger.js';
 export { verifyLedger, type VerifyOptions, type VerifyProblem, type VerifyReport } from './verify.js';
-export { EXPORT_FORMAT, exportLedger, verifyExport, type ExportOptions, type ExportReport, type VerifyExportOptions } from './export.js';
+export { EXPORT_FORMAT, exportLedger, verifyExport, type ExportOptions, type ExportProblem, type ExportReport, type VerifyExportOptions } from './export.js';
 export { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
 export { MERKLE_HASH_LENGTH, emptyRoot, leafHash, nodeHash, type Hasher } from './merkle/hash.js';
 export { CompactRange, type NodeId, type TreeNode } from './merkle/compact-range.js';
@@ -27,7 +27,7 @@ export { MAX_NOTE_SIGNATURES, addSignatures, formatNote, openNote, parseNote, si
 export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenCheckpointOptions, type OpenedCheckpoint } from './note/checkpoint.js';
 export { Witness, cosignCheckpoint, type Cosigned, type WitnessConfig } from './witness.js';
 export { firstStoredSeq, openArchiveAnchor, type ArchiveAnchor, type AnchorResult } from './archive-anchor.js';
-export { LedgerReader, type LedgerReaderOptions, type VerifiedInclusionProof } from './archive-reader.js';
+export { LedgerReader, type LedgerReaderOptions, type VerifiedConsistencyProof, type VerifiedInclusionProof } from './archive-reader.js';
 export { ArchiveError, DAY_MS, archiveBefore, assertOutsideRetention, retentionCutoff, type ArchiveOptions, type ArchiveResult } from './archive.js';
 export {
   BUILTIN_FRAMEWORKS,

@@ -56,6 +56,7 @@ export class DecisionLog {
   #queue: PendingDecision[] = [];
   #inFlight: { id: string; events: readonly AuditEvent[] } | undefined;
   #failing = false;
+  #lastError: unknown;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
@@ -82,6 +83,22 @@ export class DecisionLog {
     this.#queue.push({ at: Date.now(), peer, requestText, decision });
     this.#schedule(this.#queue.length >= this.#o.maxBatch ? 0 : this.#o.lingerMs);
     return true;
+  }
+
+  /** Why the last publish failed, while the log is failing (else undefined). */
+  get failure(): unknown {
+    return this.#failing ? this.#lastError : undefined;
+  }
+
+  /** True while the queue is at its bound (new decisions are refused). */
+  get full(): boolean {
+    return this.#queue.length >= this.#o.maxQueue;
+  }
+
+  /** When the oldest decision not yet stored in BULWARK_EVENTS was made (queued or in a batch being published), or undefined. */
+  oldestPendingAt(): number | undefined {
+    const inFlight = this.#inFlight?.events[0]?.timestamp;
+    return inFlight ?? this.#queue[0]?.at;
   }
 
   metrics(): DecisionLogMetrics {
@@ -123,10 +140,12 @@ export class DecisionLog {
       this.#m.recorded += batch.events.length;
       this.#m.batches++;
       this.#failing = false;
+      this.#lastError = undefined;
       this.#retryMs = this.#o.retryMs;
     } catch (e) {
       this.#m.failures++;
       this.#failing = true;
+      this.#lastError = e;
       this.#retryMs = Math.min(5000, this.#retryMs * 2);
       this.#o.onError?.(e);
     }

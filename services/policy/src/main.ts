@@ -2,7 +2,8 @@
 /**
  * `bulwark-policy`: the policy service process. Configuration from @bulwark/config (NATS_URL,
  * SYMBIONT_KEY_DIR, SYMBIONT_ROOT_PUBLIC_KEY, SYMBIONT_CRYPTO_PROVIDER, SYMBIONT_AUDIT_ENABLED,
- * SYMBIONT_POLICY_DECISION_LOG_MASK, SYMBIONT_POLICY_ADMINS, SYMBIONT_LOG_LEVEL, ...); the
+ * SYMBIONT_POLICY_DECISION_LOG_MASK, SYMBIONT_POLICY_ADMINS, SYMBIONT_POLICY_ENFORCEMENT,
+ * SYMBIONT_POLICY_MAX_LEDGER_LAG_MS, SYMBIONT_BUS_* stream limits, SYMBIONT_LOG_LEVEL, ...); the
  * service's identity (svc.policy) and NATS credentials from the wrapped file key store `bulwark init` writes (KEK
  * from SYMBIONT_KEK or SYMBIONT_KEK_FILE); peers' keys from the signed directory in NATS KV,
  * checked against the pinned root. The ledger's event-signing key is its directory entry's
@@ -12,13 +13,14 @@
  * Runs until SIGTERM or SIGINT, then stops answering, publishes the queued decision events
  * and closes. Exit codes: 0 after a clean stop, 1 on a failure at run time, 2 on bad configuration.
  */
-import { connectBus, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals } from '@bulwark/bus';
-import { loadConfig } from '@bulwark/config';
+import { checkReadiness, connectBus, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals, streamSpecs } from '@bulwark/bus';
+import { busLimits, loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
 import { busCredentialsFor } from '@bulwark/nats-auth';
-import { createLogger } from '@bulwark/telemetry';
+import { createLogger, startServiceTelemetry, type ServiceTelemetry } from '@bulwark/telemetry';
+import { observePolicyService } from './metrics.js';
 import { startPolicyService, type PolicyService } from './service.js';
 
 async function main(): Promise<number> {
@@ -35,8 +37,15 @@ async function main(): Promise<number> {
   const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, kekFile: config.keys.kek_file }), provider: crypto });
   const identity = await loadIdentity(store, ServicePrincipals.policy);
 
+  // Telemetry first: the bus's command spans and counters report to its global providers.
+  const telemetry: ServiceTelemetry = await startServiceTelemetry({ service: 'policy' });
   // Its own NATS user (DESIGN §3a) when `bulwark init` made one; anonymous otherwise (a dev server without authentication).
-  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.policy}#${process.pid}`, ...(await busCredentialsFor(store, ServicePrincipals.policy)) });
+  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.policy}#${process.pid}`, ...(await busCredentialsFor(store, ServicePrincipals.policy)) }).catch(
+    async (e: unknown) => {
+      await telemetry.close();
+      throw e;
+    },
+  );
   let directory: KvDirectory | undefined;
   let service: PolicyService | undefined;
   try {
@@ -59,9 +68,25 @@ async function main(): Promise<number> {
       directory,
       ledgerPublicKey,
       admins: config.policy.admins,
-      audit: { enabled: config.security.audit_enabled, maskedFields: config.policy.decision_log_mask, ...(maskKey === undefined ? {} : { maskKey }) },
+      audit: {
+        enabled: config.security.audit_enabled,
+        maskedFields: config.policy.decision_log_mask,
+        mode: config.security.policy_enforcement_mode,
+        maxLedgerLagMs: config.policy.max_ledger_lag_ms,
+        ...(maskKey === undefined ? {} : { maskKey }),
+      },
+      streams: streamSpecs(busLimits(config).streams),
       logger: log,
+      onDecision: observePolicyService(telemetry.meter),
     });
+    const running = service;
+    // /health: the bus's readiness and the service's own (the ledger reader, the audit path).
+    telemetry.setHealth(async () => {
+      const ready = await checkReadiness(bus);
+      const own = running.notReady();
+      return own === undefined ? ready : { ...ready, ready: false, reason: [ready.reason, own].filter((r) => r !== '').join('; ') };
+    });
+    log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, 'policy: telemetry');
     log.info({ instance: service.instanceId, setVersion: service.current().version, policies: service.current().policies.length }, 'policy: running');
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -75,6 +100,7 @@ async function main(): Promise<number> {
     await service?.stop().catch(() => undefined);
     await directory?.stop().catch(() => undefined);
     await bus.close().catch(() => undefined);
+    await telemetry.close().catch(() => undefined);
   }
 }
 

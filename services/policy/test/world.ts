@@ -11,6 +11,7 @@
 // Control events also go out on `bulwark.ledger.control.svc.policy` with the ledger's
 // `control_previous_seq`, and it answers `bulwark.audit.query` (seq range, event types,
 // pages, `producer` and `detailsJcs`) so the verified reader can fill gaps (CONTRACTS §3, §4).
+import { connect as connectNats } from '@nats-io/transport-node';
 import { createCryptoProvider } from '@bulwark/crypto';
 import {
   Commands,
@@ -29,11 +30,12 @@ import {
   type CommandServer,
   type Namespace,
   type RunningConsumer,
+  type StreamSpec,
 } from '@bulwark/bus';
 import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
 import { canonicalDetails, decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
-import { startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
+import { ledgerAckFloor, startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
 
 export const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
 export const provider = createCryptoProvider();
@@ -45,6 +47,7 @@ const DAY_MS = 86_400_000;
 export const silentReporter = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
 
 export class LedgerStandIn {
+  static readonly DURABLE = 'ledger-standin';
   readonly decisions: AuditEvent[] = [];
   readonly committed: LedgerEvent[] = [];
   /** While true, policy change events are consumed but not committed (a ledger that is down). */
@@ -70,7 +73,7 @@ export class LedgerStandIn {
     this.#consumer = await startStreamConsumer(
       this.bus,
       receiver,
-      { stream: 'events', durable: 'ledger-standin', filterSubject: 'bulwark.evt.policy.>', retryInitialMs: 20 },
+      { stream: 'events', durable: LedgerStandIn.DURABLE, filterSubject: 'bulwark.evt.policy.>', retryInitialMs: 20 },
       async (d) => {
         if (d.subject === 'bulwark.evt.policy.decision') {
           this.decisions.push(...decodeEventBatch(d.plaintext));
@@ -154,23 +157,26 @@ export interface Harness {
   readonly ledger: LedgerStandIn;
   start(overrides?: Partial<PolicyServiceOptions>): Promise<PolicyService>;
   connect(name: string): Promise<Bus>;
+  /** Opens, as the ledger, the single events on BULWARK_EVENTS under `filterSubject` (e.g. alerts): a live list. */
+  watchEvents(filterSubject: string): Promise<AuditEvent[]>;
   close(): Promise<void>;
 }
 
-/** A namespace with its streams, a ledger stand-in, and a way to start service instances in it. */
-export async function harness(): Promise<Harness> {
+/** A namespace with its streams (`streams`: e.g. a small BULWARK_EVENTS; the service is started with the same), a ledger stand-in, and a way to start service instances in it. */
+export async function harness(options: { streams?: readonly StreamSpec[] } = {}): Promise<Harness> {
   // The ledger principal's Ed25519 key is the one that signs the chain, as in production.
   const world = testWorld({ provider, ids: [POLICY, LEDGER_PRINCIPAL, ADMIN, AGENT] });
   const ns = uniqueNamespace();
   const buses: Bus[] = [];
   const services: PolicyService[] = [];
+  const watchers: RunningConsumer[] = [];
   const connect = async (name: string) => {
     const b = await connectBus({ url: NATS_URL, name, namespace: ns });
     buses.push(b);
     return b;
   };
   const bus = await connect('ledger-standin');
-  await ensureStreams(bus);
+  await ensureStreams(bus, options.streams);
   const ledger = new LedgerStandIn(bus, world);
   await ledger.start();
   return {
@@ -188,17 +194,42 @@ export async function harness(): Promise<Harness> {
         ledgerPublicKey: world.identity(LEDGER_PRINCIPAL).ed25519.publicKey,
         admins: [ADMIN],
         applyWaitMs: 5000,
+        ...(options.streams === undefined ? {} : { streams: options.streams }),
         ...overrides,
+        // The stand-in's durable acknowledges decision batches once it holds them: its ack floor is the commit mark.
+        audit: { commitSignal: ledgerAckFloor(own, LedgerStandIn.DURABLE), ...overrides.audit },
       });
       services.push(service);
       return service;
     },
     connect,
+    async watchEvents(filterSubject) {
+      const seen: AuditEvent[] = [];
+      const receiver = new SealedReceiver({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory, staleAfterMs: DAY_MS });
+      const durable = `watch-${watchers.length}`;
+      watchers.push(await startStreamConsumer(bus, receiver, { stream: 'events', durable, filterSubject }, async (d) => void seen.push(decodeEvent(d.plaintext)), silentReporter(LEDGER_PRINCIPAL)));
+      return seen;
+    },
     async close() {
       await Promise.all(services.map((s) => s.stop()));
+      await Promise.all(watchers.map((w) => w.stop()));
       await ledger.stop();
       await removeNamespaceStreams(bus);
       await Promise.all(buses.map((b) => b.close()));
     },
   };
+}
+
+/** The readiness a policy instance answers on `$SRV.STATS.bulwark-policy.<instance id>` (cached by the bus for 1 s). */
+export async function serviceStats(instanceId: string): Promise<{ ready: boolean; reason: string }> {
+  const nc = await connectNats({ servers: NATS_URL, name: 'stats-probe' });
+  try {
+    const reply = await nc.request(`$SRV.STATS.bulwark-policy.${instanceId}`, '', { timeout: 2000 });
+    const stats = reply.json<{ endpoints?: { data?: { ready: boolean; reason: string } }[] }>();
+    const data = stats.endpoints?.[0]?.data;
+    if (data === undefined) throw new Error(`$SRV.STATS of ${instanceId} carried no readiness`);
+    return data;
+  } finally {
+    await nc.close();
+  }
 }

@@ -111,7 +111,11 @@ export async function openLedgerDatabase(io: CommandIO, flags: DatabaseFlags, co
   try {
     db = await createDatabase<LedgerDatabase>({ url, schema, maxConnections: 2, applicationName: 'bulwark-cli-audit' });
   } catch (cause) {
-    if (isBulwarkError(cause)) throw new InputError('E_USAGE', `--database / --schema: ${cause.message}`, {}, { cause });
+    if (isBulwarkError(cause)) {
+      // PGlite serves one process: the running ledger holds it.
+      const hint = /already open in process/.test(cause.message) ? '; the embedded PGlite serves one process: run this while the system is stopped, or run Bulwark on PostgreSQL' : '';
+      throw new InputError('E_USAGE', `--database / --schema: ${cause.message}${hint}`, {}, { cause });
+    }
     throw cause;
   }
   try {

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import {
   formatVerifierKey,
   migrateLedger,
   signerKey,
+  verifyConsistency,
   verifyInclusion,
   type LedgerDatabase,
 } from '@bulwark/audit-ledger';
@@ -181,7 +182,8 @@ describe('bulwark audit export, proof, checkpoint', () => {
     writeFileSync(join(dir, 'tampered.jsonl'), `${lines.join('\n')}\n`);
     const bad = await bulwark(['audit', 'verify', '--file', 'tampered.jsonl', '--public-key', VKEY, '--json']);
     expect(bad.code).toBe(1);
-    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, seq: 9, message: 'seq 9: event_hash mismatch' });
+    // The same `problem` field as the online form.
+    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, seq: 9, problem: 'event_hash mismatch', message: 'seq 9: event_hash mismatch' });
     expect(bad.stderr).toBe('bulwark: audit verify: tampered.jsonl: seq 9: event_hash mismatch\n');
 
     const otherKey = formatVerifierKey(signerKey(crypto, ORIGIN, crypto.randomBytes(32)));
@@ -198,6 +200,48 @@ describe('bulwark audit export, proof, checkpoint', () => {
     const beyond = await bulwark(['audit', 'proof', '--seq', '25', ...on(main.schema)]);
     expect(beyond.code).toBe(1);
     expect(beyond.stderr).toBe('bulwark: inclusion proof: seq 25 is not covered by the latest checkpoint (size 25); wait for the next one\n');
+  });
+
+  it('exports the canonical text that was hashed: sha-256 of an event line\'s fields rebuilds its event_hash', async () => {
+    const out = await bulwark(['audit', 'export', ...on(main.schema)]);
+    const record = JSON.parse(out.stdout.split('\n')[1]!) as { details: unknown; details_jcs: string };
+    expect(JSON.parse(record.details_jcs)).toEqual(record.details);
+    const stored = await main.db.selectFrom('events').select('details').where('seq', '=', 0n).executeTakeFirstOrThrow();
+    expect(record.details_jcs).toBe(stored.details);
+  });
+
+  it('names the seq of a row whose details are not JSON, exits 1, and leaves no file behind', async () => {
+    const original = await main.db.selectFrom('events').select('details').where('seq', '=', 12n).executeTakeFirstOrThrow();
+    await main.db.updateTable('events').set({ details: '{"a":1}x' }).where('seq', '=', 12n).execute();
+    try {
+      const result = await bulwark(['audit', 'export', '--out', 'broken.jsonl', ...on(main.schema)]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^bulwark: seq 12: stored details are not JSON \(.*\): the row was altered outside the ledger; run bulwark audit verify\n$/);
+      expect(readdirSync(dir).filter((f) => f.startsWith('broken.jsonl'))).toEqual([]);
+    } finally {
+      await main.db.updateTable('events').set({ details: original.details }).where('seq', '=', 12n).execute();
+    }
+  });
+
+  it('prints an inclusion proof at a given checkpoint size, and consistency proofs between two sizes', async () => {
+    const at = await bulwark(['audit', 'proof', '--seq', '3', '--size', '10', ...on(main.schema)]);
+    expect(at.code, at.stderr).toBe(0);
+    const inclusion = JSON.parse(at.stdout) as { tree_size: number; leaf_hash: string; root_hash: string; proof: string[] };
+    expect(inclusion.tree_size).toBe(10);
+    expect(() => verifyInclusion(crypto, 3, 10, fromHex(inclusion.leaf_hash), inclusion.proof.map((p) => fromHex(p)), Buffer.from(inclusion.root_hash, 'base64'))).not.toThrow();
+
+    const c = await bulwark(['audit', 'proof', '--from', '10', '--to', '20', ...on(main.schema)]);
+    expect(c.code, c.stderr).toBe(0);
+    const consistency = JSON.parse(c.stdout) as { size1: number; size2: number; root_hash1: string; root_hash2: string; proof: string[]; checkpoint2: string };
+    expect(consistency).toMatchObject({ size1: 10, size2: 20 });
+    const roots = [Buffer.from(consistency.root_hash1, 'base64'), Buffer.from(consistency.root_hash2, 'base64')] as const;
+    expect(() => verifyConsistency(crypto, 10, 20, consistency.proof.map((p) => fromHex(p)), roots[0], roots[1])).not.toThrow();
+    const latest = JSON.parse((await bulwark(['audit', 'proof', '--from', '10', ...on(main.schema)])).stdout) as { size2: number };
+    expect(latest.size2).toBe(25);
+
+    const none = await bulwark(['audit', 'proof', '--from', '7', ...on(main.schema)]);
+    expect(none).toMatchObject({ code: 1, stderr: 'bulwark: no signed checkpoint of size 7 is stored (bulwark audit checkpoint shows the latest)\n' });
+    expect((await bulwark(['audit', 'proof', '--seq', '1', '--from', '10', ...on(main.schema)])).code).toBe(2);
   });
 
   it('prints the latest checkpoint as JSON', async () => {

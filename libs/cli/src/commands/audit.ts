@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
@@ -18,11 +18,12 @@ import {
 } from '@bulwark/audit-ledger';
 import { toBase64, toHex } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
+import { withHome } from '../home/home-io.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { terminalProgress, type ProgressFactory } from './audit-progress.js';
 import { loadCliConfig, openLedgerDatabase, parseDate, resolveLedgerKey, type DatabaseFlags, type KeyFlags, type LedgerConnection, type LedgerKey } from './audit-source.js';
 
-type LedgerFlags = DatabaseFlags & KeyFlags;
+type LedgerFlags = DatabaseFlags & KeyFlags & { readonly dir?: string };
 
 interface VerifyFlags extends LedgerFlags {
   readonly file?: string;
@@ -40,6 +41,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 
 function withLedgerOptions<T extends { option(flags: string, description: string): T }>(command: T): T {
   return command
+    .option('--dir <home>', 'the home whose database, keys and verifier key to use (default: $SYMBIONT_HOME, else ./.bulwark when it is one)')
     .option('--database <url>', 'the ledger database (default $DATABASE_URL, then [database] url)')
     .option('--schema <name>', 'the ledger schema (default $SYMBIONT_LEDGER_SCHEMA, then audit_ledger)')
     .option('--public-key <key|file>', 'the ledger verifier key <origin>+<key id>+<base64>, or a file holding it (default $BULWARK_AUDIT_PUBLIC_KEY, then <keys.dir>/audit-ledger.vkey)')
@@ -52,11 +54,14 @@ function withLedgerOptions<T extends { option(flags: string, description: string
  * non-compliant, refused), 2 bad usage or input.
  */
 export function createAuditCommand(deps: AuditCommandDeps = { progress: terminalProgress }): RegisterCommand {
-  return (program, io, setExitCode) => {
-    const config = (() => {
-      let loaded: ReturnType<typeof loadCliConfig> | undefined;
-      return () => (loaded ??= loadCliConfig(io));
-    })();
+  return (program, outerIO, setExitCode) => {
+    // Each action runs with its home's environment (--dir), resolved when it runs.
+    let io = outerIO;
+    const config = () => loadCliConfig(io);
+    const inHome = <F extends { dir?: string }>(action: (flags: F) => Promise<void>) => (flags: F) => {
+      io = withHome(outerIO, flags.dir);
+      return action(flags);
+    };
     const audit = program.command('audit').description('verify, export, prove, report on and archive the audit ledger');
 
     withLedgerOptions(
@@ -67,7 +72,7 @@ export function createAuditCommand(deps: AuditCommandDeps = { progress: terminal
         .option('--checkpoint <file>', 'a signed checkpoint you kept (from `bulwark audit checkpoint`): the ledger must not be truncated or rewritten behind it (repeatable)', collect, [])
         .option('--json', 'print the result as JSON')
         .option('--no-progress', 'no progress bar even on a terminal'),
-    ).action(async (flags: VerifyFlags) => setExitCode(await verify(io, flags, config, deps)));
+    ).action(inHome(async (flags: VerifyFlags) => setExitCode(await verify(io, flags, config, deps))));
 
     withLedgerOptions(
       audit
@@ -75,15 +80,21 @@ export function createAuditCommand(deps: AuditCommandDeps = { progress: terminal
         .description('write every event with its hash and signature as JSONL, up to the latest signed checkpoint (streamed)')
         .option('--format <format>', 'jsonl (the only format)', 'jsonl')
         .option('--out <file>', 'write to this file instead of standard output'),
-    ).action(async (flags: LedgerFlags & { format: string; out?: string }) => setExitCode(await exportCommand(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { format: string; out?: string }) => setExitCode(await exportCommand(io, flags, config))));
 
     withLedgerOptions(
-      audit.command('proof').description('print the inclusion proof of an event against the latest signed checkpoint, as JSON').requiredOption('--seq <n>', 'the event sequence number'),
-    ).action(async (flags: LedgerFlags & { seq: string }) => setExitCode(await proof(io, flags, config)));
+      audit
+        .command('proof')
+        .description('print, as JSON, the inclusion proof of an event (--seq) or the consistency proof between two signed checkpoints (--from), each checked against the signed roots')
+        .option('--seq <n>', 'inclusion of this event')
+        .option('--size <n>', 'with --seq: against the stored checkpoint of this size (default: the latest)')
+        .option('--from <size>', 'consistency from the stored checkpoint of this size')
+        .option('--to <size>', 'with --from: to the stored checkpoint of this size (default: the latest)'),
+    ).action(inHome(async (flags: ProofFlags) => setExitCode(await proof(io, flags, config))));
 
     withLedgerOptions(
       audit.command('checkpoint').description('print the latest signed checkpoint (keep it to pass to `audit verify --checkpoint`)').option('--json', 'print { tree_size, root_hash, note }'),
-    ).action(async (flags: LedgerFlags & { json?: boolean }) => setExitCode(await checkpoint(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { json?: boolean }) => setExitCode(await checkpoint(io, flags, config))));
 
     withLedgerOptions(
       audit
@@ -94,7 +105,7 @@ export function createAuditCommand(deps: AuditCommandDeps = { progress: terminal
         .requiredOption('--to <date>', 'end of the period, exclusive')
         .option('--format <format>', 'json or markdown', 'markdown')
         .option('--out <file>', 'write the report to this file'),
-    ).action(async (flags: LedgerFlags & { framework: string; from: string; to: string; format: string; out?: string }) => setExitCode(await report(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { framework: string; from: string; to: string; format: string; out?: string }) => setExitCode(await report(io, flags, config))));
 
     withLedgerOptions(
       audit
@@ -103,7 +114,7 @@ export function createAuditCommand(deps: AuditCommandDeps = { progress: terminal
         .requiredOption('--before <date>', 'archive events before this date (YYYY-MM-DD or ISO 8601)')
         .requiredOption('--out <file>', 'the archive file (never overwritten)')
         .option('--framework <name|file>', 'a framework in force: its retention also applies (repeatable)', collect, []),
-    ).action(async (flags: LedgerFlags & { before: string; out: string; framework: string[] }) => setExitCode(await archive(io, flags, config)));
+    ).action(inHome(async (flags: LedgerFlags & { before: string; out: string; framework: string[] }) => setExitCode(await archive(io, flags, config))));
   };
 }
 
@@ -189,7 +200,7 @@ async function verifyFile(io: CommandIO, flags: VerifyFlags, config: ConfigThunk
   input.destroy();
   bar?.stop();
   if (!result.ok) {
-    if (flags.json) io.stdout(`${JSON.stringify({ ok: false, ...(result.seq === undefined ? {} : { seq: result.seq }), line: result.line, message: result.message })}\n`);
+    if (flags.json) io.stdout(`${JSON.stringify({ ok: false, ...(result.seq === undefined ? {} : { seq: result.seq }), line: result.line, problem: result.problem, message: result.message })}\n`);
     io.stderr(`bulwark: audit verify: ${flags.file}: ${result.message}\n`);
     return ExitCode.negative;
   }
@@ -214,18 +225,51 @@ async function exportCommand(io: CommandIO, flags: LedgerFlags & { format: strin
     if (flags.out === undefined) {
       for await (const line of lines) io.stdout(line);
     } else {
-      await pipeline(Readable.from(lines), createWriteStream(resolve(io.cwd, flags.out), { mode: 0o600 }));
+      // A temporary file beside it, renamed at the end: a failed export leaves no truncated file.
+      const out = resolve(io.cwd, flags.out);
+      const temporary = `${out}.${process.pid}.partial`;
+      try {
+        await pipeline(Readable.from(lines), createWriteStream(temporary, { mode: 0o600, flags: 'wx' }));
+        renameSync(temporary, out);
+      } catch (error) {
+        rmSync(temporary, { force: true });
+        throw error;
+      }
       io.stderr(`exported seq ${from}..${latest.size - 1} (${latest.size - from} events) up to the signed checkpoint of size ${latest.size} to ${flags.out}\n`);
     }
     return ExitCode.ok;
   });
 }
 
-async function proof(io: CommandIO, flags: LedgerFlags & { seq: string }, config: ConfigThunk): Promise<number> {
-  const seq = Number(flags.seq);
-  if (!/^\d+$/.test(flags.seq) || !Number.isSafeInteger(seq)) throw new InputError('E_USAGE', `--seq ${JSON.stringify(flags.seq)}: not a sequence number`);
+type ProofFlags = LedgerFlags & { seq?: string; size?: string; from?: string; to?: string };
+
+function count(option: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InputError('E_USAGE', `${option} ${JSON.stringify(value)}: not a ${option === '--seq' ? 'sequence number' : 'tree size'}`);
+  return n;
+}
+
+async function proof(io: CommandIO, flags: ProofFlags, config: ConfigThunk): Promise<number> {
+  const [seq, size, from, to] = [count('--seq', flags.seq), count('--size', flags.size), count('--from', flags.from), count('--to', flags.to)];
+  if ((seq === undefined) === (from === undefined)) throw new InputError('E_USAGE', 'bulwark audit proof: give --seq N (inclusion) or --from SIZE (consistency), not both');
+  if (seq === undefined && size !== undefined) throw new InputError('E_USAGE', '--size goes with --seq; a consistency proof takes --from and --to');
+  if (from === undefined && to !== undefined) throw new InputError('E_USAGE', '--to goes with --from');
+  if (from !== undefined) {
+    return withLedger(io, flags, config, async ({ db }, key) => {
+      const c = await new LedgerReader(db, key).consistencyProof(from, to);
+      io.stdout(
+        `${JSON.stringify(
+          { size1: c.size1, size2: c.size2, root_hash1: toBase64(c.rootHash1), root_hash2: toBase64(c.rootHash2), proof: c.proof.map(toHex), checkpoint1: c.checkpoint1, checkpoint2: c.checkpoint2 },
+          null,
+          2,
+        )}\n`,
+      );
+      return ExitCode.ok;
+    });
+  }
   return withLedger(io, flags, config, async ({ db }, key) => {
-    const p = await new LedgerReader(db, key).inclusionProof(seq);
+    const p = await new LedgerReader(db, key).inclusionProof(seq!, size);
     io.stdout(
       `${JSON.stringify(
         {

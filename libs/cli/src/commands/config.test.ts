@@ -35,7 +35,7 @@ describe('bulwark config', () => {
     expect(code).toBe(0);
     expect(stderr).toBe('');
     const lines = stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(31);
+    expect(lines).toHaveLength(44);
     for (const line of lines) expect(line).toMatch(LINE);
     expect(lines).toContain('security.crypto_provider = "auto"  (default)');
     expect(lines).toContain('security.default_sandbox_tier = "docker"  (env:SYMBIONT_DEFAULT_SANDBOX_TIER)');
@@ -53,7 +53,7 @@ describe('bulwark config', () => {
     const { code, stdout } = await bulwark(['config', 'show', '--json', '--file', path], { DATABASE_URL: 'postgres://app:pw@db/bulwark' });
     expect(code).toBe(0);
     const json = JSON.parse(stdout) as Record<string, { value: unknown; source: string }>;
-    expect(Object.keys(json)).toHaveLength(31);
+    expect(Object.keys(json)).toHaveLength(44);
     expect(json['tofu.trust_on_first_use_timeout_hours']).toEqual({ value: 12, source: `file:${path}` });
     expect(json['security.policy_enforcement_mode']).toEqual({ value: 'strict', source: 'default' });
     expect(json['database.url']).toEqual({ value: 'postgres://app:***@db/bulwark', source: 'env:DATABASE_URL' });

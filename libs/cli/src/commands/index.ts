@@ -1,12 +1,31 @@
 import type { RegisterCommand } from '../io.js';
 import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
+import { registerDemoCommand } from './demo.js';
 import { registerInitCommand } from './init.js';
 import { registerKeysCommand } from './keys.js';
 import { registerKeysBackupCommand } from './keys-backup.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
+import { registerSandboxCommand } from './sandbox.js';
+import { registerStatusCommand } from './status.js';
+import { registerToolsCommand } from './tools.js';
+import { registerUpCommand } from './up.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerKeysCommand, registerKeysBackupCommand, registerPolicyCommand, registerPolicyAdminCommand, registerPrincipalCommand];
+export const commands: readonly RegisterCommand[] = [
+  registerAuditCommand,
+  registerConfigCommand,
+  registerDemoCommand,
+  registerInitCommand,
+  registerKeysCommand,
+  registerKeysBackupCommand,
+  registerPolicyCommand,
+  registerPolicyAdminCommand,
+  registerPrincipalCommand,
+  registerSandboxCommand,
+  registerStatusCommand,
+  registerToolsCommand,
+  registerUpCommand,
+];

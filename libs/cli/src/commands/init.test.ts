@@ -8,6 +8,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectBus, KvDirectory, removeDirectoryBucket, removeNamespaceStreams, ServicePrincipals, type Bus, type DirectoryRejection } from '@bulwark/bus';
 import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { parseRootPublicKey } from '@bulwark/keystore';
+import { parseVerifierKey } from '@bulwark/audit-ledger';
 import { run } from '../main.js';
 import type { CommandIO } from '../io.js';
 import { namespaceFromName } from './init.js';
@@ -53,7 +54,8 @@ interface InitJson {
   dir: string;
   alreadyInitialised: boolean;
   root: { created: boolean; publicKeyBase64: string; publicKeyHex: string; pinFile: string };
-  principals: { id: string; version: number; created: string[]; published: string | null }[];
+  principals: { id: string; version: number; created: string[]; published: string | null; ed25519PublicKey: string }[];
+  ledgerVerifierKey: { file: string; key: string };
   publish: { ok: boolean; bucket: string; error?: string };
 }
 
@@ -86,12 +88,20 @@ describe('bulwark init', () => {
       [
         'root.ed25519.v1.json',
         'root.pub',
+        // The ledger's verifier key, for `bulwark audit verify`.
+        'audit-ledger.vkey',
         // The NATS authority (DESIGN §3a): nkey seeds under the KEK, their JWTs beside them.
         ...['nats-operator', 'nats-account', 'nats-system-account', 'nats-user'].flatMap((kind) => [`root.${kind}.v1.json`, `root.${kind}.v1.jwt`]),
         ...PRINCIPALS.flatMap((id) => [`${id}.ed25519.v1.json`, `${id}.x25519.v1.json`, `${id}.nats-user.v1.json`, `${id}.nats-user.v1.jwt`]),
       ].sort(),
     );
     expect(readFileSync(join(keysDir(), 'nats', 'nats-server.conf'), 'utf8')).toContain('resolver: MEMORY');
+    // audit-ledger.vkey: the ledger's verifier key, from svc.audit-ledger's Ed25519 key, printed in the report too.
+    const vkey = readFileSync(join(keysDir(), 'audit-ledger.vkey'), 'utf8').trim();
+    expect(report.ledgerVerifierKey).toEqual({ file: join(keysDir(), 'audit-ledger.vkey'), key: vkey });
+    expect(vkey.startsWith('bulwark.local/audit+')).toBe(true);
+    const ledgerKey = report.principals.find((p) => p.id === 'svc.audit-ledger')!;
+    expect(Buffer.from(parseVerifierKey(provider, vkey).publicKey).toString('base64')).toBe(ledgerKey.ed25519PublicKey);
 
     // The pin, read back from root.pub in both encodings, is the key that signed the entries.
     const pin = readFileSync(report.root.pinFile, 'utf8');
@@ -167,7 +177,7 @@ describe('bulwark init', () => {
     expect(stdout).toContain('Could not publish the directory');
     expect(stdout).toContain('The keys are kept in');
     const kept = keyFiles();
-    expect(Object.keys(kept)).toHaveLength(2 + 4 * 2 + PRINCIPALS.length * 4);
+    expect(Object.keys(kept)).toHaveLength(3 + 4 * 2 + PRINCIPALS.length * 4);
     const again = await bulwark(init('--json'));
     expect(again.code).toBe(0);
     const report = JSON.parse(again.stdout) as InitJson;
@@ -192,6 +202,24 @@ describe('bulwark init', () => {
     const bad = await bulwark(['init', '--namespace', 'a.b', '--nats', NATS_URL]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe('bulwark: --namespace "a.b": use 1-40 letters, digits, _ and -\n');
+  });
+
+  it('writes the nats-server configuration for --nats-listen and --nats-monitor-port, and refuses bad ones with exit 2', async () => {
+    const { code, stdout } = await bulwark(init('--nats-listen', '0.0.0.0:4999', '--nats-monitor-port', '8999', '--nats-config-dir', 'nats-conf', '--json'));
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as { nats: { configFile: string; listen: string } };
+    expect(report.nats).toMatchObject({ configFile: join(dir, 'nats-conf', 'nats-server.conf'), listen: '0.0.0.0:4999' });
+    const text = readFileSync(report.nats.configFile, 'utf8');
+    expect(text).toMatch(/^host: "0\.0\.0\.0"$/m);
+    expect(text).toMatch(/^port: 4999$/m);
+    expect(text).toMatch(/^http_port: 8999$/m);
+    expect(text).toContain(`store_dir: "${join(dir, 'nats-conf')}"`);
+    // Checked before anything is made.
+    rmSync(join(dir, '.bulwark'), { recursive: true, force: true });
+    expect((await bulwark(init('--nats-listen', 'a b:1'))).code).toBe(2);
+    expect((await bulwark(init('--nats-monitor-port', '70000'))).code).toBe(2);
+    expect((await bulwark(init('--admin', 'svc.policy'))).code).toBe(2);
+    expect(existsSync(join(dir, '.bulwark'))).toBe(false);
   });
 
   it('warns when the configured pin is another key', async () => {

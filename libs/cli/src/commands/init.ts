@@ -1,8 +1,11 @@
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { formatVerifierKey, verifierKey } from '@bulwark/audit-ledger';
 import {
   connectBus,
   directoryBucketName,
   ensureStreams,
+  streamSpecs,
   openDirectoryBucket,
   publishDirectoryEntry,
   ROOT_NAMESPACE,
@@ -11,8 +14,8 @@ import {
   type Namespace,
   type PublishOutcome,
 } from '@bulwark/bus';
-import { loadConfig, redactUrl } from '@bulwark/config';
-import { createCryptoProvider, toBase64, toHex } from '@bulwark/crypto';
+import { busLimits, loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/config';
+import { createCryptoProvider, toBase64, toHex, type CryptoProvider } from '@bulwark/crypto';
 import type { SignedDirectoryEntry } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
 import {
@@ -29,8 +32,9 @@ import {
 } from '@bulwark/keystore';
 import { enrollPrincipal, ensureNatsAuthority, ensureNatsUser, OPERATOR_USER, writeNatsServerConfig, type NatsCredentials } from '@bulwark/nats-auth';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
+import { DEFAULT_LEDGER_ORIGIN, ORIGIN_ENV, PUBLIC_KEY_FILE } from './audit-source.js';
 
-interface InitOptions {
+export interface InitOptions {
   readonly dir?: string;
   readonly nats?: string;
   readonly namespace?: string;
@@ -40,6 +44,7 @@ interface InitOptions {
   readonly natsConfigDir?: string;
   readonly natsListen?: string;
   readonly natsStoreDir?: string;
+  readonly natsMonitorPort?: string;
 }
 
 /** The first administrator `bulwark init` enrols (an analyst; add it to `policy.admins`). */
@@ -87,8 +92,9 @@ async function refuseOrphanedIdentities(store: FileKeyStore): Promise<void> {
   }
 }
 
-async function publishAll(bus: Bus, entries: readonly SignedDirectoryEntry[], reports: PrincipalReport[]): Promise<void> {
-  const kv = await openDirectoryBucket(bus);
+async function publishAll(bus: Bus, entries: readonly SignedDirectoryEntry[], reports: PrincipalReport[], config: BulwarkConfig): Promise<void> {
+  // The writer sets the bucket's limits ([bus] directory_*), creating or reconciling them.
+  const kv = await openDirectoryBucket(bus, busLimits(config).directory);
   for (const [i, entry] of entries.entries()) {
     const published = await publishDirectoryEntry(bus, entry, kv);
     reports[i]!.published = published.outcome;
@@ -106,6 +112,12 @@ export function listenAddress(listen: string | undefined, url: string): { host: 
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+function monitorPort(text: string): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(port >= 1 && port <= 65535)) throw new InputError('E_USAGE', `--nats-monitor-port ${JSON.stringify(text)}: not a port (1-65535)`, { port: text });
+  return port;
+}
+
 interface NatsReport {
   readonly configFile: string;
   readonly listen: string;
@@ -116,9 +128,15 @@ interface NatsReport {
   readonly users: readonly { readonly name: string; readonly created: boolean; readonly issued: boolean }[];
 }
 
-async function init(io: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
+export async function init(io: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
   const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
+  // Every option is checked before anything is created.
+  const url = options.nats ?? config.nats.url;
+  const listen = listenAddress(options.natsListen, url);
+  const monitor = options.natsMonitorPort === undefined ? undefined : monitorPort(options.natsMonitorPort);
+  const adminId = requirePrincipalId(options.admin ?? DEFAULT_ADMIN, '--admin').id;
+  if (!adminId.startsWith('analyst.')) throw new InputError('E_USAGE', `--admin ${adminId}: the administrator must be an analyst (analyst.<name>)`, { admin: adminId });
   const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
   // The KEK first: without one nothing is created, not even the directory.
   const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
@@ -130,8 +148,6 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
   root.keyPair.secretKey.fill(0);
   // The NATS authority first (DESIGN §3a): every user below is signed by its account.
   const authority = await ensureNatsAuthority(store, provider);
-  const adminId = requirePrincipalId(options.admin ?? DEFAULT_ADMIN, '--admin').id;
-  if (!adminId.startsWith('analyst.')) throw new InputError('E_USAGE', `--admin ${adminId}: the administrator must be an analyst (analyst.<name>)`, { admin: adminId });
   const reports: PrincipalReport[] = [];
   const signed: SignedDirectoryEntry[] = [];
   const users: { name: string; created: boolean; issued: boolean }[] = [];
@@ -156,16 +172,16 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
   const operatorUser = await ensureNatsUser(store, provider, OPERATOR_USER, namespace);
   users.push({ name: operatorUser.credentials.name, created: operatorUser.created, issued: operatorUser.issued });
   const pinFile = await writeRootPin(store.dir, root.keyPair.publicKey);
+  const ledgerKey = await writeLedgerVerifierKey(io, provider, store.dir, reports);
   const alreadyInitialised = !rootCreated && authority.created.length === 0 && reports.every((r) => r.created.length === 0) && users.every((u) => !u.created);
 
-  const url = options.nats ?? config.nats.url;
-  const listen = listenAddress(options.natsListen, url);
   const natsDir = resolve(io.cwd, options.natsConfigDir ?? join(store.dir, 'nats'));
   const configFile = await writeNatsServerConfig(natsDir, authority.authority, {
     host: listen.host,
     port: listen.port,
     // nats-server keeps its data in <store_dir>/jetstream.
     storeDir: resolve(io.cwd, options.natsStoreDir ?? natsDir),
+    ...(monitor === undefined ? {} : { monitorPort: monitor }),
   });
   const nats: NatsReport = {
     configFile,
@@ -188,8 +204,9 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
     const credentials = operatorUser.credentials;
     bus = await connectBus({ url, name: 'bulwark-init', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, credentials, inboxPrefix: credentials.inboxPrefix });
     publish.bucket = directoryBucketName(bus);
-    await ensureStreams(bus);
-    await publishAll(bus, signed, reports);
+    // The streams with the configured limits ([bus]): services may only read stream info.
+    await ensureStreams(bus, streamSpecs(busLimits(config).streams));
+    await publishAll(bus, signed, reports, config);
     publish.ok = true;
   } catch (error) {
     publish.error = redactUrl(error instanceof Error ? error.message : String(error)).split('\n')[0];
@@ -207,10 +224,10 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
     pinFile,
   };
   if (options.json) {
-    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, principals: reports, admin: { id: adminId, inPolicyAdmins: adminNotice === undefined }, nats, publish, pinMismatch: pinMismatch ?? null };
+    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, ledgerVerifierKey: ledgerKey, principals: reports, admin: { id: adminId, inPolicyAdmins: adminNotice === undefined }, nats, publish, pinMismatch: pinMismatch ?? null };
     io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   } else {
-    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, reports, publish, nats, adminNotice }));
+    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, ledgerKey, reports, publish, nats, adminNotice }));
   }
 
   if (pinMismatch !== undefined) {
@@ -219,11 +236,26 @@ async function init(io: CommandIO, options: InitOptions, setExitCode: (code: num
   if (!publish.ok) setExitCode(ExitCode.failure);
 }
 
+/**
+ * `<keys>/audit-ledger.vkey`: the ledger's C2SP verifier key (`<origin>+<key id>+<base64>`),
+ * from svc.audit-ledger's Ed25519 key and the ledger's origin (`$SYMBIONT_LEDGER_ORIGIN`, else
+ * the service's default). `bulwark audit` commands read it from there.
+ */
+async function writeLedgerVerifierKey(io: CommandIO, provider: CryptoProvider, dir: string, reports: readonly PrincipalReport[]): Promise<{ file: string; key: string }> {
+  const ledger = reports.find((r) => r.id === ServicePrincipals.audit)!;
+  const origin = io.env[ORIGIN_ENV] || DEFAULT_LEDGER_ORIGIN;
+  const key = formatVerifierKey(verifierKey(provider, origin, new Uint8Array(Buffer.from(ledger.ed25519PublicKey, 'base64'))));
+  const file = join(dir, PUBLIC_KEY_FILE);
+  await writeFile(file, `${key}\n`, { mode: 0o644 });
+  return { file, key };
+}
+
 function humanReport(r: {
   dir: string;
   kekSource: string;
   alreadyInitialised: boolean;
   root: { created: boolean; version: number; publicKeyBase64: string; publicKeyHex: string; pinFile: string };
+  ledgerKey: { file: string; key: string };
   reports: readonly PrincipalReport[];
   publish: PublishReport;
   nats: NatsReport;
@@ -246,6 +278,9 @@ function humanReport(r: {
     'as SYMBIONT_ROOT_PUBLIC_KEY or [keys] root_public_key (either encoding):',
     `  base64: ${r.root.publicKeyBase64}`,
     `  hex:    ${r.root.publicKeyHex}`,
+    '',
+    `Ledger verifier key (checkpoints and events; \`bulwark audit verify\` reads it from ${r.ledgerKey.file}):`,
+    `  ${r.ledgerKey.key}`,
     '',
     `NATS (operator mode): operator ${r.nats.operator}, account BULWARK ${r.nats.account};`,
     `${r.nats.users.length} users (${r.nats.users.filter((u) => u.created).length} created, ${r.nats.users.filter((u) => u.issued).length} JWTs issued), server configuration for ${r.nats.listen} in`,
@@ -273,7 +308,7 @@ function humanReport(r: {
 
 /**
  * `bulwark init [--dir PATH] [--nats URL] [--namespace NS] [--json] [--file PATH] [--admin ID]
- * [--nats-config-dir PATH] [--nats-listen HOST:PORT] [--nats-store-dir PATH]`.
+ * [--nats-config-dir PATH] [--nats-listen HOST:PORT] [--nats-store-dir PATH] [--nats-monitor-port PORT]`.
  */
 export const registerInitCommand: RegisterCommand = (program, io, setExitCode) => {
   program
@@ -287,6 +322,7 @@ export const registerInitCommand: RegisterCommand = (program, io, setExitCode) =
     .option('--admin <principal>', `the first administrator to enrol (default ${DEFAULT_ADMIN})`)
     .option('--nats-config-dir <path>', 'where to write nats-server.conf (default: <key dir>/nats)')
     .option('--nats-listen <host:port>', 'the address nats-server.conf listens on (default: the host and port of the NATS URL)')
+    .option('--nats-monitor-port <port>', "nats-server's monitoring HTTP port (/healthz, /varz) in nats-server.conf (default: off)")
     .option('--nats-store-dir <path>', "JetStream's store directory in nats-server.conf (default: the nats config dir; the data goes to <dir>/jetstream)")
     .action((options: InitOptions) => init(io, options, setExitCode));
 };

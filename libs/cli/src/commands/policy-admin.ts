@@ -1,13 +1,15 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { connectBus, KvDirectory, ROOT_NAMESPACE } from '@bulwark/bus';
 import { busCredentialsFor } from '@bulwark/nats-auth';
-import { createBulwarkClient, type PolicyAdmin, type PolicyChangeReply } from '@bulwark/client';
+import { createBulwarkClient, type BulwarkClient, type PolicyAdmin, type PolicyChangeReply } from '@bulwark/client';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError, isBulwarkError } from '@bulwark/errors';
-import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
+import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, readRootPinFile, ROOT_PIN_FILE } from '@bulwark/keystore';
 import { parsePolicies, PolicyParseError, printPolicy } from '@bulwark/policy-language';
+import { ADMIN_PRINCIPAL } from '../home/admin.js';
+import { withHome } from '../home/home-io.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { namespaceFromName } from './init.js';
 
@@ -30,6 +32,7 @@ export interface PolicyAdminDeps {
 }
 
 interface CommonOptions {
+  readonly dir?: string;
   readonly as?: string;
   readonly nats?: string;
   readonly namespace?: string;
@@ -51,7 +54,8 @@ export function createPolicyAdminCommand(deps: PolicyAdminDeps = { connect: conn
     const policy = program.commands.find((c) => c.name() === 'policy') ?? program.command('policy');
     const common = (cmd: ReturnType<typeof policy.command>) =>
       cmd
-        .option('--as <principal>', 'the administrator principal to act as (default $BULWARK_PRINCIPAL)')
+        .option('--dir <home>', 'the home of the running system (default: $SYMBIONT_HOME, else ./.bulwark when it is one)')
+        .option('--as <principal>', `the administrator principal to act as (default $BULWARK_PRINCIPAL, else the home's ${ADMIN_PRINCIPAL})`)
         .option('--nats <url>', 'NATS server (default: nats.url, $NATS_URL)')
         .option('--namespace <ns>', 'subject and stream namespace (tests, parallel deployments)')
         .option('--file <path>', 'configuration file')
@@ -70,9 +74,11 @@ export function createPolicyAdminCommand(deps: PolicyAdminDeps = { connect: conn
 
 export const registerPolicyAdminCommand: RegisterCommand = createPolicyAdminCommand();
 
-async function withAdmin(io: CommandIO, deps: PolicyAdminDeps, options: CommonOptions, fn: (admin: PolicyAdmin) => Promise<number>): Promise<number> {
-  const as = options.as ?? io.env['BULWARK_PRINCIPAL'];
-  if (as === undefined || as === '') throw new InputError('E_USAGE', 'bulwark policy: name the administrator with --as <principal> or $BULWARK_PRINCIPAL');
+async function withAdmin(outer: CommandIO, deps: PolicyAdminDeps, options: CommonOptions, fn: (admin: PolicyAdmin) => Promise<number>): Promise<number> {
+  const io = withHome(outer, options.dir);
+  const inHome = io !== outer;
+  const as = options.as ?? (io.env['BULWARK_PRINCIPAL'] || (inHome ? ADMIN_PRINCIPAL : undefined));
+  if (as === undefined || as === '') throw new InputError('E_USAGE', 'bulwark policy: name the administrator with --as <principal> or $BULWARK_PRINCIPAL (or use a home: --dir)');
   const connection = await deps.connect(io, { as, ...pick(options) });
   try {
     return await fn(connection.admin);
@@ -172,6 +178,12 @@ async function rollback(io: CommandIO, admin: PolicyAdmin, name: string, options
  * pinned root key (keys.root_public_key, else `root.pub` in the key directory).
  */
 async function connectAdmin(io: CommandIO, options: AdminConnectOptions): Promise<PolicyAdminConnection> {
+  const { client, close } = await connectClient(io, options, 'bulwark-policy-admin');
+  return { admin: client.policyAdmin, close };
+}
+
+/** An encrypted-session client acting as `options.as` (also used by `bulwark tools review|approve|reject`). */
+export async function connectClient(io: CommandIO, options: AdminConnectOptions, name: string): Promise<{ client: BulwarkClient; close: () => Promise<void> }> {
   const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
   const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
   const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
@@ -182,11 +194,11 @@ async function connectAdmin(io: CommandIO, options: AdminConnectOptions): Promis
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   // The administrator's own NATS user when its key store holds one (DESIGN §3a).
   const credentials = await busCredentialsFor(store, identity.id);
-  const bus = await connectBus({ url: options.nats ?? config.nats.url, name: `bulwark-policy-admin`, namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...credentials });
+  const bus = await connectBus({ url: options.nats ?? config.nats.url, name, namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...credentials });
   try {
     const directory = await KvDirectory.open(bus, { provider, rootPublicKey });
     const client = createBulwarkClient({ bus, sessions: { provider, self: { id: identity.id, x25519: identity.x25519 }, directory } });
-    return { admin: client.policyAdmin, close: () => bus.close() };
+    return { client, close: () => bus.close() };
   } catch (e) {
     await bus.close();
     throw e;
@@ -194,9 +206,7 @@ async function connectAdmin(io: CommandIO, options: AdminConnectOptions): Promis
 }
 
 function readPin(dir: string): string {
-  try {
-    return readFileSync(join(dir, ROOT_PIN_FILE), 'utf8').trim();
-  } catch (cause) {
-    throw new BulwarkError('E_ROOT_PIN', `no pinned root key: set keys.root_public_key or run bulwark init to write ${join(dir, ROOT_PIN_FILE)}`, { dir }, { cause });
-  }
+  const path = join(dir, ROOT_PIN_FILE);
+  if (!existsSync(path)) throw new BulwarkError('E_ROOT_PIN', `no pinned root key: set keys.root_public_key or run bulwark init to write ${path}`, { dir });
+  return readRootPinFile(path);
 }

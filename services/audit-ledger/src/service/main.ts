@@ -11,22 +11,23 @@
  * committed and acknowledged, committed events are re-published, connections closed.
  * Exit codes: 0 after a clean drain, 1 on a failure at run time, 2 on bad configuration.
  */
-import { connectBus, KvDirectory, LEDGER_PRINCIPAL } from '@bulwark/bus';
-import { loadConfig } from '@bulwark/config';
+import { connectBus, KvDirectory, LEDGER_PRINCIPAL, streamSpecs } from '@bulwark/bus';
+import { busLimits, loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
 import { busCredentialsFor } from '@bulwark/nats-auth';
 import { closeDatabase, createDatabase } from '@bulwark/store';
-import { createLogger } from '@bulwark/telemetry';
+import { createLogger, startServiceTelemetry, type ServiceTelemetry } from '@bulwark/telemetry';
 import { migrateLedger } from '../ledger.js';
 import type { LedgerDatabase } from '../store/schema.js';
+import { observeLedgerService } from './metrics.js';
 import { LedgerService } from './service.js';
 import { loadLedgerSettings } from './settings.js';
 
 async function main(): Promise<number> {
   const { config } = loadConfig();
-  const settings = loadLedgerSettings();
+  const settings = { ...loadLedgerSettings(), streams: streamSpecs(busLimits(config).streams) };
   const log = createLogger({ service: 'audit-ledger', level: config.log.level });
   const crypto = createCryptoProvider(config.security.crypto_provider);
 
@@ -38,10 +39,24 @@ async function main(): Promise<number> {
   const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, kekFile: config.keys.kek_file }), provider: crypto });
   const identity = await loadIdentity(store, LEDGER_PRINCIPAL);
 
-  const db = await createDatabase<LedgerDatabase>({ ...(config.database.url === undefined ? {} : { url: config.database.url }), schema: settings.schema });
+  // Telemetry first: the bus's command spans and counters report to its global providers.
+  const telemetry: ServiceTelemetry = await startServiceTelemetry({ service: 'audit-ledger' });
+  const db = await createDatabase<LedgerDatabase>({ ...(config.database.url === undefined ? {} : { url: config.database.url }), schema: settings.schema }).catch(async (e: unknown) => {
+    await telemetry.close();
+    throw e;
+  });
   // Its own NATS user (DESIGN §3a) when `bulwark init` made one; anonymous otherwise (a dev server without authentication).
   const credentials = await busCredentialsFor(store, LEDGER_PRINCIPAL);
-  const bus = await connectBus({ url: config.nats.url, name: `${LEDGER_PRINCIPAL}#${process.pid}`, ...(settings.namespace === undefined ? {} : { namespace: settings.namespace }), ...credentials });
+  const bus = await connectBus({
+    url: config.nats.url,
+    name: `${LEDGER_PRINCIPAL}#${process.pid}`,
+    ...(settings.namespace === undefined ? {} : { namespace: settings.namespace }),
+    ...credentials,
+  }).catch(async (e: unknown) => {
+    await closeDatabase(db).catch(() => undefined);
+    await telemetry.close();
+    throw e;
+  });
   let service: LedgerService | undefined;
   let directory: KvDirectory | undefined;
   try {
@@ -53,6 +68,10 @@ async function main(): Promise<number> {
       onFailed: (error) => log.error({ err: error }, 'directory watch ended: every sender will be refused'),
     });
     service = await LedgerService.start({ bus, db, crypto, identity, directory, settings, log });
+    const running = service;
+    observeLedgerService(telemetry.meter, bus, running);
+    telemetry.setHealth(async () => ({ ...(await running.readiness()), size: (await running.ledger.head()).size }));
+    log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, 'audit-ledger: telemetry');
     const ready = await service.readiness();
     log.info({ origin: settings.origin, schema: settings.schema, instance: service.instanceId, ready }, 'audit-ledger: running');
 
@@ -71,6 +90,7 @@ async function main(): Promise<number> {
     await directory?.stop().catch(() => undefined);
     await bus.close().catch(() => undefined);
     await closeDatabase(db).catch(() => undefined);
+    await telemetry.close().catch(() => undefined);
   }
 }
 

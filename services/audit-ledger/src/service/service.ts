@@ -156,7 +156,7 @@ export class LedgerService {
 
   async #start(): Promise<void> {
     const { bus, db, crypto, identity, directory, settings } = this.#o;
-    await ensureStreams(bus);
+    await ensureStreams(bus, settings.streams);
     const head = await this.ledger.head();
     const last = await this.ledger.latestCheckpoint();
     this.#checkpointer.start(head.size - (last?.size ?? 0));

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { InputError } from '@bulwark/errors';
-import { DEFAULT_STREAMS, ServicePrincipals, type Namespace } from '@bulwark/bus';
+import { DEFAULT_STREAMS, ServicePrincipals, type Namespace, type StreamSpec } from '@bulwark/bus';
 
 export interface LedgerSettings {
   /** The log's name: the first line of every checkpoint and the ledger key's note name. */
@@ -37,6 +37,8 @@ export interface LedgerSettings {
    * SchemaPin): each gets the control batches sealed to it, on its own subject.
    */
   readonly controlTo: readonly string[];
+  /** The streams as configured (`[bus]` of @bulwark/config, set by main.ts); default DEFAULT_STREAMS. */
+  readonly streams?: readonly StreamSpec[];
 }
 
 export const SETTINGS_ENV = {
@@ -54,7 +56,7 @@ export const SETTINGS_ENV = {
   staleAfterMs: 'SYMBIONT_LEDGER_STALE_AFTER_MS',
   republishTo: 'SYMBIONT_LEDGER_REPUBLISH_TO',
   controlTo: 'SYMBIONT_LEDGER_CONTROL_TO',
-} as const satisfies Record<keyof LedgerSettings, string>;
+} as const satisfies Record<Exclude<keyof LedgerSettings, 'streams'>, string>;
 
 export const DEFAULT_SETTINGS: LedgerSettings = {
   origin: 'bulwark.local/audit',

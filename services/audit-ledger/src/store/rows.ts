@@ -37,6 +37,15 @@ export function hashedFieldsOfRow(row: EventRow): HashedFields {
   };
 }
 
+/** A row's details (stored as its canonical text); a row that is not JSON names its seq. */
+function parseDetails(row: EventRow): LedgerEvent['details'] {
+  try {
+    return JSON.parse(row.details) as LedgerEvent['details'];
+  } catch (cause) {
+    throw new LedgerError('E_LEDGER', `seq ${String(row.seq)}: stored details are not JSON (${cause instanceof Error ? cause.message : String(cause)}): the row was altered outside the ledger; run bulwark audit verify`, { seq: String(row.seq) }, { cause });
+  }
+}
+
 export function ledgerEventOfRow(row: EventRow): LedgerEvent {
   return {
     seq: toNumber(row.seq, 'seq'),
@@ -45,7 +54,7 @@ export function ledgerEventOfRow(row: EventRow): LedgerEvent {
     producer: row.producer,
     agentId: row.agent_id,
     eventType: row.event_type as EventType,
-    details: JSON.parse(row.details) as LedgerEvent['details'],
+    details: parseDetails(row),
     previousHash: bytes(row.previous_hash),
     eventHash: bytes(row.event_hash),
     signature: bytes(row.signature),

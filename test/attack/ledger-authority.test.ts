@@ -29,7 +29,7 @@ import { AuditEventSchema } from '@bulwark/proto';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
 import { DEFAULT_SETTINGS, LedgerService, migrateLedger, signerKey, verifyLedger, type LedgerDatabase, type QueryReply, type VerifyReply } from '@bulwark/audit-ledger';
-import { hashedFieldsOfRow } from '../services/audit-ledger/src/store/rows.js';
+import { hashedFieldsOfRow } from '../../services/audit-ledger/src/store/rows.js';
 
 const provider = createCryptoProvider('node');
 const ORIGIN = 'bulwark.test/authority';

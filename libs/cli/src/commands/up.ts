@@ -1,0 +1,228 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Bus } from '@bulwark/bus';
+import { redactUrl } from '@bulwark/config';
+import { BulwarkError, InputError } from '@bulwark/errors';
+import { maskDatabaseUrl, parseDatabaseUrl } from '@bulwark/store';
+import { METRICS_PORT_ENV } from '@bulwark/telemetry';
+import { ADMIN_PRINCIPAL } from '../home/admin.js';
+import { homeDatabaseUrl, homeEnvironment } from '../home/environment.js';
+import { ensureHome, resolveHome, type Home } from '../home/home.js';
+import { connectAsOperator, openKeyStore } from '../home/session.js';
+import { lockHome, removeRunState, writeRunState, type RunState } from '../home/state.js';
+import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
+import { findNatsServer, NATS_INSTALL_HINT, startNatsServer, type RunningNats } from '../run/nats-server.js';
+import { freePort, parsePort, requireFreePort } from '../run/ports.js';
+import { probeServices, statusTable, type ServiceStatus } from '../run/probe.js';
+import { SERVICES, serviceEntryPoint } from '../run/services.js';
+import { Supervisor } from '../run/supervisor.js';
+import { init } from './init.js';
+
+interface UpOptions {
+  readonly dir?: string;
+  readonly natsPort?: string;
+  readonly readyTimeout: string;
+}
+
+/** Resolves on the first SIGINT or SIGTERM; `bulwark up` stops in order then. */
+function stopSignal(): { promise: Promise<NodeJS.Signals>; dispose(): void } {
+  let handler: ((signal: NodeJS.Signals) => void) | undefined;
+  const promise = new Promise<NodeJS.Signals>((resolve) => {
+    handler = (signal) => resolve(signal);
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  });
+  return {
+    promise,
+    dispose() {
+      process.off('SIGINT', handler!);
+      process.off('SIGTERM', handler!);
+    },
+  };
+}
+
+class Interrupted extends Error {}
+
+/** The KEK: the caller's (SYMBIONT_KEK or SYMBIONT_KEK_FILE), else the home's development file, made on first start. */
+function ensureDevelopmentKek(io: CommandIO, home: Home): void {
+  if (io.env['SYMBIONT_KEK'] || io.env['SYMBIONT_KEK_FILE'] || existsSync(home.kekFile)) return;
+  writeFileSync(home.kekFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  io.stderr(`bulwark up: warning: generated a development key-encryption key in ${home.kekFile} (mode 0600); production uses SYMBIONT_KEK_FILE or an HSM\n`);
+}
+
+interface InitReport {
+  readonly alreadyInitialised: boolean;
+  readonly ledgerVerifierKey: { readonly file: string };
+  readonly nats: { readonly configFile: string };
+  readonly publish: { readonly ok: boolean; readonly error?: string };
+}
+
+/**
+ * `bulwark init` for the home (keys in `<home>/keys`, the nats-server configuration and
+ * JetStream store in `<home>/nats`, the home's administrator), in-process. With `publish`
+ * false the server is not up yet (its configuration is what init writes): only the files.
+ */
+async function runInit(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, url: string, publish: boolean): Promise<InitReport> {
+  let out = '';
+  let code: number = ExitCode.ok;
+  const listen = new URL(url);
+  await init(
+    { ...io, env, stdout: (s) => void (out += s) },
+    { dir: home.keysDir, nats: url, json: true, admin: ADMIN_PRINCIPAL, natsConfigDir: home.natsDir, natsStoreDir: home.natsDir, natsListen: `${listen.hostname}:${listen.port}` },
+    (c) => (code = c),
+  );
+  const report = JSON.parse(out) as InitReport;
+  if (publish && (code !== ExitCode.ok || !report.publish.ok)) {
+    throw new BulwarkError('E_INIT', `bulwark init could not create the streams and publish the directory on ${redactUrl(url)}: ${report.publish.error ?? 'failed'}`);
+  }
+  return report;
+}
+
+/**
+ * NATS: `NATS_URL` when set (its server must run with the configuration init writes, or
+ * without authentication), else nats-server from PATH with the configuration init wrote,
+ * on a free loopback port (or --nats-port).
+ */
+async function startNats(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, options: UpOptions): Promise<{ url: string; init: InitReport; managed?: RunningNats }> {
+  const external = io.env['NATS_URL'];
+  if (external !== undefined && external !== '') {
+    if (options.natsPort !== undefined) throw new InputError('E_USAGE', '--nats-port starts a NATS server, but NATS_URL names one already: use one or the other');
+    return { url: external, init: await runInit(io, env, home, external, true) };
+  }
+  const binary = findNatsServer(io.env);
+  if (binary === undefined) throw new InputError('E_NATS_MISSING', `no nats-server in PATH and NATS_URL is unset: ${NATS_INSTALL_HINT}`);
+  const port = options.natsPort === undefined ? await freePort() : parsePort('--nats-port', options.natsPort);
+  await requireFreePort(port, '--nats-port');
+  const url = `nats://127.0.0.1:${port}`;
+  const files = await runInit(io, env, home, url, false);
+  const managed = await startNatsServer(binary, { configFile: files.nats.configFile, url }, join(home.logsDir, 'nats-server.log'));
+  try {
+    const published = await runInit(io, env, home, url, true);
+    return { url, managed, init: { ...published, alreadyInitialised: files.alreadyInitialised } };
+  } catch (error) {
+    await managed.stop();
+    throw error;
+  }
+}
+
+/** The policy administrators: the caller's, and the home's administrator. */
+function policyAdmins(env: NodeJS.ProcessEnv): string {
+  const admins = [...(env['SYMBIONT_POLICY_ADMINS'] ?? '').split(',').filter((a) => a !== ''), ADMIN_PRINCIPAL];
+  return [...new Set(admins)].join(',');
+}
+
+function serviceEnv(base: NodeJS.ProcessEnv, metricsPort: number): NodeJS.ProcessEnv {
+  return { ...base, [METRICS_PORT_ENV]: String(metricsPort) };
+}
+
+async function waitReady(bus: Bus, state: RunState, supervisor: Supervisor, stop: Promise<NodeJS.Signals>, timeoutMs: number, logsDir: string): Promise<ServiceStatus[]> {
+  const deadline = Date.now() + timeoutMs;
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  for (;;) {
+    const last = await Promise.race([probeServices(bus, state), supervisor.failed]);
+    if (last.every((s) => s.ready)) return last;
+    if (stopped) throw new Interrupted();
+    if (Date.now() > deadline) {
+      const waiting = last.filter((s) => !s.ready).map((s) => `${s.name} (${s.reason})`);
+      throw new BulwarkError('E_NOT_READY', `not ready after ${timeoutMs / 1000} s: ${waiting.join('; ')}; logs in ${logsDir}`);
+    }
+    await Promise.race([new Promise((r) => setTimeout(r, 250)), supervisor.failed, stop]);
+  }
+}
+
+async function up(io: CommandIO, options: UpOptions): Promise<number> {
+  const started = Date.now();
+  const home = resolveHome(io.cwd, io.env, options.dir);
+  const readyTimeoutMs = Number(options.readyTimeout) * 1000;
+  if (!(readyTimeoutMs > 0)) throw new InputError('E_USAGE', `--ready-timeout ${JSON.stringify(options.readyTimeout)}: a positive number of seconds`);
+  if (io.env['DATABASE_URL']) parseDatabaseUrl(io.env['DATABASE_URL']);
+  const { created } = ensureHome(home);
+  const release = lockHome(home);
+  const signal = stopSignal();
+  let nats: { url: string; init: InitReport; managed?: RunningNats } | undefined;
+  let supervisor: Supervisor | undefined;
+  let bus: Bus | undefined;
+  try {
+    io.stderr(`bulwark up: ${created ? 'created' : 'using'} home ${home.dir}\n`);
+    ensureDevelopmentKek(io, home);
+    const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
+    const withAdmin = { ...io.env, DATABASE_URL: databaseUrl, SYMBIONT_POLICY_ADMINS: policyAdmins(io.env) };
+    nats = await startNats(io, homeEnvironment(home, withAdmin), home, options);
+    io.stderr(
+      `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in ${home.keysDir} (ledger verifier key ${nats.init.ledgerVerifierKey.file}); ` +
+        `NATS ${nats.managed === undefined ? 'from NATS_URL' : 'started (nats-server, operator mode, JetStream in the home)'} at ${redactUrl(nats.url)}\n`,
+    );
+    // root.pub exists now: the services' environment pins it.
+    const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url });
+    const { store } = await openKeyStore(serviceBase, io.cwd);
+
+    const specs = await Promise.all(SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort() })));
+    const state: RunState = {
+      format: 'bulwark-up/v1',
+      pid: process.pid,
+      started: new Date(started).toISOString(),
+      nats: { url: nats.url, managed: nats.managed !== undefined, ...(nats.managed?.process.pid === undefined ? {} : { pid: nats.managed.process.pid }) },
+      database: { kind: parseDatabaseUrl(databaseUrl).backend === 'postgres' ? 'postgres' : 'pglite', url: databaseUrl },
+      admin: ADMIN_PRINCIPAL,
+      services: specs.map((s) => ({ name: s.spec.name, principal: s.spec.principal, pid: undefined, metricsPort: s.metricsPort, restarts: 0 })),
+    };
+    const running = new Supervisor({
+      services: specs.map((s) => ({ spec: s.spec, entry: s.entry, env: serviceEnv(serviceBase, s.metricsPort) })),
+      logsDir: home.logsDir,
+      say: (line) => io.stderr(`${line}\n`),
+      onChange: () => {
+        for (const p of running.pids()) {
+          const entry = state.services.find((s) => s.name === p.name)!;
+          entry.pid = p.pid;
+          entry.restarts = p.restarts;
+        }
+        try {
+          writeRunState(home, state);
+        } catch (error) {
+          // The home went away under us (deleted): say so, keep supervising; the stop still cleans up.
+          io.stderr(`bulwark up: cannot write ${home.stateFile}: ${error instanceof Error ? error.message : String(error)}\n`);
+        }
+      },
+    });
+    supervisor = running;
+    writeRunState(home, state);
+    running.start();
+    bus = await connectAsOperator(store, nats.url, 'bulwark-up');
+    const statuses = await waitReady(bus, state, running, signal.promise, readyTimeoutMs, home.logsDir);
+    running.markStarted();
+    io.stdout(statusTable(statuses));
+    io.stdout(
+      `\nBulwark is up in ${((Date.now() - started) / 1000).toFixed(1)} s: NATS ${redactUrl(nats.url)}, database ${state.database.kind} (${maskDatabaseUrl(databaseUrl)}), logs in ${home.logsDir}.\n` +
+        `Try \`bulwark status --dir ${home.dir}\` and \`bulwark demo --dir ${home.dir}\` in another terminal; Ctrl-C stops everything.\n`,
+    );
+    const received = await signal.promise;
+    io.stderr(`bulwark up: ${received}: stopping the services, then NATS\n`);
+    return ExitCode.ok;
+  } catch (error) {
+    if (error instanceof Interrupted) {
+      io.stderr('bulwark up: interrupted before the services were ready: stopped\n');
+      return ExitCode.failure;
+    }
+    throw error;
+  } finally {
+    signal.dispose();
+    await bus?.close().catch(() => undefined);
+    await supervisor?.stop();
+    await nats?.managed?.stop();
+    removeRunState(home);
+    release();
+  }
+}
+
+/** `bulwark up [--dir D] [--nats-port N] [--ready-timeout S]` (also `npm start`). */
+export const registerUpCommand: RegisterCommand = (program, io, setExitCode) => {
+  program
+    .command('up')
+    .description('start Bulwark from a home directory: NATS (unless NATS_URL is set), bulwark init, every service as its own process; Ctrl-C stops everything')
+    .option('--dir <home>', 'the home directory (default: $SYMBIONT_HOME, else ./.bulwark)')
+    .option('--nats-port <port>', 'port of the nats-server it starts (default: a free one)')
+    .option('--ready-timeout <seconds>', 'how long the services may take to be ready', '120')
+    .action(async (options: UpOptions) => setExitCode(await up(io, options)));
+};

@@ -1,0 +1,148 @@
+import { join } from 'node:path';
+import { CommandClient, Commands, connectBus, ensureStreams, LEDGER_PRINCIPAL, RejectionReporter, removeNamespaceStreams, serveCommands, startStreamConsumer, uniqueNamespace, type Bus, type CommandServer, type RunningConsumer } from '@bulwark/bus';
+import { createBulwarkClient } from '@bulwark/client';
+import { createCryptoProvider } from '@bulwark/crypto';
+import { SealedReceiver } from '@bulwark/envelope';
+import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
+import { decodeEvent, type AuditEvent } from '@bulwark/events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuncDriver } from '../src/drivers/runc.js';
+import { makeTestRootfs, skipReason, type TestRootfs } from '../src/drivers/testing.js';
+import { Scheduler } from '../src/service/scheduler.js';
+import { startSandboxService, type SandboxService } from '../src/service/service.js';
+
+const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
+const provider = createCryptoProvider();
+const SANDBOX = 'svc.sandbox-scheduler';
+const POLICY = 'svc.policy';
+const IR = 'svc.incident-response';
+const AGENT = 'agent.a1';
+const OTHER = 'agent.other';
+const silent = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
+const LOW = { data_sensitivity: 0, code_trust_level: 1, network_access: false, filesystem_access: false, external_apis: false };
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const runcReason = skipReason('runc');
+
+describe('the sandbox service on the bus', () => {
+  let world: TestWorld;
+  let bus: Bus;
+  let fs: TestRootfs;
+  let service: SandboxService;
+  let policy: CommandServer;
+  let consumer: RunningConsumer;
+  const events: AuditEvent[] = [];
+  const policyRequests: Record<string, unknown>[] = [];
+  let allow = true;
+
+  beforeAll(async () => {
+    world = testWorld({ provider, ids: [SANDBOX, POLICY, LEDGER_PRINCIPAL, IR, AGENT, OTHER] });
+    bus = await connectBus({ url: NATS_URL, name: 'sandbox-test', namespace: uniqueNamespace() });
+    await ensureStreams(bus);
+    // A stand-in for the policy service: records what it was asked, allows or denies as the test says.
+    policy = await serveCommands(bus, {
+      service: 'policy',
+      version: '0.0.0',
+      rejections: silent(POLICY),
+      sessions: { provider, self: world.identity(POLICY), directory: world.directory },
+      handlers: {
+        [Commands.policy.evaluate]: async (req) => {
+          policyRequests.push(JSON.parse(decoder.decode(req.body)) as Record<string, unknown>);
+          const decision = allow ? { decision: 'Allow', setVersion: 't', policy: 'sandbox', version: 1, rule: 0, ruleText: 'allow: allocate(sandbox)' } : { decision: 'Deny', setVersion: 't', reason: 'sandboxes are closed today' };
+          return encoder.encode(JSON.stringify(decision));
+        },
+      },
+    });
+    consumer = await startStreamConsumer(
+      bus,
+      new SealedReceiver({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory, staleAfterMs: 86_400_000 }),
+      { stream: 'events', durable: 'sandbox-test-ledger', filterSubject: 'bulwark.evt.sandbox.>' },
+      async (d) => void events.push(decodeEvent(d.plaintext)),
+      silent(LEDGER_PRINCIPAL),
+    );
+    fs = makeTestRootfs();
+    const runc = createRuncDriver({ stateRoot: join(fs.dir, 'state'), bundleRoot: join(fs.dir, 'bundles') });
+    // The docker floor so that a low-risk workload runs in Tier 1 (runc) here.
+    service = await startSandboxService({ bus, provider, identity: world.identity(SANDBOX), directory: world.directory, scheduler: new Scheduler({ drivers: { 1: runc }, rootfs: fs.rootfs, floor: 1, cgroupParent: 'bulwark-test' }) });
+  });
+  afterAll(async () => {
+    await service?.stop();
+    await policy?.stop();
+    await consumer?.stop();
+    await removeNamespaceStreams(bus);
+    await bus?.close();
+    fs?.cleanup();
+  });
+
+  const client = (id: string) => new CommandClient(bus, { sessions: { provider, self: world.identity(id), directory: world.directory }, rejections: silent(id) });
+  const call = async (id: string, subject: Parameters<CommandClient['request']>[0], body: unknown, timeoutMs = 10_000) =>
+    JSON.parse(decoder.decode(await client(id).request(subject, encoder.encode(JSON.stringify(body)), { timeoutMs }))) as Record<string, unknown>;
+  const eventually = async (check: () => boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    expect(check()).toBe(true);
+  };
+
+  it('assess answers the score and tier, and refuses a bad assessment with its code', async () => {
+    const r = await call(AGENT, Commands.sandbox.assess, { assessment: { ...LOW, code_trust_level: 0 } });
+    expect(r['decision']).toMatchObject({ score: 0.3, level: 'medium', tier: 2 });
+    await eventually(() => events.some((e) => e.eventType === 'sandbox.assessed'));
+    expect(events.find((e) => e.eventType === 'sandbox.assessed')).toMatchObject({ agentId: AGENT, details: { assessment: { ...LOW, code_trust_level: 0 }, score: 0.3, level: 'medium', tier: 2 } });
+    await expect(call(AGENT, Commands.sandbox.assess, { assessment: { ...LOW, data_sensitivity: Number.NaN } })).rejects.toMatchObject({ code: 'E_SANDBOX_ASSESSMENT' });
+    await expect(call(AGENT, Commands.sandbox.assess, { assessment: LOW, tier: 'gvisor' })).rejects.toMatchObject({ code: 'E_SANDBOX_TIER' });
+  });
+
+  it('refuses a workload whose tier no driver here provides, without asking policy or recording a schedule', async () => {
+    const asked = policyRequests.length;
+    await expect(call(AGENT, Commands.sandbox.schedule, { assessment: { ...LOW, code_trust_level: 0 }, args: ['/bin/true'] })).rejects.toMatchObject({ code: 'E_SANDBOX_NO_DRIVER' });
+    await expect(call(AGENT, Commands.sandbox.schedule, { assessment: LOW, tier: 2, args: ['/bin/true'] })).rejects.toMatchObject({ code: 'E_SANDBOX_NO_DRIVER' });
+    expect(policyRequests.length).toBe(asked);
+  });
+
+  it('asks the policy service before scheduling, and a Deny runs nothing and is recorded', async () => {
+    allow = false;
+    try {
+      await expect(call(AGENT, Commands.sandbox.schedule, { assessment: LOW, args: ['/bin/sh', '-c', 'echo must-not-run'] })).rejects.toMatchObject({ code: 'E_SANDBOX_DENIED' });
+    } finally {
+      allow = true;
+    }
+    expect(policyRequests.at(-1)).toMatchObject({ action: 'allocate', resource: 'sandbox', context: { agent: { id: AGENT }, sandbox: { tier: 1 } } });
+    await eventually(() => events.some((e) => e.eventType === 'sandbox.scheduled' && e.details['outcome'] === 'denied'));
+    const denied = events.find((e) => e.details['outcome'] === 'denied');
+    expect(denied).toMatchObject({ agentId: AGENT, details: { reason: 'sandboxes are closed today', assessment: LOW, tier: 1 } });
+  });
+
+  it.skipIf(runcReason !== undefined)('schedules an allowed workload (through the SDK), returns its output and records scheduled and exited with the spec hash', async () => {
+    const sdk = createBulwarkClient({ bus, sessions: { provider, self: world.identity(AGENT), directory: world.directory }, rejections: silent(AGENT) });
+    const r = await sdk.sandbox.schedule({ assessment: LOW, args: ['/bin/sh', '-c', 'echo from-the-sandbox; exit 4'] });
+    expect(r.run).toMatchObject({ stdout: 'from-the-sandbox\n', exitCode: 4, driver: 'runc', tier: 1 });
+    expect(r.decision).toMatchObject({ level: 'low', tier: 1 });
+    const id = r.run.sandboxId;
+    await eventually(() => events.some((e) => e.eventType === 'sandbox.exited' && e.details['sandboxId'] === id));
+    const exited = events.find((e) => e.eventType === 'sandbox.exited' && e.details['sandboxId'] === id);
+    expect(exited?.details['specHash']).toMatch(/^[0-9a-f]{64}$/);
+    expect(events.some((e) => e.eventType === 'sandbox.scheduled' && e.details['outcome'] === 'allowed' && e.agentId === AGENT)).toBe(true);
+    expect(await call(AGENT, Commands.sandbox.logs, { sandboxId: id })).toEqual({ sandboxId: id, stdout: 'from-the-sandbox\n', stderr: '' });
+    await expect(call(OTHER, Commands.sandbox.logs, { sandboxId: id })).rejects.toMatchObject({ code: 'E_SANDBOX_UNKNOWN' });
+    expect(await call(AGENT, Commands.sandbox.status, { sandboxId: id })).toMatchObject({ state: 'exited', exitCode: 4 });
+  });
+
+  it.skipIf(runcReason !== undefined)('incident response terminates an agent\'s sandboxes; another agent may not', async () => {
+    const running = call(AGENT, Commands.sandbox.schedule, { assessment: LOW, args: ['/bin/sleep', '30'] }, 30_000);
+    let ids: string[] = [];
+    const end = Date.now() + 5000;
+    while (ids.length === 0 && Date.now() < end) {
+      const s = await call(IR, Commands.sandbox.status, {});
+      ids = (s['running'] as { sandboxId: string }[]).map((x) => x.sandboxId);
+      if (ids.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(ids).toHaveLength(1);
+    await expect(call(OTHER, Commands.sandbox.terminate, { agentId: AGENT })).rejects.toMatchObject({ code: 'E_SANDBOX_FORBIDDEN' });
+    const started = Date.now();
+    expect(await call(IR, Commands.sandbox.terminate, { agentId: AGENT })).toEqual({ killed: ids });
+    const r = await running;
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((r['run'] as { exitCode: number }).exitCode).toBe(137);
+    await eventually(() => events.some((e) => e.eventType === 'sandbox.killed' && e.details['sandboxId'] === ids[0] && e.details['by'] === IR));
+  });
+});

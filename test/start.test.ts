@@ -1,0 +1,233 @@
+// `npm start` as an operator runs it (README Quick start): a child process on a fresh home
+// directory, with NATS from PATH (its own nats-server on a free port, never the machine's
+// 4222) and the embedded PGlite (never the machine's PostgreSQL). It prints its time to
+// ready (15-48 s on this shared 2-core machine, most of it PGlite's start; the wait allows
+// more, since under `npm test` many suites share the cores), must pass `bulwark demo`, refuse
+// an anonymous client, restart a crashed service, stop on SIGINT leaving no process behind,
+// and a second start on the same home must reuse the keys and the ledger.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { jwtAuthenticator } from '@nats-io/nats-core';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { connectBus } from '@bulwark/bus';
+import { loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
+import { homeEnvironment } from '../libs/cli/src/home/environment.js';
+import { homeAt } from '../libs/cli/src/home/home.js';
+import { openKeyStore } from '../libs/cli/src/home/session.js';
+import { isBulwarkError } from '@bulwark/errors';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
+const home = mkdtempSync(join(tmpdir(), 'bulwark-start-'));
+
+/** The machine's environment without the shared servers' addresses: this test brings its own. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['NATS_URL', 'DATABASE_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY', 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
+    delete env[name];
+  }
+  return env;
+}
+
+function bulwark(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(), timeout: timeoutMs }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  /** npm's exit: code 0, or the SIGINT it got with its group (npm re-raises it). */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `npm start -- --dir <home>` in its own process group, as a terminal runs it (Ctrl-C goes to the group). */
+function npmStart(): Started {
+  // Under the whole suite two cores are shared by many tests: give up's own wait room (figures are printed).
+  const child = spawn('npm', ['start', '--', '--dir', home, '--ready-timeout', '150'], { cwd: ROOT, env: cleanEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { child, output: () => output, exited };
+}
+
+interface StatusJson {
+  ready: boolean;
+  nats: { url: string };
+  database: { kind: string; url?: string };
+  services: { name: string; instances: number; ready: boolean; metrics?: string }[];
+  ledger: { size: number | null; checkpoint: { size: number; rootHash: string } | null };
+}
+
+/** Polls `bulwark status --json` until every service is ready; returns it and the seconds it took. */
+async function untilReady(started: Started, since: number, budgetMs: number): Promise<{ status: StatusJson; seconds: number }> {
+  const deadline = since + budgetMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const r = await bulwark(['status', '--dir', home, '--json'], 15_000);
+    last = `${r.stdout}${r.stderr}`;
+    if (r.code === 0) return { status: JSON.parse(r.stdout) as StatusJson, seconds: (Date.now() - since) / 1000 };
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`not ready after ${budgetMs / 1000} s; last status: ${last}; npm start said: ${started.output()}`);
+}
+
+interface UpState {
+  pid: number;
+  nats: { url: string; pid?: number };
+  services: { name: string; pid?: number }[];
+}
+
+const readState = (): UpState => JSON.parse(readFileSync(join(home, 'run', 'up.json'), 'utf8')) as UpState;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every pid of a running system: bulwark up, the nats-server it started, each service. */
+function pidsOf(state: UpState): number[] {
+  return [state.pid, ...(state.nats.pid === undefined ? [] : [state.nats.pid]), ...state.services.flatMap((s) => (s.pid === undefined ? [] : [s.pid]))];
+}
+
+/** SIGINT to the group (a terminal's Ctrl-C); every process it started must be gone within 10 s. */
+async function interrupt(started: Started, pids: readonly number[]): Promise<number> {
+  const t0 = Date.now();
+  process.kill(-started.child.pid!, 'SIGINT');
+  const exit = await Promise.race([started.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+  while (pids.some(alive) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+  const left = pids.filter(alive);
+  for (const pid of left) process.kill(pid, 'SIGKILL');
+  expect(left, `processes still running 10 s after SIGINT: ${left.join(', ')}`).toEqual([]);
+  expect(exit === 'timeout' ? exit : exit.code === 0 || exit.signal === 'SIGINT').toBe(true);
+  expect(started.output()).toContain('SIGINT: stopping the services, then NATS');
+  expect(started.output()).not.toMatch(/did not stop within|internal error/);
+  return (Date.now() - t0) / 1000;
+}
+
+/** Purges one entry of BULWARK_DIRECTORY as the operator's NATS user (what a mistaken operator could do). */
+async function purgeDirectoryEntry(url: string, key: string): Promise<void> {
+  const env = homeEnvironment(homeAt(home), cleanEnv());
+  const { store } = await openKeyStore(env, ROOT);
+  const creds = await loadNatsCredentials(store, OPERATOR_USER);
+  const nc = await connect({ servers: url, authenticator: jwtAuthenticator(creds!.jwt, creds!.seed), inboxPrefix: creds!.inboxPrefix });
+  try {
+    const kv = await new Kvm(nc).open('BULWARK_DIRECTORY');
+    await kv.purge(key);
+    expect(await kv.get(key)).toMatchObject({ operation: 'PURGE' });
+  } finally {
+    await nc.close();
+  }
+}
+
+let running: Started | undefined;
+
+afterAll(() => {
+  // A failed assertion must not leave a system running on this machine.
+  if (running !== undefined && running.child.exitCode === null) {
+    try {
+      process.kill(-running.child.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+    try {
+      for (const pid of pidsOf(readState())) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    } catch {
+      // No state file.
+    }
+  }
+  rmSync(home, { recursive: true, force: true });
+});
+
+describe('npm start', () => {
+  let firstRoot = '';
+  let firstSize = 0;
+
+  it('starts everything from a fresh home, passes the demo, and stops cleanly on SIGINT', { timeout: 300_000 }, async () => {
+    const since = Date.now();
+    running = npmStart();
+    const { status, seconds } = await untilReady(running, since, 170_000);
+    console.log(`npm start: ready in ${seconds.toFixed(1)} s (turbo's cached build check included)`);
+    expect(status.nats.url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
+    expect(status.nats.url).not.toBe('nats://127.0.0.1:4222');
+    expect(status.database.kind).toBe('pglite');
+    expect(status.services.map((s) => [s.name, s.ready])).toEqual([
+      ['audit-ledger', true],
+      ['policy', true],
+    ]);
+    for (const s of status.services) expect(s.instances).toBe(1);
+    expect(running.output()).toContain('generated a development key-encryption key');
+    expect(running.output()).toMatch(/service\s+instances\s+ready\s+subjects/);
+
+    // The server it started runs in operator mode: a client without credentials is refused.
+    const anonymous = await connectBus({ url: status.nats.url, name: 'start-test-anonymous', maxReconnectAttempts: 0, connectTimeoutMs: 3000 }).then(
+      async (bus) => {
+        await bus.close();
+        return 'connected';
+      },
+      (error: unknown) => (isBulwarkError(error) ? error.code : String(error)),
+    );
+    expect(anonymous).toBe('E_BUS_AUTH');
+
+    const demo = await bulwark(['demo', '--dir', home]);
+    expect(demo.stdout, demo.stderr).toContain('demo: all 6 steps gave what they should');
+    expect(demo.code).toBe(0);
+
+    const after = await bulwark(['status', '--dir', home, '--json']);
+    const afterStatus = JSON.parse(after.stdout) as StatusJson;
+    firstSize = afterStatus.ledger.size ?? 0;
+    expect(firstSize).toBeGreaterThanOrEqual(7);
+    firstRoot = readFileSync(join(home, 'keys', 'root.pub'), 'utf8');
+
+    // A lost directory entry (the operator's guide, "Recovery"): the policy service's entry is
+    // purged from the directory bucket; the next start's init republishes it (second test).
+    await purgeDirectoryEntry(status.nats.url, 'svc.policy');
+
+    const seconds2 = await interrupt(running, pidsOf(readState()));
+    console.log(`npm start: stopped ${seconds2.toFixed(1)} s after SIGINT`);
+  });
+
+  it('starts again on the same home with the same keys and ledger, which verifies; the lost directory entry is back', { timeout: 300_000 }, async () => {
+    const since = Date.now();
+    running = npmStart();
+    const { status, seconds } = await untilReady(running, since, 170_000);
+    console.log(`npm start (second): ready in ${seconds.toFixed(1)} s`);
+    expect(running.output()).not.toContain('generated a development key-encryption key');
+    expect(readFileSync(join(home, 'keys', 'root.pub'), 'utf8')).toBe(firstRoot);
+    expect(status.ledger.size ?? 0).toBeGreaterThanOrEqual(firstSize);
+
+    // A crashed service is restarted with backoff, and up says so.
+    const crashed = readState().services.find((s) => s.name === 'policy')!.pid!;
+    process.kill(crashed, 'SIGKILL');
+    const restarted = await untilReady(running, Date.now(), 120_000).then(() => readState().services.find((s) => s.name === 'policy')!.pid);
+    expect(restarted).not.toBe(crashed);
+    expect(running.output()).toMatch(/bulwark up: policy exited \(signal SIGKILL: .*\); restarting in 0\.5 s \(restart 1\)/);
+
+    const demo = await bulwark(['demo', '--dir', home]);
+    expect(demo.code, demo.stdout + demo.stderr).toBe(0);
+    await interrupt(running, pidsOf(readState()));
+    running = undefined;
+
+    // Stopped: the embedded database is free, and the whole ledger (both demos) verifies offline
+    // with the verifier key init wrote in the home.
+    const verify = await bulwark(['audit', 'verify', '--dir', home, '--json']);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    const report = JSON.parse(verify.stdout) as { ok: boolean; size: number };
+    expect(report.ok).toBe(true);
+    expect(report.size).toBeGreaterThan(firstSize);
+  });
+});
