@@ -2,13 +2,15 @@
 // accepts from BULWARK_EVENTS (single events, batches, the bus's JSON rejection reports, and
 // undecodable messages, which it records), its checkpoints (announced as events, without a
 // loop), re-publication to BULWARK_LEDGER, and the audit commands over Noise sessions.
+// Under the configuration `bulwark init` writes (DESIGN §3a): one private nats-server for the
+// file; the ledger, the producer (svc.policy) and the auditor (an admin analyst) each connect
+// with their own NATS user; identities from init's key store, the directory from KV.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedSender, type LocalIdentity } from '@bulwark/envelope';
-import { testWorld } from '@bulwark/envelope/testing';
+import { SealedSender, type Directory } from '@bulwark/envelope';
+import type { Identity } from '@bulwark/keystore';
 import {
   CommandClient,
   Commands,
@@ -16,18 +18,14 @@ import {
   LEDGER_PRINCIPAL,
   RejectionReporter,
   ServicePrincipals,
-  connectBus,
   createEventPublisher,
   createRejectionReporter,
-  ensureStreams,
-  removeNamespaceStreams,
-  uniqueNamespace,
   type Bus,
-  type EventSubject,
 } from '@bulwark/bus';
-import { encodeEvent, encodeEventBatch, eventSubject, newEvent, newEventId, type AuditEvent } from '@bulwark/events';
+import type { CryptoProvider } from '@bulwark/crypto';
+import { encodeEvent, encodeEventBatch, newEvent, newEventId, type AuditEvent } from '@bulwark/events';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
-import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
+import { databaseUrl, withTestSchema } from '@bulwark/testkit';
 import {
   DEFAULT_SETTINGS,
   LedgerService,
@@ -45,15 +43,28 @@ import {
   type VerifyReply,
   verifyLedger,
 } from '@bulwark/audit-ledger';
+import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
-const provider = createCryptoProvider('node');
 const ORIGIN = 'bulwark.test/service';
-const world = testWorld({ provider });
-const directory = world.directory;
-const ledgerId = world.add(LEDGER_PRINCIPAL);
-const producer: LocalIdentity = world.add(ServicePrincipals.policy);
-const analyst: LocalIdentity = world.add('analyst.auditor');
-world.add(ServicePrincipals.incident);
+const AUDITOR = 'analyst.auditor';
+let b: PrivateBulwark;
+let provider: CryptoProvider;
+let directory: Directory;
+let ledgerId: Identity;
+let producer: Identity;
+let analyst: Identity;
+
+beforeAll(async () => {
+  b = await startPrivateBulwark();
+  // The audit commands are an administrator's (DESIGN §3a): the auditor is enrolled as one.
+  await b.addPrincipal(AUDITOR, { admin: true });
+  provider = b.provider;
+  directory = await b.directory();
+  ledgerId = await b.identity(LEDGER_PRINCIPAL);
+  producer = await b.identity(ServicePrincipals.policy);
+  analyst = await b.identity(AUDITOR);
+}, 60_000);
+afterAll(async () => b?.stop());
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const json = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
@@ -68,10 +79,11 @@ async function until(check: () => Promise<boolean>, what: string, ms = 15_000): 
   }
 }
 
-/** A ledger service in its own namespace and schema; `stop` removes them. */
-async function startLedger(name: string, namespace: ReturnType<typeof uniqueNamespace>, schema: ReturnType<typeof withTestSchema>, settings: Partial<LedgerSettings>, signerScript?: URL) {
-  const bus = await connectBus({ url: natsUrl(), name, namespace });
-  await ensureStreams(bus);
+/** A ledger service (its own user) on fresh streams of the private deployment and its own schema, and the producer's bus; `stop` removes the schema. */
+async function startLedger(name: string, schema: ReturnType<typeof withTestSchema>, settings: Partial<LedgerSettings>, signerScript?: URL) {
+  await b.resetStreams();
+  const bus = await b.connect(LEDGER_PRINCIPAL, name);
+  const producerBus = await b.connect(ServicePrincipals.policy, `${name}-producer`);
   const db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
   await migrateLedger(db);
   const service = await LedgerService.start({
@@ -80,21 +92,20 @@ async function startLedger(name: string, namespace: ReturnType<typeof uniqueName
     crypto: provider,
     identity: ledgerId,
     directory,
-    settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace, ...settings },
+    settings: { ...DEFAULT_SETTINGS, origin: ORIGIN, schema: schema.name, namespace: b.namespace, ...settings },
     ...(signerScript === undefined ? {} : { signerScript }),
   });
   const stop = async () => {
     await service.stop();
     await closeDatabase(db);
     await schema.drop();
-    await removeNamespaceStreams(bus);
+    await producerBus.close();
     await bus.close();
   };
-  return { bus, db, service, stop };
+  return { producerBus, db, service, stop };
 }
 
 describe('audit-ledger service', () => {
-  const namespace = uniqueNamespace('ledgersvc');
   const schema = withTestSchema('ledger_svc');
   let bus: Bus;
   let db: Kysely<LedgerDatabase>;
@@ -107,8 +118,8 @@ describe('audit-ledger service', () => {
   const call = async <T>(subject: (typeof Commands.audit)[keyof typeof Commands.audit], request: unknown) => json<T>(await client.request(subject, body(request), { timeoutMs: 10_000 }));
 
   beforeAll(async () => {
-    ({ bus, db, service, stop } = await startLedger('ledger-service-test', namespace, schema, { checkpointEvents: 20, checkpointMs: 300, inFlight: 16, batchMaxEvents: 50 }));
-    client = new CommandClient(bus, { sessions: { provider, self: analyst, directory }, rejections: silent });
+    ({ producerBus: bus, db, service, stop } = await startLedger('ledger-service-test', schema, { checkpointEvents: 20, checkpointMs: 300, inFlight: 16, batchMaxEvents: 50 }));
+    client = new CommandClient(await b.connect(AUDITOR), { sessions: { provider, self: analyst, directory }, rejections: silent });
   });
 
   afterAll(async () => {
@@ -126,8 +137,9 @@ describe('audit-ledger service', () => {
   it('appends single events, batches and rejection reports exactly once, and records an undecodable message', async () => {
     const events = createEventPublisher(bus, new SealedSender({ provider, self: producer, directory, recipientId: LEDGER_PRINCIPAL }));
     const single = newEvent({ agentId: 'agent.alpha', eventType: 'tools.invoked', details: { tool: 'grep' } });
+    // On the producer's own subjects (its NATS user may publish no other): the ledger tells the payload by its bytes.
     const batch: AuditEvent[] = Array.from({ length: 30 }, (_, i) => newEvent({ agentId: i % 2 === 0 ? 'agent.alpha' : 'agent.beta', eventType: 'policy.decision', details: { i } }));
-    await events.publish({ subject: eventSubject(single.eventType) as EventSubject, eventId: single.eventId, payload: encodeEvent(single) });
+    await events.publish({ subject: Events.policy.decision, eventId: single.eventId, payload: encodeEvent(single) });
     await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch(batch) });
     // The same events again in another message: deduplicated by event id, not by message id.
     await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch([...batch.slice(0, 5), single]) });
@@ -230,7 +242,6 @@ describe('audit-ledger service', () => {
 });
 
 describe('audit-ledger service, signing worker crash', () => {
-  const namespace = uniqueNamespace('ledgersig');
   const schema = withTestSchema('ledger_sig');
   const faults = mkdtempSync(join(tmpdir(), 'ledger-signer-faults-'));
   let bus: Bus;
@@ -241,7 +252,7 @@ describe('audit-ledger service, signing worker crash', () => {
   beforeAll(async () => {
     // Read by the substitute worker when it starts (workers copy the environment).
     process.env['LEDGER_SIGNER_FAULT_DIR'] = faults;
-    ({ bus, db, service, stop } = await startLedger('ledger-signer-test', namespace, schema, { checkpointEvents: 0, checkpointMs: 0, signerWorkers: 1 }, new URL('../services/audit-ledger/src/signer/faulty-worker.fixture.ts', import.meta.url)));
+    ({ producerBus: bus, db, service, stop } = await startLedger('ledger-signer-test', schema, { checkpointEvents: 0, checkpointMs: 0, signerWorkers: 1 }, new URL('../services/audit-ledger/src/signer/faulty-worker.fixture.ts', import.meta.url)));
   });
 
   afterAll(async () => {

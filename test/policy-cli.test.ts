@@ -1,16 +1,15 @@
-// `bulwark policy push|list|rollback` in-process against the real NATS, with the policy
-// service running in this process and the ledger stand-in of services/policy/test/world.ts.
-// The connection is injected (the test world's keys and directory instead of a key store).
+// `bulwark policy push|list|rollback` in-process, with the policy service running in this
+// process and the ledger stand-in of services/policy/test/world.ts, under the configuration
+// `bulwark init` writes (DESIGN §3a): a private nats-server; the CLI connects as it does in a
+// deployment (the --as principal's keys and NATS user from init's key store, the directory
+// from KV), and so do the service and the stand-in, each as its own principal.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Command, CommanderError } from 'commander';
 import { createBulwarkClient } from '@bulwark/client';
-import { InputError, isBulwarkError } from '@bulwark/errors';
-import { createPolicyAdminCommand, type AdminConnectOptions } from '../libs/cli/src/commands/policy-admin.js';
-import type { CommandIO } from '../libs/cli/src/io.js';
-import { ADMIN, AGENT, harness, provider, silentReporter, type Harness } from '../services/policy/test/world.js';
+import { ADMIN, harness, provider, silentReporter, type Harness } from '../services/policy/test/world.js';
+import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
 const SEED = `// the seed's data access policy
 policy secure_data_access {
@@ -21,43 +20,31 @@ const TWO = `policy a { allow: read(x) }
 policy b { deny: write(x) }
 `;
 
+/** A policy administrator on the bus (NATS user with the admin commands) whom the service does not list in `admins`. */
+const UNLISTED = 'analyst.unlisted';
+
 describe('bulwark policy push | list | rollback', () => {
+  let b: PrivateBulwark;
   let h: Harness;
   let dir: string;
-  const connects: AdminConnectOptions[] = [];
 
   beforeAll(async () => {
-    h = await harness();
+    b = await startPrivateBulwark();
+    await b.addPrincipal(UNLISTED, { admin: true });
+    h = await harness({ deployment: { of: b, agent: await b.addAgent() } });
     await h.start();
     dir = mkdtempSync(join(tmpdir(), 'bulwark-policy-cli-'));
-  });
+  }, 60_000);
   afterAll(async () => {
-    await h.close();
+    await h?.close();
+    await b?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** The real `bulwark` in-process (its own connection from the key store), in the directory of the policy files. */
   async function bulwark(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    const io: CommandIO = { stdout: (s) => void (out += s), stderr: (s) => void (err += s), env: {}, cwd: dir };
-    let code = 0;
-    const program = new Command('bulwark').exitOverride().configureOutput({ writeOut: (s) => void (out += s), writeErr: (s) => void (err += s) });
-    createPolicyAdminCommand({
-      connect: async (_io, options) => {
-        connects.push(options);
-        const bus = await h.connect(options.as);
-        const client = createBulwarkClient({ bus, sessions: { provider, self: h.world.identity(options.as), directory: h.world.directory }, rejections: silentReporter(options.as) });
-        return { admin: client.policyAdmin, close: () => bus.close() };
-      },
-    })(program, io, (c) => void (code = c));
-    try {
-      await program.parseAsync(argv, { from: 'user' });
-    } catch (e) {
-      if (e instanceof CommanderError) return { code: 2, out, err };
-      if (!isBulwarkError(e)) throw e;
-      return { code: e instanceof InputError ? 2 : 1, out, err: err + e.message };
-    }
-    return { code, out, err };
+    const r = await b.bulwark([...argv, '--nats', b.url, '--namespace', b.namespaceName], { cwd: dir });
+    return { code: r.code, out: r.stdout, err: r.stderr };
   }
 
   it('pushes files (register, then update), lists, and rolls back, each through the ledger', async () => {
@@ -68,7 +55,8 @@ describe('bulwark policy push | list | rollback', () => {
     expect(first.out).toMatch(/^registered secure_data_access version 1 \(in force, set ledger-\d+\)\nregistered a version 1 .*\nregistered b version 1 /);
     // Comments survive: a one-policy file goes to the ledger as written.
     expect(h.ledger.committed[0]!.details['text']).toBe(SEED);
-    expect(connects[0]).toMatchObject({ as: ADMIN });
+    // The change is the --as principal's: the service names the session's authenticated peer.
+    expect(h.ledger.committed[0]).toMatchObject({ agentId: ADMIN, details: expect.objectContaining({ by: ADMIN }) });
 
     writeFileSync(join(dir, 'seed.policy'), SEED.replace('"secret"', '"top_secret"'));
     const again = await bulwark('policy', 'push', '.', '--as', ADMIN, '--json');
@@ -85,7 +73,7 @@ describe('bulwark policy push | list | rollback', () => {
 
     const rolled = await bulwark('policy', 'rollback', 'secure_data_access', '--to', '1', '--as', ADMIN);
     expect(rolled).toMatchObject({ code: 0, out: expect.stringMatching(/^rolled back secure_data_access to version 1 \(in force/) });
-    const agent = createBulwarkClient({ bus: await h.connect(AGENT), sessions: { provider, self: h.world.identity(AGENT), directory: h.world.directory }, rejections: silentReporter(AGENT) });
+    const agent = createBulwarkClient({ bus: await h.connect(h.agent), sessions: { provider, self: h.world.identity(h.agent), directory: h.world.directory }, rejections: silentReporter(h.agent) });
     expect(await agent.policy.evaluate({ action: 'read', resource: 'sensitive_data', context: { user: { clearance: 'secret' } } })).toMatchObject({ decision: 'Allow', version: 1 });
   });
 
@@ -104,7 +92,9 @@ describe('bulwark policy push | list | rollback', () => {
 
   it('exits 1 when the principal is not a policy administrator', async () => {
     writeFileSync(join(dir, 'seed.policy'), SEED);
-    const refused = await bulwark('policy', 'push', 'seed.policy', '--as', AGENT);
+    // The bus lets an administrator's user send the command (an agent's may not even send it: DESIGN §3a,
+    // test/attack/nats-permissions.test.ts); the service refuses whom its list does not name.
+    const refused = await bulwark('policy', 'push', 'seed.policy', '--as', UNLISTED);
     expect(refused).toMatchObject({ code: 1, err: expect.stringContaining('not a policy administrator') });
   });
 });

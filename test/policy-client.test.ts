@@ -1,10 +1,14 @@
 // @bulwark/client's enforcement points against the real NATS: the five request shapes
 // reach the policy service and come back as typed decisions, and every way of not getting
 // a valid decision (service gone, late, malformed or failed reply) is a Deny with a reason.
-import { afterEach, describe, expect, it } from 'vitest';
+// Under the configuration `bulwark init` writes (DESIGN §3a): one private nats-server for the
+// file, each test's harness on it with its streams reset; every connection is its principal's
+// own NATS user (the misbehaving fakes are the policy service's), identities from init's key store.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Commands, serveCommands, type CommandServer } from '@bulwark/bus';
 import { createBulwarkClient, permits, type BulwarkClient, type PolicyDecision } from '@bulwark/client';
-import { AGENT, harness, POLICY, provider, silentReporter, type Harness } from '../services/policy/test/world.js';
+import { harness as policyHarness, POLICY, provider, silentReporter, type Harness } from '../services/policy/test/world.js';
+import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
 const POLICIES = `policy enforcement_points {
     allow: create(research_agent) if agent_creation_quota > 0
@@ -17,22 +21,30 @@ const POLICIES = `policy enforcement_points {
 }`;
 
 describe('@bulwark/client enforcement points', () => {
+  let b: PrivateBulwark;
+  let agent: string;
   let h: Harness | undefined;
   const fakes: CommandServer[] = [];
+  beforeAll(async () => {
+    b = await startPrivateBulwark();
+    agent = await b.addAgent();
+  }, 60_000);
   afterEach(async () => {
     await Promise.all(fakes.splice(0).map((f) => f.stop()));
     await h?.close();
     h = undefined;
   });
+  afterAll(async () => b?.stop());
+  const harness = () => policyHarness({ deployment: { of: b, agent } });
 
   async function agentClient(timeoutMs = 500): Promise<BulwarkClient> {
-    const bus = await h!.connect(AGENT);
-    return createBulwarkClient({ bus, sessions: { provider, self: h!.world.identity(AGENT), directory: h!.world.directory }, rejections: silentReporter(AGENT), decisionTimeoutMs: timeoutMs });
+    const bus = await h!.connect(agent);
+    return createBulwarkClient({ bus, sessions: { provider, self: h!.world.identity(agent), directory: h!.world.directory }, rejections: silentReporter(agent), decisionTimeoutMs: timeoutMs });
   }
 
-  /** A policy "service" on the real bus whose evaluate handler misbehaves as told. */
+  /** A policy "service" on the real bus whose evaluate handler misbehaves as told (as the policy service's user: only it may serve the command). */
   async function fakeService(handler: () => Promise<Uint8Array>): Promise<void> {
-    const bus = await h!.connect('fake-policy');
+    const bus = await h!.connect(POLICY, 'fake-policy');
     fakes.push(
       await serveCommands(bus, {
         service: 'policy',
@@ -59,8 +71,8 @@ describe('@bulwark/client enforcement points', () => {
     expect(await client.authorize.agentCreation({ agentType: 'research_agent', context: { agent_creation_quota: 0 } })).toMatchObject({ decision: 'Deny' });
     // `resource_access` is the class the enforcement point adds; the condition reads it as a name, so it must be absent from the context.
     expect((await client.authorize.resourceAccess({ action: 'read', resource: 'customer_db', context: { resource_access: true } })).decision).toBe('Allow');
-    expect(await client.authorize.messageRouting({ from: AGENT, to: 'agent.b', messageType: 'task_request' })).toMatchObject({ decision: 'Allow', rule: 3 });
-    expect((await client.authorize.messageRouting({ from: AGENT, to: 'agent.c', messageType: 'task_request' })).decision).toBe('Deny');
+    expect(await client.authorize.messageRouting({ from: agent, to: 'agent.b', messageType: 'task_request' })).toMatchObject({ decision: 'Allow', rule: 3 });
+    expect((await client.authorize.messageRouting({ from: agent, to: 'agent.c', messageType: 'task_request' })).decision).toBe('Deny');
     const tool = await client.authorize.toolInvocation({ tool: 'web_search' });
     expect(tool).toMatchObject({ decision: 'AllowWithConditions', conditions: [expect.objectContaining({ name: 'gvisor_sandbox' })] });
     expect(permits(tool)).toBe(true);

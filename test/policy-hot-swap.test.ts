@@ -1,10 +1,13 @@
 // A load of evaluations over the bus while policy updates land: every decision names the
 // one set version that decided it and equals a fresh evaluation against that version.
-// The ledger runtime is stood in for by services/policy/test/world.ts (see there).
+// The ledger runtime is stood in for by services/policy/test/world.ts (see there). Under the
+// configuration `bulwark init` writes (DESIGN §3a): a private nats-server, each connection its
+// principal's own NATS user, identities from init's key store, the directory from KV.
 import { afterAll, describe, expect, it } from 'vitest';
 import { createBulwarkClient, type PolicyDecision } from '@bulwark/client';
 import { compilePolicySources, type PolicySet } from '@bulwark/policy-language';
-import { ADMIN, AGENT, harness, provider, silentReporter, type Harness } from '../services/policy/test/world.js';
+import { ADMIN, harness, provider, silentReporter, type Harness } from '../services/policy/test/world.js';
+import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
 const EVALUATIONS = 5000;
 const UPDATES = 20;
@@ -15,16 +18,21 @@ const textOf = (v: number) => `policy gate {
 }`;
 
 describe('policy hot swap under load', () => {
+  let b: PrivateBulwark | undefined;
   let h: Harness | undefined;
-  afterAll(async () => h?.close());
+  afterAll(async () => {
+    await h?.close();
+    await b?.stop();
+  });
 
   it(`decides ${EVALUATIONS} requests while ${UPDATES} updates land, each by exactly one version`, async () => {
-    h = await harness();
+    b = await startPrivateBulwark();
+    h = await harness({ deployment: { of: b, agent: await b.addAgent() } });
     await h.start({ audit: { maxQueue: 20_000 } });
     const client = async (id: string) =>
       createBulwarkClient({ bus: await h!.connect(id), sessions: { provider, self: h!.world.identity(id), directory: h!.world.directory }, rejections: silentReporter(id), decisionTimeoutMs: 10_000 });
     const admin = await client(ADMIN);
-    const agent = await client(AGENT);
+    const agent = await client(h.agent);
     await admin.policyAdmin.register(textOf(1));
 
     const requests = Array.from({ length: EVALUATIONS }, (_, i) => ({ action: 'read', resource: 'doc', context: { ctx: { n: i % 30 } } }));

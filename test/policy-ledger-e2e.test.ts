@@ -1,44 +1,38 @@
 // End to end through the real audit-ledger runtime (PostgreSQL + NATS): a policy pushed by an
 // administrator is committed by the ledger, re-published on BULWARK_LEDGER, applied by the
 // policy service; decisions reach the ledger as batches; a new instance rebuilds from it.
-import { afterAll, describe, expect, it } from 'vitest';
+// Under the configuration `bulwark init` writes (DESIGN §3a): a private nats-server, each
+// connection with its principal's own NATS user, identities from init's key store, the
+// directory from KV.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
-import { connectBus, ensureStreams, LEDGER_PRINCIPAL, removeNamespaceStreams, RejectionReporter, uniqueNamespace, type Bus } from '@bulwark/bus';
+import { LEDGER_PRINCIPAL, RejectionReporter, ServicePrincipals } from '@bulwark/bus';
 import { createBulwarkClient } from '@bulwark/client';
-import { createCryptoProvider } from '@bulwark/crypto';
-import type { LocalIdentity } from '@bulwark/envelope';
-import { testWorld } from '@bulwark/envelope/testing';
+import type { Directory } from '@bulwark/envelope';
+import type { Identity } from '@bulwark/keystore';
 import { startPolicyService, type PolicyService } from '@bulwark/policy';
 import { closeDatabase, createDatabase } from '@bulwark/store';
-import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
+import { databaseUrl, withTestSchema } from '@bulwark/testkit';
+import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
-const provider = createCryptoProvider('node');
-const world = testWorld({ provider });
-const directory = world.directory;
-const ledgerId = world.add(LEDGER_PRINCIPAL);
-const policyId = world.add('svc.policy');
-const adminId = world.add('analyst.admin');
-const agentId = world.add('agent.a1');
-world.add('svc.incident-response');
 const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
 const SEED = 'policy secure_data_access {\n    allow: read(sensitive_data) if user.clearance >= "secret"\n}\n';
 
 describe('policy service through the audit-ledger runtime', () => {
-  const namespace = uniqueNamespace();
+  let b: PrivateBulwark;
+  let directory: Directory;
+  let ledgerId: Identity;
+  let policyId: Identity;
+  let adminId: Identity;
+  let agentId: Identity;
   const schema = withTestSchema('policy_e2e');
-  const buses: Bus[] = [];
   const services: PolicyService[] = [];
   let ledger: LedgerService | undefined;
   const db = createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
-  const connect = async (name: string) => {
-    const bus = await connectBus({ url: natsUrl(), name, namespace });
-    buses.push(bus);
-    return bus;
-  };
   const startPolicy = async () => {
     const service = await startPolicyService({
-      bus: await connect('policy'),
-      provider,
+      bus: await b.connect(policyId.id, 'policy'),
+      provider: b.provider,
       identity: policyId,
       directory,
       ledgerPublicKey: ledgerId.ed25519.publicKey,
@@ -48,29 +42,37 @@ describe('policy service through the audit-ledger runtime', () => {
     services.push(service);
     return service;
   };
-  const client = async (id: LocalIdentity) => createBulwarkClient({ bus: await connect(id.id), sessions: { provider, self: id, directory }, rejections: quiet(id.id), decisionTimeoutMs: 5000 });
+  const client = async (id: Identity) => createBulwarkClient({ bus: await b.connect(id.id), sessions: { provider: b.provider, self: id, directory }, rejections: quiet(id.id), decisionTimeoutMs: 5000 });
+
+  beforeAll(async () => {
+    b = await startPrivateBulwark();
+    directory = await b.directory();
+    ledgerId = await b.identity(LEDGER_PRINCIPAL);
+    policyId = await b.identity(ServicePrincipals.policy);
+    adminId = await b.identity('analyst.admin');
+    agentId = await b.identity(await b.addAgent());
+  }, 60_000);
 
   afterAll(async () => {
     await Promise.all(services.map((s) => s.stop()));
     await ledger?.stop();
-    if (buses[0] !== undefined) await removeNamespaceStreams(buses[0]);
-    await Promise.all(buses.map((b) => b.close()));
     await closeDatabase(await db);
     await schema.drop();
+    await b?.stop();
   });
 
   it('commits the policy change, applies it, records decisions, and rebuilds a new instance from the ledger', async () => {
-    const ledgerBus = await connect('ledger');
-    await ensureStreams(ledgerBus);
+    // The streams are init's (as the operator): the ledger's user may only read their info.
+    const ledgerBus = await b.connect(LEDGER_PRINCIPAL, 'ledger');
     await migrateLedger(await db);
     ledger = await LedgerService.start({
       bus: ledgerBus,
       db: await db,
-      crypto: provider,
+      crypto: b.provider,
       identity: ledgerId,
       directory,
       // The deployment's defaults: full batches sealed to incident response, control batches to the policy service.
-      settings: { ...DEFAULT_SETTINGS, origin: 'bulwark.test/audit', schema: schema.name, namespace, checkpointMs: 0 },
+      settings: { ...DEFAULT_SETTINGS, origin: 'bulwark.test/audit', schema: schema.name, namespace: b.namespace, checkpointMs: 0 },
     });
     const first = await startPolicy();
     const admin = await client(adminId);
@@ -85,5 +87,7 @@ describe('policy service through the audit-ledger runtime', () => {
     const second = await startPolicy();
     expect(second.current().version).toBe(first.current().version);
     expect(second.current().digest).toBe(first.current().digest);
+    // Nothing the services, the administrator or the agent did was refused by the server.
+    expect(b.log()).not.toMatch(/Violation/);
   }, 60_000);
 });

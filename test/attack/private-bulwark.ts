@@ -1,7 +1,10 @@
 // A private Bulwark deployment for attack tests: `bulwark init` (in-process) in a temporary
 // home, then nats-server started from PATH with exactly the configuration init wrote, on a
 // free loopback port, then init again (it creates the streams and publishes the directory
-// once the server is up, as an operator would). One per test file; `stop()` kills it.
+// once the server is up, as an operator would). One per test file; `stop()` closes what it
+// opened and kills it. Also the end-to-end tests in test/ run on it: `connect` gives a bus as a
+// principal with its own NATS user, `identity` its keys from init's key store, `directory` the
+// signed directory from KV.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -12,7 +15,9 @@ import { run } from '@bulwark/cli';
 import type { CommandIO } from '@bulwark/cli';
 import { createNodeCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { FileKeyStore, SoftwareKek } from '@bulwark/keystore';
-import { ROOT_NAMESPACE, type Namespace } from '@bulwark/bus';
+import { connectBus, ensureStreams, KvDirectory, removeNamespaceStreams, ROOT_NAMESPACE, type Bus, type Namespace, type StreamSpec } from '@bulwark/bus';
+import { loadIdentity, type Identity } from '@bulwark/keystore';
+import { busCredentialsFor, OPERATOR_USER, type BusRole } from '@bulwark/nats-auth';
 
 export interface PrivateBulwark {
   readonly home: string;
@@ -28,10 +33,20 @@ export interface PrivateBulwark {
   readonly rootPublicKey: Uint8Array;
   /** The environment the key store opens with (`SYMBIONT_KEK`). */
   readonly env: Readonly<Record<string, string>>;
-  /** `bulwark <argv>` in-process in the home, with its KEK. */
-  bulwark(argv: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** `bulwark <argv>` in-process with its KEK and key store, in the home or in `cwd`. */
+  bulwark(argv: readonly string[], options?: { cwd?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Enrols a fresh agent (`bulwark principal add agent.<uuid>`); its id. */
   addAgent(): Promise<string>;
+  /** Enrols `id` (`bulwark principal add <id> [--admin]`). */
+  addPrincipal(id: string, options?: { admin?: boolean }): Promise<void>;
+  /** A bus in the deployment's namespace as `principal` (or the operator's user), with the credentials init gave it; closed by `stop()`. */
+  connect(principal: string | BusRole, name?: string): Promise<Bus>;
+  /** `principal`'s keys from init's key store. */
+  identity(principal: string): Promise<Identity>;
+  /** The signed directory from the KV bucket init published (one, opened on first use). */
+  directory(): Promise<KvDirectory>;
+  /** As the operator: deletes the namespace's streams (and so their consumers and messages) and creates them afresh (`specs`: default the three of DESIGN §2). */
+  resetStreams(specs?: readonly StreamSpec[]): Promise<void>;
   /** The server's log so far (permission violations are logged there). */
   log(): string;
   stop(): Promise<void>;
@@ -71,10 +86,11 @@ export async function startPrivateBulwark(options: { namespace?: boolean } = {})
   const url = `nats://127.0.0.1:${port}`;
   const namespaceName = options.namespace === false ? '' : `T${randomBytes(5).toString('hex')}`;
   const nsArgs = namespaceName === '' ? [] : ['--namespace', namespaceName];
-  const bulwark = async (argv: readonly string[]) => {
+  const keysDir = join(home, '.bulwark', 'keys');
+  const bulwark = async (argv: readonly string[], options: { cwd?: string } = {}) => {
     let stdout = '';
     let stderr = '';
-    const io: CommandIO = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env, cwd: home };
+    const io: CommandIO = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env: { ...env, SYMBIONT_KEY_DIR: keysDir }, cwd: options.cwd ?? home };
     const code = await run([...argv], io);
     return { code, stdout, stderr };
   };
@@ -86,7 +102,11 @@ export async function startPrivateBulwark(options: { namespace?: boolean } = {})
   const logFile = join(home, 'nats-server.log');
   const out = openSync(logFile, 'a');
   const server: ChildProcess = spawn('nats-server', ['-c', report.nats.configFile], { stdio: ['ignore', out, out] });
+  const buses: Bus[] = [];
+  let directory: Promise<KvDirectory> | undefined;
   const stop = async (): Promise<void> => {
+    await (await directory?.catch(() => undefined))?.stop();
+    await Promise.all(buses.splice(0).map((bus) => bus.close()));
     if (server.exitCode === null && server.signalCode === null) {
       const exited = new Promise((r) => server.once('exit', r));
       server.kill('SIGKILL');
@@ -104,24 +124,51 @@ export async function startPrivateBulwark(options: { namespace?: boolean } = {})
     throw new Error(`${(error as Error).message}\n${log}`, { cause: error });
   }
   const provider = createNodeCryptoProvider();
-  const store = await FileKeyStore.open({ dir: join(home, '.bulwark', 'keys'), wrapper: new SoftwareKek(provider, new Uint8Array(kekBytes), 'SYMBIONT_KEK'), provider });
+  const store = await FileKeyStore.open({ dir: keysDir, wrapper: new SoftwareKek(provider, new Uint8Array(kekBytes), 'SYMBIONT_KEK'), provider });
+  const namespace = namespaceName === '' ? ROOT_NAMESPACE : { streamPrefix: `${namespaceName}_`, subjectPrefix: `${namespaceName}.` };
+  const connect = async (principal: string | BusRole, name?: string): Promise<Bus> => {
+    const who = typeof principal === 'string' ? principal : 'bulwark-operator';
+    const bus = await connectBus({ url, name: name ?? who, namespace, maxReconnectAttempts: 0, ...(await busCredentialsFor(store, principal)) });
+    buses.push(bus);
+    return bus;
+  };
+  const addPrincipal = async (id: string, options: { admin?: boolean } = {}): Promise<void> => {
+    const r = await bulwark(['principal', 'add', id, ...(options.admin === true ? ['--admin'] : []), ...nsArgs, '--nats', url, '--json']);
+    if (r.code !== 0) throw new Error(`bulwark principal add ${id}: exit ${r.code}: ${r.stdout} ${r.stderr}`);
+  };
   return {
     home,
     keysDir: store.dir,
     url,
     namespaceName,
-    namespace: namespaceName === '' ? ROOT_NAMESPACE : { streamPrefix: `${namespaceName}_`, subjectPrefix: `${namespaceName}.` },
+    namespace,
     provider,
     store,
     configFile: report.nats.configFile,
     rootPublicKey: new Uint8Array(Buffer.from(report.root.publicKeyBase64, 'base64')),
     env,
     bulwark,
+    addPrincipal,
     async addAgent() {
       const id = `agent.${randomUUID()}`;
-      const r = await bulwark(['principal', 'add', id, ...nsArgs, '--nats', url, '--json']);
-      if (r.code !== 0) throw new Error(`bulwark principal add ${id}: exit ${r.code}: ${r.stdout} ${r.stderr}`);
+      await addPrincipal(id);
       return id;
+    },
+    connect,
+    identity: (principal) => loadIdentity(store, principal),
+    directory() {
+      directory ??= connect(OPERATOR_USER, 'directory-reader').then((bus) => KvDirectory.open(bus, { provider, rootPublicKey: new Uint8Array(Buffer.from(report.root.publicKeyBase64, 'base64')) }));
+      return directory;
+    },
+    async resetStreams(specs) {
+      const operator = await connect(OPERATOR_USER, 'stream-reset');
+      try {
+        await removeNamespaceStreams(operator);
+        await ensureStreams(operator, specs);
+      } finally {
+        buses.splice(buses.indexOf(operator), 1);
+        await operator.close();
+      }
     },
     log: () => readFileSync(logFile, 'utf8'),
     stop,

@@ -65,3 +65,4 @@ export {
   type PublishedEntry,
 } from './directory-bucket.js';
 export { KvDirectory, type DirectoryRejection, type DirectoryRejectionReason, type KvDirectoryOptions } from './directory-watch.js';
+export { SystemAccountConnection } from './system-account.js';

@@ -2,6 +2,7 @@ import { CommandClient, Commands, RejectionReporter, type Bus, type CommandSubje
 import type { SessionInitiatorOptions } from '@bulwark/envelope';
 import { BulwarkError, isBulwarkError } from '@bulwark/errors';
 import { failureDeny, readDecision } from './decision.js';
+import { createKeyCalls, type KeyCalls } from './keys.js';
 import {
   agentCreationRequest,
   dataOperationRequest,
@@ -86,6 +87,8 @@ export interface BulwarkClient {
   readonly authorize: Authorize;
   readonly policy: PolicyCalls;
   readonly policyAdmin: PolicyAdmin;
+  /** The key manager (`bulwark.keys.*`): get, rotate one's own key; administrators also invite, revoke, disable, ... */
+  readonly keys: KeyCalls;
   readonly tools: ToolCalls;
   readonly toolsAdmin: ToolsAdmin;
   /** The sandbox scheduler (`bulwark.sandbox.*`). */
@@ -203,6 +206,7 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
       rollback: (name, toVersion) => admin(Commands.policy.adminRollback, { name, toVersion }, isChangeReply),
       list: () => admin(Commands.policy.adminList, {}, isListReply),
     },
+    keys: createKeyCalls(options.sessions.provider, (subject, body) => call(subject, body, adminTimeoutMs, false), options.sessions.directory),
     // A schedule runs the workload: never retried after a timeout (it may be running).
     sandbox: sandboxCalls((verb, body, timeoutMs) => call(Commands.sandbox[verb], body, timeoutMs, verb !== 'schedule' && verb !== 'terminate')),
     reset: () => commands.reset(),

@@ -30,6 +30,9 @@ export {
   type WireCondition,
   type WireRuleRef,
 } from './policy-wire.js';
+export { createKeyCalls, enrollWithJoinBundle, type Certified, type EnrollOptions, type Invitation, type KeyCalls, type KeyVersionView, type KeyView, type NewKeys, type RevocationReason } from './keys.js';
+export { checkKeyPossession, possessionMessage, proveKeyPossession } from './key-possession.js';
+export { parseJoinBundle, type JoinBundle } from './join-bundle.js';
 export {
   sandboxCalls,
   type SandboxAssessment,

@@ -90,6 +90,15 @@ const CATEGORY_OF = {
   'keys.revoked': 'key_operation',
   'keys.channel_epoch': 'key_operation',
   'keys.exported': 'key_operation',
+  // Key lifecycle and enrollment (issue 12): each a ledger event of svc.key-manager, replayed to rebuild its state.
+  'keys.invited': 'key_operation',
+  'keys.enrolled': 'key_operation',
+  'keys.disabled': 'key_operation',
+  'keys.enabled': 'key_operation',
+  'keys.min_version_raised': 'key_operation',
+  'keys.deletion_scheduled': 'key_operation',
+  'keys.deletion_cancelled': 'key_operation',
+  'keys.deleted': 'key_operation',
 
   // The ledger's own facts (bulwark.evt.audit.*).
   'audit.checkpoint': 'audit',
@@ -121,6 +130,14 @@ const CONTROL_TYPES: ReadonlySet<string> = new Set<EventType>([
   'keys.rotated',
   'keys.revoked',
   'keys.channel_epoch',
+  'keys.invited',
+  'keys.enrolled',
+  'keys.disabled',
+  'keys.enabled',
+  'keys.min_version_raised',
+  'keys.deletion_scheduled',
+  'keys.deletion_cancelled',
+  'keys.deleted',
   'tools.pinned',
   'tools.revoked',
 ]);

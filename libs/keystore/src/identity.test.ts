@@ -6,7 +6,7 @@ import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { SoftwareKek } from './kek.js';
 import { FileKeyStore } from './file-key-store.js';
 import { ensureIdentity, ensureRootKey, loadIdentity, loadRootKey } from './identity.js';
-import { formatRootPin, parseRootPublicKey, writeRootPin } from './root-pin.js';
+import { formatRootPin, parseRootPin, parseRootPublicKey, writeRootPin } from './root-pin.js';
 
 const provider = createNodeCryptoProvider();
 const kek = new SoftwareKek(provider, new Uint8Array(32).fill(3), 'SYMBIONT_KEK');
@@ -83,6 +83,17 @@ describe('root.pub', () => {
     expect(parseRootPublicKey(b64!, 'x')).toEqual(key);
     expect(parseRootPublicKey(hex!, 'x')).toEqual(key);
     expect(parseRootPublicKey(hex!.toUpperCase(), 'x')).toEqual(key);
+  });
+
+  it('reads the file back as a whole (as `bulwark policy` does), a bare key too; refuses an empty file and lines naming two keys', async () => {
+    const key = provider.ed25519.generateKeyPair().publicKey;
+    const other = provider.ed25519.generateKeyPair().publicKey;
+    expect(parseRootPin(readFileSync(await writeRootPin(dir, key), 'utf8'), 'root.pub')).toEqual(key);
+    expect(parseRootPin(`${Buffer.from(key).toString('hex')}\n`, 'root.pub')).toEqual(key);
+    expect(() => parseRootPin('# nothing\n\n', 'root.pub')).toThrow(/^root\.pub: holds no root public key$/);
+    const mixed = formatRootPin(key).replace(/^hex: .*$/m, `hex: ${Buffer.from(other).toString('hex')}`);
+    expect(() => parseRootPin(mixed, 'root.pub')).toThrow(/^root\.pub: its lines name different keys$/);
+    expect(() => parseRootPin('base64: nope\n', 'root.pub')).toThrow(/^root\.pub: not a root public key/);
   });
 
   it('rejects anything but 32 bytes in hex or base64, naming the setting', () => {

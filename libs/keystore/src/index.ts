@@ -26,4 +26,4 @@ export {
 export type { KeyStore, StoredKey } from './key-store.js';
 export { DEFAULT_KEY_DIR, FileKeyStore, keyFileName, type FileKeyStoreOptions } from './file-key-store.js';
 export { ensureIdentity, ensureRootKey, generateKey, loadIdentity, loadRootKey, type Identity, type RootKey } from './identity.js';
-export { ROOT_PIN_FILE, formatRootPin, parseRootPublicKey, readRootPinFile, writeRootPin } from './root-pin.js';
+export { ROOT_PIN_FILE, formatRootPin, parseRootPin, parseRootPublicKey, readRootPinFile, writeRootPin } from './root-pin.js';

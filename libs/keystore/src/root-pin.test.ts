@@ -29,7 +29,7 @@ describe('readRootPinFile', () => {
   it('refuses a file with no key, a bad key, or none at all, naming the file', () => {
     const empty = join(dir, 'empty.pub');
     writeFileSync(empty, '# nothing here\n');
-    expect(() => readRootPinFile(empty)).toThrow(`${empty}: no "base64:" or "hex:" line holding the root public key`);
+    expect(() => readRootPinFile(empty)).toThrow(`${empty}: holds no root public key`);
     const bad = join(dir, 'bad.pub');
     writeFileSync(bad, 'base64: AAAA\n');
     expect(() => readRootPinFile(bad)).toThrow(/bad\.pub: not a root public key/);

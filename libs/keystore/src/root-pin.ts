@@ -34,6 +34,24 @@ export function formatRootPin(publicKey: Uint8Array): string {
   ].join('\n');
 }
 
+/**
+ * The root public key from the text of `root.pub` (what `formatRootPin` writes: comment lines
+ * and `base64:` / `hex:` lines; a file holding the bare key is taken too). Every value in it
+ * must be the same key. `where` names the file in the error.
+ */
+export function parseRootPin(text: string, where: string): Uint8Array {
+  const values = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => line.replace(/^(?:base64|hex):\s*/, ''));
+  const keys = values.map((value) => parseRootPublicKey(value, where));
+  const [first] = keys;
+  if (first === undefined) throw new KeyStoreInputError('E_ROOT_PUBLIC_KEY', `${where}: holds no root public key`, { where });
+  if (keys.some((key) => !Buffer.from(key).equals(first))) throw new KeyStoreInputError('E_ROOT_PUBLIC_KEY', `${where}: its lines name different keys`, { where });
+  return first;
+}
+
 /** Writes `<dir>/root.pub` (mode 0644: it is public), replacing an older one atomically. */
 export async function writeRootPin(dir: string, publicKey: Uint8Array): Promise<string> {
   const path = join(dir, ROOT_PIN_FILE);
@@ -43,7 +61,8 @@ export async function writeRootPin(dir: string, publicKey: Uint8Array): Promise<
 
 /**
  * The pinned key from a `root.pub` file as `formatRootPin` writes it (the `base64:` line;
- * a `hex:` line or a file holding the bare key also do), in base64. Comments are skipped.
+ * a `hex:` line or a file holding the bare key also do; every line must name the same key),
+ * in base64. Comments are skipped.
  */
 export function readRootPinFile(path: string): string {
   let text: string;
@@ -52,9 +71,5 @@ export function readRootPinFile(path: string): string {
   } catch (cause) {
     throw new KeyStoreInputError('E_ROOT_PIN', `${path}: cannot read the root pin (${(cause as NodeJS.ErrnoException).code ?? 'error'}); run bulwark init to write it`, { path }, { cause });
   }
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-  const value = (label: string) => lines.find((l) => l.startsWith(`${label}:`))?.slice(label.length + 1).trim();
-  const candidate = value('base64') ?? value('hex') ?? (lines.length === 1 ? lines[0] : undefined);
-  if (candidate === undefined) throw new KeyStoreInputError('E_ROOT_PUBLIC_KEY', `${path}: no "base64:" or "hex:" line holding the root public key`, { path });
-  return Buffer.from(parseRootPublicKey(candidate, path)).toString('base64');
+  return Buffer.from(parseRootPin(text, path)).toString('base64');
 }

@@ -31,13 +31,18 @@ export function issueOperatorJwt(operator: KeyPair, systemAccountPublicKey: stri
   return encodeOperator(OPERATOR_NAME, operator, { system_account: systemAccountPublicKey });
 }
 
-export function issueAccountJwt(name: string, account: KeyPair, operator: KeyPair, limits: AccountLimits | undefined): Promise<string> {
+/**
+ * `revocations` (user public nkey → Unix seconds): the server refuses and disconnects every
+ * user JWT of that key issued at or before that time (the key manager's revocation, pushed with
+ * `updateAccountClaims`).
+ */
+export function issueAccountJwt(name: string, account: KeyPair, operator: KeyPair, limits: AccountLimits | undefined, revocations?: Readonly<Record<string, number>>): Promise<string> {
   const base = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: limits?.connections ?? -1, leaf: -1 };
   const js =
     limits === undefined
       ? {}
       : { disk_storage: limits.diskStorageBytes, mem_storage: limits.memoryStorageBytes, streams: -1, consumer: -1, max_ack_pending: -1, mem_max_stream_bytes: -1, disk_max_stream_bytes: -1, max_bytes_required: false };
-  return encodeAccount(name, account, { limits: { ...base, ...js } }, { signer: operator });
+  return encodeAccount(name, account, { limits: { ...base, ...js }, ...(revocations === undefined || Object.keys(revocations).length === 0 ? {} : { revocations: { ...revocations } }) }, { signer: operator });
 }
 
 /** `expiresAt` (ms since the epoch): the JWT's `exp`, after which the server refuses and drops the connection. */

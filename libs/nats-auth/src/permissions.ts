@@ -43,10 +43,13 @@ export const AGENT_CALLS: readonly CommandSubject[] = [
   Commands.tools.submit,
   Commands.tools.verify,
   Commands.keys.get,
+  // Its own key (services/key-manager): enrol with a join token, rotate to keys it generated.
+  Commands.keys.enroll,
+  Commands.keys.rotate,
 ];
 
 /** Analysts: the incident commands. */
-export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list];
+export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate];
 
 /** Administrators (`--admin`) also administer policies, read and verify the audit trail, manage keys and tools. */
 export const ADMIN_CALLS: readonly CommandSubject[] = [

@@ -32,8 +32,9 @@ import {
   type RunningConsumer,
   type StreamSpec,
 } from '@bulwark/bus';
-import { SealedReceiver, SealedSender } from '@bulwark/envelope';
-import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
+import type { Ed25519KeyPair } from '@bulwark/crypto';
+import { SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import { testWorld } from '@bulwark/envelope/testing';
 import { canonicalDetails, decodeEvent, decodeEventBatch, encodeEventBatch, GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
 import { ledgerAckFloor, startPolicyService, type PolicyService, type PolicyServiceOptions } from '../src/index.js';
 
@@ -46,8 +47,21 @@ const DAY_MS = 86_400_000;
 
 export const silentReporter = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
 
+/** The identities and the directory the harness runs with: a test world's, or a deployment's key store and KV directory. */
+export interface HarnessWorld {
+  identity(id: string): LocalIdentity & { readonly ed25519: Ed25519KeyPair };
+  readonly directory: Directory;
+}
+
+/** Where the stand-in reads BULWARK_EVENTS: its own durable on the policy events, or (under the authority of DESIGN §3a, which lets the ledger's user open only this one) the ledger's. */
+export interface StandInIntake {
+  readonly durable: string;
+  readonly filterSubject: string;
+}
+const STANDIN_INTAKE: StandInIntake = { durable: 'ledger-standin', filterSubject: 'bulwark.evt.policy.>' };
+const LEDGER_INTAKE: StandInIntake = { durable: 'audit-ledger', filterSubject: 'bulwark.evt.>' };
+
 export class LedgerStandIn {
-  static readonly DURABLE = 'ledger-standin';
   readonly decisions: AuditEvent[] = [];
   readonly committed: LedgerEvent[] = [];
   /** While true, policy change events are consumed but not committed (a ledger that is down). */
@@ -62,7 +76,8 @@ export class LedgerStandIn {
 
   constructor(
     private readonly bus: Bus,
-    private readonly world: TestWorld,
+    private readonly world: HarnessWorld,
+    readonly intake: StandInIntake = STANDIN_INTAKE,
   ) {
     const sender = new SealedSender({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory, recipientId: POLICY });
     this.#publisher = createStreamPublisher(bus, sender, 'ledger');
@@ -73,8 +88,10 @@ export class LedgerStandIn {
     this.#consumer = await startStreamConsumer(
       this.bus,
       receiver,
-      { stream: 'events', durable: LedgerStandIn.DURABLE, filterSubject: 'bulwark.evt.policy.>', retryInitialMs: 20 },
+      { stream: 'events', durable: this.intake.durable, filterSubject: this.intake.filterSubject, retryInitialMs: 20 },
       async (d) => {
+        // The ledger's durable takes every event; the stand-in's part is the policy service's.
+        if (!d.subject.startsWith('bulwark.evt.policy.')) return;
         if (d.subject === 'bulwark.evt.policy.decision') {
           this.decisions.push(...decodeEventBatch(d.plaintext));
           return;
@@ -150,42 +167,78 @@ interface QueryBody {
   readonly cursor?: string;
 }
 
+/**
+ * A deployment under the authority of DESIGN §3a (test/attack/private-bulwark.ts): every
+ * connection with its principal's own NATS user, identities from its key store, the directory
+ * from KV; streams are reset by its operator (the harness's principals may not create them).
+ */
+export interface HarnessDeployment {
+  readonly namespace: Namespace;
+  connect(principal: string, name?: string): Promise<Bus>;
+  identity(principal: string): Promise<LocalIdentity & { readonly ed25519: Ed25519KeyPair }>;
+  directory(): Promise<Directory>;
+  resetStreams(specs?: readonly StreamSpec[]): Promise<void>;
+}
+
 export interface Harness {
-  readonly world: TestWorld;
+  readonly world: HarnessWorld;
+  /** The agent principal (`AGENT`, or the one enrolled in the deployment). */
+  readonly agent: string;
   readonly ns: Namespace;
   readonly bus: Bus;
   readonly ledger: LedgerStandIn;
   start(overrides?: Partial<PolicyServiceOptions>): Promise<PolicyService>;
-  connect(name: string): Promise<Bus>;
+  /** A bus as `principal` (under a deployment: with its own credentials); `name` names the connection (default the principal). */
+  connect(principal: string, name?: string): Promise<Bus>;
   /** Opens, as the ledger, the single events on BULWARK_EVENTS under `filterSubject` (e.g. alerts): a live list. */
   watchEvents(filterSubject: string): Promise<AuditEvent[]>;
   close(): Promise<void>;
 }
 
-/** A namespace with its streams (`streams`: e.g. a small BULWARK_EVENTS; the service is started with the same), a ledger stand-in, and a way to start service instances in it. */
-export async function harness(options: { streams?: readonly StreamSpec[] } = {}): Promise<Harness> {
+/** The world of a deployment: its principals' identities (loaded now) and its KV directory. */
+async function deploymentWorld(deployment: HarnessDeployment, ids: readonly string[]): Promise<HarnessWorld> {
+  const identities = new Map(await Promise.all(ids.map(async (id) => [id, await deployment.identity(id)] as const)));
+  return {
+    identity(id) {
+      const found = identities.get(id);
+      if (found === undefined) throw new Error(`the harness loaded no identity for ${id}`);
+      return found;
+    },
+    directory: await deployment.directory(),
+  };
+}
+
+/**
+ * A namespace with its streams (`streams`: e.g. a small BULWARK_EVENTS; the service is started with the same), a ledger stand-in, and a way to start service instances in it.
+ * Without `deployment`: a test world and a fresh namespace on NATS_URL; with it: the deployment's namespace (its streams reset) and principals, `agent` being an agent enrolled there.
+ */
+export async function harness(options: { streams?: readonly StreamSpec[]; deployment?: { of: HarnessDeployment; agent: string } } = {}): Promise<Harness> {
+  const deployment = options.deployment?.of;
+  const agent = options.deployment?.agent ?? AGENT;
   // The ledger principal's Ed25519 key is the one that signs the chain, as in production.
-  const world = testWorld({ provider, ids: [POLICY, LEDGER_PRINCIPAL, ADMIN, AGENT] });
-  const ns = uniqueNamespace();
+  const world = deployment === undefined ? testWorld({ provider, ids: [POLICY, LEDGER_PRINCIPAL, ADMIN, AGENT] }) : await deploymentWorld(deployment, [POLICY, LEDGER_PRINCIPAL, ADMIN, agent]);
+  const ns = deployment?.namespace ?? uniqueNamespace();
   const buses: Bus[] = [];
   const services: PolicyService[] = [];
   const watchers: RunningConsumer[] = [];
-  const connect = async (name: string) => {
-    const b = await connectBus({ url: NATS_URL, name, namespace: ns });
+  const connect = async (principal: string, name = principal) => {
+    const b = deployment === undefined ? await connectBus({ url: NATS_URL, name, namespace: ns }) : await deployment.connect(principal, name);
     buses.push(b);
     return b;
   };
-  const bus = await connect('ledger-standin');
-  await ensureStreams(bus, options.streams);
-  const ledger = new LedgerStandIn(bus, world);
+  if (deployment !== undefined) await deployment.resetStreams(options.streams);
+  const bus = await connect(LEDGER_PRINCIPAL, 'ledger-standin');
+  if (deployment === undefined) await ensureStreams(bus, options.streams);
+  const ledger = new LedgerStandIn(bus, world, deployment === undefined ? STANDIN_INTAKE : LEDGER_INTAKE);
   await ledger.start();
   return {
     world,
+    agent,
     ns,
     bus,
     ledger,
     async start(overrides = {}) {
-      const own = await connect('policy');
+      const own = await connect(POLICY, 'policy');
       const service = await startPolicyService({
         bus: own,
         provider,
@@ -197,7 +250,7 @@ export async function harness(options: { streams?: readonly StreamSpec[] } = {})
         ...(options.streams === undefined ? {} : { streams: options.streams }),
         ...overrides,
         // The stand-in's durable acknowledges decision batches once it holds them: its ack floor is the commit mark.
-        audit: { commitSignal: ledgerAckFloor(own, LedgerStandIn.DURABLE), ...overrides.audit },
+        audit: { commitSignal: ledgerAckFloor(own, ledger.intake.durable), ...overrides.audit },
       });
       services.push(service);
       return service;
@@ -214,7 +267,8 @@ export async function harness(options: { streams?: readonly StreamSpec[] } = {})
       await Promise.all(services.map((s) => s.stop()));
       await Promise.all(watchers.map((w) => w.stop()));
       await ledger.stop();
-      await removeNamespaceStreams(bus);
+      // A deployment's streams are its operator's (reset by the next harness, removed with it).
+      if (deployment === undefined) await removeNamespaceStreams(bus);
       await Promise.all(buses.map((b) => b.close()));
     },
   };

@@ -3,6 +3,8 @@ import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
 import { registerInitCommand } from './init.js';
+import { registerKeysCommand } from './keys.js';
+import { registerKeysBackupCommand } from './keys-backup.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
@@ -17,6 +19,8 @@ export const commands: readonly RegisterCommand[] = [
   registerConfigCommand,
   registerDemoCommand,
   registerInitCommand,
+  registerKeysCommand,
+  registerKeysBackupCommand,
   registerPolicyCommand,
   registerPolicyAdminCommand,
   registerPrincipalCommand,

@@ -1,0 +1,108 @@
+/**
+ * `bulwark keys backup --holders K-of-N --holder <id>=<x25519 public key, base64> ... --out FILE`
+ * and `bulwark keys restore --in FILE --holder-key <id>=<file holding the x25519 secret key, base64> ... --to DIR`
+ * (services/key-manager README, "Backup"). Both run where the key store is, offline.
+ * The backup holds every file of the key directory (already wrapped under the KEK) under a fresh
+ * key split K of N, each share sealed to a holder, the manifest signed by the root key. The
+ * restore authenticates everything first (root signature, each share, the payload) and writes
+ * nothing unless all of it holds; it refuses a target directory that is not empty.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { backupHash, createBackup, restoreBackup, type BackupManifest } from '@bulwark/key-manager';
+import { loadConfig } from '@bulwark/config';
+import { createCryptoProvider } from '@bulwark/crypto';
+import { InputError } from '@bulwark/errors';
+import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, loadRootKey, parseRootPublicKey } from '@bulwark/keystore';
+import { ExitCode, type RegisterCommand } from '../io.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function pair(text: string, flag: string): [string, string] {
+  const at = text.indexOf('=');
+  if (at <= 0) throw new InputError('E_USAGE', `${flag} ${JSON.stringify(text)}: expected <principal>=<value>`);
+  return [text.slice(0, at), text.slice(at + 1)];
+}
+
+function key32(text: string, what: string): Uint8Array {
+  const b = Buffer.from(text.trim(), 'base64');
+  if (b.length !== 32) throw new InputError('E_USAGE', `${what}: not the base64 of a 32-byte X25519 key`);
+  return new Uint8Array(b);
+}
+
+export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitCode) => {
+  const keys = program.commands.find((c) => c.name() === 'keys') ?? program.command('keys');
+  keys
+    .command('backup')
+    .description('write the key store encrypted, its key split K of N among recovery holders (offline, where the store is)')
+    .requiredOption('--holders <k-of-n>', 'shares needed and shares made, e.g. 2-of-3')
+    .requiredOption('--holder <id=x25519>', "a recovery holder and its X25519 public key (base64); once per holder", collect)
+    .requiredOption('--out <file>', 'the backup file (created, mode 0600; never replaced)')
+    .option('--file <path>', 'configuration file')
+    .option('--json', 'print JSON')
+    .action(async (o: { holders: string; holder: string[]; out: string; file?: string; json?: boolean }) => {
+      const m = /^([1-9]\d?)-of-([1-9]\d{0,2})$/.exec(o.holders);
+      if (m === null) throw new InputError('E_USAGE', `--holders ${JSON.stringify(o.holders)}: use K-of-N, e.g. 2-of-3`);
+      const holders = o.holder.map((h) => {
+        const [id, pub] = pair(h, '--holder');
+        return { id, x25519PublicKey: key32(pub, `--holder ${id}`) };
+      });
+      if (holders.length !== Number(m[2])) throw new InputError('E_USAGE', `--holders ${o.holders} names ${m[2]} holders, but ${holders.length} --holder were given`);
+      const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
+      const provider = createCryptoProvider(config.security.crypto_provider);
+      const store = await FileKeyStore.open({ dir: resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd }), provider });
+      const root = await loadRootKey(store);
+      const files = [];
+      for (const name of (await fs.readdir(store.dir)).sort()) {
+        const path = join(store.dir, name);
+        if ((await fs.stat(path)).isFile()) files.push({ name, bytes: new Uint8Array(await fs.readFile(path)) });
+      }
+      const manifest = await createBackup({ provider, files, holders, threshold: Number(m[1]), rootSecretKey: root.keyPair.secretKey });
+      root.keyPair.secretKey.fill(0);
+      const out = resolve(io.cwd, o.out);
+      await fs.writeFile(out, `${JSON.stringify(manifest)}\n`, { mode: 0o600, flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+        throw new InputError('E_USAGE', `--out ${out}: ${e.code === 'EEXIST' ? 'exists; a backup is never replaced' : `cannot write it (${e.code ?? 'error'})`}`);
+      });
+      const hash = backupHash(provider, manifest);
+      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, hash, files: files.length, threshold: manifest.threshold, holders: holders.map((h) => h.id), out })}\n`);
+      else io.stdout(`backup ${manifest.backupId}: ${files.length} files, ${m[1]} of ${m[2]} holders, sha256 ${hash}, in ${out}\n`);
+      setExitCode(ExitCode.ok);
+    });
+
+  keys
+    .command('restore')
+    .description('restore a key store from a backup and K holder keys into an empty directory; writes nothing unless every check passes')
+    .requiredOption('--in <file>', 'the backup file')
+    .requiredOption('--holder-key <id=file>', "a holder and a file holding its X25519 secret key (base64); once per holder present", collect)
+    .requiredOption('--to <dir>', 'the key directory to restore into (absent or empty)')
+    .option('--root-public-key <key>', 'the pinned root public key (default keys.root_public_key)')
+    .option('--file <path>', 'configuration file')
+    .option('--json', 'print JSON')
+    .action(async (o: { in: string; holderKey: string[]; to: string; rootPublicKey?: string; file?: string; json?: boolean }) => {
+      const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
+      const provider = createCryptoProvider(config.security.crypto_provider);
+      const pin = o.rootPublicKey ?? config.keys.root_public_key;
+      if (pin === undefined) throw new InputError('E_USAGE', 'bulwark keys restore: pin the root with --root-public-key or keys.root_public_key (the backup is checked against it)');
+      const rootPublicKey = parseRootPublicKey(pin, '--root-public-key');
+      let manifest: BackupManifest;
+      try {
+        manifest = JSON.parse(readFileSync(resolve(io.cwd, o.in), 'utf8')) as BackupManifest;
+      } catch (cause) {
+        throw new InputError('E_USAGE', `--in ${o.in}: not a readable backup file`, {}, { cause });
+      }
+      const holders = o.holderKey.map((h) => {
+        const [id, file] = pair(h, '--holder-key');
+        return { id, x25519SecretKey: key32(readFileSync(resolve(io.cwd, file), 'utf8'), `--holder-key ${id}`) };
+      });
+      const to = resolve(io.cwd, o.to);
+      const existing = await fs.readdir(to).catch(() => [] as string[]);
+      if (existing.length > 0) throw new InputError('E_USAGE', `--to ${to} is not empty; restore only into an empty directory (nothing is overwritten)`);
+      const files = await restoreBackup({ provider, manifest, rootPublicKey, holders });
+      for (const f of files) if (basename(f.name) !== f.name || f.name.startsWith('.')) throw new InputError('E_USAGE', `backup holds a file name ${JSON.stringify(f.name)} that is not a plain name: refused`);
+      await fs.mkdir(to, { recursive: true, mode: 0o700 });
+      for (const f of files) await fs.writeFile(join(to, f.name), f.bytes, { mode: f.name.endsWith('.pub') ? 0o644 : 0o600, flag: 'wx' });
+      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, files: files.length, to })}\n`);
+      else io.stdout(`restored backup ${manifest.backupId}: ${files.length} files in ${to}\n`);
+      setExitCode(ExitCode.ok);
+    });
+};

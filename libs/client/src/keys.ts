@@ -1,0 +1,136 @@
+/**
+ * The key manager's calls (`bulwark.keys.*`, services/key-manager) for agents, analysts and
+ * administrators, and enrolment with a join bundle: the principal's keys are generated here,
+ * proved (`proveKeyPossession`) and sent with the token over the bundle's one-time bootstrap
+ * session; the key manager certifies them and answers with the signed directory entry and the
+ * NATS user JWT for the nkey made here. No private key ever leaves this process.
+ */
+import { CommandClient, Commands, RejectionReporter, type Bus, type CommandSubject } from '@bulwark/bus';
+import type { Directory } from '@bulwark/envelope';
+import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from '@bulwark/crypto';
+import { BulwarkError } from '@bulwark/errors';
+import type { JoinBundle } from './join-bundle.js';
+import { proveKeyPossession } from './key-possession.js';
+
+export type RevocationReason = 'key_compromise' | 'superseded' | 'cessation_of_operation' | 'privilege_withdrawn';
+
+export interface KeyVersionView {
+  readonly version: number;
+  readonly state: 'active' | 'verify_only' | 'disabled' | 'revoked' | 'pending_deletion' | 'deleted';
+  /** False below the key's minimum verify version, whatever the state says. */
+  readonly verifies: boolean;
+  readonly created: string;
+  readonly ed25519: string;
+  readonly x25519: string;
+  readonly revocation: { readonly reason: RevocationReason; readonly at: string } | null;
+  readonly deleteAfter: string | null;
+}
+
+export interface KeyView {
+  readonly principal: string;
+  readonly minVerifyVersion: number;
+  readonly activeVersion: number | null;
+  readonly versions: readonly KeyVersionView[];
+}
+
+export interface Invitation {
+  readonly principal: string;
+  readonly tid: string;
+  readonly expires: string;
+  /** The join bundle (`bwjb1.…`): a bearer secret until used. */
+  readonly join: string;
+}
+
+export interface Certified {
+  readonly principal: string;
+  readonly version: number;
+  readonly notAfter: string;
+  /** base64 of the signed directory entry. */
+  readonly entry: string;
+  /** The NATS user JWT for the nkey sent, or null where the bus does not authenticate. */
+  readonly natsJwt: string | null;
+}
+
+/** New keys for a version, made here, with what the key manager needs to certify them. */
+export interface NewKeys {
+  readonly ed25519: Ed25519KeyPair;
+  readonly x25519: X25519KeyPair;
+  /** The NATS user's public nkey (`U...`); its seed stays with the caller. */
+  readonly natsUser: string;
+}
+
+export interface KeyCalls {
+  get(principal: string): Promise<KeyView>;
+  list(): Promise<{ principals: KeyView[] }>;
+  directory(principal: string): Promise<{ principal: string; entry: string }>;
+  invite(principal: string, options?: { ttlMs?: number; admin?: boolean }): Promise<Invitation>;
+  /** Rotates the caller's own key to `keys` as version `version` (its current latest + 1); resolves once the client's directory serves the new entry (published just after the reply). */
+  rotate(self: string, version: number, keys: NewKeys, trigger?: 'on_demand' | 'interval' | 'compromise'): Promise<Certified>;
+  revoke(principal: string, reason: RevocationReason, version?: number): Promise<KeyView>;
+  disable(principal: string, version: number): Promise<KeyView>;
+  enable(principal: string, version: number): Promise<KeyView>;
+  scheduleDeletion(principal: string, version: number, days?: number): Promise<KeyView>;
+  cancelDeletion(principal: string, version: number): Promise<KeyView>;
+}
+
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+function keysBody(provider: CryptoProvider, principal: string, version: number, keys: NewKeys): Record<string, string> {
+  const proof = proveKeyPossession(provider, principal, version, { ed25519: keys.ed25519, x25519PublicKey: keys.x25519.publicKey, natsUser: keys.natsUser });
+  return { ed25519: b64(keys.ed25519.publicKey), x25519: b64(keys.x25519.publicKey), natsUser: keys.natsUser, proof: b64(proof) };
+}
+
+/** The calls over `call` (a JSON request to a key manager command). */
+export function createKeyCalls(provider: CryptoProvider, call: (subject: CommandSubject, body: unknown) => Promise<unknown>, directory?: Directory): KeyCalls {
+  const as = <T>(v: unknown, subject: string, check: (o: Record<string, unknown>) => boolean): T => {
+    if (typeof v !== 'object' || v === null || !check(v as Record<string, unknown>)) throw new BulwarkError('E_KEYS_REPLY', `malformed reply to ${subject}`, { subject });
+    return v as T;
+  };
+  const view = async (subject: CommandSubject, body: unknown): Promise<KeyView> => as<KeyView>(await call(subject, body), subject, (o) => typeof o['principal'] === 'string' && Array.isArray(o['versions']));
+  return {
+    get: (principal) => view(Commands.keys.get, { principal }),
+    list: async () => as(await call(Commands.keys.list, {}), Commands.keys.list, (o) => Array.isArray(o['principals'])),
+    directory: async (principal) => as(await call(Commands.keys.directory, { principal }), Commands.keys.directory, (o) => typeof o['entry'] === 'string'),
+    invite: async (principal, options = {}) => as(await call(Commands.keys.invite, { principal, ...options }), Commands.keys.invite, (o) => typeof o['join'] === 'string'),
+    rotate: async (self, version, keys, trigger = 'on_demand') => {
+      const certified = as<Certified>(await call(Commands.keys.rotate, { principal: self, trigger, ...keysBody(provider, self, version, keys) }), Commands.keys.rotate, (o) => typeof o['entry'] === 'string');
+      // The new entry is published just after the reply: wait (up to 5 s) until it is served here.
+      const deadline = Date.now() + 5000;
+      while (directory !== undefined && directory.lookup(self)?.keyVersion !== certified.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      return certified;
+    },
+    revoke: (principal, reason, version) => view(Commands.keys.revoke, { principal, reason, ...(version === undefined ? {} : { version }) }),
+    disable: (principal, version) => view(Commands.keys.disable, { principal, version }),
+    enable: (principal, version) => view(Commands.keys.enable, { principal, version }),
+    scheduleDeletion: (principal, version, days = 7) => view(Commands.keys.scheduleDeletion, { principal, version, days }),
+    cancelDeletion: (principal, version) => view(Commands.keys.cancelDeletion, { principal, version }),
+  };
+}
+
+export interface EnrollOptions {
+  /** A bus connected with the bundle's NATS credentials (`bundle.natsJwt`, `bundle.natsSeed`), or anonymous where the bus does not authenticate. */
+  readonly bus: Bus;
+  readonly provider: CryptoProvider;
+  /** The directory (the key manager's entry, checked against the pinned root). */
+  readonly directory: Directory;
+  readonly bundle: JoinBundle;
+  /** The NATS user's public nkey made here for the enrolled principal. */
+  readonly natsUser: string;
+  readonly timeoutMs?: number;
+}
+
+/** Enrols the bundle's principal: returns its new identity (version 2, generated here) and what the key manager certified. */
+export async function enrollWithJoinBundle(options: EnrollOptions): Promise<{ identity: { id: string; version: number; ed25519: Ed25519KeyPair; x25519: X25519KeyPair }; certified: Certified }> {
+  const { provider, bundle } = options;
+  const boot = { id: bundle.principal, x25519: { secretKey: bundle.x25519Secret, publicKey: provider.x25519.publicKey(bundle.x25519Secret) } };
+  const client = new CommandClient(options.bus, { sessions: { provider, self: boot, directory: options.directory }, rejections: new RejectionReporter({ reporter: bundle.principal, publish: async () => undefined }) });
+  const keys: NewKeys = { ed25519: provider.ed25519.generateKeyPair(), x25519: provider.x25519.generateKeyPair(), natsUser: options.natsUser };
+  const body = { token: bundle.token, ...keysBody(provider, bundle.principal, 2, keys) };
+  const reply = JSON.parse(new TextDecoder().decode(await client.request(Commands.keys.enroll, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: options.timeoutMs ?? 5000 }))) as unknown;
+  if (typeof reply !== 'object' || reply === null || typeof (reply as Record<string, unknown>)['entry'] !== 'string') throw new BulwarkError('E_KEYS_REPLY', 'malformed reply to keys.enroll', {});
+  client.reset();
+  // The key manager publishes the new entry just after its reply: wait until it is served here.
+  const deadline = Date.now() + (options.timeoutMs ?? 5000);
+  while (options.directory.lookup(bundle.principal)?.keyVersion !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  return { identity: { id: bundle.principal, version: 2, ed25519: keys.ed25519, x25519: keys.x25519 }, certified: reply as Certified };
+}

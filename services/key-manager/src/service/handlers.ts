@@ -1,0 +1,316 @@
+/**
+ * The key manager's commands (`bulwark.keys.*`, issue 12). A command changes nothing by itself:
+ * it checks the request against the state (the same rules the state applies), turns it into a
+ * key fact, publishes the fact sealed to the ledger, and answers once the verified reader has
+ * applied the committed event. Replies are JSON.
+ *
+ * Who may call what: `get` and `directory` every authenticated principal; `enroll` only a
+ * principal holding its token's bootstrap identity; `rotate` a principal for its own key;
+ * `revoke` the administrators and the incident-response service (a compromise); the rest the
+ * administrators. A refused join token is also reported as a `security.violation`.
+ */
+import { Commands, Events, type CommandHandler, type CommandSubject, type EventPublisher, type EventSubject } from '@bulwark/bus';
+import { checkKeyPossession } from '@bulwark/client';
+import type { CryptoProvider } from '@bulwark/crypto';
+import { encodeSignedDirectoryEntry } from '@bulwark/envelope';
+import { encodeEvent, newEvent, type AuditEvent } from '@bulwark/events';
+import { parsePrincipalId } from '@bulwark/keystore';
+import { JoinTokenError, KeyLifecycleError } from '../errors.js';
+import { issueJoinToken, verifyJoinToken } from '../enroll/join-token.js';
+import { activeVersion, canVerify, REVOCATION_REASONS, type PrincipalKey, type RevocationReason, type VersionKeys } from '../model/versions.js';
+import { factDetails, ROTATION_TRIGGERS, type KeyFact, type RotationTrigger } from '../state/facts.js';
+import type { Certifier } from './certifier.js';
+import type { KeyProjection } from './projection.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export const FACT_SUBJECTS: Readonly<Record<KeyFact['type'], EventSubject>> = {
+  'keys.generated': Events.keys.generated,
+  'keys.invited': Events.keys.invited,
+  'keys.enrolled': Events.keys.enrolled,
+  'keys.rotated': Events.keys.rotated,
+  'keys.revoked': Events.keys.revoked,
+  'keys.disabled': Events.keys.disabled,
+  'keys.enabled': Events.keys.enabled,
+  'keys.deletion_scheduled': Events.keys.deletionScheduled,
+  'keys.deletion_cancelled': Events.keys.deletionCancelled,
+  'keys.deleted': Events.keys.deleted,
+  'keys.min_version_raised': Events.keys.minVersionRaised,
+};
+
+export interface HandlerContext {
+  readonly provider: CryptoProvider;
+  readonly self: { readonly id: string; readonly ed25519SecretKey: Uint8Array; readonly ed25519PublicKey: Uint8Array; readonly version: number };
+  readonly projection: KeyProjection;
+  readonly certifier: Certifier;
+  readonly events: EventPublisher;
+  readonly admins: readonly string[];
+  /** Principals besides the administrators that may revoke (default svc.incident-response). */
+  readonly revokers: readonly string[];
+  readonly applyWaitMs: number;
+  readonly now: () => number;
+  /** Publishes the principal's directory entry as the state now calls for and waits until it is served (before a reply that hands it out). */
+  readonly published: (principal: string) => Promise<void>;
+  /** Makes the bootstrap identity of an invite (its secrets go only into the reply). */
+  readonly bootstrap: () => Promise<{ keys: VersionKeys; secrets: Record<string, string>; natsUser: string; natsSeed: string | null }>;
+}
+
+export interface KeyView {
+  readonly principal: string;
+  readonly minVerifyVersion: number;
+  readonly activeVersion: number | null;
+  readonly versions: readonly { version: number; state: string; verifies: boolean; created: string; ed25519: string; x25519: string; revocation: { reason: string; at: string } | null; deleteAfter: string | null }[];
+}
+
+export function viewOf(key: PrincipalKey): KeyView {
+  return {
+    principal: key.id,
+    minVerifyVersion: key.minVerifyVersion,
+    activeVersion: activeVersion(key)?.version ?? null,
+    versions: key.versions.map((v) => ({
+      version: v.version,
+      state: v.state,
+      // A version below the minimum keeps its state but verifies nothing (Vault's min_decryption_version).
+      verifies: canVerify(key, v.version),
+      created: new Date(v.created).toISOString(),
+      ed25519: v.keys.ed25519,
+      x25519: v.keys.x25519,
+      revocation: v.revocation === undefined ? null : { reason: v.revocation.reason, at: new Date(v.revocation.at).toISOString() },
+      deleteAfter: v.deleteAfter === undefined ? null : new Date(v.deleteAfter).toISOString(),
+    })),
+  };
+}
+
+class KeyCommandError extends KeyLifecycleError {}
+
+function body(bytes: Uint8Array, command: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(decoder.decode(bytes));
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // Reported below.
+  }
+  throw new KeyCommandError('E_KEYS_REQUEST', `${command}: the body must be a JSON object`, {});
+}
+
+function principalOf(b: Record<string, unknown>, command: string): string {
+  const p = b['principal'];
+  if (typeof p !== 'string' || parsePrincipalId(p) === undefined) throw new KeyCommandError('E_KEYS_REQUEST', `${command}: "principal" must be a principal id (agent.<uuid>, analyst.<name>, svc.<name>)`, {});
+  return p;
+}
+
+function versionOf(b: Record<string, unknown>, command: string): number {
+  const v = b['version'];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new KeyCommandError('E_KEYS_REQUEST', `${command}: "version" must be a positive integer`, {});
+  return v;
+}
+
+function b64key(b: Record<string, unknown>, name: string, command: string): Uint8Array {
+  const v = b[name];
+  const bytes = typeof v === 'string' && /^[A-Za-z0-9+/]{43}=$/.test(v) ? new Uint8Array(Buffer.from(v, 'base64')) : undefined;
+  if (bytes?.length !== 32) throw new KeyCommandError('E_KEYS_REQUEST', `${command}: "${name}" must be the base64 of a 32-byte public key`, {});
+  return bytes;
+}
+
+function json(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSubject]?: CommandHandler } {
+  const book = ctx.projection.book;
+
+  // One change at a time per instance: two local commands never check against the same state.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = chain.then(fn, fn);
+    chain = run.catch(() => undefined);
+    return run;
+  };
+
+  const requireLive = (): void => {
+    const halt = ctx.projection.halted;
+    if (halt !== undefined) throw new KeyCommandError('E_KEYS_HALTED', `key manager: its ledger reader halted (${halt.code} at seq ${halt.seq}); no key command is served`, {});
+  };
+  const requireAdmin = (peer: string, command: string): void => {
+    if (!ctx.admins.includes(peer)) throw new KeyCommandError('E_KEYS_FORBIDDEN', `${command}: principal ${peer} is not a key administrator`, { peer });
+  };
+
+  const violation = async (peer: string, kind: string, detail: Record<string, string>): Promise<void> => {
+    const event: AuditEvent = newEvent({ agentId: peer, eventType: 'security.violation', details: { kind, severity: 'high', ...detail } });
+    await ctx.events.publish({ subject: Events.security.violation, eventId: event.eventId, payload: encodeEvent(event) }).catch(() => undefined);
+  };
+
+  /** Checks the fact against the state, publishes it, and waits for the ledger-committed copy to be applied. */
+  const commit = async (fact: KeyFact): Promise<PrincipalKey | undefined> => {
+    book.check(fact);
+    const event = newEvent({ agentId: fact.principal, eventType: fact.type, details: factDetails(fact) });
+    const wait = ctx.projection.waitFor(event.eventId, ctx.applyWaitMs);
+    try {
+      await ctx.events.publish({ subject: FACT_SUBJECTS[fact.type], eventId: event.eventId, payload: encodeEvent(event) });
+      const outcome = await wait.promise;
+      if (outcome === undefined) throw new KeyCommandError('E_KEYS_PENDING', `${fact.type} for ${fact.principal} was sent to the ledger but has not come back applied within ${ctx.applyWaitMs} ms`, { eventId: event.eventId });
+      if (outcome.kind === 'refused') throw new KeyCommandError(outcome.code, `${fact.type} for ${fact.principal} was committed but not applied: ${outcome.why}`, { eventId: event.eventId });
+      return outcome.key;
+    } finally {
+      wait.cancel();
+    }
+  };
+
+  const known = (principal: string, command: string): PrincipalKey => {
+    const key = book.key(principal);
+    if (key === undefined) throw new KeyCommandError('E_KEY_UNKNOWN', `${command}: ${principal} has no key`, { principal });
+    return key;
+  };
+
+  const get: CommandHandler = async (req) => {
+    requireLive();
+    const b = body(req.body, 'keys.get');
+    return json(viewOf(known(principalOf(b, 'keys.get'), 'keys.get')));
+  };
+
+  const list: CommandHandler = async (req) => {
+    requireLive();
+    requireAdmin(req.peer, 'keys.list');
+    return json({ principals: book.principals().map(viewOf) });
+  };
+
+  const directory: CommandHandler = async (req) => {
+    requireLive();
+    const b = body(req.body, 'keys.directory');
+    const key = known(principalOf(b, 'keys.directory'), 'keys.directory');
+    const invite = book.pendingInvite(key.id);
+    return json({ principal: key.id, entry: Buffer.from(encodeSignedDirectoryEntry(ctx.certifier.entryFor(key, invite?.exp))).toString('base64') });
+  };
+
+  const invite: CommandHandler = async (req) => {
+    requireLive();
+    requireAdmin(req.peer, 'keys.invite');
+    const b = body(req.body, 'keys.invite');
+    const principal = principalOf(b, 'keys.invite');
+    const ttlMs = b['ttlMs'] === undefined ? undefined : Number(b['ttlMs']);
+    const admin = b['admin'] === true;
+    return serial(async () => {
+      const now = ctx.now();
+      const { token, claims } = issueJoinToken(ctx.provider, { principal, admin, now, ...(ttlMs === undefined ? {} : { ttlMs }), signer: { secretKey: ctx.self.ed25519SecretKey, version: ctx.self.version } });
+      const boot = await ctx.bootstrap();
+      await commit({ type: 'keys.invited', principal, by: req.peer, tid: claims.tid, admin, iat: claims.iat, exp: claims.exp, keys: boot.keys, natsUser: boot.natsUser });
+      await ctx.published(principal);
+      const jwt = ctx.certifier.issuesNatsUsers ? await ctx.certifier.userJwt(principal, admin, boot.natsUser, claims.exp, true) : null;
+      // The join bundle: the token and the bootstrap identity's secrets. A bearer secret until used.
+      const bundle = { v: 1, token, principal, ...boot.secrets, natsJwt: jwt, natsSeed: boot.natsSeed };
+      return json({ principal, tid: claims.tid, expires: new Date(claims.exp).toISOString(), join: `bwjb1.${Buffer.from(JSON.stringify(bundle)).toString('base64url')}` });
+    });
+  };
+
+  // The new entry is NOT published before this reply: this reply travels in the session of the
+  // version being replaced, and a session's frames are checked against the directory per frame
+  // (a changed static key ends the session). The entry follows just after (service.ts).
+  const certifyReply = async (key: PrincipalKey, natsUser: string, admin: boolean) => {
+    const signed = ctx.certifier.entryFor(key);
+    const jwt = ctx.certifier.issuesNatsUsers ? await ctx.certifier.userJwt(key.id, admin, natsUser, signed.entry.notAfter) : null;
+    return json({ principal: key.id, version: signed.entry.keyVersion, notAfter: new Date(signed.entry.notAfter).toISOString(), entry: Buffer.from(encodeSignedDirectoryEntry(signed)).toString('base64'), natsJwt: jwt });
+  };
+
+  const newKeys = (b: Record<string, unknown>, principal: string, version: number, command: string): { keys: VersionKeys; natsUser: string } => {
+    const ed = b64key(b, 'ed25519', command);
+    const x = b64key(b, 'x25519', command);
+    const natsUser = b['natsUser'];
+    if (typeof natsUser !== 'string' || !/^U[A-Z2-7]{55}$/.test(natsUser)) throw new KeyCommandError('E_KEYS_REQUEST', `${command}: "natsUser" must be a public user nkey (U...)`, {});
+    const proof = typeof b['proof'] === 'string' ? new Uint8Array(Buffer.from(b['proof'], 'base64')) : new Uint8Array(0);
+    if (!checkKeyPossession(ctx.provider, principal, version, ed, x, natsUser, proof)) {
+      throw new KeyCommandError('E_KEYS_POSSESSION', `${command}: the proof of possession does not verify under the new Ed25519 key`, { principal });
+    }
+    return { keys: { ed25519: Buffer.from(ed).toString('base64'), x25519: Buffer.from(x).toString('base64') }, natsUser };
+  };
+
+  const enroll: CommandHandler = async (req) => {
+    requireLive();
+    const b = body(req.body, 'keys.enroll');
+    return serial(async () => {
+      const now = ctx.now();
+      let claims;
+      try {
+        claims = verifyJoinToken(ctx.provider, b['token'], (v) => (v === ctx.self.version ? ctx.self.ed25519PublicKey : undefined), now);
+        if (claims.sub !== req.peer) throw new JoinTokenError('E_TOKEN_PRINCIPAL', `join token ${claims.tid} is for ${claims.sub}, not ${req.peer}`, { tid: claims.tid });
+        const invited = book.invite(claims.tid);
+        if (invited === undefined) throw new JoinTokenError('E_TOKEN_FORGED', `join token ${claims.tid} was never issued`, { tid: claims.tid });
+        const usedBy = book.usedBy(claims.tid);
+        if (usedBy !== undefined) throw new JoinTokenError('E_TOKEN_USED', `join token ${claims.tid} was already used`, { tid: claims.tid });
+      } catch (e) {
+        if (e instanceof JoinTokenError) await violation(req.peer, 'keys.join_token_refused', { code: e.code, reason: e.message });
+        throw e;
+      }
+      const { keys, natsUser } = newKeys(b, req.peer, 2, 'keys.enroll');
+      const key = await commit({ type: 'keys.enrolled', principal: req.peer, by: req.peer, tid: claims.tid, keys, at: now, natsUser });
+      return certifyReply(key!, natsUser, claims.admin);
+    });
+  };
+
+  const rotate: CommandHandler = async (req) => {
+    requireLive();
+    const b = body(req.body, 'keys.rotate');
+    const principal = b['principal'] === undefined ? req.peer : principalOf(b, 'keys.rotate');
+    if (principal !== req.peer) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${req.peer} may rotate only its own key (the key manager never makes or holds another principal's private key); to cut ${principal} off, revoke it`, { peer: req.peer });
+    const trigger = (b['trigger'] ?? 'on_demand') as RotationTrigger;
+    if (!(ROTATION_TRIGGERS as readonly string[]).includes(trigger)) throw new KeyCommandError('E_KEYS_REQUEST', `keys.rotate: "trigger" must be one of ${ROTATION_TRIGGERS.join(', ')}`, {});
+    return serial(async () => {
+      const current = known(principal, 'keys.rotate');
+      if (book.pendingInvite(principal) !== undefined) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} holds a bootstrap identity; enroll first`, {});
+      const version = current.versions.length + 1;
+      const { keys, natsUser } = newKeys(b, principal, version, 'keys.rotate');
+      const key = await commit({ type: 'keys.rotated', principal, by: req.peer, version, keys, at: ctx.now(), trigger, natsUser });
+      return certifyReply(key!, natsUser, b['admin'] === true && ctx.admins.includes(principal));
+    });
+  };
+
+  const revoke: CommandHandler = async (req) => {
+    requireLive();
+    if (!ctx.admins.includes(req.peer) && !ctx.revokers.includes(req.peer)) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.revoke: principal ${req.peer} may not revoke keys`, { peer: req.peer });
+    const b = body(req.body, 'keys.revoke');
+    const principal = principalOf(b, 'keys.revoke');
+    const reason = b['reason'];
+    if (typeof reason !== 'string' || !(REVOCATION_REASONS as readonly string[]).includes(reason)) throw new KeyCommandError('E_KEYS_REQUEST', `keys.revoke: "reason" must be one of ${REVOCATION_REASONS.join(', ')}`, {});
+    return serial(async () => {
+      const current = known(principal, 'keys.revoke');
+      const version = b['version'] === undefined ? (activeVersion(current)?.version ?? current.versions.length) : versionOf(b, 'keys.revoke');
+      const key = await commit({ type: 'keys.revoked', principal, by: req.peer, version, reason: reason as RevocationReason, at: ctx.now() });
+      return json(viewOf(key!));
+    });
+  };
+
+  const versionCommand =
+    (type: 'keys.disabled' | 'keys.enabled' | 'keys.deletion_cancelled', command: string): CommandHandler =>
+    async (req) => {
+      requireLive();
+      requireAdmin(req.peer, command);
+      const b = body(req.body, command);
+      const principal = principalOf(b, command);
+      const version = versionOf(b, command);
+      return serial(async () => json(viewOf((await commit({ type, principal, by: req.peer, version }))!)));
+    };
+
+  const scheduleDeletion: CommandHandler = async (req) => {
+    requireLive();
+    requireAdmin(req.peer, 'keys.schedule-deletion');
+    const b = body(req.body, 'keys.schedule-deletion');
+    const principal = principalOf(b, 'keys.schedule-deletion');
+    const version = versionOf(b, 'keys.schedule-deletion');
+    const days = b['days'] === undefined ? 7 : Number(b['days']);
+    return serial(async () => json(viewOf((await commit({ type: 'keys.deletion_scheduled', principal, by: req.peer, version, days, at: ctx.now() }))!)));
+  };
+
+  return {
+    [Commands.keys.get]: get,
+    [Commands.keys.list]: list,
+    [Commands.keys.directory]: directory,
+    [Commands.keys.invite]: invite,
+    [Commands.keys.enroll]: enroll,
+    [Commands.keys.rotate]: rotate,
+    [Commands.keys.revoke]: revoke,
+    [Commands.keys.disable]: versionCommand('keys.disabled', 'keys.disable'),
+    [Commands.keys.enable]: versionCommand('keys.enabled', 'keys.enable'),
+    [Commands.keys.cancelDeletion]: versionCommand('keys.deletion_cancelled', 'keys.cancel-deletion'),
+    [Commands.keys.scheduleDeletion]: scheduleDeletion,
+  };
+}

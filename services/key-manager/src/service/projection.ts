@@ -1,0 +1,112 @@
+/**
+ * The key manager's state from the ledger (DESIGN §3a, CONTRACTS §5): the verified reader
+ * replays the control events the ledger seals to `svc.key-manager`; each key fact it hands over
+ * is decoded and applied to the KeyBook in ledger order. A fact the rules refuse is logged and
+ * skipped (it changed nothing); an event the reader cannot verify halts the reader, and then the
+ * service refuses every command (fail secure). Commands wait here for their own event.
+ */
+import { Events, type Bus, type EventPublisher, type RejectionReporter } from '@bulwark/bus';
+import type { CryptoProvider } from '@bulwark/crypto';
+import type { ChannelReceiver, Directory, LocalIdentity, SealedReceiver } from '@bulwark/envelope';
+import { encodeEvent, type LedgerEvent } from '@bulwark/events';
+import { startLedgerReader, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import type { Logger } from '@bulwark/telemetry';
+import { isKeyFactType, parseFact, type KeyFact } from '../state/facts.js';
+import { KeyBook, type ApplyOutcome } from '../state/key-book.js';
+
+export interface KeyProjectionOptions {
+  readonly bus: Bus;
+  readonly provider: CryptoProvider;
+  readonly identity: LocalIdentity;
+  readonly directory: Directory;
+  readonly receiver: SealedReceiver | ChannelReceiver;
+  readonly ledgerPublicKey: Uint8Array;
+  readonly rejections: RejectionReporter;
+  readonly events: EventPublisher;
+  readonly logger?: Logger;
+  readonly syncIntervalMs?: number;
+  /** Called after each applied fact (the side effects: directory entry, NATS revocations). */
+  readonly onApplied: (fact: KeyFact, event: LedgerEvent) => void;
+}
+
+export class KeyProjection {
+  readonly book = new KeyBook();
+  readonly #waiters = new Map<string, (outcome: ApplyOutcome) => void>();
+  #reader: LedgerReader | undefined;
+  #halt: ReaderHaltedError | undefined;
+  skipped = 0;
+
+  get halted(): ReaderHaltedError | undefined {
+    return this.#halt;
+  }
+
+  static async start(options: KeyProjectionOptions): Promise<KeyProjection> {
+    const p = new KeyProjection();
+    p.#reader = await startLedgerReader({
+      bus: options.bus,
+      provider: options.provider,
+      identity: options.identity,
+      directory: options.directory,
+      receiver: options.receiver,
+      ledgerPublicKey: options.ledgerPublicKey,
+      reader: `${options.identity.id}/keys`,
+      mode: 'control',
+      durablePrefix: 'key-manager',
+      rejections: options.rejections,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.syncIntervalMs === undefined ? {} : { syncIntervalMs: options.syncIntervalMs }),
+      onEvent: (event) => p.#apply(event, options),
+      onHalt: (halt) => {
+        p.#halt = halt;
+        options.logger?.error({ code: halt.code, seq: halt.seq, problem: halt.problem }, 'key manager ledger reader halted: every command is refused until the service restarts from a ledger it can verify');
+      },
+      raise: (event) => options.events.publish({ subject: Events.security.violation, eventId: event.eventId, payload: encodeEvent(event) }),
+    });
+    return p;
+  }
+
+  #apply(event: LedgerEvent, options: KeyProjectionOptions): void {
+    // Policy and tool-pin events share the control subject: verified by the reader, not ours.
+    if (!isKeyFactType(event.eventType)) return;
+    const fact = parseFact(event.eventType, event.agentId, event.details);
+    let outcome: ApplyOutcome;
+    if (typeof fact === 'string') {
+      outcome = { kind: 'refused', why: fact, code: 'E_KEY_FACT' };
+    } else {
+      outcome = this.book.apply(fact);
+      if (outcome.kind === 'applied') options.onApplied(fact, event);
+    }
+    if (outcome.kind === 'refused') {
+      this.skipped++;
+      options.logger?.warn({ eventId: event.eventId, seq: event.seq, why: outcome.why }, 'key event committed but not applied');
+    }
+    this.#waiters.get(event.eventId)?.(outcome);
+  }
+
+  /** Resolves with the outcome of the event `eventId` once the reader applied it (undefined after `timeoutMs`). */
+  waitFor(eventId: string, timeoutMs: number): { promise: Promise<ApplyOutcome | undefined>; cancel: () => void } {
+    let timer: NodeJS.Timeout | undefined;
+    const promise = new Promise<ApplyOutcome | undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+      this.#waiters.set(eventId, (o) => {
+        clearTimeout(timer);
+        resolve(o);
+      });
+    });
+    return {
+      promise,
+      cancel: () => {
+        clearTimeout(timer);
+        this.#waiters.delete(eventId);
+      },
+    };
+  }
+
+  caughtUp(timeoutMs: number): Promise<void> {
+    return this.#reader!.caughtUp(timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    await this.#reader?.stop();
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Starts one key manager instance (issue 12, DESIGN §8):
+ * 1. opens custody: the root key and the NATS account key from its own key store (fail secure:
+ *    a wrong KEK, a corrupted or missing key stops the start);
+ * 2. rebuilds its state from the ledger through the verified reader (control events sealed to it);
+ * 3. reconciles the world with that state: every principal's directory entry as the state calls
+ *    for (so an older entry put back by hand is replaced and, being a lower version or an
+ *    un-revocation, refused by every reader), and the account JWT's NATS revocations;
+ * 4. only then answers `bulwark.keys.*`; every applied fact repeats step 3 for its principal.
+ */
+import { createEventPublisher, createRejectionReporter, ensureStreams, LEDGER_PRINCIPAL, publishDirectoryEntry, serveCommands, type Bus, type CommandServer } from '@bulwark/bus';
+import type { CryptoProvider } from '@bulwark/crypto';
+import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory } from '@bulwark/envelope';
+import { generateKey as generateRawKey, type KeyStore } from '@bulwark/keystore';
+import { encodeNkeySeed, nkeyPair } from '@bulwark/nats-auth';
+import type { Logger } from '@bulwark/telemetry';
+import type { NatsRevoker } from '../nats/revoker.js';
+import { Certifier } from './certifier.js';
+import { createHandlers } from './handlers.js';
+import { KeyProjection } from './projection.js';
+
+const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
+
+export interface KeyManagerOptions {
+  /** A connected bus (the service does not close it). */
+  readonly bus: Bus;
+  readonly provider: CryptoProvider;
+  /** svc.key-manager's own identity: X25519 for sessions, Ed25519 to sign join tokens. */
+  readonly identity: { readonly id: string; readonly version: number; readonly x25519: { secretKey: Uint8Array; publicKey: Uint8Array }; readonly ed25519: { secretKey: Uint8Array; publicKey: Uint8Array } };
+  readonly directory: Directory;
+  /** The key manager's own store: the root key and the NATS account key (custody). */
+  readonly store: KeyStore;
+  readonly ledgerPublicKey: Uint8Array;
+  readonly ledgerReceiver?: SealedReceiver | ChannelReceiver;
+  /** Principals allowed to administer keys. */
+  readonly admins: readonly string[];
+  /** Principals besides the administrators that may revoke (default: svc.incident-response). */
+  readonly revokers?: readonly string[];
+  /** Directory entry validity (`security.key_rotation_interval_days`, default 90). */
+  readonly validityDays?: number;
+  /** Pushes NATS revocations; none in a deployment without NATS authentication. */
+  readonly revoker?: NatsRevoker;
+  /** How often the revocations are pushed and the directory entries published again (a restarted nats-server has forgotten them, an operator may have put an old entry back; default 10 000 ms). */
+  readonly repushIntervalMs?: number;
+  /** How long after an enrolment or a rotation the new entry is published (default 100 ms: the reply, sealed in the old version's session, goes first). */
+  readonly certifiedPublishDelayMs?: number;
+  /** How long after an enrolment its bootstrap NATS user is revoked (default 2000 ms: the reply goes first). */
+  readonly bootstrapGraceMs?: number;
+  readonly applyWaitMs?: number;
+  readonly bootTimeoutMs?: number;
+  readonly syncIntervalMs?: number;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+}
+
+export interface KeyManager {
+  readonly instanceId: string;
+  readonly projection: KeyProjection;
+  /** Settles once the side effects queued so far (directory entries, revocations) are done. */
+  settled(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startKeyManager(options: KeyManagerOptions): Promise<KeyManager> {
+  const { bus, provider, identity, directory, logger } = options;
+  const now = options.now ?? Date.now;
+  const certifier = await Certifier.open({ store: options.store, provider, namespace: bus.namespace, validityDays: options.validityDays ?? 90 });
+  await ensureStreams(bus);
+  const sender = new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL });
+  const events = createEventPublisher(bus, sender);
+  const rejections = createRejectionReporter(events, { reporter: identity.id });
+
+  // Side effects run one after another, after the state changed; failures are logged and retried by the next reconcile.
+  let effects: Promise<void> = Promise.resolve();
+  const queue = (what: string, fn: () => Promise<unknown>): void => {
+    effects = effects.then(fn).then(
+      () => undefined,
+      (e: unknown) => logger?.error({ err: e }, `key manager: ${what} failed; retried at the next reconcile`),
+    );
+  };
+  let live = false;
+  const revokedAt = new Map<string, number>();
+  const publishEntry = (principal: string): Promise<void> => {
+    queue(`directory entry of ${principal}`, async () => {
+      const key = projection.book.key(principal);
+      if (key !== undefined) await publishDirectoryEntry(bus, certifier.entryFor(key, projection.book.pendingInvite(principal)?.exp));
+    });
+    return effects;
+  };
+  /** Publishes the principal's entry and waits (up to 2 s) until this instance's own directory serves that version: a reply to invite, enroll or rotate is usable at once. */
+  const publishAndSee = async (principal: string): Promise<void> => {
+    await publishEntry(principal);
+    const want = projection.book.key(principal)?.versions.length;
+    const deadline = Date.now() + 2000;
+    while (directory.lookup(principal)?.keyVersion !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+  };
+  const pushRevocations = (force: boolean): void => {
+    const revoker = options.revoker;
+    if (revoker === undefined) return;
+    queue('NATS revocations', async () => {
+      const t = now();
+      const grace = options.bootstrapGraceMs ?? 2000;
+      for (const r of projection.book.revoked()) {
+        if (r.natsUser === null || revokedAt.has(r.natsUser)) continue;
+        // A bootstrap identity superseded by its enrolment a moment ago: its reply may still be on the way.
+        const revocation = projection.book.key(r.principal)?.versions[r.version - 1]?.revocation;
+        if (r.version === 1 && revocation?.reason === 'superseded' && t - revocation.at < grace) continue;
+        revokedAt.set(r.natsUser, t);
+      }
+      for (const i of projection.book.expiredInvites(t)) {
+        const user = projection.book.natsUser(i.principal, 1);
+        if (user !== undefined && !revokedAt.has(user)) revokedAt.set(user, t);
+      }
+      await revoker.push(revokedAt, { force });
+    });
+  };
+
+  const projection: KeyProjection = await KeyProjection.start({
+    bus,
+    provider,
+    identity,
+    directory,
+    receiver: options.ledgerReceiver ?? new SealedReceiver({ provider, self: identity, directory, staleAfterMs: TEN_YEARS_MS }),
+    ledgerPublicKey: options.ledgerPublicKey,
+    rejections,
+    events,
+    ...(logger === undefined ? {} : { logger }),
+    ...(options.syncIntervalMs === undefined ? {} : { syncIntervalMs: options.syncIntervalMs }),
+    onApplied: (fact) => {
+      if (!live) return;
+      if (fact.type === 'keys.revoked' || fact.type === 'keys.rotated' || fact.type === 'keys.min_version_raised') pushRevocations(false);
+      // The bootstrap user that carried the enrolment is cut off a moment later, so that the
+      // reply to keys.enroll reaches it first (it also expires with its token in any case).
+      if (fact.type === 'keys.enrolled') setTimeout(() => pushRevocations(false), (options.bootstrapGraceMs ?? 2000) + 50).unref();
+      // A new version's entry goes out a moment after the fact: the reply certifying it is sealed in
+      // the session of the version it replaces, which the new entry ends (its static key changes).
+      if (fact.type === 'keys.enrolled' || fact.type === 'keys.rotated') setTimeout(() => void publishEntry(fact.principal), options.certifiedPublishDelayMs ?? 100).unref();
+      else void publishEntry(fact.principal);
+    },
+  });
+  try {
+    await projection.caughtUp(options.bootTimeoutMs ?? 30_000);
+  } catch (e) {
+    await projection.stop();
+    certifier.close();
+    throw e;
+  }
+  live = true;
+  for (const key of projection.book.principals()) void publishEntry(key.id);
+  pushRevocations(true);
+  logger?.info({ principals: projection.book.principals().length, revoked: projection.book.revoked().length }, 'key manager: state rebuilt from the ledger');
+  // Again on an interval: a restarted nats-server has forgotten the pushed revocations, and an
+  // operator may have put an older entry back in the bucket (a reader that never saw the revoked
+  // revision would take it): both are undone within one interval.
+  const repush = setInterval(() => {
+    pushRevocations(true);
+    for (const key of projection.book.principals()) void publishEntry(key.id);
+  }, options.repushIntervalMs ?? 10_000);
+  repush.unref();
+
+  const bootstrap = async () => {
+    const ed = provider.ed25519.generateKeyPair();
+    const x = provider.x25519.generateKeyPair();
+    const seed = generateRawKey(provider, 'nats-user');
+    const user = nkeyPair('nats-user', seed);
+    const natsUser = user.getPublicKey();
+    user.clear();
+    const natsSeed = new TextDecoder().decode(encodeNkeySeed('nats-user', seed));
+    seed.fill(0);
+    return {
+      keys: { ed25519: Buffer.from(ed.publicKey).toString('base64'), x25519: Buffer.from(x.publicKey).toString('base64') },
+      secrets: { ed25519Secret: Buffer.from(ed.secretKey).toString('base64'), x25519Secret: Buffer.from(x.secretKey).toString('base64') },
+      natsUser,
+      natsSeed: certifier.issuesNatsUsers ? natsSeed : null,
+    };
+  };
+
+  let server: CommandServer;
+  try {
+    server = await serveCommands(bus, {
+      service: 'keys',
+      version: '0.1.0',
+      rejections,
+      sessions: { provider, self: identity, directory },
+      handlers: createHandlers({
+        provider,
+        self: { id: identity.id, ed25519SecretKey: identity.ed25519.secretKey, ed25519PublicKey: identity.ed25519.publicKey, version: identity.version },
+        projection,
+        certifier,
+        events,
+        admins: options.admins,
+        revokers: options.revokers ?? ['svc.incident-response'],
+        applyWaitMs: options.applyWaitMs ?? 5000,
+        now,
+        bootstrap,
+        published: publishAndSee,
+      }),
+    });
+  } catch (e) {
+    clearInterval(repush);
+    await projection.stop();
+    certifier.close();
+    throw e;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    instanceId: server.instanceId,
+    projection,
+    settled: async () => {
+      for (;;) {
+        const current = effects;
+        await current;
+        if (current === effects) return;
+      }
+    },
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(repush);
+        await server.stop();
+        await projection.stop();
+        await effects;
+        certifier.close();
+      })();
+      return stopping;
+    },
+  };
+}

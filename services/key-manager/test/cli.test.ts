@@ -1,0 +1,79 @@
+// `bulwark keys invite|enroll|get|rotate|list|revoke` in-process against the key manager of
+// world.ts: an administrator's key store, and an agent's own (empty but for the root pin).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, type CommandIO } from '@bulwark/cli';
+import { FileKeyStore, SoftwareKek, writeRootPin } from '@bulwark/keystore';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ADMIN, harness, NATS_URL, provider, type Harness } from './world.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function home(h: Harness, withIdentity?: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-keys-cli-'));
+  dirs.push(dir);
+  const kek = randomBytes(32);
+  const keysDir = join(dir, 'keys');
+  const store = await FileKeyStore.open({ dir: keysDir, wrapper: new SoftwareKek(provider, new Uint8Array(kek), 'SYMBIONT_KEK'), provider });
+  if (withIdentity !== undefined) {
+    const id = h.world.identity(withIdentity);
+    await store.put({ principal: id.id, kind: 'ed25519', version: 1 }, id.ed25519.secretKey);
+    await store.put({ principal: id.id, kind: 'x25519', version: 1 }, id.x25519.secretKey);
+  }
+  await writeRootPin(keysDir, h.world.root.publicKey);
+  const env = { SYMBIONT_KEK: kek.toString('base64'), SYMBIONT_KEY_DIR: keysDir };
+  return async (argv: readonly string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const io: CommandIO = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env, cwd: dir };
+    const code = await run([...argv, '--nats', NATS_URL, '--namespace', nsName], io);
+    return { code, stdout, stderr };
+  };
+}
+
+const nsName = `K${randomBytes(5).toString('hex')}`;
+
+describe('bulwark keys', () => {
+  it('invites, enrolls (keys made where the agent runs), gets, rotates, lists and revokes', async () => {
+    const h = await harness({ nsName });
+    try {
+      await h.start();
+      const admin = await home(h, ADMIN);
+      const agent = await home(h);
+      const agentId = `agent.${randomUUID()}`;
+      const invited = await admin(['keys', 'invite', agentId, '--ttl', '10m', '--as', ADMIN, '--json']);
+      expect(invited.code, invited.stderr).toBe(0);
+      const { join: bundle } = JSON.parse(invited.stdout) as { join: string };
+      const enrolled = await agent(['keys', 'enroll', '--join', bundle, '--json']);
+      expect(enrolled.code, enrolled.stderr).toBe(0);
+      expect(JSON.parse(enrolled.stdout)).toMatchObject({ principal: agentId, version: 2 });
+      const got = await agent(['keys', 'get', agentId, '--as', agentId, '--json']);
+      expect(got.code, got.stderr).toBe(0);
+      expect(JSON.parse(got.stdout)).toMatchObject({ activeVersion: 2 });
+      const rotated = await agent(['keys', 'rotate', '--as', agentId, '--json']);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      expect(JSON.parse(rotated.stdout)).toMatchObject({ version: 3 });
+      // The rotated key is the one the agent's store now serves: the next call goes under v3.
+      expect((await agent(['keys', 'get', agentId, '--as', agentId])).stdout).toContain('active v3');
+      const listed = await admin(['keys', 'list', '--as', ADMIN]);
+      expect(listed.stdout).toContain(`${agentId}  active v3`);
+      const bad = await admin(['keys', 'revoke', agentId, '--reason', 'bored', '--as', ADMIN]);
+      expect(bad.code).toBe(2);
+      const revoked = await admin(['keys', 'revoke', agentId, '--reason', 'key_compromise', '--as', ADMIN, '--json']);
+      expect(revoked.code, revoked.stderr).toBe(0);
+      expect(JSON.parse(revoked.stdout)).toMatchObject({ activeVersion: null, minVerifyVersion: 4 });
+      // Its next call is refused.
+      const after = await agent(['keys', 'get', agentId, '--as', agentId]);
+      expect(after.code).not.toBe(0);
+      // The same join bundle a second time is refused (its bootstrap identity is revoked).
+      expect((await agent(['keys', 'enroll', '--join', bundle])).code).not.toBe(0);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+});
