@@ -90,6 +90,11 @@ export class Workflow {
     for (const c of changes) if (c.opened || this.#pending(c.record)) this.#schedule(c.record);
   }
 
+  /** Steps running and retries waiting: 0 once every incident's plan is done or escalated. */
+  pendingWork(): number {
+    return this.#running.size + this.#timers.size;
+  }
+
   /** Waits for the work in progress (tests). */
   async idle(): Promise<void> {
     while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()]);

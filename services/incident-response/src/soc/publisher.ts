@@ -11,6 +11,7 @@ import { createStreamPublisher, incidentSubject, type Bus, type PublishAck, type
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import type { SecurityEvent } from '../incidents/security-event.js';
+import { SEVERITIES, type Severity } from '../rules/load.js';
 import { CE_SOURCE, CE_TYPE_PREFIX, cloudEventHeaders } from './cloudevents.js';
 import { detectionFinding, type FindingActivity } from './ocsf.js';
 
@@ -19,9 +20,13 @@ export function recipientToken(principal: string): string {
   return principal.replace(/[%.*> ]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
-/** The filter an analyst's consumer uses: every severity and category, its own copies. */
-export function analystFilter(principal: string): string {
-  return `bulwark.incident.*.*.${recipientToken(principal)}`;
+/**
+ * The filter subjects an analyst's consumers use: its own copies, one per severity from `floor`
+ * up (JetStream 2.9 takes one filter per consumer, and it must lie inside one of the stream's
+ * per-severity subjects `bulwark.incident.<severity>.>`).
+ */
+export function analystFilters(principal: string, floor: Severity = 'info'): string[] {
+  return SEVERITIES.slice(SEVERITIES.indexOf(floor)).map((s) => `bulwark.incident.${s}.*.${recipientToken(principal)}`);
 }
 
 export interface SocPublisherOptions {
