@@ -1,10 +1,11 @@
 import type { RegisterCommand } from '../io.js';
 import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
+import { registerIncidentCommand } from './incident.js';
 import { registerInitCommand } from './init.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
 
 /** Every `bulwark <area>` command module, in the order `--help` lists them. */
-export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand, registerPrincipalCommand];
+export const commands: readonly RegisterCommand[] = [registerAuditCommand, registerConfigCommand, registerIncidentCommand, registerInitCommand, registerPolicyCommand, registerPolicyAdminCommand, registerPrincipalCommand];
