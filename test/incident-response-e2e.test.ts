@@ -5,7 +5,6 @@
 // process, NATS and PostgreSQL, one namespace and schema.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type * as AjvModule from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
 import { connectBus, ensureStreams, LEDGER_PRINCIPAL, RejectionReporter, removeNamespaceStreams, startStreamConsumer, uniqueNamespace, type Bus, type Delivery } from '@bulwark/bus';
@@ -33,7 +32,7 @@ const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: asy
 const rules = loadRules([{ file: DEFAULT_RULES_FILE, text: readFileSync(DEFAULT_RULES_FILE, 'utf8') }]);
 const schema = JSON.parse(readFileSync(new URL('../services/incident-response/schemas/ocsf-1.8.0-detection-finding.schema.json', import.meta.url), 'utf8')) as object;
 // ajv 8 is the incident-response package's dev dependency (the root has ajv 6 through eslint).
-const { Ajv } = createRequire(new URL('../services/incident-response/package.json', import.meta.url))('ajv') as typeof AjvModule;
+const { Ajv } = createRequire(new URL('../services/incident-response/package.json', import.meta.url))('ajv') as { Ajv: new (options: object) => { compile(schema: object): (data: unknown) => boolean } };
 const validate = new Ajv({ strict: false }).compile(schema);
 const POLICY = 'policy vault {\n    allow: read(vault)\n    deny: write(vault)\n}\n';
 const READ = { action: 'read', resource: 'vault' };
