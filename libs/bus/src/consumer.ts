@@ -54,6 +54,8 @@ export interface Delivery {
   /** `Nats-Msg-Id` (the event id), if the publisher set one. */
   readonly msgId: string | undefined;
   readonly streamSeq: number;
+  /** A message header in the clear (e.g. CloudEvents `ce-*` attributes on the SOC stream); undefined when absent. */
+  readonly header: (name: string) => string | undefined;
   /** 1 on first delivery. */
   readonly deliveryCount: number;
 }
@@ -212,6 +214,7 @@ export async function startConsumer(
           meta: opened.meta,
           msgId: carrier.get(Headers.msgId),
           streamSeq: msg.seq,
+          header: (name) => carrier.get(name),
           deliveryCount: msg.info.deliveryCount,
         };
         try {

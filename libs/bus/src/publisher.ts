@@ -29,7 +29,7 @@ const MSG_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function publishSealed(
   bus: Bus,
   sealer: StreamSealer,
-  args: { subject: string; msgId: string; plaintext: Uint8Array; expectStream: StreamKey; timeoutMs?: number },
+  args: { subject: string; msgId: string; plaintext: Uint8Array; expectStream: StreamKey; timeoutMs?: number; headers?: Readonly<Record<string, string>> },
 ): Promise<PublishAck> {
   if (!MSG_ID.test(args.msgId)) {
     throw new BusUsageError('E_BUS_MSG_ID', `message id "${args.msgId}" for ${args.subject} is invalid: 1-128 of A-Z a-z 0-9 . _ : -`, { subject: args.subject });
@@ -39,6 +39,8 @@ export async function publishSealed(
   const frame = await sealer.seal(args.plaintext);
   const carrier = headersCarrier(natsHeaders());
   injectTrace(carrier);
+  // Headers travel in the clear beside the frame: only attributes meant for routing (CloudEvents ce-*).
+  for (const [name, value] of Object.entries(args.headers ?? {})) carrier.set(name, value);
   try {
     const ack = await natsOf(bus).js.publish(subject, frame, {
       msgID: args.msgId,

@@ -13,7 +13,7 @@ export interface StreamPublisher {
    * Seals `payload` with the publisher's envelope sender and publishes it with
    * `Nats-Msg-Id` = `msgId`; resolves once the stream acknowledged it as stored.
    */
-  publish(message: { subject: string; msgId: string; payload: Uint8Array; timeoutMs?: number }): Promise<PublishAck>;
+  publish(message: { subject: string; msgId: string; payload: Uint8Array; timeoutMs?: number; headers?: Readonly<Record<string, string>> }): Promise<PublishAck>;
 }
 
 /**
@@ -25,11 +25,11 @@ export function createStreamPublisher(bus: Bus, sender: SealedSender | ChannelSe
   const sealer = sealerOf(sender);
   const roots = DEFAULT_STREAMS[stream].subjects.map((s) => s.slice(0, -1));
   return {
-    async publish({ subject, msgId, payload, timeoutMs }) {
+    async publish({ subject, msgId, payload, timeoutMs, headers }) {
       if (!roots.some((root) => subject.startsWith(root))) {
         throw new BusUsageError('E_BUS_SUBJECT', `subject ${subject} is not captured by stream ${bus.streamName(stream)}`, { subject, stream });
       }
-      return publishSealed(bus, sealer, { subject, msgId, plaintext: payload, expectStream: stream, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+      return publishSealed(bus, sealer, { subject, msgId, plaintext: payload, expectStream: stream, ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(headers === undefined ? {} : { headers }) });
     },
   };
 }
@@ -49,13 +49,13 @@ export function createEventPublisher(bus: Bus, sender: SealedSender): EventPubli
 
 export interface IncidentPublisher {
   /** Publishes to `bulwark.incident.<severity>.<category>` on BULWARK_INCIDENTS, sealed to the SOC channel. */
-  publish(incident: { severity: IncidentSeverity; category: string; incidentId: string; payload: Uint8Array }): Promise<PublishAck>;
+  publish(incident: { severity: IncidentSeverity; category: string; incidentId: string; payload: Uint8Array; headers?: Readonly<Record<string, string>> }): Promise<PublishAck>;
 }
 
 export function createIncidentPublisher(bus: Bus, sender: ChannelSender): IncidentPublisher {
   const inner = createStreamPublisher(bus, sender, 'incidents');
   return {
-    publish: ({ severity, category, incidentId, payload }) => inner.publish({ subject: incidentSubject(severity, category), msgId: incidentId, payload }),
+    publish: ({ severity, category, incidentId, payload, headers }) => inner.publish({ subject: incidentSubject(severity, category), msgId: incidentId, payload, ...(headers === undefined ? {} : { headers }) }),
   };
 }
 

@@ -142,6 +142,7 @@ export const Events = {
     opened: 'bulwark.evt.incident.opened',
     acknowledged: 'bulwark.evt.incident.acknowledged',
     mitigated: 'bulwark.evt.incident.mitigated',
+    escalated: 'bulwark.evt.incident.escalated',
     resolved: 'bulwark.evt.incident.resolved',
   },
   bus: {

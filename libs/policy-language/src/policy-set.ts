@@ -49,6 +49,12 @@ export class PolicySet {
   readonly digest: string;
   readonly levels: readonly string[];
   readonly policies: readonly PolicySummary[];
+  /**
+   * True when a policy may read `caller` (the authenticated principal, which the policy service
+   * binds as `context.caller = { id }` over anything the request says). An over-approximation
+   * (the word anywhere in a policy's normal form): binding it needlessly only costs a parse.
+   */
+  readonly readsCaller: boolean;
   readonly #evaluator: Evaluator;
   readonly #keys: RequestKeys;
 
@@ -66,6 +72,7 @@ export class PolicySet {
     hash.update(JSON.stringify(levels));
     for (const input of inputs) hash.update(JSON.stringify([input.ast.name, input.version, printPolicy(input.ast)]));
     this.digest = hash.digest('hex');
+    this.readsCaller = inputs.some((input) => /\bcaller\b/.test(printPolicy(input.ast)));
     this.version = options.version ?? this.digest.slice(0, 16);
     this.levels = levels;
     this.policies = Object.freeze(

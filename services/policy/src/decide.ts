@@ -37,10 +37,32 @@ export class Decider {
     return decision;
   }
 
+  /**
+   * A set that reads `caller` sees the authenticated peer as `context.caller.id`, replacing any
+   * `caller` the request carries (a peer cannot claim to be another). Incident containment
+   * (`deny: any if caller.id == "agent.x"`, services/incident-response) relies on it.
+   */
+  #evaluate(set: PolicySet, peer: string, text: string): Decision {
+    if (!set.readsCaller) return this.#o.cache.evaluateJson(set, text);
+    let request: unknown;
+    try {
+      request = JSON.parse(text);
+    } catch {
+      return this.#o.cache.evaluateJson(set, text);
+    }
+    if (request === null || typeof request !== 'object' || Array.isArray(request)) return this.#o.cache.evaluateJson(set, text);
+    const r = request as { context?: unknown };
+    const plain = r.context !== null && typeof r.context === 'object' && !Array.isArray(r.context);
+    // A context of the wrong shape is decided as it came (denied); only a missing one becomes {}.
+    if (r.context !== undefined && !plain) return this.#o.cache.evaluateJson(set, text);
+    const context = plain ? (r.context as object) : {};
+    return this.#o.cache.evaluate(set, { ...r, context: { ...context, caller: { id: peer } } });
+  }
+
   #decide(set: PolicySet, peer: string, text: string): Decision {
     this.#decisions++;
     const audit = this.#o.audit;
-    if (audit === undefined) return this.#o.cache.evaluateJson(set, text);
+    if (audit === undefined) return this.#evaluate(set, peer, text);
     // Refuse before evaluating: a log that cannot take this decision, or a ledger that has
     // not committed the earlier ones in time, makes any answer but Deny unrecorded.
     const why = audit.guard.denyReason();
@@ -49,7 +71,7 @@ export class Decider {
       audit.log.offer(peer, text, deny);
       return deny;
     }
-    const decision = this.#o.cache.evaluateJson(set, text);
+    const decision = this.#evaluate(set, peer, text);
     if (audit.log.offer(peer, text, decision)) return decision;
     return set.denyInvalid(audit.guard.denyReason() ?? 'audit log unavailable: the decision could not be recorded, so it is denied (audit_enabled)');
   }

@@ -2,6 +2,7 @@ import type { RegisterCommand } from '../io.js';
 import { registerAuditCommand } from './audit.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
+import { registerIncidentCommand } from './incident.js';
 import { registerInitCommand } from './init.js';
 import { registerKeysCommand } from './keys.js';
 import { registerKeysBackupCommand } from './keys-backup.js';
@@ -18,6 +19,7 @@ export const commands: readonly RegisterCommand[] = [
   registerAuditCommand,
   registerConfigCommand,
   registerDemoCommand,
+  registerIncidentCommand,
   registerInitCommand,
   registerKeysCommand,
   registerKeysBackupCommand,

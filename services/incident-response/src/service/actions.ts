@@ -1,0 +1,68 @@
+/**
+ * The mitigations of S7.3, each a call to the service that owns the thing changed: the policy
+ * service (containment by a deny policy on the authenticated caller), the sandbox scheduler
+ * (`bulwark.sandbox.terminate`), the key manager (`bulwark.keys.revoke`) and the ledger
+ * (`bulwark.audit.proof.inclusion`: the evidence proven against a signed checkpoint). Each
+ * returns what it did or throws; the workflow records either as a ledger event.
+ */
+import { createHash } from 'node:crypto';
+import { Commands, type CommandClient, type CommandSubject } from '@bulwark/bus';
+import type { BulwarkClient } from '@bulwark/client';
+import { BulwarkError } from '@bulwark/errors';
+import type { JsonObject } from '@bulwark/events';
+import type { SecurityEvent } from '../incidents/security-event.js';
+
+const decoder = new TextDecoder();
+
+/** The containment policy's name for an agent: one per agent, whatever the incident. */
+export function containmentPolicyName(agentId: string): string {
+  return `incident_contain_${createHash('sha256').update(agentId).digest('hex').slice(0, 16)}`;
+}
+
+/** Denies every request whose authenticated caller is the agent (policy-language `caller`, bound by the policy service). */
+export function containmentPolicy(agentId: string): string {
+  // A principal id has no quote or backslash (isPrincipalId), so it is a safe string literal.
+  if (!/^[A-Za-z0-9._:@/+-]+$/.test(agentId)) throw new BulwarkError('E_INCIDENT_CONTAIN', `cannot contain ${agentId}: not a principal id`, { agentId });
+  return `// contained by svc.incident-response\npolicy ${containmentPolicyName(agentId)} {\n    deny: any if caller.id == "${agentId}"\n}\n`;
+}
+
+export interface ActionPorts {
+  readonly client: BulwarkClient;
+  readonly commands: CommandClient;
+  readonly timeoutMs?: number;
+}
+
+async function call(ports: ActionPorts, subject: CommandSubject, body: unknown, idempotent: boolean): Promise<JsonObject> {
+  const reply = await ports.commands.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: ports.timeoutMs ?? 5000, idempotent });
+  const value = JSON.parse(decoder.decode(reply)) as unknown;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new BulwarkError('E_INCIDENT_REPLY', `malformed reply to ${subject}`, { subject });
+  return value as JsonObject;
+}
+
+/** Registers the containment policy unless the policy service already has it (a retry after a crash). */
+export async function containAgent(ports: ActionPorts, agentId: string): Promise<string> {
+  const name = containmentPolicyName(agentId);
+  const list = await ports.client.policyAdmin.list();
+  if (list.policies.some((p) => p.name === name)) return `policy ${name} already in force`;
+  const reply = await ports.client.policyAdmin.register(containmentPolicy(agentId), `incident-response/${name}.policy`);
+  if (!reply.applied) throw new BulwarkError('E_INCIDENT_CONTAIN', `policy ${name} registered (event ${reply.eventId}) but not applied yet`, { name });
+  return `policy ${name} v${reply.version} in force (set ${reply.setVersion ?? '?'})`;
+}
+
+export async function terminateSandboxes(ports: ActionPorts, agentId: string): Promise<string> {
+  const reply = await call(ports, Commands.sandbox.terminate, { agentId }, false);
+  const killed = Array.isArray(reply['killed']) ? reply['killed'].length : 0;
+  return `${killed} sandbox(es) of ${agentId} terminated`;
+}
+
+export async function revokeKeys(ports: ActionPorts, agentId: string): Promise<string> {
+  await call(ports, Commands.keys.revoke, { principal: agentId, reason: 'key_compromise' }, false);
+  return `keys of ${agentId} revoked (key_compromise)`;
+}
+
+/** The evidence: its seqs and an inclusion proof of the last one against a signed checkpoint. */
+export async function preserveEvidence(ports: ActionPorts, incident: SecurityEvent): Promise<{ detail: string; proof: JsonObject }> {
+  const proof = await call(ports, Commands.audit.proofInclusion, { seq: incident.evidence.lastSeq }, true);
+  if (typeof proof['treeSize'] !== 'number' || !Array.isArray(proof['proof'])) throw new BulwarkError('E_INCIDENT_REPLY', 'malformed inclusion proof', {});
+  return { detail: `seq ${incident.evidence.lastSeq} proven in a tree of ${proof['treeSize']}`, proof };
+}

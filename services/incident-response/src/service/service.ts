@@ -1,0 +1,134 @@
+import {
+  CommandClient,
+  createEventPublisher,
+  createRejectionReporter,
+  ensureStreams,
+  Events,
+  LEDGER_PRINCIPAL,
+  serveCommands,
+  type Bus,
+  type CommandServer,
+  type StreamSpec,
+} from '@bulwark/bus';
+import { createBulwarkClient } from '@bulwark/client';
+import type { CryptoProvider } from '@bulwark/crypto';
+import { SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import { encodeEvent } from '@bulwark/events';
+import { startLedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import type { Logger } from '@bulwark/telemetry';
+import type { Rule } from '../rules/load.js';
+import { SocPublisher } from '../soc/publisher.js';
+import type { WebhookOptions } from '../soc/webhook.js';
+import { incidentHandlers } from './handlers.js';
+import { IncidentState, type ActionKind } from './state.js';
+import { Workflow } from './workflow.js';
+import type { SecurityEvent } from '../incidents/security-event.js';
+
+
+export interface IncidentServiceOptions {
+  readonly bus: Bus;
+  readonly provider: CryptoProvider;
+  /** svc.incident-response: the ledger seals its full batches to this principal (SYMBIONT_LEDGER_REPUBLISH_TO). */
+  readonly identity: LocalIdentity;
+  readonly directory: Directory;
+  readonly ledgerPublicKey: Uint8Array;
+  readonly rules: readonly Rule[];
+  /** Enrolled analysts (principal ids): who receives the SOC stream and may call the incident commands. */
+  readonly analysts: readonly string[];
+  readonly webhook?: WebhookOptions;
+  readonly streams?: readonly StreamSpec[];
+  readonly bootTimeoutMs?: number;
+  readonly maxAttempts?: number;
+  readonly retryBaseMs?: number;
+  readonly logger?: Logger;
+  readonly onAction?: (incident: SecurityEvent, action: ActionKind, detail: string) => void;
+}
+
+export interface IncidentService {
+  readonly state: IncidentState;
+  readonly workflow: Workflow;
+  halted(): ReaderHaltedError | undefined;
+  stop(): Promise<void>;
+}
+
+const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
+
+/**
+ * Starts the incident response service (DESIGN §7): the ledger read in full through the verified
+ * reader, every event through the detectors, the workflow once the replay caught up, the
+ * incident commands for analysts.
+ */
+export async function startIncidentService(options: IncidentServiceOptions): Promise<IncidentService> {
+  const { bus, provider, identity, directory, logger } = options;
+  await ensureStreams(bus, options.streams);
+  const events = createEventPublisher(bus, new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));
+  const rejections = createRejectionReporter(events, { reporter: identity.id });
+  const sessions = { provider, self: identity, directory };
+  const commands = new CommandClient(bus, { sessions, rejections });
+  const client = createBulwarkClient({ bus, sessions, rejections, adminTimeoutMs: 10_000 });
+  const analysts = () => options.analysts.filter((a) => directory.lookup(a) !== undefined);
+  const state = new IncidentState(options.rules);
+  const soc = new SocPublisher({ bus, provider, identity, directory, analysts });
+  const workflow = new Workflow({
+    state,
+    events,
+    soc,
+    ports: { client, commands },
+    ...(options.webhook === undefined ? {} : { webhook: options.webhook }),
+    ...(logger === undefined ? {} : { logger }),
+    ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+    ...(options.retryBaseMs === undefined ? {} : { retryBaseMs: options.retryBaseMs }),
+    ...(options.onAction === undefined ? {} : { onAction: options.onAction }),
+  });
+  let halted: ReaderHaltedError | undefined;
+  const reader = await startLedgerReader({
+    bus,
+    provider,
+    identity,
+    directory,
+    receiver: new SealedReceiver({ provider, self: identity, directory, staleAfterMs: TEN_YEARS_MS }),
+    ledgerPublicKey: options.ledgerPublicKey,
+    reader: `${identity.id}/incidents`,
+    mode: 'full',
+    durablePrefix: 'incidents',
+    rejections,
+    ...(logger === undefined ? {} : { logger }),
+    onEvent: (event) => workflow.onChanges(state.apply(event)),
+    onHalt: (h) => {
+      // Fail secure: nothing after the bad event is believed; what was detected before stays.
+      halted = h;
+      logger?.fatal({ code: h.code, seq: h.seq, problem: h.problem }, 'incident ledger reader halted: no further detection until restarted on a ledger it can verify');
+    },
+    raise: (event) => events.publish({ subject: Events.security.violation, eventId: event.eventId, payload: encodeEvent(event) }),
+  });
+  try {
+    await reader.caughtUp(options.bootTimeoutMs ?? 30_000);
+  } catch (e) {
+    await reader.stop();
+    throw e;
+  }
+  workflow.goLive();
+  logger?.info({ applied: state.applied, incidents: state.all().length, rules: options.rules.length }, 'incident state rebuilt from the ledger');
+  let server: CommandServer;
+  try {
+    server = await serveCommands(bus, { service: 'incident', version: '0.1.0', rejections, sessions, handlers: incidentHandlers({ state, workflow, soc, analysts }) });
+  } catch (e) {
+    await workflow.stop();
+    await reader.stop();
+    throw e;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    state,
+    workflow,
+    halted: () => halted,
+    stop() {
+      stopping ??= (async () => {
+        await server.stop();
+        await workflow.stop();
+        await reader.stop();
+      })();
+      return stopping;
+    },
+  };
+}
