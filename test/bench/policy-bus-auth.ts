@@ -28,44 +28,9 @@ import { startPolicyService } from '@bulwark/policy';
 import { closeDatabase, createDatabase } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
 import { startPrivateBulwark } from '../attack/private-bulwark.js';
-
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
-const N = option('n', 500);
-const ROUNDS = option('rounds', 6);
-const WARMUP = option('warmup', 3000);
+import { emit, N, percentile, REQUEST, ROUNDS, SEED, time, WARMUP } from './lib/decision-rounds.js';
 
 const ADMIN = 'analyst.admin';
-const SEED = `policy secure_data_access {
-    allow: read(sensitive_data) if (user.clearance >= "secret" && user.need_to_know.contains(data.classification) && session.mfa_verified == true)
-    deny: export(data) if data.contains_pii == true
-    require: [user.background_check.current, session.secure_connection, audit_trail = "detailed"]
-}`;
-const REQUEST = {
-  action: 'read',
-  resource: 'sensitive_data',
-  context: {
-    user: { clearance: 'secret', need_to_know: ['pii', 'finance'], background_check: { current: true } },
-    session: { mfa_verified: true, secure_connection: true },
-    data: { classification: 'pii', contains_pii: false },
-  },
-};
-
-function emit(figure: string, impl: string, value: number, n: number): void {
-  console.log(JSON.stringify({ bench: 'policy-bus-auth', figure, impl, value: Number(value.toFixed(1)), unit: 'us', n }));
-}
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
-
-async function time(samples: number[], n: number, call: () => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    await call();
-    samples.push(Number(process.hrtime.bigint() - t0) / 1000);
-  }
-}
 
 const b = await startPrivateBulwark();
 // The default provider (as the services' mains choose it), not the harness's node:crypto one.
@@ -151,8 +116,8 @@ try {
   }
   const loadAfter = loadavg();
   for (const [impl, xs] of Object.entries(samples)) {
-    emit('bus.decision.p50', impl, percentile(xs, 0.5), xs.length);
-    emit('bus.decision.p99', impl, percentile(xs, 0.99), xs.length);
+    emit('policy-bus-auth', 'bus.decision.p50', impl, percentile(xs, 0.5), xs.length);
+    emit('policy-bus-auth', 'bus.decision.p99', impl, percentile(xs, 0.99), xs.length);
   }
   console.error(`bench policy-bus-auth: load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadAfter.map((x) => x.toFixed(2)).join(' ')}`);
   sub.unsubscribe();
