@@ -83,6 +83,7 @@ describe('bulwark up, SIGKILLed', () => {
     const sandbox = state.services.find((s) => s.name === 'sandbox-scheduler')!;
     const health = (await (await fetch(`http://127.0.0.1:${sandbox.metricsPort}/health`)).json()) as { ready: boolean; tiers: number[]; driver?: string };
     expect(health).toMatchObject({ ready: true, tiers: [], driver: 'none' });
+    expect(output).toMatch(/sandbox-scheduler\s+1\s+yes \(no driver: every schedule is refused\)/);
     expect(readFileSync(join(home, 'logs', 'sandbox-scheduler.log'), 'utf8')).toContain('no driver: every schedule is refused');
 
     const t0 = Date.now();
