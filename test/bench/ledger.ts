@@ -20,7 +20,7 @@
 //   pipelined: appendPipelined with signing workers, two batches in flight (what the service runs).
 // - verify.events: verifyLedger over the ledger just written; raw:node-crypto (raw:<provider>) = Ed25519 verifications/s.
 import { sign, verify, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -74,6 +74,25 @@ function cpuTimeUs(pid: number): number {
 }
 const CLOCK_TICKS = 100;
 
+/**
+ * Time this process's threads spent runnable but waiting for a core (Linux schedstat), in µs:
+ * the main thread's, and the sum of the others' (signing worker, libuv and V8 helpers). What the
+ * neighbours' load costs, apart from the work itself.
+ */
+function runQueueWaitUs(): { main: number; others: number } {
+  const waited = { main: 0, others: 0 };
+  for (const task of readdirSync('/proc/self/task')) {
+    try {
+      const us = Number(readFileSync(`/proc/self/task/${task}/schedstat`, 'utf8').split(' ')[1]) / 1000;
+      if (Number(task) === process.pid) waited.main += us;
+      else waited.others += us;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return waited;
+}
+
 /** Runs `work` over `items` with at most `limit` in flight. */
 async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -122,6 +141,7 @@ try {
 
   const cpuBefore = process.cpuUsage();
   const natsBefore = cpuTimeUs(b.serverPid);
+  const waitBefore = runQueueWaitUs();
   const started = performance.now();
   await pool(payloads, IN_FLIGHT, ({ eventId, payload }) => publisher.publish({ subject: 'bulwark.evt.policy.decision', eventId, payload }));
   const published = performance.now();
@@ -129,10 +149,12 @@ try {
   const committed = performance.now();
   const cpu = process.cpuUsage(cpuBefore);
   const natsCpu = cpuTimeUs(b.serverPid) - natsBefore;
+  const waitAfter = runQueueWaitUs();
   emit('e2e.events', 'bulwark', EVENTS / ((committed - started) / 1000), 'events/s', EVENTS);
   console.error(
     `bench ledger: publishing took ${(published - started).toFixed(0)} ms, last commit at ${(committed - started).toFixed(0)} ms, ${service.metrics().transactions} transactions, ` +
-      `CPU per event: this process (all threads) ${((cpu.user + cpu.system) / EVENTS).toFixed(1)} µs, nats-server ${(natsCpu / EVENTS).toFixed(1)} µs; load ${loadavg()[0]!.toFixed(2)}`,
+      `CPU per event: this process (all threads) ${((cpu.user + cpu.system) / EVENTS).toFixed(1)} µs, nats-server ${(natsCpu / EVENTS).toFixed(1)} µs; ` +
+      `waiting for a core: main thread ${((waitAfter.main - waitBefore.main) / 1000).toFixed(0)} ms, other threads ${((waitAfter.others - waitBefore.others) / 1000).toFixed(0)} ms in all; load ${loadavg()[0]!.toFixed(2)}`,
   );
   await service.stop();
   if (E2E_ONLY) {
