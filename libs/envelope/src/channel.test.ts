@@ -101,6 +101,25 @@ describe.each(providers.map((p) => [p.name, p] as const))('channel mode (%s prov
     expect(a.channel.open(late)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_EPOCH' });
   });
 
+  it('keeps every installed epoch for a history reader, in any order', () => {
+    const { policy, common, clock } = setup();
+    const epochs = [1, 2, 3].map((n) => createChannelEpochKey(provider, CHANNEL, n));
+    const frames = epochs.map((k) => new ChannelSender({ ...common, senderId: policy.id, epochKey: k }).seal(utf8(`epoch ${k.epoch}`)));
+    const history = new ChannelReceiver({ ...common, channelId: CHANNEL, keepHistory: true, staleAfterMs: 86_400_000 });
+    for (const n of [3, 1]) history.install(epochs[n - 1]!);
+    clock.advance(3_600_000);
+    expect(history.currentEpoch).toBe(3);
+    expect(history.open(frames[0]!).ok).toBe(true);
+    expect(history.open(frames[2]!).ok).toBe(true);
+    // An epoch never installed (this reader was left out of it) stays unreadable.
+    expect(history.open(frames[1]!)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_EPOCH' });
+    // Without keepHistory the older epoch is gone once its grace period ends.
+    const live = new ChannelReceiver({ ...common, channelId: CHANNEL, staleAfterMs: 86_400_000 });
+    for (const k of epochs) live.install(k);
+    clock.advance(60_000);
+    expect(live.open(frames[0]!)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_EPOCH' });
+  });
+
   it('refuses every bit flip, field by field', () => {
     const { policy, common, clock } = setup();
     const epochKey = createChannelEpochKey(provider, CHANNEL, 3);

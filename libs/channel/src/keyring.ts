@@ -1,0 +1,118 @@
+/**
+ * A subscriber's epoch keys, rebuilt from the ledger: feed it every verified ledger event (the
+ * verified reader's `onEvent`), and it keeps, per channel, the key of each epoch it was a
+ * subscriber of. Older epochs stay (history stays readable to whoever held them); an epoch the
+ * subscriber was left out of leaves it without that epoch's key, and so without the keys of
+ * every later epoch until it is added again.
+ *
+ * The ledger reader already checked the event's signature, chain and producer; the key ring
+ * checks again what it relies on (defence in depth, DESIGN §3a): the producer is the issuer,
+ * the announcement is well formed, it follows the channel's last one (no replay, no reorder),
+ * its issuer key is the one trusted for the issuer, and the wrap opens under that key.
+ * Anything else throws ChannelError, which halts the reader that called it (fail secure).
+ */
+import type { CryptoProvider } from '@bulwark/crypto';
+import type { ChannelEpochKey, Directory } from '@bulwark/envelope';
+import type { LedgerEvent } from '@bulwark/events';
+import { checkSuccessor, parseAnnouncement, type EpochAnnouncement } from './announcement.js';
+import { ChannelError } from './errors.js';
+import { unwrapEpochKey } from './wrap.js';
+
+export const CHANNEL_EPOCH_EVENT = 'keys.channel_epoch';
+
+export interface KeyringOptions {
+  readonly provider: CryptoProvider;
+  /** The subscriber: its id and its X25519 secret key per directory key version (undefined: not held any more). */
+  readonly self: { readonly id: string; readonly x25519SecretKey: (keyVersion: number) => Uint8Array | undefined };
+  /** The only principal whose announcements count (svc.key-manager). */
+  readonly issuer: string;
+  /** The issuer's X25519 public key trusted for a key version, never taken from the announcement. */
+  readonly issuerKey: (keyVersion: number) => Uint8Array | undefined;
+  /** Only these channels are followed (default: every channel). */
+  readonly channels?: readonly string[];
+  /** Called with each epoch key this subscriber received, in ledger order. */
+  readonly onEpoch?: (key: ChannelEpochKey, announcement: EpochAnnouncement) => void;
+}
+
+export type KeyringOutcome = 'ignored' | 'held' | 'not-subscribed' | 'unreadable';
+
+/** The issuer's X25519 key from the directory, for the version the directory certifies now. */
+export function directoryIssuerKey(directory: Directory, issuer: string): (keyVersion: number) => Uint8Array | undefined {
+  return (keyVersion) => {
+    const entry = directory.lookup(issuer);
+    return entry?.keyVersion === keyVersion ? entry.x25519PublicKey : undefined;
+  };
+}
+
+export class ChannelKeyring {
+  readonly #o: KeyringOptions;
+  readonly #last = new Map<string, EpochAnnouncement>();
+  readonly #keys = new Map<string, Map<number, ChannelEpochKey>>();
+
+  constructor(options: KeyringOptions) {
+    this.#o = options;
+  }
+
+  /** One verified ledger event: anything but a channel epoch announcement is ignored. */
+  apply(event: LedgerEvent): KeyringOutcome {
+    if (event.eventType !== CHANNEL_EPOCH_EVENT) return 'ignored';
+    const { provider, issuer } = this.#o;
+    if (event.producer !== issuer) {
+      throw new ChannelError('E_CHANNEL_ISSUER', `keys.channel_epoch at seq ${event.seq} was produced by ${event.producer}; only ${issuer} announces epochs`, { seq: event.seq, producer: event.producer });
+    }
+    const a = parseAnnouncement(event.details);
+    if (this.#o.channels !== undefined && !this.#o.channels.includes(a.channel)) return 'ignored';
+    const trusted = a.issuer === issuer ? this.#o.issuerKey(a.issuerKeyVersion) : undefined;
+    if (trusted === undefined || !provider.equal(trusted, a.issuerPublicKey)) {
+      throw new ChannelError('E_CHANNEL_ISSUER', `channel ${a.channel} epoch ${a.epoch}: wrapped by ${a.issuer} key version ${a.issuerKeyVersion}, which is not a key trusted for ${issuer}`, { channel: a.channel, epoch: a.epoch });
+    }
+    checkSuccessor(provider, this.#last.get(a.channel), a);
+    const mine = a.subscribers.find((s) => s.id === this.#o.self.id);
+    let outcome: KeyringOutcome = 'not-subscribed';
+    let key: ChannelEpochKey | undefined;
+    if (mine !== undefined) {
+      const secret = this.#o.self.x25519SecretKey(mine.keyVersion);
+      if (secret === undefined) {
+        outcome = 'unreadable';
+      } else {
+        const bytes = unwrapEpochKey(
+          provider,
+          { channel: a.channel, epoch: a.epoch, recipient: mine.id, recipientKeyVersion: mine.keyVersion, issuer: a.issuer, issuerKeyVersion: a.issuerKeyVersion, issuerPublicKey: a.issuerPublicKey },
+          secret,
+          mine.wrap,
+        );
+        key = { channelId: a.channel, epoch: a.epoch, key: bytes };
+        outcome = 'held';
+      }
+    }
+    this.#last.set(a.channel, a);
+    if (key !== undefined) {
+      let held = this.#keys.get(a.channel);
+      if (held === undefined) this.#keys.set(a.channel, (held = new Map()));
+      held.set(a.epoch, key);
+      this.#o.onEpoch?.(key, a);
+    }
+    return outcome;
+  }
+
+  /** The key of `epoch`, if this subscriber was one of its subscribers. */
+  epochKey(channel: string, epoch: number): ChannelEpochKey | undefined {
+    return this.#keys.get(channel)?.get(epoch);
+  }
+
+  /** The channel's latest epoch's key, or undefined when this subscriber is not in the latest epoch. */
+  current(channel: string): ChannelEpochKey | undefined {
+    const last = this.#last.get(channel);
+    return last === undefined ? undefined : this.epochKey(channel, last.epoch);
+  }
+
+  /** The latest announcement of the channel (subscribed or not). */
+  lastAnnouncement(channel: string): EpochAnnouncement | undefined {
+    return this.#last.get(channel);
+  }
+
+  /** The epochs whose keys are held, ascending. */
+  heldEpochs(channel: string): readonly number[] {
+    return [...(this.#keys.get(channel)?.keys() ?? [])].sort((a, b) => a - b);
+  }
+}
