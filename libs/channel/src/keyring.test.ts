@@ -137,20 +137,25 @@ describe.each(['sodium', 'node', 'noble'] as const)('channel epochs (%s provider
     const e1 = s.change({ action: 'create', channel: CHANNEL, subscribers: ['analyst.alice', 'analyst.bob'] });
     const e2 = s.change({ action: 'revoke', channel: CHANNEL, subscriber: 'analyst.bob' });
     const e3 = s.change({ action: 'rotate', channel: CHANNEL, reason: 'on_demand' });
-    // Reordered: epoch 2 before epoch 1.
-    expect(() => s.keyringOf(alice).apply(e2.event)).toThrow(/epoch 2 announced before epoch 1/);
+    // Reordered: epoch 2 before epoch 1; then epoch 3 right after 1. Skipped, changing nothing.
+    const early = s.keyringOf(alice);
+    expect(early.apply(e2.event)).toBe('out-of-order');
+    expect(early.current(CHANNEL)).toBeUndefined();
     const ring = s.keyringOf(alice);
     ring.apply(e1.event);
-    expect(() => ring.apply(e3.event)).toThrow(/epoch 3 announced after epoch 1/);
+    expect(ring.apply(e3.event)).toBe('out-of-order');
+    expect(ring.heldEpochs(CHANNEL)).toEqual([1]);
     ring.apply(e2.event);
-    // Replayed: epoch 1 (which still names bob) again, as a later event.
-    expect(() => ring.apply({ ...e1.event, seq: 50 })).toThrow(/epoch 1 announced before|announced after epoch 2/);
-    expect(() => ring.apply({ ...e2.event, seq: 51 })).toThrow(/epoch 2 announced after epoch 2/);
+    // Replayed: epoch 1 (which still names bob) again as a later event, and epoch 2 again.
+    expect(ring.apply({ ...e1.event, seq: 50 })).toBe('out-of-order');
+    expect(ring.apply({ ...e2.event, seq: 51 })).toBe('out-of-order');
     // Forked: an epoch 3 that does not link to the epoch 2 applied (re-adding bob behind the revocation's back).
     const keys = ['analyst.alice', 'analyst.bob'].map((id) => ({ id, keyVersion: 1, x25519PublicKey: s.world.directory.lookup(id)!.x25519PublicKey }));
     const fork = announceEpoch(provider, s.issuer, { channel: CHANNEL, last: { ...e1.announcement, epoch: 2 }, reason: 'subscriber_added', subject: 'analyst.bob', subscribers: keys, at: Date.now(), by: 'x' });
     expect(fork.epoch).toBe(3);
-    expect(() => ring.apply(s.eventOf(announcementDetails(fork)))).toThrow(/does not link to epoch 2/);
+    expect(ring.apply(s.eventOf(announcementDetails(fork)))).toBe('out-of-order');
+    expect(ring.skipped).toBe(4);
+    expect(ring.lastAnnouncement(CHANNEL)!.epoch).toBe(2);
     expect(ring.apply(e3.event)).toBe('held');
   });
 

@@ -7,9 +7,14 @@
  *
  * The ledger reader already checked the event's signature, chain and producer; the key ring
  * checks again what it relies on (defence in depth, DESIGN §3a): the producer is the issuer,
- * the announcement is well formed, it follows the channel's last one (no replay, no reorder),
- * its issuer key is the one trusted for the issuer, and the wrap opens under that key.
- * Anything else throws ChannelError, which halts the reader that called it (fail secure).
+ * the announcement is well formed, its issuer key is the one trusted for the issuer, and the
+ * wrap opens under that key. Anything else throws ChannelError, which halts the reader that
+ * called it (fail secure).
+ *
+ * An announcement that does not follow the channel's last one (a replay, a reorder, the loser
+ * of two key manager instances announcing the same epoch) is no epoch: it is skipped
+ * ('out-of-order'), changing nothing, exactly as the key manager's own ChannelBook skips it,
+ * so every subscriber and the key manager agree on each channel's epochs.
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelEpochKey, Directory } from '@bulwark/envelope';
@@ -34,7 +39,7 @@ export interface KeyringOptions {
   readonly onEpoch?: (key: ChannelEpochKey, announcement: EpochAnnouncement) => void;
 }
 
-export type KeyringOutcome = 'ignored' | 'held' | 'not-subscribed' | 'unreadable';
+export type KeyringOutcome = 'ignored' | 'held' | 'not-subscribed' | 'unreadable' | 'out-of-order';
 
 /** The issuer's X25519 key from the directory, for the version the directory certifies now. */
 export function directoryIssuerKey(directory: Directory, issuer: string): (keyVersion: number) => Uint8Array | undefined {
@@ -48,6 +53,8 @@ export class ChannelKeyring {
   readonly #o: KeyringOptions;
   readonly #last = new Map<string, EpochAnnouncement>();
   readonly #keys = new Map<string, Map<number, ChannelEpochKey>>();
+  /** Announcements skipped because they did not follow their channel's last one. */
+  skipped = 0;
 
   constructor(options: KeyringOptions) {
     this.#o = options;
@@ -66,7 +73,10 @@ export class ChannelKeyring {
     if (trusted === undefined || !provider.equal(trusted, a.issuerPublicKey)) {
       throw new ChannelError('E_CHANNEL_ISSUER', `channel ${a.channel} epoch ${a.epoch}: wrapped by ${a.issuer} key version ${a.issuerKeyVersion}, which is not a key trusted for ${issuer}`, { channel: a.channel, epoch: a.epoch });
     }
-    checkSuccessor(provider, this.#last.get(a.channel), a);
+    if (!follows(provider, this.#last.get(a.channel), a)) {
+      this.skipped++;
+      return 'out-of-order';
+    }
     const mine = a.subscribers.find((s) => s.id === this.#o.self.id);
     let outcome: KeyringOutcome = 'not-subscribed';
     let key: ChannelEpochKey | undefined;
@@ -114,5 +124,15 @@ export class ChannelKeyring {
   /** The epochs whose keys are held, ascending. */
   heldEpochs(channel: string): readonly number[] {
     return [...(this.#keys.get(channel)?.keys() ?? [])].sort((a, b) => a - b);
+  }
+}
+
+function follows(provider: CryptoProvider, last: EpochAnnouncement | undefined, next: EpochAnnouncement): boolean {
+  try {
+    checkSuccessor(provider, last, next);
+    return true;
+  } catch (e) {
+    if (e instanceof ChannelError) return false;
+    throw e;
   }
 }
