@@ -13,3 +13,4 @@ export {
 export { announceEpoch, type ChannelIssuerIdentity, type NewEpoch, type SubscriberKey } from './issuer.js';
 export { ChannelBook, type ChannelChange, type PlannedEpoch } from './book.js';
 export { CHANNEL_EPOCH_EVENT, ChannelKeyring, directoryIssuerKey, type KeyringOptions, type KeyringOutcome } from './keyring.js';
+export { followChannels, type ChannelFollower, type FollowChannelsOptions } from './follow.js';
