@@ -10,7 +10,6 @@
  * may hand its own events to `keyring.apply` as well: the same announcement twice is skipped.
  */
 import type { Bus, RejectionReporter } from '@bulwark/bus';
-import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import type { AuditEvent } from '@bulwark/events';
 import { startLedgerReader, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
