@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ChannelReceiver,
   ChannelSender,
+  SealedOrChannelReceiver,
   createChannelEpochKey,
   decodeChannelEpochKey,
   encodeChannelEpochKey,
@@ -118,6 +119,23 @@ describe.each(providers.map((p) => [p.name, p] as const))('channel mode (%s prov
     for (const k of epochs) live.install(k);
     clock.advance(60_000);
     expect(live.open(frames[0]!)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_EPOCH' });
+  });
+
+  it('opens a stream moving from sealed mode to a channel, each frame with the checks of its mode', () => {
+    const { ledger, alice, common } = setup();
+    const epochKey = createChannelEpochKey(provider, CHANNEL, 1);
+    const channel = new ChannelReceiver({ ...common, channelId: CHANNEL });
+    channel.install(epochKey);
+    const either = new SealedOrChannelReceiver(new SealedReceiver({ ...common, self: alice }), channel);
+    const sealed = new SealedSender({ ...common, self: ledger, recipientId: alice.id }).seal(utf8('before'));
+    const onChannel = new ChannelSender({ ...common, senderId: ledger.id, epochKey }).seal(utf8('after'));
+    expect(either.open(sealed)).toMatchObject({ ok: true, mode: Mode.sealed });
+    expect(either.open(onChannel)).toMatchObject({ ok: true, mode: Mode.channel });
+    // A sealed frame to someone else, and a frame of another mode, are refused.
+    expect(either.open(new SealedSender({ ...common, self: ledger, recipientId: 'analyst.bob' }).seal(utf8('x')))).toMatchObject({ ok: false, reason: 'E_WRONG_RECIPIENT' });
+    const sessionMode = onChannel.slice();
+    sessionMode[1] = Mode.session;
+    expect(either.open(sessionMode)).toMatchObject({ ok: false, reason: 'E_MODE' });
   });
 
   it('refuses every bit flip, field by field', () => {

@@ -278,3 +278,23 @@ function checkedEpochKey(epochKey: ChannelEpochKey): ChannelEpochKey {
   encodeChannelEpochKey(epochKey);
   return epochKey;
 }
+
+/**
+ * A stream moving from sealed mode to a channel (BULWARK_LEDGER's full batches: sealed to one
+ * principal until the channel's first epoch, on the channel after): each frame is opened by the
+ * receiver of its mode, with that mode's checks; any other mode is refused.
+ */
+export class SealedOrChannelReceiver {
+  constructor(
+    readonly sealed: SealedReceiver,
+    readonly channel: ChannelReceiver,
+  ) {}
+
+  open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult {
+    // Byte 1 is the mode (frame.ts); the channel receiver refuses every mode but its own.
+    return frame[1] === Mode.sealed ? this.sealed.open(frame, openOptions) : this.channel.open(frame, openOptions);
+  }
+}
+
+/** What opens a durable stream's frames (the bus consumers and the ledger reader take any of these). */
+export type StreamReceiver = SealedReceiver | ChannelReceiver | SealedOrChannelReceiver;
