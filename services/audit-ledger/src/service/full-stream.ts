@@ -41,6 +41,8 @@ export interface FullStreamOptions {
   readonly republishTo: string;
   /** The channel of the full batches (SYMBIONT_LEDGER_CHANNEL), if any. */
   readonly channel?: string;
+  /** The stream publisher around a sender (default: createStreamPublisher on BULWARK_LEDGER). */
+  readonly publisherOf?: (sender: SealedSender | ChannelSender) => LedgerPublisher;
 }
 
 function ledgerEventOf(e: WireEvent): LedgerEvent {
@@ -61,6 +63,7 @@ function ledgerEventOf(e: WireEvent): LedgerEvent {
 export class FullStreamSealer implements LedgerPublisher {
   readonly #o: FullStreamOptions;
   readonly #sealed: LedgerPublisher;
+  readonly #publisherOf: (sender: SealedSender | ChannelSender) => LedgerPublisher;
   readonly #keyring: ChannelKeyring | undefined;
   #sender: ChannelSender | undefined;
   #onChannel: LedgerPublisher | undefined;
@@ -72,7 +75,8 @@ export class FullStreamSealer implements LedgerPublisher {
   constructor(options: FullStreamOptions) {
     this.#o = options;
     const { bus, provider, identity, directory } = options;
-    this.#sealed = createStreamPublisher(bus, new SealedSender({ provider, self: identity, directory, recipientId: options.republishTo }), 'ledger');
+    this.#publisherOf = options.publisherOf ?? ((sender) => createStreamPublisher(bus, sender, 'ledger'));
+    this.#sealed = this.#publisherOf(new SealedSender({ provider, self: identity, directory, recipientId: options.republishTo }));
     this.#keyring =
       options.channel === undefined
         ? undefined
@@ -137,7 +141,7 @@ export class FullStreamSealer implements LedgerPublisher {
     }
     if (this.#sender === undefined) {
       this.#sender = new ChannelSender({ provider: this.#o.provider, senderId: this.#o.identity.id, epochKey: key });
-      this.#onChannel = createStreamPublisher(this.#o.bus, this.#sender, 'ledger');
+      this.#onChannel = this.#publisherOf(this.#sender);
     } else if (this.#sender.epoch !== key.epoch) {
       this.#sender.rotate(key);
     }
