@@ -29,7 +29,6 @@ const kmId = world.add(KM);
 const incidentId = world.add('svc.incident-response');
 const policyId = world.add('svc.policy');
 const toolsId = world.add('svc.schemapin');
-const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
 
 const ns = uniqueNamespace('chan');
 const dbSchema = withTestSchema('ledger_channel');
