@@ -12,5 +12,5 @@ export {
 } from './announcement.js';
 export { announceEpoch, type ChannelIssuerIdentity, type NewEpoch, type SubscriberKey } from './issuer.js';
 export { ChannelBook, type ChannelChange, type PlannedEpoch } from './book.js';
-export { CHANNEL_EPOCH_EVENT, ChannelKeyring, directoryIssuerKey, type KeyringOptions, type KeyringOutcome } from './keyring.js';
+export { CHANNEL_EPOCH_EVENT, CHANNEL_ISSUER, ChannelKeyring, directoryIssuerKey, principalKeyring, type KeyringOptions, type KeyringOutcome } from './keyring.js';
 export { followChannels, type ChannelFollower, type FollowChannelsOptions } from './follow.js';

@@ -41,6 +41,32 @@ export interface KeyringOptions {
 
 export type KeyringOutcome = 'ignored' | 'held' | 'not-subscribed' | 'unreadable' | 'out-of-order';
 
+/** The key manager's principal: the only issuer of channel epochs (DESIGN §3a, keys.*). */
+export const CHANNEL_ISSUER = 'svc.key-manager';
+
+/**
+ * The key ring of a service subscribing under its directory identity: wraps are opened for
+ * the key version the directory certifies for it now, announcements trusted from the key
+ * manager's directory key.
+ */
+export function principalKeyring(options: {
+  readonly provider: CryptoProvider;
+  readonly identity: { readonly id: string; readonly x25519: { readonly secretKey: Uint8Array } };
+  readonly directory: Directory;
+  readonly channels: readonly string[];
+  readonly onEpoch?: KeyringOptions['onEpoch'];
+}): ChannelKeyring {
+  const { identity, directory } = options;
+  return new ChannelKeyring({
+    provider: options.provider,
+    self: { id: identity.id, x25519SecretKey: (v) => (directory.lookup(identity.id)?.keyVersion === v ? identity.x25519.secretKey : undefined) },
+    issuer: CHANNEL_ISSUER,
+    issuerKey: directoryIssuerKey(directory, CHANNEL_ISSUER),
+    channels: options.channels,
+    ...(options.onEpoch === undefined ? {} : { onEpoch: options.onEpoch }),
+  });
+}
+
 /** The issuer's X25519 key from the directory, for the version the directory certifies now. */
 export function directoryIssuerKey(directory: Directory, issuer: string): (keyVersion: number) => Uint8Array | undefined {
   return (keyVersion) => {

@@ -67,6 +67,8 @@ async function main(): Promise<number> {
       analysts: list('BULWARK_INCIDENT_ANALYSTS'),
       ...(webhookUrl === undefined ? {} : { webhook: { url: webhookUrl, secret: parseRootPublicKey(webhookSecret!, 'BULWARK_INCIDENT_WEBHOOK_SECRET') } }),
       streams: streamSpecs(busLimits(config).streams),
+      ...(process.env['SYMBIONT_LEDGER_CHANNEL'] ? { ledgerChannel: process.env['SYMBIONT_LEDGER_CHANNEL'] } : {}),
+      ...(process.env['BULWARK_INCIDENT_CHANNEL'] ? { socChannel: process.env['BULWARK_INCIDENT_CHANNEL'] } : {}),
       logger: log,
     });
     const running = service;

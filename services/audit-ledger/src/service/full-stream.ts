@@ -19,7 +19,7 @@
  * falling back to an older key or to sealed mode. Ingest and the control batches go on.
  */
 import { createStreamPublisher, type Bus } from '@bulwark/bus';
-import { ChannelKeyring, directoryIssuerKey } from '@bulwark/channel';
+import { principalKeyring, type ChannelKeyring } from '@bulwark/channel';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { ChannelSender, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { parseJson, type EventType, type JsonObject, type LedgerEvent } from '@bulwark/events';
@@ -29,7 +29,6 @@ import { wireEventOfRow, type WireEvent } from './batch-wire.js';
 import type { LedgerPublisher } from './republisher.js';
 
 export const CHANNEL_EPOCH_TYPE = 'keys.channel_epoch';
-const KEY_MANAGER = 'svc.key-manager';
 
 export interface FullStreamOptions {
   readonly bus: Bus;
@@ -80,14 +79,7 @@ export class FullStreamSealer implements LedgerPublisher {
     this.#keyring =
       options.channel === undefined
         ? undefined
-        : new ChannelKeyring({
-            provider,
-            // The ledger's wrap is for the key version the directory certifies for it now.
-            self: { id: identity.id, x25519SecretKey: (v) => (directory.lookup(identity.id)?.keyVersion === v ? identity.x25519.secretKey : undefined) },
-            issuer: KEY_MANAGER,
-            issuerKey: directoryIssuerKey(directory, KEY_MANAGER),
-            channels: [options.channel],
-          });
+        : principalKeyring({ provider, identity, directory, channels: [options.channel] });
   }
 
   /** The channel's epoch the next full batch is sealed under (undefined: sealed mode). */
