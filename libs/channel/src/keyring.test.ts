@@ -178,6 +178,26 @@ describe.each(['sodium', 'node', 'noble'] as const)('channel epochs (%s provider
     expect(() => s.keyringOf(alice).apply(s.eventOf(announcementDetails(other)))).toThrow(expect.objectContaining({ code: 'E_CHANNEL_ISSUER' }));
   });
 
+  it('checks old announcements after the issuer rotated its key, with the versions the ledger recorded', () => {
+    const s = setup(provider);
+    const alice = s.world.identity('analyst.alice');
+    const e1 = s.change({ action: 'create', channel: CHANNEL, subscribers: ['analyst.alice'] });
+    // The key manager rotates to version 2; the directory now certifies only that one.
+    const v2 = provider.x25519.generateKeyPair();
+    s.world.admit({ id: KM, ed25519PublicKey: s.km.ed25519.publicKey, x25519PublicKey: v2.publicKey, keyVersion: 2 });
+    const ring = s.keyringOf(alice);
+    expect(() => ring.apply(e1.event)).toThrow(/not a key trusted/);
+    const b64 = (k: Uint8Array) => Buffer.from(k).toString('base64');
+    const generated = { ...e1.event, eventType: 'keys.generated' as const, details: { principal: KM, by: KM, ed25519: b64(s.km.ed25519.publicKey), x25519: b64(s.km.x25519.publicKey), at: 1, natsUser: null } };
+    // The same event claimed by another producer teaches nothing.
+    const replay = s.keyringOf(alice);
+    replay.apply({ ...generated, producer: 'svc.policy' });
+    expect(() => replay.apply(e1.event)).toThrow(/not a key trusted/);
+    const fresh = s.keyringOf(alice);
+    expect(fresh.apply(generated)).toBe('ignored');
+    expect(fresh.apply(e1.event)).toBe('held');
+  });
+
   it('refuses a malformed announcement, naming the field', () => {
     const s = setup(provider);
     const alice = s.world.identity('analyst.alice');

@@ -31,13 +31,25 @@ export interface KeyringOptions {
   readonly self: { readonly id: string; readonly x25519SecretKey: (keyVersion: number) => Uint8Array | undefined };
   /** The only principal whose announcements count (svc.key-manager). */
   readonly issuer: string;
-  /** The issuer's X25519 public key trusted for a key version, never taken from the announcement. */
+  /**
+   * The issuer's X25519 public key trusted for a key version, never taken from the announcement.
+   * Versions the key ring saw in the ledger itself (the issuer's own `keys.generated`,
+   * `keys.enrolled`, `keys.rotated` events) are trusted first, so an old announcement still
+   * checks after the issuer rotated its key.
+   */
   readonly issuerKey: (keyVersion: number) => Uint8Array | undefined;
   /** Only these channels are followed (default: every channel). */
   readonly channels?: readonly string[];
   /** Called with each epoch key this subscriber received, in ledger order. */
   readonly onEpoch?: (key: ChannelEpochKey, announcement: EpochAnnouncement) => void;
 }
+
+/** The version a key event gives its principal (services/key-manager state/facts.ts). */
+const ISSUER_KEY_VERSION: Readonly<Record<string, (details: LedgerEvent['details']) => number | undefined>> = {
+  'keys.generated': () => 1,
+  'keys.enrolled': () => 2,
+  'keys.rotated': (d) => (typeof d['version'] === 'number' && Number.isSafeInteger(d['version']) && d['version'] >= 1 ? d['version'] : undefined),
+};
 
 export type KeyringOutcome = 'ignored' | 'held' | 'not-subscribed' | 'unreadable' | 'out-of-order';
 
@@ -79,6 +91,7 @@ export class ChannelKeyring {
   readonly #o: KeyringOptions;
   readonly #last = new Map<string, EpochAnnouncement>();
   readonly #keys = new Map<string, Map<number, ChannelEpochKey>>();
+  readonly #issuerKeys = new Map<number, Uint8Array>();
   /** Announcements skipped because they did not follow their channel's last one. */
   skipped = 0;
 
@@ -86,16 +99,19 @@ export class ChannelKeyring {
     this.#o = options;
   }
 
-  /** One verified ledger event: anything but a channel epoch announcement is ignored. */
+  /** One verified ledger event: anything but a channel epoch announcement (or a key version of the issuer) is ignored. */
   apply(event: LedgerEvent): KeyringOutcome {
-    if (event.eventType !== CHANNEL_EPOCH_EVENT) return 'ignored';
     const { provider, issuer } = this.#o;
+    if (event.eventType !== CHANNEL_EPOCH_EVENT) {
+      this.#learnIssuerKey(event);
+      return 'ignored';
+    }
     if (event.producer !== issuer) {
       throw new ChannelError('E_CHANNEL_ISSUER', `keys.channel_epoch at seq ${event.seq} was produced by ${event.producer}; only ${issuer} announces epochs`, { seq: event.seq, producer: event.producer });
     }
     const a = parseAnnouncement(event.details);
     if (this.#o.channels !== undefined && !this.#o.channels.includes(a.channel)) return 'ignored';
-    const trusted = a.issuer === issuer ? this.#o.issuerKey(a.issuerKeyVersion) : undefined;
+    const trusted = a.issuer === issuer ? (this.#issuerKeys.get(a.issuerKeyVersion) ?? this.#o.issuerKey(a.issuerKeyVersion)) : undefined;
     if (trusted === undefined || !provider.equal(trusted, a.issuerPublicKey)) {
       throw new ChannelError('E_CHANNEL_ISSUER', `channel ${a.channel} epoch ${a.epoch}: wrapped by ${a.issuer} key version ${a.issuerKeyVersion}, which is not a key trusted for ${issuer}`, { channel: a.channel, epoch: a.epoch });
     }
@@ -129,6 +145,15 @@ export class ChannelKeyring {
       this.#o.onEpoch?.(key, a);
     }
     return outcome;
+  }
+
+  /** A key version of the issuer, from the issuer's own key events (produced by it, about it). */
+  #learnIssuerKey(event: LedgerEvent): void {
+    const version = ISSUER_KEY_VERSION[event.eventType]?.(event.details);
+    const x = event.details['x25519'];
+    if (version === undefined || event.producer !== this.#o.issuer || event.agentId !== this.#o.issuer || event.details['principal'] !== this.#o.issuer || typeof x !== 'string') return;
+    const key = new Uint8Array(Buffer.from(x, 'base64'));
+    if (key.length === 32 && Buffer.from(key).toString('base64') === x) this.#issuerKeys.set(version, key);
   }
 
   /** The key of `epoch`, if this subscriber was one of its subscribers. */
