@@ -116,6 +116,17 @@ describe('key manager channels', () => {
     expect(h.ledger.committed.filter((e) => e.eventType === 'keys.channel_epoch').map((e) => e.details['epoch'])).toEqual([1, 2, 3]);
   });
 
+  it('creates the configured channels at start, once', async () => {
+    const { h, km } = await setup({ channels: [{ channel: SOC, subscribers: [INCIDENT, 'analyst.alice'] }] });
+    await eventually(() => km.channels.book.last(SOC) !== undefined);
+    expect(km.channels.book.last(SOC)).toMatchObject({ epoch: 1, reason: 'created', by: KM });
+    await km.stop();
+    const again = await h.start({ channels: [{ channel: SOC, subscribers: [INCIDENT] }] });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(again.channels.book.last(SOC)?.epoch).toBe(1);
+    expect(h.ledger.committed.filter((e) => e.eventType === 'keys.channel_epoch')).toHaveLength(1);
+  });
+
   it('starts a new epoch on the interval', async () => {
     const { admin, follow } = await setup({ channelRotationIntervalMs: 400 });
     await admin.call(Commands.keys.channel, { action: 'create', channel: SOC, subscribers: [INCIDENT] });

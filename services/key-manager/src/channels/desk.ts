@@ -39,6 +39,12 @@ export interface ChannelDeskOptions {
   readonly now: () => number;
   readonly halted: () => { code: string; seq: number } | undefined;
   readonly rotationIntervalMs?: number;
+  /**
+   * Channels the deployment needs (`SYMBIONT_KEY_CHANNELS`): each is created with these
+   * subscribers once the state is rebuilt, if the ledger has no epoch of it yet (and tried again
+   * at each rotation check while that fails, e.g. a subscriber without a directory entry yet).
+   */
+  readonly ensure?: readonly { readonly channel: string; readonly subscribers: readonly string[] }[];
   readonly logger?: Logger;
 }
 
@@ -163,8 +169,17 @@ export class ChannelDesk {
     }
   }
 
-  /** Starts the interval rotation (checked every tenth of the interval, at most every minute). */
+  /** Creates the configured channels that have no epoch yet. */
+  ensureConfigured(): void {
+    for (const { channel, subscribers } of this.#o.ensure ?? []) {
+      if (this.book.last(channel) !== undefined) continue;
+      this.change({ action: 'create', channel, subscribers }, this.#o.identity.id).catch((e: unknown) => this.#o.logger?.warn({ err: e, channel }, 'key manager: a configured channel could not be created yet; tried again at the next check'));
+    }
+  }
+
+  /** Creates the configured channels, then starts the interval rotation (checked every tenth of the interval, at most every minute). */
   startRotation(): void {
+    this.ensureConfigured();
     const interval = this.#o.rotationIntervalMs ?? DEFAULT_CHANNEL_ROTATION_MS;
     if (interval <= 0) return;
     this.#timer = setInterval(() => this.rotateDue(), Math.min(60_000, Math.max(100, Math.floor(interval / 10))));
@@ -173,6 +188,7 @@ export class ChannelDesk {
 
   /** Rotates every channel whose epoch is older than the interval. */
   rotateDue(): void {
+    this.ensureConfigured();
     const interval = this.#o.rotationIntervalMs ?? DEFAULT_CHANNEL_ROTATION_MS;
     const now = this.#o.now();
     for (const a of this.book.channels()) {

@@ -50,6 +50,8 @@ export interface KeyManagerOptions {
   readonly applyWaitMs?: number;
   /** A new epoch of every channel after this long (default 24 h; 0: never on an interval). */
   readonly channelRotationIntervalMs?: number;
+  /** Channels created at start if the ledger has none of them yet (SYMBIONT_KEY_CHANNELS). */
+  readonly channels?: readonly { readonly channel: string; readonly subscribers: readonly string[] }[];
   readonly bootTimeoutMs?: number;
   readonly syncIntervalMs?: number;
   readonly logger?: Logger;
@@ -131,6 +133,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     now,
     halted: () => projection.halted,
     ...(options.channelRotationIntervalMs === undefined ? {} : { rotationIntervalMs: options.channelRotationIntervalMs }),
+    ...(options.channels === undefined ? {} : { ensure: options.channels }),
     ...(logger === undefined ? {} : { logger }),
   });
   const projection: KeyProjection = await KeyProjection.start({
