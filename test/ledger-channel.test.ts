@@ -6,6 +6,7 @@
 // and a service never subscribed reads nothing of the channel. The key manager's part (the
 // announcements) is played here with its identity; services/key-manager/test/channels.test.ts
 // covers the service itself.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
 import { connectBus, consumerBacklog, createEventPublisher, ensureStreams, Events, LEDGER_BATCH_SUBJECT, LEDGER_PRINCIPAL, RejectionReporter, removeNamespaceStreams, startStreamConsumer, uniqueNamespace, type Bus } from '@bulwark/bus';
@@ -14,6 +15,7 @@ import { createCryptoProvider } from '@bulwark/crypto';
 import { ChannelReceiver, SealedOrChannelReceiver, SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld, type TestIdentity } from '@bulwark/envelope/testing';
 import { decodeLedgerBatch, encodeEvent, newEvent, type LedgerEvent } from '@bulwark/events';
+import { DEFAULT_RULES_FILE, loadRules, startIncidentService } from '@bulwark/incident-response';
 import { startLedgerReader } from '@bulwark/ledger-reader';
 import { closeDatabase, createDatabase } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
@@ -171,5 +173,29 @@ describe('the ledger full stream on a channel', () => {
     // svc.schemapin was never a subscriber: it opens nothing.
     const outsider = await readable(toolsId, []);
     expect(outsider.seqs).toEqual([]);
+  });
+
+  it('the incident detectors read the whole ledger through the channel (the service as bulwark up runs it)', async () => {
+    const total = (await ledger.ledger.head()).size;
+    const incidents = await startIncidentService({
+      bus: await connectTo('incident-service'),
+      provider,
+      identity: incidentId,
+      directory,
+      ledgerPublicKey: ledgerId.ed25519.publicKey,
+      rules: loadRules([{ file: DEFAULT_RULES_FILE, text: readFileSync(DEFAULT_RULES_FILE, 'utf8') }]),
+      analysts: [],
+      ledgerChannel: CHANNEL,
+    });
+    try {
+      await eventually(() => incidents.state.applied >= total, 20_000, 'the incident service applied the ledger');
+      expect(incidents.halted()).toBeUndefined();
+      // Read from the stream, not around it: no frame was refused (a refusal is reported to the ledger as bus.rejected).
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await db.selectFrom('events').select('seq').where('event_type', '=', 'bus.rejected').execute()).toEqual([]);
+      expect(incidents.state.applied).toBe(total);
+    } finally {
+      await incidents.stop();
+    }
   });
 });
