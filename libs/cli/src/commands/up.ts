@@ -115,6 +115,8 @@ function policyAdmins(env: NodeJS.ProcessEnv): string {
 /** The services that replay control events from the ledger at start, each sealed its own control batches (unless the caller names them). */
 const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, ServicePrincipals.tools];
 
+const LEDGER_CHANNEL = 'ledger.full';
+
 /** What every service `up` runs needs beyond the home: the administrators, the ledger's control recipients. */
 function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.ProcessEnv {
   return {
@@ -122,6 +124,9 @@ function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.Proc
     DATABASE_URL: databaseUrl,
     SYMBIONT_POLICY_ADMINS: policyAdmins(env),
     SYMBIONT_LEDGER_CONTROL_TO: env['SYMBIONT_LEDGER_CONTROL_TO'] || CONTROL_READERS.join(','),
+    // The ledger's full stream on a channel the key manager creates at its first start (issue 12 "Channels").
+    SYMBIONT_LEDGER_CHANNEL: env['SYMBIONT_LEDGER_CHANNEL'] || LEDGER_CHANNEL,
+    SYMBIONT_KEY_CHANNELS: env['SYMBIONT_KEY_CHANNELS'] || `${LEDGER_CHANNEL}=${ServicePrincipals.audit},${ServicePrincipals.incident}`,
   };
 }
 
