@@ -12,7 +12,7 @@ import { createBulwarkClient, type BulwarkClient } from '@bulwark/client';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver } from '@bulwark/envelope';
 import { testWorld } from '@bulwark/envelope/testing';
-import { analystFilters, DEFAULT_RULES_FILE, loadRules, startIncidentService, type IncidentService } from '@bulwark/incident-response';
+import { DEFAULT_RULES_FILE, socConsumers, loadRules, startIncidentService, type IncidentService } from '@bulwark/incident-response';
 import { startPolicyService, type PolicyService } from '@bulwark/policy';
 import { closeDatabase, createDatabase } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
@@ -163,7 +163,7 @@ describe('incident response end to end', () => {
   it('delivers findings to the enrolled analyst only, as OCSF inside CloudEvents headers', async () => {
     const bus = await connectTo('analysts');
     const seen: Delivery[] = [];
-    const ann = await startStreamConsumer(bus, new SealedReceiver({ provider, self: annId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-ann', filterSubject: analystFilters(annId.id, 'high')[0]! }, async (d) => void seen.push(d), quiet(annId.id));
+    const ann = await startStreamConsumer(bus, new SealedReceiver({ provider, self: annId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-ann', filterSubject: socConsumers(annId.id, 'high')[0]!.filterSubject }, async (d) => void seen.push(d), quiet(annId.id));
     await eventually(() => seen.length > 0, 10_000, 'a finding for ann');
     const finding = JSON.parse(new TextDecoder().decode(seen[0]!.plaintext)) as Record<string, unknown>;
     expect(validate(finding)).toBe(true);
@@ -173,8 +173,8 @@ describe('incident response end to end', () => {
     expect(seen[0]!.subject).toMatch(/^bulwark\.incident\.high\.policy_violation\./);
     // Eve is in the directory but not enrolled: nothing is addressed to her, and ann's copies do not open for her.
     let eveRead = 0;
-    const eveOwn = await startStreamConsumer(bus, new SealedReceiver({ provider, self: eveId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-eve', filterSubject: analystFilters(eveId.id, 'high')[0]! }, async () => void eveRead++, quiet(eveId.id));
-    const eveSteal = await startStreamConsumer(bus, new SealedReceiver({ provider, self: eveId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-eve-steal', filterSubject: analystFilters(annId.id, 'high')[0]! }, async () => void eveRead++, quiet(eveId.id));
+    const eveOwn = await startStreamConsumer(bus, new SealedReceiver({ provider, self: eveId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-eve', filterSubject: socConsumers(eveId.id, 'high')[0]!.filterSubject }, async () => void eveRead++, quiet(eveId.id));
+    const eveSteal = await startStreamConsumer(bus, new SealedReceiver({ provider, self: eveId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-eve-steal', filterSubject: socConsumers(annId.id, 'high')[0]!.filterSubject }, async () => void eveRead++, quiet(eveId.id));
     await eventually(() => eveSteal.metrics().rejected > 0, 10_000, "eve's attempts rejected");
     expect(eveRead).toBe(0);
     await Promise.all([ann.stop(), eveOwn.stop(), eveSteal.stop()]);

@@ -5,7 +5,7 @@ import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver } from '@bulwark/envelope';
 import { BulwarkError, InputError } from '@bulwark/errors';
-import { analystFilters, SEVERITIES, type Severity } from '@bulwark/incident-response';
+import { SEVERITIES, socConsumers, type Severity } from '@bulwark/incident-response';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
 import { busCredentialsFor } from '@bulwark/nats-auth';
 import type { CommandIO, RegisterCommand } from '../io.js';
@@ -134,10 +134,10 @@ export const registerIncidentCommand: RegisterCommand = (program, io, setExitCod
       const floor = parseSeverityFloor(o.severity);
       const a = await connectAnalyst(io, o);
       const rejections = new RejectionReporter({ reporter: a.id, publish: async () => undefined });
-      const durable = `soc-tail-${a.id.replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}`;
+      // The analyst's own durables (the only ones the bus grants it): a later tail resumes where this one stopped.
       const consumers = await Promise.all(
-        analystFilters(a.id, floor).map((filterSubject, i) =>
-          startStreamConsumer(a.bus, a.receiver, { stream: 'incidents', durable: `${durable}-${i}`, filterSubject }, async (d) => {
+        socConsumers(a.id, floor).map(({ durable, filterSubject }) =>
+          startStreamConsumer(a.bus, a.receiver, { stream: 'incidents', durable, filterSubject }, async (d) => {
             const category = d.subject.split('.')[3];
             if (o.category !== undefined && category !== o.category) return;
             const finding = JSON.parse(new TextDecoder().decode(d.plaintext)) as { severity?: string; message?: string; finding_info?: { uid?: string } };
