@@ -122,6 +122,8 @@ function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.Proc
     DATABASE_URL: databaseUrl,
     SYMBIONT_POLICY_ADMINS: policyAdmins(env),
     SYMBIONT_LEDGER_CONTROL_TO: env['SYMBIONT_LEDGER_CONTROL_TO'] || CONTROL_READERS.join(','),
+    // The SOC stream is sealed to enrolled analysts: the home's administrator unless the caller names them.
+    BULWARK_INCIDENT_ANALYSTS: env['BULWARK_INCIDENT_ANALYSTS'] || ADMIN_PRINCIPAL,
   };
 }
 
