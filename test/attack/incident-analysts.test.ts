@@ -226,4 +226,50 @@ describe('the SOC stream for enrolled analysts only', () => {
     await expect(busOf('analyst.bob')).rejects.toThrow();
     await Promise.all([bob.stop().catch(() => undefined), rex.stop()]);
   }, 180_000);
+
+  it('bulwark incident list|show|ack|resolve and soc tail for an enrolled analyst; refused to one not enrolled', async () => {
+    const as = (who: string, ...argv: string[]) => b.bulwark([...argv, '--as', who, '--nats', b.url]);
+    const listed = await as('analyst.ann', 'incident', 'list', '--json');
+    expect(listed.code, listed.stderr).toBe(0);
+    const incidents = JSON.parse(listed.stdout) as { id: string; severity: string; status: string; rule: string; key: string }[];
+    expect(incidents.filter((i) => i.rule === 'bus_rejections_burst').map((i) => i.key).sort()).toEqual(['agent.probe-one', 'agent.probe-three', 'agent.probe-two']);
+    const target = incidents.find((i) => i.key === 'agent.probe-three')!;
+    expect(target).toMatchObject({ severity: 'medium', status: 'open' });
+
+    // soc tail as its own process (it runs until SIGINT), JSON lines of the findings sealed to ann.
+    const tailProc = spawn(process.execPath, [join(repoRoot, 'libs/cli/dist/bin.js'), 'soc', 'tail', '--as', 'analyst.ann', '--nats', b.url, '--severity', 'medium+', '--category', 'auth_failure', '--json'], {
+      cwd: b.home,
+      env: { PATH: process.env['PATH'] ?? '', ...b.env, SYMBIONT_KEY_DIR: b.keysDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    tailProc.stdout.on('data', (d: Buffer) => void (out += d.toString()));
+    tailProc.stderr.on('data', (d: Buffer) => void (err += d.toString()));
+    const lines = () => out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { ce: { id: string; type: string }; finding: { finding_info: { uid: string }; class_uid: number; activity_id: number } });
+
+    const shown = await as('analyst.ann', 'incident', 'show', target.id, '--json');
+    expect(shown.code, shown.stderr).toBe(0);
+    expect((JSON.parse(shown.stdout) as { actions: { action: string; outcome: string }[] }).actions).toContainEqual(expect.objectContaining({ action: 'alert', outcome: 'done' }));
+    const acked = await as('analyst.ann', 'incident', 'ack', target.id, '--note', 'looking', '--json');
+    expect(acked.code, acked.stderr).toBe(0);
+    expect(JSON.parse(acked.stdout)).toMatchObject({ id: target.id, status: 'acknowledged' });
+    const resolved = await as('analyst.ann', 'incident', 'resolve', target.id, '--note', 'probe stopped', '--json');
+    expect(resolved.code, resolved.stderr).toBe(0);
+    expect(JSON.parse(resolved.stdout)).toMatchObject({ id: target.id, status: 'resolved' });
+    const after = JSON.parse((await as('analyst.ann', 'incident', 'list', '--status', 'resolved', '--json')).stdout) as { id: string }[];
+    expect(after.map((i) => i.id)).toEqual([target.id]);
+
+    // The tail shows the incident's creation, acknowledgement and resolution (OCSF activities 1, 2, 3).
+    await expect.poll(() => lines().filter((l) => l.finding.finding_info.uid === target.id).map((l) => l.finding.activity_id), { timeout: 30_000, interval: 200 }).toEqual([1, 2, 3]);
+    expect(lines().every((l) => l.finding.class_uid === 2004)).toBe(true);
+    const exited = new Promise<number | null>((r) => tailProc.once('exit', (code) => r(code)));
+    tailProc.kill('SIGINT');
+    expect(await exited, err).toBe(0);
+
+    // Eve is no analyst: the service refuses her the commands.
+    const refused = await as('analyst.eve', 'incident', 'list', '--json');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/analyst|refused|not/i);
+  }, 120_000);
 });

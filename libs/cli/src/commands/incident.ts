@@ -34,7 +34,9 @@ async function connectAnalyst(io: CommandIO, options: Common): Promise<Analyst> 
   const provider = createCryptoProvider(config.security.crypto_provider);
   const store = await FileKeyStore.open({ dir: resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd }), provider });
   const identity = await loadIdentity(store, as);
-  const pin = config.keys.root_public_key ?? readFileSync(join(store.dir, ROOT_PIN_FILE), 'utf8').trim();
+  // root.pub labels its lines (`base64: ...`, `hex: ...`): take the base64 one (as `bulwark keys` does).
+  const pinText = config.keys.root_public_key === undefined ? readFileSync(join(store.dir, ROOT_PIN_FILE), 'utf8') : undefined;
+  const pin = config.keys.root_public_key ?? (/^base64:\s*(\S+)$/m.exec(pinText!)?.[1] ?? pinText!.trim());
   const rootPublicKey = parseRootPublicKey(pin, 'keys.root_public_key');
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   const bus = await connectBus({ url: options.nats ?? config.nats.url, name: 'bulwark-soc', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await busCredentialsFor(store, identity.id)) });
