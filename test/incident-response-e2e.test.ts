@@ -123,7 +123,7 @@ describe('incident response end to end', () => {
     const contained = (await eventsOf('incident.mitigated')).filter((e) => e.details['action'] === 'policy.contain' && e.details['outcome'] === 'done');
     const spans: number[] = [];
     for (const c of contained) {
-      const trigger = await db.selectFrom('events').select(['timestamp_ms', 'event_type']).where('seq', '=', Number(c.details['triggerSeq'])).executeTakeFirstOrThrow();
+      const trigger = await db.selectFrom('events').select(['timestamp_ms', 'event_type']).where('seq', '=', BigInt(Number(c.details['triggerSeq']))).executeTakeFirstOrThrow();
       expect(trigger.event_type).toBe('policy.decision');
       spans.push(Number(c.details['containedAt']) - Number(trigger.timestamp_ms));
     }
