@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type * as Pkcs11Types from 'pkcs11js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCryptoProvider } from '@bulwark/crypto';
@@ -91,7 +92,7 @@ describe('HSM key store (SoftHSM2)', () => {
   it('refuses a root key pair that could leave the token (made extractable)', () => {
     const t = Pkcs11Token.open({ module: token.module, tokenLabel: token.label, pin: token.pin });
     try {
-      const p = createRequire(import.meta.url)('pkcs11js') as typeof import('pkcs11js');
+      const p = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11Types;
       // What an operator importing a software key, or generating it carelessly, would leave.
       const lib = new p.PKCS11();
       lib.load(token.module);
