@@ -2,7 +2,8 @@
 /**
  * `bulwark-key-manager`: the key manager process (issue 12). Configuration from @bulwark/config
  * (NATS_URL, SYMBIONT_KEY_DIR: the key manager's OWN store, holding the root key and the NATS
- * operator/account keys; SYMBIONT_KEK or SYMBIONT_KEK_FILE; SYMBIONT_ROOT_PUBLIC_KEY, which must
+ * operator/account keys; SYMBIONT_KEK or SYMBIONT_KEK_FILE, or SYMBIONT_KEY_STORE_TYPE=hsm with
+ * SYMBIONT_HSM_CONFIG_PATH (src/store/open-store.ts); SYMBIONT_ROOT_PUBLIC_KEY, which must
  * be the stored root's; security.key_rotation_interval_days). Administrators from
  * SYMBIONT_KEY_ADMINS (comma-separated principal ids), else the policy administrators.
  * BULWARK_LEDGER_PUBLIC_KEY as for the policy service. The ledger must seal control batches to
@@ -15,24 +16,20 @@ import { connectBus, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals } from '@b
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError, isBulwarkError } from '@bulwark/errors';
-import { DEFAULT_KEY_DIR, FileKeyStore, isPrincipalId, loadIdentity, loadKek, loadRootKey, parseRootPublicKey } from '@bulwark/keystore';
+import { isPrincipalId, loadIdentity, parseRootPublicKey } from '@bulwark/keystore';
 import { busCredentialsFor } from '@bulwark/nats-auth';
 import { createLogger } from '@bulwark/telemetry';
 import { NatsRevoker } from './nats/revoker.js';
 import { startKeyManager, type KeyManager } from './service/service.js';
+import { openKeyManagerStore } from './store/open-store.js';
 
 async function main(): Promise<number> {
   const { config } = loadConfig();
   const log = createLogger({ service: 'key-manager', level: config.log.level });
   const crypto = createCryptoProvider(config.security.crypto_provider);
-  const pinned = config.keys.root_public_key;
-  if (pinned === undefined) throw new InputError('E_CONFIG', 'key-manager: keys.root_public_key (SYMBIONT_ROOT_PUBLIC_KEY) is unset', {});
-  const rootPublicKey = parseRootPublicKey(pinned, 'keys.root_public_key');
-  const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, kekFile: config.keys.kek_file }), provider: crypto });
-  // Custody check before anything connects: the root opens under this KEK and is the pinned one.
-  const root = await loadRootKey(store);
-  root.keyPair.secretKey.fill(0);
-  if (!crypto.equal(root.keyPair.publicKey, rootPublicKey)) throw new InputError('E_CONFIG', `key-manager: the root key in ${store.location} is not the pinned keys.root_public_key`, {});
+  // Custody check before anything connects: the root opens (file KEK or HSM token) and is the pinned one.
+  const custody = await openKeyManagerStore(config, crypto);
+  const { store, rootPublicKey } = custody;
   const identity = await loadIdentity(store, ServicePrincipals.keys);
   const adminsText = process.env['SYMBIONT_KEY_ADMINS'];
   const admins = adminsText === undefined ? config.policy.admins : adminsText.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -61,6 +58,7 @@ async function main(): Promise<number> {
       identity: { id: identity.id, version: identity.version, x25519: identity.x25519, ed25519: identity.ed25519 },
       directory,
       store,
+      root: custody.root,
       ledgerPublicKey,
       admins,
       validityDays: config.security.key_rotation_interval_days,
@@ -79,6 +77,7 @@ async function main(): Promise<number> {
     await revoker?.close().catch(() => undefined);
     await directory?.stop().catch(() => undefined);
     await bus.close().catch(() => undefined);
+    custody.close();
   }
 }
 

@@ -11,7 +11,7 @@
 import { createEventPublisher, createRejectionReporter, ensureStreams, LEDGER_PRINCIPAL, publishDirectoryEntry, serveCommands, type Bus, type CommandServer } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory } from '@bulwark/envelope';
-import { generateKey as generateRawKey, type KeyStore } from '@bulwark/keystore';
+import { generateKey as generateRawKey, type KeyStore, type RootSigner } from '@bulwark/keystore';
 import { encodeNkeySeed, nkeyPair } from '@bulwark/nats-auth';
 import type { Logger } from '@bulwark/telemetry';
 import type { NatsRevoker } from '../nats/revoker.js';
@@ -30,6 +30,8 @@ export interface KeyManagerOptions {
   readonly directory: Directory;
   /** The key manager's own store: the root key and the NATS account key (custody). */
   readonly store: KeyStore;
+  /** The root signing key when the store does not hold it (an HSM's, `openKeyManagerStore`); default the store's. */
+  readonly root?: RootSigner;
   readonly ledgerPublicKey: Uint8Array;
   readonly ledgerReceiver?: SealedReceiver | ChannelReceiver;
   /** Principals allowed to administer keys. */
@@ -64,7 +66,7 @@ export interface KeyManager {
 export async function startKeyManager(options: KeyManagerOptions): Promise<KeyManager> {
   const { bus, provider, identity, directory, logger } = options;
   const now = options.now ?? Date.now;
-  const certifier = await Certifier.open({ store: options.store, provider, namespace: bus.namespace, validityDays: options.validityDays ?? 90 });
+  const certifier = await Certifier.open({ store: options.store, ...(options.root === undefined ? {} : { root: options.root }), provider, namespace: bus.namespace, validityDays: options.validityDays ?? 90 });
   await ensureStreams(bus);
   const sender = new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL });
   const events = createEventPublisher(bus, sender);
