@@ -20,6 +20,7 @@ import { createHandlers } from './handlers.js';
 import { KeyProjection } from './projection.js';
 
 const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
 
 export interface KeyManagerOptions {
   /** A connected bus (the service does not close it). */
@@ -49,6 +50,8 @@ export interface KeyManagerOptions {
   /** How long after an enrolment its bootstrap NATS user is revoked (default 2000 ms: the reply goes first). */
   readonly bootstrapGraceMs?: number;
   readonly applyWaitMs?: number;
+  /** Lifetime of the NATS user JWTs it issues (enroll, rotate, renew; default 24 h, renewed at half-life by `@bulwark/client`'s CredentialRenewal). */
+  readonly credentialLifetimeMs?: number;
   readonly bootTimeoutMs?: number;
   readonly syncIntervalMs?: number;
   readonly logger?: Logger;
@@ -193,6 +196,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         admins: options.admins,
         revokers: options.revokers ?? ['svc.incident-response'],
         applyWaitMs: options.applyWaitMs ?? 5000,
+        credentialLifetimeMs: options.credentialLifetimeMs ?? DAY_MS,
         now,
         bootstrap,
         published: publishAndSee,
