@@ -99,25 +99,42 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     const deadline = Date.now() + 2000;
     while (directory.lookup(principal)?.keyVersion !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   };
+  // NATS revocations on their own chain, not behind directory publications: the push is what
+  // closes a revoked principal's connection. Each push sends the whole revoked set, so one that
+  // is queued and not started yet covers every later request (they coalesce).
+  let pushes: Promise<void> = Promise.resolve();
+  let queuedPush: { force: boolean } | undefined;
   const pushRevocations = (force: boolean): void => {
     const revoker = options.revoker;
     if (revoker === undefined) return;
-    queue('NATS revocations', async () => {
-      const t = now();
-      const grace = options.bootstrapGraceMs ?? 2000;
-      for (const r of projection.book.revoked()) {
-        if (r.natsUser === null || revokedAt.has(r.natsUser)) continue;
-        // A bootstrap identity superseded by its enrolment a moment ago: its reply may still be on the way.
-        const revocation = projection.book.key(r.principal)?.versions[r.version - 1]?.revocation;
-        if (r.version === 1 && revocation?.reason === 'superseded' && t - revocation.at < grace) continue;
-        revokedAt.set(r.natsUser, t);
-      }
-      for (const i of projection.book.expiredInvites(t)) {
-        const user = projection.book.natsUser(i.principal, 1);
-        if (user !== undefined && !revokedAt.has(user)) revokedAt.set(user, t);
-      }
-      await revoker.push(revokedAt, { force });
-    });
+    if (queuedPush !== undefined) {
+      queuedPush.force ||= force;
+      return;
+    }
+    const request = { force };
+    queuedPush = request;
+    pushes = pushes
+      .then(async () => {
+        queuedPush = undefined;
+        const t = now();
+        const grace = options.bootstrapGraceMs ?? 2000;
+        for (const r of projection.book.revoked()) {
+          if (r.natsUser === null || revokedAt.has(r.natsUser)) continue;
+          // A bootstrap identity superseded by its enrolment a moment ago: its reply may still be on the way.
+          const revocation = projection.book.key(r.principal)?.versions[r.version - 1]?.revocation;
+          if (r.version === 1 && revocation?.reason === 'superseded' && t - revocation.at < grace) continue;
+          revokedAt.set(r.natsUser, t);
+        }
+        for (const i of projection.book.expiredInvites(t)) {
+          const user = projection.book.natsUser(i.principal, 1);
+          if (user !== undefined && !revokedAt.has(user)) revokedAt.set(user, t);
+        }
+        await revoker.push(revokedAt, { force: request.force });
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => logger?.error({ err: e }, 'key manager: NATS revocations failed; retried at the next reconcile'),
+      );
   };
 
   const projection: KeyProjection = await KeyProjection.start({
@@ -216,8 +233,9 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     settled: async () => {
       for (;;) {
         const current = effects;
-        await current;
-        if (current === effects) return;
+        const currentPushes = pushes;
+        await Promise.all([current, currentPushes]);
+        if (current === effects && currentPushes === pushes) return;
       }
     },
     stop() {
@@ -225,7 +243,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         clearInterval(repush);
         await server.stop();
         await projection.stop();
-        await effects;
+        await Promise.all([effects, pushes]);
         certifier.close();
       })();
       return stopping;
