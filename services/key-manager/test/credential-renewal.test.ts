@@ -1,6 +1,6 @@
 // Short-lived NATS credentials renewed at half-life (issue 12), in NATS operator mode: the key
-// manager issues user JWTs that live 4 s here (24 h by default); an agent renews its own over its
-// own connection with `startCredentialRenewal` and keeps calling across three lifetimes, so the
+// manager issues user JWTs that live 8 s here (24 h by default); an agent renews its own over its
+// own connection with `startCredentialRenewal` and keeps calling across 2.5 lifetimes, so the
 // server expires the JWT it connected with and the client reconnects with the renewed one. The
 // attacks: without renewal the same agent is cut off at expiry; a renewal for another nkey or
 // after a revocation is refused.
@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOperatorWorld, type EnrolledAgent, type OperatorWorld } from './operator-world.js';
 import { ADMIN, provider, silentReporter } from './world.js';
 
-const LIFETIME_MS = 4000;
+// Long enough that a renewal at half-life completes on a loaded machine before the expiry.
+const LIFETIME_MS = 8000;
 let w: OperatorWorld;
 
 beforeAll(async () => {
@@ -60,7 +61,7 @@ describe('NATS credentials renewed at half-life (operator mode)', () => {
     const renewed: number[] = [];
     const renewal = startCredentialRenewal({ bus: agent.bus, credentials: agent.credentials, renew: (u) => calls.renew(u), onRenewed: (e) => renewed.push(e), minRetryMs: 200 });
     try {
-      const run = await keepCalling(agent, calls, 3 * LIFETIME_MS);
+      const run = await keepCalling(agent, calls, 2.5 * LIFETIME_MS);
       process.stdout.write(`${JSON.stringify({ figure: 'renewal_calls', ok: run.ok, failed: run.failed, renewals: renewal.renewals })}\n`);
       expect(closed).toBe(false);
       expect(renewal.renewals).toBeGreaterThanOrEqual(2);
@@ -74,7 +75,7 @@ describe('NATS credentials renewed at half-life (operator mode)', () => {
       renewal.stop();
       await agent.bus.close();
     }
-  }, 60_000);
+  }, 90_000);
 
   it('without renewal the same agent is cut off when its JWT expires (what renewal prevents)', async () => {
     const admin = await w.h.client(w.h.world.identity(ADMIN));
