@@ -20,6 +20,7 @@ import { startPolicyService, type PolicyService } from '@bulwark/policy';
 import { closeDatabase, createDatabase } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
 import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
+import { keysStep } from '../libs/cli/src/commands/demo-steps/keys.js';
 
 const RUNS = Number(process.env['KEYS_E2E_RUNS'] ?? 20);
 const ORIGIN = 'bulwark.test/keys-e2e';
@@ -31,6 +32,7 @@ let b: PrivateBulwark;
 let directory: KvDirectory;
 let ledgerId: Identity;
 let admin: BulwarkClient;
+let adminBus: Bus;
 const schema = withTestSchema('keys_e2e');
 const db = createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
 let running: { ledger: LedgerService; policy: PolicyService; km: KeyManager; revoker: NatsRevoker } | undefined;
@@ -139,7 +141,8 @@ beforeAll(async () => {
   await migrateLedger(await db);
   running = await startServices();
   const adminId = await b.identity('analyst.admin');
-  admin = createBulwarkClient({ bus: await b.connect(adminId.id), sessions: { provider: b.provider, self: adminId, directory }, rejections: quiet(adminId.id), adminTimeoutMs: 10_000 });
+  adminBus = await b.connect(adminId.id);
+  admin = createBulwarkClient({ bus: adminBus, sessions: { provider: b.provider, self: adminId, directory }, rejections: quiet(adminId.id), adminTimeoutMs: 10_000 });
   await admin.policyAdmin.register(POLICY, 'vault.policy');
 }, 90_000);
 
@@ -281,4 +284,11 @@ describe('key manager end to end (operator mode, PostgreSQL, real ledger and pol
     const other = await enrollAgent();
     expect((await other.client.authorize.resourceAccess(READ)).decision).toBe('Allow');
   }, 120_000);
+
+  it("bulwark demo's key step: enroll, rotate mid-run, revoke, the next call denied", async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    await admin.policyAdmin.register(`policy demo_${tag} {\n    allow: invoke(search_${tag}) if agent.trust >= 0.5\n}\n`, `demo-${tag}.policy`);
+    const said = await keysStep.run({ admin: { bus: adminBus, provider: b.provider, directory }, adminClient: admin, tag });
+    expect(said).toMatch(/enrolled as v2 \(allowed\), rotated to v3 \(allowed\), revoked .*next call: Deny/);
+  }, 60_000);
 });
