@@ -47,6 +47,8 @@ export const Commands = {
     enable: 'bulwark.keys.enable',
     scheduleDeletion: 'bulwark.keys.schedule-deletion',
     cancelDeletion: 'bulwark.keys.cancel-deletion',
+    // A principal's own short-lived NATS user JWT, renewed at half-life (issue 12).
+    renew: 'bulwark.keys.renew',
   },
   tools: {
     submit: 'bulwark.tools.submit',

@@ -43,3 +43,4 @@ export {
   type SandboxScheduleRequest,
   type SandboxTierDecision,
 } from './sandbox-wire.js';
+export { startCredentialRenewal, type CredentialRenewal, type CredentialRenewalOptions } from './credential-renewal.js';

@@ -46,10 +46,12 @@ export const AGENT_CALLS: readonly CommandSubject[] = [
   // Its own key (services/key-manager): enrol with a join token, rotate to keys it generated.
   Commands.keys.enroll,
   Commands.keys.rotate,
+  // Its own short-lived NATS credentials, renewed at half-life (issue 12).
+  Commands.keys.renew,
 ];
 
 /** Analysts: the incident commands. */
-export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate];
+export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate, Commands.keys.renew];
 
 /** Administrators (`--admin`) also administer policies, read and verify the audit trail, manage keys and tools. */
 export const ADMIN_CALLS: readonly CommandSubject[] = [
@@ -71,13 +73,14 @@ export const ADMIN_CALLS: readonly CommandSubject[] = [
 
 /** The other services' commands each service calls. */
 export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly CommandSubject[]>> = {
-  policy: [Commands.audit.query],
-  audit: [],
+  // Every service but the key manager (which signs its own) renews its NATS credentials there (keys.renew).
+  policy: [Commands.audit.query, Commands.keys.renew],
+  audit: [Commands.keys.renew],
   keys: [Commands.audit.query],
-  sandbox: [Commands.policy.evaluate, Commands.audit.query],
-  tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get],
+  sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.renew],
+  tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.renew],
   // Containment is a policy change (admin.list, admin.register); evidence is an inclusion proof (services/incident-response).
-  incident: [Commands.policy.evaluate, Commands.policy.adminList, Commands.policy.adminRegister, Commands.audit.query, Commands.audit.checkpoint, Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke],
+  incident: [Commands.policy.evaluate, Commands.policy.adminList, Commands.policy.adminRegister, Commands.audit.query, Commands.audit.checkpoint, Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke, Commands.keys.renew],
 };
 
 /** Event subjects (`bulwark.evt.<root>.>`) every service may publish besides its own: raised for anyone. */
