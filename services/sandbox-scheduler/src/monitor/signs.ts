@@ -1,0 +1,57 @@
+/**
+ * Signs of an escape attempt (S1.5 "escape detection"), each from a source the runtime or the
+ * kernel really exposes on the host, never from what the workload prints about itself.
+ */
+export type EscapeSignKind = 'denied_syscall' | 'capability_use' | 'read_only_write' | 'processes_past_limit';
+
+export type EscapeSignSource =
+  /** The kernel's seccomp audit record (type 1326) in /dev/kmsg, attributed by the sandbox's audit login uid. */
+  | 'kernel_log'
+  /** The workload itself ended by SIGSYS: the profile killed it for a syscall. */
+  | 'exit_signal'
+  /** gVisor's strace of the write and ownership syscalls in runsc's debug log. */
+  | 'gvisor_strace'
+  /** The pids controller's refusal counter (pids.events `max`). */
+  | 'cgroup';
+
+export interface EscapeSign {
+  readonly kind: EscapeSignKind;
+  readonly source: EscapeSignSource;
+  /** The syscall, where known (name on x86-64, else `#<nr>`). */
+  readonly syscall?: string;
+  /** The process name the kernel or gVisor reported. */
+  readonly comm?: string;
+  /** The path a refused write named (gVisor strace). */
+  readonly path?: string;
+  /** How many times (refused forks). */
+  readonly count?: number;
+}
+
+/** The workload's exit status when a seccomp kill action ended it (128 + SIGSYS). */
+export const SIGSYS_EXIT = 128 + 31;
+
+/** Signs the runtime's exit status and cgroup counters give, whatever else is available. */
+export function signsFromExit(exitCode: number, pidsRefused: number | undefined): EscapeSign[] {
+  const signs: EscapeSign[] = [];
+  if (exitCode === SIGSYS_EXIT) signs.push({ kind: 'denied_syscall', source: 'exit_signal' });
+  if ((pidsRefused ?? 0) > 0) signs.push({ kind: 'processes_past_limit', source: 'cgroup', count: pidsRefused ?? 0 });
+  return signs;
+}
+
+/**
+ * Keeps one sign per distinct thing seen: the kernel log's record and the exit signal name the same
+ * kill, so the exit-signal sign is dropped when the kernel log already named the syscall.
+ */
+export function mergeSigns(signs: readonly EscapeSign[]): EscapeSign[] {
+  const named = signs.some((s) => s.source === 'kernel_log');
+  const seen = new Set<string>();
+  const out: EscapeSign[] = [];
+  for (const s of signs) {
+    if (named && s.source === 'exit_signal') continue;
+    const key = JSON.stringify([s.kind, s.source, s.syscall, s.comm, s.path]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(s);
+  }
+  return out;
+}
