@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxRootfs, copyHostBinary, findBusybox } from '../oci/rootfs.js';
@@ -87,4 +87,35 @@ export async function startTestEngine(dir: string): Promise<TestEngine> {
       }
     },
   };
+}
+
+/**
+ * Host processes that belong to a sandbox: in a cgroup named after it (runc's container, runsc's
+ * sandbox) or with its id on the command line (the runtime client, runsc's sandbox and gofer).
+ * What `terminate` must leave none of.
+ */
+export function hostProcessesOf(id: string): { pid: number; state: string; cmdline: string }[] {
+  const found: { pid: number; state: string; cmdline: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const read = (file: string): string => {
+      try {
+        return readFileSync(`/proc/${entry}/${file}`, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const cmdline = read('cmdline').replace(/\0/g, ' ').trim();
+    if (!read('cgroup').includes(`/${id}\n`) && !cmdline.includes(id)) continue;
+    const state = /^\d+ \(.*\) (\S)/.exec(read('stat'))?.[1] ?? '?';
+    found.push({ pid: Number(entry), state, cmdline });
+  }
+  return found;
+}
+
+/** The cgroup directories of a sandbox under any v1 controller or the v2 tree that still exist. */
+export function cgroupDirsOf(parent: string, id: string): string[] {
+  const root = '/sys/fs/cgroup';
+  const candidates = [join(root, parent, id), ...readdirSync(root).map((c) => join(root, c, parent, id))];
+  return candidates.filter((d) => existsSync(d));
 }

@@ -57,5 +57,12 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
       [Commands.sandbox.logs]: handlers.logs,
     },
   });
-  return { instanceId: server.instanceId, stop: () => server.stop() };
+  return {
+    instanceId: server.instanceId,
+    // No sandbox outlives the service that started it.
+    stop: async () => {
+      await server.stop();
+      await options.scheduler.terminateAll();
+    },
+  };
 }
