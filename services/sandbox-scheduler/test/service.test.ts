@@ -139,7 +139,7 @@ describe('the sandbox service on the bus', () => {
     expect(events.find((e) => e.eventType === 'sandbox.limit_exceeded' && e.details['sandboxId'] === id)).toMatchObject({ agentId: AGENT, details: { limit: 'pids', tier: 1 } });
     const signs = events.filter((e) => e.eventType === 'sandbox.escape_suspected' && e.details['sandboxId'] === id);
     expect(signs.map((e) => e.details)).toEqual(expect.arrayContaining([
-      expect.objectContaining({ sign: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', driver: 'runc' }),
+      expect.objectContaining({ sign: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', driver: 'runc', reason: 'unshare by unshare, killed by the seccomp profile (kernel_log)' }),
       expect.objectContaining({ sign: 'capability_use', source: 'kernel_log', syscall: 'sethostname' }),
       expect.objectContaining({ sign: 'processes_past_limit', source: 'cgroup' }),
     ]));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseSeccompRecord, signFromRecord, withAuditLoginUid } from './kernel-log.js';
 import { signsFromStrace, straceFlags, STRACED_SYSCALLS } from './gvisor-strace.js';
-import { mergeSigns, signsFromExit, SIGSYS_EXIT } from './signs.js';
+import { describeSign, mergeSigns, signsFromExit, SIGSYS_EXIT } from './signs.js';
 import { classifySyscall, KILLED_SYSCALLS } from './syscalls.js';
 import { defaultSeccompProfile } from '../oci/seccomp.js';
 
@@ -74,5 +74,13 @@ describe('signs from the exit status and the cgroup', () => {
     const k = { kind: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', comm: 'unshare' } as const;
     expect(mergeSigns([k, k, { kind: 'denied_syscall', source: 'exit_signal' }])).toEqual([k]);
     expect(mergeSigns([{ kind: 'denied_syscall', source: 'exit_signal' }])).toEqual([{ kind: 'denied_syscall', source: 'exit_signal' }]);
+  });
+});
+
+describe('describeSign', () => {
+  it('says what happened in one line', () => {
+    expect(describeSign({ kind: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', comm: 'unshare' })).toBe('unshare by unshare, killed by the seccomp profile (kernel_log)');
+    expect(describeSign({ kind: 'read_only_write', source: 'gvisor_strace', syscall: 'mkdir', comm: 'mkdir', path: '/home/sandbox/d' })).toBe('write to the read-only /home/sandbox/d by mkdir (mkdir, gvisor_strace)');
+    expect(describeSign({ kind: 'processes_past_limit', source: 'cgroup', count: 44 })).toBe('44 new processes refused at the pids limit');
   });
 });

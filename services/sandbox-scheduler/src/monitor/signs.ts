@@ -55,3 +55,18 @@ export function mergeSigns(signs: readonly EscapeSign[]): EscapeSign[] {
   }
   return out;
 }
+
+/** One line for people (incident response's rule output names `details.reason`). */
+export function describeSign(sign: EscapeSign): string {
+  const by = sign.comm === undefined ? '' : ` by ${sign.comm}`;
+  switch (sign.kind) {
+    case 'denied_syscall':
+      return sign.syscall === undefined ? 'the workload was killed for a syscall the seccomp profile denies (SIGSYS)' : `${sign.syscall}${by}, killed by the seccomp profile (${sign.source})`;
+    case 'capability_use':
+      return `${sign.syscall ?? 'a syscall'}${by} needs a capability the sandbox does not have (${sign.source})`;
+    case 'read_only_write':
+      return `write to the read-only ${sign.path ?? 'filesystem'}${by} (${sign.syscall ?? 'write'}, ${sign.source})`;
+    case 'processes_past_limit':
+      return `${sign.count ?? 0} new processes refused at the pids limit`;
+  }
+}

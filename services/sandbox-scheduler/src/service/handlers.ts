@@ -4,6 +4,7 @@ import { BulwarkError, InputError } from '@bulwark/errors';
 import type { JsonObject } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
 import type { SandboxRun } from '../drivers/types.js';
+import { describeSign } from '../monitor/signs.js';
 import { SandboxInputError } from '../errors.js';
 import { parseAllowEntry, validateRule, type EgressAllowlist, type EgressRule } from '../egress/allowlist.js';
 import { parseAssessment } from '../risk/assessment.js';
@@ -122,7 +123,7 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
     }
     // One event per sign, for incident response (denied syscalls, capability use, read-only writes, forks past the limit).
     for (const sign of run.escapeSigns) {
-      await events.publish('sandbox.escape_suspected', req.peer, { sandboxId: run.id, tier: run.tier, driver: run.driver, sign: sign.kind, source: sign.source, ...withoutUndefined({ syscall: sign.syscall, comm: sign.comm, path: sign.path, count: sign.count }) });
+      await events.publish('sandbox.escape_suspected', req.peer, { sandboxId: run.id, tier: run.tier, driver: run.driver, sign: sign.kind, source: sign.source, reason: describeSign(sign), ...withoutUndefined({ syscall: sign.syscall, comm: sign.comm, path: sign.path, count: sign.count }) });
     }
     finished.set(run.id, { agentId: req.peer, summary, stdout: run.stdout, stderr: run.stderr });
     if (finished.size > 1000) finished.delete(finished.keys().next().value as string);
