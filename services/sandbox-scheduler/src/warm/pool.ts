@@ -7,7 +7,7 @@ import { SandboxRuntimeError } from '../errors.js';
 import { readUsage } from '../drivers/cgroup.js';
 import type { OciRuntimeDriver } from '../drivers/oci-runtime.js';
 import { execRuntime, OutputCollector, spawn } from '../drivers/process.js';
-import type { LimitKind, SandboxRun, SandboxUsage } from '../drivers/types.js';
+import type { LimitKind, SandboxRun } from '../drivers/types.js';
 import { withAuditLoginUid } from '../monitor/kernel-log.js';
 import { mergeSigns, signsFromExit, type EscapeSign } from '../monitor/signs.js';
 import { specHash, type OciSpec, type SandboxLimits } from '../oci/spec.js';
@@ -146,7 +146,6 @@ export class WarmPool {
       wallClockHit = true;
       void driver.kill(warm.id);
     }, limits.wallClockMs);
-    let usage: SandboxUsage = {};
     const signs: EscapeSign[] = [];
     let result: Omit<SandboxRun, 'escapeSigns'>;
     try {
@@ -156,7 +155,7 @@ export class WarmPool {
       // No status on fd 3: the launcher itself was killed (memory limit, wall clock).
       const exitCode = Number.isInteger(reported) ? reported : 137;
       await this.waitStopped(warm.id);
-      usage = readUsage(String(warm.spec.linux['cgroupsPath']));
+      const usage = readUsage(String(warm.spec.linux['cgroupsPath']));
       const exceeded = new Set<LimitKind>(driver.options.interpret?.({ exitCode, stderr: output.text('stderr'), usage, spec: warm.spec, killedByUs: wallClockHit }) ?? []);
       if ((usage.oomKills ?? 0) > 0) exceeded.add('memory');
       if ((usage.pidsRefused ?? 0) > 0) exceeded.add('pids');
@@ -183,7 +182,7 @@ export class WarmPool {
       await driver.remove(warm.id);
       if (warm.auid !== undefined) signs.push(...(driver.options.kernelLog?.take(warm.auid) ?? []));
     }
-    return { ...result, escapeSigns: mergeSigns([...signs, ...signsFromExit(result.exitCode, usage.pidsRefused)]) };
+    return { ...result, escapeSigns: mergeSigns([...signs, ...signsFromExit(result.exitCode, result.usage.pidsRefused)]) };
   }
 
   /**
