@@ -60,7 +60,10 @@ export const sandboxStep: DemoStep = {
     check(run.tier === 2 && TIER2_DRIVERS.has(run.driver), `the workload ran in Tier ${run.tier} on ${run.driver}: not Tier 2`);
     const [said = '', kernel = ''] = run.stdout.split('\n');
     check(run.exitCode === 0 && said === marker, `the workload should print ${marker} and exit 0; it exited ${run.exitCode} with ${JSON.stringify(run.stdout.slice(0, 200))} ${JSON.stringify(run.stderr.slice(0, 200))}`);
+    // The output again, through bulwark.sandbox.logs, as the agent (its own sandbox only).
+    const logs = await ctx.agent.sandbox.logs(run.sandboxId);
+    check(logs.stdout === run.stdout, `bulwark.sandbox.logs gave ${JSON.stringify(logs.stdout.slice(0, 200))}, not the run's output`);
     const exited = await findExited(ctx, run.sandboxId);
-    return `risk ${decision.score.toFixed(1)} (high) -> Tier 2 on ${run.driver}, allowed by demo_sandbox_${ctx.tag}; output "${said}", kernel "${kernel}" (gVisor's, not the host's), exit 0 in ${run.durationMs} ms; spec ${run.specHash.slice(0, 16)}…, recorded as sandbox.exited seq ${exited.seq}`;
+    return `risk ${decision.score.toFixed(1)} (high) -> Tier 2 on ${run.driver}, allowed by demo_sandbox_${ctx.tag}; output "${said}", kernel "${kernel}" (gVisor's, not the host's), exit 0 in ${run.durationMs} ms, the same output from bulwark.sandbox.logs; spec ${run.specHash.slice(0, 16)}…, recorded as sandbox.exited seq ${exited.seq}`;
   },
 };
