@@ -5,7 +5,7 @@ import { buildSpec, limitsOf, type OciSpec, type SandboxLimits, type SpecInput }
 import type { OciRuntimeDriver } from './oci-runtime.js';
 import { createRuncDriver } from './runc.js';
 import { createRunscDriver } from './runsc.js';
-import { makeTestRootfs, skipReason, type TestRootfs } from './testing.js';
+import { installNsclone, makeTestRootfs, skipReason, type TestRootfs } from './testing.js';
 import type { SandboxRun } from './types.js';
 
 /**
@@ -29,9 +29,11 @@ for (const runtime of runtimes) {
     let fs: TestRootfs;
     let driver: OciRuntimeDriver;
     let n = 0;
+    let noNsclone: string | undefined;
 
     beforeAll(() => {
       fs = makeTestRootfs();
+      noNsclone = installNsclone(fs.rootfs);
       driver = runtime.make({ stateRoot: join(fs.dir, 'state'), bundleRoot: join(fs.dir, 'bundles') });
     });
     afterAll(() => fs?.cleanup());
@@ -161,6 +163,19 @@ for (const runtime of runtimes) {
       expect(r.exitCode).toBe(0);
       expect(r.stdout).toBe('still-here\n');
       expect(r.escapeSigns).toContainEqual({ kind: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', comm: 'unshare' });
+    });
+
+    it('clone(2) with a namespace flag, called directly instead of unshare, is killed and reported too', async (t) => {
+      if (noNsclone !== undefined) t.skip(noNsclone);
+      const r = await run('nsclone; echo rc=$?');
+      expect(r.stdout).toBe('rc=159\n');
+      if (runtime.name === 'runc') expect(r.escapeSigns).toContainEqual({ kind: 'denied_syscall', source: 'kernel_log', syscall: 'clone', comm: 'nsclone' });
+      else expect((await run('exec nsclone')).escapeSigns).toContainEqual({ kind: 'denied_syscall', source: 'exit_signal' });
+      // Threads and forks (clone without a namespace flag) are untouched.
+      expect((await run('sleep 0 & wait; echo ok')).escapeSigns).toEqual([]);
+      const quiet = await run('nsclone', { mutate: killToErrno });
+      expect(quiet.stdout).toBe('clone=-1\n');
+      expect(quiet.escapeSigns).toEqual([]);
     });
 
     it.skipIf(runtime.name === 'runsc')(`the kernel's records are attributed to the sandbox that made them, not to one running beside it${runtime.name === 'runsc' ? ' (skipped: runc only)' : ''}`, async () => {

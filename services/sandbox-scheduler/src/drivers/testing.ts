@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildBusyboxRootfs, copyHostBinary, findBusybox } from '../oci/rootfs.js';
 
 /** Whether a runtime binary answers in PATH. */
@@ -118,4 +119,16 @@ export function cgroupDirsOf(parent: string, id: string): string[] {
   const root = '/sys/fs/cgroup';
   const candidates = [join(root, parent, id), ...readdirSync(root).map((c) => join(root, c, parent, id))];
   return candidates.filter((d) => existsSync(d));
+}
+
+/** fixtures/nsclone.cc, built static with the host's g++ into the rootfs at /usr/local/bin/nsclone; or why it cannot be. */
+export function installNsclone(rootfs: string): string | undefined {
+  const source = fileURLToPath(new URL('./fixtures/nsclone.cc', import.meta.url));
+  try {
+    execFileSync('g++', ['-static', '-O2', '-o', join(rootfs, 'usr/local/bin/nsclone'), source], { stdio: 'pipe', timeout: 60_000 });
+    return undefined;
+  } catch (e) {
+    if (process.env['CI'] === 'true') throw e;
+    return `g++ cannot build a static test binary here: ${(e as Error).message.split('\n')[0] ?? ''}`;
+  }
 }

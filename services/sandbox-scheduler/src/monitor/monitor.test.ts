@@ -27,6 +27,10 @@ describe('kernel seccomp records', () => {
 
   it('the table is exactly the syscalls deploy/seccomp/default.json kills the process for', () => {
     const killed = defaultSeccompProfile().syscalls.filter((s) => s.action === 'SCMP_ACT_KILL_PROCESS').flatMap((s) => s.names);
+    // clone only with each namespace flag (masked equal), the flags the allow rule excludes.
+    const clone = defaultSeccompProfile().syscalls.filter((s) => s.action === 'SCMP_ACT_KILL_PROCESS' && s.names.includes('clone'));
+    expect(clone.map((s) => s.args?.[0]?.value).reduce((a, b) => (a ?? 0) + (b ?? 0), 0)).toBe(0x7e020000);
+    expect(clone.every((s) => s.args?.[0]?.op === 'SCMP_CMP_MASKED_EQ' && s.args[0].value === s.args[0].valueTwo)).toBe(true);
     expect(new Set(killed)).toEqual(new Set(Object.keys(KILLED_SYSCALLS)));
   });
 

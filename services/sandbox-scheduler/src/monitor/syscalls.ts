@@ -10,6 +10,8 @@ import type { EscapeSignKind } from './signs.js';
  */
 export const KILLED_SYSCALLS: Readonly<Record<string, { readonly nr: number; readonly kind: EscapeSignKind }>> = {
   unshare: { nr: 272, kind: 'denied_syscall' },
+  /** Only with a namespace flag (the profile allows clone without one). */
+  clone: { nr: 56, kind: 'denied_syscall' },
   setns: { nr: 308, kind: 'denied_syscall' },
   keyctl: { nr: 250, kind: 'denied_syscall' },
   add_key: { nr: 248, kind: 'denied_syscall' },
