@@ -4,7 +4,7 @@ import { SandboxInputError, SandboxRuntimeError } from '../errors.js';
 import { specHash, type OciSpec } from '../oci/spec.js';
 import type { Tier } from '../risk/tier.js';
 import { withAuditLoginUid, type KernelLog } from '../monitor/kernel-log.js';
-import { signsFromDebugLogs, straceFlags } from '../monitor/gvisor-strace.js';
+import { signsFromDebugLogs, STRACE_LOG_ROLL_BYTES, straceFlags } from '../monitor/gvisor-strace.js';
 import { mergeSigns, signsFromExit, type EscapeSign } from '../monitor/signs.js';
 import { readUsage } from './cgroup.js';
 import { execRuntime, OutputCollector, spawn } from './process.js';
@@ -113,7 +113,10 @@ export class OciRuntimeDriver implements SandboxDriver {
           wallClockHit = true;
           void this.kill(request.id);
         }, request.limits.wallClockMs);
+        const roll = this.options.strace === true ? setInterval(() => signs.push(...signsFromDebugLogs(logDir, STRACE_LOG_ROLL_BYTES)), 1000) : undefined;
+        child.once('close', () => clearInterval(roll));
         child.once('error', (e) => {
+          clearInterval(roll);
           clearTimeout(timer);
           reject(new SandboxRuntimeError('E_SANDBOX_RUNTIME', `sandbox ${request.id}: cannot start ${this.options.binary}: ${e.message}`, { id: request.id }));
         });

@@ -19,7 +19,7 @@ export const RUNSC_KNOWN_LIMITS = [
   'platform: only --platform=ptrace works here (no KVM); start-up is ~4x runc\'s.',
   'setuid: the gofer-served root does not honour setuid bits at all, so the no_new_privileges check cannot be shown to matter under runsc (it is set all the same).',
   'seccomp: this runsc knows SCMP_ACT_KILL (the thread) but not SCMP_ACT_KILL_PROCESS; the profile\'s kill rules are given to it as SCMP_ACT_KILL.',
-  'escape signs: gVisor applies the profile before its strace, so a refused syscall is reported only when it ends the workload itself (exit 159, SIGSYS), not when a child process dies of it; refused writes to read-only paths and EPERM on chown/mknod are reported (strace of those syscalls in the run\'s debug log); no pids limit, so no refused forks.',
+  'escape signs: gVisor applies the profile before its strace, so a refused syscall is reported only when it ends the workload itself (exit 159, SIGSYS), not when a child process dies of it; refused writes to read-only paths and EPERM on chown/mknod are reported (strace of those syscalls in the run\'s debug log, read and emptied past 8 MiB while the run goes on, so a flood loses a few lines); no pids limit, so no refused forks.',
 ] as const;
 
 /** The spec runsc runs: the same hardening, minus the pids limit it cannot take, kill rules as this runsc spells them (stated above). */

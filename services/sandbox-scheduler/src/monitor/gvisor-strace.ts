@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EscapeSign } from './signs.js';
 
@@ -41,13 +41,33 @@ export function signsFromStrace(text: string): EscapeSign[] {
   return signs;
 }
 
-/** The signs in the boot log (the Sentry's, where strace writes) of one run's debug-log directory; none if it is missing. */
-export function signsFromDebugLogs(logDir: string): EscapeSign[] {
-  let names: string[];
+/** A boot log past this size is read and emptied while the run goes on (so a workload's file syscalls cannot fill the host's disk). */
+export const STRACE_LOG_ROLL_BYTES = 8 * 1024 * 1024;
+
+function bootLogs(logDir: string): string[] {
   try {
-    names = readdirSync(logDir);
+    return readdirSync(logDir).filter((n) => n.endsWith('.boot.txt')).map((n) => join(logDir, n));
   } catch {
     return [];
   }
-  return names.filter((n) => n.endsWith('.boot.txt')).flatMap((n) => signsFromStrace(readFileSync(join(logDir, n), 'utf8')));
+}
+
+/**
+ * The signs in the boot log (the Sentry's, where strace writes) of one run's debug-log directory;
+ * none if it is missing. With `rollBytes`, only a log past that size is read, then emptied: lines
+ * written between the read and the truncation are lost (a flood of 60 000 refused writes measured
+ * 57 040 seen); runsc writes at its own offset, so the emptied part becomes a hole and takes no disk.
+ */
+export function signsFromDebugLogs(logDir: string, rollBytes?: number): EscapeSign[] {
+  const signs: EscapeSign[] = [];
+  for (const file of bootLogs(logDir)) {
+    try {
+      if (rollBytes !== undefined && statSync(file).size < rollBytes) continue;
+      signs.push(...signsFromStrace(readFileSync(file, 'utf8')));
+      if (rollBytes !== undefined) truncateSync(file, 0);
+    } catch {
+      // Removed with its bundle meanwhile: nothing more to read.
+    }
+  }
+  return signs;
 }

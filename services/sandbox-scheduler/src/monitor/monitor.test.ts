@@ -1,7 +1,10 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSeccompRecord, signFromRecord, withAuditLoginUid } from './kernel-log.js';
-import { signsFromStrace, straceFlags, STRACED_SYSCALLS } from './gvisor-strace.js';
-import { describeSign, mergeSigns, signsFromExit, SIGSYS_EXIT } from './signs.js';
+import { signsFromDebugLogs, signsFromStrace, straceFlags, STRACED_SYSCALLS } from './gvisor-strace.js';
+import { describeSign, MAX_SIGNS_PER_KIND, mergeSigns, signsFromExit, SIGSYS_EXIT } from './signs.js';
 import { classifySyscall, KILLED_SYSCALLS } from './syscalls.js';
 import { defaultSeccompProfile } from '../oci/seccomp.js';
 
@@ -86,5 +89,32 @@ describe('describeSign', () => {
     expect(describeSign({ kind: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', comm: 'unshare' })).toBe('unshare by unshare, killed by the seccomp profile (kernel_log)');
     expect(describeSign({ kind: 'read_only_write', source: 'gvisor_strace', syscall: 'mkdir', comm: 'mkdir', path: '/home/sandbox/d' })).toBe('write to the read-only /home/sandbox/d by mkdir (mkdir, gvisor_strace)');
     expect(describeSign({ kind: 'processes_past_limit', source: 'cgroup', count: 44 })).toBe('44 new processes refused at the pids limit');
+  });
+});
+
+describe('floods', () => {
+  it('thousands of signs of one kind become MAX_SIGNS_PER_KIND and a count', () => {
+    const flood = Array.from({ length: 5000 }, (_, i) => ({ kind: 'read_only_write' as const, source: 'gvisor_strace' as const, syscall: 'mkdir', comm: 'sh', path: `/x/${i}` }));
+    const merged = mergeSigns([...flood, { kind: 'denied_syscall', source: 'exit_signal' }]);
+    expect(merged).toHaveLength(MAX_SIGNS_PER_KIND + 2);
+    expect(merged.at(-1)).toEqual({ kind: 'read_only_write', source: 'gvisor_strace', count: 5000 - MAX_SIGNS_PER_KIND });
+    expect(describeSign(merged.at(-1)!)).toBe(`${5000 - MAX_SIGNS_PER_KIND} more writes to read-only paths (gvisor_strace)`);
+  });
+
+  it('a boot log past the roll size is read and emptied; a smaller one is left for the end of the run', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-strace-'));
+    try {
+      const file = join(dir, 'runsc.log.1.boot.txt');
+      const line = 'I1202 01:45:21.377161   16924 strace.go:608] [   2:   2] mkdir X mkdir(0x7ffc1 /home/sandbox/d, 0o777) = 0 (0x0) errno=30 (read-only file system) (15µs)\n';
+      writeFileSync(file, line);
+      expect(signsFromDebugLogs(dir, 1024)).toEqual([]);
+      expect(readFileSync(file, 'utf8')).toBe(line);
+      writeFileSync(file, line.repeat(20));
+      expect(signsFromDebugLogs(dir, 1024)).toHaveLength(20);
+      expect(statSync(file).size).toBe(0);
+      expect(signsFromDebugLogs(join(dir, 'none'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

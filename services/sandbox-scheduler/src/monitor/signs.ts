@@ -38,21 +38,37 @@ export function signsFromExit(exitCode: number, pidsRefused: number | undefined)
   return signs;
 }
 
+/** At most this many signs of one kind per run; the rest are counted in one more sign of that kind. */
+export const MAX_SIGNS_PER_KIND = 20;
+
 /**
  * Keeps one sign per distinct thing seen: the kernel log's record and the exit signal name the same
- * kill, so the exit-signal sign is dropped when the kernel log already named the syscall.
+ * kill, so the exit-signal sign is dropped when the kernel log already named the syscall. A flood
+ * (a workload writing thousands of read-only paths) becomes MAX_SIGNS_PER_KIND signs and a count,
+ * not thousands of ledger events.
  */
 export function mergeSigns(signs: readonly EscapeSign[]): EscapeSign[] {
   const named = signs.some((s) => s.source === 'kernel_log');
   const seen = new Set<string>();
+  const kept = new Map<EscapeSignKind, number>();
+  const dropped = new Map<EscapeSignKind, { source: EscapeSignSource; count: number }>();
   const out: EscapeSign[] = [];
   for (const s of signs) {
     if (named && s.source === 'exit_signal') continue;
     const key = JSON.stringify([s.kind, s.source, s.syscall, s.comm, s.path]);
     if (seen.has(key)) continue;
     seen.add(key);
+    const n = kept.get(s.kind) ?? 0;
+    if (n >= MAX_SIGNS_PER_KIND) {
+      const d = dropped.get(s.kind) ?? { source: s.source, count: 0 };
+      d.count++;
+      dropped.set(s.kind, d);
+      continue;
+    }
+    kept.set(s.kind, n + 1);
     out.push(s);
   }
+  for (const [kind, d] of dropped) out.push({ kind, source: d.source, count: d.count });
   return out;
 }
 
@@ -61,10 +77,13 @@ export function describeSign(sign: EscapeSign): string {
   const by = sign.comm === undefined ? '' : ` by ${sign.comm}`;
   switch (sign.kind) {
     case 'denied_syscall':
+      if (sign.syscall === undefined && sign.count !== undefined) return `${sign.count} more syscalls killed by the seccomp profile (${sign.source})`;
       return sign.syscall === undefined ? 'the workload was killed for a syscall the seccomp profile denies (SIGSYS)' : `${sign.syscall}${by}, killed by the seccomp profile (${sign.source})`;
     case 'capability_use':
+      if (sign.syscall === undefined && sign.count !== undefined) return `${sign.count} more uses of a capability the sandbox does not have (${sign.source})`;
       return `${sign.syscall ?? 'a syscall'}${by} needs a capability the sandbox does not have (${sign.source})`;
     case 'read_only_write':
+      if (sign.path === undefined && sign.count !== undefined) return `${sign.count} more writes to read-only paths (${sign.source})`;
       return `write to the read-only ${sign.path ?? 'filesystem'}${by} (${sign.syscall ?? 'write'}, ${sign.source})`;
     case 'processes_past_limit':
       return `${sign.count ?? 0} new processes refused at the pids limit`;
