@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OciRuntimeDriver } from '../src/drivers/oci-runtime.js';
@@ -116,5 +117,37 @@ describe.skipIf(reasons.length > 0)(`terminate leaves nothing behind${reasons.le
     expect(new Set(await scheduler.terminateAll())).toEqual(new Set(all.map((s) => s.id)));
     await Promise.all(all.map((s) => s.done));
     for (const [i, s] of all.entries()) await expectGone(s.id, i === 0 ? 1 : 2, []);
+  });
+
+  it("a scheduler killed before it could clean up: the next one deletes its containers (created and running), not a live scheduler's", async () => {
+    const exited = (child: ReturnType<typeof spawn>) => new Promise<void>((r) => child.once('exit', () => r()));
+    const gone = spawn('true');
+    await exited(gone);
+    const live = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const runc = drivers[1];
+    const plant = async (id: string, owner: number, how: string[]) => {
+      const bundle = runc.writeBundle(id, buildSpec({ args: ['/bin/sleep', '300'], rootfs: fs.rootfs, cgroupsPath: `/${PARENT}/${id}` }));
+      writeFileSync(join(bundle, 'owner'), String(owner));
+      const child = spawn('runc', [...runc.globals(), ...how, '--bundle', bundle, id], { stdio: 'ignore' });
+      await exited(child);
+    };
+    const created = `orphan-created-${process.pid}`;
+    const running = `orphan-running-${process.pid}`;
+    const kept = `live-owner-${process.pid}`;
+    try {
+      await plant(created, gone.pid!, ['create']);
+      await plant(running, gone.pid!, ['run', '-d']);
+      await plant(kept, live.pid!, ['run', '-d']);
+      expect((await runc.state(running))?.status).toBe('running');
+      expect(hostProcessesOf(running).length).toBeGreaterThan(0);
+      expect(new Set(await scheduler.reapOrphans())).toEqual(new Set([created, running]));
+      await expectGone(created, 1, []);
+      await expectGone(running, 1, []);
+      expect((await runc.state(kept))?.status).toBe('running');
+    } finally {
+      live.kill();
+      await runc.remove(kept);
+    }
+    await expectGone(kept, 1, []);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SandboxInputError, SandboxRuntimeError } from '../errors.js';
 import { specHash, type OciSpec } from '../oci/spec.js';
@@ -69,13 +69,35 @@ export class OciRuntimeDriver implements SandboxDriver {
     return { ...base, available: true, version: stdout.trim().split('\n')[0] ?? '' };
   }
 
-  /** Writes `<bundleRoot>/<id>/config.json` and returns the bundle directory. */
+  /** Writes `<bundleRoot>/<id>/config.json` (and `owner`: this process's pid) and returns the bundle directory. */
   writeBundle(id: string, spec: OciSpec): string {
     if (!ID.test(id)) throw new SandboxInputError('E_SANDBOX_ID', `sandbox: id ${JSON.stringify(id)} is not a valid container id`, {});
     const dir = join(this.options.bundleRoot, id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+    writeFileSync(join(dir, OWNER_FILE), String(process.pid));
     return dir;
+  }
+
+  /**
+   * Deletes the containers whose scheduler died without cleaning up (killed with SIGKILL: its warm
+   * containers stay created, a cold run goes on with nobody to enforce its wall clock). Several
+   * schedulers may share a state root, so only a container whose `owner` pid is gone is touched.
+   */
+  async reapOrphans(): Promise<string[]> {
+    const reaped: string[] = [];
+    for (const id of await this.list()) {
+      let owner: number;
+      try {
+        owner = Number(readFileSync(join(this.options.bundleRoot, id, OWNER_FILE), 'utf8'));
+      } catch {
+        continue;
+      }
+      if (!Number.isSafeInteger(owner) || owner <= 0 || owner === process.pid || isAlive(owner)) continue;
+      await this.remove(id);
+      reaped.push(id);
+    }
+    return reaped;
   }
 
   removeBundle(id: string): void {
@@ -195,6 +217,17 @@ export class OciRuntimeDriver implements SandboxDriver {
     const r = await execRuntime(this.options.binary, [...this.globals(), 'state', id]);
     if (r.code !== 0) return undefined;
     return JSON.parse(r.stdout) as { status: string; pid: number };
+  }
+}
+
+const OWNER_FILE = 'owner';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

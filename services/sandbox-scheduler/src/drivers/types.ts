@@ -78,4 +78,6 @@ export interface SandboxDriver {
   terminate(id: string): Promise<void>;
   /** Ids of the sandboxes this driver has running now. */
   list(): Promise<readonly string[]>;
+  /** Deletes the sandboxes a dead scheduler left behind; returns their ids. */
+  reapOrphans?(): Promise<readonly string[]>;
 }

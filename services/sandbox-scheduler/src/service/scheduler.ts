@@ -150,6 +150,12 @@ export class Scheduler {
     return [...this.running].map(([id, r]) => ({ id, ...r }));
   }
 
+  /** Deletes what schedulers killed before they could clean up left behind (called at start). */
+  async reapOrphans(): Promise<string[]> {
+    const all = await Promise.all(Object.values(this.options.drivers).map(async (d) => (await d.reapOrphans?.()) ?? []));
+    return all.flat();
+  }
+
   /** Kills every sandbox this scheduler runs: a scheduler that stops leaves none behind it. */
   async terminateAll(): Promise<string[]> {
     const ids = [...this.running];
