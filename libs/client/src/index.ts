@@ -38,6 +38,7 @@ export {
   type SandboxAssessment,
   type SandboxCalls,
   type SandboxEgressRule,
+  type SandboxEscapeSign,
   type SandboxRunReply,
   type SandboxScheduleReply,
   type SandboxScheduleRequest,

@@ -40,6 +40,8 @@ export const AGENT_CALLS: readonly CommandSubject[] = [
   Commands.sandbox.schedule,
   Commands.sandbox.status,
   Commands.sandbox.terminate,
+  // The output of its own finished sandboxes (the scheduler answers another's id as unknown).
+  Commands.sandbox.logs,
   Commands.tools.submit,
   Commands.tools.verify,
   Commands.keys.get,

@@ -10,6 +10,7 @@ import { callJson, connectAsOperator, openSession, type Session } from '../home/
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { loadCliConfig, resolveLedgerKey, type LedgerKey } from './audit-source.js';
 import { keysStep } from './demo-steps/keys.js';
+import { sandboxStep } from './demo-steps/sandbox.js';
 import { incidentStep } from './demo-steps/incident.js';
 
 interface DemoOptions {
@@ -145,6 +146,7 @@ const STEPS: readonly DemoStep[] = [
     },
   },
   keysStep,
+  sandboxStep,
   incidentStep,
 ];
 
