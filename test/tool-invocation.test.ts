@@ -85,10 +85,11 @@ describe('tool invocation through @bulwark/client', () => {
         return { discovery, revocation: null };
       },
       discoveryTtlMs: 0,
-      applyWaitMs: 10_000,
+      // A first use waits for its pin to come back from the ledger: generous on a loaded machine.
+      applyWaitMs: 30_000,
     });
     admin = createBulwarkClient({ bus: await connectTo('admin'), sessions: { provider, self: adminId, directory }, rejections: quiet(adminId.id) });
-    agent = createBulwarkClient({ bus: await connectTo('agent'), sessions: { provider, self: agentId, directory }, rejections: quiet(agentId.id), decisionTimeoutMs: 15_000 });
+    agent = createBulwarkClient({ bus: await connectTo('agent'), sessions: { provider, self: agentId, directory }, rejections: quiet(agentId.id), decisionTimeoutMs: 35_000 });
     await admin.policyAdmin.register(POLICY, 'invoke.policy');
     // On a loaded machine the committed policy may come back after the admin call's wait.
     const deadline = Date.now() + 30_000;
@@ -118,7 +119,7 @@ describe('tool invocation through @bulwark/client', () => {
     return out;
   };
 
-  it('a signed tool the policy allows is verified, then runs; repeated checks come from the verification cache', async () => {
+  it('a signed tool the policy allows is verified, then runs; repeated checks come from the verification cache', { timeout: 120_000 }, async () => {
     expect(await invoke('search', search)).toMatchObject({ ran: true, result: 'search ran', decision: { decision: 'Allow' } });
     expect(await invoke('search', search)).toMatchObject({ ran: true }); // a use of the pin made by the first: cached
     const before = tools.metrics().cache;
@@ -134,7 +135,7 @@ describe('tool invocation through @bulwark/client', () => {
     expect(runs).toEqual([]);
   });
 
-  it('a forged signature, an unknown provider and a policy Deny each keep the tool from running', async () => {
+  it('a forged signature, an unknown provider and a policy Deny each keep the tool from running', { timeout: 120_000 }, async () => {
     runs.length = 0;
     const forged = signSchema(search, generateKeyPair().privateKeyPem).signature;
     expect(await invoke('search', search, forged)).toMatchObject({ ran: false, decision: { failure: 'E_TOOL_SIGNATUREINVALID' } });
@@ -147,7 +148,7 @@ describe('tool invocation through @bulwark/client', () => {
     expect(runs).toEqual([]);
   });
 
-  it('a pin change drops the cached verification of that tool: after an approved new version the old one is blocked', async () => {
+  it('a pin change drops the cached verification of that tool: after an approved new version the old one is blocked', { timeout: 120_000 }, async () => {
     runs.length = 0;
     expect((await invoke('search', search)).ran).toBe(true); // cached
     const cachedBefore = tools.metrics().cache.size;
@@ -159,7 +160,7 @@ describe('tool invocation through @bulwark/client', () => {
     expect(runs).toEqual(['search']);
   });
 
-  it("a revoked key drops every cached verification it made: no tool signed by it runs", async () => {
+  it('a revoked key drops every cached verification it made: no tool signed by it runs', { timeout: 120_000 }, async () => {
     runs.length = 0;
     expect((await invoke('fetch', fetchTool)).ran).toBe(true); // first use: pinned
     expect((await invoke('fetch', fetchTool)).ran).toBe(true); // cached

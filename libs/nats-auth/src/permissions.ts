@@ -40,7 +40,8 @@ export const AGENT_CALLS: readonly CommandSubject[] = [
   Commands.sandbox.schedule,
   Commands.sandbox.status,
   Commands.sandbox.terminate,
-  Commands.tools.submit,
+  // SchemaPin: an agent checks a tool before using it; pinning, revoking, submitting tools to
+  // sign and deciding reviews are administrators' (services/schemapin README).
   Commands.tools.verify,
   Commands.keys.get,
   // Its own key (services/key-manager): enrol with a join token, rotate to keys it generated.
@@ -61,10 +62,7 @@ export const ADMIN_CALLS: readonly CommandSubject[] = [
   Commands.policy.adminList,
   ...Object.values(Commands.audit),
   ...Object.values(Commands.keys),
-  Commands.tools.review,
-  Commands.tools.approve,
-  Commands.tools.revoke,
-  Commands.tools.pin,
+  ...Object.values(Commands.tools),
   Commands.sandbox.status,
   Commands.sandbox.terminate,
 ];
