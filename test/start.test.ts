@@ -188,7 +188,7 @@ describe('npm start', () => {
     expect(anonymous).toBe('E_BUS_AUTH');
 
     const demo = await bulwark(['demo', '--dir', home]);
-    expect(demo.stdout, demo.stderr).toContain('demo: all 6 steps gave what they should');
+    expect(demo.stdout, demo.stderr).toContain('demo: all 7 steps gave what they should');
     expect(demo.code).toBe(0);
 
     const after = await bulwark(['status', '--dir', home, '--json']);

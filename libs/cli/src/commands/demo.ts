@@ -9,6 +9,7 @@ import { runningHome } from '../home/running.js';
 import { callJson, connectAsOperator, openSession, type Session } from '../home/session.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { loadCliConfig, resolveLedgerKey, type LedgerKey } from './audit-source.js';
+import { toolsStep } from './demo-steps/tools.js';
 
 interface DemoOptions {
   readonly dir?: string;
@@ -142,6 +143,7 @@ const STEPS: readonly DemoStep[] = [
       return `seq ${event.seq} (${event.eventType}, event_hash ${event.eventHash.slice(0, 16)}…) is in the tree of size ${proof.treeSize}, root ${toHex(opened.checkpoint.rootHash).slice(0, 16)}…, checkpoint signed by ${logKey.name}`;
     },
   },
+  toolsStep,
 ];
 
 /** The `policy.decision` event of the denial, once the ledger has committed it. */

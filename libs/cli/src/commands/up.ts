@@ -7,6 +7,7 @@ import { BulwarkError, InputError } from '@bulwark/errors';
 import { maskDatabaseUrl, parseDatabaseUrl } from '@bulwark/store';
 import { METRICS_PORT_ENV } from '@bulwark/telemetry';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
+import { DEFAULT_TOOLS_DOMAIN, ensureToolsProviderKey } from '../home/tools-provider.js';
 import { homeDatabaseUrl, homeEnvironment } from '../home/environment.js';
 import { ensureHome, resolveHome, type Home } from '../home/home.js';
 import { connectAsOperator, openKeyStore } from '../home/session.js';
@@ -115,13 +116,15 @@ function policyAdmins(env: NodeJS.ProcessEnv): string {
 /** The services that replay control events from the ledger at start, each sealed its own control batches (unless the caller names them). */
 const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, ServicePrincipals.tools];
 
-/** What every service `up` runs needs beyond the home: the administrators, the ledger's control recipients. */
-function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.ProcessEnv {
+/** What every service `up` runs needs beyond the home: the administrators, the ledger's control recipients, the tool provider we operate. */
+function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string, home: Home): NodeJS.ProcessEnv {
+  const ownSigning = env['BULWARK_SCHEMAPIN_SIGNING_KEY'] === undefined;
   return {
     ...env,
     DATABASE_URL: databaseUrl,
     SYMBIONT_POLICY_ADMINS: policyAdmins(env),
     SYMBIONT_LEDGER_CONTROL_TO: env['SYMBIONT_LEDGER_CONTROL_TO'] || CONTROL_READERS.join(','),
+    ...(ownSigning ? { BULWARK_SCHEMAPIN_SIGNING_KEY: ensureToolsProviderKey(home), BULWARK_SCHEMAPIN_DOMAIN: env['BULWARK_SCHEMAPIN_DOMAIN'] || DEFAULT_TOOLS_DOMAIN } : {}),
   };
 }
 
@@ -161,7 +164,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     io.stderr(`bulwark up: ${created ? 'created' : 'using'} home ${home.dir}\n`);
     ensureDevelopmentKek(io, home);
     const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
-    const withAdmin = upEnvironment(io.env, databaseUrl);
+    const withAdmin = upEnvironment(io.env, databaseUrl, home);
     nats = await startNats(io, homeEnvironment(home, withAdmin), home, options);
     io.stderr(
       `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in ${home.keysDir} (ledger verifier key ${nats.init.ledgerVerifierKey.file}); ` +
