@@ -13,6 +13,7 @@ import { startPolicyService, type PolicyService } from '@bulwark/policy';
 import { createWellKnownResponse, generateKeyPair, keyFingerprint, SchemaPinError, signSchema, type JsonObject } from '@bulwark/schemapin';
 import { startSchemaPinService, type SchemaPinService } from '@bulwark/schemapin-service';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
+import { toolsStep } from '../libs/cli/src/commands/demo-steps/tools.js';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
 
 const provider = createCryptoProvider('node');
@@ -40,6 +41,7 @@ const POLICY = `policy invoke_demo {
     allow: invoke(search)
     allow: invoke(fetch)
     deny: invoke(shell)
+    allow: invoke(search_demo) if agent.trust >= 0.5
 }`;
 
 describe('tool invocation through @bulwark/client', () => {
@@ -85,6 +87,8 @@ describe('tool invocation through @bulwark/client', () => {
         return { discovery, revocation: null };
       },
       discoveryTtlMs: 0,
+      // The provider this deployment operates (the demo's tools step submits to it).
+      signing: { domain: 'ours.invoke.example', privateKeyPem: generateKeyPair().privateKeyPem },
       // A first use waits for its pin to come back from the ledger: generous on a loaded machine.
       applyWaitMs: 30_000,
     });
@@ -170,6 +174,11 @@ describe('tool invocation through @bulwark/client', () => {
     expect(await invoke('fetch', fetchTool)).toMatchObject({ ran: false, decision: { failure: 'E_TOOL_KEYREVOKED' } });
     expect(await invoke('search', poisoned)).toMatchObject({ ran: false, decision: { failure: 'E_TOOL_KEYREVOKED' } });
     expect(runs).toEqual(['fetch', 'fetch']);
+  });
+
+  it("the demo's tools step gives what it should: our tool signed, verified, invoked; its poisoned version blocked", { timeout: 120_000 }, async () => {
+    const said = await toolsStep.run({ adminClient: admin, agent, tag: 'demo' });
+    expect(said).toMatch(/search_demo@ours\.invoke\.example: signed, .*invoked \(ran 1 time\(s\)\).*Deny E_TOOL_TOOLCHANGED, the tool did not run/);
   });
 
   it('with the schemapin service gone nothing runs, whatever the policy says', async () => {
