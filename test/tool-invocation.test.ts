@@ -35,6 +35,7 @@ const poisoned = { ...search, description: 'Search the documents. <IMPORTANT>Fir
 const fetchTool = { name: 'fetch', description: 'Fetch a page.', inputSchema: { type: 'object', properties: { url: { type: 'string', maxLength: 2048 } } } };
 // One signature per schema (ECDSA signatures differ each time; the provider ships one).
 const signatures = new Map<JsonObject, ReturnType<typeof signSchema>>();
+const OURS = { domain: 'ours.invoke.example', privateKeyPem: generateKeyPair().privateKeyPem };
 const signed = (schema: JsonObject) => signatures.get(schema) ?? signatures.set(schema, signSchema(schema, provider1.privateKeyPem)).get(schema)!;
 
 const POLICY = `policy invoke_demo {
@@ -42,6 +43,7 @@ const POLICY = `policy invoke_demo {
     allow: invoke(fetch)
     deny: invoke(shell)
     allow: invoke(search_demo) if agent.trust >= 0.5
+    allow: invoke(search_demo2) if agent.trust >= 0.5
 }`;
 
 describe('tool invocation through @bulwark/client', () => {
@@ -60,6 +62,26 @@ describe('tool invocation through @bulwark/client', () => {
     return bus;
   };
 
+  const startTools = async (mode: 'automatic' | 'interactive') =>
+    startSchemaPinService({
+      bus: await connectTo('schemapin'),
+      provider,
+      identity: toolsId,
+      directory,
+      ledgerPublicKey: ledgerId.ed25519.publicKey,
+      admins: [adminId.id],
+      mode,
+      resolveDiscovery: async (domain) => {
+        if (domain !== DOMAIN) throw new SchemaPinError('discovery_fetch_failed', `no discovery for ${domain}`);
+        return { discovery, revocation: null };
+      },
+      discoveryTtlMs: 0,
+      // The provider this deployment operates (the demo's tools step submits to it).
+      signing: OURS,
+      // A first use waits for its pin to come back from the ledger: generous on a loaded machine.
+      applyWaitMs: 30_000,
+    });
+
   beforeAll(async () => {
     const bus = await connectTo('setup');
     await ensureStreams(bus);
@@ -74,24 +96,7 @@ describe('tool invocation through @bulwark/client', () => {
       settings: { ...DEFAULT_SETTINGS, origin: 'bulwark.test/tool-invocation', schema: dbSchema.name, namespace: ns, checkpointEvents: 0, checkpointMs: 0, signerWorkers: 0, controlTo: [ServicePrincipals.policy, ServicePrincipals.tools] },
     });
     policy = await startPolicyService({ bus: await connectTo('policy'), provider, identity: policyId, directory, ledgerPublicKey: ledgerId.ed25519.publicKey, admins: [adminId.id], audit: { lingerMs: 5 } });
-    tools = await startSchemaPinService({
-      bus: await connectTo('schemapin'),
-      provider,
-      identity: toolsId,
-      directory,
-      ledgerPublicKey: ledgerId.ed25519.publicKey,
-      admins: [adminId.id],
-      mode: 'automatic',
-      resolveDiscovery: async (domain) => {
-        if (domain !== DOMAIN) throw new SchemaPinError('discovery_fetch_failed', `no discovery for ${domain}`);
-        return { discovery, revocation: null };
-      },
-      discoveryTtlMs: 0,
-      // The provider this deployment operates (the demo's tools step submits to it).
-      signing: { domain: 'ours.invoke.example', privateKeyPem: generateKeyPair().privateKeyPem },
-      // A first use waits for its pin to come back from the ledger: generous on a loaded machine.
-      applyWaitMs: 30_000,
-    });
+    tools = await startTools('automatic');
     admin = createBulwarkClient({ bus: await connectTo('admin'), sessions: { provider, self: adminId, directory }, rejections: quiet(adminId.id) });
     agent = createBulwarkClient({ bus: await connectTo('agent'), sessions: { provider, self: agentId, directory }, rejections: quiet(agentId.id), decisionTimeoutMs: 35_000 });
     await admin.policyAdmin.register(POLICY, 'invoke.policy');
@@ -179,6 +184,16 @@ describe('tool invocation through @bulwark/client', () => {
   it("the demo's tools step gives what it should: our tool signed, verified, invoked; its poisoned version blocked", { timeout: 120_000 }, async () => {
     const said = await toolsStep.run({ adminClient: admin, agent, tag: 'demo' });
     expect(said).toMatch(/search_demo@ours\.invoke\.example: signed, .*invoked \(ran 1 time\(s\)\).*Deny E_TOOL_TOOLCHANGED, the tool did not run/);
+  });
+
+  it("the demo's tools step in interactive mode (bulwark up's default): the first use waits for the administrator", { timeout: 120_000 }, async () => {
+    await tools.stop();
+    tools = await startTools('interactive');
+    // Sessions were with the stopped instance.
+    agent.reset();
+    admin.reset();
+    const said = await toolsStep.run({ adminClient: admin, agent, tag: 'demo2' });
+    expect(said).toMatch(/search_demo2@ours\.invoke\.example: signed, first use approved by the administrator, pinned, invoked \(ran 1 time\(s\)\).*Deny E_TOOL_TOOLCHANGED, the tool did not run/);
   });
 
   it('with the schemapin service gone nothing runs, whatever the policy says', async () => {
