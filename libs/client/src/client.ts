@@ -15,9 +15,11 @@ import {
   type ResourceAccessInput,
   type ToolInvocationInput,
 } from './enforcement.js';
-import { readToolVerdict, toolUseDecision, unavailable, type ToolUseInput, type ToolVerdict } from './tool-use.js';
+import { readToolVerdict, runIfPermitted, toolUseDecision, unavailable, type ToolInvocation, type ToolUseInput, type ToolVerdict } from './tool-use.js';
 import {
   MAX_BATCH_REQUESTS,
+  type AllowDecision,
+  type AllowWithConditionsDecision,
   type PolicyChangeReply,
   type PolicyDecision,
   type PolicyListReply,
@@ -56,6 +58,12 @@ export interface Authorize {
 /** SchemaPin verification; never rejects: any failure is a verdict that is not Trusted. */
 export interface ToolCalls {
   verify(input: Pick<ToolUseInput, 'toolId' | 'domain' | 'signed'>, options?: CallOptions): Promise<ToolVerdict>;
+  /**
+   * A tool invocation: `authorize.toolUse` (the schemapin service's verdict and the policy
+   * decision, asked at once), and `run` only when both permit. Never rejects for a check that
+   * failed (`ran: false` with the Deny); rejects only when `run` itself does.
+   */
+  invoke<T>(input: ToolUseInput, run: (decision: AllowDecision | AllowWithConditionsDecision) => Promise<T> | T, options?: CallOptions): Promise<ToolInvocation<T>>;
 }
 
 /** SchemaPin administration (services/schemapin README); these throw a BulwarkError on refusal. Replies are the service's JSON. */
@@ -189,7 +197,7 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
   };
 
   return {
-    tools: { verify: verifyTool },
+    tools: { verify: verifyTool, invoke: (input, run, o) => runIfPermitted(() => toolUse(input, o), run) },
     toolsAdmin,
     authorize: {
       toolUse,

@@ -1,5 +1,5 @@
 export { createBulwarkClient, type Authorize, type BulwarkClient, type BulwarkClientOptions, type CallOptions, type PolicyAdmin, type PolicyCalls, type ToolCalls, type ToolsAdmin } from './client.js';
-export { readToolVerdict, toolUseDecision, type SignedToolInput, type ToolUseInput, type ToolVerdict } from './tool-use.js';
+export { readToolVerdict, runIfPermitted, toolUseDecision, type SignedToolInput, type ToolInvocation, type ToolUseInput, type ToolVerdict } from './tool-use.js';
 export { failureDeny, permits, readDecision } from './decision.js';
 export {
   EnforcementClasses,

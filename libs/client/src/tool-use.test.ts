@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readToolVerdict, toolUseDecision } from './tool-use.js';
+import { readToolVerdict, runIfPermitted, toolUseDecision } from './tool-use.js';
 import type { PolicyDecision } from './policy-wire.js';
 
 const allow = { decision: 'Allow', policy: 'p', version: 1, rule: 1, ruleText: 'allow: invoke(x)', setVersion: 'ledger-1' } as unknown as PolicyDecision;
@@ -22,5 +22,15 @@ describe('tool use', () => {
     expect(readToolVerdict({ valid: true }).verdict).toBe('Unavailable');
     expect(readToolVerdict({ verdict: 'ToolChanged', valid: true }).verdict).toBe('Unavailable');
     expect(readToolVerdict({ verdict: 'Trusted', valid: true, error_code: null }).valid).toBe(true);
+  });
+  it('runs the tool only when the check permits, and never when it denies', async () => {
+    let runs = 0;
+    const run = async () => ++runs;
+    const denied = await runIfPermitted(async () => toolUseDecision(input, { verdict: 'ToolChanged', valid: false, error_code: 'tool_changed' }, allow), run);
+    expect(denied).toMatchObject({ ran: false, decision: { decision: 'Deny', failure: 'E_TOOL_TOOLCHANGED' } });
+    const approval = { decision: 'RequireApproval', approver: 'x', approvers: ['x'] } as unknown as PolicyDecision;
+    expect((await runIfPermitted(async () => approval, run)).ran).toBe(false);
+    expect(runs).toBe(0);
+    expect(await runIfPermitted(async () => toolUseDecision(input, { verdict: 'Trusted', valid: true, error_code: null }, allow), run)).toMatchObject({ ran: true, result: 1 });
   });
 });

@@ -5,8 +5,8 @@
  * unverified tool is a Deny naming the verdict whatever the policy says, and a missing, late
  * or malformed answer from either service is a Deny.
  */
-import { failureDeny } from './decision.js';
-import type { PolicyDecision } from './policy-wire.js';
+import { failureDeny, permits } from './decision.js';
+import type { AllowDecision, AllowWithConditionsDecision, PolicyDecision } from './policy-wire.js';
 
 /** The signed tool as the provider ships it (SchemaPin's `{ schema, signature, ... }`). */
 export interface SignedToolInput {
@@ -58,4 +58,15 @@ export function toolUseDecision(input: ToolUseInput, verdict: ToolVerdict, decis
     return failureDeny(`E_TOOL_${verdict.verdict.toUpperCase()}`, `tool ${input.toolId}@${input.domain} is not trusted: ${verdict.verdict}${verdict.error_code ? ` (${verdict.error_code}${verdict.error_message ? `: ${verdict.error_message}` : ''})` : ''}`);
   }
   return decision;
+}
+
+/** What a checked tool invocation gave: the tool ran (its result), or it did not (the decision says why). */
+export type ToolInvocation<T> = { readonly ran: true; readonly decision: AllowDecision | AllowWithConditionsDecision; readonly result: T } | { readonly ran: false; readonly decision: PolicyDecision };
+
+/** Runs the tool only after `check` permitted it (Allow, or AllowWithConditions: the conditions go to `run`). */
+export async function runIfPermitted<T>(check: () => Promise<PolicyDecision>, run: (decision: AllowDecision | AllowWithConditionsDecision) => Promise<T> | T): Promise<ToolInvocation<T>> {
+  const decision = await check();
+  if (!permits(decision)) return { ran: false, decision };
+  const allowed = decision as AllowDecision | AllowWithConditionsDecision;
+  return { ran: true, decision: allowed, result: await run(allowed) };
 }

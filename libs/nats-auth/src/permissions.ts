@@ -42,7 +42,8 @@ export const AGENT_CALLS: readonly CommandSubject[] = [
   Commands.sandbox.terminate,
   // The output of its own finished sandboxes (the scheduler answers another's id as unknown).
   Commands.sandbox.logs,
-  Commands.tools.submit,
+  // SchemaPin: an agent checks a tool before using it; pinning, revoking, submitting tools to
+  // sign and deciding reviews are administrators' (services/schemapin README).
   Commands.tools.verify,
   Commands.keys.get,
   // Its own key (services/key-manager): enrol with a join token, rotate to keys it generated.
@@ -65,10 +66,7 @@ export const ADMIN_CALLS: readonly CommandSubject[] = [
   Commands.policy.adminList,
   ...Object.values(Commands.audit),
   ...Object.values(Commands.keys),
-  Commands.tools.review,
-  Commands.tools.approve,
-  Commands.tools.revoke,
-  Commands.tools.pin,
+  ...Object.values(Commands.tools),
   Commands.sandbox.status,
   Commands.sandbox.terminate,
 ];

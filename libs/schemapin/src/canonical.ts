@@ -44,76 +44,140 @@ export interface CanonicalParts {
   readonly members: ReadonlyMap<string, { readonly text: string; readonly jcs: boolean }>;
 }
 
+// A string JSON.stringify would write as itself between quotes: no quote, backslash,
+// control character or surrogate (a lone surrogate is escaped, a pair kept; both are rare).
+// eslint-disable-next-line no-control-regex -- the control characters are what JSON.stringify escapes
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** Counts, during one write, what makes the text differ from RFC 8785 (index keys, lone surrogates). */
+interface Scan {
+  irregular: number;
+}
+
+function quote(s: string, scan: Scan): string {
+  if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
+  if (!isWellFormed(s)) scan.irregular++;
+  return JSON.stringify(s);
+}
+
+// Keys repeat across schemas ("type", "description", "properties", ...): the quoted text of
+// a key that needs no escaping, with its colon, is made once. Bounded; emptied when full.
+const keyTexts = new Map<string, string>();
+const KEY_TEXTS_LIMIT = 4096;
+
+function keyText(key: string, scan: Scan): string {
+  const hit = keyTexts.get(key);
+  if (hit !== undefined) return hit;
+  if (NEEDS_ESCAPE.test(key)) return `${quote(key, scan)}:`;
+  const text = `"${key}":`;
+  if (key.length <= 64) {
+    if (keyTexts.size >= KEY_TEXTS_LIMIT) keyTexts.clear();
+    keyTexts.set(key, text);
+  }
+  return text;
+}
+
 /**
- * The SDK's algorithm, kept as it is because V8's JSON.stringify is the fastest writer of
- * that text: rebuild each object with its keys in `sort()` order (JS then emits array-index
- * keys first, in numeric order, by its property-order rules), then JSON.stringify. The top
- * level is written member by member so that each member's text is known; the rebuild also
- * notes whether a member holds array-index keys or lone surrogates. Without them a member's
- * text is exactly its RFC 8785 text (same key order, number and string forms), which
- * content.ts reuses instead of a second pass.
+ * `sort()` order (UTF-16 code units, which is what `<` compares): by insertion for the few
+ * keys of a typical object, where Array#sort's generic machinery costs more than the sorting.
  */
+function sortKeys(keys: string[]): string[] {
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    for (; j >= 0 && keys[j]! > key; j--) keys[j + 1] = keys[j]!;
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
+const byNumber = (a: string, b: string): number => Number(a) - Number(b);
+
+/**
+ * An object's keys in the order the SDK's text has them: `sort()` order, except that the
+ * array-index keys come first in numeric order (the rebuilt object's JS property order).
+ */
+function orderedKeys(node: object, scan: Scan): string[] {
+  const proto = Object.getPrototypeOf(node) as unknown;
+  if (proto !== Object.prototype && proto !== null) throw refuse('a class instance is not a JSON object');
+  const keys = sortKeys(Object.keys(node));
+  let indexKeys: string[] | undefined;
+  for (const key of keys) {
+    const c = key.charCodeAt(0);
+    if (c >= 0x30 && c <= 0x39 && isIndexKey(key)) (indexKeys ??= []).push(key);
+    else if (c === 0x5f && key === '__proto__') throw refuse('the key "__proto__" is dropped by the reference SDK, so it cannot be signed');
+  }
+  if (indexKeys === undefined) return keys;
+  scan.irregular++;
+  return [...indexKeys.sort(byNumber), ...keys.filter((k) => !isIndexKey(k))];
+}
+
+/**
+ * Writes the text the SDK's rebuild-then-JSON.stringify writes, directly: no rebuilt copy
+ * of the schema is allocated, and strings that need no escaping are not passed through
+ * JSON.stringify; keys are sorted by insertion and their quoted text is reused. On an MCP
+ * tool this takes about what a plain JSON.stringify of the schema takes (the SDK's rebuild
+ * then stringify: twice that).
+ */
+function write(node: unknown, depth: number, maxDepth: number, scan: Scan): string {
+  switch (typeof node) {
+    case 'string':
+      return quote(node, scan);
+    case 'number':
+      // String(n) is JSON.stringify's number text for every finite number (-0 included).
+      if (!Number.isFinite(node)) throw refuse(`${node} is not a JSON number`);
+      return String(node);
+    case 'boolean':
+      return node ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      throw refuse(`a ${typeof node} is not a JSON value`);
+  }
+  if (node === null) return 'null';
+  if (depth >= maxDepth) throw refuse(`nests deeper than ${maxDepth} levels`);
+  if (Array.isArray(node)) {
+    let out = '[';
+    for (let i = 0; i < node.length; i++) {
+      if (!(i in node)) throw refuse('a sparse array is not JSON');
+      out += i === 0 ? write(node[i], depth + 1, maxDepth, scan) : `,${write(node[i], depth + 1, maxDepth, scan)}`;
+    }
+    return `${out}]`;
+  }
+  const keys = orderedKeys(node, scan);
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const member = keyText(key, scan) + write((node as Record<string, unknown>)[key], depth + 1, maxDepth, scan);
+    out += i === 0 ? member : `,${member}`;
+  }
+  return `${out}}`;
+}
+
+/**
+ * The SDK's text, written in one pass (see `write`). The top level of an object is written
+ * member by member so that each member's text is known, with whether it holds array-index
+ * keys or lone surrogates: without them a member's text is exactly its RFC 8785 text (same
+ * key order, number and string forms), which content.ts reuses instead of a second pass.
+ */
+const NO_MEMBERS: CanonicalParts['members'] = new Map();
+
 export function canonicalParts(schema: unknown, maxDepth = DEFAULT_MAX_JSON_DEPTH, withMembers = true): CanonicalParts {
   if (schema === undefined) throw refuse('no schema');
-  let notJcs = 0;
-  const rebuild = (node: unknown, depth: number): unknown => {
-    switch (typeof node) {
-      case 'string':
-        if (!isWellFormed(node)) notJcs++;
-        return node;
-      case 'number':
-        if (!Number.isFinite(node)) throw refuse(`${node} is not a JSON number`);
-        return node;
-      case 'boolean':
-        return node;
-      case 'object':
-        break;
-      default:
-        throw refuse(`a ${typeof node} is not a JSON value`);
-    }
-    if (node === null) return null;
-    if (depth >= maxDepth) throw refuse(`nests deeper than ${maxDepth} levels`);
-    if (Array.isArray(node)) {
-      const out = new Array<unknown>(node.length);
-      for (let i = 0; i < node.length; i++) {
-        if (!(i in node)) throw refuse('a sparse array is not JSON');
-        out[i] = rebuild(node[i], depth + 1);
-      }
-      return out;
-    }
-    const out: Record<string, unknown> = {};
-    for (const key of sortedKeys(node)) out[key] = rebuild((node as Record<string, unknown>)[key], depth + 1);
-    return out;
-  };
-  const sortedKeys = (node: object): string[] => {
-    const proto = Object.getPrototypeOf(node) as unknown;
-    if (proto !== Object.prototype && proto !== null) throw refuse('a class instance is not a JSON object');
-    const keys = Object.keys(node).sort();
-    for (const key of keys) {
-      const c = key.charCodeAt(0);
-      if (c >= 0x30 && c <= 0x39 && isIndexKey(key)) notJcs++;
-      else if (c === 0x5f && key === '__proto__') throw refuse('the key "__proto__" is dropped by the reference SDK, so it cannot be signed');
-      else if (c >= 0xd800 && c <= 0xdfff && !isWellFormed(key)) notJcs++;
-    }
-    return keys;
-  };
+  const scan: Scan = { irregular: 0 };
+  if (!withMembers || typeof schema !== 'object' || schema === null || Array.isArray(schema)) return { text: write(schema, 0, maxDepth, scan), members: NO_MEMBERS };
   const members = new Map<string, { text: string; jcs: boolean }>();
-  if (!withMembers || typeof schema !== 'object' || schema === null || Array.isArray(schema)) return { text: JSON.stringify(rebuild(schema, 0)), members };
   if (maxDepth <= 0) throw refuse(`nests deeper than ${maxDepth} levels`);
-  const keys = sortedKeys(schema);
-  const texts: Record<string, string> = {};
-  for (const key of keys) {
-    const before = notJcs;
-    const text = JSON.stringify(rebuild((schema as Record<string, unknown>)[key], 1));
-    members.set(key, { text, jcs: notJcs === before && isWellFormed(key) });
-    texts[key] = text;
-  }
-  // The top level in JS property order too (index keys first), as JSON.stringify would write it.
+  const keys = orderedKeys(schema, scan);
   let text = '{';
-  let first = true;
-  for (const key of Object.keys(texts)) {
-    text += `${first ? '' : ','}${JSON.stringify(key)}:${texts[key]}`;
-    first = false;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const before = scan.irregular;
+    const quoted = keyText(key, scan);
+    const member = write((schema as Record<string, unknown>)[key], 1, maxDepth, scan);
+    members.set(key, { text: member, jcs: scan.irregular === before });
+    text += `${i === 0 ? '' : ','}${quoted}${member}`;
   }
   return { text: `${text}}`, members };
 }
@@ -127,6 +191,15 @@ export function canonicalizeSchema(schema: unknown, maxDepth = DEFAULT_MAX_JSON_
 export function hashCanonical(canonical: string): Buffer {
   // One-shot crypto.hash (Node ≥ 20.12): the string is hashed as UTF-8, ~1.3 µs less than createHash.
   return hash('sha256', canonical, 'buffer') as unknown as Buffer;
+}
+
+/**
+ * The same digest as hex, for the verifier: it needs the hex (schema_hash) and the bytes, and
+ * the bytes decoded from the hex come from Node's Buffer pool, where a digest Buffer of its own
+ * would be a new backing store for the garbage collector to track on every verification.
+ */
+export function hashCanonicalHex(canonical: string): string {
+  return hash('sha256', canonical, 'hex') as string;
 }
 
 export function canonicalizeAndHash(schema: unknown): Buffer {

@@ -12,10 +12,11 @@
  */
 import { canonicalParts, type CanonicalParts } from './canonical.js';
 import { contentHash } from './content.js';
+import { BulwarkError } from '@bulwark/errors';
 import { ErrorCode } from './errors.js';
-import { KeyPinStore, type PinEntry } from './pin-store.js';
+import type { KeyPinStore, PinCheck, PinEntry } from './pin-store.js';
 import type { RevocationDocument } from './revocation.js';
-import { verifySchemaOffline, type VerificationResult, type VerifyOptions } from './verify.js';
+import { verifySchemaOffline, type PinLookup, type VerificationResult, type VerifyOptions } from './verify.js';
 
 export type PinMode = 'automatic' | 'interactive' | 'strict';
 
@@ -90,9 +91,10 @@ export function checkTool(pins: KeyPinStore, input: ToolCheckInput): ToolCheck {
   const pinContent = input.pinContent ?? true;
   const { toolId, domain, signed } = input;
   const existing = pins.get(toolId, domain);
-  // The SDK verifier sees a scratch store holding only this tool's pin: it compares, we write.
-  const scratch = new KeyPinStore();
-  if (existing !== undefined) scratch.set(toolId, domain, existing);
+  // The SDK verifier sees only this tool's pin, read only: it compares, we write (newPin).
+  const pinned = existing?.fingerprint;
+  const compare = (_t: string, _d: string, fingerprint: string): PinCheck => (pinned === undefined ? 'first_use' : pinned === fingerprint ? 'pinned' : 'changed');
+  const view: PinLookup = { check: compare, checkAndPin: compare };
   // One canonicalization pass serves the signature and, when it is needed, the content hash;
   // if it fails, the verifier reports it in the SDK's order (after the canonicalization id and
   // the key checks). Member texts are kept only when the content hash will be computed: not
@@ -104,7 +106,7 @@ export function checkTool(pins: KeyPinStore, input: ToolCheckInput): ToolCheck {
   } catch {
     parts = undefined;
   }
-  const result = verifySchemaOffline(signed.schema, signed.signature, domain, toolId, input.discovery, input.revocation, scratch, {
+  const result = verifySchemaOffline(signed.schema, signed.signature, domain, toolId, input.discovery, input.revocation, view, {
     ...input.verify,
     ...(parts === undefined ? {} : { canonical: parts.text }),
     pinning: 'after_verify',
@@ -114,8 +116,15 @@ export function checkTool(pins: KeyPinStore, input: ToolCheckInput): ToolCheck {
   if (!result.valid) return { verdict: verdictOf(result.error_code), result, contentHash: null, schemaHash: null, newPin: null };
   const schemaHash = result.schema_hash!;
   // The schemapin-v1 hash determines the content, so an unchanged pinned version needs no second hash.
-  const content =
-    existing?.contentHash !== undefined && existing.schemaHash === schemaHash ? existing.contentHash : contentHash(signed.schema, contentNeeded ? parts : undefined);
+  let content: string;
+  try {
+    content = existing?.contentHash !== undefined && existing.schemaHash === schemaHash ? existing.contentHash : contentHash(signed.schema, contentNeeded ? parts : undefined);
+  } catch (err) {
+    // A lone surrogate signs (the SDK's text escapes it) but has no RFC 8785 form to pin.
+    if (!(err instanceof BulwarkError)) throw err;
+    const why = `${toolId}@${domain}: the tool's content has no RFC 8785 form to pin: ${err.message}`;
+    return { verdict: 'Invalid', result: blocked(result, ErrorCode.schemaCanonicalizationFailed, why), contentHash: null, schemaHash, newPin: null };
+  }
   const fingerprint = result.key_fingerprint!;
   if (existing === undefined) {
     const newPin: PinEntry = pinContent ? { fingerprint, contentHash: content, schemaHash } : { fingerprint };

@@ -154,6 +154,10 @@ describe('checkTool: content pins', () => {
     expect(contentHash({ ...tool, annotations: { destructiveHint: true } })).not.toBe(contentHash(tool));
     expect(contentHash({ ...tool, vendor_extension: 1 })).toBe(contentHash(tool));
   });
+  it('a signed tool whose content has no RFC 8785 form (a lone surrogate) is Invalid, nothing pinned, no throw', () => {
+    const r = check(new KeyPinStore(), { ...tool, description: 'search \ud800 files' });
+    expect(r).toMatchObject({ verdict: 'Invalid', newPin: null, result: { valid: false, error_code: 'schema_canonicalization_failed' } });
+  });
   it('strict trusts only provisioned pins; interactive waits', () => {
     expect(check(new KeyPinStore(), tool, {}, 'strict').verdict).toBe('UnknownProvider');
     expect(check(new KeyPinStore(), tool, {}, 'interactive')).toMatchObject({ verdict: 'PendingApproval', newPin: expect.any(Object) });
@@ -172,9 +176,12 @@ describe('one-pass canonicalization against the SDK algorithm (random values)', 
     };
     return JSON.stringify(sort(v));
   };
-  const key = fc.oneof(fc.string(), fc.constantFrom('0', '1', '9', '10', '01', '-1', '1.5', '4294967294', '4294967295', 'é', 'É', '\u{1F680}', '～', 'a'));
+  // Strings of any code units (controls, quotes, backslashes, lone surrogates): the writer quotes
+  // what needs no escaping itself and leaves the rest to JSON.stringify.
+  const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'binary-ascii' }), fc.string({ unit: fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c)) }));
+  const key = fc.oneof(text, fc.constantFrom('0', '1', '9', '10', '01', '-1', '1.5', '4294967294', '4294967295', 'é', 'É', '\u{1F680}', '～', 'a'));
   const json = fc.letrec((tie) => ({
-    value: fc.oneof({ depthSize: 'small' }, fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('value'), { maxLength: 4 }), fc.dictionary(key, tie('value'), { maxKeys: 5 })),
+    value: fc.oneof({ depthSize: 'small' }, text, fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('value'), { maxLength: 4 }), fc.dictionary(key, tie('value'), { maxKeys: 5 })),
   })).value;
   it('canonicalizeSchema equals rebuild + JSON.stringify', () => {
     fc.assert(fc.property(json, (v) => canonicalizeSchema(v) === reference(v)), { numRuns: 2000 });
@@ -183,14 +190,15 @@ describe('one-pass canonicalization against the SDK algorithm (random values)', 
     const toolArb = fc.record({ name: fc.string(), description: fc.string(), inputSchema: json, annotations: json, extra: json }, { requiredKeys: ['name'] });
     fc.assert(
       fc.property(toolArb, (t) => {
-        const viaParts = contentText(t);
-        let viaJcs: string;
-        try {
-          viaJcs = canonicalJson(toolContent(t), 'tool');
-        } catch {
-          return true; // lone surrogates: JCS refuses, and so does the slow path the fast one falls back to
-        }
-        return viaParts === viaJcs;
+        // A lone surrogate has no RFC 8785 form: both refuse it.
+        const attempt = (f: () => string): string => {
+          try {
+            return f();
+          } catch {
+            return '<refused>';
+          }
+        };
+        return attempt(() => contentText(t)) === attempt(() => canonicalJson(toolContent(t), 'tool'));
       }),
       { numRuns: 1000 },
     );

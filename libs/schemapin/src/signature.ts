@@ -8,8 +8,9 @@
  */
 import { sign, verify, type KeyObject } from 'node:crypto';
 
-// Standard alphabet with padding; a DER P-256 signature is 8..72 bytes.
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// Standard alphabet with padding (with the length a multiple of 4, this is exactly the
+// groups-of-four form, at half the regex cost); a DER P-256 signature is 8..72 bytes.
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const MAX_SIGNATURE_B64 = 128;
 
 /** ECDSA-P256-SHA256 over `message`, DER, Base64. */
@@ -23,7 +24,7 @@ export function signMessage(message: Uint8Array, privateKey: KeyObject): string 
  */
 export function verifyMessage(message: Uint8Array, signatureB64: unknown, publicKey: KeyObject): boolean {
   if (typeof signatureB64 !== 'string' || signatureB64.length === 0 || signatureB64.length > MAX_SIGNATURE_B64) return false;
-  if (!BASE64.test(signatureB64)) return false;
+  if (signatureB64.length % 4 !== 0 || !BASE64.test(signatureB64)) return false;
   try {
     return verify('sha256', message, { key: publicKey, dsaEncoding: 'der' }, Buffer.from(signatureB64, 'base64'));
   } catch {

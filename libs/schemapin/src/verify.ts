@@ -16,12 +16,15 @@
  * (signature, and the DNS TXT cross-check when given). `pinning: 'reference'` reproduces
  * the SDK exactly (the vectors' `pin_store_after`).
  */
-import { canonicalizeSchema, checkCanonicalization, hashCanonical } from './canonical.js';
+import { canonicalizeSchema, checkCanonicalization, hashCanonicalHex } from './canonical.js';
 import { verifyDnsMatch, type DnsTxtRecord } from './dns.js';
 import { ErrorCode, SchemaPinError } from './errors.js';
 import { isJsonObject } from './json.js';
-import { loadPublicKey, PUBLIC_KEY_PEM_HEADER, type LoadedPublicKey } from './keys.js';
+import { loadPublicKey, type LoadedPublicKey } from './keys.js';
 import type { KeyPinStore, PinCheck } from './pin-store.js';
+
+/** What the verifier needs of a pin store: a KeyPinStore, or a view of one tool's pin (pinning.ts). */
+export type PinLookup = Pick<KeyPinStore, 'check' | 'checkAndPin'>;
 import { checkRevocationCombined, simpleRevokedList, type RevocationDocument } from './revocation.js';
 import { verifySchemaHash } from './signature.js';
 
@@ -82,9 +85,8 @@ export function applyExpirationCheck(result: VerificationResult, expiresAt: stri
 /** Steps 2-4: the discovery key, loaded and not revoked. Throws SchemaPinError. */
 export function trustedDiscoveryKey(discovery: unknown, revocation: RevocationDocument | null): LoadedPublicKey {
   const pem = isJsonObject(discovery) ? discovery.public_key_pem : undefined;
-  if (typeof pem !== 'string' || !pem.includes(PUBLIC_KEY_PEM_HEADER)) {
-    throw new SchemaPinError(ErrorCode.discoveryInvalid, 'Discovery document missing or invalid public_key_pem');
-  }
+  if (typeof pem !== 'string') throw new SchemaPinError(ErrorCode.discoveryInvalid, 'Discovery document missing or invalid public_key_pem');
+  // Parsed once per key text (keys.ts), which also refuses a text without the PEM header.
   const key = loadPublicKey(pem);
   checkRevocationCombined(simpleRevokedList(discovery as Record<string, never>), revocation, key.fingerprint);
   return key;
@@ -97,7 +99,7 @@ export function verifySchemaOffline(
   toolId: string,
   discovery: unknown,
   revocation: RevocationDocument | null,
-  pinStore: KeyPinStore,
+  pinStore: PinLookup,
   options: VerifyOptions = {},
 ): VerificationResult {
   try {
@@ -107,7 +109,8 @@ export function verifySchemaOffline(
     const reference = options.pinning === 'reference';
     const pin = reference ? pinStore.checkAndPin(toolId, domain, key.fingerprint) : pinStore.check(toolId, domain, key.fingerprint);
     if (pin === 'changed') throw new SchemaPinError(ErrorCode.keyPinMismatch, 'Key fingerprint changed since last use');
-    const digest = hashCanonical(options.canonical ?? canonicalizeSchema(schema));
+    const hex = hashCanonicalHex(options.canonical ?? canonicalizeSchema(schema));
+    const digest = Buffer.from(hex, 'hex');
     if (!verifySchemaHash(digest, signatureB64, key.key)) throw new SchemaPinError(ErrorCode.signatureInvalid, 'Signature verification failed');
     if (options.dnsTxt) verifyDnsMatch(discovery, options.dnsTxt);
     if (!reference && pin === 'first_use') pinStore.checkAndPin(toolId, domain, key.fingerprint);
@@ -119,11 +122,11 @@ export function verifySchemaOffline(
       key_pinning: { status: pin },
       warnings: [],
       key_fingerprint: key.fingerprint,
-      schema_hash: `sha256:${digest.toString('hex')}`,
+      schema_hash: `sha256:${hex}`,
     };
     const version = typeof disc.schema_version === 'string' ? disc.schema_version : '';
     if (version !== '' && version < '1.2') result.warnings!.push(`Discovery uses schema version ${version}, consider upgrading to 1.2`);
-    return applyExpirationCheck(result, options.expiresAt, (options.now ?? Date.now)());
+    return options.expiresAt === null || options.expiresAt === undefined ? result : applyExpirationCheck(result, options.expiresAt, (options.now ?? Date.now)());
   } catch (err) {
     if (err instanceof SchemaPinError) return failure(domain, err);
     throw err;

@@ -224,9 +224,9 @@ export function createHandlers(ctx: ToolsContext): Partial<Record<(typeof Comman
       recommendation: review.recommendation,
       findings: review.findings.map((f) => `${f.rule_id}@${f.where}`),
     });
-    if (review.recommendation === 'approve') return reply({ status: 'signed', review, signed: await signFor(ctx, toolId, schema, req.peer) });
+    if (review.recommendation === 'approve') return reply({ status: 'signed', domain, review, signed: await signFor(ctx, toolId, schema, req.peer) });
     const pending = ctx.reviews.add({ kind: 'submission', toolId, domain, schema, review, requestedBy: req.peer });
-    return reply({ status: 'pending_review', review_id: pending.id, review });
+    return reply({ status: 'pending_review', domain, review_id: pending.id, review });
   };
 
   const reviewList: CommandHandler = async (req) => {
@@ -262,7 +262,7 @@ export function createHandlers(ctx: ToolsContext): Partial<Record<(typeof Comman
 }
 
 async function approveItem(ctx: ToolsContext, item: PendingReview, by: string): Promise<unknown> {
-  if (item.kind === 'submission') return { review_id: item.id, status: 'signed', signed: await signFor(ctx, item.toolId, item.schema as JsonObject, by) };
+  if (item.kind === 'submission') return { review_id: item.id, status: 'signed', domain: item.domain, signed: await signFor(ctx, item.toolId, item.schema as JsonObject, by) };
   const pin = item.pin!;
   const existing = ctx.projection.pins.get(item.toolId, item.domain);
   // A changed tool keeps its key: replace the content pin. A first use: the pin, as verified.

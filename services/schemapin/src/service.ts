@@ -11,7 +11,7 @@ import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { encodeEvent, newEvent } from '@bulwark/events';
 import { LedgerReaderTimeoutError, startLedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
-import { DEFAULT_REVIEW_THRESHOLD, fetchDiscovery, type Discovered, type FetchOptions, type PinMode } from '@bulwark/schemapin';
+import { createWellKnownResponse, DEFAULT_REVIEW_THRESHOLD, fetchDiscovery, loadPrivateKey, publicPemOf, type Discovered, type FetchOptions, type PinMode } from '@bulwark/schemapin';
 import type { Logger } from '@bulwark/telemetry';
 import { ToolsServiceError } from './errors.js';
 import { createHandlers, type ToolsContext } from './handlers.js';
@@ -57,6 +57,17 @@ export interface SchemaPinService {
 }
 
 const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
+
+/**
+ * The provider we operate is us: its discovery document is made from our own signing key
+ * (what `bulwark tools sign --discovery` would publish), never fetched, so the tools we sign
+ * verify without a network path to our own domain.
+ */
+function withOwnDomain(signing: SchemaPinServiceOptions['signing'], resolve: (domain: string) => Promise<Discovered>): (domain: string) => Promise<Discovered> {
+  if (signing === undefined) return resolve;
+  const own: Discovered = { discovery: createWellKnownResponse(publicPemOf(loadPrivateKey(signing.privateKeyPem)), signing.domain), revocation: null };
+  return (domain) => (domain === signing.domain ? Promise.resolve(own) : resolve(domain));
+}
 
 /** Reuses a domain's discovery for `ttlMs` (one fetch in flight per domain); a failure is not kept. */
 function cachedResolver(resolve: (domain: string) => Promise<Discovered>, ttlMs: number): (domain: string) => Promise<Discovered> {
@@ -119,7 +130,7 @@ export async function startSchemaPinService(options: SchemaPinServiceOptions): P
       await events.publish({ subject, eventId: event.eventId, payload: encodeEvent(event) });
       return event.eventId;
     },
-    resolveDiscovery: cachedResolver(options.resolveDiscovery ?? ((domain) => fetchDiscovery(domain, options.fetch ?? {})), options.discoveryTtlMs ?? 300_000),
+    resolveDiscovery: withOwnDomain(options.signing, cachedResolver(options.resolveDiscovery ?? ((domain) => fetchDiscovery(domain, options.fetch ?? {})), options.discoveryTtlMs ?? 300_000)),
     admins: options.admins,
     mode: options.mode ?? 'automatic',
     reviewThreshold: options.reviewThreshold ?? DEFAULT_REVIEW_THRESHOLD,

@@ -204,6 +204,9 @@ describe('schemapin service', () => {
   it('submit reviews a tool we operate: an ordinary one is signed at once, a poisoned one waits and can be rejected', async () => {
     const ok = await call<{ status: string; signed: { signature: string } }>(admin, Commands.tools.submit, { tool_id: 'echo', schema: { name: 'echo', description: 'Echoes text.', inputSchema: { type: 'object', properties: { text: { type: 'string', maxLength: 100 } } } } });
     expect(ok.status).toBe('signed');
+    // Our own domain's discovery is made from our signing key, not fetched (no discovery_fetch_failed),
+    // and the ledger's revocations hold for it too: the signing key here is dev A, revoked above.
+    expect(await call<VerifyReply>(agent, Commands.tools.verify, { tool_id: 'echo', domain: 'ours.example', signed: ok.signed })).toMatchObject({ verdict: 'KeyRevoked', error_code: 'key_revoked' });
     const held = await call<{ status: string; review_id: string }>(admin, Commands.tools.submit, { tool_id: 'add', schema: poisoned });
     expect(held.status).toBe('pending_review');
     expect(await call(admin, Commands.tools.approve, { review_id: held.review_id, approve: false })).toMatchObject({ status: 'rejected' });

@@ -10,6 +10,7 @@ import { callJson, connectAsOperator, openSession, type Session } from '../home/
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { loadCliConfig, resolveLedgerKey, type LedgerKey } from './audit-source.js';
 import { keysStep } from './demo-steps/keys.js';
+import { toolsStep } from './demo-steps/tools.js';
 import { sandboxStep } from './demo-steps/sandbox.js';
 import { incidentStep } from './demo-steps/incident.js';
 
@@ -146,6 +147,7 @@ const STEPS: readonly DemoStep[] = [
     },
   },
   keysStep,
+  toolsStep,
   sandboxStep,
   incidentStep,
 ];

@@ -7,6 +7,7 @@ import { BulwarkError, InputError } from '@bulwark/errors';
 import { maskDatabaseUrl, parseDatabaseUrl } from '@bulwark/store';
 import { METRICS_PORT_ENV } from '@bulwark/telemetry';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
+import { DEFAULT_TOOLS_DOMAIN, ensureToolsProviderKey } from '../home/tools-provider.js';
 import { homeDatabaseUrl, homeEnvironment } from '../home/environment.js';
 import { ensureHome, resolveHome, type Home } from '../home/home.js';
 import { connectAsOperator, openKeyStore } from '../home/session.js';
@@ -117,8 +118,9 @@ const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, Servi
 
 const LEDGER_CHANNEL = 'ledger.full';
 
-/** What every service `up` runs needs beyond the home: the administrators, the ledger's control recipients. */
-function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.ProcessEnv {
+/** What every service `up` runs needs beyond the home: the administrators, the ledger's control recipients, the ledger's channel, the tool provider we operate. */
+function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string, home: Home): NodeJS.ProcessEnv {
+  const ownSigning = env['BULWARK_SCHEMAPIN_SIGNING_KEY'] === undefined;
   return {
     ...env,
     DATABASE_URL: databaseUrl,
@@ -129,6 +131,7 @@ function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.Proc
     SYMBIONT_KEY_CHANNELS: env['SYMBIONT_KEY_CHANNELS'] || `${LEDGER_CHANNEL}=${ServicePrincipals.audit},${ServicePrincipals.incident}`,
     // The SOC stream is sealed to enrolled analysts: the home's administrator unless the caller names them.
     BULWARK_INCIDENT_ANALYSTS: env['BULWARK_INCIDENT_ANALYSTS'] || ADMIN_PRINCIPAL,
+    ...(ownSigning ? { BULWARK_SCHEMAPIN_SIGNING_KEY: ensureToolsProviderKey(home), BULWARK_SCHEMAPIN_DOMAIN: env['BULWARK_SCHEMAPIN_DOMAIN'] || DEFAULT_TOOLS_DOMAIN } : {}),
   };
 }
 
@@ -168,7 +171,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     io.stderr(`bulwark up: ${created ? 'created' : 'using'} home ${home.dir}\n`);
     ensureDevelopmentKek(io, home);
     const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
-    const withAdmin = upEnvironment(io.env, databaseUrl);
+    const withAdmin = upEnvironment(io.env, databaseUrl, home);
     nats = await startNats(io, homeEnvironment(home, withAdmin), home, options);
     io.stderr(
       `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in ${home.keysDir} (ledger verifier key ${nats.init.ledgerVerifierKey.file}); ` +
