@@ -13,6 +13,7 @@ import { connectAsOperator, openKeyStore } from '../home/session.js';
 import { lockHome, removeRunState, writeRunState, type RunState } from '../home/state.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { findNatsServer, NATS_INSTALL_HINT, startNatsServer, type RunningNats } from '../run/nats-server.js';
+import { stopPreviousRun } from '../run/leftovers.js';
 import { freePort, parsePort, requireFreePort } from '../run/ports.js';
 import { probeServices, statusTable, type ServiceStatus } from '../run/probe.js';
 import { SERVICES, serviceEntryPoint } from '../run/services.js';
@@ -146,6 +147,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
   let bus: Bus | undefined;
   try {
     io.stderr(`bulwark up: ${created ? 'created' : 'using'} home ${home.dir}\n`);
+    await stopPreviousRun(home, (line) => io.stderr(`${line}\n`));
     ensureDevelopmentKek(io, home);
     const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
     const withAdmin = { ...io.env, DATABASE_URL: databaseUrl, SYMBIONT_POLICY_ADMINS: policyAdmins(io.env) };

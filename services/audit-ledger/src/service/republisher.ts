@@ -58,6 +58,9 @@ export class Republisher {
   #stopped = false;
   #loop: Promise<void> | undefined;
   #published = 0;
+  /** Publication is held until then (recovery: while the operator re-creates the stream). */
+  #heldUntil = 0;
+  #round: Promise<unknown> | undefined;
   /** Committed events not yet published, by seq. */
   readonly #remembered = new Map<number, WireEvent>();
 
@@ -84,6 +87,21 @@ export class Republisher {
   notify(): void {
     this.#dirty = true;
     this.#wake?.();
+  }
+
+  /**
+   * Holds publication for up to `ms` (the loop publishes nothing new) and resolves once a round
+   * in progress ended: the operator can then re-create or purge BULWARK_LEDGER without the
+   * loop putting newer events in before the re-publication (recovery.ts). `release` ends it.
+   */
+  async hold(ms: number): Promise<void> {
+    this.#heldUntil = Date.now() + ms;
+    await this.#round?.catch(() => undefined);
+  }
+
+  release(): void {
+    this.#heldUntil = 0;
+    this.notify();
   }
 
   /** Publishes what is committed up to now, then stops. */
@@ -122,6 +140,25 @@ export class Republisher {
     }
     this.#published = Math.max(this.#published, next);
     return next;
+  }
+
+  /**
+   * Publishes every committed event again from seq 0 (recovery of a lost BULWARK_LEDGER,
+   * recovery.ts): the mark goes back to 0, then the usual write-ahead chunks follow, so a
+   * crash midway resumes like any other publication. A round of the loop racing it loses its
+   * claim and retries; this retries the same way.
+   */
+  async republishAll(): Promise<number> {
+    await sql`update publish_state set published = 0, pending_end = null`.execute(this.#options.db);
+    this.#published = 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.catchUp();
+      } catch (error) {
+        if (attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
   }
 
   async #rows(from: number, limit: number): Promise<WireEvent[]> {
@@ -189,6 +226,15 @@ export class Republisher {
   async #run(): Promise<void> {
     const retryMs = this.#options.retryMs ?? 1000;
     while (!this.#stopped || this.#dirty) {
+      const held = this.#heldUntil - Date.now();
+      if (held > 0 && !this.#stopped) {
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          setTimeout(resolve, Math.min(held, 1000)).unref();
+        });
+        this.#wake = undefined;
+        continue;
+      }
       if (!this.#dirty) {
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
@@ -200,7 +246,8 @@ export class Republisher {
       }
       this.#dirty = false;
       try {
-        await this.catchUp();
+        this.#round = this.catchUp();
+        await this.#round;
       } catch (error) {
         this.#dirty = true;
         this.#options.onError?.(error);

@@ -18,6 +18,7 @@
 import type { CryptoProvider, Ed25519KeyPair } from '@bulwark/crypto';
 import { isBulwarkError } from '@bulwark/errors';
 import {
+  Commands,
   Events,
   LEDGER_PRINCIPAL,
   checkReadiness,
@@ -44,6 +45,8 @@ import { Batcher } from './batcher.js';
 import { Checkpointer } from './checkpointer.js';
 import { decodePayload } from './decode.js';
 import { commandHandlers } from './handlers.js';
+import { encodeReply } from './protocol.js';
+import { republishCommand } from './recovery.js';
 import { Republisher } from './republisher.js';
 import type { LedgerSettings } from './settings.js';
 import { DEFAULT_VIOLATION_BUDGET, ViolationRecorder, type ViolationBudget } from './violations.js';
@@ -186,7 +189,11 @@ export class LedgerService {
       description: 'Bulwark audit ledger: hash-chained, signed, Merkle-checkpointed events',
       sessions: { provider: crypto, self: identity, directory },
       rejections,
-      handlers: commandHandlers({ db, ledger: this.ledger, crypto }),
+      handlers: {
+        ...commandHandlers({ db, ledger: this.ledger, crypto }),
+        [Commands.audit.republish]: async (request) =>
+          encodeReply(await republishCommand({ bus, db, ledger: this.ledger, crypto, republisher: this.#republisher, admins: settings.admins }, request)),
+      },
     });
   }
 
