@@ -168,6 +168,10 @@ describe('npm start', () => {
     expect(status.services.map((s) => [s.name, s.ready])).toEqual([
       ['audit-ledger', true],
       ['policy', true],
+      ['key-manager', true],
+      ['schemapin', true],
+      ['sandbox-scheduler', true],
+      ['incident-response', true],
     ]);
     for (const s of status.services) expect(s.instances).toBe(1);
     expect(running.output()).toContain('generated a development key-encryption key');

@@ -1,105 +1,78 @@
 #!/usr/bin/env node
 /**
- * `bulwark-incident-response`: the incident response process. Configuration from @bulwark/config
- * (NATS_URL, SYMBIONT_KEY_DIR, SYMBIONT_ROOT_PUBLIC_KEY, SYMBIONT_CRYPTO_PROVIDER, SYMBIONT_BUS_*
- * stream limits, SYMBIONT_LOG_LEVEL) and, for this service:
+ * `bulwark-incident-response`: the incident response process, booted by @bulwark/service-host
+ * (configuration, keys, the pinned root, identity svc.incident-response and its NATS user,
+ * telemetry, bus, directory, the ledger's key from its directory entry or
+ * BULWARK_LEDGER_PUBLIC_KEY, signals, exit codes: see its README). Its own settings:
  * - BULWARK_INCIDENT_ANALYSTS: enrolled analysts, comma-separated principal ids (they receive the
  *   SOC stream and may call bulwark.incident.*);
  * - BULWARK_INCIDENT_RULES: extra rule files, comma-separated, loaded after the shipped rules;
  * - BULWARK_INCIDENT_WEBHOOK_URL and BULWARK_INCIDENT_WEBHOOK_SECRET (hex or base64): the Critical notification;
- * - BULWARK_LEDGER_PUBLIC_KEY: the ledger's event key, if not its directory entry's.
+ * - SYMBIONT_BUS_* stream limits.
  * The ledger must re-publish its full batches to svc.incident-response (SYMBIONT_LEDGER_REPUBLISH_TO,
  * the default) and svc.incident-response must be a policy administrator (SYMBIONT_POLICY_ADMINS).
  * SIGHUP reloads the rule files; a file that fails to load leaves the previous rules in force.
- * Exit codes: 0 after a clean stop, 1 on a failure at run time, 2 on bad configuration.
  */
-import { connectBus, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals, streamSpecs } from '@bulwark/bus';
-import { busLimits, loadConfig } from '@bulwark/config';
-import { createCryptoProvider } from '@bulwark/crypto';
-import { InputError, isBulwarkError } from '@bulwark/errors';
-import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey } from '@bulwark/keystore';
-import { busCredentialsFor } from '@bulwark/nats-auth';
-import { createLogger } from '@bulwark/telemetry';
+import { ServicePrincipals, streamSpecs } from '@bulwark/bus';
+import { busLimits } from '@bulwark/config';
+import { InputError } from '@bulwark/errors';
+import { parseRootPublicKey } from '@bulwark/keystore';
+import { readinessWith, serviceMain } from '@bulwark/service-host';
 import { RuleBook } from './rules/book.js';
 import { DEFAULT_RULES_FILE, readRuleSources } from './rules/files.js';
-import { startIncidentService, type IncidentService } from './service/service.js';
+import { startIncidentService } from './service/service.js';
 
-const list = (name: string) =>
-  (process.env[name] ?? '')
+const list = (env: NodeJS.ProcessEnv, name: string) =>
+  (env[name] ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
 
-async function main(): Promise<number> {
-  const { config } = loadConfig();
-  const log = createLogger({ service: 'incident-response', level: config.log.level });
-  const crypto = createCryptoProvider(config.security.crypto_provider);
-  const pinned = config.keys.root_public_key;
-  if (pinned === undefined) throw new InputError('E_CONFIG', 'incident-response: keys.root_public_key (SYMBIONT_ROOT_PUBLIC_KEY) is unset', {});
-  const rootPublicKey = parseRootPublicKey(pinned, 'keys.root_public_key');
-  const ruleFiles = [DEFAULT_RULES_FILE, ...list('BULWARK_INCIDENT_RULES')];
-  const book = new RuleBook(await readRuleSources(ruleFiles), log);
-  const webhookUrl = process.env['BULWARK_INCIDENT_WEBHOOK_URL'];
-  const webhookSecret = process.env['BULWARK_INCIDENT_WEBHOOK_SECRET'];
-  if (webhookUrl !== undefined && webhookSecret === undefined) throw new InputError('E_CONFIG', 'BULWARK_INCIDENT_WEBHOOK_URL is set without BULWARK_INCIDENT_WEBHOOK_SECRET', {});
-  const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, kekFile: config.keys.kek_file }), provider: crypto });
-  const identity = await loadIdentity(store, ServicePrincipals.incident);
-  const bus = await connectBus({ url: config.nats.url, name: `${ServicePrincipals.incident}#${process.pid}`, ...(await busCredentialsFor(store, ServicePrincipals.incident)) });
-  let directory: KvDirectory | undefined;
-  let service: IncidentService | undefined;
-  try {
-    directory = await KvDirectory.open(bus, {
-      provider: crypto,
-      rootPublicKey,
-      onRejected: (r) => log.warn({ key: r.key, reason: r.reason, detail: r.detail }, 'directory entry rejected'),
-      onFailed: (error) => log.error({ err: error }, 'directory watch ended: every peer will be refused'),
-    });
-    const ledgerKeyText = process.env['BULWARK_LEDGER_PUBLIC_KEY'];
-    const ledgerPublicKey = ledgerKeyText === undefined ? directory.lookup(LEDGER_PRINCIPAL)?.ed25519PublicKey : parseRootPublicKey(ledgerKeyText, 'BULWARK_LEDGER_PUBLIC_KEY');
-    if (ledgerPublicKey === undefined) throw new InputError('E_CONFIG', `incident-response: no directory entry for ${LEDGER_PRINCIPAL} and no BULWARK_LEDGER_PUBLIC_KEY`, {});
-    service = await startIncidentService({
+serviceMain({
+  name: 'incident-response',
+  principal: ServicePrincipals.incident,
+  settings: async ({ env, log }) => {
+    const ruleFiles = [DEFAULT_RULES_FILE, ...list(env, 'BULWARK_INCIDENT_RULES')];
+    const book = new RuleBook(await readRuleSources(ruleFiles), log);
+    const webhookUrl = env['BULWARK_INCIDENT_WEBHOOK_URL'];
+    const webhookSecret = env['BULWARK_INCIDENT_WEBHOOK_SECRET'];
+    if (webhookUrl !== undefined && webhookSecret === undefined) throw new InputError('E_CONFIG', 'BULWARK_INCIDENT_WEBHOOK_URL is set without BULWARK_INCIDENT_WEBHOOK_SECRET', {});
+    const webhook = webhookUrl === undefined ? undefined : { url: webhookUrl, secret: parseRootPublicKey(webhookSecret!, 'BULWARK_INCIDENT_WEBHOOK_SECRET') };
+    return { ruleFiles, book, webhook, analysts: list(env, 'BULWARK_INCIDENT_ANALYSTS') };
+  },
+  start: async ({ bus, config, crypto, identity, directory, ledgerPublicKey, settings, log, defer }) => {
+    const { book, ruleFiles } = settings;
+    const service = await startIncidentService({
       bus,
       provider: crypto,
       identity: { id: identity.id, x25519: identity.x25519 },
       directory,
-      ledgerPublicKey,
+      ledgerPublicKey: ledgerPublicKey(),
       rules: book.rules,
-      analysts: list('BULWARK_INCIDENT_ANALYSTS'),
-      ...(webhookUrl === undefined ? {} : { webhook: { url: webhookUrl, secret: parseRootPublicKey(webhookSecret!, 'BULWARK_INCIDENT_WEBHOOK_SECRET') } }),
+      analysts: settings.analysts,
+      ...(settings.webhook === undefined ? {} : { webhook: settings.webhook }),
       streams: streamSpecs(busLimits(config).streams),
       logger: log,
     });
-    const running = service;
-    process.on('SIGHUP', () => {
+    const reload = (): void => {
       void readRuleSources(ruleFiles).then((sources) => {
         const result = book.replace(sources);
         if (result.ok) {
-          running.state.engine.replaceRules(book.rules);
+          service.state.engine.replaceRules(book.rules);
           log.info({ rules: result.rules }, 'rules reloaded');
         }
       });
-    });
+    };
+    process.on('SIGHUP', reload);
+    defer(() => void process.off('SIGHUP', reload));
     log.info({ rules: book.rules.length, incidents: service.state.all().length }, 'incident-response: running');
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
-    log.info({ signal }, 'incident-response: stopping');
-    await service.stop();
-    return 0;
-  } finally {
-    await service?.stop().catch(() => undefined);
-    await directory?.stop().catch(() => undefined);
-    await bus.close().catch(() => undefined);
-  }
-}
-
-main().then(
-  (code) => {
-    process.exitCode = code;
+    return {
+      // A halted ledger reader detects nothing more: up, not ready.
+      health: () => readinessWith(bus, () => {
+        const halted = service.halted();
+        return halted === undefined ? undefined : `ledger reader halted at seq ${halted.seq} (${halted.code})`;
+      }),
+      stop: () => service.stop(),
+    };
   },
-  (error: unknown) => {
-    process.stderr.write(`bulwark-incident-response: ${isBulwarkError(error) || error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = error instanceof InputError ? 2 : 1;
-  },
-);
+});

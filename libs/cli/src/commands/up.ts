@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Bus } from '@bulwark/bus';
+import { ServicePrincipals, type Bus } from '@bulwark/bus';
 import { redactUrl } from '@bulwark/config';
 import { BulwarkError, InputError } from '@bulwark/errors';
 import { maskDatabaseUrl, parseDatabaseUrl } from '@bulwark/store';
@@ -107,10 +107,23 @@ async function startNats(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, opti
   }
 }
 
-/** The policy administrators: the caller's, and the home's administrator. */
+/** The policy administrators: the caller's, the home's administrator, and incident response (containment is a policy change). */
 function policyAdmins(env: NodeJS.ProcessEnv): string {
-  const admins = [...(env['SYMBIONT_POLICY_ADMINS'] ?? '').split(',').filter((a) => a !== ''), ADMIN_PRINCIPAL];
+  const admins = [...(env['SYMBIONT_POLICY_ADMINS'] ?? '').split(',').filter((a) => a !== ''), ADMIN_PRINCIPAL, ServicePrincipals.incident];
   return [...new Set(admins)].join(',');
+}
+
+/** The services that replay control events from the ledger at start, each sealed its own control batches (unless the caller names them). */
+const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, ServicePrincipals.tools];
+
+/** What every service `up` runs needs beyond the home: the administrators, the ledger's control recipients. */
+function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.ProcessEnv {
+  return {
+    ...env,
+    DATABASE_URL: databaseUrl,
+    SYMBIONT_POLICY_ADMINS: policyAdmins(env),
+    SYMBIONT_LEDGER_CONTROL_TO: env['SYMBIONT_LEDGER_CONTROL_TO'] || CONTROL_READERS.join(','),
+  };
 }
 
 function serviceEnv(base: NodeJS.ProcessEnv, metricsPort: number): NodeJS.ProcessEnv {
@@ -150,7 +163,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     await stopPreviousRun(home, (line) => io.stderr(`${line}\n`));
     ensureDevelopmentKek(io, home);
     const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
-    const withAdmin = { ...io.env, DATABASE_URL: databaseUrl, SYMBIONT_POLICY_ADMINS: policyAdmins(io.env) };
+    const withAdmin = upEnvironment(io.env, databaseUrl);
     nats = await startNats(io, homeEnvironment(home, withAdmin), home, options);
     io.stderr(
       `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in ${home.keysDir} (ledger verifier key ${nats.init.ledgerVerifierKey.file}); ` +

@@ -25,6 +25,10 @@ export interface ServiceSpec {
 export const SERVICES: readonly ServiceSpec[] = [
   { name: 'audit-ledger', bus: 'audit', principal: ServicePrincipals.audit, package: '@bulwark/audit-ledger', database: true },
   { name: 'policy', bus: 'policy', principal: ServicePrincipals.policy, package: '@bulwark/policy', database: false },
+  { name: 'key-manager', bus: 'keys', principal: ServicePrincipals.keys, package: '@bulwark/key-manager', database: false },
+  { name: 'schemapin', bus: 'tools', principal: ServicePrincipals.tools, package: '@bulwark/schemapin-service', database: false },
+  { name: 'sandbox-scheduler', bus: 'sandbox', principal: ServicePrincipals.sandbox, package: '@bulwark/sandbox-scheduler', database: false },
+  { name: 'incident-response', bus: 'incident', principal: ServicePrincipals.incident, package: '@bulwark/incident-response', database: false },
 ];
 
 const require = createRequire(import.meta.url);

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { BulwarkError } from '@bulwark/errors';
+import { SUPERVISOR_ENV, SUPERVISOR_STDIN } from '@bulwark/service-host';
 import { lastLine } from './log-files.js';
 import type { ServiceSpec } from './services.js';
 
@@ -41,7 +42,8 @@ export class ServiceStartError extends BulwarkError {}
 /**
  * Runs each service as its own process (its own process group, so a terminal's Ctrl-C reaches
  * only `bulwark up`, which stops the services in order), output appended to
- * `<logs>/<service>.log`. Before `markStarted()`, an exit is fatal (`failed` resolves with a
+ * `<logs>/<service>.log`, its stdin a pipe this process holds (the service stops itself when it
+ * closes: `bulwark up` killed leaves nothing running). Before `markStarted()`, an exit is fatal (`failed` resolves with a
  * `ServiceStartError` naming the service and the last line it wrote); after, a crashed
  * service is restarted with backoff and the operator is told.
  */
@@ -93,13 +95,16 @@ export class Supervisor {
 
   #spawn(slot: Slot): void {
     const fd = openSync(slot.logFile, 'a', 0o600);
-    const child = spawn(process.execPath, [slot.service.entry], { env: slot.service.env, stdio: ['ignore', fd, fd], detached: true });
+    // stdin is a pipe only this process holds: when it dies, however, the service reads EOF and stops itself.
+    const child = spawn(process.execPath, [slot.service.entry], { env: { ...slot.service.env, [SUPERVISOR_ENV]: SUPERVISOR_STDIN }, stdio: ['pipe', fd, fd], detached: true });
     closeSync(fd);
+    child.stdin?.on('error', () => undefined);
     slot.child = child;
     slot.startedAt = Date.now();
     child.once('error', () => undefined);
     slot.exit = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
+        child.stdin?.destroy();
         resolve();
         this.#onExit(slot, code, signal);
       }),

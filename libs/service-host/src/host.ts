@@ -1,0 +1,225 @@
+/**
+ * The one boot of a service process (`bulwark-<name>`): every service's main is this plus its
+ * own settings and its own start. In order: configuration (@bulwark/config), the logger, the
+ * crypto provider, the pinned root (required), the service's own settings, the key store (the
+ * wrapped file store under the KEK, unless the service opens its own), its identity, telemetry
+ * (OTLP, Prometheus `/metrics`, `/health`), the bus as its own NATS user when the store holds
+ * one, the signed directory; then the service runs until SIGTERM, SIGINT or the end of its
+ * supervisor, and everything is closed in the reverse order it was opened.
+ */
+import { checkReadiness, connectBus, KvDirectory, LEDGER_PRINCIPAL, type Bus, type Namespace } from '@bulwark/bus';
+import { loadConfig, type BulwarkConfig } from '@bulwark/config';
+import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
+import { InputError } from '@bulwark/errors';
+import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, type Identity, type KeyStore } from '@bulwark/keystore';
+import { busCredentialsFor } from '@bulwark/nats-auth';
+import { createLogger, startServiceTelemetry, type HealthReport, type Logger, type ServiceTelemetry } from '@bulwark/telemetry';
+import { exitCodeOf, failureLine, ServiceExit } from './exit.js';
+import { watchSupervisor } from './supervisor-watch.js';
+
+/** What the boot has before the key store opens: enough to parse settings and open a store. */
+export interface EarlyContext {
+  readonly name: string;
+  readonly config: BulwarkConfig;
+  readonly log: Logger;
+  readonly crypto: CryptoProvider;
+  /** The pinned root (keys.root_public_key): the only key directory entries are trusted by. */
+  readonly rootPublicKey: Uint8Array;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** Everything a service starts with. */
+export interface ServiceContext<S> extends EarlyContext {
+  readonly settings: S;
+  readonly store: KeyStore;
+  readonly identity: Identity;
+  readonly telemetry: ServiceTelemetry;
+  readonly bus: Bus;
+  readonly directory: KvDirectory;
+  /** Whether the bus connection authenticated as the principal's own NATS user. */
+  readonly authenticated: boolean;
+  /** The ledger's event-signing key: BULWARK_LEDGER_PUBLIC_KEY (hex or base64), else the ledger's directory entry; E_CONFIG without either. */
+  ledgerPublicKey(): Uint8Array;
+  /** A clean-up for something the service opened: run at stop after the service's own stop, last registered first. */
+  defer(cleanup: () => Promise<unknown> | void): void;
+}
+
+/** A started service. */
+export interface RunningService {
+  /** Stops it (drains, publishes what it queued); the boot then closes what it opened. */
+  stop(): Promise<void>;
+  /** Its `/health` report (default: the bus's readiness: NATS connected, streams present). */
+  health?(): Promise<HealthReport>;
+}
+
+export interface ServiceDefinition<S> {
+  /** `audit-ledger`, `policy`, ...: the logger's and telemetry's service, the stderr prefix `bulwark-<name>:`. */
+  readonly name: string;
+  /** The principal the process runs as (its identity and its NATS user). */
+  readonly principal: string;
+  /** Its own settings, checked before any key is opened (an InputError here exits 2). */
+  readonly settings?: (early: EarlyContext) => S | Promise<S>;
+  /** Opens its key store (default: the wrapped file store at keys.dir under the KEK). */
+  readonly openStore?: (early: EarlyContext & { readonly settings: S }) => Promise<KeyStore>;
+  /** Its NATS credentials from its store (default: busCredentialsFor, from a file key store; none from another store). */
+  readonly busCredentials?: (store: KeyStore) => Promise<BusCredentials>;
+  /** The bus namespace (tests' isolated deployments); the root namespace when undefined. */
+  readonly namespace?: (settings: S) => Namespace | undefined;
+  /** Starts the service on the opened bus and directory. */
+  readonly start: (context: ServiceContext<S>) => Promise<RunningService>;
+}
+
+/** Why a service stopped: a signal, or its supervisor went away. */
+export type StopReason = NodeJS.Signals | 'supervisor-gone';
+
+export interface RunOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** Resolves when the service must stop (default: SIGTERM, SIGINT, or the supervisor's end). */
+  readonly stopWhen?: Promise<StopReason>;
+}
+
+export type BusCredentials = Awaited<ReturnType<typeof busCredentialsFor>>;
+
+/** The NATS credentials of `principal` in the store, when it is a file store that holds them (a dev server without authentication needs none). */
+async function credentialsFor(store: KeyStore, principal: string): Promise<BusCredentials> {
+  return store instanceof FileKeyStore ? busCredentialsFor(store, principal) : {};
+}
+
+/**
+ * SIGTERM or SIGINT (handled once the service runs: before, they end the process as by
+ * default), or the supervisor's end. A supervisor that goes away while the service is still
+ * starting gets it stopped as soon as it runs, or ended after BOOT_GRACE_MS if its start hangs.
+ */
+function stopSignals(name: string, env: NodeJS.ProcessEnv): { reason: Promise<StopReason>; listen(): void; dispose(): void } {
+  const watch = watchSupervisor(env);
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const signal = new Promise<StopReason>((resolve) => (onSignal = resolve));
+  let running = false;
+  let grace: NodeJS.Timeout | undefined;
+  void watch?.gone.then(() => {
+    if (running) return;
+    grace = setTimeout(() => {
+      process.stderr.write(`bulwark-${name}: the supervisor went away while the service was starting, and it did not start within ${BOOT_GRACE_MS / 1000} s\n`);
+      process.exit(ServiceExit.failure);
+    }, BOOT_GRACE_MS);
+    grace.unref();
+  });
+  return {
+    reason: watch === undefined ? signal : Promise.race([signal, watch.gone.then((): StopReason => 'supervisor-gone')]),
+    listen() {
+      running = true;
+      if (grace !== undefined) clearTimeout(grace);
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    },
+    dispose() {
+      if (grace !== undefined) clearTimeout(grace);
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      watch?.dispose();
+    },
+  };
+}
+
+/** How long a service whose supervisor is gone may take to finish starting (then stop cleanly) before it is ended. */
+export const BOOT_GRACE_MS = 10_000;
+
+/** Boots, runs and stops one service; resolves with the process's exit code (0 clean stop, 1 failure, 2 bad configuration) after the one stderr line of a failure. */
+export async function runService<S = undefined>(definition: ServiceDefinition<S>, options: RunOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const cleanups: (() => Promise<unknown> | void)[] = [];
+  let stop: ReturnType<typeof stopSignals> | undefined;
+  try {
+    stop = options.stopWhen === undefined ? stopSignals(definition.name, env) : { reason: options.stopWhen, listen: () => undefined, dispose: () => undefined };
+    const { config } = loadConfig({ env });
+    const log = createLogger({ service: definition.name, level: config.log.level });
+    const crypto = createCryptoProvider(config.security.crypto_provider);
+    const pinned = config.keys.root_public_key;
+    if (pinned === undefined) {
+      throw new InputError('E_CONFIG', `${definition.name}: keys.root_public_key (SYMBIONT_ROOT_PUBLIC_KEY) is unset: without the pinned root no directory entry can be trusted`, {});
+    }
+    const early: EarlyContext = { name: definition.name, config, log, crypto, rootPublicKey: parseRootPublicKey(pinned, 'keys.root_public_key'), env };
+    const settings = (definition.settings === undefined ? undefined : await definition.settings(early)) as S;
+    const store =
+      definition.openStore === undefined
+        ? await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, env, kekFile: config.keys.kek_file }), provider: crypto })
+        : await definition.openStore({ ...early, settings });
+    const identity = await loadIdentity(store, definition.principal);
+
+    // Telemetry first: the bus's command spans and counters report to its global providers.
+    const telemetry = await startServiceTelemetry({ service: definition.name, env });
+    cleanups.push(() => telemetry.close());
+    const credentials = await (definition.busCredentials ?? ((s: KeyStore) => credentialsFor(s, definition.principal)))(store);
+    const namespace = definition.namespace?.(settings);
+    const bus = await connectBus({ url: config.nats.url, name: `${definition.principal}#${process.pid}`, ...(namespace === undefined ? {} : { namespace }), ...credentials });
+    cleanups.push(() => bus.close());
+    const directory = await KvDirectory.open(bus, {
+      provider: crypto,
+      rootPublicKey: early.rootPublicKey,
+      onRejected: (r) => log.warn({ key: r.key, reason: r.reason, detail: r.detail }, 'directory entry rejected'),
+      onFailed: (error) => log.error({ err: error }, 'directory watch ended: every peer will be refused'),
+    });
+    cleanups.push(() => directory.stop());
+
+    const ledgerPublicKey = (): Uint8Array => {
+      const text = env['BULWARK_LEDGER_PUBLIC_KEY'];
+      if (text !== undefined) return parseRootPublicKey(text, 'BULWARK_LEDGER_PUBLIC_KEY');
+      const key = directory.lookup(LEDGER_PRINCIPAL)?.ed25519PublicKey;
+      if (key === undefined) throw new InputError('E_CONFIG', `${definition.name}: no directory entry for ${LEDGER_PRINCIPAL} and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified`, {});
+      return key;
+    };
+    const context: ServiceContext<S> = {
+      ...early,
+      settings,
+      store,
+      identity,
+      telemetry,
+      bus,
+      directory,
+      authenticated: credentials.credentials !== undefined,
+      ledgerPublicKey,
+      defer: (cleanup) => void cleanups.push(cleanup),
+    };
+    const service = await definition.start(context);
+    let stopped = false;
+    cleanups.push(async () => {
+      if (!stopped) await service.stop();
+    });
+    telemetry.setHealth(service.health === undefined ? () => checkReadiness(bus) : () => service.health!());
+    log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, `${definition.name}: telemetry`);
+
+    stop.listen();
+    const reason = await stop.reason;
+    log.info({ signal: reason }, `${definition.name}: stopping`);
+    stopped = true;
+    await service.stop();
+    log.info(`${definition.name}: stopped`);
+    return ServiceExit.ok;
+  } catch (error) {
+    process.stderr.write(failureLine(definition.name, error));
+    return exitCodeOf(error);
+  } finally {
+    stop?.dispose();
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch {
+        // Closing is best effort: what failed to close is gone with the process.
+      }
+    }
+  }
+}
+
+/** A service process's main: runs the service and sets the exit code (the event loop then drains). */
+export function serviceMain<S>(definition: ServiceDefinition<S>): void {
+  void runService(definition).then((code) => {
+    process.exitCode = code;
+  });
+}
+
+/** The bus's readiness combined with a service's own (`undefined` when it has nothing against). */
+export async function readinessWith(bus: Bus, own: () => string | undefined): Promise<HealthReport> {
+  const ready = await checkReadiness(bus);
+  const reason = own();
+  return reason === undefined ? ready : { ...ready, ready: false, reason: [ready.reason, reason].filter((r) => r !== '').join('; ') };
+}

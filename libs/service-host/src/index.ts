@@ -1,0 +1,15 @@
+export { exitCodeOf, failureLine, ServiceExit } from './exit.js';
+export {
+  BOOT_GRACE_MS,
+  readinessWith,
+  runService,
+  serviceMain,
+  type BusCredentials,
+  type EarlyContext,
+  type RunningService,
+  type RunOptions,
+  type ServiceContext,
+  type ServiceDefinition,
+  type StopReason,
+} from './host.js';
+export { SUPERVISOR_ENV, SUPERVISOR_STDIN, SupervisorModeError, watchSupervisor, type SupervisorWatch } from './supervisor-watch.js';
