@@ -7,7 +7,7 @@
 // not verify is never published, a key the ledger says is revoked is never put back, a pid in
 // the run state that is not ours is never stopped.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,8 @@ import pg from 'pg';
 import { createEventPublisher, Events, LEDGER_PRINCIPAL } from '@bulwark/bus';
 import { SealedSender } from '@bulwark/envelope';
 import { encodeEvent, newEvent } from '@bulwark/events';
-import { loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
+import { loadRootKey } from '@bulwark/keystore';
+import { enrollPrincipal, loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
 import { homeEnvironment } from '../libs/cli/src/home/environment.js';
 import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore, openSession } from '../libs/cli/src/home/session.js';
@@ -97,6 +98,7 @@ interface RecoverJson {
   ledger: { size: number; action: string; reason: string; republished?: number } | null;
   directory: { principal: string; version: number; bucket: string; action: string; reason: string }[];
   restarted: string[];
+  notReady: { service: string; error: string }[];
 }
 
 async function recover(apply: boolean): Promise<{ code: number; report: RecoverJson; stderr: string }> {
@@ -144,8 +146,41 @@ afterAll(async () => {
   rmSync(policies, { recursive: true, force: true });
 });
 
+describe('custody under bulwark up (issue 12)', () => {
+  it("each service but the key manager runs from its own key directory: its own keys and the root pin only; with it, no directory entry can be signed", { timeout: 120_000 }, async () => {
+    const state = readState();
+    const kek = { SYMBIONT_KEK_FILE: join(home, 'kek') };
+    for (const service of state.services) {
+      const environ = readFileSync(`/proc/${service.pid}/environ`, 'utf8').split('\0');
+      const keyDir = environ.find((v) => v.startsWith('SYMBIONT_KEY_DIR='))!.slice('SYMBIONT_KEY_DIR='.length);
+      if (service.name === 'key-manager') {
+        // Custody: the root and the NATS authority are the key manager's.
+        expect(keyDir).toBe(join(home, 'keys'));
+        continue;
+      }
+      expect(keyDir).toBe(join(home, 'run', 'keys', service.name));
+      const principal = `svc.${service.name}`;
+      const files = readdirSync(keyDir).sort();
+      expect(files).toContain('root.pub');
+      for (const file of files) expect(file === 'root.pub' || file.startsWith(`${principal}.`), `${keyDir}/${file}`).toBe(true);
+      // Attack: a process holding only this directory (and the KEK) tries to sign a directory entry.
+      const { store, provider } = await openKeyStore({ ...homeEnvironment(homeAt(home), env()), SYMBIONT_KEY_DIR: keyDir, ...kek }, ROOT);
+      await expect(loadRootKey(store)).rejects.toMatchObject({ code: 'E_KEY_NOT_FOUND' });
+      await expect(
+        enrollPrincipal({ store, provider, id: `agent.${randomUUID()}`, namespace: { streamPrefix: '', subjectPrefix: '' }, validityDays: 1 }),
+      ).rejects.toMatchObject({ code: 'E_KEY_NOT_FOUND' });
+      const add = await bulwark(['principal', 'add', `agent.${randomUUID()}`, '--dir', keyDir, '--nats', state.nats.url], kek);
+      expect(add.code).not.toBe(0);
+      expect(add.stderr).toMatch(/no root key/);
+    }
+  });
+});
+
 describe('bulwark recover', () => {
-  it('finds nothing to do on a healthy system (exit 0)', { timeout: 120_000 }, async () => {
+  it('finds nothing to do on a healthy system (exit 0), after the demo (its agent enrolled through the key manager)', { timeout: 240_000 }, async () => {
+    const demo = await bulwark(['demo', '--dir', home]);
+    expect(demo.code, demo.stdout + demo.stderr).toBe(0);
+    expect(demo.stdout).toMatch(/enrolled through the key manager: version 2/);
     const { code, report } = await recover(false);
     expect(code).toBe(0);
     expect(report.streams.every((s) => !s.lost)).toBe(true);
@@ -225,8 +260,11 @@ describe('bulwark recover', () => {
 
   it('a purged or edited directory entry is put back from the signed entries; a revoked key or a forged entry never is', { timeout: 300_000 }, async () => {
     const agent = `agent.${randomUUID()}`;
-    const added = await bulwark(['principal', 'add', agent, '--dir', join(home, 'keys'), '--nats', readState().nats.url], { SYMBIONT_KEK_FILE: join(home, 'kek') });
-    expect(added.code, added.stderr).toBe(0);
+    const forged = `analyst.forged${randomUUID().slice(0, 8)}`;
+    for (const id of [agent, forged]) {
+      const added = await bulwark(['principal', 'add', id, '--dir', join(home, 'keys'), '--nats', readState().nats.url], { SYMBIONT_KEK_FILE: join(home, 'kek') });
+      expect(added.code, added.stderr).toBe(0);
+    }
     // The key manager revokes the agent (a keys.revoked event in the ledger, from svc.key-manager).
     const km = await openSession({ env: homeEnvironment(homeAt(home), env()), cwd: ROOT, principal: 'svc.key-manager', name: 'recover-test-km', natsUrl: readState().nats.url });
     try {
@@ -242,12 +280,12 @@ describe('bulwark recover', () => {
       await kv.purge(agent);
       await kv.purge('svc.policy');
       await kv.put('analyst.admin', new TextEncoder().encode('not a signed entry'));
-      // Attack: the stored entry of svc.incident-response is altered on disk, and its bucket entry purged.
-      const file = join(home, 'keys', 'entries', 'svc.incident-response.v1.entry');
+      // Attack: an analyst's stored entry is altered on disk, and its bucket entry purged.
+      const file = join(home, 'keys', 'entries', `${forged}.v1.entry`);
       const bytes = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
       bytes[bytes.length - 1] ^= 1;
       writeFileSync(file, `${bytes.toString('base64')}\n`);
-      await kv.purge('svc.incident-response');
+      await kv.purge(forged);
 
       // The revocation is committed before recover reads it.
       for (let i = 0; i < 100; i++) {
@@ -262,8 +300,8 @@ describe('bulwark recover', () => {
       expect(by('analyst.admin')).toMatchObject({ bucket: 'edited', action: 'republish' });
       expect(by(agent)).toMatchObject({ bucket: 'missing', action: 'refuse' });
       expect(by(agent)?.reason).toMatch(/revoked in the ledger/);
-      expect(by('svc.incident-response')).toMatchObject({ action: 'refuse' });
-      expect(by('svc.incident-response')?.reason).toMatch(/does not (verify|decode)/);
+      expect(by(forged)).toMatchObject({ action: 'refuse' });
+      expect(by(forged)?.reason).toMatch(/does not (verify|decode)/);
       expect(dry.code).toBe(1);
 
       const applied = await recover(true);
@@ -272,7 +310,8 @@ describe('bulwark recover', () => {
       expect(applied.report.restarted).toEqual(expect.arrayContaining(['audit-ledger', 'policy']));
       expect((await kv.get('svc.policy'))?.operation).toBe('PUT');
       expect((await kv.get(agent))?.operation).toBe('PURGE');
-      expect((await kv.get('svc.incident-response'))?.operation).toBe('PURGE');
+      expect((await kv.get(forged))?.operation).toBe('PURGE');
+      expect(applied.report.notReady).toEqual([]);
       const adminEntry = readFileSync(join(home, 'keys', 'entries', 'analyst.admin.v1.entry'), 'utf8').trim();
       expect(Buffer.from((await kv.get('analyst.admin'))!.value).toString('base64')).toBe(adminEntry);
     } finally {

@@ -78,6 +78,8 @@ interface RecoverReport {
   ledger: LedgerFinding | null;
   readonly directory: EntryFinding[];
   readonly restarted: string[];
+  /** Services restarted that were not ready again in time (their log says why). */
+  readonly notReady: { readonly service: string; readonly error: string }[];
 }
 
 /** The highest revoked version of each principal, from `keys.revoked` events the ledger serves, each one's seal and producer checked. */
@@ -165,7 +167,7 @@ async function recover(io: CommandIO, options: RecoverOptions): Promise<number> 
   const root = parseRootPublicKey(pinned, 'keys.root_public_key');
   const ledgerKey = resolveLedgerKey({ ...io, env }, {}, () => config);
   const bus = await connectAsOperator(store, state.nats.url, 'bulwark-recover');
-  const report: RecoverReport = { applied: apply, streams: [], ledger: null, directory: [], restarted: [] };
+  const report: RecoverReport = { applied: apply, streams: [], ledger: null, directory: [], restarted: [], notReady: [] };
   const restart = new Set<string>();
   try {
     // 1. Streams: what is missing is created again; BULWARK_LEDGER in step 3, under the ledger's hold.
@@ -224,11 +226,13 @@ async function recover(io: CommandIO, options: RecoverOptions): Promise<number> 
     }
 
     if (apply) {
-      for (const s of SERVICES) {
-        if (!restart.has(s.name)) continue;
-        await restartService(running, bus, s.name);
-        report.restarted.push(s.name);
-      }
+      // Together: each one's supervisor restarts it at once, and readiness is awaited for all.
+      const names = SERVICES.map((s) => s.name).filter((name) => restart.has(name));
+      const outcomes = await Promise.allSettled(names.map((name) => restartService(running, bus, name)));
+      outcomes.forEach((outcome, i) => {
+        if (outcome.status === 'fulfilled') report.restarted.push(names[i]!);
+        else report.notReady.push({ service: names[i]!, error: outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason) });
+      });
     }
   } finally {
     await bus.close();
@@ -239,7 +243,8 @@ async function recover(io: CommandIO, options: RecoverOptions): Promise<number> 
   if (options.json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   else io.stdout(humanReport(report));
   for (const f of refused) io.stderr(`bulwark: recover: ${f.principal} v${f.version}: not republished: ${f.reason}\n`);
-  if (refused.length > 0) return ExitCode.failure;
+  for (const n of report.notReady) io.stderr(`bulwark: recover: ${n.error}\n`);
+  if (refused.length > 0 || report.notReady.length > 0) return ExitCode.failure;
   return !apply && needed ? ExitCode.negative : ExitCode.ok;
 }
 
@@ -250,6 +255,7 @@ function humanReport(r: RecoverReport): string {
   if (r.ledger !== null) lines.push(`  ledger re-publication: ${verb(r.ledger.action)} — ${r.ledger.reason}${r.ledger.republished === undefined ? '' : ` (${r.ledger.republished} events)`}`);
   for (const f of r.directory) lines.push(`  directory ${f.principal} v${f.version}: bucket ${f.bucket} — ${verb(f.action)}: ${f.reason}`);
   if (r.restarted.length > 0) lines.push(`  restarted: ${r.restarted.join(', ')}`);
+  for (const n of r.notReady) lines.push(`  not ready after its restart: ${n.service}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -260,6 +266,6 @@ export const registerRecoverCommand: RegisterCommand = (program, io, setExitCode
     .description('after a lost stream or directory entry: re-create the streams, have the ledger re-publish its verified events, put back signed directory entries (never a revoked one); dry run unless --apply')
     .option('--dir <home>', 'the home of the running system (default: $SYMBIONT_HOME, else ./.bulwark)')
     .option('--apply', 'do it (default: only say what would be done; exit 1 if anything is lost)')
-    .option('--json', 'print { applied, streams, ledger, directory, restarted } as JSON')
+    .option('--json', 'print { applied, streams, ledger, directory, restarted, notReady } as JSON')
     .action(async (options: RecoverOptions) => setExitCode(await recover(io, options)));
 };

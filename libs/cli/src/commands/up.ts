@@ -14,6 +14,7 @@ import { lockHome, removeRunState, writeRunState, type RunState } from '../home/
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { findNatsServer, NATS_INSTALL_HINT, startNatsServer, type RunningNats } from '../run/nats-server.js';
 import { stopPreviousRun } from '../run/leftovers.js';
+import { prepareServiceKeys } from '../run/service-keys.js';
 import { freePort, parsePort, requireFreePort } from '../run/ports.js';
 import { probeServices, statusTable, type ServiceStatus } from '../run/probe.js';
 import { SERVICES, serviceEntryPoint } from '../run/services.js';
@@ -173,7 +174,9 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url });
     const { store } = await openKeyStore(serviceBase, io.cwd);
 
-    const specs = await Promise.all(SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort() })));
+    const specs = await Promise.all(
+      SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort(), keyDir: await prepareServiceKeys(store, home, spec) })),
+    );
     const state: RunState = {
       format: 'bulwark-up/v1',
       pid: process.pid,
@@ -184,7 +187,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
       services: specs.map((s) => ({ name: s.spec.name, principal: s.spec.principal, pid: undefined, metricsPort: s.metricsPort, restarts: 0 })),
     };
     const running = new Supervisor({
-      services: specs.map((s) => ({ spec: s.spec, entry: s.entry, env: serviceEnv(serviceBase, s.metricsPort) })),
+      services: specs.map((s) => ({ spec: s.spec, entry: s.entry, env: { ...serviceEnv(serviceBase, s.metricsPort), SYMBIONT_KEY_DIR: s.keyDir } })),
       logsDir: home.logsDir,
       say: (line) => io.stderr(`${line}\n`),
       onChange: () => {
