@@ -283,7 +283,7 @@ describe('bulwark recover', () => {
       // Attack: an analyst's stored entry is altered on disk, and its bucket entry purged.
       const file = join(home, 'keys', 'entries', `${forged}.v1.entry`);
       const bytes = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
-      bytes[bytes.length - 1] ^= 1;
+      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
       writeFileSync(file, `${bytes.toString('base64')}\n`);
       await kv.purge(forged);
 
