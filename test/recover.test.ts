@@ -1,11 +1,14 @@
 // `bulwark recover` against a system `bulwark up` runs for real: its own operator-mode
 // nats-server from PATH, the audit ledger on the machine's PostgreSQL (its own schema, so the
-// test can read and tamper with the source of truth) and the policy service. Each loss is made
-// as a mistaken operator would (deleting a stream, purging or editing a directory entry), then
-// recovered with the documented procedure (operator's guide §7): dry run, then --apply. The
-// attack angles: a ledger that does not verify is never re-published, a stored entry that does
-// not verify is never published, a key the ledger says is revoked is never put back, a pid in
-// the run state that is not ours is never stopped.
+// test can read and tamper with the source of truth), the policy service and the other four.
+// Each loss is made as a mistaken operator would (deleting a stream, purging or editing a
+// directory entry), then recovered with the documented procedure (operator's guide §7): dry
+// run, then --apply. The attack angles: a ledger that does not verify is never re-published, a
+// stored entry that does not verify is never published, a key the ledger says is revoked is
+// never put back, a pid in the run state that is not ours is never stopped. The same running
+// system first shows custody (issue 12): each service's own key directory holds no root and no
+// other principal's key, and with it no directory entry can be signed; the demo's agent is
+// enrolled through the key manager.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
