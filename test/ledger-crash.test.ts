@@ -1,5 +1,8 @@
 // The audit-ledger service as a real child process (services/audit-ledger/dist/service/main.js,
-// built by `npm test`'s build step), against the real NATS and PostgreSQL, SIGKILLed at random
+// built by `npm test`'s build step), under the configuration `bulwark init` writes: a private
+// nats-server running init's configuration, the ledger with a key directory of its own keys only
+// (`bulwark principal export`, its NATS user's credentials included), the producer (svc.policy) and
+// the BULWARK_LEDGER reader (svc.incident-response) each with their own user. SIGKILLed at random
 // moments during a steady ingest, 20 times. Afterwards every produced event is in the ledger
 // exactly once, the chain verifies, and BULWARK_LEDGER holds every seq exactly once.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,66 +11,56 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedReceiver, SealedSender } from '@bulwark/envelope';
-import { testWorld } from '@bulwark/envelope/testing';
+import { SealedReceiver, SealedSender, type Directory } from '@bulwark/envelope';
 import {
   ServicePrincipals,
   LEDGER_BATCH_SUBJECT,
   LEDGER_PRINCIPAL,
   RejectionReporter,
-  connectBus,
   createEventPublisher,
-  ensureStreams,
-  publishDirectoryEntry,
-  removeDirectoryBucket,
-  removeNamespaceStreams,
+  Events,
   startStreamConsumer,
   type Bus,
-  type EventSubject,
   type RunningConsumer,
 } from '@bulwark/bus';
-import { decodeEventBatch, encodeEvent, encodeEventBatch, eventSubject, newEvent, newEventId, type AuditEvent, type EventType } from '@bulwark/events';
-import { FileKeyStore, SoftwareKek, ensureIdentity } from '@bulwark/keystore';
+import { decodeEventBatch, encodeEvent, encodeEventBatch, newEvent, newEventId, type AuditEvent, type EventType } from '@bulwark/events';
+import type { Identity } from '@bulwark/keystore';
 import { closeDatabase, createDatabase, sql, type Kysely } from '@bulwark/store';
-import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
+import { databaseUrl, withTestSchema } from '@bulwark/testkit';
 import { verifierKey, verifyLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
+import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
 const MAIN = fileURLToPath(new URL('../services/audit-ledger/dist/service/main.js', import.meta.url));
 const KILLS = Number(process.env['LEDGER_CRASH_KILLS'] ?? 20);
 const ORIGIN = 'bulwark.test/crash';
-const provider = createCryptoProvider('node');
 // Types the producer (svc.policy) may produce (DESIGN §3a): anything else is refused and recorded as a violation.
 const TYPES: readonly EventType[] = ['policy.decision', 'tools.invoked', 'agent.started', 'data.accessed', 'message.routed'];
 
-const nsId = `crash${provider.randomBytes(4).reduce((s, b) => s + b.toString(16).padStart(2, '0'), '')}`;
-const namespace = { streamPrefix: `T_${nsId}_`, subjectPrefix: `t.${nsId}.` };
 const schema = withTestSchema('ledger_crash');
-const keyDir = mkdtempSync(join(tmpdir(), 'ledger-crash-keys-'));
 const workDir = mkdtempSync(join(tmpdir(), 'ledger-crash-cwd-'));
-const kek = provider.randomBytes(32);
 
+let b: PrivateBulwark;
+/** The ledger process's key directory: its own keys and credentials only. */
+let ledgerKeys: string;
 let bus: Bus;
+let readerBus: Bus;
 let db: Kysely<LedgerDatabase>;
+let directory: Directory;
+let producer: Identity;
+let reader: Identity;
 let ledgerPublicKey: Uint8Array;
-// Every signed entry of this test's own directory also goes to the KV directory, for the ledger process.
-const world = testWorld({ provider });
-const directory = world.directory;
-const producer = world.add(ServicePrincipals.policy);
-const reader = world.add(ServicePrincipals.incident);
 
 function childEnv(): NodeJS.ProcessEnv {
   return {
     PATH: process.env['PATH'],
-    NATS_URL: natsUrl(),
+    ...b.env,
+    NATS_URL: b.url,
     DATABASE_URL: databaseUrl(),
-    SYMBIONT_KEY_DIR: keyDir,
-    SYMBIONT_KEK: Buffer.from(kek).toString('base64'),
-    SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(world.root.publicKey).toString('hex'),
+    SYMBIONT_KEY_DIR: ledgerKeys,
+    SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('hex'),
     SYMBIONT_LOG_LEVEL: 'info',
     SYMBIONT_LEDGER_ORIGIN: ORIGIN,
     SYMBIONT_LEDGER_SCHEMA: schema.name,
-    SYMBIONT_LEDGER_NAMESPACE: nsId,
     // Messages in flight when the process dies come back after this.
     SYMBIONT_LEDGER_ACK_WAIT_MS: '2000',
     SYMBIONT_LEDGER_CHECKPOINT_EVENTS: '700',
@@ -120,29 +113,30 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('audit-ledger service under SIGKILL', () => {
   beforeAll(async () => {
     if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npx turbo run build)`);
-    bus = await connectBus({ url: natsUrl(), name: 'crash-test', namespace });
-    await ensureStreams(bus);
-    const store = await FileKeyStore.open({ dir: keyDir, wrapper: new SoftwareKek(provider, kek, 'test'), provider });
-    const { identity } = await ensureIdentity(store, provider, LEDGER_PRINCIPAL);
-    ledgerPublicKey = identity.ed25519.publicKey;
-    const ledger = world.admit({ id: LEDGER_PRINCIPAL, x25519PublicKey: identity.x25519.publicKey, ed25519PublicKey: identity.ed25519.publicKey });
-    for (const signed of [ledger, producer.signed, reader.signed]) await publishDirectoryEntry(bus, signed);
+    // Root namespace, as deployed (the ledger main has no namespace of init's form); the server is this file's own.
+    b = await startPrivateBulwark({ namespace: false });
+    ledgerKeys = join(b.home, 'ledger-keys');
+    const exported = await b.bulwark(['principal', 'export', LEDGER_PRINCIPAL, '--out', ledgerKeys]);
+    if (exported.code !== 0) throw new Error(`bulwark principal export ${LEDGER_PRINCIPAL}: ${exported.stderr}`);
+    ledgerPublicKey = (await b.identity(LEDGER_PRINCIPAL)).ed25519.publicKey;
+    producer = await b.identity(ServicePrincipals.policy);
+    reader = await b.identity(ServicePrincipals.incident);
+    directory = await b.directory();
+    bus = await b.connect(ServicePrincipals.policy, 'crash-producer');
+    readerBus = await b.connect(ServicePrincipals.incident, 'crash-reader');
     db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
-  });
+  }, 60_000);
 
   afterAll(async () => {
     for (const child of children) child.kill('SIGKILL');
     await closeDatabase(db).catch(() => undefined);
     await schema.drop().catch(() => undefined);
-    await removeDirectoryBucket(bus).catch(() => undefined);
-    await removeNamespaceStreams(bus).catch(() => undefined);
-    await bus.close();
-    rmSync(keyDir, { recursive: true, force: true });
+    await b?.stop();
     rmSync(workDir, { recursive: true, force: true });
   });
 
   it(`loses and duplicates nothing across ${KILLS} SIGKILLs during a steady ingest`, { timeout: 150_000 }, async () => {
-    const events = createEventPublisher(bus, new SealedSender({ provider, self: producer, directory, recipientId: LEDGER_PRINCIPAL }));
+    const events = createEventPublisher(bus, new SealedSender({ provider: b.provider, self: producer, directory, recipientId: LEDGER_PRINCIPAL }));
     const produced: AuditEvent[] = [];
     let producing = true;
     let publishErrors = 0;
@@ -153,12 +147,13 @@ describe('audit-ledger service under SIGKILL', () => {
         const count = 1 + (round % 10);
         const batch = Array.from({ length: count }, (_, i) => newEvent({ agentId: `agent.p${round % 7}`, eventType: TYPES[(round + i) % TYPES.length]!, details: { round, i } }));
         // Every 9th message also carries an event an earlier message carried: the ledger must dedupe it by id.
+        // All on the policy service's own subject (its NATS user may publish nothing else); the types are in the payload.
         const again = round % 9 === 0 && produced.length > 0 ? [produced[Math.floor(Math.random() * produced.length)]!] : [];
         try {
           if (count === 1) {
-            await events.publish({ subject: eventSubject(batch[0]!.eventType) as EventSubject, eventId: batch[0]!.eventId, payload: encodeEvent(batch[0]!) });
+            await events.publish({ subject: Events.policy.decision, eventId: batch[0]!.eventId, payload: encodeEvent(batch[0]!) });
           } else {
-            await events.publish({ subject: eventSubject(batch[0]!.eventType) as EventSubject, eventId: newEventId(), payload: encodeEventBatch([...batch, ...again]) });
+            await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch([...batch, ...again]) });
           }
           produced.push(...batch);
         } catch {
@@ -216,7 +211,7 @@ describe('audit-ledger service under SIGKILL', () => {
     expect(killedRunning).toBe(Math.ceil(KILLS / 4));
     expect(committedBeforeLastRun).toBeGreaterThan(0);
 
-    const report = await verifyLedger(db, { crypto: provider, origin: ORIGIN, logKey: verifierKey(provider, ORIGIN, ledgerPublicKey) });
+    const report = await verifyLedger(db, { crypto: b.provider, origin: ORIGIN, logKey: verifierKey(b.provider, ORIGIN, ledgerPublicKey) });
     expect(report).toMatchObject({ ok: true, size: stored.rows.length });
     expect(stored.rows.some((r) => r.event_type === 'audit.checkpoint')).toBe(true);
     // BULWARK_LEDGER: every seq exactly once, in AuditEventBatch messages of consecutive seqs named by their range.
@@ -228,8 +223,8 @@ describe('audit-ledger service under SIGKILL', () => {
     for (let i = 0; i < 8; i++) {
       consumers.push(
         await startStreamConsumer(
-          bus,
-          new SealedReceiver({ provider, self: reader, directory, staleAfterMs: 3_600_000 }),
+          readerBus,
+          new SealedReceiver({ provider: b.provider, self: reader, directory, staleAfterMs: 3_600_000 }),
           { stream: 'ledger', durable: 'crash-reader', filterSubject: LEDGER_BATCH_SUBJECT },
           async (d) => {
             expect(d.subject).toBe(LEDGER_BATCH_SUBJECT);

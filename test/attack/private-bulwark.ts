@@ -47,6 +47,8 @@ export interface PrivateBulwark {
   directory(): Promise<KvDirectory>;
   /** As the operator: deletes the namespace's streams (and so their consumers and messages) and creates them afresh (`specs`: default the three of DESIGN §2). */
   resetStreams(specs?: readonly StreamSpec[]): Promise<void>;
+  /** The nats-server process's id (benchmarks read its CPU time). */
+  readonly serverPid: number;
   /** The server's log so far (permission violations are logged there). */
   log(): string;
   stop(): Promise<void>;
@@ -170,6 +172,7 @@ export async function startPrivateBulwark(options: { namespace?: boolean } = {})
         await operator.close();
       }
     },
+    serverPid: server.pid!,
     log: () => readFileSync(logFile, 'utf8'),
     stop,
   };

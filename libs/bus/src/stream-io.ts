@@ -1,4 +1,4 @@
-import type { ChannelReceiver, ChannelSender, SealedReceiver, SealedSender } from '@bulwark/envelope';
+import type { ChannelSender, SealedSender, StreamReceiver } from '@bulwark/envelope';
 import type { Bus } from './connect.js';
 import { startConsumer, type ConsumerSpec, type DeliveryHandler, type RunningConsumer } from './consumer.js';
 import { BusUsageError } from './errors.js';
@@ -69,7 +69,7 @@ export function createIncidentPublisher(bus: Bus, sender: ChannelSender): Incide
  */
 export function startStreamConsumer(
   bus: Bus,
-  receiver: SealedReceiver | ChannelReceiver,
+  receiver: StreamReceiver,
   spec: ConsumerSpec,
   handler: DeliveryHandler,
   rejections: RejectionReporter,

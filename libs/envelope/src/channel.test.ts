@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ChannelReceiver,
   ChannelSender,
+  SealedOrChannelReceiver,
   createChannelEpochKey,
   decodeChannelEpochKey,
   encodeChannelEpochKey,
@@ -99,6 +100,42 @@ describe.each(providers.map((p) => [p.name, p] as const))('channel mode (%s prov
     clock.advance(30_000);
     // Still inside the skew window, but past epoch 1's grace period (30 s after epoch 2 arrived).
     expect(a.channel.open(late)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_EPOCH' });
+  });
+
+  it('keeps every installed epoch for a history reader, in any order', () => {
+    const { policy, common, clock } = setup();
+    const epochs = [1, 2, 3].map((n) => createChannelEpochKey(provider, CHANNEL, n));
+    const frames = epochs.map((k) => new ChannelSender({ ...common, senderId: policy.id, epochKey: k }).seal(utf8(`epoch ${k.epoch}`)));
+    const history = new ChannelReceiver({ ...common, channelId: CHANNEL, keepHistory: true, staleAfterMs: 86_400_000 });
+    for (const n of [3, 1]) history.install(epochs[n - 1]!);
+    clock.advance(3_600_000);
+    expect(history.currentEpoch).toBe(3);
+    expect(history.open(frames[0]!).ok).toBe(true);
+    expect(history.open(frames[2]!).ok).toBe(true);
+    // An epoch never installed (this reader was left out of it) stays unreadable.
+    expect(history.open(frames[1]!)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_EPOCH' });
+    // Without keepHistory the older epoch is gone once its grace period ends.
+    const live = new ChannelReceiver({ ...common, channelId: CHANNEL, staleAfterMs: 86_400_000 });
+    for (const k of epochs) live.install(k);
+    clock.advance(60_000);
+    expect(live.open(frames[0]!)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_EPOCH' });
+  });
+
+  it('opens a stream moving from sealed mode to a channel, each frame with the checks of its mode', () => {
+    const { ledger, alice, common } = setup();
+    const epochKey = createChannelEpochKey(provider, CHANNEL, 1);
+    const channel = new ChannelReceiver({ ...common, channelId: CHANNEL });
+    channel.install(epochKey);
+    const either = new SealedOrChannelReceiver(new SealedReceiver({ ...common, self: alice }), channel);
+    const sealed = new SealedSender({ ...common, self: ledger, recipientId: alice.id }).seal(utf8('before'));
+    const onChannel = new ChannelSender({ ...common, senderId: ledger.id, epochKey }).seal(utf8('after'));
+    expect(either.open(sealed)).toMatchObject({ ok: true, mode: Mode.sealed });
+    expect(either.open(onChannel)).toMatchObject({ ok: true, mode: Mode.channel });
+    // A sealed frame to someone else, and a frame of another mode, are refused.
+    expect(either.open(new SealedSender({ ...common, self: ledger, recipientId: 'analyst.bob' }).seal(utf8('x')))).toMatchObject({ ok: false, reason: 'E_WRONG_RECIPIENT' });
+    const sessionMode = onChannel.slice();
+    sessionMode[1] = Mode.session;
+    expect(either.open(sessionMode)).toMatchObject({ ok: false, reason: 'E_MODE' });
   });
 
   it('refuses every bit flip, field by field', () => {

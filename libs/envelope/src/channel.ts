@@ -153,6 +153,12 @@ export interface ChannelReceiverOptions extends EnvelopeOptions {
   readonly graceMs?: number;
   /** Publisher streams whose keys and replay windows are kept. Default 4096. */
   readonly maxStreams?: number;
+  /**
+   * Keep every installed epoch, in any order (a reader replaying a stream from its start, such
+   * as BULWARK_LEDGER's full channel, reads old messages under the epochs they were sealed in).
+   * Default false: the current epoch, and the previous one for `graceMs`.
+   */
+  readonly keepHistory?: boolean;
 }
 
 interface HeldEpoch {
@@ -172,6 +178,7 @@ export class ChannelReceiver {
   readonly #directory: Directory;
   readonly #graceMs: number;
   readonly #maxStreams: number;
+  readonly #keepHistory: boolean;
   readonly #epochs = new Map<number, HeldEpoch>();
   readonly #streams = new Map<string, ReceiveStream>();
   #current = -1;
@@ -183,6 +190,7 @@ export class ChannelReceiver {
     this.#directory = options.directory;
     this.#graceMs = options.graceMs ?? this.#options.skewMs;
     this.#maxStreams = options.maxStreams ?? 4096;
+    this.#keepHistory = options.keepHistory === true;
   }
 
   get currentEpoch(): number | undefined {
@@ -197,6 +205,11 @@ export class ChannelReceiver {
     checkedEpochKey(epochKey);
     if (epochKey.channelId !== this.#channelId) {
       throw new EnvelopeError('E_EPOCH_KEY', `envelope: epoch key for channel '${epochKey.channelId}' given to a receiver of '${this.#channelId}'`, {});
+    }
+    if (this.#keepHistory) {
+      if (!this.#epochs.has(epochKey.epoch)) this.#epochs.set(epochKey.epoch, { key: epochKey, retireAt: Infinity });
+      this.#current = Math.max(this.#current, epochKey.epoch);
+      return;
     }
     if (epochKey.epoch <= this.#current) return;
     const now = this.#options.clock();
@@ -265,3 +278,23 @@ function checkedEpochKey(epochKey: ChannelEpochKey): ChannelEpochKey {
   encodeChannelEpochKey(epochKey);
   return epochKey;
 }
+
+/**
+ * A stream moving from sealed mode to a channel (BULWARK_LEDGER's full batches: sealed to one
+ * principal until the channel's first epoch, on the channel after): each frame is opened by the
+ * receiver of its mode, with that mode's checks; any other mode is refused.
+ */
+export class SealedOrChannelReceiver {
+  constructor(
+    readonly sealed: SealedReceiver,
+    readonly channel: ChannelReceiver,
+  ) {}
+
+  open(frame: Uint8Array, openOptions: OpenOptions = {}): OpenResult {
+    // Byte 1 is the mode (frame.ts); the channel receiver refuses every mode but its own.
+    return frame[1] === Mode.sealed ? this.sealed.open(frame, openOptions) : this.channel.open(frame, openOptions);
+  }
+}
+
+/** What opens a durable stream's frames (the bus consumers and the ledger reader take any of these). */
+export type StreamReceiver = SealedReceiver | ChannelReceiver | SealedOrChannelReceiver;

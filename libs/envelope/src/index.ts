@@ -20,10 +20,11 @@ export type { SessionOptions, SessionInitiatorOptions, SessionResponderOptions, 
 export { Session, SessionResponder, initiateSession, DEFAULT_SESSION_MAX_AGE_MS } from './session.js';
 export type { SealedSenderOptions, SealedReceiverOptions } from './sealed.js';
 export { SealedSender, SealedReceiver, DEFAULT_EPOCH_MAX_MESSAGES, DEFAULT_EPOCH_MAX_AGE_MS } from './sealed.js';
-export type { ChannelEpochKey, ChannelSenderOptions, ChannelReceiverOptions } from './channel.js';
+export type { ChannelEpochKey, ChannelSenderOptions, ChannelReceiverOptions, StreamReceiver } from './channel.js';
 export {
   ChannelSender,
   ChannelReceiver,
+  SealedOrChannelReceiver,
   createChannelEpochKey,
   encodeChannelEpochKey,
   decodeChannelEpochKey,

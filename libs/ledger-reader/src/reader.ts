@@ -19,7 +19,7 @@ import {
   type RunningConsumer,
 } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
-import type { ChannelReceiver, Directory, LocalIdentity, SealedReceiver } from '@bulwark/envelope';
+import type { Directory, LocalIdentity, StreamReceiver } from '@bulwark/envelope';
 import { decodeLedgerBatch, newEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
 import { LedgerReaderTimeoutError, LedgerReaderUsageError, type ReaderHaltedError } from './errors.js';
@@ -35,7 +35,7 @@ export interface LedgerReaderOptions {
   readonly identity: LocalIdentity;
   readonly directory: Directory;
   /** Opens the ledger's re-published frames (SealedReceiver for `identity`, or the ledger channel's receiver). */
-  readonly receiver: SealedReceiver | ChannelReceiver;
+  readonly receiver: StreamReceiver;
   /** The ledger's Ed25519 event-signing key: the trust anchor, never taken from the data. */
   readonly ledgerPublicKey: Uint8Array;
   /** Names the reader in its halt report and logs, e.g. `svc.policy/policies`. */

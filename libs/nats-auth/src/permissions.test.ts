@@ -64,7 +64,9 @@ describe('permissionsFor (DESIGN §3a)', () => {
     const policy = permissionsFor(principal('svc.policy'), ns);
     expect(mayPublish(policy, '$JS.API.CONSUMER.CREATE.T_ab_BULWARK_LEDGER.policy-1.t.ab.bulwark.ledger.control.svc.policy')).toBe(true);
     expect(mayPublish(policy, '$JS.API.CONSUMER.CREATE.T_ab_BULWARK_LEDGER.policy-1.t.ab.bulwark.ledger.control.svc.key-manager')).toBe(false);
-    expect(mayPublish(policy, '$JS.API.CONSUMER.CREATE.T_ab_BULWARK_LEDGER.policy-1.t.ab.bulwark.ledger.batch')).toBe(false);
+    // The full batches: any service may consume them (it opens them only as a subscriber of the ledger's channel); no agent or analyst may.
+    expect(mayPublish(policy, '$JS.API.CONSUMER.CREATE.T_ab_BULWARK_LEDGER.policy-1.t.ab.bulwark.ledger.batch')).toBe(true);
+    expect(allowed((p) => mayPublish(p, '$JS.API.CONSUMER.CREATE.T_ab_BULWARK_LEDGER.x-1.t.ab.bulwark.ledger.batch')).filter((id) => !id.startsWith('svc.') && id !== 'operator')).toEqual([]);
   });
 
   it('lets each service take its own command subjects in its own queue group only', () => {

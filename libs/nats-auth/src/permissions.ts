@@ -93,7 +93,8 @@ interface DurableGrant {
 /**
  * The streams each service reads through its own durables. Every service replays its own
  * control batches (`bulwark.ledger.control.<self>`, per-instance durables); the ledger
- * consumes every event through `audit-ledger`; incident response reads the full batches.
+ * consumes every event through `audit-ledger`; every other service may read the full batches,
+ * which it can open only as a subscriber of the ledger's channel (issue 12 "Channels").
  */
 export function serviceDurables(service: ServiceName): readonly DurableGrant[] {
   const own: DurableGrant = { stream: 'ledger', durable: '*', filter: ledgerControlSubject(ServicePrincipals[service]) };
@@ -101,12 +102,11 @@ export function serviceDurables(service: ServiceName): readonly DurableGrant[] {
     case 'audit':
       return [{ stream: 'events', durable: LEDGER_DURABLE_NAME, filter: 'bulwark.evt.>' }];
     case 'incident':
-      return [own, { stream: 'ledger', durable: '*', filter: LEDGER_BATCH_SUBJECT }];
     case 'policy':
     case 'keys':
     case 'sandbox':
     case 'tools':
-      return [own];
+      return [own, { stream: 'ledger', durable: '*', filter: LEDGER_BATCH_SUBJECT }];
     default: {
       const never: never = service;
       throw new Error(`unhandled service ${String(never)}`);

@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectBus, removeDirectoryBucket, removeNamespaceStreams, uniqueNamespace, type Bus } from '@bulwark/bus';
 import { createCryptoProvider, toHex } from '@bulwark/crypto';
@@ -10,7 +12,8 @@ import { BulwarkError, InputError } from '@bulwark/errors';
 import { ensureIdentity, FileKeyStore, SoftwareKek } from '@bulwark/keystore';
 import { METRICS_PORT_ENV } from '@bulwark/telemetry';
 import { natsUrl } from '@bulwark/testkit';
-import { runService, type ServiceContext, type ServiceDefinition } from './host.js';
+import { BOOT_GRACE_MS, runService, type ServiceContext, type ServiceDefinition } from './host.js';
+import { SUPERVISOR_ENV } from './supervisor-watch.js';
 
 const provider = createCryptoProvider('node');
 const kek = randomBytes(32);
@@ -169,5 +172,21 @@ describe('runService', () => {
     const without = await run({ name: 'probe', principal: PRINCIPAL, namespace: () => namespace, start: async (c) => ({ stop: async () => void c.ledgerPublicKey() }) }, baseEnv(), Promise.resolve('SIGTERM'));
     expect(without.code).toBe(2);
     expect(without.stderr).toBe('bulwark-probe: probe: no directory entry for svc.audit-ledger and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified\n');
+  });
+
+  it('ends a service whose supervisor went away while it was starting, if its start does not finish within the grace', { timeout: 60_000 }, async () => {
+    const fixture = fileURLToPath(new URL('./host-grace.fixture.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture], { env: { ...process.env, ...baseEnv(), [SUPERVISOR_ENV]: 'stdin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    const t0 = Date.now();
+    child.stdin.end();
+    const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), BOOT_GRACE_MS + 20_000))]);
+    if (code === 'hung') child.kill('SIGKILL');
+    expect(code).toBe(1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(BOOT_GRACE_MS - 100);
+    expect(stderr).toBe(`bulwark-probe: the supervisor went away while the service was starting, and it did not start within ${BOOT_GRACE_MS / 1000} s\n`);
   });
 });

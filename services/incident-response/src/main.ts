@@ -52,6 +52,8 @@ serviceMain({
       analysts: settings.analysts,
       ...(settings.webhook === undefined ? {} : { webhook: settings.webhook }),
       streams: streamSpecs(busLimits(config).streams),
+      ...(process.env['SYMBIONT_LEDGER_CHANNEL'] ? { ledgerChannel: process.env['SYMBIONT_LEDGER_CHANNEL'] } : {}),
+      ...(process.env['BULWARK_INCIDENT_CHANNEL'] ? { socChannel: process.env['BULWARK_INCIDENT_CHANNEL'] } : {}),
       logger: log,
     });
     const reload = (): void => {

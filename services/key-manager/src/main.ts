@@ -16,6 +16,7 @@ import { ServicePrincipals } from '@bulwark/bus';
 import { InputError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, isPrincipalId, loadKek, loadRootKey } from '@bulwark/keystore';
 import { serviceMain } from '@bulwark/service-host';
+import { parseChannelsSetting } from './channels/config.js';
 import { NatsRevoker } from './nats/revoker.js';
 import { startKeyManager } from './service/service.js';
 
@@ -26,7 +27,7 @@ serviceMain({
     const adminsText = env['SYMBIONT_KEY_ADMINS'];
     const admins = adminsText === undefined ? config.policy.admins : adminsText.split(',').map((s) => s.trim()).filter((s) => s !== '');
     for (const a of admins) if (!isPrincipalId(a)) throw new InputError('E_CONFIG', `key-manager: SYMBIONT_KEY_ADMINS: ${JSON.stringify(a)} is not a principal id`, {});
-    return { admins };
+    return { admins, channels: parseChannelsSetting(env['SYMBIONT_KEY_CHANNELS']) };
   },
   openStore: async ({ config, crypto, env, rootPublicKey }) => {
     const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, env, kekFile: config.keys.kek_file }), provider: crypto });
@@ -49,6 +50,7 @@ serviceMain({
       store,
       ledgerPublicKey: ledgerKey,
       admins: settings.admins,
+      channels: settings.channels,
       validityDays: config.security.key_rotation_interval_days,
       ...(revoker === undefined ? {} : { revoker }),
       logger: log,

@@ -54,6 +54,8 @@ export class LedgerStandIn {
   #consumer: RunningConsumer | undefined;
   #queries: CommandServer | undefined;
   readonly #publisher;
+  /** Principals besides svc.key-manager that get the control batches (SYMBIONT_LEDGER_CONTROL_TO), e.g. channel subscribers. */
+  readonly #controlTo = new Map<string, ReturnType<typeof createStreamPublisher>>();
 
   constructor(
     private readonly bus: Bus,
@@ -61,6 +63,11 @@ export class LedgerStandIn {
   ) {
     const sender = new SealedSender({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory, recipientId: KM });
     this.#publisher = createStreamPublisher(bus, sender, 'ledger');
+  }
+
+  /** From now on, control batches also go to `principal`, sealed to it. */
+  alsoControlTo(principal: string): void {
+    this.#controlTo.set(principal, createStreamPublisher(this.bus, new SealedSender({ provider, self: this.world.identity(LEDGER_PRINCIPAL), directory: this.world.directory, recipientId: principal }), 'ledger'));
   }
 
   async start(directory: KvDirectory): Promise<void> {
@@ -113,6 +120,9 @@ export class LedgerStandIn {
     await this.#publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed]) });
     if (isControlEventType(sealed.eventType)) {
       await this.#publisher.publish({ subject: ledgerControlSubject(KM), msgId: `control:${KM}:${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed], { controlPreviousSeq: this.#lastControl }) });
+      for (const [to, publisher] of this.#controlTo) {
+        await publisher.publish({ subject: ledgerControlSubject(to), msgId: `control:${to}:${sealed.seq}-${sealed.seq}`, payload: encodeEventBatch([sealed], { controlPreviousSeq: this.#lastControl }) });
+      }
       this.#lastControl = sealed.seq;
     }
     return sealed;

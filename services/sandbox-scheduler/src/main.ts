@@ -85,7 +85,7 @@ serviceMain({
     log.info({ instance: service.instanceId, tiers, floor, thresholds }, 'sandbox-scheduler: running');
     return {
       // Serving no tier is a state the operator sees (`bulwark status`), not a failure: assessments and refusals still answer.
-      health: async () => ({ ...(await readinessWith(bus, () => undefined)), tiers, ...(tiers.length === 0 ? { driver: 'none' } : {}) }),
+      health: async () => ({ ...(await readinessWith(bus, () => undefined)), tiers, ...(tiers.length === 0 ? { driver: 'none', note: 'no driver: every schedule is refused' } : {}) }),
       stop: () => service.stop(),
     };
   },

@@ -5,11 +5,10 @@
 import { createHash } from 'node:crypto';
 import {
   initiateSession,
-  type ChannelReceiver,
   type ChannelSender,
   type OpenResult,
   type Rejection,
-  type SealedReceiver,
+  type StreamReceiver,
   type SealedSender,
   type SessionInitiatorOptions,
   type SessionResponder,
@@ -67,7 +66,7 @@ export function twoPhaseOpener(open: (frame: Uint8Array) => OpenResult, capacity
   };
 }
 
-export function openerOf(receiver: SealedReceiver | ChannelReceiver, capacity: number): StreamOpener {
+export function openerOf(receiver: StreamReceiver, capacity: number): StreamOpener {
   return twoPhaseOpener((frame) => receiver.open(frame), capacity);
 }
 

@@ -17,7 +17,7 @@ import { stopPreviousRun } from '../run/leftovers.js';
 import { prepareServiceKeys } from '../run/service-keys.js';
 import { freePort, parsePort, requireFreePort } from '../run/ports.js';
 import { probeServices, statusTable, type ServiceStatus } from '../run/probe.js';
-import { SERVICES, serviceEntryPoint } from '../run/services.js';
+import { SERVICES, serviceEntryPoint, startStages, type ServiceSpec } from '../run/services.js';
 import { Supervisor } from '../run/supervisor.js';
 import { init } from './init.js';
 
@@ -98,7 +98,7 @@ async function startNats(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, opti
   await requireFreePort(port, '--nats-port');
   const url = `nats://127.0.0.1:${port}`;
   const files = await runInit(io, env, home, url, false);
-  const managed = await startNatsServer(binary, { configFile: files.nats.configFile, url }, join(home.logsDir, 'nats-server.log'));
+  const managed = await startNatsServer(binary, { configFile: files.nats.configFile, url }, join(home.logsDir, 'nats-server.log'), undefined, io.env);
   try {
     const published = await runInit(io, env, home, url, true);
     return { url, managed, init: { ...published, alreadyInitialised: files.alreadyInitialised } };
@@ -117,6 +117,8 @@ function policyAdmins(env: NodeJS.ProcessEnv): string {
 /** The services that replay control events from the ledger at start, each sealed its own control batches (unless the caller names them). */
 const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, ServicePrincipals.tools];
 
+const LEDGER_CHANNEL = 'ledger.full';
+
 /** What every service `up` runs needs beyond the home: the administrators, the ledger's control recipients. */
 function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.ProcessEnv {
   return {
@@ -124,6 +126,9 @@ function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.Proc
     DATABASE_URL: databaseUrl,
     SYMBIONT_POLICY_ADMINS: policyAdmins(env),
     SYMBIONT_LEDGER_CONTROL_TO: env['SYMBIONT_LEDGER_CONTROL_TO'] || CONTROL_READERS.join(','),
+    // The ledger's full stream on a channel the key manager creates at its first start (issue 12 "Channels").
+    SYMBIONT_LEDGER_CHANNEL: env['SYMBIONT_LEDGER_CHANNEL'] || LEDGER_CHANNEL,
+    SYMBIONT_KEY_CHANNELS: env['SYMBIONT_KEY_CHANNELS'] || `${LEDGER_CHANNEL}=${ServicePrincipals.audit},${ServicePrincipals.incident}`,
   };
 }
 
@@ -131,12 +136,12 @@ function serviceEnv(base: NodeJS.ProcessEnv, metricsPort: number): NodeJS.Proces
   return { ...base, [METRICS_PORT_ENV]: String(metricsPort) };
 }
 
-async function waitReady(bus: Bus, state: RunState, supervisor: Supervisor, stop: Promise<NodeJS.Signals>, timeoutMs: number, logsDir: string): Promise<ServiceStatus[]> {
-  const deadline = Date.now() + timeoutMs;
+/** Waits until `specs` are ready (every probe until `deadline`); fails at once if a service exits or the operator stops. */
+async function waitReady(bus: Bus, state: RunState, specs: readonly ServiceSpec[], supervisor: Supervisor, stop: Promise<NodeJS.Signals>, deadline: number, timeoutMs: number, logsDir: string): Promise<ServiceStatus[]> {
   let stopped = false;
   void stop.then(() => (stopped = true));
   for (;;) {
-    const last = await Promise.race([probeServices(bus, state), supervisor.failed]);
+    const last = await Promise.race([probeServices(bus, state, specs), supervisor.failed]);
     if (last.every((s) => s.ready)) return last;
     if (stopped) throw new Interrupted();
     if (Date.now() > deadline) {
@@ -206,9 +211,14 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     });
     supervisor = running;
     writeRunState(home, state);
-    running.start();
     bus = await connectAsOperator(store, nats.url, 'bulwark-up');
-    const statuses = await waitReady(bus, state, running, signal.promise, readyTimeoutMs, home.logsDir);
+    // In stages: the services that replay the ledger at start need it answering first.
+    const deadline = Date.now() + readyTimeoutMs;
+    for (const stage of startStages(SERVICES)) {
+      running.start(stage.map((s) => s.name));
+      await waitReady(bus, state, stage, running, signal.promise, deadline, readyTimeoutMs, home.logsDir);
+    }
+    const statuses = await waitReady(bus, state, SERVICES, running, signal.promise, deadline, readyTimeoutMs, home.logsDir);
     running.markStarted();
     io.stdout(statusTable(statuses));
     io.stdout(

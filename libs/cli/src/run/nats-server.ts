@@ -10,9 +10,14 @@ export const NATS_INSTALL_HINT =
 
 /** `nats-server` from PATH, or undefined. */
 export function findNatsServer(env: NodeJS.ProcessEnv): string | undefined {
+  return findInPath(env, 'nats-server');
+}
+
+/** An executable `name` in PATH, or undefined. */
+function findInPath(env: NodeJS.ProcessEnv, name: string): string | undefined {
   for (const dir of (env['PATH'] ?? '').split(delimiter)) {
     if (dir === '') continue;
-    const candidate = join(dir, 'nats-server');
+    const candidate = join(dir, name);
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -30,13 +35,26 @@ export interface RunningNats {
 }
 
 /**
- * Starts nats-server in its own process group (Ctrl-C reaches `bulwark up` only, which stops
- * it last, after the services have drained) and waits until a client can connect and use
- * JetStream. A server that exits first fails with the last line of its log.
+ * The command that runs nats-server so that it ends with `bulwark up`, however `up` ends: on
+ * Linux, util-linux's `setpriv --pdeathsig TERM` (the kernel's PR_SET_PDEATHSIG, then exec: the
+ * same pid) when it is installed; elsewhere nats-server itself, which a SIGKILLed `up` leaves
+ * running (the services still stop themselves: @bulwark/service-host's supervisor watch).
  */
-export async function startNatsServer(binary: string, config: { configFile: string; url: string }, logFile: string, timeoutMs = 15_000): Promise<RunningNats> {
+export function natsServerCommand(env: NodeJS.ProcessEnv, binary: string, args: readonly string[]): { command: string; args: string[] } {
+  const setpriv = process.platform === 'linux' ? findInPath(env, 'setpriv') : undefined;
+  return setpriv === undefined ? { command: binary, args: [...args] } : { command: setpriv, args: ['--pdeathsig', 'TERM', '--', binary, ...args] };
+}
+
+/**
+ * Starts nats-server in its own process group (Ctrl-C reaches `bulwark up` only, which stops
+ * it last, after the services have drained), ending with `up` where the host allows
+ * (natsServerCommand), and waits until a client can connect and use JetStream. A server that
+ * exits first fails with the last line of its log.
+ */
+export async function startNatsServer(binary: string, config: { configFile: string; url: string }, logFile: string, timeoutMs = 15_000, env: NodeJS.ProcessEnv = process.env): Promise<RunningNats> {
   const fd = openSync(logFile, 'a', 0o600);
-  const child = spawn(binary, ['-c', config.configFile], { stdio: ['ignore', fd, fd], detached: true });
+  const run = natsServerCommand(env, binary, ['-c', config.configFile]);
+  const child = spawn(run.command, run.args, { stdio: ['ignore', fd, fd], detached: true });
   closeSync(fd);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exit = new Promise<void>((resolve) =>

@@ -51,11 +51,17 @@ export async function probeServices(bus: Bus, state: RunState | undefined, specs
   );
 }
 
+/** What a ready service's health report adds for the operator (`note`, e.g. the sandbox scheduler's "no driver"). */
+function noteOf(s: ServiceStatus): string {
+  const note = s.health?.['note'];
+  return typeof note === 'string' && note !== '' ? ` (${note})` : '';
+}
+
 /** The status table: service, instances, ready, subjects (and the metrics endpoint). */
 export function statusTable(services: readonly ServiceStatus[]): string {
   const rows = [
     ['service', 'instances', 'ready', 'subjects', 'metrics'],
-    ...services.map((s) => [s.name, String(s.instances), s.ready ? 'yes' : `no: ${s.reason}`, String(s.subjects.length), s.metrics ?? '-']),
+    ...services.map((s) => [s.name, String(s.instances), s.ready ? `yes${noteOf(s)}` : `no: ${s.reason}`, String(s.subjects.length), s.metrics ?? '-']),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';

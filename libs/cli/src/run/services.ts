@@ -20,16 +20,39 @@ export interface ServiceSpec {
   readonly package: string;
   /** Whether it opens the database (with PGlite: its own directory under `<home>/db`). */
   readonly database: boolean;
+  /** The services that must be ready before it starts (those that replay the ledger at start ask the ledger for what the stream lacks). */
+  readonly startsAfter: readonly string[];
 }
 
 export const SERVICES: readonly ServiceSpec[] = [
-  { name: 'audit-ledger', bus: 'audit', principal: ServicePrincipals.audit, package: '@bulwark/audit-ledger', database: true },
-  { name: 'policy', bus: 'policy', principal: ServicePrincipals.policy, package: '@bulwark/policy', database: false },
-  { name: 'key-manager', bus: 'keys', principal: ServicePrincipals.keys, package: '@bulwark/key-manager', database: false },
-  { name: 'schemapin', bus: 'tools', principal: ServicePrincipals.tools, package: '@bulwark/schemapin-service', database: false },
-  { name: 'sandbox-scheduler', bus: 'sandbox', principal: ServicePrincipals.sandbox, package: '@bulwark/sandbox-scheduler', database: false },
-  { name: 'incident-response', bus: 'incident', principal: ServicePrincipals.incident, package: '@bulwark/incident-response', database: false },
+  { name: 'audit-ledger', bus: 'audit', principal: ServicePrincipals.audit, package: '@bulwark/audit-ledger', database: true, startsAfter: [] },
+  { name: 'policy', bus: 'policy', principal: ServicePrincipals.policy, package: '@bulwark/policy', database: false, startsAfter: ['audit-ledger'] },
+  { name: 'key-manager', bus: 'keys', principal: ServicePrincipals.keys, package: '@bulwark/key-manager', database: false, startsAfter: ['audit-ledger'] },
+  { name: 'schemapin', bus: 'tools', principal: ServicePrincipals.tools, package: '@bulwark/schemapin-service', database: false, startsAfter: ['audit-ledger'] },
+  { name: 'sandbox-scheduler', bus: 'sandbox', principal: ServicePrincipals.sandbox, package: '@bulwark/sandbox-scheduler', database: false, startsAfter: [] },
+  { name: 'incident-response', bus: 'incident', principal: ServicePrincipals.incident, package: '@bulwark/incident-response', database: false, startsAfter: ['audit-ledger'] },
 ];
+
+/**
+ * The services in start stages: each stage's services need only those of earlier stages
+ * (`startsAfter`). A name that is not in the list, or a cycle, is a programming error.
+ */
+export function startStages(specs: readonly ServiceSpec[]): ServiceSpec[][] {
+  const names = new Set(specs.map((s) => s.name));
+  for (const s of specs) {
+    const unknown = s.startsAfter.find((n) => !names.has(n));
+    if (unknown !== undefined) throw new BulwarkError('E_SERVICE_ORDER', `service ${s.name} starts after ${unknown}, which is not a service`, { service: s.name });
+  }
+  const done = new Set<string>();
+  const stages: ServiceSpec[][] = [];
+  while (done.size < specs.length) {
+    const stage = specs.filter((s) => !done.has(s.name) && s.startsAfter.every((n) => done.has(n)));
+    if (stage.length === 0) throw new BulwarkError('E_SERVICE_ORDER', `the services' start order has a cycle among ${specs.filter((s) => !done.has(s.name)).map((s) => s.name).join(', ')}`);
+    for (const s of stage) done.add(s.name);
+    stages.push(stage);
+  }
+  return stages;
+}
 
 const require = createRequire(import.meta.url);
 

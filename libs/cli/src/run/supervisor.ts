@@ -76,8 +76,11 @@ export class Supervisor {
     process.once('exit', () => this.#killAll('SIGKILL'));
   }
 
-  start(): void {
-    for (const slot of this.#slots) this.#spawn(slot);
+  /** Starts the named services (default: every one not started yet). */
+  start(names?: readonly string[]): void {
+    for (const slot of this.#slots) {
+      if (slot.child === undefined && (names === undefined || names.includes(slot.service.spec.name))) this.#spawn(slot);
+    }
   }
 
   /** From now on a crash means restart, not failure. */

@@ -49,6 +49,28 @@ describe('Republisher', () => {
     expect(all.every((e) => isLedgerEvent(e) && e.producer.length > 0)).toBe(true);
   });
 
+  it('ends a chunk at every channel epoch announcement, and reports each chunk once it is on the stream', async () => {
+    fixture = await openTestLedger('republish_epochs');
+    // makeEvents cycles through every event type: keys.channel_epoch among them, mid-chunk.
+    await fixture.ledger.append(produced(makeEvents(240)));
+    const sent: { subject: string; msgId: string; payload: Uint8Array }[] = [];
+    const reported: number[][] = [];
+    const republisher = new Republisher({
+      db: fixture.db,
+      ledger: fixture.ledger,
+      publisher: { publish: async (m) => void sent.push(m) },
+      endsChunk: (e) => e.eventType === 'keys.channel_epoch',
+      published: (events) => void reported.push(events.map((e) => e.seq)),
+    });
+    await republisher.catchUp();
+    const chunks = sent.map((m) => decodeLedgerBatch(m.payload).events);
+    const announcements = chunks.flat().filter((e) => e.eventType === 'keys.channel_epoch');
+    expect(announcements.length).toBeGreaterThan(1);
+    // Every announcement is the last event of its chunk: whatever follows it is in the next chunk (sealed under the new epoch).
+    for (const chunk of chunks) expect(chunk.slice(0, -1).some((e) => e.eventType === 'keys.channel_epoch')).toBe(false);
+    expect(reported).toEqual(chunks.map((c) => c.map((e) => e.seq)));
+  });
+
   it('links each control batch to the control event before it (control_previous_seq), and full batches not at all', async () => {
     fixture = await openTestLedger('republish_ctl');
     // Small appends, so that a chunk holds few events: several control batches, some chunks with none.

@@ -47,6 +47,13 @@ export interface RepublisherOptions {
   /** One per principal that replays control events (SYMBIONT_LEDGER_CONTROL_TO), sealing to it. */
   readonly controlPublishers?: readonly { readonly recipient: string; readonly publisher: LedgerPublisher }[];
   readonly onError?: (error: unknown) => void;
+  /**
+   * A chunk ends after an event for which this is true (a channel epoch announcement: the
+   * chunks after it are sealed under the new epoch, full-stream.ts); `published` is told of
+   * every chunk once it is on the stream.
+   */
+  readonly endsChunk?: (event: WireEvent) => boolean;
+  readonly published?: (events: readonly WireEvent[]) => void;
   /** Wait after a failed round before the next (default 1000 ms). */
   readonly retryMs?: number;
 }
@@ -135,6 +142,7 @@ export class Republisher {
       while (take < rows.length && (take === 0 || bytes + rows[take]!.detailsJcs.length + 200 <= MAX_CHUNK_BYTES)) {
         bytes += rows[take]!.detailsJcs.length + 200;
         take += 1;
+        if (this.#options.endsChunk?.(rows[take - 1]!) === true) break;
       }
       next = await this.#publishChunk(rows.slice(0, take), false);
     }
@@ -204,6 +212,7 @@ export class Republisher {
       }
     }
     await sql`update publish_state set published = ${last + 1}::int8, pending_end = null where published = ${first}::int8`.execute(db);
+    this.#options.published?.(rows);
     this.#published = last + 1;
     this.#forget(last + 1);
     return last + 1;

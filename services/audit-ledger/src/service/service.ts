@@ -44,6 +44,7 @@ import { signerKey } from '../note/keys.js';
 import { Batcher } from './batcher.js';
 import { Checkpointer } from './checkpointer.js';
 import { decodePayload } from './decode.js';
+import { FullStreamSealer } from './full-stream.js';
 import { commandHandlers } from './handlers.js';
 import { encodeReply } from './protocol.js';
 import { republishCommand } from './recovery.js';
@@ -119,11 +120,13 @@ export class LedgerService {
       secret: identity.ed25519.secretKey,
       ...(options.violationBudget === undefined ? {} : { budget: options.violationBudget }),
     });
-    const toLedger = createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: settings.republishTo }), 'ledger');
+    const toLedger = new FullStreamSealer({ bus, db, provider: crypto, identity, directory, republishTo: settings.republishTo, ...(settings.channel === undefined ? {} : { channel: settings.channel }) });
     this.#republisher = new Republisher({
       db,
       ledger: this.ledger,
       publisher: toLedger,
+      endsChunk: FullStreamSealer.endsChunk,
+      published: (events) => toLedger.applied(events),
       controlPublishers: settings.controlTo.map((recipient) => ({
         recipient,
         publisher: createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: recipient }), 'ledger'),

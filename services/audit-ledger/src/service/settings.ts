@@ -30,8 +30,13 @@ export interface LedgerSettings {
   readonly maxAckPending: number;
   /** Oldest frame accepted from the stream: its max age, so a backlog after downtime is drained, not dropped. */
   readonly staleAfterMs: number;
-  /** The principal the full BULWARK_LEDGER batches are sealed to. */
+  /** The principal the full BULWARK_LEDGER batches are sealed to (before the channel's first epoch, or without a channel). */
   readonly republishTo: string;
+  /**
+   * The channel the full batches move to once the key manager announced its first epoch
+   * (`bulwark.keys.channel`; the ledger must be one of its subscribers). Unset: sealed mode only.
+   */
+  readonly channel?: string;
   /**
    * The principals that replay control-plane events at start (policy, later key manager and
    * SchemaPin): each gets the control batches sealed to it, on its own subject.
@@ -59,6 +64,7 @@ export const SETTINGS_ENV = {
   republishTo: 'SYMBIONT_LEDGER_REPUBLISH_TO',
   controlTo: 'SYMBIONT_LEDGER_CONTROL_TO',
   admins: 'SYMBIONT_LEDGER_ADMINS',
+  channel: 'SYMBIONT_LEDGER_CHANNEL',
 } as const satisfies Record<Exclude<keyof LedgerSettings, 'streams'>, string>;
 
 export const DEFAULT_SETTINGS: LedgerSettings = {
@@ -113,6 +119,7 @@ function principals(env: Readonly<Record<string, string | undefined>>, key: keyo
 export function loadLedgerSettings(env: Readonly<Record<string, string | undefined>> = process.env): LedgerSettings {
   const d = DEFAULT_SETTINGS;
   const ns = text(env, 'namespace', /^[a-z0-9]{1,32}$/, 'a namespace id (1-32 lowercase letters and digits)');
+  const channel = text(env, 'channel', /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'a channel id (1-128 of A-Z a-z 0-9 . _ : @ -)');
   const settings: LedgerSettings = {
     origin: text(env, 'origin', /^[\x21-\x7e]{1,200}$/, 'a log origin (printable ASCII, no spaces, e.g. example.com/audit)') ?? d.origin,
     schema: text(env, 'schema', /^[a-z_][a-z0-9_]{0,62}$/, 'a schema name') ?? d.schema,
@@ -129,6 +136,7 @@ export function loadLedgerSettings(env: Readonly<Record<string, string | undefin
     republishTo: text(env, 'republishTo', PRINCIPAL, 'a principal id') ?? d.republishTo,
     controlTo: principals(env, 'controlTo') ?? d.controlTo,
     admins: principals(env, 'admins') ?? principals({ [SETTINGS_ENV.admins]: env['SYMBIONT_POLICY_ADMINS'] }, 'admins') ?? d.admins,
+    ...(channel === undefined ? {} : { channel }),
   };
   if (settings.maxAckPending < settings.inFlight) {
     throw new InputError('E_CONFIG', `${SETTINGS_ENV.maxAckPending}=${settings.maxAckPending} is below ${SETTINGS_ENV.inFlight}=${settings.inFlight}: the server would never hand over that many messages at once`, {});

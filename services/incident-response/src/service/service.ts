@@ -12,7 +12,9 @@ import {
 } from '@bulwark/bus';
 import { createBulwarkClient } from '@bulwark/client';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import { principalKeyring } from '@bulwark/channel';
+import { ChannelReceiver, isValidId, SealedOrChannelReceiver, SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import { InputError } from '@bulwark/errors';
 import { encodeEvent } from '@bulwark/events';
 import { startLedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
 import type { Logger } from '@bulwark/telemetry';
@@ -36,6 +38,10 @@ export interface IncidentServiceOptions {
   /** Enrolled analysts (principal ids): who receives the SOC stream and may call the incident commands. */
   readonly analysts: readonly string[];
   readonly webhook?: WebhookOptions;
+  /** BULWARK_LEDGER's channel (the ledger's SYMBIONT_LEDGER_CHANNEL): its full batches are read as a subscriber once its first epoch is announced. */
+  readonly ledgerChannel?: string;
+  /** The SOC stream's channel: findings go out once, under its current epoch, once the key manager announced it. */
+  readonly socChannel?: string;
   readonly streams?: readonly StreamSpec[];
   readonly bootTimeoutMs?: number;
   readonly maxAttempts?: number;
@@ -60,6 +66,9 @@ const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
  */
 export async function startIncidentService(options: IncidentServiceOptions): Promise<IncidentService> {
   const { bus, provider, identity, directory, logger } = options;
+  for (const [name, id] of [['ledgerChannel', options.ledgerChannel], ['socChannel', options.socChannel]] as const) {
+    if (id !== undefined && !isValidId(id)) throw new InputError('E_CONFIG', `incident-response: ${name} '${id.slice(0, 80)}' is not a channel id (1-128 of A-Z a-z 0-9 . _ : @ -)`, { name });
+  }
   await ensureStreams(bus, options.streams);
   const events = createEventPublisher(bus, new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));
   const rejections = createRejectionReporter(events, { reporter: identity.id });
@@ -68,7 +77,11 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
   const client = createBulwarkClient({ bus, sessions, rejections, adminTimeoutMs: 10_000 });
   const analysts = () => options.analysts.filter((a) => directory.lookup(a) !== undefined);
   const state = new IncidentState(options.rules);
-  const soc = new SocPublisher({ bus, provider, identity, directory, analysts });
+  // Epoch keys from the ledger this service reads in full (the announcements are ledger events).
+  const ledgerChannel = options.ledgerChannel === undefined ? undefined : new ChannelReceiver({ provider, directory, channelId: options.ledgerChannel, keepHistory: true, staleAfterMs: TEN_YEARS_MS });
+  const channels = [options.ledgerChannel, options.socChannel].filter((c): c is string => c !== undefined);
+  const keyring = channels.length === 0 ? undefined : principalKeyring({ provider, identity, directory, channels, onEpoch: (key) => (key.channelId === options.ledgerChannel ? ledgerChannel?.install(key) : undefined) });
+  const soc = new SocPublisher({ bus, provider, identity, directory, analysts, ...(options.socChannel === undefined ? {} : { channel: { id: options.socChannel, keyring: keyring! } }) });
   const workflow = new Workflow({
     state,
     events,
@@ -81,19 +94,23 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
     ...(options.onAction === undefined ? {} : { onAction: options.onAction }),
   });
   let halted: ReaderHaltedError | undefined;
+  const sealedToSelf = new SealedReceiver({ provider, self: identity, directory, staleAfterMs: TEN_YEARS_MS });
   const reader = await startLedgerReader({
     bus,
     provider,
     identity,
     directory,
-    receiver: new SealedReceiver({ provider, self: identity, directory, staleAfterMs: TEN_YEARS_MS }),
+    receiver: ledgerChannel === undefined ? sealedToSelf : new SealedOrChannelReceiver(sealedToSelf, ledgerChannel),
     ledgerPublicKey: options.ledgerPublicKey,
     reader: `${identity.id}/incidents`,
     mode: 'full',
     durablePrefix: 'incidents',
     rejections,
     ...(logger === undefined ? {} : { logger }),
-    onEvent: (event) => workflow.onChanges(state.apply(event)),
+    onEvent: (event) => {
+      keyring?.apply(event);
+      workflow.onChanges(state.apply(event));
+    },
     onHalt: (h) => {
       // Fail secure: nothing after the bad event is believed; what was detected before stays.
       halted = h;

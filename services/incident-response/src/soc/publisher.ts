@@ -1,15 +1,25 @@
 /**
  * Publishes incidents on the SOC stream (DESIGN §7): the OCSF Detection Finding as the body of
- * a binary-mode CloudEvent. No channel key source exists yet (the key manager's
- * `bulwark.keys.channel` is not built), so each finding is **sealed to each enrolled analyst**
- * (SealedSender, one copy per analyst) on `bulwark.incident.<severity>.<category>.<recipient>`;
+ * a binary-mode CloudEvent.
+ *
+ * On a channel (issue 12 "Channels": `channel` set, and the key manager announced its first
+ * epoch): one copy, sealed under the channel's current epoch key, on
+ * `bulwark.incident.<severity>.<category>.<channel token>`; every analyst the epoch was wrapped
+ * to opens it, an analyst revoked (a later epoch without it) opens nothing sealed after its
+ * revocation. A service that holds no key for the channel's current epoch publishes nothing
+ * (the workflow retries) rather than an older key or sealed copies.
+ *
+ * Without a channel (or before its first epoch) each finding is **sealed to each enrolled
+ * analyst** (SealedSender, one copy per analyst) on `bulwark.incident.<severity>.<category>.<recipient>`;
  * an analyst's consumer filters its own recipient token, and anyone else holds frames it cannot
- * open. `ce-id` = `Nats-Msg-Id` = `<incident id>.<revision>.<recipient>`: the same finding
- * re-published after a restart is deduplicated by JetStream.
+ * open. `ce-id` = `Nats-Msg-Id` = `<incident id>.<revision>.<recipient or channel>`: the same
+ * finding re-published after a restart is deduplicated by JetStream.
  */
 import { createStreamPublisher, incidentSubject, type Bus, type PublishAck, type StreamPublisher } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import type { ChannelKeyring } from '@bulwark/channel';
+import { ChannelSender, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import { BulwarkError } from '@bulwark/errors';
 import type { SecurityEvent } from '../incidents/security-event.js';
 import { SEVERITIES, type Severity } from '../rules/load.js';
 import { CE_SOURCE, CE_TYPE_PREFIX, cloudEventHeaders } from './cloudevents.js';
@@ -36,11 +46,14 @@ export interface SocPublisherOptions {
   readonly directory: Directory;
   /** Enrolled analysts: principal ids with a directory entry. */
   readonly analysts: () => readonly string[];
+  /** The SOC channel and this service's epoch keys for it (from the ledger). */
+  readonly channel?: { readonly id: string; readonly keyring: ChannelKeyring };
 }
 
 export class SocPublisher {
   readonly #o: SocPublisherOptions;
   readonly #publishers = new Map<string, StreamPublisher>();
+  #channel: { sender: ChannelSender; publisher: StreamPublisher } | undefined;
 
   constructor(options: SocPublisherOptions) {
     this.#o = options;
@@ -56,18 +69,36 @@ export class SocPublisher {
     return p;
   }
 
-  /** One copy per enrolled analyst; throws if any copy was not stored (the caller retries: copies already stored dedupe). */
+  /** The channel's publisher under its current epoch, undefined before the first epoch; throws when this service holds no key for it. */
+  #onChannel(): StreamPublisher | undefined {
+    const channel = this.#o.channel;
+    const last = channel?.keyring.lastAnnouncement(channel.id);
+    if (channel === undefined || last === undefined) return undefined;
+    const key = channel.keyring.current(channel.id);
+    if (key === undefined) throw new BulwarkError('E_SOC_CHANNEL', `SOC channel ${channel.id}: ${this.#o.identity.id} holds no key for epoch ${last.epoch}; the finding is not published`, { channel: channel.id, epoch: last.epoch });
+    if (this.#channel === undefined) {
+      const sender = new ChannelSender({ provider: this.#o.provider, senderId: this.#o.identity.id, epochKey: key });
+      this.#channel = { sender, publisher: createStreamPublisher(this.#o.bus, sender, 'incidents') };
+    } else if (this.#channel.sender.epoch !== key.epoch) {
+      this.#channel.sender.rotate(key);
+    }
+    return this.#channel.publisher;
+  }
+
+  /** One copy on the channel, or one per enrolled analyst; throws if any copy was not stored (the caller retries: copies already stored dedupe). */
   async publish(incident: SecurityEvent, activity: FindingActivity, revision: number, actions: readonly { action: string; outcome: string }[] = []): Promise<PublishAck[]> {
     const now = Date.now();
     const finding = detectionFinding(incident, activity, now, actions);
     const body = new TextEncoder().encode(JSON.stringify(finding));
     const subject = incidentSubject(incident.severity, incident.category);
     const acks: PublishAck[] = [];
-    for (const analyst of this.#o.analysts()) {
-      const token = recipientToken(analyst);
+    const channel = this.#onChannel();
+    const copies = channel === undefined ? this.#o.analysts().map((analyst) => ({ to: analyst, publisher: () => this.#publisherFor(analyst) })) : [{ to: this.#o.channel!.id, publisher: () => channel }];
+    for (const { to, publisher } of copies) {
+      const token = recipientToken(to);
       const id = `${incident.id}.${revision}.${token}`.replace(/%/g, '_');
       const headers = cloudEventHeaders({ id, type: `${CE_TYPE_PREFIX}.${activity}`, source: CE_SOURCE, time: new Date(now).toISOString(), subject: incident.id });
-      acks.push(await this.#publisherFor(analyst).publish({ subject: `${subject}.${token}`, msgId: id, payload: body, headers }));
+      acks.push(await publisher().publish({ subject: `${subject}.${token}`, msgId: id, payload: body, headers }));
     }
     return acks;
   }

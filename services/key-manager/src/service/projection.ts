@@ -27,6 +27,8 @@ export interface KeyProjectionOptions {
   readonly syncIntervalMs?: number;
   /** Called after each applied fact (the side effects: directory entry, NATS revocations). */
   readonly onApplied: (fact: KeyFact, event: LedgerEvent) => void;
+  /** Channel epoch announcements (`keys.channel_epoch`), in ledger order (channels/desk.ts). */
+  readonly onChannelEpoch?: (event: LedgerEvent) => void;
 }
 
 export class KeyProjection {
@@ -66,6 +68,7 @@ export class KeyProjection {
   }
 
   #apply(event: LedgerEvent, options: KeyProjectionOptions): void {
+    if (event.eventType === 'keys.channel_epoch') return options.onChannelEpoch?.(event);
     // Policy and tool-pin events share the control subject: verified by the reader, not ours.
     if (!isKeyFactType(event.eventType)) return;
     const fact = parseFact(event.eventType, event.agentId, event.details);

@@ -14,6 +14,7 @@ import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory } fr
 import { generateKey as generateRawKey, type KeyStore } from '@bulwark/keystore';
 import { encodeNkeySeed, nkeyPair } from '@bulwark/nats-auth';
 import type { Logger } from '@bulwark/telemetry';
+import { ChannelDesk } from '../channels/desk.js';
 import type { NatsRevoker } from '../nats/revoker.js';
 import { Certifier } from './certifier.js';
 import { createHandlers } from './handlers.js';
@@ -47,6 +48,10 @@ export interface KeyManagerOptions {
   /** How long after an enrolment its bootstrap NATS user is revoked (default 2000 ms: the reply goes first). */
   readonly bootstrapGraceMs?: number;
   readonly applyWaitMs?: number;
+  /** A new epoch of every channel after this long (default 24 h; 0: never on an interval). */
+  readonly channelRotationIntervalMs?: number;
+  /** Channels created at start if the ledger has none of them yet (SYMBIONT_KEY_CHANNELS). */
+  readonly channels?: readonly { readonly channel: string; readonly subscribers: readonly string[] }[];
   readonly bootTimeoutMs?: number;
   readonly syncIntervalMs?: number;
   readonly logger?: Logger;
@@ -56,6 +61,8 @@ export interface KeyManagerOptions {
 export interface KeyManager {
   readonly instanceId: string;
   readonly projection: KeyProjection;
+  /** The channels and their epochs (bulwark.keys.channel). */
+  readonly channels: ChannelDesk;
   /** Settles once the side effects queued so far (directory entries, revocations) are done. */
   settled(): Promise<void>;
   stop(): Promise<void>;
@@ -115,6 +122,20 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     });
   };
 
+  const channels = new ChannelDesk({
+    provider,
+    identity,
+    directory,
+    keys: () => projection.book,
+    events,
+    admins: options.admins,
+    applyWaitMs: options.applyWaitMs ?? 5000,
+    now,
+    halted: () => projection.halted,
+    ...(options.channelRotationIntervalMs === undefined ? {} : { rotationIntervalMs: options.channelRotationIntervalMs }),
+    ...(options.channels === undefined ? {} : { ensure: options.channels }),
+    ...(logger === undefined ? {} : { logger }),
+  });
   const projection: KeyProjection = await KeyProjection.start({
     bus,
     provider,
@@ -126,8 +147,10 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     events,
     ...(logger === undefined ? {} : { logger }),
     ...(options.syncIntervalMs === undefined ? {} : { syncIntervalMs: options.syncIntervalMs }),
+    onChannelEpoch: (event) => void channels.apply(event),
     onApplied: (fact) => {
       if (!live) return;
+      channels.onKeyFact(fact);
       if (fact.type === 'keys.revoked' || fact.type === 'keys.rotated' || fact.type === 'keys.min_version_raised') pushRevocations(false);
       // The bootstrap user that carried the enrolment is cut off a moment later, so that the
       // reply to keys.enroll reaches it first (it also expires with its token in any case).
@@ -146,6 +169,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     throw e;
   }
   live = true;
+  channels.startRotation();
   for (const key of projection.book.principals()) void publishEntry(key.id);
   pushRevocations(true);
   logger?.info({ principals: projection.book.principals().length, revoked: projection.book.revoked().length }, 'key manager: state rebuilt from the ledger');
@@ -182,7 +206,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
       version: '0.1.0',
       rejections,
       sessions: { provider, self: identity, directory },
-      handlers: createHandlers({
+      handlers: Object.assign(channels.handlers(), createHandlers({
         provider,
         self: { id: identity.id, ed25519SecretKey: identity.ed25519.secretKey, ed25519PublicKey: identity.ed25519.publicKey, version: identity.version },
         projection,
@@ -194,10 +218,11 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         now,
         bootstrap,
         published: publishAndSee,
-      }),
+      })),
     });
   } catch (e) {
     clearInterval(repush);
+    await channels.stop();
     await projection.stop();
     certifier.close();
     throw e;
@@ -207,6 +232,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   return {
     instanceId: server.instanceId,
     projection,
+    channels,
     settled: async () => {
       for (;;) {
         const current = effects;
@@ -217,6 +243,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     stop() {
       stopping ??= (async () => {
         clearInterval(repush);
+        await channels.stop();
         await server.stop();
         await projection.stop();
         await effects;

@@ -1,0 +1,105 @@
+// `bulwark up` killed with SIGKILL (no handler runs, nothing is stopped in order): every
+// process it started must still be gone within 10 s. The services watch the stdin pipe only
+// `up` held (@bulwark/service-host's supervisor watch) and stop themselves when it closes;
+// nats-server gets the kernel's parent-death signal (setpriv --pdeathsig). The sandbox
+// runtimes are made to fail here (`runc` and `runsc` earlier in PATH that exit 127): the
+// scheduler must run anyway, serving no tier, and say so in its /health.
+// Its own nats-server and PGlite, as start.test.ts: never the machine's shared servers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
+const scratch = mkdtempSync(join(tmpdir(), 'bulwark-start-kill-'));
+const home = join(scratch, 'home');
+const fakeBin = join(scratch, 'bin');
+
+/** `runc` and `runsc` that are not there: what a host without the sandbox runtimes answers. */
+function withoutSandboxRuntimes(): string {
+  mkdirSync(fakeBin, { recursive: true });
+  for (const name of ['runc', 'runsc']) {
+    writeFileSync(join(fakeBin, name), `#!/bin/sh\necho "${name}: not installed" >&2\nexit 127\n`);
+    chmodSync(join(fakeBin, name), 0o755);
+  }
+  return `${fakeBin}:${process.env['PATH'] ?? ''}`;
+}
+
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['NATS_URL', 'DATABASE_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY', 'OTEL_EXPORTER_OTLP_ENDPOINT']) delete env[name];
+  return { ...env, PATH: withoutSandboxRuntimes() };
+}
+
+interface UpState {
+  pid: number;
+  nats: { url: string; pid?: number };
+  services: { name: string; pid?: number; metricsPort: number }[];
+}
+
+const readState = (): UpState => JSON.parse(readFileSync(join(home, 'run', 'up.json'), 'utf8')) as UpState;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let up: ChildProcess | undefined;
+let started: number[] = [];
+
+afterAll(() => {
+  // Whatever the test left (a failure must not leave a system running on this machine).
+  for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  if (up?.exitCode === null && up.signalCode === null) up.kill('SIGKILL');
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('bulwark up, SIGKILLed', () => {
+  it('leaves no process behind: each service stops itself, nats-server ends with it', { timeout: 240_000 }, async () => {
+    up = spawn(process.execPath, [CLI, 'up', '--dir', home, '--ready-timeout', '150'], { cwd: ROOT, env: cleanEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    up.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+    up.stderr!.on('data', (b: Buffer) => (output += b.toString()));
+    const exited = new Promise<void>((resolve) => up!.once('exit', () => resolve()));
+    const deadline = Date.now() + 180_000;
+    while (!output.includes('Bulwark is up') && up.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(output, output).toContain('Bulwark is up');
+
+    const state = readState();
+    expect(state.pid).toBe(up.pid);
+    expect(state.services.map((s) => s.name)).toEqual(['audit-ledger', 'policy', 'key-manager', 'schemapin', 'sandbox-scheduler', 'incident-response']);
+    const services = state.services.map((s) => s.pid!);
+    started = [...services, state.nats.pid!];
+    expect(started.every((pid) => typeof pid === 'number' && alive(pid))).toBe(true);
+
+    // No sandbox runtime: the scheduler runs, ready, serving no tier, and its health says so.
+    const sandbox = state.services.find((s) => s.name === 'sandbox-scheduler')!;
+    const health = (await (await fetch(`http://127.0.0.1:${sandbox.metricsPort}/health`)).json()) as { ready: boolean; tiers: number[]; driver?: string };
+    expect(health).toMatchObject({ ready: true, tiers: [], driver: 'none' });
+    expect(output).toMatch(/sandbox-scheduler\s+1\s+yes \(no driver: every schedule is refused\)/);
+    expect(readFileSync(join(home, 'logs', 'sandbox-scheduler.log'), 'utf8')).toContain('no driver: every schedule is refused');
+
+    const t0 = Date.now();
+    process.kill(up.pid!, 'SIGKILL');
+    await exited;
+    while (started.some(alive) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    const left = state.services.filter((s) => alive(s.pid!)).map((s) => `${s.name} (${s.pid})`);
+    if (alive(state.nats.pid!)) left.push(`nats-server (${state.nats.pid})`);
+    expect(left, `still running 10 s after bulwark up was SIGKILLed: ${left.join(', ')}`).toEqual([]);
+    console.log(`bulwark up SIGKILLed: every process it started gone ${((Date.now() - t0) / 1000).toFixed(1)} s later`);
+
+    // They stopped themselves cleanly (a log line each), not by a signal from anyone.
+    for (const s of state.services) {
+      const log = readFileSync(join(home, 'logs', `${s.name}.log`), 'utf8');
+      expect(log, s.name).toContain('"signal":"supervisor-gone"');
+      expect(log, s.name).toContain(`${s.name}: stopped`);
+    }
+  });
+});
