@@ -17,7 +17,8 @@ import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber } from '../store/rows.js';
 import { verifyLedger } from '../verify.js';
 import { parseBody, requestError } from './protocol.js';
-import type { Republisher } from './republisher.js';
+import type { WireEvent } from './batch-wire.js';
+import type { LedgerPublisher, Republisher } from './republisher.js';
 
 export class LedgerRecoveryError extends BulwarkError {}
 
@@ -44,6 +45,8 @@ export interface RecoveryContext {
   readonly ledger: AuditLedger;
   readonly crypto: CryptoProvider;
   readonly republisher: Republisher;
+  /** A fresh publisher of the full batches for a re-publication from seq 0. */
+  readonly fullStream?: () => { readonly publisher: LedgerPublisher; readonly published?: (events: readonly WireEvent[]) => void };
   /** Who may ask (SYMBIONT_LEDGER_ADMINS). */
   readonly admins: readonly string[];
 }
@@ -96,7 +99,7 @@ async function republish(ctx: RecoveryContext): Promise<RepublishReply> {
       problem: report.problem,
     });
   }
-  const republished = await ctx.republisher.republishAll();
+  const republished = await ctx.republisher.republishAll(ctx.fullStream?.());
   const streamAfter = (await streamState(ctx.bus, 'ledger')) ?? null;
   if (streamAfter === null || streamAfter.messages === 0) {
     // JetStream keeps a purged stream's duplicate window (2 minutes): the same message ids were dropped.

@@ -71,8 +71,12 @@ export class Republisher {
   /** Committed events not yet published, by seq. */
   readonly #remembered = new Map<number, WireEvent>();
 
+  /** The full batches' publisher and its callback (replaced by a re-publication from seq 0). */
+  #full: { readonly publisher: LedgerPublisher; readonly published?: (events: readonly WireEvent[]) => void };
+
   constructor(options: RepublisherOptions) {
     this.#options = options;
+    this.#full = { publisher: options.publisher, ...(options.published === undefined ? {} : { published: options.published }) };
   }
 
   /** Events [0, published) are known to be on BULWARK_LEDGER. */
@@ -156,7 +160,9 @@ export class Republisher {
    * crash midway resumes like any other publication. A round of the loop racing it loses its
    * claim and retries; this retries the same way.
    */
-  async republishAll(): Promise<number> {
+  async republishAll(fresh?: { readonly publisher: LedgerPublisher; readonly published?: (events: readonly WireEvent[]) => void }): Promise<number> {
+    // A full-stream publisher whose state only moves forward (the channel's epochs) starts over with the stream.
+    if (fresh !== undefined) this.#full = fresh;
     await sql`update publish_state set published = 0, pending_end = null`.execute(this.#options.db);
     this.#published = 0;
     for (let attempt = 1; ; attempt++) {
@@ -195,7 +201,8 @@ export class Republisher {
 
   /** Write-ahead the chunk's end, publish, then move the mark; returns the new mark. */
   async #publishChunk(rows: readonly WireEvent[], pending: boolean): Promise<number> {
-    const { db, publisher } = this.#options;
+    const { db } = this.#options;
+    const { publisher, published } = this.#full;
     const first = rows[0]!.seq;
     const last = rows[rows.length - 1]!.seq;
     if (!pending) {
@@ -212,7 +219,7 @@ export class Republisher {
       }
     }
     await sql`update publish_state set published = ${last + 1}::int8, pending_end = null where published = ${first}::int8`.execute(db);
-    this.#options.published?.(rows);
+    published?.(rows);
     this.#published = last + 1;
     this.#forget(last + 1);
     return last + 1;

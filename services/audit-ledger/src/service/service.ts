@@ -97,6 +97,8 @@ export class LedgerService {
   readonly #o: LedgerServiceOptions;
   readonly #batcher: Batcher;
   readonly #republisher: Republisher;
+  /** A new sealer of the full batches (a re-publication from seq 0 replays the channel's epochs from the start). */
+  readonly #fullStream: () => FullStreamSealer;
   readonly #checkpointer: Checkpointer;
   #consumer: RunningConsumer | undefined;
   #server: CommandServer | undefined;
@@ -120,7 +122,10 @@ export class LedgerService {
       secret: identity.ed25519.secretKey,
       ...(options.violationBudget === undefined ? {} : { budget: options.violationBudget }),
     });
-    const toLedger = new FullStreamSealer({ bus, db, provider: crypto, identity, directory, republishTo: settings.republishTo, ...(settings.channel === undefined ? {} : { channel: settings.channel }) });
+    const fullStream = (): FullStreamSealer =>
+      new FullStreamSealer({ bus, db, provider: crypto, identity, directory, republishTo: settings.republishTo, ...(settings.channel === undefined ? {} : { channel: settings.channel }) });
+    this.#fullStream = fullStream;
+    const toLedger = fullStream();
     this.#republisher = new Republisher({
       db,
       ledger: this.ledger,
@@ -195,7 +200,10 @@ export class LedgerService {
       handlers: {
         ...commandHandlers({ db, ledger: this.ledger, crypto }),
         [Commands.audit.republish]: async (request) =>
-          encodeReply(await republishCommand({ bus, db, ledger: this.ledger, crypto, republisher: this.#republisher, admins: settings.admins }, request)),
+          encodeReply(await republishCommand({ bus, db, ledger: this.ledger, crypto, republisher: this.#republisher, fullStream: () => {
+            const sealer = this.#fullStream();
+            return { publisher: sealer, published: (events) => sealer.applied(events) };
+          }, admins: settings.admins }, request)),
       },
     });
   }
