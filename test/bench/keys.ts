@@ -8,14 +8,24 @@
 //   (p50 and p99, ms); raw:nats-kv = a bare directory-bucket write until the same reader sees it.
 // - keys.revoke_to_disconnect: keys.revoke until the server closes the agent's connection;
 //   raw:nats-claims = the bare account-claims push (NatsRevoker alone) until the close.
-// Not measured yet: signatures/s through an HSM (no PKCS#11 store exists yet).
+// - keys.hsm_sign: root signatures per second through the HSM key store (HsmRootSigner over
+//   SoftHSM2 2.6.1, a token made for the run; what signs every directory entry when
+//   SYMBIONT_KEY_STORE_TYPE=hsm); raw:pkcs11 = SoftHSM's own C_SignInit + C_Sign (CKM_EDDSA) on
+//   the same key through pkcs11js, in the same run; raw:software = the in-memory Ed25519 signature
+//   the file store's root makes, for scale.
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type * as Pkcs11Types from 'pkcs11js';
 import { jwtAuthenticator } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { Commands, connectBus, publishDirectoryEntry, type Bus } from '@bulwark/bus';
 import { enrollWithJoinBundle, parseJoinBundle } from '@bulwark/client';
-import { signDirectoryEntry } from '@bulwark/envelope';
-import { generateKey } from '@bulwark/keystore';
+import { encodeDirectoryEntry, signDirectoryEntry } from '@bulwark/envelope';
+import { generateKey, openHsmKeyStore, Pkcs11Token, provisionHsmKeys } from '@bulwark/keystore';
+import { createSoftHsmToken } from '@bulwark/testkit';
 import { encodeNkeySeed, ensureNatsUser, inboxPrefixFor, issueUserJwt, nkeyPair, permissionsFor } from '@bulwark/nats-auth';
 import { NatsRevoker } from '../../services/key-manager/src/index.js';
 import { startPrivateBulwark } from '../attack/private-bulwark.js';
@@ -37,6 +47,78 @@ function latency(figure: string, impl: string, xs: readonly number[]): void {
 async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
   const t0 = performance.now();
   while (!check() && performance.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 1));
+}
+
+/** Signatures per second of `sign` over `message`, for about `ms`. */
+function signRate(sign: (m: Uint8Array) => unknown, message: Uint8Array, ms: number): { rate: number; n: number } {
+  for (let i = 0; i < 50; i++) sign(message);
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    for (let i = 0; i < 50; i++) sign(message);
+    n += 50;
+  }
+  return { rate: (n * 1000) / (performance.now() - t0), n };
+}
+
+{
+  const token = createSoftHsmToken();
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-bench-hsm-'));
+  try {
+    const t = Pkcs11Token.open({ module: token.module, tokenLabel: token.label, pin: token.pin });
+    provisionHsmKeys(t, { rootLabel: 'bulwark-root', kekLabel: 'bulwark-kek' });
+    t.close();
+    // A directory entry's bytes: what the root signs.
+    const message = encodeDirectoryEntry({ id: `agent.${randomUUID()}`, ed25519PublicKey: new Uint8Array(32).fill(1), x25519PublicKey: new Uint8Array(32).fill(2), keyVersion: 2, notBefore: Date.now(), notAfter: Date.now() + 86_400_000, revoked: false });
+    const raw = (): { rate: number; n: number } => {
+      const p = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11Types;
+      const lib = new p.PKCS11();
+      lib.load(token.module);
+      lib.C_Initialize();
+      try {
+        const slot = lib.C_GetSlotList(true).find((sl) => lib.C_GetTokenInfo(sl).label.trim() === token.label)!;
+        const session = lib.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+        lib.C_Login(session, p.CKU_USER, token.pin);
+        lib.C_FindObjectsInit(session, [
+          { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+          { type: p.CKA_LABEL, value: 'bulwark-root' },
+        ]);
+        const [key] = lib.C_FindObjects(session, 1);
+        lib.C_FindObjectsFinal(session);
+        const data = Buffer.from(message);
+        const out = Buffer.alloc(64);
+        return signRate(() => {
+          lib.C_SignInit(session, { mechanism: 0x1057 }, key!);
+          lib.C_Sign(session, data, out);
+        }, message, 2000);
+      } finally {
+        lib.C_Finalize();
+        lib.close();
+      }
+    };
+    const viaStore = async (): Promise<{ rate: number; n: number }> => {
+      const hsm = await openHsmKeyStore({ configPath: token.configPath, dir, provider, env: { SYMBIONT_HSM_PIN: token.pin } });
+      try {
+        return signRate((m) => hsm.root.sign(m), message, 2000);
+      } finally {
+        hsm.close();
+      }
+    };
+    // Interleaved, twice each; the better of two (the machine is shared).
+    const rawRuns = [raw()];
+    const storeRuns = [await viaStore()];
+    rawRuns.push(raw());
+    storeRuns.push(await viaStore());
+    const best = (xs: { rate: number; n: number }[]) => xs.reduce((a, b) => (b.rate > a.rate ? b : a));
+    emit('keys.hsm_sign', 'bulwark', best(storeRuns).rate, 'sig/s', best(storeRuns).n);
+    emit('keys.hsm_sign', 'raw:pkcs11', best(rawRuns).rate, 'sig/s', best(rawRuns).n);
+    const soft = provider.ed25519.generateKeyPair().secretKey;
+    const sw = signRate((m) => provider.ed25519.sign(soft, m), message, 2000);
+    emit('keys.hsm_sign', 'raw:software', sw.rate, 'sig/s', sw.n);
+  } finally {
+    token.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const pb = await startPrivateBulwark();

@@ -64,11 +64,13 @@ export class Bus {
   readonly namespace: Namespace;
   #connected = true;
   #closing: Promise<void> | undefined;
+  readonly #credentials: CredentialsRef;
   readonly #stoppables = new Set<Stoppable>();
 
   /** @internal use {@link connectBus}. */
-  constructor(init: { url: string; name: string; namespace: Namespace; nc: NatsConnection; jsm: JetStreamManager }) {
+  constructor(init: { url: string; name: string; namespace: Namespace; nc: NatsConnection; jsm: JetStreamManager; credentials?: CredentialsRef }) {
     this.url = init.url;
+    this.#credentials = init.credentials ?? { current: undefined };
     this.name = init.name;
     this.namespace = init.namespace;
     RAW.set(this, { nc: init.nc, jsm: init.jsm, js: jetstream(init.nc) });
@@ -80,6 +82,21 @@ export class Bus {
       if (s.type === 'disconnect' || s.type === 'reconnecting') this.#connected = false;
       else if (s.type === 'reconnect') this.#connected = true;
     }
+  }
+
+  /**
+   * Renewed credentials (issue 12: short-lived user JWTs renewed at half-life): the connection
+   * keeps running, and every reconnect from now on (the server closes it when the JWT it
+   * connected with expires) presents these. Only for a bus connected with credentials, and only
+   * the same NATS user: the seed must be the one it connected with.
+   */
+  renewCredentials(credentials: { jwt: string; seed: Uint8Array }): void {
+    const held = this.#credentials.current;
+    if (held === undefined) throw new BusUsageError('E_BUS_CREDENTIALS', `bus ${this.name}: connected without credentials; there is nothing to renew`, { name: this.name });
+    if (Buffer.compare(Buffer.from(held.seed), Buffer.from(credentials.seed)) !== 0) {
+      throw new BusUsageError('E_BUS_CREDENTIALS', `bus ${this.name}: renewed credentials must keep the NATS user (seed) the connection has`, { name: this.name });
+    }
+    this.#credentials.current = { jwt: credentials.jwt, seed: held.seed };
   }
 
   /** True while the connection is up (false while reconnecting and after close). */
@@ -137,12 +154,15 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
     throw new BusUsageError('E_BUS_INBOX', `inbox prefix "${options.inboxPrefix}" is invalid: use subject tokens (A-Z a-z 0-9 _ - $) separated by dots`, { inboxPrefix: options.inboxPrefix });
   }
   const credentials = options.credentials;
+  // The authenticator runs at every (re)connect: it presents the bus's current credentials, so a
+  // renewal (Bus.renewCredentials) takes effect at the next reconnect without a new connection.
+  const ref: CredentialsRef = { current: credentials === undefined ? undefined : { jwt: credentials.jwt, seed: credentials.seed.slice() } };
   let nc: NatsConnection;
   try {
     nc = await connect({
       servers: options.url,
       name: options.name,
-      ...(credentials === undefined ? {} : { authenticator: jwtAuthenticator(credentials.jwt, credentials.seed) }),
+      ...(credentials === undefined ? {} : { authenticator: jwtAuthenticator(() => ref.current!.jwt, () => ref.current!.seed.slice()) }),
       ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
       maxReconnectAttempts: options.maxReconnectAttempts ?? -1,
       reconnectTimeWait: options.reconnectTimeWaitMs ?? 1000,
@@ -181,7 +201,12 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
       { cause },
     );
   }
-  return new Bus({ url: options.url, name: options.name, namespace, nc, jsm });
+  return new Bus({ url: options.url, name: options.name, namespace, nc, jsm, credentials: ref });
+}
+
+/** The credentials the connection's authenticator presents at the next (re)connect. */
+interface CredentialsRef {
+  current: { jwt: string; seed: Uint8Array } | undefined;
 }
 
 const INBOX_PREFIX = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/;

@@ -24,6 +24,8 @@ export {
   StreamNames,
   directSubject,
   incidentSubject,
+  analystIncidentFilter,
+  recipientToken,
   ledgerSubject,
   type CommandSubject,
   type EventSubject,

@@ -49,6 +49,8 @@ export const Commands = {
     enable: 'bulwark.keys.enable',
     scheduleDeletion: 'bulwark.keys.schedule-deletion',
     cancelDeletion: 'bulwark.keys.cancel-deletion',
+    // A principal's own short-lived NATS user JWT, renewed at half-life (issue 12).
+    renew: 'bulwark.keys.renew',
   },
   tools: {
     submit: 'bulwark.tools.submit',
@@ -169,6 +171,21 @@ export type IncidentSeverity = (typeof INCIDENT_SEVERITIES)[number];
 export function incidentSubject(severity: IncidentSeverity, category: string): string {
   assertToken(category, 'incident category');
   return `bulwark.incident.${severity}.${category}`;
+}
+
+/** A subject token for a principal id: `.` `*` `>` `%` and spaces percent-encoded (reversible). */
+export function recipientToken(principal: string): string {
+  return principal.replace(/[%.*> ]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+/**
+ * The copies of one severity's incidents sealed to `principal`, any category:
+ * `bulwark.incident.<severity>.*.<recipient token>`. An analyst's consumer takes exactly this
+ * filter, one per severity: NATS 2.9 gives a consumer one filter, inside one of the stream's
+ * subjects (`bulwark.incident.<severity>.>`), and the permission table grants exactly these.
+ */
+export function analystIncidentFilter(severity: IncidentSeverity, principal: string): string {
+  return `bulwark.incident.${severity}.*.${recipientToken(principal)}`;
 }
 
 /** The ledger re-publishes each committed event under this prefix (stream BULWARK_LEDGER). */

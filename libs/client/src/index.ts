@@ -38,8 +38,10 @@ export {
   type SandboxAssessment,
   type SandboxCalls,
   type SandboxEgressRule,
+  type SandboxEscapeSign,
   type SandboxRunReply,
   type SandboxScheduleReply,
   type SandboxScheduleRequest,
   type SandboxTierDecision,
 } from './sandbox-wire.js';
+export { startCredentialRenewal, type CredentialRenewal, type CredentialRenewalOptions } from './credential-renewal.js';

@@ -71,6 +71,8 @@ export interface KeyCalls {
   enable(principal: string, version: number): Promise<KeyView>;
   scheduleDeletion(principal: string, version: number, days?: number): Promise<KeyView>;
   cancelDeletion(principal: string, version: number): Promise<KeyView>;
+  /** A fresh short-lived user JWT for the caller's own NATS user `natsUser` (`startCredentialRenewal` calls it at half-life). */
+  renew(natsUser: string): Promise<{ principal: string; natsJwt: string; expires: string }>;
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -104,6 +106,7 @@ export function createKeyCalls(provider: CryptoProvider, call: (subject: Command
     enable: (principal, version) => view(Commands.keys.enable, { principal, version }),
     scheduleDeletion: (principal, version, days = 7) => view(Commands.keys.scheduleDeletion, { principal, version, days }),
     cancelDeletion: (principal, version) => view(Commands.keys.cancelDeletion, { principal, version }),
+    renew: async (natsUser) => as(await call(Commands.keys.renew, { natsUser }), Commands.keys.renew, (o) => typeof o['natsJwt'] === 'string' && typeof o['expires'] === 'string'),
   };
 }
 

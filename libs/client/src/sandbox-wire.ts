@@ -28,6 +28,16 @@ export interface SandboxTierDecision {
   readonly raisedBy?: 'floor' | 'request';
 }
 
+/** A sign of an escape attempt the runtime or kernel reported (also sealed to the ledger as `sandbox.escape_suspected`). */
+export interface SandboxEscapeSign {
+  readonly kind: 'denied_syscall' | 'capability_use' | 'read_only_write' | 'processes_past_limit';
+  readonly source: 'kernel_log' | 'exit_signal' | 'gvisor_strace' | 'cgroup';
+  readonly syscall?: string;
+  readonly comm?: string;
+  readonly path?: string;
+  readonly count?: number;
+}
+
 export interface SandboxRunReply {
   readonly sandboxId: string;
   readonly driver: string;
@@ -39,6 +49,9 @@ export interface SandboxRunReply {
   readonly specHash: string;
   readonly runtimeFlags: readonly string[];
   readonly limitsExceeded: readonly string[];
+  readonly escapeSigns: readonly SandboxEscapeSign[];
+  /** Read from the sandbox's cgroup where the runtime leaves it (runc): limits as applied, peaks, counters. */
+  readonly usage: Readonly<Record<string, number>>;
   readonly durationMs: number;
   readonly warm: boolean;
 }

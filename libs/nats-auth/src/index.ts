@@ -3,6 +3,7 @@ export {
   ADMIN_CALLS,
   AGENT_CALLS,
   ANALYST_CALLS,
+  analystConsumers,
   LEDGER_DURABLE_NAME,
   OPERATOR_USER,
   OPERATOR_USER_NAME,
@@ -14,6 +15,7 @@ export {
   serviceDurables,
   type BusPermissions,
   type BusRole,
+  type DurableGrant,
 } from './permissions.js';
 export { encodeNkeySeed, nkeyPair, publicNkey } from './nkey.js';
 export { ACCOUNT_NAME, DEFAULT_ACCOUNT_LIMITS, OPERATOR_NAME, SYSTEM_ACCOUNT_NAME, issueAccountJwt, issueUserJwt, sameClaims, verifyJwt, type AccountLimits } from './jwts.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Commands, ROOT_NAMESPACE, ServicePrincipals, uniqueNamespace, type Namespace } from '@bulwark/bus';
 import { isBulwarkError } from '@bulwark/errors';
-import { inboxPrefixFor, OPERATOR_USER, permissionsFor, principalToken, type BusPermissions, type BusRole } from './permissions.js';
+import { analystConsumers, inboxPrefixFor, OPERATOR_USER, permissionsFor, principalToken, type BusPermissions, type BusRole } from './permissions.js';
 
 /** NATS subject matching: `*` one token, `>` one or more trailing tokens. */
 function matches(pattern: string, subject: string): boolean {
@@ -117,6 +117,23 @@ describe('permissionsFor (DESIGN §3a)', () => {
     expect(mayPublish(permissionsFor(principal('analyst.j_doe'), ns), 't.ab.bulwark.incident.ack')).toBe(true);
     expect(mayPublish(permissionsFor(principal('analyst.j_doe'), ns), 't.ab.bulwark.incident.high.x')).toBe(false);
     expect(allowed((p) => mayPublish(p, 't.ab.bulwark.incident.high.x'))).toEqual(['svc.incident-response']);
+  });
+
+  it("lets an analyst create only its own SOC durables, each bound to its own copies of one severity", () => {
+    const ann = permissionsFor(principal('analyst.ann'), ns);
+    const create = (durable: string, filter: string) => mayPublish(ann, `$JS.API.CONSUMER.CREATE.T_ab_BULWARK_INCIDENTS.${durable}.t.ab.${filter}`);
+    expect(analystConsumers('analyst.ann').map((g) => `${g.durable} ${g.filter}`)).toEqual(
+      ['info', 'low', 'medium', 'high', 'critical'].map((s) => `analyst_ann_${s} bulwark.incident.${s}.*.analyst%2Eann`),
+    );
+    expect(create('analyst_ann_high', 'bulwark.incident.high.*.analyst%2Eann')).toBe(true);
+    expect(create('analyst_ann_high', 'bulwark.incident.*.>')).toBe(false);
+    expect(create('analyst_ann_high', 'bulwark.incident.high.>')).toBe(false);
+    expect(create('analyst_ann_high', 'bulwark.incident.high.*.analyst%2Ebob')).toBe(false);
+    expect(create('analyst_ann_low', 'bulwark.incident.high.*.analyst%2Eann')).toBe(false);
+    expect(create('analyst_bob_high', 'bulwark.incident.high.*.analyst%2Ebob')).toBe(false);
+    // Names never collide across analysts (a name with "_" included).
+    const names = ['analyst.ann', 'analyst.ann_high', 'analyst.ann_high_low'].flatMap((id) => analystConsumers(id).map((g) => g.durable));
+    expect(new Set(names).size).toBe(names.length);
   });
 
   it('puts every Bulwark subject in the namespace: nothing of one namespace reaches another', () => {

@@ -13,7 +13,7 @@
  * never delete, never another filter); `inbox` is `_INBOX.<principal token>.>`, the prefix
  * the principal's connection uses for every reply, so nobody else can subscribe to it.
  */
-import { Commands, DIRECT_SUBJECT_ROOT, DIRECTORY_BUCKET, LEDGER_BATCH_SUBJECT, ledgerControlSubject, ServicePrincipals, StreamNames, type CommandSubject, type Namespace, type ServiceName, type StreamKey } from '@bulwark/bus';
+import { analystIncidentFilter, Commands, DIRECT_SUBJECT_ROOT, INCIDENT_SEVERITIES, DIRECTORY_BUCKET, LEDGER_BATCH_SUBJECT, ledgerControlSubject, ServicePrincipals, StreamNames, type CommandSubject, type Namespace, type ServiceName, type StreamKey } from '@bulwark/bus';
 import { parsePrincipalId, ROOT_KEY_OWNER } from '@bulwark/keystore';
 import { NatsAuthError } from './errors.js';
 
@@ -40,16 +40,20 @@ export const AGENT_CALLS: readonly CommandSubject[] = [
   Commands.sandbox.schedule,
   Commands.sandbox.status,
   Commands.sandbox.terminate,
+  // The output of its own finished sandboxes (the scheduler answers another's id as unknown).
+  Commands.sandbox.logs,
   Commands.tools.submit,
   Commands.tools.verify,
   Commands.keys.get,
   // Its own key (services/key-manager): enrol with a join token, rotate to keys it generated.
   Commands.keys.enroll,
   Commands.keys.rotate,
+  // Its own short-lived NATS credentials, renewed at half-life (issue 12).
+  Commands.keys.renew,
 ];
 
 /** Analysts: the incident commands. */
-export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate];
+export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate, Commands.keys.renew];
 
 /** Administrators (`--admin`) also administer policies, read and verify the audit trail, manage keys and tools. */
 export const ADMIN_CALLS: readonly CommandSubject[] = [
@@ -71,20 +75,21 @@ export const ADMIN_CALLS: readonly CommandSubject[] = [
 
 /** The other services' commands each service calls. */
 export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly CommandSubject[]>> = {
-  policy: [Commands.audit.query],
-  audit: [],
+  // Every service but the key manager (which signs its own) renews its NATS credentials there (keys.renew).
+  policy: [Commands.audit.query, Commands.keys.renew],
+  audit: [Commands.keys.renew],
   keys: [Commands.audit.query],
-  sandbox: [Commands.policy.evaluate, Commands.audit.query],
-  tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get],
+  sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.renew],
+  tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.renew],
   // Containment is a policy change (admin.list, admin.register); evidence is an inclusion proof (services/incident-response).
-  incident: [Commands.policy.evaluate, Commands.policy.adminList, Commands.policy.adminRegister, Commands.audit.query, Commands.audit.checkpoint, Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke],
+  incident: [Commands.policy.evaluate, Commands.policy.adminList, Commands.policy.adminRegister, Commands.audit.query, Commands.audit.checkpoint, Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke, Commands.keys.renew],
 };
 
 /** Event subjects (`bulwark.evt.<root>.>`) every service may publish besides its own: raised for anyone. */
 export const SERVICE_EVENT_ROOTS: readonly string[] = ['security', 'auth', 'alert'];
 
 /** A durable consumer a principal owns: `durable` `*` for per-instance names (the filter still binds it). */
-interface DurableGrant {
+export interface DurableGrant {
   readonly stream: StreamKey;
   readonly durable: string;
   readonly filter: string;
@@ -112,6 +117,19 @@ export function serviceDurables(service: ServiceName): readonly DurableGrant[] {
       throw new Error(`unhandled service ${String(never)}`);
     }
   }
+}
+
+/**
+ * An analyst's consumers of the SOC stream: one per severity, `<principal token>_<severity>`
+ * filtering `bulwark.incident.<severity>.*.<recipient token>`, the copies sealed to it alone.
+ * NATS 2.9.10 takes this form (one filter, inside the stream's subject of that severity); a
+ * wider filter such as `bulwark.incident.*.>` would also deliver every other analyst's copies
+ * (sealed to them, but their subjects, sizes and times would be read). The names are
+ * injective: no severity is an `_`-suffix of another.
+ */
+export function analystConsumers(principal: string): readonly DurableGrant[] {
+  const token = principalToken({ kind: 'principal', id: principal });
+  return INCIDENT_SEVERITIES.map((severity) => ({ stream: 'incidents', durable: `${token}_${severity}`, filter: analystIncidentFilter(severity, principal) }));
 }
 
 /** The audit ledger's durable on BULWARK_EVENTS (services/audit-ledger `LEDGER_DURABLE`). */
@@ -215,8 +233,8 @@ export function permissionsFor(role: BusRole, namespace: Namespace): BusPermissi
     case 'analyst':
       publish.push(rejected);
       for (const c of role.admin === true ? ADMIN_CALLS : ANALYST_CALLS) cmd(c);
-      // The SOC stream through its own durable, named by its token.
-      durable({ stream: 'incidents', durable: principalToken(role), filter: 'bulwark.incident.*.>' });
+      // The SOC stream: its own copies only, through its own durables (one per severity).
+      for (const g of analystConsumers(role.id)) durable(g);
       return freeze({ publish, subscribe, respond: false });
     default: {
       const never: never = principal.kind;

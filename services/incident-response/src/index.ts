@@ -11,6 +11,6 @@ export { startIncidentService, type IncidentService, type IncidentServiceOptions
 export { IncidentState, INCIDENT_PRINCIPAL, type ActionKind, type IncidentRecord } from './service/state.js';
 export { PLAN, Workflow } from './service/workflow.js';
 export { containmentPolicy, containmentPolicyName } from './service/actions.js';
-export { SocPublisher, analystFilters, recipientToken } from './soc/publisher.js';
+export { SocPublisher, socConsumers } from './soc/publisher.js';
 export { notifyWebhook, verifyWebhook, webhookSignature, type WebhookOptions } from './soc/webhook.js';
 export { viewOfRecord, type IncidentView } from './service/handlers.js';

@@ -34,3 +34,4 @@ export { FACT_SUBJECTS, viewOf, type KeyView } from './service/handlers.js';
 export { KeyProjection } from './service/projection.js';
 export { startKeyManager, type KeyManager, type KeyManagerOptions } from './service/service.js';
 export { BACKUP_FORMAT, BackupError, backupHash, createBackup, restoreBackup, type BackupFile, type BackupManifest, type CreateBackupOptions, type RecoveryHolder, type RestoreBackupOptions } from './backup/backup.js';
+export { openKeyManagerStore, type KeyManagerStore, type KeyManagerStoreConfig } from './store/open-store.js';

@@ -3,8 +3,9 @@
  * `bulwark-key-manager`: the key manager process (issue 12), booted by @bulwark/service-host
  * (configuration, the pinned root, identity svc.key-manager and its NATS user, telemetry, bus,
  * directory, the ledger's key, signals, exit codes: see its README). Its key store
- * (SYMBIONT_KEY_DIR, under SYMBIONT_KEK or SYMBIONT_KEK_FILE) is its OWN, holding the root key
- * and the NATS operator/account keys; the root in it must be the pinned one. Administrators from
+ * (SYMBIONT_KEY_DIR, under SYMBIONT_KEK or SYMBIONT_KEK_FILE, or SYMBIONT_KEY_STORE_TYPE=hsm with
+ * SYMBIONT_HSM_CONFIG_PATH: src/store/open-store.ts) is its OWN, holding the root key and the NATS
+ * operator/account keys; the root in it must be the pinned one. Administrators from
  * SYMBIONT_KEY_ADMINS (comma-separated principal ids), else the policy administrators;
  * certificates valid security.key_rotation_interval_days. The ledger must seal control batches
  * to svc.key-manager (SYMBIONT_LEDGER_CONTROL_TO includes it).
@@ -14,11 +15,14 @@
  */
 import { ServicePrincipals } from '@bulwark/bus';
 import { InputError } from '@bulwark/errors';
-import { DEFAULT_KEY_DIR, FileKeyStore, isPrincipalId, loadKek, loadRootKey } from '@bulwark/keystore';
+import { isPrincipalId } from '@bulwark/keystore';
 import { serviceMain } from '@bulwark/service-host';
 import { parseChannelsSetting } from './channels/config.js';
 import { NatsRevoker } from './nats/revoker.js';
 import { startKeyManager } from './service/service.js';
+import { openKeyManagerStore, type KeyManagerStore } from './store/open-store.js';
+
+let custody: KeyManagerStore | undefined;
 
 serviceMain({
   name: 'key-manager',
@@ -29,25 +33,25 @@ serviceMain({
     for (const a of admins) if (!isPrincipalId(a)) throw new InputError('E_CONFIG', `key-manager: SYMBIONT_KEY_ADMINS: ${JSON.stringify(a)} is not a principal id`, {});
     return { admins, channels: parseChannelsSetting(env['SYMBIONT_KEY_CHANNELS']) };
   },
-  openStore: async ({ config, crypto, env, rootPublicKey }) => {
-    const store = await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, env, kekFile: config.keys.kek_file }), provider: crypto });
-    // Custody check before anything connects: the root opens under this KEK and is the pinned one.
-    const root = await loadRootKey(store);
-    root.keyPair.secretKey.fill(0);
-    if (!crypto.equal(root.keyPair.publicKey, rootPublicKey)) throw new InputError('E_CONFIG', `key-manager: the root key in ${store.location} is not the pinned keys.root_public_key`, {});
-    return store;
+  // Custody check before anything connects: the root opens (file KEK or HSM token) and is the pinned one.
+  openStore: async ({ config, crypto, env }) => {
+    custody = await openKeyManagerStore(config, crypto, env);
+    return custody.store;
   },
   start: async ({ bus, config, crypto, identity, directory, store, ledgerPublicKey, authenticated, settings, log, defer }) => {
     const ledgerKey = ledgerPublicKey();
     // NATS revocations only where the bus authenticates (the store then holds the operator's keys).
     const revoker = authenticated ? await NatsRevoker.open({ store, provider: crypto, url: config.nats.url }) : undefined;
     if (revoker !== undefined) defer(() => revoker.close());
+    const root = custody!.root;
+    defer(() => custody?.close());
     const service = await startKeyManager({
       bus,
       provider: crypto,
       identity: { id: identity.id, version: identity.version, x25519: identity.x25519, ed25519: identity.ed25519 },
       directory,
       store,
+      root,
       ledgerPublicKey: ledgerKey,
       admins: settings.admins,
       channels: settings.channels,

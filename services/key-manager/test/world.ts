@@ -31,10 +31,11 @@ import {
   type Namespace,
   type RunningConsumer,
 } from '@bulwark/bus';
-import { SealedReceiver, SealedSender } from '@bulwark/envelope';
+import { encodeDirectoryEntry, SealedReceiver, SealedSender, type SignedDirectoryEntry } from '@bulwark/envelope';
 import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
 import { canonicalDetails, decodeEvent, encodeEventBatch, GENESIS_PREVIOUS_HASH, isControlEventType, sealEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
-import { FileKeyStore, SoftwareKek } from '@bulwark/keystore';
+import { FileKeyStore, openHsmKeyStore, Pkcs11Token, provisionHsmKeys, SoftwareKek, type HsmKeyStore } from '@bulwark/keystore';
+import { createSoftHsmToken, type SoftHsmToken } from '@bulwark/testkit';
 import { startKeyManager, type KeyManager, type KeyManagerOptions } from '../src/index.js';
 
 export const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -148,6 +149,10 @@ export interface Harness {
   readonly bus: Bus;
   readonly ledger: LedgerStandIn;
   readonly store: FileKeyStore;
+  /** The root every entry is signed with and readers pin: the world's, or the one generated in the SoftHSM2 token. */
+  readonly rootPublicKey: Uint8Array;
+  /** The world identity's directory entry, signed by that root. */
+  entryOf(id: string): SignedDirectoryEntry;
   start(overrides?: Partial<KeyManagerOptions>): Promise<KeyManager>;
   connect(name: string): Promise<Bus>;
   /** A directory reader as any service has it (its own KV watch, pinned root). */
@@ -166,6 +171,36 @@ export interface HarnessOptions {
   readonly credentialsFor?: (name: string) => Promise<{ credentials?: { jwt: string; seed: Uint8Array }; inboxPrefix?: string }>;
   /** Adds keys to the key manager's store (the NATS operator and account keys in operator mode). */
   readonly prepareStore?: (store: FileKeyStore) => Promise<void>;
+  /**
+   * `hsm`: the key manager's store is a SoftHSM2 token made for this harness (the root key
+   * generated in it, never extractable; the key files wrapped by the token's AES key), as
+   * SYMBIONT_KEY_STORE_TYPE=hsm opens it. Default `file` (software KEK, the world's root).
+   */
+  readonly keyStore?: 'file' | 'hsm';
+}
+
+interface Custody {
+  readonly store: FileKeyStore;
+  readonly hsm?: HsmKeyStore;
+  readonly token?: SoftHsmToken;
+}
+
+async function openCustody(kind: 'file' | 'hsm', dir: string, worldRoot: Uint8Array): Promise<Custody> {
+  if (kind === 'file') {
+    const store = await FileKeyStore.open({ dir: join(dir, 'keys'), wrapper: new SoftwareKek(provider, provider.randomBytes(32), 'test'), provider });
+    // Custody: the key manager's store holds the root the world's entries are signed with.
+    await store.put({ principal: 'root', kind: 'ed25519', version: 1 }, worldRoot);
+    return { store };
+  }
+  const token = createSoftHsmToken();
+  const t = Pkcs11Token.open({ module: token.module, tokenLabel: token.label, pin: token.pin });
+  try {
+    provisionHsmKeys(t, { rootLabel: 'bulwark-root', kekLabel: 'bulwark-kek' });
+  } finally {
+    t.close();
+  }
+  const hsm = await openHsmKeyStore({ configPath: token.configPath, dir: join(dir, 'keys'), provider, env: { SYMBIONT_HSM_PIN: token.pin } });
+  return { store: hsm.store, hsm, token };
 }
 
 export async function harness(options: HarnessOptions = {}): Promise<Harness> {
@@ -173,10 +208,14 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   const ns = options.ns ?? (options.nsName === undefined ? uniqueNamespace() : { streamPrefix: `${options.nsName}_`, subjectPrefix: `${options.nsName}.` });
   const url = options.url ?? NATS_URL;
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-km-'));
-  const store = await FileKeyStore.open({ dir: join(dir, 'keys'), wrapper: new SoftwareKek(provider, provider.randomBytes(32), 'test'), provider });
-  // Custody: the key manager's store holds the root the world's entries are signed with.
-  await store.put({ principal: 'root', kind: 'ed25519', version: 1 }, world.root.secretKey);
+  const custody = await openCustody(options.keyStore ?? 'file', dir, world.root.secretKey);
+  const { store, hsm } = custody;
   await options.prepareStore?.(store);
+  const rootPublicKey = hsm?.root.publicKey ?? world.root.publicKey;
+  const entryOf = (id: string): SignedDirectoryEntry => {
+    const { signed } = world.identity(id);
+    return hsm === undefined ? signed : { entry: signed.entry, signature: hsm.root.sign(encodeDirectoryEntry(signed.entry)) };
+  };
   const buses: Bus[] = [];
   const stops: (() => Promise<void>)[] = [];
   const connect = async (name: string) => {
@@ -186,9 +225,9 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   };
   const bus = await connect('harness');
   await ensureStreams(bus);
-  for (const id of [KM, LEDGER_PRINCIPAL, ADMIN, INCIDENT]) await publishDirectoryEntry(bus, world.identity(id).signed);
+  for (const id of [KM, LEDGER_PRINCIPAL, ADMIN, INCIDENT]) await publishDirectoryEntry(bus, entryOf(id));
   const directory = async () => {
-    const d = await KvDirectory.open(await connect('reader'), { provider, rootPublicKey: world.root.publicKey });
+    const d = await KvDirectory.open(await connect('reader'), { provider, rootPublicKey });
     stops.push(() => d.stop());
     return d;
   };
@@ -200,6 +239,8 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
     bus,
     ledger,
     store,
+    rootPublicKey,
+    entryOf,
     connect,
     directory,
     async start(overrides = {}) {
@@ -210,6 +251,7 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
         identity: { ...world.identity(KM), version: 1 },
         directory: await directory(),
         store,
+        ...(hsm === undefined ? {} : { root: hsm.root }),
         ledgerPublicKey: world.identity(LEDGER_PRINCIPAL).ed25519.publicKey,
         admins: [ADMIN],
         applyWaitMs: 5000,
@@ -233,6 +275,8 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
       await removeDirectoryBucket(bus).catch(() => undefined);
       await Promise.all(buses.map((b) => b.close()));
       rmSync(dir, { recursive: true, force: true });
+      hsm?.close();
+      custody.token?.remove();
     },
   };
 }

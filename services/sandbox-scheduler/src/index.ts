@@ -18,9 +18,13 @@ export { buildSpec, limitsOf, specHash, validateLimits, SANDBOX_USER, TIER1_CAPA
 export { defaultSeccompProfile, DEFAULT_SECCOMP_PATH, type SeccompProfile } from './oci/seccomp.js';
 export { buildBusyboxRootfs, findBusybox } from './oci/rootfs.js';
 export { OciRuntimeDriver, type OciRuntimeOptions } from './drivers/oci-runtime.js';
-export { createRuncDriver, type RuntimeDriverOptions } from './drivers/runc.js';
+export { createRuncDriver, RUNC_KNOWN_LIMITS, type RuntimeDriverOptions } from './drivers/runc.js';
 export { createRunscDriver, GVISOR_FLAGS, RUNSC_KNOWN_LIMITS } from './drivers/runsc.js';
 export { readUsage, cgroupVersion } from './drivers/cgroup.js';
+export { describeSign, mergeSigns, signsFromExit, SIGSYS_EXIT, type EscapeSign, type EscapeSignKind, type EscapeSignSource } from './monitor/signs.js';
+export { KernelLog, parseSeccompRecord, sharedKernelLog, withAuditLoginUid, type SeccompRecord } from './monitor/kernel-log.js';
+export { signsFromStrace, STRACED_SYSCALLS } from './monitor/gvisor-strace.js';
+export { KILLED_SYSCALLS } from './monitor/syscalls.js';
 export type { DriverName, DriverStatus, LimitKind, RunRequest, SandboxDriver, SandboxRun, SandboxUsage } from './drivers/types.js';
 export { WarmPool, LAUNCHER_ARGS, shellQuote, type WarmPoolOptions } from './warm/pool.js';
 export { Scheduler, type SchedulerOptions, type ScheduleRequest, type Scheduled } from './service/scheduler.js';

@@ -7,7 +7,7 @@ import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
 import { decodeEvent, type AuditEvent } from '@bulwark/events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuncDriver } from '../src/drivers/runc.js';
-import { makeTestRootfs, skipReason, type TestRootfs } from '../src/drivers/testing.js';
+import { cgroupDirsOf, hostProcessesOf, makeTestRootfs, skipReason, type TestRootfs } from '../src/drivers/testing.js';
 import { Scheduler } from '../src/service/scheduler.js';
 import { startSandboxService, type SandboxService } from '../src/service/service.js';
 
@@ -125,6 +125,25 @@ describe('the sandbox service on the bus', () => {
     expect(await call(AGENT, Commands.sandbox.logs, { sandboxId: id })).toEqual({ sandboxId: id, stdout: 'from-the-sandbox\n', stderr: '' });
     await expect(call(OTHER, Commands.sandbox.logs, { sandboxId: id })).rejects.toMatchObject({ code: 'E_SANDBOX_UNKNOWN' });
     expect(await call(AGENT, Commands.sandbox.status, { sandboxId: id })).toMatchObject({ state: 'exited', exitCode: 4 });
+    // A benign workload: no limit hit, no escape sign.
+    expect(events.filter((e) => e.details['sandboxId'] === id).map((e) => e.eventType)).not.toEqual(expect.arrayContaining(['sandbox.escape_suspected']));
+    expect(events.some((e) => e.details['sandboxId'] === id && e.eventType === 'sandbox.limit_exceeded')).toBe(false);
+  });
+
+  it.skipIf(runcReason !== undefined)('records a limit hit as sandbox.limit_exceeded and each escape sign as sandbox.escape_suspected, for incident response', async () => {
+    const r = await call(AGENT, Commands.sandbox.schedule, { assessment: LOW, args: ['/bin/sh', '-c', 'unshare -U true; hostname evil; (for i in $(seq 1 80); do sleep 1 & done) 2>/dev/null; wait; echo done'] }, 30_000);
+    const run = r['run'] as { sandboxId: string; limitsExceeded: string[]; escapeSigns: unknown[] };
+    expect(run.limitsExceeded).toContain('pids');
+    const id = run.sandboxId;
+    await eventually(() => events.filter((e) => e.details['sandboxId'] === id && e.eventType === 'sandbox.escape_suspected').length >= 3);
+    expect(events.find((e) => e.eventType === 'sandbox.limit_exceeded' && e.details['sandboxId'] === id)).toMatchObject({ agentId: AGENT, details: { limit: 'pids', tier: 1 } });
+    const signs = events.filter((e) => e.eventType === 'sandbox.escape_suspected' && e.details['sandboxId'] === id);
+    expect(signs.map((e) => e.details)).toEqual(expect.arrayContaining([
+      expect.objectContaining({ sign: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', driver: 'runc', reason: 'unshare by unshare, killed by the seccomp profile (kernel_log)' }),
+      expect.objectContaining({ sign: 'capability_use', source: 'kernel_log', syscall: 'sethostname' }),
+      expect.objectContaining({ sign: 'processes_past_limit', source: 'cgroup' }),
+    ]));
+    expect(signs.every((e) => e.agentId === AGENT)).toBe(true);
   });
 
   it.skipIf(runcReason !== undefined)('incident response terminates an agent\'s sandboxes; another agent may not', async () => {
@@ -137,12 +156,17 @@ describe('the sandbox service on the bus', () => {
       if (ids.length === 0) await new Promise((r) => setTimeout(r, 50));
     }
     expect(ids).toHaveLength(1);
+    expect(hostProcessesOf(ids[0]!).length).toBeGreaterThan(0);
     await expect(call(OTHER, Commands.sandbox.terminate, { agentId: AGENT })).rejects.toMatchObject({ code: 'E_SANDBOX_FORBIDDEN' });
+    await expect(call(OTHER, Commands.sandbox.terminate, { sandboxId: ids[0] })).rejects.toMatchObject({ code: 'E_SANDBOX_FORBIDDEN' });
     const started = Date.now();
     expect(await call(IR, Commands.sandbox.terminate, { agentId: AGENT })).toEqual({ killed: ids });
     const r = await running;
     expect(Date.now() - started).toBeLessThan(5000);
     expect((r['run'] as { exitCode: number }).exitCode).toBe(137);
+    // Gone on the host, not only for the client: no process in its cgroup or naming it, no cgroup left.
+    expect(hostProcessesOf(ids[0]!).filter((p) => p.state !== 'Z')).toEqual([]);
+    expect(cgroupDirsOf('bulwark-test', ids[0]!)).toEqual([]);
     await eventually(() => events.some((e) => e.eventType === 'sandbox.killed' && e.details['sandboxId'] === ids[0] && e.details['by'] === IR));
   });
 });

@@ -9,13 +9,16 @@ import { runningHome } from '../home/running.js';
 import { callJson, openSession, type Session } from '../home/session.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { loadCliConfig, resolveLedgerKey, type LedgerKey } from './audit-source.js';
+import { keysStep } from './demo-steps/keys.js';
+import { sandboxStep } from './demo-steps/sandbox.js';
+import { incidentStep } from './demo-steps/incident.js';
 
 interface DemoOptions {
   readonly dir?: string;
 }
 
 /** What the steps share: the administrator's session, the scripted agent's client, names unique to this run. */
-interface DemoContext {
+export interface DemoContext {
   readonly admin: Session;
   readonly adminClient: BulwarkClient;
   readonly agentId: string;
@@ -27,7 +30,7 @@ interface DemoContext {
 }
 
 /** One step: what it shows, and the check that it gave what it should (a thrown error fails it). */
-interface DemoStep {
+export interface DemoStep {
   readonly title: string;
   run(ctx: DemoContext): Promise<string>;
 }
@@ -142,6 +145,9 @@ const STEPS: readonly DemoStep[] = [
       return `seq ${event.seq} (${event.eventType}, event_hash ${event.eventHash.slice(0, 16)}…) is in the tree of size ${proof.treeSize}, root ${toHex(opened.checkpoint.rootHash).slice(0, 16)}…, checkpoint signed by ${logKey.name}`;
     },
   },
+  keysStep,
+  sandboxStep,
+  incidentStep,
 ];
 
 /** The `policy.decision` event of the denial, once the ledger has committed it. */

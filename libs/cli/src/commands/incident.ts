@@ -5,7 +5,7 @@ import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver } from '@bulwark/envelope';
 import { BulwarkError, InputError } from '@bulwark/errors';
-import { analystFilters, SEVERITIES, type Severity } from '@bulwark/incident-response';
+import { SEVERITIES, socConsumers, type Severity } from '@bulwark/incident-response';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
 import { busCredentialsFor } from '@bulwark/nats-auth';
 import type { CommandIO, RegisterCommand } from '../io.js';
@@ -34,7 +34,9 @@ async function connectAnalyst(io: CommandIO, options: Common): Promise<Analyst> 
   const provider = createCryptoProvider(config.security.crypto_provider);
   const store = await FileKeyStore.open({ dir: resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd }), provider });
   const identity = await loadIdentity(store, as);
-  const pin = config.keys.root_public_key ?? readFileSync(join(store.dir, ROOT_PIN_FILE), 'utf8').trim();
+  // root.pub labels its lines (`base64: ...`, `hex: ...`): take the base64 one (as `bulwark keys` does).
+  const pinText = config.keys.root_public_key === undefined ? readFileSync(join(store.dir, ROOT_PIN_FILE), 'utf8') : undefined;
+  const pin = config.keys.root_public_key ?? (/^base64:\s*(\S+)$/m.exec(pinText!)?.[1] ?? pinText!.trim());
   const rootPublicKey = parseRootPublicKey(pin, 'keys.root_public_key');
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   const bus = await connectBus({ url: options.nats ?? config.nats.url, name: 'bulwark-soc', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await busCredentialsFor(store, identity.id)) });
@@ -134,10 +136,10 @@ export const registerIncidentCommand: RegisterCommand = (program, io, setExitCod
       const floor = parseSeverityFloor(o.severity);
       const a = await connectAnalyst(io, o);
       const rejections = new RejectionReporter({ reporter: a.id, publish: async () => undefined });
-      const durable = `soc-tail-${a.id.replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}`;
+      // The analyst's own durables (the only ones the bus grants it): a later tail resumes where this one stopped.
       const consumers = await Promise.all(
-        analystFilters(a.id, floor).map((filterSubject, i) =>
-          startStreamConsumer(a.bus, a.receiver, { stream: 'incidents', durable: `${durable}-${i}`, filterSubject }, async (d) => {
+        socConsumers(a.id, floor).map(({ durable, filterSubject }) =>
+          startStreamConsumer(a.bus, a.receiver, { stream: 'incidents', durable, filterSubject }, async (d) => {
             const category = d.subject.split('.')[3];
             if (o.category !== undefined && category !== o.category) return;
             const finding = JSON.parse(new TextDecoder().decode(d.plaintext)) as { severity?: string; message?: string; finding_info?: { uid?: string } };

@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { hostDrivers, Scheduler, type Scheduled } from '@bulwark/sandbox-scheduler';
 import { run } from '../main.js';
 import type { CommandIO } from '../io.js';
-import { skipReason } from '../../../../services/sandbox-scheduler/src/drivers/testing.js';
+import { makeTestRootfs, skipReason } from '../../../../services/sandbox-scheduler/src/drivers/testing.js';
 
 async function bulwark(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
@@ -35,5 +37,34 @@ describe('bulwark sandbox', () => {
     const r = await bulwark(['sandbox', 'run', '--assessment', LOW, '--json', '--', 'sh', '-c', 'echo hi; exit 3'], { SYMBIONT_DEFAULT_SANDBOX_TIER: 'docker' });
     expect(r.code).toBe(3);
     expect(JSON.parse(r.stdout)).toMatchObject({ decision: { tier: 1 }, run: { driver: 'runc', stdout: 'hi\n', exitCode: 3 } });
+  });
+  it.skipIf(skipReason('runc') !== undefined || skipReason('runsc') !== undefined)('ps lists the sandboxes running under a scheduler\'s root, by runtime, and none once terminated', async () => {
+    const fs = makeTestRootfs();
+    const root = join(fs.dir, 'state');
+    const drivers = hostDrivers(root);
+    const scheduler = new Scheduler({ drivers: { 1: drivers.runc, 2: drivers.runsc }, rootfs: fs.rootfs, floor: 1, cgroupParent: 'bulwark-test' });
+    const low = JSON.parse(LOW) as unknown;
+    const runs: Promise<Scheduled>[] = [];
+    try {
+      for (const tier of [1, 2] as const) {
+        let up!: () => void;
+        const ready = new Promise<void>((r) => (up = r));
+        runs.push(scheduler.schedule({ assessment: low, tier, args: ['/bin/sh', '-c', 'echo up; sleep 60'], onOutput: () => up() }));
+        await ready;
+      }
+      const ids = scheduler.ps().map((r) => ({ id: r.id, driver: r.tier === 1 ? 'runc' : 'runsc' }));
+      const listed = await bulwark(['sandbox', 'ps', '--root', root, '--json']);
+      expect(new Set(JSON.parse(listed.stdout) as unknown[])).toEqual(new Set(ids));
+      expect((await bulwark(['sandbox', 'ps', '--root', root])).stdout).toBe(ids.map((r) => `${r.id}  ${r.driver}\n`).join(''));
+      // Another scheduler's root lists none of them.
+      expect((await bulwark(['sandbox', 'ps', '--root', join(fs.dir, 'other')])).stdout).toBe('no sandboxes running\n');
+      await scheduler.terminateAll();
+      await Promise.all(runs);
+      expect((await bulwark(['sandbox', 'ps', '--root', root])).stdout).toBe('no sandboxes running\n');
+    } finally {
+      await scheduler.terminateAll();
+      await Promise.allSettled(runs);
+      fs.cleanup();
+    }
   });
 });

@@ -104,8 +104,9 @@ export const registerSandboxCommand: RegisterCommand = (program, io, setExitCode
     .command('ps')
     .description('sandboxes running on this host (runc and runsc state under /run/bulwark-sandbox)')
     .option('--json', 'print [{ id, driver }]')
-    .action(async (options: { json?: boolean }) => {
-      const d = hostDrivers();
+    .option('--root <dir>', 'the scheduler\'s runtime state (its BULWARK_SANDBOX_ROOT)', DEFAULT_SANDBOX_ROOT)
+    .action(async (options: { json?: boolean; root: string }) => {
+      const d = hostDrivers(options.root);
       const rows = [...(await d.runc.list()).map((id) => ({ id, driver: 'runc' })), ...(await d.runsc.list()).map((id) => ({ id, driver: 'runsc' }))];
       if (options.json) io.stdout(`${JSON.stringify(rows)}\n`);
       else io.stdout(rows.length === 0 ? 'no sandboxes running\n' : rows.map((r) => `${r.id}  ${r.driver}\n`).join(''));

@@ -129,6 +129,8 @@ function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string): NodeJS.Proc
     // The ledger's full stream on a channel the key manager creates at its first start (issue 12 "Channels").
     SYMBIONT_LEDGER_CHANNEL: env['SYMBIONT_LEDGER_CHANNEL'] || LEDGER_CHANNEL,
     SYMBIONT_KEY_CHANNELS: env['SYMBIONT_KEY_CHANNELS'] || `${LEDGER_CHANNEL}=${ServicePrincipals.audit},${ServicePrincipals.incident}`,
+    // The SOC stream is sealed to enrolled analysts: the home's administrator unless the caller names them.
+    BULWARK_INCIDENT_ANALYSTS: env['BULWARK_INCIDENT_ANALYSTS'] || ADMIN_PRINCIPAL,
   };
 }
 

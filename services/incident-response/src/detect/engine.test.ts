@@ -74,6 +74,74 @@ describe('stateful detection', () => {
   });
 });
 
+describe('the rule index and the windows', () => {
+  it('tests a rule only against the event types its condition pins, and an unpinned rule against all', () => {
+    const loaded = loadRules([
+      {
+        file: 'i.yaml',
+        text: `
+- macro: is_deny
+  condition: evt.type = policy.decision and evt.details.decision = Deny
+- rule: pinned
+  condition: is_deny or evt.type in (policy.violation)
+  output: o
+  priority: LOW
+- rule: negated
+  condition: not evt.type = policy.decision
+  output: o
+  priority: LOW
+`,
+      },
+    ]);
+    expect([...loaded[0]!.eventTypes!].sort()).toEqual(['policy.decision', 'policy.violation']);
+    expect(loaded[1]!.eventTypes).toBeUndefined();
+    const engine = new DetectionEngine(loaded);
+    expect(fired(engine, ev('policy.decision', { decision: 'Deny' }, 0))).toEqual(['pinned']);
+    expect(fired(engine, ev('policy.violation', {}, 0))).toEqual(['pinned', 'negated']);
+    expect(fired(engine, ev('tools.invoked', {}, 0))).toEqual(['negated']);
+  });
+
+  it('keeps distinct and sum right as events leave the window', () => {
+    const engine = new DetectionEngine(rules);
+    // p1 and p2 leave the window (60 s) before p3 and p4 come: two distinct, not four.
+    engine.process(ev('policy.violation', { policy: 'p1' }, 0));
+    engine.process(ev('policy.violation', { policy: 'p2' }, 1));
+    expect(fired(engine, ev('policy.violation', { policy: 'p3' }, 70_000))).toEqual([]);
+    expect(fired(engine, ev('policy.violation', { policy: 'p3' }, 70_001))).toEqual([]);
+    expect(fired(engine, ev('policy.violation', { policy: 'p1' }, 70_002))).toEqual([]);
+    expect(fired(engine, ev('policy.violation', { policy: 'p2' }, 70_003))).toEqual(['spread']);
+    engine.process(ev('data.exported', { bytes: 900 }, 0));
+    expect(fired(engine, ev('data.exported', { bytes: 200 }, 61_000))).toEqual([]);
+    expect(fired(engine, ev('data.exported', { bytes: 800 }, 61_001))).toEqual(['volume']);
+  });
+
+  it('gives each detection the evidence of its own moment, through thousands of events and compactions', () => {
+    const engine = new DetectionEngine(rules);
+    const kept: { d: ReturnType<DetectionEngine['process']>[number]; seq: number }[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const e = ev('policy.decision', { decision: 'Deny' }, i * 600); // 17 in any 10 s window, 20 needs < 500 ms spacing
+      const d = engine.process(e)[0]!;
+      if (i % 1000 === 999) kept.push({ d, seq: e.seq });
+    }
+    expect(kept.every(({ d }) => !d.fired)).toBe(true);
+    const base = 10_000_000;
+    const late: { d: ReturnType<DetectionEngine['process']>[number]; seq: number }[] = [];
+    for (let i = 0; i < 6000; i++) {
+      const e = ev('policy.decision', { decision: 'Deny' }, base + i * 5); // 2000 in the window: the queue evicts and compacts
+      const d = engine.process(e)[0]!;
+      if (i >= 19) late.push({ d, seq: e.seq });
+    }
+    // Read after all of them: each is the events of its own window up to its own, oldest first.
+    for (const { d, seq } of [late[0]!, late[1000]!, late[3000]!, late[late.length - 1]!]) {
+      expect(d.fired).toBe(true);
+      expect(d.evidence.at(-1)!.seq).toBe(seq);
+      expect(d.evidence.map((r) => r.seq)).toEqual(Array.from({ length: d.evidence.length }, (_, k) => seq - d.evidence.length + 1 + k));
+    }
+    expect(late[0]!.d.evidence).toHaveLength(20);
+    expect(late.at(-1)!.d.evidence).toHaveLength(2000);
+  });
+});
+
 describe('grouping into incidents', () => {
   it('makes a burst of 500 denials by one agent one incident with 500 evidence events', () => {
     const engine = new DetectionEngine(rules);

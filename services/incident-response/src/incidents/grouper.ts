@@ -20,7 +20,8 @@ export interface GrouperOptions {
 }
 
 export class IncidentGrouper {
-  readonly #open = new Map<string, SecurityEvent>();
+  /** Rule name → key → its latest incident. */
+  readonly #open = new Map<string, Map<string, SecurityEvent>>();
   readonly #byId = new Map<string, SecurityEvent>();
   readonly #quietMs: number;
 
@@ -30,8 +31,9 @@ export class IncidentGrouper {
 
   /** The incident a detection belongs to, or undefined when a correlated rule has not fired and no incident is open. */
   add(d: Detection): GroupResult | undefined {
-    const groupKey = `${d.rule.name}\n${d.key}`;
-    const open = this.#open.get(groupKey);
+    let byKey = this.#open.get(d.rule.name);
+    if (byKey === undefined) this.#open.set(d.rule.name, (byKey = new Map()));
+    const open = byKey.get(d.key);
     if (open !== undefined && open.status !== 'resolved' && d.event.timestamp - open.evidence.lastAt <= this.#quietMs) {
       addEvidence(open, d.event.seq, d.event.timestamp);
       return { incident: open, opened: false };
@@ -54,7 +56,7 @@ export class IncidentGrouper {
       evidence: { seqs: [], count: 0, firstSeq: first.seq, lastSeq: first.seq, firstAt: first.timestamp, lastAt: first.timestamp },
     };
     for (const ref of d.evidence) addEvidence(incident, ref.seq, ref.timestamp);
-    this.#open.set(groupKey, incident);
+    byKey.set(d.key, incident);
     this.#byId.set(incident.id, incident);
     return { incident, opened: true };
   }

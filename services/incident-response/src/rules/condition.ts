@@ -32,6 +32,43 @@ export interface EventView {
 export type Predicate = (event: EventView) => boolean;
 export type FieldGetter = (event: EventView) => JsonValue | undefined;
 
+/**
+ * The event types a compiled predicate can be true for, when the condition pins them
+ * (`evt.type = x`, `evt.type in (..)`, through `and`, `or` and macros); absent = any type.
+ * The engine indexes rules by it, so an event is tested only against the rules of its type.
+ */
+const TYPES = new WeakMap<Predicate, ReadonlySet<string>>();
+
+export function eventTypesOf(predicate: Predicate): ReadonlySet<string> | undefined {
+  return TYPES.get(predicate);
+}
+
+function typed(predicate: Predicate, types: ReadonlySet<string> | undefined): Predicate {
+  if (types !== undefined) TYPES.set(predicate, types);
+  return predicate;
+}
+
+/** `a and b`: pinned if any part is (the intersection of the pinned ones). */
+function allOf(parts: readonly Predicate[]): Predicate {
+  const [a, b] = parts;
+  const test: Predicate = parts.length === 2 ? (e) => a!(e) && b!(e) : (e) => parts.every((p) => p(e));
+  let types: Set<string> | undefined;
+  for (const p of parts) {
+    const t = TYPES.get(p);
+    if (t === undefined) continue;
+    types = types === undefined ? new Set(t) : new Set([...types].filter((x) => t.has(x)));
+  }
+  return typed(test, types);
+}
+
+/** `a or b`: pinned only if every part is (the union). */
+function anyOf(parts: readonly Predicate[]): Predicate {
+  const [a, b] = parts;
+  const test: Predicate = parts.length === 2 ? (e) => a!(e) || b!(e) : (e) => parts.some((p) => p(e));
+  const all = parts.map((p) => TYPES.get(p));
+  return typed(test, all.every((t) => t !== undefined) ? new Set(all.flatMap((t) => [...t!])) : undefined);
+}
+
 /** A condition that does not parse: `offset` is the character index inside the condition text. */
 export class ConditionError extends InputError {
   constructor(message: string, readonly offset: number) {
@@ -140,7 +177,7 @@ export function compileCondition(text: string, scope: ConditionScope): Predicate
       pos++;
       parts.push(parseAnd());
     }
-    return parts.length === 1 ? parts[0]! : (e) => parts.some((p) => p(e));
+    return parts.length === 1 ? parts[0]! : anyOf(parts);
   };
   const parseAnd = (): Predicate => {
     const parts = [parseNot()];
@@ -148,7 +185,7 @@ export function compileCondition(text: string, scope: ConditionScope): Predicate
       pos++;
       parts.push(parseNot());
     }
-    return parts.length === 1 ? parts[0]! : (e) => parts.every((p) => p(e));
+    return parts.length === 1 ? parts[0]! : allOf(parts);
   };
   const parseNot = (): Predicate => {
     if (peek()?.kind === 'word' && peek()!.text === 'not') {
@@ -205,7 +242,7 @@ export function compileCondition(text: string, scope: ConditionScope): Predicate
     if (op!.text === 'exists') return (e) => get(e) !== undefined;
     if (op!.text === 'in' || op!.text === 'intersects') {
       const items = new Set(parseList());
-      if (op!.text === 'in') return (e) => items.has(textOf(get(e)) ?? '\u0000');
+      if (op!.text === 'in') return typed((e) => items.has(textOf(get(e)) ?? '\u0000'), t.text === 'evt.type' ? items : undefined);
       return (e) => {
         const v = get(e);
         return Array.isArray(v) && v.some((x) => items.has(textOf(x) ?? '\u0000'));
@@ -214,7 +251,8 @@ export function compileCondition(text: string, scope: ConditionScope): Predicate
     const v = peek();
     if (v === undefined || v.kind === 'punct' || (v.kind === 'word' && OPS.has(v.text))) return fail(`expected a value after ${op!.text}`);
     pos++;
-    return comparison(get, op!.text, v!.text);
+    const test = comparison(get, op!.text, v!.text);
+    return t.text === 'evt.type' && op!.text === '=' ? typed(test, new Set([v!.text])) : test;
   };
 
   const predicate = parseOr();

@@ -13,7 +13,7 @@
  */
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node, type YAMLMap } from 'yaml';
 import { InputError } from '@bulwark/errors';
-import { compileCondition, ConditionError, fieldGetter, type FieldGetter, type Predicate } from './condition.js';
+import { compileCondition, ConditionError, eventTypesOf, fieldGetter, type FieldGetter, type Predicate } from './condition.js';
 
 export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
 export const SEVERITIES: readonly Severity[] = ['info', 'low', 'medium', 'high', 'critical'];
@@ -75,6 +75,8 @@ export interface Rule {
   readonly enabled: boolean;
   /** Condition and not any exception (for sequences: the first step's gate). */
   readonly match: Predicate;
+  /** The only event types `match` can be true for, when the condition pins them (the engine's index); absent = any. */
+  readonly eventTypes?: ReadonlySet<string>;
   readonly correlate?: Correlation;
   readonly sequence?: Sequence;
   readonly file: string;
@@ -203,6 +205,7 @@ function buildRule(raw: RawRule, scope: Parameters<typeof compileCondition>[1]):
   if (!CATEGORY.test(category)) err(`category "${category}" must be lower-case letters, digits and _ (a subject token)`, 'category');
   const enabled = raw.fields.get('enabled') ?? true;
   if (typeof enabled !== 'boolean') err('enabled must be true or false', 'enabled');
+  const eventTypes = eventTypesOf(condition);
   const rule: Rule = {
     name: raw.name,
     desc: raw.fields.has('desc') ? str(item, 'desc', err) : '',
@@ -214,6 +217,7 @@ function buildRule(raw: RawRule, scope: Parameters<typeof compileCondition>[1]):
     recommended: raw.fields.has('recommended_actions') ? stringList(item, 'recommended_actions', err) : [],
     enabled: enabled as boolean,
     match,
+    ...(eventTypes === undefined ? {} : { eventTypes }),
     file: item.file,
     line: item.line,
     ...(raw.fields.has('correlate') ? { correlate: correlationOf(raw.fields.get('correlate'), err) } : {}),

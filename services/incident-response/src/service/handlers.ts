@@ -23,6 +23,9 @@ export interface IncidentView {
   readonly category: string;
   readonly status: string;
   readonly rule: string;
+  /** The rule's correlation key (the agent for most rules) and the agent it names, if any. */
+  readonly key: string;
+  readonly agentId?: string;
   readonly description: string;
   readonly affected_components: readonly string[];
   readonly recommended_actions: readonly string[];
@@ -39,6 +42,8 @@ export function viewOfRecord(r: IncidentRecord, withSeqs: boolean): IncidentView
     category: i.category,
     status: i.status,
     rule: i.rule,
+    key: i.key,
+    ...(i.agentId === undefined ? {} : { agentId: i.agentId }),
     description: i.description,
     affected_components: i.affected_components,
     recommended_actions: i.recommended_actions,

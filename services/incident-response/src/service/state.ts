@@ -9,7 +9,6 @@ import type { JsonObject, JsonValue, LedgerEvent } from '@bulwark/events';
 import { DetectionEngine } from '../detect/engine.js';
 import { IncidentGrouper } from '../incidents/grouper.js';
 import type { SecurityEvent } from '../incidents/security-event.js';
-import type { EventView } from '../rules/condition.js';
 import type { Rule, Severity } from '../rules/load.js';
 
 export const INCIDENT_PRINCIPAL = 'svc.incident-response';
@@ -35,16 +34,6 @@ export interface Change {
   readonly record: IncidentRecord;
   readonly opened: boolean;
 }
-
-export const viewOf = (e: LedgerEvent): EventView => ({
-  seq: e.seq,
-  eventId: e.eventId,
-  timestamp: e.timestamp,
-  producer: e.producer,
-  agentId: e.agentId,
-  eventType: e.eventType,
-  details: e.details as { readonly [k: string]: JsonValue },
-});
 
 export class IncidentState {
   readonly engine: DetectionEngine;
@@ -83,8 +72,9 @@ export class IncidentState {
     }
     // The service's own reports (alerts it raised) are not evidence of anything.
     if (event.producer === INCIDENT_PRINCIPAL) return [];
+    // A verified ledger event has the fields a detector sees: it is passed as it is, not copied.
     const changes: Change[] = [];
-    for (const d of this.engine.process(viewOf(event))) {
+    for (const d of this.engine.process(event)) {
       const r = this.#grouper.add(d);
       if (r === undefined) continue;
       let record = this.#records.get(r.incident.id);

@@ -3,7 +3,7 @@
 // still opens what it was sent before); an analyst never enrolled opens nothing; a publisher
 // left without the current epoch's key publishes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus, ensureStreams, RejectionReporter, removeNamespaceStreams, startStreamConsumer, consumerBacklog, uniqueNamespace, type Bus } from '@bulwark/bus';
+import { connectBus, ensureStreams, RejectionReporter, removeNamespaceStreams, startStreamConsumer, consumerBacklog, recipientToken, uniqueNamespace, type Bus } from '@bulwark/bus';
 import { announceEpoch, announcementDetails, principalKeyring, type ChannelKeyring, type EpochAnnouncement } from '@bulwark/channel';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { ChannelReceiver } from '@bulwark/envelope';
@@ -11,7 +11,7 @@ import { testWorld, type TestIdentity } from '@bulwark/envelope/testing';
 import { newEvent, type LedgerEvent } from '@bulwark/events';
 import { natsUrl } from '@bulwark/testkit';
 import type { SecurityEvent } from '../incidents/security-event.js';
-import { analystFilters, SocPublisher } from './publisher.js';
+import { SocPublisher } from './publisher.js';
 
 const SOC = 'soc.incidents';
 const provider = createCryptoProvider('node');
@@ -54,7 +54,7 @@ function analyst(who: TestIdentity) {
     const consumer = await startStreamConsumer(
       bus,
       receiver,
-      { stream: 'incidents', durable, filterSubject: analystFilters(SOC, 'high')[0]!, maxDeliver: 1 },
+      { stream: 'incidents', durable, filterSubject: `bulwark.incident.high.*.${recipientToken(SOC)}`, maxDeliver: 1 },
       async (d) => void ids.push((JSON.parse(new TextDecoder().decode(d.plaintext)) as { finding_info: { uid: string } }).finding_info.uid),
       new RejectionReporter({ reporter: who.id, publish: async () => void refused++ }),
     );

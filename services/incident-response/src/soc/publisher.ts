@@ -15,28 +15,26 @@
  * open. `ce-id` = `Nats-Msg-Id` = `<incident id>.<revision>.<recipient or channel>`: the same
  * finding re-published after a restart is deduplicated by JetStream.
  */
-import { createStreamPublisher, incidentSubject, type Bus, type PublishAck, type StreamPublisher } from '@bulwark/bus';
+import { createStreamPublisher, incidentSubject, recipientToken, type Bus, type PublishAck, type StreamPublisher } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelKeyring } from '@bulwark/channel';
 import { ChannelSender, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { BulwarkError } from '@bulwark/errors';
+import { analystConsumers } from '@bulwark/nats-auth';
 import type { SecurityEvent } from '../incidents/security-event.js';
 import { SEVERITIES, type Severity } from '../rules/load.js';
 import { CE_SOURCE, CE_TYPE_PREFIX, cloudEventHeaders } from './cloudevents.js';
 import { detectionFinding, type FindingActivity } from './ocsf.js';
 
-/** A subject token for a principal id: `.` `*` `>` `%` and spaces percent-encoded (reversible). */
-export function recipientToken(principal: string): string {
-  return principal.replace(/[%.*> ]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-
 /**
- * The filter subjects an analyst's consumers use: its own copies, one per severity from `floor`
- * up (JetStream 2.9 takes one filter per consumer, and it must lie inside one of the stream's
- * per-severity subjects `bulwark.incident.<severity>.>`).
+ * The consumers an analyst reads its own copies through, one per severity from `floor` up:
+ * exactly the durables and filters the bus grants it (libs/nats-auth `analystConsumers`).
  */
-export function analystFilters(principal: string, floor: Severity = 'info'): string[] {
-  return SEVERITIES.slice(SEVERITIES.indexOf(floor)).map((s) => `bulwark.incident.${s}.*.${recipientToken(principal)}`);
+export function socConsumers(principal: string, floor: Severity = 'info'): { durable: string; filterSubject: string }[] {
+  const wanted = new Set(SEVERITIES.slice(SEVERITIES.indexOf(floor)));
+  return analystConsumers(principal)
+    .filter((g) => wanted.has(g.filter.split('.')[2] as Severity))
+    .map((g) => ({ durable: g.durable, filterSubject: g.filter }));
 }
 
 export interface SocPublisherOptions {

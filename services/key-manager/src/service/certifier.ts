@@ -6,8 +6,8 @@
  */
 import type { Namespace } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { DEFAULT_SKEW_MS, signDirectoryEntry, type DirectoryEntry, type SignedDirectoryEntry } from '@bulwark/envelope';
-import { loadRootKey, ROOT_KEY_OWNER, type KeyStore } from '@bulwark/keystore';
+import { DEFAULT_SKEW_MS, encodeDirectoryEntry, type DirectoryEntry, type SignedDirectoryEntry } from '@bulwark/envelope';
+import { openStoreRootSigner, ROOT_KEY_OWNER, type KeyStore, type RootSigner } from '@bulwark/keystore';
 import { issueUserJwt, nkeyPair, permissionsFor, type BusPermissions } from '@bulwark/nats-auth';
 import { fromPublic } from '@nats-io/nkeys';
 import { activeVersion, type PrincipalKey } from '../model/versions.js';
@@ -16,6 +16,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface CertifierOptions {
   readonly store: KeyStore;
+  /** The root signing key when it is not in `store` (an HSM's); the caller keeps and closes it. Default: the store's root. */
+  readonly root?: RootSigner;
   readonly provider: CryptoProvider;
   readonly namespace: Namespace;
   /** How long a certified version's directory entry is valid (`key_rotation_interval_days`, default 90). */
@@ -24,12 +26,14 @@ export interface CertifierOptions {
 
 export class Certifier {
   readonly rootPublicKey: Uint8Array;
-  readonly #root: Uint8Array;
+  readonly #root: RootSigner;
+  readonly #ownsRoot: boolean;
   readonly #account: ReturnType<typeof nkeyPair> | undefined;
   readonly #options: CertifierOptions;
 
-  private constructor(root: { secretKey: Uint8Array; publicKey: Uint8Array }, account: ReturnType<typeof nkeyPair> | undefined, options: CertifierOptions) {
-    this.#root = root.secretKey;
+  private constructor(root: RootSigner, ownsRoot: boolean, account: ReturnType<typeof nkeyPair> | undefined, options: CertifierOptions) {
+    this.#root = root;
+    this.#ownsRoot = ownsRoot;
     this.rootPublicKey = root.publicKey;
     this.#account = account;
     this.#options = options;
@@ -37,7 +41,7 @@ export class Certifier {
 
   /** Opens the root key (and the NATS account key, when the store has one). Throws what the store throws: E_KEY_UNWRAP, E_KEY_FILE, E_KEY_NOT_FOUND. */
   static async open(options: CertifierOptions): Promise<Certifier> {
-    const root = await loadRootKey(options.store);
+    const root = options.root ?? (await openStoreRootSigner(options.store, options.provider));
     const ref = { principal: ROOT_KEY_OWNER, kind: 'nats-account' as const, version: 1 };
     let account: ReturnType<typeof nkeyPair> | undefined;
     if (await options.store.has(ref)) {
@@ -45,7 +49,7 @@ export class Certifier {
       account = nkeyPair('nats-account', secretKey);
       secretKey.fill(0);
     }
-    return new Certifier(root.keyPair, account, options);
+    return new Certifier(root, options.root === undefined, account, options);
   }
 
   get issuesNatsUsers(): boolean {
@@ -71,7 +75,7 @@ export class Certifier {
       notAfter: active === undefined && latest.state === 'disabled' ? notBefore + 1 : (bootstrapUntil ?? latest.created + this.#options.validityDays * DAY_MS),
       revoked: active === undefined && latest.state !== 'disabled',
     };
-    return signDirectoryEntry(this.#options.provider, this.#root, entry);
+    return { entry, signature: this.#root.sign(encodeDirectoryEntry(entry)) };
   }
 
   /** The user JWT of `principal`'s NATS user key `natsUser` (public `U...`), expiring at `expiresAt`; `onlyEnroll` keeps the bootstrap user to `keys.enroll`. */
@@ -86,7 +90,7 @@ export class Certifier {
   }
 
   close(): void {
-    this.#root.fill(0);
+    if (this.#ownsRoot) this.#root.close();
     this.#account?.clear();
   }
 }

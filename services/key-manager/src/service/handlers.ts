@@ -49,6 +49,8 @@ export interface HandlerContext {
   /** Principals besides the administrators that may revoke (default svc.incident-response). */
   readonly revokers: readonly string[];
   readonly applyWaitMs: number;
+  /** How long an issued NATS user JWT lives (default 24 h; never past the directory entry's notAfter). */
+  readonly credentialLifetimeMs: number;
   readonly now: () => number;
   /** Publishes the principal's directory entry as the state now calls for and waits until it is served (before a reply that hands it out). */
   readonly published: (principal: string) => Promise<void>;
@@ -208,7 +210,8 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
   // (a changed static key ends the session). The entry follows just after (service.ts).
   const certifyReply = async (key: PrincipalKey, natsUser: string, admin: boolean) => {
     const signed = ctx.certifier.entryFor(key);
-    const jwt = ctx.certifier.issuesNatsUsers ? await ctx.certifier.userJwt(key.id, admin, natsUser, signed.entry.notAfter) : null;
+    const expires = Math.min(signed.entry.notAfter, ctx.now() + ctx.credentialLifetimeMs);
+    const jwt = ctx.certifier.issuesNatsUsers ? await ctx.certifier.userJwt(key.id, admin, natsUser, expires) : null;
     return json({ principal: key.id, version: signed.entry.keyVersion, notAfter: new Date(signed.entry.notAfter).toISOString(), entry: Buffer.from(encodeSignedDirectoryEntry(signed)).toString('base64'), natsJwt: jwt });
   };
 
@@ -264,6 +267,38 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     });
   };
 
+  // Short-lived NATS credentials, as SPIRE's SVIDs: a principal renews its own user JWT (same
+  // nkey, same permissions, a new expiry) well before it expires. A principal this service
+  // manages gets one only for the NATS user of its active, verifying version: a revoked or
+  // disabled key, or any other nkey, is refused, so a revocation also ends renewal. A service
+  // made by `bulwark init` (not in the book) is vouched for by its session alone: the session
+  // is checked per frame against its root-signed, unrevoked directory entry.
+  const renew: CommandHandler = async (req) => {
+    requireLive();
+    if (!ctx.certifier.issuesNatsUsers) throw new KeyCommandError('E_KEYS_NO_NATS', 'keys.renew: this deployment issues no NATS users (the bus does not authenticate)', {});
+    const b = body(req.body, 'keys.renew');
+    const natsUser = b['natsUser'];
+    if (typeof natsUser !== 'string' || !/^U[A-Z2-7]{55}$/.test(natsUser)) throw new KeyCommandError('E_KEYS_REQUEST', 'keys.renew: "natsUser" must be a public user nkey (U...)', {});
+    const refuse = (why: string): never => {
+      throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.renew: ${req.peer} ${why}`, { peer: req.peer });
+    };
+    const now = ctx.now();
+    if (book.revoked().some((r) => r.natsUser === natsUser)) refuse('asked for a revoked NATS user');
+    const key = book.key(req.peer);
+    let until = now + ctx.credentialLifetimeMs;
+    if (key === undefined) {
+      if (parsePrincipalId(req.peer)?.kind !== 'svc') refuse('has no key here; enroll with a join token first');
+    } else {
+      if (book.pendingInvite(req.peer) !== undefined) refuse('holds a bootstrap identity; enroll first');
+      const active = activeVersion(key);
+      if (active === undefined || !canVerify(key, active.version)) refuse('has no active key version');
+      if (book.natsUser(req.peer, active!.version) !== natsUser) refuse(`asked for a NATS user that is not its active version's (v${active!.version})`);
+      until = Math.min(until, ctx.certifier.entryFor(key).entry.notAfter);
+    }
+    const jwt = await ctx.certifier.userJwt(req.peer, ctx.admins.includes(req.peer), natsUser, until);
+    return json({ principal: req.peer, natsJwt: jwt, expires: new Date(until).toISOString() });
+  };
+
   const revoke: CommandHandler = async (req) => {
     requireLive();
     if (!ctx.admins.includes(req.peer) && !ctx.revokers.includes(req.peer)) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.revoke: principal ${req.peer} may not revoke keys`, { peer: req.peer });
@@ -308,6 +343,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     [Commands.keys.enroll]: enroll,
     [Commands.keys.rotate]: rotate,
     [Commands.keys.revoke]: revoke,
+    [Commands.keys.renew]: renew,
     [Commands.keys.disable]: versionCommand('keys.disabled', 'keys.disable'),
     [Commands.keys.enable]: versionCommand('keys.enabled', 'keys.enable'),
     [Commands.keys.cancelDeletion]: versionCommand('keys.deletion_cancelled', 'keys.cancel-deletion'),

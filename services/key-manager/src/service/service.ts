@@ -11,7 +11,7 @@
 import { createEventPublisher, createRejectionReporter, ensureStreams, LEDGER_PRINCIPAL, publishDirectoryEntry, serveCommands, type Bus, type CommandServer } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory } from '@bulwark/envelope';
-import { generateKey as generateRawKey, type KeyStore } from '@bulwark/keystore';
+import { generateKey as generateRawKey, type KeyStore, type RootSigner } from '@bulwark/keystore';
 import { encodeNkeySeed, nkeyPair } from '@bulwark/nats-auth';
 import type { Logger } from '@bulwark/telemetry';
 import { ChannelDesk } from '../channels/desk.js';
@@ -21,6 +21,7 @@ import { createHandlers } from './handlers.js';
 import { KeyProjection } from './projection.js';
 
 const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
 
 export interface KeyManagerOptions {
   /** A connected bus (the service does not close it). */
@@ -31,6 +32,8 @@ export interface KeyManagerOptions {
   readonly directory: Directory;
   /** The key manager's own store: the root key and the NATS account key (custody). */
   readonly store: KeyStore;
+  /** The root signing key when the store does not hold it (an HSM's, `openKeyManagerStore`); default the store's. */
+  readonly root?: RootSigner;
   readonly ledgerPublicKey: Uint8Array;
   readonly ledgerReceiver?: SealedReceiver | ChannelReceiver;
   /** Principals allowed to administer keys. */
@@ -52,6 +55,8 @@ export interface KeyManagerOptions {
   readonly channelRotationIntervalMs?: number;
   /** Channels created at start if the ledger has none of them yet (SYMBIONT_KEY_CHANNELS). */
   readonly channels?: readonly { readonly channel: string; readonly subscribers: readonly string[] }[];
+  /** Lifetime of the NATS user JWTs it issues (enroll, rotate, renew; default 24 h, renewed at half-life by `@bulwark/client`'s CredentialRenewal). */
+  readonly credentialLifetimeMs?: number;
   readonly bootTimeoutMs?: number;
   readonly syncIntervalMs?: number;
   readonly logger?: Logger;
@@ -71,7 +76,7 @@ export interface KeyManager {
 export async function startKeyManager(options: KeyManagerOptions): Promise<KeyManager> {
   const { bus, provider, identity, directory, logger } = options;
   const now = options.now ?? Date.now;
-  const certifier = await Certifier.open({ store: options.store, provider, namespace: bus.namespace, validityDays: options.validityDays ?? 90 });
+  const certifier = await Certifier.open({ store: options.store, ...(options.root === undefined ? {} : { root: options.root }), provider, namespace: bus.namespace, validityDays: options.validityDays ?? 90 });
   await ensureStreams(bus);
   const sender = new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL });
   const events = createEventPublisher(bus, sender);
@@ -101,25 +106,42 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     const deadline = Date.now() + 2000;
     while (directory.lookup(principal)?.keyVersion !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   };
+  // NATS revocations on their own chain, not behind directory publications: the push is what
+  // closes a revoked principal's connection. Each push sends the whole revoked set, so one that
+  // is queued and not started yet covers every later request (they coalesce).
+  let pushes: Promise<void> = Promise.resolve();
+  let queuedPush: { force: boolean } | undefined;
   const pushRevocations = (force: boolean): void => {
     const revoker = options.revoker;
     if (revoker === undefined) return;
-    queue('NATS revocations', async () => {
-      const t = now();
-      const grace = options.bootstrapGraceMs ?? 2000;
-      for (const r of projection.book.revoked()) {
-        if (r.natsUser === null || revokedAt.has(r.natsUser)) continue;
-        // A bootstrap identity superseded by its enrolment a moment ago: its reply may still be on the way.
-        const revocation = projection.book.key(r.principal)?.versions[r.version - 1]?.revocation;
-        if (r.version === 1 && revocation?.reason === 'superseded' && t - revocation.at < grace) continue;
-        revokedAt.set(r.natsUser, t);
-      }
-      for (const i of projection.book.expiredInvites(t)) {
-        const user = projection.book.natsUser(i.principal, 1);
-        if (user !== undefined && !revokedAt.has(user)) revokedAt.set(user, t);
-      }
-      await revoker.push(revokedAt, { force });
-    });
+    if (queuedPush !== undefined) {
+      queuedPush.force ||= force;
+      return;
+    }
+    const request = { force };
+    queuedPush = request;
+    pushes = pushes
+      .then(async () => {
+        queuedPush = undefined;
+        const t = now();
+        const grace = options.bootstrapGraceMs ?? 2000;
+        for (const r of projection.book.revoked()) {
+          if (r.natsUser === null || revokedAt.has(r.natsUser)) continue;
+          // A bootstrap identity superseded by its enrolment a moment ago: its reply may still be on the way.
+          const revocation = projection.book.key(r.principal)?.versions[r.version - 1]?.revocation;
+          if (r.version === 1 && revocation?.reason === 'superseded' && t - revocation.at < grace) continue;
+          revokedAt.set(r.natsUser, t);
+        }
+        for (const i of projection.book.expiredInvites(t)) {
+          const user = projection.book.natsUser(i.principal, 1);
+          if (user !== undefined && !revokedAt.has(user)) revokedAt.set(user, t);
+        }
+        await revoker.push(revokedAt, { force: request.force });
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => logger?.error({ err: e }, 'key manager: NATS revocations failed; retried at the next reconcile'),
+      );
   };
 
   const channels = new ChannelDesk({
@@ -215,6 +237,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         admins: options.admins,
         revokers: options.revokers ?? ['svc.incident-response'],
         applyWaitMs: options.applyWaitMs ?? 5000,
+        credentialLifetimeMs: options.credentialLifetimeMs ?? DAY_MS,
         now,
         bootstrap,
         published: publishAndSee,
@@ -236,8 +259,9 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     settled: async () => {
       for (;;) {
         const current = effects;
-        await current;
-        if (current === effects) return;
+        const currentPushes = pushes;
+        await Promise.all([current, currentPushes]);
+        if (current === effects && currentPushes === pushes) return;
       }
     },
     stop() {
@@ -246,7 +270,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         await channels.stop();
         await server.stop();
         await projection.stop();
-        await effects;
+        await Promise.all([effects, pushes]);
         certifier.close();
       })();
       return stopping;

@@ -5,6 +5,7 @@ import { specHash, type OciSpec } from '../oci/spec.js';
 import type { SeccompProfile } from '../oci/seccomp.js';
 import type { Tier } from '../risk/tier.js';
 import { adaptForRunsc, RUNSC_KNOWN_LIMITS } from './runsc.js';
+import { signsFromExit } from '../monitor/signs.js';
 import type { DriverStatus, LimitKind, RunRequest, SandboxDriver, SandboxRun } from './types.js';
 
 export interface DockerDriverOptions {
@@ -176,6 +177,8 @@ export class DockerDriver implements SandboxDriver {
         limits: request.limits,
         limitsExceeded: exceeded,
         usage: {},
+        // The engine's shim starts the container, not us: no audit login uid, so only the exit status tells.
+        escapeSigns: signsFromExit(StatusCode, undefined),
         ...(firstOutputAt === undefined ? {} : { firstOutputMs: firstOutputAt - started }),
         durationMs: performance.now() - started,
         warm: false,

@@ -5,7 +5,7 @@ import { buildSpec, limitsOf, type OciSpec, type SandboxLimits, type SpecInput }
 import type { OciRuntimeDriver } from './oci-runtime.js';
 import { createRuncDriver } from './runc.js';
 import { createRunscDriver } from './runsc.js';
-import { makeTestRootfs, skipReason, type TestRootfs } from './testing.js';
+import { installNsclone, makeTestRootfs, skipReason, type TestRootfs } from './testing.js';
 import type { SandboxRun } from './types.js';
 
 /**
@@ -29,16 +29,18 @@ for (const runtime of runtimes) {
     let fs: TestRootfs;
     let driver: OciRuntimeDriver;
     let n = 0;
+    let noNsclone: string | undefined;
 
     beforeAll(() => {
       fs = makeTestRootfs();
+      noNsclone = installNsclone(fs.rootfs);
       driver = runtime.make({ stateRoot: join(fs.dir, 'state'), bundleRoot: join(fs.dir, 'bundles') });
     });
     afterAll(() => fs?.cleanup());
 
-    async function run(script: string, options: { limits?: Partial<SandboxLimits>; mutate?: Mutate; user?: SpecInput['user'] } = {}): Promise<SandboxRun> {
+    async function run(script: string, options: { limits?: Partial<SandboxLimits>; mutate?: Mutate; user?: SpecInput['user']; tmpfs?: boolean } = {}): Promise<SandboxRun> {
       const id = `t-${runtime.name}-${process.pid}-${n++}`;
-      const input: SpecInput = { args: ['/bin/sh', '-c', script], rootfs: fs.rootfs, cgroupsPath: `/bulwark-test/${id}`, limits: { wallClockMs: 20_000, ...options.limits }, ...(options.user ? { user: options.user } : {}) };
+      const input: SpecInput = { args: ['/bin/sh', '-c', script], rootfs: fs.rootfs, cgroupsPath: `/bulwark-test/${id}`, limits: { wallClockMs: 20_000, ...options.limits }, ...(options.user ? { user: options.user } : {}), ...(options.tmpfs ? { tmpfs: [{ path: '/tmp', sizeBytes: 1024 * 1024 }] } : {}) };
       const spec = buildSpec(input);
       return driver.run({ id, spec: options.mutate?.(spec) ?? spec, limits: limitsOf(input) });
     }
@@ -76,6 +78,8 @@ for (const runtime of runtimes) {
       expect(r.stdout).not.toContain('SURVIVED');
       expect(r.exitCode).not.toBe(0);
       expect(r.limitsExceeded).toContain('memory');
+      // The limit read back from the cgroup is the one asked for (runsc removes its cgroup: nothing to read).
+      if (runtime.name === 'runc') expect(r.usage).toMatchObject({ memoryLimitBytes: 64 * 1024 * 1024, oomKills: 1 });
       const open = await run(script, { limits: { memoryBytes: 1024 * 1024 * 1024 } });
       expect(open.stdout).toContain('SURVIVED');
       expect(open.limitsExceeded).not.toContain('memory');
@@ -87,8 +91,12 @@ for (const runtime of runtimes) {
       const running = Number(/RUNNING (\d+)/.exec(r.stdout)?.[1]);
       expect(running).toBeLessThanOrEqual(16);
       expect(r.limitsExceeded).toContain('pids');
+      expect(r.usage.pidsLimit).toBe(16);
+      expect(r.escapeSigns).toContainEqual({ kind: 'processes_past_limit', source: 'cgroup', count: r.usage.pidsRefused });
+      expect(r.usage.pidsRefused).toBeGreaterThan(0);
       const open = await run(script, { limits: { pids: 1000 } });
       expect(Number(/RUNNING (\d+)/.exec(open.stdout)?.[1])).toBeGreaterThan(60);
+      expect(open.escapeSigns).toEqual([]);
     });
 
     it.skipIf(runtime.name === 'runsc')(`holds a busy loop to its CPU quota${runtime.name === 'runsc' ? ' (skipped: runsc removes the cgroup before usage can be read)' : ''}`, async () => {
@@ -128,11 +136,93 @@ for (const runtime of runtimes) {
       expect(open.stdout).toContain('UNSHARED');
     });
 
+    // Escape signs (S1.5). Each comes from what the runtime or kernel reports, and a benign workload has none.
+    const killToErrno: Mutate = (s) => {
+      const seccomp = s.linux['seccomp'] as { syscalls: { action: string }[] };
+      return withLinux(s, { seccomp: { ...seccomp, syscalls: seccomp.syscalls.map((r) => (r.action === 'SCMP_ACT_KILL_PROCESS' ? { ...r, action: 'SCMP_ACT_ERRNO' } : r)) } });
+    };
+
+    it('a benign workload (files in its tmpfs, a few processes, /proc) shows no escape sign', async () => {
+      const r = await run('echo data > /tmp/f && cat /tmp/f >/dev/null && for i in 1 2 3; do sleep 0 & done; wait; cat /proc/self/status >/dev/null; ls / >/dev/null; echo ok', { tmpfs: true });
+      expect(r.stdout).toBe('ok\n');
+      expect(r.escapeSigns).toEqual([]);
+    });
+
+    it('the workload killed for a syscall the profile denies (unshare) is escape_suspected', async () => {
+      const r = await run('exec unshare -U true');
+      expect(r.exitCode).toBe(159);
+      expect(r.escapeSigns).toContainEqual(runtime.name === 'runc' ? { kind: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', comm: 'unshare' } : { kind: 'denied_syscall', source: 'exit_signal' });
+      // The same attempt refused with EPERM (the profile's kill rule made an errno rule) leaves no trace.
+      const quiet = await run('exec unshare -U true', { mutate: killToErrno });
+      expect(quiet.exitCode).toBe(1);
+      expect(quiet.escapeSigns).toEqual([]);
+    });
+
+    it.skipIf(runtime.name === 'runsc')(`a child process killed for a denied syscall is reported by name, from the kernel log${runtime.name === 'runsc' ? ' (skipped: gVisor reports only the workload\'s own exit, see RUNSC_KNOWN_LIMITS)' : ''}`, async () => {
+      const r = await run('unshare -U true; keyctl show 2>/dev/null; echo still-here');
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toBe('still-here\n');
+      expect(r.escapeSigns).toContainEqual({ kind: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', comm: 'unshare' });
+    });
+
+    it('clone(2) with a namespace flag, called directly instead of unshare, is killed and reported too', async (t) => {
+      if (noNsclone !== undefined) t.skip(noNsclone);
+      const r = await run('nsclone; echo rc=$?');
+      expect(r.stdout).toBe('rc=159\n');
+      if (runtime.name === 'runc') expect(r.escapeSigns).toContainEqual({ kind: 'denied_syscall', source: 'kernel_log', syscall: 'clone', comm: 'nsclone' });
+      else expect((await run('exec nsclone')).escapeSigns).toContainEqual({ kind: 'denied_syscall', source: 'exit_signal' });
+      // Threads and forks (clone without a namespace flag) are untouched.
+      expect((await run('sleep 0 & wait; echo ok')).escapeSigns).toEqual([]);
+      const quiet = await run('nsclone', { mutate: killToErrno });
+      expect(quiet.stdout).toBe('clone=-1\n');
+      expect(quiet.escapeSigns).toEqual([]);
+    });
+
+    it.skipIf(runtime.name === 'runsc')(`the kernel's records are attributed to the sandbox that made them, not to one running beside it${runtime.name === 'runsc' ? ' (skipped: runc only)' : ''}`, async () => {
+      const [attacker, bystander] = await Promise.all([run('sleep 0.3; unshare -U true; sleep 0.3; echo done'), run('sleep 0.2; echo quiet; sleep 0.6')]);
+      expect(attacker.escapeSigns).toContainEqual(expect.objectContaining({ syscall: 'unshare', source: 'kernel_log' }));
+      expect(bystander.escapeSigns).toEqual([]);
+    });
+
+    it('capability use is escape_suspected: a hostname change under runc (the profile kills sethostname), a chown under runsc (gVisor strace)', async () => {
+      if (runtime.name === 'runc') {
+        const r = await run('hostname evil; mount -t tmpfs t /mnt; echo after');
+        expect(r.stdout).toBe('after\n');
+        expect(r.escapeSigns).toEqual(expect.arrayContaining([
+          { kind: 'capability_use', source: 'kernel_log', syscall: 'sethostname', comm: 'hostname' },
+          { kind: 'capability_use', source: 'kernel_log', syscall: 'mount', comm: 'mount' },
+        ]));
+      } else {
+        const r = await run('echo x > /tmp/f; chown 0:0 /tmp/f; echo after', { tmpfs: true });
+        expect(r.stdout).toBe('after\n');
+        expect(r.escapeSigns).toContainEqual({ kind: 'capability_use', source: 'gvisor_strace', syscall: 'chown', comm: 'chown', path: '/tmp/f' });
+        const own = await run('echo x > /tmp/f; chown 65534:65534 /tmp/f; echo after', { tmpfs: true });
+        expect(own.escapeSigns).toEqual([]);
+      }
+    });
+
+    it(`writes to read-only paths ${runtime.name === 'runsc' ? 'are escape_suspected, with the path (gVisor strace)' : 'are refused but not reported (RUNC_KNOWN_LIMITS)'}`, async () => {
+      const r = await run('mkdir /home/sandbox/d; touch /home/sandbox/f; echo after');
+      expect(r.stdout).toBe('after\n');
+      expect(r.stderr).toMatch(/Read-only file system/);
+      if (runtime.name === 'runsc') {
+        expect(r.escapeSigns).toEqual(expect.arrayContaining([
+          { kind: 'read_only_write', source: 'gvisor_strace', syscall: 'mkdir', comm: 'mkdir', path: '/home/sandbox/d' },
+          expect.objectContaining({ kind: 'read_only_write', comm: 'touch', path: '/home/sandbox/f' }),
+        ]));
+      } else {
+        expect(r.escapeSigns).toEqual([]);
+        expect((await driver.detect()).knownLimits.join(' ')).toMatch(/read-only path is refused \(EROFS\) but leaves no trace/);
+      }
+    });
+
     it('states its known limits', async () => {
       const status = await driver.detect();
       expect(status.available).toBe(true);
       if (runtime.name === 'runsc') expect(status.knownLimits.join(' ')).toMatch(/pids: not applied/);
-      else expect(status.knownLimits).toEqual([]);
+      else expect(status.knownLimits.join(' ')).toMatch(/escape signs/);
+      // Nothing about the kernel log being unusable: this host gives it (root, /dev/kmsg, loginuid).
+      expect(status.knownLimits.join(' ')).not.toMatch(/monitoring is off|not readable|cannot be given/);
     });
 
     it('is killed by its id past its wall clock, and nothing outlives it', async () => {

@@ -1,8 +1,11 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SandboxInputError, SandboxRuntimeError } from '../errors.js';
 import { specHash, type OciSpec } from '../oci/spec.js';
 import type { Tier } from '../risk/tier.js';
+import { withAuditLoginUid, type KernelLog } from '../monitor/kernel-log.js';
+import { signsFromDebugLogs, STRACE_LOG_ROLL_BYTES, straceFlags } from '../monitor/gvisor-strace.js';
+import { mergeSigns, signsFromExit, type EscapeSign } from '../monitor/signs.js';
 import { readUsage } from './cgroup.js';
 import { execRuntime, OutputCollector, spawn } from './process.js';
 import type { DriverName, DriverStatus, LimitKind, RunRequest, SandboxDriver, SandboxRun, SandboxUsage } from './types.js';
@@ -25,6 +28,10 @@ export interface OciRuntimeOptions {
   readonly adapt?: (spec: OciSpec) => OciSpec;
   /** Reads what the runtime says about a finished run that the cgroup cannot tell. */
   readonly interpret?: (run: { exitCode: number; stderr: string; usage: SandboxUsage; spec: OciSpec; killedByUs: boolean }) => readonly LimitKind[];
+  /** runc: the kernel log, for the seccomp kills of each sandbox (each runtime process gets its own audit login uid). */
+  readonly kernelLog?: KernelLog;
+  /** runsc: strace the write and ownership syscalls into a per-run debug log, for refused writes and capability use. */
+  readonly strace?: boolean;
 }
 
 const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
@@ -62,13 +69,35 @@ export class OciRuntimeDriver implements SandboxDriver {
     return { ...base, available: true, version: stdout.trim().split('\n')[0] ?? '' };
   }
 
-  /** Writes `<bundleRoot>/<id>/config.json` and returns the bundle directory. */
+  /** Writes `<bundleRoot>/<id>/config.json` (and `owner`: this process's pid) and returns the bundle directory. */
   writeBundle(id: string, spec: OciSpec): string {
     if (!ID.test(id)) throw new SandboxInputError('E_SANDBOX_ID', `sandbox: id ${JSON.stringify(id)} is not a valid container id`, {});
     const dir = join(this.options.bundleRoot, id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+    writeFileSync(join(dir, OWNER_FILE), String(process.pid));
     return dir;
+  }
+
+  /**
+   * Deletes the containers whose scheduler died without cleaning up (killed with SIGKILL: its warm
+   * containers stay created, a cold run goes on with nobody to enforce its wall clock). Several
+   * schedulers may share a state root, so only a container whose `owner` pid is gone is touched.
+   */
+  async reapOrphans(): Promise<string[]> {
+    const reaped: string[] = [];
+    for (const id of await this.list()) {
+      let owner: number;
+      try {
+        owner = Number(readFileSync(join(this.options.bundleRoot, id, OWNER_FILE), 'utf8'));
+      } catch {
+        continue;
+      }
+      if (!Number.isSafeInteger(owner) || owner <= 0 || owner === process.pid || isAlive(owner)) continue;
+      await this.remove(id);
+      reaped.push(id);
+    }
+    return reaped;
   }
 
   removeBundle(id: string): void {
@@ -88,18 +117,28 @@ export class OciRuntimeDriver implements SandboxDriver {
     const spec = this.options.adapt?.(request.spec) ?? request.spec;
     const started = performance.now();
     const bundle = this.writeBundle(request.id, spec);
-    const args = [...this.globals(), 'run', ...(this.options.keep ? ['--keep'] : []), '--bundle', bundle, request.id];
+    const logDir = join(bundle, 'log');
+    const monitorFlags = this.options.strace === true ? straceFlags(logDir) : [];
+    const args = [...this.globals(), ...monitorFlags, 'run', ...(this.options.keep ? ['--keep'] : []), '--bundle', bundle, request.id];
+    const auid = this.options.kernelLog?.tag();
+    const command = auid === undefined ? { binary: this.options.binary, args } : withAuditLoginUid(auid, this.options.binary, args);
     const output = new OutputCollector(request.maxOutputBytes ?? DEFAULT_MAX_OUTPUT, request.onOutput);
     let wallClockHit = false;
+    let exitCode: number;
+    let usage: SandboxUsage = {};
+    const signs: EscapeSign[] = [];
     try {
-      const exitCode = await new Promise<number>((resolve, reject) => {
-        const child = spawn(this.options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      exitCode = await new Promise<number>((resolve, reject) => {
+        const child = spawn(command.binary, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
         output.attach(child);
         const timer = setTimeout(() => {
           wallClockHit = true;
           void this.kill(request.id);
         }, request.limits.wallClockMs);
+        const roll = this.options.strace === true ? setInterval(() => signs.push(...signsFromDebugLogs(logDir, STRACE_LOG_ROLL_BYTES)), 1000) : undefined;
+        child.once('close', () => clearInterval(roll));
         child.once('error', (e) => {
+          clearInterval(roll);
           clearTimeout(timer);
           reject(new SandboxRuntimeError('E_SANDBOX_RUNTIME', `sandbox ${request.id}: cannot start ${this.options.binary}: ${e.message}`, { id: request.id }));
         });
@@ -108,32 +147,36 @@ export class OciRuntimeDriver implements SandboxDriver {
           resolve(code ?? 128 + signalNumber(signal));
         });
       });
-      const usage = this.options.keep ? readUsage(String(spec.linux['cgroupsPath'])) : {};
-      const stderr = output.text('stderr');
-      const limitsExceeded = new Set<LimitKind>(this.options.interpret?.({ exitCode, stderr, usage, spec, killedByUs: wallClockHit || this.terminated.has(request.id) }) ?? []);
-      if ((usage.oomKills ?? 0) > 0) limitsExceeded.add('memory');
-      if ((usage.pidsRefused ?? 0) > 0) limitsExceeded.add('pids');
-      if (wallClockHit) limitsExceeded.add('wall_clock');
-      return {
-        id: request.id,
-        driver: this.name,
-        tier: this.tier,
-        exitCode,
-        stdout: output.text('stdout'),
-        stderr,
-        truncated: output.truncated,
-        specHash: specHash(spec),
-        runtimeFlags: [this.options.binary, ...this.globals(), 'run', ...(this.options.keep ? ['--keep'] : [])],
-        limits: request.limits,
-        limitsExceeded: [...limitsExceeded],
-        usage,
-        ...(output.firstOutputAt === undefined ? {} : { firstOutputMs: output.firstOutputAt - started }),
-        durationMs: performance.now() - started,
-        warm: false,
-      };
+      if (this.options.keep) usage = readUsage(String(spec.linux['cgroupsPath']));
+      if (this.options.strace === true) signs.push(...signsFromDebugLogs(logDir));
     } finally {
       await this.remove(request.id);
+      // After the delete: the kernel's audit thread has printed the kills of the container's processes.
+      if (auid !== undefined) signs.push(...(this.options.kernelLog?.take(auid) ?? []));
     }
+    const stderr = output.text('stderr');
+    const limitsExceeded = new Set<LimitKind>(this.options.interpret?.({ exitCode, stderr, usage, spec, killedByUs: wallClockHit || this.terminated.has(request.id) }) ?? []);
+    if ((usage.oomKills ?? 0) > 0) limitsExceeded.add('memory');
+    if ((usage.pidsRefused ?? 0) > 0) limitsExceeded.add('pids');
+    if (wallClockHit) limitsExceeded.add('wall_clock');
+    return {
+      id: request.id,
+      driver: this.name,
+      tier: this.tier,
+      exitCode,
+      stdout: output.text('stdout'),
+      stderr,
+      truncated: output.truncated,
+      specHash: specHash(spec),
+      runtimeFlags: [this.options.binary, ...this.globals(), ...monitorFlags.map((f) => (f.startsWith('--debug-log=') ? '--debug-log=<bundle>/log/' : f)), 'run', ...(this.options.keep ? ['--keep'] : [])],
+      limits: request.limits,
+      limitsExceeded: [...limitsExceeded],
+      usage,
+      escapeSigns: mergeSigns([...signs, ...signsFromExit(exitCode, usage.pidsRefused)]),
+      ...(output.firstOutputAt === undefined ? {} : { firstOutputMs: output.firstOutputAt - started }),
+      durationMs: performance.now() - started,
+      warm: false,
+    };
   }
 
   /** SIGKILL to every process of the container, by id. */
@@ -174,6 +217,17 @@ export class OciRuntimeDriver implements SandboxDriver {
     const r = await execRuntime(this.options.binary, [...this.globals(), 'state', id]);
     if (r.code !== 0) return undefined;
     return JSON.parse(r.stdout) as { status: string; pid: number };
+  }
+}
+
+const OWNER_FILE = 'owner';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,7 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildBusyboxRootfs, copyHostBinary, findBusybox } from '../oci/rootfs.js';
 
 /** Whether a runtime binary answers in PATH. */
@@ -87,4 +88,47 @@ export async function startTestEngine(dir: string): Promise<TestEngine> {
       }
     },
   };
+}
+
+/**
+ * Host processes that belong to a sandbox: in a cgroup named after it (runc's container, runsc's
+ * sandbox) or with its id on the command line (the runtime client, runsc's sandbox and gofer).
+ * What `terminate` must leave none of.
+ */
+export function hostProcessesOf(id: string): { pid: number; state: string; cmdline: string }[] {
+  const found: { pid: number; state: string; cmdline: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const read = (file: string): string => {
+      try {
+        return readFileSync(`/proc/${entry}/${file}`, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const cmdline = read('cmdline').replace(/\0/g, ' ').trim();
+    if (!read('cgroup').includes(`/${id}\n`) && !cmdline.includes(id)) continue;
+    const state = /^\d+ \(.*\) (\S)/.exec(read('stat'))?.[1] ?? '?';
+    found.push({ pid: Number(entry), state, cmdline });
+  }
+  return found;
+}
+
+/** The cgroup directories of a sandbox under any v1 controller or the v2 tree that still exist. */
+export function cgroupDirsOf(parent: string, id: string): string[] {
+  const root = '/sys/fs/cgroup';
+  const candidates = [join(root, parent, id), ...readdirSync(root).map((c) => join(root, c, parent, id))];
+  return candidates.filter((d) => existsSync(d));
+}
+
+/** fixtures/nsclone.cc, built static with the host's g++ into the rootfs at /usr/local/bin/nsclone; or why it cannot be. */
+export function installNsclone(rootfs: string): string | undefined {
+  const source = fileURLToPath(new URL('./fixtures/nsclone.cc', import.meta.url));
+  try {
+    execFileSync('g++', ['-static', '-O2', '-o', join(rootfs, 'usr/local/bin/nsclone'), source], { stdio: 'pipe', timeout: 60_000 });
+    return undefined;
+  } catch (e) {
+    if (process.env['CI'] === 'true') throw e;
+    return `g++ cannot build a static test binary here: ${(e as Error).message.split('\n')[0] ?? ''}`;
+  }
 }

@@ -1,5 +1,6 @@
 import type { SandboxLimits, OciSpec } from '../oci/spec.js';
 import type { Tier } from '../risk/tier.js';
+import type { EscapeSign } from '../monitor/signs.js';
 
 export type DriverName = 'runc' | 'runsc' | 'docker' | 'kubernetes';
 
@@ -19,11 +20,17 @@ export type LimitKind = 'memory' | 'pids' | 'wall_clock';
 
 /** Usage read from the sandbox's cgroup after it exited (v1 or v2), where the runtime exposes it. */
 export interface SandboxUsage {
+  /** The memory limit the cgroup really had (memory.limit_in_bytes / memory.max): a runtime that did not apply it shows here. */
+  readonly memoryLimitBytes?: number;
   readonly memoryPeakBytes?: number;
+  /** Usage when read (memory.usage_in_bytes / memory.current). */
+  readonly memoryCurrentBytes?: number;
   readonly memoryFailCount?: number;
   readonly oomKills?: number;
   readonly cpuNs?: number;
   readonly pidsCurrent?: number;
+  /** The pids limit the cgroup really had (pids.max). */
+  readonly pidsLimit?: number;
   /** Times a fork was refused at the pids limit. */
   readonly pidsRefused?: number;
 }
@@ -43,6 +50,8 @@ export interface SandboxRun {
   readonly limits: SandboxLimits;
   readonly limitsExceeded: readonly LimitKind[];
   readonly usage: SandboxUsage;
+  /** Signs of an escape attempt the runtime or kernel reported for this run (none for a benign workload). */
+  readonly escapeSigns: readonly EscapeSign[];
   /** From the schedule call to the first byte of output, if any came. */
   readonly firstOutputMs?: number;
   readonly durationMs: number;
@@ -69,4 +78,6 @@ export interface SandboxDriver {
   terminate(id: string): Promise<void>;
   /** Ids of the sandboxes this driver has running now. */
   list(): Promise<readonly string[]>;
+  /** Deletes the sandboxes a dead scheduler left behind; returns their ids. */
+  reapOrphans?(): Promise<readonly string[]>;
 }

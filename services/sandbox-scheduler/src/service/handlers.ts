@@ -4,6 +4,7 @@ import { BulwarkError, InputError } from '@bulwark/errors';
 import type { JsonObject } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
 import type { SandboxRun } from '../drivers/types.js';
+import { describeSign } from '../monitor/signs.js';
 import { SandboxInputError } from '../errors.js';
 import { parseAllowEntry, validateRule, type EgressAllowlist, type EgressRule } from '../egress/allowlist.js';
 import { parseAssessment } from '../risk/assessment.js';
@@ -55,6 +56,10 @@ function readEgress(value: unknown): EgressAllowlist | undefined {
   return { rules: value.map((r: unknown) => (typeof r === 'string' ? parseAllowEntry(r) : validateRule(r as EgressRule))) };
 }
 
+function withoutUndefined(o: Record<string, string | number | undefined>): JsonObject {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as JsonObject;
+}
+
 const reply = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));
 
 /** What a run record says on the wire and in the ledger (output stays off the ledger). */
@@ -69,6 +74,7 @@ export function runSummary(run: SandboxRun): JsonObject {
     limits: { ...run.limits },
     limitsExceeded: [...run.limitsExceeded],
     usage: { ...run.usage },
+    escapeSigns: run.escapeSigns.map((sign) => ({ ...sign })),
     durationMs: Math.round(run.durationMs),
     warm: run.warm,
   };
@@ -114,8 +120,10 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
     for (const limit of run.limitsExceeded) {
       await events.publish('sandbox.limit_exceeded', req.peer, { sandboxId: run.id, limit, tier: run.tier, usage: { ...run.usage } });
       if (limit === 'wall_clock') await events.publish('sandbox.killed', req.peer, { sandboxId: run.id, reason: 'wall_clock', tier: run.tier });
-      // New processes refused at the limit are also a sign of escape attempts (fork bombs), for incident response.
-      if (limit === 'pids') await events.publish('sandbox.escape_suspected', req.peer, { sandboxId: run.id, sign: 'processes_past_limit', refused: run.usage.pidsRefused ?? 0 });
+    }
+    // One event per sign, for incident response (denied syscalls, capability use, read-only writes, forks past the limit).
+    for (const sign of run.escapeSigns) {
+      await events.publish('sandbox.escape_suspected', req.peer, { sandboxId: run.id, tier: run.tier, driver: run.driver, sign: sign.kind, source: sign.source, reason: describeSign(sign), ...withoutUndefined({ syscall: sign.syscall, comm: sign.comm, path: sign.path, count: sign.count }) });
     }
     finished.set(run.id, { agentId: req.peer, summary, stdout: run.stdout, stderr: run.stderr });
     if (finished.size > 1000) finished.delete(finished.keys().next().value as string);

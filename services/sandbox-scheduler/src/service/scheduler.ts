@@ -150,6 +150,19 @@ export class Scheduler {
     return [...this.running].map(([id, r]) => ({ id, ...r }));
   }
 
+  /** Deletes what schedulers killed before they could clean up left behind (called at start). */
+  async reapOrphans(): Promise<string[]> {
+    const all = await Promise.all(Object.values(this.options.drivers).map(async (d) => (await d.reapOrphans?.()) ?? []));
+    return all.flat();
+  }
+
+  /** Kills every sandbox this scheduler runs: a scheduler that stops leaves none behind it. */
+  async terminateAll(): Promise<string[]> {
+    const ids = [...this.running];
+    await Promise.all(ids.map(([id, r]) => this.driverFor(r.tier).terminate(id)));
+    return ids.map(([id]) => id);
+  }
+
   /** Kills a sandbox by id, or every sandbox of an agent (incident response isolating it). Returns the ids killed. */
   async terminate(target: { sandboxId?: string; agentId?: string }): Promise<string[]> {
     const ids = [...this.running].filter(([id, r]) => id === target.sandboxId || (target.agentId !== undefined && r.agentId === target.agentId));

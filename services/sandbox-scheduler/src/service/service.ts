@@ -44,6 +44,8 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
     terminators: options.terminators ?? ['svc.incident-response'],
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
+  const orphans = await options.scheduler.reapOrphans();
+  if (orphans.length > 0) options.logger?.warn({ orphans }, 'sandbox: deleted the containers of a scheduler that died without cleaning up');
   const server: CommandServer = await serveCommands(bus, {
     service: 'sandbox',
     version: options.version ?? '0.1.0',
@@ -57,5 +59,12 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
       [Commands.sandbox.logs]: handlers.logs,
     },
   });
-  return { instanceId: server.instanceId, stop: () => server.stop() };
+  return {
+    instanceId: server.instanceId,
+    // No sandbox outlives the service that started it.
+    stop: async () => {
+      await server.stop();
+      await options.scheduler.terminateAll();
+    },
+  };
 }

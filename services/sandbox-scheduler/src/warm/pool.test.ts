@@ -72,6 +72,17 @@ for (const runtime of [{ name: 'runc', make: createRuncDriver }] as const) {
       }
     });
 
+    it('reports a warm container\'s escape signs from the kernel log (its audit login uid is set at create), and none for a benign one', async () => {
+      const r = await pool.run(['/bin/sh', '-c', 'unshare -U true; hostname evil; echo after']);
+      expect(r?.stdout).toBe('after\n');
+      expect(r?.escapeSigns).toEqual(expect.arrayContaining([
+        { kind: 'denied_syscall', source: 'kernel_log', syscall: 'unshare', comm: 'unshare' },
+        { kind: 'capability_use', source: 'kernel_log', syscall: 'sethostname', comm: 'hostname' },
+      ]));
+      await pool.fill();
+      expect((await pool.run(['/bin/sh', '-c', 'echo fine']))?.escapeSigns).toEqual([]);
+    });
+
     it('does not let the workload forge its exit status on fd 3', async () => {
       const r = await pool.run(['/bin/sh', '-c', 'echo 0 >&3; exit 9']);
       expect(r?.exitCode).toBe(9);

@@ -8,6 +8,8 @@ import { readUsage } from '../drivers/cgroup.js';
 import type { OciRuntimeDriver } from '../drivers/oci-runtime.js';
 import { execRuntime, OutputCollector, spawn } from '../drivers/process.js';
 import type { LimitKind, SandboxRun } from '../drivers/types.js';
+import { withAuditLoginUid } from '../monitor/kernel-log.js';
+import { mergeSigns, signsFromExit, type EscapeSign } from '../monitor/signs.js';
 import { specHash, type OciSpec, type SandboxLimits } from '../oci/spec.js';
 
 /**
@@ -37,6 +39,8 @@ interface Warm {
   readonly child: ChildProcess;
   /** The FIFO the launcher reads its command line from. */
   readonly fifo: string;
+  /** The audit login uid the container was created with (its seccomp kills in the kernel log). */
+  readonly auid?: number;
 }
 
 /** Single-quotes each argument for the launcher's `eval` (`'` becomes `'\''`). */
@@ -87,6 +91,8 @@ export class WarmPool {
     const spec: OciSpec = { ...base, process: { ...base.process, args: [...LAUNCHER_ARGS] } };
     const adapted = driver.options.adapt?.(spec) ?? spec;
     this.creating++;
+    let auid: number | undefined;
+    let kept = false;
     try {
       const bundle = driver.writeBundle(id, adapted);
       // Node destroys a child's stdin pipe when the child (here `create`) exits, so the launcher's
@@ -94,7 +100,10 @@ export class WarmPool {
       const fifo = join(bundle, 'command.fifo');
       execFileSync('mkfifo', ['-m', '0600', fifo]);
       const fd = openSync(fifo, constants.O_RDWR);
-      const child = spawn(driver.options.binary, [...driver.globals(), 'create', '--bundle', bundle, '--preserve-fds', '1', id], { stdio: [fd, 'pipe', 'pipe', 'pipe'] });
+      const args = [...driver.globals(), 'create', '--bundle', bundle, '--preserve-fds', '1', id];
+      auid = driver.options.kernelLog?.tag();
+      const command = auid === undefined ? { binary: driver.options.binary, args } : withAuditLoginUid(auid, driver.options.binary, args);
+      const child = spawn(command.binary, command.args, { stdio: [fd, 'pipe', 'pipe', 'pipe'] });
       const createErr: Buffer[] = [];
       child.stderr?.on('data', (c: Buffer) => createErr.push(c));
       closeSync(fd);
@@ -111,9 +120,11 @@ export class WarmPool {
         await driver.remove(id);
         return;
       }
-      this.ready.push({ id, spec: adapted, child, fifo });
+      this.ready.push({ id, spec: adapted, child, fifo, ...(auid === undefined ? {} : { auid }) });
+      kept = true;
     } finally {
       this.creating--;
+      if (!kept && auid !== undefined) driver.options.kernelLog?.take(auid);
     }
   }
 
@@ -135,6 +146,8 @@ export class WarmPool {
       wallClockHit = true;
       void driver.kill(warm.id);
     }, limits.wallClockMs);
+    const signs: EscapeSign[] = [];
+    let result: Omit<SandboxRun, 'escapeSigns'>;
     try {
       await this.start(warm.id);
       await closed;
@@ -147,7 +160,7 @@ export class WarmPool {
       if ((usage.oomKills ?? 0) > 0) exceeded.add('memory');
       if ((usage.pidsRefused ?? 0) > 0) exceeded.add('pids');
       if (wallClockHit) exceeded.add('wall_clock');
-      return {
+      result = {
         id: warm.id,
         driver: driver.name,
         tier: driver.tier,
@@ -167,7 +180,9 @@ export class WarmPool {
     } finally {
       clearTimeout(timer);
       await driver.remove(warm.id);
+      if (warm.auid !== undefined) signs.push(...(driver.options.kernelLog?.take(warm.auid) ?? []));
     }
+    return { ...result, escapeSigns: mergeSigns([...signs, ...signsFromExit(result.exitCode, result.usage.pidsRefused)]) };
   }
 
   /**
@@ -216,6 +231,7 @@ export class WarmPool {
     const all = this.ready.splice(0);
     await Promise.all(all.map(async (w) => {
       await this.options.driver.remove(w.id);
+      if (w.auid !== undefined) this.options.driver.options.kernelLog?.take(w.auid);
     }));
   }
 }

@@ -1,0 +1,111 @@
+/**
+ * The demo's last step (issue 15): the scripted agent sends a burst of requests the policy
+ * denies; incident response turns the burst into one High incident and contains the agent (its
+ * next allowed request is denied, by the service's own policy change); the incident is on the
+ * SOC stream sealed to the administrator, as `bulwark soc tail --severity high+` shows it; its
+ * evidence (the last denial) is proven in the ledger against a signed checkpoint.
+ */
+import { Commands, RejectionReporter, startStreamConsumer } from '@bulwark/bus';
+import { SealedReceiver } from '@bulwark/envelope';
+import { leafHash, openCheckpoint, verifyInclusion, type EventJson, type InclusionReply, type QueryReply } from '@bulwark/audit-ledger';
+import { fromHex } from '@bulwark/crypto';
+import { socConsumers } from '@bulwark/incident-response';
+import { callJson } from '../../home/session.js';
+import type { DemoContext, DemoStep } from '../demo.js';
+
+const BURST = 20; // the shipped rule policy_deny_burst: 20 denials by one agent within 10 s
+
+interface IncidentView {
+  readonly id: string;
+  readonly severity: string;
+  readonly status: string;
+  readonly rule: string;
+  readonly agentId?: string;
+  readonly evidence: { readonly count: number; readonly lastSeq: number };
+  readonly actions: readonly { readonly action: string; readonly outcome: string; readonly detail: string }[];
+}
+
+const fail = (what: string): never => {
+  throw new Error(what);
+};
+
+async function poll<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) return fail(`${what} within ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The finding of `incidentId` as the administrator's own SOC consumers deliver it (`bulwark soc tail --severity high+`). */
+async function socFinding(ctx: DemoContext, incidentId: string): Promise<{ subject: string; title: string }> {
+  const { admin } = ctx;
+  const receiver = new SealedReceiver({ provider: admin.provider, self: { id: admin.identity.id, x25519: admin.identity.x25519 }, directory: admin.directory, staleAfterMs: 24 * 3600 * 1000 });
+  let found: { subject: string; title: string } | undefined;
+  const consumers = await Promise.all(
+    socConsumers(admin.identity.id, 'high').map((spec) =>
+      startStreamConsumer(admin.bus, receiver, { stream: 'incidents', ...spec }, async (d) => {
+        const finding = JSON.parse(new TextDecoder().decode(d.plaintext)) as { finding_info?: { uid?: string; title?: string } };
+        if (finding.finding_info?.uid === incidentId) found = { subject: d.subject, title: finding.finding_info.title ?? '' };
+      }, new RejectionReporter({ reporter: admin.identity.id, publish: async () => undefined })),
+    ),
+  );
+  try {
+    return await poll(`the finding of incident ${incidentId} on the SOC stream (is ${admin.identity.id} in BULWARK_INCIDENT_ANALYSTS?)`, 15_000, async () => found);
+  } finally {
+    await Promise.all(consumers.map((c) => c.stop()));
+  }
+}
+
+/** Checks `event` against the ledger's key from the home: its signature, and its inclusion under a signed checkpoint. */
+async function proveInLedger(ctx: DemoContext, event: EventJson): Promise<number> {
+  const proof = await callJson<InclusionReply & { checkpoint?: string | { note: string } }>(ctx.admin, Commands.audit.proofInclusion, { seq: event.seq }, 10_000);
+  const note = typeof proof.checkpoint === 'string' ? proof.checkpoint : proof.checkpoint?.note;
+  if (note === undefined) fail('the inclusion proof came without its signed checkpoint');
+  const { crypto, logKey, origin } = ctx.ledgerKey;
+  const opened = openCheckpoint(crypto, note!, { logKey, origin });
+  const eventHash = fromHex(event.eventHash, 'eventHash');
+  if (!crypto.ed25519.verify(logKey.publicKey, eventHash, fromHex(event.signature, 'signature'))) fail(`seq ${event.seq}: the ledger's signature does not verify`);
+  verifyInclusion(crypto, event.seq, proof.treeSize, leafHash(crypto, eventHash), proof.proof.map((p) => fromHex(p, 'proof')), opened.checkpoint.rootHash);
+  return proof.treeSize;
+}
+
+export const incidentStep: DemoStep = {
+  title: 'a burst of violations becomes one High incident: the agent contained, the incident on the SOC stream, its evidence proven in the ledger',
+  async run(ctx) {
+    const shell = { action: 'invoke', resource: `shell_${ctx.tag}`, classes: ['tool_invocation'], context: { agent: { trust: 0.9, sandboxed: false } } };
+    const search = { ...shell, resource: `search_${ctx.tag}` };
+    const before = await ctx.agent.policy.evaluate(search, { timeoutMs: 2000 });
+    if (before.decision !== 'Allow') fail(`invoke(search_${ctx.tag}) should still be allowed before the burst, got ${before.decision}`);
+    for (let i = 0; i < BURST; i++) {
+      const d = await ctx.agent.policy.evaluate(shell, { timeoutMs: 2000 });
+      if (d.decision !== 'Deny') fail(`request ${i + 1} of the burst should be denied, got ${d.decision}`);
+    }
+    const t0 = Date.now();
+    const contained = await poll(`${ctx.agentId} contained (its allowed request denied)`, 15_000, async () => {
+      const d = await ctx.agent.policy.evaluate(search, { timeoutMs: 2000 });
+      return d.decision === 'Deny' && d.failure === undefined ? d : undefined;
+    });
+    const containedMs = Date.now() - t0;
+    const mine = await poll('the incident with its containment recorded', 15_000, async () => {
+      const reply = await callJson<{ incidents: IncidentView[] }>(ctx.admin, Commands.incident.list, {}, 10_000);
+      const list = reply.incidents.filter((i) => i.agentId === ctx.agentId);
+      return list.length > 0 && list.some((i) => i.actions.some((a) => a.action === 'evidence.preserve' && a.outcome === 'done')) ? list : undefined;
+    });
+    // The earlier steps' rule denials are Low `policy_violation_observed` incidents of the same agent; the burst is the High one.
+    const high = mine.filter((i) => i.severity === 'high');
+    if (high.length !== 1) fail(`the burst should be one High incident, got ${high.length}: ${mine.map((i) => `${i.severity} ${i.rule}`).join(', ')}`);
+    const incident = high[0]!;
+    if (incident.rule !== 'policy_deny_burst') fail(`expected the high incident of policy_deny_burst, got ${incident.rule}`);
+    if (incident.evidence.count < BURST) fail(`the incident holds ${incident.evidence.count} evidence events, not the ${BURST} denials`);
+    const soc = await socFinding(ctx, incident.id);
+    const reply = await callJson<QueryReply>(ctx.admin, Commands.audit.query, { fromSeq: incident.evidence.lastSeq, limit: 1 });
+    const last = reply.events.find((e) => e.seq === incident.evidence.lastSeq) ?? fail(`evidence seq ${incident.evidence.lastSeq} is not in the ledger`);
+    if (last.agentId !== ctx.agentId || last.eventType !== 'policy.decision') fail(`evidence seq ${last.seq} is ${last.eventType} about ${last.agentId}, not a decision about ${ctx.agentId}`);
+    const treeSize = await proveInLedger(ctx, last);
+    const actions = incident.actions.map((a) => `${a.action} ${a.outcome}`).join(', ');
+    return `${BURST} denials → incident ${incident.id} (high, ${incident.evidence.count} evidence events); contained in ${containedMs} ms (${contained.policy ?? 'policy'}: ${contained.reason}); actions: ${actions}; on ${soc.subject} ("${soc.title}"); evidence seq ${last.seq} proven in the tree of size ${treeSize}`;
+  },
+};
