@@ -338,7 +338,8 @@ describe('bulwark recover', () => {
 
     up = startUp();
     await untilUp(up);
-    if (stillRunning.length > 0) expect(up.output()).toMatch(/left .* running: stopping them/);
+    // The services may also stop themselves when up dies (their stdin closes): what is left when the next up starts is stopped by it, the decoy never.
+    if (stillRunning.length > 0 && /left .* running: stopping them/.test(up.output())) expect(up.output()).not.toContain(`pid ${decoy.pid!})`);
     for (const pid of left) expect(alive(pid), `leftover ${pid}`).toBe(false);
     expect(alive(decoy.pid!)).toBe(true);
     const fresh = readState();
