@@ -33,7 +33,7 @@ export {
   type ServiceName,
   type StreamKey,
 } from './subjects.js';
-export { DEFAULT_STREAMS, ensureStream, ensureStreams, missingStreams, removeNamespaceStreams, streamSpecs, type StreamOutcome, type StreamSpec } from './streams.js';
+export { DEFAULT_STREAMS, ensureStream, firstMessageId, purgeStream, ensureStreams, missingStreams, removeNamespaceStreams, streamSpecs, streamState, type StreamOutcome, type StreamSpec } from './streams.js';
 export { DEFAULT_DIRECTORY_LIMITS, DEFAULT_STREAM_LIMITS, fullLimitOf, type DirectoryLimits, type FullLimit, type StreamLimits } from './stream-limits.js';
 export { consumerBacklog, ensureConsumer, type ConsumerMetrics, type ConsumerSpec, type Delivery, type DeliveryHandler, type RunningConsumer } from './consumer.js';
 export type { PublishAck } from './publisher.js';

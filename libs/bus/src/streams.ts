@@ -159,6 +159,32 @@ export async function missingStreams(bus: Bus, keys: readonly StreamKey[] = ['ev
   return missing;
 }
 
+/** A stream's message count and sequence range, or undefined when it does not exist (recovery looks before it re-publishes). */
+export async function streamState(bus: Bus, key: StreamKey): Promise<{ readonly name: string; readonly messages: number; readonly firstSeq: number; readonly lastSeq: number } | undefined> {
+  const name = bus.streamName(key);
+  const info = await streamInfo(bus, name);
+  return info === undefined ? undefined : { name, messages: info.state.messages, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq };
+}
+
+/** The `Nats-Msg-Id` of a stream's first message (undefined when empty or missing): the operator's read (the message API). */
+export async function firstMessageId(bus: Bus, key: StreamKey): Promise<string | undefined> {
+  const name = bus.streamName(key);
+  const info = await streamInfo(bus, name);
+  if (info === undefined || info.state.messages === 0) return undefined;
+  const message = await natsOf(bus).jsm.streams.getMessage(name, { seq: info.state.first_seq });
+  return message?.header?.get('Nats-Msg-Id') ?? '';
+}
+
+/** Removes every message of a stream (the operator's, in recovery); returns how many. */
+export async function purgeStream(bus: Bus, key: StreamKey): Promise<number> {
+  const name = bus.streamName(key);
+  try {
+    return (await natsOf(bus).jsm.streams.purge(name)).purged;
+  } catch (cause) {
+    throw wrap(bus, name, 'purge', cause);
+  }
+}
+
 /**
  * Deletes every stream whose name starts with the bus's stream prefix: the clean-up
  * after a test. Refuses the root namespace so it can never remove production streams.

@@ -31,6 +31,8 @@ export const Commands = {
     checkpoint: 'bulwark.audit.checkpoint',
     verify: 'bulwark.audit.verify',
     report: 'bulwark.audit.report',
+    /** Administrators: re-publish the verified ledger into an emptied BULWARK_LEDGER (`bulwark recover`). */
+    republish: 'bulwark.audit.republish',
   },
   keys: {
     generate: 'bulwark.keys.generate',

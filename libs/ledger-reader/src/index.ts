@@ -2,4 +2,4 @@ export { startLedgerReader, type LedgerReader, type LedgerReaderMetrics, type Le
 export { LedgerReaderTimeoutError, LedgerReaderUsageError, ReaderHaltedError, type ReaderHaltCode } from './errors.js';
 export { START_POSITION, type ReaderMode, type ReaderPosition } from './internal/chain.js';
 export type { GapRange, GapSource } from './internal/core.js';
-export { CONTROL_EVENT_TYPES } from './internal/query-source.js';
+export { CONTROL_EVENT_TYPES, ledgerEventOfJson } from './internal/query-source.js';

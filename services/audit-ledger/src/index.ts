@@ -48,6 +48,7 @@ export { DEFAULT_SETTINGS, SETTINGS_ENV, loadLedgerSettings, type LedgerSettings
 export { decodePayload, payloadKind, type PayloadKind } from './service/decode.js';
 export { DEFAULT_VIOLATION_BUDGET, type ViolationBudget } from './service/violations.js';
 export { ledgerBatchOfRows } from './service/batch-wire.js';
+export { LedgerRecoveryError, type RepublishReply } from './service/recovery.js';
 export type {
   CheckpointReply,
   ConsistencyReply,

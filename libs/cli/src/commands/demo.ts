@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Commands, connectBus, ROOT_NAMESPACE, type Bus } from '@bulwark/bus';
-import { enrollPrincipal } from '@bulwark/nats-auth';
+import { Commands, connectBus, type Bus } from '@bulwark/bus';
 import { leafHash, openCheckpoint, verifyInclusion, type EventJson, type InclusionReply, type QueryReply } from '@bulwark/audit-ledger';
 import { createBulwarkClient, type BulwarkClient, type PolicyDecision, type PolicyRequest } from '@bulwark/client';
 import { fromHex, toHex } from '@bulwark/crypto';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
+import { enrolAgentThroughKeyManager } from '../home/enrol-agent.js';
 import { runningHome } from '../home/running.js';
-import { callJson, connectAsOperator, openSession, type Session } from '../home/session.js';
+import { callJson, openSession, type Session } from '../home/session.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { loadCliConfig, resolveLedgerKey, type LedgerKey } from './audit-source.js';
 import { keysStep } from './demo-steps/keys.js';
@@ -175,17 +175,9 @@ async function demo(io: CommandIO, options: DemoOptions): Promise<number> {
   let agentBus: Bus | undefined;
   try {
     const agentId = `agent.${randomUUID()}`;
-    // Enrolment writes the directory bucket: the operator's (the key manager's, once it runs).
-    const operator = await connectAsOperator(admin.store, state.nats.url, 'bulwark-demo-enrol');
-    const enrolled = await enrollPrincipal({
-      store: admin.store,
-      provider: admin.provider,
-      id: agentId,
-      namespace: ROOT_NAMESPACE,
-      validityDays: admin.config.security.key_rotation_interval_days,
-      bus: operator,
-    }).finally(() => operator.close());
-    io.stdout(`agent ${agentId} enrolled: identity and NATS user in ${admin.store.dir}, directory entry ${enrolled.published ?? 'not published'}\n`);
+    // Enrolled by the key manager: its keys are made here, the root never leaves the key manager.
+    const enrolled = await enrolAgentThroughKeyManager(admin, state.nats.url, agentId);
+    io.stdout(`agent ${agentId} enrolled through the key manager: version ${enrolled.identity.version}, keys generated here, directory entry and NATS user certified by svc.key-manager\n`);
     // The agent talks on its own NATS user, which may call only what agents may call.
     agentBus = await connectBus({
       url: state.nats.url,

@@ -9,6 +9,7 @@ import { registerKeysBackupCommand } from './keys-backup.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
+import { registerRecoverCommand } from './recover.js';
 import { registerSandboxCommand } from './sandbox.js';
 import { registerStatusCommand } from './status.js';
 import { registerToolsCommand } from './tools.js';
@@ -26,6 +27,7 @@ export const commands: readonly RegisterCommand[] = [
   registerPolicyCommand,
   registerPolicyAdminCommand,
   registerPrincipalCommand,
+  registerRecoverCommand,
   registerSandboxCommand,
   registerStatusCommand,
   registerToolsCommand,

@@ -31,6 +31,7 @@ import {
   type KeyKind,
 } from '@bulwark/keystore';
 import { enrollPrincipal, ensureNatsAuthority, ensureNatsUser, OPERATOR_USER, writeNatsServerConfig, type NatsCredentials } from '@bulwark/nats-auth';
+import { saveSignedEntry } from '../home/entries.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { DEFAULT_LEDGER_ORIGIN, ORIGIN_ENV, PUBLIC_KEY_FILE } from './audit-source.js';
 
@@ -171,6 +172,8 @@ export async function init(io: CommandIO, options: InitOptions, setExitCode: (co
   adminCredentials?.seed.fill(0);
   const operatorUser = await ensureNatsUser(store, provider, OPERATOR_USER, namespace);
   users.push({ name: operatorUser.credentials.name, created: operatorUser.created, issued: operatorUser.issued });
+  // Kept beside the keys: `bulwark recover` republishes them without the root key.
+  for (const entry of signed) saveSignedEntry(store.dir, entry);
   const pinFile = await writeRootPin(store.dir, root.keyPair.publicKey);
   const ledgerKey = await writeLedgerVerifierKey(io, provider, store.dir, reports);
   const alreadyInitialised = !rootCreated && authority.created.length === 0 && reports.every((r) => r.created.length === 0) && users.every((u) => !u.created);

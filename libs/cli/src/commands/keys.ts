@@ -93,7 +93,7 @@ function ttlMs(text: string): number {
 }
 
 /** A fresh NATS user nkey: its public key for the key manager, its text seed for the .creds file. */
-function newNatsUser(provider: CryptoProvider): { publicKey: string; seed: Uint8Array } {
+export function newNatsUser(provider: CryptoProvider): { publicKey: string; seed: Uint8Array } {
   const raw = generateKey(provider, 'nats-user');
   const pair = nkeyPair('nats-user', raw);
   const out = { publicKey: pair.getPublicKey(), seed: encodeNkeySeed('nats-user', raw) };

@@ -5,6 +5,7 @@ import { createCryptoProvider, toBase64 } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, requirePrincipalId } from '@bulwark/keystore';
 import { busCredentialsFor, enrollPrincipal, exportPrincipalKeys, OPERATOR_USER, writeCredsFile, type Enrolment } from '@bulwark/nats-auth';
+import { saveSignedEntry } from '../home/entries.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { namespaceFromName } from './init.js';
 
@@ -51,6 +52,7 @@ async function add(io: CommandIO, id: string, options: AddOptions, setExitCode: 
   }
   // Unreachable NATS: the keys and the NATS user are still made (and kept); publish on a re-run.
   enrolment ??= await enrol();
+  saveSignedEntry(store.dir, enrolment.signed);
   if (options.credsOut !== undefined) await writeCredsFile(resolve(io.cwd, options.credsOut), enrolment.credentials);
   enrolment.credentials.seed.fill(0);
 

@@ -14,6 +14,8 @@ import { connectAsOperator, openKeyStore } from '../home/session.js';
 import { lockHome, removeRunState, writeRunState, type RunState } from '../home/state.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { findNatsServer, NATS_INSTALL_HINT, startNatsServer, type RunningNats } from '../run/nats-server.js';
+import { stopPreviousRun } from '../run/leftovers.js';
+import { prepareServiceKeys } from '../run/service-keys.js';
 import { freePort, parsePort, requireFreePort } from '../run/ports.js';
 import { probeServices, statusTable, type ServiceStatus } from '../run/probe.js';
 import { SERVICES, serviceEntryPoint, startStages, type ServiceSpec } from '../run/services.js';
@@ -169,6 +171,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
   let bus: Bus | undefined;
   try {
     io.stderr(`bulwark up: ${created ? 'created' : 'using'} home ${home.dir}\n`);
+    await stopPreviousRun(home, (line) => io.stderr(`${line}\n`));
     ensureDevelopmentKek(io, home);
     const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
     const withAdmin = upEnvironment(io.env, databaseUrl, home);
@@ -181,7 +184,9 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url });
     const { store } = await openKeyStore(serviceBase, io.cwd);
 
-    const specs = await Promise.all(SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort() })));
+    const specs = await Promise.all(
+      SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort(), keyDir: await prepareServiceKeys(store, home, spec) })),
+    );
     const state: RunState = {
       format: 'bulwark-up/v1',
       pid: process.pid,
@@ -192,7 +197,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
       services: specs.map((s) => ({ name: s.spec.name, principal: s.spec.principal, pid: undefined, metricsPort: s.metricsPort, restarts: 0 })),
     };
     const running = new Supervisor({
-      services: specs.map((s) => ({ spec: s.spec, entry: s.entry, env: serviceEnv(serviceBase, s.metricsPort) })),
+      services: specs.map((s) => ({ spec: s.spec, entry: s.entry, env: { ...serviceEnv(serviceBase, s.metricsPort), SYMBIONT_KEY_DIR: s.keyDir } })),
       logsDir: home.logsDir,
       say: (line) => io.stderr(`${line}\n`),
       onChange: () => {

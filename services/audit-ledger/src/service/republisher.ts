@@ -65,11 +65,18 @@ export class Republisher {
   #stopped = false;
   #loop: Promise<void> | undefined;
   #published = 0;
+  /** Publication is held until then (recovery: while the operator re-creates the stream). */
+  #heldUntil = 0;
+  #round: Promise<unknown> | undefined;
   /** Committed events not yet published, by seq. */
   readonly #remembered = new Map<number, WireEvent>();
 
+  /** The full batches' publisher and its callback (replaced by a re-publication from seq 0). */
+  #full: { readonly publisher: LedgerPublisher; readonly published?: (events: readonly WireEvent[]) => void };
+
   constructor(options: RepublisherOptions) {
     this.#options = options;
+    this.#full = { publisher: options.publisher, ...(options.published === undefined ? {} : { published: options.published }) };
   }
 
   /** Events [0, published) are known to be on BULWARK_LEDGER. */
@@ -91,6 +98,21 @@ export class Republisher {
   notify(): void {
     this.#dirty = true;
     this.#wake?.();
+  }
+
+  /**
+   * Holds publication for up to `ms` (the loop publishes nothing new) and resolves once a round
+   * in progress ended: the operator can then re-create or purge BULWARK_LEDGER without the
+   * loop putting newer events in before the re-publication (recovery.ts). `release` ends it.
+   */
+  async hold(ms: number): Promise<void> {
+    this.#heldUntil = Date.now() + ms;
+    await this.#round?.catch(() => undefined);
+  }
+
+  release(): void {
+    this.#heldUntil = 0;
+    this.notify();
   }
 
   /** Publishes what is committed up to now, then stops. */
@@ -132,6 +154,27 @@ export class Republisher {
     return next;
   }
 
+  /**
+   * Publishes every committed event again from seq 0 (recovery of a lost BULWARK_LEDGER,
+   * recovery.ts): the mark goes back to 0, then the usual write-ahead chunks follow, so a
+   * crash midway resumes like any other publication. A round of the loop racing it loses its
+   * claim and retries; this retries the same way.
+   */
+  async republishAll(fresh?: { readonly publisher: LedgerPublisher; readonly published?: (events: readonly WireEvent[]) => void }): Promise<number> {
+    // A full-stream publisher whose state only moves forward (the channel's epochs) starts over with the stream.
+    if (fresh !== undefined) this.#full = fresh;
+    await sql`update publish_state set published = 0, pending_end = null`.execute(this.#options.db);
+    this.#published = 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.catchUp();
+      } catch (error) {
+        if (attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
+  }
+
   async #rows(from: number, limit: number): Promise<WireEvent[]> {
     const rows = await this.#options.db.selectFrom('events').selectAll().where('seq', '>=', BigInt(from)).orderBy('seq').limit(limit).execute();
     return rows.map(wireEventOfRow);
@@ -158,7 +201,8 @@ export class Republisher {
 
   /** Write-ahead the chunk's end, publish, then move the mark; returns the new mark. */
   async #publishChunk(rows: readonly WireEvent[], pending: boolean): Promise<number> {
-    const { db, publisher } = this.#options;
+    const { db } = this.#options;
+    const { publisher, published } = this.#full;
     const first = rows[0]!.seq;
     const last = rows[rows.length - 1]!.seq;
     if (!pending) {
@@ -175,7 +219,7 @@ export class Republisher {
       }
     }
     await sql`update publish_state set published = ${last + 1}::int8, pending_end = null where published = ${first}::int8`.execute(db);
-    this.#options.published?.(rows);
+    published?.(rows);
     this.#published = last + 1;
     this.#forget(last + 1);
     return last + 1;
@@ -198,6 +242,15 @@ export class Republisher {
   async #run(): Promise<void> {
     const retryMs = this.#options.retryMs ?? 1000;
     while (!this.#stopped || this.#dirty) {
+      const held = this.#heldUntil - Date.now();
+      if (held > 0 && !this.#stopped) {
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          setTimeout(resolve, Math.min(held, 1000)).unref();
+        });
+        this.#wake = undefined;
+        continue;
+      }
       if (!this.#dirty) {
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
@@ -209,7 +262,8 @@ export class Republisher {
       }
       this.#dirty = false;
       try {
-        await this.catchUp();
+        this.#round = this.catchUp();
+        await this.#round;
       } catch (error) {
         this.#dirty = true;
         this.#options.onError?.(error);

@@ -18,6 +18,7 @@
 import type { CryptoProvider, Ed25519KeyPair } from '@bulwark/crypto';
 import { isBulwarkError } from '@bulwark/errors';
 import {
+  Commands,
   Events,
   LEDGER_PRINCIPAL,
   checkReadiness,
@@ -45,6 +46,8 @@ import { Checkpointer } from './checkpointer.js';
 import { decodePayload } from './decode.js';
 import { FullStreamSealer } from './full-stream.js';
 import { commandHandlers } from './handlers.js';
+import { encodeReply } from './protocol.js';
+import { republishCommand } from './recovery.js';
 import { Republisher } from './republisher.js';
 import type { LedgerSettings } from './settings.js';
 import { DEFAULT_VIOLATION_BUDGET, ViolationRecorder, type ViolationBudget } from './violations.js';
@@ -94,6 +97,8 @@ export class LedgerService {
   readonly #o: LedgerServiceOptions;
   readonly #batcher: Batcher;
   readonly #republisher: Republisher;
+  /** A new sealer of the full batches (a re-publication from seq 0 replays the channel's epochs from the start). */
+  readonly #fullStream: () => FullStreamSealer;
   readonly #checkpointer: Checkpointer;
   #consumer: RunningConsumer | undefined;
   #server: CommandServer | undefined;
@@ -117,7 +122,10 @@ export class LedgerService {
       secret: identity.ed25519.secretKey,
       ...(options.violationBudget === undefined ? {} : { budget: options.violationBudget }),
     });
-    const toLedger = new FullStreamSealer({ bus, db, provider: crypto, identity, directory, republishTo: settings.republishTo, ...(settings.channel === undefined ? {} : { channel: settings.channel }) });
+    const fullStream = (): FullStreamSealer =>
+      new FullStreamSealer({ bus, db, provider: crypto, identity, directory, republishTo: settings.republishTo, ...(settings.channel === undefined ? {} : { channel: settings.channel }) });
+    this.#fullStream = fullStream;
+    const toLedger = fullStream();
     this.#republisher = new Republisher({
       db,
       ledger: this.ledger,
@@ -189,7 +197,14 @@ export class LedgerService {
       description: 'Bulwark audit ledger: hash-chained, signed, Merkle-checkpointed events',
       sessions: { provider: crypto, self: identity, directory },
       rejections,
-      handlers: commandHandlers({ db, ledger: this.ledger, crypto }),
+      handlers: {
+        ...commandHandlers({ db, ledger: this.ledger, crypto }),
+        [Commands.audit.republish]: async (request) =>
+          encodeReply(await republishCommand({ bus, db, ledger: this.ledger, crypto, republisher: this.#republisher, fullStream: () => {
+            const sealer = this.#fullStream();
+            return { publisher: sealer, published: (events) => sealer.applied(events) };
+          }, admins: settings.admins }, request)),
+      },
     });
   }
 

@@ -42,6 +42,8 @@ export interface LedgerSettings {
    * SchemaPin): each gets the control batches sealed to it, on its own subject.
    */
   readonly controlTo: readonly string[];
+  /** Who may ask the ledger to re-publish (`bulwark.audit.republish`); default the deployment's administrators (SYMBIONT_POLICY_ADMINS). */
+  readonly admins: readonly string[];
   /** The streams as configured (`[bus]` of @bulwark/config, set by main.ts); default DEFAULT_STREAMS. */
   readonly streams?: readonly StreamSpec[];
 }
@@ -61,6 +63,7 @@ export const SETTINGS_ENV = {
   staleAfterMs: 'SYMBIONT_LEDGER_STALE_AFTER_MS',
   republishTo: 'SYMBIONT_LEDGER_REPUBLISH_TO',
   controlTo: 'SYMBIONT_LEDGER_CONTROL_TO',
+  admins: 'SYMBIONT_LEDGER_ADMINS',
   channel: 'SYMBIONT_LEDGER_CHANNEL',
 } as const satisfies Record<Exclude<keyof LedgerSettings, 'streams'>, string>;
 
@@ -79,6 +82,7 @@ export const DEFAULT_SETTINGS: LedgerSettings = {
   staleAfterMs: DEFAULT_STREAMS.events.maxAgeMs,
   republishTo: ServicePrincipals.incident,
   controlTo: [ServicePrincipals.policy],
+  admins: [],
 };
 
 function integer(env: Readonly<Record<string, string | undefined>>, key: keyof typeof SETTINGS_ENV, min: number, max: number): number | undefined {
@@ -131,6 +135,7 @@ export function loadLedgerSettings(env: Readonly<Record<string, string | undefin
     staleAfterMs: integer(env, 'staleAfterMs', 30_000, 3650 * 86_400_000) ?? d.staleAfterMs,
     republishTo: text(env, 'republishTo', PRINCIPAL, 'a principal id') ?? d.republishTo,
     controlTo: principals(env, 'controlTo') ?? d.controlTo,
+    admins: principals(env, 'admins') ?? principals({ [SETTINGS_ENV.admins]: env['SYMBIONT_POLICY_ADMINS'] }, 'admins') ?? d.admins,
     ...(channel === undefined ? {} : { channel }),
   };
   if (settings.maxAckPending < settings.inFlight) {
