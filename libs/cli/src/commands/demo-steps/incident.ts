@@ -86,7 +86,8 @@ export const incidentStep: DemoStep = {
     const t0 = Date.now();
     const contained = await poll(`${ctx.agentId} contained (its allowed request denied)`, 15_000, async () => {
       const d = await ctx.agent.policy.evaluate(search, { timeoutMs: 2000 });
-      return d.decision === 'Deny' && d.failure === undefined ? d : undefined;
+      // Contained either way: the service's policy denies it, or its revoked credentials no longer reach the bus.
+      return d.decision === 'Deny' ? d : undefined;
     });
     const containedMs = Date.now() - t0;
     const mine = await poll('the incident with its containment recorded', 15_000, async () => {
@@ -99,6 +100,8 @@ export const incidentStep: DemoStep = {
     if (high.length !== 1) fail(`the burst should be one High incident, got ${high.length}: ${mine.map((i) => `${i.severity} ${i.rule}`).join(', ')}`);
     const incident = high[0]!;
     if (incident.rule !== 'policy_deny_burst') fail(`expected the high incident of policy_deny_burst, got ${incident.rule}`);
+    const containment = incident.actions.find((a) => a.action === 'policy.contain');
+    if (containment?.outcome !== 'done') fail(`the incident's policy containment is ${containment?.outcome ?? 'missing'}, not done`);
     if (incident.evidence.count < BURST) fail(`the incident holds ${incident.evidence.count} evidence events, not the ${BURST} denials`);
     const soc = await socFinding(ctx, incident.id);
     const reply = await callJson<QueryReply>(ctx.admin, Commands.audit.query, { fromSeq: incident.evidence.lastSeq, limit: 1 });
@@ -106,6 +109,6 @@ export const incidentStep: DemoStep = {
     if (last.agentId !== ctx.agentId || last.eventType !== 'policy.decision') fail(`evidence seq ${last.seq} is ${last.eventType} about ${last.agentId}, not a decision about ${ctx.agentId}`);
     const treeSize = await proveInLedger(ctx, last);
     const actions = incident.actions.map((a) => `${a.action} ${a.outcome}`).join(', ');
-    return `${BURST} denials → incident ${incident.id} (high, ${incident.evidence.count} evidence events); contained in ${containedMs} ms (${contained.policy ?? 'policy'}: ${contained.reason}); actions: ${actions}; on ${soc.subject} ("${soc.title}"); evidence seq ${last.seq} proven in the tree of size ${treeSize}`;
+    return `${BURST} denials → incident ${incident.id} (high, ${incident.evidence.count} evidence events); contained in ${containedMs} ms (${contained.failure === undefined ? `${contained.policy ?? 'policy'}: ${contained.reason}` : `its next call: ${contained.failure}`}); actions: ${actions}; on ${soc.subject} ("${soc.title}"); evidence seq ${last.seq} proven in the tree of size ${treeSize}`;
   },
 };
