@@ -179,7 +179,8 @@ describe('one-pass canonicalization against the SDK algorithm (random values)', 
   // Strings of any code units (controls, quotes, backslashes, lone surrogates): the writer quotes
   // what needs no escaping itself and leaves the rest to JSON.stringify.
   const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'binary-ascii' }), fc.string({ unit: fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c)) }));
-  const key = fc.oneof(text, fc.constantFrom('0', '1', '9', '10', '01', '-1', '1.5', '4294967294', '4294967295', 'é', 'É', '\u{1F680}', '～', 'a'));
+  // `__proto__` is refused by design (the SDK would drop it from the signed text): its own test covers it.
+  const key = fc.oneof(text, fc.constantFrom('0', '1', '9', '10', '01', '-1', '1.5', '4294967294', '4294967295', 'é', 'É', '\u{1F680}', '～', 'a')).filter((k) => k !== '__proto__');
   const json = fc.letrec((tie) => ({
     value: fc.oneof({ depthSize: 'small' }, text, fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('value'), { maxLength: 4 }), fc.dictionary(key, tie('value'), { maxKeys: 5 })),
   })).value;
