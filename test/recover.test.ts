@@ -214,11 +214,13 @@ describe('bulwark recover', () => {
       await expect(jsm.streams.info('BULWARK_LEDGER')).rejects.toThrow(/stream not found/);
 
       // Attack: the source of truth was altered. Nothing that does not verify goes back on the bus.
-      const { rows } = await db.query<{ seq: string; details: string }>(`select seq::text, details from ${SCHEMA}.events where event_type = 'policy.registered' order by seq limit 1`);
+      const { rows } = await db.query<{ seq: string; details: string }>(`select seq::text, details from ${SCHEMA}.events where event_type = 'policy.registered' and details::text like '%recover\\_%' order by seq limit 1`);
+      // One of this test's own registrations (the demo registered policies before it): the edit must change the row.
       const victim = rows[0]!;
+      expect(victim.details.replace('recover_', 'forged_')).not.toBe(victim.details);
       await db.query(`update ${SCHEMA}.events set details = $1 where seq = $2`, [victim.details.replace('recover_', 'forged_'), victim.seq]);
       const refused = await bulwark(['recover', '--dir', home, '--apply', '--json']);
-      expect(refused.code).not.toBe(0);
+      expect(refused.code, `${refused.stdout}${refused.stderr}`).not.toBe(0);
       expect(refused.stderr).toMatch(/does not verify.*nothing was re-published/);
       // The stream was made again, but nothing from the ledger's start went into it (the ledger's own publication of newer events resumed).
       const info = await jsm.streams.info('BULWARK_LEDGER');
