@@ -183,6 +183,8 @@ describe('npm start', () => {
       ['incident-response', true],
     ]);
     for (const s of status.services) expect(s.instances).toBe(1);
+    // `status` can see every service ready a moment before `up`'s own probe does and prints its table.
+    for (let i = 0; i < 300 && !running.output().includes('Bulwark is up'); i++) await new Promise((r) => setTimeout(r, 100));
     expect(running.output()).toContain('generated a development key-encryption key');
     expect(running.output()).toMatch(/service\s+instances\s+ready\s+subjects/);
 
