@@ -2,7 +2,7 @@
  * The bus half of revocation (issue 12, DESIGN §3a): a revoked version's NATS user is put in the
  * account `BULWARK`'s JWT `revocations`, the JWT is re-signed with the operator key and pushed
  * through the system account (`$SYS.REQ.ACCOUNT.<account>.CLAIMS.UPDATE`). What nats-server
- * 2.9.10 does with `resolver: MEMORY` (measured, services/key-manager/test/nats-revocation.test.ts):
+ * 2.9.10 does with `resolver: MEMORY` (measured, services/key-manager/test/nats-revocation.latency.test.ts):
  * it answers that subject (not `$SYS.REQ.CLAIMS.UPDATE`: no responders), closes the revoked
  * user's connections at once ("User Authentication Revoked") and refuses them afterwards. The
  * update is held in the server's memory: after a server restart the configuration's preload
