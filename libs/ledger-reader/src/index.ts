@@ -1,4 +1,5 @@
 export { startLedgerReader, type LedgerReader, type LedgerReaderMetrics, type LedgerReaderOptions } from './reader.js';
+export { AppliedEvents, type AppliedWait } from './applied-events.js';
 export { LedgerReaderTimeoutError, LedgerReaderUsageError, ReaderHaltedError, type ReaderHaltCode } from './errors.js';
 export { START_POSITION, type ReaderMode, type ReaderPosition } from './internal/chain.js';
 export type { GapRange, GapSource } from './internal/core.js';

@@ -46,7 +46,7 @@ export function adminHandlers(options: AdminOptions): { readonly [S in CommandSu
     const wait = state.awaitCommitted(event.eventId, options.applyWaitMs ?? 5000);
     try {
       await options.events.publish({ subject, eventId: event.eventId, payload: encodeEvent(event) });
-      const outcome = await wait.outcome;
+      const outcome = await wait.promise;
       if (outcome?.kind === 'skipped') {
         throw new PolicyServiceError('E_POLICY_CONFLICT', `${eventType} of ${String(details['name'])} was committed but not applied: ${outcome.why}`, { eventId: event.eventId });
       }

@@ -2,6 +2,7 @@ import type { Bus, EventPublisher, RejectionReporter } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, type ChannelReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import type { LedgerEvent } from '@bulwark/events';
+import { AppliedEvents, type AppliedWait } from '@bulwark/ledger-reader';
 import type { PolicySet } from '@bulwark/policy-language';
 import type { Logger } from '@bulwark/telemetry';
 import { followLedger } from './ledger-follower.js';
@@ -29,7 +30,7 @@ export interface PolicyState {
   /** Versions and texts by name, for the admin commands. */
   readonly projection: PolicyProjection;
   /** Waits for a published event to come back committed: its outcome, or undefined after `timeoutMs`. Call before publishing. */
-  awaitCommitted(eventId: string, timeoutMs: number): { readonly outcome: Promise<ApplyOutcome | undefined>; cancel(): void };
+  awaitCommitted(eventId: string, timeoutMs: number): AppliedWait<ApplyOutcome>;
   metrics(): { readonly swaps: number; readonly skippedEvents: number };
   /** Why the state cannot be trusted (the ledger reader halted: every request is denied), or undefined. */
   notReady(): string | undefined;
@@ -51,7 +52,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
   let live = false;
   let swaps = 0;
   let skipped = 0;
-  const waiters = new Map<string, (outcome: ApplyOutcome) => void>();
+  const applied = new AppliedEvents<ApplyOutcome>();
 
   const onEvent = (event: LedgerEvent): void => {
     if (event.eventType === 'policy.decision' || event.eventType === 'policy.violation') return;
@@ -64,7 +65,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
       swaps++;
       logger?.info({ policy: outcome.name, version: outcome.version, setVersion: current.version }, 'policy set swapped');
     }
-    waiters.get(event.eventId)?.(outcome);
+    applied.settle(event.eventId, outcome);
   };
 
   const follower = await followLedger({
@@ -97,23 +98,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
   return {
     current: () => current,
     projection,
-    awaitCommitted(eventId, timeoutMs) {
-      let timer: NodeJS.Timeout | undefined;
-      const outcome = new Promise<ApplyOutcome | undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), timeoutMs);
-        waiters.set(eventId, (o) => {
-          clearTimeout(timer);
-          resolve(o);
-        });
-      });
-      return {
-        outcome,
-        cancel: () => {
-          clearTimeout(timer);
-          waiters.delete(eventId);
-        },
-      };
-    },
+    awaitCommitted: (eventId, timeoutMs) => applied.wait(eventId, timeoutMs),
     metrics: () => ({ swaps, skippedEvents: skipped }),
     notReady: () => (follower.haltedSet === undefined ? undefined : `ledger reader halted: every request is denied (set ${follower.haltedSet.version})`),
     stop: () => follower.stop(),

@@ -13,6 +13,7 @@
  */
 import { CachedVerifier, isFingerprint, KeyPinStore, type PinEntry } from '@bulwark/schemapin';
 import type { LedgerEvent } from '@bulwark/events';
+import { AppliedEvents } from '@bulwark/ledger-reader';
 
 export interface PinProjectionMetrics {
   readonly pins: number;
@@ -25,8 +26,7 @@ export class PinProjection {
   readonly pins = new KeyPinStore();
   readonly revoked = new Set<string>();
   readonly cache = new CachedVerifier();
-  readonly #waiters = new Map<string, (applied: boolean) => void>();
-  readonly #seen = new Map<string, boolean>();
+  readonly #outcomes = new AppliedEvents<boolean>();
   #applied = 0;
   #refused = 0;
 
@@ -38,26 +38,12 @@ export class PinProjection {
     const applied = event.eventType === 'tools.pinned' ? this.#pin(event) : this.#revoke(event);
     if (applied) this.#applied++;
     else this.#refused++;
-    this.#seen.set(event.eventId, applied);
-    if (this.#seen.size > 10_000) this.#seen.delete(this.#seen.keys().next().value as string);
-    this.#waiters.get(event.eventId)?.(applied);
-    this.#waiters.delete(event.eventId);
+    this.#outcomes.settle(event.eventId, applied);
   }
 
   /** Resolves true once `eventId` was applied, false if it was refused or `timeoutMs` passed. */
-  waitFor(eventId: string, timeoutMs: number): Promise<boolean> {
-    const seen = this.#seen.get(eventId);
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(eventId);
-        resolve(false);
-      }, timeoutMs);
-      this.#waiters.set(eventId, (applied) => {
-        clearTimeout(timer);
-        resolve(applied);
-      });
-    });
+  async waitFor(eventId: string, timeoutMs: number): Promise<boolean> {
+    return (await this.#outcomes.wait(eventId, timeoutMs).promise) ?? false;
   }
 
   metrics(): PinProjectionMetrics {

@@ -14,6 +14,7 @@ import { announceEpoch, announcementDetails, ChannelBook, ChannelError, parseAnn
 import type { CryptoProvider } from '@bulwark/crypto';
 import { isValidId, type Directory } from '@bulwark/envelope';
 import { encodeEvent, newEvent, type LedgerEvent } from '@bulwark/events';
+import { AppliedEvents } from '@bulwark/ledger-reader';
 import type { Logger } from '@bulwark/telemetry';
 import { KeyLifecycleError } from '../errors.js';
 import { activeVersion } from '../model/versions.js';
@@ -66,7 +67,7 @@ export class ChannelDesk {
   readonly #o: ChannelDeskOptions;
   #chain: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
-  readonly #waiters = new Map<string, (outcome: ChannelOutcome) => void>();
+  readonly #applied = new AppliedEvents<ChannelOutcome>();
 
   constructor(options: ChannelDeskOptions) {
     this.#o = options;
@@ -85,26 +86,8 @@ export class ChannelDesk {
       outcome = { kind: 'refused', why: e.message, code: e.code };
       this.#o.logger?.warn({ eventId: event.eventId, seq: event.seq, why: e.message }, 'channel epoch committed but not applied');
     }
-    this.#waiters.get(event.eventId)?.(outcome);
+    this.#applied.settle(event.eventId, outcome);
     return outcome;
-  }
-
-  #waitFor(eventId: string): { promise: Promise<ChannelOutcome | undefined>; cancel: () => void } {
-    let timer: NodeJS.Timeout | undefined;
-    const promise = new Promise<ChannelOutcome | undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), this.#o.applyWaitMs);
-      this.#waiters.set(eventId, (o) => {
-        clearTimeout(timer);
-        resolve(o);
-      });
-    });
-    return {
-      promise,
-      cancel: () => {
-        clearTimeout(timer);
-        this.#waiters.delete(eventId);
-      },
-    };
   }
 
   /** One change at a time per instance: two local changes never plan against the same epoch. */
@@ -140,7 +123,7 @@ export class ChannelDesk {
       const { identity } = this.#o;
       const announcement = announceEpoch(this.#o.provider, { id: identity.id, keyVersion: identity.version, x25519: identity.x25519 }, { ...planned, subscribers, at: this.#o.now(), by });
       const event = newEvent({ agentId: identity.id, eventType: 'keys.channel_epoch', details: announcementDetails(announcement) });
-      const wait = this.#waitFor(event.eventId);
+      const wait = this.#applied.wait(event.eventId, this.#o.applyWaitMs);
       try {
         await this.#o.events.publish({ subject: Events.keys.channelEpoch, eventId: event.eventId, payload: encodeEvent(event) });
         const outcome = await wait.promise;

@@ -9,7 +9,7 @@ import { Events, type Bus, type EventPublisher, type RejectionReporter } from '@
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelReceiver, Directory, LocalIdentity, SealedReceiver } from '@bulwark/envelope';
 import { encodeEvent, type LedgerEvent } from '@bulwark/events';
-import { startLedgerReader, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import { AppliedEvents, startLedgerReader, type AppliedWait, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
 import type { Logger } from '@bulwark/telemetry';
 import { isKeyFactType, parseFact, type KeyFact } from '../state/facts.js';
 import { KeyBook, type ApplyOutcome } from '../state/key-book.js';
@@ -33,7 +33,7 @@ export interface KeyProjectionOptions {
 
 export class KeyProjection {
   readonly book = new KeyBook();
-  readonly #waiters = new Map<string, (outcome: ApplyOutcome) => void>();
+  readonly #applied = new AppliedEvents<ApplyOutcome>();
   #reader: LedgerReader | undefined;
   #halt: ReaderHaltedError | undefined;
   skipped = 0;
@@ -83,26 +83,12 @@ export class KeyProjection {
       this.skipped++;
       options.logger?.warn({ eventId: event.eventId, seq: event.seq, why: outcome.why }, 'key event committed but not applied');
     }
-    this.#waiters.get(event.eventId)?.(outcome);
+    this.#applied.settle(event.eventId, outcome);
   }
 
   /** Resolves with the outcome of the event `eventId` once the reader applied it (undefined after `timeoutMs`). */
-  waitFor(eventId: string, timeoutMs: number): { promise: Promise<ApplyOutcome | undefined>; cancel: () => void } {
-    let timer: NodeJS.Timeout | undefined;
-    const promise = new Promise<ApplyOutcome | undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-      this.#waiters.set(eventId, (o) => {
-        clearTimeout(timer);
-        resolve(o);
-      });
-    });
-    return {
-      promise,
-      cancel: () => {
-        clearTimeout(timer);
-        this.#waiters.delete(eventId);
-      },
-    };
+  waitFor(eventId: string, timeoutMs: number): AppliedWait<ApplyOutcome> {
+    return this.#applied.wait(eventId, timeoutMs);
   }
 
   caughtUp(timeoutMs: number): Promise<void> {
