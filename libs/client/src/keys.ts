@@ -59,9 +59,17 @@ export interface NewKeys {
   readonly natsUser: string;
 }
 
+/** A SchemaPin provider key the key manager recorded from the ledger's pin events (an external key of the hierarchy). */
+export interface ProviderKeyView {
+  readonly fingerprint: string;
+  /** `tool_id@domain` of every tool pinned to it now. */
+  readonly tools: readonly string[];
+  readonly revoked: boolean;
+}
+
 export interface KeyCalls {
   get(principal: string): Promise<KeyView>;
-  list(): Promise<{ principals: KeyView[] }>;
+  list(): Promise<{ principals: KeyView[]; providerKeys: ProviderKeyView[] }>;
   directory(principal: string): Promise<{ principal: string; entry: string }>;
   invite(principal: string, options?: { ttlMs?: number; admin?: boolean }): Promise<Invitation>;
   /** Rotates the caller's own key to `keys` as version `version` (its current latest + 1); resolves once the client's directory serves the new entry (published just after the reply). */
@@ -91,7 +99,7 @@ export function createKeyCalls(provider: CryptoProvider, call: (subject: Command
   const view = async (subject: CommandSubject, body: unknown): Promise<KeyView> => as<KeyView>(await call(subject, body), subject, (o) => typeof o['principal'] === 'string' && Array.isArray(o['versions']));
   return {
     get: (principal) => view(Commands.keys.get, { principal }),
-    list: async () => as(await call(Commands.keys.list, {}), Commands.keys.list, (o) => Array.isArray(o['principals'])),
+    list: async () => as(await call(Commands.keys.list, {}), Commands.keys.list, (o) => Array.isArray(o['principals']) && Array.isArray(o['providerKeys'])),
     directory: async (principal) => as(await call(Commands.keys.directory, { principal }), Commands.keys.directory, (o) => typeof o['entry'] === 'string'),
     invite: async (principal, options = {}) => as(await call(Commands.keys.invite, { principal, ...options }), Commands.keys.invite, (o) => typeof o['join'] === 'string'),
     rotate: async (self, version, keys, trigger = 'on_demand') => {

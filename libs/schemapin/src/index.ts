@@ -14,6 +14,7 @@ export {
   type RevokedKey,
 } from './revocation.js';
 export { KeyPinStore, pinKey, type PinCheck, type PinEntry } from './pin-store.js';
+export { PinLedger, type PinLedgerHooks, type ProviderKey } from './pin-ledger.js';
 export { applyExpirationCheck, trustedDiscoveryKey, verifySchemaOffline, type PinningStatus, type VerificationResult, type VerifyOptions } from './verify.js';
 export { fetchDnsTxt, parseTxtRecord, txtRecordName, verifyDnsMatch, type DnsOptions, type DnsTxtRecord } from './dns.js';
 export { a2aAllows, MAX_DELEGATION_DEPTH, verifyForA2A, type A2AContext } from './a2a.js';

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { Commands, publishDirectoryEntry, removeDirectoryBucket } from '@bulwark/bus';
 import { decodeSignedDirectoryEntry } from '@bulwark/envelope';
+import { newEvent } from '@bulwark/events';
 import { createUser } from '@nats-io/nkeys';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -191,5 +192,24 @@ describe.each(['file', 'hsm'] as const)('key manager service (%s key store)', (k
     const fresh = await h.directory();
     expect(fresh.lookup(agentId)).toBeUndefined();
     expect(restarted.projection.book.accepts(agentId, 2, b64(oldEntry.entry.ed25519PublicKey), b64(oldEntry.entry.x25519PublicKey))).toBe(false);
+  });
+});
+
+describe('key manager: external keys', () => {
+  it("records SchemaPin provider keys from svc.schemapin's committed pins, revoked ones too, and lists them to administrators", async () => {
+    const h = await harness();
+    try {
+      const km = await h.start();
+      const fp = `sha256:${'c'.repeat(64)}`;
+      await h.ledger.commit(newEvent({ agentId: 'svc.schemapin', eventType: 'tools.pinned', details: { tool_id: 'search', domain: 'tools.example', fingerprint: fp, reason: 'first_use', by: 'svc.schemapin' } }), 'svc.schemapin');
+      await eventually(() => km.projection.providers.providerKeys().length === 1);
+      const admin = createBulwarkClient({ bus: await h.connect(ADMIN), sessions: { provider, self: h.world.identity(ADMIN), directory: await h.directory() } });
+      expect((await admin.keys.list()).providerKeys).toEqual([{ fingerprint: fp, tools: ['search@tools.example'], revoked: false }]);
+      await h.ledger.commit(newEvent({ agentId: 'svc.schemapin', eventType: 'tools.revoked', details: { fingerprint: fp, reason: 'key_compromise', by: 'analyst.admin' } }), 'svc.schemapin');
+      await eventually(() => km.projection.providers.providerKeys()[0]?.revoked === true);
+      expect((await admin.keys.list()).providerKeys).toEqual([{ fingerprint: fp, tools: [], revoked: true }]);
+    } finally {
+      await h.close();
+    }
   });
 });

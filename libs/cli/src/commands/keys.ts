@@ -120,7 +120,11 @@ export const registerKeysCommand: RegisterCommand = (program, io, setExitCode) =
   common(keys.command('list').description('every principal key: versions, states, minimum verify version (administrators)')).action(async (o: CommonOptions) => {
     const reply = await withClient(io, o, (c) => c.keys.list());
     if (o.json === true) io.stdout(`${JSON.stringify(reply)}\n`);
-    else for (const v of reply.principals) printView(io, v);
+    else {
+      for (const v of reply.principals) printView(io, v);
+      if (reply.providerKeys.length > 0) io.stdout('SchemaPin provider keys (recorded from the ledger\'s pins):\n');
+      for (const k of reply.providerKeys) io.stdout(`  ${k.fingerprint}  ${k.revoked ? 'revoked' : 'pinned'}  ${k.tools.length === 0 ? '-' : k.tools.join(' ')}\n`);
+    }
     setExitCode(ExitCode.ok);
   });
 

@@ -174,7 +174,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
   const list: CommandHandler = async (req) => {
     requireLive();
     requireAdmin(req.peer, 'keys.list');
-    return json({ principals: book.principals().map(viewOf) });
+    return json({ principals: book.principals().map(viewOf), providerKeys: ctx.projection.providers.providerKeys() });
   };
 
   const directory: CommandHandler = async (req) => {

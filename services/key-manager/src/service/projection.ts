@@ -10,6 +10,7 @@ import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelReceiver, Directory, LocalIdentity, SealedReceiver } from '@bulwark/envelope';
 import { encodeEvent, type LedgerEvent } from '@bulwark/events';
 import { AppliedEvents, startLedgerReader, type AppliedWait, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import { PinLedger } from '@bulwark/schemapin';
 import type { Logger } from '@bulwark/telemetry';
 import { isKeyFactType, parseFact, type KeyFact } from '../state/facts.js';
 import { KeyBook, type ApplyOutcome } from '../state/key-book.js';
@@ -33,6 +34,8 @@ export interface KeyProjectionOptions {
 
 export class KeyProjection {
   readonly book = new KeyBook();
+  /** The external keys of the hierarchy: SchemaPin provider keys as svc.schemapin's committed pin events leave them (the schemapin service enforces the pins; this records them). */
+  readonly providers: PinLedger;
   readonly #applied = new AppliedEvents<ApplyOutcome>();
   #reader: LedgerReader | undefined;
   #halt: ReaderHaltedError | undefined;
@@ -42,8 +45,12 @@ export class KeyProjection {
     return this.#halt;
   }
 
+  private constructor(logger: Logger | undefined) {
+    this.providers = new PinLedger({ onRefused: (event, why) => logger?.warn({ eventId: event.eventId, seq: event.seq, why }, 'pin event committed but not recorded') });
+  }
+
   static async start(options: KeyProjectionOptions): Promise<KeyProjection> {
-    const p = new KeyProjection();
+    const p = new KeyProjection(options.logger);
     p.#reader = await startLedgerReader({
       bus: options.bus,
       provider: options.provider,
@@ -69,7 +76,8 @@ export class KeyProjection {
 
   #apply(event: LedgerEvent, options: KeyProjectionOptions): void {
     if (event.eventType === 'keys.channel_epoch') return options.onChannelEpoch?.(event);
-    // Policy and tool-pin events share the control subject: verified by the reader, not ours.
+    if (this.providers.apply(event) !== undefined) return;
+    // Policy events share the control subject: verified by the reader, not ours.
     if (!isKeyFactType(event.eventType)) return;
     const fact = parseFact(event.eventType, event.agentId, event.details);
     let outcome: ApplyOutcome;
