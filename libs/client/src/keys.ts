@@ -67,6 +67,20 @@ export interface ProviderKeyView {
   readonly revoked: boolean;
 }
 
+/** A channel's current epoch as the key manager announced it (the wraps stay in the ledger). */
+export interface ChannelView {
+  readonly channel: string;
+  readonly epoch: number;
+  readonly reason: string;
+  /** The subscriber the change was about (add, revoke), if any. */
+  readonly subject?: string;
+  readonly at: string;
+  readonly subscribers: readonly { id: string; keyVersion: number }[];
+}
+
+/** `bulwark.keys.channel`: any principal may get and list; the changes are the administrators'. */
+export type ChannelAction = { action: 'get' | 'rotate'; channel: string } | { action: 'create'; channel: string; subscribers: readonly string[] } | { action: 'add' | 'revoke'; channel: string; subscriber: string };
+
 export interface KeyCalls {
   get(principal: string): Promise<KeyView>;
   list(): Promise<{ principals: KeyView[]; providerKeys: ProviderKeyView[] }>;
@@ -81,6 +95,9 @@ export interface KeyCalls {
   cancelDeletion(principal: string, version: number): Promise<KeyView>;
   /** A fresh short-lived user JWT for the caller's own NATS user `natsUser` (`startCredentialRenewal` calls it at half-life). */
   renew(natsUser: string): Promise<{ principal: string; natsJwt: string; expires: string }>;
+  /** A change to a channel (a new epoch, wrapped to its subscribers), or its current epoch. */
+  channel(action: ChannelAction): Promise<ChannelView>;
+  channels(): Promise<{ channels: ChannelView[] }>;
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -115,6 +132,8 @@ export function createKeyCalls(provider: CryptoProvider, call: (subject: Command
     scheduleDeletion: (principal, version, days = 7) => view(Commands.keys.scheduleDeletion, { principal, version, days }),
     cancelDeletion: (principal, version) => view(Commands.keys.cancelDeletion, { principal, version }),
     renew: async (natsUser) => as(await call(Commands.keys.renew, { natsUser }), Commands.keys.renew, (o) => typeof o['natsJwt'] === 'string' && typeof o['expires'] === 'string'),
+    channel: async (action) => as(await call(Commands.keys.channel, action), Commands.keys.channel, (o) => typeof o['channel'] === 'string' && typeof o['epoch'] === 'number' && Array.isArray(o['subscribers'])),
+    channels: async () => as(await call(Commands.keys.channel, { action: 'list' }), Commands.keys.channel, (o) => Array.isArray(o['channels'])),
   };
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { run, type CommandIO } from '@bulwark/cli';
 import { FileKeyStore, SoftwareKek, writeRootPin } from '@bulwark/keystore';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADMIN, harness, NATS_URL, provider, type Harness } from './world.js';
+import { ADMIN, harness, INCIDENT, NATS_URL, provider, type Harness } from './world.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -72,6 +72,37 @@ describe('bulwark keys', () => {
       expect(after.code).not.toBe(0);
       // The same join bundle a second time is refused (its bootstrap identity is revoked).
       expect((await agent(['keys', 'enroll', '--join', bundle])).code).not.toBe(0);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
+  it('creates a channel, revokes a subscriber (a new epoch), lists it; refuses a non-administrator and bad usage', async () => {
+    const h = await harness({ nsName });
+    try {
+      await h.start();
+      const admin = await home(h, ADMIN);
+      const channel = `soc.cli${randomBytes(3).toString('hex')}`;
+      const created = await admin(['keys', 'channel', 'create', channel, INCIDENT, ADMIN, '--as', ADMIN, '--json']);
+      expect(created.code, created.stderr).toBe(0);
+      expect(JSON.parse(created.stdout)).toMatchObject({ channel, epoch: 1, subscribers: expect.arrayContaining([expect.objectContaining({ id: ADMIN })]) });
+      const revoked = await admin(['keys', 'channel', 'revoke', channel, ADMIN, '--as', ADMIN]);
+      expect(revoked.code, revoked.stderr).toBe(0);
+      expect(revoked.stdout).toContain(`${channel}  epoch 2  subscriber_revoked ${ADMIN}`);
+      expect(revoked.stdout).not.toContain(`  ${ADMIN}  v`);
+      const listed = await admin(['keys', 'channel', 'list', '--as', ADMIN, '--json']);
+      expect((JSON.parse(listed.stdout) as { channels: { channel: string; epoch: number }[] }).channels).toContainEqual(expect.objectContaining({ channel, epoch: 2 }));
+      // The incident service may read the channel's state, not change it.
+      const incident = await home(h, INCIDENT);
+      expect((await incident(['keys', 'channel', 'get', channel, '--as', INCIDENT])).stdout).toContain(`${channel}  epoch 2`);
+      const refused = await incident(['keys', 'channel', 'rotate', channel, '--as', INCIDENT]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/not a key administrator/);
+      for (const argv of [['keys', 'channel', 'drop', channel], ['keys', 'channel', 'add', channel], ['keys', 'channel', 'create', channel], ['keys', 'channel', 'list', channel]]) {
+        const r = await admin([...argv, '--as', ADMIN]);
+        expect(r.code, argv.join(' ')).toBe(2);
+        expect(r.stderr).toMatch(/keys channel/);
+      }
     } finally {
       await h.close();
     }

@@ -1,5 +1,5 @@
 /**
- * `bulwark keys list|get|invite|enroll|rotate|revoke` (+ `--json`): the key manager's calls
+ * `bulwark keys list|get|invite|enroll|rotate|revoke|channel` (+ `--json`): the key manager's calls
  * (services/key-manager README) from the command line, through @bulwark/client.
  *
  * - `invite <principal> [--ttl 1h] [--admin]` prints the join bundle (a bearer secret: pass it
@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connectBus, KvDirectory, ROOT_NAMESPACE, type Bus } from '@bulwark/bus';
-import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, type BulwarkClient, type KeyView, type RevocationReason } from '@bulwark/client';
+import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, type BulwarkClient, type ChannelAction, type ChannelView, type KeyView, type RevocationReason } from '@bulwark/client';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError } from '@bulwark/errors';
@@ -215,4 +215,56 @@ export const registerKeysCommand: RegisterCommand = (program, io, setExitCode) =
       setExitCode(ExitCode.ok);
     },
   );
+
+  common(
+    keys
+      .command('channel')
+      .description('one-to-many channels: list, get, create, add, revoke a subscriber, rotate (each change a new epoch wrapped to the subscribers; changes are the administrators\')')
+      .argument('<action>', CHANNEL_ACTIONS.join(' | '))
+      .argument('[channel]', 'the channel, e.g. soc.incidents (all but list)')
+      .argument('[subscribers...]', 'create: the subscribers; add, revoke: the one subscriber'),
+  ).action(async (action: string, channel: string | undefined, subscribers: string[], o: CommonOptions) => {
+    const request = channelAction(action, channel, subscribers);
+    if (request === 'list') {
+      const { channels } = await withClient(io, o, (c) => c.keys.channels());
+      if (o.json === true) io.stdout(`${JSON.stringify({ channels })}\n`);
+      else if (channels.length === 0) io.stdout('no channels\n');
+      else for (const v of channels) printChannel(io, v);
+    } else {
+      const v = await withClient(io, o, (c) => c.keys.channel(request));
+      if (o.json === true) io.stdout(`${JSON.stringify(v)}\n`);
+      else printChannel(io, v);
+    }
+    setExitCode(ExitCode.ok);
+  });
 };
+
+const CHANNEL_ACTIONS = ['list', 'get', 'create', 'add', 'revoke', 'rotate'] as const;
+
+/** The request `bulwark keys channel <action> [channel] [subscribers...]` stands for, or a usage error saying what is missing. */
+export function channelAction(action: string, channel: string | undefined, subscribers: readonly string[]): ChannelAction | 'list' {
+  const usage = (why: string) => new InputError('E_USAGE', `keys channel ${action}: ${why}`);
+  if (!(CHANNEL_ACTIONS as readonly string[]).includes(action)) throw new InputError('E_USAGE', `keys channel: the action must be one of ${CHANNEL_ACTIONS.join(', ')} (got ${JSON.stringify(action)})`);
+  if (action === 'list') {
+    if (channel !== undefined) throw usage('takes no channel');
+    return 'list';
+  }
+  if (channel === undefined) throw usage('name the channel');
+  switch (action) {
+    case 'create':
+      if (subscribers.length === 0) throw usage('name at least one subscriber');
+      return { action, channel, subscribers };
+    case 'add':
+    case 'revoke':
+      if (subscribers.length !== 1) throw usage(`name exactly one subscriber (got ${subscribers.length})`);
+      return { action, channel, subscriber: subscribers[0]! };
+    default:
+      if (subscribers.length > 0) throw usage('takes no subscriber');
+      return { action: action as 'get' | 'rotate', channel };
+  }
+}
+
+function printChannel(io: CommandIO, v: ChannelView): void {
+  io.stdout(`${v.channel}  epoch ${v.epoch}  ${v.reason}${v.subject === undefined ? '' : ` ${v.subject}`}  ${v.at}\n`);
+  for (const s of v.subscribers) io.stdout(`  ${s.id}  v${s.keyVersion}\n`);
+}
