@@ -198,3 +198,52 @@ describe('FileKeyStore', () => {
     expect(await store.list()).toHaveLength(21);
   });
 });
+
+describe('FileKeyStore.rewrapAll (KEK rotation)', () => {
+  const thirdKek = new SoftwareKek(provider, new Uint8Array(32).fill(3), 'SYMBIONT_KEK_FILE /third');
+  const seed = async () => {
+    const store = await FileKeyStore.open({ dir, wrapper: kek, provider });
+    const ed = provider.ed25519.generateKeyPair().secretKey;
+    const x = provider.x25519.generateKeyPair().secretKey;
+    await store.put(policyEd, ed);
+    await store.put(policyX, x);
+    return { store, ed, x };
+  };
+
+  it('rewraps every key under the new KEK: the same keys open under it, none under the old one', async () => {
+    const { store, ed, x } = await seed();
+    const before = readFileSync(join(dir, keyFileName(policyEd)), 'utf8');
+    expect(await store.rewrapAll(otherKek)).toEqual({ rewrapped: 2, already: 0 });
+    expect(readFileSync(join(dir, keyFileName(policyEd)), 'utf8')).not.toBe(before);
+    const rotated = await FileKeyStore.open({ dir, wrapper: otherKek, provider });
+    expect((await rotated.get(policyEd)).secretKey).toEqual(ed);
+    expect((await rotated.get(policyX)).secretKey).toEqual(x);
+    expect((await rejection((await FileKeyStore.open({ dir, wrapper: kek, provider })).get(policyEd))).code).toBe('E_KEY_UNWRAP');
+    expect(statSync(join(dir, keyFileName(policyEd))).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('finishes an interrupted rotation when run again with the same two KEKs', async () => {
+    const { store, ed, x } = await seed();
+    const xFile = join(dir, keyFileName(policyX));
+    const xUnderOld = readFileSync(xFile, 'utf8');
+    await store.rewrapAll(otherKek);
+    // As if the run had stopped after the first file: policyEd under the new KEK, policyX still under the old.
+    writeFileSync(xFile, xUnderOld, { mode: 0o600 });
+    expect(await store.rewrapAll(otherKek)).toEqual({ rewrapped: 1, already: 1 });
+    const rotated = await FileKeyStore.open({ dir, wrapper: otherKek, provider });
+    expect((await rotated.get(policyEd)).secretKey).toEqual(ed);
+    expect((await rotated.get(policyX)).secretKey).toEqual(x);
+  });
+
+  it('writes nothing when a file opens under neither KEK', async () => {
+    const { store } = await seed();
+    await (await FileKeyStore.open({ dir, wrapper: thirdKek, provider })).put({ principal: 'svc.zeta', kind: 'ed25519', version: 1 }, provider.ed25519.generateKeyPair().secretKey);
+    const files = () => readdirSync(dir).sort().map((n) => [n, readFileSync(join(dir, n), 'utf8')]);
+    const before = files();
+    const error = await rejection(store.rewrapAll(otherKek));
+    expect(error.code).toBe('E_KEY_UNWRAP');
+    expect(error.message).toMatch(/svc\.zeta\.ed25519\.v1\.json opens under neither the current KEK \(SYMBIONT_KEK\) nor the new one/);
+    expect(files()).toEqual(before);
+  });
+});

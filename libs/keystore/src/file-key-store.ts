@@ -16,6 +16,7 @@ import {
   type KeyKind,
   type KeyRef,
   type StoredKeyInfo,
+  type WrappedKeyFile,
 } from './wrapped-key.js';
 
 /** The default key directory, relative to the working directory (config `keys.dir`). */
@@ -135,6 +136,46 @@ export class FileKeyStore implements KeyStore {
       if (file !== undefined) infos.push(infoOf(file));
     }
     return infos.sort((a, b) => compare(a.principal, b.principal) || compare(a.kind, b.kind) || a.version - b.version);
+  }
+
+  /**
+   * KEK rotation: every key file wrapped again under `next`, its key never leaving this
+   * process (unwrapped into memory, wrapped, written in place atomically, read back under
+   * `next`, zeroed). Checked first, written after: a file that opens under neither KEK (a third
+   * KEK, a corrupted file) stops it before anything is written. Resumable: a file that already
+   * opens under `next` (a run interrupted half-way) is left as it is, so running it again with
+   * the same two KEKs finishes the job. The store keeps using its old wrapper; open it again
+   * with `next`.
+   */
+  async rewrapAll(next: KeyWrapper): Promise<{ readonly rewrapped: number; readonly already: number }> {
+    const pending: { path: string; ref: KeyRef; file: WrappedKeyFile; secretKey: Uint8Array }[] = [];
+    let already = 0;
+    try {
+      for (const name of (await fs.readdir(this.dir)).sort()) {
+        const match = FILE_NAME.exec(name);
+        if (match === null) continue;
+        const ref: KeyRef = { principal: match[1]!, kind: match[2] as KeyKind, version: Number(match[3]) };
+        const path = join(this.dir, name);
+        const file = (await this.#read(path, ref))!;
+        const current = await unwrapKey(this.#provider, this.#wrapper, file, ref, path).catch((e: unknown) => e);
+        if (current instanceof Uint8Array) {
+          pending.push({ path, ref, file, secretKey: current });
+          continue;
+        }
+        const done = await unwrapKey(this.#provider, next, file, ref, path).catch(() => undefined);
+        if (done === undefined) throw new KeyStoreError('E_KEY_UNWRAP', `KEK rotation: key file ${path} opens under neither the current KEK (${this.#wrapper.source}) nor the new one (${next.source}); nothing was rewrapped`, { path, key: describeKey(ref) }, { cause: current });
+        done.fill(0);
+        already++;
+      }
+      for (const { path, ref, file, secretKey } of pending) {
+        const wrapped = await wrapKey(next, ref, file.publicKey, secretKey, new Date(file.created));
+        await writeFileAtomic(path, encodeWrappedKeyFile(wrapped), FILE_MODE, { replace: true });
+        (await unwrapKey(this.#provider, next, (await this.#read(path, ref))!, ref, path)).fill(0);
+      }
+      return { rewrapped: pending.length, already };
+    } finally {
+      for (const p of pending) p.secretKey.fill(0);
+    }
   }
 
   /** The decoded file, undefined when absent; its fields must agree with its name. */

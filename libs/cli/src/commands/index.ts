@@ -6,6 +6,7 @@ import { registerIncidentCommand } from './incident.js';
 import { registerInitCommand } from './init.js';
 import { registerKeysCommand } from './keys.js';
 import { registerKeysBackupCommand } from './keys-backup.js';
+import { registerKeysKekCommand } from './keys-kek.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
 import { registerPrincipalCommand } from './principal.js';
@@ -24,6 +25,7 @@ export const commands: readonly RegisterCommand[] = [
   registerInitCommand,
   registerKeysCommand,
   registerKeysBackupCommand,
+  registerKeysKekCommand,
   registerPolicyCommand,
   registerPolicyAdminCommand,
   registerPrincipalCommand,
