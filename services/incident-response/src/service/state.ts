@@ -135,11 +135,12 @@ export class IncidentState {
         const action = d['action'] as ActionKind;
         const outcome = event.eventType === 'incident.escalated' ? 'escalated' : d['outcome'] === 'done' ? 'done' : 'failed';
         const attempts = typeof d['attempt'] === 'number' ? d['attempt'] : typeof d['attempts'] === 'number' ? d['attempts'] : 1;
+        // Before the check below: the workflow marks its own action done before the record comes back.
+        if (action === 'policy.contain' && outcome === 'done') record.times.containedAt ??= event.timestamp;
         const prev = record.actions.get(action);
         // Done and escalated are final; a late failure report does not reopen them.
         if (prev !== undefined && prev.outcome !== 'failed') return;
         record.actions.set(action, { action, outcome, attempts, detail: typeof d['detail'] === 'string' ? d['detail'] : '' });
-        if (action === 'policy.contain' && outcome === 'done') record.times.containedAt ??= event.timestamp;
         return;
       }
       case 'incident.acknowledged':
