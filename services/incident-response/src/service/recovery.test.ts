@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { containmentPolicyName, type ActionPorts } from './actions.js';
+import { containAgent, containmentPolicyName, type ActionPorts } from './actions.js';
 import { parsePlan, runRecovery } from './recovery.js';
 import type { IncidentRecord } from './state.js';
 
@@ -22,7 +22,7 @@ function ports(o: { inviteFails?: boolean; rules?: number } = {}) {
       },
       policyAdmin: {
         list: async () => ({ setVersion: 's', policies: [{ name: containmentPolicyName('agent.a'), activeVersion: 1, versions: [1], file: 'f', rules: o.rules ?? 1 }] }),
-        update: async (text: string) => (calls.push(`update ${text.includes('{\n}') ? 'released' : 'other'}`), { name: 'n', version: 2, eventId: 'e', applied: true, setVersion: 's2' }),
+        update: async (text: string) => (calls.push(`update ${text.includes('{\n}') ? 'released' : text.includes('deny: any') ? 'contained' : 'other'}`), { name: 'n', version: 2, eventId: 'e', applied: true, setVersion: 's2' }),
       },
     },
   };
@@ -80,5 +80,14 @@ describe('recovery plans', () => {
     const result = await runRecovery(p, record('agent.a'), { reenroll: false, policy: 'rollback' }, 'analyst.ann');
     expect(result.steps[0]).toMatchObject({ outcome: 'done', detail: expect.stringContaining('already released') });
     expect(calls).toEqual([]);
+  });
+
+  it('contains a released agent again: a later incident updates the released policy back to the deny', async () => {
+    const { ports: p, calls } = ports({ rules: 0 });
+    expect(await containAgent(p, 'agent.a')).toContain('in force');
+    expect(calls).toEqual(['update contained']);
+    const { ports: held, calls: none } = ports({ rules: 1 });
+    expect(await containAgent(held, 'agent.a')).toContain('already in force');
+    expect(none).toEqual([]);
   });
 });
