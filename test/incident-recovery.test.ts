@@ -95,6 +95,17 @@ beforeAll(async () => {
   for (let i = 0; i < 20; i++) expect((await agent.policy.evaluate(WRITE)).decision).toBe('Deny');
   await eventually(async () => (await agent.policy.evaluate(READ)).decision === 'Deny', 15_000, 'the agent contained');
   await eventually(() => theIncident()?.times.containedAt !== undefined, 10_000, 'containment recorded');
+  // The rest of the plan (the sandbox and key steps fail here: no scheduler or key manager) settles
+  // into escalations first, so that the tests below see only what they cause.
+  await eventually(() => incidents.workflow.pendingWork() === 0, 30_000, 'workflow settled');
+  let last = -1;
+  await eventually(async () => {
+    const n = (await eventsOf('incident.')).length;
+    const stable = n === last;
+    last = n;
+    if (!stable) await new Promise((r) => setTimeout(r, 300));
+    return stable;
+  }, 10_000, 'the last records committed');
 }, 90_000);
 
 afterAll(async () => {
