@@ -10,7 +10,10 @@ export { cloudEventHeaders, readCloudEventHeaders, CE_SOURCE, CE_TYPE_PREFIX, ty
 export { startIncidentService, type IncidentService, type IncidentServiceOptions } from './service/service.js';
 export { IncidentState, INCIDENT_PRINCIPAL, type ActionKind, type IncidentRecord } from './service/state.js';
 export { PLAN, Workflow } from './service/workflow.js';
-export { containmentPolicy, containmentPolicyName } from './service/actions.js';
+export { containmentPolicy, containmentPolicyName, releasedPolicy } from './service/actions.js';
+export { parsePlan, runRecovery, type HealthReport, type RecoveryPlan, type RecoveryResult, type RecoveryStep } from './service/recovery.js';
+export { aggregate, timingStats, timingsOf, type Aggregate, type IncidentTimings, type TimingStats } from './service/timing.js';
+export { exportFindings, parseExportQuery, MAX_EXPORT, type ExportQuery } from './service/export.js';
 export { SocPublisher, socConsumers } from './soc/publisher.js';
 export { notifyWebhook, verifyWebhook, webhookSignature, type WebhookOptions } from './soc/webhook.js';
 export { viewOfRecord, type IncidentView } from './service/handlers.js';

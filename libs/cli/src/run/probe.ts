@@ -66,3 +66,8 @@ export function statusTable(services: readonly ServiceStatus[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
+
+/** The readiness report a recovery plan carries (services/incident-response `recovery.ts`): who is ready, and why not. */
+export function healthReport(services: readonly ServiceStatus[]): { ready: boolean; services: { name: string; ready: boolean; reason: string }[] } {
+  return { ready: services.every((s) => s.ready), services: services.map((s) => ({ name: s.name, ready: s.ready, reason: s.reason })) };
+}

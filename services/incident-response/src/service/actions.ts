@@ -39,14 +39,37 @@ async function call(ports: ActionPorts, subject: CommandSubject, body: unknown, 
   return value as JsonObject;
 }
 
-/** Registers the containment policy unless the policy service already has it (a retry after a crash). */
+/** The containment policy released (recovery's rollback): the same name, no rule. */
+export function releasedPolicy(agentId: string): string {
+  containmentPolicy(agentId);
+  return `// released by svc.incident-response (recovery)\npolicy ${containmentPolicyName(agentId)} {\n}\n`;
+}
+
+/**
+ * Registers the containment policy unless the policy service already has it in force (a retry
+ * after a crash); a policy released by an earlier recovery (no rule) is updated back to the deny.
+ */
 export async function containAgent(ports: ActionPorts, agentId: string): Promise<string> {
   const name = containmentPolicyName(agentId);
   const list = await ports.client.policyAdmin.list();
-  if (list.policies.some((p) => p.name === name)) return `policy ${name} already in force`;
-  const reply = await ports.client.policyAdmin.register(containmentPolicy(agentId), `incident-response/${name}.policy`);
+  const current = list.policies.find((p) => p.name === name);
+  if (current !== undefined && current.rules > 0) return `policy ${name} already in force`;
+  const file = `incident-response/${name}.policy`;
+  const reply = current === undefined ? await ports.client.policyAdmin.register(containmentPolicy(agentId), file) : await ports.client.policyAdmin.update(containmentPolicy(agentId), file);
   if (!reply.applied) throw new BulwarkError('E_INCIDENT_CONTAIN', `policy ${name} registered (event ${reply.eventId}) but not applied yet`, { name });
   return `policy ${name} v${reply.version} in force (set ${reply.setVersion ?? '?'})`;
+}
+
+/** Recovery's rollback of the containment: a policy change (a new version with no rule), itself a ledger event, as containment was. */
+export async function releaseAgent(ports: ActionPorts, agentId: string): Promise<string> {
+  const name = containmentPolicyName(agentId);
+  const list = await ports.client.policyAdmin.list();
+  const current = list.policies.find((p) => p.name === name);
+  if (current === undefined) return `no containment policy ${name}: nothing to roll back`;
+  if (current.rules === 0) return `policy ${name} already released (v${current.activeVersion})`;
+  const reply = await ports.client.policyAdmin.update(releasedPolicy(agentId), `incident-response/${name}.policy`);
+  if (!reply.applied) throw new BulwarkError('E_INCIDENT_RECOVERY', `policy ${name} released (event ${reply.eventId}) but not applied yet`, { name });
+  return `policy ${name} v${reply.version} released: ${agentId} no longer denied by it (set ${reply.setVersion ?? '?'})`;
 }
 
 export async function terminateSandboxes(ports: ActionPorts, agentId: string): Promise<string> {

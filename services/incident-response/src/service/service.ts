@@ -75,6 +75,7 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
   const sessions = { provider, self: identity, directory };
   const commands = new CommandClient(bus, { sessions, rejections });
   const client = createBulwarkClient({ bus, sessions, rejections, adminTimeoutMs: 10_000 });
+  const ports = { client, commands };
   const analysts = () => options.analysts.filter((a) => directory.lookup(a) !== undefined);
   const state = new IncidentState(options.rules);
   // Epoch keys from the ledger this service reads in full (the announcements are ledger events).
@@ -86,7 +87,7 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
     state,
     events,
     soc,
-    ports: { client, commands },
+    ports,
     ...(options.webhook === undefined ? {} : { webhook: options.webhook }),
     ...(logger === undefined ? {} : { logger }),
     ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
@@ -128,7 +129,7 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
   logger?.info({ applied: state.applied, incidents: state.all().length, rules: options.rules.length }, 'incident state rebuilt from the ledger');
   let server: CommandServer;
   try {
-    server = await serveCommands(bus, { service: 'incident', version: '0.1.0', rejections, sessions, handlers: incidentHandlers({ state, workflow, soc, analysts }) });
+    server = await serveCommands(bus, { service: 'incident', version: '0.1.0', rejections, sessions, handlers: incidentHandlers({ state, workflow, soc, ports, analysts }) });
   } catch (e) {
     await workflow.stop();
     await reader.stop();

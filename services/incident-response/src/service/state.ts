@@ -22,11 +22,34 @@ export interface ActionRecord {
   detail: string;
 }
 
+/**
+ * When things happened, in ms, each the timestamp of a ledger event (so a replay gives the same
+ * figures): the detection's trigger (the event that opened the incident), the service's own
+ * `incident.opened`, the first `incident.acknowledged` (or `incident.resolved`, which
+ * acknowledges too), `policy.contain` done, `incident.resolved`.
+ */
+export interface IncidentTimes {
+  readonly triggerAt: number;
+  openedAt?: number;
+  acknowledgedAt?: number;
+  containedAt?: number;
+  resolvedAt?: number;
+}
+
+/** The last recovery attempt that failed (`incident.mitigated {action: recovery, outcome: failed}`): the incident stays unresolved. */
+export interface RecoveryFailure {
+  readonly at: number;
+  readonly by: string;
+  readonly detail: string;
+}
+
 export interface IncidentRecord {
   readonly incident: SecurityEvent;
   /** incident.opened is in the ledger. */
   published: boolean;
   readonly actions: Map<ActionKind, ActionRecord>;
+  readonly times: IncidentTimes;
+  recoveryFailed?: RecoveryFailure;
 }
 
 /** What one applied event changed, for the workflow. */
@@ -79,7 +102,7 @@ export class IncidentState {
       if (r === undefined) continue;
       let record = this.#records.get(r.incident.id);
       if (record === undefined) {
-        record = { incident: r.incident, published: false, actions: new Map() };
+        record = { incident: r.incident, published: false, actions: new Map(), times: { triggerAt: event.timestamp } };
         this.#records.set(r.incident.id, record);
       }
       changes.push({ record, opened: r.opened });
@@ -95,18 +118,25 @@ export class IncidentState {
     if (record === undefined) {
       // Opened under rules that no longer raise it: keep it from its own event.
       if (event.eventType !== 'incident.opened') return;
-      record = { incident: incidentFromDetails(id, d, event.timestamp), published: true, actions: new Map() };
+      record = { incident: incidentFromDetails(id, d, event.timestamp), published: true, actions: new Map(), times: { triggerAt: event.timestamp } };
       this.#records.set(id, record);
     }
     switch (event.eventType) {
       case 'incident.opened':
         record.published = true;
+        record.times.openedAt ??= event.timestamp;
         return;
       case 'incident.mitigated':
       case 'incident.escalated': {
+        if (d['action'] === 'recovery') {
+          record.recoveryFailed = { at: event.timestamp, by: typeof d['by'] === 'string' ? d['by'] : '?', detail: typeof d['detail'] === 'string' ? d['detail'] : '' };
+          return;
+        }
         const action = d['action'] as ActionKind;
         const outcome = event.eventType === 'incident.escalated' ? 'escalated' : d['outcome'] === 'done' ? 'done' : 'failed';
         const attempts = typeof d['attempt'] === 'number' ? d['attempt'] : typeof d['attempts'] === 'number' ? d['attempts'] : 1;
+        // Before the check below: the workflow marks its own action done before the record comes back.
+        if (action === 'policy.contain' && outcome === 'done') record.times.containedAt ??= event.timestamp;
         const prev = record.actions.get(action);
         // Done and escalated are final; a late failure report does not reopen them.
         if (prev !== undefined && prev.outcome !== 'failed') return;
@@ -115,9 +145,13 @@ export class IncidentState {
       }
       case 'incident.acknowledged':
         if (record.incident.status === 'open') record.incident.status = 'acknowledged';
+        record.times.acknowledgedAt ??= event.timestamp;
         return;
       case 'incident.resolved':
         record.incident.status = 'resolved';
+        record.times.acknowledgedAt ??= event.timestamp;
+        record.times.resolvedAt ??= event.timestamp;
+        delete record.recoveryFailed;
         return;
       default:
         return;

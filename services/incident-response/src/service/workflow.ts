@@ -70,11 +70,11 @@ export class Workflow {
     this.#o = options;
   }
 
-  /** Emits one event sealed to the ledger; resolves once BULWARK_EVENTS stored it. */
-  async emit(eventType: EventType, agentId: string, details: JsonObject): Promise<string> {
+  /** Emits one event sealed to the ledger (at `timestamp`, default now); resolves once BULWARK_EVENTS stored it. */
+  async emit(eventType: EventType, agentId: string, details: JsonObject, timestamp?: number): Promise<string> {
     const subject = SUBJECT[eventType];
     if (subject === undefined) throw new BulwarkError('E_INCIDENT_EVENT', `no subject for ${eventType}`, { eventType });
-    const event = newEvent({ agentId, eventType, details });
+    const event = newEvent({ agentId, eventType, details, ...(timestamp === undefined ? {} : { timestamp }) });
     await this.#o.events.publish({ subject, eventId: event.eventId, payload: encodeEvent(event) });
     return event.eventId;
   }
