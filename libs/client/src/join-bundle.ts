@@ -10,6 +10,8 @@ import { BulwarkError } from '@bulwark/errors';
 export interface JoinBundle {
   readonly token: string;
   readonly principal: string;
+  /** The key version the enrolment makes: 2 for a new principal, more for one invited again after its versions were revoked. */
+  readonly version: number;
   readonly ed25519Secret: Uint8Array;
   readonly x25519Secret: Uint8Array;
   /** Null in a deployment without NATS authentication. */
@@ -36,9 +38,12 @@ export function parseJoinBundle(text: string): JoinBundle {
   if (o['v'] !== 1 || typeof o['token'] !== 'string' || typeof o['principal'] !== 'string') throw fail('needs v 1, token and principal');
   const jwt = o['natsJwt'];
   const seed = o['natsSeed'];
+  const version = o['version'] ?? 2;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 2) throw fail('version must be an integer of at least 2');
   return {
     token: o['token'],
     principal: o['principal'],
+    version,
     ed25519Secret: key('ed25519Secret'),
     x25519Secret: key('x25519Secret'),
     natsJwt: typeof jwt === 'string' ? jwt : null,

@@ -149,18 +149,18 @@ export interface EnrollOptions {
   readonly timeoutMs?: number;
 }
 
-/** Enrols the bundle's principal: returns its new identity (version 2, generated here) and what the key manager certified. */
+/** Enrols the bundle's principal: returns its new identity (the bundle's version, 2 for a new principal; generated here) and what the key manager certified. */
 export async function enrollWithJoinBundle(options: EnrollOptions): Promise<{ identity: { id: string; version: number; ed25519: Ed25519KeyPair; x25519: X25519KeyPair }; certified: Certified }> {
   const { provider, bundle } = options;
   const boot = { id: bundle.principal, x25519: { secretKey: bundle.x25519Secret, publicKey: provider.x25519.publicKey(bundle.x25519Secret) } };
   const client = new CommandClient(options.bus, { sessions: { provider, self: boot, directory: options.directory }, rejections: new RejectionReporter({ reporter: bundle.principal, publish: async () => undefined }) });
   const keys: NewKeys = { ed25519: provider.ed25519.generateKeyPair(), x25519: provider.x25519.generateKeyPair(), natsUser: options.natsUser };
-  const body = { token: bundle.token, ...keysBody(provider, bundle.principal, 2, keys) };
+  const body = { token: bundle.token, ...keysBody(provider, bundle.principal, bundle.version, keys) };
   const reply = JSON.parse(new TextDecoder().decode(await client.request(Commands.keys.enroll, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: options.timeoutMs ?? 5000 }))) as unknown;
   if (typeof reply !== 'object' || reply === null || typeof (reply as Record<string, unknown>)['entry'] !== 'string') throw new BulwarkError('E_KEYS_REPLY', 'malformed reply to keys.enroll', {});
   client.reset();
   // The key manager publishes the new entry just after its reply: wait until it is served here.
   const deadline = Date.now() + (options.timeoutMs ?? 5000);
-  while (options.directory.lookup(bundle.principal)?.keyVersion !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  return { identity: { id: bundle.principal, version: 2, ed25519: keys.ed25519, x25519: keys.x25519 }, certified: reply as Certified };
+  while (options.directory.lookup(bundle.principal)?.keyVersion !== bundle.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  return { identity: { id: bundle.principal, version: bundle.version, ed25519: keys.ed25519, x25519: keys.x25519 }, certified: reply as Certified };
 }

@@ -20,14 +20,14 @@ async function enroll(h: Harness, join: string, tamper?: (body: Record<string, u
   const boot = { id: bundle.principal, x25519: { secretKey: bundle.x25519Secret, publicKey: provider.x25519.publicKey(bundle.x25519Secret) } };
   const own = { id: bundle.principal, ed25519: provider.ed25519.generateKeyPair(), x25519: provider.x25519.generateKeyPair() };
   const natsUser = createUser().getPublicKey();
-  const proof = proveKeyPossession(provider, bundle.principal, 2, { ed25519: own.ed25519, x25519PublicKey: own.x25519.publicKey, natsUser });
+  const proof = proveKeyPossession(provider, bundle.principal, bundle.version, { ed25519: own.ed25519, x25519PublicKey: own.x25519.publicKey, natsUser });
   const body: Record<string, unknown> = { token: bundle.token, ed25519: b64(own.ed25519.publicKey), x25519: b64(own.x25519.publicKey), natsUser, proof: b64(proof) };
   tamper?.(body);
   const client = await h.client(boot);
   const reply = (await client.call(Commands.keys.enroll, body)) as { version: number; entry: string };
   // The new entry is published just after the reply (which travels in the bootstrap session it ends).
   const reader = await h.directory();
-  await eventually(() => reader.lookup(bundle.principal)?.keyVersion === 2);
+  await eventually(() => reader.lookup(bundle.principal)?.keyVersion === bundle.version);
   return { bundle, own, reply, natsUser };
 }
 
@@ -212,4 +212,43 @@ describe('key manager: external keys', () => {
       await h.close();
     }
   });
+});
+
+describe('key manager: re-enrolment after revocation (incident recovery)', () => {
+  it('invites a principal again only once every version is revoked; the responder may do only that; the new keys enrol as the next versions, the old stay revoked', async () => {
+    const h = await harness();
+    try {
+      await h.start();
+      const admin = await h.client(h.world.identity(ADMIN));
+      const responder = await h.client(h.world.identity(INCIDENT));
+      const agentId = `agent.${randomUUID()}`;
+      // The responder invites no one new.
+      await expect(responder.call(Commands.keys.invite, { principal: agentId, ttlMs: 60_000 })).rejects.toThrow(/may invite only a principal whose every key version is revoked/);
+      const first = await enroll(h, ((await admin.call(Commands.keys.invite, { principal: agentId, ttlMs: 60_000 })) as { join: string }).join);
+      expect(first.reply.version).toBe(2);
+      // While a version is usable, nobody invites it again.
+      await expect(admin.call(Commands.keys.invite, { principal: agentId, ttlMs: 60_000 })).rejects.toThrow(/still has a usable key version/);
+      await expect(responder.call(Commands.keys.invite, { principal: agentId, ttlMs: 60_000 })).rejects.toThrow(/may invite only/);
+      await responder.call(Commands.keys.revoke, { principal: agentId, reason: 'key_compromise' });
+      await expect(responder.call(Commands.keys.invite, { principal: agentId, ttlMs: 60_000, admin: true })).rejects.toThrow(/not as an administrator/);
+      const again = (await responder.call(Commands.keys.invite, { principal: agentId, ttlMs: 60_000 })) as { join: string };
+      expect(parseJoinBundle(again.join).version).toBe(4);
+      const second = await enroll(h, again.join);
+      expect(second.reply.version).toBe(4);
+      const agent = await h.client({ id: agentId, x25519: second.own.x25519 });
+      const view = (await agent.call(Commands.keys.get, { principal: agentId })) as { activeVersion: number; minVerifyVersion: number; versions: { state: string; verifies: boolean }[] };
+      expect(view).toMatchObject({ activeVersion: 4, minVerifyVersion: 4 });
+      expect(view.versions.map((v) => [v.state, v.verifies])).toEqual([
+        ['revoked', false],
+        ['revoked', false],
+        ['revoked', false],
+        ['active', true],
+      ]);
+      // The first enrolment's keys stay refused.
+      const old = await h.client({ id: agentId, x25519: first.own.x25519 });
+      await expect(old.call(Commands.keys.get, { principal: agentId })).rejects.toThrow();
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
 });

@@ -115,6 +115,12 @@ function policyAdmins(env: NodeJS.ProcessEnv): string {
   return [...new Set(admins)].join(',');
 }
 
+/** The key administrators: the caller's (or its policy administrators) and the home's administrator; incident response is not one (it revokes, and invites again what it cut off, as the key manager's responder). */
+function keyAdmins(env: NodeJS.ProcessEnv): string {
+  const admins = [...(env['SYMBIONT_KEY_ADMINS'] || env['SYMBIONT_POLICY_ADMINS'] || '').split(',').filter((a) => a !== ''), ADMIN_PRINCIPAL];
+  return [...new Set(admins)].join(',');
+}
+
 /** The services that replay control events from the ledger at start, each sealed its own control batches (unless the caller names them). */
 const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, ServicePrincipals.tools];
 
@@ -127,6 +133,7 @@ function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string, home: Home):
     ...env,
     DATABASE_URL: databaseUrl,
     SYMBIONT_POLICY_ADMINS: policyAdmins(env),
+    SYMBIONT_KEY_ADMINS: keyAdmins(env),
     SYMBIONT_LEDGER_CONTROL_TO: env['SYMBIONT_LEDGER_CONTROL_TO'] || CONTROL_READERS.join(','),
     // The ledger's full stream on a channel the key manager creates at its first start (issue 12 "Channels").
     SYMBIONT_LEDGER_CHANNEL: env['SYMBIONT_LEDGER_CHANNEL'] || LEDGER_CHANNEL,

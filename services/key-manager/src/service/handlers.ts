@@ -46,7 +46,7 @@ export interface HandlerContext {
   readonly certifier: Certifier;
   readonly events: EventPublisher;
   readonly admins: readonly string[];
-  /** Principals besides the administrators that may revoke (default svc.incident-response). */
+  /** Principals besides the administrators that may revoke, and invite again a principal whose every version is revoked (an incident's containment and recovery; default svc.incident-response). */
   readonly revokers: readonly string[];
   readonly applyWaitMs: number;
   /** How long an issued NATS user JWT lives (default 24 h; never past the directory entry's notAfter). */
@@ -187,20 +187,26 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
 
   const invite: CommandHandler = async (req) => {
     requireLive();
-    requireAdmin(req.peer, 'keys.invite');
     const b = body(req.body, 'keys.invite');
     const principal = principalOf(b, 'keys.invite');
     const ttlMs = b['ttlMs'] === undefined ? undefined : Number(b['ttlMs']);
     const admin = b['admin'] === true;
+    // A responder re-enrols what it cut off: a principal whose every version is revoked, never a new one, never as an administrator.
+    const reenrolment = !ctx.admins.includes(req.peer) && ctx.revokers.includes(req.peer);
+    if (!reenrolment) requireAdmin(req.peer, 'keys.invite');
     return serial(async () => {
+      if (reenrolment && (admin || !book.cutOff(principal))) {
+        throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.invite: ${req.peer} may invite only a principal whose every key version is revoked, and not as an administrator (${principal} ${book.key(principal) === undefined ? 'has no key' : admin ? 'asked as an administrator' : 'still has a usable version'})`, { peer: req.peer });
+      }
       const now = ctx.now();
       const { token, claims } = issueJoinToken(ctx.provider, { principal, admin, now, ...(ttlMs === undefined ? {} : { ttlMs }), signer: { secretKey: ctx.self.ed25519SecretKey, version: ctx.self.version } });
       const boot = await ctx.bootstrap();
-      await commit({ type: 'keys.invited', principal, by: req.peer, tid: claims.tid, admin, iat: claims.iat, exp: claims.exp, keys: boot.keys, natsUser: boot.natsUser });
+      const invited = await commit({ type: 'keys.invited', principal, by: req.peer, tid: claims.tid, admin, iat: claims.iat, exp: claims.exp, keys: boot.keys, natsUser: boot.natsUser });
       await ctx.published(principal);
       const jwt = ctx.certifier.issuesNatsUsers ? await ctx.certifier.userJwt(principal, admin, boot.natsUser, claims.exp, true) : null;
       // The join bundle: the token and the bootstrap identity's secrets. A bearer secret until used.
-      const bundle = { v: 1, token, principal, ...boot.secrets, natsJwt: jwt, natsSeed: boot.natsSeed };
+      // `version`: the version the enrolment makes (the bootstrap's + 1; 2 for a new principal).
+      const bundle = { v: 1, token, principal, version: invited!.versions.length + 1, ...boot.secrets, natsJwt: jwt, natsSeed: boot.natsSeed };
       return json({ principal, tid: claims.tid, expires: new Date(claims.exp).toISOString(), join: `bwjb1.${Buffer.from(JSON.stringify(bundle)).toString('base64url')}` });
     });
   };
@@ -244,7 +250,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
         if (e instanceof JoinTokenError) await violation(req.peer, 'keys.join_token_refused', { code: e.code, reason: e.message });
         throw e;
       }
-      const { keys, natsUser } = newKeys(b, req.peer, 2, 'keys.enroll');
+      const { keys, natsUser } = newKeys(b, req.peer, book.invite(claims.tid)!.version + 1, 'keys.enroll');
       const key = await commit({ type: 'keys.enrolled', principal: req.peer, by: req.peer, tid: claims.tid, keys, at: now, natsUser });
       return certifyReply(key!, natsUser, claims.admin);
     });

@@ -129,11 +129,11 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
           if (r.natsUser === null || revokedAt.has(r.natsUser)) continue;
           // A bootstrap identity superseded by its enrolment a moment ago: its reply may still be on the way.
           const revocation = projection.book.key(r.principal)?.versions[r.version - 1]?.revocation;
-          if (r.version === 1 && revocation?.reason === 'superseded' && t - revocation.at < grace) continue;
+          if (revocation?.reason === 'superseded' && t - revocation.at < grace && projection.book.isBootstrap(r.principal, r.version)) continue;
           revokedAt.set(r.natsUser, t);
         }
         for (const i of projection.book.expiredInvites(t)) {
-          const user = projection.book.natsUser(i.principal, 1);
+          const user = projection.book.natsUser(i.principal, i.version);
           if (user !== undefined && !revokedAt.has(user)) revokedAt.set(user, t);
         }
         await revoker.push(revokedAt, { force: request.force });

@@ -34,6 +34,8 @@ export interface Invite {
   readonly iat: number;
   readonly exp: number;
   readonly by: string;
+  /** The token's bootstrap version: 1 for a new principal, latest + 1 for a principal invited again after every version was revoked. */
+  readonly version: number;
 }
 
 export interface RevokedVersion {
@@ -69,11 +71,23 @@ export class KeyBook {
     return [...this.#keys.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  /** The unused invite whose bootstrap identity `id` holds (version 1 still active), if any. */
+  /** The unused invite whose bootstrap identity `id` holds (its bootstrap version the latest and still active), if any. */
   pendingInvite(id: string): Invite | undefined {
     const key = this.#keys.get(id);
-    if (key === undefined || key.versions.length !== 1 || activeVersion(key) === undefined) return undefined;
-    return [...this.#invites.values()].find((i) => i.principal === id && !this.#used.has(i.tid));
+    if (key === undefined) return undefined;
+    const invite = [...this.#invites.values()].find((i) => i.principal === id && !this.#used.has(i.tid) && i.version === key.versions.length);
+    return invite !== undefined && activeVersion(key)?.version === invite.version ? invite : undefined;
+  }
+
+  /** Whether `id` v`version` is the bootstrap identity of one of its invites. */
+  isBootstrap(id: string, version: number): boolean {
+    return [...this.#invites.values()].some((i) => i.principal === id && i.version === version);
+  }
+
+  /** Whether every version of `id` is refused for good (revoked, under the minimum, deleted): then, and only then, it may be invited again. */
+  cutOff(id: string): boolean {
+    const key = this.#keys.get(id);
+    return key !== undefined && key.versions.every((v) => isFinallyRefused(key, v.version));
   }
 
   /** Invites whose token expired unused: their bootstrap NATS users are revoked too. */
@@ -128,10 +142,12 @@ export class KeyBook {
         return generateKey(fact.principal, fact.keys, fact.at);
       case 'keys.invited':
         if (this.#invites.has(fact.tid)) throw new KeyLifecycleError('E_KEY_DUPLICATE', `join token ${fact.tid} was already issued`, { tid: fact.tid });
-        if (key !== undefined) throw new KeyLifecycleError('E_KEY_EXISTS', `${fact.principal} already has a key (version ${key.versions.length}); a principal is invited once`, { principal: fact.principal });
+        if (key !== undefined && !this.cutOff(fact.principal)) throw new KeyLifecycleError('E_KEY_EXISTS', `${fact.principal} still has a usable key version (of ${key.versions.length}); a principal is invited again only once every version is revoked`, { principal: fact.principal });
         if (fact.exp <= fact.iat) throw new KeyLifecycleError('E_KEY_TIME', `join token ${fact.tid} expires before it is issued`, { tid: fact.tid });
-        // Version 1 is the token's bootstrap identity, good for one enrolment until the token expires.
-        return generateKey(fact.principal, fact.keys, fact.iat);
+        // The token's bootstrap identity (version 1, or the next version of a principal cut off and
+        // invited again: re-enrolment with fresh keys, its revoked versions staying revoked), good
+        // for one enrolment until the token expires.
+        return key === undefined ? generateKey(fact.principal, fact.keys, fact.iat) : rotateKey(key, fact.keys, fact.iat);
       case 'keys.enrolled': {
         const invite = this.#invites.get(fact.tid);
         if (invite === undefined) throw new KeyLifecycleError('E_TOKEN_UNKNOWN', `join token ${fact.tid} was never issued`, { tid: fact.tid });
@@ -139,11 +155,11 @@ export class KeyBook {
         const by = this.#used.get(fact.tid);
         if (by !== undefined) throw new KeyLifecycleError('E_TOKEN_USED', `join token ${fact.tid} was already used by ${by}`, { tid: fact.tid });
         if (fact.at >= invite.exp) throw new KeyLifecycleError('E_TOKEN_EXPIRED', `join token ${fact.tid} expired at ${new Date(invite.exp).toISOString()}`, { tid: fact.tid });
-        if (key === undefined || key.versions.length !== 1 || activeVersion(key)?.version !== 1) {
+        if (key === undefined || key.versions.length !== invite.version || activeVersion(key)?.version !== invite.version) {
           throw new KeyLifecycleError('E_KEY_TRANSITION', `${fact.principal}: its bootstrap version is no longer the active one; it cannot enrol`, { principal: fact.principal });
         }
-        // The principal's own keys become version 2; the bootstrap version is revoked at once (and the minimum raised past it).
-        return revokeVersion(rotateKey(key, fact.keys, fact.at), 1, 'superseded', fact.at);
+        // The principal's own keys become the next version; the bootstrap version is revoked at once (and the minimum raised past it).
+        return revokeVersion(rotateKey(key, fact.keys, fact.at), invite.version, 'superseded', fact.at);
       }
       case 'keys.rotated': {
         const k = existing();
@@ -183,13 +199,12 @@ export class KeyBook {
       throw e;
     }
     if (next !== undefined) this.#keys.set(fact.principal, next);
-    if (fact.type === 'keys.invited') this.#invites.set(fact.tid, { tid: fact.tid, principal: fact.principal, admin: fact.admin, iat: fact.iat, exp: fact.exp, by: fact.by });
+    const latest = next?.versions.length ?? 0;
+    if (fact.type === 'keys.invited') this.#invites.set(fact.tid, { tid: fact.tid, principal: fact.principal, admin: fact.admin, iat: fact.iat, exp: fact.exp, by: fact.by, version: latest });
     if (fact.type === 'keys.enrolled') this.#used.set(fact.tid, fact.principal);
     const nats =
-      fact.type === 'keys.generated' || fact.type === 'keys.invited'
-        ? { version: 1, user: fact.natsUser }
-        : fact.type === 'keys.enrolled'
-          ? { version: 2, user: fact.natsUser }
+      fact.type === 'keys.generated' || fact.type === 'keys.invited' || fact.type === 'keys.enrolled'
+        ? { version: latest, user: fact.natsUser }
           : fact.type === 'keys.rotated'
             ? { version: fact.version, user: fact.natsUser }
             : undefined;
