@@ -15,6 +15,7 @@ import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKe
 import { busCredentialsFor } from '@bulwark/nats-auth';
 import { createLogger, startServiceTelemetry, type HealthReport, type Logger, type ServiceTelemetry } from '@bulwark/telemetry';
 import { exitCodeOf, failureLine, ServiceExit } from './exit.js';
+import { startServiceRenewal, type ServiceRenewal } from './renewal.js';
 import { watchSupervisor } from './supervisor-watch.js';
 
 /** What the boot has before the key store opens: enough to parse settings and open a store. */
@@ -63,6 +64,12 @@ export interface ServiceDefinition<S> {
   readonly openStore?: (early: EarlyContext & { readonly settings: S }) => Promise<KeyStore>;
   /** Its NATS credentials from its store (default: busCredentialsFor, from a file key store; none from another store). */
   readonly busCredentials?: (store: KeyStore) => Promise<BusCredentials>;
+  /**
+   * Whether its NATS credentials are renewed at half-life through the key manager (default true;
+   * a JWT without an expiry is never renewed). False only for the key manager, which answers
+   * `keys.renew` and so cannot ask itself.
+   */
+  readonly renewCredentials?: boolean;
   /** The bus namespace (tests' isolated deployments); the root namespace when undefined. */
   readonly namespace?: (settings: S) => Namespace | undefined;
   /** Starts the service on the opened bus and directory. */
@@ -160,6 +167,11 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       onFailed: (error) => log.error({ err: error }, 'directory watch ended: every peer will be refused'),
     });
     cleanups.push(() => directory.stop());
+    let renewal: ServiceRenewal | undefined;
+    if (credentials.credentials !== undefined && definition.renewCredentials !== false) {
+      renewal = startServiceRenewal({ bus, credentials: credentials.credentials, identity, directory, crypto, log });
+      cleanups.push(() => renewal?.stop());
+    }
 
     const ledgerPublicKey = (): Uint8Array => {
       const text = env['BULWARK_LEDGER_PUBLIC_KEY'];
@@ -189,7 +201,8 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, `${definition.name}: telemetry`);
 
     stop.listen();
-    const reason = await stop.reason;
+    // Credentials that expired without a renewal end the run as a failure (exit 1, one line).
+    const reason = await (renewal === undefined ? stop.reason : Promise.race([stop.reason, renewal.expired]));
     log.info({ signal: reason }, `${definition.name}: stopping`);
     stopped = true;
     await service.stop();

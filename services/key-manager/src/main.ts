@@ -27,6 +27,8 @@ let custody: KeyManagerStore | undefined;
 serviceMain({
   name: 'key-manager',
   principal: ServicePrincipals.keys,
+  // It answers bulwark.keys.renew for the others and cannot ask itself.
+  renewCredentials: false,
   settings: ({ config, env }) => {
     const adminsText = env['SYMBIONT_KEY_ADMINS'];
     const admins = adminsText === undefined ? config.policy.admins : adminsText.split(',').map((s) => s.trim()).filter((s) => s !== '');
