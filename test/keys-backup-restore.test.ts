@@ -2,14 +2,15 @@
 // an empty one, `bulwark audit verify` passes there"). The source system: `bulwark init` (root
 // namespace) with nats-server in operator mode and the real ledger service on its own PostgreSQL
 // schema, events appended by the policy service's identity. `bulwark keys backup --holders 2-of-3`
-// there. The fresh machine: an empty home and an empty database. There the key store comes back
+// there, its hash anchored in the ledger (a keys.exported event of svc.key-manager). The fresh machine: an empty home and an empty database. There the key store comes back
 // with `bulwark keys restore` from two of the three holders; the ledger's data with PostgreSQL's
 // own dump of its schema (Bulwark has `audit export`, a verifiable JSONL copy, but no import: the
 // database's dump is the restore path, and `audit verify` is what makes it trustworthy). Then
 // `bulwark audit verify` passes there with the restored keys (the verifier key file the store
 // holds, and the ledger's public key read from the restored, KEK-wrapped identity), and fails
 // naming the row once one ledger row is altered. The refusals: one share, a tampered share, a
-// wrong holder key, each says so, and the empty home stays empty.
+// wrong holder key, a backup whose hash the ledger does not anchor: each says so, and the empty
+// home stays empty.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,6 +52,19 @@ async function admin(sql: string): Promise<void> {
   } finally {
     await c.end();
   }
+}
+
+/** `bulwark <argv>` in-process where the source system's key store is, with its root pin and NATS. */
+async function onSource(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io: CommandIO = {
+    stdout: (s) => void (stdout += s),
+    stderr: (s) => void (stderr += s),
+    env: { ...b.env, SYMBIONT_KEY_DIR: b.keysDir, SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'), NATS_URL: b.url },
+    cwd: work,
+  };
+  return { code: await run(argv, io), stdout, stderr };
 }
 
 /** `bulwark <argv>` in-process on the fresh machine: its home, its database, the KEK the operator brought. */
@@ -98,21 +112,32 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
     await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch(batch) });
     await expect.poll(async () => (await db!.selectFrom('events').select('seq').where('event_type', '=', 'policy.decision').execute()).length, { timeout: 20_000 }).toBe(EVENTS);
     await expect.poll(async () => (await db!.selectFrom('events').select('seq').where('event_type', '=', 'audit.checkpoint').execute()).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(1);
-    await ledger!.stop();
-    ledger = undefined;
-    const source = await b.bulwark(['audit', 'verify', '--database', databaseUrl(), '--schema', schema.name, '--json', '--no-progress']);
-    expect(source.code, source.stdout + source.stderr).toBe(0);
-
-    // The backup, 2 of 3, where the key store is.
+    // The backup, 2 of 3, where the key store is; its hash anchored in the ledger as a
+    // keys.exported event of svc.key-manager. A second one made offline (--no-anchor) is not.
     const holders = ['analyst.a', 'analyst.b', 'analyst.c'].map((id) => {
       const k = b.provider.x25519.generateKeyPair();
       const file = join(work, `${id}.key`);
       writeFileSync(file, Buffer.from(k.secretKey).toString('base64'), { mode: 0o600 });
       return { id, pub: Buffer.from(k.publicKey).toString('base64'), file };
     });
+    const backup = (file: string, ...extra: string[]) => onSource(['keys', 'backup', '--holders', '2-of-3', ...holders.flatMap((h) => ['--holder', `${h.id}=${h.pub}`]), '--out', file, ...extra, '--json']);
     const out = join(work, 'backup.json');
-    const made = await b.bulwark(['keys', 'backup', '--holders', '2-of-3', ...holders.flatMap((h) => ['--holder', `${h.id}=${h.pub}`]), '--out', out, '--json']);
+    const made = await backup(out);
     expect(made.code, made.stderr).toBe(0);
+    const { hash, anchorEventId } = JSON.parse(made.stdout) as { hash: string; anchorEventId: string };
+    const unanchored = join(work, 'offline-backup.json');
+    const offline = await backup(unanchored, '--no-anchor');
+    expect(offline.code, offline.stderr).toBe(0);
+    await expect.poll(async () => (await db!.selectFrom('events').select(['producer', 'details']).where('event_id', '=', anchorEventId).execute()).map((r) => [r.producer, (JSON.parse(r.details) as { sha256: string }).sha256]), { timeout: 20_000 }).toEqual([
+      [ServicePrincipals.keys, hash],
+    ]);
+    // Checkpointed past the anchor, then the source system stops.
+    const anchorSeq = Number((await db!.selectFrom('events').select('seq').where('event_id', '=', anchorEventId).executeTakeFirstOrThrow()).seq);
+    await expect.poll(async () => Number((await db!.selectFrom('checkpoints').select((eb) => eb.fn.max('tree_size').as('n')).executeTakeFirst())?.n ?? 0), { timeout: 20_000 }).toBeGreaterThan(anchorSeq);
+    await ledger!.stop();
+    ledger = undefined;
+    const source = await b.bulwark(['audit', 'verify', '--database', databaseUrl(), '--schema', schema.name, '--json', '--no-progress']);
+    expect(source.code, source.stdout + source.stderr).toBe(0);
 
     // The fresh machine: an empty home, an empty database, the ledger's schema from its dump.
     const home = mkdtempSync(join(tmpdir(), 'bulwark-fresh-home-'));
@@ -122,7 +147,7 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
       execFileSync('psql', ['--quiet', '--set', 'ON_ERROR_STOP=1', freshUrl], { input: dump, stdio: ['pipe', 'ignore', 'pipe'] });
       const pin = Buffer.from(b.rootPublicKey).toString('base64');
       const restore = (who: { id: string; file: string }[], file = out) =>
-        onFresh(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', join(home, 'keys'), '--root-public-key', pin], home);
+        onFresh(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', join(home, 'keys'), '--root-public-key', pin, '--check-anchor', '--json'], home);
 
       // Refusals: each says what is wrong, and the home stays empty.
       const one = await restore([holders[0]!]);
@@ -144,10 +169,16 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
       expect(tampered.code).not.toBe(0);
       expect(tampered.stderr).toMatch(/not signed by the pinned root key/);
       expect(readdirSync(home)).toEqual([]);
+      // A genuine backup whose hash the restored ledger does not hold.
+      const notAnchored = await restore([holders[0]!, holders[1]!], unanchored);
+      expect(notAnchored.code).not.toBe(0);
+      expect(notAnchored.stderr).toMatch(/is not anchored in the ledger: no keys\.exported event of svc\.key-manager records it; nothing restored/);
+      expect(readdirSync(home)).toEqual([]);
 
       // Two of three holders: the store comes back, and the ledger verifies with its keys.
       const restored = await restore([holders[2]!, holders[0]!]);
       expect(restored.code, restored.stderr).toBe(0);
+      expect(JSON.parse(restored.stdout)).toMatchObject({ anchoredAtSeq: anchorSeq });
       const verify = await onFresh(['audit', 'verify', '--json', '--no-progress'], home);
       expect(verify.code, verify.stdout + verify.stderr).toBe(0);
       expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });

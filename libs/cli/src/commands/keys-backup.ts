@@ -5,16 +5,20 @@
  * The backup holds every file of the key directory (already wrapped under the KEK) under a fresh
  * key split K of N, each share sealed to a holder, the manifest signed by the root key. The
  * restore authenticates everything first (root signature, each share, the payload) and writes
- * nothing unless all of it holds; it refuses a target directory that is not empty.
+ * nothing unless all of it holds; it refuses a target directory that is not empty. The backup's
+ * hash is anchored in the ledger (keys-backup-anchor.ts) unless --no-anchor; the restore checks
+ * it there with --check-anchor.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { backupHash, createBackup, restoreBackup, type BackupManifest } from '@bulwark/key-manager';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, loadRootKey, parseRootPublicKey } from '@bulwark/keystore';
-import { ExitCode, type RegisterCommand } from '../io.js';
+import { withHome } from '../home/home-io.js';
+import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
+import { anchorBackup, findAnchor } from './keys-backup-anchor.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -30,7 +34,8 @@ function key32(text: string, what: string): Uint8Array {
   return new Uint8Array(b);
 }
 
-export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitCode) => {
+export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, setExitCode) => {
+  const io = outerIO;
   const keys = program.commands.find((c) => c.name() === 'keys') ?? program.command('keys');
   keys
     .command('backup')
@@ -38,9 +43,12 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
     .requiredOption('--holders <k-of-n>', 'shares needed and shares made, e.g. 2-of-3')
     .requiredOption('--holder <id=x25519>', "a recovery holder and its X25519 public key (base64); once per holder", collect)
     .requiredOption('--out <file>', 'the backup file (created, mode 0600; never replaced)')
+    .option('--no-anchor', "do not record the backup's hash in the ledger (an offline backup; NATS is needed otherwise)")
+    .option('--dir <home>', 'the home whose key store, root pin and NATS to use (default: $SYMBIONT_HOME, else ./.bulwark when it is one)')
     .option('--file <path>', 'configuration file')
     .option('--json', 'print JSON')
-    .action(async (o: { holders: string; holder: string[]; out: string; file?: string; json?: boolean }) => {
+    .action(async (o: { holders: string; holder: string[]; out: string; anchor: boolean; dir?: string; file?: string; json?: boolean }) => {
+      const io: CommandIO = withHome(outerIO, o.dir);
       const m = /^([1-9]\d?)-of-([1-9]\d{0,2})$/.exec(o.holders);
       if (m === null) throw new InputError('E_USAGE', `--holders ${JSON.stringify(o.holders)}: use K-of-N, e.g. 2-of-3`);
       const holders = o.holder.map((h) => {
@@ -48,6 +56,8 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
         return { id, x25519PublicKey: key32(pub, `--holder ${id}`) };
       });
       if (holders.length !== Number(m[2])) throw new InputError('E_USAGE', `--holders ${o.holders} names ${m[2]} holders, but ${holders.length} --holder were given`);
+      const out = resolve(io.cwd, o.out);
+      if (existsSync(out)) throw new InputError('E_USAGE', `--out ${out}: exists; a backup is never replaced`);
       const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
       const provider = createCryptoProvider(config.security.crypto_provider);
       const store = await FileKeyStore.open({ dir: resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd }), provider });
@@ -59,13 +69,15 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
       }
       const manifest = await createBackup({ provider, files, holders, threshold: Number(m[1]), rootSecretKey: root.keyPair.secretKey });
       root.keyPair.secretKey.fill(0);
-      const out = resolve(io.cwd, o.out);
+      const hash = backupHash(provider, manifest);
+      // Anchored before the file exists: a backup that cannot be anchored is not left behind.
+      const anchor = o.anchor ? await anchorBackup(io, o.file, { kind: 'key_store_backup', backup_id: manifest.backupId, sha256: hash, threshold: manifest.threshold, holders: holders.map((h) => h.id), files: files.length }) : undefined;
       await fs.writeFile(out, `${JSON.stringify(manifest)}\n`, { mode: 0o600, flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
         throw new InputError('E_USAGE', `--out ${out}: ${e.code === 'EEXIST' ? 'exists; a backup is never replaced' : `cannot write it (${e.code ?? 'error'})`}`);
       });
-      const hash = backupHash(provider, manifest);
-      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, hash, files: files.length, threshold: manifest.threshold, holders: holders.map((h) => h.id), out })}\n`);
-      else io.stdout(`backup ${manifest.backupId}: ${files.length} files, ${m[1]} of ${m[2]} holders, sha256 ${hash}, in ${out}\n`);
+      const anchored = anchor === undefined ? 'not anchored in the ledger (--no-anchor)' : `anchored in the ledger (keys.exported event ${anchor.eventId})`;
+      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, hash, files: files.length, threshold: manifest.threshold, holders: holders.map((h) => h.id), out, anchorEventId: anchor?.eventId ?? null })}\n`);
+      else io.stdout(`backup ${manifest.backupId}: ${files.length} files, ${m[1]} of ${m[2]} holders, sha256 ${hash}, in ${out}; ${anchored}\n`);
       setExitCode(ExitCode.ok);
     });
 
@@ -76,9 +88,12 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
     .requiredOption('--holder-key <id=file>', "a holder and a file holding its X25519 secret key (base64); once per holder present", collect)
     .requiredOption('--to <dir>', 'the key directory to restore into (absent or empty)')
     .option('--root-public-key <key>', 'the pinned root public key (default keys.root_public_key)')
+    .option('--check-anchor', "refuse unless the ledger database holds this backup's hash (its keys.exported event from svc.key-manager)")
+    .option('--database <url>', 'with --check-anchor: the ledger database (default $DATABASE_URL, then [database] url)')
+    .option('--schema <name>', 'with --check-anchor: the ledger schema (default $SYMBIONT_LEDGER_SCHEMA, then audit_ledger)')
     .option('--file <path>', 'configuration file')
     .option('--json', 'print JSON')
-    .action(async (o: { in: string; holderKey: string[]; to: string; rootPublicKey?: string; file?: string; json?: boolean }) => {
+    .action(async (o: { in: string; holderKey: string[]; to: string; rootPublicKey?: string; checkAnchor?: boolean; database?: string; schema?: string; file?: string; json?: boolean }) => {
       const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
       const provider = createCryptoProvider(config.security.crypto_provider);
       const pin = o.rootPublicKey ?? config.keys.root_public_key;
@@ -98,11 +113,18 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
       const existing = await fs.readdir(to).catch(() => [] as string[]);
       if (existing.length > 0) throw new InputError('E_USAGE', `--to ${to} is not empty; restore only into an empty directory (nothing is overwritten)`);
       const files = await restoreBackup({ provider, manifest, rootPublicKey, holders });
+      let anchoredAt: number | undefined;
+      if (o.checkAnchor === true) {
+        const hash = backupHash(provider, manifest);
+        const found = await findAnchor(io, { ...(o.database === undefined ? {} : { database: o.database }), ...(o.schema === undefined ? {} : { schema: o.schema }) }, hash);
+        if (found === undefined) throw new InputError('E_BACKUP_NOT_ANCHORED', `restore: backup ${manifest.backupId} (sha256 ${hash}) is not anchored in the ledger: no keys.exported event of svc.key-manager records it; nothing restored`, { backupId: manifest.backupId });
+        anchoredAt = found.seq;
+      }
       for (const f of files) if (basename(f.name) !== f.name || f.name.startsWith('.')) throw new InputError('E_USAGE', `backup holds a file name ${JSON.stringify(f.name)} that is not a plain name: refused`);
       await fs.mkdir(to, { recursive: true, mode: 0o700 });
       for (const f of files) await fs.writeFile(join(to, f.name), f.bytes, { mode: f.name.endsWith('.pub') ? 0o644 : 0o600, flag: 'wx' });
-      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, files: files.length, to })}\n`);
-      else io.stdout(`restored backup ${manifest.backupId}: ${files.length} files in ${to}\n`);
+      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, files: files.length, to, anchoredAtSeq: anchoredAt ?? null })}\n`);
+      else io.stdout(`restored backup ${manifest.backupId}: ${files.length} files in ${to}${anchoredAt === undefined ? '' : `; its hash anchored in the ledger at seq ${anchoredAt}`}\n`);
       setExitCode(ExitCode.ok);
     });
 };
