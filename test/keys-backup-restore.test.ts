@@ -9,8 +9,8 @@
 // `bulwark audit verify` passes there with the restored keys (the verifier key file the store
 // holds, and the ledger's public key read from the restored, KEK-wrapped identity), and fails
 // naming the row once one ledger row is altered. The refusals: one share, a tampered share, a
-// wrong holder key, a backup whose hash the ledger does not anchor: each says so, and the empty
-// home stays empty.
+// wrong holder key, a backup whose hash the ledger does not anchor, the wrong KEK or none: each
+// says so, and the empty home stays empty.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,13 +68,13 @@ async function onSource(argv: string[]): Promise<{ code: number; stdout: string;
 }
 
 /** `bulwark <argv>` in-process on the fresh machine: its home, its database, the KEK the operator brought. */
-async function onFresh(argv: string[], home: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function onFresh(argv: string[], home: string, kek = b.env['SYMBIONT_KEK']!): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const io: CommandIO = {
     stdout: (s) => void (stdout += s),
     stderr: (s) => void (stderr += s),
-    env: { ...b.env, SYMBIONT_KEY_DIR: join(home, 'keys'), DATABASE_URL: freshUrl, SYMBIONT_LEDGER_SCHEMA: schema.name },
+    env: { SYMBIONT_KEK: kek, SYMBIONT_KEY_DIR: join(home, 'keys'), DATABASE_URL: freshUrl, SYMBIONT_LEDGER_SCHEMA: schema.name },
     cwd: work,
   };
   return { code: await run(argv, io), stdout, stderr };
@@ -146,8 +146,8 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
       const dump = execFileSync('pg_dump', ['--no-owner', '--no-privileges', '--schema', schema.name, databaseUrl()], { maxBuffer: 64 * 1024 * 1024 });
       execFileSync('psql', ['--quiet', '--set', 'ON_ERROR_STOP=1', freshUrl], { input: dump, stdio: ['pipe', 'ignore', 'pipe'] });
       const pin = Buffer.from(b.rootPublicKey).toString('base64');
-      const restore = (who: { id: string; file: string }[], file = out) =>
-        onFresh(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', join(home, 'keys'), '--root-public-key', pin, '--check-anchor', '--json'], home);
+      const restore = (who: { id: string; file: string }[], file = out, kek?: string) =>
+        onFresh(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', join(home, 'keys'), '--root-public-key', pin, '--check-anchor', '--json'], home, kek);
 
       // Refusals: each says what is wrong, and the home stays empty.
       const one = await restore([holders[0]!]);
@@ -168,6 +168,14 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
       const tampered = await restore([holders[0]!, holders[1]!], tamperedFile);
       expect(tampered.code).not.toBe(0);
       expect(tampered.stderr).toMatch(/not signed by the pinned root key/);
+      expect(readdirSync(home)).toEqual([]);
+      // The operator brought another KEK, or none: the restored store would not open.
+      const wrongKek = await restore([holders[0]!, holders[1]!], out, randomBytes(32).toString('base64'));
+      expect(wrongKek.code).not.toBe(0);
+      expect(wrongKek.stderr).toMatch(/the restored root key does not open under SYMBIONT_KEK .*the wrong KEK for this backup; nothing restored/);
+      expect(readdirSync(home)).toEqual([]);
+      const noKek = await restore([holders[0]!, holders[1]!], out, '');
+      expect(noKek.stderr).toMatch(/no key-encryption key/);
       expect(readdirSync(home)).toEqual([]);
       // A genuine backup whose hash the restored ledger does not hold.
       const notAnchored = await restore([holders[0]!, holders[1]!], unanchored);

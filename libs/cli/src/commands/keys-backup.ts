@@ -10,7 +10,8 @@
  * it there with --check-anchor.
  */
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
 import { backupHash, createBackup, restoreBackup, type BackupManifest } from '@bulwark/key-manager';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
@@ -32,6 +33,30 @@ function key32(text: string, what: string): Uint8Array {
   const b = Buffer.from(text.trim(), 'base64');
   if (b.length !== 32) throw new InputError('E_USAGE', `${what}: not the base64 of a 32-byte X25519 key`);
   return new Uint8Array(b);
+}
+
+/**
+ * Writes the restored files into a staging directory beside `to`, opens them there (`check`:
+ * the root unwraps under the KEK and is the pinned one), and only then renames the staging
+ * directory to `to` (absent or empty). On any failure every directory it created is removed.
+ */
+async function writeRestored(to: string, files: readonly { name: string; bytes: Uint8Array }[], check: (dir: string) => Promise<void>): Promise<void> {
+  const madeParent = await fs.mkdir(dirname(to), { recursive: true, mode: 0o700 });
+  const staging = `${to}.restoring-${randomBytes(6).toString('hex')}`;
+  try {
+    await fs.mkdir(staging, { mode: 0o700 });
+    for (const f of files) await fs.writeFile(join(staging, f.name), f.bytes, { mode: f.name.endsWith('.pub') ? 0o644 : 0o600, flag: 'wx' });
+    await check(staging);
+    // `to` was checked absent or empty; rmdir fails (and nothing is lost) if that changed since.
+    await fs.rmdir(to).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+    await fs.rename(staging, to);
+  } catch (error) {
+    await fs.rm(staging, { recursive: true, force: true });
+    if (madeParent !== undefined) await fs.rm(madeParent, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, setExitCode) => {
@@ -99,6 +124,9 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
       const pin = o.rootPublicKey ?? config.keys.root_public_key;
       if (pin === undefined) throw new InputError('E_USAGE', 'bulwark keys restore: pin the root with --root-public-key or keys.root_public_key (the backup is checked against it)');
       const rootPublicKey = parseRootPublicKey(pin, '--root-public-key');
+      // The KEK the restored store is to open under, required before anything is read: a store
+      // restored where its KEK is not would only fail later, at every service's start.
+      const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
       let manifest: BackupManifest;
       try {
         manifest = JSON.parse(readFileSync(resolve(io.cwd, o.in), 'utf8')) as BackupManifest;
@@ -121,8 +149,13 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
         anchoredAt = found.seq;
       }
       for (const f of files) if (basename(f.name) !== f.name || f.name.startsWith('.')) throw new InputError('E_USAGE', `backup holds a file name ${JSON.stringify(f.name)} that is not a plain name: refused`);
-      await fs.mkdir(to, { recursive: true, mode: 0o700 });
-      for (const f of files) await fs.writeFile(join(to, f.name), f.bytes, { mode: f.name.endsWith('.pub') ? 0o644 : 0o600, flag: 'wx' });
+      await writeRestored(to, files, async (dir) => {
+        const root = await loadRootKey(await FileKeyStore.open({ dir, wrapper: kek, provider })).catch((cause: unknown) => {
+          throw new InputError('E_BACKUP_KEK', `restore: the restored root key does not open under ${kek.source} (${cause instanceof Error ? cause.message : String(cause)}): the wrong KEK for this backup; nothing restored`, {}, { cause });
+        });
+        root.keyPair.secretKey.fill(0);
+        if (!Buffer.from(root.keyPair.publicKey).equals(Buffer.from(rootPublicKey))) throw new InputError('E_BACKUP_ROOT', 'restore: the root key in the backup is not the pinned root; nothing restored', {});
+      });
       if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, files: files.length, to, anchoredAtSeq: anchoredAt ?? null })}\n`);
       else io.stdout(`restored backup ${manifest.backupId}: ${files.length} files in ${to}${anchoredAt === undefined ? '' : `; its hash anchored in the ledger at seq ${anchoredAt}`}\n`);
       setExitCode(ExitCode.ok);
