@@ -36,23 +36,26 @@ const children: ChildProcess[] = [];
 
 const expOf = (jwt: string): number => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as { exp: number }).exp * 1000;
 
-/** Re-issues the service's JWT to expire soon, exports its own key directory, and starts its main. */
-async function startSchemapin(tag: string): Promise<{ proc: ChildProcess; output: () => string; firstExp: number }> {
-  await ensureNatsUser(b.store, b.provider, { kind: 'principal', id: SERVICE }, ROOT_NAMESPACE, { expiresAt: Date.now() + FIRST_JWT_MS });
-  const creds = (await loadNatsCredentials(b.store, { kind: 'principal', id: SERVICE }))!;
+interface Main {
+  readonly proc: ChildProcess;
+  output(): string;
+  readonly firstExp: number;
+}
+
+/** Re-issues `principal`'s JWT to expire FIRST_JWT_MS from now, and starts `script` with the key directory `keysDir` gives. */
+async function startMain(principal: string, script: string, keysDir: () => Promise<string>): Promise<Main> {
+  await ensureNatsUser(b.store, b.provider, { kind: 'principal', id: principal }, ROOT_NAMESPACE, { expiresAt: Date.now() + FIRST_JWT_MS });
+  const creds = (await loadNatsCredentials(b.store, { kind: 'principal', id: principal }))!;
   creds.seed.fill(0);
-  const own = join(b.home, `schemapin-keys-${tag}`);
-  const exported = await b.bulwark(['principal', 'export', SERVICE, '--out', own]);
-  expect(exported.code, exported.stderr).toBe(0);
   const env = {
     PATH: process.env['PATH'] ?? '',
     ...b.env,
     NATS_URL: b.url,
-    SYMBIONT_KEY_DIR: own,
+    SYMBIONT_KEY_DIR: await keysDir(),
     SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
     SYMBIONT_LOG_LEVEL: 'info',
   };
-  const proc = spawn(process.execPath, [join(repoRoot, 'services/schemapin/dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [join(repoRoot, script)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(proc);
   let output = '';
   proc.stdout!.on('data', (d: Buffer) => void (output += d.toString()));
@@ -60,18 +63,30 @@ async function startSchemapin(tag: string): Promise<{ proc: ChildProcess; output
   return { proc, output: () => output, firstExp: expOf(creds.jwt) };
 }
 
+/** schemapin from a key directory of its own keys only (`bulwark principal export`). */
+function startSchemapin(tag: string): Promise<Main> {
+  return startMain(SERVICE, 'services/schemapin/dist/main.js', async () => {
+    const own = join(b.home, `schemapin-keys-${tag}`);
+    const exported = await b.bulwark(['principal', 'export', SERVICE, '--out', own]);
+    expect(exported.code, exported.stderr).toBe(0);
+    return own;
+  });
+}
+
+const renewedIn = (output: string): number[] => [...output.matchAll(/"expires":"([^"]+)"[^\n]*NATS credentials renewed/g)].map((m) => Date.parse(m[1]!));
+
 /** Until the service answers its NATS micro-service PING (its output in the failure). */
-async function serving(s: { output: () => string }): Promise<void> {
+async function serving(s: { output: () => string }, service = 'tools'): Promise<void> {
   const deadline = Date.now() + 20_000;
-  while (!(await answers())) {
-    if (Date.now() > deadline) throw new Error(`bulwark-schemapin does not answer: ${s.output()}`);
+  while (!(await answers(service))) {
+    if (Date.now() > deadline) throw new Error(`bulwark-${service} does not answer: ${s.output()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-const answers = async (): Promise<boolean> => {
+const answers = async (service = 'tools'): Promise<boolean> => {
   try {
-    await operator.request('$SRV.PING.bulwark-tools', '', { timeout: 500 });
+    await operator.request(`$SRV.PING.bulwark-${service}`, '', { timeout: 500 });
     return true;
   } catch {
     return false;
@@ -138,7 +153,7 @@ describe("a service's own NATS credentials renewed at half-life", () => {
       }
       await expect.poll(answers, { timeout: 5000, interval: 200 }).toBe(true);
       expect(s.proc.exitCode, s.output()).toBeNull();
-      const renewed = [...s.output().matchAll(/"expires":"([^"]+)"[^\n]*NATS credentials renewed/g)].map((m) => Date.parse(m[1]!));
+      const renewed = renewedIn(s.output());
       expect(renewed.length, s.output()).toBeGreaterThanOrEqual(2);
       expect(renewed[0]!).toBeGreaterThan(s.firstExp);
       process.stdout.write(`${JSON.stringify({ figure: 'service_renewal', renewals: renewed.length, missedPings: missed })}\n`);
@@ -147,6 +162,26 @@ describe("a service's own NATS credentials renewed at half-life", () => {
       await revoker.close();
     }
   }, 90_000);
+
+  it('the key manager main renews its own JWT (it answers keys.renew and signs its own) and keeps serving past the first expiry', async () => {
+    // Its custody store: init's, with the root and the NATS account key.
+    const km = await startMain(ServicePrincipals.keys, 'services/key-manager/dist/main.js', async () => b.keysDir);
+    try {
+      await serving(km, 'keys');
+      await new Promise((r) => setTimeout(r, Math.max(0, km.firstExp + 2000 - Date.now())));
+      await serving(km, 'keys');
+      expect(km.proc.exitCode, km.output()).toBeNull();
+      const renewed = renewedIn(km.output());
+      expect(renewed.length, km.output()).toBeGreaterThanOrEqual(1);
+      expect(renewed[0]!).toBeGreaterThan(km.firstExp);
+    } finally {
+      if (km.proc.exitCode === null && km.proc.signalCode === null) {
+        const exited = new Promise((r) => km.proc.once('exit', r));
+        km.proc.kill('SIGTERM');
+        await exited;
+      }
+    }
+  }, 60_000);
 
   it('stops with exit 1 and says so when its credentials expire without a renewal (no key manager)', async () => {
     const s = await startSchemapin('unrenewed');

@@ -51,6 +51,11 @@ export interface RunningService {
   stop(): Promise<void>;
   /** Its `/health` report (default: the bus's readiness: NATS connected, streams present). */
   health?(): Promise<HealthReport>;
+  /**
+   * A fresh JWT for its own NATS user, for a service that issues them (the key manager: it
+   * answers `keys.renew` and cannot ask itself); default: `bulwark.keys.renew` to the key manager.
+   */
+  renewOwnCredentials?(natsUser: string): Promise<{ natsJwt: string }>;
 }
 
 export interface ServiceDefinition<S> {
@@ -64,12 +69,6 @@ export interface ServiceDefinition<S> {
   readonly openStore?: (early: EarlyContext & { readonly settings: S }) => Promise<KeyStore>;
   /** Its NATS credentials from its store (default: busCredentialsFor, from a file key store; none from another store). */
   readonly busCredentials?: (store: KeyStore) => Promise<BusCredentials>;
-  /**
-   * Whether its NATS credentials are renewed at half-life through the key manager (default true;
-   * a JWT without an expiry is never renewed). False only for the key manager, which answers
-   * `keys.renew` and so cannot ask itself.
-   */
-  readonly renewCredentials?: boolean;
   /** The bus namespace (tests' isolated deployments); the root namespace when undefined. */
   readonly namespace?: (settings: S) => Namespace | undefined;
   /** Starts the service on the opened bus and directory. */
@@ -167,12 +166,6 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       onFailed: (error) => log.error({ err: error }, 'directory watch ended: every peer will be refused'),
     });
     cleanups.push(() => directory.stop());
-    let renewal: ServiceRenewal | undefined;
-    if (credentials.credentials !== undefined && definition.renewCredentials !== false) {
-      renewal = startServiceRenewal({ bus, credentials: credentials.credentials, identity, directory, crypto, log });
-      cleanups.push(() => renewal?.stop());
-    }
-
     const ledgerPublicKey = (): Uint8Array => {
       const text = env['BULWARK_LEDGER_PUBLIC_KEY'];
       if (text !== undefined) return parseRootPublicKey(text, 'BULWARK_LEDGER_PUBLIC_KEY');
@@ -197,6 +190,12 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     cleanups.push(async () => {
       if (!stopped) await service.stop();
     });
+    // Its NATS credentials renewed at half-life (a JWT without an expiry needs none).
+    let renewal: ServiceRenewal | undefined;
+    if (credentials.credentials !== undefined) {
+      renewal = startServiceRenewal({ bus, credentials: credentials.credentials, identity, directory, crypto, log, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
+      cleanups.push(() => renewal?.stop());
+    }
     telemetry.setHealth(service.health === undefined ? () => checkReadiness(bus) : () => service.health!());
     log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, `${definition.name}: telemetry`);
 

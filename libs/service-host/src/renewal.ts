@@ -6,7 +6,8 @@
  * reconnects at once). A failed renewal is logged and retried (every tenth of the time left, at
  * least `minRetryMs`). If the JWT expires without a renewal, `expired` rejects: the boot then stops
  * the service with exit 1 rather than let it run on cut off from the bus (fail secure, never silent).
- * A JWT without an expiry is never renewed and never expires.
+ * A JWT without an expiry is never renewed and never expires. The key manager, which answers the
+ * renewals, renews its own with its own account key (`renew`).
  */
 import { CommandClient, Commands, createEventPublisher, createRejectionReporter, LEDGER_PRINCIPAL, type Bus, type KvDirectory } from '@bulwark/bus';
 import { createKeyCalls, startCredentialRenewal } from '@bulwark/client';
@@ -23,6 +24,8 @@ export interface ServiceRenewalOptions {
   readonly directory: KvDirectory;
   readonly crypto: CryptoProvider;
   readonly log: Logger;
+  /** Where a fresh JWT comes from (default: `bulwark.keys.renew` to the key manager). */
+  readonly renew?: (natsUser: string) => Promise<{ natsJwt: string }>;
   readonly minRetryMs?: number;
   readonly timeoutMs?: number;
 }
@@ -34,17 +37,23 @@ export interface ServiceRenewal {
   stop(): void;
 }
 
-export function startServiceRenewal(options: ServiceRenewalOptions): ServiceRenewal {
-  const { bus, identity, log } = options;
+/** `bulwark.keys.renew` to the key manager, over a Noise session as the service itself. */
+function keysRenew(options: ServiceRenewalOptions): (natsUser: string) => Promise<{ natsJwt: string }> {
+  const { bus, identity, crypto, directory } = options;
   const client = new CommandClient(bus, {
-    sessions: { provider: options.crypto, self: identity, directory: options.directory },
+    sessions: { provider: crypto, self: identity, directory },
     // A reply frame that fails the envelope's checks is a security event, as from any service.
-    rejections: createRejectionReporter(createEventPublisher(bus, new SealedSender({ provider: options.crypto, self: identity, directory: options.directory, recipientId: LEDGER_PRINCIPAL })), { reporter: identity.id }),
+    rejections: createRejectionReporter(createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL })), { reporter: identity.id }),
   });
-  const calls = createKeyCalls(options.crypto, async (subject, body) => {
+  const calls = createKeyCalls(crypto, async (subject, body) => {
     const reply = await client.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: options.timeoutMs ?? 5000 });
     return JSON.parse(new TextDecoder().decode(reply)) as unknown;
   });
+  return (natsUser) => calls.renew(natsUser);
+}
+
+export function startServiceRenewal(options: ServiceRenewalOptions): ServiceRenewal {
+  const { bus, identity, log } = options;
   let fail: (error: BulwarkError) => void = () => undefined;
   const expired = new Promise<never>((_, reject) => (fail = reject));
   // Handled by whoever awaits it; unobserved (the service already stopping) it must not crash the process.
@@ -69,7 +78,7 @@ export function startServiceRenewal(options: ServiceRenewalOptions): ServiceRene
   const renewal = startCredentialRenewal({
     bus,
     credentials: options.credentials,
-    renew: (natsUser) => calls.renew(natsUser),
+    renew: options.renew ?? keysRenew(options),
     ...(options.minRetryMs === undefined ? {} : { minRetryMs: options.minRetryMs }),
     onRenewed: (expires) => {
       lastError = undefined;

@@ -27,8 +27,6 @@ let custody: KeyManagerStore | undefined;
 serviceMain({
   name: 'key-manager',
   principal: ServicePrincipals.keys,
-  // It answers bulwark.keys.renew for the others and cannot ask itself.
-  renewCredentials: false,
   settings: ({ config, env }) => {
     const adminsText = env['SYMBIONT_KEY_ADMINS'];
     const admins = adminsText === undefined ? config.policy.admins : adminsText.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -62,6 +60,7 @@ serviceMain({
       logger: log,
     });
     log.info({ instance: service.instanceId, principals: service.projection.book.principals().length }, 'key-manager: running');
-    return { stop: () => service.stop() };
+    // It answers bulwark.keys.renew for the others; its own JWT it signs itself.
+    return { stop: () => service.stop(), renewOwnCredentials: (natsUser) => service.renewOwn(natsUser) };
   },
 });
