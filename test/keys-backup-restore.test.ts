@@ -2,15 +2,16 @@
 // an empty one, `bulwark audit verify` passes there"). The source system: `bulwark init` (root
 // namespace) with nats-server in operator mode and the real ledger service on its own PostgreSQL
 // schema, events appended by the policy service's identity. `bulwark keys backup --holders 2-of-3`
-// there, its hash anchored in the ledger (a keys.exported event of svc.key-manager). The fresh machine: an empty home and an empty database. There the key store comes back
-// with `bulwark keys restore` from two of the three holders; the ledger's data with PostgreSQL's
+// there, its hash anchored in the ledger (a keys.exported event of svc.key-manager). The fresh
+// machine: an empty home and an empty database. There the ledger's data comes with PostgreSQL's
 // own dump of its schema (Bulwark has `audit export`, a verifiable JSONL copy, but no import: the
-// database's dump is the restore path, and `audit verify` is what makes it trustworthy). Then
+// database's dump is the restore path, and `audit verify` is what makes it trustworthy), and the
+// key store with `bulwark keys restore --check-anchor` from two of the three holders. Then
 // `bulwark audit verify` passes there with the restored keys (the verifier key file the store
 // holds, and the ledger's public key read from the restored, KEK-wrapped identity), and fails
 // naming the row once one ledger row is altered. The refusals: one share, a tampered share, a
-// wrong holder key, a backup whose hash the ledger does not anchor, the wrong KEK or none: each
-// says so, and the empty home stays empty.
+// wrong holder key, a backup whose hash the ledger does not anchor, an anchor in a ledger that
+// does not verify, the wrong KEK or none: each says so, and the empty home stays empty.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -146,8 +147,8 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
       const dump = execFileSync('pg_dump', ['--no-owner', '--no-privileges', '--schema', schema.name, databaseUrl()], { maxBuffer: 64 * 1024 * 1024 });
       execFileSync('psql', ['--quiet', '--set', 'ON_ERROR_STOP=1', freshUrl], { input: dump, stdio: ['pipe', 'ignore', 'pipe'] });
       const pin = Buffer.from(b.rootPublicKey).toString('base64');
-      const restore = (who: { id: string; file: string }[], file = out, kek?: string) =>
-        onFresh(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', join(home, 'keys'), '--root-public-key', pin, '--check-anchor', '--json'], home, kek);
+      const restore = (who: { id: string; file: string }[], file = out, kek?: string, into = home) =>
+        onFresh(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', join(into, 'keys'), '--root-public-key', pin, '--check-anchor', '--json'], into, kek);
 
       // Refusals: each says what is wrong, and the home stays empty.
       const one = await restore([holders[0]!]);
@@ -205,6 +206,16 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
         const bad = await onFresh(['audit', 'verify', '--json', '--no-progress'], home);
         expect(bad.code, bad.stdout + bad.stderr).toBe(1);
         expect(bad.stdout).toContain(`"seq":${Number(row.rows[0]!.seq)}`);
+        // The anchor is checked in a ledger that verifies (under the backup's own verifier key): not in this one.
+        const other = mkdtempSync(join(tmpdir(), 'bulwark-fresh-home-'));
+        try {
+          const untrusted = await restore([holders[0]!, holders[1]!], out, undefined, other);
+          expect(untrusted.code).not.toBe(0);
+          expect(untrusted.stderr).toMatch(/the ledger in .* does not verify .*its anchors cannot be trusted; nothing restored/);
+          expect(readdirSync(other)).toEqual([]);
+        } finally {
+          rmSync(other, { recursive: true, force: true });
+        }
       } finally {
         await fresh.end();
       }

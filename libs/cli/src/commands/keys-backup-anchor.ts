@@ -4,8 +4,8 @@
  * svc.key-manager (the producer of every `keys.*` event; the backup runs where its store is, with
  * its identity and NATS user), sealed to the ledger like any event. `bulwark keys restore
  * --check-anchor` refuses, before writing anything, a backup whose hash no such event in the ledger
- * database records: a manifest made elsewhere, or never declared, is not restored silently.
- * `bulwark audit verify` on that database is what makes the anchor itself trustworthy.
+ * database records, or whose ledger does not verify under the verifier key the backup holds: a
+ * manifest made elsewhere, or never declared, is not restored silently.
  */
 import { createEventPublisher, Events, LEDGER_PRINCIPAL, ServicePrincipals } from '@bulwark/bus';
 import { SealedSender } from '@bulwark/envelope';
@@ -13,7 +13,8 @@ import { InputError } from '@bulwark/errors';
 import { encodeEvent, newEvent } from '@bulwark/events';
 import { openSession } from '../home/session.js';
 import type { CommandIO } from '../io.js';
-import { loadCliConfig, openLedgerDatabase, type DatabaseFlags } from './audit-source.js';
+import { verifyLedger } from '@bulwark/audit-ledger';
+import { loadCliConfig, openLedgerDatabase, resolveLedgerKey, type DatabaseFlags } from './audit-source.js';
 
 /** What the anchor event records (its `details`). */
 export interface BackupAnchor {
@@ -40,10 +41,18 @@ export async function anchorBackup(io: CommandIO, configFile: string | undefined
   }
 }
 
-/** The ledger row that anchors `sha256`, from svc.key-manager; undefined when there is none. */
-export async function findAnchor(io: CommandIO, flags: DatabaseFlags, sha256: string): Promise<{ seq: number; where: string } | undefined> {
-  const ledger = await openLedgerDatabase(io, flags, () => loadCliConfig(io));
+/**
+ * The ledger row that anchors `sha256`, from svc.key-manager; undefined when there is none. The
+ * ledger is verified first (chain, signatures, producers, checkpoints) with `verifierKey` (the
+ * `audit-ledger.vkey` the backup holds): a row in a ledger that does not verify anchors nothing.
+ */
+export async function findAnchor(io: CommandIO, flags: DatabaseFlags, verifierKeyText: string, sha256: string): Promise<{ seq: number; where: string } | undefined> {
+  const config = () => loadCliConfig(io);
+  const key = resolveLedgerKey(io, { publicKey: verifierKeyText }, config);
+  const ledger = await openLedgerDatabase(io, flags, config);
   try {
+    const verified = await verifyLedger(ledger.db, key);
+    if (!verified.ok) throw new InputError('E_BACKUP_ANCHOR_UNVERIFIED', `restore: the ledger in ${ledger.where} does not verify (${verified.message}): its anchors cannot be trusted; nothing restored`, {});
     const rows = await ledger.db.selectFrom('events').select(['seq', 'details']).where('event_type', '=', 'keys.exported').where('producer', '=', ServicePrincipals.keys).orderBy('seq').execute();
     for (const row of rows) {
       const details = JSON.parse(row.details) as Partial<BackupAnchor>;

@@ -19,6 +19,7 @@ import { InputError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, loadRootKey, parseRootPublicKey } from '@bulwark/keystore';
 import { withHome } from '../home/home-io.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
+import { PUBLIC_KEY_FILE } from './audit-source.js';
 import { anchorBackup, findAnchor } from './keys-backup-anchor.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -113,7 +114,7 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
     .requiredOption('--holder-key <id=file>', "a holder and a file holding its X25519 secret key (base64); once per holder present", collect)
     .requiredOption('--to <dir>', 'the key directory to restore into (absent or empty)')
     .option('--root-public-key <key>', 'the pinned root public key (default keys.root_public_key)')
-    .option('--check-anchor', "refuse unless the ledger database holds this backup's hash (its keys.exported event from svc.key-manager)")
+    .option('--check-anchor', "refuse unless the ledger database verifies (under the backup's audit-ledger.vkey) and holds this backup's hash (its keys.exported event from svc.key-manager)")
     .option('--database <url>', 'with --check-anchor: the ledger database (default $DATABASE_URL, then [database] url)')
     .option('--schema <name>', 'with --check-anchor: the ledger schema (default $SYMBIONT_LEDGER_SCHEMA, then audit_ledger)')
     .option('--file <path>', 'configuration file')
@@ -144,7 +145,9 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
       let anchoredAt: number | undefined;
       if (o.checkAnchor === true) {
         const hash = backupHash(provider, manifest);
-        const found = await findAnchor(io, { ...(o.database === undefined ? {} : { database: o.database }), ...(o.schema === undefined ? {} : { schema: o.schema }) }, hash);
+        const vkey = files.find((f) => f.name === PUBLIC_KEY_FILE);
+        if (vkey === undefined) throw new InputError('E_BACKUP_NOT_ANCHORED', `restore: backup ${manifest.backupId} holds no ${PUBLIC_KEY_FILE}: the ledger it is anchored in cannot be verified; nothing restored`, {});
+        const found = await findAnchor(io, { ...(o.database === undefined ? {} : { database: o.database }), ...(o.schema === undefined ? {} : { schema: o.schema }) }, new TextDecoder().decode(vkey.bytes).trim(), hash);
         if (found === undefined) throw new InputError('E_BACKUP_NOT_ANCHORED', `restore: backup ${manifest.backupId} (sha256 ${hash}) is not anchored in the ledger: no keys.exported event of svc.key-manager records it; nothing restored`, { backupId: manifest.backupId });
         anchoredAt = found.seq;
       }
