@@ -1,11 +1,13 @@
 /**
  * `bulwark keys backup --holders K-of-N --holder <id>=<x25519 public key, base64> ... --out FILE`
  * and `bulwark keys restore --in FILE --holder-key <id>=<file holding the x25519 secret key, base64> ... --to DIR`
- * (services/key-manager README, "Backup"). Both run where the key store is, offline.
+ * (services/key-manager README, "Backup"). The backup runs where the key store is; the restore
+ * on the machine the store goes to, with its KEK.
  * The backup holds every file of the key directory (already wrapped under the KEK) under a fresh
  * key split K of N, each share sealed to a holder, the manifest signed by the root key. The
  * restore authenticates everything first (root signature, each share, the payload) and writes
- * nothing unless all of it holds; it refuses a target directory that is not empty. The backup's
+ * nothing unless all of it holds and the restored root opens under the KEK and is the pinned one;
+ * it refuses a target directory that is not empty. The backup's
  * hash is anchored in the ledger (keys-backup-anchor.ts) unless --no-anchor; the restore checks
  * it there with --check-anchor.
  */
@@ -65,7 +67,7 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
   const keys = program.commands.find((c) => c.name() === 'keys') ?? program.command('keys');
   keys
     .command('backup')
-    .description('write the key store encrypted, its key split K of N among recovery holders (offline, where the store is)')
+    .description('write the key store encrypted, its key split K of N among recovery holders, its hash anchored in the ledger (where the store is)')
     .requiredOption('--holders <k-of-n>', 'shares needed and shares made, e.g. 2-of-3')
     .requiredOption('--holder <id=x25519>', "a recovery holder and its X25519 public key (base64); once per holder", collect)
     .requiredOption('--out <file>', 'the backup file (created, mode 0600; never replaced)')
