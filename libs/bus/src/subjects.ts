@@ -124,6 +124,8 @@ export const Events = {
     rotated: 'bulwark.evt.keys.rotated',
     revoked: 'bulwark.evt.keys.revoked',
     channelEpoch: 'bulwark.evt.keys.channel_epoch',
+    /** A key store backup made (`bulwark keys backup`): its hash, anchored in the ledger. */
+    exported: 'bulwark.evt.keys.exported',
     invited: 'bulwark.evt.keys.invited',
     enrolled: 'bulwark.evt.keys.enrolled',
     disabled: 'bulwark.evt.keys.disabled',

@@ -5,7 +5,9 @@
  * connected with expires, and the client reconnects at once with the renewed JWT
  * (`Bus.renewCredentials`), resubscribing and flushing what was published meanwhile. A renewal
  * that fails is retried (every tenth of the time left, at least `minRetryMs`) until the JWT
- * expires; a principal whose renewal is refused (revoked) is cut off at that expiry.
+ * expires; a principal whose renewal is refused (revoked) is cut off at that expiry. A renewed
+ * JWT is accepted only for the same user and name, with an expiry after the next retry could
+ * come; it may expire before the current one (a long first JWT is replaced by short-lived ones).
  */
 import type { Bus } from '@bulwark/bus';
 import { BulwarkError } from '@bulwark/errors';
@@ -53,6 +55,8 @@ function claimsOf(jwt: string, what: string): UserClaims {
   return c as UserClaims;
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function startCredentialRenewal(options: CredentialRenewalOptions): CredentialRenewal {
   const now = options.now ?? Date.now;
   const at = options.at ?? 0.5;
@@ -69,7 +73,9 @@ export function startCredentialRenewal(options: CredentialRenewalOptions): Crede
 
   const schedule = (delayMs: number): void => {
     if (stopped) return;
-    timer = setTimeout(() => void attempt(), Math.max(0, delayMs));
+    // setTimeout fires at once beyond 2^31-1 ms (~24.8 days): a longer wait is made of shorter ones.
+    const wait = Math.max(0, delayMs);
+    timer = setTimeout(() => (wait > MAX_TIMER_MS ? schedule(wait - MAX_TIMER_MS) : void attempt()), Math.min(wait, MAX_TIMER_MS));
     timer.unref();
   };
   const attempt = async (): Promise<void> => {
@@ -79,14 +85,17 @@ export function startCredentialRenewal(options: CredentialRenewalOptions): Crede
       // Only a JWT for the same user that lives longer is progress; anything else is refused.
       if (next.sub !== natsUser) throw new BulwarkError('E_CREDENTIALS_JWT', `the renewed JWT is for ${next.sub}, not ${natsUser}`, {});
       if (next.name !== current.name) throw new BulwarkError('E_CREDENTIALS_JWT', `the renewed JWT names ${next.name}, not ${current.name}`, {});
-      const before = expiresOf(current);
+      // It must expire, and not before the next attempt could replace it. It may expire before
+      // the current one: a service's first JWT (from `bulwark init`) lasts as long as its
+      // directory entry, its renewals the key manager's credential lifetime (24 h by default).
       const after = expiresOf(next);
-      if (before !== undefined && (after === undefined || after <= before)) throw new BulwarkError('E_CREDENTIALS_JWT', 'the renewed JWT does not outlive the current one', {});
+      if (after === undefined) throw new BulwarkError('E_CREDENTIALS_JWT', 'the renewed JWT never expires: refused (renewed credentials are short-lived)', {});
+      if (after <= now() + minRetryMs) throw new BulwarkError('E_CREDENTIALS_JWT', `the renewed JWT expires at ${new Date(after).toISOString()}: too soon to be a renewal`, {});
       if (stopped) return;
       options.bus.renewCredentials({ jwt: natsJwt, seed: options.credentials.seed });
       current = next;
       renewals++;
-      if (after !== undefined) options.onRenewed?.(after);
+      options.onRenewed?.(after);
       planNext();
     } catch (error) {
       const expires = expiresOf(current);

@@ -15,6 +15,7 @@ import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKe
 import { busCredentialsFor } from '@bulwark/nats-auth';
 import { createLogger, startServiceTelemetry, type HealthReport, type Logger, type ServiceTelemetry } from '@bulwark/telemetry';
 import { exitCodeOf, failureLine, ServiceExit } from './exit.js';
+import { startServiceRenewal, type ServiceRenewal } from './renewal.js';
 import { watchSupervisor } from './supervisor-watch.js';
 
 /** What the boot has before the key store opens: enough to parse settings and open a store. */
@@ -50,6 +51,11 @@ export interface RunningService {
   stop(): Promise<void>;
   /** Its `/health` report (default: the bus's readiness: NATS connected, streams present). */
   health?(): Promise<HealthReport>;
+  /**
+   * A fresh JWT for its own NATS user, for a service that issues them (the key manager: it
+   * answers `keys.renew` and cannot ask itself); default: `bulwark.keys.renew` to the key manager.
+   */
+  renewOwnCredentials?(natsUser: string): Promise<{ natsJwt: string }>;
 }
 
 export interface ServiceDefinition<S> {
@@ -160,7 +166,6 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       onFailed: (error) => log.error({ err: error }, 'directory watch ended: every peer will be refused'),
     });
     cleanups.push(() => directory.stop());
-
     const ledgerPublicKey = (): Uint8Array => {
       const text = env['BULWARK_LEDGER_PUBLIC_KEY'];
       if (text !== undefined) return parseRootPublicKey(text, 'BULWARK_LEDGER_PUBLIC_KEY');
@@ -185,11 +190,18 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     cleanups.push(async () => {
       if (!stopped) await service.stop();
     });
+    // Its NATS credentials renewed at half-life (a JWT without an expiry needs none).
+    let renewal: ServiceRenewal | undefined;
+    if (credentials.credentials !== undefined) {
+      renewal = startServiceRenewal({ bus, credentials: credentials.credentials, identity, directory, crypto, log, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
+      cleanups.push(() => renewal?.stop());
+    }
     telemetry.setHealth(service.health === undefined ? () => checkReadiness(bus) : () => service.health!());
     log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, `${definition.name}: telemetry`);
 
     stop.listen();
-    const reason = await stop.reason;
+    // Credentials that expired without a renewal end the run as a failure (exit 1, one line).
+    const reason = await (renewal === undefined ? stop.reason : Promise.race([stop.reason, renewal.expired]));
     log.info({ signal: reason }, `${definition.name}: stopping`);
     stopped = true;
     await service.stop();

@@ -60,6 +60,7 @@ serviceMain({
       logger: log,
     });
     log.info({ instance: service.instanceId, principals: service.projection.book.principals().length }, 'key-manager: running');
-    return { stop: () => service.stop() };
+    // It answers bulwark.keys.renew for the others; its own JWT it signs itself.
+    return { stop: () => service.stop(), renewOwnCredentials: (natsUser) => service.renewOwn(natsUser) };
   },
 });

@@ -1,20 +1,28 @@
 /**
  * `bulwark keys backup --holders K-of-N --holder <id>=<x25519 public key, base64> ... --out FILE`
  * and `bulwark keys restore --in FILE --holder-key <id>=<file holding the x25519 secret key, base64> ... --to DIR`
- * (services/key-manager README, "Backup"). Both run where the key store is, offline.
+ * (services/key-manager README, "Backup"). The backup runs where the key store is; the restore
+ * on the machine the store goes to, with its KEK.
  * The backup holds every file of the key directory (already wrapped under the KEK) under a fresh
  * key split K of N, each share sealed to a holder, the manifest signed by the root key. The
  * restore authenticates everything first (root signature, each share, the payload) and writes
- * nothing unless all of it holds; it refuses a target directory that is not empty.
+ * nothing unless all of it holds and the restored root opens under the KEK and is the pinned one;
+ * it refuses a target directory that is not empty. The backup's
+ * hash is anchored in the ledger (keys-backup-anchor.ts) unless --no-anchor; the restore checks
+ * it there with --check-anchor.
  */
-import { promises as fs, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
 import { backupHash, createBackup, restoreBackup, type BackupManifest } from '@bulwark/key-manager';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, loadRootKey, parseRootPublicKey } from '@bulwark/keystore';
-import { ExitCode, type RegisterCommand } from '../io.js';
+import { withHome } from '../home/home-io.js';
+import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
+import { PUBLIC_KEY_FILE } from './audit-source.js';
+import { anchorBackup, findAnchor } from './keys-backup-anchor.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -30,17 +38,45 @@ function key32(text: string, what: string): Uint8Array {
   return new Uint8Array(b);
 }
 
-export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitCode) => {
+/**
+ * Writes the restored files into a staging directory beside `to`, opens them there (`check`:
+ * the root unwraps under the KEK and is the pinned one), and only then renames the staging
+ * directory to `to` (absent or empty). On any failure every directory it created is removed.
+ */
+async function writeRestored(to: string, files: readonly { name: string; bytes: Uint8Array }[], check: (dir: string) => Promise<void>): Promise<void> {
+  const madeParent = await fs.mkdir(dirname(to), { recursive: true, mode: 0o700 });
+  const staging = `${to}.restoring-${randomBytes(6).toString('hex')}`;
+  try {
+    await fs.mkdir(staging, { mode: 0o700 });
+    for (const f of files) await fs.writeFile(join(staging, f.name), f.bytes, { mode: f.name.endsWith('.pub') ? 0o644 : 0o600, flag: 'wx' });
+    await check(staging);
+    // `to` was checked absent or empty; rmdir fails (and nothing is lost) if that changed since.
+    await fs.rmdir(to).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+    await fs.rename(staging, to);
+  } catch (error) {
+    await fs.rm(staging, { recursive: true, force: true });
+    if (madeParent !== undefined) await fs.rm(madeParent, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, setExitCode) => {
+  const io = outerIO;
   const keys = program.commands.find((c) => c.name() === 'keys') ?? program.command('keys');
   keys
     .command('backup')
-    .description('write the key store encrypted, its key split K of N among recovery holders (offline, where the store is)')
+    .description('write the key store encrypted, its key split K of N among recovery holders, its hash anchored in the ledger (where the store is)')
     .requiredOption('--holders <k-of-n>', 'shares needed and shares made, e.g. 2-of-3')
     .requiredOption('--holder <id=x25519>', "a recovery holder and its X25519 public key (base64); once per holder", collect)
     .requiredOption('--out <file>', 'the backup file (created, mode 0600; never replaced)')
+    .option('--no-anchor', "do not record the backup's hash in the ledger (an offline backup; NATS is needed otherwise)")
+    .option('--dir <home>', 'the home whose key store, root pin and NATS to use (default: $SYMBIONT_HOME, else ./.bulwark when it is one)')
     .option('--file <path>', 'configuration file')
     .option('--json', 'print JSON')
-    .action(async (o: { holders: string; holder: string[]; out: string; file?: string; json?: boolean }) => {
+    .action(async (o: { holders: string; holder: string[]; out: string; anchor: boolean; dir?: string; file?: string; json?: boolean }) => {
+      const io: CommandIO = withHome(outerIO, o.dir);
       const m = /^([1-9]\d?)-of-([1-9]\d{0,2})$/.exec(o.holders);
       if (m === null) throw new InputError('E_USAGE', `--holders ${JSON.stringify(o.holders)}: use K-of-N, e.g. 2-of-3`);
       const holders = o.holder.map((h) => {
@@ -48,6 +84,8 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
         return { id, x25519PublicKey: key32(pub, `--holder ${id}`) };
       });
       if (holders.length !== Number(m[2])) throw new InputError('E_USAGE', `--holders ${o.holders} names ${m[2]} holders, but ${holders.length} --holder were given`);
+      const out = resolve(io.cwd, o.out);
+      if (existsSync(out)) throw new InputError('E_USAGE', `--out ${out}: exists; a backup is never replaced`);
       const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
       const provider = createCryptoProvider(config.security.crypto_provider);
       const store = await FileKeyStore.open({ dir: resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd }), provider });
@@ -59,13 +97,15 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
       }
       const manifest = await createBackup({ provider, files, holders, threshold: Number(m[1]), rootSecretKey: root.keyPair.secretKey });
       root.keyPair.secretKey.fill(0);
-      const out = resolve(io.cwd, o.out);
+      const hash = backupHash(provider, manifest);
+      // Anchored before the file exists: a backup that cannot be anchored is not left behind.
+      const anchor = o.anchor ? await anchorBackup(io, o.file, { kind: 'key_store_backup', backup_id: manifest.backupId, sha256: hash, threshold: manifest.threshold, holders: holders.map((h) => h.id), files: files.length }) : undefined;
       await fs.writeFile(out, `${JSON.stringify(manifest)}\n`, { mode: 0o600, flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
         throw new InputError('E_USAGE', `--out ${out}: ${e.code === 'EEXIST' ? 'exists; a backup is never replaced' : `cannot write it (${e.code ?? 'error'})`}`);
       });
-      const hash = backupHash(provider, manifest);
-      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, hash, files: files.length, threshold: manifest.threshold, holders: holders.map((h) => h.id), out })}\n`);
-      else io.stdout(`backup ${manifest.backupId}: ${files.length} files, ${m[1]} of ${m[2]} holders, sha256 ${hash}, in ${out}\n`);
+      const anchored = anchor === undefined ? 'not anchored in the ledger (--no-anchor)' : `anchored in the ledger (keys.exported event ${anchor.eventId})`;
+      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, hash, files: files.length, threshold: manifest.threshold, holders: holders.map((h) => h.id), out, anchorEventId: anchor?.eventId ?? null })}\n`);
+      else io.stdout(`backup ${manifest.backupId}: ${files.length} files, ${m[1]} of ${m[2]} holders, sha256 ${hash}, in ${out}; ${anchored}\n`);
       setExitCode(ExitCode.ok);
     });
 
@@ -76,14 +116,20 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
     .requiredOption('--holder-key <id=file>', "a holder and a file holding its X25519 secret key (base64); once per holder present", collect)
     .requiredOption('--to <dir>', 'the key directory to restore into (absent or empty)')
     .option('--root-public-key <key>', 'the pinned root public key (default keys.root_public_key)')
+    .option('--check-anchor', "refuse unless the ledger database verifies (under the backup's audit-ledger.vkey) and holds this backup's hash (its keys.exported event from svc.key-manager)")
+    .option('--database <url>', 'with --check-anchor: the ledger database (default $DATABASE_URL, then [database] url)')
+    .option('--schema <name>', 'with --check-anchor: the ledger schema (default $SYMBIONT_LEDGER_SCHEMA, then audit_ledger)')
     .option('--file <path>', 'configuration file')
     .option('--json', 'print JSON')
-    .action(async (o: { in: string; holderKey: string[]; to: string; rootPublicKey?: string; file?: string; json?: boolean }) => {
+    .action(async (o: { in: string; holderKey: string[]; to: string; rootPublicKey?: string; checkAnchor?: boolean; database?: string; schema?: string; file?: string; json?: boolean }) => {
       const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
       const provider = createCryptoProvider(config.security.crypto_provider);
       const pin = o.rootPublicKey ?? config.keys.root_public_key;
       if (pin === undefined) throw new InputError('E_USAGE', 'bulwark keys restore: pin the root with --root-public-key or keys.root_public_key (the backup is checked against it)');
       const rootPublicKey = parseRootPublicKey(pin, '--root-public-key');
+      // The KEK the restored store is to open under, required before anything is read: a store
+      // restored where its KEK is not would only fail later, at every service's start.
+      const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
       let manifest: BackupManifest;
       try {
         manifest = JSON.parse(readFileSync(resolve(io.cwd, o.in), 'utf8')) as BackupManifest;
@@ -98,11 +144,25 @@ export const registerKeysBackupCommand: RegisterCommand = (program, io, setExitC
       const existing = await fs.readdir(to).catch(() => [] as string[]);
       if (existing.length > 0) throw new InputError('E_USAGE', `--to ${to} is not empty; restore only into an empty directory (nothing is overwritten)`);
       const files = await restoreBackup({ provider, manifest, rootPublicKey, holders });
+      let anchoredAt: number | undefined;
+      if (o.checkAnchor === true) {
+        const hash = backupHash(provider, manifest);
+        const vkey = files.find((f) => f.name === PUBLIC_KEY_FILE);
+        if (vkey === undefined) throw new InputError('E_BACKUP_NOT_ANCHORED', `restore: backup ${manifest.backupId} holds no ${PUBLIC_KEY_FILE}: the ledger it is anchored in cannot be verified; nothing restored`, {});
+        const found = await findAnchor(io, { ...(o.database === undefined ? {} : { database: o.database }), ...(o.schema === undefined ? {} : { schema: o.schema }) }, new TextDecoder().decode(vkey.bytes).trim(), hash);
+        if (found === undefined) throw new InputError('E_BACKUP_NOT_ANCHORED', `restore: backup ${manifest.backupId} (sha256 ${hash}) is not anchored in the ledger: no keys.exported event of svc.key-manager records it; nothing restored`, { backupId: manifest.backupId });
+        anchoredAt = found.seq;
+      }
       for (const f of files) if (basename(f.name) !== f.name || f.name.startsWith('.')) throw new InputError('E_USAGE', `backup holds a file name ${JSON.stringify(f.name)} that is not a plain name: refused`);
-      await fs.mkdir(to, { recursive: true, mode: 0o700 });
-      for (const f of files) await fs.writeFile(join(to, f.name), f.bytes, { mode: f.name.endsWith('.pub') ? 0o644 : 0o600, flag: 'wx' });
-      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, files: files.length, to })}\n`);
-      else io.stdout(`restored backup ${manifest.backupId}: ${files.length} files in ${to}\n`);
+      await writeRestored(to, files, async (dir) => {
+        const root = await loadRootKey(await FileKeyStore.open({ dir, wrapper: kek, provider })).catch((cause: unknown) => {
+          throw new InputError('E_BACKUP_KEK', `restore: the restored root key does not open under ${kek.source} (${cause instanceof Error ? cause.message : String(cause)}): the wrong KEK for this backup; nothing restored`, {}, { cause });
+        });
+        root.keyPair.secretKey.fill(0);
+        if (!Buffer.from(root.keyPair.publicKey).equals(Buffer.from(rootPublicKey))) throw new InputError('E_BACKUP_ROOT', 'restore: the root key in the backup is not the pinned root; nothing restored', {});
+      });
+      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, files: files.length, to, anchoredAtSeq: anchoredAt ?? null })}\n`);
+      else io.stdout(`restored backup ${manifest.backupId}: ${files.length} files in ${to}${anchoredAt === undefined ? '' : `; its hash anchored in the ledger at seq ${anchoredAt}`}\n`);
       setExitCode(ExitCode.ok);
     });
 };

@@ -70,12 +70,18 @@ export interface KeyManager {
   readonly channels: ChannelDesk;
   /** Settles once the side effects queued so far (directory entries, revocations) are done. */
   settled(): Promise<void>;
+  /**
+   * A fresh user JWT for its own NATS user `natsUser` (the credential lifetime, as every JWT it
+   * issues): it answers `keys.renew` for the others and signs its own with the same account key.
+   */
+  renewOwn(natsUser: string): Promise<{ natsJwt: string }>;
   stop(): Promise<void>;
 }
 
 export async function startKeyManager(options: KeyManagerOptions): Promise<KeyManager> {
   const { bus, provider, identity, directory, logger } = options;
   const now = options.now ?? Date.now;
+  const credentialLifetimeMs = options.credentialLifetimeMs ?? DAY_MS;
   const certifier = await Certifier.open({ store: options.store, ...(options.root === undefined ? {} : { root: options.root }), provider, namespace: bus.namespace, validityDays: options.validityDays ?? 90 });
   await ensureStreams(bus);
   const sender = new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL });
@@ -237,7 +243,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         admins: options.admins,
         revokers: options.revokers ?? ['svc.incident-response'],
         applyWaitMs: options.applyWaitMs ?? 5000,
-        credentialLifetimeMs: options.credentialLifetimeMs ?? DAY_MS,
+        credentialLifetimeMs,
         now,
         bootstrap,
         published: publishAndSee,
@@ -256,6 +262,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     instanceId: server.instanceId,
     projection,
     channels,
+    renewOwn: async (natsUser) => ({ natsJwt: await certifier.userJwt(identity.id, false, natsUser, now() + credentialLifetimeMs) }),
     settled: async () => {
       for (;;) {
         const current = effects;
