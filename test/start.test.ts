@@ -6,6 +6,7 @@
 // an anonymous client, restart a crashed service, stop on SIGINT leaving no process behind,
 // and a second start on the same home must reuse the keys and the ledger.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { jwtAuthenticator } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { connectBus } from '@bulwark/bus';
-import { loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
+import { loadNatsCredentials, OPERATOR_USER, readCredsFile } from '@bulwark/nats-auth';
 import { homeEnvironment } from '../libs/cli/src/home/environment.js';
 import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore } from '../libs/cli/src/home/session.js';
@@ -34,9 +35,9 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function bulwark(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function bulwark(args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(), timeout: timeoutMs }, (error, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...cleanEnv(), ...env }, timeout: timeoutMs }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
       resolve({ code, stdout, stderr });
     });
@@ -233,13 +234,17 @@ describe('npm start', () => {
 
     // Custody: the commands that talk to the running system use only <home>/admin. With the key
     // manager's directory (the root, the NATS authority) taken away, the demo, status and
-    // recover's check still work; the key manager needs its store only at start.
+    // recover's check and `principal add` (now a call to the key manager) still work; the key
+    // manager needs its store only at start.
     const away = `${home}.key-manager-away`;
     renameSync(join(home, 'key-manager'), away);
     let demo: Awaited<ReturnType<typeof bulwark>>;
     let after: Awaited<ReturnType<typeof bulwark>>;
     let check: Awaited<ReturnType<typeof bulwark>>;
+    let added: Awaited<ReturnType<typeof bulwark>>;
+    const agent = `agent.${randomUUID()}`;
     try {
+      added = await bulwark(['principal', 'add', agent, '--json'], 60_000, { SYMBIONT_HOME: home });
       demo = await bulwark(['demo', '--dir', home]);
       after = await bulwark(['status', '--dir', home, '--json']);
       check = await bulwark(['recover', '--dir', home, '--json']);
@@ -251,6 +256,13 @@ describe('npm start', () => {
     expect(demo.stdout).toContain('ok: an agent enrolled with a join token, its key rotated mid-run, then revoked: its next call is denied');
     expect(demo.code).toBe(0);
     expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(added.code, added.stdout + added.stderr).toBe(0);
+    const enrolled = JSON.parse(added.stdout) as { via: string; keyDir: string; credsFile: string };
+    expect(enrolled).toMatchObject({ via: 'key-manager', keyDir: join(home, 'principals', agent) });
+    // Its credentials are the key manager's issue: the server accepts them.
+    const creds = await readCredsFile(enrolled.credsFile);
+    const agentBus = await connectBus({ url: status.nats.url, name: agent, maxReconnectAttempts: 0, connectTimeoutMs: 3000, credentials: { jwt: creds.jwt, seed: creds.seed }, inboxPrefix: creds.inboxPrefix });
+    await agentBus.close();
 
     expect(after.code, after.stderr).toBe(0);
     const afterStatus = JSON.parse(after.stdout) as StatusJson;
