@@ -127,6 +127,13 @@ describe('custody of a home', () => {
     }
   });
 
+  it("stops at a wrong home KEK: the administrator's existing keys must open under it", async () => {
+    await custodyAsUpDoes();
+    const { store } = await openKeyStore(keyManagerEnvironment(home, io.env), io.cwd);
+    const wrong = { ...io.env, SYMBIONT_KEK: randomBytes(32).toString('base64') };
+    await expect(exportAdminDirectory(store, home, homeEnvironment(home, wrong), io.cwd)).rejects.toMatchObject({ code: 'E_KEY_UNWRAP' });
+  });
+
   it('moves a home of the previous layout into the key manager store and leaves no root under the home KEK', async () => {
     // The previous layout: one store <home>/keys under the home KEK, the root in it.
     await initInto(home.legacyKeysDir, homeEnvironment(home, io.env));

@@ -69,7 +69,7 @@ const OPERATOR_NATS_USER: KeySelection = { owner: ROOT_KEY_OWNER, kinds: ['nats-
  * Copies the selected private keys from `source` into `target`, unwrapped from one KEK and
  * wrapped under the other (a key `target` already holds is kept: it may be newer than the
  * source's, e.g. rotated by `bulwark keys rotate`; a different key under the same name is
- * refused), their NATS user JWTs, and the public files `names`. The root's signing key and the
+ * refused, and one that does not open under `target`'s KEK fails), their NATS user JWTs, and the public files `names`. The root's signing key and the
  * NATS operator and account keys are not selectable (`kinds` never names them for root).
  */
 export async function exportOwnKeys(source: FileKeyStore, target: FileKeyStore, selections: readonly KeySelection[], names: readonly string[] = [ROOT_PIN_FILE]): Promise<void> {
@@ -83,6 +83,8 @@ export async function exportOwnKeys(source: FileKeyStore, target: FileKeyStore, 
         if (Buffer.compare(Buffer.from(same.publicKey), Buffer.from(info.publicKey)) !== 0) {
           throw new HomeError('E_CUSTODY', `${target.pathOf(info)} holds another ${info.kind} v${info.version} of ${owner} than the key manager's store; move it aside and run bulwark up again`, { path: target.pathOf(info) });
         }
+        // It must open under the target's KEK: a wrong home KEK stops `up` here, before anything starts.
+        (await target.get(info)).secretKey.fill(0);
         continue;
       }
       const { secretKey } = await source.get(info);
