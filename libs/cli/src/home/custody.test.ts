@@ -2,7 +2,7 @@
 // an attacker holding the home KEK (every service and every operator command has it) and
 // reading every file of the home outside the key manager's directory must not get the root.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -41,6 +41,14 @@ const kekOf = (file: string, source: string): KeyWrapper => new SoftwareKek(prov
 
 async function initInto(dir: string, env: NodeJS.ProcessEnv): Promise<void> {
   await init({ ...io, env }, { dir, nats: NO_NATS, json: true, admin: ADMIN_PRINCIPAL, natsConfigDir: home.natsDir, natsStoreDir: home.natsDir }, () => undefined);
+}
+
+/** A store of the previous layout, `<home>/keys` under the home KEK (init now refuses to write one inside a home). */
+async function legacyStore(): Promise<void> {
+  const elsewhere = mkdtempSync(join(tmpdir(), 'bulwark-custody-old-'));
+  await initInto(join(elsewhere, 'keys'), homeEnvironment(home, io.env));
+  renameSync(join(elsewhere, 'keys'), home.legacyKeysDir);
+  rmSync(elsewhere, { recursive: true, force: true });
 }
 
 /** What `bulwark up` does to the keys before it starts the services. */
@@ -136,7 +144,7 @@ describe('custody of a home', () => {
 
   it('moves a home of the previous layout into the key manager store and leaves no root under the home KEK', async () => {
     // The previous layout: one store <home>/keys under the home KEK, the root in it.
-    await initInto(home.legacyKeysDir, homeEnvironment(home, io.env));
+    await legacyStore();
     const before = await openKeyStore({ ...homeEnvironment(home, io.env), SYMBIONT_KEY_DIR: home.legacyKeysDir }, io.cwd).then(({ store }) => loadRootKey(store));
     await custodyAsUpDoes();
     expect(existsSync(home.legacyKeysDir)).toBe(false);
@@ -147,10 +155,17 @@ describe('custody of a home', () => {
     for (const s of secrets) expect(Buffer.from(s).equals(Buffer.from(before.keyPair.secretKey))).toBe(false);
   });
 
+  it('refuses to init a store inside a home other than the key manager one (a root under the home KEK)', async () => {
+    for (const dir of [home.legacyKeysDir, home.adminDir]) {
+      await expect(initInto(dir, homeEnvironment(home, io.env))).rejects.toMatchObject({ code: 'E_USAGE', message: expect.stringContaining(`whose keys bulwark up makes in ${home.keyManagerKeysDir}`) });
+      expect(existsSync(join(dir, 'root.ed25519.v1.json'))).toBe(false);
+    }
+  });
+
   it('refuses a half-done migration (both layouts present) and changes nothing', async () => {
-    await initInto(home.legacyKeysDir, homeEnvironment(home, io.env));
+    await legacyStore();
     await custodyAsUpDoes();
-    await initInto(home.legacyKeysDir, homeEnvironment(home, io.env));
+    await legacyStore();
     const legacy = readdirSync(home.legacyKeysDir).sort();
     await expect(custodyAsUpDoes()).rejects.toMatchObject({ code: 'E_HOME_LAYOUT', message: expect.stringContaining(`remove ${home.keyManagerKeysDir} and run bulwark up again`) });
     expect(readdirSync(home.legacyKeysDir).sort()).toEqual(legacy);
