@@ -234,7 +234,7 @@ describe('npm start', () => {
 
     // Custody: the commands that talk to the running system use only <home>/admin. With the key
     // manager's directory (the root, the NATS authority) taken away, the demo, status and
-    // recover's check and `principal add` (now a call to the key manager) still work; the key
+    // recover's check, `principal add` (now a call to the key manager) and `keys list` still work; the key
     // manager needs its store only at start.
     const away = `${home}.key-manager-away`;
     renameSync(join(home, 'key-manager'), away);
@@ -242,9 +242,11 @@ describe('npm start', () => {
     let after: Awaited<ReturnType<typeof bulwark>>;
     let check: Awaited<ReturnType<typeof bulwark>>;
     let added: Awaited<ReturnType<typeof bulwark>>;
+    let listed: Awaited<ReturnType<typeof bulwark>>;
     const agent = `agent.${randomUUID()}`;
     try {
       added = await bulwark(['principal', 'add', agent, '--json'], 60_000, { SYMBIONT_HOME: home });
+      listed = await bulwark(['keys', 'list', '--as', 'analyst.admin', '--json'], 60_000, { SYMBIONT_HOME: home });
       demo = await bulwark(['demo', '--dir', home]);
       after = await bulwark(['status', '--dir', home, '--json']);
       check = await bulwark(['recover', '--dir', home, '--json']);
@@ -257,6 +259,8 @@ describe('npm start', () => {
     expect(demo.code).toBe(0);
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(added.code, added.stdout + added.stderr).toBe(0);
+    expect(listed.code, listed.stdout + listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { principals: { principal: string }[] }).principals.map((p) => p.principal)).toContain(agent);
     const enrolled = JSON.parse(added.stdout) as { via: string; keyDir: string; credsFile: string };
     expect(enrolled).toMatchObject({ via: 'key-manager', keyDir: join(home, 'principals', agent) });
     // Its credentials are the key manager's issue: the server accepts them.
