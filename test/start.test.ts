@@ -259,6 +259,10 @@ describe('npm start', () => {
     expect(demo.code).toBe(0);
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(added.code, added.stdout + added.stderr).toBe(0);
+    // A second add of the same principal changes nothing: it is enrolled.
+    const again = await bulwark(['principal', 'add', agent], 60_000, { SYMBIONT_HOME: home });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toBe(`bulwark: bulwark principal add ${agent}: already enrolled (directory entry v2); rotate with \`bulwark keys rotate --as ${agent}\` where its keys are, or revoke it\n`);
     expect(listed.code, listed.stdout + listed.stderr).toBe(0);
     expect((JSON.parse(listed.stdout) as { principals: { principal: string }[] }).principals.map((p) => p.principal)).toContain(agent);
     const enrolled = JSON.parse(added.stdout) as { via: string; keyDir: string; credsFile: string };

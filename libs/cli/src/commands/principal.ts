@@ -60,14 +60,19 @@ async function addThroughKeyManager(ctx: KeyManagerContext, id: string, options:
   const session = await openSession({ env, cwd: ctx.io.cwd, principal: as, name: 'bulwark-principal-add', natsUrl: ctx.url, namespace: ctx.namespace }).catch((error: unknown) => {
     throw new BulwarkError('E_NOT_RUNNING', `bulwark principal add ${id}: no key manager reachable at ${redactUrl(ctx.url)} as ${as} (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); start the system with \`bulwark up\` and run this again`, { principal: id }, { cause: error });
   });
+  const out = await FileKeyStore.open({ dir: resolve(ctx.io.cwd, options.out ?? join(dirname(ctx.store.dir), 'principals', id)), wrapper: ctx.kek, provider: ctx.provider });
   let enrolled;
   try {
+    // Enrolled already: a second invite would give it new keys behind its holder's back.
+    const known = session.directory.lookup(id);
+    if (known !== undefined || (await out.list(id)).length > 0) {
+      throw new InputError('E_USAGE', `bulwark principal add ${id}: already enrolled (${known === undefined ? `keys in ${out.dir}` : `directory entry v${known.keyVersion}`}); rotate with \`bulwark keys rotate --as ${id}\` where its keys are, or revoke it`, { principal: id });
+    }
     enrolled = await enrolAgentThroughKeyManager(session, ctx.url, id, { admin: options.admin === true });
   } finally {
     await session.close();
   }
   try {
-    const out = await FileKeyStore.open({ dir: resolve(ctx.io.cwd, options.out ?? join(dirname(ctx.store.dir), 'principals', id)), wrapper: ctx.kek, provider: ctx.provider });
     const { version, ed25519, x25519 } = enrolled.identity;
     await out.put({ principal: id, kind: 'ed25519', version }, ed25519.secretKey);
     await out.put({ principal: id, kind: 'x25519', version }, x25519.secretKey);
