@@ -10,7 +10,7 @@
 // other principal's key, and with it no directory entry can be signed; the demo's agent is
 // enrolled through the key manager.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ import { SealedSender } from '@bulwark/envelope';
 import { encodeEvent, newEvent } from '@bulwark/events';
 import { loadRootKey } from '@bulwark/keystore';
 import { enrollPrincipal, loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
+import { keyManagerEnvironment } from '../libs/cli/src/home/custody.js';
 import { homeEnvironment } from '../libs/cli/src/home/environment.js';
 import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore, openSession } from '../libs/cli/src/home/session.js';
@@ -158,7 +159,7 @@ describe('custody under bulwark up (issue 12)', () => {
       const keyDir = environ.find((v) => v.startsWith('SYMBIONT_KEY_DIR='))!.slice('SYMBIONT_KEY_DIR='.length);
       if (service.name === 'key-manager') {
         // Custody: the root and the NATS authority are the key manager's.
-        expect(keyDir).toBe(join(home, 'keys'));
+        expect(keyDir).toBe(join(home, 'key-manager', 'keys'));
         continue;
       }
       expect(keyDir).toBe(join(home, 'run', 'keys', service.name));
@@ -174,7 +175,7 @@ describe('custody under bulwark up (issue 12)', () => {
       ).rejects.toMatchObject({ code: 'E_KEY_NOT_FOUND' });
       const add = await bulwark(['principal', 'add', `agent.${randomUUID()}`, '--dir', keyDir, '--nats', state.nats.url], kek);
       expect(add.code).not.toBe(0);
-      expect(add.stderr).toMatch(/no root key/);
+      expect(add.stderr).toMatch(/the key manager enrols principals \(it alone holds the root key\)/);
     }
   });
 });
@@ -266,12 +267,16 @@ describe('bulwark recover', () => {
   it('a purged or edited directory entry is put back from the signed entries; a revoked key or a forged entry never is', { timeout: 300_000 }, async () => {
     const agent = `agent.${randomUUID()}`;
     const forged = `analyst.forged${randomUUID().slice(0, 8)}`;
+    // Enrolled offline on the key manager's own store (the key manager, which republishes the
+    // entries it certified on its own, knows nothing of them: only recover can put them back);
+    // their signed entries join the administrator's, as `bulwark up` copies them there.
     for (const id of [agent, forged]) {
-      const added = await bulwark(['principal', 'add', id, '--dir', join(home, 'keys'), '--nats', readState().nats.url], { SYMBIONT_KEK_FILE: join(home, 'kek') });
+      const added = await bulwark(['principal', 'add', id, '--dir', join(home, 'key-manager', 'keys'), '--nats', readState().nats.url], { SYMBIONT_KEK_FILE: join(home, 'key-manager', 'kek') });
       expect(added.code, added.stderr).toBe(0);
+      copyFileSync(join(home, 'key-manager', 'keys', 'entries', `${id}.v1.entry`), join(home, 'admin', 'entries', `${id}.v1.entry`));
     }
     // The key manager revokes the agent (a keys.revoked event in the ledger, from svc.key-manager).
-    const km = await openSession({ env: homeEnvironment(homeAt(home), env()), cwd: ROOT, principal: 'svc.key-manager', name: 'recover-test-km', natsUrl: readState().nats.url });
+    const km = await openSession({ env: keyManagerEnvironment(homeAt(home), env()), cwd: ROOT, principal: 'svc.key-manager', name: 'recover-test-km', natsUrl: readState().nats.url });
     try {
       const events = createEventPublisher(km.bus, new SealedSender({ provider: km.provider, self: km.identity, directory: km.directory, recipientId: LEDGER_PRINCIPAL }));
       const revoked = newEvent({ agentId: agent, eventType: 'keys.revoked', details: { principal: agent, version: 1, reason: 'key_compromise', at: Date.now(), by: 'analyst.admin' } });
@@ -286,7 +291,7 @@ describe('bulwark recover', () => {
       await kv.purge('svc.policy');
       await kv.put('analyst.admin', new TextEncoder().encode('not a signed entry'));
       // Attack: an analyst's stored entry is altered on disk, and its bucket entry purged.
-      const file = join(home, 'keys', 'entries', `${forged}.v1.entry`);
+      const file = join(home, 'admin', 'entries', `${forged}.v1.entry`);
       const bytes = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
       bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
       writeFileSync(file, `${bytes.toString('base64')}\n`);
@@ -317,7 +322,7 @@ describe('bulwark recover', () => {
       expect((await kv.get(agent))?.operation).toBe('PURGE');
       expect((await kv.get(forged))?.operation).toBe('PURGE');
       expect(applied.report.notReady).toEqual([]);
-      const adminEntry = readFileSync(join(home, 'keys', 'entries', 'analyst.admin.v1.entry'), 'utf8').trim();
+      const adminEntry = readFileSync(join(home, 'admin', 'entries', 'analyst.admin.v1.entry'), 'utf8').trim();
       expect(Buffer.from((await kv.get('analyst.admin'))!.value).toString('base64')).toBe(adminEntry);
     } finally {
       await nc.close();

@@ -89,9 +89,10 @@ async function initialisedHome(): Promise<string> {
   // An empty PATH for nats-server: up creates the home and the KEK, then stops at NATS.
   const first = await bulwark(['up', '--dir', home], cleanEnv({ PATH: dirname(process.execPath) }), home);
   expect(first.code).toBe(2);
-  const init = await bulwark(['init', '--dir', join(home, 'keys'), '--nats', 'nats://127.0.0.1:1', '--json'], cleanEnv({ SYMBIONT_KEK_FILE: join(home, 'kek') }));
+  // The key manager's store, under the key manager's KEK (what up's init makes).
+  const init = await bulwark(['init', '--dir', join(home, 'key-manager', 'keys'), '--nats', 'nats://127.0.0.1:1', '--json'], cleanEnv({ SYMBIONT_KEK_FILE: join(home, 'key-manager', 'kek') }));
   expect(init.code, init.stderr).toBe(1); // keys written, the directory not published (no server)
-  expect(existsSync(join(home, 'keys', 'root.pub'))).toBe(true);
+  expect(existsSync(join(home, 'key-manager', 'keys', 'root.pub'))).toBe(true);
   return home;
 }
 
@@ -108,7 +109,7 @@ describe('bulwark up on bad input', () => {
       expect(r.code).toBe(2);
       expectOneLine(r, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
       expect(r.pids.filter((p) => p !== undefined && alive(p))).toEqual([]);
-      expect(existsSync(join(home, 'keys'))).toBe(false);
+      expect(existsSync(join(home, 'key-manager', 'keys'))).toBe(false);
     } finally {
       server.close();
     }
@@ -121,13 +122,15 @@ describe('bulwark up on bad input', () => {
     expectOneLine(r, /no nats-server in PATH.*apt-get install nats-server.*brew install nats-server.*docker compose/);
   });
 
-  it('a wrong KEK: one line naming the key file, exit 1, the keys untouched, nothing started', async () => {
+  it("a wrong key manager KEK: one line naming the key file, exit 1, the keys untouched, nothing started", async () => {
     const home = await initialisedHome();
-    const before = fingerprint(join(home, 'keys'));
-    const r = await bulwark(['up', '--dir', home], cleanEnv({ SYMBIONT_KEK: Buffer.alloc(32, 7).toString('base64') }), home);
+    const before = fingerprint(join(home, 'key-manager', 'keys'));
+    const wrong = join(home, 'wrong.kek');
+    writeFileSync(wrong, `${Buffer.alloc(32, 7).toString('base64')}\n`, { mode: 0o600 });
+    const r = await bulwark(['up', '--dir', home], cleanEnv({ SYMBIONT_KEY_MANAGER_KEK_FILE: wrong }), home);
     expect(r.code).toBe(1);
-    expectOneLine(r, /key file .*keys\/root\.ed25519\.v1\.json does not open with the key-encryption key from SYMBIONT_KEK: wrong KEK/);
-    expect(fingerprint(join(home, 'keys'))).toBe(before);
+    expectOneLine(r, /key file .*key-manager\/keys\/root\.ed25519\.v1\.json does not open with the key-encryption key from SYMBIONT_KEK_FILE .*wrong\.kek: wrong KEK/);
+    expect(fingerprint(join(home, 'key-manager', 'keys'))).toBe(before);
     expect(r.pids.filter(alive)).toEqual([]);
   });
 

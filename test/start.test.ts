@@ -6,7 +6,8 @@
 // an anonymous client, restart a crashed service, stop on SIGINT leaving no process behind,
 // and a second start on the same home must reuse the keys and the ledger.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,7 @@ import { jwtAuthenticator } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { connectBus } from '@bulwark/bus';
-import { loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
+import { loadNatsCredentials, OPERATOR_USER, readCredsFile } from '@bulwark/nats-auth';
 import { homeEnvironment } from '../libs/cli/src/home/environment.js';
 import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore } from '../libs/cli/src/home/session.js';
@@ -34,9 +35,9 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function bulwark(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function bulwark(args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(), timeout: timeoutMs }, (error, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...cleanEnv(), ...env }, timeout: timeoutMs }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
       resolve({ code, stdout, stderr });
     });
@@ -127,6 +128,36 @@ async function interrupt(started: Started, pids: readonly number[]): Promise<num
   return (Date.now() - t0) / 1000;
 }
 
+/** What a process was started with (`/proc/<pid>/environ`). */
+function environOf(pid: number): Record<string, string> {
+  const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((e) => e.includes('='));
+  return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+}
+
+const WRAPPED_KEY = /^(.+)\.(ed25519|x25519|nats-operator|nats-account|nats-system-account|nats-user)\.v\d+\.json$/;
+
+/**
+ * Each running service's key directory, as its process has it: only its own wrapped keys
+ * (the key manager: the key manager's store, under its own KEK, which no other process is given).
+ */
+async function expectOwnKeysOnly(state: UpState & { services: { name: string; principal?: string; pid?: number }[] }): Promise<void> {
+  const managerKek = join(home, 'key-manager', 'kek');
+  for (const service of state.services) {
+    const env = environOf(service.pid!);
+    const dir = env['SYMBIONT_KEY_DIR']!;
+    if (service.name === 'key-manager') {
+      expect(dir).toBe(join(home, 'key-manager', 'keys'));
+      expect(env['SYMBIONT_KEK_FILE']).toBe(managerKek);
+      continue;
+    }
+    expect(dir, service.name).toBe(join(home, 'run', 'keys', service.name));
+    expect(env['SYMBIONT_KEK_FILE'], service.name).toBe(join(home, 'kek'));
+    expect(Object.values(env), service.name).not.toContain(managerKek);
+    const owners = new Set(readdirSync(dir).flatMap((n) => WRAPPED_KEY.exec(n)?.[1] ?? []));
+    expect([...owners], service.name).toEqual([service.principal]);
+  }
+}
+
 /** Purges one entry of BULWARK_DIRECTORY as the operator's NATS user (what a mistaken operator could do). */
 async function purgeDirectoryEntry(url: string, key: string): Promise<void> {
   const env = homeEnvironment(homeAt(home), cleanEnv());
@@ -198,17 +229,54 @@ describe('npm start', () => {
     );
     expect(anonymous).toBe('E_BUS_AUTH');
 
-    const demo = await bulwark(['demo', '--dir', home]);
+    // Each service process runs from a key directory of its own keys only (issue 12 "Custody").
+    await expectOwnKeysOnly(readState());
+
+    // Custody: the commands that talk to the running system use only <home>/admin. With the key
+    // manager's directory (the root, the NATS authority) taken away, the demo, status and
+    // recover's check, `principal add` (now a call to the key manager) and `keys list` still work; the key
+    // manager needs its store only at start.
+    const away = `${home}.key-manager-away`;
+    renameSync(join(home, 'key-manager'), away);
+    let demo: Awaited<ReturnType<typeof bulwark>>;
+    let after: Awaited<ReturnType<typeof bulwark>>;
+    let check: Awaited<ReturnType<typeof bulwark>>;
+    let added: Awaited<ReturnType<typeof bulwark>>;
+    let listed: Awaited<ReturnType<typeof bulwark>>;
+    const agent = `agent.${randomUUID()}`;
+    try {
+      added = await bulwark(['principal', 'add', agent, '--json'], 60_000, { SYMBIONT_HOME: home });
+      listed = await bulwark(['keys', 'list', '--as', 'analyst.admin', '--json'], 60_000, { SYMBIONT_HOME: home });
+      demo = await bulwark(['demo', '--dir', home]);
+      after = await bulwark(['status', '--dir', home, '--json']);
+      check = await bulwark(['recover', '--dir', home, '--json']);
+    } finally {
+      renameSync(away, join(home, 'key-manager'));
+    }
     // Each topic adds its steps (DESIGN: keys, tools, sandbox, incident): every one must pass.
     expect(demo.stdout, demo.stderr).toMatch(/demo: all \d+ steps gave what they should/);
     expect(demo.stdout).toContain('ok: an agent enrolled with a join token, its key rotated mid-run, then revoked: its next call is denied');
     expect(demo.code).toBe(0);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(added.code, added.stdout + added.stderr).toBe(0);
+    // A second add of the same principal changes nothing: it is enrolled.
+    const again = await bulwark(['principal', 'add', agent], 60_000, { SYMBIONT_HOME: home });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toBe(`bulwark: bulwark principal add ${agent}: already enrolled (directory entry v2); rotate with \`bulwark keys rotate --as ${agent}\` where its keys are, or revoke it\n`);
+    expect(listed.code, listed.stdout + listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { principals: { principal: string }[] }).principals.map((p) => p.principal)).toContain(agent);
+    const enrolled = JSON.parse(added.stdout) as { via: string; keyDir: string; credsFile: string };
+    expect(enrolled).toMatchObject({ via: 'key-manager', keyDir: join(home, 'principals', agent) });
+    // Its credentials are the key manager's issue: the server accepts them.
+    const creds = await readCredsFile(enrolled.credsFile);
+    const agentBus = await connectBus({ url: status.nats.url, name: agent, maxReconnectAttempts: 0, connectTimeoutMs: 3000, credentials: { jwt: creds.jwt, seed: creds.seed }, inboxPrefix: creds.inboxPrefix });
+    await agentBus.close();
 
-    const after = await bulwark(['status', '--dir', home, '--json']);
+    expect(after.code, after.stderr).toBe(0);
     const afterStatus = JSON.parse(after.stdout) as StatusJson;
     firstSize = afterStatus.ledger.size ?? 0;
     expect(firstSize).toBeGreaterThanOrEqual(7);
-    firstRoot = readFileSync(join(home, 'keys', 'root.pub'), 'utf8');
+    firstRoot = readFileSync(join(home, 'admin', 'root.pub'), 'utf8');
 
     // A lost directory entry (the operator's guide, "Recovery"): the policy service's entry is
     // purged from the directory bucket; the next start's init republishes it (second test).
@@ -224,7 +292,7 @@ describe('npm start', () => {
     const { status, seconds } = await untilReady(running, since, 60_000);
     console.log(`npm start (second): all six services ready ${seconds.toFixed(1)} s after bulwark up started`);
     expect(running.output()).not.toContain('generated a development key-encryption key');
-    expect(readFileSync(join(home, 'keys', 'root.pub'), 'utf8')).toBe(firstRoot);
+    expect(readFileSync(join(home, 'admin', 'root.pub'), 'utf8')).toBe(firstRoot);
     expect(status.ledger.size ?? 0).toBeGreaterThanOrEqual(firstSize);
 
     // A crashed service is restarted with backoff, and up says so: once up itself has seen every

@@ -18,9 +18,10 @@ export async function run(argv: readonly string[], outer: CommandIO = processIO(
     .showHelpAfterError(false);
   let exitCode: number = ExitCode.ok;
   try {
-    // `principal add` (which has no home option of its own) takes the keys, KEK and NATS URL
-    // of the running home ($SYMBIONT_HOME, or ./.bulwark when it is one) that the caller left unset.
-    if (argv[0] === 'principal') io = withHome(outer, undefined);
+    // `principal` and `keys` (which have no home option of their own) take the keys, KEK and NATS
+    // URL of the running home ($SYMBIONT_HOME, or ./.bulwark when it is one) that the caller left
+    // unset: the administrator's, except the backup of the key manager's store.
+    if (argv[0] === 'principal' || argv[0] === 'keys') io = withHome(outer, undefined, argv[0] === 'keys' && argv[1] === 'backup' ? 'key-manager' : 'admin');
   } catch (err) {
     return reportError(err, outer);
   }

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { formatVerifierKey, verifierKey } from '@bulwark/audit-ledger';
 import {
   connectBus,
@@ -32,6 +33,7 @@ import {
 } from '@bulwark/keystore';
 import { enrollPrincipal, ensureNatsAuthority, ensureNatsUser, OPERATOR_USER, writeNatsServerConfig, type NatsCredentials } from '@bulwark/nats-auth';
 import { saveSignedEntry } from '../home/entries.js';
+import { HOME_MARKER, homeAt } from '../home/home.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { DEFAULT_LEDGER_ORIGIN, ORIGIN_ENV, PUBLIC_KEY_FILE } from './audit-source.js';
 
@@ -79,6 +81,21 @@ interface PublishReport {
   bucket: string;
   ok: boolean;
   error?: string;
+}
+
+/**
+ * A home's keys are made by `bulwark up`, in the key manager's store only (issue 12 "Custody"):
+ * init by hand into another directory of a home (its old `<home>/keys`, `<home>/admin`) would
+ * leave a root under the home KEK, where every command and service can open it.
+ */
+function refuseHomeKeyDir(dir: string): void {
+  const home = [dirname(dir), dirname(dirname(dir))].find((d) => existsSync(join(d, HOME_MARKER)));
+  if (home === undefined || dir === homeAt(home).keyManagerKeysDir) return;
+  throw new InputError(
+    'E_USAGE',
+    `bulwark init --dir ${dir}: that is inside the Bulwark home ${home}, whose keys bulwark up makes in ${homeAt(home).keyManagerKeysDir} (the key manager's store, under its own KEK); run bulwark up --dir ${home}, or init a directory outside the home`,
+    { dir, home },
+  );
 }
 
 /** Existing identities without a root key: a new root would silently re-sign them. */
@@ -142,6 +159,7 @@ export async function init(io: CommandIO, options: InitOptions, setExitCode: (co
   // The KEK first: without one nothing is created, not even the directory.
   const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
   const dir = resolve(io.cwd, options.dir ?? config.keys.dir ?? DEFAULT_KEY_DIR);
+  refuseHomeKeyDir(dir);
   const store = await FileKeyStore.open({ dir, wrapper: kek, provider });
 
   await refuseOrphanedIdentities(store);

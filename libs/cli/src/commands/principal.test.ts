@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus, removeDirectoryBucket, removeNamespaceStreams } from '@bulwark/bus';
+import { ensureHome, homeAt } from '../home/home.js';
 import { run } from '../main.js';
 import type { CommandIO } from '../io.js';
 import { namespaceFromName } from './init.js';
@@ -13,12 +14,13 @@ const dir = mkdtempSync(join(tmpdir(), 'bulwark-cli-principal-'));
 const namespace = `Tprin${randomBytes(5).toString('hex')}`;
 const env = { SYMBIONT_KEK: randomBytes(32).toString('base64') };
 
-async function bulwark(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function bulwarkIn(argv: string[], withEnv: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const io: CommandIO = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env, cwd: dir };
+  const io: CommandIO = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env: withEnv, cwd: dir };
   return { code: await run(argv, io), stdout, stderr };
 }
+const bulwark = (argv: string[]) => bulwarkIn(argv, env);
 const add = (...args: string[]) => bulwark(['principal', 'add', ...args, '--namespace', namespace, '--nats', NATS_URL]);
 
 describe('bulwark principal add', () => {
@@ -66,6 +68,18 @@ describe('bulwark principal add', () => {
     expect(r.code).toBe(0);
     expect((JSON.parse(r.stdout) as { files: string[] }).files).toEqual(['svc.policy.ed25519.v1.json', 'svc.policy.nats-user.v1.json', 'svc.policy.nats-user.v1.jwt', 'svc.policy.x25519.v1.json', 'root.pub']);
     expect(statSync(out).mode & 0o777).toBe(0o700);
+  });
+
+  it('in a home before the first bulwark up, says the key manager enrols principals and signs nothing with a root', async () => {
+    const home = join(dir, 'fresh-home');
+    ensureHome(homeAt(home));
+    const id = `agent.${randomUUID()}`;
+    const r = await bulwarkIn(['principal', 'add', id, '--nats', NATS_URL], { ...env, SYMBIONT_HOME: home });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`bulwark: bulwark principal add ${id}: the key manager enrols principals (it alone holds the root key), as an administrator; ${join(home, 'admin')} has no keys of analyst.admin: start the system with \`bulwark up\` (which makes them) and run this again\n`);
+    // Nothing was made: no keys, no entry, no root anywhere in the home.
+    const files = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(d, e.name)) : [join(d, e.name)]));
+    expect(files(home).filter((f) => !f.endsWith('bulwark-home.json'))).toEqual([]);
   });
 
   it('refuses services, agent administrators and malformed ids with exit 2', async () => {

@@ -1,11 +1,15 @@
-import { resolve } from 'node:path';
-import { connectBus, directoryBucketName, ROOT_NAMESPACE, type Bus } from '@bulwark/bus';
+import { dirname, join, resolve } from 'node:path';
+import { connectBus, directoryBucketName, ROOT_NAMESPACE, type Bus, type Namespace } from '@bulwark/bus';
 import { loadConfig, redactUrl } from '@bulwark/config';
-import { createCryptoProvider, toBase64 } from '@bulwark/crypto';
-import { InputError } from '@bulwark/errors';
-import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, requirePrincipalId } from '@bulwark/keystore';
+import { createCryptoProvider, toBase64, type CryptoProvider } from '@bulwark/crypto';
+import { decodeSignedDirectoryEntry } from '@bulwark/envelope';
+import { BulwarkError, InputError } from '@bulwark/errors';
+import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, ROOT_KEY_OWNER, requirePrincipalId, type KeyWrapper } from '@bulwark/keystore';
 import { busCredentialsFor, enrollPrincipal, exportPrincipalKeys, OPERATOR_USER, writeCredsFile, type Enrolment } from '@bulwark/nats-auth';
+import { ADMIN_PRINCIPAL } from '../home/admin.js';
+import { enrolAgentThroughKeyManager } from '../home/enrol-agent.js';
 import { saveSignedEntry } from '../home/entries.js';
+import { openSession } from '../home/session.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { namespaceFromName } from './init.js';
 
@@ -15,14 +19,90 @@ interface AddOptions {
   readonly nats?: string;
   readonly namespace?: string;
   readonly credsOut?: string;
+  readonly out?: string;
+  readonly as?: string;
   readonly json?: boolean;
   readonly file?: string;
 }
 
+/** Whether `store` is a key manager's store (it holds the root's signing key), used offline. */
+async function holdsRoot(store: FileKeyStore): Promise<boolean> {
+  return (await store.list(ROOT_KEY_OWNER)).some((k) => k.kind === 'ed25519');
+}
+
+interface KeyManagerContext {
+  readonly io: CommandIO;
+  readonly provider: CryptoProvider;
+  readonly kek: KeyWrapper;
+  /** The administrator's key store (in a home, `<home>/admin`): no root in it. */
+  readonly store: FileKeyStore;
+  readonly namespace: Namespace;
+  readonly url: string;
+}
+
 /**
- * `bulwark principal add agent.<uuid>|analyst.<name> [--admin]`: identity keys, a directory
- * entry signed by the root key (published with the operator's NATS user), and the NATS user
- * (DESIGN §3a). Idempotent: a re-run keeps the keys and republishes the same entry.
+ * The key manager enrols `id` (issue 12): as the administrator (`--as`, default analyst.admin)
+ * ask `keys.invite`, make the principal's keys here and `keys.enroll` them; the key manager signs
+ * the entry and issues the NATS user. The keys go to their own directory (`--out`, default
+ * `principals/<id>` beside the administrator's), its NATS credentials to `<out>/<id>.creds`;
+ * the signed entry is kept with the administrator's (`bulwark recover` republishes it).
+ */
+async function addThroughKeyManager(ctx: KeyManagerContext, id: string, options: AddOptions): Promise<void> {
+  const as = options.as ?? ADMIN_PRINCIPAL;
+  if ((await ctx.store.list(as)).length === 0) {
+    throw new BulwarkError(
+      'E_NOT_RUNNING',
+      `bulwark principal add ${id}: the key manager enrols principals (it alone holds the root key), as an administrator; ${ctx.store.dir} has no keys of ${as}: start the system with \`bulwark up\` (which makes them) and run this again`,
+      { principal: id, dir: ctx.store.dir },
+    );
+  }
+  const env = { ...ctx.io.env, SYMBIONT_KEY_DIR: ctx.store.dir };
+  const session = await openSession({ env, cwd: ctx.io.cwd, principal: as, name: 'bulwark-principal-add', natsUrl: ctx.url, namespace: ctx.namespace }).catch((error: unknown) => {
+    throw new BulwarkError('E_NOT_RUNNING', `bulwark principal add ${id}: no key manager reachable at ${redactUrl(ctx.url)} as ${as} (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); start the system with \`bulwark up\` and run this again`, { principal: id }, { cause: error });
+  });
+  const out = await FileKeyStore.open({ dir: resolve(ctx.io.cwd, options.out ?? join(dirname(ctx.store.dir), 'principals', id)), wrapper: ctx.kek, provider: ctx.provider });
+  let enrolled;
+  try {
+    // Enrolled already: a second invite would give it new keys behind its holder's back.
+    const known = session.directory.lookup(id);
+    if (known !== undefined || (await out.list(id)).length > 0) {
+      throw new InputError('E_USAGE', `bulwark principal add ${id}: already enrolled (${known === undefined ? `keys in ${out.dir}` : `directory entry v${known.keyVersion}`}); rotate with \`bulwark keys rotate --as ${id}\` where its keys are, or revoke it`, { principal: id });
+    }
+    enrolled = await enrolAgentThroughKeyManager(session, ctx.url, id, { admin: options.admin === true });
+  } finally {
+    await session.close();
+  }
+  try {
+    const { version, ed25519, x25519 } = enrolled.identity;
+    await out.put({ principal: id, kind: 'ed25519', version }, ed25519.secretKey);
+    await out.put({ principal: id, kind: 'x25519', version }, x25519.secretKey);
+    const signed = decodeSignedDirectoryEntry(new Uint8Array(Buffer.from(enrolled.certified.entry, 'base64')));
+    saveSignedEntry(ctx.store.dir, signed);
+    const credsFile = resolve(ctx.io.cwd, options.credsOut ?? join(out.dir, `${id}.creds`));
+    await writeCredsFile(credsFile, { name: id, ...enrolled.credentials });
+    const report = { id, admin: options.admin === true, via: 'key-manager', by: as, version, natsUser: enrolled.credentials.publicKey, notAfter: enrolled.certified.notAfter, keyDir: out.dir, credsFile, ed25519PublicKey: toBase64(ed25519.publicKey), x25519PublicKey: toBase64(x25519.publicKey) };
+    if (options.json) ctx.io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+    else {
+      ctx.io.stdout(
+        `${id}${report.admin ? ' (administrator)' : ''}: enrolled by the key manager (invited by ${as}), ed25519 + x25519 v${version}, valid until ${report.notAfter}\n` +
+          `  keys in ${out.dir}, NATS credentials in ${credsFile} (mode 0600; it holds the secret seed)\n`,
+      );
+    }
+  } finally {
+    enrolled.identity.ed25519.secretKey.fill(0);
+    enrolled.identity.x25519.secretKey.fill(0);
+    enrolled.credentials.seed.fill(0);
+  }
+}
+
+/**
+ * `bulwark principal add agent.<uuid>|analyst.<name> [--admin]`. With an administrator's key
+ * directory (a home's `<home>/admin`: the CLI never holds the root) it is a call to the running
+ * key manager (addThroughKeyManager), and says so when none runs. Only offline on a key manager's
+ * own store (`--dir` of a store that holds the root, before any key manager runs, as init does)
+ * it makes the identity keys, a directory entry signed by the root key (published with the
+ * operator's NATS user) and the NATS user itself (DESIGN §3a); idempotent: a re-run keeps the
+ * keys and republishes the same entry.
  */
 async function add(io: CommandIO, id: string, options: AddOptions, setExitCode: (code: number) => void): Promise<void> {
   const principal = requirePrincipalId(id, 'bulwark principal add');
@@ -33,6 +113,7 @@ async function add(io: CommandIO, id: string, options: AddOptions, setExitCode: 
   const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
   const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
   const store = await FileKeyStore.open({ dir: resolve(io.cwd, options.dir ?? config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: kek, provider });
+  if (!(await holdsRoot(store))) return addThroughKeyManager({ io, provider, kek, store, namespace, url: options.nats ?? config.nats.url }, id, options);
 
   const enrol = (bus?: Bus): Promise<Enrolment> =>
     enrollPrincipal({ store, provider, id, admin: options.admin === true, namespace, validityDays: config.security.key_rotation_interval_days, ...(bus === undefined ? {} : { bus }) });
@@ -119,7 +200,9 @@ export const registerPrincipalCommand: RegisterCommand = (program, io, setExitCo
     .option('--dir <path>', 'key directory (default: keys.dir, $SYMBIONT_KEY_DIR, else ./.bulwark/keys)')
     .option('--nats <url>', 'NATS server to publish the directory entry to (default: nats.url, $NATS_URL)')
     .option('--namespace <ns>', 'the bus namespace (tests, parallel deployments), as given to bulwark init')
-    .option('--creds-out <path>', 'also write the NATS credentials as a .creds file (mode 0600) for NATS tools')
+    .option('--creds-out <path>', 'also write the NATS credentials as a .creds file (mode 0600) for NATS tools (through the key manager: instead of <out>/<id>.creds)')
+    .option('--out <dir>', "through the key manager: the new principal's key directory (default: principals/<id> beside the administrator's key directory)")
+    .option('--as <principal>', `through the key manager: the administrator who invites (default ${ADMIN_PRINCIPAL})`)
     .option('--json', 'print what was done as JSON')
     .option('--file <path>', 'TOML file to read (default: $SYMBIONT_CONFIG, else ./bulwark.toml if present)')
     .action((id: string, options: AddOptions) => add(io, id, options, setExitCode));

@@ -163,7 +163,7 @@ async function recover(io: CommandIO, options: RecoverOptions): Promise<number> 
   const { config } = loadConfig({ env, cwd: io.cwd });
   const { provider, store } = await openKeyStore(env, io.cwd);
   const pinned = config.keys.root_public_key;
-  if (pinned === undefined) throw new RecoverError('E_CONFIG', `no pinned root key in ${running.home.keysDir} (root.pub)`, {});
+  if (pinned === undefined) throw new RecoverError('E_CONFIG', `no pinned root key in ${running.home.adminDir} (root.pub)`, {});
   const root = parseRootPublicKey(pinned, 'keys.root_public_key');
   const ledgerKey = resolveLedgerKey({ ...io, env }, {}, () => config);
   const bus = await connectAsOperator(store, state.nats.url, 'bulwark-recover');

@@ -7,6 +7,7 @@ import { BulwarkError, InputError } from '@bulwark/errors';
 import { maskDatabaseUrl, parseDatabaseUrl } from '@bulwark/store';
 import { METRICS_PORT_ENV } from '@bulwark/telemetry';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
+import { ensureKeyManagerKek, exportAdminDirectory, keyManagerEnvironment, migrateLegacyKeys } from '../home/custody.js';
 import { DEFAULT_TOOLS_DOMAIN, ensureToolsProviderKey } from '../home/tools-provider.js';
 import { homeDatabaseUrl, homeEnvironment } from '../home/environment.js';
 import { ensureHome, resolveHome, type Home } from '../home/home.js';
@@ -15,7 +16,7 @@ import { lockHome, removeRunState, writeRunState, type RunState } from '../home/
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { findNatsServer, NATS_INSTALL_HINT, startNatsServer, type RunningNats } from '../run/nats-server.js';
 import { stopPreviousRun } from '../run/leftovers.js';
-import { prepareServiceKeys } from '../run/service-keys.js';
+import { serviceKeyEnvironment } from '../run/service-keys.js';
 import { freePort, parsePort, requireFreePort } from '../run/ports.js';
 import { probeServices, statusTable, type ServiceStatus } from '../run/probe.js';
 import { SERVICES, serviceEntryPoint, startStages, type ServiceSpec } from '../run/services.js';
@@ -56,13 +57,12 @@ function ensureDevelopmentKek(io: CommandIO, home: Home): void {
 
 interface InitReport {
   readonly alreadyInitialised: boolean;
-  readonly ledgerVerifierKey: { readonly file: string };
   readonly nats: { readonly configFile: string };
   readonly publish: { readonly ok: boolean; readonly error?: string };
 }
 
 /**
- * `bulwark init` for the home (keys in `<home>/keys`, the nats-server configuration and
+ * `bulwark init` for the home (keys in the key manager's store `<home>/key-manager/keys`, under its KEK: `env`, the nats-server configuration and
  * JetStream store in `<home>/nats`, the home's administrator), in-process. With `publish`
  * false the server is not up yet (its configuration is what init writes): only the files.
  */
@@ -72,7 +72,7 @@ async function runInit(io: CommandIO, env: NodeJS.ProcessEnv, home: Home, url: s
   const listen = new URL(url);
   await init(
     { ...io, env, stdout: (s) => void (out += s) },
-    { dir: home.keysDir, nats: url, json: true, admin: ADMIN_PRINCIPAL, natsConfigDir: home.natsDir, natsStoreDir: home.natsDir, natsListen: `${listen.hostname}:${listen.port}` },
+    { dir: home.keyManagerKeysDir, nats: url, json: true, admin: ADMIN_PRINCIPAL, natsConfigDir: home.natsDir, natsStoreDir: home.natsDir, natsListen: `${listen.hostname}:${listen.port}` },
     (c) => (code = c),
   );
   const report = JSON.parse(out) as InitReport;
@@ -180,19 +180,22 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     io.stderr(`bulwark up: ${created ? 'created' : 'using'} home ${home.dir}\n`);
     await stopPreviousRun(home, (line) => io.stderr(`${line}\n`));
     ensureDevelopmentKek(io, home);
+    ensureKeyManagerKek(io, home);
     const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
     const withAdmin = upEnvironment(io.env, databaseUrl, home);
-    nats = await startNats(io, homeEnvironment(home, withAdmin), home, options);
+    // Custody (issue 12): init fills the key manager's store only; the others get copies of their own keys below.
+    await migrateLegacyKeys(io, home, homeEnvironment(home, withAdmin), keyManagerEnvironment(home, withAdmin));
+    nats = await startNats(io, keyManagerEnvironment(home, withAdmin), home, options);
+    const { store } = await openKeyStore(keyManagerEnvironment(home, withAdmin), io.cwd);
+    await exportAdminDirectory(store, home, homeEnvironment(home, withAdmin), io.cwd);
     io.stderr(
-      `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in ${home.keysDir} (ledger verifier key ${nats.init.ledgerVerifierKey.file}); ` +
+      `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in the key manager's store ${home.keyManagerKeysDir}, the administrator's in ${home.adminDir} (ledger verifier key ${home.adminDir}/audit-ledger.vkey); ` +
         `NATS ${nats.managed === undefined ? 'from NATS_URL' : 'started (nats-server, operator mode, JetStream in the home)'} at ${redactUrl(nats.url)}\n`,
     );
-    // root.pub exists now: the services' environment pins it.
+    // <home>/admin/root.pub exists now: the services' environment pins it.
     const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url });
-    const { store } = await openKeyStore(serviceBase, io.cwd);
-
     const specs = await Promise.all(
-      SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort(), keyDir: await prepareServiceKeys(store, home, spec) })),
+      SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort(), keys: await serviceKeyEnvironment(store, home, spec, serviceBase, io.cwd) })),
     );
     const state: RunState = {
       format: 'bulwark-up/v1',
@@ -204,7 +207,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
       services: specs.map((s) => ({ name: s.spec.name, principal: s.spec.principal, pid: undefined, metricsPort: s.metricsPort, restarts: 0 })),
     };
     const running = new Supervisor({
-      services: specs.map((s) => ({ spec: s.spec, entry: s.entry, env: { ...serviceEnv(serviceBase, s.metricsPort), SYMBIONT_KEY_DIR: s.keyDir } })),
+      services: specs.map((s) => ({ spec: s.spec, entry: s.entry, env: serviceEnv(s.keys, s.metricsPort) })),
       logsDir: home.logsDir,
       say: (line) => io.stderr(`${line}\n`),
       onChange: () => {

@@ -33,17 +33,17 @@ describe('the home', () => {
     expect(() => checkHome(other)).toThrow(/format "something-else" is not bulwark-home\/v1/);
   });
 
-  it('fills what the caller left unset: keys, KEK file, root pin, the running NATS URL, the database', () => {
+  it("fills what the caller left unset: the administrator's keys (never the key manager's), KEK file, root pin, the running NATS URL, the database", () => {
     const home = homeAt(join(scratch, 'd'));
     ensureHome(home);
-    mkdirSync(home.keysDir);
+    mkdirSync(home.adminDir);
     const key = new Uint8Array(32).fill(9);
-    writeFileSync(join(home.keysDir, 'root.pub'), formatRootPin(key));
+    writeFileSync(join(home.adminDir, 'root.pub'), formatRootPin(key));
     writeFileSync(home.kekFile, 'x', { mode: 0o600 });
     const state: RunState = { format: 'bulwark-up/v1', pid: 1, started: '', nats: { url: 'nats://127.0.0.1:4999', managed: true }, database: { kind: 'pglite', url: `pglite:${home.dbDir}` }, admin: 'analyst.admin', services: [] };
     writeRunState(home, state);
     expect(homeEnvironment(home, {})).toMatchObject({
-      SYMBIONT_KEY_DIR: home.keysDir,
+      SYMBIONT_KEY_DIR: home.adminDir,
       SYMBIONT_KEK_FILE: home.kekFile,
       SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(key).toString('base64'),
       NATS_URL: 'nats://127.0.0.1:4999',

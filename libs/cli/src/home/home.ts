@@ -5,8 +5,15 @@
  *
  * ```
  * <home>/bulwark-home.json   marker: { format: "bulwark-home/v1", created }
- * <home>/kek                 development KEK (0600), only when SYMBIONT_KEK(_FILE) is unset
- * <home>/keys/               the wrapped key store (`bulwark init`), root.pub, audit-ledger.vkey
+ * <home>/kek                 development home KEK (0600), only when SYMBIONT_KEK(_FILE) is unset
+ * <home>/key-manager/kek     the key manager's own development KEK (0600), only when
+ *                            SYMBIONT_KEY_MANAGER_KEK_FILE is unset
+ * <home>/key-manager/keys/   the key manager's store (`bulwark init`): the root key, the NATS
+ *                            operator and account keys, every identity init made; entries/
+ * <home>/admin/              the administrator's own keys and NATS user, the operator's NATS
+ *                            user, root.pub, audit-ledger.vkey, entries/ (under the home KEK):
+ *                            what every command that talks to the running system reads
+ * <home>/run/keys/<service>/ each other service's own keys (under the home KEK), per start
  * <home>/nats/               nats-server configuration and JetStream store (when `up` runs NATS)
  * <home>/db/                 embedded PGlite, one directory per schema (when DATABASE_URL is unset)
  * <home>/logs/<service>.log  each service's pino log
@@ -26,7 +33,11 @@ export interface Home {
   readonly dir: string;
   readonly marker: string;
   readonly kekFile: string;
-  readonly keysDir: string;
+  /** The previous layout's single store (root and all, under the home KEK): migrated by `bulwark up`. */
+  readonly legacyKeysDir: string;
+  readonly keyManagerKekFile: string;
+  readonly keyManagerKeysDir: string;
+  readonly adminDir: string;
   readonly natsDir: string;
   readonly dbDir: string;
   readonly logsDir: string;
@@ -39,7 +50,10 @@ export function homeAt(dir: string): Home {
     dir,
     marker: join(dir, HOME_MARKER),
     kekFile: join(dir, 'kek'),
-    keysDir: join(dir, 'keys'),
+    legacyKeysDir: join(dir, 'keys'),
+    keyManagerKekFile: join(dir, 'key-manager', 'kek'),
+    keyManagerKeysDir: join(dir, 'key-manager', 'keys'),
+    adminDir: join(dir, 'admin'),
     natsDir: join(dir, 'nats'),
     dbDir: join(dir, 'db'),
     logsDir: join(dir, 'logs'),

@@ -1,0 +1,157 @@
+/**
+ * Custody of a home's keys (issue 12 "Custody", DESIGN §8). The root signing key and the NATS
+ * operator and account keys live only in the key manager's store, `<home>/key-manager/keys`,
+ * under the key manager's own KEK (`SYMBIONT_KEY_MANAGER_KEK_FILE`, else the development file
+ * `<home>/key-manager/kek`; or the HSM with SYMBIONT_KEY_STORE_TYPE=hsm). `bulwark init` writes
+ * there; `bulwark up` then copies out, re-wrapped under the home KEK, only what each other party
+ * needs: the administrator's directory `<home>/admin` (its identity, its NATS user, the
+ * operator's NATS user, the root pin, the ledger verifier key, the signed entries), which every
+ * command that talks to the running system reads, and each service's `<home>/run/keys/<name>`.
+ * A process holding the home KEK can thus never unwrap the root: it is wrapped under another key.
+ */
+import { cpSync, existsSync, mkdirSync, promises as fs, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, join } from 'node:path';
+import { ServicePrincipals } from '@bulwark/bus';
+import { KEK_ENV, KEK_FILE_ENV, readRootPinFile, ROOT_KEY_OWNER, ROOT_PIN_FILE, type FileKeyStore, type KeyKind } from '@bulwark/keystore';
+import { PUBLIC_KEY_FILE } from '../commands/audit-source.js';
+import type { CommandIO } from '../io.js';
+import { ADMIN_PRINCIPAL } from './admin.js';
+import { ENTRIES_DIR } from './entries.js';
+import { HomeError, type Home } from './home.js';
+import { openKeyStore } from './session.js';
+
+export const KEY_MANAGER_KEK_FILE_ENV = 'SYMBIONT_KEY_MANAGER_KEK_FILE';
+
+const WRAPPED_KEY = /^(.+)\.(ed25519|x25519|nats-operator|nats-account|nats-system-account|nats-user)\.v[1-9][0-9]{0,9}\.json$/;
+const JWT_FILE = /^(.+)\.nats-user\.v[1-9][0-9]{0,9}\.jwt$/;
+
+/**
+ * The environment of the key manager (and of the `bulwark init` that fills its store): its own
+ * store and its own KEK file; the home KEK (SYMBIONT_KEK) is not passed on, so that the two
+ * never coincide by accident.
+ */
+export function keyManagerEnvironment(home: Home, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, SYMBIONT_KEY_DIR: home.keyManagerKeysDir, [KEK_FILE_ENV]: env[KEY_MANAGER_KEK_FILE_ENV] || home.keyManagerKekFile };
+  delete out[KEK_ENV];
+  const pin = join(home.keyManagerKeysDir, ROOT_PIN_FILE);
+  if (!env['SYMBIONT_ROOT_PUBLIC_KEY'] && existsSync(pin)) out['SYMBIONT_ROOT_PUBLIC_KEY'] = readRootPinFile(pin);
+  return out;
+}
+
+/** The key manager's KEK: SYMBIONT_KEY_MANAGER_KEK_FILE, else a development file made on first start. */
+export function ensureKeyManagerKek(io: CommandIO, home: Home): void {
+  if (io.env[KEY_MANAGER_KEK_FILE_ENV] || existsSync(home.keyManagerKekFile)) return;
+  mkdirSync(join(home.keyManagerKekFile, '..'), { recursive: true, mode: 0o700 });
+  writeFileSync(home.keyManagerKekFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  io.stderr(`bulwark up: warning: generated the key manager's development key-encryption key in ${home.keyManagerKekFile} (mode 0600); production uses ${KEY_MANAGER_KEK_FILE_ENV} or an HSM\n`);
+}
+
+/** Replaces `to` with `from`'s bytes atomically (mode as given). */
+async function copyFile(from: string, to: string, mode: number): Promise<void> {
+  const tmp = `${to}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, await fs.readFile(from), { mode });
+  await fs.chmod(tmp, mode);
+  await fs.rename(tmp, to);
+}
+
+/** Whose keys a directory gets: an owner's identity and NATS user, or only its NATS user (the operator's, owned by `root`). */
+export interface KeySelection {
+  readonly owner: string;
+  readonly kinds: readonly KeyKind[];
+}
+
+const ownKeys = (principal: string): KeySelection => ({ owner: principal, kinds: ['ed25519', 'x25519', 'nats-user'] });
+/** The operator's NATS user: its files are `root.nats-user.v1.*`, beside (never with) the root's signing key. */
+const OPERATOR_NATS_USER: KeySelection = { owner: ROOT_KEY_OWNER, kinds: ['nats-user'] };
+
+/**
+ * Copies the selected private keys from `source` into `target`, unwrapped from one KEK and
+ * wrapped under the other (a key `target` already holds is kept: it may be newer than the
+ * source's, e.g. rotated by `bulwark keys rotate`; a different key under the same name is
+ * refused, and one that does not open under `target`'s KEK fails), their NATS user JWTs, and the public files `names`. The root's signing key and the
+ * NATS operator and account keys are not selectable (`kinds` never names them for root).
+ */
+export async function exportOwnKeys(source: FileKeyStore, target: FileKeyStore, selections: readonly KeySelection[], names: readonly string[] = [ROOT_PIN_FILE]): Promise<void> {
+  for (const { owner, kinds } of selections) {
+    const keys = (await source.list(owner)).filter((k) => kinds.includes(k.kind));
+    if (keys.length === 0) throw new HomeError('E_CUSTODY', `no keys of ${owner} in the key manager's store ${source.dir}: run bulwark up again (its init makes them)`, { principal: owner });
+    const held = await target.list(owner);
+    for (const info of keys) {
+      const same = held.find((k) => k.kind === info.kind && k.version === info.version);
+      if (same !== undefined) {
+        if (Buffer.compare(Buffer.from(same.publicKey), Buffer.from(info.publicKey)) !== 0) {
+          throw new HomeError('E_CUSTODY', `${target.pathOf(info)} holds another ${info.kind} v${info.version} of ${owner} than the key manager's store; move it aside and run bulwark up again`, { path: target.pathOf(info) });
+        }
+        // It must open under the target's KEK: a wrong home KEK stops `up` here, before anything starts.
+        (await target.get(info)).secretKey.fill(0);
+        continue;
+      }
+      const { secretKey } = await source.get(info);
+      try {
+        await target.put(info, secretKey);
+      } finally {
+        secretKey.fill(0);
+      }
+    }
+    if (kinds.includes('nats-user')) {
+      for (const name of readdirSync(source.dir)) if (JWT_FILE.exec(name)?.[1] === owner) await copyFile(join(source.dir, name), join(target.dir, name), 0o600);
+    }
+  }
+  for (const name of names) if (existsSync(join(source.dir, name))) await copyFile(join(source.dir, name), join(target.dir, name), 0o644);
+}
+
+/**
+ * `<home>/admin`: the administrator's identity and NATS user, the operator's NATS user (`bulwark
+ * status`, `recover`), the root pin, the ledger verifier key and the signed entries (`recover`
+ * republishes them), under the home KEK (`homeEnv`).
+ */
+export async function exportAdminDirectory(source: FileKeyStore, home: Home, homeEnv: NodeJS.ProcessEnv, cwd: string): Promise<FileKeyStore> {
+  const { store } = await openKeyStore({ ...homeEnv, SYMBIONT_KEY_DIR: home.adminDir }, cwd);
+  await exportOwnKeys(source, store, [ownKeys(ADMIN_PRINCIPAL), OPERATOR_NATS_USER], [ROOT_PIN_FILE, PUBLIC_KEY_FILE]);
+  const entries = join(source.dir, ENTRIES_DIR);
+  if (existsSync(entries)) {
+    mkdirSync(join(store.dir, ENTRIES_DIR), { recursive: true, mode: 0o755 });
+    for (const name of readdirSync(entries)) await copyFile(join(entries, name), join(store.dir, ENTRIES_DIR, name), 0o644);
+  }
+  return store;
+}
+
+/** A service's own key directory, written afresh (never the key manager's: it runs from its store). */
+export async function exportServiceDirectory(source: FileKeyStore, principal: string, dir: string, homeEnv: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+  if (principal === ServicePrincipals.keys) throw new HomeError('E_CUSTODY', `${principal} runs from its own store ${source.dir}, not from an exported directory`, { principal });
+  rmSync(dir, { recursive: true, force: true });
+  const { store } = await openKeyStore({ ...homeEnv, SYMBIONT_KEY_DIR: dir }, cwd);
+  await exportOwnKeys(source, store, [ownKeys(principal)]);
+  return store.dir;
+}
+
+/**
+ * A home of the previous layout (one store `<home>/keys`, the root in it under the home KEK):
+ * its keys move into the key manager's store, re-wrapped under the key manager's KEK, its other
+ * files (pins, JWTs, entries) are copied, and then `<home>/keys` is removed, so that nothing
+ * under the home KEK keeps the root. A half-done move (both present) is refused, not guessed at.
+ */
+export async function migrateLegacyKeys(io: CommandIO, home: Home, homeEnv: NodeJS.ProcessEnv, kmEnv: NodeJS.ProcessEnv): Promise<void> {
+  if (!existsSync(home.legacyKeysDir)) return;
+  if (existsSync(home.keyManagerKeysDir) && readdirSync(home.keyManagerKeysDir).length > 0) {
+    throw new HomeError(
+      'E_HOME_LAYOUT',
+      `${home.dir} has both ${home.legacyKeysDir} (the previous layout, the root under the home KEK) and ${home.keyManagerKeysDir}: an earlier migration did not finish; remove ${home.keyManagerKeysDir} and run bulwark up again to redo it from ${home.legacyKeysDir}`,
+      { dir: home.dir },
+    );
+  }
+  const { store: legacy } = await openKeyStore({ ...homeEnv, SYMBIONT_KEY_DIR: home.legacyKeysDir }, io.cwd);
+  const { store: km } = await openKeyStore(kmEnv, io.cwd);
+  cpSync(legacy.dir, km.dir, { recursive: true, filter: (src) => !WRAPPED_KEY.test(basename(src)) });
+  for (const info of await legacy.list()) {
+    const { secretKey } = await legacy.get(info);
+    try {
+      await km.put(info, secretKey);
+    } finally {
+      secretKey.fill(0);
+    }
+  }
+  rmSync(legacy.dir, { recursive: true, force: true });
+  io.stderr(`bulwark up: moved the keys of ${home.legacyKeysDir} (previous layout) into the key manager's store ${km.dir}, under its own KEK; ${home.legacyKeysDir} is removed\n`);
+}
