@@ -79,8 +79,8 @@ export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly CommandSubject
   keys: [Commands.audit.query],
   sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.renew],
   tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.renew],
-  // Containment is a policy change (admin.list, admin.register); evidence is an inclusion proof (services/incident-response).
-  incident: [Commands.policy.evaluate, Commands.policy.adminList, Commands.policy.adminRegister, Commands.audit.query, Commands.audit.checkpoint, Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke, Commands.keys.renew],
+  // Containment is a policy change (admin.list, admin.register); evidence is an inclusion proof; keys.get tells a retried revocation it already happened (services/incident-response).
+  incident: [Commands.policy.evaluate, Commands.policy.adminList, Commands.policy.adminRegister, Commands.audit.query, Commands.audit.checkpoint, Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke, Commands.keys.get, Commands.keys.renew],
 };
 
 /** Event subjects (`bulwark.evt.<root>.>`) every service may publish besides its own: raised for anyone. */

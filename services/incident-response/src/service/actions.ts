@@ -56,7 +56,16 @@ export async function terminateSandboxes(ports: ActionPorts, agentId: string): P
 }
 
 export async function revokeKeys(ports: ActionPorts, agentId: string): Promise<string> {
-  await call(ports, Commands.keys.revoke, { principal: agentId, reason: 'key_compromise' }, false);
+  try {
+    await call(ports, Commands.keys.revoke, { principal: agentId, reason: 'key_compromise' }, false);
+  } catch (e) {
+    // A retry after a crash between the revocation and its record: the key manager refuses to revoke
+    // again, and what was asked for holds if none of the agent's versions verifies any more.
+    const key = await call(ports, Commands.keys.get, { principal: agentId }, true).catch(() => undefined);
+    const versions = Array.isArray(key?.['versions']) ? (key['versions'] as JsonObject[]) : [];
+    if (key?.['activeVersion'] === null && versions.length > 0 && versions.every((v) => v['verifies'] === false)) return `keys of ${agentId} already revoked`;
+    throw e;
+  }
   return `keys of ${agentId} revoked (key_compromise)`;
 }
 

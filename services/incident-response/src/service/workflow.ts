@@ -23,7 +23,7 @@ import { notifyWebhook, type WebhookOptions } from '../soc/webhook.js';
 import { containAgent, preserveEvidence, revokeKeys, terminateSandboxes, type ActionPorts } from './actions.js';
 import { INCIDENT_PRINCIPAL, type ActionKind, type Change, type IncidentRecord, type IncidentState } from './state.js';
 
-/** The actions of each severity, in order: containment first (it is what stops the agent). */
+/** The actions of each severity; they run side by side (each is its own service's call and its own ledger record), `sandbox.terminate` after `policy.contain`. */
 export const PLAN: Readonly<Record<Severity, readonly ActionKind[]>> = {
   info: [],
   low: [],
@@ -144,29 +144,39 @@ export class Workflow {
   }
 
   async #run(record: IncidentRecord): Promise<void> {
-    const incident = record.incident;
-    const subjectOf = incident.agentId ?? INCIDENT_PRINCIPAL;
-    if (!record.published) {
-      try {
-        await this.#o.soc.publish(incident, 'create', 0);
-        await this.emit('incident.opened', subjectOf, openedDetails(incident));
-      } catch (e) {
-        this.#o.logger?.error({ incident: incident.id, err: describe(e) }, 'incident not opened yet (SOC stream or ledger unavailable): retried');
-        this.#retryLater(record, 1);
-        return;
-      }
-      record.published = true;
-      this.#o.logger?.info({ incident: incident.id, severity: incident.severity, category: incident.category, rule: incident.rule, agent: incident.agentId }, incident.description);
-    }
-    const plan = PLAN[incident.severity].filter((a) => {
+    const plan = PLAN[record.incident.severity].filter((a) => {
       const r = record.actions.get(a);
       return r === undefined || r.outcome === 'failed';
     });
-    if (plan.length === 0) return;
-    // Containment first, alone: it is what stops the agent; the rest may run side by side.
-    const [first, ...rest] = plan[0] === 'policy.contain' ? [plan[0], ...plan.slice(1)] : [undefined, ...plan];
-    if (first !== undefined) await this.#act(record, first);
-    await Promise.all(rest.map((a) => this.#act(record, a as ActionKind)));
+    // The opening and the actions side by side: they touch different services, so containment takes
+    // the slowest path, not the sum, and none waits for the SOC stream (a SOC stream that is down
+    // delays the finding, never the containment). One order is kept: the sandboxes are terminated
+    // once the deny policy had its attempt, so the agent cannot schedule a new one after the sweep.
+    const contain = plan.includes('policy.contain') ? this.#act(record, 'policy.contain') : undefined;
+    const settled = contain?.catch(() => undefined);
+    const results = await Promise.allSettled([
+      record.published ? undefined : this.#open(record),
+      contain,
+      ...plan.filter((a) => a !== 'policy.contain').map((a) => (a === 'sandbox.terminate' ? Promise.resolve(settled).then(() => this.#act(record, a)) : this.#act(record, a))),
+    ]);
+    // Every step ended before the run does (a second run never overlaps a step still going); a record the ledger did not take fails the run.
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  }
+
+  /** The finding on the SOC stream, then `incident.opened` in the ledger; retried later if either fails. */
+  async #open(record: IncidentRecord): Promise<void> {
+    const incident = record.incident;
+    try {
+      await this.#o.soc.publish(incident, 'create', 0);
+      await this.emit('incident.opened', incident.agentId ?? INCIDENT_PRINCIPAL, openedDetails(incident));
+    } catch (e) {
+      this.#o.logger?.error({ incident: incident.id, err: describe(e) }, 'incident not opened yet (SOC stream or ledger unavailable): retried');
+      this.#retryLater(record, 1);
+      return;
+    }
+    record.published = true;
+    this.#o.logger?.info({ incident: incident.id, severity: incident.severity, category: incident.category, rule: incident.rule, agent: incident.agentId }, incident.description);
   }
 
   async #act(record: IncidentRecord, action: ActionKind): Promise<void> {
