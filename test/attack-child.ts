@@ -10,7 +10,6 @@ import pg from 'pg';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
 import { Commands, connectBus, RejectionReporter, serveCommands, startStreamConsumer, type Namespace } from '@bulwark/bus';
-import { DEFAULT_RULES_FILE, loadRules, startIncidentService } from '@bulwark/incident-response';
 
 export interface ChildConfig {
   readonly natsUrl: string;
@@ -87,6 +86,8 @@ switch (role) {
     break;
   }
   case 'incident-response': {
+    // Loaded only for this role: the others start without the incident service's modules.
+    const { DEFAULT_RULES_FILE, loadRules, startIncidentService } = await import('@bulwark/incident-response');
     const rules = loadRules([{ file: DEFAULT_RULES_FILE, text: readFileSync(DEFAULT_RULES_FILE, 'utf8') }]);
     // Started once the ledger is replayed (the state rebuilt, what is left to do scheduled).
     await startIncidentService({ bus, provider, identity: self, directory, ledgerPublicKey: hex(config.ledgerPublicKey!), rules, analysts: config.analysts ?? [] });

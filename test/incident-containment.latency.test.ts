@@ -7,7 +7,8 @@
 // - the policy change in force (`containedAt` in the ledger record: the policy service answered the
 //   registration as applied); after each run the agent's next request, allowed before, is checked
 //   to be denied (or refused under its revoked key);
-// - the agent's workload gone (the runc run ended by the kill, as the test sees it);
+// - the agent's sandboxes gone: its runc workload ended by the kill (as the test sees it) and the
+//   sweep recorded (the service sweeps again once the deny is in force, then records it);
 // - the agent's keys revoked (its entry refused by a directory reader, as every service's is).
 // Per-step figures from the same runs; one JSON line per figure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,11 +51,13 @@ describe.skipIf(containmentSkip !== undefined)(`containment end to end, every se
       const opened = (await w.rows('incident.opened', agent.id)).filter((e) => e.details['rule'] === 'policy_deny_burst');
       expect(opened).toHaveLength(1);
       expect(opened[0]!.details['severity']).toBe('high');
-      total.push(Math.max(Number(contained.details['containedAt']), exited.at, refusedAt) - t0);
+      // The sweep is done when its record is emitted (after the second pass, once the deny is in force).
+      const swept = Math.max(exited.at, of('sandbox.terminate').at);
+      total.push(Math.max(Number(contained.details['containedAt']), swept, refusedAt) - t0);
       steps['detected']!.push(Number(contained.details['detectedAfterMs']));
       steps['opened']!.push(opened[0]!.at - t0);
       steps['policy']!.push(Number(contained.details['containedAt']) - t0);
-      steps['sandbox']!.push(exited.at - t0);
+      steps['sandbox']!.push(swept - t0);
       steps['keys']!.push(refusedAt - t0);
       steps['evidence']!.push(of('evidence.preserve').at - t0);
       // Contained: its next request, allowed before, is denied by the containment policy or refused under its revoked key.

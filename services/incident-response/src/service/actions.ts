@@ -39,20 +39,39 @@ async function call(ports: ActionPorts, subject: CommandSubject, body: unknown, 
   return value as JsonObject;
 }
 
-/** Registers the containment policy unless the policy service already has it (a retry after a crash). */
+/**
+ * Registers the containment policy. A retry after a crash between the change and its record finds
+ * it registered: the refusal sends it to the list, and a policy there is in force (asked only then,
+ * so the first attempt costs one round trip).
+ */
 export async function containAgent(ports: ActionPorts, agentId: string): Promise<string> {
   const name = containmentPolicyName(agentId);
-  const list = await ports.client.policyAdmin.list();
-  if (list.policies.some((p) => p.name === name)) return `policy ${name} already in force`;
-  const reply = await ports.client.policyAdmin.register(containmentPolicy(agentId), `incident-response/${name}.policy`);
+  let reply: Awaited<ReturnType<BulwarkClient['policyAdmin']['register']>>;
+  try {
+    reply = await ports.client.policyAdmin.register(containmentPolicy(agentId), `incident-response/${name}.policy`);
+  } catch (e) {
+    const list = await ports.client.policyAdmin.list().catch(() => undefined);
+    if (list?.policies.some((p) => p.name === name)) return `policy ${name} already in force`;
+    throw e;
+  }
   if (!reply.applied) throw new BulwarkError('E_INCIDENT_CONTAIN', `policy ${name} registered (event ${reply.eventId}) but not applied yet`, { name });
   return `policy ${name} v${reply.version} in force (set ${reply.setVersion ?? '?'})`;
 }
 
-export async function terminateSandboxes(ports: ActionPorts, agentId: string): Promise<string> {
-  const reply = await call(ports, Commands.sandbox.terminate, { agentId }, false);
-  const killed = Array.isArray(reply['killed']) ? reply['killed'].length : 0;
-  return `${killed} sandbox(es) of ${agentId} terminated`;
+/**
+ * Every sandbox of the agent, at once; then again once the deny policy had its attempt
+ * (`denyInForce` settles then, never rejects): a sandbox the agent had scheduled in between,
+ * still allowed by the policy service, does not survive the sweep.
+ */
+export async function terminateSandboxes(ports: ActionPorts, agentId: string, denyInForce: Promise<unknown>): Promise<string> {
+  const sweep = async () => {
+    const reply = await call(ports, Commands.sandbox.terminate, { agentId }, false);
+    return Array.isArray(reply['killed']) ? reply['killed'].length : 0;
+  };
+  const first = await sweep();
+  await denyInForce;
+  const late = await sweep();
+  return `${first + late} sandbox(es) of ${agentId} terminated${late > 0 ? ` (${late} started before the deny was in force)` : ''}`;
 }
 
 export async function revokeKeys(ports: ActionPorts, agentId: string): Promise<string> {

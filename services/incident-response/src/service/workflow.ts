@@ -23,7 +23,7 @@ import { notifyWebhook, type WebhookOptions } from '../soc/webhook.js';
 import { containAgent, preserveEvidence, revokeKeys, terminateSandboxes, type ActionPorts } from './actions.js';
 import { INCIDENT_PRINCIPAL, type ActionKind, type Change, type IncidentRecord, type IncidentState } from './state.js';
 
-/** The actions of each severity; they run side by side (each is its own service's call and its own ledger record), `sandbox.terminate` after `policy.contain`. */
+/** The actions of each severity; they run side by side (each is its own service's call and its own ledger record). */
 export const PLAN: Readonly<Record<Severity, readonly ActionKind[]>> = {
   info: [],
   low: [],
@@ -149,15 +149,15 @@ export class Workflow {
       return r === undefined || r.outcome === 'failed';
     });
     // The opening and the actions side by side: they touch different services, so containment takes
-    // the slowest path, not the sum, and none waits for the SOC stream (a SOC stream that is down
-    // delays the finding, never the containment). One order is kept: the sandboxes are terminated
-    // once the deny policy had its attempt, so the agent cannot schedule a new one after the sweep.
+    // the slowest action's time, not the sum, and none waits for the SOC stream (a SOC stream that is
+    // down delays the finding, never the containment). The sandbox sweep is done once the deny policy
+    // had its attempt (it sweeps again then), so the agent cannot keep a sandbox scheduled meanwhile.
     const contain = plan.includes('policy.contain') ? this.#act(record, 'policy.contain') : undefined;
-    const settled = contain?.catch(() => undefined);
+    const denyInForce = Promise.resolve(contain).catch(() => undefined);
     const results = await Promise.allSettled([
       record.published ? undefined : this.#open(record),
       contain,
-      ...plan.filter((a) => a !== 'policy.contain').map((a) => (a === 'sandbox.terminate' ? Promise.resolve(settled).then(() => this.#act(record, a)) : this.#act(record, a))),
+      ...plan.filter((a) => a !== 'policy.contain').map((a) => this.#act(record, a, denyInForce)),
     ]);
     // Every step ended before the run does (a second run never overlaps a step still going); a record the ledger did not take fails the run.
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -179,7 +179,8 @@ export class Workflow {
     this.#o.logger?.info({ incident: incident.id, severity: incident.severity, category: incident.category, rule: incident.rule, agent: incident.agentId }, incident.description);
   }
 
-  async #act(record: IncidentRecord, action: ActionKind): Promise<void> {
+  /** `denyInForce`: settles once the containment policy had its attempt (this run's, or done before). */
+  async #act(record: IncidentRecord, action: ActionKind, denyInForce: Promise<unknown> = Promise.resolve()): Promise<void> {
     const incident = record.incident;
     const agentId = incident.agentId;
     const subjectOf = agentId ?? INCIDENT_PRINCIPAL;
@@ -206,7 +207,7 @@ export class Workflow {
         }
         case 'sandbox.terminate':
           if (agentId === undefined) throw new BulwarkError('E_INCIDENT_CONTAIN', 'no agent to terminate', {});
-          detail = await terminateSandboxes(this.#o.ports, agentId);
+          detail = await terminateSandboxes(this.#o.ports, agentId, denyInForce);
           break;
         case 'keys.revoke':
           if (agentId === undefined) throw new BulwarkError('E_INCIDENT_CONTAIN', 'no agent whose keys to revoke', {});
