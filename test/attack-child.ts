@@ -1,9 +1,11 @@
 // A Bulwark service instance in its own process, for tests that SIGKILL it:
 //   node --import tsx test/attack-child.ts rpc-server    (policy RPC server in the queue group)
 //   node --import tsx test/attack-child.ts consumer      (durable stream consumer that dedupes by event id in PostgreSQL)
+//   node --import tsx test/attack-child.ts incident-response (the incident service, the shipped rules, state from the ledger)
 // Keys and directory arrive in the CHILD_CONFIG environment variable (hex); the child prints
 // one `ready <id>` line once it serves, then runs until it is killed or told to stop on stdin.
 // Imports resolve to the packages' built dist/ (npm test builds first).
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, TrustedDirectory, type LocalIdentity } from '@bulwark/envelope';
@@ -22,6 +24,9 @@ export interface ChildConfig {
   readonly durable?: string;
   /** consumer only: after the side effect of this event id commits, SIGKILL this process before the ack. */
   readonly killAfter?: string;
+  /** incident-response only: the ledger's Ed25519 public key (hex) and the enrolled analysts. */
+  readonly ledgerPublicKey?: string;
+  readonly analysts?: readonly string[];
 }
 
 const role = process.argv[2];
@@ -77,6 +82,15 @@ switch (role) {
       },
       silent,
     );
+    process.stdout.write(`ready ${process.pid}\n`);
+    break;
+  }
+  case 'incident-response': {
+    // Loaded only for this role: the others start without the incident service's modules.
+    const { DEFAULT_RULES_FILE, loadRules, startIncidentService } = await import('@bulwark/incident-response');
+    const rules = loadRules([{ file: DEFAULT_RULES_FILE, text: readFileSync(DEFAULT_RULES_FILE, 'utf8') }]);
+    // Started once the ledger is replayed (the state rebuilt, what is left to do scheduled).
+    await startIncidentService({ bus, provider, identity: self, directory, ledgerPublicKey: hex(config.ledgerPublicKey!), rules, analysts: config.analysts ?? [] });
     process.stdout.write(`ready ${process.pid}\n`);
     break;
   }

@@ -30,13 +30,13 @@ export function sharedWorld(ids: readonly string[]): SharedWorld {
 
 export interface RunningChild {
   readonly process: ChildProcess;
-  /** What the child printed after `ready`: its instance id (rpc-server) or pid (consumer). */
+  /** What the child printed after `ready`: its instance id (rpc-server) or pid (consumer, incident-response). */
   readonly id: string;
   /** Resolves with the signal or exit code once the process is gone. */
   readonly exited: Promise<NodeJS.Signals | number | null>;
 }
 
-export async function spawnChild(role: 'rpc-server' | 'consumer', config: ChildConfig, readyTimeoutMs = 20_000): Promise<RunningChild> {
+export async function spawnChild(role: 'rpc-server' | 'consumer' | 'incident-response', config: ChildConfig, readyTimeoutMs = 20_000): Promise<RunningChild> {
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, role], {
     env: { ...process.env, CHILD_CONFIG: JSON.stringify(config) },
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -80,10 +80,11 @@ export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly CommandSubject
   sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.renew],
   tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.renew],
   // Containment is a policy change (admin.list, admin.register, admin.update once released); evidence is an inclusion proof;
-  // recovery re-enrolls an agent by an invitation and releases it by a policy update (services/incident-response).
+  // keys.get tells a retried revocation it already happened; recovery re-enrolls an agent by an invitation and releases it by a
+  // policy update (services/incident-response).
   incident: [
     Commands.policy.evaluate, Commands.policy.adminList, Commands.policy.adminRegister, Commands.policy.adminUpdate, Commands.audit.query, Commands.audit.checkpoint,
-    Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke, Commands.keys.invite, Commands.keys.renew,
+    Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke, Commands.keys.get, Commands.keys.invite, Commands.keys.renew,
   ],
 };
 

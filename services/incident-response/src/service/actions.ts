@@ -46,16 +46,23 @@ export function releasedPolicy(agentId: string): string {
 }
 
 /**
- * Registers the containment policy unless the policy service already has it in force (a retry
- * after a crash); a policy released by an earlier recovery (no rule) is updated back to the deny.
+ * Registers the containment policy. A refused registration sends it to the list: a policy there
+ * with its rule is in force (a retry after a crash between the change and its record); one an
+ * earlier recovery released (no rule) is updated back to the deny. The list is asked only then,
+ * so the first attempt costs one round trip.
  */
 export async function containAgent(ports: ActionPorts, agentId: string): Promise<string> {
   const name = containmentPolicyName(agentId);
-  const list = await ports.client.policyAdmin.list();
-  const current = list.policies.find((p) => p.name === name);
-  if (current !== undefined && current.rules > 0) return `policy ${name} already in force`;
   const file = `incident-response/${name}.policy`;
-  const reply = current === undefined ? await ports.client.policyAdmin.register(containmentPolicy(agentId), file) : await ports.client.policyAdmin.update(containmentPolicy(agentId), file);
+  let reply: Awaited<ReturnType<BulwarkClient['policyAdmin']['register']>>;
+  try {
+    reply = await ports.client.policyAdmin.register(containmentPolicy(agentId), file);
+  } catch (e) {
+    const current = (await ports.client.policyAdmin.list().catch(() => undefined))?.policies.find((p) => p.name === name);
+    if (current === undefined) throw e;
+    if (current.rules > 0) return `policy ${name} already in force`;
+    reply = await ports.client.policyAdmin.update(containmentPolicy(agentId), file);
+  }
   if (!reply.applied) throw new BulwarkError('E_INCIDENT_CONTAIN', `policy ${name} registered (event ${reply.eventId}) but not applied yet`, { name });
   return `policy ${name} v${reply.version} in force (set ${reply.setVersion ?? '?'})`;
 }
@@ -72,14 +79,33 @@ export async function releaseAgent(ports: ActionPorts, agentId: string): Promise
   return `policy ${name} v${reply.version} released: ${agentId} no longer denied by it (set ${reply.setVersion ?? '?'})`;
 }
 
-export async function terminateSandboxes(ports: ActionPorts, agentId: string): Promise<string> {
-  const reply = await call(ports, Commands.sandbox.terminate, { agentId }, false);
-  const killed = Array.isArray(reply['killed']) ? reply['killed'].length : 0;
-  return `${killed} sandbox(es) of ${agentId} terminated`;
+/**
+ * Every sandbox of the agent, at once; then again once the deny policy had its attempt
+ * (`denyInForce` settles then, never rejects): a sandbox the agent had scheduled in between,
+ * still allowed by the policy service, does not survive the sweep.
+ */
+export async function terminateSandboxes(ports: ActionPorts, agentId: string, denyInForce: Promise<unknown>): Promise<string> {
+  const sweep = async () => {
+    const reply = await call(ports, Commands.sandbox.terminate, { agentId }, false);
+    return Array.isArray(reply['killed']) ? reply['killed'].length : 0;
+  };
+  const first = await sweep();
+  await denyInForce;
+  const late = await sweep();
+  return `${first + late} sandbox(es) of ${agentId} terminated${late > 0 ? ` (${late} started before the deny was in force)` : ''}`;
 }
 
 export async function revokeKeys(ports: ActionPorts, agentId: string): Promise<string> {
-  await call(ports, Commands.keys.revoke, { principal: agentId, reason: 'key_compromise' }, false);
+  try {
+    await call(ports, Commands.keys.revoke, { principal: agentId, reason: 'key_compromise' }, false);
+  } catch (e) {
+    // A retry after a crash between the revocation and its record: the key manager refuses to revoke
+    // again, and what was asked for holds if none of the agent's versions verifies any more.
+    const key = await call(ports, Commands.keys.get, { principal: agentId }, true).catch(() => undefined);
+    const versions = Array.isArray(key?.['versions']) ? (key['versions'] as JsonObject[]) : [];
+    if (key?.['activeVersion'] === null && versions.length > 0 && versions.every((v) => v['verifies'] === false)) return `keys of ${agentId} already revoked`;
+    throw e;
+  }
   return `keys of ${agentId} revoked (key_compromise)`;
 }
 

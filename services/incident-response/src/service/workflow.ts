@@ -23,7 +23,7 @@ import { notifyWebhook, type WebhookOptions } from '../soc/webhook.js';
 import { containAgent, preserveEvidence, revokeKeys, terminateSandboxes, type ActionPorts } from './actions.js';
 import { INCIDENT_PRINCIPAL, type ActionKind, type Change, type IncidentRecord, type IncidentState } from './state.js';
 
-/** The actions of each severity, in order: containment first (it is what stops the agent). */
+/** The actions of each severity; they run side by side (each is its own service's call and its own ledger record). */
 export const PLAN: Readonly<Record<Severity, readonly ActionKind[]>> = {
   info: [],
   low: [],
@@ -144,32 +144,43 @@ export class Workflow {
   }
 
   async #run(record: IncidentRecord): Promise<void> {
-    const incident = record.incident;
-    const subjectOf = incident.agentId ?? INCIDENT_PRINCIPAL;
-    if (!record.published) {
-      try {
-        await this.#o.soc.publish(incident, 'create', 0);
-        await this.emit('incident.opened', subjectOf, openedDetails(incident));
-      } catch (e) {
-        this.#o.logger?.error({ incident: incident.id, err: describe(e) }, 'incident not opened yet (SOC stream or ledger unavailable): retried');
-        this.#retryLater(record, 1);
-        return;
-      }
-      record.published = true;
-      this.#o.logger?.info({ incident: incident.id, severity: incident.severity, category: incident.category, rule: incident.rule, agent: incident.agentId }, incident.description);
-    }
-    const plan = PLAN[incident.severity].filter((a) => {
+    const plan = PLAN[record.incident.severity].filter((a) => {
       const r = record.actions.get(a);
       return r === undefined || r.outcome === 'failed';
     });
-    if (plan.length === 0) return;
-    // Containment first, alone: it is what stops the agent; the rest may run side by side.
-    const [first, ...rest] = plan[0] === 'policy.contain' ? [plan[0], ...plan.slice(1)] : [undefined, ...plan];
-    if (first !== undefined) await this.#act(record, first);
-    await Promise.all(rest.map((a) => this.#act(record, a as ActionKind)));
+    // The opening and the actions side by side: they touch different services, so containment takes
+    // the slowest action's time, not the sum, and none waits for the SOC stream (a SOC stream that is
+    // down delays the finding, never the containment). The sandbox sweep is done once the deny policy
+    // had its attempt (it sweeps again then), so the agent cannot keep a sandbox scheduled meanwhile.
+    const contain = plan.includes('policy.contain') ? this.#act(record, 'policy.contain') : undefined;
+    const denyInForce = Promise.resolve(contain).catch(() => undefined);
+    const results = await Promise.allSettled([
+      record.published ? undefined : this.#open(record),
+      contain,
+      ...plan.filter((a) => a !== 'policy.contain').map((a) => this.#act(record, a, denyInForce)),
+    ]);
+    // Every step ended before the run does (a second run never overlaps a step still going); a record the ledger did not take fails the run.
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
 
-  async #act(record: IncidentRecord, action: ActionKind): Promise<void> {
+  /** The finding on the SOC stream, then `incident.opened` in the ledger; retried later if either fails. */
+  async #open(record: IncidentRecord): Promise<void> {
+    const incident = record.incident;
+    try {
+      await this.#o.soc.publish(incident, 'create', 0);
+      await this.emit('incident.opened', incident.agentId ?? INCIDENT_PRINCIPAL, openedDetails(incident));
+    } catch (e) {
+      this.#o.logger?.error({ incident: incident.id, err: describe(e) }, 'incident not opened yet (SOC stream or ledger unavailable): retried');
+      this.#retryLater(record, 1);
+      return;
+    }
+    record.published = true;
+    this.#o.logger?.info({ incident: incident.id, severity: incident.severity, category: incident.category, rule: incident.rule, agent: incident.agentId }, incident.description);
+  }
+
+  /** `denyInForce`: settles once the containment policy had its attempt (this run's, or done before). */
+  async #act(record: IncidentRecord, action: ActionKind, denyInForce: Promise<unknown> = Promise.resolve()): Promise<void> {
     const incident = record.incident;
     const agentId = incident.agentId;
     const subjectOf = agentId ?? INCIDENT_PRINCIPAL;
@@ -196,7 +207,7 @@ export class Workflow {
         }
         case 'sandbox.terminate':
           if (agentId === undefined) throw new BulwarkError('E_INCIDENT_CONTAIN', 'no agent to terminate', {});
-          detail = await terminateSandboxes(this.#o.ports, agentId);
+          detail = await terminateSandboxes(this.#o.ports, agentId, denyInForce);
           break;
         case 'keys.revoke':
           if (agentId === undefined) throw new BulwarkError('E_INCIDENT_CONTAIN', 'no agent whose keys to revoke', {});
