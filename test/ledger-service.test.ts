@@ -216,6 +216,13 @@ describe('audit-ledger service', () => {
   });
 
   it('serves inclusion and consistency proofs, the latest checkpoint, and verify (whole and a range)', async () => {
+    // Two checkpoints of different sizes for the consistency proof: the appends above may all have
+    // landed in one batch (one checkpoint), so grow the log past the next count boundary first.
+    const before = await size();
+    const events = createEventPublisher(bus, new SealedSender({ provider, self: producer, directory, recipientId: LEDGER_PRINCIPAL }));
+    const more: AuditEvent[] = Array.from({ length: 25 }, (_, i) => newEvent({ agentId: 'agent.gamma', eventType: 'policy.decision', details: { i } }));
+    await events.publish({ subject: Events.policy.decision, eventId: newEventId(), payload: encodeEventBatch(more) });
+    await until(async () => (await db.selectFrom('checkpoints').select('tree_size').where('tree_size', '>=', BigInt(before + more.length)).execute()).length > 0, 'a checkpoint after the new events');
     const latest = await call<CheckpointReply>(Commands.audit.checkpoint, {});
     const cp = openCheckpoint(provider, latest.note, { origin: ORIGIN, logKey: service.ledger.verifierKey }).checkpoint;
     const proof = await call<InclusionReply>(Commands.audit.proofInclusion, { seq: 1, treeSize: cp.size });

@@ -163,18 +163,18 @@ describe('custody of a home', () => {
     }
   });
 
-  it("backs up the key manager's store from a home (bulwark keys backup); the administrator's directory has no root to sign it with", async () => {
+  it("backs up the key manager's store from a home (bulwark keys backup, offline: --no-anchor); the administrator's directory has no root to sign it with", async () => {
     await custodyAsUpDoes();
     const holders = ['analyst.a', 'analyst.b'].flatMap((id) => ['--holder', `${id}=${Buffer.from(provider.x25519.generateKeyPair().publicKey).toString('base64')}`]);
     let out = '';
     let err = '';
     const cli = (argv: string[], env: NodeJS.ProcessEnv) => run(argv, { stdout: (t) => void (out += t), stderr: (t) => void (err += t), env, cwd: home.dir });
-    expect(await cli(['keys', 'backup', '--holders', '2-of-2', ...holders, '--out', join(home.dir, 'km.backup'), '--json'], { SYMBIONT_HOME: home.dir }), err).toBe(0);
+    expect(await cli(['keys', 'backup', '--holders', '2-of-2', ...holders, '--no-anchor', '--out', join(home.dir, 'km.backup'), '--json'], { SYMBIONT_HOME: home.dir }), err).toBe(0);
     const names = readdirSync(home.keyManagerKeysDir).filter((n) => statSync(join(home.keyManagerKeysDir, n)).isFile());
     expect((JSON.parse(out) as { files: number }).files).toBe(names.length);
     // Pointed at the administrator's directory, the same backup finds no root: it is not there.
     err = '';
-    expect(await cli(['keys', 'backup', '--holders', '2-of-2', ...holders, '--out', join(home.dir, 'admin.backup')], { SYMBIONT_HOME: home.dir, SYMBIONT_KEY_DIR: home.adminDir, SYMBIONT_KEK_FILE: home.kekFile })).not.toBe(0);
+    expect(await cli(['keys', 'backup', '--holders', '2-of-2', ...holders, '--no-anchor', '--out', join(home.dir, 'admin.backup')], { SYMBIONT_HOME: home.dir, SYMBIONT_KEY_DIR: home.adminDir, SYMBIONT_KEK_FILE: home.kekFile })).not.toBe(0);
     expect(err).toMatch(/no root key in file:/);
   });
 
