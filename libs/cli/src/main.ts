@@ -18,10 +18,12 @@ export async function run(argv: readonly string[], outer: CommandIO = processIO(
     .showHelpAfterError(false);
   let exitCode: number = ExitCode.ok;
   try {
-    // `principal` and `keys` (which have no home option of their own) take the keys, KEK and NATS
-    // URL of the running home ($SYMBIONT_HOME, or ./.bulwark when it is one) that the caller left
-    // unset: the administrator's, except the backup of the key manager's store.
-    if (argv[0] === 'principal' || argv[0] === 'keys') io = withHome(outer, undefined, argv[0] === 'keys' && argv[1] === 'backup' ? 'key-manager' : 'admin');
+    // `principal`, `keys`, `incident` and `soc` (which have no home option of their own) take the
+    // keys, KEK and NATS URL of the running home ($SYMBIONT_HOME, or ./.bulwark when it is one) that
+    // the caller left unset: the administrator's, except the backup and the KEK rotation of the key
+    // manager's store.
+    const custodian = argv[0] === 'keys' && (argv[1] === 'backup' || argv[1] === 'rekek') ? 'key-manager' : 'admin';
+    if (argv[0] === 'principal' || argv[0] === 'keys' || argv[0] === 'incident' || argv[0] === 'soc') io = withHome(outer, undefined, custodian);
   } catch (err) {
     return reportError(err, outer);
   }

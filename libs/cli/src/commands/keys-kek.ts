@@ -3,8 +3,8 @@
  * offline: every key file of the store is wrapped again under the KEK in FILE, each key
  * unwrapped only in this process (FileKeyStore.rewrapAll). Nothing is written unless every file
  * opens under the current KEK or the new one; an interrupted run is finished by running it
- * again. Afterwards the old KEK opens nothing in the store: point SYMBIONT_KEK_FILE (or
- * `[keys] kek_file`) at FILE.
+ * again. With a home it is the key manager's store and KEK (as `keys backup`). Afterwards the
+ * old KEK opens nothing in the store: give FILE where the old one was given.
  */
 import { resolve } from 'node:path';
 import { loadConfig } from '@bulwark/config';
@@ -31,7 +31,7 @@ export const registerKeysKekCommand: RegisterCommand = (program, io, setExitCode
       const store = await FileKeyStore.open({ dir: resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: current, provider });
       const { rewrapped, already } = await store.rewrapAll(next);
       if (o.json === true) io.stdout(`${JSON.stringify({ dir: store.dir, rewrapped, already, kekFile: newPath })}\n`);
-      else io.stdout(`rewrapped ${rewrapped} key files in ${store.dir} under the KEK in ${newPath}${already > 0 ? ` (${already} already were)` : ''}; the old KEK opens none of them now: set SYMBIONT_KEK_FILE=${newPath} (or [keys] kek_file)\n`);
+      else io.stdout(`rewrapped ${rewrapped} key files in ${store.dir} under the KEK in ${newPath}${already > 0 ? ` (${already} already were)` : ''}; the old KEK (${current.source}) opens none of them now: from now on give ${newPath} where it was given (a home's key manager: SYMBIONT_KEY_MANAGER_KEK_FILE; otherwise SYMBIONT_KEK_FILE or [keys] kek_file)\n`);
       setExitCode(ExitCode.ok);
     });
 };

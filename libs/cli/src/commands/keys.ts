@@ -10,7 +10,7 @@
  * - `revoke <principal> --reason R [--version V]`, `list`, `get <principal>` as an administrator
  *   (`--as`, or $BULWARK_PRINCIPAL).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connectBus, KvDirectory, ROOT_NAMESPACE, type Bus } from '@bulwark/bus';
 import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, type BulwarkClient, type ChannelAction, type ChannelView, type KeyView, type RevocationReason } from '@bulwark/client';
@@ -18,7 +18,7 @@ import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError } from '@bulwark/errors';
 import { DEFAULT_KEY_DIR, FileKeyStore, generateKey, loadIdentity, loadKek, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
-import { busCredentialsFor, encodeNkeySeed, inboxPrefixFor, nkeyPair, writeCredsFile } from '@bulwark/nats-auth';
+import { busCredentialsFor, encodeNkeySeed, inboxPrefixFor, nkeyPair, readCredsFile, writeCredsFile } from '@bulwark/nats-auth';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { namespaceFromName } from './init.js';
 
@@ -64,7 +64,7 @@ async function withClient<T>(io: CommandIO, options: CommonOptions, fn: (client:
   if (as === undefined || as === '') throw new InputError('E_USAGE', 'bulwark keys: name the principal to act as with --as <principal> or $BULWARK_PRINCIPAL');
   const ctx = await context(io, options);
   const identity = await loadIdentity(ctx.store, as);
-  const bus = await connectBus({ url: ctx.url, name: 'bulwark-keys', namespace: ctx.namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await busCredentialsFor(ctx.store, identity.id)) });
+  const bus = await connectBus({ url: ctx.url, name: 'bulwark-keys', namespace: ctx.namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await credentialsOf(ctx.store, identity.id)) });
   try {
     const directory = await KvDirectory.open(bus, { provider: ctx.provider, rootPublicKey: ctx.rootPublicKey });
     try {
@@ -75,6 +75,16 @@ async function withClient<T>(io: CommandIO, options: CommonOptions, fn: (client:
   } finally {
     await bus.close();
   }
+}
+
+/** The principal's NATS credentials: in the key store (init, principal add), else the `<id>.creds` that `keys enroll` / `rotate` wrote beside it. */
+async function credentialsOf(store: FileKeyStore, id: string): Promise<{ credentials?: { jwt: string; seed: Uint8Array }; inboxPrefix?: string }> {
+  const stored = await busCredentialsFor(store, id);
+  const file = join(store.dir, `${id}.creds`);
+  if (stored.credentials !== undefined || !existsSync(file)) return stored;
+  const creds = await readCredsFile(file);
+  if (creds.name !== id) throw new BulwarkError('E_NATS_CREDS', `credentials file ${file} is ${creds.name}'s, not ${id}'s`, { path: file });
+  return { credentials: { jwt: creds.jwt, seed: creds.seed }, inboxPrefix: creds.inboxPrefix };
 }
 
 function printView(io: CommandIO, v: KeyView): void {
