@@ -19,16 +19,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
-import { createEventPublisher, Events, KvDirectory, LEDGER_PRINCIPAL, ServicePrincipals } from '@bulwark/bus';
+import { migrateLedger, type LedgerDatabase, type LedgerService } from '@bulwark/audit-ledger';
+import { createEventPublisher, Events, LEDGER_PRINCIPAL, ServicePrincipals } from '@bulwark/bus';
 import { run, type CommandIO } from '@bulwark/cli';
 import { SealedSender } from '@bulwark/envelope';
 import { encodeEventBatch, newEvent, newEventId } from '@bulwark/events';
 import { FileKeyStore, loadIdentity, SoftwareKek } from '@bulwark/keystore';
-import { OPERATOR_USER } from '@bulwark/nats-auth';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
-import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
+import { startLedgerOn, startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
 const EVENTS = 40;
 const schema = withTestSchema('keys_backup');
@@ -85,14 +84,7 @@ beforeAll(async () => {
   b = await startPrivateBulwark({ namespace: false });
   db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
   await migrateLedger(db);
-  ledger = await LedgerService.start({
-    bus: await b.connect(LEDGER_PRINCIPAL, 'ledger'),
-    db,
-    crypto: b.provider,
-    identity: await loadIdentity(b.store, LEDGER_PRINCIPAL),
-    directory: await KvDirectory.open(await b.connect(OPERATOR_USER, 'ledger-directory'), { provider: b.provider, rootPublicKey: b.rootPublicKey }),
-    settings: { ...DEFAULT_SETTINGS, schema: schema.name, namespace: b.namespace, checkpointMs: 200, checkpointEvents: 10 },
-  });
+  ledger = await startLedgerOn(b, db, { schema: schema.name, checkpointMs: 200, checkpointEvents: 10 });
 }, 120_000);
 
 afterAll(async () => {

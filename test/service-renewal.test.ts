@@ -13,14 +13,14 @@ import { fileURLToPath } from 'node:url';
 import { jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
+import { migrateLedger, type LedgerDatabase, type LedgerService } from '@bulwark/audit-ledger';
 import { KvDirectory, LEDGER_PRINCIPAL, ROOT_NAMESPACE, ServicePrincipals } from '@bulwark/bus';
 import { NatsRevoker, startKeyManager, type KeyManager } from '@bulwark/key-manager';
 import { loadIdentity } from '@bulwark/keystore';
 import { ensureNatsUser, loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
-import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
+import { startLedgerOn, startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const FIRST_JWT_MS = 8000;
@@ -100,14 +100,7 @@ beforeAll(async () => {
   // The ledger the key manager and schemapin read their state from (both wait until caught up).
   db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
   await migrateLedger(db);
-  ledger = await LedgerService.start({
-    bus: await b.connect(LEDGER_PRINCIPAL, 'ledger'),
-    db,
-    crypto: b.provider,
-    identity: await loadIdentity(b.store, LEDGER_PRINCIPAL),
-    directory: await KvDirectory.open(await b.connect(OPERATOR_USER, 'ledger-directory'), { provider: b.provider, rootPublicKey: b.rootPublicKey }),
-    settings: { ...DEFAULT_SETTINGS, schema: schema.name, namespace: b.namespace, checkpointMs: 0, controlTo: [ServicePrincipals.keys, ServicePrincipals.tools] },
-  });
+  ledger = await startLedgerOn(b, db, { schema: schema.name, checkpointMs: 0, controlTo: [ServicePrincipals.keys, ServicePrincipals.tools] });
 }, 120_000);
 
 afterAll(async () => {

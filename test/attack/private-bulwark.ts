@@ -11,13 +11,15 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_SETTINGS, LedgerService, type LedgerDatabase, type LedgerSettings } from '@bulwark/audit-ledger';
 import { run } from '@bulwark/cli';
 import type { CommandIO } from '@bulwark/cli';
 import { createNodeCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { FileKeyStore, SoftwareKek } from '@bulwark/keystore';
-import { connectBus, ensureStreams, KvDirectory, removeNamespaceStreams, ROOT_NAMESPACE, type Bus, type Namespace, type StreamSpec } from '@bulwark/bus';
+import { connectBus, ensureStreams, KvDirectory, LEDGER_PRINCIPAL, removeNamespaceStreams, ROOT_NAMESPACE, type Bus, type Namespace, type StreamSpec } from '@bulwark/bus';
 import { loadIdentity, type Identity } from '@bulwark/keystore';
 import { busCredentialsFor, OPERATOR_USER, type BusRole } from '@bulwark/nats-auth';
+import type { Kysely } from '@bulwark/store';
 
 export interface PrivateBulwark {
   readonly home: string;
@@ -176,4 +178,16 @@ export async function startPrivateBulwark(options: { namespace?: boolean } = {})
     log: () => readFileSync(logFile, 'utf8'),
     stop,
   };
+}
+
+/** The real audit-ledger service on `b`: under its own NATS user with init's identity, the directory read as the operator, in `db` (migrated) and schema `settings.schema`. */
+export async function startLedgerOn(b: PrivateBulwark, db: Kysely<LedgerDatabase>, settings: Partial<LedgerSettings> & { readonly schema: string }): Promise<LedgerService> {
+  return LedgerService.start({
+    bus: await b.connect(LEDGER_PRINCIPAL, 'ledger'),
+    db,
+    crypto: b.provider,
+    identity: await loadIdentity(b.store, LEDGER_PRINCIPAL),
+    directory: await KvDirectory.open(await b.connect(OPERATOR_USER, 'ledger-directory'), { provider: b.provider, rootPublicKey: b.rootPublicKey }),
+    settings: { ...DEFAULT_SETTINGS, namespace: b.namespace, ...settings },
+  });
 }
