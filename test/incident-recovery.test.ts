@@ -5,92 +5,45 @@
 // a restart), and the SOC export's lines validate as OCSF Detection Findings. Attacks: a
 // principal that is not an enrolled analyst cannot resolve or export; an unknown incident or a
 // bad plan is refused and changes nothing. Real ledger, policy and incident services in process.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
-import { CommandClient, Commands, connectBus, ensureStreams, LEDGER_PRINCIPAL, RejectionReporter, removeNamespaceStreams, uniqueNamespace, type Bus, type CommandSubject } from '@bulwark/bus';
+import { CommandClient, Commands, type CommandSubject } from '@bulwark/bus';
 import { createBulwarkClient, type BulwarkClient } from '@bulwark/client';
-import { createCryptoProvider } from '@bulwark/crypto';
 import type { LocalIdentity } from '@bulwark/envelope';
-import { testWorld } from '@bulwark/envelope/testing';
-import { DEFAULT_RULES_FILE, loadRules, startIncidentService, timingsOf, type IncidentService } from '@bulwark/incident-response';
-import { startPolicyService, type PolicyService } from '@bulwark/policy';
-import { closeDatabase, createDatabase } from '@bulwark/store';
-import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
+import { timingsOf, type IncidentService } from '@bulwark/incident-response';
 import { healthReport, probeServices } from '../libs/cli/src/run/probe.js';
 import { SERVICES } from '../libs/cli/src/run/services.js';
+import { eventually, provider, quiet, READ, startIncidentWorld, validateFinding as validate, WRITE, type IncidentWorld } from './incident-world.js';
 
-const provider = createCryptoProvider('node');
-const world = testWorld({ provider });
-const directory = world.directory;
-const ledgerId = world.add(LEDGER_PRINCIPAL);
-const policyId = world.add('svc.policy');
-const incidentId = world.add('svc.incident-response');
-const adminId = world.add('analyst.admin');
-const annId = world.add('analyst.ann');
-const eveId = world.add('analyst.eve'); // in the directory, not an enrolled analyst
-const agentId = world.add('agent.recover1');
-const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
-const rules = loadRules([{ file: DEFAULT_RULES_FILE, text: readFileSync(DEFAULT_RULES_FILE, 'utf8') }]);
-const schema = JSON.parse(readFileSync(new URL('../services/incident-response/schemas/ocsf-1.8.0-detection-finding.schema.json', import.meta.url), 'utf8')) as object;
-// ajv 8 is the incident-response package's dev dependency (the root has ajv 6 through eslint).
-const { Ajv } = createRequire(new URL('../services/incident-response/package.json', import.meta.url))('ajv') as { Ajv: new (options: object) => { compile(schema: object): ((data: unknown) => boolean) & { errors?: unknown } } };
-const validate = new Ajv({ strict: false, allErrors: true }).compile(schema);
-const POLICY = 'policy vault {\n    allow: read(vault)\n    deny: write(vault)\n}\n';
-const READ = { action: 'read', resource: 'vault' };
-const WRITE = { action: 'write', resource: 'vault' };
-
-const ns = uniqueNamespace('rec');
-const dbSchema = withTestSchema('incident_recovery');
-const buses: Bus[] = [];
-let db: Awaited<ReturnType<typeof createDatabase<LedgerDatabase>>>;
-let ledger: LedgerService;
-let policy: PolicyService;
+let w: IncidentWorld;
+let annId: LocalIdentity;
+let eveId: LocalIdentity;
+let incidentId: LocalIdentity;
+let agentId: LocalIdentity;
 let incidents: IncidentService;
 let agent: BulwarkClient;
 let t0: number;
 const callers = new Map<string, CommandClient>();
-const connectTo = async (name: string) => {
-  const bus = await connectBus({ url: natsUrl(), name, namespace: ns });
-  buses.push(bus);
-  return bus;
-};
-const startIncidents = async () =>
-  startIncidentService({ bus: await connectTo('incident'), provider, identity: incidentId, directory, ledgerPublicKey: ledgerId.ed25519.publicKey, rules, analysts: [annId.id], retryBaseMs: 200, maxAttempts: 2 });
+const startIncidents = () => w.startIncidents({ maxAttempts: 2 });
 /** One incident command as `who`, over its own encrypted session: the reply, or the refusal's remote code. */
 const call = async (who: LocalIdentity, subject: CommandSubject, body: unknown): Promise<Record<string, unknown>> => {
   let c = callers.get(who.id);
   if (c === undefined) {
-    c = new CommandClient(await connectTo(who.id), { sessions: { provider, self: who, directory }, rejections: quiet(who.id) });
+    c = new CommandClient(await w.connectTo(who.id), { sessions: { provider, self: who, directory: w.directory }, rejections: quiet(who.id) });
     callers.set(who.id, c);
   }
   const reply = await c.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: 20_000, idempotent: false });
   return JSON.parse(new TextDecoder().decode(reply)) as Record<string, unknown>;
 };
-const eventsOf = async (prefix: string) =>
-  (await db.selectFrom('events').selectAll().where('event_type', 'like', `${prefix}%`).orderBy('seq').execute()).map((r) => ({ ...r, details: JSON.parse(r.details) as Record<string, unknown> }));
-const eventually = async (check: () => Promise<boolean> | boolean, ms: number, what: string) => {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+const eventsOf = (prefix: string) => w.eventsOf(prefix, { prefix: true });
 const theIncident = () => incidents.state.all().find((r) => r.incident.agentId === agentId.id && r.incident.rule === 'policy_deny_burst');
-const health = async () => healthReport(await probeServices(buses[0]!, undefined, SERVICES.filter((s) => ['audit-ledger', 'policy', 'incident-response'].includes(s.name))));
+const health = async () => healthReport(await probeServices(await w.connectTo('health'), undefined, SERVICES.filter((s) => ['audit-ledger', 'policy', 'incident-response'].includes(s.name))));
 
 beforeAll(async () => {
-  db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: dbSchema.name });
-  const bus = await connectTo('setup');
-  await ensureStreams(bus);
-  await migrateLedger(db);
-  ledger = await LedgerService.start({ bus: await connectTo('ledger'), db, crypto: provider, identity: ledgerId, directory, settings: { ...DEFAULT_SETTINGS, origin: 'bulwark.test/audit', schema: dbSchema.name, namespace: ns, checkpointMs: 0 } });
-  policy = await startPolicyService({ bus: await connectTo('policy'), provider, identity: policyId, directory, ledgerPublicKey: ledgerId.ed25519.publicKey, admins: [adminId.id, incidentId.id], audit: { lingerMs: 5 } });
-  const admin = createBulwarkClient({ bus: await connectTo('admin'), sessions: { provider, self: adminId, directory }, rejections: quiet(adminId.id) });
-  await admin.policyAdmin.register(POLICY, 'vault.policy');
+  w = await startIncidentWorld({ name: 'recovery', agents: ['agent.recover1'] });
+  ({ ann: annId, eve: eveId, incident: incidentId } = w.ids);
+  agentId = w.agents[0]!;
   incidents = await startIncidents();
-  agent = createBulwarkClient({ bus: await connectTo(agentId.id), sessions: { provider, self: agentId, directory }, rejections: quiet(agentId.id), decisionTimeoutMs: 5000 });
+  agent = createBulwarkClient({ bus: await w.connectTo(agentId.id), sessions: { provider, self: agentId, directory: w.directory }, rejections: quiet(agentId.id), decisionTimeoutMs: 5000 });
   t0 = Date.now();
   for (let i = 0; i < 20; i++) expect((await agent.policy.evaluate(WRITE)).decision).toBe('Deny');
   await eventually(async () => (await agent.policy.evaluate(READ)).decision === 'Deny', 15_000, 'the agent contained');
@@ -109,13 +62,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  await incidents?.stop();
-  await policy?.stop();
-  await ledger?.stop();
-  if (buses[0] !== undefined) await removeNamespaceStreams(buses[0]);
-  await Promise.all(buses.map((b) => b.close()));
-  await closeDatabase(db);
-  await dbSchema.drop();
+  await w?.stop();
 }, 60_000);
 
 describe('incident recovery (S7.4) end to end', () => {

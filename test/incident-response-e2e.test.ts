@@ -3,94 +3,33 @@
 // records every action in the ledger, publishes the finding to enrolled analysts only, and a
 // restart neither repeats nor loses an action. Real ledger, policy and incident services in
 // process, NATS and PostgreSQL, one namespace and schema.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
-import { connectBus, ensureStreams, LEDGER_PRINCIPAL, RejectionReporter, removeNamespaceStreams, startStreamConsumer, uniqueNamespace, type Bus, type Delivery } from '@bulwark/bus';
-import { createBulwarkClient, type BulwarkClient } from '@bulwark/client';
-import { createCryptoProvider } from '@bulwark/crypto';
+import { startStreamConsumer, type Delivery } from '@bulwark/bus';
+import { createBulwarkClient } from '@bulwark/client';
 import { SealedReceiver } from '@bulwark/envelope';
-import { testWorld } from '@bulwark/envelope/testing';
-import { DEFAULT_RULES_FILE, socConsumers, loadRules, startIncidentService, type IncidentService } from '@bulwark/incident-response';
-import { startPolicyService, type PolicyService } from '@bulwark/policy';
-import { closeDatabase, createDatabase } from '@bulwark/store';
-import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
+import { socConsumers, type IncidentService } from '@bulwark/incident-response';
+import { eventually, provider, quiet, READ, startIncidentWorld, validateFinding as validate, WRITE, type IncidentWorld } from './incident-world.js';
 
-const provider = createCryptoProvider('node');
-const world = testWorld({ provider });
-const directory = world.directory;
-const ledgerId = world.add(LEDGER_PRINCIPAL);
-const policyId = world.add('svc.policy');
-const incidentId = world.add('svc.incident-response');
-const adminId = world.add('analyst.admin');
-const annId = world.add('analyst.ann');
-const eveId = world.add('analyst.eve'); // in the directory, not enrolled for the SOC stream
 const RUNS = Number(process.env['INCIDENT_E2E_RUNS'] ?? 50);
-const agents = Array.from({ length: RUNS + 1 }, (_, i) => world.add(`agent.burst${i}`));
-const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
-const rules = loadRules([{ file: DEFAULT_RULES_FILE, text: readFileSync(DEFAULT_RULES_FILE, 'utf8') }]);
-const schema = JSON.parse(readFileSync(new URL('../services/incident-response/schemas/ocsf-1.8.0-detection-finding.schema.json', import.meta.url), 'utf8')) as object;
-// ajv 8 is the incident-response package's dev dependency (the root has ajv 6 through eslint).
-const { Ajv } = createRequire(new URL('../services/incident-response/package.json', import.meta.url))('ajv') as { Ajv: new (options: object) => { compile(schema: object): (data: unknown) => boolean } };
-const validate = new Ajv({ strict: false }).compile(schema);
-const POLICY = 'policy vault {\n    allow: read(vault)\n    deny: write(vault)\n}\n';
-const READ = { action: 'read', resource: 'vault' };
-const WRITE = { action: 'write', resource: 'vault' };
-
-const ns = uniqueNamespace('inc');
-const dbSchema = withTestSchema('incident_e2e');
-const buses: Bus[] = [];
-let db: Awaited<ReturnType<typeof createDatabase<LedgerDatabase>>>;
-let ledger: LedgerService;
-let policy: PolicyService;
+let w: IncidentWorld;
 let incidents: IncidentService;
-let admin: BulwarkClient;
-const connectTo = async (name: string) => {
-  const bus = await connectBus({ url: natsUrl(), name, namespace: ns });
-  buses.push(bus);
-  return bus;
-};
-const startIncidents = async () =>
-  startIncidentService({ bus: await connectTo('incident'), provider, identity: incidentId, directory, ledgerPublicKey: ledgerId.ed25519.publicKey, rules, analysts: [annId.id], retryBaseMs: 200, maxAttempts: 3 });
-const eventsOf = async (type: string) =>
-  (await db.selectFrom('events').selectAll().where('event_type', '=', type).orderBy('seq').execute()).map((r) => ({ ...r, details: JSON.parse(r.details) as Record<string, unknown> }));
-const eventually = async (check: () => Promise<boolean> | boolean, ms: number, what: string) => {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+const eventsOf = (type: string) => w.eventsOf(type);
 
 beforeAll(async () => {
-  db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: dbSchema.name });
-  const bus = await connectTo('setup');
-  await ensureStreams(bus);
-  await migrateLedger(db);
-  ledger = await LedgerService.start({ bus: await connectTo('ledger'), db, crypto: provider, identity: ledgerId, directory, settings: { ...DEFAULT_SETTINGS, origin: 'bulwark.test/audit', schema: dbSchema.name, namespace: ns, checkpointMs: 0 } });
-  policy = await startPolicyService({ bus: await connectTo('policy'), provider, identity: policyId, directory, ledgerPublicKey: ledgerId.ed25519.publicKey, admins: [adminId.id, incidentId.id], audit: { lingerMs: 5 } });
-  admin = createBulwarkClient({ bus: await connectTo('admin'), sessions: { provider, self: adminId, directory }, rejections: quiet(adminId.id) });
-  await admin.policyAdmin.register(POLICY, 'vault.policy');
-  incidents = await startIncidents();
+  w = await startIncidentWorld({ name: 'e2e', agents: Array.from({ length: RUNS + 1 }, (_, i) => `agent.burst${i}`) });
+  incidents = await w.startIncidents({ maxAttempts: 3 });
 }, 60_000);
 
 afterAll(async () => {
-  await incidents?.stop();
-  await policy?.stop();
-  await ledger?.stop();
-  if (buses[0] !== undefined) await removeNamespaceStreams(buses[0]);
-  await Promise.all(buses.map((b) => b.close()));
-  await closeDatabase(db);
-  await dbSchema.drop();
+  await w?.stop();
 }, 60_000);
 
 describe('incident response end to end', () => {
   it('turns a burst of denials into one High incident and contains the agent; commit-to-containment over the runs', async () => {
     const latencies: number[] = [];
     for (let run = 0; run < RUNS; run++) {
-      const me = agents[run]!;
-      const agent = createBulwarkClient({ bus: await connectTo(me.id), sessions: { provider, self: me, directory }, rejections: quiet(me.id), decisionTimeoutMs: 5000 });
+      const me = w.agents[run]!;
+      const agent = createBulwarkClient({ bus: await w.connectTo(me.id), sessions: { provider, self: me, directory: w.directory }, rejections: quiet(me.id), decisionTimeoutMs: 5000 });
       expect((await agent.policy.evaluate(READ)).decision).toBe('Allow');
       for (let i = 0; i < 20; i++) expect((await agent.policy.evaluate(WRITE)).decision).toBe('Deny');
       const t0 = performance.now();
@@ -110,7 +49,7 @@ describe('incident response end to end', () => {
 
     // One incident per agent, High, with every denial as evidence; actions in the ledger by svc.incident-response.
     const opened = await eventsOf('incident.opened');
-    for (const me of agents.slice(0, RUNS)) {
+    for (const me of w.agents.slice(0, RUNS)) {
       const mine = opened.filter((e) => e.details['agentId'] === me.id && e.details['rule'] === 'policy_deny_burst');
       expect(mine, me.id).toHaveLength(1);
       expect(mine[0]!.details['severity']).toBe('high');
@@ -123,7 +62,7 @@ describe('incident response end to end', () => {
     const contained = (await eventsOf('incident.mitigated')).filter((e) => e.details['action'] === 'policy.contain' && e.details['outcome'] === 'done');
     const spans: number[] = [];
     for (const c of contained) {
-      const trigger = await db.selectFrom('events').select(['timestamp_ms', 'event_type']).where('seq', '=', BigInt(Number(c.details['triggerSeq']))).executeTakeFirstOrThrow();
+      const trigger = await w.db.selectFrom('events').select(['timestamp_ms', 'event_type']).where('seq', '=', BigInt(Number(c.details['triggerSeq']))).executeTakeFirstOrThrow();
       expect(trigger.event_type).toBe('policy.decision');
       spans.push(Number(c.details['containedAt']) - Number(trigger.timestamp_ms));
     }
@@ -133,8 +72,8 @@ describe('incident response end to end', () => {
   }, 600_000);
 
   it('groups a burst of 500 denials into one incident with 500 evidence events', async () => {
-    const me = agents[RUNS]!;
-    const agent = createBulwarkClient({ bus: await connectTo(me.id), sessions: { provider, self: me, directory }, rejections: quiet(me.id), decisionTimeoutMs: 5000 });
+    const me = w.agents[RUNS]!;
+    const agent = createBulwarkClient({ bus: await w.connectTo(me.id), sessions: { provider, self: me, directory: w.directory }, rejections: quiet(me.id), decisionTimeoutMs: 5000 });
     const results = await agent.policy.evaluateBatch(Array.from({ length: 500 }, () => WRITE));
     expect(results.every((d) => d.decision === 'Deny')).toBe(true);
     await eventually(() => incidents.state.all().some((r) => r.incident.agentId === me.id && r.incident.evidence.count >= 500), 20_000, '500 evidence events');
@@ -144,7 +83,7 @@ describe('incident response end to end', () => {
   }, 60_000);
 
   it('preserves evidence with an inclusion proof, and records the missing sandbox and key services as failed, then escalated', async () => {
-    const me = agents[0]!.id;
+    const me = w.agents[0]!.id;
     await eventually(async () => (await eventsOf('incident.escalated')).filter((e) => e.agent_id === me).length >= 2, 20_000, 'escalations');
     const mitigated = (await eventsOf('incident.mitigated')).filter((e) => e.agent_id === me);
     const evidence = mitigated.find((e) => e.details['action'] === 'evidence.preserve' && e.details['outcome'] === 'done');
@@ -165,7 +104,7 @@ describe('incident response end to end', () => {
     const openedBefore = (await eventsOf('incident.opened')).length;
     const countBefore = incidents.state.all().length;
     await incidents.stop();
-    incidents = await startIncidents();
+    incidents = await w.startIncidents({ maxAttempts: 3 });
     expect(incidents.state.all().length).toBe(countBefore);
     await new Promise((r) => setTimeout(r, 1500));
     await incidents.workflow.idle();
@@ -174,9 +113,9 @@ describe('incident response end to end', () => {
   }, 120_000);
 
   it('delivers findings to the enrolled analyst only, as OCSF inside CloudEvents headers', async () => {
-    const bus = await connectTo('analysts');
+    const bus = await w.connectTo('analysts');
     const seen: Delivery[] = [];
-    const ann = await startStreamConsumer(bus, new SealedReceiver({ provider, self: annId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-ann', filterSubject: socConsumers(annId.id, 'high')[0]!.filterSubject }, async (d) => void seen.push(d), quiet(annId.id));
+    const ann = await startStreamConsumer(bus, new SealedReceiver({ provider, self: w.ids.ann, directory: w.directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-ann', filterSubject: socConsumers(w.ids.ann.id, 'high')[0]!.filterSubject }, async (d) => void seen.push(d), quiet(w.ids.ann.id));
     await eventually(() => seen.length > 0, 10_000, 'a finding for ann');
     const finding = JSON.parse(new TextDecoder().decode(seen[0]!.plaintext)) as Record<string, unknown>;
     expect(validate(finding)).toBe(true);
@@ -186,8 +125,8 @@ describe('incident response end to end', () => {
     expect(seen[0]!.subject).toMatch(/^bulwark\.incident\.high\.policy_violation\./);
     // Eve is in the directory but not enrolled: nothing is addressed to her, and ann's copies do not open for her.
     let eveRead = 0;
-    const eveOwn = await startStreamConsumer(bus, new SealedReceiver({ provider, self: eveId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-eve', filterSubject: socConsumers(eveId.id, 'high')[0]!.filterSubject }, async () => void eveRead++, quiet(eveId.id));
-    const eveSteal = await startStreamConsumer(bus, new SealedReceiver({ provider, self: eveId, directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-eve-steal', filterSubject: socConsumers(annId.id, 'high')[0]!.filterSubject }, async () => void eveRead++, quiet(eveId.id));
+    const eveOwn = await startStreamConsumer(bus, new SealedReceiver({ provider, self: w.ids.eve, directory: w.directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-eve', filterSubject: socConsumers(w.ids.eve.id, 'high')[0]!.filterSubject }, async () => void eveRead++, quiet(w.ids.eve.id));
+    const eveSteal = await startStreamConsumer(bus, new SealedReceiver({ provider, self: w.ids.eve, directory: w.directory, staleAfterMs: 3_600_000 }), { stream: 'incidents', durable: 'analyst-eve-steal', filterSubject: socConsumers(w.ids.ann.id, 'high')[0]!.filterSubject }, async () => void eveRead++, quiet(w.ids.eve.id));
     await eventually(() => eveSteal.metrics().rejected > 0, 10_000, "eve's attempts rejected");
     expect(eveRead).toBe(0);
     await Promise.all([ann.stop(), eveOwn.stop(), eveSteal.stop()]);
