@@ -30,6 +30,7 @@ import { keyManagerEnvironment } from '../libs/cli/src/home/custody.js';
 import { homeEnvironment } from '../libs/cli/src/home/environment.js';
 import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore, openSession } from '../libs/cli/src/home/session.js';
+import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
@@ -73,21 +74,7 @@ async function untilUp(up: Up): Promise<void> {
   }
 }
 
-interface UpState {
-  pid: number;
-  nats: { url: string; pid?: number };
-  services: { name: string; pid?: number }[];
-}
-const readState = (): UpState => JSON.parse(readFileSync(join(home, 'run', 'up.json'), 'utf8')) as UpState;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const readState = (): RunState => readRunState(homeAt(home))!;
 
 /** The operator's NATS connection (what a mistaken operator deletes streams and entries with). */
 async function asOperator(): Promise<NatsConnection> {
@@ -125,7 +112,7 @@ function killUp(): void {
   if (up === undefined) return;
   try {
     const state = readState();
-    for (const pid of [state.pid, state.nats.pid, ...state.services.map((s) => s.pid)]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of [state.pid, state.nats.pid, ...state.services.map((s) => s.pid)]) if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGKILL');
   } catch {
     // No state.
   }
@@ -339,16 +326,16 @@ describe('bulwark recover', () => {
     process.kill(state.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 500));
     const after = readState();
-    after.services.push({ name: 'policy', pid: decoy.pid! });
+    after.services.push({ name: 'policy', principal: 'svc.policy', pid: decoy.pid!, metricsPort: 0, restarts: 0 });
     writeFileSync(join(home, 'run', 'up.json'), JSON.stringify(after));
-    const stillRunning = left.filter(alive);
+    const stillRunning = left.filter(isAlive);
 
     up = startUp();
     await untilUp(up);
     // The services may also stop themselves when up dies (their stdin closes): what is left when the next up starts is stopped by it, the decoy never.
     if (stillRunning.length > 0 && /left .* running: stopping them/.test(up.output())) expect(up.output()).not.toContain(`pid ${decoy.pid!})`);
-    for (const pid of left) expect(alive(pid), `leftover ${pid}`).toBe(false);
-    expect(alive(decoy.pid!)).toBe(true);
+    for (const pid of left) expect(isAlive(pid), `leftover ${pid}`).toBe(false);
+    expect(isAlive(decoy.pid!)).toBe(true);
     const fresh = readState();
     expect(fresh.services.every((s) => s.pid !== undefined && !left.includes(s.pid))).toBe(true);
   });

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../libs/cli/src/home/state.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
@@ -49,15 +50,6 @@ function bulwark(args: string[], env: NodeJS.ProcessEnv, home?: string): Promise
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr, pids: [...pids] });
     });
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** One line on stderr starting `bulwark:` (warnings of `bulwark up` before it are allowed), naming `what`. */
@@ -108,7 +100,7 @@ describe('bulwark up on bad input', () => {
       const r = await bulwark(['up', '--dir', home, '--nats-port', String(port)], cleanEnv(), home);
       expect(r.code).toBe(2);
       expectOneLine(r, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
-      expect(r.pids.filter((p) => p !== undefined && alive(p))).toEqual([]);
+      expect(r.pids.filter((p) => p !== undefined && isAlive(p))).toEqual([]);
       expect(existsSync(join(home, 'key-manager', 'keys'))).toBe(false);
     } finally {
       server.close();
@@ -131,7 +123,7 @@ describe('bulwark up on bad input', () => {
     expect(r.code).toBe(1);
     expectOneLine(r, /key file .*key-manager\/keys\/root\.ed25519\.v1\.json does not open with the key-encryption key from SYMBIONT_KEK_FILE .*wrong\.kek: wrong KEK/);
     expect(fingerprint(join(home, 'key-manager', 'keys'))).toBe(before);
-    expect(r.pids.filter(alive)).toEqual([]);
+    expect(r.pids.filter(isAlive)).toEqual([]);
   });
 
   it('a corrupt home marker and a foreign directory: one line each, nothing written', async () => {
@@ -164,7 +156,7 @@ describe('bulwark up on bad input', () => {
     expectOneLine(r, /audit-ledger exited at start \(code 2: .*SYMBIONT_LEDGER_BATCH_EVENTS.*\); log .*audit-ledger\.log/);
     expect(r.pids.length).toBeGreaterThanOrEqual(3);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(r.pids.filter(alive)).toEqual([]);
+    expect(r.pids.filter(isAlive)).toEqual([]);
     expect(existsSync(join(home, 'run', 'up.json'))).toBe(false);
   });
 });

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
+import { homeAt } from '../libs/cli/src/home/home.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
@@ -34,29 +36,14 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return { ...env, PATH: withoutSandboxRuntimes() };
 }
 
-interface UpState {
-  pid: number;
-  nats: { url: string; pid?: number };
-  services: { name: string; pid?: number; metricsPort: number }[];
-}
-
-const readState = (): UpState => JSON.parse(readFileSync(join(home, 'run', 'up.json'), 'utf8')) as UpState;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const readState = (): RunState => readRunState(homeAt(home))!;
 
 let up: ChildProcess | undefined;
 let started: number[] = [];
 
 afterAll(() => {
   // Whatever the test left (a failure must not leave a system running on this machine).
-  for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of started) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   if (up?.exitCode === null && up.signalCode === null) up.kill('SIGKILL');
   rmSync(scratch, { recursive: true, force: true });
 });
@@ -77,7 +64,7 @@ describe('bulwark up, SIGKILLed', () => {
     expect(state.services.map((s) => s.name)).toEqual(['audit-ledger', 'policy', 'key-manager', 'schemapin', 'sandbox-scheduler', 'incident-response']);
     const services = state.services.map((s) => s.pid!);
     started = [...services, state.nats.pid!];
-    expect(started.every((pid) => typeof pid === 'number' && alive(pid))).toBe(true);
+    expect(started.every((pid) => typeof pid === 'number' && isAlive(pid))).toBe(true);
 
     // No sandbox runtime: the scheduler runs, ready, serving no tier, and its health says so.
     const sandbox = state.services.find((s) => s.name === 'sandbox-scheduler')!;
@@ -89,9 +76,9 @@ describe('bulwark up, SIGKILLed', () => {
     const t0 = Date.now();
     process.kill(up.pid!, 'SIGKILL');
     await exited;
-    while (started.some(alive) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
-    const left = state.services.filter((s) => alive(s.pid!)).map((s) => `${s.name} (${s.pid})`);
-    if (alive(state.nats.pid!)) left.push(`nats-server (${state.nats.pid})`);
+    while (started.some(isAlive) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    const left = state.services.filter((s) => isAlive(s.pid!)).map((s) => `${s.name} (${s.pid})`);
+    if (isAlive(state.nats.pid!)) left.push(`nats-server (${state.nats.pid})`);
     expect(left, `still running 10 s after bulwark up was SIGKILLed: ${left.join(', ')}`).toEqual([]);
     console.log(`bulwark up SIGKILLed: every process it started gone ${((Date.now() - t0) / 1000).toFixed(1)} s later`);
 

@@ -21,6 +21,7 @@ import { homeEnvironment } from '../libs/cli/src/home/environment.js';
 import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore } from '../libs/cli/src/home/session.js';
 import { isBulwarkError } from '@bulwark/errors';
+import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
@@ -91,25 +92,10 @@ async function upStarted(started: Started): Promise<number> {
   return Date.now();
 }
 
-interface UpState {
-  pid: number;
-  nats: { url: string; pid?: number };
-  services: { name: string; pid?: number }[];
-}
-
-const readState = (): UpState => JSON.parse(readFileSync(join(home, 'run', 'up.json'), 'utf8')) as UpState;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const readState = (): RunState => readRunState(homeAt(home))!;
 
 /** Every pid of a running system: bulwark up, the nats-server it started, each service. */
-function pidsOf(state: UpState): number[] {
+function pidsOf(state: RunState): number[] {
   return [state.pid, ...(state.nats.pid === undefined ? [] : [state.nats.pid]), ...state.services.flatMap((s) => (s.pid === undefined ? [] : [s.pid]))];
 }
 
@@ -118,8 +104,8 @@ async function interrupt(started: Started, pids: readonly number[]): Promise<num
   const t0 = Date.now();
   process.kill(-started.child.pid!, 'SIGINT');
   const exit = await Promise.race([started.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
-  while (pids.some(alive) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
-  const left = pids.filter(alive);
+  while (pids.some(isAlive) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+  const left = pids.filter(isAlive);
   for (const pid of left) process.kill(pid, 'SIGKILL');
   expect(left, `processes still running 10 s after SIGINT: ${left.join(', ')}`).toEqual([]);
   expect(exit === 'timeout' ? exit : exit.code === 0 || exit.signal === 'SIGINT').toBe(true);
@@ -140,7 +126,7 @@ const WRAPPED_KEY = /^(.+)\.(ed25519|x25519|nats-operator|nats-account|nats-syst
  * Each running service's key directory, as its process has it: only its own wrapped keys
  * (the key manager: the key manager's store, under its own KEK, which no other process is given).
  */
-async function expectOwnKeysOnly(state: UpState & { services: { name: string; principal?: string; pid?: number }[] }): Promise<void> {
+async function expectOwnKeysOnly(state: RunState & { services: { name: string; principal?: string; pid?: number }[] }): Promise<void> {
   const managerKek = join(home, 'key-manager', 'kek');
   for (const service of state.services) {
     const env = environOf(service.pid!);
@@ -184,7 +170,7 @@ afterAll(() => {
       // Already gone.
     }
     try {
-      for (const pid of pidsOf(readState())) if (alive(pid)) process.kill(pid, 'SIGKILL');
+      for (const pid of pidsOf(readState())) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     } catch {
       // No state file.
     }
