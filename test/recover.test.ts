@@ -9,11 +9,10 @@
 // system first shows custody (issue 12): each service's own key directory holds no root and no
 // other principal's key, and with it no directory entry can be signed; the demo's agent is
 // enrolled through the key manager.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jwtAuthenticator } from '@nats-io/nats-core';
@@ -31,48 +30,19 @@ import { homeEnvironment } from '../libs/cli/src/home/environment.js';
 import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore, openSession } from '../libs/cli/src/home/session.js';
 import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
+import { isolatedEnv, ROOT, runBulwark, spawnUp, untilPrinted, type Spawned as Up } from './bulwark-process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
 const DATABASE = process.env['DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = `recover_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 const home = mkdtempSync(join(tmpdir(), 'bulwark-recover-'));
 const policies = mkdtempSync(join(tmpdir(), 'bulwark-recover-policies-'));
 
-function env(): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['NATS_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY', 'OTEL_EXPORTER_OTLP_ENDPOINT']) delete out[name];
-  return { ...out, DATABASE_URL: DATABASE, SYMBIONT_LEDGER_SCHEMA: SCHEMA, SYMBIONT_LEDGER_CHECKPOINT_EVENTS: '5' };
-}
+const env = (): NodeJS.ProcessEnv => isolatedEnv({ DATABASE_URL: DATABASE, SYMBIONT_LEDGER_SCHEMA: SCHEMA, SYMBIONT_LEDGER_CHECKPOINT_EVENTS: '5' });
 
-function bulwark(args: string[], extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: policies, env: { ...env(), ...extraEnv }, timeout: timeoutMs }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-    });
-  });
-}
+const bulwark = (args: string[], extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 180_000) => runBulwark(args, { cwd: policies, env: { ...env(), ...extraEnv }, timeoutMs });
 
-interface Up {
-  readonly child: ChildProcess;
-  readonly output: () => string;
-}
-
-function startUp(): Up {
-  const child = spawn(process.execPath, [CLI, 'up', '--dir', home, '--ready-timeout', '150'], { cwd: ROOT, env: env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-  return { child, output: () => output };
-}
-
-async function untilUp(up: Up): Promise<void> {
-  const deadline = Date.now() + 170_000;
-  while (!up.output().includes('Bulwark is up')) {
-    if (Date.now() > deadline || up.child.exitCode !== null) throw new Error(`bulwark up did not come up: ${up.output()}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const startUp = (): Up => spawnUp(home, env());
+const untilUp = (up: Up): Promise<void> => untilPrinted(up, 'Bulwark is up');
 
 const readState = (): RunState => readRunState(homeAt(home))!;
 

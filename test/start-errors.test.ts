@@ -2,38 +2,26 @@
 // foreign home directory, a service that exits at once. Each: one clear line, a non-zero
 // exit, nothing overwritten, no process left behind. (Its own nats-server and PGlite, as in
 // start.test.ts: never the machine's shared servers.)
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../libs/cli/src/home/state.js';
+import { isolatedEnv, runBulwark, type CliResult } from './bulwark-process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
 const scratch = mkdtempSync(join(tmpdir(), 'bulwark-start-errors-'));
 let n = 0;
 const freshDir = () => join(scratch, `home${n++}`);
 
-function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['NATS_URL', 'DATABASE_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY']) delete env[name];
-  return { ...env, ...extra };
-}
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
+interface Result extends CliResult {
   /** Every pid that `<home>/run/up.json` named while the command ran. */
   pids: number[];
 }
 
 /** Runs `bulwark <args>`, watching `<home>/run/up.json` for the processes it starts. */
-function bulwark(args: string[], env: NodeJS.ProcessEnv, home?: string): Promise<Result> {
+async function bulwark(args: string[], env: NodeJS.ProcessEnv, home?: string): Promise<Result> {
   const pids = new Set<number>();
   const watch = setInterval(() => {
     if (home === undefined) return;
@@ -44,12 +32,9 @@ function bulwark(args: string[], env: NodeJS.ProcessEnv, home?: string): Promise
       // Not written yet, or being replaced.
     }
   }, 50);
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: scratch, env, timeout: 120_000 }, (error, stdout, stderr) => {
-      clearInterval(watch);
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr, pids: [...pids] });
-    });
-  });
+  const result = await runBulwark(args, { cwd: scratch, env, timeoutMs: 120_000 });
+  clearInterval(watch);
+  return { ...result, pids: [...pids] };
 }
 
 /** One line on stderr starting `bulwark:` (warnings of `bulwark up` before it are allowed), naming `what`. */
@@ -79,10 +64,10 @@ function fingerprint(dir: string): string {
 async function initialisedHome(): Promise<string> {
   const home = freshDir();
   // An empty PATH for nats-server: up creates the home and the KEK, then stops at NATS.
-  const first = await bulwark(['up', '--dir', home], cleanEnv({ PATH: dirname(process.execPath) }), home);
+  const first = await bulwark(['up', '--dir', home], isolatedEnv({ PATH: dirname(process.execPath) }), home);
   expect(first.code).toBe(2);
   // The key manager's store, under the key manager's KEK (what up's init makes).
-  const init = await bulwark(['init', '--dir', join(home, 'key-manager', 'keys'), '--nats', 'nats://127.0.0.1:1', '--json'], cleanEnv({ SYMBIONT_KEK_FILE: join(home, 'key-manager', 'kek') }));
+  const init = await bulwark(['init', '--dir', join(home, 'key-manager', 'keys'), '--nats', 'nats://127.0.0.1:1', '--json'], isolatedEnv({ SYMBIONT_KEK_FILE: join(home, 'key-manager', 'kek') }));
   expect(init.code, init.stderr).toBe(1); // keys written, the directory not published (no server)
   expect(existsSync(join(home, 'key-manager', 'keys', 'root.pub'))).toBe(true);
   return home;
@@ -97,7 +82,7 @@ describe('bulwark up on bad input', () => {
     const port = (server.address() as { port: number }).port;
     const home = freshDir();
     try {
-      const r = await bulwark(['up', '--dir', home, '--nats-port', String(port)], cleanEnv(), home);
+      const r = await bulwark(['up', '--dir', home, '--nats-port', String(port)], isolatedEnv(), home);
       expect(r.code).toBe(2);
       expectOneLine(r, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
       expect(r.pids.filter((p) => p !== undefined && isAlive(p))).toEqual([]);
@@ -109,7 +94,7 @@ describe('bulwark up on bad input', () => {
 
   it('no nats-server in PATH: one line saying how to install it, exit 2', async () => {
     const home = freshDir();
-    const r = await bulwark(['up', '--dir', home], cleanEnv({ PATH: dirname(process.execPath) }), home);
+    const r = await bulwark(['up', '--dir', home], isolatedEnv({ PATH: dirname(process.execPath) }), home);
     expect(r.code).toBe(2);
     expectOneLine(r, /no nats-server in PATH.*apt-get install nats-server.*brew install nats-server.*docker compose/);
   });
@@ -119,7 +104,7 @@ describe('bulwark up on bad input', () => {
     const before = fingerprint(join(home, 'key-manager', 'keys'));
     const wrong = join(home, 'wrong.kek');
     writeFileSync(wrong, `${Buffer.alloc(32, 7).toString('base64')}\n`, { mode: 0o600 });
-    const r = await bulwark(['up', '--dir', home], cleanEnv({ SYMBIONT_KEY_MANAGER_KEK_FILE: wrong }), home);
+    const r = await bulwark(['up', '--dir', home], isolatedEnv({ SYMBIONT_KEY_MANAGER_KEK_FILE: wrong }), home);
     expect(r.code).toBe(1);
     expectOneLine(r, /key file .*key-manager\/keys\/root\.ed25519\.v1\.json does not open with the key-encryption key from SYMBIONT_KEK_FILE .*wrong\.kek: wrong KEK/);
     expect(fingerprint(join(home, 'key-manager', 'keys'))).toBe(before);
@@ -130,7 +115,7 @@ describe('bulwark up on bad input', () => {
     const corrupt = freshDir();
     mkdirSync(corrupt);
     writeFileSync(join(corrupt, 'bulwark-home.json'), '{ not json');
-    const r1 = await bulwark(['up', '--dir', corrupt], cleanEnv(), corrupt);
+    const r1 = await bulwark(['up', '--dir', corrupt], isolatedEnv(), corrupt);
     expect(r1.code).toBe(1);
     expectOneLine(r1, /bulwark-home\.json is corrupt/);
     expect(readdirSync(corrupt)).toEqual(['bulwark-home.json']);
@@ -138,12 +123,12 @@ describe('bulwark up on bad input', () => {
     const foreign = freshDir();
     mkdirSync(foreign);
     writeFileSync(join(foreign, 'notes.txt'), 'mine');
-    const r2 = await bulwark(['up', '--dir', foreign], cleanEnv(), foreign);
+    const r2 = await bulwark(['up', '--dir', foreign], isolatedEnv(), foreign);
     expect(r2.code).toBe(2);
     expectOneLine(r2, /is not a Bulwark home .* and is not empty/);
     expect(readdirSync(foreign)).toEqual(['notes.txt']);
 
-    const status = await bulwark(['status', '--dir', corrupt], cleanEnv());
+    const status = await bulwark(['status', '--dir', corrupt], isolatedEnv());
     expect(status.code).toBe(1);
     expectOneLine(status, /corrupt/);
   });
@@ -151,7 +136,7 @@ describe('bulwark up on bad input', () => {
   it('a service that exits at once: one line naming it and its last words, exit 1, no process left', { timeout: 150_000 }, async () => {
     const home = freshDir();
     // A bad ledger setting: the audit-ledger process exits with its one-line error at start.
-    const r = await bulwark(['up', '--dir', home], cleanEnv({ SYMBIONT_LEDGER_BATCH_EVENTS: 'many' }), home);
+    const r = await bulwark(['up', '--dir', home], isolatedEnv({ SYMBIONT_LEDGER_BATCH_EVENTS: 'many' }), home);
     expect(r.code).toBe(1);
     expectOneLine(r, /audit-ledger exited at start \(code 2: .*SYMBIONT_LEDGER_BATCH_EVENTS.*\); log .*audit-ledger\.log/);
     expect(r.pids.length).toBeGreaterThanOrEqual(3);

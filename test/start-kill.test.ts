@@ -5,17 +5,14 @@
 // runtimes are made to fail here (`runc` and `runsc` earlier in PATH that exit 127): the
 // scheduler must run anyway, serving no tier, and say so in its /health.
 // Its own nats-server and PGlite, as start.test.ts: never the machine's shared servers.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
 import { homeAt } from '../libs/cli/src/home/home.js';
+import { isolatedEnv, spawnUp, untilPrinted, type Spawned } from './bulwark-process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
 const scratch = mkdtempSync(join(tmpdir(), 'bulwark-start-kill-'));
 const home = join(scratch, 'home');
 const fakeBin = join(scratch, 'bin');
@@ -30,37 +27,26 @@ function withoutSandboxRuntimes(): string {
   return `${fakeBin}:${process.env['PATH'] ?? ''}`;
 }
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['NATS_URL', 'DATABASE_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY', 'OTEL_EXPORTER_OTLP_ENDPOINT']) delete env[name];
-  return { ...env, PATH: withoutSandboxRuntimes() };
-}
+const cleanEnv = (): NodeJS.ProcessEnv => isolatedEnv({ PATH: withoutSandboxRuntimes() });
 
 const readState = (): RunState => readRunState(homeAt(home))!;
 
-let up: ChildProcess | undefined;
+let up: Spawned | undefined;
 let started: number[] = [];
 
 afterAll(() => {
   // Whatever the test left (a failure must not leave a system running on this machine).
   for (const pid of started) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  if (up?.exitCode === null && up.signalCode === null) up.kill('SIGKILL');
+  if (up?.child.exitCode === null && up.child.signalCode === null) up.child.kill('SIGKILL');
   rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('bulwark up, SIGKILLed', () => {
   it('leaves no process behind: each service stops itself, nats-server ends with it', { timeout: 240_000 }, async () => {
-    up = spawn(process.execPath, [CLI, 'up', '--dir', home, '--ready-timeout', '150'], { cwd: ROOT, env: cleanEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    up.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-    up.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-    const exited = new Promise<void>((resolve) => up!.once('exit', () => resolve()));
-    const deadline = Date.now() + 180_000;
-    while (!output.includes('Bulwark is up') && up.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-    expect(output, output).toContain('Bulwark is up');
-
+    up = spawnUp(home, cleanEnv());
+    await untilPrinted(up, 'Bulwark is up', 180_000);
     const state = readState();
-    expect(state.pid).toBe(up.pid);
+    expect(state.pid).toBe(up.child.pid);
     expect(state.services.map((s) => s.name)).toEqual(['audit-ledger', 'policy', 'key-manager', 'schemapin', 'sandbox-scheduler', 'incident-response']);
     const services = state.services.map((s) => s.pid!);
     started = [...services, state.nats.pid!];
@@ -70,12 +56,12 @@ describe('bulwark up, SIGKILLed', () => {
     const sandbox = state.services.find((s) => s.name === 'sandbox-scheduler')!;
     const health = (await (await fetch(`http://127.0.0.1:${sandbox.metricsPort}/health`)).json()) as { ready: boolean; tiers: number[]; driver?: string };
     expect(health).toMatchObject({ ready: true, tiers: [], driver: 'none' });
-    expect(output).toMatch(/sandbox-scheduler\s+1\s+yes \(no driver: every schedule is refused\)/);
+    expect(up.output()).toMatch(/sandbox-scheduler\s+1\s+yes \(no driver: every schedule is refused\)/);
     expect(readFileSync(join(home, 'logs', 'sandbox-scheduler.log'), 'utf8')).toContain('no driver: every schedule is refused');
 
     const t0 = Date.now();
-    process.kill(up.pid!, 'SIGKILL');
-    await exited;
+    process.kill(up.child.pid!, 'SIGKILL');
+    await up.exited;
     while (started.some(isAlive) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
     const left = state.services.filter((s) => isAlive(s.pid!)).map((s) => `${s.name} (${s.pid})`);
     if (isAlive(state.nats.pid!)) left.push(`nats-server (${state.nats.pid})`);

@@ -5,12 +5,10 @@
 // machine, most of it the ledger's PGlite start, before the others start), must pass `bulwark demo`, refuse
 // an anonymous client, restart a crashed service, stop on SIGINT leaving no process behind,
 // and a second start on the same home must reuse the keys and the ledger.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { jwtAuthenticator } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
@@ -22,45 +20,16 @@ import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore } from '../libs/cli/src/home/session.js';
 import { isBulwarkError } from '@bulwark/errors';
 import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
+import { isolatedEnv, ROOT, runBulwark, spawnGroup, untilPrinted, type Spawned as Started } from './bulwark-process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
 const home = mkdtempSync(join(tmpdir(), 'bulwark-start-'));
 
-/** The machine's environment without the shared servers' addresses: this test brings its own. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['NATS_URL', 'DATABASE_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY', 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
-    delete env[name];
-  }
-  return env;
-}
+const bulwark = (args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}) => runBulwark(args, { env: isolatedEnv(env), timeoutMs });
 
-function bulwark(args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...cleanEnv(), ...env }, timeout: timeoutMs }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly output: () => string;
-  /** npm's exit: code 0, or the SIGINT it got with its group (npm re-raises it). */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** `npm start -- --dir <home>` in its own process group, as a terminal runs it (Ctrl-C goes to the group). */
+/** `npm start -- --dir <home>` in its own process group, as a terminal runs it (Ctrl-C goes to the group; npm re-raises the SIGINT). */
 function npmStart(): Started {
   // Under the whole suite two cores are shared by many tests: give up's own wait room (figures are printed).
-  const child = spawn('npm', ['start', '--', '--dir', home, '--ready-timeout', '150'], { cwd: ROOT, env: cleanEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { child, output: () => output, exited };
+  return spawnGroup('npm', ['start', '--', '--dir', home, '--ready-timeout', '150'], isolatedEnv());
 }
 
 interface StatusJson {
@@ -86,9 +55,7 @@ async function untilReady(started: Started, since: number, budgetMs: number): Pr
 
 /** When `bulwark up` itself began (its first line), after npm and turbo's build check. */
 async function upStarted(started: Started): Promise<number> {
-  const deadline = Date.now() + 170_000;
-  while (!started.output().includes('bulwark up: ') && started.child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (!started.output().includes('bulwark up: ')) throw new Error(`npm start did not run bulwark up: ${started.output()}`);
+  await untilPrinted(started, 'bulwark up: ');
   return Date.now();
 }
 
@@ -146,7 +113,7 @@ async function expectOwnKeysOnly(state: RunState & { services: { name: string; p
 
 /** Purges one entry of BULWARK_DIRECTORY as the operator's NATS user (what a mistaken operator could do). */
 async function purgeDirectoryEntry(url: string, key: string): Promise<void> {
-  const env = homeEnvironment(homeAt(home), cleanEnv());
+  const env = homeEnvironment(homeAt(home), isolatedEnv());
   const { store } = await openKeyStore(env, ROOT);
   const creds = await loadNatsCredentials(store, OPERATOR_USER);
   const nc = await connect({ servers: url, authenticator: jwtAuthenticator(creds!.jwt, creds!.seed), inboxPrefix: creds!.inboxPrefix });
