@@ -5,7 +5,7 @@
 // pinned root is the token's, no root key file exists anywhere in the home, the key manager runs
 // from the token and answers `bulwark keys list` and `bulwark demo` (its key step's entries signed
 // in the token), and no other service is given the HSM's
-// configuration or PIN, or any key but its own. The home's custody is recorded: a later start
+// configuration or PIN (from the operator's environment), or any key but its own. The home's custody is recorded: a later start
 // asking for a file KEK is refused before anything starts.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -34,7 +34,7 @@ let hsmConfig: string;
 function env(): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['NATS_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY', 'SYMBIONT_HSM_PIN', 'OTEL_EXPORTER_OTLP_ENDPOINT']) delete out[name];
-  return { ...out, DATABASE_URL: DATABASE, SYMBIONT_LEDGER_SCHEMA: SCHEMA };
+  return { ...out, DATABASE_URL: DATABASE, SYMBIONT_LEDGER_SCHEMA: SCHEMA, SYMBIONT_HSM_PIN: token.pin };
 }
 
 function bulwark(args: string[], extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -64,9 +64,9 @@ const WRAPPED_KEY = /^(.+)\.(ed25519|x25519|nats-operator|nats-account|nats-syst
 
 beforeAll(() => {
   token = createSoftHsmToken();
-  writeFileSync(join(token.dir, 'hsm.pin'), `${token.pin}\n`, { mode: 0o600 });
+  // The PIN from the operator's environment (SYMBIONT_HSM_PIN): the key manager's alone to see.
   hsmConfig = join(token.dir, 'bulwark-hsm.toml');
-  writeFileSync(hsmConfig, `module = "${token.module}"\ntoken_label = "${token.label}"\npin_file = "hsm.pin"\n`);
+  writeFileSync(hsmConfig, `module = "${token.module}"\ntoken_label = "${token.label}"\n`);
 });
 
 afterAll(async () => {
@@ -134,12 +134,13 @@ describe('bulwark up with the key manager on an HSM (SoftHSM2)', () => {
       if (service.name === 'key-manager') {
         expect(e).toMatchObject({ SYMBIONT_KEY_STORE_TYPE: 'hsm', SYMBIONT_HSM_CONFIG_PATH: hsmConfig, SYMBIONT_KEY_DIR: join(home, 'key-manager', 'keys') });
         expect(e['SYMBIONT_KEK_FILE']).toBeUndefined();
+        expect(e['SYMBIONT_HSM_PIN']).toBe(token.pin);
         continue;
       }
       expect(e['SYMBIONT_KEY_STORE_TYPE'], service.name).toBe('file');
       expect(e['SYMBIONT_HSM_CONFIG_PATH'], service.name).toBeUndefined();
       expect(e['SYMBIONT_HSM_PIN'], service.name).toBeUndefined();
-      expect(Object.values(e).some((v) => v.includes(hsmConfig)), service.name).toBe(false);
+      expect(Object.values(e).some((v) => v.includes(hsmConfig) || v === token.pin), service.name).toBe(false);
       const owners = new Set(readdirSync(e['SYMBIONT_KEY_DIR']!).flatMap((n) => WRAPPED_KEY.exec(n)?.[1] ?? []));
       expect([...owners], service.name).toEqual([service.principal]);
     }
