@@ -6,10 +6,11 @@
 // from the token and answers `bulwark keys list` and `bulwark demo` (its key step's entries signed
 // in the token), and no other service is given the HSM's
 // configuration or PIN (from the operator's environment), or any key but its own. The home's custody is recorded: a later start
-// asking for a file KEK is refused before anything starts.
+// asking for a file KEK is refused before anything starts. A backup of the key manager's store made
+// while it runs is anchored in the ledger and restored onto an empty directory with the token.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -150,6 +151,29 @@ describe('bulwark up with the key manager on an HSM (SoftHSM2)', () => {
     const kmKeys = await km.list();
     expect(kmKeys.length).toBeGreaterThan(0);
     for (const info of kmKeys) await expect(km.get(info)).rejects.toMatchObject({ code: 'E_KEY_UNWRAP' });
+
+    // A backup of the key manager's store while it runs: anchored in the ledger as svc.key-manager
+    // (its identity from the token-wrapped store), the manifest signed by the token; restored with
+    // --check-anchor onto an empty directory with the token present.
+    const holders = ['analyst.a', 'analyst.b'].map((id) => {
+      const keys = provider.x25519.generateKeyPair();
+      const file = join(home, `${id}.key`);
+      writeFileSync(file, Buffer.from(keys.secretKey).toString('base64'), { mode: 0o600 });
+      return { id, publicKey: Buffer.from(keys.publicKey).toString('base64'), file };
+    });
+    const out = join(home, 'km.backup');
+    const backup = await bulwark(['keys', 'backup', '--dir', home, '--holders', '2-of-2', ...holders.flatMap((h) => ['--holder', `${h.id}=${h.publicKey}`]), '--out', out, '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(JSON.parse(backup.stdout)).toMatchObject({ keyStore: 'hsm', hsmToken: `pkcs11:${token.module}#${token.label}/bulwark-root`, anchorEventId: expect.any(String) });
+    const restoredTo = join(home, 'restored', 'keys');
+    const restored = await bulwark(['keys', 'restore', '--in', out, ...holders.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', restoredTo, '--root-public-key', rootB64, '--check-anchor', '--json'], {
+      SYMBIONT_KEY_STORE_TYPE: 'hsm',
+      SYMBIONT_HSM_CONFIG_PATH: hsmConfig,
+    });
+    expect(restored.code, restored.stderr).toBe(0);
+    expect((JSON.parse(restored.stdout) as { anchoredAtSeq: number | null }).anchoredAtSeq).toEqual(expect.any(Number));
+    const kmDir = join(home, 'key-manager', 'keys');
+    expect(readdirSync(restoredTo).sort()).toEqual(readdirSync(kmDir).filter((n) => statSync(join(kmDir, n)).isFile()).sort());
 
     process.kill(-child.pid!, 'SIGINT');
     expect(await exited).toBe(0);

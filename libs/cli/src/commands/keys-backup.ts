@@ -100,7 +100,7 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
     .option('--file <path>', 'configuration file')
     .option('--json', 'print JSON')
     .action(async (o: { holders: string; holder: string[]; out: string; anchor: boolean; dir?: string; file?: string; json?: boolean }) => {
-      const io: CommandIO = withHome(outerIO, o.dir);
+      const io: CommandIO = withHome(outerIO, o.dir, 'key-manager');
       const m = /^([1-9]\d?)-of-([1-9]\d{0,2})$/.exec(o.holders);
       if (m === null) throw new InputError('E_USAGE', `--holders ${JSON.stringify(o.holders)}: use K-of-N, e.g. 2-of-3`);
       const holders = o.holder.map((h) => {
