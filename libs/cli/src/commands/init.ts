@@ -19,8 +19,6 @@ import { busLimits, loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/c
 import { createCryptoProvider, toBase64, toHex, type CryptoProvider } from '@bulwark/crypto';
 import type { SignedDirectoryEntry } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
-import type {
-  FileKeyStore} from '@bulwark/keystore';
 import {
   DEFAULT_KEY_DIR,
   KeyStoreError,
@@ -32,10 +30,12 @@ import {
   readRootPinFile,
   requirePrincipalId,
   writeRootPin,
+  type FileKeyStore,
   type KeyKind,
   type RootSigner,
 } from '@bulwark/keystore';
 import { enrollPrincipal, ensureNatsAuthority, ensureNatsUser, OPERATOR_USER, writeNatsServerConfig, type NatsCredentials } from '@bulwark/nats-auth';
+import { HSM_CONFIG_ENV, KEY_STORE_TYPE_ENV, keyStoreChoice } from '../home/custody.js';
 import { openCustodyStore, type CustodyStore } from '../home/custody-store.js';
 import { saveSignedEntry } from '../home/entries.js';
 import { HOME_MARKER, homeAt } from '../home/home.js';
@@ -144,11 +144,9 @@ async function custodyRoot(custody: CustodyStore, provider: CryptoProvider): Pro
 
 /** `--key-store` / `--hsm-config` as the configuration's variables (which they override). */
 function custodyEnv(io: CommandIO, options: InitOptions): NodeJS.ProcessEnv {
-  const kind = options.keyStore ?? (options.hsmConfig === undefined ? undefined : 'hsm');
-  if (kind === undefined) return io.env;
-  if (kind !== 'file' && kind !== 'hsm') throw new InputError('E_USAGE', `--key-store ${JSON.stringify(kind)}: use file or hsm`, { keyStore: kind });
-  if (kind === 'file' && options.hsmConfig !== undefined) throw new InputError('E_USAGE', '--hsm-config is for --key-store hsm', {});
-  return { ...io.env, SYMBIONT_KEY_STORE_TYPE: kind, ...(options.hsmConfig === undefined ? {} : { SYMBIONT_HSM_CONFIG_PATH: resolve(io.cwd, options.hsmConfig) }) };
+  const chosen = keyStoreChoice(options, io.cwd);
+  if (chosen === undefined) return io.env;
+  return { ...io.env, [KEY_STORE_TYPE_ENV]: chosen.kind, ...(chosen.kind === 'hsm' ? { [HSM_CONFIG_ENV]: chosen.hsmConfig } : {}) };
 }
 
 async function publishAll(bus: Bus, entries: readonly SignedDirectoryEntry[], reports: PrincipalReport[], config: BulwarkConfig): Promise<void> {

@@ -50,6 +50,19 @@ export function readCustody(home: Home): KeyManagerCustody {
   return { kind: 'hsm', hsmConfig: doc.hsm_config };
 }
 
+/** `--key-store file|hsm` and `--hsm-config F` (which alone means hsm), checked; undefined when neither is given. */
+export function keyStoreChoice(requested: { keyStore?: string | undefined; hsmConfig?: string | undefined }, cwd: string): KeyManagerCustody | undefined {
+  const kind = requested.keyStore ?? (requested.hsmConfig === undefined ? undefined : 'hsm');
+  if (kind === undefined) return undefined;
+  if (kind === 'file') {
+    if (requested.hsmConfig !== undefined) throw new InputError('E_USAGE', '--hsm-config is for --key-store hsm', {});
+    return { kind };
+  }
+  if (kind !== 'hsm') throw new InputError('E_USAGE', `--key-store ${JSON.stringify(kind)}: use file or hsm`, { keyStore: kind });
+  if (requested.hsmConfig === undefined) throw new InputError('E_USAGE', '--key-store hsm needs --hsm-config <file> (the HSM configuration, TOML)', {});
+  return { kind, hsmConfig: resolve(cwd, requested.hsmConfig) };
+}
+
 /**
  * `bulwark up --key-store hsm --hsm-config F` (or SYMBIONT_KEY_STORE_TYPE=hsm with
  * SYMBIONT_HSM_CONFIG_PATH): the key manager's custody, fixed at the home's first start and
@@ -58,11 +71,7 @@ export function readCustody(home: Home): KeyManagerCustody {
  * (its root is a file: it cannot move into a token, and a token root would not be the pinned one).
  */
 export function chooseCustody(home: Home, requested: { keyStore?: string | undefined; hsmConfig?: string | undefined }, cwd: string, env: NodeJS.ProcessEnv): KeyManagerCustody {
-  const kind = requested.keyStore ?? (requested.hsmConfig === undefined ? undefined : 'hsm');
-  if (kind !== undefined && kind !== 'file' && kind !== 'hsm') throw new InputError('E_USAGE', `--key-store ${JSON.stringify(kind)}: use file or hsm`, { keyStore: kind });
-  if (kind === 'hsm' && requested.hsmConfig === undefined) throw new InputError('E_USAGE', '--key-store hsm needs --hsm-config <file> (the HSM configuration, TOML)', {});
-  if (kind === 'file' && requested.hsmConfig !== undefined) throw new InputError('E_USAGE', '--hsm-config is for --key-store hsm', {});
-  const wanted: KeyManagerCustody | undefined = kind === undefined ? undefined : kind === 'file' ? { kind } : { kind, hsmConfig: resolve(cwd, requested.hsmConfig!) };
+  const wanted = keyStoreChoice(requested, cwd);
   const recorded = readCustody(home);
   const storeExists = existsSync(home.keyManagerKeysDir) && readdirSync(home.keyManagerKeysDir).length > 0;
   const describe = (c: KeyManagerCustody): string => (c.kind === 'file' ? 'a KEK file' : `the HSM of ${c.hsmConfig}`);
