@@ -6,8 +6,8 @@
  */
 import { publishDirectoryEntry, type Bus, type Namespace, type PublishOutcome } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { DEFAULT_SKEW_MS, signDirectoryEntry, type DirectoryEntry, type SignedDirectoryEntry } from '@bulwark/envelope';
-import { ensureIdentity, loadRootKey, requirePrincipalId, type FileKeyStore, type Identity, type KeyKind } from '@bulwark/keystore';
+import { DEFAULT_SKEW_MS, encodeDirectoryEntry, type DirectoryEntry, type SignedDirectoryEntry } from '@bulwark/envelope';
+import { ensureIdentity, openStoreRootSigner, requirePrincipalId, type FileKeyStore, type Identity, type KeyKind, type RootSigner } from '@bulwark/keystore';
 import { NatsAuthError } from './errors.js';
 import { ensureNatsUser, type NatsCredentials } from './users.js';
 
@@ -44,6 +44,8 @@ export interface EnrollOptions {
   readonly validityDays: number;
   /** When given, the signed entry is published to the directory bucket on it. */
   readonly bus?: Bus;
+  /** The root that signs the entry (an HSM's C_Sign); default the root key file of `store`. */
+  readonly root?: RootSigner;
 }
 
 export interface Enrolment {
@@ -59,19 +61,27 @@ export interface Enrolment {
   readonly published: PublishOutcome | null;
 }
 
-/** Enrols (or re-enrols, idempotently: keys are kept) one principal. Needs the root key and the NATS account key in `store`. */
+/** Enrols (or re-enrols, idempotently: keys are kept) one principal. Needs the NATS account key in `store`, and the root key there unless `root` is given. */
 export async function enrollPrincipal(options: EnrollOptions): Promise<Enrolment> {
   const principal = requirePrincipalId(options.id, 'principal');
   if (options.admin === true && principal.kind !== 'analyst') {
     throw new NatsAuthError('E_NATS_PRINCIPAL', `principal ${options.id}: only analysts can be administrators`, { principal: options.id });
   }
-  const root = await loadRootKey(options.store);
-  const { identity, created } = await ensureIdentity(options.store, options.provider, options.id);
-  const entry = directoryEntryFor(identity, options.validityDays);
-  // The NATS user lapses with the directory entry: one validity for both layers.
-  const user = await ensureNatsUser(options.store, options.provider, { kind: 'principal', id: options.id, admin: options.admin === true }, options.namespace, { expiresAt: entry.notAfter });
-  const signed = signDirectoryEntry(options.provider, root.keyPair.secretKey, entry);
-  root.keyPair.secretKey.fill(0);
+  // Without a signer the root file must open before any key is made.
+  const root = options.root ?? (await openStoreRootSigner(options.store, options.provider));
+  let enrolled;
+  try {
+    const { identity, created } = await ensureIdentity(options.store, options.provider, options.id);
+    const entry = directoryEntryFor(identity, options.validityDays);
+    // The NATS user lapses with the directory entry: one validity for both layers.
+    const user = await ensureNatsUser(options.store, options.provider, { kind: 'principal', id: options.id, admin: options.admin === true }, options.namespace, { expiresAt: entry.notAfter });
+    const signed: SignedDirectoryEntry = { entry, signature: root.sign(encodeDirectoryEntry(entry)) };
+    enrolled = { identity, created, entry, signed, user };
+  } finally {
+    // A signer opened here is forgotten here; the caller's stays open.
+    if (options.root === undefined) root.close();
+  }
+  const { identity, created, entry, signed, user } = enrolled;
   const published = options.bus === undefined ? null : (await publishDirectoryEntry(options.bus, signed)).outcome;
   return { identity, createdKeys: created, entry, signed, credentials: user.credentials, natsUserCreated: user.created, natsJwtIssued: user.issued, published };
 }

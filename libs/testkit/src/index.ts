@@ -5,4 +5,4 @@ export { ensureServices } from './services.js';
 export type { TestServices, TestService, EnsureServicesOptions } from './services.js';
 export { withTestSchema } from './test-schema.js';
 export type { TestSchema } from './test-schema.js';
-export { SOFTHSM_MODULE, createSoftHsmToken, softHsmAvailable, type SoftHsmToken } from './softhsm.js';
+export { SOFTHSM_MODULE, attackTokenKey, createSoftHsmToken, softHsmAvailable, type SoftHsmToken } from './softhsm.js';

@@ -6,6 +6,7 @@ import { registerIncidentCommand } from './incident.js';
 import { registerInitCommand } from './init.js';
 import { registerKeysCommand } from './keys.js';
 import { registerKeysBackupCommand } from './keys-backup.js';
+import { registerKeysHsmCommand } from './keys-hsm.js';
 import { registerKeysKekCommand } from './keys-kek.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerPolicyAdminCommand } from './policy-admin.js';
@@ -25,6 +26,7 @@ export const commands: readonly RegisterCommand[] = [
   registerInitCommand,
   registerKeysCommand,
   registerKeysBackupCommand,
+  registerKeysHsmCommand,
   registerKeysKekCommand,
   registerPolicyCommand,
   registerPolicyAdminCommand,

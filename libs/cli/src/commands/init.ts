@@ -21,17 +21,22 @@ import type { SignedDirectoryEntry } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
 import {
   DEFAULT_KEY_DIR,
-  FileKeyStore,
   KeyStoreError,
   ROOT_KEY_OWNER,
+  ROOT_PIN_FILE,
   ensureRootKey,
-  loadKek,
+  openStoreRootSigner,
   parseRootPublicKey,
+  readRootPinFile,
   requirePrincipalId,
   writeRootPin,
+  type FileKeyStore,
   type KeyKind,
+  type RootSigner,
 } from '@bulwark/keystore';
 import { enrollPrincipal, ensureNatsAuthority, ensureNatsUser, OPERATOR_USER, writeNatsServerConfig, type NatsCredentials } from '@bulwark/nats-auth';
+import { HSM_CONFIG_ENV, KEY_STORE_TYPE_ENV, keyStoreChoice } from '../home/custody.js';
+import { openCustodyStore, type CustodyStore } from '../home/custody-store.js';
 import { saveSignedEntry } from '../home/entries.js';
 import { HOME_MARKER, homeAt } from '../home/home.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
@@ -48,6 +53,10 @@ export interface InitOptions {
   readonly natsListen?: string;
   readonly natsStoreDir?: string;
   readonly natsMonitorPort?: string;
+  /** `file` or `hsm` (else `security.hsm_enabled`, SYMBIONT_KEY_STORE_TYPE). */
+  readonly keyStore?: string;
+  /** The HSM configuration (else `security.hsm_config_path`, SYMBIONT_HSM_CONFIG_PATH). */
+  readonly hsmConfig?: string;
 }
 
 /** The first administrator `bulwark init` enrols (an analyst; add it to `policy.admins`). */
@@ -110,6 +119,36 @@ async function refuseOrphanedIdentities(store: FileKeyStore): Promise<void> {
   }
 }
 
+/**
+ * The store's root signer: the token's (an HSM store never holds a root file: one there is a
+ * store of another custody, and a token root other than the one the store's `root.pub` names
+ * would re-sign its identities), else the root file, created once.
+ */
+async function custodyRoot(custody: CustodyStore, provider: CryptoProvider): Promise<{ root: RootSigner; created: boolean }> {
+  const { store } = custody;
+  if (custody.kind === 'file') {
+    await refuseOrphanedIdentities(store);
+    const { root, created } = await ensureRootKey(store, provider);
+    root.keyPair.secretKey.fill(0);
+    return { root: await openStoreRootSigner(store, provider), created };
+  }
+  if ((await store.list(ROOT_KEY_OWNER)).some((k) => k.kind === 'ed25519')) {
+    throw new KeyStoreError('E_KEY_CUSTODY', `key directory ${store.dir} holds a root key file: it is a store under a software KEK, not the HSM's (${custody.root.location}); init into an empty directory`, { dir: store.dir });
+  }
+  const pin = join(store.dir, ROOT_PIN_FILE);
+  if (existsSync(pin) && !provider.equal(parseRootPublicKey(readRootPinFile(pin), pin), custody.root.publicKey)) {
+    throw new KeyStoreError('E_KEY_CUSTODY', `the token's root ${custody.root.location} is not the root of key directory ${store.dir} (its ${ROOT_PIN_FILE}); init will not re-sign its identities with another root`, { dir: store.dir });
+  }
+  return { root: custody.root, created: false };
+}
+
+/** `--key-store` / `--hsm-config` as the configuration's variables (which they override). */
+function custodyEnv(io: CommandIO, options: InitOptions): NodeJS.ProcessEnv {
+  const chosen = keyStoreChoice(options, io.cwd);
+  if (chosen === undefined) return io.env;
+  return { ...io.env, [KEY_STORE_TYPE_ENV]: chosen.kind, ...(chosen.kind === 'hsm' ? { [HSM_CONFIG_ENV]: chosen.hsmConfig } : {}) };
+}
+
 async function publishAll(bus: Bus, entries: readonly SignedDirectoryEntry[], reports: PrincipalReport[], config: BulwarkConfig): Promise<void> {
   // The writer sets the bucket's limits ([bus] directory_*), creating or reconciling them.
   const kv = await openDirectoryBucket(bus, busLimits(config).directory);
@@ -146,7 +185,8 @@ interface NatsReport {
   readonly users: readonly { readonly name: string; readonly created: boolean; readonly issued: boolean }[];
 }
 
-export async function init(io: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
+export async function init(outerIO: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
+  const io: CommandIO = { ...outerIO, env: custodyEnv(outerIO, options) };
   const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   // Every option is checked before anything is created.
@@ -156,105 +196,111 @@ export async function init(io: CommandIO, options: InitOptions, setExitCode: (co
   const adminId = requirePrincipalId(options.admin ?? DEFAULT_ADMIN, '--admin').id;
   if (!adminId.startsWith('analyst.')) throw new InputError('E_USAGE', `--admin ${adminId}: the administrator must be an analyst (analyst.<name>)`, { admin: adminId });
   const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
-  // The KEK first: without one nothing is created, not even the directory.
-  const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
   const dir = resolve(io.cwd, options.dir ?? config.keys.dir ?? DEFAULT_KEY_DIR);
   refuseHomeKeyDir(dir);
-  const store = await FileKeyStore.open({ dir, wrapper: kek, provider });
-
-  await refuseOrphanedIdentities(store);
-  const { root, created: rootCreated } = await ensureRootKey(store, provider);
-  root.keyPair.secretKey.fill(0);
-  // The NATS authority first (DESIGN §3a): every user below is signed by its account.
-  const authority = await ensureNatsAuthority(store, provider);
-  const reports: PrincipalReport[] = [];
-  const signed: SignedDirectoryEntry[] = [];
-  const users: { name: string; created: boolean; issued: boolean }[] = [];
-  let adminCredentials: NatsCredentials | undefined;
-  for (const [id, admin] of [...Object.values(ServicePrincipals).map((p) => [p, false] as const), [adminId, true] as const]) {
-    const e = await enrollPrincipal({ store, provider, id, admin, namespace, validityDays: config.security.key_rotation_interval_days });
-    signed.push(e.signed);
-    users.push({ name: id, created: e.natsUserCreated, issued: e.natsJwtIssued });
-    if (admin) adminCredentials = e.credentials;
-    reports.push({
-      id,
-      version: e.identity.version,
-      created: e.createdKeys,
-      ed25519PublicKey: toBase64(e.identity.ed25519.publicKey),
-      x25519PublicKey: toBase64(e.identity.x25519.publicKey),
-      notBefore: new Date(e.entry.notBefore).toISOString(),
-      notAfter: new Date(e.entry.notAfter).toISOString(),
-      published: null,
-    });
-  }
-  adminCredentials?.seed.fill(0);
-  const operatorUser = await ensureNatsUser(store, provider, OPERATOR_USER, namespace);
-  users.push({ name: operatorUser.credentials.name, created: operatorUser.created, issued: operatorUser.issued });
-  // Kept beside the keys: `bulwark recover` republishes them without the root key.
-  for (const entry of signed) saveSignedEntry(store.dir, entry);
-  const pinFile = await writeRootPin(store.dir, root.keyPair.publicKey);
-  const ledgerKey = await writeLedgerVerifierKey(io, provider, store.dir, reports);
-  const alreadyInitialised = !rootCreated && authority.created.length === 0 && reports.every((r) => r.created.length === 0) && users.every((u) => !u.created);
-
-  const natsDir = resolve(io.cwd, options.natsConfigDir ?? join(store.dir, 'nats'));
-  const configFile = await writeNatsServerConfig(natsDir, authority.authority, {
-    host: listen.host,
-    port: listen.port,
-    // nats-server keeps its data in <store_dir>/jetstream.
-    storeDir: resolve(io.cwd, options.natsStoreDir ?? natsDir),
-    ...(monitor === undefined ? {} : { monitorPort: monitor }),
-  });
-  const nats: NatsReport = {
-    configFile,
-    listen: `${listen.host}:${listen.port}`,
-    operator: authority.authority.operator.publicKey,
-    account: authority.authority.account.publicKey,
-    systemAccount: authority.authority.systemAccount.publicKey,
-    createdKeys: authority.created,
-    users,
-  };
-
-  const pinned = config.keys.root_public_key;
-  const pinMismatch =
-    pinned !== undefined && !provider.equal(parseRootPublicKey(pinned, 'keys.root_public_key'), root.keyPair.publicKey) ? sources['keys.root_public_key'] : undefined;
-
-  const publish: PublishReport = { url: redactUrl(url), bucket: `${namespace.streamPrefix}BULWARK_DIRECTORY`, ok: false };
-  let bus: Bus | undefined;
+  // The KEK (or the token) first: without one nothing is created, not even the directory.
+  const custody = await openCustodyStore(config, provider, io.env, io.cwd, dir);
+  let signer: RootSigner | undefined;
   try {
-    // As the operator's user: the one that may create the streams and write the directory.
-    const credentials = operatorUser.credentials;
-    bus = await connectBus({ url, name: 'bulwark-init', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, credentials, inboxPrefix: credentials.inboxPrefix });
-    publish.bucket = directoryBucketName(bus);
-    // The streams with the configured limits ([bus]): services may only read stream info.
-    await ensureStreams(bus, streamSpecs(busLimits(config).streams));
-    await publishAll(bus, signed, reports, config);
-    publish.ok = true;
-  } catch (error) {
-    publish.error = redactUrl(error instanceof Error ? error.message : String(error)).split('\n')[0];
+    const { store } = custody;
+    const opened = await custodyRoot(custody, provider);
+    signer = opened.root;
+    const rootCreated = opened.created;
+    // The NATS authority first (DESIGN §3a): every user below is signed by its account.
+    const authority = await ensureNatsAuthority(store, provider);
+    const reports: PrincipalReport[] = [];
+    const signed: SignedDirectoryEntry[] = [];
+    const users: { name: string; created: boolean; issued: boolean }[] = [];
+    let adminCredentials: NatsCredentials | undefined;
+    for (const [id, admin] of [...Object.values(ServicePrincipals).map((p) => [p, false] as const), [adminId, true] as const]) {
+      const e = await enrollPrincipal({ store, provider, root: signer, id, admin, namespace, validityDays: config.security.key_rotation_interval_days });
+      signed.push(e.signed);
+      users.push({ name: id, created: e.natsUserCreated, issued: e.natsJwtIssued });
+      if (admin) adminCredentials = e.credentials;
+      reports.push({
+        id,
+        version: e.identity.version,
+        created: e.createdKeys,
+        ed25519PublicKey: toBase64(e.identity.ed25519.publicKey),
+        x25519PublicKey: toBase64(e.identity.x25519.publicKey),
+        notBefore: new Date(e.entry.notBefore).toISOString(),
+        notAfter: new Date(e.entry.notAfter).toISOString(),
+        published: null,
+      });
+    }
+    adminCredentials?.seed.fill(0);
+    const operatorUser = await ensureNatsUser(store, provider, OPERATOR_USER, namespace);
+    users.push({ name: operatorUser.credentials.name, created: operatorUser.created, issued: operatorUser.issued });
+    // Kept beside the keys: `bulwark recover` republishes them without the root key.
+    for (const entry of signed) saveSignedEntry(store.dir, entry);
+    const pinFile = await writeRootPin(store.dir, signer.publicKey);
+    const ledgerKey = await writeLedgerVerifierKey(io, provider, store.dir, reports);
+    const alreadyInitialised = !rootCreated && authority.created.length === 0 && reports.every((r) => r.created.length === 0) && users.every((u) => !u.created);
+
+    const natsDir = resolve(io.cwd, options.natsConfigDir ?? join(store.dir, 'nats'));
+    const configFile = await writeNatsServerConfig(natsDir, authority.authority, {
+      host: listen.host,
+      port: listen.port,
+      // nats-server keeps its data in <store_dir>/jetstream.
+      storeDir: resolve(io.cwd, options.natsStoreDir ?? natsDir),
+      ...(monitor === undefined ? {} : { monitorPort: monitor }),
+    });
+    const nats: NatsReport = {
+      configFile,
+      listen: `${listen.host}:${listen.port}`,
+      operator: authority.authority.operator.publicKey,
+      account: authority.authority.account.publicKey,
+      systemAccount: authority.authority.systemAccount.publicKey,
+      createdKeys: authority.created,
+      users,
+    };
+
+    const pinned = config.keys.root_public_key;
+    const pinMismatch =
+      pinned !== undefined && !provider.equal(parseRootPublicKey(pinned, 'keys.root_public_key'), signer.publicKey) ? sources['keys.root_public_key'] : undefined;
+
+    const publish: PublishReport = { url: redactUrl(url), bucket: `${namespace.streamPrefix}BULWARK_DIRECTORY`, ok: false };
+    let bus: Bus | undefined;
+    try {
+      // As the operator's user: the one that may create the streams and write the directory.
+      const credentials = operatorUser.credentials;
+      bus = await connectBus({ url, name: 'bulwark-init', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, credentials, inboxPrefix: credentials.inboxPrefix });
+      publish.bucket = directoryBucketName(bus);
+      // The streams with the configured limits ([bus]): services may only read stream info.
+      await ensureStreams(bus, streamSpecs(busLimits(config).streams));
+      await publishAll(bus, signed, reports, config);
+      publish.ok = true;
+    } catch (error) {
+      publish.error = redactUrl(error instanceof Error ? error.message : String(error)).split('\n')[0];
+    } finally {
+      operatorUser.credentials.seed.fill(0);
+      await bus?.close();
+    }
+    const adminNotice = config.policy.admins.includes(adminId) ? undefined : adminId;
+
+    const rootReport = {
+      created: rootCreated,
+      version: signer.version,
+      location: signer.location,
+      publicKeyBase64: toBase64(signer.publicKey),
+      publicKeyHex: toHex(signer.publicKey),
+      pinFile,
+    };
+    if (options.json) {
+      const report = { dir: store.dir, keyStore: custody.kind, kekSource: store.kekSource, alreadyInitialised, root: rootReport, ledgerVerifierKey: ledgerKey, principals: reports, admin: { id: adminId, inPolicyAdmins: adminNotice === undefined }, nats, publish, pinMismatch: pinMismatch ?? null };
+      io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+    } else {
+      io.stdout(humanReport({ dir: store.dir, kekSource: store.kekSource, alreadyInitialised, root: rootReport, ledgerKey, reports, publish, nats, adminNotice }));
+    }
+
+    if (pinMismatch !== undefined) {
+      io.stderr(`bulwark: warning: keys.root_public_key (${pinMismatch}) is not this root key; peers pinned to it will reject these directory entries\n`);
+    }
+    if (!publish.ok) setExitCode(ExitCode.failure);
   } finally {
-    operatorUser.credentials.seed.fill(0);
-    await bus?.close();
+    signer?.close();
+    custody.close();
   }
-  const adminNotice = config.policy.admins.includes(adminId) ? undefined : adminId;
-
-  const rootReport = {
-    created: rootCreated,
-    version: root.version,
-    publicKeyBase64: toBase64(root.keyPair.publicKey),
-    publicKeyHex: toHex(root.keyPair.publicKey),
-    pinFile,
-  };
-  if (options.json) {
-    const report = { dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, ledgerVerifierKey: ledgerKey, principals: reports, admin: { id: adminId, inPolicyAdmins: adminNotice === undefined }, nats, publish, pinMismatch: pinMismatch ?? null };
-    io.stdout(`${JSON.stringify(report, null, 2)}\n`);
-  } else {
-    io.stdout(humanReport({ dir: store.dir, kekSource: kek.source, alreadyInitialised, root: rootReport, ledgerKey, reports, publish, nats, adminNotice }));
-  }
-
-  if (pinMismatch !== undefined) {
-    io.stderr(`bulwark: warning: keys.root_public_key (${pinMismatch}) is not this root key; peers pinned to it will reject these directory entries\n`);
-  }
-  if (!publish.ok) setExitCode(ExitCode.failure);
 }
 
 /**
@@ -275,7 +321,7 @@ function humanReport(r: {
   dir: string;
   kekSource: string;
   alreadyInitialised: boolean;
-  root: { created: boolean; version: number; publicKeyBase64: string; publicKeyHex: string; pinFile: string };
+  root: { created: boolean; version: number; location: string; publicKeyBase64: string; publicKeyHex: string; pinFile: string };
   ledgerKey: { file: string; key: string };
   reports: readonly PrincipalReport[];
   publish: PublishReport;
@@ -287,7 +333,7 @@ function humanReport(r: {
     r.alreadyInitialised
       ? `Key directory ${r.dir} is already initialised: no key was generated (KEK from ${r.kekSource}).`
       : `Key directory ${r.dir} (keys wrapped with AES-256-GCM, KEK from ${r.kekSource}):`,
-    `  ${'root'.padEnd(width)}  ${r.root.created ? 'created' : 'kept   '}  ed25519 v${r.root.version}  (signs directory entries)`,
+    `  ${'root'.padEnd(width)}  ${r.root.created ? 'created' : 'kept   '}  ed25519 v${r.root.version}  (signs directory entries; ${r.root.location})`,
   ];
   for (const p of r.reports) {
     const state = p.created.length === 0 ? 'kept   ' : p.created.length === 2 ? 'created' : `completed (${p.created.join(', ')})`;
@@ -329,7 +375,9 @@ function humanReport(r: {
 
 /**
  * `bulwark init [--dir PATH] [--nats URL] [--namespace NS] [--json] [--file PATH] [--admin ID]
- * [--nats-config-dir PATH] [--nats-listen HOST:PORT] [--nats-store-dir PATH] [--nats-monitor-port PORT]`.
+ * [--nats-config-dir PATH] [--nats-listen HOST:PORT] [--nats-store-dir PATH] [--nats-monitor-port PORT]
+ * [--key-store file|hsm] [--hsm-config FILE]`. With an HSM the root is the token's (never a file:
+ * init makes none, and refuses a token without one), the key files are wrapped by its AES key.
  */
 export const registerInitCommand: RegisterCommand = (program, io, setExitCode) => {
   program
@@ -345,5 +393,7 @@ export const registerInitCommand: RegisterCommand = (program, io, setExitCode) =
     .option('--nats-listen <host:port>', 'the address nats-server.conf listens on (default: the host and port of the NATS URL)')
     .option('--nats-monitor-port <port>', "nats-server's monitoring HTTP port (/healthz, /varz) in nats-server.conf (default: off)")
     .option('--nats-store-dir <path>', "JetStream's store directory in nats-server.conf (default: the nats config dir; the data goes to <dir>/jetstream)")
+    .option('--key-store <kind>', 'file (the key directory under the KEK, the root one of its files) or hsm (the root in the token of --hsm-config, provisioned by bulwark keys hsm provision; the key files under its AES key) (default: security.hsm_enabled, $SYMBIONT_KEY_STORE_TYPE)')
+    .option('--hsm-config <file>', 'the HSM configuration (TOML) for --key-store hsm (default: security.hsm_config_path, $SYMBIONT_HSM_CONFIG_PATH)')
     .action((options: InitOptions) => init(io, options, setExitCode));
 };

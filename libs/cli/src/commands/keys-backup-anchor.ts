@@ -11,6 +11,7 @@ import { createEventPublisher, Events, LEDGER_PRINCIPAL, ServicePrincipals } fro
 import { SealedSender } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
 import { encodeEvent, newEvent } from '@bulwark/events';
+import type { FileKeyStore } from '@bulwark/keystore';
 import { openSession } from '../home/session.js';
 import type { CommandIO } from '../io.js';
 import { verifyLedger } from '@bulwark/audit-ledger';
@@ -26,9 +27,9 @@ export interface BackupAnchor {
   readonly files: number;
 }
 
-/** Publishes the anchor as svc.key-manager; resolves once the events stream holds it (the ledger appends it from there). */
-export async function anchorBackup(io: CommandIO, configFile: string | undefined, anchor: BackupAnchor): Promise<{ eventId: string }> {
-  const session = await openSession({ env: io.env, cwd: io.cwd, principal: ServicePrincipals.keys, name: 'bulwark-keys-backup', ...(configFile === undefined ? {} : { configFile }) }).catch((cause: unknown) => {
+/** Publishes the anchor as svc.key-manager (its identity and NATS user from `store`, the key manager's, open); resolves once the events stream holds it (the ledger appends it from there). */
+export async function anchorBackup(io: CommandIO, configFile: string | undefined, anchor: BackupAnchor, store: FileKeyStore): Promise<{ eventId: string }> {
+  const session = await openSession({ env: io.env, cwd: io.cwd, principal: ServicePrincipals.keys, name: 'bulwark-keys-backup', store, ...(configFile === undefined ? {} : { configFile }) }).catch((cause: unknown) => {
     throw new InputError('E_BACKUP_ANCHOR', `keys backup: cannot connect as ${ServicePrincipals.keys} to anchor the backup in the ledger (${cause instanceof Error ? cause.message : String(cause)}); pass --no-anchor for an offline backup`, {}, { cause });
   });
   try {

@@ -16,9 +16,10 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { backupHash, createBackup, restoreBackup, type BackupManifest } from '@bulwark/key-manager';
 import { loadConfig } from '@bulwark/config';
-import { createCryptoProvider } from '@bulwark/crypto';
+import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
-import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, loadRootKey, parseRootPublicKey } from '@bulwark/keystore';
+import { DEFAULT_KEY_DIR, FileKeyStore, loadHsmConfig, loadKek, loadRootKey, openHsmKeyStore, openStoreRootSigner, parseRootPublicKey } from '@bulwark/keystore';
+import { openCustodyStore } from '../home/custody-store.js';
 import { withHome } from '../home/home-io.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { PUBLIC_KEY_FILE } from './audit-source.js';
@@ -62,6 +63,29 @@ async function writeRestored(to: string, files: readonly { name: string; bytes: 
   }
 }
 
+/** A root key file of a store under a KEK file (an HSM store has none: its root is the token's). */
+const ROOT_FILE = /^root\.ed25519\.v[1-9][0-9]{0,9}\.json$/;
+
+/**
+ * An HSM store restored in `dir`: the token present (logged in with the configuration's PIN) holds
+ * the pinned root, and every restored key file opens under the token's KEK (the backup is of this
+ * token's store, not another's).
+ */
+async function checkOnToken(configPath: string, dir: string, rootPublicKey: Uint8Array, provider: CryptoProvider, env: NodeJS.ProcessEnv): Promise<void> {
+  const hsm = await openHsmKeyStore({ configPath, dir, provider, env });
+  try {
+    if (!provider.equal(hsm.root.publicKey, rootPublicKey)) throw new InputError('E_BACKUP_ROOT', `restore: the token's root (${hsm.root.location}) is not the pinned root; nothing restored`, {});
+    for (const info of await hsm.store.list()) {
+      const { secretKey } = await hsm.store.get(info).catch((cause: unknown) => {
+        throw new InputError('E_BACKUP_KEK', `restore: ${hsm.store.pathOf(info)} does not open under the token's KEK ${hsm.store.kekSource} (${cause instanceof Error ? cause.message : String(cause)}): the backup of another token's store; nothing restored`, {}, { cause });
+      });
+      secretKey.fill(0);
+    }
+  } finally {
+    hsm.close();
+  }
+}
+
 export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, setExitCode) => {
   const io = outerIO;
   const keys = program.commands.find((c) => c.name() === 'keys') ?? program.command('keys');
@@ -76,7 +100,7 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
     .option('--file <path>', 'configuration file')
     .option('--json', 'print JSON')
     .action(async (o: { holders: string; holder: string[]; out: string; anchor: boolean; dir?: string; file?: string; json?: boolean }) => {
-      const io: CommandIO = withHome(outerIO, o.dir);
+      const io: CommandIO = withHome(outerIO, o.dir, 'key-manager');
       const m = /^([1-9]\d?)-of-([1-9]\d{0,2})$/.exec(o.holders);
       if (m === null) throw new InputError('E_USAGE', `--holders ${JSON.stringify(o.holders)}: use K-of-N, e.g. 2-of-3`);
       const holders = o.holder.map((h) => {
@@ -88,24 +112,39 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
       if (existsSync(out)) throw new InputError('E_USAGE', `--out ${out}: exists; a backup is never replaced`);
       const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
       const provider = createCryptoProvider(config.security.crypto_provider);
-      const store = await FileKeyStore.open({ dir: resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd }), provider });
-      const root = await loadRootKey(store);
-      const files = [];
-      for (const name of (await fs.readdir(store.dir)).sort()) {
-        const path = join(store.dir, name);
-        if ((await fs.stat(path)).isFile()) files.push({ name, bytes: new Uint8Array(await fs.readFile(path)) });
+      const custody = await openCustodyStore(config, provider, io.env, io.cwd, resolve(io.cwd, config.keys.dir ?? DEFAULT_KEY_DIR));
+      try {
+        const { store } = custody;
+        const files = [];
+        for (const name of (await fs.readdir(store.dir)).sort()) {
+          const path = join(store.dir, name);
+          if ((await fs.stat(path)).isFile()) files.push({ name, bytes: new Uint8Array(await fs.readFile(path)) });
+        }
+        // The manifest is signed through the root signer: on an HSM by the token, whose root is in no file.
+        const root = custody.kind === 'hsm' ? custody.root : await openStoreRootSigner(store, provider);
+        let manifest: BackupManifest;
+        try {
+          manifest = await createBackup({ provider, files, holders, threshold: Number(m[1]), root });
+        } finally {
+          if (custody.kind === 'file') root.close();
+        }
+        const hash = backupHash(provider, manifest);
+        // Anchored before the file exists: a backup that cannot be anchored is not left behind.
+        const anchor = o.anchor ? await anchorBackup(io, o.file, { kind: 'key_store_backup', backup_id: manifest.backupId, sha256: hash, threshold: manifest.threshold, holders: holders.map((h) => h.id), files: files.length }, store) : undefined;
+        await fs.writeFile(out, `${JSON.stringify(manifest)}\n`, { mode: 0o600, flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+          throw new InputError('E_USAGE', `--out ${out}: ${e.code === 'EEXIST' ? 'exists; a backup is never replaced' : `cannot write it (${e.code ?? 'error'})`}`);
+        });
+        const anchored = anchor === undefined ? 'not anchored in the ledger (--no-anchor)' : `anchored in the ledger (keys.exported event ${anchor.eventId})`;
+        const hsmToken = custody.kind === 'hsm' ? custody.root.location : null;
+        if (o.json === true) {
+          io.stdout(`${JSON.stringify({ backupId: manifest.backupId, hash, files: files.length, threshold: manifest.threshold, holders: holders.map((h) => h.id), out, anchorEventId: anchor?.eventId ?? null, keyStore: custody.kind, hsmToken })}\n`);
+        } else {
+          io.stdout(`backup ${manifest.backupId}: ${files.length} files, ${m[1]} of ${m[2]} holders, sha256 ${hash}, in ${out}; ${anchored}\n`);
+          if (hsmToken !== null) io.stdout(`The root is in the HSM (${hsmToken}), not in this backup, and cannot be exported: back the token up by the HSM's own means; the files here are wrapped by the token's key and open only with it.\n`);
+        }
+      } finally {
+        custody.close();
       }
-      const manifest = await createBackup({ provider, files, holders, threshold: Number(m[1]), rootSecretKey: root.keyPair.secretKey });
-      root.keyPair.secretKey.fill(0);
-      const hash = backupHash(provider, manifest);
-      // Anchored before the file exists: a backup that cannot be anchored is not left behind.
-      const anchor = o.anchor ? await anchorBackup(io, o.file, { kind: 'key_store_backup', backup_id: manifest.backupId, sha256: hash, threshold: manifest.threshold, holders: holders.map((h) => h.id), files: files.length }) : undefined;
-      await fs.writeFile(out, `${JSON.stringify(manifest)}\n`, { mode: 0o600, flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
-        throw new InputError('E_USAGE', `--out ${out}: ${e.code === 'EEXIST' ? 'exists; a backup is never replaced' : `cannot write it (${e.code ?? 'error'})`}`);
-      });
-      const anchored = anchor === undefined ? 'not anchored in the ledger (--no-anchor)' : `anchored in the ledger (keys.exported event ${anchor.eventId})`;
-      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, hash, files: files.length, threshold: manifest.threshold, holders: holders.map((h) => h.id), out, anchorEventId: anchor?.eventId ?? null })}\n`);
-      else io.stdout(`backup ${manifest.backupId}: ${files.length} files, ${m[1]} of ${m[2]} holders, sha256 ${hash}, in ${out}; ${anchored}\n`);
       setExitCode(ExitCode.ok);
     });
 
@@ -127,9 +166,10 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
       const pin = o.rootPublicKey ?? config.keys.root_public_key;
       if (pin === undefined) throw new InputError('E_USAGE', 'bulwark keys restore: pin the root with --root-public-key or keys.root_public_key (the backup is checked against it)');
       const rootPublicKey = parseRootPublicKey(pin, '--root-public-key');
-      // The KEK the restored store is to open under, required before anything is read: a store
-      // restored where its KEK is not would only fail later, at every service's start.
-      const kek = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
+      // The KEK (or the token's) the restored store is to open under, required before anything is
+      // read: a store restored where its KEK is not would only fail later, at every service's start.
+      const hsmConfigPath = config.security.hsm_enabled ? config.security.hsm_config_path : undefined;
+      const target = hsmConfigPath === undefined ? { kind: 'file' as const, kek: loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd }) } : { kind: 'hsm' as const, configPath: loadHsmConfig(hsmConfigPath, io.env).path };
       let manifest: BackupManifest;
       try {
         manifest = JSON.parse(readFileSync(resolve(io.cwd, o.in), 'utf8')) as BackupManifest;
@@ -154,7 +194,12 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
         anchoredAt = found.seq;
       }
       for (const f of files) if (basename(f.name) !== f.name || f.name.startsWith('.')) throw new InputError('E_USAGE', `backup holds a file name ${JSON.stringify(f.name)} that is not a plain name: refused`);
+      const holdsRootFile = files.some((f) => ROOT_FILE.test(f.name));
+      if (target.kind === 'hsm' && holdsRootFile) throw new InputError('E_BACKUP_CUSTODY', `restore: backup ${manifest.backupId} holds a root key file: it is of a store under a KEK file, not of an HSM store; nothing restored`, {});
+      if (target.kind === 'file' && !holdsRootFile) throw new InputError('E_BACKUP_CUSTODY', `restore: backup ${manifest.backupId} holds no root key file: it is of an HSM store (its root is in the token); restore it with the HSM configuration (SYMBIONT_KEY_STORE_TYPE=hsm, SYMBIONT_HSM_CONFIG_PATH); nothing restored`, {});
       await writeRestored(to, files, async (dir) => {
+        if (target.kind === 'hsm') return checkOnToken(target.configPath, dir, rootPublicKey, provider, io.env);
+        const { kek } = target;
         const root = await loadRootKey(await FileKeyStore.open({ dir, wrapper: kek, provider })).catch((cause: unknown) => {
           throw new InputError('E_BACKUP_KEK', `restore: the restored root key does not open under ${kek.source} (${cause instanceof Error ? cause.message : String(cause)}): the wrong KEK for this backup; nothing restored`, {}, { cause });
         });

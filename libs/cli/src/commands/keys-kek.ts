@@ -23,6 +23,7 @@ export const registerKeysKekCommand: RegisterCommand = (program, io, setExitCode
     .option('--json', 'print JSON')
     .action(async (o: { newKekFile: string; file?: string; json?: boolean }) => {
       const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
+      if (config.security.hsm_enabled) throw new InputError('E_USAGE', `bulwark keys rekek: the store is on an HSM (security.hsm_enabled): its files are wrapped by the token's own AES key, which is rotated inside the token, not with a KEK file`);
       const provider = createCryptoProvider(config.security.crypto_provider);
       const current = loadKek({ provider, env: io.env, kekFile: config.keys.kek_file, cwd: io.cwd });
       const newPath = resolve(io.cwd, o.newKekFile);

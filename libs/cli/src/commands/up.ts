@@ -1,17 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ServicePrincipals, type Bus } from '@bulwark/bus';
-import { redactUrl } from '@bulwark/config';
+import { loadConfig, redactUrl } from '@bulwark/config';
+import { createCryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError } from '@bulwark/errors';
+import type { FileKeyStore } from '@bulwark/keystore';
 import { maskDatabaseUrl, parseDatabaseUrl } from '@bulwark/store';
 import { METRICS_PORT_ENV } from '@bulwark/telemetry';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
-import { ensureKeyManagerKek, exportAdminDirectory, keyManagerEnvironment, migrateLegacyKeys } from '../home/custody.js';
+import { chooseCustody, ensureKeyManagerKek, exportAdminDirectory, HSM_CONFIG_ENV, KEY_STORE_TYPE_ENV, keyManagerEnvironment, migrateLegacyKeys, withoutHsm } from '../home/custody.js';
+import { openCustodyStore } from '../home/custody-store.js';
 import { DEFAULT_TOOLS_DOMAIN, ensureToolsProviderKey } from '../home/tools-provider.js';
 import { homeDatabaseUrl, homeEnvironment } from '../home/environment.js';
 import { ensureHome, resolveHome, type Home } from '../home/home.js';
-import { connectAsOperator, openKeyStore } from '../home/session.js';
+import { connectAsOperator } from '../home/session.js';
 import { lockHome, removeRunState, writeRunState, type RunState } from '../home/state.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { findNatsServer, NATS_INSTALL_HINT, startNatsServer, type RunningNats } from '../run/nats-server.js';
@@ -27,6 +30,8 @@ interface UpOptions {
   readonly dir?: string;
   readonly natsPort?: string;
   readonly readyTimeout: string;
+  readonly keyStore?: string;
+  readonly hsmConfig?: string;
 }
 
 /** Resolves on the first SIGINT or SIGTERM; `bulwark up` stops in order then. */
@@ -179,24 +184,36 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
   try {
     io.stderr(`bulwark up: ${created ? 'created' : 'using'} home ${home.dir}\n`);
     await stopPreviousRun(home, (line) => io.stderr(`${line}\n`));
+    // Custody (issue 12): the key manager's keys under its KEK file, or on the HSM chosen at the home's first start.
+    const custody = chooseCustody(home, { keyStore: options.keyStore ?? (io.env[KEY_STORE_TYPE_ENV] || undefined), hsmConfig: options.hsmConfig ?? (io.env[KEY_STORE_TYPE_ENV] === 'hsm' ? io.env[HSM_CONFIG_ENV] : undefined) }, io.cwd, io.env);
     ensureDevelopmentKek(io, home);
     ensureKeyManagerKek(io, home);
     const databaseUrl = io.env['DATABASE_URL'] || homeDatabaseUrl(home);
     const withAdmin = upEnvironment(io.env, databaseUrl, home);
-    // Custody (issue 12): init fills the key manager's store only; the others get copies of their own keys below.
-    await migrateLegacyKeys(io, home, homeEnvironment(home, withAdmin), keyManagerEnvironment(home, withAdmin));
-    nats = await startNats(io, keyManagerEnvironment(home, withAdmin), home, options);
-    const { store } = await openKeyStore(keyManagerEnvironment(home, withAdmin), io.cwd);
-    await exportAdminDirectory(store, home, homeEnvironment(home, withAdmin), io.cwd);
-    io.stderr(
-      `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in the key manager's store ${home.keyManagerKeysDir}, the administrator's in ${home.adminDir} (ledger verifier key ${home.adminDir}/audit-ledger.vkey); ` +
-        `NATS ${nats.managed === undefined ? 'from NATS_URL' : 'started (nats-server, operator mode, JetStream in the home)'} at ${redactUrl(nats.url)}\n`,
-    );
-    // <home>/admin/root.pub exists now: the services' environment pins it.
-    const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url });
-    const specs = await Promise.all(
-      SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort(), keys: await serviceKeyEnvironment(store, home, spec, serviceBase, io.cwd) })),
-    );
+    const kmEnv = keyManagerEnvironment(home, withAdmin);
+    // Init fills the key manager's store only; the others get copies of their own keys below, and never the HSM.
+    await migrateLegacyKeys(io, home, homeEnvironment(home, withoutHsm(withAdmin)), kmEnv);
+    nats = await startNats(io, kmEnv, home, options);
+    const { config: kmConfig, sources: kmSources } = loadConfig({ env: kmEnv, cwd: io.cwd });
+    const km = await openCustodyStore(kmConfig, createCryptoProvider(kmConfig.security.crypto_provider, `security.crypto_provider (${kmSources['security.crypto_provider']})`), kmEnv, io.cwd, resolve(io.cwd, home.keyManagerKeysDir));
+    let admin: FileKeyStore;
+    let specs: { spec: ServiceSpec; entry: string; metricsPort: number; keys: NodeJS.ProcessEnv }[];
+    try {
+      admin = await exportAdminDirectory(km.store, home, homeEnvironment(home, withoutHsm(withAdmin)), io.cwd);
+      io.stderr(
+        `bulwark up: keys ${nats.init.alreadyInitialised ? 'kept' : 'created'} in the key manager's store ${home.keyManagerKeysDir}${custody.kind === 'hsm' ? ` (wrapped by the HSM's key; the root in the token, ${custody.hsmConfig})` : ''}, the administrator's in ${home.adminDir} (ledger verifier key ${home.adminDir}/audit-ledger.vkey); ` +
+          `NATS ${nats.managed === undefined ? 'from NATS_URL' : 'started (nats-server, operator mode, JetStream in the home)'} at ${redactUrl(nats.url)}\n`,
+      );
+      // <home>/admin/root.pub exists now: the services' environment pins it.
+      const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url });
+      const store = km.store;
+      specs = await Promise.all(
+        SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort(), keys: await serviceKeyEnvironment(store, home, spec, serviceBase, io.cwd) })),
+      );
+    } finally {
+      // The key manager process opens its store itself; up keeps no session on the token.
+      km.close();
+    }
     const state: RunState = {
       format: 'bulwark-up/v1',
       pid: process.pid,
@@ -226,7 +243,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
     });
     supervisor = running;
     writeRunState(home, state);
-    bus = await connectAsOperator(store, nats.url, 'bulwark-up');
+    bus = await connectAsOperator(admin, nats.url, 'bulwark-up');
     // In stages: the services that replay the ledger at start need it answering first.
     const deadline = Date.now() + readyTimeoutMs;
     for (const stage of startStages(SERVICES)) {
@@ -259,7 +276,7 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
   }
 }
 
-/** `bulwark up [--dir D] [--nats-port N] [--ready-timeout S]` (also `npm start`). */
+/** `bulwark up [--dir D] [--nats-port N] [--ready-timeout S] [--key-store hsm --hsm-config F]` (also `npm start`). */
 export const registerUpCommand: RegisterCommand = (program, io, setExitCode) => {
   program
     .command('up')
@@ -267,5 +284,7 @@ export const registerUpCommand: RegisterCommand = (program, io, setExitCode) => 
     .option('--dir <home>', 'the home directory (default: $SYMBIONT_HOME, else ./.bulwark)')
     .option('--nats-port <port>', 'port of the nats-server it starts (default: a free one)')
     .option('--ready-timeout <seconds>', 'how long the services may take to be ready', '120')
+    .option('--key-store <kind>', "the key manager's custody at the home's first start: file (its KEK file) or hsm (the root in the token of --hsm-config, provisioned by bulwark keys hsm provision); recorded in the home (default: file, or $SYMBIONT_KEY_STORE_TYPE)")
+    .option('--hsm-config <file>', 'the HSM configuration (TOML) for --key-store hsm (or $SYMBIONT_HSM_CONFIG_PATH)')
     .action(async (options: UpOptions) => setExitCode(await up(io, options)));
 };

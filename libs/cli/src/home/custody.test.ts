@@ -172,6 +172,10 @@ describe('custody of a home', () => {
     expect(await cli(['keys', 'backup', '--holders', '2-of-2', ...holders, '--no-anchor', '--out', join(home.dir, 'km.backup'), '--json'], { SYMBIONT_HOME: home.dir }), err).toBe(0);
     const names = readdirSync(home.keyManagerKeysDir).filter((n) => statSync(join(home.keyManagerKeysDir, n)).isFile());
     expect((JSON.parse(out) as { files: number }).files).toBe(names.length);
+    // The home named with --dir instead: the same store (the key manager's, not the administrator's).
+    out = '';
+    expect(await cli(['keys', 'backup', '--dir', home.dir, '--holders', '2-of-2', ...holders, '--no-anchor', '--out', join(home.dir, 'km-dir.backup'), '--json'], {}), err).toBe(0);
+    expect((JSON.parse(out) as { files: number }).files).toBe(names.length);
     // Pointed at the administrator's directory, the same backup finds no root: it is not there.
     err = '';
     expect(await cli(['keys', 'backup', '--holders', '2-of-2', ...holders, '--no-anchor', '--out', join(home.dir, 'admin.backup')], { SYMBIONT_HOME: home.dir, SYMBIONT_KEY_DIR: home.adminDir, SYMBIONT_KEK_FILE: home.kekFile })).not.toBe(0);

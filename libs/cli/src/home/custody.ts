@@ -9,11 +9,12 @@
  * command that talks to the running system reads, and each service's `<home>/run/keys/<name>`.
  * A process holding the home KEK can thus never unwrap the root: it is wrapped under another key.
  */
-import { cpSync, existsSync, mkdirSync, promises as fs, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, promises as fs, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { ServicePrincipals } from '@bulwark/bus';
-import { KEK_ENV, KEK_FILE_ENV, readRootPinFile, ROOT_KEY_OWNER, ROOT_PIN_FILE, type FileKeyStore, type KeyKind } from '@bulwark/keystore';
+import { InputError } from '@bulwark/errors';
+import { HSM_PIN_ENV, KEK_ENV, KEK_FILE_ENV, loadHsmConfig, readRootPinFile, ROOT_KEY_OWNER, ROOT_PIN_FILE, type FileKeyStore, type KeyKind } from '@bulwark/keystore';
 import { PUBLIC_KEY_FILE } from '../commands/audit-source.js';
 import type { CommandIO } from '../io.js';
 import { ADMIN_PRINCIPAL } from './admin.js';
@@ -26,22 +27,100 @@ export const KEY_MANAGER_KEK_FILE_ENV = 'SYMBIONT_KEY_MANAGER_KEK_FILE';
 const WRAPPED_KEY = /^(.+)\.(ed25519|x25519|nats-operator|nats-account|nats-system-account|nats-user)\.v[1-9][0-9]{0,9}\.json$/;
 const JWT_FILE = /^(.+)\.nats-user\.v[1-9][0-9]{0,9}\.jwt$/;
 
+/** The configuration's variables that put a store on an HSM (`@bulwark/config`). */
+export const KEY_STORE_TYPE_ENV = 'SYMBIONT_KEY_STORE_TYPE';
+export const HSM_CONFIG_ENV = 'SYMBIONT_HSM_CONFIG_PATH';
+const CUSTODY_FORMAT = 'bulwark-custody/v1';
+
+/** Where the key manager's keys are: under its KEK file (the default), or on an HSM. */
+export type KeyManagerCustody = { readonly kind: 'file' } | { readonly kind: 'hsm'; readonly hsmConfig: string };
+
+/** The home's recorded custody (`<home>/key-manager/custody.json`); none recorded is `file`. */
+export function readCustody(home: Home): KeyManagerCustody {
+  if (!existsSync(home.custodyFile)) return { kind: 'file' };
+  let doc: { format?: unknown; store?: unknown; hsm_config?: unknown };
+  try {
+    doc = JSON.parse(readFileSync(home.custodyFile, 'utf8')) as typeof doc;
+  } catch (cause) {
+    throw new HomeError('E_HOME_CORRUPT', `${home.custodyFile} is corrupt (${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}); the home was left as it is`, { path: home.custodyFile }, { cause });
+  }
+  if (doc.format !== CUSTODY_FORMAT || doc.store !== 'hsm' || typeof doc.hsm_config !== 'string' || doc.hsm_config === '') {
+    throw new HomeError('E_HOME_CORRUPT', `${home.custodyFile}: not a ${CUSTODY_FORMAT} record of an HSM custody ({"format", "store": "hsm", "hsm_config"}); the home was left as it is`, { path: home.custodyFile });
+  }
+  return { kind: 'hsm', hsmConfig: doc.hsm_config };
+}
+
+/** `--key-store file|hsm` and `--hsm-config F` (which alone means hsm), checked; undefined when neither is given. */
+export function keyStoreChoice(requested: { keyStore?: string | undefined; hsmConfig?: string | undefined }, cwd: string): KeyManagerCustody | undefined {
+  const kind = requested.keyStore ?? (requested.hsmConfig === undefined ? undefined : 'hsm');
+  if (kind === undefined) return undefined;
+  if (kind === 'file') {
+    if (requested.hsmConfig !== undefined) throw new InputError('E_USAGE', '--hsm-config is for --key-store hsm', {});
+    return { kind };
+  }
+  if (kind !== 'hsm') throw new InputError('E_USAGE', `--key-store ${JSON.stringify(kind)}: use file or hsm`, { keyStore: kind });
+  if (requested.hsmConfig === undefined) throw new InputError('E_USAGE', '--key-store hsm needs --hsm-config <file> (the HSM configuration, TOML)', {});
+  return { kind, hsmConfig: resolve(cwd, requested.hsmConfig) };
+}
+
+/**
+ * `bulwark up --key-store hsm --hsm-config F` (or SYMBIONT_KEY_STORE_TYPE=hsm with
+ * SYMBIONT_HSM_CONFIG_PATH): the key manager's custody, fixed at the home's first start and
+ * recorded, so that later starts need no flag. A different choice for a home that has one is
+ * refused, and so is an HSM for a home whose key manager's store already exists under a KEK file
+ * (its root is a file: it cannot move into a token, and a token root would not be the pinned one).
+ */
+export function chooseCustody(home: Home, requested: { keyStore?: string | undefined; hsmConfig?: string | undefined }, cwd: string, env: NodeJS.ProcessEnv): KeyManagerCustody {
+  const wanted = keyStoreChoice(requested, cwd);
+  const recorded = readCustody(home);
+  const storeExists = existsSync(home.keyManagerKeysDir) && readdirSync(home.keyManagerKeysDir).length > 0;
+  const describe = (c: KeyManagerCustody): string => (c.kind === 'file' ? 'a KEK file' : `the HSM of ${c.hsmConfig}`);
+  if (wanted === undefined || (wanted.kind === recorded.kind && (wanted.kind === 'file' || (recorded.kind === 'hsm' && wanted.hsmConfig === recorded.hsmConfig)))) return recorded;
+  if (existsSync(home.custodyFile) || storeExists) {
+    throw new HomeError('E_HOME_CUSTODY', `${home.dir}: the key manager's keys are under ${describe(recorded)} (${existsSync(home.custodyFile) ? home.custodyFile : home.keyManagerKeysDir}), not ${describe(wanted)}; a home's custody is chosen at its first start (start a new home for another)`, { dir: home.dir });
+  }
+  if (wanted.kind === 'file') return wanted;
+  // Read now (module, token, PIN source): a wrong file stops here, before the home records it.
+  loadHsmConfig(wanted.hsmConfig, env);
+  mkdirSync(join(home.custodyFile, '..'), { recursive: true, mode: 0o700 });
+  writeFileSync(home.custodyFile, `${JSON.stringify({ format: CUSTODY_FORMAT, store: 'hsm', hsm_config: wanted.hsmConfig }, null, 2)}\n`, { mode: 0o644, flag: 'wx' });
+  return wanted;
+}
+
 /**
  * The environment of the key manager (and of the `bulwark init` that fills its store): its own
- * store and its own KEK file; the home KEK (SYMBIONT_KEK) is not passed on, so that the two
- * never coincide by accident.
+ * store and its own KEK file, or its HSM; the home KEK (SYMBIONT_KEK) is not passed on, so that
+ * the two never coincide by accident.
  */
 export function keyManagerEnvironment(home: Home, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...env, SYMBIONT_KEY_DIR: home.keyManagerKeysDir, [KEK_FILE_ENV]: env[KEY_MANAGER_KEK_FILE_ENV] || home.keyManagerKekFile };
+  const custody = readCustody(home);
+  const out: NodeJS.ProcessEnv = { ...env, SYMBIONT_KEY_DIR: home.keyManagerKeysDir };
   delete out[KEK_ENV];
+  if (custody.kind === 'hsm') {
+    delete out[KEK_FILE_ENV];
+    out[KEY_STORE_TYPE_ENV] = 'hsm';
+    out[HSM_CONFIG_ENV] = custody.hsmConfig;
+  } else {
+    out[KEK_FILE_ENV] = env[KEY_MANAGER_KEK_FILE_ENV] || home.keyManagerKekFile;
+    out[KEY_STORE_TYPE_ENV] = 'file';
+    delete out[HSM_CONFIG_ENV];
+  }
   const pin = join(home.keyManagerKeysDir, ROOT_PIN_FILE);
   if (!env['SYMBIONT_ROOT_PUBLIC_KEY'] && existsSync(pin)) out['SYMBIONT_ROOT_PUBLIC_KEY'] = readRootPinFile(pin);
   return out;
 }
 
+/** The environment of anyone but the key manager: no HSM (it is the key manager's alone), not its PIN. */
+export function withoutHsm(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, [KEY_STORE_TYPE_ENV]: 'file' };
+  delete out[HSM_CONFIG_ENV];
+  delete out[HSM_PIN_ENV];
+  return out;
+}
+
 /** The key manager's KEK: SYMBIONT_KEY_MANAGER_KEK_FILE, else a development file made on first start. */
 export function ensureKeyManagerKek(io: CommandIO, home: Home): void {
-  if (io.env[KEY_MANAGER_KEK_FILE_ENV] || existsSync(home.keyManagerKekFile)) return;
+  if (readCustody(home).kind === 'hsm' || io.env[KEY_MANAGER_KEK_FILE_ENV] || existsSync(home.keyManagerKekFile)) return;
   mkdirSync(join(home.keyManagerKekFile, '..'), { recursive: true, mode: 0o700 });
   writeFileSync(home.keyManagerKekFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
   io.stderr(`bulwark up: warning: generated the key manager's development key-encryption key in ${home.keyManagerKekFile} (mode 0600); production uses ${KEY_MANAGER_KEK_FILE_ENV} or an HSM\n`);
@@ -134,6 +213,9 @@ export async function exportServiceDirectory(source: FileKeyStore, principal: st
  */
 export async function migrateLegacyKeys(io: CommandIO, home: Home, homeEnv: NodeJS.ProcessEnv, kmEnv: NodeJS.ProcessEnv): Promise<void> {
   if (!existsSync(home.legacyKeysDir)) return;
+  if (readCustody(home).kind === 'hsm') {
+    throw new HomeError('E_HOME_LAYOUT', `${home.dir} has ${home.legacyKeysDir} (the previous layout, a root key file) and an HSM custody: a file root cannot move into the token; start a new home`, { dir: home.dir });
+  }
   if (existsSync(home.keyManagerKeysDir) && readdirSync(home.keyManagerKeysDir).length > 0) {
     throw new HomeError(
       'E_HOME_LAYOUT',

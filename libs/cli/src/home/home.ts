@@ -10,6 +10,8 @@
  *                            SYMBIONT_KEY_MANAGER_KEK_FILE is unset
  * <home>/key-manager/keys/   the key manager's store (`bulwark init`): the root key, the NATS
  *                            operator and account keys, every identity init made; entries/
+ * <home>/key-manager/custody.json  when the key manager's custody is an HSM (`bulwark up
+ *                            --key-store hsm`): the HSM configuration; the root is the token's
  * <home>/admin/              the administrator's own keys and NATS user, the operator's NATS
  *                            user, root.pub, audit-ledger.vkey, entries/ (under the home KEK):
  *                            what every command that talks to the running system reads
@@ -37,6 +39,8 @@ export interface Home {
   readonly legacyKeysDir: string;
   readonly keyManagerKekFile: string;
   readonly keyManagerKeysDir: string;
+  /** Where the key manager's keys are when not under its KEK file: `{ store: "hsm", hsm_config }` (custody.ts). */
+  readonly custodyFile: string;
   readonly adminDir: string;
   readonly natsDir: string;
   readonly dbDir: string;
@@ -53,6 +57,7 @@ export function homeAt(dir: string): Home {
     legacyKeysDir: join(dir, 'keys'),
     keyManagerKekFile: join(dir, 'key-manager', 'kek'),
     keyManagerKeysDir: join(dir, 'key-manager', 'keys'),
+    custodyFile: join(dir, 'key-manager', 'custody.json'),
     adminDir: join(dir, 'admin'),
     natsDir: join(dir, 'nats'),
     dbDir: join(dir, 'db'),

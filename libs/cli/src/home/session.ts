@@ -27,6 +27,8 @@ export interface SessionOptions {
   readonly namespace?: Namespace;
   readonly natsUrl?: string;
   readonly configFile?: string;
+  /** The principal's key store, already open (the key manager's HSM store); default the configured directory under the KEK. */
+  readonly store?: FileKeyStore;
 }
 
 /**
@@ -40,8 +42,8 @@ export async function openSession(options: SessionOptions): Promise<Session> {
   const pinned = config.keys.root_public_key;
   if (pinned === undefined) throw new InputError('E_CONFIG', 'no pinned root key: set SYMBIONT_ROOT_PUBLIC_KEY (or [keys] root_public_key), or use a home (--dir) that bulwark init wrote root.pub in', {});
   const rootPublicKey = parseRootPublicKey(pinned, `keys.root_public_key (${sources['keys.root_public_key']})`);
-  const kek = loadKek({ provider, env: options.env, kekFile: config.keys.kek_file, cwd: options.cwd });
-  const store = await FileKeyStore.open({ dir: resolve(options.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: kek, provider });
+  const store =
+    options.store ?? (await FileKeyStore.open({ dir: resolve(options.cwd, config.keys.dir ?? DEFAULT_KEY_DIR), wrapper: loadKek({ provider, env: options.env, kekFile: config.keys.kek_file, cwd: options.cwd }), provider }));
   const identity = await loadIdentity(store, options.principal);
   // Its own NATS user when `bulwark init` made one (DESIGN §3a).
   const bus = await connectBus({

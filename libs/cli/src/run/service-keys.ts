@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { ServicePrincipals } from '@bulwark/bus';
 import type { FileKeyStore } from '@bulwark/keystore';
-import { exportServiceDirectory, keyManagerEnvironment } from '../home/custody.js';
+import { exportServiceDirectory, keyManagerEnvironment, withoutHsm } from '../home/custody.js';
 import type { Home } from '../home/home.js';
 import type { ServiceSpec } from './services.js';
 
@@ -21,9 +21,11 @@ export function serviceKeyDir(home: Home, spec: ServiceSpec): string {
 
 /**
  * The service's environment with its own key directory (replacing the last start's) and KEK:
- * the key manager's store and KEK for the key manager, the home KEK for every other service.
+ * the key manager's store and KEK (or its HSM) for the key manager, the home KEK for every other
+ * service, which never gets the HSM's configuration or PIN.
  */
 export async function serviceKeyEnvironment(keyManagerStore: FileKeyStore, home: Home, spec: ServiceSpec, homeEnv: NodeJS.ProcessEnv, cwd: string): Promise<NodeJS.ProcessEnv> {
   if (spec.principal === ServicePrincipals.keys) return keyManagerEnvironment(home, homeEnv);
-  return { ...homeEnv, SYMBIONT_KEY_DIR: await exportServiceDirectory(keyManagerStore, spec.principal, serviceKeyDir(home, spec), homeEnv, cwd) };
+  const env = withoutHsm(homeEnv);
+  return { ...env, SYMBIONT_KEY_DIR: await exportServiceDirectory(keyManagerStore, spec.principal, serviceKeyDir(home, spec), env, cwd) };
 }

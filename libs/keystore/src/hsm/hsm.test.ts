@@ -2,14 +2,13 @@
 // the root key generated and used inside the token, attacked from outside the store with the
 // PIN (read its value, wrap it out), the token KEK wrapping key files, and every way the token
 // can fail to open (no module, no token, a wrong PIN, no root) refusing with nothing written.
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Pkcs11Types from 'pkcs11js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { createSoftHsmToken, type SoftHsmToken } from '@bulwark/testkit';
+import { attackTokenKey, createSoftHsmToken, type SoftHsmToken } from '@bulwark/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileKeyStore } from '../file-key-store.js';
 import { generateKey } from '../identity.js';
@@ -20,7 +19,6 @@ import { openHsmKeyStore } from './open-hsm.js';
 import { Pkcs11Token } from './pkcs11-token.js';
 
 const provider = createCryptoProvider();
-const pkcs11Path = createRequire(import.meta.url).resolve('pkcs11js');
 let token: SoftHsmToken;
 let dir: string;
 const labels = { rootLabel: 'bulwark-root', kekLabel: 'bulwark-kek' };
@@ -42,30 +40,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** An attacker who has the PIN and the module, in its own process, going after the root's private key. */
-function attackRoot(attack: 'read-value' | 'wrap-out'): string {
-  const script = `
-    const p = require(${JSON.stringify(pkcs11Path)});
-    const m = new p.PKCS11(); m.load(${JSON.stringify(token.module)}); m.C_Initialize();
-    const slot = m.C_GetSlotList(true).find((s) => m.C_GetTokenInfo(s).label.trim() === ${JSON.stringify(token.label)});
-    const s = m.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
-    m.C_Login(s, p.CKU_USER, ${JSON.stringify(token.pin)});
-    m.C_FindObjectsInit(s, [{ type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY }, { type: p.CKA_LABEL, value: 'bulwark-root' }]);
-    const [key] = m.C_FindObjects(s, 1); m.C_FindObjectsFinal(s);
-    try {
-      if (${JSON.stringify(attack)} === 'read-value') {
-        const v = m.C_GetAttributeValue(s, key, [{ type: p.CKA_VALUE }]);
-        console.log('GOT ' + v[0].value.toString('hex'));
-      } else {
-        const w = m.C_GenerateKey(s, { mechanism: p.CKM_AES_KEY_GEN }, [{ type: p.CKA_TOKEN, value: false }, { type: p.CKA_VALUE_LEN, value: 32 }, { type: p.CKA_WRAP, value: true }]);
-        const out = m.C_WrapKey(s, { mechanism: p.CKM_AES_KEY_WRAP_PAD }, w, key, Buffer.alloc(256));
-        console.log('GOT ' + out.toString('hex'));
-      }
-    } catch (e) { console.log('REFUSED ' + e.message); }
-    m.C_Finalize();`;
-  return execFileSync(process.execPath, ['-e', script], { env: { ...process.env }, encoding: 'utf8' }).trim();
-}
-
 describe('HSM key store (SoftHSM2)', () => {
   it('signs with the root key inside the token: Ed25519 signatures that verify under its public key', async () => {
     const hsm = await openHsmKeyStore({ configPath: token.configPath, dir, provider, env: env() });
@@ -83,9 +57,9 @@ describe('HSM key store (SoftHSM2)', () => {
   });
 
   it("refuses to give out the root key: reading its value and wrapping it out of the token both fail", () => {
-    const read = attackRoot('read-value');
+    const read = attackTokenKey(token, 'bulwark-root', 'read-value');
     expect(read).toMatch(/^REFUSED .*CKR_ATTRIBUTE_SENSITIVE/);
-    const wrapped = attackRoot('wrap-out');
+    const wrapped = attackTokenKey(token, 'bulwark-root', 'wrap-out');
     expect(wrapped).toMatch(/^REFUSED .*CKR_KEY_UNEXTRACTABLE/);
   });
 

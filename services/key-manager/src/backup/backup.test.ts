@@ -4,6 +4,7 @@ import { backupHash, createBackup, restoreBackup, type BackupManifest } from './
 
 const provider = createNodeCryptoProvider();
 const root = provider.ed25519.generateKeyPair();
+const rootSigner = { sign: (message: Uint8Array) => provider.ed25519.sign(root.secretKey, message) };
 const holders = ['analyst.a', 'analyst.b', 'analyst.c'].map((id) => ({ id, keys: provider.x25519.generateKeyPair() }));
 const files = [
   { name: 'root.ed25519.v1.json', bytes: new TextEncoder().encode('{"wrapped":"root"}') },
@@ -11,7 +12,7 @@ const files = [
 ];
 
 async function backup(): Promise<BackupManifest> {
-  return createBackup({ provider, files, holders: holders.map((h) => ({ id: h.id, x25519PublicKey: h.keys.publicKey })), threshold: 2, rootSecretKey: root.secretKey });
+  return createBackup({ provider, files, holders: holders.map((h) => ({ id: h.id, x25519PublicKey: h.keys.publicKey })), threshold: 2, root: rootSigner });
 }
 const present = (...ids: string[]) => holders.filter((h) => ids.includes(h.id)).map((h) => ({ id: h.id, x25519SecretKey: h.keys.secretKey }));
 const code = async (p: Promise<unknown>) => p.then(() => 'restored', (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`);
@@ -57,6 +58,6 @@ describe('key store backup (Shamir k of n, shares sealed to recovery holders)', 
   });
 
   it('refuses impossible holder counts', async () => {
-    await expect(createBackup({ provider, files, holders: [{ id: 'analyst.a', x25519PublicKey: holders[0]!.keys.publicKey }], threshold: 2, rootSecretKey: root.secretKey })).rejects.toThrow(/2-of-1 is not possible/);
+    await expect(createBackup({ provider, files, holders: [{ id: 'analyst.a', x25519PublicKey: holders[0]!.keys.publicKey }], threshold: 2, root: rootSigner })).rejects.toThrow(/2-of-1 is not possible/);
   });
 });

@@ -7,7 +7,8 @@
  * (`shamir-secret-sharing`, GF(256), k of n), and seals each share to one recovery holder's
  * X25519 key (ephemeral-static X25519 → HKDF-SHA256 → ChaCha20-Poly1305, bound to the backup id,
  * the share's index and the holder). The manifest lists, per share, its holder and the SHA-256 of
- * the share, and the root key signs the whole manifest.
+ * the share, and the root key signs the whole manifest (through its `RootSigner`: on an HSM the
+ * token signs, and the root itself is not in the backup; the token is backed up by its own means).
  *
  * `restoreBackup` authenticates before it combines: the manifest's root signature; each share
  * opens under its holder's key (a wrong holder key or a tampered sealed share is named) and
@@ -17,6 +18,7 @@
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { BulwarkError } from '@bulwark/errors';
+import type { RootSigner } from '@bulwark/keystore';
 import { combine, split } from 'shamir-secret-sharing';
 
 export const BACKUP_FORMAT = 'bulwark-key-backup/v1';
@@ -87,7 +89,8 @@ export interface CreateBackupOptions {
   readonly holders: readonly RecoveryHolder[];
   /** k: shares needed to restore (2 ≤ k ≤ n). */
   readonly threshold: number;
-  readonly rootSecretKey: Uint8Array;
+  /** Signs the manifest: the root signer (the token's C_Sign on an HSM: the root's bytes are never needed). */
+  readonly root: Pick<RootSigner, 'sign'>;
   readonly now?: number;
 }
 
@@ -116,7 +119,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
     return out;
   });
   const unsigned = { format: BACKUP_FORMAT, backupId, created: new Date(options.now ?? Date.now()).toISOString(), threshold, shares, nonce: b64(nonce), ciphertext: b64(ciphertext), payloadHash: hex(provider.sha256(payload)) } as const;
-  return { ...unsigned, signature: b64(provider.ed25519.sign(options.rootSecretKey, utf8(canonical(unsigned)))) };
+  return { ...unsigned, signature: b64(options.root.sign(utf8(canonical(unsigned)))) };
 }
 
 /** The SHA-256 of the manifest's canonical text (signature included): what the ledger anchors. */

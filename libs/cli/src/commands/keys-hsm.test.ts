@@ -1,0 +1,190 @@
+// The key manager's custody on an HSM from the command line (issue 12), on SoftHSM2 tokens made
+// by this file in its own temporary directory (its own SOFTHSM2_CONF): `bulwark keys hsm
+// provision` makes the root in the token, where an attacker with the PIN can neither read it nor
+// wrap it out, and never replaces it; `bulwark init --key-store hsm` pins that root and makes no
+// root file; `bulwark keys backup` signs through the token and `keys restore` brings the files back
+// only onto the token whose root is the pinned one, writing nothing on a refusal.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNodeCryptoProvider, toBase64 } from '@bulwark/crypto';
+import { decodeSignedDirectoryEntry, encodeDirectoryEntry } from '@bulwark/envelope';
+import { FileKeyStore, loadKek, openHsmKeyStore, readRootPinFile } from '@bulwark/keystore';
+import { attackTokenKey, createSoftHsmToken, type SoftHsmToken } from '@bulwark/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CommandIO } from '../io.js';
+import { run } from '../main.js';
+
+const provider = createNodeCryptoProvider();
+let token: SoftHsmToken;
+let work: string;
+/** The HSM configuration an operator writes: module, token, a mode-0600 PIN file. */
+let hsmConfig: string;
+
+beforeAll(() => {
+  token = createSoftHsmToken();
+  work = mkdtempSync(join(tmpdir(), 'bulwark-cli-hsm-'));
+  writeFileSync(join(token.dir, 'hsm.pin'), `${token.pin}\n`, { mode: 0o600 });
+  hsmConfig = join(token.dir, 'bulwark-hsm.toml');
+  writeFileSync(hsmConfig, `module = "${token.module}"\ntoken_label = "${token.label}"\npin_file = "hsm.pin"\n`);
+});
+afterAll(() => {
+  token.remove();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function bulwark(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io: CommandIO = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env: { PATH: process.env['PATH'] ?? '', SOFTHSM2_CONF: process.env['SOFTHSM2_CONF'] ?? '', ...env }, cwd: work };
+  return { code: await run(argv, io), stdout, stderr };
+}
+
+/** Every file of a directory with its bytes (absent: none). */
+/** The files of a directory (not its subdirectories) with their bytes; absent: none. */
+const snapshot = (dir: string): [string, string][] =>
+  existsSync(dir) ? readdirSync(dir).sort().filter((n) => statSync(join(dir, n)).isFile()).map((n) => [n, readFileSync(join(dir, n), 'base64')]) : [];
+
+describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () => {
+  let rootB64: string;
+
+  it('provisions the root inside the token, which neither a read of its value nor a wrap gets out, and refuses a token that already holds a root', async () => {
+    const made = await bulwark(['keys', 'hsm', 'provision', '--hsm-config', hsmConfig, '--json']);
+    expect(made.stderr).toBe('');
+    expect(made.code).toBe(0);
+    const report = JSON.parse(made.stdout) as { root: { created: boolean; publicKeyBase64: string }; kek: { created: boolean } };
+    expect(report.root.created).toBe(true);
+    expect(report.kek.created).toBe(true);
+    rootB64 = report.root.publicKeyBase64;
+
+    // An attacker in its own process, with the module and the PIN.
+    expect(attackTokenKey(token, 'bulwark-root', 'read-value')).toMatch(/^REFUSED .*CKR_ATTRIBUTE_SENSITIVE/);
+    expect(attackTokenKey(token, 'bulwark-root', 'wrap-out')).toMatch(/^REFUSED .*CKR_KEY_UNEXTRACTABLE/);
+
+    // Provisioned again: refused, nothing made; with --keep-existing the same root is kept.
+    const again = await bulwark(['keys', 'hsm', 'provision', '--hsm-config', hsmConfig]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already holds a root key labelled "bulwark-root"; nothing was made \(pass --keep-existing/);
+    const kept = await bulwark(['keys', 'hsm', 'provision', '--hsm-config', hsmConfig, '--keep-existing', '--json']);
+    expect(kept.code).toBe(0);
+    expect(JSON.parse(kept.stdout)).toMatchObject({ root: { created: false, publicKeyBase64: rootB64 }, kek: { created: false } });
+    const human = await bulwark(['keys', 'hsm', 'provision', '--hsm-config', hsmConfig, '--keep-existing']);
+    expect(human.stdout).toMatch(/back the token up by the HSM's own means/);
+    // A wrong PIN does not get in.
+    expect((await bulwark(['keys', 'hsm', 'provision', '--hsm-config', token.configPath], { SYMBIONT_HSM_PIN: 'not-the-pin' })).stderr).toMatch(/the PIN is wrong \(CKR_PIN_INCORRECT\)/);
+  });
+
+  it('init --key-store hsm pins the token root, writes no root file, and signs the entries in the token', async () => {
+    const dir = join(work, 'km');
+    // NATS is not reachable here: init keeps the keys and says it could not publish (exit 1).
+    const r = await bulwark(['init', '--dir', dir, '--key-store', 'hsm', '--hsm-config', hsmConfig, '--nats', 'nats://127.0.0.1:1', '--json']);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as { keyStore: string; kekSource: string; root: { created: boolean; publicKeyBase64: string; location: string }; publish: { ok: boolean } };
+    expect(report).toMatchObject({ keyStore: 'hsm', root: { created: false, publicKeyBase64: rootB64 }, publish: { ok: false } });
+    expect(report.root.location).toBe(`pkcs11:${token.module}#${token.label}/bulwark-root`);
+    expect(report.kekSource).toBe(`pkcs11:${token.module}#${token.label}/bulwark-kek`);
+    expect(readRootPinFile(join(dir, 'root.pub'))).toBe(rootB64);
+    const names = readdirSync(dir);
+    expect(names.filter((n) => n.startsWith('root.ed25519'))).toEqual([]);
+    expect(names).toContain('svc.key-manager.ed25519.v1.json');
+    // Each entry init kept verifies under the token's root.
+    const entries = readdirSync(join(dir, 'entries'));
+    expect(entries.length).toBe(7);
+    for (const name of entries) {
+      const signed = decodeSignedDirectoryEntry(new Uint8Array(Buffer.from(readFileSync(join(dir, 'entries', name), 'utf8').trim(), 'base64')));
+      expect(provider.ed25519.verify(new Uint8Array(Buffer.from(rootB64, 'base64')), encodeDirectoryEntry(signed.entry), signed.signature)).toBe(true);
+    }
+    // The key files open under the token's KEK, and without the token (a software KEK) not at all.
+    const hsm = await openHsmKeyStore({ configPath: hsmConfig, dir, provider });
+    const keys = await hsm.store.list();
+    try {
+      expect(keys.length).toBeGreaterThan(20);
+      for (const info of keys) (await hsm.store.get(info)).secretKey.fill(0);
+    } finally {
+      hsm.close();
+    }
+    const software = await FileKeyStore.open({ dir, wrapper: loadKek({ provider, env: { SYMBIONT_KEK: toBase64(new Uint8Array(32).fill(7)) } }), provider });
+    await expect(software.get(keys[0]!)).rejects.toMatchObject({ code: 'E_KEY_UNWRAP' });
+    // A second init keeps everything.
+    const again = await bulwark(['init', '--dir', dir, '--key-store', 'hsm', '--hsm-config', hsmConfig, '--nats', 'nats://127.0.0.1:1', '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ alreadyInitialised: true, root: { publicKeyBase64: rootB64 } });
+    // A store made under a KEK file (its root a file) is refused on the token, and left as it was.
+    const fileDir = join(work, 'file-store');
+    const kekEnv = { SYMBIONT_KEK: toBase64(new Uint8Array(32).fill(9)) };
+    await bulwark(['init', '--dir', fileDir, '--nats', 'nats://127.0.0.1:1', '--json'], kekEnv);
+    const before = snapshot(fileDir);
+    const mixed = await bulwark(['init', '--dir', fileDir, '--key-store', 'hsm', '--hsm-config', hsmConfig, '--nats', 'nats://127.0.0.1:1'], kekEnv);
+    expect(mixed.code).not.toBe(0);
+    expect(mixed.stderr).toMatch(/holds a root key file: it is a store under a software KEK, not the HSM's/);
+    expect(snapshot(fileDir)).toEqual(before);
+    // A token without a root: init makes none (provisioning is an operator's explicit act).
+    execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'empty', '--pin', token.pin, '--so-pin', `${token.pin}-so`], { stdio: 'pipe' });
+    const emptyConfig = join(token.dir, 'empty.toml');
+    writeFileSync(emptyConfig, `module = "${token.module}"\ntoken_label = "empty"\npin_file = "hsm.pin"\n`);
+    const none = await bulwark(['init', '--dir', join(work, 'km-empty'), '--key-store', 'hsm', '--hsm-config', emptyConfig, '--nats', 'nats://127.0.0.1:1']);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/has no root key pair labelled "bulwark-root" \(provision the token first\)/);
+    expect(existsSync(join(work, 'km-empty'))).toBe(false);
+  });
+
+  it('backs the HSM store up signed by the token, restores it onto an empty target with the token, and refuses a wrong share, a tampered manifest, a foreign pin, writing nothing', async () => {
+    const dir = join(work, 'km');
+    const holders = ['analyst.a', 'analyst.b', 'analyst.c'].map((id) => {
+      const keys = provider.x25519.generateKeyPair();
+      const file = join(work, `${id}.key`);
+      writeFileSync(file, toBase64(keys.secretKey), { mode: 0o600 });
+      return { id, publicKey: toBase64(keys.publicKey), file };
+    });
+    const hsmEnv = { SYMBIONT_KEY_STORE_TYPE: 'hsm', SYMBIONT_HSM_CONFIG_PATH: hsmConfig };
+    const out = join(work, 'km.backup');
+    const made = await bulwark(['keys', 'backup', '--holders', '2-of-3', ...holders.flatMap((h) => ['--holder', `${h.id}=${h.publicKey}`]), '--out', out, '--no-anchor'], { ...hsmEnv, SYMBIONT_KEY_DIR: dir });
+    expect(made.stderr).toBe('');
+    expect(made.code).toBe(0);
+    expect(made.stdout).toMatch(/The root is in the HSM \(pkcs11:.*#bulwark\/bulwark-root\), not in this backup, and cannot be exported: back the token up by the HSM's own means/);
+
+    const target = join(work, 'restored', 'keys');
+    const restore = (manifest: string, keys: { id: string; file: string }[], extra: string[] = [], env: Record<string, string> = hsmEnv) =>
+      bulwark(['keys', 'restore', '--in', manifest, ...keys.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64, ...extra], env);
+
+    // A wrong share: analyst.b's slot opened with analyst.c's key.
+    const wrongShare = await restore(out, [holders[0]!, { id: 'analyst.b', file: holders[2]!.file }]);
+    expect(wrongShare.code).not.toBe(0);
+    expect(wrongShare.stderr).toMatch(/share 1 \(holder analyst.b\) does not open/);
+    // A tampered manifest (one byte of the payload): the token's signature no longer holds.
+    const manifest = JSON.parse(readFileSync(out, 'utf8')) as { ciphertext: string };
+    const bytes = Buffer.from(manifest.ciphertext, 'base64');
+    bytes[5]! ^= 1;
+    const tampered = join(work, 'tampered.backup');
+    writeFileSync(tampered, JSON.stringify({ ...manifest, ciphertext: bytes.toString('base64') }));
+    expect((await restore(tampered, holders.slice(0, 2))).stderr).toMatch(/not signed by the pinned root key/);
+    // Restored as a file-KEK store: refused (it holds no root file).
+    expect((await restore(out, holders.slice(0, 2), [], { SYMBIONT_KEK: toBase64(new Uint8Array(32).fill(7)) })).stderr).toMatch(/holds no root key file: it is of an HSM store/);
+    expect(existsSync(join(work, 'restored'))).toBe(false);
+
+    const ok = await restore(out, [holders[2]!, holders[0]!]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(snapshot(target)).toEqual(snapshot(dir));
+    const hsm = await openHsmKeyStore({ configPath: hsmConfig, dir: target, provider });
+    hsm.close();
+  });
+
+  it('restore refuses a token whose root is not the pinned one, writing nothing', async () => {
+    // A second token in the same SoftHSM, with its own root.
+    execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'other', '--pin', token.pin, '--so-pin', `${token.pin}-so`], { stdio: 'pipe' });
+    const otherConfig = join(token.dir, 'other.toml');
+    writeFileSync(otherConfig, `module = "${token.module}"\ntoken_label = "other"\npin_file = "hsm.pin"\n`);
+    expect((await bulwark(['keys', 'hsm', 'provision', '--hsm-config', otherConfig])).code).toBe(0);
+    const holders = ['analyst.a', 'analyst.b'].map((id) => ({ id, file: join(work, `${id}.key`) }));
+    const target = join(work, 'restored-other');
+    const r = await bulwark(['keys', 'restore', '--in', join(work, 'km.backup'), ...holders.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64], {
+      SYMBIONT_KEY_STORE_TYPE: 'hsm',
+      SYMBIONT_HSM_CONFIG_PATH: otherConfig,
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/the token's root \(pkcs11:.*#other\/bulwark-root\) is not the pinned root; nothing restored/);
+    expect(existsSync(target)).toBe(false);
+    expect(readdirSync(work).filter((n) => n.includes('restoring'))).toEqual([]);
+  });
+});
