@@ -2,6 +2,7 @@
 // start-kill, start-errors, recover): one way to run a command, to spawn `bulwark up` (or
 // `npm start`) in its own process group, and to wait for what it prints.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,8 +55,8 @@ export function spawnGroup(command: string, args: readonly string[], env: NodeJS
  * `bulwark up --dir <home>`. Under the whole suite two cores are shared by many tests: up's own
  * wait for readiness is given room (150 s; the tests print the time it took).
  */
-export function spawnUp(home: string, env: NodeJS.ProcessEnv): Spawned {
-  return spawnGroup(process.execPath, [CLI, 'up', '--dir', home, '--ready-timeout', '150'], env);
+export function spawnUp(home: string, env: NodeJS.ProcessEnv, extraArgs: readonly string[] = []): Spawned {
+  return spawnGroup(process.execPath, [CLI, 'up', '--dir', home, ...extraArgs, '--ready-timeout', '150'], env);
 }
 
 /** Resolves once `text` is in its output; throws with the output if it exits or `budgetMs` passes first. */
@@ -65,4 +66,10 @@ export async function untilPrinted(spawned: Spawned, text: string, budgetMs = 17
     if (Date.now() > deadline || spawned.child.exitCode !== null) throw new Error(`never printed ${JSON.stringify(text)}: ${spawned.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** What a process was started with (`/proc/<pid>/environ`). */
+export function environOf(pid: number): Record<string, string> {
+  const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((e) => e.includes('='));
+  return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 }

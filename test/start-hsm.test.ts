@@ -8,12 +8,10 @@
 // configuration or PIN (from the operator's environment), or any key but its own. The home's custody is recorded: a later start
 // asking for a file KEK is refused before anything starts. A backup of the key manager's store made
 // while it runs is anchored in the ledger and restored onto an empty directory with the token.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCryptoProvider } from '@bulwark/crypto';
@@ -21,9 +19,8 @@ import { FileKeyStore, loadKek, readRootPinFile } from '@bulwark/keystore';
 import { createSoftHsmToken, type SoftHsmToken } from '@bulwark/testkit';
 import { homeAt } from '../libs/cli/src/home/home.js';
 import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
+import { environOf, isolatedEnv, runBulwark, spawnUp, untilPrinted, type Spawned } from './bulwark-process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'libs/cli/bin/bulwark.js');
 const DATABASE = process.env['DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = `start_hsm_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 const home = mkdtempSync(join(tmpdir(), 'bulwark-start-hsm-'));
@@ -32,27 +29,12 @@ let token: SoftHsmToken;
 let hsmConfig: string;
 
 /** The machine's environment without the shared NATS or any key setting; the token's SOFTHSM2_CONF kept. */
-function env(): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['NATS_URL', 'SYMBIONT_KEK', 'SYMBIONT_KEK_FILE', 'SYMBIONT_HOME', 'SYMBIONT_KEY_DIR', 'SYMBIONT_ROOT_PUBLIC_KEY', 'SYMBIONT_HSM_PIN', 'OTEL_EXPORTER_OTLP_ENDPOINT']) delete out[name];
-  return { ...out, DATABASE_URL: DATABASE, SYMBIONT_LEDGER_SCHEMA: SCHEMA, SYMBIONT_HSM_PIN: token.pin };
-}
+const env = (): NodeJS.ProcessEnv => isolatedEnv({ SYMBIONT_HSM_PIN: token.pin, DATABASE_URL: DATABASE, SYMBIONT_LEDGER_SCHEMA: SCHEMA });
 
-function bulwark(args: string[], extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...env(), ...extraEnv }, timeout: timeoutMs }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-    });
-  });
-}
+const bulwark = (args: string[], extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 60_000) => runBulwark(args, { env: { ...env(), ...extraEnv }, timeoutMs });
 
-let up: { child: ChildProcess; output: () => string } | undefined;
+let up: Spawned | undefined;
 const readState = (): RunState => readRunState(homeAt(home))!;
-
-function environOf(pid: number): Record<string, string> {
-  const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((e) => e.includes('='));
-  return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-}
 
 /** Every file under `dir`, relative. */
 function filesUnder(dir: string): string[] {
@@ -99,19 +81,11 @@ describe('bulwark up with the key manager on an HSM (SoftHSM2)', () => {
     const rootB64 = (JSON.parse(provisioned.stdout) as { root: { publicKeyBase64: string } }).root.publicKeyBase64;
 
     const started = Date.now();
-    const child = spawn(process.execPath, [CLI, 'up', '--dir', home, '--key-store', 'hsm', '--hsm-config', hsmConfig, '--ready-timeout', '150'], { cwd: ROOT, env: env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-    up = { child, output: () => output };
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    while (!output.includes('Bulwark is up')) {
-      if (Date.now() - started > 170_000 || child.exitCode !== null) throw new Error(`bulwark up did not come up: ${output}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    up = spawnUp(home, env(), ['--key-store', 'hsm', '--hsm-config', hsmConfig]);
+    await untilPrinted(up, 'Bulwark is up');
     console.log(`bulwark up --key-store hsm: ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    expect(output).toMatch(/wrapped by the HSM's key; the root in the token/);
-    expect(output).not.toMatch(/development key-encryption key in .*key-manager/);
+    expect(up.output()).toMatch(/wrapped by the HSM's key; the root in the token/);
+    expect(up.output()).not.toMatch(/development key-encryption key in .*key-manager/);
 
     // The pinned root is the token's; no root key file anywhere in the home; no key manager KEK file.
     expect(readRootPinFile(join(home, 'admin', 'root.pub'))).toBe(rootB64);
@@ -175,8 +149,8 @@ describe('bulwark up with the key manager on an HSM (SoftHSM2)', () => {
     const kmDir = join(home, 'key-manager', 'keys');
     expect(readdirSync(restoredTo).sort()).toEqual(readdirSync(kmDir).filter((n) => statSync(join(kmDir, n)).isFile()).sort());
 
-    process.kill(-child.pid!, 'SIGINT');
-    expect(await exited).toBe(0);
+    process.kill(-up.child.pid!, 'SIGINT');
+    expect((await up.exited).code).toBe(0);
 
     // The home's custody was chosen at its first start: a file KEK now is refused, nothing started.
     const other = await bulwark(['up', '--dir', home, '--key-store', 'file']);

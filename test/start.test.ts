@@ -20,7 +20,7 @@ import { homeAt } from '../libs/cli/src/home/home.js';
 import { openKeyStore } from '../libs/cli/src/home/session.js';
 import { isBulwarkError } from '@bulwark/errors';
 import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
-import { isolatedEnv, ROOT, runBulwark, spawnGroup, untilPrinted, type Spawned as Started } from './bulwark-process.js';
+import { environOf, isolatedEnv, ROOT, runBulwark, spawnGroup, untilPrinted, type Spawned as Started } from './bulwark-process.js';
 
 const home = mkdtempSync(join(tmpdir(), 'bulwark-start-'));
 
@@ -79,12 +79,6 @@ async function interrupt(started: Started, pids: readonly number[]): Promise<num
   expect(started.output()).toContain('SIGINT: stopping the services, then NATS');
   expect(started.output()).not.toMatch(/did not stop within|internal error/);
   return (Date.now() - t0) / 1000;
-}
-
-/** What a process was started with (`/proc/<pid>/environ`). */
-function environOf(pid: number): Record<string, string> {
-  const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((e) => e.includes('='));
-  return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 }
 
 const WRAPPED_KEY = /^(.+)\.(ed25519|x25519|nats-operator|nats-account|nats-system-account|nats-user)\.v\d+\.json$/;
