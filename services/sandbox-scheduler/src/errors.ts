@@ -8,3 +8,6 @@ export class SandboxUnavailableError extends BulwarkError {}
 
 /** The runtime failed to create, start, kill or delete a sandbox: `E_SANDBOX_RUNTIME`. */
 export class SandboxRuntimeError extends BulwarkError {}
+
+/** The service could not start: the ledger replay its callers are judged by did not catch up (`E_SANDBOX_BOOT`). */
+export class SandboxServiceError extends BulwarkError {}

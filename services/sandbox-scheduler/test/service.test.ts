@@ -30,6 +30,7 @@ describe('the sandbox service on the bus', () => {
   let fs: TestRootfs;
   let service: SandboxService;
   let policy: CommandServer;
+  let ledgerQueries: CommandServer;
   let consumer: RunningConsumer;
   const events: AuditEvent[] = [];
   const policyRequests: Record<string, unknown>[] = [];
@@ -53,6 +54,14 @@ describe('the sandbox service on the bus', () => {
         },
       },
     });
+    // The ledger as the service's reader asks it at start: nothing committed (no key facts, every directory entry stands).
+    ledgerQueries = await serveCommands(bus, {
+      service: 'audit',
+      version: '0.0.0',
+      rejections: silent(LEDGER_PRINCIPAL),
+      sessions: { provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory },
+      handlers: { [Commands.audit.query]: async () => encoder.encode(JSON.stringify({ events: [] })) },
+    });
     consumer = await startStreamConsumer(
       bus,
       new SealedReceiver({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory, staleAfterMs: 86_400_000 }),
@@ -63,11 +72,12 @@ describe('the sandbox service on the bus', () => {
     fs = makeTestRootfs();
     const runc = createRuncDriver({ stateRoot: join(fs.dir, 'state'), bundleRoot: join(fs.dir, 'bundles') });
     // The docker floor so that a low-risk workload runs in Tier 1 (runc) here.
-    service = await startSandboxService({ bus, provider, identity: world.identity(SANDBOX), directory: world.directory, scheduler: new Scheduler({ drivers: { 1: runc }, rootfs: fs.rootfs, floor: 1, cgroupParent: 'bulwark-test' }) });
+    service = await startSandboxService({ bus, provider, identity: world.identity(SANDBOX), directory: world.directory, ledgerPublicKey: world.identity(LEDGER_PRINCIPAL).ed25519.publicKey, scheduler: new Scheduler({ drivers: { 1: runc }, rootfs: fs.rootfs, floor: 1, cgroupParent: 'bulwark-test' }) });
   });
   afterAll(async () => {
     await service?.stop();
     await policy?.stop();
+    await ledgerQueries?.stop();
     await consumer?.stop();
     await removeNamespaceStreams(bus);
     await bus?.close();

@@ -233,7 +233,8 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
       service: 'keys',
       version: '0.1.0',
       rejections,
-      sessions: { provider, self: identity, directory },
+      // Callers are judged by the ledger's key state too (issue 12): a revoked key is refused per frame whatever the bucket serves.
+      sessions: { provider, self: identity, directory: projection.keys.guard(directory) },
       handlers: Object.assign(channels.handlers(), createHandlers({
         provider,
         self: { id: identity.id, ed25519SecretKey: identity.ed25519.secretKey, ed25519PublicKey: identity.ed25519.publicKey, version: identity.version },
