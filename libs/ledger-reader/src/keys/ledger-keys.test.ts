@@ -141,6 +141,30 @@ describe('the ledger key state and its directory guard', () => {
     expect(guard.lookup(AGENT)).toBeDefined();
   });
 
+  it('holds the replaced version open for the certifying reply only while asked, and never one revoked for another reason', () => {
+    const { keys: k, boot, v2 } = enrolled();
+    const kv = bucket();
+    const guard = k.guard(kv);
+    // The enrolment revoked the bootstrap version (superseded): held open for the reply, with its certified keys only.
+    kv.put(entryOf(AGENT, 1, boot));
+    const release = k.holdOpen(AGENT, 1);
+    expect(guard.lookup(AGENT)).toBeDefined();
+    kv.put(entryOf(AGENT, 1, keys()));
+    expect(guard.lookup(AGENT)).toBeUndefined();
+    kv.put(entryOf(AGENT, 1, boot));
+    release();
+    expect(guard.lookup(AGENT)).toBeUndefined();
+    // A compromise rotation leaves version 2 under the minimum: held open; once revoked as compromised, no longer.
+    const v3 = keys();
+    k.apply(committed({ type: 'keys.rotated', principal: AGENT, by: AGENT, version: 3, keys: v3, at: T0 + 3, trigger: 'compromise', natsUser: 'UAGENT3' }));
+    kv.put(entryOf(AGENT, 2, v2));
+    expect(guard.lookup(AGENT)).toBeUndefined();
+    k.holdOpen(AGENT, 2);
+    expect(guard.lookup(AGENT)).toBeDefined();
+    k.apply(committed({ type: 'keys.revoked', principal: AGENT, by: ADMIN, version: 2, reason: 'key_compromise', at: T0 + 4 }));
+    expect(guard.lookup(AGENT)).toBeUndefined();
+  });
+
   it('counts only what svc.key-manager committed, decoded strictly', () => {
     const { keys: k, v2 } = enrolled();
     const kv = bucket();

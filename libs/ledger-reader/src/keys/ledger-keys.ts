@@ -25,6 +25,12 @@
  *
  * A principal the key manager never saw (the services `bulwark init` made) passes on its entry:
  * it has no ledger facts, and the key manager cannot revoke it either (`E_KEY_UNKNOWN`).
+ *
+ * `holdOpen` is for the key manager alone: the reply to `keys.enroll` or a compromise `keys.rotate`
+ * is sealed in the session of the version its own fact just ruled out (the bootstrap version
+ * revoked as superseded, the old version under the raised minimum). That version stays usable,
+ * with its certified keys, until the key manager publishes the successor's entry (as the directory
+ * served it until then); a revocation for any other reason is never held open.
  */
 import type { Directory, DirectoryEntry } from '@bulwark/envelope';
 import type { LedgerEvent } from '@bulwark/events';
@@ -46,8 +52,10 @@ export interface KeyFactApplied {
 export class LedgerKeys {
   readonly book: KeyBook;
   #state: LedgerKeysState = 'replaying';
-  /** Bumped by every change (a fact applied, a state change): what a cached verdict was computed at. */
+  /** Bumped by every change (a fact applied, a state change, a hold): what a cached verdict was computed at. */
   #stamp = 0;
+  /** `principal` → the version held open for the reply that certifies its successor (holdOpen). */
+  readonly #held = new Map<string, number>();
 
   constructor(book: KeyBook = new KeyBook()) {
     this.book = book;
@@ -86,11 +94,33 @@ export class LedgerKeys {
     this.#stamp++;
   }
 
+  /**
+   * Keeps `version` of `principal` usable until `release()` is called, if the fact that ruled it out
+   * certified its successor (see the file comment). Returns the release (idempotent).
+   */
+  holdOpen(principal: string, version: number): () => void {
+    this.#held.set(principal, version);
+    this.#stamp++;
+    return () => {
+      if (this.#held.get(principal) !== version) return;
+      this.#held.delete(principal);
+      this.#stamp++;
+    };
+  }
+
   /** May frames be accepted under this (root-verified, unexpired, unrevoked) directory entry now? */
   admits(entry: DirectoryEntry): boolean {
     if (this.#state !== 'live') return false;
-    if (this.book.key(entry.id) === undefined) return true;
-    return this.book.accepts(entry.id, entry.keyVersion, base64(entry.ed25519PublicKey), base64(entry.x25519PublicKey));
+    const key = this.book.key(entry.id);
+    if (key === undefined) return true;
+    const ed25519 = base64(entry.ed25519PublicKey);
+    const x25519 = base64(entry.x25519PublicKey);
+    if (this.book.accepts(entry.id, entry.keyVersion, ed25519, x25519)) return true;
+    if (this.#held.get(entry.id) !== entry.keyVersion) return false;
+    // Held open: ruled out by its successor's fact only (the minimum, or revoked as superseded), never disabled, deleted or revoked otherwise.
+    const v = key.versions[entry.keyVersion - 1];
+    if (v === undefined || v.keys.ed25519 !== ed25519 || v.keys.x25519 !== x25519) return false;
+    return v.revocation === undefined ? v.state === 'active' || v.state === 'verify_only' : v.state === 'revoked' && v.revocation.reason === 'superseded';
   }
 
   /** `directory` with every entry the ledger rules out refused (see the file comment). */
