@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { CommandClient, Commands, connectBus, ensureStreams, LEDGER_PRINCIPAL, RejectionReporter, removeNamespaceStreams, serveCommands, startStreamConsumer, uniqueNamespace, type Bus, type CommandServer, type RunningConsumer } from '@bulwark/bus';
+import { CommandClient, Commands, connectBus, createStreamPublisher, ensureStreams, LEDGER_PRINCIPAL, ledgerControlSubject, RejectionReporter, removeNamespaceStreams, serveCommands, startStreamConsumer, uniqueNamespace, type Bus, type CommandServer, type RunningConsumer } from '@bulwark/bus';
 import { createBulwarkClient } from '@bulwark/client';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedReceiver } from '@bulwark/envelope';
+import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
 import { decodeEvent, type AuditEvent } from '@bulwark/events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -178,5 +178,19 @@ describe('the sandbox service on the bus', () => {
     expect(hostProcessesOf(ids[0]!).filter((p) => p.state !== 'Z')).toEqual([]);
     expect(cgroupDirsOf('bulwark-test', ids[0]!)).toEqual([]);
     await eventually(() => events.some((e) => e.eventType === 'sandbox.killed' && e.details['sandboxId'] === ids[0] && e.details['by'] === IR));
+  });
+
+  // Last: it halts the service's reader for good.
+  it('refuses every command once its ledger reader halted (a control message the ledger did not seal)', async () => {
+    expect(await call(AGENT, Commands.sandbox.assess, { assessment: LOW })).toHaveProperty('decision');
+    const forged = createStreamPublisher(bus, new SealedSender({ provider, self: world.identity(POLICY), directory: world.directory, recipientId: SANDBOX }), 'ledger');
+    await forged.publish({ subject: ledgerControlSubject(SANDBOX), msgId: `forged-${Date.now()}`, payload: encoder.encode('not a ledger batch') });
+    const end = Date.now() + 5000;
+    let refused: unknown;
+    while (refused === undefined && Date.now() < end) {
+      refused = await call(AGENT, Commands.sandbox.assess, { assessment: LOW }).then(() => undefined, (e: unknown) => e);
+      if (refused === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(refused).toMatchObject({ code: 'E_SANDBOX_HALTED' });
   });
 });

@@ -47,7 +47,7 @@ function enrolled(): { keys: LedgerKeys; boot: VersionKeys; v2: VersionKeys } {
 }
 
 describe('the ledger key state and its directory guard', () => {
-  it('accepts nobody until the reader caught up, and nobody once it halted', () => {
+  it('accepts nobody until the reader caught up; once it halted, what it knew still judges', () => {
     const k = new LedgerKeys();
     const kv = bucket();
     const guard = k.guard(kv);
@@ -61,8 +61,18 @@ describe('the ledger key state and its directory guard', () => {
     k.halt();
     k.caughtUp();
     expect(k.state).toBe('halted');
-    expect(guard.lookup(SERVICE)).toBeUndefined();
+    expect(guard.lookup(SERVICE)).toBe(kv.lookup(SERVICE));
     expect(guard.lookup('svc.nobody')).toBeUndefined();
+  });
+
+  it('keeps a revoked key refused after the reader halted (forcing a halt brings nothing back)', () => {
+    const { keys: k, v2 } = enrolled();
+    const kv = bucket();
+    const guard = k.guard(kv);
+    kv.put(entryOf(AGENT, 2, v2));
+    k.apply(committed({ type: 'keys.revoked', principal: AGENT, by: ADMIN, version: 2, reason: 'key_compromise', at: T0 + 2 }));
+    k.halt();
+    expect(guard.lookup(AGENT)).toBeUndefined();
   });
 
   it('refuses a revoked key whatever the bucket serves: the unrevoked entry put back, the bootstrap entry, an older version', () => {

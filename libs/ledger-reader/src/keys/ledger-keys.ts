@@ -8,9 +8,13 @@
  * `guard(directory)` is the Directory a service gives its sessions, sealed streams and channels
  * instead of the bare KV directory. Sessions ask it per frame, so a fact applied here ends a
  * session at its next frame. It refuses an entry (undefined, as for a missing one) when:
- * - the reader has not caught up, or has halted: the directory alone could then serve a revoked
- *   key whose revocation the service has not read yet (a purged bucket with an older entry put
- *   back), so nobody is accepted on its strength; frames wait for `caughtUp()`;
+ * - the reader has not caught up: the directory alone could then serve a revoked key whose
+ *   revocation the service has not read yet (a purged bucket with an older entry put back), so
+ *   nobody is accepted on its strength; frames wait for `caughtUp()`. After a halt the facts
+ *   applied until then still hold (what was revoked stays refused, whoever forced the halt); what
+ *   came after is unknown, which the service's own halt handling answers by refusing its work
+ *   (the policy service denies every request naming the halt, schemapin every tool, the key
+ *   manager and the sandbox scheduler every command);
  * - the key manager knows the principal and the entry's version is not one it certified that
  *   verifies now (`KeyBook.accepts`: certified, not revoked, not below the minimum, not disabled,
  *   not pending deletion or deleted), or its public keys are not the ones certified for it.
@@ -88,7 +92,7 @@ export class LedgerKeys {
     this.#stamp++;
   }
 
-  /** The reader halted: what the ledger says next is unknown, so nothing is accepted any more. */
+  /** The reader halted: no fact is applied any more; those applied so far still judge every entry. */
   halt(): void {
     this.#state = 'halted';
     this.#stamp++;
@@ -110,7 +114,7 @@ export class LedgerKeys {
 
   /** May frames be accepted under this (root-verified, unexpired, unrevoked) directory entry now? */
   admits(entry: DirectoryEntry): boolean {
-    if (this.#state !== 'live') return false;
+    if (this.#state === 'replaying') return false;
     const key = this.book.key(entry.id);
     if (key === undefined) return true;
     const ed25519 = base64(entry.ed25519PublicKey);

@@ -1,9 +1,9 @@
-import { Commands, createRejectionReporter, ensureStreams, serveCommands, createEventPublisher, Events, LEDGER_PRINCIPAL, type Bus, type CommandServer } from '@bulwark/bus';
+import { Commands, createRejectionReporter, ensureStreams, serveCommands, createEventPublisher, Events, LEDGER_PRINCIPAL, type Bus, type CommandHandler, type CommandServer } from '@bulwark/bus';
 import { createBulwarkClient } from '@bulwark/client';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { encodeEvent } from '@bulwark/events';
-import { LedgerKeys, LedgerReaderTimeoutError, startLedgerReader } from '@bulwark/ledger-reader';
+import { LedgerKeys, LedgerReaderTimeoutError, startLedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
 import type { Logger } from '@bulwark/telemetry';
 import { SandboxServiceError } from '../errors.js';
 import { createSandboxEvents, type SandboxEvents } from './events.js';
@@ -54,6 +54,7 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
   const events = createEventPublisher(bus, new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));
   const rejections = createRejectionReporter(events, { reporter: identity.id });
   const keys = new LedgerKeys();
+  let halted: ReaderHaltedError | undefined;
   const reader = await startLedgerReader({
     bus,
     provider,
@@ -69,8 +70,11 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
     ...(logger === undefined ? {} : { logger }),
     // Policy and pin events share the control subject: verified and counted in the order; the key facts went to `keys`.
     onEvent: () => undefined,
-    // Fail secure: the halted key state refuses every caller (ledger-keys.ts).
-    onHalt: (halt) => logger?.error({ code: halt.code, seq: halt.seq, problem: halt.problem }, 'sandbox ledger reader halted: every caller is refused until the service is restarted'),
+    // Fail secure: a revocation committed after the halt cannot be learnt, so every command is refused from then on.
+    onHalt: (halt) => {
+      halted = halt;
+      logger?.error({ code: halt.code, seq: halt.seq, problem: halt.problem }, 'sandbox ledger reader halted: every command is refused until the service is restarted');
+    },
     raise: (event) => events.publish({ subject: Events.security.violation, eventId: event.eventId, payload: encodeEvent(event) }),
   });
   try {
@@ -95,13 +99,21 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
     version: options.version ?? '0.1.0',
     rejections,
     sessions: { provider, self: identity, directory: keys.guard(directory) },
-    handlers: {
-      [Commands.sandbox.assess]: handlers.assess,
-      [Commands.sandbox.schedule]: handlers.schedule,
-      [Commands.sandbox.status]: handlers.status,
-      [Commands.sandbox.terminate]: handlers.terminate,
-      [Commands.sandbox.logs]: handlers.logs,
-    },
+    handlers: Object.fromEntries(
+      [
+        [Commands.sandbox.assess, handlers.assess],
+        [Commands.sandbox.schedule, handlers.schedule],
+        [Commands.sandbox.status, handlers.status],
+        [Commands.sandbox.terminate, handlers.terminate],
+        [Commands.sandbox.logs, handlers.logs],
+      ].map(([subject, handler]) => [
+        subject,
+        (async (req) => {
+          if (halted !== undefined) throw new SandboxServiceError('E_SANDBOX_HALTED', `sandbox scheduler: the ledger reader halted at seq ${halted.seq} (${halted.code}); every command is refused`, { seq: halted.seq });
+          return (handler as CommandHandler)(req);
+        }) satisfies CommandHandler,
+      ]),
+    ),
   });
   return {
     instanceId: server.instanceId,
