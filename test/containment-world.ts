@@ -115,8 +115,8 @@ export async function startContainmentWorld(name: string): Promise<ContainmentWo
       crypto: provider,
       identity: ledgerId,
       directory: await kvDirectory('ledger'),
-      // The key manager reads its control batches too (the deployment `bulwark up` runs).
-      settings: { ...DEFAULT_SETTINGS, origin: `bulwark.test/${name}`, schema: dbSchema.name, namespace: ns, checkpointMs: 0, controlTo: [ServicePrincipals.policy, ServicePrincipals.keys] },
+      // The key manager and the sandbox scheduler read their control batches too (the deployment `bulwark up` runs).
+      settings: { ...DEFAULT_SETTINGS, origin: `bulwark.test/${name}`, schema: dbSchema.name, namespace: ns, checkpointMs: 0, controlTo: [ServicePrincipals.policy, ServicePrincipals.keys, ServicePrincipals.sandbox] },
     });
     stops.unshift(() => ledger.stop());
     const policy: PolicyService = await startPolicyService({ bus: await connectTo('policy'), provider, identity: world.identity(ServicePrincipals.policy), directory: await kvDirectory('policy'), ledgerPublicKey: ledgerId.ed25519.publicKey, admins: [ADMIN, ServicePrincipals.incident], audit: { lingerMs: 5 } });
@@ -128,7 +128,7 @@ export async function startContainmentWorld(name: string): Promise<ContainmentWo
     stops.unshift(() => keys.stop());
     const scheduler = new Scheduler({ drivers: { 1: createRuncDriver({ stateRoot: join(fs.dir, 'state'), bundleRoot: join(fs.dir, 'bundles') }) }, rootfs: fs.rootfs, floor: 1, cgroupParent: 'bulwark-test' });
     stops.unshift(() => scheduler.terminateAll());
-    const sandboxes: SandboxService = await startSandboxService({ bus: await connectTo('sandbox'), provider, identity: world.identity(ServicePrincipals.sandbox), directory: await kvDirectory('sandbox'), scheduler });
+    const sandboxes: SandboxService = await startSandboxService({ bus: await connectTo('sandbox'), provider, identity: world.identity(ServicePrincipals.sandbox), directory: await kvDirectory('sandbox'), ledgerPublicKey: ledgerId.ed25519.publicKey, scheduler });
     stops.unshift(() => sandboxes.stop());
     const admin = createBulwarkClient({ bus: await connectTo('admin'), sessions: { provider, self: world.identity(ADMIN), directory }, rejections: quiet(ADMIN), adminTimeoutMs: 10_000 });
     await admin.policyAdmin.register(POLICY, 'vault.policy');

@@ -4,3 +4,34 @@ export { LedgerReaderTimeoutError, LedgerReaderUsageError, ReaderHaltedError, ty
 export { START_POSITION, type ReaderMode, type ReaderPosition } from './internal/chain.js';
 export type { GapRange, GapSource } from './internal/core.js';
 export { CONTROL_EVENT_TYPES, ledgerEventOfJson } from './internal/query-source.js';
+export { eventVerifier } from './internal/verify.js';
+export { KEY_FACT_PRODUCER, LedgerKeys, type KeyFactApplied, type LedgerKeysState } from './keys/ledger-keys.js';
+export { KeyBook, type ApplyOutcome, type Invite, type RevokedVersion } from './keys/key-book.js';
+export { KEY_FACT_TYPES, ROTATION_TRIGGERS, factDetails, isKeyFactType, parseFact, type KeyFact, type KeyFactType, type RotationTrigger } from './keys/facts.js';
+export { KeyLifecycleError } from './keys/errors.js';
+export {
+  KEY_STATES,
+  MAX_DELETION_DAYS,
+  MIN_DELETION_DAYS,
+  REVOCATION_REASONS,
+  activeVersion,
+  cancelDeletion,
+  canVerify,
+  destroyVersion,
+  disableVersion,
+  enableVersion,
+  generateKey,
+  isFinallyRefused,
+  raiseMinVerifyVersion,
+  revokeVersion,
+  rotateKey,
+  rotationDue,
+  scheduleDeletion,
+  versionOf,
+  type KeyState,
+  type KeyVersion,
+  type PrincipalKey,
+  type Revocation,
+  type RevocationReason,
+  type VersionKeys,
+} from './keys/versions.js';

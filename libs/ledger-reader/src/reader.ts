@@ -22,6 +22,7 @@ import type { CryptoProvider } from '@bulwark/crypto';
 import type { Directory, LocalIdentity, StreamReceiver } from '@bulwark/envelope';
 import { decodeLedgerBatch, newEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
+import type { KeyFactApplied, LedgerKeys } from './keys/ledger-keys.js';
 import { LedgerReaderTimeoutError, LedgerReaderUsageError, type ReaderHaltedError } from './errors.js';
 import type { ReaderMode, ReaderPosition } from './internal/chain.js';
 import { ReaderCore, type CoreMetrics, type GapSource } from './internal/core.js';
@@ -50,8 +51,17 @@ export interface LedgerReaderOptions {
    * Default: from the ledger's start (seq -1). Never the stream's word for where it was.
    */
   readonly resumeFrom?: ReaderPosition;
-  /** Each verified event, in ledger order, exactly once per reader. A throw halts the reader. */
-  readonly onEvent: (event: LedgerEvent) => void | Promise<void>;
+  /**
+   * Each verified event, in ledger order, exactly once per reader. A throw halts the reader.
+   * With `keys`, a key fact is applied there first and what it made of it comes along.
+   */
+  readonly onEvent: (event: LedgerEvent, key: KeyFactApplied | undefined) => void | Promise<void>;
+  /**
+   * The service's key state (issue 12, keys/ledger-keys.ts): the reader applies every key fact to
+   * it before `onEvent`, makes it live once `caughtUp` succeeds and halts it with the reader. The
+   * service's sessions then ask `keys.guard(directory)`; the reader itself keeps `directory`.
+   */
+  readonly keys?: LedgerKeys;
   /** Called once when the reader halts (after that nothing more is applied). */
   readonly onHalt?: (halt: ReaderHaltedError) => void;
   /** Publishes the Critical `security.violation` the reader raises when it halts (sealed to the ledger by the service's event publisher). */
@@ -129,12 +139,13 @@ export async function startLedgerReader(options: LedgerReaderOptions): Promise<L
     ...(options.resumeFrom === undefined ? {} : { start: options.resumeFrom }),
     verify: eventVerifier(options.provider, options.ledgerPublicKey),
     source,
-    apply: options.onEvent,
+    apply: (event) => options.onEvent(event, options.keys?.apply(event)),
     ...(options.fillAttempts === undefined ? {} : { fillAttempts: options.fillAttempts }),
     ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
     onHalt: (halt) => {
       logger?.fatal({ reader: halt.reader, seq: halt.seq, code: halt.code, problem: halt.problem }, 'ledger reader halted: nothing more is applied');
       raising = raiseHalt(options, halt);
+      options.keys?.halt();
       try {
         options.onHalt?.(halt);
       } catch (e) {
@@ -217,6 +228,7 @@ export async function startLedgerReader(options: LedgerReaderOptions): Promise<L
         try {
           await core.sync();
           live = true;
+          options.keys?.caughtUp();
           return;
         } catch (e) {
           if (Date.now() > deadline) throw late(`the ledger could not be asked for events after seq ${core.position.seq} (${e instanceof Error ? e.message : String(e)})`, {});

@@ -7,7 +7,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { migrateToLatest, type MigrationReport } from '@bulwark/store';
 import { InputError } from '@bulwark/errors';
-import { HASH_LENGTH, SIGNATURE_LENGTH, checkProducer, computeEventHash, isPrincipalId, isUuidV7, validateEventCanonical, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import { HASH_LENGTH, SIGNATURE_LENGTH, checkProducer, computeEventHash, isPrincipalId, isUuidV7, validateEventCanonical, type AuditEvent, type EventType, type LedgerEvent } from '@bulwark/events';
 import { ForbiddenProducerError, LedgerError } from './errors.js';
 import { CompactRange, edgeNodeIds, foldRight } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
@@ -504,6 +504,12 @@ export class AuditLedger {
     if (!isUuidV7(eventId.toLowerCase())) return undefined;
     const row = await this.#db.selectFrom('events').select('seq').where('event_id', '=', eventId.toLowerCase()).executeTakeFirst();
     return row === undefined ? undefined : toNumber(row.seq, 'seq');
+  }
+
+  /** Events of `types` from `fromSeq` on, in seq order, at most `limit` (the (event_type, seq) index). */
+  async eventsOfTypes(types: readonly EventType[], fromSeq: number, limit: number): Promise<LedgerEvent[]> {
+    const rows = await this.#db.selectFrom('events').selectAll().where('event_type', 'in', [...types]).where('seq', '>=', BigInt(fromSeq)).orderBy('seq').limit(limit).execute();
+    return rows.map(ledgerEventOfRow);
   }
 
   /** Events from `fromSeq` on, in seq order, at most `limit`. */

@@ -11,7 +11,7 @@ import { Events, type Bus, type EventPublisher, type EventSubject, type Rejectio
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelReceiver, Directory, LocalIdentity, SealedReceiver } from '@bulwark/envelope';
 import { encodeEvent, type EventType, type LedgerEvent } from '@bulwark/events';
-import { LedgerReaderTimeoutError, startLedgerReader, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import { LedgerReaderTimeoutError, startLedgerReader, type LedgerKeys, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
 import { compilePolicySources, type PolicySet } from '@bulwark/policy-language';
 import type { Logger } from '@bulwark/telemetry';
 import { PolicyServiceError } from './errors.js';
@@ -37,6 +37,8 @@ export interface LedgerFollowerOptions {
   /** Classification levels the deny-all set is compiled with (the service's). */
   readonly levels?: readonly string[];
   readonly logger?: Logger;
+  /** The service's key state: the reader applies the key manager's facts to it (its sessions' directory guard). */
+  readonly keys: LedgerKeys;
   /** Called for each verified committed policy change event, in ledger order. */
   readonly onEvent: (event: LedgerEvent) => void;
   /** Called once if the reader halts, with the set to serve from then on: it denies everything. */
@@ -77,7 +79,8 @@ export async function followLedger(options: LedgerFollowerOptions): Promise<Ledg
     rejections: options.rejections,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.syncIntervalMs === undefined ? {} : { syncIntervalMs: options.syncIntervalMs }),
-    // Key and tool-pin events share the control subject: verified and counted in the order, not applied here.
+    keys: options.keys,
+    // Key and tool-pin events share the control subject: key facts go to `keys`, pins are counted in the order, not applied here.
     onEvent: (event) => {
       if (POLICY_CHANGE_TYPES.has(event.eventType)) options.onEvent(event);
     },

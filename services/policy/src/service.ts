@@ -105,7 +105,8 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
       service: 'policy',
       version: options.version ?? '0.1.0',
       rejections,
-      sessions: { provider, self: identity, directory },
+      // Callers are judged by the ledger's key state too (issue 12): a revoked key is refused per frame whatever the bucket serves.
+      sessions: { provider, self: identity, directory: state.keys.guard(directory) },
       handlers: { ...evaluationHandlers(state, decider), ...adminHandlers(admin) },
       notReady,
     });

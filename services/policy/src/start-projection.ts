@@ -2,7 +2,7 @@ import type { Bus, EventPublisher, RejectionReporter } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, type ChannelReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import type { LedgerEvent } from '@bulwark/events';
-import { AppliedEvents, type AppliedWait } from '@bulwark/ledger-reader';
+import { AppliedEvents, LedgerKeys, type AppliedWait } from '@bulwark/ledger-reader';
 import type { PolicySet } from '@bulwark/policy-language';
 import type { Logger } from '@bulwark/telemetry';
 import { followLedger } from './ledger-follower.js';
@@ -29,6 +29,8 @@ export interface PolicyState {
   current(): PolicySet;
   /** Versions and texts by name, for the admin commands. */
   readonly projection: PolicyProjection;
+  /** The key manager's facts as the ledger has them: `keys.guard(directory)` is what the service's sessions ask (issue 12). */
+  readonly keys: LedgerKeys;
   /** Waits for a published event to come back committed: its outcome, or undefined after `timeoutMs`. Call before publishing. */
   awaitCommitted(eventId: string, timeoutMs: number): AppliedWait<ApplyOutcome>;
   metrics(): { readonly swaps: number; readonly skippedEvents: number };
@@ -53,6 +55,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
   let swaps = 0;
   let skipped = 0;
   const applied = new AppliedEvents<ApplyOutcome>();
+  const keys = new LedgerKeys();
 
   const onEvent = (event: LedgerEvent): void => {
     if (event.eventType === 'policy.decision' || event.eventType === 'policy.violation') return;
@@ -79,6 +82,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
     events: options.events,
     ...(options.levels === undefined ? {} : { levels: options.levels }),
     ...(logger === undefined ? {} : { logger }),
+    keys,
     onEvent,
     // Fail secure: a reader that halted (a ledger it cannot verify) leaves a set that denies everything.
     onHalt: (denyAll) => {
@@ -98,6 +102,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Polic
   return {
     current: () => current,
     projection,
+    keys,
     awaitCommitted: (eventId, timeoutMs) => applied.wait(eventId, timeoutMs),
     metrics: () => ({ swaps, skippedEvents: skipped }),
     notReady: () => (follower.haltedSet === undefined ? undefined : `ledger reader halted: every request is denied (set ${follower.haltedSet.version})`),

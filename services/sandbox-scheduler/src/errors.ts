@@ -8,3 +8,6 @@ export class SandboxUnavailableError extends BulwarkError {}
 
 /** The runtime failed to create, start, kill or delete a sandbox: `E_SANDBOX_RUNTIME`. */
 export class SandboxRuntimeError extends BulwarkError {}
+
+/** The ledger replay its callers are judged by did not catch up at start (`E_SANDBOX_BOOT`), or halted (`E_SANDBOX_HALTED`: every command refused). */
+export class SandboxServiceError extends BulwarkError {}

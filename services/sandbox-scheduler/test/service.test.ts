@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { CommandClient, Commands, connectBus, ensureStreams, LEDGER_PRINCIPAL, RejectionReporter, removeNamespaceStreams, serveCommands, startStreamConsumer, uniqueNamespace, type Bus, type CommandServer, type RunningConsumer } from '@bulwark/bus';
+import { CommandClient, Commands, connectBus, createStreamPublisher, ensureStreams, LEDGER_PRINCIPAL, ledgerControlSubject, RejectionReporter, removeNamespaceStreams, serveCommands, startStreamConsumer, uniqueNamespace, type Bus, type CommandServer, type RunningConsumer } from '@bulwark/bus';
 import { createBulwarkClient } from '@bulwark/client';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedReceiver } from '@bulwark/envelope';
+import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { testWorld, type TestWorld } from '@bulwark/envelope/testing';
 import { decodeEvent, type AuditEvent } from '@bulwark/events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +30,7 @@ describe('the sandbox service on the bus', () => {
   let fs: TestRootfs;
   let service: SandboxService;
   let policy: CommandServer;
+  let ledgerQueries: CommandServer;
   let consumer: RunningConsumer;
   const events: AuditEvent[] = [];
   const policyRequests: Record<string, unknown>[] = [];
@@ -53,6 +54,14 @@ describe('the sandbox service on the bus', () => {
         },
       },
     });
+    // The ledger as the service's reader asks it at start: nothing committed (no key facts, every directory entry stands).
+    ledgerQueries = await serveCommands(bus, {
+      service: 'audit',
+      version: '0.0.0',
+      rejections: silent(LEDGER_PRINCIPAL),
+      sessions: { provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory },
+      handlers: { [Commands.audit.query]: async () => encoder.encode(JSON.stringify({ events: [] })) },
+    });
     consumer = await startStreamConsumer(
       bus,
       new SealedReceiver({ provider, self: world.identity(LEDGER_PRINCIPAL), directory: world.directory, staleAfterMs: 86_400_000 }),
@@ -63,11 +72,12 @@ describe('the sandbox service on the bus', () => {
     fs = makeTestRootfs();
     const runc = createRuncDriver({ stateRoot: join(fs.dir, 'state'), bundleRoot: join(fs.dir, 'bundles') });
     // The docker floor so that a low-risk workload runs in Tier 1 (runc) here.
-    service = await startSandboxService({ bus, provider, identity: world.identity(SANDBOX), directory: world.directory, scheduler: new Scheduler({ drivers: { 1: runc }, rootfs: fs.rootfs, floor: 1, cgroupParent: 'bulwark-test' }) });
+    service = await startSandboxService({ bus, provider, identity: world.identity(SANDBOX), directory: world.directory, ledgerPublicKey: world.identity(LEDGER_PRINCIPAL).ed25519.publicKey, scheduler: new Scheduler({ drivers: { 1: runc }, rootfs: fs.rootfs, floor: 1, cgroupParent: 'bulwark-test' }) });
   });
   afterAll(async () => {
     await service?.stop();
     await policy?.stop();
+    await ledgerQueries?.stop();
     await consumer?.stop();
     await removeNamespaceStreams(bus);
     await bus?.close();
@@ -168,5 +178,19 @@ describe('the sandbox service on the bus', () => {
     expect(hostProcessesOf(ids[0]!).filter((p) => p.state !== 'Z')).toEqual([]);
     expect(cgroupDirsOf('bulwark-test', ids[0]!)).toEqual([]);
     await eventually(() => events.some((e) => e.eventType === 'sandbox.killed' && e.details['sandboxId'] === ids[0] && e.details['by'] === IR));
+  });
+
+  // Last: it halts the service's reader for good.
+  it('refuses every command once its ledger reader halted (a control message the ledger did not seal)', async () => {
+    expect(await call(AGENT, Commands.sandbox.assess, { assessment: LOW })).toHaveProperty('decision');
+    const forged = createStreamPublisher(bus, new SealedSender({ provider, self: world.identity(POLICY), directory: world.directory, recipientId: SANDBOX }), 'ledger');
+    await forged.publish({ subject: ledgerControlSubject(SANDBOX), msgId: `forged-${Date.now()}`, payload: encoder.encode('not a ledger batch') });
+    const end = Date.now() + 5000;
+    let refused: unknown;
+    while (refused === undefined && Date.now() < end) {
+      refused = await call(AGENT, Commands.sandbox.assess, { assessment: LOW }).then(() => undefined, (e: unknown) => e);
+      if (refused === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(refused).toMatchObject({ code: 'E_SANDBOX_HALTED' });
   });
 });

@@ -10,7 +10,7 @@ import { createEventPublisher, createRejectionReporter, ensureStreams, Events, L
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { encodeEvent, newEvent } from '@bulwark/events';
-import { LedgerReaderTimeoutError, startLedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import { LedgerKeys, LedgerReaderTimeoutError, startLedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
 import { createWellKnownResponse, DEFAULT_REVIEW_THRESHOLD, fetchDiscovery, loadPrivateKey, publicPemOf, type Discovered, type FetchOptions, type PinMode } from '@bulwark/schemapin';
 import type { Logger } from '@bulwark/telemetry';
 import { ToolsServiceError } from './errors.js';
@@ -93,6 +93,8 @@ export async function startSchemaPinService(options: SchemaPinServiceOptions): P
   const rejections = createRejectionReporter(events, { reporter: identity.id });
   const projection = new PinProjection((event, why) => logger?.warn({ seq: event.seq, eventId: event.eventId, why }, 'schemapin: a ledger pin event was not applied'));
   let halted: ReaderHaltedError | undefined;
+  // The key manager's facts from the same control subject: what the service's sessions are judged by (issue 12).
+  const keys = new LedgerKeys();
 
   const reader = await startLedgerReader({
     bus,
@@ -107,6 +109,7 @@ export async function startSchemaPinService(options: SchemaPinServiceOptions): P
     rejections,
     ...(logger === undefined ? {} : { logger }),
     ...(options.syncIntervalMs === undefined ? {} : { syncIntervalMs: options.syncIntervalMs }),
+    keys,
     onEvent: (event) => projection.apply(event),
     onHalt: (halt) => {
       halted = halt;
@@ -149,7 +152,7 @@ export async function startSchemaPinService(options: SchemaPinServiceOptions): P
   );
   let server: CommandServer;
   try {
-    server = await serveCommands(bus, { service: 'tools', version: options.version ?? '0.1.0', rejections, sessions: { provider, self: identity, directory }, handlers: guarded });
+    server = await serveCommands(bus, { service: 'tools', version: options.version ?? '0.1.0', rejections, sessions: { provider, self: identity, directory: keys.guard(directory) }, handlers: guarded });
   } catch (e) {
     await reader.stop();
     throw e;

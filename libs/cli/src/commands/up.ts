@@ -126,8 +126,8 @@ function keyAdmins(env: NodeJS.ProcessEnv): string {
   return [...new Set(admins)].join(',');
 }
 
-/** The services that replay control events from the ledger at start, each sealed its own control batches (unless the caller names them). */
-const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, ServicePrincipals.tools];
+/** The services that replay control events from the ledger at start (policies, pins, and the key facts every service judges its callers by), each sealed its own control batches (unless the caller names them). */
+const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, ServicePrincipals.tools, ServicePrincipals.sandbox];
 
 const LEDGER_CHANNEL = 'ledger.full';
 

@@ -12,7 +12,7 @@ describe('the services bulwark up runs', () => {
 
   it('starts the ledger first: every service that replays it at start comes after', () => {
     const stages = startStages(SERVICES).map((stage) => stage.map((s) => s.name));
-    expect(stages).toEqual([['audit-ledger', 'sandbox-scheduler'], ['policy', 'key-manager', 'schemapin', 'incident-response']]);
+    expect(stages).toEqual([['audit-ledger'], ['policy', 'key-manager', 'schemapin', 'sandbox-scheduler', 'incident-response']]);
   });
 
   it('refuses an order it cannot follow', () => {

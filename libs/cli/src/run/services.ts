@@ -29,7 +29,7 @@ export const SERVICES: readonly ServiceSpec[] = [
   { name: 'policy', bus: 'policy', principal: ServicePrincipals.policy, package: '@bulwark/policy', database: false, startsAfter: ['audit-ledger'] },
   { name: 'key-manager', bus: 'keys', principal: ServicePrincipals.keys, package: '@bulwark/key-manager', database: false, startsAfter: ['audit-ledger'] },
   { name: 'schemapin', bus: 'tools', principal: ServicePrincipals.tools, package: '@bulwark/schemapin-service', database: false, startsAfter: ['audit-ledger'] },
-  { name: 'sandbox-scheduler', bus: 'sandbox', principal: ServicePrincipals.sandbox, package: '@bulwark/sandbox-scheduler', database: false, startsAfter: [] },
+  { name: 'sandbox-scheduler', bus: 'sandbox', principal: ServicePrincipals.sandbox, package: '@bulwark/sandbox-scheduler', database: false, startsAfter: ['audit-ledger'] },
   { name: 'incident-response', bus: 'incident', principal: ServicePrincipals.incident, package: '@bulwark/incident-response', database: false, startsAfter: ['audit-ledger'] },
 ];
 

@@ -35,6 +35,7 @@ import {
 } from '@bulwark/bus';
 import { SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { encodeEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
+import type { LedgerKeys } from '@bulwark/ledger-reader';
 import { checkDatabase } from '@bulwark/store';
 import type { Logger } from '@bulwark/telemetry';
 import { isForbiddenProducerError } from '../errors.js';
@@ -46,6 +47,7 @@ import { Checkpointer } from './checkpointer.js';
 import { decodePayload } from './decode.js';
 import { FullStreamSealer } from './full-stream.js';
 import { commandHandlers } from './handlers.js';
+import { applyKeyFact, rebuildKeys } from './key-state.js';
 import { encodeReply } from './protocol.js';
 import { republishCommand } from './recovery.js';
 import { Republisher } from './republisher.js';
@@ -100,6 +102,8 @@ export class LedgerService {
   /** A new sealer of the full batches (a re-publication from seq 0 replays the channel's epochs from the start). */
   readonly #fullStream: () => FullStreamSealer;
   readonly #checkpointer: Checkpointer;
+  /** The key manager's committed facts (key-state.ts): producers and callers are judged by them. */
+  #keys: LedgerKeys | undefined;
   #consumer: RunningConsumer | undefined;
   #server: CommandServer | undefined;
   readonly #violations: ViolationRecorder;
@@ -166,8 +170,11 @@ export class LedgerService {
   }
 
   async #start(): Promise<void> {
-    const { bus, db, crypto, identity, directory, settings } = this.#o;
+    const { bus, db, crypto, identity, settings, log } = this.#o;
     await ensureStreams(bus, settings.streams);
+    // Before anything is received: a revoked key is refused from the first frame (issue 12).
+    this.#keys = await rebuildKeys(this.ledger, crypto, identity.ed25519.publicKey, log);
+    const directory = this.#keys.guard(this.#o.directory);
     const head = await this.ledger.head();
     const last = await this.ledger.latestCheckpoint();
     this.#checkpointer.start(head.size - (last?.size ?? 0));
@@ -254,6 +261,7 @@ export class LedgerService {
     this.#m.appended += result.appended.length;
     this.#m.duplicates += result.duplicates.length;
     if (result.appended.length > 0) {
+      for (const event of result.appended) applyKeyFact(this.#keys!, event, this.#o.log);
       this.#republisher.remember(result.appended);
       this.#republisher.notify();
       this.#checkpointer.appended(result.appended as readonly LedgerEvent[]);

@@ -16,7 +16,7 @@ import { principalKeyring } from '@bulwark/channel';
 import { ChannelReceiver, isValidId, SealedOrChannelReceiver, SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
 import { encodeEvent } from '@bulwark/events';
-import { startLedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import { LedgerKeys, startLedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
 import type { Logger } from '@bulwark/telemetry';
 import type { Rule } from '../rules/load.js';
 import { SocPublisher } from '../soc/publisher.js';
@@ -72,17 +72,22 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
   await ensureStreams(bus, options.streams);
   const events = createEventPublisher(bus, new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));
   const rejections = createRejectionReporter(events, { reporter: identity.id });
-  const sessions = { provider, self: identity, directory };
+  // The key manager's facts from the ledger this service reads in full: every peer (callers, the
+  // analysts it seals incidents to) is judged by them too, not by the bucket alone (issue 12).
+  // The reader and the receivers of the ledger's own frames keep the bare directory.
+  const keys = new LedgerKeys();
+  const peers = keys.guard(directory);
+  const sessions = { provider, self: identity, directory: peers };
   const commands = new CommandClient(bus, { sessions, rejections });
   const client = createBulwarkClient({ bus, sessions, rejections, adminTimeoutMs: 10_000 });
   const ports = { client, commands };
-  const analysts = () => options.analysts.filter((a) => directory.lookup(a) !== undefined);
+  const analysts = () => options.analysts.filter((a) => peers.lookup(a) !== undefined);
   const state = new IncidentState(options.rules);
   // Epoch keys from the ledger this service reads in full (the announcements are ledger events).
   const ledgerChannel = options.ledgerChannel === undefined ? undefined : new ChannelReceiver({ provider, directory, channelId: options.ledgerChannel, keepHistory: true, staleAfterMs: TEN_YEARS_MS });
   const channels = [options.ledgerChannel, options.socChannel].filter((c): c is string => c !== undefined);
   const keyring = channels.length === 0 ? undefined : principalKeyring({ provider, identity, directory, channels, onEpoch: (key) => (key.channelId === options.ledgerChannel ? ledgerChannel?.install(key) : undefined) });
-  const soc = new SocPublisher({ bus, provider, identity, directory, analysts, ...(options.socChannel === undefined ? {} : { channel: { id: options.socChannel, keyring: keyring! } }) });
+  const soc = new SocPublisher({ bus, provider, identity, directory: peers, analysts, ...(options.socChannel === undefined ? {} : { channel: { id: options.socChannel, keyring: keyring! } }) });
   const workflow = new Workflow({
     state,
     events,
@@ -107,6 +112,7 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
     mode: 'full',
     durablePrefix: 'incidents',
     rejections,
+    keys,
     ...(logger === undefined ? {} : { logger }),
     onEvent: (event) => {
       keyring?.apply(event);

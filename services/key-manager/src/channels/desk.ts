@@ -14,12 +14,8 @@ import { announceEpoch, announcementDetails, ChannelBook, ChannelError, parseAnn
 import type { CryptoProvider } from '@bulwark/crypto';
 import { isValidId, type Directory } from '@bulwark/envelope';
 import { encodeEvent, newEvent, type LedgerEvent } from '@bulwark/events';
-import { AppliedEvents } from '@bulwark/ledger-reader';
+import { activeVersion, AppliedEvents, KeyLifecycleError, type KeyBook, type KeyFact } from '@bulwark/ledger-reader';
 import type { Logger } from '@bulwark/telemetry';
-import { KeyLifecycleError } from '../errors.js';
-import { activeVersion } from '../model/versions.js';
-import type { KeyBook } from '../state/key-book.js';
-import type { KeyFact } from '../state/facts.js';
 
 export const DEFAULT_CHANNEL_ROTATION_MS = 24 * 3600 * 1000;
 

@@ -7,10 +7,10 @@
 import type { Namespace } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { DEFAULT_SKEW_MS, encodeDirectoryEntry, type DirectoryEntry, type SignedDirectoryEntry } from '@bulwark/envelope';
+import { activeVersion, type PrincipalKey } from '@bulwark/ledger-reader';
 import { openStoreRootSigner, ROOT_KEY_OWNER, type KeyStore, type RootSigner } from '@bulwark/keystore';
 import { issueUserJwt, nkeyPair, permissionsFor, type BusPermissions } from '@bulwark/nats-auth';
 import { fromPublic } from '@nats-io/nkeys';
-import { activeVersion, type PrincipalKey } from '../model/versions.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

@@ -15,10 +15,21 @@ import type { CryptoProvider } from '@bulwark/crypto';
 import { encodeSignedDirectoryEntry } from '@bulwark/envelope';
 import { encodeEvent, newEvent, type AuditEvent } from '@bulwark/events';
 import { parsePrincipalId } from '@bulwark/keystore';
-import { JoinTokenError, KeyLifecycleError } from '../errors.js';
+import { JoinTokenError } from '../errors.js';
 import { issueJoinToken, verifyJoinToken } from '../enroll/join-token.js';
-import { activeVersion, canVerify, REVOCATION_REASONS, type PrincipalKey, type RevocationReason, type VersionKeys } from '../model/versions.js';
-import { factDetails, ROTATION_TRIGGERS, type KeyFact, type RotationTrigger } from '../state/facts.js';
+import {
+  activeVersion,
+  canVerify,
+  factDetails,
+  KeyLifecycleError,
+  REVOCATION_REASONS,
+  ROTATION_TRIGGERS,
+  type KeyFact,
+  type PrincipalKey,
+  type RevocationReason,
+  type RotationTrigger,
+  type VersionKeys,
+} from '@bulwark/ledger-reader';
 import type { Certifier } from './certifier.js';
 import type { KeyProjection } from './projection.js';
 

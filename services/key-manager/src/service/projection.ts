@@ -9,11 +9,9 @@ import { Events, type Bus, type EventPublisher, type RejectionReporter } from '@
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { ChannelReceiver, Directory, LocalIdentity, SealedReceiver } from '@bulwark/envelope';
 import { encodeEvent, type LedgerEvent } from '@bulwark/events';
-import { AppliedEvents, startLedgerReader, type AppliedWait, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
+import { AppliedEvents, LedgerKeys, startLedgerReader, type ApplyOutcome, type AppliedWait, type KeyBook, type KeyFact, type KeyFactApplied, type LedgerReader, type ReaderHaltedError } from '@bulwark/ledger-reader';
 import { PinLedger } from '@bulwark/schemapin';
 import type { Logger } from '@bulwark/telemetry';
-import { isKeyFactType, parseFact, type KeyFact } from '../state/facts.js';
-import { KeyBook, type ApplyOutcome } from '../state/key-book.js';
 
 export interface KeyProjectionOptions {
   readonly bus: Bus;
@@ -33,7 +31,9 @@ export interface KeyProjectionOptions {
 }
 
 export class KeyProjection {
-  readonly book = new KeyBook();
+  /** The key state every Bulwark service keeps (@bulwark/ledger-reader): the book here is the one its directory guard reads. */
+  readonly keys = new LedgerKeys();
+  readonly book: KeyBook = this.keys.book;
   /** The external keys of the hierarchy: SchemaPin provider keys as svc.schemapin's committed pin events leave them (the schemapin service enforces the pins; this records them). */
   readonly providers: PinLedger;
   readonly #applied = new AppliedEvents<ApplyOutcome>();
@@ -64,7 +64,8 @@ export class KeyProjection {
       rejections: options.rejections,
       ...(options.logger === undefined ? {} : { logger: options.logger }),
       ...(options.syncIntervalMs === undefined ? {} : { syncIntervalMs: options.syncIntervalMs }),
-      onEvent: (event) => p.#apply(event, options),
+      keys: p.keys,
+      onEvent: (event, key) => p.#apply(event, key, options),
       onHalt: (halt) => {
         p.#halt = halt;
         options.logger?.error({ code: halt.code, seq: halt.seq, problem: halt.problem }, 'key manager ledger reader halted: every command is refused until the service restarts from a ledger it can verify');
@@ -74,19 +75,13 @@ export class KeyProjection {
     return p;
   }
 
-  #apply(event: LedgerEvent, options: KeyProjectionOptions): void {
+  #apply(event: LedgerEvent, key: KeyFactApplied | undefined, options: KeyProjectionOptions): void {
     if (event.eventType === 'keys.channel_epoch') return options.onChannelEpoch?.(event);
     if (this.providers.apply(event) !== undefined) return;
     // Policy events share the control subject: verified by the reader, not ours.
-    if (!isKeyFactType(event.eventType)) return;
-    const fact = parseFact(event.eventType, event.agentId, event.details);
-    let outcome: ApplyOutcome;
-    if (typeof fact === 'string') {
-      outcome = { kind: 'refused', why: fact, code: 'E_KEY_FACT' };
-    } else {
-      outcome = this.book.apply(fact);
-      if (outcome.kind === 'applied') options.onApplied(fact, event);
-    }
+    if (key === undefined) return;
+    const { fact, outcome } = key;
+    if (fact !== undefined && outcome.kind === 'applied') options.onApplied(fact, event);
     if (outcome.kind === 'refused') {
       this.skipped++;
       options.logger?.warn({ eventId: event.eventId, seq: event.seq, why: outcome.why }, 'key event committed but not applied');

@@ -185,8 +185,11 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
       if (fact.type === 'keys.enrolled') setTimeout(() => pushRevocations(false), (options.bootstrapGraceMs ?? 2000) + 50).unref();
       // A new version's entry goes out a moment after the fact: the reply certifying it is sealed in
       // the session of the version it replaces, which the new entry ends (its static key changes).
-      if (fact.type === 'keys.enrolled' || fact.type === 'keys.rotated') setTimeout(() => void publishEntry(fact.principal), options.certifiedPublishDelayMs ?? 100).unref();
-      else void publishEntry(fact.principal);
+      // Until then this service's sessions keep the replaced version too (LedgerKeys.holdOpen).
+      if (fact.type === 'keys.enrolled' || fact.type === 'keys.rotated') {
+        const release = projection.keys.holdOpen(fact.principal, (projection.book.key(fact.principal)?.versions.length ?? 1) - 1);
+        setTimeout(() => void publishEntry(fact.principal).finally(release), options.certifiedPublishDelayMs ?? 100).unref();
+      } else void publishEntry(fact.principal);
     },
   });
   try {
@@ -233,7 +236,8 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
       service: 'keys',
       version: '0.1.0',
       rejections,
-      sessions: { provider, self: identity, directory },
+      // Callers are judged by the ledger's key state too (issue 12): a revoked key is refused per frame whatever the bucket serves.
+      sessions: { provider, self: identity, directory: projection.keys.guard(directory) },
       handlers: Object.assign(channels.handlers(), createHandlers({
         provider,
         self: { id: identity.id, ed25519SecretKey: identity.ed25519.secretKey, ed25519PublicKey: identity.ed25519.publicKey, version: identity.version },

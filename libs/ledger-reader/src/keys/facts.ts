@@ -6,7 +6,7 @@
  */
 import type { EventType, JsonObject } from '@bulwark/events';
 import { parsePrincipalId } from '@bulwark/keystore';
-import { REVOCATION_REASONS, type RevocationReason, type VersionKeys } from '../model/versions.js';
+import { REVOCATION_REASONS, type RevocationReason, type VersionKeys } from './versions.js';
 
 export const ROTATION_TRIGGERS = ['on_demand', 'interval', 'compromise'] as const;
 export type RotationTrigger = (typeof ROTATION_TRIGGERS)[number];

@@ -29,7 +29,7 @@
  *   window is 7 to 30 days (a mistake can be undone inside it).
  * - `minVerifyVersion` only rises; lowering it would bring old keys back.
  */
-import { KeyLifecycleError } from '../errors.js';
+import { KeyLifecycleError } from './errors.js';
 
 export const KEY_STATES = ['active', 'verify_only', 'disabled', 'revoked', 'pending_deletion', 'deleted'] as const;
 export type KeyState = (typeof KEY_STATES)[number];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyLifecycleError } from '../errors.js';
+import { KeyLifecycleError } from './errors.js';
 import {
   activeVersion,
   cancelDeletion,

@@ -23,8 +23,8 @@ import {
   rotateKey,
   scheduleDeletion,
   type PrincipalKey,
-} from '../model/versions.js';
-import { KeyLifecycleError } from '../errors.js';
+} from './versions.js';
+import { KeyLifecycleError } from './errors.js';
 import type { KeyFact } from './facts.js';
 
 export interface Invite {

@@ -1,6 +1,6 @@
 import { newEvent } from '@bulwark/events';
 import { describe, expect, it } from 'vitest';
-import type { VersionKeys } from '../model/versions.js';
+import type { VersionKeys } from './versions.js';
 import { factDetails, parseFact, type KeyFact } from './facts.js';
 import { KeyBook } from './key-book.js';
 
