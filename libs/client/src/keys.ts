@@ -30,6 +30,10 @@ export interface KeyView {
   readonly principal: string;
   readonly minVerifyVersion: number;
   readonly activeVersion: number | null;
+  /** When the active version is due to be rotated by its holder (its creation + the key manager's rotation interval); null without one. */
+  readonly rotateAfter: string | null;
+  /** Whether that time has passed (the holder rotates: `startKeyRotation`, @bulwark/service-host). */
+  readonly rotationDue: boolean;
   readonly versions: readonly KeyVersionView[];
 }
 

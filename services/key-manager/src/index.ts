@@ -15,6 +15,7 @@ export {
   raiseMinVerifyVersion,
   revokeVersion,
   rotateKey,
+  rotateAfter,
   rotationDue,
   scheduleDeletion,
   versionOf,

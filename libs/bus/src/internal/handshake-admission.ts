@@ -27,18 +27,31 @@ import type { Directory, DirectoryEntry, LocalIdentity } from '@bulwark/envelope
 export const ADMISSION_TAG_LENGTH = 16;
 const INFO_LABEL = new TextEncoder().encode('bulwark/bus/v1 handshake admission');
 
+type RoleKeys = { readonly [R in 'initiator' | 'responder']: WeakMap<DirectoryEntry, Uint8Array | null> };
+
 /** Derives and caches admission keys between this principal and its peers. */
 export class AdmissionKeys {
   readonly #provider: CryptoProvider;
   readonly #self: LocalIdentity;
   readonly #directory: Directory;
   /** Per role, keyed by the directory's entry object: one derivation per entry version, freed with it. */
-  readonly #keys = { initiator: new WeakMap<DirectoryEntry, Uint8Array | null>(), responder: new WeakMap<DirectoryEntry, Uint8Array | null>() };
+  #keys: RoleKeys = { initiator: new WeakMap(), responder: new WeakMap() };
+  /** Our own key pair the cached keys were derived with: our own rotation (a new pair in `self`) derives them all anew. */
+  #selfKey: LocalIdentity['x25519'];
 
   constructor(options: { readonly provider: CryptoProvider; readonly self: LocalIdentity; readonly directory: Directory }) {
     this.#provider = options.provider;
     this.#self = options.self;
     this.#directory = options.directory;
+    this.#selfKey = options.self.x25519;
+  }
+
+  #current(): RoleKeys {
+    if (this.#self.x25519 !== this.#selfKey) {
+      this.#selfKey = this.#self.x25519;
+      this.#keys = { initiator: new WeakMap(), responder: new WeakMap() };
+    }
+    return this.#keys;
   }
 
   /** The directory's current entry for `peer`, if it has a valid one. */
@@ -48,7 +61,7 @@ export class AdmissionKeys {
 
   /** True when our responder key for this entry is derived already (checking a tag then costs no key work). */
   cached(entry: DirectoryEntry): boolean {
-    return this.#keys.responder.has(entry);
+    return this.#current().responder.has(entry);
   }
 
   /**
@@ -56,7 +69,7 @@ export class AdmissionKeys {
    * start the handshake). Undefined when the peer's key gives no usable shared secret.
    */
   key(entry: DirectoryEntry, role: 'initiator' | 'responder'): Uint8Array | undefined {
-    const keys = this.#keys[role];
+    const keys = this.#current()[role];
     let key = keys.get(entry);
     if (key === undefined) {
       key = derive(this.#provider, this.#self, entry, role);

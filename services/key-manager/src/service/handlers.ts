@@ -12,12 +12,12 @@
 import { Commands, Events, type CommandHandler, type CommandSubject, type EventPublisher, type EventSubject } from '@bulwark/bus';
 import { checkKeyPossession } from '@bulwark/client';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { encodeSignedDirectoryEntry } from '@bulwark/envelope';
+import { encodeSignedDirectoryEntry, type DirectoryEntry } from '@bulwark/envelope';
 import { encodeEvent, newEvent, type AuditEvent } from '@bulwark/events';
 import { parsePrincipalId } from '@bulwark/keystore';
 import { JoinTokenError, KeyLifecycleError } from '../errors.js';
 import { issueJoinToken, verifyJoinToken } from '../enroll/join-token.js';
-import { activeVersion, canVerify, REVOCATION_REASONS, type PrincipalKey, type RevocationReason, type VersionKeys } from '../model/versions.js';
+import { activeVersion, canVerify, REVOCATION_REASONS, rotateAfter, type PrincipalKey, type RevocationReason, type VersionKeys } from '../model/versions.js';
 import { factDetails, ROTATION_TRIGGERS, type KeyFact, type RotationTrigger } from '../state/facts.js';
 import type { Certifier } from './certifier.js';
 import type { KeyProjection } from './projection.js';
@@ -49,6 +49,10 @@ export interface HandlerContext {
   /** Principals besides the administrators that may revoke, and invite again a principal whose every version is revoked (an incident's containment and recovery; default svc.incident-response). */
   readonly revokers: readonly string[];
   readonly applyWaitMs: number;
+  /** How old an active version may get before its holder rotates it (`security.key_rotation_interval_days`; `SYMBIONT_KEY_ROTATION_INTERVAL_MS` in tests). */
+  readonly rotationIntervalMs: number;
+  /** The peer's current, valid directory entry (a service made by `bulwark init`, not in the book yet, is adopted from it at its first rotation). */
+  readonly entryOf: (principal: string) => DirectoryEntry | undefined;
   /** How long an issued NATS user JWT lives (default 24 h; never past the directory entry's notAfter). */
   readonly credentialLifetimeMs: number;
   readonly now: () => number;
@@ -62,14 +66,21 @@ export interface KeyView {
   readonly principal: string;
   readonly minVerifyVersion: number;
   readonly activeVersion: number | null;
+  /** When the active version is due to be rotated by its holder (its creation + the rotation interval); null without an active version. */
+  readonly rotateAfter: string | null;
+  /** Whether that time has passed: the holder rotates (`@bulwark/service-host`, `@bulwark/client` `startKeyRotation`). */
+  readonly rotationDue: boolean;
   readonly versions: readonly { version: number; state: string; verifies: boolean; created: string; ed25519: string; x25519: string; revocation: { reason: string; at: string } | null; deleteAfter: string | null }[];
 }
 
-export function viewOf(key: PrincipalKey): KeyView {
+export function viewOf(key: PrincipalKey, rotation: { readonly intervalMs: number; readonly now: number }): KeyView {
+  const after = rotateAfter(key, rotation.intervalMs);
   return {
     principal: key.id,
     minVerifyVersion: key.minVerifyVersion,
     activeVersion: activeVersion(key)?.version ?? null,
+    rotateAfter: after === undefined ? null : new Date(after).toISOString(),
+    rotationDue: after !== undefined && rotation.now >= after,
     versions: key.versions.map((v) => ({
       version: v.version,
       state: v.state,
@@ -121,6 +132,7 @@ function json(value: unknown): Uint8Array {
 
 export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSubject]?: CommandHandler } {
   const book = ctx.projection.book;
+  const view = (key: PrincipalKey): KeyView => viewOf(key, { intervalMs: ctx.rotationIntervalMs, now: ctx.now() });
 
   // One change at a time per instance: two local commands never check against the same state.
   let chain: Promise<unknown> = Promise.resolve();
@@ -165,16 +177,27 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     return key;
   };
 
+  // A service made by `bulwark init` is not in the book (init certified it with the root before
+  // the key manager ran). At its first rotation its current keys become version 1 (`keys.generated`,
+  // from its root-signed entry, whose X25519 key the caller's session just proved), then it rotates.
+  const adopt = async (principal: string): Promise<PrincipalKey> => {
+    const entry = parsePrincipalId(principal)?.kind === 'svc' ? ctx.entryOf(principal) : undefined;
+    if (entry === undefined || entry.revoked) throw new KeyCommandError('E_KEY_UNKNOWN', `keys.rotate: ${principal} has no key`, { principal });
+    if (entry.keyVersion !== 1) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} is not in the key book and its directory entry is version ${entry.keyVersion}, not init's version 1`, { principal });
+    const keys = { ed25519: Buffer.from(entry.ed25519PublicKey).toString('base64'), x25519: Buffer.from(entry.x25519PublicKey).toString('base64') };
+    return (await commit({ type: 'keys.generated', principal, by: principal, keys, at: entry.notBefore, natsUser: null }))!;
+  };
+
   const get: CommandHandler = async (req) => {
     requireLive();
     const b = body(req.body, 'keys.get');
-    return json(viewOf(known(principalOf(b, 'keys.get'), 'keys.get')));
+    return json(view(known(principalOf(b, 'keys.get'), 'keys.get')));
   };
 
   const list: CommandHandler = async (req) => {
     requireLive();
     requireAdmin(req.peer, 'keys.list');
-    return json({ principals: book.principals().map(viewOf), providerKeys: ctx.projection.providers.providerKeys() });
+    return json({ principals: book.principals().map(view), providerKeys: ctx.projection.providers.providerKeys() });
   };
 
   const directory: CommandHandler = async (req) => {
@@ -264,7 +287,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     const trigger = (b['trigger'] ?? 'on_demand') as RotationTrigger;
     if (!(ROTATION_TRIGGERS as readonly string[]).includes(trigger)) throw new KeyCommandError('E_KEYS_REQUEST', `keys.rotate: "trigger" must be one of ${ROTATION_TRIGGERS.join(', ')}`, {});
     return serial(async () => {
-      const current = known(principal, 'keys.rotate');
+      const current = book.key(principal) ?? (await adopt(principal));
       if (book.pendingInvite(principal) !== undefined) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} holds a bootstrap identity; enroll first`, {});
       const version = current.versions.length + 1;
       const { keys, natsUser } = newKeys(b, principal, version, 'keys.rotate');
@@ -316,7 +339,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
       const current = known(principal, 'keys.revoke');
       const version = b['version'] === undefined ? (activeVersion(current)?.version ?? current.versions.length) : versionOf(b, 'keys.revoke');
       const key = await commit({ type: 'keys.revoked', principal, by: req.peer, version, reason: reason as RevocationReason, at: ctx.now() });
-      return json(viewOf(key!));
+      return json(view(key!));
     });
   };
 
@@ -328,7 +351,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
       const b = body(req.body, command);
       const principal = principalOf(b, command);
       const version = versionOf(b, command);
-      return serial(async () => json(viewOf((await commit({ type, principal, by: req.peer, version }))!)));
+      return serial(async () => json(view((await commit({ type, principal, by: req.peer, version }))!)));
     };
 
   const scheduleDeletion: CommandHandler = async (req) => {
@@ -338,7 +361,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     const principal = principalOf(b, 'keys.schedule-deletion');
     const version = versionOf(b, 'keys.schedule-deletion');
     const days = b['days'] === undefined ? 7 : Number(b['days']);
-    return serial(async () => json(viewOf((await commit({ type: 'keys.deletion_scheduled', principal, by: req.peer, version, days, at: ctx.now() }))!)));
+    return serial(async () => json(view((await commit({ type: 'keys.deletion_scheduled', principal, by: req.peer, version, days, at: ctx.now() }))!)));
   };
 
   return {

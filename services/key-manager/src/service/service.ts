@@ -42,6 +42,8 @@ export interface KeyManagerOptions {
   readonly revokers?: readonly string[];
   /** Directory entry validity (`security.key_rotation_interval_days`, default 90). */
   readonly validityDays?: number;
+  /** How old an active version may get before its holder is due to rotate it (default `validityDays`; tests use seconds). */
+  readonly rotationIntervalMs?: number;
   /** Pushes NATS revocations; none in a deployment without NATS authentication. */
   readonly revoker?: NatsRevoker;
   /** How often the revocations are pushed and the directory entries published again (a restarted nats-server has forgotten them, an operator may have put an old entry back; default 10 000 ms). */
@@ -243,6 +245,8 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         admins: options.admins,
         revokers: options.revokers ?? ['svc.incident-response'],
         applyWaitMs: options.applyWaitMs ?? 5000,
+        rotationIntervalMs: options.rotationIntervalMs ?? (options.validityDays ?? 90) * DAY_MS,
+        entryOf: (principal) => directory.lookup(principal),
         credentialLifetimeMs,
         now,
         bootstrap,
