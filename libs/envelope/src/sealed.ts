@@ -163,34 +163,41 @@ export class SealedReceiver {
     if (sender === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for '${view.sender}'`, at(view));
 
     const key = `${view.sender}/${view.sessionIdHex}`;
+    // The sender's current key, then the one its own rotation replaced a moment ago (frames it
+    // sealed before the switch, still in flight: Directory.superseded).
+    const superseded = this.#directory.superseded?.(view.sender);
+    const senderKeys = superseded === undefined ? [sender.x25519PublicKey] : [sender.x25519PublicKey, superseded.x25519PublicKey];
     let epoch = this.#epochs.get(key);
     let isNew = false;
-    if (epoch === undefined || !equalPublic(epoch.handshake, view.sealedHandshake!) || !equalPublic(epoch.senderKey, sender.x25519PublicKey)) {
+    if (epoch === undefined || !equalPublic(epoch.handshake, view.sealedHandshake!) || !senderKeys.some((k) => equalPublic(epoch!.senderKey, k))) {
       if (view.sealedHandshake!.length !== SEALED_HANDSHAKE_LENGTH) return reject('E_HANDSHAKE', 'sealed handshake carries a payload', at(view));
       // Our current key, then the ones our own rotations replaced (LocalIdentity.previousX25519).
       const own = [this.#self.x25519, ...(this.#self.previousX25519 ?? [])];
-      let hs: HandshakeState | undefined;
-      for (const s of own) {
-        const attempt = new HandshakeState(provider, {
-          pattern: 'K',
-          initiator: false,
-          prologue: sealedPrologue(encodeId(view.sender, 'sender id'), encodeId(view.recipient, 'recipient id'), view.sessionId),
-          s,
-          rs: sender.x25519PublicKey,
-        });
-        try {
-          if (attempt.readMessage(view.sealedHandshake!).length !== 0) return reject('E_HANDSHAKE', 'sealed handshake carries a payload', at(view));
-          hs = attempt;
-          break;
-        } catch {
-          // Not sealed to this key: the next one, if any.
+      let found: { hs: HandshakeState; senderKey: Uint8Array } | undefined;
+      search: for (const rs of senderKeys) {
+        for (const s of own) {
+          const attempt = new HandshakeState(provider, {
+            pattern: 'K',
+            initiator: false,
+            prologue: sealedPrologue(encodeId(view.sender, 'sender id'), encodeId(view.recipient, 'recipient id'), view.sessionId),
+            s,
+            rs,
+          });
+          try {
+            if (attempt.readMessage(view.sealedHandshake!).length !== 0) return reject('E_HANDSHAKE', 'sealed handshake carries a payload', at(view));
+            found = { hs: attempt, senderKey: rs };
+            break search;
+          } catch {
+            // Not this pair of keys: the next one, if any.
+          }
         }
       }
-      if (hs === undefined) return reject('E_HANDSHAKE', `sealed handshake from '${view.sender}' does not authenticate`, at(view));
+      if (found === undefined) return reject('E_HANDSHAKE', `sealed handshake from '${view.sender}' does not authenticate`, at(view));
+      const { hs } = found;
       const [fromSender] = hs.split();
       epoch = {
         handshake: view.sealedHandshake!.slice(),
-        senderKey: sender.x25519PublicKey,
+        senderKey: found.senderKey,
         keys: deriveTrafficKeys(provider, fromSender.key!, hs.handshakeHash, KEYS_INFO),
         window: new ReplayWindow(),
       };
