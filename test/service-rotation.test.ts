@@ -25,6 +25,7 @@ import { startLedgerOn, startPrivateBulwark, type PrivateBulwark } from './attac
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const ROTATE_MS = 5000;
+const OVERDUE_GRACE_MS = 2000;
 const SERVICE = ServicePrincipals.policy;
 
 let b: PrivateBulwark;
@@ -134,6 +135,7 @@ beforeAll(async () => {
     admins: ['analyst.admin'],
     revoker,
     rotationIntervalMs: ROTATE_MS,
+    rotationOverdueGraceMs: OVERDUE_GRACE_MS,
   });
   directory = await b.directory();
   const adminId = await b.identity('analyst.admin');
@@ -232,5 +234,19 @@ describe("a service rotates its own identity on the interval while it serves", (
     await expect(thief.keys.get(SERVICE)).rejects.toThrow();
     // The key manager's own answer under the current version is unaffected.
     expect((await admin.keys.get(SERVICE)).activeVersion).toBe(latest);
+  }, 30_000);
+
+  it('records a version its holder did not rotate in time as overdue, once, and `keys list` shows it', async () => {
+    // The service is stopped: its latest version ages past the interval and the grace.
+    await expect.poll(async () => (await admin.keys.get(SERVICE)).rotationOverdue, { timeout: ROTATE_MS + OVERDUE_GRACE_MS + 10_000, interval: 250 }).toBe(true);
+    await new Promise((r) => setTimeout(r, 1500)); // several more checks
+    const rows = await db!.selectFrom('events').select(['details']).where('agent_id', '=', SERVICE).where('event_type', '=', 'keys.rotation_overdue').execute();
+    const versions = rows.map((r) => (typeof r.details === 'string' ? JSON.parse(r.details) : r.details) as { version: number; by: string });
+    // One event for the latest version; none for the versions it rotated away in time.
+    expect(versions.map((d) => d.version)).toEqual([latest]);
+    expect(versions[0]!.by).toBe(ServicePrincipals.keys);
+    const listed = await b.bulwark(['keys', 'list', '--as', 'analyst.admin', '--nats', b.url]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`${SERVICE.replace('.', '\\.')}  active v${latest} .*rotation OVERDUE`));
   }, 30_000);
 });

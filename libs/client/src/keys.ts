@@ -34,6 +34,8 @@ export interface KeyView {
   readonly rotateAfter: string | null;
   /** Whether that time has passed (the holder rotates: `startKeyRotation`, @bulwark/service-host). */
   readonly rotationDue: boolean;
+  /** Whether the active version also passed the key manager's grace and was recorded overdue in the ledger (`keys.rotation_overdue`). */
+  readonly rotationOverdue: boolean;
   readonly versions: readonly KeyVersionView[];
 }
 

@@ -37,6 +37,7 @@ export const FACT_SUBJECTS: Readonly<Record<KeyFact['type'], EventSubject>> = {
   'keys.deletion_cancelled': Events.keys.deletionCancelled,
   'keys.deleted': Events.keys.deleted,
   'keys.min_version_raised': Events.keys.minVersionRaised,
+  'keys.rotation_overdue': Events.keys.rotationOverdue,
 };
 
 export interface HandlerContext {
@@ -70,17 +71,21 @@ export interface KeyView {
   readonly rotateAfter: string | null;
   /** Whether that time has passed: the holder rotates (`@bulwark/service-host`, `@bulwark/client` `startKeyRotation`). */
   readonly rotationDue: boolean;
+  /** Whether the active version passed it by the grace too, recorded in the ledger (`keys.rotation_overdue`). */
+  readonly rotationOverdue: boolean;
   readonly versions: readonly { version: number; state: string; verifies: boolean; created: string; ed25519: string; x25519: string; revocation: { reason: string; at: string } | null; deleteAfter: string | null }[];
 }
 
-export function viewOf(key: PrincipalKey, rotation: { readonly intervalMs: number; readonly now: number }): KeyView {
+export function viewOf(key: PrincipalKey, rotation: { readonly intervalMs: number; readonly now: number; readonly overdue?: (version: number) => boolean }): KeyView {
   const after = rotateAfter(key, rotation.intervalMs);
+  const active = activeVersion(key)?.version;
   return {
     principal: key.id,
     minVerifyVersion: key.minVerifyVersion,
     activeVersion: activeVersion(key)?.version ?? null,
     rotateAfter: after === undefined ? null : new Date(after).toISOString(),
     rotationDue: after !== undefined && rotation.now >= after,
+    rotationOverdue: active !== undefined && rotation.overdue?.(active) === true,
     versions: key.versions.map((v) => ({
       version: v.version,
       state: v.state,
@@ -132,7 +137,7 @@ function json(value: unknown): Uint8Array {
 
 export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSubject]?: CommandHandler } {
   const book = ctx.projection.book;
-  const view = (key: PrincipalKey): KeyView => viewOf(key, { intervalMs: ctx.rotationIntervalMs, now: ctx.now() });
+  const view = (key: PrincipalKey): KeyView => viewOf(key, { intervalMs: ctx.rotationIntervalMs, now: ctx.now(), overdue: (v) => book.overdue(key.id, v) });
 
   // One change at a time per instance: two local commands never check against the same state.
   let chain: Promise<unknown> = Promise.resolve();
