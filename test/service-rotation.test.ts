@@ -225,13 +225,15 @@ describe("a service rotates its own identity on the interval while it serves", (
   }, 60_000);
 
   it('refuses frames under its old version once revoked', async () => {
+    // Someone holding version 1's keys (init's store), over a NATS user that may call the key manager.
+    const bus: Bus = await b.connect('analyst.admin', 'old-version');
     const view = await admin.keys.revoke(SERVICE, 'superseded', 1);
     expect(view.versions.find((v) => v.version === 1)?.state).toBe('revoked');
-    // Someone holding version 1's keys (init's store) and its NATS user: its handshake with the key manager is refused.
     const oldIdentity = await loadIdentity(b.store, SERVICE, 1);
-    const bus: Bus = await b.connect(SERVICE, 'old-version');
     const thief = createBulwarkClient({ bus, sessions: { provider: b.provider, self: oldIdentity, directory }, rejections: quiet(SERVICE), adminTimeoutMs: 2000 });
     await expect(thief.keys.get(SERVICE)).rejects.toThrow();
+    // And version 1's NATS user (init's, recorded at the adoption by the proof of its nkey) is refused by the server.
+    await expect(b.connect(SERVICE, 'old-user')).rejects.toThrow(/refused|revoked|Authorization/i);
     // The key manager's own answer under the current version is unaffected.
     expect((await admin.keys.get(SERVICE)).activeVersion).toBe(latest);
   }, 30_000);

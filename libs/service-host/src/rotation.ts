@@ -24,7 +24,8 @@
  * version is what a restart loads.
  */
 import { CommandClient, createEventPublisher, createRejectionReporter, LEDGER_PRINCIPAL, type Bus, type KvDirectory } from '@bulwark/bus';
-import { createKeyCalls, type KeyCalls } from '@bulwark/client';
+import { adoptionMessage, createKeyCalls, type CurrentNatsUser, type KeyCalls } from '@bulwark/client';
+import { fromSeed } from '@nats-io/nkeys';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedSender } from '@bulwark/envelope';
 import { BulwarkError, InputError } from '@bulwark/errors';
@@ -151,7 +152,8 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
 
   const rotateNow = async (trigger: 'on_demand' | 'interval' | 'compromise'): Promise<number> => {
     if (store === undefined) throw new BulwarkError('E_ROTATION_STORE', `${identity.id}: its key store is not a file store; the new version could not be kept`, { principal: identity.id });
-    const version = (await currentVersions()) + 1;
+    const held = await currentVersions();
+    const version = held.versions + 1;
     const next = { ed25519: crypto.ed25519.generateKeyPair(), x25519: crypto.x25519.generateKeyPair() };
     const natsRaw = generateKey(crypto, 'nats-user');
     const natsPair = nkeyPair('nats-user', natsRaw);
@@ -159,7 +161,7 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
     natsPair.clear();
     try {
       // 1. Certified (no directory wait here: the keys are stored first).
-      const certified = await keyCalls().rotate(identity.id, version, { ...next, natsUser }, trigger);
+      const certified = await keyCalls().rotate(identity.id, version, { ...next, natsUser }, trigger, held.inBook ? undefined : currentNatsUser());
       // 2. Kept: a restart loads this version.
       await store.put({ principal: identity.id, kind: 'ed25519', version: certified.version }, next.ed25519.secretKey);
       await store.put({ principal: identity.id, kind: 'x25519', version: certified.version }, next.x25519.secretKey);
@@ -191,12 +193,23 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
   };
 
   /** The number of versions the key manager holds (a service not in the book: its own version). */
-  const currentVersions = async (): Promise<number> => {
+  const currentVersions = async (): Promise<{ versions: number; inBook: boolean }> => {
     try {
-      return (await keyCalls().get(identity.id)).versions.length;
+      return { versions: (await keyCalls().get(identity.id)).versions.length, inBook: true };
     } catch (e) {
-      if (e instanceof BulwarkError && e.context['remoteCode'] === 'E_KEY_UNKNOWN') return identity.version;
+      if (e instanceof BulwarkError && e.context['remoteCode'] === 'E_KEY_UNKNOWN') return { versions: identity.version, inBook: false };
       throw e;
+    }
+  };
+
+  /** Init's NATS user, proved by its nkey, for the key manager to record as version 1's (and revoke with it). */
+  const currentNatsUser = (): CurrentNatsUser => {
+    const pair = fromSeed(options.credentials.seed.slice()); // clear() wipes the bytes it was given
+    try {
+      const natsUser = pair.getPublicKey();
+      return { natsUser, proof: Buffer.from(pair.sign(adoptionMessage(identity.id, natsUser))).toString('base64') };
+    } finally {
+      pair.clear();
     }
   };
 

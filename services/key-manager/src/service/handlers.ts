@@ -10,7 +10,8 @@
  * administrators. A refused join token is also reported as a `security.violation`.
  */
 import { Commands, Events, type CommandHandler, type CommandSubject, type EventPublisher, type EventSubject } from '@bulwark/bus';
-import { checkKeyPossession } from '@bulwark/client';
+import { adoptionMessage, checkKeyPossession } from '@bulwark/client';
+import { fromPublic } from '@nats-io/nkeys';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { encodeSignedDirectoryEntry, type DirectoryEntry } from '@bulwark/envelope';
 import { encodeEvent, newEvent, type AuditEvent } from '@bulwark/events';
@@ -185,12 +186,28 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
   // A service made by `bulwark init` is not in the book (init certified it with the root before
   // the key manager ran). At its first rotation its current keys become version 1 (`keys.generated`,
   // from its root-signed entry, whose X25519 key the caller's session just proved), then it rotates.
-  const adopt = async (principal: string): Promise<PrincipalKey> => {
+  // Its NATS user is recorded as version 1's only if it proves it (`currentNatsUser`, signed by
+  // that nkey): revoking version 1 then also revokes that user on the bus.
+  const adopt = async (principal: string, b: Record<string, unknown>): Promise<PrincipalKey> => {
     const entry = parsePrincipalId(principal)?.kind === 'svc' ? ctx.entryOf(principal) : undefined;
     if (entry === undefined || entry.revoked) throw new KeyCommandError('E_KEY_UNKNOWN', `keys.rotate: ${principal} has no key`, { principal });
     if (entry.keyVersion !== 1) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} is not in the key book and its directory entry is version ${entry.keyVersion}, not init's version 1`, { principal });
     const keys = { ed25519: Buffer.from(entry.ed25519PublicKey).toString('base64'), x25519: Buffer.from(entry.x25519PublicKey).toString('base64') };
-    return (await commit({ type: 'keys.generated', principal, by: principal, keys, at: entry.notBefore, natsUser: null }))!;
+    const current = b['currentNatsUser'];
+    let natsUser: string | null = null;
+    if (current !== undefined) {
+      if (typeof current !== 'string' || !/^U[A-Z2-7]{55}$/.test(current)) throw new KeyCommandError('E_KEYS_REQUEST', 'keys.rotate: "currentNatsUser" must be a public user nkey (U...)', {});
+      const proof = typeof b['currentNatsProof'] === 'string' ? new Uint8Array(Buffer.from(b['currentNatsProof'], 'base64')) : new Uint8Array(0);
+      let proved: boolean;
+      try {
+        proved = fromPublic(current).verify(adoptionMessage(principal, current), proof);
+      } catch {
+        proved = false;
+      }
+      if (!proved) throw new KeyCommandError('E_KEYS_POSSESSION', `keys.rotate: the proof for ${principal}'s current NATS user does not verify under that nkey`, { principal });
+      natsUser = current;
+    }
+    return (await commit({ type: 'keys.generated', principal, by: principal, keys, at: entry.notBefore, natsUser }))!;
   };
 
   const get: CommandHandler = async (req) => {
@@ -292,7 +309,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     const trigger = (b['trigger'] ?? 'on_demand') as RotationTrigger;
     if (!(ROTATION_TRIGGERS as readonly string[]).includes(trigger)) throw new KeyCommandError('E_KEYS_REQUEST', `keys.rotate: "trigger" must be one of ${ROTATION_TRIGGERS.join(', ')}`, {});
     return serial(async () => {
-      const current = book.key(principal) ?? (await adopt(principal));
+      const current = book.key(principal) ?? (await adopt(principal, b));
       if (book.pendingInvite(principal) !== undefined) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} holds a bootstrap identity; enroll first`, {});
       const version = current.versions.length + 1;
       const { keys, natsUser } = newKeys(b, principal, version, 'keys.rotate');
