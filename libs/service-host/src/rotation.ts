@@ -229,7 +229,7 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
   };
 
   if (rotation !== undefined) {
-    const period = options.rotation?.checkMs ?? Math.min(rotation.intervalMs / 10, HOUR_MS);
+    const period = rotation.checkMs ?? Math.min(rotation.intervalMs / 10, HOUR_MS);
     const schedule = (): void => {
       if (stopped) return;
       timer = setTimeout(() => void check(), period * (0.8 + 0.4 * Math.random()));
