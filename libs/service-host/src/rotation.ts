@@ -36,6 +36,8 @@ import { startServiceRenewal, type ServiceRenewal } from './renewal.js';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
+/** How long after its own directory serves its new entry a service waits before sealing under the new key (well within the 5 s superseded grace of its consumers). */
+export const SWITCH_SETTLE_MS = 1000;
 
 /**
  * The rotation interval: `security.key_rotation_interval_days`, or `SYMBIONT_KEY_ROTATION_INTERVAL_MS`
@@ -169,7 +171,13 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
       // 3. Switched once our directory serves the new entry (published just after the reply).
       const deadline = Date.now() + 5000;
       while (directory.lookup(identity.id)?.keyVersion !== certified.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      live.previousX25519 = [live.x25519, ...(live.previousX25519 ?? [])];
+      // Its peers' directories see the new entry a moment after ours: for SWITCH_SETTLE_MS the
+      // process opens handshakes and sealed frames made to either key but still seals under the
+      // old one (its consumers accept that for their superseded grace), then switches.
+      const earlier = live.previousX25519 ?? [];
+      live.previousX25519 = [next.x25519, ...earlier];
+      await new Promise((r) => setTimeout(r, SWITCH_SETTLE_MS));
+      live.previousX25519 = [live.x25519, ...earlier];
       live.x25519 = next.x25519;
       live.ed25519 = next.ed25519;
       live.version = certified.version;
