@@ -99,6 +99,17 @@ export class Bus {
     this.#credentials.current = { jwt: credentials.jwt, seed: held.seed };
   }
 
+  /**
+   * Another NATS user for this connection (issue 12: a service rotating its own key gets a new
+   * nkey with the new version): the connection reconnects at once presenting it, subscriptions
+   * resumed, publishes meanwhile buffered. Only for a bus connected with credentials.
+   */
+  async switchUser(credentials: { jwt: string; seed: Uint8Array }): Promise<void> {
+    if (this.#credentials.current === undefined) throw new BusUsageError('E_BUS_CREDENTIALS', `bus ${this.name}: connected without credentials; there is no user to switch`, { name: this.name });
+    this.#credentials.current = { jwt: credentials.jwt, seed: credentials.seed.slice() };
+    await natsOf(this).nc.reconnect();
+  }
+
   /** True while the connection is up (false while reconnecting and after close). */
   isConnected(): boolean {
     return this.#connected && !natsOf(this).nc.isClosed() && !natsOf(this).nc.isDraining();

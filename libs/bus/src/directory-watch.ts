@@ -44,6 +44,13 @@ export interface KvDirectoryOptions extends TrustedDirectoryOptions {
  *
  * Fail-secure: if the watch dies, every lookup answers `undefined` until a new directory is opened.
  */
+/**
+ * How long the entry a rotation replaced still opens sealed frames its principal made before it
+ * switched (JetStream messages in flight): long enough for a consumer's lag, short enough that a
+ * key rotated away stops counting at once in practice. A revocation or any later write ends it.
+ */
+export const SUPERSEDED_GRACE_MS = 5000;
+
 export class KvDirectory implements Directory, Stoppable {
   readonly bucket: string;
   readonly #options: KvDirectoryOptions;
@@ -53,6 +60,8 @@ export class KvDirectory implements Directory, Stoppable {
   readonly #versions = new Map<string, number>();
   /** Ids whose key was deleted or purged, with the version held at the time. */
   readonly #deleted = new Map<string, number>();
+  /** The entry a rotation replaced, per id, and until when it may open frames in flight (`superseded`). */
+  readonly #superseded = new Map<string, { readonly entry: DirectoryEntry; readonly until: number }>();
   #watch: QueuedIterator<KvWatchEntry> | undefined;
   #stopped = false;
   #failed = false;
@@ -153,10 +162,18 @@ export class KvDirectory implements Directory, Stoppable {
       this.#reject(entry, 'E_ENTRY_ROLLBACK', `directory entry '${id}' v${signed.entry.keyVersion} cannot replace v${deletedAt}, which was deleted`);
       return;
     }
+    const before = this.#trusted.lookup(id);
     const admitted = this.#trusted.put(signed);
     if (!admitted.ok) {
       this.#reject(entry, admitted.reason, admitted.detail);
       return;
+    }
+    // A rotation (a higher, unrevoked version over a valid one) leaves the old entry a short grace;
+    // any other write of the id (a revocation, a republish) ends it.
+    if (before !== undefined && !signed.entry.revoked && signed.entry.keyVersion > before.keyVersion) {
+      this.#superseded.set(id, { entry: before, until: this.#clock() + SUPERSEDED_GRACE_MS });
+    } else {
+      this.#superseded.delete(id);
     }
     this.#deleted.delete(id);
     this.#versions.set(id, Math.max(this.#versions.get(id) ?? 0, signed.entry.keyVersion));
@@ -165,6 +182,12 @@ export class KvDirectory implements Directory, Stoppable {
   lookup(id: string): DirectoryEntry | undefined {
     if (this.#failed || this.#stopped || this.#deleted.has(id)) return undefined;
     return this.#trusted.lookup(id);
+  }
+
+  superseded(id: string): DirectoryEntry | undefined {
+    const held = this.#superseded.get(id);
+    if (held === undefined || this.#clock() >= held.until || this.lookup(id) === undefined) return undefined;
+    return held.entry;
   }
 
   /** Why `lookup` answers what it does for `id`, one line, for diagnostics. */

@@ -4,7 +4,7 @@ import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { encodeSignedDirectoryEntry, signDirectoryEntry, type DirectoryEntry } from '@bulwark/envelope';
 import { natsOf, type Bus } from './connect.js';
 import { directoryBucketName, openDirectoryBucket, publishDirectoryEntry, removeDirectoryBucket } from './directory-bucket.js';
-import { KvDirectory, type DirectoryRejection } from './directory-watch.js';
+import { KvDirectory, SUPERSEDED_GRACE_MS, type DirectoryRejection } from './directory-watch.js';
 import { BusUsageError } from './errors.js';
 import { cleanUp, eventually, testBus } from './bus.testing.js';
 
@@ -118,6 +118,28 @@ describe('KvDirectory', () => {
     expect(rejections[0]?.reason).toBe('E_DIRECTORY_KEY');
     expect(directory.lookup('svc.schemapin')).toBeUndefined();
     expect(directory.lookup('svc.policy')).toBeUndefined();
+  });
+
+  it('keeps the entry a rotation replaced as superseded for SUPERSEDED_GRACE_MS, and not past a revocation', async () => {
+    let offset = 0;
+    const directory = await KvDirectory.open(bus, { provider, rootPublicKey: root.publicKey, clock: () => Date.now() + offset });
+    directories.push(directory);
+    const v1 = entry('svc.policy', 1);
+    await publishDirectoryEntry(bus, signed(v1));
+    await eventually(() => directory.lookup(v1.id)?.keyVersion === 1, 5000, 'v1');
+    expect(directory.superseded(v1.id)).toBeUndefined();
+    const v2 = entry('svc.policy', 2);
+    await publishDirectoryEntry(bus, signed(v2));
+    await eventually(() => directory.lookup(v1.id)?.keyVersion === 2, 5000, 'v2');
+    expect(directory.superseded(v1.id)?.x25519PublicKey).toEqual(v1.x25519PublicKey);
+    offset = SUPERSEDED_GRACE_MS;
+    expect(directory.superseded(v1.id)).toBeUndefined();
+    offset = 0;
+    expect(directory.superseded(v1.id)?.keyVersion).toBe(1);
+    // A revocation (any later write of the id) ends the grace at once.
+    await publishDirectoryEntry(bus, signed({ ...v2, revoked: true }));
+    await eventually(() => directory.lookup(v1.id) === undefined, 5000, 'the revocation');
+    expect(directory.superseded(v1.id)).toBeUndefined();
   });
 
   it('drops a revoked entry on the next lookup and never takes it back at the same version', async () => {

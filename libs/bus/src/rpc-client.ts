@@ -5,7 +5,7 @@ import { describe } from './connect.js';
 import { BusRequestError, BusTimeoutError, BusUnavailableError } from './errors.js';
 import { headersCarrier, Headers } from './headers.js';
 import { RandomPool } from '@bulwark/crypto';
-import type { SessionInitiatorOptions } from '@bulwark/envelope';
+import { EnvelopeError, type SessionInitiatorOptions } from '@bulwark/envelope';
 import { initiatorPort } from './internal/envelope-ports.js';
 import { AdmissionKeys, encodeAdmissionTag } from './internal/handshake-admission.js';
 import type { InitiatorSession, SessionInitiator } from './internal/frames.js';
@@ -90,9 +90,12 @@ export class CommandClient {
     try {
       return await this.#send(subject, affinity, body, timeoutMs);
     } catch (e) {
-      const undelivered = e instanceof BusUnavailableError;
+      // The service's directory entry changed under the session (it rotated its key): nothing was
+      // sent; one fresh handshake, with the new entry, and one try.
+      const rekeyed = e instanceof EnvelopeError && e.code === 'E_UNKNOWN_PEER';
+      const undelivered = rekeyed || e instanceof BusUnavailableError;
       const retry = undelivered || (e instanceof BusTimeoutError && options.idempotent === true);
-      if (e instanceof BusUnavailableError || e instanceof BusTimeoutError) this.#forget(service, affinity);
+      if (rekeyed || e instanceof BusUnavailableError || e instanceof BusTimeoutError) this.#forget(service, affinity);
       if (!retry) throw e;
       const fresh = await this.#affinityFor(service, subject, timeoutMs);
       return this.#send(subject, fresh, body, timeoutMs);

@@ -134,6 +134,8 @@ export const Events = {
     deletionScheduled: 'bulwark.evt.keys.deletion_scheduled',
     deletionCancelled: 'bulwark.evt.keys.deletion_cancelled',
     deleted: 'bulwark.evt.keys.deleted',
+    /** An active version past the rotation interval and its grace (once per version). */
+    rotationOverdue: 'bulwark.evt.keys.rotation_overdue',
   },
   tools: {
     submitted: 'bulwark.evt.tools.submitted',

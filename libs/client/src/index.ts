@@ -30,8 +30,8 @@ export {
   type WireCondition,
   type WireRuleRef,
 } from './policy-wire.js';
-export { createKeyCalls, enrollWithJoinBundle, type Certified, type ChannelAction, type ChannelView, type EnrollOptions, type Invitation, type KeyCalls, type KeyVersionView, type KeyView, type NewKeys, type ProviderKeyView, type RevocationReason } from './keys.js';
-export { checkKeyPossession, possessionMessage, proveKeyPossession } from './key-possession.js';
+export { createKeyCalls, enrollWithJoinBundle, type Certified, type ChannelAction, type CurrentNatsUser, type ChannelView, type EnrollOptions, type Invitation, type KeyCalls, type KeyVersionView, type KeyView, type NewKeys, type ProviderKeyView, type RevocationReason } from './keys.js';
+export { adoptionMessage, checkKeyPossession, possessionMessage, proveKeyPossession } from './key-possession.js';
 export { parseJoinBundle, type JoinBundle } from './join-bundle.js';
 export {
   sandboxCalls,

@@ -34,3 +34,21 @@ export function proveKeyPossession(provider: CryptoProvider, principal: string, 
 export function checkKeyPossession(provider: CryptoProvider, principal: string, version: number, ed25519: Uint8Array, x25519: Uint8Array, natsUser: string, proof: Uint8Array): boolean {
   return ed25519.length === 32 && x25519.length === 32 && provider.ed25519.verify(ed25519, possessionMessage(principal, version, ed25519, x25519, natsUser), proof);
 }
+
+const ADOPT_LABEL = new TextEncoder().encode('bulwark/keys/adopt-nats-user/v1');
+
+/**
+ * What a service made by `bulwark init` signs with its current NATS user nkey at its first
+ * rotation, so the key manager records that user as its version 1's (and can revoke it):
+ * lp("bulwark/keys/adopt-nats-user/v1") ‖ lp(principal) ‖ lp(natsUser).
+ */
+export function adoptionMessage(principal: string, natsUser: string): Uint8Array {
+  const parts = [...lp(ADOPT_LABEL), ...lp(new TextEncoder().encode(principal)), ...lp(new TextEncoder().encode(natsUser))];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

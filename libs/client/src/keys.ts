@@ -30,6 +30,12 @@ export interface KeyView {
   readonly principal: string;
   readonly minVerifyVersion: number;
   readonly activeVersion: number | null;
+  /** When the active version is due to be rotated by its holder (its creation + the key manager's rotation interval); null without one. */
+  readonly rotateAfter: string | null;
+  /** Whether that time has passed (the holder rotates: `startKeyRotation`, @bulwark/service-host). */
+  readonly rotationDue: boolean;
+  /** Whether the active version also passed the key manager's grace and was recorded overdue in the ledger (`keys.rotation_overdue`). */
+  readonly rotationOverdue: boolean;
   readonly versions: readonly KeyVersionView[];
 }
 
@@ -57,6 +63,13 @@ export interface NewKeys {
   readonly x25519: X25519KeyPair;
   /** The NATS user's public nkey (`U...`); its seed stays with the caller. */
   readonly natsUser: string;
+}
+
+/** A service's current NATS user (`bulwark init`'s), proved by a signature of its nkey over `adoptionMessage`: recorded as its version 1's at its first rotation. */
+export interface CurrentNatsUser {
+  readonly natsUser: string;
+  /** base64 of the nkey's Ed25519 signature over `adoptionMessage(principal, natsUser)`. */
+  readonly proof: string;
 }
 
 /** A SchemaPin provider key the key manager recorded from the ledger's pin events (an external key of the hierarchy). */
@@ -87,7 +100,7 @@ export interface KeyCalls {
   directory(principal: string): Promise<{ principal: string; entry: string }>;
   invite(principal: string, options?: { ttlMs?: number; admin?: boolean }): Promise<Invitation>;
   /** Rotates the caller's own key to `keys` as version `version` (its current latest + 1); resolves once the client's directory serves the new entry (published just after the reply). */
-  rotate(self: string, version: number, keys: NewKeys, trigger?: 'on_demand' | 'interval' | 'compromise'): Promise<Certified>;
+  rotate(self: string, version: number, keys: NewKeys, trigger?: 'on_demand' | 'interval' | 'compromise', adopt?: CurrentNatsUser): Promise<Certified>;
   revoke(principal: string, reason: RevocationReason, version?: number): Promise<KeyView>;
   disable(principal: string, version: number): Promise<KeyView>;
   enable(principal: string, version: number): Promise<KeyView>;
@@ -119,8 +132,9 @@ export function createKeyCalls(provider: CryptoProvider, call: (subject: Command
     list: async () => as(await call(Commands.keys.list, {}), Commands.keys.list, (o) => Array.isArray(o['principals']) && Array.isArray(o['providerKeys'])),
     directory: async (principal) => as(await call(Commands.keys.directory, { principal }), Commands.keys.directory, (o) => typeof o['entry'] === 'string'),
     invite: async (principal, options = {}) => as(await call(Commands.keys.invite, { principal, ...options }), Commands.keys.invite, (o) => typeof o['join'] === 'string'),
-    rotate: async (self, version, keys, trigger = 'on_demand') => {
-      const certified = as<Certified>(await call(Commands.keys.rotate, { principal: self, trigger, ...keysBody(provider, self, version, keys) }), Commands.keys.rotate, (o) => typeof o['entry'] === 'string');
+    rotate: async (self, version, keys, trigger = 'on_demand', adopt) => {
+      const adoption = adopt === undefined ? {} : { currentNatsUser: adopt.natsUser, currentNatsProof: adopt.proof };
+      const certified = as<Certified>(await call(Commands.keys.rotate, { principal: self, trigger, ...keysBody(provider, self, version, keys), ...adoption }), Commands.keys.rotate, (o) => typeof o['entry'] === 'string');
       // The new entry is published just after the reply: wait (up to 5 s) until it is served here.
       const deadline = Date.now() + 5000;
       while (directory !== undefined && directory.lookup(self)?.keyVersion !== certified.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));

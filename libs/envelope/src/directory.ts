@@ -33,6 +33,12 @@ export interface SignedDirectoryEntry {
  */
 export interface Directory {
   lookup(id: string): DirectoryEntry | undefined;
+  /**
+   * The entry a key rotation of `id` replaced a moment ago (a higher, unrevoked version), while
+   * its short grace lasts: sealed receivers accept frames `id` sealed under it before it
+   * switched (in flight on a stream). Undefined when there is none (optional: none at all).
+   */
+  superseded?(id: string): DirectoryEntry | undefined;
 }
 
 const ENTRY_TAG = lengthPrefixed(textEncoder.encode('bulwark/directory-entry/v1'));

@@ -53,6 +53,14 @@ export function resolveOptions(options: EnvelopeOptions): ResolvedOptions {
 export interface LocalIdentity {
   readonly id: string;
   readonly x25519: X25519KeyPair;
+  /**
+   * The X25519 keys this principal held before rotating its own (issue 12), newest first. Tried,
+   * only after `x25519` failed, by sealed receivers (a stream kept forever, as the ledger's control
+   * stream, replays frames sealed to them) and by session responders (a peer that made its
+   * handshake from our entry before it saw the new one). Frames *from* an old version are refused
+   * as before: a sender's key always comes from its current directory entry.
+   */
+  readonly previousX25519?: readonly X25519KeyPair[];
 }
 
 /** Per-call options of every `open`. */

@@ -162,3 +162,39 @@ describe.each(providers.map((p) => [p.name, p] as const))('sealed mode (%s provi
     clock.advance(1);
   });
 });
+
+describe.each(providers.map((p) => [p.name, p] as const))("sealed mode across a rotation of one side's own key (%s provider)", (_name, provider) => {
+  it("a receiver that rotated opens frames sealed to its previous key (previousX25519), and not without it", () => {
+    const w = world(provider);
+    // The sender still has the ledger's old entry; the ledger already holds its new key.
+    const frame = new SealedSender({ ...w.common, self: w.agent, recipientId: w.ledger.id }).seal(utf8('in flight'));
+    const renewed = principal(provider, w.ledger.id, 9).x25519;
+    expect(new SealedReceiver({ ...w.common, self: { id: w.ledger.id, x25519: renewed, previousX25519: [w.ledger.x25519] } }).open(frame)).toMatchObject({ ok: true });
+    expect(new SealedReceiver({ ...w.common, self: { id: w.ledger.id, x25519: renewed } }).open(frame)).toMatchObject({ ok: false, reason: 'E_HANDSHAKE' });
+  });
+
+  it('a sender whose own key rotated starts a new epoch under the new key', () => {
+    const w = world(provider);
+    const self = { id: w.agent.id, x25519: w.agent.x25519 };
+    const sender = new SealedSender({ ...w.common, self, recipientId: w.ledger.id });
+    const receiver = new SealedReceiver({ ...w.common, self: w.ledger });
+    const first = receiver.open(sender.seal(utf8('before')));
+    expect(first.ok).toBe(true);
+    const next = principal(provider, w.agent.id, 9);
+    expect(w.directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(next, { keyVersion: 2 }))).ok).toBe(true);
+    self.x25519 = next.x25519;
+    const second = receiver.open(sender.seal(utf8('after')));
+    expect(second).toMatchObject({ ok: true });
+    expect(first.ok && second.ok && first.sessionId !== second.sessionId).toBe(true);
+  });
+
+  it("frames a sender sealed under its replaced key open only while the directory's superseded grace lasts", () => {
+    const w = world(provider);
+    const old = entryFor(w.agent);
+    const frame = new SealedSender({ ...w.common, self: w.agent, recipientId: w.ledger.id }).seal(utf8('sealed before the switch'));
+    expect(w.directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(principal(provider, w.agent.id, 9), { keyVersion: 2 }))).ok).toBe(true);
+    const graced = { lookup: (id: string) => w.directory.lookup(id), superseded: (id: string) => (id === w.agent.id ? old : undefined) };
+    expect(new SealedReceiver({ ...w.common, directory: graced, self: w.ledger }).open(frame)).toMatchObject({ ok: true });
+    expect(new SealedReceiver({ ...w.common, self: w.ledger }).open(frame)).toMatchObject({ ok: false, reason: 'E_HANDSHAKE' });
+  });
+});

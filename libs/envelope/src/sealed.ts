@@ -45,6 +45,8 @@ interface SendEpoch {
   readonly counter: SendCounter;
   readonly startedAt: number;
   readonly recipientKey: Uint8Array;
+  /** Our own static key the epoch was sealed under: a rotation of our key starts a new epoch. */
+  readonly senderKey: Uint8Array;
 }
 
 export class SealedSender {
@@ -84,7 +86,8 @@ export class SealedSender {
       epoch === undefined ||
       epoch.counter.used >= this.#maxMessages ||
       now - epoch.startedAt >= this.#maxAgeMs ||
-      !equalPublic(epoch.recipientKey, recipient.x25519PublicKey)
+      !equalPublic(epoch.recipientKey, recipient.x25519PublicKey) ||
+      !equalPublic(epoch.senderKey, this.#self.x25519.publicKey)
     ) {
       epoch = this.#epoch = this.#startEpoch(provider, recipient, now);
     }
@@ -108,6 +111,7 @@ export class SealedSender {
       counter: new SendCounter(),
       startedAt: now,
       recipientKey: recipient.x25519PublicKey,
+      senderKey: this.#self.x25519.publicKey,
     };
   }
 }
@@ -159,27 +163,41 @@ export class SealedReceiver {
     if (sender === undefined) return reject('E_UNKNOWN_SENDER', `no valid directory entry for '${view.sender}'`, at(view));
 
     const key = `${view.sender}/${view.sessionIdHex}`;
+    // The sender's current key, then the one its own rotation replaced a moment ago (frames it
+    // sealed before the switch, still in flight: Directory.superseded).
+    const superseded = this.#directory.superseded?.(view.sender);
+    const senderKeys = superseded === undefined ? [sender.x25519PublicKey] : [sender.x25519PublicKey, superseded.x25519PublicKey];
     let epoch = this.#epochs.get(key);
     let isNew = false;
-    if (epoch === undefined || !equalPublic(epoch.handshake, view.sealedHandshake!) || !equalPublic(epoch.senderKey, sender.x25519PublicKey)) {
-      const hs = new HandshakeState(provider, {
-        pattern: 'K',
-        initiator: false,
-        prologue: sealedPrologue(encodeId(view.sender, 'sender id'), encodeId(view.recipient, 'recipient id'), view.sessionId),
-        s: this.#self.x25519,
-        rs: sender.x25519PublicKey,
-      });
-      try {
-        if (view.sealedHandshake!.length !== SEALED_HANDSHAKE_LENGTH || hs.readMessage(view.sealedHandshake!).length !== 0) {
-          return reject('E_HANDSHAKE', 'sealed handshake carries a payload', at(view));
+    if (epoch === undefined || !equalPublic(epoch.handshake, view.sealedHandshake!) || !senderKeys.some((k) => equalPublic(epoch!.senderKey, k))) {
+      if (view.sealedHandshake!.length !== SEALED_HANDSHAKE_LENGTH) return reject('E_HANDSHAKE', 'sealed handshake carries a payload', at(view));
+      // Our current key, then the ones our own rotations replaced (LocalIdentity.previousX25519).
+      const own = [this.#self.x25519, ...(this.#self.previousX25519 ?? [])];
+      let found: { hs: HandshakeState; senderKey: Uint8Array } | undefined;
+      search: for (const rs of senderKeys) {
+        for (const s of own) {
+          const attempt = new HandshakeState(provider, {
+            pattern: 'K',
+            initiator: false,
+            prologue: sealedPrologue(encodeId(view.sender, 'sender id'), encodeId(view.recipient, 'recipient id'), view.sessionId),
+            s,
+            rs,
+          });
+          try {
+            if (attempt.readMessage(view.sealedHandshake!).length !== 0) return reject('E_HANDSHAKE', 'sealed handshake carries a payload', at(view));
+            found = { hs: attempt, senderKey: rs };
+            break search;
+          } catch {
+            // Not this pair of keys: the next one, if any.
+          }
         }
-      } catch {
-        return reject('E_HANDSHAKE', `sealed handshake from '${view.sender}' does not authenticate`, at(view));
       }
+      if (found === undefined) return reject('E_HANDSHAKE', `sealed handshake from '${view.sender}' does not authenticate`, at(view));
+      const { hs } = found;
       const [fromSender] = hs.split();
       epoch = {
         handshake: view.sealedHandshake!.slice(),
-        senderKey: sender.x25519PublicKey,
+        senderKey: found.senderKey,
         keys: deriveTrafficKeys(provider, fromSender.key!, hs.handshakeHash, KEYS_INFO),
         window: new ReplayWindow(),
       };

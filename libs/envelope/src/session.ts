@@ -266,17 +266,20 @@ export class SessionResponder {
     const key = view.sessionIdHex;
     if (this.#sessions.has(key)) return reject('E_REPLAY', `handshake for session ${view.sessionIdHex} already seen`, at(view));
 
-    const hs = new HandshakeState(provider, {
-      pattern: 'IK',
-      initiator: false,
-      prologue: concatBytes([PROLOGUE_LABEL, view.header]),
-      s: this.#self.x25519,
-    });
-    try {
-      if (hs.readMessage(view.body).length !== 0) return reject('E_HANDSHAKE', 'handshake init carries a payload', at(view));
-    } catch {
-      return reject('E_HANDSHAKE', 'handshake init does not authenticate', at(view));
+    // Our current key, then the ones our own rotations replaced (LocalIdentity.previousX25519).
+    const own = [this.#self.x25519, ...(this.#self.previousX25519 ?? [])];
+    let hs: HandshakeState | undefined;
+    for (const s of own) {
+      const attempt = new HandshakeState(provider, { pattern: 'IK', initiator: false, prologue: concatBytes([PROLOGUE_LABEL, view.header]), s });
+      try {
+        if (attempt.readMessage(view.body).length !== 0) return reject('E_HANDSHAKE', 'handshake init carries a payload', at(view));
+        hs = attempt;
+        break;
+      } catch {
+        // Not made to this key: the next one, if any.
+      }
     }
+    if (hs === undefined) return reject('E_HANDSHAKE', 'handshake init does not authenticate', at(view));
     // The initiator proved possession of this static key; it must be the one the directory names.
     if (!provider.equal(hs.remoteStatic!, peer.x25519PublicKey)) {
       return reject('E_UNKNOWN_SENDER', `'${view.sender}' handshook with a static key its directory entry does not hold`, at(view));

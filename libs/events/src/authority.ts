@@ -104,6 +104,7 @@ export const PRODUCER_RULES: Readonly<Record<EventType, ProducerRule>> = Object.
   'keys.deletion_scheduled': KEYS,
   'keys.deletion_cancelled': KEYS,
   'keys.deleted': KEYS,
+  'keys.rotation_overdue': KEYS,
 
   'audit.checkpoint': LEDGER,
   'audit.cosigned': LEDGER,

@@ -99,6 +99,8 @@ const CATEGORY_OF = {
   'keys.deletion_scheduled': 'key_operation',
   'keys.deletion_cancelled': 'key_operation',
   'keys.deleted': 'key_operation',
+  // An active version past the rotation interval and its grace, recorded once per version (its holder did not rotate).
+  'keys.rotation_overdue': 'key_operation',
 
   // The ledger's own facts (bulwark.evt.audit.*).
   'audit.checkpoint': 'audit',
@@ -138,6 +140,7 @@ const CONTROL_TYPES: ReadonlySet<string> = new Set<EventType>([
   'keys.deletion_scheduled',
   'keys.deletion_cancelled',
   'keys.deleted',
+  'keys.rotation_overdue',
   'tools.pinned',
   'tools.revoked',
 ]);

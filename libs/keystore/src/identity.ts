@@ -15,6 +15,8 @@ export interface Identity {
   readonly x25519: X25519KeyPair;
   /** ISO 8601: when the identity's keys were stored (the later of the two). */
   readonly created: string;
+  /** X25519 keys of the principal's earlier versions, newest first (a service that rotates its own key: envelope `LocalIdentity`). */
+  readonly previousX25519?: readonly X25519KeyPair[];
 }
 
 /** The root signing key (DESIGN §8): it signs directory entries and nothing else. */

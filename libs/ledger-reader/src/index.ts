@@ -25,6 +25,7 @@ export {
   raiseMinVerifyVersion,
   revokeVersion,
   rotateKey,
+  rotateAfter,
   rotationDue,
   scheduleDeletion,
   versionOf,

@@ -20,7 +20,7 @@ export {
 export { encodeNkeySeed, nkeyPair, publicNkey } from './nkey.js';
 export { ACCOUNT_NAME, DEFAULT_ACCOUNT_LIMITS, OPERATOR_NAME, SYSTEM_ACCOUNT_NAME, issueAccountJwt, issueUserJwt, sameClaims, verifyJwt, type AccountLimits } from './jwts.js';
 export { ensureNatsAuthority, loadNatsAuthority, type EnsureAuthorityResult, type NatsAuthority } from './authority.js';
-export { busCredentialsFor, ensureNatsUser, formatCreds, loadNatsCredentials, readCredsFile, writeCredsFile, type EnsureUserResult, type NatsCredentials } from './users.js';
+export { busCredentialsFor, ensureNatsUser, formatCreds, loadNatsCredentials, readCredsFile, storeNatsUser, storeRenewedJwt, writeCredsFile, type EnsureUserResult, type NatsCredentials } from './users.js';
 export { MAX_CONTROL_LINE, MAX_USER_JWT_LENGTH, NATS_CONFIG_FILE, natsServerConfig, writeNatsServerConfig, type NatsServerConfigOptions } from './server-config.js';
 export { directoryEntryFor, enrollPrincipal, type Enrolment, type EnrollOptions } from './enroll.js';
 export { exportPrincipalKeys } from './export.js';

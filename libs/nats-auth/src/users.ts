@@ -106,9 +106,11 @@ async function issueUser(store: FileKeyStore, provider: CryptoProvider, role: Bu
  * not the stored key, is `E_NATS_JWT`: never silently connect as someone else.
  */
 export async function loadNatsCredentials(store: FileKeyStore, role: BusRole): Promise<NatsCredentials | undefined> {
-  const keyRef = { principal: ownerOf(role), kind: 'nats-user' as const, version: VERSION };
-  if (!(await store.has(keyRef))) return undefined;
-  const jwt = await readJwt(store, userRef(role));
+  // The latest user: init's is version 1, a service rotating its own key stores the next (storeNatsUser).
+  const versions = (await store.list(ownerOf(role))).filter((i) => i.kind === 'nats-user').map((i) => i.version);
+  if (versions.length === 0) return undefined;
+  const keyRef = { principal: ownerOf(role), kind: 'nats-user' as const, version: Math.max(...versions) };
+  const jwt = await readJwt(store, { owner: keyRef.principal, kind: 'nats-user', version: keyRef.version });
   if (jwt === undefined) throw new NatsAuthError('E_NATS_CREDS', `${nameOf(role)} has a NATS user key but no user JWT in ${store.location}: run bulwark init (or bulwark principal add) again`, { principal: nameOf(role) });
   const claims = verifyJwt(jwt, `NATS user JWT of ${nameOf(role)}`);
   const { info, secretKey } = await store.get(keyRef);
@@ -120,6 +122,29 @@ export async function loadNatsCredentials(store: FileKeyStore, role: BusRole): P
   const seed = encodeNkeySeed('nats-user', secretKey);
   secretKey.fill(0);
   return { name: nameOf(role), jwt, seed, publicKey, inboxPrefix: inboxPrefixFor(role) };
+}
+
+/**
+ * Stores a principal's next NATS user (a rotation of its own key made the nkey where it runs and
+ * the key manager issued `jwt` for it) as `version`, the JWT beside it; `loadNatsCredentials` then
+ * loads it. The JWT must verify and name that nkey (`E_NATS_JWT`). Returns its stored `.jwt` path.
+ */
+export async function storeNatsUser(store: FileKeyStore, principal: string, version: number, seed: Uint8Array, jwt: string): Promise<string> {
+  const user = nkeyPair('nats-user', seed);
+  try {
+    const claims = verifyJwt(jwt, `NATS user JWT of ${principal}`);
+    if (claims.sub !== user.getPublicKey() || claims.nats['type'] !== 'user') throw new NatsAuthError('E_NATS_JWT', `NATS user JWT of ${principal} v${version} is not for the nkey being stored`, { principal });
+    await store.put({ principal, kind: 'nats-user', version }, seed);
+    return await writeJwt(store, { owner: principal, kind: 'nats-user', version }, jwt);
+  } finally {
+    user.clear();
+  }
+}
+
+/** Replaces the stored JWT of `principal`'s NATS user `version` with a renewed one (so a restart presents the freshest). */
+export async function storeRenewedJwt(store: FileKeyStore, principal: string, version: number, jwt: string): Promise<void> {
+  verifyJwt(jwt, `NATS user JWT of ${principal}`);
+  await writeJwt(store, { owner: principal, kind: 'nats-user', version }, jwt);
 }
 
 /** The standard `.creds` text (JWT and seed, as `nsc` writes it) for NATS tools. It holds the secret seed. */

@@ -15,7 +15,7 @@ import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKe
 import { busCredentialsFor } from '@bulwark/nats-auth';
 import { createLogger, startServiceTelemetry, type HealthReport, type Logger, type ServiceTelemetry } from '@bulwark/telemetry';
 import { exitCodeOf, failureLine, ServiceExit } from './exit.js';
-import { startServiceRenewal, type ServiceRenewal } from './renewal.js';
+import { keyRotationIntervalMs, startServiceKeys, withPreviousKeys, type ServiceKeys } from './rotation.js';
 import { watchSupervisor } from './supervisor-watch.js';
 
 /** What the boot has before the key store opens: enough to parse settings and open a store. */
@@ -71,6 +71,13 @@ export interface ServiceDefinition<S> {
   readonly busCredentials?: (store: KeyStore) => Promise<BusCredentials>;
   /** The bus namespace (tests' isolated deployments); the root namespace when undefined. */
   readonly namespace?: (settings: S) => Namespace | undefined;
+  /**
+   * Rotates its own identity on the interval (`security.key_rotation_interval_days`) while it
+   * runs, in operator mode (rotation.ts). Only for a service whose every use of its keys reads
+   * the live `identity` (not the key manager, which certifies itself, nor the ledger, whose
+   * signing key readers pin).
+   */
+  readonly rotatesOwnKeys?: boolean;
   /** Starts the service on the opened bus and directory. */
   readonly start: (context: ServiceContext<S>) => Promise<RunningService>;
 }
@@ -146,11 +153,13 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     }
     const early: EarlyContext = { name: definition.name, config, log, crypto, rootPublicKey: parseRootPublicKey(pinned, 'keys.root_public_key'), env };
     const settings = (definition.settings === undefined ? undefined : await definition.settings(early)) as S;
+    const rotationIntervalMs = keyRotationIntervalMs(config.security.key_rotation_interval_days, env);
     const store =
       definition.openStore === undefined
         ? await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, env, kekFile: config.keys.kek_file }), provider: crypto })
         : await definition.openStore({ ...early, settings });
-    const identity = await loadIdentity(store, definition.principal);
+    const loaded = await loadIdentity(store, definition.principal);
+    const identity = definition.rotatesOwnKeys === true ? await withPreviousKeys(store, loaded) : loaded;
 
     // Telemetry first: the bus's command spans and counters report to its global providers.
     const telemetry = await startServiceTelemetry({ service: definition.name, env });
@@ -190,10 +199,11 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     cleanups.push(async () => {
       if (!stopped) await service.stop();
     });
-    // Its NATS credentials renewed at half-life (a JWT without an expiry needs none).
-    let renewal: ServiceRenewal | undefined;
+    // Its NATS credentials renewed at half-life (a JWT without an expiry needs none), and its identity rotated when due.
+    let renewal: ServiceKeys | undefined;
     if (credentials.credentials !== undefined) {
-      renewal = startServiceRenewal({ bus, credentials: credentials.credentials, identity, directory, crypto, log, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
+      const rotation = definition.rotatesOwnKeys === true ? { rotation: { intervalMs: rotationIntervalMs } } : {};
+      renewal = startServiceKeys({ bus, store, credentials: credentials.credentials, identity, directory, crypto, log, ...rotation, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
       cleanups.push(() => renewal?.stop());
     }
     telemetry.setHealth(service.health === undefined ? () => checkReadiness(bus) : () => service.health!());

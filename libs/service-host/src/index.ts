@@ -12,4 +12,5 @@ export {
   type ServiceDefinition,
   type StopReason,
 } from './host.js';
+export { keyRotationIntervalMs, startServiceKeys, withPreviousKeys, type ServiceKeys, type ServiceKeysOptions } from './rotation.js';
 export { SUPERVISOR_ENV, SUPERVISOR_STDIN, SupervisorModeError, watchSupervisor, type SupervisorWatch } from './supervisor-watch.js';

@@ -16,7 +16,7 @@
 import { ServicePrincipals } from '@bulwark/bus';
 import { InputError } from '@bulwark/errors';
 import { isPrincipalId } from '@bulwark/keystore';
-import { serviceMain } from '@bulwark/service-host';
+import { keyRotationIntervalMs, serviceMain } from '@bulwark/service-host';
 import { parseChannelsSetting } from './channels/config.js';
 import { NatsRevoker } from './nats/revoker.js';
 import { startKeyManager } from './service/service.js';
@@ -38,7 +38,7 @@ serviceMain({
     custody = await openKeyManagerStore(config, crypto, env);
     return custody.store;
   },
-  start: async ({ bus, config, crypto, identity, directory, store, ledgerPublicKey, authenticated, settings, log, defer }) => {
+  start: async ({ bus, config, crypto, identity, directory, store, ledgerPublicKey, authenticated, settings, log, defer, env }) => {
     const ledgerKey = ledgerPublicKey();
     // NATS revocations only where the bus authenticates (the store then holds the operator's keys).
     const revoker = authenticated ? await NatsRevoker.open({ store, provider: crypto, url: config.nats.url }) : undefined;
@@ -56,6 +56,7 @@ serviceMain({
       admins: settings.admins,
       channels: settings.channels,
       validityDays: config.security.key_rotation_interval_days,
+      rotationIntervalMs: keyRotationIntervalMs(config.security.key_rotation_interval_days, env),
       ...(revoker === undefined ? {} : { revoker }),
       logger: log,
     });

@@ -20,6 +20,8 @@ import { startPolicyService } from './service.js';
 serviceMain({
   name: 'policy',
   principal: ServicePrincipals.policy,
+  // Its identity rotates on the interval while it serves: every use below reads the live identity.
+  rotatesOwnKeys: true,
   settings: ({ env }) => {
     const maskKeyText = env['BULWARK_DECISION_MASK_KEY'];
     return { maskKey: maskKeyText === undefined ? undefined : parseRootPublicKey(maskKeyText, 'BULWARK_DECISION_MASK_KEY') };
@@ -28,7 +30,7 @@ serviceMain({
     const service = await startPolicyService({
       bus,
       provider: crypto,
-      identity: { id: identity.id, x25519: identity.x25519 },
+      identity,
       directory,
       ledgerPublicKey: ledgerPublicKey(),
       admins: config.policy.admins,

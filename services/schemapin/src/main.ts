@@ -18,6 +18,8 @@ import { startSchemaPinService } from './service.js';
 serviceMain({
   name: 'schemapin',
   principal: ServicePrincipals.tools,
+  // Its identity rotates on the interval while it serves: every use below reads the live identity.
+  rotatesOwnKeys: true,
   settings: ({ config, env }) => {
     const keyFile = env['BULWARK_SCHEMAPIN_SIGNING_KEY'];
     const domain = env['BULWARK_SCHEMAPIN_DOMAIN'];
@@ -30,7 +32,7 @@ serviceMain({
     const service = await startSchemaPinService({
       bus,
       provider: crypto,
-      identity: { id: identity.id, x25519: identity.x25519 },
+      identity,
       directory,
       ledgerPublicKey: ledgerPublicKey(),
       admins: config.policy.admins,

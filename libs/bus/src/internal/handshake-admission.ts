@@ -27,18 +27,34 @@ import type { Directory, DirectoryEntry, LocalIdentity } from '@bulwark/envelope
 export const ADMISSION_TAG_LENGTH = 16;
 const INFO_LABEL = new TextEncoder().encode('bulwark/bus/v1 handshake admission');
 
+type RoleKeys = { readonly [R in 'initiator' | 'responder']: WeakMap<DirectoryEntry, Uint8Array | null> };
+
 /** Derives and caches admission keys between this principal and its peers. */
 export class AdmissionKeys {
   readonly #provider: CryptoProvider;
   readonly #self: LocalIdentity;
   readonly #directory: Directory;
   /** Per role, keyed by the directory's entry object: one derivation per entry version, freed with it. */
-  readonly #keys = { initiator: new WeakMap<DirectoryEntry, Uint8Array | null>(), responder: new WeakMap<DirectoryEntry, Uint8Array | null>() };
+  #keys: RoleKeys = { initiator: new WeakMap(), responder: new WeakMap() };
+  /** Our own key pair the cached keys were derived with: our own rotation (a new pair in `self`) derives them all anew. */
+  #selfKey: LocalIdentity['x25519'];
+  /** Responder keys under our most recent other key (`previousX25519[0]`: the next key while a rotation settles, then the replaced one), keyed like `#keys`. */
+  #alternate = new WeakMap<DirectoryEntry, Uint8Array | null>();
+  #alternateKey: LocalIdentity['x25519'] | undefined;
 
   constructor(options: { readonly provider: CryptoProvider; readonly self: LocalIdentity; readonly directory: Directory }) {
     this.#provider = options.provider;
     this.#self = options.self;
     this.#directory = options.directory;
+    this.#selfKey = options.self.x25519;
+  }
+
+  #current(): RoleKeys {
+    if (this.#self.x25519 !== this.#selfKey) {
+      this.#selfKey = this.#self.x25519;
+      this.#keys = { initiator: new WeakMap(), responder: new WeakMap() };
+    }
+    return this.#keys;
   }
 
   /** The directory's current entry for `peer`, if it has a valid one. */
@@ -48,7 +64,7 @@ export class AdmissionKeys {
 
   /** True when our responder key for this entry is derived already (checking a tag then costs no key work). */
   cached(entry: DirectoryEntry): boolean {
-    return this.#keys.responder.has(entry);
+    return this.#current().responder.has(entry);
   }
 
   /**
@@ -56,7 +72,7 @@ export class AdmissionKeys {
    * start the handshake). Undefined when the peer's key gives no usable shared secret.
    */
   key(entry: DirectoryEntry, role: 'initiator' | 'responder'): Uint8Array | undefined {
-    const keys = this.#keys[role];
+    const keys = this.#current()[role];
     let key = keys.get(entry);
     if (key === undefined) {
       key = derive(this.#provider, this.#self, entry, role);
@@ -71,11 +87,27 @@ export class AdmissionKeys {
     return key === undefined ? undefined : this.#provider.hmacSha256(key, frame).subarray(0, ADMISSION_TAG_LENGTH);
   }
 
-  /** Whether `tag` is the tag `entry`'s principal would send with `frame` to us (constant time). */
+  /**
+   * Whether `tag` is the tag `entry`'s principal would send with `frame` to us (constant time):
+   * under our key, or under our most recent other one (a peer that made it from our entry of just
+   * before, or just after, our own rotation). One derivation per entry and key, as for `#keys`.
+   */
   verify(entry: DirectoryEntry, frame: Uint8Array, tag: Uint8Array): boolean {
-    const key = this.key(entry, 'responder');
-    if (key === undefined || tag.length !== ADMISSION_TAG_LENGTH) return false;
-    return this.#provider.equal(this.#provider.hmacSha256(key, frame).subarray(0, ADMISSION_TAG_LENGTH), tag);
+    if (tag.length !== ADMISSION_TAG_LENGTH) return false;
+    const matches = (key: Uint8Array | undefined | null): boolean => key != null && this.#provider.equal(this.#provider.hmacSha256(key, frame).subarray(0, ADMISSION_TAG_LENGTH), tag);
+    if (matches(this.key(entry, 'responder'))) return true;
+    const other = this.#self.previousX25519?.[0];
+    if (other === undefined) return false;
+    if (other !== this.#alternateKey) {
+      this.#alternateKey = other;
+      this.#alternate = new WeakMap();
+    }
+    let key = this.#alternate.get(entry);
+    if (key === undefined) {
+      key = derive(this.#provider, { id: this.#self.id, x25519: other }, entry, 'responder');
+      this.#alternate.set(entry, key);
+    }
+    return matches(key);
   }
 }
 

@@ -88,7 +88,9 @@ async function credentialsOf(store: FileKeyStore, id: string): Promise<{ credent
 }
 
 function printView(io: CommandIO, v: KeyView): void {
-  io.stdout(`${v.principal}  active v${v.activeVersion ?? '-'}  min verify v${v.minVerifyVersion}\n`);
+  // Rotation: due (the holder rotates), and overdue once the ledger recorded it (keys.rotation_overdue).
+  const rotation = v.rotateAfter === null ? '' : v.rotationOverdue ? `  rotation OVERDUE (due ${v.rotateAfter})` : v.rotationDue ? `  rotation due (since ${v.rotateAfter})` : `  rotate after ${v.rotateAfter}`;
+  io.stdout(`${v.principal}  active v${v.activeVersion ?? '-'}  min verify v${v.minVerifyVersion}${rotation}\n`);
   for (const x of v.versions) {
     const extra = x.revocation === null ? '' : `  revoked ${x.revocation.reason} ${x.revocation.at}`;
     io.stdout(`  v${x.version}  ${x.state}${x.verifies ? '' : ' (does not verify)'}  ${x.created}${extra}${x.deleteAfter === null ? '' : `  deleted after ${x.deleteAfter}`}\n`);

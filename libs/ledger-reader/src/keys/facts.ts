@@ -33,7 +33,9 @@ export type KeyFact =
   | (Base & { readonly type: 'keys.disabled' | 'keys.enabled' | 'keys.deletion_cancelled'; readonly version: number })
   | (Base & { readonly type: 'keys.deletion_scheduled'; readonly version: number; readonly days: number; readonly at: number })
   | (Base & { readonly type: 'keys.deleted'; readonly version: number; readonly at: number })
-  | (Base & { readonly type: 'keys.min_version_raised'; readonly min: number });
+  | (Base & { readonly type: 'keys.min_version_raised'; readonly min: number })
+  /** The active `version` was not rotated by `rotateAfter` (+ the grace): recorded once per version, `by` the key manager. */
+  | (Base & { readonly type: 'keys.rotation_overdue'; readonly version: number; readonly rotateAfter: number; readonly at: number });
 
 export type KeyFactType = KeyFact['type'];
 
@@ -49,6 +51,7 @@ export const KEY_FACT_TYPES: readonly KeyFactType[] = Object.freeze([
   'keys.deletion_scheduled',
   'keys.deleted',
   'keys.min_version_raised',
+  'keys.rotation_overdue',
 ] satisfies EventType[]);
 
 export function isKeyFactType(type: string): type is KeyFactType {
@@ -140,6 +143,10 @@ export function parseFact(type: string, agentId: string, details: JsonObject): K
     case 'keys.min_version_raised':
       fields(['min']);
       fact = { type, principal, by, min: need(int('min'), 'min') };
+      break;
+    case 'keys.rotation_overdue':
+      fields(['version', 'rotateAfter', 'at']);
+      fact = { type, principal, by, version: need(int('version'), 'version'), rotateAfter: need(int('rotateAfter'), 'rotateAfter'), at: need(int('at'), 'at') };
       break;
     default: {
       const never: never = type;

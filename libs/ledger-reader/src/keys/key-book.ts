@@ -57,6 +57,8 @@ export class KeyBook {
   readonly #used = new Map<string, string>();
   /** principal → version → NATS user public nkey. */
   readonly #natsUsers = new Map<string, Map<number, string>>();
+  /** `<principal>/<version>` of every version recorded overdue for rotation. */
+  readonly #overdue = new Set<string>();
   #applied = 0;
 
   get applied(): number {
@@ -102,6 +104,11 @@ export class KeyBook {
   /** The principal that used token `tid`, or undefined when unused. */
   usedBy(tid: string): string | undefined {
     return this.#used.get(tid);
+  }
+
+  /** Whether `version` of `id` was recorded overdue for rotation (`keys.rotation_overdue`). */
+  overdue(id: string, version: number): boolean {
+    return this.#overdue.has(`${id}/${version}`);
   }
 
   natsUser(id: string, version: number): string | undefined {
@@ -182,6 +189,12 @@ export class KeyBook {
         return destroyVersion(existing(), fact.version, fact.at);
       case 'keys.min_version_raised':
         return raiseMinVerifyVersion(existing(), fact.min);
+      case 'keys.rotation_overdue': {
+        const k = existing();
+        if (activeVersion(k)?.version !== fact.version) throw new KeyLifecycleError('E_KEY_TRANSITION', `${fact.principal}: version ${fact.version} is not the active one; it cannot be overdue`, { principal: fact.principal });
+        if (this.overdue(fact.principal, fact.version)) throw new KeyLifecycleError('E_KEY_DUPLICATE', `${fact.principal} v${fact.version} was already recorded overdue`, { principal: fact.principal });
+        return k;
+      }
       default: {
         const never: never = fact;
         throw new Error(`unhandled key fact ${JSON.stringify(never)}`);
@@ -202,6 +215,7 @@ export class KeyBook {
     const latest = next?.versions.length ?? 0;
     if (fact.type === 'keys.invited') this.#invites.set(fact.tid, { tid: fact.tid, principal: fact.principal, admin: fact.admin, iat: fact.iat, exp: fact.exp, by: fact.by, version: latest });
     if (fact.type === 'keys.enrolled') this.#used.set(fact.tid, fact.principal);
+    if (fact.type === 'keys.rotation_overdue') this.#overdue.add(`${fact.principal}/${fact.version}`);
     const nats =
       fact.type === 'keys.generated' || fact.type === 'keys.invited' || fact.type === 'keys.enrolled'
         ? { version: latest, user: fact.natsUser }

@@ -13,6 +13,7 @@ import {
   raiseMinVerifyVersion,
   revokeVersion,
   rotateKey,
+  rotateAfter,
   rotationDue,
   scheduleDeletion,
   type KeyState,
@@ -132,6 +133,13 @@ describe('key versions: rotation', () => {
     expect(rotationDue(k, 90, T0 + 89 * DAY)).toBe(false);
     expect(rotationDue(k, 90, T0 + 90 * DAY)).toBe(true);
     expect(rotationDue(disableVersion(k, 1), 90, T0 + 365 * DAY)).toBe(false);
+  });
+
+  it("rotateAfter: the active version's creation plus the interval; the new version after a rotation; none without an active version", () => {
+    const k = generateKey(ID, keys(), T0);
+    expect(rotateAfter(k, 5000)).toBe(T0 + 5000);
+    expect(rotateAfter(rotateKey(k, keys(), T0 + 7000), 5000)).toBe(T0 + 12_000);
+    expect(rotateAfter(disableVersion(k, 1), 5000)).toBeUndefined();
   });
 });
 

@@ -225,8 +225,14 @@ export function destroyVersion(key: PrincipalKey, version: number, at: number): 
   return replace(key, { ...rest, state: 'deleted' });
 }
 
+/** When the active version is due to be rotated (its creation + the interval, in ms); undefined without an active version. */
+export function rotateAfter(key: PrincipalKey, intervalMs: number): number | undefined {
+  const active = activeVersion(key);
+  return active === undefined ? undefined : active.created + intervalMs;
+}
+
 /** Is a rotation due (`key_rotation_interval_days`, default 90)? The active version's age against the interval. */
 export function rotationDue(key: PrincipalKey, intervalDays: number, now: number): boolean {
-  const active = activeVersion(key);
-  return active !== undefined && now - active.created >= intervalDays * DAY_MS;
+  const after = rotateAfter(key, intervalDays * DAY_MS);
+  return after !== undefined && now >= after;
 }

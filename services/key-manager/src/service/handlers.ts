@@ -10,9 +10,10 @@
  * administrators. A refused join token is also reported as a `security.violation`.
  */
 import { Commands, Events, type CommandHandler, type CommandSubject, type EventPublisher, type EventSubject } from '@bulwark/bus';
-import { checkKeyPossession } from '@bulwark/client';
+import { adoptionMessage, checkKeyPossession } from '@bulwark/client';
+import { fromPublic } from '@nats-io/nkeys';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { encodeSignedDirectoryEntry } from '@bulwark/envelope';
+import { encodeSignedDirectoryEntry, type DirectoryEntry } from '@bulwark/envelope';
 import { encodeEvent, newEvent, type AuditEvent } from '@bulwark/events';
 import { parsePrincipalId } from '@bulwark/keystore';
 import { JoinTokenError } from '../errors.js';
@@ -23,6 +24,7 @@ import {
   factDetails,
   KeyLifecycleError,
   REVOCATION_REASONS,
+  rotateAfter,
   ROTATION_TRIGGERS,
   type KeyFact,
   type PrincipalKey,
@@ -48,6 +50,7 @@ export const FACT_SUBJECTS: Readonly<Record<KeyFact['type'], EventSubject>> = {
   'keys.deletion_cancelled': Events.keys.deletionCancelled,
   'keys.deleted': Events.keys.deleted,
   'keys.min_version_raised': Events.keys.minVersionRaised,
+  'keys.rotation_overdue': Events.keys.rotationOverdue,
 };
 
 export interface HandlerContext {
@@ -60,6 +63,10 @@ export interface HandlerContext {
   /** Principals besides the administrators that may revoke, and invite again a principal whose every version is revoked (an incident's containment and recovery; default svc.incident-response). */
   readonly revokers: readonly string[];
   readonly applyWaitMs: number;
+  /** How old an active version may get before its holder rotates it (`security.key_rotation_interval_days`; `SYMBIONT_KEY_ROTATION_INTERVAL_MS` in tests). */
+  readonly rotationIntervalMs: number;
+  /** The peer's current, valid directory entry (a service made by `bulwark init`, not in the book yet, is adopted from it at its first rotation). */
+  readonly entryOf: (principal: string) => DirectoryEntry | undefined;
   /** How long an issued NATS user JWT lives (default 24 h; never past the directory entry's notAfter). */
   readonly credentialLifetimeMs: number;
   readonly now: () => number;
@@ -73,14 +80,25 @@ export interface KeyView {
   readonly principal: string;
   readonly minVerifyVersion: number;
   readonly activeVersion: number | null;
+  /** When the active version is due to be rotated by its holder (its creation + the rotation interval); null without an active version. */
+  readonly rotateAfter: string | null;
+  /** Whether that time has passed: the holder rotates (`@bulwark/service-host`, `@bulwark/client` `startKeyRotation`). */
+  readonly rotationDue: boolean;
+  /** Whether the active version passed it by the grace too, recorded in the ledger (`keys.rotation_overdue`). */
+  readonly rotationOverdue: boolean;
   readonly versions: readonly { version: number; state: string; verifies: boolean; created: string; ed25519: string; x25519: string; revocation: { reason: string; at: string } | null; deleteAfter: string | null }[];
 }
 
-export function viewOf(key: PrincipalKey): KeyView {
+export function viewOf(key: PrincipalKey, rotation: { readonly intervalMs: number; readonly now: number; readonly overdue?: (version: number) => boolean }): KeyView {
+  const after = rotateAfter(key, rotation.intervalMs);
+  const active = activeVersion(key)?.version;
   return {
     principal: key.id,
     minVerifyVersion: key.minVerifyVersion,
     activeVersion: activeVersion(key)?.version ?? null,
+    rotateAfter: after === undefined ? null : new Date(after).toISOString(),
+    rotationDue: after !== undefined && rotation.now >= after,
+    rotationOverdue: active !== undefined && rotation.overdue?.(active) === true,
     versions: key.versions.map((v) => ({
       version: v.version,
       state: v.state,
@@ -132,6 +150,7 @@ function json(value: unknown): Uint8Array {
 
 export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSubject]?: CommandHandler } {
   const book = ctx.projection.book;
+  const view = (key: PrincipalKey): KeyView => viewOf(key, { intervalMs: ctx.rotationIntervalMs, now: ctx.now(), overdue: (v) => book.overdue(key.id, v) });
 
   // One change at a time per instance: two local commands never check against the same state.
   let chain: Promise<unknown> = Promise.resolve();
@@ -176,16 +195,43 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     return key;
   };
 
+  // A service made by `bulwark init` is not in the book (init certified it with the root before
+  // the key manager ran). At its first rotation its current keys become version 1 (`keys.generated`,
+  // from its root-signed entry, whose X25519 key the caller's session just proved), then it rotates.
+  // Its NATS user is recorded as version 1's only if it proves it (`currentNatsUser`, signed by
+  // that nkey): revoking version 1 then also revokes that user on the bus.
+  const adopt = async (principal: string, b: Record<string, unknown>): Promise<PrincipalKey> => {
+    const entry = parsePrincipalId(principal)?.kind === 'svc' ? ctx.entryOf(principal) : undefined;
+    if (entry === undefined || entry.revoked) throw new KeyCommandError('E_KEY_UNKNOWN', `keys.rotate: ${principal} has no key`, { principal });
+    if (entry.keyVersion !== 1) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} is not in the key book and its directory entry is version ${entry.keyVersion}, not init's version 1`, { principal });
+    const keys = { ed25519: Buffer.from(entry.ed25519PublicKey).toString('base64'), x25519: Buffer.from(entry.x25519PublicKey).toString('base64') };
+    const current = b['currentNatsUser'];
+    let natsUser: string | null = null;
+    if (current !== undefined) {
+      if (typeof current !== 'string' || !/^U[A-Z2-7]{55}$/.test(current)) throw new KeyCommandError('E_KEYS_REQUEST', 'keys.rotate: "currentNatsUser" must be a public user nkey (U...)', {});
+      const proof = typeof b['currentNatsProof'] === 'string' ? new Uint8Array(Buffer.from(b['currentNatsProof'], 'base64')) : new Uint8Array(0);
+      let proved: boolean;
+      try {
+        proved = fromPublic(current).verify(adoptionMessage(principal, current), proof);
+      } catch {
+        proved = false;
+      }
+      if (!proved) throw new KeyCommandError('E_KEYS_POSSESSION', `keys.rotate: the proof for ${principal}'s current NATS user does not verify under that nkey`, { principal });
+      natsUser = current;
+    }
+    return (await commit({ type: 'keys.generated', principal, by: principal, keys, at: entry.notBefore, natsUser }))!;
+  };
+
   const get: CommandHandler = async (req) => {
     requireLive();
     const b = body(req.body, 'keys.get');
-    return json(viewOf(known(principalOf(b, 'keys.get'), 'keys.get')));
+    return json(view(known(principalOf(b, 'keys.get'), 'keys.get')));
   };
 
   const list: CommandHandler = async (req) => {
     requireLive();
     requireAdmin(req.peer, 'keys.list');
-    return json({ principals: book.principals().map(viewOf), providerKeys: ctx.projection.providers.providerKeys() });
+    return json({ principals: book.principals().map(view), providerKeys: ctx.projection.providers.providerKeys() });
   };
 
   const directory: CommandHandler = async (req) => {
@@ -275,7 +321,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     const trigger = (b['trigger'] ?? 'on_demand') as RotationTrigger;
     if (!(ROTATION_TRIGGERS as readonly string[]).includes(trigger)) throw new KeyCommandError('E_KEYS_REQUEST', `keys.rotate: "trigger" must be one of ${ROTATION_TRIGGERS.join(', ')}`, {});
     return serial(async () => {
-      const current = known(principal, 'keys.rotate');
+      const current = book.key(principal) ?? (await adopt(principal, b));
       if (book.pendingInvite(principal) !== undefined) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} holds a bootstrap identity; enroll first`, {});
       const version = current.versions.length + 1;
       const { keys, natsUser } = newKeys(b, principal, version, 'keys.rotate');
@@ -327,7 +373,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
       const current = known(principal, 'keys.revoke');
       const version = b['version'] === undefined ? (activeVersion(current)?.version ?? current.versions.length) : versionOf(b, 'keys.revoke');
       const key = await commit({ type: 'keys.revoked', principal, by: req.peer, version, reason: reason as RevocationReason, at: ctx.now() });
-      return json(viewOf(key!));
+      return json(view(key!));
     });
   };
 
@@ -339,7 +385,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
       const b = body(req.body, command);
       const principal = principalOf(b, command);
       const version = versionOf(b, command);
-      return serial(async () => json(viewOf((await commit({ type, principal, by: req.peer, version }))!)));
+      return serial(async () => json(view((await commit({ type, principal, by: req.peer, version }))!)));
     };
 
   const scheduleDeletion: CommandHandler = async (req) => {
@@ -349,7 +395,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     const principal = principalOf(b, 'keys.schedule-deletion');
     const version = versionOf(b, 'keys.schedule-deletion');
     const days = b['days'] === undefined ? 7 : Number(b['days']);
-    return serial(async () => json(viewOf((await commit({ type: 'keys.deletion_scheduled', principal, by: req.peer, version, days, at: ctx.now() }))!)));
+    return serial(async () => json(view((await commit({ type: 'keys.deletion_scheduled', principal, by: req.peer, version, days, at: ctx.now() }))!)));
   };
 
   return {

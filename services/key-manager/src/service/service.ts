@@ -13,11 +13,13 @@ import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory } from '@bulwark/envelope';
 import { generateKey as generateRawKey, type KeyStore, type RootSigner } from '@bulwark/keystore';
 import { encodeNkeySeed, nkeyPair } from '@bulwark/nats-auth';
+import { encodeEvent, newEvent } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
+import { activeVersion, factDetails, rotateAfter } from '@bulwark/ledger-reader';
 import { ChannelDesk } from '../channels/desk.js';
 import type { NatsRevoker } from '../nats/revoker.js';
 import { Certifier } from './certifier.js';
-import { createHandlers } from './handlers.js';
+import { createHandlers, FACT_SUBJECTS } from './handlers.js';
 import { KeyProjection } from './projection.js';
 
 const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
@@ -42,6 +44,10 @@ export interface KeyManagerOptions {
   readonly revokers?: readonly string[];
   /** Directory entry validity (`security.key_rotation_interval_days`, default 90). */
   readonly validityDays?: number;
+  /** How old an active version may get before its holder is due to rotate it (default `validityDays`; tests use seconds). */
+  readonly rotationIntervalMs?: number;
+  /** How long past that a version not rotated is recorded overdue (`keys.rotation_overdue`, once per version; default 7 days). */
+  readonly rotationOverdueGraceMs?: number;
   /** Pushes NATS revocations; none in a deployment without NATS authentication. */
   readonly revoker?: NatsRevoker;
   /** How often the revocations are pushed and the directory entries published again (a restarted nats-server has forgotten them, an operator may have put an old entry back; default 10 000 ms). */
@@ -213,6 +219,32 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   }, options.repushIntervalMs ?? 10_000);
   repush.unref();
 
+  // An active version its holder did not rotate by the interval and the grace: one ledger event
+  // per version (`keys.rotation_overdue`; the book refuses a second), shown by `keys list`.
+  const rotationIntervalMs = options.rotationIntervalMs ?? (options.validityDays ?? 90) * DAY_MS;
+  const overdueGraceMs = options.rotationOverdueGraceMs ?? 7 * DAY_MS;
+  const overdueSent = new Set<string>();
+  const checkOverdue = (): void => {
+    const at = now();
+    for (const key of projection.book.principals()) {
+      const active = activeVersion(key);
+      const after = rotateAfter(key, rotationIntervalMs);
+      if (active === undefined || after === undefined || at < after + overdueGraceMs || projection.book.overdue(key.id, active.version)) continue;
+      const sent = `${key.id}/${active.version}`;
+      if (overdueSent.has(sent)) continue;
+      overdueSent.add(sent);
+      const fact = { type: 'keys.rotation_overdue', principal: key.id, by: identity.id, version: active.version, rotateAfter: after, at } as const;
+      const event = newEvent({ agentId: key.id, eventType: fact.type, details: factDetails(fact) });
+      logger?.warn({ principal: key.id, version: active.version, rotateAfter: new Date(after).toISOString() }, 'key rotation overdue: recorded in the ledger');
+      events.publish({ subject: FACT_SUBJECTS[fact.type], eventId: event.eventId, payload: encodeEvent(event) }).catch((e: unknown) => {
+        overdueSent.delete(sent);
+        logger?.warn({ err: e, principal: key.id }, 'key rotation overdue: the event was not published; retrying at the next check');
+      });
+    }
+  };
+  const overdue = setInterval(checkOverdue, Math.min(rotationIntervalMs / 10, 3_600_000));
+  overdue.unref();
+
   const bootstrap = async () => {
     const ed = provider.ed25519.generateKeyPair();
     const x = provider.x25519.generateKeyPair();
@@ -247,6 +279,8 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         admins: options.admins,
         revokers: options.revokers ?? ['svc.incident-response'],
         applyWaitMs: options.applyWaitMs ?? 5000,
+        rotationIntervalMs,
+        entryOf: (principal) => directory.lookup(principal),
         credentialLifetimeMs,
         now,
         bootstrap,
@@ -255,6 +289,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     });
   } catch (e) {
     clearInterval(repush);
+    clearInterval(overdue);
     await channels.stop();
     await projection.stop();
     certifier.close();
@@ -278,6 +313,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     stop() {
       stopping ??= (async () => {
         clearInterval(repush);
+        clearInterval(overdue);
         await channels.stop();
         await server.stop();
         await projection.stop();
