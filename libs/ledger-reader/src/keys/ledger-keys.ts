@@ -142,6 +142,11 @@ export class LedgerKeys {
         }
         return verdict.ok ? entry : undefined;
       },
+      // The entry a sender's own rotation just replaced (frames sealed under it still in flight): judged alike.
+      superseded: (id) => {
+        const entry = directory.superseded?.(id);
+        return entry !== undefined && this.admits(entry) ? entry : undefined;
+      },
     };
   }
 }
