@@ -25,6 +25,7 @@ export {
   directSubject,
   incidentSubject,
   analystIncidentFilter,
+  SOC_CHANNEL,
   recipientToken,
   ledgerSubject,
   type CommandSubject,

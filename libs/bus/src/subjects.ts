@@ -31,6 +31,8 @@ export const Commands = {
     checkpoint: 'bulwark.audit.checkpoint',
     verify: 'bulwark.audit.verify',
     report: 'bulwark.audit.report',
+    /** Any subscriber of a channel (analysts included): the key manager's channel announcements and key events, nothing else. */
+    channelEpochs: 'bulwark.audit.channel_epochs',
     /** Administrators: re-publish the verified ledger into an emptied BULWARK_LEDGER (`bulwark recover`). */
     republish: 'bulwark.audit.republish',
   },
@@ -181,6 +183,9 @@ export function incidentSubject(severity: IncidentSeverity, category: string): s
 export function recipientToken(principal: string): string {
   return principal.replace(/[%.*> ]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
+
+/** The SOC stream's channel under `bulwark up` (issue 12 "Channels"): its subscribers are the analysts; NATS grants every analyst its subject. */
+export const SOC_CHANNEL = 'soc.incidents';
 
 /**
  * The copies of one severity's incidents sealed to `principal`, any category:

@@ -13,4 +13,4 @@ export {
 export { announceEpoch, type ChannelIssuerIdentity, type NewEpoch, type SubscriberKey } from './issuer.js';
 export { ChannelBook, type ChannelChange, type PlannedEpoch } from './book.js';
 export { CHANNEL_EPOCH_EVENT, CHANNEL_ISSUER, ChannelKeyring, directoryIssuerKey, principalKeyring, type KeyringOptions, type KeyringOutcome } from './keyring.js';
-export { followChannels, type ChannelFollower, type FollowChannelsOptions } from './follow.js';
+export { CHANNEL_EPOCH_TYPES, followChannelEpochs, followChannels, type ChannelEpochFollower, type ChannelFollower, type FollowChannelEpochsOptions, type FollowChannelsOptions } from './follow.js';

@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import {
   Commands,
-  CommandClient,
   consumerBacklog,
   LEDGER_BATCH_SUBJECT,
   LEDGER_PRINCIPAL,
@@ -28,6 +27,7 @@ import type { ReaderMode, ReaderPosition } from './internal/chain.js';
 import { ReaderCore, type CoreMetrics, type GapSource } from './internal/core.js';
 import { queryGapSource } from './internal/query-source.js';
 import { eventVerifier } from './internal/verify.js';
+import { ledgerQuery } from './query-reader.js';
 
 export interface LedgerReaderOptions {
   readonly bus: Bus;
@@ -125,13 +125,7 @@ export async function startLedgerReader(options: LedgerReaderOptions): Promise<L
   if (options.mode !== 'full' && options.mode !== 'control') throw new LedgerReaderUsageError('E_READER_OPTIONS', `ledger reader ${options.reader}: mode must be 'full' or 'control'`);
   const { bus, logger } = options;
   const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
-  const client = options.gapSource === undefined ? new CommandClient(bus, { sessions: { provider: options.provider, self: options.identity, directory: options.directory }, rejections: options.rejections }) : undefined;
-  const source: GapSource =
-    options.gapSource ??
-    queryGapSource(async (body) => {
-      const reply = await client!.request(Commands.audit.query, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: queryTimeoutMs, idempotent: true });
-      return JSON.parse(new TextDecoder().decode(reply)) as unknown;
-    });
+  const source: GapSource = options.gapSource ?? queryGapSource(ledgerQuery(bus, options, Commands.audit.query, queryTimeoutMs));
   let raising: Promise<void> = Promise.resolve();
   const core = new ReaderCore({
     reader: options.reader,

@@ -3,6 +3,7 @@ export {
   ADMIN_CALLS,
   AGENT_CALLS,
   ANALYST_CALLS,
+  analystChannelConsumers,
   analystConsumers,
   LEDGER_DURABLE_NAME,
   OPERATOR_USER,

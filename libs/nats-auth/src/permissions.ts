@@ -13,7 +13,7 @@
  * never delete, never another filter); `inbox` is `_INBOX.<principal token>.>`, the prefix
  * the principal's connection uses for every reply, so nobody else can subscribe to it.
  */
-import { analystIncidentFilter, Commands, DIRECT_SUBJECT_ROOT, INCIDENT_SEVERITIES, DIRECTORY_BUCKET, LEDGER_BATCH_SUBJECT, ledgerControlSubject, ServicePrincipals, StreamNames, type CommandSubject, type Namespace, type ServiceName, type StreamKey } from '@bulwark/bus';
+import { analystIncidentFilter, Commands, SOC_CHANNEL, DIRECT_SUBJECT_ROOT, INCIDENT_SEVERITIES, DIRECTORY_BUCKET, LEDGER_BATCH_SUBJECT, ledgerControlSubject, ServicePrincipals, StreamNames, type CommandSubject, type Namespace, type ServiceName, type StreamKey } from '@bulwark/bus';
 import { parsePrincipalId, ROOT_KEY_OWNER } from '@bulwark/keystore';
 import { NatsAuthError } from './errors.js';
 
@@ -53,8 +53,8 @@ export const AGENT_CALLS: readonly CommandSubject[] = [
   Commands.keys.renew,
 ];
 
-/** Analysts: the incident commands. */
-export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate, Commands.keys.renew];
+/** Analysts: the incident commands, and the channel epochs of the ledger (their SOC stream's keys; not the rest of the ledger). */
+export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate, Commands.keys.renew, Commands.audit.channelEpochs];
 
 /** Administrators (`--admin`) also administer policies, read and verify the audit trail, manage keys and tools. */
 export const ADMIN_CALLS: readonly CommandSubject[] = [
@@ -134,6 +134,17 @@ export function serviceDurables(service: ServiceName): readonly DurableGrant[] {
 export function analystConsumers(principal: string): readonly DurableGrant[] {
   const token = principalToken({ kind: 'principal', id: principal });
   return INCIDENT_SEVERITIES.map((severity) => ({ stream: 'incidents', durable: `${token}_${severity}`, filter: analystIncidentFilter(severity, principal) }));
+}
+
+/**
+ * An analyst's consumers of the SOC channel (`SOC_CHANNEL`, one copy per finding under the
+ * channel's epoch key): one per severity, `<principal token>_soc_<severity>`, filtering
+ * `bulwark.incident.<severity>.*.<channel token>`. Every analyst may receive these frames; only
+ * the subscribers of an epoch open them (libs/channel).
+ */
+export function analystChannelConsumers(principal: string): readonly DurableGrant[] {
+  const token = principalToken({ kind: 'principal', id: principal });
+  return INCIDENT_SEVERITIES.map((severity) => ({ stream: 'incidents', durable: `${token}_soc_${severity}`, filter: analystIncidentFilter(severity, SOC_CHANNEL) }));
 }
 
 /** The audit ledger's durable on BULWARK_EVENTS (services/audit-ledger `LEDGER_DURABLE`). */
@@ -238,7 +249,7 @@ export function permissionsFor(role: BusRole, namespace: Namespace): BusPermissi
       publish.push(rejected);
       for (const c of role.admin === true ? ADMIN_CALLS : ANALYST_CALLS) cmd(c);
       // The SOC stream: its own copies only, through its own durables (one per severity).
-      for (const g of analystConsumers(role.id)) durable(g);
+      for (const g of [...analystConsumers(role.id), ...analystChannelConsumers(role.id)]) durable(g);
       return freeze({ publish, subscribe, respond: false });
     default: {
       const never: never = principal.kind;

@@ -28,6 +28,8 @@ export interface GapRange {
   readonly toSeq?: number;
   /** Only control-plane events (control mode). */
   readonly control: boolean;
+  /** Only these event types (a query-fed reader of a few control types, query-reader.ts). */
+  readonly eventTypes?: readonly string[];
 }
 
 /** The ledger's own answer for a range, in seq order. Throws when the ledger cannot be asked. */
@@ -43,6 +45,11 @@ export interface ReaderCoreOptions {
   readonly source: GapSource;
   readonly apply: (event: LedgerEvent) => void | Promise<void>;
   readonly onHalt: (halt: ReaderHaltedError) => void;
+  /**
+   * Only these event types are read (control mode only): every query asks for them alone and an
+   * event of another type in a reply halts. Default: every type of the mode.
+   */
+  readonly eventTypes?: readonly string[];
   /** Tries at filling one gap before the reader halts (default 3), `retryDelayMs` apart (default 500). */
   readonly fillAttempts?: number;
   readonly retryDelayMs?: number;
@@ -72,6 +79,9 @@ export class ReaderCore {
 
   constructor(options: ReaderCoreOptions) {
     this.#options = options;
+    if (options.eventTypes !== undefined && (options.mode !== 'control' || options.eventTypes.length === 0 || !options.eventTypes.every((t) => isControlEventType(t)))) {
+      throw new RangeError(`ledger reader ${options.reader}: eventTypes needs control mode and one or more control event types`);
+    }
     this.#cursor = new ChainCursor(options.mode, options.start);
   }
 
@@ -109,7 +119,7 @@ export class ReaderCore {
   sync(): Promise<void> {
     return this.#serial(async () => {
       if (this.#halted !== undefined) return;
-      await this.#fillFrom({ fromSeq: this.#cursor.seq + 1, control: this.#options.mode === 'control' });
+      await this.#fillFrom(this.#range(this.#cursor.seq + 1));
     });
   }
 
@@ -159,7 +169,7 @@ export class ReaderCore {
     let lastError = '';
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        await this.#fillFrom({ fromSeq: this.#cursor.seq + 1, toSeq: predecessor, control: this.#options.mode === 'control' });
+        await this.#fillFrom(this.#range(this.#cursor.seq + 1, predecessor));
         if (this.#halted !== undefined) return false;
         if (this.#cursor.seq === predecessor) return true;
         this.halt('E_READER_GAP', this.#cursor.seq + 1, `events ${missingFrom}..${predecessor} are missing from the stream and the ledger's query served up to seq ${this.#cursor.seq}, not ${predecessor}`);
@@ -174,6 +184,11 @@ export class ReaderCore {
     return false;
   }
 
+  #range(fromSeq: number, toSeq?: number): GapRange {
+    const { mode, eventTypes } = this.#options;
+    return { fromSeq, ...(toSeq === undefined ? {} : { toSeq }), control: mode === 'control', ...(eventTypes === undefined ? {} : { eventTypes }) };
+  }
+
   /** Applies the ledger's events of a range; each must follow the one before it (the ledger's order is authoritative). */
   async #fillFrom(range: GapRange): Promise<void> {
     for await (const event of this.#options.source.fetch(range)) {
@@ -184,6 +199,10 @@ export class ReaderCore {
       }
       if (range.control && !isControlEventType(event.eventType)) {
         this.halt('E_READER_GAP', event.seq, `the ledger's query for control events served ${event.eventType} at seq ${event.seq}`);
+        return;
+      }
+      if (range.eventTypes !== undefined && !range.eventTypes.includes(event.eventType)) {
+        this.halt('E_READER_GAP', event.seq, `the ledger's query for ${range.eventTypes.join(', ')} served ${event.eventType} at seq ${event.seq}`);
         return;
       }
       // In control mode the ledger's query lists every control event of the range: the one

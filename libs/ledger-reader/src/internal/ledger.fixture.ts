@@ -72,7 +72,7 @@ export class MemoryLedger {
           throw new Error('ledger unavailable');
         }
         const matching = ledger.serve(
-          ledger.events.filter((e) => e.seq >= range.fromSeq && (range.toSeq === undefined || e.seq <= range.toSeq) && (!range.control || isControlEventType(e.eventType))),
+          ledger.events.filter((e) => e.seq >= range.fromSeq && (range.toSeq === undefined || e.seq <= range.toSeq) && (!range.control || isControlEventType(e.eventType)) && (range.eventTypes === undefined || range.eventTypes.includes(e.eventType))),
         );
         for (let i = 0; i < matching.length; i += pageSize) {
           await Promise.resolve();

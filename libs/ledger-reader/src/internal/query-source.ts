@@ -62,7 +62,7 @@ export function queryGapSource(query: AuditQuery): GapSource {
         const body = {
           fromSeq: range.fromSeq,
           ...(range.toSeq === undefined ? {} : { toSeq: range.toSeq }),
-          ...(range.control ? { eventTypes: CONTROL_EVENT_TYPES } : {}),
+          ...(range.eventTypes !== undefined ? { eventTypes: range.eventTypes } : range.control ? { eventTypes: CONTROL_EVENT_TYPES } : {}),
           limit: PAGE,
           ...(cursor === undefined ? {} : { cursor }),
         };

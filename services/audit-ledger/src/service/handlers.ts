@@ -3,8 +3,9 @@
  * checkpoint, verify. Each takes the JSON body of protocol.ts and returns its reply; the
  * bus runs them inside Noise sessions (`serveCommands`).
  */
+import { CHANNEL_EPOCH_TYPES } from '@bulwark/channel';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { Commands, type CommandHandler, type CommandSubject } from '@bulwark/bus';
+import { Commands, ServicePrincipals, type CommandHandler, type CommandSubject } from '@bulwark/bus';
 import { checkProducer, computeEventHash, isEventType, type EventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb, StoredCheckpoint } from '../ledger.js';
 import { bytes, hashedFieldsOfRow, ledgerEventOfRow, toNumber, type EventRow } from '../store/rows.js';
@@ -82,8 +83,7 @@ async function latest(ledger: AuditLedger): Promise<StoredCheckpoint> {
   return (await ledger.latestCheckpoint()) ?? (await ledger.checkpoint());
 }
 
-export async function query(ctx: HandlerContext, body: Record<string, unknown>): Promise<QueryReply> {
-  const subject = Commands.audit.query;
+export async function query(ctx: HandlerContext, body: Record<string, unknown>, subject: CommandSubject = Commands.audit.query): Promise<QueryReply> {
   const agentId = optionalText(subject, body, 'agentId');
   const eventTypes = typesOf(subject, body);
   const fromTime = optionalCount(subject, body, 'fromTime');
@@ -122,6 +122,24 @@ export async function query(ctx: HandlerContext, body: Record<string, unknown>):
     proven.push({ ...event, proof });
   }
   return { events: proven, ...next, checkpoint: checkpointJson(checkpoint) };
+}
+
+const CHANNEL_EPOCH_FIELDS = new Set(['fromSeq', 'toSeq', 'limit', 'cursor', 'eventTypes']);
+
+/**
+ * `bulwark.audit.channel_epochs`: the part of the ledger any channel subscriber needs to rebuild
+ * its epoch keys (libs/channel `followChannelEpochs`), for principals that may not query the
+ * ledger (analysts): the key manager's events of CHANNEL_EPOCH_TYPES, as `bulwark.audit.query`
+ * serves them (the subscriber verifies each one), and nothing else.
+ */
+export async function channelEpochs(ctx: HandlerContext, body: Record<string, unknown>): Promise<QueryReply> {
+  const subject = Commands.audit.channelEpochs;
+  const extra = Object.keys(body).find((k) => !CHANNEL_EPOCH_FIELDS.has(k));
+  if (extra !== undefined) throw requestError(subject, `unknown field ${JSON.stringify(extra.slice(0, 64))} (fromSeq, toSeq, limit, cursor, eventTypes)`);
+  const types = typesOf(subject, body) ?? (CHANNEL_EPOCH_TYPES as EventType[]);
+  const other = types.find((t) => !CHANNEL_EPOCH_TYPES.includes(t));
+  if (other !== undefined) throw requestError(subject, `${other} is not served here (only ${CHANNEL_EPOCH_TYPES.join(', ')})`);
+  return query(ctx, { ...body, eventTypes: types, agentId: ServicePrincipals.keys }, subject);
 }
 
 export async function inclusion(ctx: HandlerContext, body: Record<string, unknown>): Promise<InclusionReply & { checkpoint?: CheckpointReply }> {
@@ -222,6 +240,7 @@ export function commandHandlers(ctx: HandlerContext): { readonly [S in CommandSu
   const wrap = (run: (body: Record<string, unknown>) => Promise<unknown>, subject: CommandSubject): CommandHandler => async (request) => encodeReply(await run(parseBody(subject, request.body)));
   return {
     [Commands.audit.query]: wrap((b) => query(ctx, b), Commands.audit.query),
+    [Commands.audit.channelEpochs]: wrap((b) => channelEpochs(ctx, b), Commands.audit.channelEpochs),
     [Commands.audit.proofInclusion]: wrap((b) => inclusion(ctx, b), Commands.audit.proofInclusion),
     [Commands.audit.proofConsistency]: wrap((b) => consistency(ctx, b), Commands.audit.proofConsistency),
     [Commands.audit.checkpoint]: wrap(() => checkpoint(ctx), Commands.audit.checkpoint),
