@@ -17,6 +17,7 @@ import type { ReaderHaltedError } from './errors.js';
 import type { ReaderPosition } from './internal/chain.js';
 import { ReaderCore, type CoreMetrics, type GapSource } from './internal/core.js';
 import { queryGapSource, type AuditQuery } from './internal/query-source.js';
+import { startPeriodicSync } from './internal/periodic-sync.js';
 import { eventVerifier } from './internal/verify.js';
 
 /** `bulwark.audit.query`-shaped requests over an authenticated session to the ledger's principal, on `subject`. */
@@ -88,20 +89,7 @@ export function startQueryReader(options: QueryReaderOptions): QueryReader {
       }
     },
   });
-  const syncIntervalMs = options.syncIntervalMs ?? 5000;
-  let syncing = false;
-  const timer =
-    syncIntervalMs > 0
-      ? setInterval(() => {
-          if (syncing || core.halted !== undefined) return;
-          syncing = true;
-          core
-            .sync()
-            .catch((e: unknown) => logger?.warn({ err: e, reader: options.reader }, 'ledger query reader: the ledger could not be asked; will try again'))
-            .finally(() => (syncing = false));
-        }, syncIntervalMs)
-      : undefined;
-  timer?.unref();
+  const sync = startPeriodicSync(core, { intervalMs: options.syncIntervalMs ?? 5000, reader: options.reader, ...(logger === undefined ? {} : { logger }) });
   return {
     get halted() {
       return core.halted;
@@ -110,7 +98,7 @@ export function startQueryReader(options: QueryReaderOptions): QueryReader {
     refresh: () => core.sync(),
     metrics: () => ({ ...core.metrics(), halted: core.halted !== undefined }),
     async stop() {
-      if (timer !== undefined) clearInterval(timer);
+      sync.stop();
     },
   };
 }

@@ -26,6 +26,7 @@ import { LedgerReaderTimeoutError, LedgerReaderUsageError, type ReaderHaltedErro
 import type { ReaderMode, ReaderPosition } from './internal/chain.js';
 import { ReaderCore, type CoreMetrics, type GapSource } from './internal/core.js';
 import { queryGapSource } from './internal/query-source.js';
+import { startPeriodicSync } from './internal/periodic-sync.js';
 import { eventVerifier } from './internal/verify.js';
 import { ledgerQuery } from './query-reader.js';
 
@@ -185,21 +186,8 @@ export async function startLedgerReader(options: LedgerReaderOptions): Promise<L
     options.rejections,
   );
 
-  const syncIntervalMs = options.syncIntervalMs ?? 10_000;
   let live = false;
-  let syncing = false;
-  const timer =
-    syncIntervalMs > 0
-      ? setInterval(() => {
-          if (!live || syncing || core.halted !== undefined) return;
-          syncing = true;
-          core
-            .sync()
-            .catch((e: unknown) => logger?.warn({ err: e, reader: options.reader }, 'ledger reader: the ledger could not be asked for events after the position; will try again'))
-            .finally(() => (syncing = false));
-        }, syncIntervalMs)
-      : undefined;
-  timer?.unref();
+  const sync = startPeriodicSync(core, { intervalMs: options.syncIntervalMs ?? 10_000, reader: options.reader, ready: () => live, ...(logger === undefined ? {} : { logger }) });
 
   return {
     get halted() {
@@ -231,7 +219,7 @@ export async function startLedgerReader(options: LedgerReaderOptions): Promise<L
       }
     },
     async stop() {
-      if (timer !== undefined) clearInterval(timer);
+      sync.stop();
       await consumer.stop();
       await raising;
     },
