@@ -45,3 +45,4 @@ export {
   type SandboxTierDecision,
 } from './sandbox-wire.js';
 export { startCredentialRenewal, type CredentialRenewal, type CredentialRenewalOptions } from './credential-renewal.js';
+export { startKeyRotation, SWITCH_SETTLE_MS, type KeyRotation, type KeyRotationOptions, type RotatedKeys, type RotatingIdentity, type RotationTrigger } from './key-rotation.js';

@@ -1,0 +1,247 @@
+/**
+ * A principal rotates its own identity on the interval while it keeps working (issue 12,
+ * "Rotation"; SPIRE's agents rotate their SVIDs the same way): the key manager never holds
+ * another principal's private key, so the holder drives it. An agent calls this directly; a
+ * service gets it from @bulwark/service-host (`startServiceKeys`). Every check period (a tenth of
+ * the interval, at most an hour, jittered ±20 %) the holder asks the key manager for its own key
+ * (`bulwark.keys.get`: `rotationDue`, computed there from the ledger's state and the rotation
+ * interval); a principal made by `bulwark init`, not yet in the key book, is due once its keys are
+ * older than the interval. When due (or on `rotate()`), in this order:
+ *
+ * 1. new Ed25519, X25519 and NATS user keys are made here; `bulwark.keys.rotate` certifies them as
+ *    the next version (its reply travels in the old version's session);
+ * 2. `keep` hands them to the caller, who stores them at once (this library owns no key store):
+ *    a restart loads them;
+ * 3. once this process's directory serves the new entry, the live identity is switched in place:
+ *    the one identity object every session and sealed sender of the process holds, so new
+ *    handshakes and sealed frames use the new keys. The replaced X25519 key goes to
+ *    `previousX25519`: a handshake or sealed frame a peer made from the old entry opens;
+ * 4. the NATS connection moves to the new user (`Bus.switchUser`: one reconnect, subscriptions
+ *    resumed), then `onSwitched`: the caller drops its sessions (`client.reset()`) and restarts
+ *    credential renewal for the new nkey.
+ *
+ * A failure before `keep` returns changes nothing (the next check tries again); after it, the new
+ * version is what a restart loads.
+ */
+import { CommandClient, createEventPublisher, createRejectionReporter, LEDGER_PRINCIPAL, type Bus } from '@bulwark/bus';
+import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from '@bulwark/crypto';
+import { SealedSender, type Directory } from '@bulwark/envelope';
+import { BulwarkError, InputError } from '@bulwark/errors';
+import { fromSeed, Prefix } from '@nats-io/nkeys';
+// The seed codec is not re-exported by the package's entry point (as in @bulwark/nats-auth).
+import { Codec } from '@nats-io/nkeys/lib/codec.js';
+import { adoptionMessage } from './key-possession.js';
+import { createKeyCalls, type CurrentNatsUser, type KeyCalls } from './keys.js';
+
+const HOUR_MS = 3_600_000;
+/** How long after its own directory serves its new entry a holder waits before sealing under the new key (well within the 5 s superseded grace of its consumers). */
+export const SWITCH_SETTLE_MS = 1000;
+
+/** The live identity a rotation switches in place (a `@bulwark/keystore` Identity is one). */
+export interface RotatingIdentity {
+  readonly id: string;
+  readonly version: number;
+  readonly ed25519: Ed25519KeyPair;
+  readonly x25519: X25519KeyPair;
+  /** ISO 8601: when its keys were made (the age of a principal not in the key book). */
+  readonly created: string;
+  readonly previousX25519?: readonly X25519KeyPair[];
+}
+
+/** A new version, certified: what the caller stores (`keep`) and connects with after a restart. */
+export interface RotatedKeys {
+  readonly principal: string;
+  readonly version: number;
+  readonly notAfter: string;
+  readonly ed25519: Ed25519KeyPair;
+  readonly x25519: X25519KeyPair;
+  /** The new NATS user: its raw 32-byte seed (wiped once the rotation returns), its text seed (`SU...` as bytes) and JWT; null where the bus does not authenticate. */
+  readonly nats: { readonly rawSeed: Uint8Array; readonly seed: Uint8Array; readonly jwt: string } | null;
+}
+
+export type RotationTrigger = 'on_demand' | 'interval' | 'compromise';
+
+export interface KeyRotationOptions {
+  /** The connected bus, as the current NATS user (moved to the new one at a rotation). */
+  readonly bus: Bus;
+  /** The live identity every session of the process holds (switched in place). */
+  readonly identity: RotatingIdentity;
+  readonly directory: Directory;
+  readonly crypto: CryptoProvider;
+  /** The NATS user the bus connected with (its seed proves it to the key manager for a principal not yet in the key book). */
+  readonly credentials: { readonly jwt: string; readonly seed: Uint8Array };
+  /** Stores the new version; the switch waits for it, and a rejection leaves the old version live. */
+  readonly keep: (rotated: RotatedKeys) => Promise<void>;
+  /** After the switch: drop sessions made under the old version, restart credential renewal. */
+  readonly onSwitched?: (rotated: RotatedKeys) => void;
+  readonly onRotated?: (rotated: RotatedKeys, trigger: RotationTrigger) => void;
+  /** A check or rotation that failed (retried at the next check). */
+  readonly onError?: (error: unknown) => void;
+  /** The rotation interval; undefined: on demand only. */
+  readonly intervalMs?: number;
+  /** The check period (default a tenth of the interval, at most an hour). */
+  readonly checkMs?: number;
+  readonly timeoutMs?: number;
+}
+
+export interface KeyRotation {
+  readonly rotations: number;
+  /** The check period (jittered ±20 %), undefined without an interval. */
+  readonly checkMs: number | undefined;
+  /** The key manager's calls over a session as the current version. */
+  calls(): KeyCalls;
+  /** Rotates now; resolves with the new version. One rotation at a time. */
+  rotate(trigger?: RotationTrigger): Promise<number>;
+  stop(): void;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
+  const { bus, directory, crypto } = options;
+  const live = options.identity as Mutable<RotatingIdentity>;
+  const id = live.id;
+  const intervalMs = options.intervalMs;
+  if (intervalMs !== undefined && !(Number.isSafeInteger(intervalMs) && intervalMs >= 1000)) {
+    throw new InputError('E_CONFIG', `key rotation of ${id}: intervalMs=${intervalMs}: must be an integer number of milliseconds, at least 1000`, { principal: id });
+  }
+  let seed = options.credentials.seed.slice();
+
+  // The key manager's calls over a session as this identity (dropped after a rotation: the key
+  // manager refuses the old version's session once the new entry is out).
+  let calls: KeyCalls | undefined;
+  let client: CommandClient | undefined;
+  const keyCalls = (): KeyCalls => {
+    if (calls !== undefined) return calls;
+    const c = new CommandClient(bus, {
+      sessions: { provider: crypto, self: live, directory },
+      rejections: createRejectionReporter(createEventPublisher(bus, new SealedSender({ provider: crypto, self: live, directory, recipientId: LEDGER_PRINCIPAL })), { reporter: id }),
+    });
+    client = c;
+    // No directory given: `rotate` returns at the reply, and the keys are kept before the switch waits for the entry.
+    calls = createKeyCalls(crypto, async (subject, body) => {
+      const reply = await c.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: options.timeoutMs ?? 5000 });
+      return JSON.parse(new TextDecoder().decode(reply)) as unknown;
+    });
+    return calls;
+  };
+
+  const notInBook = (e: unknown): boolean => e instanceof BulwarkError && e.context['remoteCode'] === 'E_KEY_UNKNOWN';
+
+  /** The number of versions the key manager holds (a principal not in the book: its own version). */
+  const currentVersions = async (): Promise<{ versions: number; inBook: boolean }> => {
+    try {
+      return { versions: (await keyCalls().get(id)).versions.length, inBook: true };
+    } catch (e) {
+      if (notInBook(e)) return { versions: live.version, inBook: false };
+      throw e;
+    }
+  };
+
+  /** Init's NATS user, proved by its nkey, for the key manager to record as version 1's (and revoke with it). */
+  const currentNatsUser = (): CurrentNatsUser => {
+    const pair = fromSeed(seed.slice()); // clear() wipes the bytes it was given
+    try {
+      const natsUser = pair.getPublicKey();
+      return { natsUser, proof: Buffer.from(pair.sign(adoptionMessage(id, natsUser))).toString('base64') };
+    } finally {
+      pair.clear();
+    }
+  };
+
+  let rotations = 0;
+  let stopped = false;
+  const rotateNow = async (trigger: RotationTrigger): Promise<number> => {
+    const held = await currentVersions();
+    const next = { ed25519: crypto.ed25519.generateKeyPair(), x25519: crypto.x25519.generateKeyPair() };
+    const natsRaw = crypto.ed25519.generateKeyPair().secretKey;
+    const natsSeed = Codec.encodeSeed(Prefix.User, natsRaw);
+    const natsPair = fromSeed(natsSeed.slice());
+    const natsUser = natsPair.getPublicKey();
+    natsPair.clear();
+    try {
+      // 1. Certified (no directory wait here: the keys are kept first).
+      const certified = await keyCalls().rotate(id, held.versions + 1, { ...next, natsUser }, trigger, held.inBook ? undefined : currentNatsUser());
+      const rotated: RotatedKeys = { principal: id, version: certified.version, notAfter: certified.notAfter, ...next, nats: certified.natsJwt === null ? null : { rawSeed: natsRaw, seed: natsSeed, jwt: certified.natsJwt } };
+      // 2. Kept: a restart loads this version.
+      await options.keep(rotated);
+      // 3. Switched once our directory serves the new entry (published just after the reply).
+      const deadline = Date.now() + 5000;
+      while (directory.lookup(id)?.keyVersion !== certified.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      // Its peers' directories see the new entry a moment after ours: for SWITCH_SETTLE_MS the
+      // process opens handshakes and sealed frames made to either key but still seals under the
+      // old one (its consumers accept that for their superseded grace), then switches.
+      const earlier = live.previousX25519 ?? [];
+      live.previousX25519 = [next.x25519, ...earlier];
+      await new Promise((r) => setTimeout(r, SWITCH_SETTLE_MS));
+      live.previousX25519 = [live.x25519, ...earlier];
+      live.x25519 = next.x25519;
+      live.ed25519 = next.ed25519;
+      live.version = certified.version;
+      live.created = new Date().toISOString();
+      client?.reset();
+      client = undefined;
+      calls = undefined;
+      // 4. The NATS connection as the new user.
+      if (rotated.nats !== null) {
+        await bus.switchUser({ jwt: rotated.nats.jwt, seed: natsSeed });
+        seed.fill(0);
+        seed = natsSeed.slice();
+      }
+      rotations++;
+      options.onSwitched?.(rotated);
+      options.onRotated?.(rotated, trigger);
+      return certified.version;
+    } finally {
+      natsRaw.fill(0);
+    }
+  };
+
+  const due = async (interval: number): Promise<boolean> => {
+    try {
+      return (await keyCalls().get(id)).rotationDue;
+    } catch (e) {
+      // Made by `bulwark init`, not in the key book yet: the age of the keys it holds.
+      if (notInBook(e)) return Date.now() - Date.parse(live.created) >= interval;
+      throw e;
+    }
+  };
+
+  let running: Promise<number> | undefined;
+  const rotate = (trigger: RotationTrigger = 'on_demand'): Promise<number> => {
+    running ??= rotateNow(trigger).finally(() => (running = undefined));
+    return running;
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  const period = intervalMs === undefined ? undefined : (options.checkMs ?? Math.min(intervalMs / 10, HOUR_MS));
+  if (intervalMs !== undefined && period !== undefined) {
+    const schedule = (): void => {
+      if (stopped) return;
+      timer = setTimeout(() => void check(), period * (0.8 + 0.4 * Math.random()));
+      timer.unref();
+    };
+    const check = async (): Promise<void> => {
+      try {
+        if (await due(intervalMs)) await rotate('interval');
+      } catch (error) {
+        options.onError?.(error);
+      }
+      schedule();
+    };
+    schedule();
+  }
+
+  return {
+    get rotations() {
+      return rotations;
+    },
+    checkMs: period,
+    calls: keyCalls,
+    rotate,
+    stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+    },
+  };
+}
