@@ -32,7 +32,7 @@ export interface KeyView {
   readonly activeVersion: number | null;
   /** When the active version is due to be rotated by its holder (its creation + the key manager's rotation interval); null without one. */
   readonly rotateAfter: string | null;
-  /** Whether that time has passed (the holder rotates: `startKeyRotation`, @bulwark/service-host). */
+  /** Whether that time has passed (the holder rotates: `startKeyRotation`). */
   readonly rotationDue: boolean;
   /** Whether the active version also passed the key manager's grace and was recorded overdue in the ledger (`keys.rotation_overdue`). */
   readonly rotationOverdue: boolean;
