@@ -46,10 +46,13 @@ export interface KvDirectoryOptions extends TrustedDirectoryOptions {
  */
 /**
  * How long the entry a rotation replaced still opens sealed frames its principal made before it
- * switched (JetStream messages in flight): long enough for a consumer's lag, short enough that a
- * key rotated away stops counting at once in practice. A revocation or any later write ends it.
+ * switched (JetStream messages in flight). The old version was rotated away, not revoked, so the
+ * bound is a consumer's lag under load (the ledger's reached seconds on this 2-core machine with
+ * the suite running, and at 5 s decision events sealed just before a switch were refused and lost
+ * from the audit), not trust. A revocation, or an entry of another version, ends it at once; the
+ * key manager's republish of the same entry does not.
  */
-export const SUPERSEDED_GRACE_MS = 5000;
+export const SUPERSEDED_GRACE_MS = 30_000;
 
 export class KvDirectory implements Directory, Stoppable {
   readonly bucket: string;
@@ -168,11 +171,11 @@ export class KvDirectory implements Directory, Stoppable {
       this.#reject(entry, admitted.reason, admitted.detail);
       return;
     }
-    // A rotation (a higher, unrevoked version over a valid one) leaves the old entry a short grace;
-    // any other write of the id (a revocation, a republish) ends it.
+    // A rotation (a higher, unrevoked version over a valid one) leaves the old entry a grace; a
+    // revocation or another version ends it; a republish of the same entry leaves it as it is.
     if (before !== undefined && !signed.entry.revoked && signed.entry.keyVersion > before.keyVersion) {
       this.#superseded.set(id, { entry: before, until: this.#clock() + SUPERSEDED_GRACE_MS });
-    } else {
+    } else if (signed.entry.revoked || before === undefined || signed.entry.keyVersion !== before.keyVersion) {
       this.#superseded.delete(id);
     }
     this.#deleted.delete(id);

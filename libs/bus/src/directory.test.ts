@@ -136,7 +136,11 @@ describe('KvDirectory', () => {
     expect(directory.superseded(v1.id)).toBeUndefined();
     offset = 0;
     expect(directory.superseded(v1.id)?.keyVersion).toBe(1);
-    // A revocation (any later write of the id) ends the grace at once.
+    // The key manager's republish of the same entry leaves the grace as it was (KV revision moves on, the entry does not).
+    await publishDirectoryEntry(bus, signed(v2));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(directory.superseded(v1.id)?.keyVersion).toBe(1);
+    // A revocation ends the grace at once.
     await publishDirectoryEntry(bus, signed({ ...v2, revoked: true }));
     await eventually(() => directory.lookup(v1.id) === undefined, 5000, 'the revocation');
     expect(directory.superseded(v1.id)).toBeUndefined();

@@ -34,7 +34,7 @@ import { adoptionMessage } from './key-possession.js';
 import { createKeyCalls, type CurrentNatsUser, type KeyCalls } from './keys.js';
 
 const HOUR_MS = 3_600_000;
-/** How long after its own directory serves its new entry a holder waits before sealing under the new key (well within the 5 s superseded grace of its consumers). */
+/** How long after its own directory serves its new entry a holder waits before sealing under the new key (well within the 30 s superseded grace of its consumers). */
 export const SWITCH_SETTLE_MS = 1000;
 
 /** The live identity a rotation switches in place (a `@bulwark/keystore` Identity is one). */
