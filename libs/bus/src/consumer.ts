@@ -42,6 +42,12 @@ export interface ConsumerSpec {
    * so that instances that are gone do not leave their consumers behind. Default: never.
    */
   readonly inactiveThresholdMs?: number;
+  /**
+   * Envelope rejections worth another delivery instead of a term (each still reported), up to
+   * maxDeliver, `retryInitialMs`·2^(delivery−1) apart: `E_UNKNOWN_EPOCH` for a channel reader
+   * that learns a new epoch from the ledger a moment after the first frame under it arrives.
+   */
+  readonly redeliverRejected?: readonly string[];
 }
 
 /** One authenticated, decrypted message, as a handler sees it. */
@@ -198,9 +204,13 @@ export async function startConsumer(
     switch (opened.kind) {
       case 'rejected':
         m.rejected += 1;
+        rejections.report({ reason: opened.reason, sender: opened.sender, subject });
+        if (spec.redeliverRejected?.includes(opened.reason) === true && msg.info.deliveryCount < s.maxDeliver) {
+          msg.nak(Math.min(s.retryMaxMs, s.retryInitialMs * 2 ** (msg.info.deliveryCount - 1)));
+          return;
+        }
         // No term reason: NATS 2.9 ignores a `+TERM <reason>` ack and would redeliver.
         msg.term();
-        rejections.report({ reason: opened.reason, sender: opened.sender, subject });
         return;
       case 'duplicate':
         m.duplicates += 1;

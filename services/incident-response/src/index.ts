@@ -5,7 +5,7 @@ export { DEFAULT_RULES_FILE, readRuleSources } from './rules/files.js';
 export { DetectionEngine, type Detection, type EventRef } from './detect/engine.js';
 export { IncidentGrouper } from './incidents/grouper.js';
 export { incidentIdOf, severityAtLeast, SEVERITY_RANK, type IncidentStatus, type SecurityEvent } from './incidents/security-event.js';
-export { detectionFinding, DETECTION_FINDING_CLASS, OCSF_VERSION, type DetectionFinding } from './soc/ocsf.js';
+export { detectionFinding, DETECTION_FINDING_CLASS, findingMismatch, OCSF_VERSION, type DetectionFinding, type IncidentFacts } from './soc/ocsf.js';
 export { cloudEventHeaders, readCloudEventHeaders, CE_SOURCE, CE_TYPE_PREFIX, type CloudEventAttributes } from './soc/cloudevents.js';
 export { startIncidentService, type IncidentService, type IncidentServiceOptions } from './service/service.js';
 export { IncidentState, INCIDENT_PRINCIPAL, type ActionKind, type IncidentRecord } from './service/state.js';

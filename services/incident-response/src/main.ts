@@ -4,8 +4,11 @@
  * (configuration, keys, the pinned root, identity svc.incident-response and its NATS user,
  * telemetry, bus, directory, the ledger's key from its directory entry or
  * BULWARK_LEDGER_PUBLIC_KEY, signals, exit codes: see its README). Its own settings:
- * - BULWARK_INCIDENT_ANALYSTS: enrolled analysts, comma-separated principal ids (they receive the
- *   SOC stream and may call bulwark.incident.*);
+ * - BULWARK_INCIDENT_CHANNEL: the SOC stream's channel (`bulwark up`: soc.incidents): each finding
+ *   published once under its current epoch; its analyst subscribers may call bulwark.incident.*;
+ * - SYMBIONT_LEDGER_CHANNEL: the ledger's full stream's channel, read as a subscriber;
+ * - BULWARK_INCIDENT_ANALYSTS: analysts, comma-separated principal ids, who may call
+ *   bulwark.incident.* (and, without a SOC channel, receive the stream sealed to each);
  * - BULWARK_INCIDENT_RULES: extra rule files, comma-separated, loaded after the shipped rules;
  * - BULWARK_INCIDENT_WEBHOOK_URL and BULWARK_INCIDENT_WEBHOOK_SECRET (hex or base64): the Critical notification;
  * - SYMBIONT_BUS_* stream limits.
@@ -38,7 +41,8 @@ serviceMain({
     const webhookSecret = env['BULWARK_INCIDENT_WEBHOOK_SECRET'];
     if (webhookUrl !== undefined && webhookSecret === undefined) throw new InputError('E_CONFIG', 'BULWARK_INCIDENT_WEBHOOK_URL is set without BULWARK_INCIDENT_WEBHOOK_SECRET', {});
     const webhook = webhookUrl === undefined ? undefined : { url: webhookUrl, secret: parseRootPublicKey(webhookSecret!, 'BULWARK_INCIDENT_WEBHOOK_SECRET') };
-    return { ruleFiles, book, webhook, analysts: list(env, 'BULWARK_INCIDENT_ANALYSTS') };
+    const channel = (name: string) => (env[name] ? env[name] : undefined);
+    return { ruleFiles, book, webhook, analysts: list(env, 'BULWARK_INCIDENT_ANALYSTS'), ledgerChannel: channel('SYMBIONT_LEDGER_CHANNEL'), socChannel: channel('BULWARK_INCIDENT_CHANNEL') };
   },
   start: async ({ bus, config, crypto, identity, directory, ledgerPublicKey, settings, log, defer }) => {
     const { book, ruleFiles } = settings;
@@ -52,8 +56,8 @@ serviceMain({
       analysts: settings.analysts,
       ...(settings.webhook === undefined ? {} : { webhook: settings.webhook }),
       streams: streamSpecs(busLimits(config).streams),
-      ...(process.env['SYMBIONT_LEDGER_CHANNEL'] ? { ledgerChannel: process.env['SYMBIONT_LEDGER_CHANNEL'] } : {}),
-      ...(process.env['BULWARK_INCIDENT_CHANNEL'] ? { socChannel: process.env['BULWARK_INCIDENT_CHANNEL'] } : {}),
+      ...(settings.ledgerChannel === undefined ? {} : { ledgerChannel: settings.ledgerChannel }),
+      ...(settings.socChannel === undefined ? {} : { socChannel: settings.socChannel }),
       logger: log,
     });
     const reload = (): void => {

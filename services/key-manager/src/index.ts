@@ -1,5 +1,6 @@
 export { JoinTokenError } from './errors.js';
 export { DEFAULT_TOKEN_TTL_MS, JOIN_TOKEN_PREFIX, MAX_TOKEN_TTL_MS, issueJoinToken, parseJoinToken, verifyJoinToken, type IssueTokenOptions, type JoinTokenClaims } from './enroll/join-token.js';
+export { MEMBER_KINDS, parseChannelsSetting, type ConfiguredChannel, type MemberKind } from './channels/config.js';
 export { NatsRevoker, type NatsRevokerOptions } from './nats/revoker.js';
 export { Certifier, type CertifierOptions } from './service/certifier.js';
 export { FACT_SUBJECTS, viewOf, type KeyView } from './service/handlers.js';

@@ -4,13 +4,14 @@ import { readFileSync } from 'node:fs';
 import { CommandClient, Commands, connectBus, KvDirectory, RejectionReporter, ROOT_NAMESPACE, type Bus, type CommandSubject } from '@bulwark/bus';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { SealedReceiver } from '@bulwark/envelope';
+import type { LocalIdentity } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
 import { SEVERITIES, type Severity } from '@bulwark/incident-response';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
 import { busCredentialsFor } from '@bulwark/nats-auth';
 import type { CommandIO } from '../io.js';
 import { namespaceFromName } from './init.js';
+import { readSocChannel, x25519Versions, type SocChannelReader, type SocChannelReaderOptions } from './soc-channel.js';
 
 export interface Common {
   readonly as?: string;
@@ -24,7 +25,8 @@ export interface Analyst {
   readonly bus: Bus;
   readonly id: string;
   call(subject: CommandSubject, body: unknown): Promise<unknown>;
-  receiver: SealedReceiver;
+  /** The SOC stream on its channel, as this analyst reads it (soc-channel.ts). */
+  readSoc(options: Pick<SocChannelReaderOptions, 'floor' | 'onFinding' | 'onRefused'>): Promise<SocChannelReader>;
   close(): Promise<void>;
 }
 
@@ -43,17 +45,19 @@ export async function connectAnalyst(io: CommandIO, options: Common): Promise<An
   const bus = await connectBus({ url: options.nats ?? config.nats.url, name: 'bulwark-soc', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await busCredentialsFor(store, identity.id)) });
   try {
     const directory = await KvDirectory.open(bus, { provider, rootPublicKey });
-    const self = { id: identity.id, x25519: identity.x25519 };
+    const self: LocalIdentity = { id: identity.id, x25519: identity.x25519 };
+    const x25519SecretKey = await x25519Versions(store, identity.id);
     const rejections = new RejectionReporter({ reporter: identity.id, publish: async () => undefined });
     const commands = new CommandClient(bus, { sessions: { provider, self, directory }, rejections });
+    const call = async (subject: CommandSubject, body: unknown): Promise<unknown> => {
+      const reply = await commands.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: 10_000, idempotent: subject === Commands.incident.list });
+      return JSON.parse(new TextDecoder().decode(reply)) as unknown;
+    };
     return {
       bus,
       id: identity.id,
-      receiver: new SealedReceiver({ provider, self, directory, staleAfterMs: 90 * 24 * 3600 * 1000 }),
-      async call(subject, body) {
-        const reply = await commands.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: 10_000, idempotent: subject === Commands.incident.list });
-        return JSON.parse(new TextDecoder().decode(reply)) as unknown;
-      },
+      call,
+      readSoc: (o) => readSocChannel({ ...o, bus, provider, identity: self, x25519SecretKey, directory, call }),
       close: () => bus.close(),
     };
   } catch (e) {

@@ -1,6 +1,6 @@
-import { Commands, RejectionReporter, startStreamConsumer } from '@bulwark/bus';
+import { Commands } from '@bulwark/bus';
 import { BulwarkError } from '@bulwark/errors';
-import { socConsumers, type TimingStats } from '@bulwark/incident-response';
+import type { TimingStats } from '@bulwark/incident-response';
 import type { RegisterCommand } from '../io.js';
 import { asAnalyst, connectAnalyst, parseSeverityFloor, withCommon, type Common } from './analyst-session.js';
 import { formatDuration, listLine, showText, statsText, type View } from './incident-format.js';
@@ -47,28 +47,31 @@ export const registerIncidentCommand: RegisterCommand = (program, io, setExitCod
   registerIncidentResolve(incident, io, setExitCode);
   const soc = program.commands.find((c) => c.name() === 'soc') ?? program.command('soc').description('the SOC incident stream');
   registerSocExport(soc, io, setExitCode);
-  withCommon(soc.command('tail').description('follow the SOC stream: findings sealed to you (Ctrl-C to stop)').option('--severity <level>', 'least severity, e.g. high+', 'info').option('--category <name>', 'only this category')).action(
+  withCommon(soc.command('tail').description('follow the SOC stream on its channel: every finding confirmed by the incident service (Ctrl-C to stop)').option('--severity <level>', 'least severity, e.g. high+', 'info').option('--category <name>', 'only this category')).action(
     async (o: Common & { severity: string; category?: string }) => {
       const floor = parseSeverityFloor(o.severity);
       const a = await connectAnalyst(io, o);
-      const rejections = new RejectionReporter({ reporter: a.id, publish: async () => undefined });
-      // The analyst's own durables (the only ones the bus grants it): a later tail resumes where this one stopped.
-      const consumers = await Promise.all(
-        socConsumers(a.id, floor).map(({ durable, filterSubject }) =>
-          startStreamConsumer(a.bus, a.receiver, { stream: 'incidents', durable, filterSubject }, async (d) => {
-            const category = d.subject.split('.')[3];
+      let reader;
+      try {
+        // The analyst's own durables (the only ones the bus grants it): a later tail resumes where this one stopped.
+        reader = await a.readSoc({
+          floor,
+          onFinding: ({ category, ce, finding, incident }) => {
             if (o.category !== undefined && category !== o.category) return;
-            const finding = JSON.parse(new TextDecoder().decode(d.plaintext)) as { severity?: string; message?: string; finding_info?: { uid?: string } };
-            if (o.json === true) io.stdout(`${JSON.stringify({ ce: { id: d.header('ce-id'), type: d.header('ce-type'), time: d.header('ce-time') }, finding })}\n`);
-            else io.stdout(`${d.header('ce-time') ?? ''} ${(finding.severity ?? '').padEnd(13)} ${category ?? ''}  ${finding.finding_info?.uid ?? ''}  ${finding.message ?? ''}\n`);
-          }, rejections),
-        ),
-      );
+            if (o.json === true) io.stdout(`${JSON.stringify({ ce, finding })}\n`);
+            else io.stdout(`${ce.time ?? ''} ${String(finding['severity'] ?? '').padEnd(13)} ${category}  ${incident.id}  ${incident.description}\n`);
+          },
+          onRefused: (why) => io.stderr(`bulwark soc tail: refused: ${why}\n`),
+        });
+      } catch (e) {
+        await a.close();
+        throw e;
+      }
       await new Promise<void>((r) => {
         process.once('SIGINT', r);
         process.once('SIGTERM', r);
       });
-      await Promise.all(consumers.map((c) => c.stop()));
+      await reader.stop();
       await a.close();
     },
   );

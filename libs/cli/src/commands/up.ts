@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ServicePrincipals, type Bus } from '@bulwark/bus';
+import { ServicePrincipals, SOC_CHANNEL, type Bus } from '@bulwark/bus';
 import { loadConfig, redactUrl } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError } from '@bulwark/errors';
+import { parseChannelsSetting } from '@bulwark/key-manager';
 import type { FileKeyStore } from '@bulwark/keystore';
 import { maskDatabaseUrl, parseDatabaseUrl } from '@bulwark/store';
 import { METRICS_PORT_ENV } from '@bulwark/telemetry';
@@ -131,6 +132,24 @@ const CONTROL_READERS = [ServicePrincipals.policy, ServicePrincipals.keys, Servi
 
 const LEDGER_CHANNEL = 'ledger.full';
 
+/**
+ * The channels the key manager creates at its first start (issue 12 "Channels"): the ledger's full
+ * stream, and the SOC stream for incident response, the home's administrator, the analysts the
+ * caller names (BULWARK_INCIDENT_ANALYSTS) and every analyst enrolled (`analyst.*`: one added later
+ * by `principal add` or `keys invite`/`enroll` joins at its enrolment, a revoked one is dropped).
+ * The caller's SYMBIONT_KEY_CHANNELS come first; a default channel it does not name is added.
+ */
+function keyChannels(env: NodeJS.ProcessEnv): string {
+  const caller = env['SYMBIONT_KEY_CHANNELS'] ?? '';
+  const named = new Set(parseChannelsSetting(caller).map((c) => c.channel));
+  const analysts = [...new Set([ADMIN_PRINCIPAL, ...(env['BULWARK_INCIDENT_ANALYSTS'] ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '')])];
+  const defaults = [
+    `${LEDGER_CHANNEL}=${ServicePrincipals.audit},${ServicePrincipals.incident}`,
+    `${SOC_CHANNEL}=${ServicePrincipals.incident},${analysts.join(',')},analyst.*`,
+  ].filter((entry) => !named.has(entry.slice(0, entry.indexOf('='))));
+  return [...(caller.trim() === '' ? [] : [caller]), ...defaults].join(';');
+}
+
 /** What every service `up` runs needs beyond the home: the administrators, the ledger's control recipients, the ledger's channel, the tool provider we operate. */
 function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string, home: Home): NodeJS.ProcessEnv {
   const ownSigning = env['BULWARK_SCHEMAPIN_SIGNING_KEY'] === undefined;
@@ -142,9 +161,9 @@ function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string, home: Home):
     SYMBIONT_LEDGER_CONTROL_TO: env['SYMBIONT_LEDGER_CONTROL_TO'] || CONTROL_READERS.join(','),
     // The ledger's full stream on a channel the key manager creates at its first start (issue 12 "Channels").
     SYMBIONT_LEDGER_CHANNEL: env['SYMBIONT_LEDGER_CHANNEL'] || LEDGER_CHANNEL,
-    SYMBIONT_KEY_CHANNELS: env['SYMBIONT_KEY_CHANNELS'] || `${LEDGER_CHANNEL}=${ServicePrincipals.audit},${ServicePrincipals.incident}`,
-    // The SOC stream is sealed to enrolled analysts: the home's administrator unless the caller names them.
-    BULWARK_INCIDENT_ANALYSTS: env['BULWARK_INCIDENT_ANALYSTS'] || ADMIN_PRINCIPAL,
+    SYMBIONT_KEY_CHANNELS: keyChannels(env),
+    // The SOC stream: one copy per finding on the channel whose durables NATS grants every analyst.
+    BULWARK_INCIDENT_CHANNEL: SOC_CHANNEL,
     ...(ownSigning ? { BULWARK_SCHEMAPIN_SIGNING_KEY: ensureToolsProviderKey(home), BULWARK_SCHEMAPIN_DOMAIN: env['BULWARK_SCHEMAPIN_DOMAIN'] || DEFAULT_TOOLS_DOMAIN } : {}),
   };
 }

@@ -35,7 +35,7 @@ export interface IncidentServiceOptions {
   readonly directory: Directory;
   readonly ledgerPublicKey: Uint8Array;
   readonly rules: readonly Rule[];
-  /** Enrolled analysts (principal ids): who receives the SOC stream and may call the incident commands. */
+  /** Enrolled analysts (principal ids) who may call the incident commands (with the SOC channel's analyst subscribers), and without `socChannel` receive the SOC stream sealed to each. */
   readonly analysts: readonly string[];
   readonly webhook?: WebhookOptions;
   /** BULWARK_LEDGER's channel (the ledger's SYMBIONT_LEDGER_CHANNEL): its full batches are read as a subscriber once its first epoch is announced. */
@@ -81,12 +81,15 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
   const commands = new CommandClient(bus, { sessions, rejections });
   const client = createBulwarkClient({ bus, sessions, rejections, adminTimeoutMs: 10_000 });
   const ports = { client, commands };
-  const analysts = () => options.analysts.filter((a) => peers.lookup(a) !== undefined);
   const state = new IncidentState(options.rules);
   // Epoch keys from the ledger this service reads in full (the announcements are ledger events).
   const ledgerChannel = options.ledgerChannel === undefined ? undefined : new ChannelReceiver({ provider, directory, channelId: options.ledgerChannel, keepHistory: true, staleAfterMs: TEN_YEARS_MS });
   const channels = [options.ledgerChannel, options.socChannel].filter((c): c is string => c !== undefined);
   const keyring = channels.length === 0 ? undefined : principalKeyring({ provider, identity, directory, channels, onEpoch: (key) => (key.channelId === options.ledgerChannel ? ledgerChannel?.install(key) : undefined) });
+  // The analysts: those named, and the SOC channel's analyst subscribers now (the ledger's epochs: one
+  // added is an analyst from its epoch on, one revoked no more), each with a valid directory entry.
+  const socAnalysts = () => (options.socChannel === undefined ? [] : (keyring!.lastAnnouncement(options.socChannel)?.subscribers ?? []).map((s) => s.id).filter((id) => id.startsWith('analyst.')));
+  const analysts = () => [...new Set([...options.analysts, ...socAnalysts()])].filter((a) => peers.lookup(a) !== undefined);
   const soc = new SocPublisher({ bus, provider, identity, directory: peers, analysts, ...(options.socChannel === undefined ? {} : { channel: { id: options.socChannel, keyring: keyring! } }) });
   const workflow = new Workflow({
     state,

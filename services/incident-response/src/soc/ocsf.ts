@@ -73,3 +73,38 @@ export function detectionFinding(incident: SecurityEvent, activity: FindingActiv
     unmapped: { bulwark: { category: incident.category, key: incident.key, actions } },
   };
 }
+
+/** What a finding claims about its incident that the incident service's record must say too (`findingMismatch`). */
+export interface IncidentFacts {
+  readonly id: string;
+  readonly severity: string;
+  readonly category: string;
+  readonly rule: string;
+  readonly description: string;
+  readonly timestamp: string;
+}
+
+/**
+ * Why a Detection Finding read off the SOC stream does not describe `incident` (the incident
+ * service's own record, from an authenticated `bulwark.incident.list`), or undefined when its
+ * lasting facts agree: id, severity, category, rule, description, creation time. A channel frame
+ * is authenticated by the epoch key alone (any subscriber of the epoch could have written it),
+ * so a reader prints a finding only once the service confirms it.
+ */
+export function findingMismatch(finding: Readonly<Record<string, unknown>>, incident: IncidentFacts): string | undefined {
+  const info = (finding['finding_info'] ?? {}) as Record<string, unknown>;
+  const analytic = (info['analytic'] ?? {}) as Record<string, unknown>;
+  const bulwark = (((finding['unmapped'] ?? {}) as Record<string, unknown>)['bulwark'] ?? {}) as Record<string, unknown>;
+  const severity = SEVERITY_ID[incident.severity as Severity];
+  const checks: [string, unknown, unknown][] = [
+    ['finding_info.uid', info['uid'], incident.id],
+    ['severity', finding['severity'], severity?.name],
+    ['severity_id', finding['severity_id'], severity?.id],
+    ['category', bulwark['category'], incident.category],
+    ['analytic.uid', analytic['uid'], incident.rule],
+    ['message', finding['message'], incident.description],
+    ['created_time', info['created_time'], Date.parse(incident.timestamp)],
+  ];
+  const wrong = checks.find(([, got, want]) => want === undefined || got !== want);
+  return wrong === undefined ? undefined : `${wrong[0]} is ${JSON.stringify(wrong[1])?.slice(0, 80)}, the incident service says ${JSON.stringify(wrong[2])?.slice(0, 80)}`;
+}

@@ -6,11 +6,12 @@
  * epoch): one copy, sealed under the channel's current epoch key, on
  * `bulwark.incident.<severity>.<category>.<channel token>`; every analyst the epoch was wrapped
  * to opens it, an analyst revoked (a later epoch without it) opens nothing sealed after its
- * revocation. A service that holds no key for the channel's current epoch publishes nothing
- * (the workflow retries) rather than an older key or sealed copies.
+ * revocation. A service that holds no key for the channel's current epoch, or for which the
+ * key manager has announced no epoch yet, publishes nothing (the workflow retries) rather than
+ * under an older key or as sealed copies.
  *
- * Without a channel (or before its first epoch) each finding is **sealed to each enrolled
- * analyst** (SealedSender, one copy per analyst) on `bulwark.incident.<severity>.<category>.<recipient>`;
+ * Without a channel (a deployment with no key manager channel, `BULWARK_INCIDENT_CHANNEL`
+ * unset) each finding is **sealed to each enrolled analyst** (SealedSender, one copy per analyst) on `bulwark.incident.<severity>.<category>.<recipient>`;
  * an analyst's consumer filters its own recipient token, and anyone else holds frames it cannot
  * open. `ce-id` = `Nats-Msg-Id` = `<incident id>.<revision>.<recipient or channel>`: the same
  * finding re-published after a restart is deduplicated by JetStream.
@@ -67,11 +68,12 @@ export class SocPublisher {
     return p;
   }
 
-  /** The channel's publisher under its current epoch, undefined before the first epoch; throws when this service holds no key for it. */
+  /** The channel's publisher under its current epoch (undefined without a channel); throws before its first epoch and when this service holds no key for it. */
   #onChannel(): StreamPublisher | undefined {
     const channel = this.#o.channel;
-    const last = channel?.keyring.lastAnnouncement(channel.id);
-    if (channel === undefined || last === undefined) return undefined;
+    if (channel === undefined) return undefined;
+    const last = channel.keyring.lastAnnouncement(channel.id);
+    if (last === undefined) throw new BulwarkError('E_SOC_CHANNEL', `SOC channel ${channel.id}: the key manager has announced no epoch yet; the finding is not published`, { channel: channel.id });
     const key = channel.keyring.current(channel.id);
     if (key === undefined) throw new BulwarkError('E_SOC_CHANNEL', `SOC channel ${channel.id}: ${this.#o.identity.id} holds no key for epoch ${last.epoch}; the finding is not published`, { channel: channel.id, epoch: last.epoch });
     if (this.#channel === undefined) {

@@ -16,6 +16,7 @@ import { isValidId, type Directory } from '@bulwark/envelope';
 import { encodeEvent, newEvent, type LedgerEvent } from '@bulwark/events';
 import { activeVersion, AppliedEvents, KeyLifecycleError, type KeyBook, type KeyFact } from '@bulwark/ledger-reader';
 import type { Logger } from '@bulwark/telemetry';
+import type { ConfiguredChannel } from './config.js';
 
 export const DEFAULT_CHANNEL_ROTATION_MS = 24 * 3600 * 1000;
 
@@ -40,8 +41,11 @@ export interface ChannelDeskOptions {
    * Channels the deployment needs (`SYMBIONT_KEY_CHANNELS`): each is created with these
    * subscribers once the state is rebuilt, if the ledger has no epoch of it yet (and tried again
    * at each rotation check while that fails, e.g. a subscriber without a directory entry yet).
+   * A channel's `kinds` (`analyst.*`) take in every principal of the kind with an active key:
+   * at creation, and each one enrolled later (live `keys.enrolled`). Not at each check: a
+   * member an administrator removed by hand (`keys channel revoke`) must stay out.
    */
-  readonly ensure?: readonly { readonly channel: string; readonly subscribers: readonly string[] }[];
+  readonly ensure?: readonly ConfiguredChannel[];
   readonly logger?: Logger;
 }
 
@@ -132,9 +136,14 @@ export class ChannelDesk {
     });
   }
 
-  /** After a key fact was applied (live): a revoked subscriber leaves its channels, a rotated one gets the next epoch under its new key. */
+  /**
+   * After a key fact was applied (live): a revoked subscriber leaves its channels, a rotated one
+   * gets the next epoch under its new key, an enrolled one joins the configured channels that
+   * take its kind.
+   */
   onKeyFact(fact: KeyFact): void {
     const principal = fact.principal;
+    if (fact.type === 'keys.enrolled') this.#joinByKind([principal]);
     const channels = this.book.channelsOf(principal);
     if (channels.length === 0) return;
     const key = this.#o.keys().key(principal);
@@ -148,11 +157,27 @@ export class ChannelDesk {
     }
   }
 
-  /** Creates the configured channels that have no epoch yet. */
+  /** The principals of `kinds` with an active key in the key state (enrolled through this service, not cut off). */
+  #activeOfKinds(kinds: readonly string[]): string[] {
+    return this.#o.keys().principals().filter((k) => kinds.some((kind) => k.id.startsWith(`${kind}.`)) && activeVersion(k) !== undefined).map((k) => k.id);
+  }
+
+  /** Adds each of `principals` that has an active key to the existing configured channels taking its kind, one epoch per addition. */
+  #joinByKind(principals: readonly string[]): void {
+    for (const { channel, kinds = [] } of this.#o.ensure ?? []) {
+      if (kinds.length === 0 || this.book.last(channel) === undefined) continue;
+      const members = this.book.subscribers(channel);
+      for (const subscriber of this.#activeOfKinds(kinds).filter((p) => principals.includes(p) && !members.includes(p))) {
+        this.change({ action: 'add', channel, subscriber }, this.#o.identity.id).catch((e: unknown) => this.#o.logger?.warn({ err: e, channel, subscriber }, 'key manager: adding an enrolled principal to a channel failed; tried again at the next check'));
+      }
+    }
+  }
+
+  /** Creates the configured channels that have no epoch yet (with the active principals of their kinds). */
   ensureConfigured(): void {
-    for (const { channel, subscribers } of this.#o.ensure ?? []) {
+    for (const { channel, subscribers, kinds = [] } of this.#o.ensure ?? []) {
       if (this.book.last(channel) !== undefined) continue;
-      this.change({ action: 'create', channel, subscribers }, this.#o.identity.id).catch((e: unknown) => this.#o.logger?.warn({ err: e, channel }, 'key manager: a configured channel could not be created yet; tried again at the next check'));
+      this.change({ action: 'create', channel, subscribers: [...subscribers, ...this.#activeOfKinds(kinds)] }, this.#o.identity.id).catch((e: unknown) => this.#o.logger?.warn({ err: e, channel }, 'key manager: a configured channel could not be created yet; tried again at the next check'));
     }
   }
 

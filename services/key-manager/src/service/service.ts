@@ -16,6 +16,7 @@ import { encodeNkeySeed, nkeyPair } from '@bulwark/nats-auth';
 import { encodeEvent, newEvent } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
 import { activeVersion, factDetails, rotateAfter } from '@bulwark/ledger-reader';
+import type { ConfiguredChannel } from '../channels/config.js';
 import { ChannelDesk } from '../channels/desk.js';
 import type { NatsRevoker } from '../nats/revoker.js';
 import { Certifier } from './certifier.js';
@@ -59,8 +60,8 @@ export interface KeyManagerOptions {
   readonly applyWaitMs?: number;
   /** A new epoch of every channel after this long (default 24 h; 0: never on an interval). */
   readonly channelRotationIntervalMs?: number;
-  /** Channels created at start if the ledger has none of them yet (SYMBIONT_KEY_CHANNELS). */
-  readonly channels?: readonly { readonly channel: string; readonly subscribers: readonly string[] }[];
+  /** Channels created at start if the ledger has none of them yet, and the kinds whose enrolled principals join them (SYMBIONT_KEY_CHANNELS). */
+  readonly channels?: readonly ConfiguredChannel[];
   /** Lifetime of the NATS user JWTs it issues (enroll, rotate, renew; default 24 h, renewed at half-life by `@bulwark/client`'s CredentialRenewal). */
   readonly credentialLifetimeMs?: number;
   readonly bootTimeoutMs?: number;

@@ -2,16 +2,16 @@
  * The demo's last step (issue 15): the scripted agent sends a burst of requests the policy
  * denies; incident response turns the burst into one High incident and contains the agent (its
  * next allowed request is denied, by the service's own policy change); the incident is on the
- * SOC stream sealed to the administrator, as `bulwark soc tail --severity high+` shows it; its
+ * SOC channel, opened with the epoch keys wrapped to the administrator and confirmed by the
+ * incident service, as `bulwark soc tail --severity high+` shows it; its
  * evidence (the last denial) is proven in the ledger against a signed checkpoint.
  */
-import { Commands, RejectionReporter, startStreamConsumer } from '@bulwark/bus';
-import { SealedReceiver } from '@bulwark/envelope';
+import { Commands, SOC_CHANNEL } from '@bulwark/bus';
 import { leafHash, openCheckpoint, verifyInclusion, type EventJson, type InclusionReply, type QueryReply } from '@bulwark/audit-ledger';
 import { fromHex } from '@bulwark/crypto';
-import { socConsumers } from '@bulwark/incident-response';
 import { callJson } from '../../home/session.js';
 import type { DemoContext, DemoStep } from '../demo.js';
+import { readSocChannel, x25519Versions } from '../soc-channel.js';
 
 const BURST = 20; // the shipped rule policy_deny_burst: 20 denials by one agent within 10 s
 
@@ -39,23 +39,29 @@ async function poll<T>(what: string, ms: number, probe: () => Promise<T | undefi
   }
 }
 
-/** The finding of `incidentId` as the administrator's own SOC consumers deliver it (`bulwark soc tail --severity high+`). */
+/** The finding of `incidentId` as `bulwark soc tail --severity high+` reads it as the administrator: on the SOC channel, confirmed by the incident service. */
 async function socFinding(ctx: DemoContext, incidentId: string): Promise<{ subject: string; title: string }> {
   const { admin } = ctx;
-  const receiver = new SealedReceiver({ provider: admin.provider, self: { id: admin.identity.id, x25519: admin.identity.x25519 }, directory: admin.directory, staleAfterMs: 24 * 3600 * 1000 });
   let found: { subject: string; title: string } | undefined;
-  const consumers = await Promise.all(
-    socConsumers(admin.identity.id, 'high').map((spec) =>
-      startStreamConsumer(admin.bus, receiver, { stream: 'incidents', ...spec }, async (d) => {
-        const finding = JSON.parse(new TextDecoder().decode(d.plaintext)) as { finding_info?: { uid?: string; title?: string } };
-        if (finding.finding_info?.uid === incidentId) found = { subject: d.subject, title: finding.finding_info.title ?? '' };
-      }, new RejectionReporter({ reporter: admin.identity.id, publish: async () => undefined })),
-    ),
-  );
+  const refused: string[] = [];
+  const reader = await readSocChannel({
+    bus: admin.bus,
+    provider: admin.provider,
+    identity: { id: admin.identity.id, x25519: admin.identity.x25519 },
+    x25519SecretKey: await x25519Versions(admin.store, admin.identity.id),
+    directory: admin.directory,
+    call: (subject, body) => callJson(admin, subject, body, 10_000),
+    floor: 'high',
+    onFinding: ({ subject, finding, incident }) => {
+      if (incident.id === incidentId) found = { subject, title: (finding['finding_info'] as { title?: string }).title ?? '' };
+    },
+    onRefused: (why) => refused.push(why),
+    syncIntervalMs: 500,
+  });
   try {
-    return await poll(`the finding of incident ${incidentId} on the SOC stream (is ${admin.identity.id} in BULWARK_INCIDENT_ANALYSTS?)`, 15_000, async () => found);
+    return await poll(`the finding of incident ${incidentId} on the SOC channel ${SOC_CHANNEL} (is ${admin.identity.id} a subscriber? \`bulwark keys channel get ${SOC_CHANNEL}\`${refused.length === 0 ? '' : `; refused: ${refused.slice(0, 3).join('; ')}`})`, 15_000, async () => found);
   } finally {
-    await Promise.all(consumers.map((c) => c.stop()));
+    await reader.stop();
   }
 }
 
