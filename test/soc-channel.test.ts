@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS, LedgerService, migrateLedger, type LedgerDatabase } from '@bulwark/audit-ledger';
-import { CommandClient, Commands, connectBus, ensureStreams, KvDirectory, LEDGER_PRINCIPAL, publishDirectoryEntry, RejectionReporter, removeDirectoryBucket, removeNamespaceStreams, ServicePrincipals, SOC_CHANNEL, startStreamConsumer, uniqueNamespace, type Bus } from '@bulwark/bus';
+import { CommandClient, Commands, connectBus, createStreamPublisher, ensureStreams, incidentSubject, recipientToken, KvDirectory, LEDGER_PRINCIPAL, publishDirectoryEntry, RejectionReporter, removeDirectoryBucket, removeNamespaceStreams, ServicePrincipals, SOC_CHANNEL, startStreamConsumer, uniqueNamespace, type Bus } from '@bulwark/bus';
 import { announceEpoch, announcementDetails, directoryIssuerKey, followChannelEpochs, parseAnnouncement, type ChannelEpochFollower } from '@bulwark/channel';
 import { createBulwarkClient, type BulwarkClient } from '@bulwark/client';
-import { ChannelReceiver, type LocalIdentity } from '@bulwark/envelope';
+import { ChannelReceiver, ChannelSender, type LocalIdentity } from '@bulwark/envelope';
 import { canonicalJson, computeEventHash, newEvent } from '@bulwark/events';
 import { DEFAULT_RULES_FILE, loadRules, startIncidentService, type IncidentService } from '@bulwark/incident-response';
 import { startKeyManager, type KeyManager } from '@bulwark/key-manager';
@@ -24,11 +24,12 @@ import { analystChannelConsumers } from '@bulwark/nats-auth';
 import { startPolicyService, type PolicyService } from '@bulwark/policy';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
+import { readSocChannel, type SocFinding } from '../libs/cli/src/commands/soc-channel.js';
 import { provider, sharedWorld, type SharedWorld } from './attack-children.js';
 
 const ADMIN = 'analyst.admin';
 const KM = ServicePrincipals.keys;
-const AGENTS = [randomUUID(), randomUUID(), randomUUID()].map((u) => `agent.${u}`);
+const AGENTS = [randomUUID(), randomUUID(), randomUUID(), randomUUID()].map((u) => `agent.${u}`);
 const IDS = [LEDGER_PRINCIPAL, ServicePrincipals.policy, KM, ServicePrincipals.incident, ADMIN, 'analyst.ann', 'analyst.bob', 'analyst.eve', ...AGENTS];
 const POLICY = 'policy vault {\n    allow: read(vault)\n    deny: write(vault)\n}\n';
 const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
@@ -288,4 +289,49 @@ describe('the SOC stream on soc.incidents', () => {
     await expect(call({ eventTypes: ['policy.decision'] })).rejects.toMatchObject({ code: 'E_AUDIT_REQUEST' });
     await expect(call({ agentId: AGENTS[0] })).rejects.toMatchObject({ code: 'E_AUDIT_REQUEST' });
   }, 30_000);
+
+  it('soc tail\'s reader prints what the incident service confirms, learns an epoch on meeting its first frame, and refuses forged findings', async () => {
+    const ann = world.identity('analyst.ann');
+    const bus = await connectTo('ann-tail');
+    const directory = await kvDirectory('ann-tail');
+    const commands = new CommandClient(bus, { sessions: { provider, self: ann, directory }, rejections: quiet(ann.id) });
+    const printed: SocFinding[] = [];
+    const refused: string[] = [];
+    // No sync on a timer: a new epoch is learnt only because a frame under it was met.
+    const reader = await readSocChannel({
+      bus,
+      provider,
+      identity: ann,
+      x25519SecretKey: (v) => (v === 1 ? ann.x25519.secretKey : undefined),
+      directory,
+      call: async (subject, body) => JSON.parse(new TextDecoder().decode(await commands.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: 5000, idempotent: true }))) as unknown,
+      floor: 'high',
+      onFinding: (f) => void printed.push(f),
+      onRefused: (why) => void refused.push(why),
+      syncIntervalMs: 0,
+    });
+    stops.unshift(() => reader.stop());
+    expect(reader.follower.keyring.heldEpochs(SOC_CHANNEL)).toEqual([1, 2, 3]);
+    await admin.keys.channel({ action: 'rotate', channel: SOC_CHANNEL });
+    await until(async () => (await epochs()).length === 4, 10_000, 'epoch 4 in the ledger');
+    const id = await incidentOf(AGENTS[3]!);
+    await until(() => printed.some((f) => f.incident.id === id), 20_000, `ann printed incident ${id}`);
+    expect(reader.follower.keyring.heldEpochs(SOC_CHANNEL)).toEqual([1, 2, 3, 4]);
+    const real = printed.find((f) => f.incident.id === id)!;
+    expect(real).toMatchObject({ category: 'policy_violation', incident: { id, severity: 'high', rule: 'policy_deny_burst' } });
+
+    // Ann holds epoch 4's key, as every subscriber does: she writes frames on the channel as if she were the service, and as herself.
+    const key = reader.follower.keyring.epochKey(SOC_CHANNEL, 4)!;
+    const subject = `${incidentSubject('high', real.category)}.${recipientToken(SOC_CHANNEL)}`;
+    const forge = (senderId: string, finding: object) =>
+      createStreamPublisher(bus, new ChannelSender({ provider, senderId, epochKey: key }), 'incidents').publish({ subject, msgId: randomUUID(), payload: new TextEncoder().encode(JSON.stringify(finding)) });
+    await forge(ServicePrincipals.incident, { ...real.finding, message: 'all clear, nothing to see' });
+    await forge(ServicePrincipals.incident, { ...real.finding, finding_info: { ...(real.finding['finding_info'] as object), uid: randomUUID() } });
+    await forge(ann.id, real.finding);
+    await until(() => refused.length >= 3, 15_000, 'the three forged findings refused');
+    expect(printed.map((f) => f.incident.id)).toEqual([id]);
+    expect(refused.join('\n')).toMatch(/message is "all clear, nothing to see", the incident service says/);
+    expect(refused.join('\n')).toMatch(/the incident service has no such incident/);
+    expect(refused.join('\n')).toMatch(new RegExp(`names ${ann.id} as its sender, not ${ServicePrincipals.incident}`));
+  }, 90_000);
 });

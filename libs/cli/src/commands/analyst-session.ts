@@ -8,9 +8,9 @@ import type { LocalIdentity } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
 import { SEVERITIES, type Severity } from '@bulwark/incident-response';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
-import { busCredentialsFor } from '@bulwark/nats-auth';
 import type { CommandIO } from '../io.js';
 import { namespaceFromName } from './init.js';
+import { credentialsOf } from './keys.js';
 import { readSocChannel, x25519Versions, type SocChannelReader, type SocChannelReaderOptions } from './soc-channel.js';
 
 export interface Common {
@@ -42,7 +42,7 @@ export async function connectAnalyst(io: CommandIO, options: Common): Promise<An
   const pin = config.keys.root_public_key ?? (/^base64:\s*(\S+)$/m.exec(pinText!)?.[1] ?? pinText!.trim());
   const rootPublicKey = parseRootPublicKey(pin, 'keys.root_public_key');
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
-  const bus = await connectBus({ url: options.nats ?? config.nats.url, name: 'bulwark-soc', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await busCredentialsFor(store, identity.id)) });
+  const bus = await connectBus({ url: options.nats ?? config.nats.url, name: 'bulwark-soc', namespace, maxReconnectAttempts: 0, connectTimeoutMs: 3000, ...(await credentialsOf(store, identity.id)) });
   try {
     const directory = await KvDirectory.open(bus, { provider, rootPublicKey });
     const self: LocalIdentity = { id: identity.id, x25519: identity.x25519 };

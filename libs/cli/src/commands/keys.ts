@@ -78,7 +78,7 @@ async function withClient<T>(io: CommandIO, options: CommonOptions, fn: (client:
 }
 
 /** The principal's NATS credentials: in the key store (init, principal add), else the `<id>.creds` that `keys enroll` / `rotate` wrote beside it. */
-async function credentialsOf(store: FileKeyStore, id: string): Promise<{ credentials?: { jwt: string; seed: Uint8Array }; inboxPrefix?: string }> {
+export async function credentialsOf(store: FileKeyStore, id: string): Promise<{ credentials?: { jwt: string; seed: Uint8Array }; inboxPrefix?: string }> {
   const stored = await busCredentialsFor(store, id);
   const file = join(store.dir, `${id}.creds`);
   if (stored.credentials !== undefined || !existsSync(file)) return stored;

@@ -116,8 +116,15 @@ export async function readSocChannel(options: SocChannelReaderOptions): Promise<
     }
     const uid = (finding['finding_info'] as { uid?: unknown } | undefined)?.uid;
     if (typeof uid !== 'string') return refused(`a finding on ${d.subject} has no finding_info.uid`);
-    // Thrown (the service unreachable): the frame is delivered again later, never printed unchecked.
-    const reply = (await options.call(Commands.incident.list, { id: uid })) as { incidents: (IncidentFacts & Record<string, unknown>)[] };
+    let reply: { incidents: (IncidentFacts & Record<string, unknown>)[] };
+    try {
+      reply = (await options.call(Commands.incident.list, { id: uid })) as typeof reply;
+    } catch (e) {
+      if ((e as { code?: unknown }).code === 'E_INCIDENT_UNKNOWN') return refused(`finding ${uid} on ${d.subject}: the incident service has no such incident`);
+      // The service unreachable, or not taking this analyst: the frame is delivered again later, never printed unchecked.
+      refused(`finding ${uid} on ${d.subject}: the incident service could not confirm it (${e instanceof Error ? e.message : String(e)}); delivered again later`);
+      throw e;
+    }
     const incident = reply.incidents.find((i) => i.id === uid);
     if (incident === undefined) return refused(`finding ${uid} on ${d.subject}: the incident service has no such incident`);
     const why = findingMismatch(finding, incident) ?? (incident.severity !== severity || incident.category !== category ? `its subject ${d.subject} is not the incident's severity and category (${incident.severity}.${incident.category})` : undefined);
