@@ -5,7 +5,9 @@ import { Commands, createEventPublisher, Events, LEDGER_PRINCIPAL, publishDirect
 import { ChannelReceiver, ChannelSender, SealedSender } from '@bulwark/envelope';
 import { directoryIssuerKey, followChannels, type ChannelFollower } from '@bulwark/channel';
 import { encodeEvent, newEvent } from '@bulwark/events';
+import { createUser } from '@nats-io/nkeys';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle } from '@bulwark/client';
 import { ADMIN, harness, INCIDENT, KM, provider, silentReporter, type Harness } from './world.js';
 
 const SOC = 'soc.incidents';
@@ -125,6 +127,27 @@ describe('key manager channels', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(again.channels.book.last(SOC)?.epoch).toBe(1);
     expect(h.ledger.committed.filter((e) => e.eventType === 'keys.channel_epoch')).toHaveLength(1);
+  });
+
+  it('takes every analyst it enrols into a channel configured with analyst.*, and no agent', async () => {
+    const { h, km } = await setup({ channels: [{ channel: SOC, subscribers: [INCIDENT], kinds: ['analyst'] }] });
+    await eventually(() => km.channels.book.last(SOC) !== undefined);
+    const admin = createBulwarkClient({ bus: await h.connect(ADMIN), sessions: { provider, self: h.world.identity(ADMIN), directory: await h.directory() } });
+    const enrol = async (id: string) => {
+      const invitation = await admin.keys.invite(id, { ttlMs: 60_000 });
+      await enrollWithJoinBundle({ bus: await h.connect(`boot-${id}`), provider, directory: await h.directory(), bundle: parseJoinBundle(invitation.join), natsUser: createUser().getPublicKey() });
+    };
+    await enrol('analyst.dana');
+    await eventually(() => km.channels.book.subscribers(SOC).includes('analyst.dana'));
+    expect(km.channels.book.last(SOC)).toMatchObject({ epoch: 2, reason: 'subscriber_added', subject: 'analyst.dana', by: KM, subscribers: [{ id: 'analyst.dana', keyVersion: 2 }, { id: INCIDENT }] });
+    await enrol('agent.0190a1b2-c3d4-8e5f-a6b7-00000000000a');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(km.channels.book.last(SOC)?.epoch).toBe(2);
+    // Revoked: dropped at once (a new epoch without it).
+    await admin.keys.revoke('analyst.dana', 'cessation_of_operation');
+    await eventually(() => km.channels.book.last(SOC)?.epoch === 3);
+    expect(km.channels.book.last(SOC)).toMatchObject({ reason: 'subscriber_revoked', subject: 'analyst.dana' });
+    expect(km.channels.book.subscribers(SOC)).toEqual([INCIDENT]);
   });
 
   it('starts a new epoch on the interval', async () => {
