@@ -2,7 +2,8 @@
 // directory, with NATS from PATH (its own nats-server on a free port, never the machine's
 // 4222) and the embedded PGlite (never the machine's PostgreSQL). All six services must be
 // ready within 60 s of `bulwark up` starting (it prints the time: 30-50 s on this shared 2-core
-// machine, most of it the ledger's PGlite start, before the others start), must pass `bulwark demo`, refuse
+// machine, most of it the ledger's PGlite start, before the others start), must pass `bulwark demo`,
+// serve the SOC stream on its channel to the analysts it enrols (test/soc-under-up.ts), refuse
 // an anonymous client, restart a crashed service, stop on SIGINT leaving no process behind,
 // and a second start on the same home must reuse the keys and the ledger.
 import { randomUUID } from 'node:crypto';
@@ -21,6 +22,7 @@ import { openKeyStore } from '../libs/cli/src/home/session.js';
 import { isBulwarkError } from '@bulwark/errors';
 import { isAlive, readRunState, type RunState } from '../libs/cli/src/home/state.js';
 import { environOf, isolatedEnv, ROOT, runBulwark, spawnGroup, untilPrinted, type Spawned as Started } from './bulwark-process.js';
+import { checkSocChannelUnderUp } from './soc-under-up.js';
 
 const home = mkdtempSync(join(tmpdir(), 'bulwark-start-'));
 
@@ -143,7 +145,7 @@ describe('npm start', () => {
   let firstRoot = '';
   let firstSize = 0;
 
-  it('starts everything from a fresh home, passes the demo, and stops cleanly on SIGINT', { timeout: 300_000 }, async () => {
+  it('starts everything from a fresh home, passes the demo, reads the SOC channel, and stops cleanly on SIGINT', { timeout: 420_000 }, async () => {
     running = npmStart();
     const since = await upStarted(running);
     // Every service ready within 60 s of `bulwark up` starting (the build check before it not counted).
@@ -224,6 +226,9 @@ describe('npm start', () => {
     firstSize = afterStatus.ledger.size ?? 0;
     expect(firstSize).toBeGreaterThanOrEqual(7);
     firstRoot = readFileSync(join(home, 'admin', 'root.pub'), 'utf8');
+
+    // The SOC stream on its channel: an analyst added, its soc tail, revoked; an agent refused (test/soc-under-up.ts).
+    await checkSocChannelUnderUp(home, status.nats.url, bulwark, { id: agent, credsFile: enrolled.credsFile });
 
     // A lost directory entry (the operator's guide, "Recovery"): the policy service's entry is
     // purged from the directory bucket; the next start's init republishes it (second test).

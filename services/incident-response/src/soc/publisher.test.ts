@@ -88,6 +88,8 @@ describe('the SOC stream on a channel', () => {
     const eveSide = analyst(eve);
     const everyone = [publisherRing, annSide.keyring, eveSide.keyring];
 
+    // Before the key manager's first epoch: nothing, not even a copy sealed to the analyst it names.
+    await expect(soc.publish(incident('0190a1b2-c3d4-8e5f-a6b7-000000000000'), 'create', 0)).rejects.toThrow(/has announced no epoch yet/);
     const epoch1 = announce([incidentId, ann]);
     for (const r of everyone) r.apply(epoch1);
     const beforeT = '0190a1b2-c3d4-8e5f-a6b7-000000000001';
