@@ -31,8 +31,13 @@ const bulwark = (args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}
 /** `npm start -- --dir <home>` in its own process group, as a terminal runs it (Ctrl-C goes to the group; npm re-raises the SIGINT). */
 function npmStart(): Started {
   // Under the whole suite two cores are shared by many tests: give up's own wait room (figures are printed).
-  return spawnGroup('npm', ['start', '--', '--dir', home, '--ready-timeout', '150'], isolatedEnv());
+  const started = spawnGroup('npm', ['start', '--', '--dir', home, '--ready-timeout', '150'], isolatedEnv());
+  everyStart.push(started);
+  return started;
 }
+
+/** Every system started: a test that fails before its SIGINT leaves its system to afterAll, whatever the next test started. */
+const everyStart: Started[] = [];
 
 interface StatusJson {
   ready: boolean;
@@ -126,11 +131,14 @@ let running: Started | undefined;
 
 afterAll(() => {
   // A failed assertion must not leave a system running on this machine.
-  if (running !== undefined && running.child.exitCode === null) {
-    try {
-      process.kill(-running.child.pid!, 'SIGKILL');
-    } catch {
-      // Already gone.
+  const left = everyStart.filter((s) => s.child.exitCode === null);
+  if (left.length > 0) {
+    for (const s of left) {
+      try {
+        process.kill(-s.child.pid!, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
     }
     try {
       for (const pid of pidsOf(readState())) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
