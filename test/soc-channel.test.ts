@@ -24,7 +24,7 @@ import { analystChannelConsumers } from '@bulwark/nats-auth';
 import { startPolicyService, type PolicyService } from '@bulwark/policy';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
-import { readSocChannel, type SocFinding } from '../libs/cli/src/commands/soc-channel.js';
+import { readSocStream, type SocFinding } from '../libs/cli/src/commands/soc-channel.js';
 import { provider, sharedWorld, type SharedWorld } from './attack-children.js';
 
 const ADMIN = 'analyst.admin';
@@ -298,7 +298,7 @@ describe('the SOC stream on soc.incidents', () => {
     const printed: SocFinding[] = [];
     const refused: string[] = [];
     // No sync on a timer: a new epoch is learnt only because a frame under it was met.
-    const reader = await readSocChannel({
+    const reader = await readSocStream({
       bus,
       provider,
       identity: ann,

@@ -11,7 +11,7 @@ import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKe
 import type { CommandIO } from '../io.js';
 import { namespaceFromName } from './init.js';
 import { credentialsOf } from './keys.js';
-import { readSocChannel, x25519Versions, type SocChannelReader, type SocChannelReaderOptions } from './soc-channel.js';
+import { readSocStream, x25519Versions, type SocStreamReader, type SocStreamReaderOptions } from './soc-channel.js';
 
 export interface Common {
   readonly as?: string;
@@ -26,7 +26,7 @@ export interface Analyst {
   readonly id: string;
   call(subject: CommandSubject, body: unknown): Promise<unknown>;
   /** The SOC stream on its channel, as this analyst reads it (soc-channel.ts). */
-  readSoc(options: Pick<SocChannelReaderOptions, 'floor' | 'onFinding' | 'onRefused'>): Promise<SocChannelReader>;
+  readSoc(options: Pick<SocStreamReaderOptions, 'floor' | 'onFinding' | 'onRefused'>): Promise<SocStreamReader>;
   close(): Promise<void>;
 }
 
@@ -57,7 +57,7 @@ export async function connectAnalyst(io: CommandIO, options: Common): Promise<An
       bus,
       id: identity.id,
       call,
-      readSoc: (o) => readSocChannel({ ...o, bus, provider, identity: self, x25519SecretKey, directory, call }),
+      readSoc: (o) => readSocStream({ ...o, bus, provider, identity: self, x25519SecretKey, directory, call }),
       close: () => bus.close(),
     };
   } catch (e) {

@@ -1,6 +1,8 @@
 /**
  * Reading the SOC stream on its channel (issue 12 "Channels"; `soc.incidents`, SOC_CHANNEL): what
- * `bulwark soc tail` and the demo's incident step share.
+ * `bulwark soc tail` and the demo's incident step share. (An incident service run without a SOC
+ * channel seals a copy to each analyst instead: those are read too, through the analyst's own
+ * sealed-copy durables, `socConsumers`, with the same checks; under `bulwark up` they stay empty.)
  *
  * The epoch keys come from the ledger (`followChannelEpochs`: every announcement checked by the
  * verified query reader, then by the key ring: the key manager's, its successor, the wrap to this
@@ -17,9 +19,9 @@
 import { Commands, RejectionReporter, ServicePrincipals, SOC_CHANNEL, startStreamConsumer, type Bus, type CommandSubject, type Delivery, type Rejection, type RunningConsumer } from '@bulwark/bus';
 import { CHANNEL_ISSUER, directoryIssuerKey, followChannelEpochs, type ChannelEpochFollower } from '@bulwark/channel';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { ChannelReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import { ChannelReceiver, SealedReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { BulwarkError } from '@bulwark/errors';
-import { findingMismatch, SEVERITIES, type IncidentFacts, type Severity } from '@bulwark/incident-response';
+import { findingMismatch, SEVERITIES, socConsumers, type IncidentFacts, type Severity } from '@bulwark/incident-response';
 import type { KeyStore } from '@bulwark/keystore';
 import { analystChannelConsumers } from '@bulwark/nats-auth';
 
@@ -35,7 +37,7 @@ export interface SocFinding {
   readonly incident: IncidentFacts;
 }
 
-export interface SocChannelReaderOptions {
+export interface SocStreamReaderOptions {
   readonly bus: Bus;
   readonly provider: CryptoProvider;
   /** The analyst: its wraps (X25519) and its session to the ledger. */
@@ -54,7 +56,7 @@ export interface SocChannelReaderOptions {
   readonly syncIntervalMs?: number;
 }
 
-export interface SocChannelReader {
+export interface SocStreamReader {
   readonly follower: ChannelEpochFollower;
   stop(): Promise<void>;
 }
@@ -79,7 +81,7 @@ class EpochRefresh extends RejectionReporter {
   }
 }
 
-export async function readSocChannel(options: SocChannelReaderOptions): Promise<SocChannelReader> {
+export async function readSocStream(options: SocStreamReaderOptions): Promise<SocStreamReader> {
   const { bus, provider, identity, directory } = options;
   const refused = options.onRefused ?? (() => undefined);
   const receiver = new ChannelReceiver({ provider, directory, channelId: SOC_CHANNEL, keepHistory: true, staleAfterMs: NINETY_DAYS_MS });
@@ -137,6 +139,8 @@ export async function readSocChannel(options: SocChannelReaderOptions): Promise<
     for (const grant of analystChannelConsumers(identity.id).filter((g) => wanted.has(g.filter.split('.')[2] as Severity))) {
       consumers.push(await startStreamConsumer(bus, receiver, { stream: 'incidents', durable: grant.durable, filterSubject: grant.filter, redeliverRejected: ['E_UNKNOWN_EPOCH'] }, handle, rejections));
     }
+    const sealed = new SealedReceiver({ provider, self: identity, directory, staleAfterMs: NINETY_DAYS_MS });
+    for (const spec of socConsumers(identity.id, floor)) consumers.push(await startStreamConsumer(bus, sealed, { stream: 'incidents', ...spec }, handle, rejections));
   } catch (e) {
     await Promise.all(consumers.map((c) => c.stop()));
     await follower.stop();

@@ -11,7 +11,7 @@ import { leafHash, openCheckpoint, verifyInclusion, type EventJson, type Inclusi
 import { fromHex } from '@bulwark/crypto';
 import { callJson } from '../../home/session.js';
 import type { DemoContext, DemoStep } from '../demo.js';
-import { readSocChannel, x25519Versions } from '../soc-channel.js';
+import { readSocStream, x25519Versions } from '../soc-channel.js';
 
 const BURST = 20; // the shipped rule policy_deny_burst: 20 denials by one agent within 10 s
 
@@ -44,7 +44,7 @@ async function socFinding(ctx: DemoContext, incidentId: string): Promise<{ subje
   const { admin } = ctx;
   let found: { subject: string; title: string } | undefined;
   const refused: string[] = [];
-  const reader = await readSocChannel({
+  const reader = await readSocStream({
     bus: admin.bus,
     provider: admin.provider,
     identity: { id: admin.identity.id, x25519: admin.identity.x25519 },
