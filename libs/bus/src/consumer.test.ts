@@ -1,18 +1,19 @@
+import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultCryptoProvider } from '@bulwark/crypto';
 import { testWorld } from '@bulwark/envelope/testing';
 import { context, trace, TraceFlags } from '@opentelemetry/api';
 import { SealedReceiver, SealedSender } from '@bulwark/envelope';
 import { createTelemetry } from '@bulwark/telemetry';
-import type { Bus } from './connect.js';
-import { natsOf } from './connect.js';
+import { connectBus, natsOf, type Bus } from './connect.js';
 import { consumerBacklog, ensureConsumer, type Delivery } from './consumer.js';
 import { BusConfigError, BusPublishError, BusUsageError } from './errors.js';
 import { RejectionReporter, type RejectionEvent } from './rejections.js';
 import { createEventPublisher, startStreamConsumer } from './stream-io.js';
 import { DEFAULT_STREAMS, ensureStream } from './streams.js';
 import { Events, LEDGER_PRINCIPAL } from './subjects.js';
-import { cleanUp, eventually, testBus } from './bus.testing.js';
+import { cleanUp, eventually, NATS_URL, testBus } from './bus.testing.js';
+import { uniqueNamespace } from './namespace.js';
 
 const provider = defaultCryptoProvider();
 
@@ -28,6 +29,65 @@ function world() {
   const sender = () => new SealedSender({ provider, self: w.identity('svc.policy'), directory: w.directory, recipientId: LEDGER_PRINCIPAL });
   const receiver = () => new SealedReceiver({ provider, self: w.identity(LEDGER_PRINCIPAL), directory: w.directory, skewMs: STREAM_SKEW_MS });
   return { sender, receiver };
+}
+
+/**
+ * A TCP relay to NATS that drops what the server sends to a client inbox with an empty payload:
+ * the server's confirmations of acks (`ackAck`), and nothing else the bus receives (replies,
+ * JetStream API answers and pull deliveries all have a payload or headers). The acks themselves
+ * (client to server) pass untouched.
+ */
+async function ackConfirmationDropper(target: string): Promise<{ url: string; dropped: () => number; close: () => Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  let dropped = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = tcpConnect(Number(port), hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    let buffered = Buffer.alloc(0);
+    upstream.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      for (;;) {
+        const eol = buffered.indexOf('\r\n');
+        if (eol < 0) return;
+        const line = buffered.subarray(0, eol).toString();
+        const [op, subject = ''] = line.split(' ');
+        let end = eol + 2;
+        if (op === 'MSG' || op === 'HMSG') {
+          // The last token is the payload size (HMSG: headers and payload together).
+          const size = Number(line.slice(line.lastIndexOf(' ') + 1));
+          if (buffered.length < end + size + 2) return;
+          end += size + 2;
+          if (op === 'MSG' && size === 0 && subject.startsWith('_INBOX.')) {
+            dropped += 1;
+            buffered = buffered.subarray(end);
+            continue;
+          }
+        }
+        client.write(buffered.subarray(0, end));
+        buffered = buffered.subarray(end);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('relay has no TCP address');
+  return {
+    url: `nats://127.0.0.1:${address.port}`,
+    dropped: () => dropped,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 describe('sealed events on durable consumers', () => {
@@ -275,4 +335,37 @@ describe('sealed events on durable consumers', () => {
     await eventually(() => consumer.metrics().processed === 1, 5000, 'traced delivery');
     expect(seenTraceId).toBe(traceId);
   });
+  it('hands over the next message at once when the confirmation of the last ack never comes', async () => {
+    // An in-order reader (the incident service's ledger reader) once waited the JetStream API
+    // timeout (5 s) for the confirmation of the previous message's ack before its next message.
+    const namespace = uniqueNamespace();
+    const publisherBus = await testBus('ack-lost-publisher', namespace);
+    buses.push(publisherBus);
+    await ensureStream(publisherBus, DEFAULT_STREAMS.events);
+    const relay = await ackConfirmationDropper(NATS_URL);
+    const bus = await connectBus({ url: relay.url, name: 'ack-lost-consumer', namespace });
+    const w = world();
+    const events = createEventPublisher(publisherBus, w.sender());
+    const handledAt: number[] = [];
+    const consumer = await startStreamConsumer(bus, w.receiver(), { stream: 'events', durable: 'in-order' }, async () => void handledAt.push(Date.now()), reporter());
+    try {
+      await events.publish({ subject: Events.policy.decision, eventId: 'e-first', payload: text('first') });
+      await eventually(() => handledAt.length === 1, 5000, 'the first message handled');
+      const second = Date.now();
+      await events.publish({ subject: Events.policy.decision, eventId: 'e-second', payload: text('second') });
+      await eventually(() => handledAt.length === 2, 10_000, 'the second message handled');
+      expect(handledAt[1]! - second).toBeLessThan(1000);
+      expect(relay.dropped()).toBeGreaterThanOrEqual(1);
+      // The acks themselves reached the server: nothing pending, nothing redelivered.
+      await eventually(async () => {
+        const backlog = await consumerBacklog(publisherBus, 'events', 'in-order');
+        return backlog.pending === 0 && backlog.ackPending === 0;
+      }, 5000, 'both messages acknowledged');
+      expect(consumer.metrics()).toMatchObject({ processed: 2, duplicates: 0 });
+    } finally {
+      await consumer.stop();
+      await bus.close();
+      await relay.close();
+    }
+  }, 30_000);
 });

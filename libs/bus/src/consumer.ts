@@ -175,7 +175,8 @@ export async function consumerBacklog(bus: Bus, stream: StreamKey, durable: stri
  * - An authentic frame already processed by this process (same session and counter) is
  *   acknowledged without running the handler: the replay window reports it as a duplicate.
  * - The handler succeeds → the counter is committed to the replay window, then the
- *   message is acknowledged (and the ack confirmed by the server).
+ *   message is acknowledged; the server's confirmation is awaited beside the next
+ *   deliveries (and by stop()), not before them.
  * - The handler throws → nak with an exponential delay; after maxDeliver attempts, term.
  *
  * Delivery to handlers is at-least-once across processes: see the README's guarantees.
@@ -196,6 +197,17 @@ export async function startConsumer(
   const consumer = await natsOf(bus).js.consumers.get(bus.streamName(spec.stream), spec.durable);
   const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(PULL_BATCH, s.concurrency), expires: 5_000 });
   const m = { processed: 0, duplicates: 0, rejected: 0, failures: 0, exhausted: 0 };
+  // The server's confirmations of acks sent: awaited beside the next deliveries, never before
+  // them. Waiting for one before handing over the next message held an in-order consumer for
+  // the whole JetStream API timeout (5 s) whenever a confirmation was late or lost, though the
+  // ack itself is on the wire as soon as `ackAck` is called (and a lost ack only means a
+  // redelivery, acked as a duplicate below).
+  const confirming = new Set<Promise<unknown>>();
+  const acknowledge = (msg: JsMsg): void => {
+    const confirmed = msg.ackAck().catch(() => false);
+    confirming.add(confirmed);
+    void confirmed.then(() => confirming.delete(confirmed));
+  };
 
   const handle = async (msg: JsMsg): Promise<void> => {
     const subject = outOfNamespace(bus.namespace, msg.subject);
@@ -214,7 +226,7 @@ export async function startConsumer(
         return;
       case 'duplicate':
         m.duplicates += 1;
-        await msg.ackAck().catch(() => false);
+        acknowledge(msg);
         return;
       case 'accepted': {
         const carrier = headersCarrier(msg.headers);
@@ -243,7 +255,7 @@ export async function startConsumer(
         opened.commit();
         m.processed += 1;
         // If the ack is lost, the redelivery meets the committed counter and is acked as a duplicate.
-        await msg.ackAck().catch(() => false);
+        acknowledge(msg);
         return;
       }
       default: {
@@ -272,6 +284,7 @@ export async function startConsumer(
       }
     } finally {
       await Promise.all(inHand);
+      await Promise.all(confirming);
     }
   })();
   // The loop must never become an unhandled rejection (Node would exit on it).

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { sealEvent, newEvent, type LedgerEvent } from '@bulwark/events';
 import type { ReaderHaltedError } from '../errors.js';
 import type { ReaderMode, ReaderPosition } from './chain.js';
-import { ReaderCore } from './core.js';
+import { ReaderCore, type GapSource } from './core.js';
 import { crypto, MemoryLedger, tampered } from './ledger.fixture.js';
 import { eventVerifier } from './verify.js';
 
-function reader(ledger: MemoryLedger, mode: ReaderMode, start?: ReaderPosition) {
+function reader(ledger: MemoryLedger, mode: ReaderMode, start?: ReaderPosition, source: GapSource = ledger.source()) {
   const applied: LedgerEvent[] = [];
   const halts: ReaderHaltedError[] = [];
   const core = new ReaderCore({
@@ -14,7 +14,7 @@ function reader(ledger: MemoryLedger, mode: ReaderMode, start?: ReaderPosition) 
     mode,
     ...(start === undefined ? {} : { start }),
     verify: eventVerifier(crypto, ledger.keys.publicKey),
-    source: ledger.source(),
+    source,
     apply: (e) => void applied.push(e),
     onHalt: (h) => void halts.push(h),
     retryDelayMs: 1,
@@ -203,6 +203,51 @@ describe('ledger reader core: control mode', () => {
 });
 
 describe('ledger reader core: full mode', () => {
+  /** The ledger's query, held until `release()`: a tail check whose answer is slow to come (or lost until its timeout). */
+  function heldSource(ledger: MemoryLedger) {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const inner = ledger.source();
+    const source: GapSource = {
+      async *fetch(range) {
+        await held;
+        yield* inner.fetch(range);
+      },
+    };
+    return { source, release: () => release() };
+  }
+  const settledWithin = (work: Promise<unknown>, ms: number) => Promise.race([work.then(() => 'settled'), new Promise((resolve) => setTimeout(() => resolve('still waiting'), ms))]);
+
+  it('applies a live message while a tail check waits for the ledger; the answer then skips what it applied', async () => {
+    const ledger = new MemoryLedger();
+    ledger.history(4); // seqs 0..7
+    const query = heldSource(ledger);
+    const r = reader(ledger, 'full', undefined, query.source);
+    await r.core.handleBatch(ledger.full(0, 1));
+    const tail = r.core.sync(); // asks for seq 2 onwards; the answer is held
+    expect(await settledWithin(r.core.handleBatch(ledger.full(2, 5)), 1000)).toBe('settled');
+    expect(r.seqs()).toEqual([0, 1, 2, 3, 4, 5]);
+    query.release();
+    await tail;
+    // 2..5 came back in the answer (checked, skipped); 6..7 only the ledger had.
+    expect(r.seqs()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(r.core.metrics()).toMatchObject({ applied: 8, skipped: 4, filled: 2 });
+    expect(r.halts).toEqual([]);
+  });
+
+  it('halts when the answer of a tail check contradicts what the stream applied meanwhile', async () => {
+    const ledger = new MemoryLedger();
+    ledger.history(3); // seqs 0..5
+    const query = heldSource(ledger);
+    const r = reader(ledger, 'full', undefined, query.source);
+    await r.core.handleBatch(ledger.full(0, 1));
+    const tail = r.core.sync();
+    await r.core.handleBatch(ledger.full(2, 5));
+    ledger.serve = (events) => events.map((e) => (e.seq === 3 ? tampered(e, { details: { decision: 'Deny' } }) : e));
+    query.release();
+    await tail;
+    expect(r.halts[0]).toMatchObject({ code: 'E_READER_SEAL', seq: 3 });
+  });
   it('applies consecutive batches and fills a deleted one by seq', async () => {
     const ledger = new MemoryLedger();
     ledger.history(4); // seqs 0..7

@@ -64,6 +64,9 @@ export interface CoreMetrics {
   readonly gaps: number;
 }
 
+/** Events of a tail check's answer applied at a time (one queue turn each). */
+const SYNC_PAGE = 1000;
+
 const ORDER_CODES: Record<OrderProblem['kind'], ReaderHaltCode> = { link: 'E_READER_LINK', fork: 'E_READER_FORK', message: 'E_READER_MESSAGE' };
 
 export class ReaderCore {
@@ -115,12 +118,27 @@ export class ReaderCore {
    * replay must do once the stream is exhausted, since a message deleted from the stream's
    * tail leaves nothing after it to reveal the gap. Throws (and does not halt) when the
    * ledger cannot be asked; halts on an event that fails a check.
+   *
+   * The ledger is asked outside the queue and each page of its answer applied in it: a live
+   * message never waits for a tail check's query (up to the query's timeout when the ledger is
+   * slow or a request is lost). What the stream applied meanwhile comes back in the answer and
+   * is checked like a late copy (a different event there is a fork).
    */
-  sync(): Promise<void> {
-    return this.#serial(async () => {
+  async sync(): Promise<void> {
+    if (this.#halted !== undefined) return;
+    const range = this.#range(this.#cursor.seq + 1);
+    const order = { last: range.fromSeq - 1 };
+    let page: LedgerEvent[] = [];
+    for await (const event of this.#options.source.fetch(range)) {
+      page.push(event);
+      if (page.length < SYNC_PAGE) continue;
+      const full = page;
+      page = [];
+      await this.#serial(() => this.#fillFrom(range, full, order));
       if (this.#halted !== undefined) return;
-      await this.#fillFrom(this.#range(this.#cursor.seq + 1));
-    });
+    }
+    const last = page;
+    await this.#serial(() => this.#fillFrom(range, last, order));
   }
 
   #serial(task: () => Promise<void>): Promise<void> {
@@ -140,25 +158,31 @@ export class ReaderCore {
       const event = batch.events[i]!;
       const predecessor = order[i]!;
       if (event.seq <= this.#cursor.seq) {
-        const replay = this.#cursor.replayProblem(event);
-        if (replay !== null) {
-          this.halt(ORDER_CODES[replay.kind], replay.seq, replay.why);
-          return;
-        }
-        // A recent event comes again (a late or copied message): checked all the same, since a
-        // forged copy is an attack even when it would not be applied. Older ones (a resumed
-        // reader passing over the stream's start) are only skipped.
-        const problem = this.#cursor.remembers(event.seq) ? this.#options.verify(event) : null;
-        if (problem !== null) {
-          this.halt(problem.code, event.seq, problem.why);
-          return;
-        }
-        this.#skipped++;
+        if (!this.#late(event)) return;
         continue;
       }
       if (predecessor > this.#cursor.seq && !(await this.#fill(predecessor))) return;
       if (!(await this.#accept(event, predecessor))) return;
     }
+  }
+
+  /** An event at or behind the position, come again: checked, then skipped; false once halted. */
+  #late(event: LedgerEvent): boolean {
+    const replay = this.#cursor.replayProblem(event);
+    if (replay !== null) {
+      this.halt(ORDER_CODES[replay.kind], replay.seq, replay.why);
+      return false;
+    }
+    // A recent event comes again (a late or copied message): checked all the same, since a
+    // forged copy is an attack even when it would not be applied. Older ones (a resumed
+    // reader passing over the stream's start) are only skipped.
+    const problem = this.#cursor.remembers(event.seq) ? this.#options.verify(event) : null;
+    if (problem !== null) {
+      this.halt(problem.code, event.seq, problem.why);
+      return false;
+    }
+    this.#skipped++;
+    return true;
   }
 
   /** Fills [position + 1, predecessor] from the ledger; false once halted. */
@@ -169,7 +193,8 @@ export class ReaderCore {
     let lastError = '';
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        await this.#fillFrom(this.#range(this.#cursor.seq + 1, predecessor));
+        const range = this.#range(this.#cursor.seq + 1, predecessor);
+        await this.#fillFrom(range, this.#options.source.fetch(range), { last: range.fromSeq - 1 });
         if (this.#halted !== undefined) return false;
         if (this.#cursor.seq === predecessor) return true;
         this.halt('E_READER_GAP', this.#cursor.seq + 1, `events ${missingFrom}..${predecessor} are missing from the stream and the ledger's query served up to seq ${this.#cursor.seq}, not ${predecessor}`);
@@ -189,14 +214,20 @@ export class ReaderCore {
     return { fromSeq, ...(toSeq === undefined ? {} : { toSeq }), control: mode === 'control', ...(eventTypes === undefined ? {} : { eventTypes }) };
   }
 
-  /** Applies the ledger's events of a range; each must follow the one before it (the ledger's order is authoritative). */
-  async #fillFrom(range: GapRange): Promise<void> {
-    for await (const event of this.#options.source.fetch(range)) {
+  /**
+   * Applies the ledger's answer for a range; each event must follow the one before it (the
+   * ledger's order is authoritative; `order.last` carries the last seq served across pages).
+   * An event the stream applied after the range was asked for (a tail check asks outside the
+   * queue) is checked like a late copy and skipped.
+   */
+  async #fillFrom(range: GapRange, events: AsyncIterable<LedgerEvent> | Iterable<LedgerEvent>, order: { last: number }): Promise<void> {
+    for await (const event of events) {
       if (this.#halted !== undefined) return;
-      if (event.seq < range.fromSeq || (range.toSeq !== undefined && event.seq > range.toSeq) || event.seq <= this.#cursor.seq) {
+      if (event.seq <= order.last || (range.toSeq !== undefined && event.seq > range.toSeq)) {
         this.halt('E_READER_GAP', event.seq, `the ledger's query for seq ${range.fromSeq}..${range.toSeq ?? 'end'} served seq ${event.seq}, outside it or out of order`);
         return;
       }
+      order.last = event.seq;
       if (range.control && !isControlEventType(event.eventType)) {
         this.halt('E_READER_GAP', event.seq, `the ledger's query for control events served ${event.eventType} at seq ${event.seq}`);
         return;
@@ -204,6 +235,10 @@ export class ReaderCore {
       if (range.eventTypes !== undefined && !range.eventTypes.includes(event.eventType)) {
         this.halt('E_READER_GAP', event.seq, `the ledger's query for ${range.eventTypes.join(', ')} served ${event.eventType} at seq ${event.seq}`);
         return;
+      }
+      if (event.seq <= this.#cursor.seq) {
+        if (!this.#late(event)) return;
+        continue;
       }
       // In control mode the ledger's query lists every control event of the range: the one
       // before this one is the position. In full mode it must be seq - 1 and link.
