@@ -96,10 +96,18 @@ export const incidentStep: DemoStep = {
       return d.decision === 'Deny' ? d : undefined;
     });
     const containedMs = Date.now() - t0;
-    const mine = await poll('the incident with its containment recorded', 15_000, async () => {
+    // The incident's actions run side by side and are recorded as each ends: the agent can be
+    // contained (its credentials revoked) before the deny policy's outcome is in; a failed attempt
+    // is retried, so only a settled outcome (done, or escalated after every attempt) is judged.
+    const settled = (i: IncidentView, action: string) => i.actions.some((a) => a.action === action && (a.outcome === 'done' || a.outcome === 'escalated'));
+    let seen: IncidentView[] = [];
+    const mine = await poll('the incident with its containment and evidence recorded', 30_000, async () => {
       const reply = await callJson<{ incidents: IncidentView[] }>(ctx.admin, Commands.incident.list, {}, 10_000);
-      const list = reply.incidents.filter((i) => i.agentId === ctx.agentId);
-      return list.length > 0 && list.some((i) => i.actions.some((a) => a.action === 'evidence.preserve' && a.outcome === 'done')) ? list : undefined;
+      seen = reply.incidents.filter((i) => i.agentId === ctx.agentId);
+      return seen.some((i) => settled(i, 'evidence.preserve') && settled(i, 'policy.contain')) ? seen : undefined;
+    }).catch((e: unknown) => {
+      const actions = seen.flatMap((i) => i.actions.map((a) => `${i.severity} ${a.action} ${a.outcome}${a.detail === '' ? '' : ` (${a.detail})`}`));
+      throw new Error(`${(e as Error).message}; recorded so far: ${actions.length === 0 ? 'no action' : actions.join('; ')}`);
     });
     // The earlier steps' rule denials are Low `policy_violation_observed` incidents of the same agent; the burst is the High one.
     const high = mine.filter((i) => i.severity === 'high');
@@ -107,7 +115,7 @@ export const incidentStep: DemoStep = {
     const incident = high[0]!;
     if (incident.rule !== 'policy_deny_burst') fail(`expected the high incident of policy_deny_burst, got ${incident.rule}`);
     const containment = incident.actions.find((a) => a.action === 'policy.contain');
-    if (containment?.outcome !== 'done') fail(`the incident's policy containment is ${containment?.outcome ?? 'missing'}, not done`);
+    if (containment?.outcome !== 'done') fail(`the incident's policy containment is ${containment?.outcome ?? 'missing'}, not done${containment === undefined ? '' : `: ${containment.detail}`}`);
     if (incident.evidence.count < BURST) fail(`the incident holds ${incident.evidence.count} evidence events, not the ${BURST} denials`);
     const soc = await socFinding(ctx, incident.id);
     const reply = await callJson<QueryReply>(ctx.admin, Commands.audit.query, { fromSeq: incident.evidence.lastSeq, limit: 1 });
