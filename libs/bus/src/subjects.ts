@@ -53,6 +53,8 @@ export const Commands = {
     cancelDeletion: 'bulwark.keys.cancel-deletion',
     // A principal's own short-lived NATS user JWT, renewed at half-life (issue 12).
     renew: 'bulwark.keys.renew',
+    // Asks the holder to rotate (administrators for anyone, a principal for itself): it rotates at its next check.
+    requestRotation: 'bulwark.keys.request-rotation',
   },
   tools: {
     submit: 'bulwark.tools.submit',
@@ -138,6 +140,8 @@ export const Events = {
     deleted: 'bulwark.evt.keys.deleted',
     /** An active version past the rotation interval and its grace (once per version). */
     rotationOverdue: 'bulwark.evt.keys.rotation_overdue',
+    /** A rotation requested of the holder (an administrator, or the principal itself): `keys.get` says due until a newer version is active. */
+    rotationRequested: 'bulwark.evt.keys.rotation_requested',
   },
   tools: {
     submitted: 'bulwark.evt.tools.submitted',

@@ -30,7 +30,7 @@ export {
   type WireCondition,
   type WireRuleRef,
 } from './policy-wire.js';
-export { createKeyCalls, enrollWithJoinBundle, type Certified, type ChannelAction, type CurrentNatsUser, type ChannelView, type EnrollOptions, type Invitation, type KeyCalls, type KeyVersionView, type KeyView, type NewKeys, type ProviderKeyView, type RevocationReason } from './keys.js';
+export { createKeyCalls, enrollWithJoinBundle, type Certified, type ChannelAction, type CurrentNatsUser, type ChannelView, type EnrollOptions, type Invitation, type KeyCalls, type KeyVersionView, type KeyView, type NewKeys, type ProviderKeyView, type RevocationReason, type RotationRequested, type RotationRequestReason } from './keys.js';
 export { adoptionMessage, checkKeyPossession, possessionMessage, proveKeyPossession } from './key-possession.js';
 export { parseJoinBundle, type JoinBundle } from './join-bundle.js';
 export {
@@ -46,3 +46,4 @@ export {
 } from './sandbox-wire.js';
 export { startCredentialRenewal, type CredentialRenewal, type CredentialRenewalOptions } from './credential-renewal.js';
 export { startKeyRotation, SWITCH_SETTLE_MS, type KeyRotation, type KeyRotationOptions, type RotatedKeys, type RotatingIdentity, type RotationTrigger } from './key-rotation.js';
+export { MAX_ROTATION_CHECK_MS, rotationCheckMs, rotationTrigger } from './rotation-check.js';

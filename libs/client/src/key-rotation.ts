@@ -3,10 +3,11 @@
  * "Rotation"; SPIRE's agents rotate their SVIDs the same way): the key manager never holds
  * another principal's private key, so the holder drives it. An agent calls this directly; a
  * service gets it from @bulwark/service-host (`startServiceKeys`). Every check period (a tenth of
- * the interval, at most an hour, jittered ±20 %) the holder asks the key manager for its own key
- * (`bulwark.keys.get`: `rotationDue`, computed there from the ledger's state and the rotation
- * interval); a principal made by `bulwark init`, not yet in the key book, is due once its keys are
- * older than the interval. When due (or on `rotate()`), in this order:
+ * the interval, at most 60 s, jittered ±20 %) the holder asks the key manager for its own key
+ * (`bulwark.keys.get`: `rotationRequested` and `rotationDue`, computed there from the ledger's
+ * state and the rotation interval; what to do with them is rotation-check.ts); a principal made by
+ * `bulwark init`, not yet in the key book, is due once its keys are older than the interval. When
+ * due (or on `rotate()`), in this order:
  *
  * 1. new Ed25519, X25519 and NATS user keys are made here; `bulwark.keys.rotate` certifies them as
  *    the next version (its reply travels in the old version's session);
@@ -32,8 +33,8 @@ import { fromSeed, Prefix } from '@nats-io/nkeys';
 import { Codec } from '@nats-io/nkeys/lib/codec.js';
 import { adoptionMessage } from './key-possession.js';
 import { createKeyCalls, type CurrentNatsUser, type KeyCalls } from './keys.js';
+import { rotationCheckMs, rotationTrigger } from './rotation-check.js';
 
-const HOUR_MS = 3_600_000;
 /** How long after its own directory serves its new entry a holder waits before sealing under the new key (well within the 30 s superseded grace of its consumers). */
 export const SWITCH_SETTLE_MS = 1000;
 
@@ -79,7 +80,7 @@ export interface KeyRotationOptions {
   readonly onError?: (error: unknown) => void;
   /** The rotation interval; undefined: on demand only. */
   readonly intervalMs?: number;
-  /** The check period (default a tenth of the interval, at most an hour). */
+  /** The check period (default a tenth of the interval, at most 60 s: rotation-check.ts). */
   readonly checkMs?: number;
   readonly timeoutMs?: number;
 }
@@ -197,12 +198,13 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
     }
   };
 
-  const due = async (interval: number): Promise<boolean> => {
+  /** The trigger to rotate with now (a request first, then the interval), or undefined. */
+  const due = async (interval: number): Promise<RotationTrigger | undefined> => {
     try {
-      return (await keyCalls().get(id)).rotationDue;
+      return rotationTrigger(await keyCalls().get(id));
     } catch (e) {
       // Made by `bulwark init`, not in the key book yet: the age of the keys it holds.
-      if (notInBook(e)) return Date.now() - Date.parse(live.created) >= interval;
+      if (notInBook(e)) return Date.now() - Date.parse(live.created) >= interval ? 'interval' : undefined;
       throw e;
     }
   };
@@ -214,7 +216,7 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
   };
 
   let timer: NodeJS.Timeout | undefined;
-  const period = intervalMs === undefined ? undefined : (options.checkMs ?? Math.min(intervalMs / 10, HOUR_MS));
+  const period = intervalMs === undefined ? undefined : (options.checkMs ?? rotationCheckMs(intervalMs));
   if (intervalMs !== undefined && period !== undefined) {
     const schedule = (): void => {
       if (stopped) return;
@@ -223,7 +225,8 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
     };
     const check = async (): Promise<void> => {
       try {
-        if (await due(intervalMs)) await rotate('interval');
+        const trigger = await due(intervalMs);
+        if (trigger !== undefined) await rotate(trigger);
       } catch (error) {
         options.onError?.(error);
       }

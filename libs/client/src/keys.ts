@@ -32,11 +32,23 @@ export interface KeyView {
   readonly activeVersion: number | null;
   /** When the active version is due to be rotated by its holder (its creation + the key manager's rotation interval); null without one. */
   readonly rotateAfter: string | null;
-  /** Whether that time has passed (the holder rotates: `startKeyRotation`). */
+  /** Whether that time has passed, or a rotation was requested of the active version (the holder rotates: `startKeyRotation`). */
   readonly rotationDue: boolean;
+  /** The rotation asked of the holder (`requestRotation`) while its active version is still the one asked; null otherwise. */
+  readonly rotationRequested: RotationRequested | null;
   /** Whether the active version also passed the key manager's grace and was recorded overdue in the ledger (`keys.rotation_overdue`). */
   readonly rotationOverdue: boolean;
   readonly versions: readonly KeyVersionView[];
+}
+
+/** Why a rotation is requested: `compromise` also takes the old version out of verification once the holder rotated. */
+export type RotationRequestReason = 'on_demand' | 'compromise';
+
+export interface RotationRequested {
+  readonly at: string;
+  readonly reason: RotationRequestReason;
+  /** Who asked: an administrator, or the principal itself. */
+  readonly by: string;
 }
 
 export interface Invitation {
@@ -102,6 +114,8 @@ export interface KeyCalls {
   /** Rotates the caller's own key to `keys` as version `version` (its current latest + 1); resolves once the client's directory serves the new entry (published just after the reply). */
   rotate(self: string, version: number, keys: NewKeys, trigger?: 'on_demand' | 'interval' | 'compromise', adopt?: CurrentNatsUser): Promise<Certified>;
   revoke(principal: string, reason: RevocationReason, version?: number): Promise<KeyView>;
+  /** Asks the holder of `principal`'s key to rotate it (administrators for anyone, a principal for itself): the view, `rotationRequested` set until the holder rotated. */
+  requestRotation(principal: string, reason?: RotationRequestReason): Promise<KeyView>;
   disable(principal: string, version: number): Promise<KeyView>;
   enable(principal: string, version: number): Promise<KeyView>;
   scheduleDeletion(principal: string, version: number, days?: number): Promise<KeyView>;
@@ -141,6 +155,7 @@ export function createKeyCalls(provider: CryptoProvider, call: (subject: Command
       return certified;
     },
     revoke: (principal, reason, version) => view(Commands.keys.revoke, { principal, reason, ...(version === undefined ? {} : { version }) }),
+    requestRotation: (principal, reason = 'on_demand') => view(Commands.keys.requestRotation, { principal, reason }),
     disable: (principal, version) => view(Commands.keys.disable, { principal, version }),
     enable: (principal, version) => view(Commands.keys.enable, { principal, version }),
     scheduleDeletion: (principal, version, days = 7) => view(Commands.keys.scheduleDeletion, { principal, version, days }),

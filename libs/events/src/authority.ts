@@ -105,6 +105,7 @@ export const PRODUCER_RULES: Readonly<Record<EventType, ProducerRule>> = Object.
   'keys.deletion_cancelled': KEYS,
   'keys.deleted': KEYS,
   'keys.rotation_overdue': KEYS,
+  'keys.rotation_requested': KEYS,
 
   'audit.checkpoint': LEDGER,
   'audit.cosigned': LEDGER,

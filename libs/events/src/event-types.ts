@@ -101,6 +101,8 @@ const CATEGORY_OF = {
   'keys.deleted': 'key_operation',
   // An active version past the rotation interval and its grace, recorded once per version (its holder did not rotate).
   'keys.rotation_overdue': 'key_operation',
+  // A rotation asked of the holder from outside its process (an administrator, or the principal itself): due until a newer version is active.
+  'keys.rotation_requested': 'key_operation',
 
   // The ledger's own facts (bulwark.evt.audit.*).
   'audit.checkpoint': 'audit',
@@ -141,6 +143,7 @@ const CONTROL_TYPES: ReadonlySet<string> = new Set<EventType>([
   'keys.deletion_cancelled',
   'keys.deleted',
   'keys.rotation_overdue',
+  'keys.rotation_requested',
   'tools.pinned',
   'tools.revoked',
 ]);

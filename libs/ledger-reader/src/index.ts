@@ -7,8 +7,8 @@ export { CONTROL_EVENT_TYPES, ledgerEventOfJson, type AuditQuery } from './inter
 export { ledgerQuery, startQueryReader, type QueryReader, type QueryReaderOptions } from './query-reader.js';
 export { eventVerifier } from './internal/verify.js';
 export { KEY_FACT_PRODUCER, LedgerKeys, type KeyFactApplied, type LedgerKeysState } from './keys/ledger-keys.js';
-export { KeyBook, type ApplyOutcome, type Invite, type RevokedVersion } from './keys/key-book.js';
-export { KEY_FACT_TYPES, ROTATION_TRIGGERS, factDetails, isKeyFactType, parseFact, type KeyFact, type KeyFactType, type RotationTrigger } from './keys/facts.js';
+export { KeyBook, type ApplyOutcome, type Invite, type RevokedVersion, type RotationRequest } from './keys/key-book.js';
+export { KEY_FACT_TYPES, ROTATION_REQUEST_REASONS, ROTATION_TRIGGERS, factDetails, isKeyFactType, parseFact, type KeyFact, type KeyFactType, type RotationRequestReason, type RotationTrigger } from './keys/facts.js';
 export { KeyLifecycleError } from './keys/errors.js';
 export {
   KEY_STATES,

@@ -49,12 +49,14 @@ export const AGENT_CALLS: readonly CommandSubject[] = [
   // Its own key (services/key-manager): enrol with a join token, rotate to keys it generated.
   Commands.keys.enroll,
   Commands.keys.rotate,
+  // A rotation requested of its own key (the key manager refuses it for another's, and records the attempt).
+  Commands.keys.requestRotation,
   // Its own short-lived NATS credentials, renewed at half-life (issue 12).
   Commands.keys.renew,
 ];
 
 /** Analysts: the incident commands, and the channel epochs of the ledger (their SOC stream's keys; not the rest of the ledger). */
-export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate, Commands.keys.renew, Commands.audit.channelEpochs];
+export const ANALYST_CALLS: readonly CommandSubject[] = [Commands.incident.ack, Commands.incident.resolve, Commands.incident.list, Commands.keys.get, Commands.keys.enroll, Commands.keys.rotate, Commands.keys.requestRotation, Commands.keys.renew, Commands.audit.channelEpochs];
 
 /** Administrators (`--admin`) also administer policies, read and verify the audit trail, manage keys and tools. */
 export const ADMIN_CALLS: readonly CommandSubject[] = [

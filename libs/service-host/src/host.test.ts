@@ -81,6 +81,13 @@ describe('runService', () => {
     expect(start).not.toHaveBeenCalled();
   });
 
+  it('exits 2 on a bad SYMBIONT_KEY_ROTATION_CHECK_MS, naming the setting, before any key is opened', async () => {
+    const openStore = vi.fn();
+    const r = await run({ name: 'probe', principal: PRINCIPAL, rotatesOwnKeys: true, openStore, start: vi.fn() }, baseEnv({ SYMBIONT_KEY_ROTATION_CHECK_MS: '100' }));
+    expect(r).toEqual({ code: 2, stderr: 'bulwark-probe: SYMBIONT_KEY_ROTATION_CHECK_MS="100": must be an integer number of milliseconds from 200 to 60000\n' });
+    expect(openStore).not.toHaveBeenCalled();
+  });
+
   it("exits 2 on the service's own bad setting, before any key is opened", async () => {
     const openStore = vi.fn();
     const r = await run(

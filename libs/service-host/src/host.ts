@@ -16,6 +16,7 @@ import { busCredentialsFor } from '@bulwark/nats-auth';
 import { createLogger, startServiceTelemetry, type HealthReport, type Logger, type ServiceTelemetry } from '@bulwark/telemetry';
 import { exitCodeOf, failureLine, ServiceExit } from './exit.js';
 import { keyRotationIntervalMs, startServiceKeys, withPreviousKeys, type ServiceKeys } from './rotation.js';
+import { keyRotationCheckMs } from './rotation-check.js';
 import { watchSupervisor } from './supervisor-watch.js';
 
 /** What the boot has before the key store opens: enough to parse settings and open a store. */
@@ -154,6 +155,7 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     const early: EarlyContext = { name: definition.name, config, log, crypto, rootPublicKey: parseRootPublicKey(pinned, 'keys.root_public_key'), env };
     const settings = (definition.settings === undefined ? undefined : await definition.settings(early)) as S;
     const rotationIntervalMs = keyRotationIntervalMs(config.security.key_rotation_interval_days, env);
+    const rotationCheckMs = keyRotationCheckMs(rotationIntervalMs, env);
     const store =
       definition.openStore === undefined
         ? await FileKeyStore.open({ dir: config.keys.dir ?? DEFAULT_KEY_DIR, wrapper: loadKek({ provider: crypto, env, kekFile: config.keys.kek_file }), provider: crypto })
@@ -202,7 +204,7 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     // Its NATS credentials renewed at half-life (a JWT without an expiry needs none), and its identity rotated when due.
     let renewal: ServiceKeys | undefined;
     if (credentials.credentials !== undefined) {
-      const rotation = definition.rotatesOwnKeys === true ? { rotation: { intervalMs: rotationIntervalMs } } : {};
+      const rotation = definition.rotatesOwnKeys === true ? { rotation: { intervalMs: rotationIntervalMs, checkMs: rotationCheckMs } } : {};
       renewal = startServiceKeys({ bus, store, credentials: credentials.credentials, identity, directory, crypto, log, ...rotation, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
       cleanups.push(() => renewal?.stop());
     }

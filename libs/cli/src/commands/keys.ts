@@ -6,14 +6,17 @@
  *   like a password); `enroll --join <bundle | @file>` generates the principal's keys HERE,
  *   enrols them, and stores them in the local key store (KEK as for every command) with a
  *   `.creds` file for NATS (`--creds-out`, default `<keys dir>/<id>.creds`, mode 0600).
- * - `rotate --as <principal>` makes the next version of one's own key here and stores it.
+ * - `rotate --as <principal>` makes the next version of one's own key here and stores it;
+ *   `rotate <principal> [--reason on_demand|compromise]` asks the key manager to have that
+ *   principal's holder rotate (administrators for anyone, a principal for itself): the holder's
+ *   rotation check picks it up within its check period (at most 60 s).
  * - `revoke <principal> --reason R [--version V]`, `list`, `get <principal>` as an administrator
  *   (`--as`, or $BULWARK_PRINCIPAL).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connectBus, KvDirectory, ROOT_NAMESPACE, type Bus } from '@bulwark/bus';
-import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, type BulwarkClient, type ChannelAction, type ChannelView, type KeyView, type RevocationReason } from '@bulwark/client';
+import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, type BulwarkClient, type ChannelAction, type ChannelView, type KeyView, type RevocationReason, type RotationRequestReason } from '@bulwark/client';
 import { loadConfig } from '@bulwark/config';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError } from '@bulwark/errors';
@@ -31,6 +34,7 @@ interface CommonOptions {
 }
 
 const REASONS: readonly RevocationReason[] = ['key_compromise', 'superseded', 'cessation_of_operation', 'privilege_withdrawn'];
+const ROTATION_REASONS: readonly RotationRequestReason[] = ['on_demand', 'compromise'];
 
 interface Context {
   readonly provider: CryptoProvider;
@@ -89,7 +93,9 @@ export async function credentialsOf(store: FileKeyStore, id: string): Promise<{ 
 
 function printView(io: CommandIO, v: KeyView): void {
   // Rotation: due (the holder rotates), and overdue once the ledger recorded it (keys.rotation_overdue).
-  const rotation = v.rotateAfter === null ? '' : v.rotationOverdue ? `  rotation OVERDUE (due ${v.rotateAfter})` : v.rotationDue ? `  rotation due (since ${v.rotateAfter})` : `  rotate after ${v.rotateAfter}`;
+  const requested = v.rotationRequested === null ? '' : `  rotation requested (${v.rotationRequested.reason}) by ${v.rotationRequested.by} at ${v.rotationRequested.at}`;
+  const interval = v.rotateAfter === null ? '' : v.rotationOverdue ? `  rotation OVERDUE (due ${v.rotateAfter})` : v.rotationDue && Date.parse(v.rotateAfter) <= Date.now() ? `  rotation due (since ${v.rotateAfter})` : `  rotate after ${v.rotateAfter}`;
+  const rotation = `${requested}${interval}`;
   io.stdout(`${v.principal}  active v${v.activeVersion ?? '-'}  min verify v${v.minVerifyVersion}${rotation}\n`);
   for (const x of v.versions) {
     const extra = x.revocation === null ? '' : `  revoked ${x.revocation.reason} ${x.revocation.at}`;
@@ -194,8 +200,30 @@ export const registerKeysCommand: RegisterCommand = (program, io, setExitCode) =
       setExitCode(ExitCode.ok);
     });
 
-  common(keys.command('rotate').description("rotate one's own key (--as): the next version is generated here and stored").option('--creds-out <path>', 'where to write the new NATS .creds file (default <keys dir>/<id>.creds)')).action(
-    async (o: CommonOptions & { credsOut?: string }) => {
+  common(
+    keys
+      .command('rotate')
+      .description("rotate one's own key (--as): the next version is generated here and stored; or, naming a principal, ask the key manager to have its holder rotate it (administrators for anyone, a principal for itself)")
+      .argument('[principal]', 'whose rotation to request (its holder rotates at its next check, within 60 s)')
+      .option('--reason <reason>', `with a principal: ${ROTATION_REASONS.join(' | ')} (compromise: the old version stops verifying once the holder rotated)`)
+      .option('--creds-out <path>', 'where to write the new NATS .creds file (default <keys dir>/<id>.creds)'),
+  ).action(
+    async (principal: string | undefined, o: CommonOptions & { credsOut?: string; reason?: string }) => {
+      if (principal !== undefined) {
+        if (o.credsOut !== undefined) throw new InputError('E_USAGE', 'keys rotate <principal> asks the holder to rotate: --creds-out is for rotating one\'s own key (keys rotate --as <principal>, no argument)');
+        const reason = o.reason ?? 'on_demand';
+        if (!(ROTATION_REASONS as readonly string[]).includes(reason)) throw new InputError('E_USAGE', `--reason ${JSON.stringify(reason)}: use one of ${ROTATION_REASONS.join(', ')}`);
+        const v = await withClient(io, o, (c) => c.keys.requestRotation(principal, reason as RotationRequestReason));
+        if (o.json === true) io.stdout(`${JSON.stringify(v)}\n`);
+        else {
+          const asked = v.rotationRequested;
+          io.stdout(asked === null ? `no rotation outstanding for ${v.principal} (active v${v.activeVersion ?? '-'})\n` : `rotation of ${v.principal} v${v.activeVersion ?? '-'} requested (${asked.reason}) by ${asked.by} at ${asked.at}; its holder rotates at its next check${asked.reason === 'compromise' ? ', then the old version stops verifying' : ''}\n`);
+          printView(io, v);
+        }
+        setExitCode(ExitCode.ok);
+        return;
+      }
+      if (o.reason !== undefined) throw new InputError('E_USAGE', '--reason goes with a principal: keys rotate <principal> --reason on_demand|compromise (rotating one\'s own key here takes no reason)');
       const nats = newNatsUser(createCryptoProvider());
       const result = await withClient(io, o, async (c, ctx, as) => {
         const current = await c.keys.get(as);

@@ -11,6 +11,10 @@ import { REVOCATION_REASONS, type RevocationReason, type VersionKeys } from './v
 export const ROTATION_TRIGGERS = ['on_demand', 'interval', 'compromise'] as const;
 export type RotationTrigger = (typeof ROTATION_TRIGGERS)[number];
 
+/** Why a rotation was asked of its holder (`keys.request-rotation`): `compromise` also takes the old version out of verification once the holder rotated. */
+export const ROTATION_REQUEST_REASONS = ['on_demand', 'compromise'] as const;
+export type RotationRequestReason = (typeof ROTATION_REQUEST_REASONS)[number];
+
 interface Base {
   readonly principal: string;
   /** The administrator (or service) behind the change: a claim of svc.key-manager, which authenticated it. */
@@ -35,7 +39,12 @@ export type KeyFact =
   | (Base & { readonly type: 'keys.deleted'; readonly version: number; readonly at: number })
   | (Base & { readonly type: 'keys.min_version_raised'; readonly min: number })
   /** The active `version` was not rotated by `rotateAfter` (+ the grace): recorded once per version, `by` the key manager. */
-  | (Base & { readonly type: 'keys.rotation_overdue'; readonly version: number; readonly rotateAfter: number; readonly at: number });
+  | (Base & { readonly type: 'keys.rotation_overdue'; readonly version: number; readonly rotateAfter: number; readonly at: number })
+  /**
+   * `by` asked the holder to rotate its active `version` (an administrator, or the principal
+   * itself): `keys.get` says the rotation is due until a newer version is active.
+   */
+  | (Base & { readonly type: 'keys.rotation_requested'; readonly version: number; readonly reason: RotationRequestReason; readonly at: number });
 
 export type KeyFactType = KeyFact['type'];
 
@@ -52,6 +61,7 @@ export const KEY_FACT_TYPES: readonly KeyFactType[] = Object.freeze([
   'keys.deleted',
   'keys.min_version_raised',
   'keys.rotation_overdue',
+  'keys.rotation_requested',
 ] satisfies EventType[]);
 
 export function isKeyFactType(type: string): type is KeyFactType {
@@ -148,6 +158,13 @@ export function parseFact(type: string, agentId: string, details: JsonObject): K
       fields(['version', 'rotateAfter', 'at']);
       fact = { type, principal, by, version: need(int('version'), 'version'), rotateAfter: need(int('rotateAfter'), 'rotateAfter'), at: need(int('at'), 'at') };
       break;
+    case 'keys.rotation_requested': {
+      fields(['version', 'reason', 'at']);
+      const reason = str('reason');
+      if (reason === undefined || !(ROTATION_REQUEST_REASONS as readonly string[]).includes(reason)) problems.push(`${type}: details.reason is not one of ${ROTATION_REQUEST_REASONS.join(', ')}`);
+      fact = { type, principal, by, version: need(int('version'), 'version'), reason: reason as RotationRequestReason, at: need(int('at'), 'at') };
+      break;
+    }
     default: {
       const never: never = type;
       return `unhandled key fact ${String(never)}`;

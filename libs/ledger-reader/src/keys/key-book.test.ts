@@ -75,6 +75,42 @@ describe('the key book (state rebuilt from key facts)', () => {
     expect(book.accepts(AGENT, 3, v2.ed25519, v2.x25519)).toBe(true);
   });
 
+  it('a rotation request is outstanding until a newer version is active; a duplicate is refused, an escalation to compromise is not', () => {
+    const { book } = bookWithEnrolledAgent();
+    const asked = (reason: 'on_demand' | 'compromise', at: number, version = 2) => book.apply(viaLedger({ type: 'keys.rotation_requested', principal: AGENT, by: ADMIN, version, reason, at }));
+    expect(book.rotationRequest(AGENT)).toBeUndefined();
+    expect(asked('on_demand', T0 + 2).kind).toBe('applied');
+    expect(book.rotationRequest(AGENT)).toEqual({ version: 2, reason: 'on_demand', at: T0 + 2, by: ADMIN });
+    expect(asked('on_demand', T0 + 3)).toMatchObject({ kind: 'refused', code: 'E_KEY_DUPLICATE' });
+    // Asked of a version that is not the active one (a stale request racing a rotation).
+    expect(asked('compromise', T0 + 3, 1)).toMatchObject({ kind: 'refused', code: 'E_KEY_TRANSITION' });
+    expect(asked('compromise', T0 + 4).kind).toBe('applied');
+    expect(book.rotationRequest(AGENT)?.reason).toBe('compromise');
+    expect(asked('on_demand', T0 + 5)).toMatchObject({ kind: 'refused', code: 'E_KEY_DUPLICATE' });
+    // Nothing to raise before the holder rotated: the old version is the only one it has.
+    expect(book.compromiseRaiseDue(AGENT)).toBeUndefined();
+    book.apply(viaLedger({ type: 'keys.rotated', principal: AGENT, by: AGENT, version: 3, keys: keys(), at: T0 + 6, trigger: 'on_demand', natsUser: 'UAGENTV3' }));
+    expect(book.rotationRequest(AGENT)).toBeUndefined();
+    // The compromised version 2 is verify-only after the routine rotation, until the minimum passes it.
+    expect(book.compromiseRaiseDue(AGENT)).toBe(3);
+    // A later on_demand request (for version 3) does not hide the compromise still to be acted on.
+    expect(asked('on_demand', T0 + 7, 3).kind).toBe('applied');
+    expect(book.compromiseRaiseDue(AGENT)).toBe(3);
+    book.apply(viaLedger({ type: 'keys.min_version_raised', principal: AGENT, by: 'svc.key-manager', min: 3 }));
+    expect(book.compromiseRaiseDue(AGENT)).toBeUndefined();
+    expect(book.rotationRequest(AGENT)?.version).toBe(3);
+  });
+
+  it('refuses a rotation request for nobody, for a principal without an active version, and for a bootstrap identity', () => {
+    const book = new KeyBook();
+    expect(book.apply(viaLedger({ type: 'keys.rotation_requested', principal: AGENT, by: ADMIN, version: 1, reason: 'on_demand', at: T0 }))).toMatchObject({ code: 'E_KEY_UNKNOWN' });
+    book.apply(viaLedger({ type: 'keys.invited', principal: AGENT, by: ADMIN, tid: 'd'.repeat(32), admin: false, iat: T0, exp: T0 + 60_000, keys: keys(), natsUser: 'UBOOT' }));
+    expect(book.apply(viaLedger({ type: 'keys.rotation_requested', principal: AGENT, by: ADMIN, version: 1, reason: 'on_demand', at: T0 }))).toMatchObject({ code: 'E_KEY_TRANSITION' });
+    const { book: enrolled } = bookWithEnrolledAgent();
+    enrolled.apply(viaLedger({ type: 'keys.revoked', principal: AGENT, by: ADMIN, version: 2, reason: 'key_compromise', at: T0 + 2 }));
+    expect(enrolled.apply(viaLedger({ type: 'keys.rotation_requested', principal: AGENT, by: ADMIN, version: 2, reason: 'compromise', at: T0 + 3 }))).toMatchObject({ code: 'E_KEY_TRANSITION' });
+  });
+
   it('refuses a rotation that skips or repeats a version number, and facts about nobody', () => {
     const { book } = bookWithEnrolledAgent();
     expect(book.apply(viaLedger({ type: 'keys.rotated', principal: AGENT, by: ADMIN, version: 4, keys: keys(), at: T0, trigger: 'on_demand', natsUser: null }))).toMatchObject({ code: 'E_KEY_TRANSITION' });
@@ -101,5 +137,9 @@ describe('key facts on the wire', () => {
     expect(parseFact('keys.revoked', 'agent.00000000-0000-4000-8000-000000000001', base)).toMatch(/agent_id/);
     expect(parseFact('policy.updated', AGENT, base)).toMatch(/not a key fact/);
     expect(parseFact('keys.rotated', AGENT, { principal: AGENT, by: ADMIN, version: 2, ...keys(), at: T0, trigger: 'whim', natsUser: null })).toMatch(/trigger/);
+    const request = { principal: AGENT, by: ADMIN, version: 2, reason: 'compromise', at: T0 };
+    expect(parseFact('keys.rotation_requested', AGENT, request)).toMatchObject({ type: 'keys.rotation_requested', reason: 'compromise' });
+    expect(parseFact('keys.rotation_requested', AGENT, { ...request, reason: 'interval' })).toMatch(/reason is not one of on_demand, compromise/);
+    expect(parseFact('keys.rotation_requested', AGENT, { ...request, trigger: 'x' })).toMatch(/fields/);
   });
 });

@@ -25,7 +25,7 @@ import {
   type PrincipalKey,
 } from './versions.js';
 import { KeyLifecycleError } from './errors.js';
-import type { KeyFact } from './facts.js';
+import type { KeyFact, RotationRequestReason } from './facts.js';
 
 export interface Invite {
   readonly tid: string;
@@ -48,6 +48,16 @@ export interface RevokedVersion {
   readonly natsUser: string | null;
 }
 
+/** A rotation asked of a holder (`keys.rotation_requested`): outstanding while `version` is still its active one. */
+export interface RotationRequest {
+  /** The active version when it was asked. */
+  readonly version: number;
+  readonly reason: RotationRequestReason;
+  /** Unix ms. */
+  readonly at: number;
+  readonly by: string;
+}
+
 export type ApplyOutcome = { readonly kind: 'applied'; readonly key: PrincipalKey | undefined } | { readonly kind: 'refused'; readonly why: string; readonly code: string };
 
 export class KeyBook {
@@ -59,6 +69,10 @@ export class KeyBook {
   readonly #natsUsers = new Map<string, Map<number, string>>();
   /** `<principal>/<version>` of every version recorded overdue for rotation. */
   readonly #overdue = new Set<string>();
+  /** principal → the latest rotation asked of it (`rotationRequest`: only while still outstanding). */
+  readonly #requests = new Map<string, RotationRequest>();
+  /** principal → the highest version reported compromised by a rotation request (kept apart: a later on_demand request must not hide it). */
+  readonly #compromised = new Map<string, number>();
   #applied = 0;
 
   get applied(): number {
@@ -109,6 +123,24 @@ export class KeyBook {
   /** Whether `version` of `id` was recorded overdue for rotation (`keys.rotation_overdue`). */
   overdue(id: string, version: number): boolean {
     return this.#overdue.has(`${id}/${version}`);
+  }
+
+  /** The rotation asked of `id`'s holder, while it is outstanding: its active version is still the one it was asked to rotate. */
+  rotationRequest(id: string): RotationRequest | undefined {
+    const request = this.#requests.get(id);
+    return request !== undefined && this.active(id)?.version === request.version ? request : undefined;
+  }
+
+  /**
+   * The minimum verify version a compromise request still calls for: the version after the one
+   * reported compromised, once the holder rotated past it and while the minimum is not there yet
+   * (the key manager then commits `keys.min_version_raised`; a revocation of that version does it too).
+   */
+  compromiseRaiseDue(id: string): number | undefined {
+    const compromised = this.#compromised.get(id);
+    const key = this.#keys.get(id);
+    if (compromised === undefined || key === undefined) return undefined;
+    return key.versions.length > compromised && key.minVerifyVersion <= compromised ? compromised + 1 : undefined;
   }
 
   natsUser(id: string, version: number): string | undefined {
@@ -195,6 +227,19 @@ export class KeyBook {
         if (this.overdue(fact.principal, fact.version)) throw new KeyLifecycleError('E_KEY_DUPLICATE', `${fact.principal} v${fact.version} was already recorded overdue`, { principal: fact.principal });
         return k;
       }
+      case 'keys.rotation_requested': {
+        const k = existing();
+        const active = activeVersion(k);
+        if (active === undefined) throw new KeyLifecycleError('E_KEY_TRANSITION', `${fact.principal} has no active key version to rotate (versions 1..${k.versions.length}, minimum verify version ${k.minVerifyVersion}); a principal cut off is invited again`, { principal: fact.principal });
+        if (this.isBootstrap(fact.principal, active.version)) throw new KeyLifecycleError('E_KEY_TRANSITION', `${fact.principal} holds only a bootstrap identity (v${active.version}); it rotates nothing before it enrols`, { principal: fact.principal });
+        if (fact.version !== active.version) throw new KeyLifecycleError('E_KEY_TRANSITION', `${fact.principal}: a rotation is asked of its active version ${active.version}, not ${fact.version}`, { principal: fact.principal });
+        const outstanding = this.rotationRequest(fact.principal);
+        // A second request adds nothing unless it escalates an on_demand request to a compromise.
+        if (outstanding !== undefined && (outstanding.reason === 'compromise' || outstanding.reason === fact.reason)) {
+          throw new KeyLifecycleError('E_KEY_DUPLICATE', `${fact.principal} v${active.version}: a rotation (${outstanding.reason}) was already requested at ${new Date(outstanding.at).toISOString()} by ${outstanding.by}`, { principal: fact.principal });
+        }
+        return k;
+      }
       default: {
         const never: never = fact;
         throw new Error(`unhandled key fact ${JSON.stringify(never)}`);
@@ -216,6 +261,10 @@ export class KeyBook {
     if (fact.type === 'keys.invited') this.#invites.set(fact.tid, { tid: fact.tid, principal: fact.principal, admin: fact.admin, iat: fact.iat, exp: fact.exp, by: fact.by, version: latest });
     if (fact.type === 'keys.enrolled') this.#used.set(fact.tid, fact.principal);
     if (fact.type === 'keys.rotation_overdue') this.#overdue.add(`${fact.principal}/${fact.version}`);
+    if (fact.type === 'keys.rotation_requested') {
+      this.#requests.set(fact.principal, { version: fact.version, reason: fact.reason, at: fact.at, by: fact.by });
+      if (fact.reason === 'compromise') this.#compromised.set(fact.principal, Math.max(fact.version, this.#compromised.get(fact.principal) ?? 0));
+    }
     const nats =
       fact.type === 'keys.generated' || fact.type === 'keys.invited' || fact.type === 'keys.enrolled'
         ? { version: latest, user: fact.natsUser }

@@ -6,8 +6,10 @@
  *
  * Who may call what: `get` and `directory` every authenticated principal; `enroll` only a
  * principal holding its token's bootstrap identity; `rotate` a principal for its own key;
- * `revoke` the administrators and the incident-response service (a compromise); the rest the
- * administrators. A refused join token is also reported as a `security.violation`.
+ * `request-rotation` the administrators for anyone and a principal for itself (the holder rotates
+ * at its next check); `revoke` the administrators and the incident-response service (a
+ * compromise); the rest the administrators. A refused join token and a refused rotation request
+ * are also reported as a `security.violation`.
  */
 import { Commands, Events, type CommandHandler, type CommandSubject, type EventPublisher, type EventSubject } from '@bulwark/bus';
 import { adoptionMessage, checkKeyPossession } from '@bulwark/client';
@@ -25,10 +27,13 @@ import {
   KeyLifecycleError,
   REVOCATION_REASONS,
   rotateAfter,
+  ROTATION_REQUEST_REASONS,
   ROTATION_TRIGGERS,
   type KeyFact,
   type PrincipalKey,
   type RevocationReason,
+  type RotationRequest,
+  type RotationRequestReason,
   type RotationTrigger,
   type VersionKeys,
 } from '@bulwark/ledger-reader';
@@ -51,6 +56,7 @@ export const FACT_SUBJECTS: Readonly<Record<KeyFact['type'], EventSubject>> = {
   'keys.deleted': Events.keys.deleted,
   'keys.min_version_raised': Events.keys.minVersionRaised,
   'keys.rotation_overdue': Events.keys.rotationOverdue,
+  'keys.rotation_requested': Events.keys.rotationRequested,
 };
 
 export interface HandlerContext {
@@ -82,22 +88,26 @@ export interface KeyView {
   readonly activeVersion: number | null;
   /** When the active version is due to be rotated by its holder (its creation + the rotation interval); null without an active version. */
   readonly rotateAfter: string | null;
-  /** Whether that time has passed: the holder rotates (`@bulwark/service-host`, `@bulwark/client` `startKeyRotation`). */
+  /** Whether that time has passed, or a rotation was requested of the active version: the holder rotates (`@bulwark/service-host`, `@bulwark/client` `startKeyRotation`). */
   readonly rotationDue: boolean;
+  /** The rotation asked of the holder (`keys.request-rotation`) while its active version is still the one asked; null otherwise. */
+  readonly rotationRequested: { readonly at: string; readonly reason: RotationRequestReason; readonly by: string } | null;
   /** Whether the active version passed it by the grace too, recorded in the ledger (`keys.rotation_overdue`). */
   readonly rotationOverdue: boolean;
   readonly versions: readonly { version: number; state: string; verifies: boolean; created: string; ed25519: string; x25519: string; revocation: { reason: string; at: string } | null; deleteAfter: string | null }[];
 }
 
-export function viewOf(key: PrincipalKey, rotation: { readonly intervalMs: number; readonly now: number; readonly overdue?: (version: number) => boolean }): KeyView {
+export function viewOf(key: PrincipalKey, rotation: { readonly intervalMs: number; readonly now: number; readonly overdue?: (version: number) => boolean; readonly requested?: RotationRequest }): KeyView {
   const after = rotateAfter(key, rotation.intervalMs);
   const active = activeVersion(key)?.version;
+  const requested = active !== undefined && rotation.requested?.version === active ? rotation.requested : undefined;
   return {
     principal: key.id,
     minVerifyVersion: key.minVerifyVersion,
     activeVersion: activeVersion(key)?.version ?? null,
     rotateAfter: after === undefined ? null : new Date(after).toISOString(),
-    rotationDue: after !== undefined && rotation.now >= after,
+    rotationDue: (after !== undefined && rotation.now >= after) || requested !== undefined,
+    rotationRequested: requested === undefined ? null : { at: new Date(requested.at).toISOString(), reason: requested.reason, by: requested.by },
     rotationOverdue: active !== undefined && rotation.overdue?.(active) === true,
     versions: key.versions.map((v) => ({
       version: v.version,
@@ -150,7 +160,10 @@ function json(value: unknown): Uint8Array {
 
 export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSubject]?: CommandHandler } {
   const book = ctx.projection.book;
-  const view = (key: PrincipalKey): KeyView => viewOf(key, { intervalMs: ctx.rotationIntervalMs, now: ctx.now(), overdue: (v) => book.overdue(key.id, v) });
+  const view = (key: PrincipalKey): KeyView => {
+    const requested = book.rotationRequest(key.id);
+    return viewOf(key, { intervalMs: ctx.rotationIntervalMs, now: ctx.now(), overdue: (v) => book.overdue(key.id, v), ...(requested === undefined ? {} : { requested }) });
+  };
 
   // One change at a time per instance: two local commands never check against the same state.
   let chain: Promise<unknown> = Promise.resolve();
@@ -377,6 +390,35 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     });
   };
 
+  // Nobody but the holder can rotate a key (the key manager never holds another principal's
+  // private key), so an operator or an incident asks the holder to: the request is a ledger fact,
+  // and `keys.get` says the rotation is due (`rotationRequested`) until a newer version is active;
+  // the holder's rotation check picks it up at its next check. On `compromise` the key manager
+  // also raises the minimum past the old version once the holder rotated (compromise.ts).
+  const requestRotation: CommandHandler = async (req) => {
+    requireLive();
+    const b = body(req.body, 'keys.request-rotation');
+    const principal = principalOf(b, 'keys.request-rotation');
+    const reason = b['reason'] ?? 'on_demand';
+    if (typeof reason !== 'string' || !(ROTATION_REQUEST_REASONS as readonly string[]).includes(reason)) throw new KeyCommandError('E_KEYS_REQUEST', `keys.request-rotation: "reason" must be one of ${ROTATION_REQUEST_REASONS.join(', ')}`, {});
+    if (principal !== req.peer && !ctx.admins.includes(req.peer)) {
+      await violation(req.peer, 'keys.rotation_request_refused', { principal, reason, code: 'E_KEYS_FORBIDDEN' });
+      throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.request-rotation: ${req.peer} may request a rotation only of its own key (administrators of any); refused for ${principal} and recorded`, { peer: req.peer });
+    }
+    return serial(async () => {
+      const current = book.key(principal);
+      if (current === undefined) {
+        throw new KeyCommandError('E_KEY_UNKNOWN', `keys.request-rotation: ${principal} has no key in the key book (never enrolled here; a service made by \`bulwark init\` enters it at its first rotation)`, { principal });
+      }
+      // Asked again while outstanding: nothing new to record (an on_demand request may still be escalated to a compromise).
+      const outstanding = book.rotationRequest(principal);
+      if (outstanding !== undefined && (outstanding.reason === 'compromise' || outstanding.reason === reason)) return json(view(current));
+      const version = activeVersion(current)?.version ?? current.versions.length;
+      const key = await commit({ type: 'keys.rotation_requested', principal, by: req.peer, version, reason: reason as RotationRequestReason, at: ctx.now() });
+      return json(view(key!));
+    });
+  };
+
   const versionCommand =
     (type: 'keys.disabled' | 'keys.enabled' | 'keys.deletion_cancelled', command: string): CommandHandler =>
     async (req) => {
@@ -406,6 +448,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     [Commands.keys.enroll]: enroll,
     [Commands.keys.rotate]: rotate,
     [Commands.keys.revoke]: revoke,
+    [Commands.keys.requestRotation]: requestRotation,
     [Commands.keys.renew]: renew,
     [Commands.keys.disable]: versionCommand('keys.disabled', 'keys.disable'),
     [Commands.keys.enable]: versionCommand('keys.enabled', 'keys.enable'),

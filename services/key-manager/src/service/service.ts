@@ -19,7 +19,9 @@ import { activeVersion, factDetails, rotateAfter } from '@bulwark/ledger-reader'
 import type { ConfiguredChannel } from '../channels/config.js';
 import { ChannelDesk } from '../channels/desk.js';
 import type { NatsRevoker } from '../nats/revoker.js';
+import { SWITCH_SETTLE_MS } from '@bulwark/client';
 import { Certifier } from './certifier.js';
+import { startCompromiseRaises, type CompromiseRaises } from './compromise.js';
 import { createHandlers, FACT_SUBJECTS } from './handlers.js';
 import { KeyProjection } from './projection.js';
 
@@ -55,6 +57,11 @@ export interface KeyManagerOptions {
   readonly repushIntervalMs?: number;
   /** How long after an enrolment or a rotation the new entry is published (default 100 ms: the reply, sealed in the old version's session, goes first). */
   readonly certifiedPublishDelayMs?: number;
+  /**
+   * How long after the holder's rotation a `compromise` rotation request raises the minimum verify
+   * version past the reported version (default SWITCH_SETTLE_MS + 2000 ms: the holder has switched to its new keys; compromise.ts).
+   */
+  readonly compromiseRaiseDelayMs?: number;
   /** How long after an enrolment its bootstrap NATS user is revoked (default 2000 ms: the reply goes first). */
   readonly bootstrapGraceMs?: number;
   readonly applyWaitMs?: number;
@@ -157,6 +164,8 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
       );
   };
 
+  // The minimum raised past a version reported compromised, once its holder rotated (compromise.ts).
+  const raises: CompromiseRaises = startCompromiseRaises({ book: () => projection.book, events, self: identity.id, delayMs: options.compromiseRaiseDelayMs ?? SWITCH_SETTLE_MS + 2000, now, ...(logger === undefined ? {} : { logger }) });
   const channels = new ChannelDesk({
     provider,
     identity,
@@ -186,6 +195,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     onApplied: (fact) => {
       if (!live) return;
       channels.onKeyFact(fact);
+      raises.consider(fact.principal);
       if (fact.type === 'keys.revoked' || fact.type === 'keys.rotated' || fact.type === 'keys.min_version_raised') pushRevocations(false);
       // The bootstrap user that carried the enrolment is cut off a moment later, so that the
       // reply to keys.enroll reaches it first (it also expires with its token in any case).
@@ -207,6 +217,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     throw e;
   }
   live = true;
+  raises.reconcile();
   channels.startRotation();
   for (const key of projection.book.principals()) void publishEntry(key.id);
   pushRevocations(true);
@@ -216,6 +227,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   // revision would take it): both are undone within one interval.
   const repush = setInterval(() => {
     pushRevocations(true);
+    raises.reconcile();
     for (const key of projection.book.principals()) void publishEntry(key.id);
   }, options.repushIntervalMs ?? 10_000);
   repush.unref();
@@ -291,6 +303,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   } catch (e) {
     clearInterval(repush);
     clearInterval(overdue);
+    raises.stop();
     await channels.stop();
     await projection.stop();
     certifier.close();
@@ -315,6 +328,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
       stopping ??= (async () => {
         clearInterval(repush);
         clearInterval(overdue);
+        raises.stop();
         await channels.stop();
         await server.stop();
         await projection.stop();
