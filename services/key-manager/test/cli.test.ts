@@ -62,11 +62,25 @@ describe('bulwark keys', () => {
       expect((await agent(['keys', 'get', agentId, '--as', agentId])).stdout).toContain('active v3');
       const listed = await admin(['keys', 'list', '--as', ADMIN]);
       expect(listed.stdout).toContain(`${agentId}  active v3`);
+      // An administrator asks the agent's holder to rotate (readable, then --json); the agent's own rotation answers it.
+      const asked = await admin(['keys', 'rotate', agentId, '--as', ADMIN]);
+      expect(asked.code, asked.stderr).toBe(0);
+      expect(asked.stdout).toMatch(new RegExp(`^rotation of ${agentId} v3 requested \\(on_demand\\) by ${ADMIN} at \\S+; its holder rotates at its next check\n${agentId}  active v3  min verify v2  rotation requested \\(on_demand\\) by ${ADMIN} at `));
+      const escalated = await admin(['keys', 'rotate', agentId, '--reason', 'compromise', '--as', ADMIN, '--json']);
+      expect(escalated.code, escalated.stderr).toBe(0);
+      expect(JSON.parse(escalated.stdout)).toMatchObject({ principal: agentId, rotationDue: true, rotationRequested: { reason: 'compromise', by: ADMIN } });
+      for (const argv of [['keys', 'rotate', agentId, '--reason', 'bored'], ['keys', 'rotate', '--reason', 'compromise'], ['keys', 'rotate', agentId, '--creds-out', 'x.creds']]) {
+        const r = await admin([...argv, '--as', ADMIN]);
+        expect(r.code, argv.join(' ')).toBe(2);
+        expect(r.stderr, argv.join(' ')).toMatch(/--reason|--creds-out/);
+      }
+      expect((await agent(['keys', 'rotate', '--as', agentId, '--json'])).code).toBe(0);
+      expect(JSON.parse((await agent(['keys', 'get', agentId, '--as', agentId, '--json'])).stdout)).toMatchObject({ activeVersion: 4, rotationRequested: null });
       const bad = await admin(['keys', 'revoke', agentId, '--reason', 'bored', '--as', ADMIN]);
       expect(bad.code).toBe(2);
       const revoked = await admin(['keys', 'revoke', agentId, '--reason', 'key_compromise', '--as', ADMIN, '--json']);
       expect(revoked.code, revoked.stderr).toBe(0);
-      expect(JSON.parse(revoked.stdout)).toMatchObject({ activeVersion: null, minVerifyVersion: 4 });
+      expect(JSON.parse(revoked.stdout)).toMatchObject({ activeVersion: null, minVerifyVersion: 5 });
       // Its next call is refused.
       const after = await agent(['keys', 'get', agentId, '--as', agentId]);
       expect(after.code).not.toBe(0);
