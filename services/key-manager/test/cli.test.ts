@@ -66,6 +66,7 @@ describe('bulwark keys', () => {
       const asked = await admin(['keys', 'rotate', agentId, '--as', ADMIN]);
       expect(asked.code, asked.stderr).toBe(0);
       expect(asked.stdout).toMatch(new RegExp(`^rotation of ${agentId} v3 requested \\(on_demand\\) by ${ADMIN} at \\S+; its holder rotates at its next check\n${agentId}  active v3  min verify v2  rotation requested \\(on_demand\\) by ${ADMIN} at `));
+      expect((await admin(['keys', 'get', agentId, '--as', ADMIN])).stdout).toContain(`rotation requested (on_demand) by ${ADMIN} at `);
       const escalated = await admin(['keys', 'rotate', agentId, '--reason', 'compromise', '--as', ADMIN, '--json']);
       expect(escalated.code, escalated.stderr).toBe(0);
       expect(JSON.parse(escalated.stdout)).toMatchObject({ principal: agentId, rotationDue: true, rotationRequested: { reason: 'compromise', by: ADMIN } });
