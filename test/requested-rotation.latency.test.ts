@@ -182,7 +182,19 @@ describe('a service rotates its own identity when an administrator requests it',
     await serving(policy);
     // Its first rotation: init's keys are older than its own interval (not in the key book yet, so its own clock judges).
     await expect.poll(() => rotatedTo(policy.output()), { timeout: 20_000, interval: 100 }).toEqual([2]);
-    await admin.policyAdmin.register('policy vault {\n    allow: read(vault)\n}\n', 'vault.policy');
+    // Its switch to the new NATS user (one reconnect) follows the log line: registered once it answers again.
+    await expect.poll(() => directory.lookup(SERVICE)?.keyVersion, { timeout: 5000 }).toBe(2);
+    await new Promise((r) => setTimeout(r, 2000));
+    await serving(policy);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.policyAdmin.register('policy vault {\n    allow: read(vault)\n}\n', 'vault.policy');
+        break;
+      } catch (e) {
+        if (attempt === 10 || !(e instanceof Error) || !/no responder/.test(e.message)) throw e;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
     // In the book now: due by age only in an hour.
     const before = await admin.keys.get(SERVICE);
     expect(before).toMatchObject({ activeVersion: 2, rotationDue: false, rotationRequested: null });
