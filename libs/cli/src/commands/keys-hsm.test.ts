@@ -145,7 +145,7 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
 
     const target = join(work, 'restored', 'keys');
     const restore = (manifest: string, keys: { id: string; file: string }[], extra: string[] = [], env: Record<string, string> = hsmEnv) =>
-      bulwark(['keys', 'restore', '--in', manifest, ...keys.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64, ...extra], env);
+      bulwark(['keys', 'restore', '--in', manifest, ...keys.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64, '--no-anchor-check', ...extra], env);
 
     // A wrong share: analyst.b's slot opened with analyst.c's key.
     const wrongShare = await restore(out, [holders[0]!, { id: 'analyst.b', file: holders[2]!.file }]);
@@ -162,8 +162,9 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
     expect((await restore(out, holders.slice(0, 2), [], { SYMBIONT_KEK: toBase64(new Uint8Array(32).fill(7)) })).stderr).toMatch(/holds no root key file: it is of an HSM store/);
     expect(existsSync(join(work, 'restored'))).toBe(false);
 
+    // The backup was made offline (--no-anchor): restored unchecked, and the restore says so.
     const ok = await restore(out, [holders[2]!, holders[0]!]);
-    expect(ok.stderr).toBe('');
+    expect(ok.stderr).toMatch(/^warning: --no-anchor-check: backup [0-9a-f]+ \(sha256 [0-9a-f]{64}\) is restored WITHOUT checking the ledger/);
     expect(ok.code).toBe(0);
     expect(snapshot(target)).toEqual(snapshot(dir));
     const hsm = await openHsmKeyStore({ configPath: hsmConfig, dir: target, provider });
@@ -178,7 +179,7 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
     expect((await bulwark(['keys', 'hsm', 'provision', '--hsm-config', otherConfig])).code).toBe(0);
     const holders = ['analyst.a', 'analyst.b'].map((id) => ({ id, file: join(work, `${id}.key`) }));
     const target = join(work, 'restored-other');
-    const r = await bulwark(['keys', 'restore', '--in', join(work, 'km.backup'), ...holders.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64], {
+    const r = await bulwark(['keys', 'restore', '--in', join(work, 'km.backup'), ...holders.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64, '--no-anchor-check'], {
       SYMBIONT_KEY_STORE_TYPE: 'hsm',
       SYMBIONT_HSM_CONFIG_PATH: otherConfig,
     });
