@@ -266,4 +266,29 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
     expect(JSON.parse(r.stdout)).toMatchObject({ signedBy: `the HSM's root pkcs11:${token.module}#${token.label}/bulwark-root` });
     expect(entryVerifies(kmDir, agent)).toBe(true);
   });
+
+  // Last: it rotates the token's KEK, which the other stores of this file on the token were also under.
+  it("keys rekek on the HSM store: a new key made in the token, every file rewrapped under it, the old one destroyed", async () => {
+    const dir = join(work, 'km');
+    const hsmEnv = { SYMBIONT_KEY_STORE_TYPE: 'hsm', SYMBIONT_HSM_CONFIG_PATH: hsmConfig, SYMBIONT_KEY_DIR: dir };
+    const withFile = await bulwark(['keys', 'rekek', '--new-kek-file', join(work, 'kek')], hsmEnv);
+    expect(withFile.code).toBe(2);
+    expect(withFile.stderr).toMatch(/its new key-encryption key is made inside the token; run it without --new-kek-file/);
+    const before = snapshot(dir);
+    const r = await bulwark(['keys', 'rekek', '--json'], hsmEnv);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { rewrapped: number; files: number; resumed: boolean; token: string; label: string };
+    expect(report).toMatchObject({ resumed: false, token: `pkcs11:${token.module}#${token.label}`, label: 'bulwark-kek' });
+    expect(report.rewrapped).toBe(report.files);
+    expect(report.files).toBeGreaterThan(20);
+    const after = snapshot(dir);
+    expect(after.map(([n]) => n)).toEqual(before.map(([n]) => n));
+    expect(after.filter(([n, b]) => n.endsWith('.json') && before.find(([m]) => m === n)![1] !== b).length).toBe(report.files);
+    const hsm = await openHsmKeyStore({ configPath: hsmConfig, dir, provider });
+    try {
+      for (const info of await hsm.store.list()) (await hsm.store.get(info)).secretKey.fill(0);
+    } finally {
+      hsm.close();
+    }
+  });
 });
