@@ -229,6 +229,14 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
     expect(notStore.code).toBe(2);
     expect(notStore.stderr).toMatch(/it has no root\.pub: not a key manager's store on the HSM .*nothing written/);
     expect(existsSync(elsewhere)).toBe(false);
+    // The HSM variables only inherited from the shell, on a directory that is no key manager's
+    // store (an administrator's): enrolled through the key manager as before, not on the token.
+    const admin = await bulwark(['principal', 'add', `agent.${randomUUID()}`, '--dir', join(work, 'admin-dir'), '--nats', 'nats://127.0.0.1:1'], {
+      SYMBIONT_KEY_STORE_TYPE: 'hsm',
+      SYMBIONT_HSM_CONFIG_PATH: hsmConfig,
+      SYMBIONT_KEK: toBase64(new Uint8Array(32).fill(5)),
+    });
+    expect(admin.stderr).toMatch(/the key manager enrols principals .* has no keys of analyst\.admin: start the system/);
 
     // The token present with the right PIN: the entry signed in the token. NATS is unreachable
     // here: the keys and entry are kept and it says it could not publish (exit 1).

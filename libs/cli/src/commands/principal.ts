@@ -5,7 +5,7 @@ import { loadConfig, redactUrl, type BulwarkConfig } from '@bulwark/config';
 import { createCryptoProvider, toBase64, type CryptoProvider } from '@bulwark/crypto';
 import { decodeSignedDirectoryEntry } from '@bulwark/envelope';
 import { BulwarkError, InputError } from '@bulwark/errors';
-import { DEFAULT_KEY_DIR, FileKeyStore, loadKek, parseRootPublicKey, ROOT_KEY_OWNER, ROOT_PIN_FILE, requirePrincipalId, type KeyWrapper, type RootSigner } from '@bulwark/keystore';
+import { DEFAULT_KEY_DIR, FileKeyStore, keyFileName, loadKek, parseRootPublicKey, ROOT_KEY_OWNER, ROOT_PIN_FILE, requirePrincipalId, type KeyWrapper, type RootSigner } from '@bulwark/keystore';
 import { busCredentialsFor, enrollPrincipal, exportPrincipalKeys, OPERATOR_USER, writeCredsFile, type Enrolment } from '@bulwark/nats-auth';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
 import { keyManagerEnvironment, withKeyStoreChoice } from '../home/custody.js';
@@ -30,6 +30,11 @@ interface AddOptions {
   /** Offline on a key manager's store: `file` or `hsm`, as `bulwark init` takes it. */
   readonly keyStore?: string;
   readonly hsmConfig?: string;
+}
+
+/** Whether `dir` holds the NATS account key file a key manager's store has (read by name: no KEK needed to tell). */
+function holdsAccountKeyFile(dir: string): boolean {
+  return existsSync(join(dir, keyFileName({ principal: ROOT_KEY_OWNER, kind: 'nats-account', version: 1 })));
 }
 
 /** Whether `store` is a key manager's store (it holds the root's signing key), used offline. */
@@ -108,14 +113,15 @@ async function addThroughKeyManager(ctx: KeyManagerContext, id: string, options:
  * (`<home>/key-manager/keys`), the custody the home recorded at its first start, as `bulwark up`
  * gives it to the key manager (its HSM configuration, or its own KEK file); else the caller's
  * (SYMBIONT_KEY_STORE_TYPE, SYMBIONT_HSM_CONFIG_PATH, as the key manager reads them). The PIN is
- * the HSM configuration's (`pin_file`, or SYMBIONT_HSM_PIN).
+ * the HSM configuration's (`pin_file`, or SYMBIONT_HSM_PIN). `chosen`: the custody was named for
+ * this command (flags, or the home's record), not only inherited from the shell.
  */
-function custodyEnvironment(io: CommandIO, options: AddOptions): NodeJS.ProcessEnv {
-  if (options.keyStore !== undefined || options.hsmConfig !== undefined) return withKeyStoreChoice(io.env, options, io.cwd);
-  if (options.dir === undefined) return io.env;
+function custodyEnvironment(io: CommandIO, options: AddOptions): { env: NodeJS.ProcessEnv; chosen: boolean } {
+  if (options.keyStore !== undefined || options.hsmConfig !== undefined) return { env: withKeyStoreChoice(io.env, options, io.cwd), chosen: true };
+  if (options.dir === undefined) return { env: io.env, chosen: false };
   const dir = resolve(io.cwd, options.dir);
   const home = homeAt(dirname(dirname(dir)));
-  return existsSync(home.marker) && home.keyManagerKeysDir === dir ? keyManagerEnvironment(home, io.env) : io.env;
+  return existsSync(home.marker) && home.keyManagerKeysDir === dir ? { env: keyManagerEnvironment(home, io.env), chosen: true } : { env: io.env, chosen: false };
 }
 
 /**
@@ -164,12 +170,16 @@ async function add(outerIO: CommandIO, id: string, options: AddOptions, setExitC
   const principal = requirePrincipalId(id, 'bulwark principal add');
   if (principal.kind === 'svc') throw new InputError('E_USAGE', `bulwark principal add ${id}: services are enrolled by bulwark init`, { principal: id });
   if (options.admin === true && principal.kind !== 'analyst') throw new InputError('E_USAGE', `bulwark principal add ${id} --admin: only analysts can be administrators`, { principal: id });
-  const io: CommandIO = { ...outerIO, env: custodyEnvironment(outerIO, options) };
+  const custody = custodyEnvironment(outerIO, options);
+  const io: CommandIO = { ...outerIO, env: custody.env };
   const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   const provider = createCryptoProvider(config.security.crypto_provider, `security.crypto_provider (${sources['security.crypto_provider']})`);
   const dir = resolve(io.cwd, options.dir ?? config.keys.dir ?? DEFAULT_KEY_DIR);
-  if (config.security.hsm_enabled) {
+  // On the token when asked for here, or when the HSM is configured (SYMBIONT_KEY_STORE_TYPE=hsm)
+  // and the directory is a key manager's store (its NATS account key file): an administrator's
+  // directory with the HSM variables in the shell still enrols through the key manager.
+  if (config.security.hsm_enabled && (custody.chosen || holdsAccountKeyFile(dir))) {
     const token = await openTokenStore(config, provider, io.env, io.cwd, dir);
     try {
       return await addOffline({ io, config, provider, namespace, store: token.store, root: token.root }, id, options, setExitCode);
