@@ -6,12 +6,13 @@
 // machine: an empty home and an empty database. There the ledger's data comes with PostgreSQL's
 // own dump of its schema (Bulwark has `audit export`, a verifiable JSONL copy, but no import: the
 // database's dump is the restore path, and `audit verify` is what makes it trustworthy), and the
-// key store with `bulwark keys restore --check-anchor` from two of the three holders. Then
+// key store with `bulwark keys restore` (its anchor checked in the ledger by default) from two of the three holders. Then
 // `bulwark audit verify` passes there with the restored keys (the verifier key file the store
 // holds, and the ledger's public key read from the restored, KEK-wrapped identity), and fails
 // naming the row once one ledger row is altered. The refusals: one share, a tampered share, a
 // wrong holder key, a backup whose hash the ledger does not anchor, an anchor in a ledger that
-// does not verify, the wrong KEK or none: each says so, and the empty home stays empty.
+// does not verify, the wrong KEK or none: each says so, and the empty home stays empty. Only
+// `--no-anchor-check` restores the unanchored backup, warning that it did not check it.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -139,8 +140,8 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
       const dump = execFileSync('pg_dump', ['--no-owner', '--no-privileges', '--schema', schema.name, databaseUrl()], { maxBuffer: 64 * 1024 * 1024 });
       execFileSync('psql', ['--quiet', '--set', 'ON_ERROR_STOP=1', freshUrl], { input: dump, stdio: ['pipe', 'ignore', 'pipe'] });
       const pin = Buffer.from(b.rootPublicKey).toString('base64');
-      const restore = (who: { id: string; file: string }[], file = out, kek?: string, into = home) =>
-        onFresh(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', join(into, 'keys'), '--root-public-key', pin, '--check-anchor', '--json'], into, kek);
+      const restore = (who: { id: string; file: string }[], file = out, kek?: string, into = home, extra: string[] = []) =>
+        onFresh(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', join(into, 'keys'), '--root-public-key', pin, ...extra, '--json'], into, kek);
 
       // Refusals: each says what is wrong, and the home stays empty.
       const one = await restore([holders[0]!]);
@@ -170,16 +171,28 @@ describe('key store backup restored on a fresh machine with the ledger', () => {
       const noKek = await restore([holders[0]!, holders[1]!], out, '');
       expect(noKek.stderr).toMatch(/no key-encryption key/);
       expect(readdirSync(home)).toEqual([]);
-      // A genuine backup whose hash the restored ledger does not hold.
+      // A genuine backup whose hash the restored ledger does not hold: refused by default.
       const notAnchored = await restore([holders[0]!, holders[1]!], unanchored);
       expect(notAnchored.code).not.toBe(0);
       expect(notAnchored.stderr).toMatch(/is not anchored in the ledger: no keys\.exported event of svc\.key-manager records it; nothing restored/);
       expect(readdirSync(home)).toEqual([]);
+      // Only --no-anchor-check restores it (elsewhere), warning which backup went unchecked.
+      const offlineHome = mkdtempSync(join(tmpdir(), 'bulwark-fresh-home-'));
+      try {
+        const { backupId: offlineId, hash: offlineHash } = JSON.parse(offline.stdout) as { backupId: string; hash: string };
+        const unchecked = await restore([holders[0]!, holders[1]!], unanchored, undefined, offlineHome, ['--no-anchor-check']);
+        expect(unchecked.code, unchecked.stderr).toBe(0);
+        expect(unchecked.stderr).toContain(`warning: --no-anchor-check: backup ${offlineId} (sha256 ${offlineHash}) is restored WITHOUT checking the ledger`);
+        expect(JSON.parse(unchecked.stdout)).toMatchObject({ backupId: offlineId, anchorChecked: false, anchoredAtSeq: null });
+      } finally {
+        rmSync(offlineHome, { recursive: true, force: true });
+      }
 
       // Two of three holders: the store comes back, and the ledger verifies with its keys.
       const restored = await restore([holders[2]!, holders[0]!]);
       expect(restored.code, restored.stderr).toBe(0);
-      expect(JSON.parse(restored.stdout)).toMatchObject({ anchoredAtSeq: anchorSeq });
+      expect(restored.stderr).toBe('');
+      expect(JSON.parse(restored.stdout)).toMatchObject({ anchorChecked: true, anchoredAtSeq: anchorSeq, sha256: hash });
       const verify = await onFresh(['audit', 'verify', '--json', '--no-progress'], home);
       expect(verify.code, verify.stdout + verify.stderr).toBe(0);
       expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { isBulwarkError } from '@bulwark/errors';
-import { SoftwareKek } from './kek.js';
+import { SoftwareKek, type KeyWrapper } from './kek.js';
 import { FileKeyStore, keyFileName } from './file-key-store.js';
 import { WRAPPED_KEY_FORMAT, type KeyRef } from './wrapped-key.js';
 
@@ -245,5 +245,24 @@ describe('FileKeyStore.rewrapAll (KEK rotation)', () => {
     expect(error.code).toBe('E_KEY_UNWRAP');
     expect(error.message).toMatch(/svc\.zeta\.ed25519\.v1\.json opens under neither the current KEK \(SYMBIONT_KEK\) nor the new one/);
     expect(files()).toEqual(before);
+  });
+
+  it('never writes a wrap that does not open back under the new KEK (a faulty token returning a corrupted ciphertext)', async () => {
+    const { store, ed } = await seed();
+    // The new KEK's wrap flips a byte of its output: what it writes would open under nothing.
+    const faulty: KeyWrapper = {
+      source: 'faulty token',
+      wrap: async (plaintext, ad) => {
+        const out = await otherKek.wrap(plaintext, ad);
+        out.ciphertext[0]! ^= 1;
+        return out;
+      },
+      unwrap: (nonce, ciphertext, ad) => otherKek.unwrap(nonce, ciphertext, ad),
+    };
+    const files = () => readdirSync(dir).sort().map((n) => [n, readFileSync(join(dir, n), 'utf8')]);
+    const before = files();
+    expect((await rejection(store.rewrapAll(faulty))).code).toBe('E_KEY_UNWRAP');
+    expect(files()).toEqual(before);
+    expect((await (await FileKeyStore.open({ dir, wrapper: kek, provider })).get(policyEd)).secretKey).toEqual(ed);
   });
 });

@@ -140,7 +140,7 @@ export class FileKeyStore implements KeyStore {
 
   /**
    * KEK rotation: every key file wrapped again under `next`, its key never leaving this
-   * process (unwrapped into memory, wrapped, written in place atomically, read back under
+   * process (unwrapped into memory, wrapped, opened back under `next`, written in place atomically, read back under
    * `next`, zeroed). Checked first, written after: a file that opens under neither KEK (a third
    * KEK, a corrupted file) stops it before anything is written. Resumable: a file that already
    * opens under `next` (a run interrupted half-way) is left as it is, so running it again with
@@ -169,6 +169,8 @@ export class FileKeyStore implements KeyStore {
       }
       for (const { path, ref, file, secretKey } of pending) {
         const wrapped = await wrapKey(next, ref, file.publicKey, secretKey, new Date(file.created));
+        // Opened under `next` before it replaces the file: a wrap that does not open back is never written.
+        (await unwrapKey(this.#provider, next, wrapped, ref, path)).fill(0);
         await writeFileAtomic(path, encodeWrappedKeyFile(wrapped), FILE_MODE, { replace: true });
         (await unwrapKey(this.#provider, next, (await this.#read(path, ref))!, ref, path)).fill(0);
       }

@@ -33,3 +33,4 @@ export { DEFAULT_KEK_LABEL, DEFAULT_ROOT_LABEL, HSM_PIN_ENV, loadHsmConfig, type
 export { HsmKek } from './hsm/hsm-kek.js';
 export { HsmRootSigner, provisionHsmKeys } from './hsm/hsm-root.js';
 export { openHsmKeyStore, type HsmKeyStore, type OpenHsmKeyStoreOptions } from './hsm/open-hsm.js';
+export { HSM_KEK_ROTATION_FILE, nextKekLabel, refuseUnfinishedKekRotation, rotateHsmKek, type HsmKekRotation, type KekRotationStep, type RotateHsmKekOptions } from './hsm/kek-rotation.js';

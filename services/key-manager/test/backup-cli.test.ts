@@ -1,10 +1,14 @@
 // `bulwark keys backup` / `restore` in-process: a key store backed up 2 of 3, restored into an
 // empty directory where the same keys open under the same KEK; too few shares, a wrong holder
-// key and a tampered backup are refused and write nothing.
+// key and a tampered backup are refused and write nothing. The restore checks the backup's anchor
+// in the ledger by default: with no ledger database, or one that cannot be reached, it refuses and
+// writes nothing; `--no-anchor-check` restores and warns which backup went unchecked.
+// (test/keys-backup-restore.test.ts checks the anchor against a real ledger.)
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { formatVerifierKey, verifierKey } from '@bulwark/audit-ledger';
 import { run, type CommandIO } from '@bulwark/cli';
 import { createNodeCryptoProvider } from '@bulwark/crypto';
 import { ensureIdentity, ensureRootKey, FileKeyStore, loadIdentity, SoftwareKek, writeRootPin } from '@bulwark/keystore';
@@ -21,6 +25,9 @@ describe('bulwark keys backup / restore', () => {
     const store = await FileKeyStore.open({ dir: keysDir, wrapper: new SoftwareKek(provider, new Uint8Array(kek), 'SYMBIONT_KEK'), provider });
     const { root } = await ensureRootKey(store, provider);
     await ensureIdentity(store, provider, 'svc.policy');
+    // The ledger's verifier key, as `bulwark init` writes it: the anchor is looked for in the ledger it verifies.
+    const ledger = await ensureIdentity(store, provider, 'svc.audit-ledger');
+    writeFileSync(join(keysDir, 'audit-ledger.vkey'), `${formatVerifierKey(verifierKey(provider, 'bulwark.local/audit', ledger.identity.ed25519.publicKey))}\n`);
     await writeRootPin(keysDir, root.keyPair.publicKey);
     const pin = Buffer.from(root.keyPair.publicKey).toString('base64');
     const holders = ['analyst.a', 'analyst.b', 'analyst.c'].map((id) => {
@@ -40,8 +47,8 @@ describe('bulwark keys backup / restore', () => {
     expect(b.code, b.stderr).toBe(0);
     expect(JSON.parse(b.stdout)).toMatchObject({ threshold: 2 });
     expect((JSON.parse(b.stdout) as { files: number }).files).toBeGreaterThanOrEqual(4);
-    const restore = (to: string, who: { id: string; file: string }[], file = out) =>
-      bulwark(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', to, '--root-public-key', pin]);
+    const restore = (to: string, who: { id: string; file: string }[], file = out, extra: string[] = []) =>
+      bulwark(['keys', 'restore', '--in', file, ...who.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', to, '--root-public-key', pin, ...extra]);
 
     const one = await restore(join(dir, 'r1'), [holders[0]!]);
     expect(one.stderr).toMatch(/needs 2 shares, 1 given/);
@@ -54,8 +61,25 @@ describe('bulwark keys backup / restore', () => {
     expect((await restore(join(dir, 'r3'), [holders[0]!], tampered)).stderr).toMatch(/not signed by the pinned root/);
     expect(existsSync(join(dir, 'r3'))).toBe(false);
 
-    const good = await restore(join(dir, 'restored'), [holders[2]!, holders[1]!]);
+    // The anchor is checked by default: no ledger database set, or one not reachable, is a refusal.
+    const noLedger = await restore(join(dir, 'r4'), [holders[2]!, holders[1]!]);
+    expect(noLedger.code).toBe(2);
+    expect(noLedger.stderr).toMatch(/cannot check backup [0-9a-f-]+'s anchor: the ledger database \(schema audit_ledger at \(no database set\)\) cannot be opened .*nothing restored.*--no-anchor-check/);
+    expect(existsSync(join(dir, 'r4'))).toBe(false);
+    const unreachable = await restore(join(dir, 'r5'), [holders[2]!, holders[1]!], out, ['--database', 'postgres://postgres:hunter2@127.0.0.1:1/ledger']);
+    expect(unreachable.code).not.toBe(0);
+    expect(unreachable.stderr).toMatch(/the ledger database \(schema audit_ledger at postgres:\/\/postgres:\*+@127\.0\.0\.1:1\/ledger\) cannot be opened .*--no-anchor-check/);
+    expect(unreachable.stderr).not.toContain('hunter2');
+    expect(existsSync(join(dir, 'r5'))).toBe(false);
+    expect((await restore(join(dir, 'r6'), [holders[2]!, holders[1]!], out, ['--no-anchor-check', '--database', 'postgres://127.0.0.1/x'])).stderr).toMatch(/do not go with --no-anchor-check/);
+    expect(existsSync(join(dir, 'r6'))).toBe(false);
+
+    // --no-anchor-check: restored, with a warning naming the backup and the hash left unchecked.
+    const { backupId, hash } = JSON.parse(b.stdout) as { backupId: string; hash: string };
+    const good = await restore(join(dir, 'restored'), [holders[2]!, holders[1]!], out, ['--no-anchor-check', '--json']);
     expect(good.code, good.stderr).toBe(0);
+    expect(good.stderr).toContain(`warning: --no-anchor-check: backup ${backupId} (sha256 ${hash}) is restored WITHOUT checking the ledger`);
+    expect(JSON.parse(good.stdout)).toMatchObject({ backupId, sha256: hash, anchorChecked: false, anchoredAtSeq: null });
     const restored = await FileKeyStore.open({ dir: join(dir, 'restored'), wrapper: new SoftwareKek(provider, new Uint8Array(kek), 'SYMBIONT_KEK'), provider });
     expect((await loadIdentity(restored, 'svc.policy')).x25519.publicKey).toEqual((await loadIdentity(store, 'svc.policy')).x25519.publicKey);
     // Never into a directory that has something in it.

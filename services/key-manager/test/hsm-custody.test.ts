@@ -1,13 +1,14 @@
 // The key manager on an HSM (SYMBIONT_KEY_STORE_TYPE=hsm, SoftHSM2): the store opener finds the
 // root generated in the token and checks it against the pin; the process refuses to start on a
 // wrong PIN, an unreachable module, an unknown token, or a root that is not the pinned one, with
-// one clear line, and the key directory is left as it was.
+// one clear line, and the key directory is left as it was; and in the middle of a rotation of the
+// token's KEK (`bulwark keys rekek`), naming the command that finishes it.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createCryptoProvider } from '@bulwark/crypto';
-import { ensureIdentity, Pkcs11Token, provisionHsmKeys, openHsmKeyStore } from '@bulwark/keystore';
+import { ensureIdentity, Pkcs11Token, provisionHsmKeys, openHsmKeyStore, rotateHsmKek } from '@bulwark/keystore';
 import { createSoftHsmToken, type SoftHsmToken } from '@bulwark/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openKeyManagerStore } from '../src/index.js';
@@ -101,5 +102,19 @@ describe('key manager custody on an HSM (SoftHSM2)', () => {
     expect(right.status).not.toBe(0);
     expect(right.stderr).not.toMatch(/HSM|root key/);
     expect(snapshot()).toEqual(before);
+  });
+
+  it('refuses to start in the middle of a rotation of the token KEK, naming the command that finishes it', async () => {
+    const crash = (step: string) => {
+      if (step === 'rewrapped') throw new Error('crashed');
+    };
+    await expect(rotateHsmKek({ configPath: token.configPath, dir: join(dir, 'keys'), provider, env: { SYMBIONT_HSM_PIN: token.pin }, onStep: crash })).rejects.toThrow('crashed');
+    const refused = runMain({});
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/^bulwark-key-manager: HSM: key directory .*: a rotation of the token's key-encryption key is unfinished \(.*hsm-kek-rotation\.json: old key "bulwark-kek", new key "bulwark-kek\.next", phase rewrapping\); finish it with `bulwark keys rekek`/);
+    await expect(openKeyManagerStore(config(rootHex), provider, { SYMBIONT_HSM_PIN: token.pin })).rejects.toMatchObject({ code: 'E_HSM_ROTATION' });
+    // Finished: the key manager gets past custody again, its identity under the new key.
+    expect(await rotateHsmKek({ configPath: token.configPath, dir: join(dir, 'keys'), provider, env: { SYMBIONT_HSM_PIN: token.pin } })).toMatchObject({ resumed: true });
+    expect(runMain({}).stderr).not.toMatch(/HSM|root key/);
   });
 });

@@ -101,12 +101,18 @@ export interface LedgerConnection {
   close(): Promise<void>;
 }
 
+/** Where the ledger is looked for: --database, $DATABASE_URL, [database] url; the schema from --schema, $SYMBIONT_LEDGER_SCHEMA, audit_ledger. `where` names it with the password masked; `url` undefined when none is set. */
+export function ledgerLocation(io: CommandIO, flags: DatabaseFlags, config: () => BulwarkConfig): { url: string | undefined; schema: string; where: string } {
+  const given = flags.database ?? io.env['DATABASE_URL'] ?? config().database.url;
+  const url = given === '' ? undefined : given;
+  const schema = flags.schema ?? (io.env['SYMBIONT_LEDGER_SCHEMA'] || DEFAULT_LEDGER_SCHEMA);
+  return { url, schema, where: `schema ${schema} at ${url === undefined ? '(no database set)' : maskDatabaseUrl(url)}` };
+}
+
 /** Opens the ledger schema read-only in intent (no migration) and checks the tables are there. */
 export async function openLedgerDatabase(io: CommandIO, flags: DatabaseFlags, config: () => BulwarkConfig): Promise<LedgerConnection> {
-  const url = flags.database ?? io.env['DATABASE_URL'] ?? config().database.url;
-  if (url === undefined || url === '') throw new InputError('E_USAGE', 'no ledger database: pass --database URL or set DATABASE_URL');
-  const schema = flags.schema ?? (io.env['SYMBIONT_LEDGER_SCHEMA'] || DEFAULT_LEDGER_SCHEMA);
-  const where = `schema ${schema} at ${maskDatabaseUrl(url)}`;
+  const { url, schema, where } = ledgerLocation(io, flags, config);
+  if (url === undefined) throw new InputError('E_USAGE', 'no ledger database: pass --database URL or set DATABASE_URL');
   let db: Kysely<LedgerDatabase>;
   try {
     db = await createDatabase<LedgerDatabase>({ url, schema, maxConnections: 2, applicationName: 'bulwark-cli-audit' });

@@ -23,11 +23,9 @@ import {
   DEFAULT_KEY_DIR,
   KeyStoreError,
   ROOT_KEY_OWNER,
-  ROOT_PIN_FILE,
   ensureRootKey,
   openStoreRootSigner,
   parseRootPublicKey,
-  readRootPinFile,
   requirePrincipalId,
   writeRootPin,
   type FileKeyStore,
@@ -35,8 +33,8 @@ import {
   type RootSigner,
 } from '@bulwark/keystore';
 import { enrollPrincipal, ensureNatsAuthority, ensureNatsUser, OPERATOR_USER, writeNatsServerConfig, type NatsCredentials } from '@bulwark/nats-auth';
-import { HSM_CONFIG_ENV, KEY_STORE_TYPE_ENV, keyStoreChoice } from '../home/custody.js';
-import { openCustodyStore, type CustodyStore } from '../home/custody-store.js';
+import { withKeyStoreChoice } from '../home/custody.js';
+import { openCustodyStore, tokenStoreRoot, type CustodyStore } from '../home/custody-store.js';
 import { saveSignedEntry } from '../home/entries.js';
 import { HOME_MARKER, homeAt } from '../home/home.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
@@ -132,21 +130,7 @@ async function custodyRoot(custody: CustodyStore, provider: CryptoProvider): Pro
     root.keyPair.secretKey.fill(0);
     return { root: await openStoreRootSigner(store, provider), created };
   }
-  if ((await store.list(ROOT_KEY_OWNER)).some((k) => k.kind === 'ed25519')) {
-    throw new KeyStoreError('E_KEY_CUSTODY', `key directory ${store.dir} holds a root key file: it is a store under a software KEK, not the HSM's (${custody.root.location}); init into an empty directory`, { dir: store.dir });
-  }
-  const pin = join(store.dir, ROOT_PIN_FILE);
-  if (existsSync(pin) && !provider.equal(parseRootPublicKey(readRootPinFile(pin), pin), custody.root.publicKey)) {
-    throw new KeyStoreError('E_KEY_CUSTODY', `the token's root ${custody.root.location} is not the root of key directory ${store.dir} (its ${ROOT_PIN_FILE}); init will not re-sign its identities with another root`, { dir: store.dir });
-  }
-  return { root: custody.root, created: false };
-}
-
-/** `--key-store` / `--hsm-config` as the configuration's variables (which they override). */
-function custodyEnv(io: CommandIO, options: InitOptions): NodeJS.ProcessEnv {
-  const chosen = keyStoreChoice(options, io.cwd);
-  if (chosen === undefined) return io.env;
-  return { ...io.env, [KEY_STORE_TYPE_ENV]: chosen.kind, ...(chosen.kind === 'hsm' ? { [HSM_CONFIG_ENV]: chosen.hsmConfig } : {}) };
+  return { root: (await tokenStoreRoot(custody, provider, 'init', 'init into an empty directory')).root, created: false };
 }
 
 async function publishAll(bus: Bus, entries: readonly SignedDirectoryEntry[], reports: PrincipalReport[], config: BulwarkConfig): Promise<void> {
@@ -186,7 +170,7 @@ interface NatsReport {
 }
 
 export async function init(outerIO: CommandIO, options: InitOptions, setExitCode: (code: number) => void): Promise<void> {
-  const io: CommandIO = { ...outerIO, env: custodyEnv(outerIO, options) };
+  const io: CommandIO = { ...outerIO, env: withKeyStoreChoice(outerIO.env, options, outerIO.cwd) };
   const { config, sources } = loadConfig({ env: io.env, cwd: io.cwd, ...(options.file === undefined ? {} : { configPath: options.file }) });
   const namespace = options.namespace === undefined ? ROOT_NAMESPACE : namespaceFromName(options.namespace);
   // Every option is checked before anything is created.

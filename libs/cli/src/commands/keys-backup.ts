@@ -9,7 +9,9 @@
  * nothing unless all of it holds and the restored root opens under the KEK and is the pinned one;
  * it refuses a target directory that is not empty. The backup's
  * hash is anchored in the ledger (keys-backup-anchor.ts) unless --no-anchor; the restore checks
- * it there with --check-anchor.
+ * it there by default (a backup no keys.exported event of svc.key-manager records, or a ledger
+ * that cannot be reached, is refused) and skips it only with --no-anchor-check, saying on stderr
+ * which backup went unchecked.
  */
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -155,12 +157,14 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
     .requiredOption('--holder-key <id=file>', "a holder and a file holding its X25519 secret key (base64); once per holder present", collect)
     .requiredOption('--to <dir>', 'the key directory to restore into (absent or empty)')
     .option('--root-public-key <key>', 'the pinned root public key (default keys.root_public_key)')
-    .option('--check-anchor', "refuse unless the ledger database verifies (under the backup's audit-ledger.vkey) and holds this backup's hash (its keys.exported event from svc.key-manager)")
-    .option('--database <url>', 'with --check-anchor: the ledger database (default $DATABASE_URL, then [database] url)')
-    .option('--schema <name>', 'with --check-anchor: the ledger schema (default $SYMBIONT_LEDGER_SCHEMA, then audit_ledger)')
+    .option('--no-anchor-check', "restore without checking the backup's anchor in the ledger (a warning names the backup left unchecked); by default the ledger database must verify (under the backup's audit-ledger.vkey) and hold this backup's hash (its keys.exported event from svc.key-manager)")
+    .option('--database <url>', 'the ledger database the anchor is checked in (default $DATABASE_URL, then [database] url)')
+    .option('--schema <name>', 'the ledger schema the anchor is checked in (default $SYMBIONT_LEDGER_SCHEMA, then audit_ledger)')
     .option('--file <path>', 'configuration file')
     .option('--json', 'print JSON')
-    .action(async (o: { in: string; holderKey: string[]; to: string; rootPublicKey?: string; checkAnchor?: boolean; database?: string; schema?: string; file?: string; json?: boolean }) => {
+    .action(async (o: { in: string; holderKey: string[]; to: string; rootPublicKey?: string; anchorCheck: boolean; database?: string; schema?: string; file?: string; json?: boolean }) => {
+      // The ledger flags only say where the check looks: with the check skipped they would be silently unused.
+      if (!o.anchorCheck && (o.database !== undefined || o.schema !== undefined)) throw new InputError('E_USAGE', 'bulwark keys restore: --database / --schema name the ledger the anchor is checked in; they do not go with --no-anchor-check');
       const { config } = loadConfig({ env: io.env, cwd: io.cwd, ...(o.file === undefined ? {} : { configPath: o.file }) });
       const provider = createCryptoProvider(config.security.crypto_provider);
       const pin = o.rootPublicKey ?? config.keys.root_public_key;
@@ -184,14 +188,18 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
       const existing = await fs.readdir(to).catch(() => [] as string[]);
       if (existing.length > 0) throw new InputError('E_USAGE', `--to ${to} is not empty; restore only into an empty directory (nothing is overwritten)`);
       const files = await restoreBackup({ provider, manifest, rootPublicKey, holders });
+      const hash = backupHash(provider, manifest);
       let anchoredAt: number | undefined;
-      if (o.checkAnchor === true) {
-        const hash = backupHash(provider, manifest);
+      if (o.anchorCheck) {
         const vkey = files.find((f) => f.name === PUBLIC_KEY_FILE);
-        if (vkey === undefined) throw new InputError('E_BACKUP_NOT_ANCHORED', `restore: backup ${manifest.backupId} holds no ${PUBLIC_KEY_FILE}: the ledger it is anchored in cannot be verified; nothing restored`, {});
-        const found = await findAnchor(io, { ...(o.database === undefined ? {} : { database: o.database }), ...(o.schema === undefined ? {} : { schema: o.schema }) }, new TextDecoder().decode(vkey.bytes).trim(), hash);
+        if (vkey === undefined) throw new InputError('E_BACKUP_NOT_ANCHORED', `restore: backup ${manifest.backupId} holds no ${PUBLIC_KEY_FILE}: the ledger it is anchored in cannot be verified; nothing restored (--no-anchor-check restores it unchecked)`, {});
+        const flags = { ...(o.database === undefined ? {} : { database: o.database }), ...(o.schema === undefined ? {} : { schema: o.schema }) };
+        const found = await findAnchor(io, flags, () => config, { backupId: manifest.backupId, verifierKeyText: new TextDecoder().decode(vkey.bytes).trim(), sha256: hash });
         if (found === undefined) throw new InputError('E_BACKUP_NOT_ANCHORED', `restore: backup ${manifest.backupId} (sha256 ${hash}) is not anchored in the ledger: no keys.exported event of svc.key-manager records it; nothing restored`, { backupId: manifest.backupId });
         anchoredAt = found.seq;
+      } else {
+        // Said before anything is written, so that an operator sees it even if the restore then fails.
+        io.stderr(`warning: --no-anchor-check: backup ${manifest.backupId} (sha256 ${hash}) is restored WITHOUT checking the ledger for its keys.exported anchor; a backup made elsewhere or never declared is not detected\n`);
       }
       for (const f of files) if (basename(f.name) !== f.name || f.name.startsWith('.')) throw new InputError('E_USAGE', `backup holds a file name ${JSON.stringify(f.name)} that is not a plain name: refused`);
       const holdsRootFile = files.some((f) => ROOT_FILE.test(f.name));
@@ -206,8 +214,8 @@ export const registerKeysBackupCommand: RegisterCommand = (program, outerIO, set
         root.keyPair.secretKey.fill(0);
         if (!Buffer.from(root.keyPair.publicKey).equals(Buffer.from(rootPublicKey))) throw new InputError('E_BACKUP_ROOT', 'restore: the root key in the backup is not the pinned root; nothing restored', {});
       });
-      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, files: files.length, to, anchoredAtSeq: anchoredAt ?? null })}\n`);
-      else io.stdout(`restored backup ${manifest.backupId}: ${files.length} files in ${to}${anchoredAt === undefined ? '' : `; its hash anchored in the ledger at seq ${anchoredAt}`}\n`);
+      if (o.json === true) io.stdout(`${JSON.stringify({ backupId: manifest.backupId, sha256: hash, files: files.length, to, anchorChecked: anchoredAt !== undefined, anchoredAtSeq: anchoredAt ?? null })}\n`);
+      else io.stdout(`restored backup ${manifest.backupId}: ${files.length} files in ${to}; ${anchoredAt === undefined ? 'its anchor in the ledger NOT checked (--no-anchor-check)' : `its hash anchored in the ledger at seq ${anchoredAt}`}\n`);
       setExitCode(ExitCode.ok);
     });
 };

@@ -3,8 +3,12 @@
 // provision` makes the root in the token, where an attacker with the PIN can neither read it nor
 // wrap it out, and never replaces it; `bulwark init --key-store hsm` pins that root and makes no
 // root file; `bulwark keys backup` signs through the token and `keys restore` brings the files back
-// only onto the token whose root is the pinned one, writing nothing on a refusal.
+// only onto the token whose root is the pinned one, writing nothing on a refusal. `bulwark
+// principal add` offline on the token's store signs the new entry in the token (C_Sign), and a
+// wrong PIN, a missing token, another token's root or a directory that is not the token's store
+// is refused with nothing written.
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +17,7 @@ import { decodeSignedDirectoryEntry, encodeDirectoryEntry } from '@bulwark/envel
 import { FileKeyStore, loadKek, openHsmKeyStore, readRootPinFile } from '@bulwark/keystore';
 import { attackTokenKey, createSoftHsmToken, type SoftHsmToken } from '@bulwark/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureHome, homeAt } from '../home/home.js';
 import type { CommandIO } from '../io.js';
 import { run } from '../main.js';
 
@@ -145,7 +150,7 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
 
     const target = join(work, 'restored', 'keys');
     const restore = (manifest: string, keys: { id: string; file: string }[], extra: string[] = [], env: Record<string, string> = hsmEnv) =>
-      bulwark(['keys', 'restore', '--in', manifest, ...keys.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64, ...extra], env);
+      bulwark(['keys', 'restore', '--in', manifest, ...keys.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64, '--no-anchor-check', ...extra], env);
 
     // A wrong share: analyst.b's slot opened with analyst.c's key.
     const wrongShare = await restore(out, [holders[0]!, { id: 'analyst.b', file: holders[2]!.file }]);
@@ -162,8 +167,9 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
     expect((await restore(out, holders.slice(0, 2), [], { SYMBIONT_KEK: toBase64(new Uint8Array(32).fill(7)) })).stderr).toMatch(/holds no root key file: it is of an HSM store/);
     expect(existsSync(join(work, 'restored'))).toBe(false);
 
+    // The backup was made offline (--no-anchor): restored unchecked, and the restore says so.
     const ok = await restore(out, [holders[2]!, holders[0]!]);
-    expect(ok.stderr).toBe('');
+    expect(ok.stderr).toMatch(/^warning: --no-anchor-check: backup [0-9a-f]+ \(sha256 [0-9a-f]{64}\) is restored WITHOUT checking the ledger/);
     expect(ok.code).toBe(0);
     expect(snapshot(target)).toEqual(snapshot(dir));
     const hsm = await openHsmKeyStore({ configPath: hsmConfig, dir: target, provider });
@@ -178,7 +184,7 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
     expect((await bulwark(['keys', 'hsm', 'provision', '--hsm-config', otherConfig])).code).toBe(0);
     const holders = ['analyst.a', 'analyst.b'].map((id) => ({ id, file: join(work, `${id}.key`) }));
     const target = join(work, 'restored-other');
-    const r = await bulwark(['keys', 'restore', '--in', join(work, 'km.backup'), ...holders.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64], {
+    const r = await bulwark(['keys', 'restore', '--in', join(work, 'km.backup'), ...holders.flatMap((h) => ['--holder-key', `${h.id}=${h.file}`]), '--to', target, '--root-public-key', rootB64, '--no-anchor-check'], {
       SYMBIONT_KEY_STORE_TYPE: 'hsm',
       SYMBIONT_HSM_CONFIG_PATH: otherConfig,
     });
@@ -186,5 +192,111 @@ describe('bulwark keys hsm provision, init and backup on an HSM (SoftHSM2)', () 
     expect(r.stderr).toMatch(/the token's root \(pkcs11:.*#other\/bulwark-root\) is not the pinned root; nothing restored/);
     expect(existsSync(target)).toBe(false);
     expect(readdirSync(work).filter((n) => n.includes('restoring'))).toEqual([]);
+  });
+
+  /** Every file under `dir` with its bytes, subdirectories included (absent: none). */
+  const tree = (dir: string): [string, string][] =>
+    existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name)).sort().map((f) => [f, readFileSync(f, 'base64')]) : [];
+  /** The entry `principal add` kept for `id` in `dir`, checked under the pinned root public key. */
+  const entryVerifies = (dir: string, id: string): boolean => {
+    const signed = decodeSignedDirectoryEntry(new Uint8Array(Buffer.from(readFileSync(join(dir, 'entries', `${id}.v1.entry`), 'utf8').trim(), 'base64')));
+    expect(signed.entry.id).toBe(id);
+    return provider.ed25519.verify(new Uint8Array(Buffer.from(rootB64, 'base64')), encodeDirectoryEntry(signed.entry), signed.signature);
+  };
+
+  it('principal add offline on the HSM store signs the entry in the token; a wrong PIN, a missing token, another root, not a key manager store: refused, nothing written', async () => {
+    const dir = join(work, 'km');
+    const offline = ['--dir', dir, '--nats', 'nats://127.0.0.1:1'];
+    const before = tree(dir);
+    // A wrong PIN (the configuration without pin_file, the PIN from SYMBIONT_HSM_PIN).
+    const wrongPin = await bulwark(['principal', 'add', `agent.${randomUUID()}`, ...offline, '--hsm-config', token.configPath], { SYMBIONT_HSM_PIN: 'not-the-pin' });
+    expect(wrongPin.code).not.toBe(0);
+    expect(wrongPin.stderr).toMatch(/the PIN is wrong \(CKR_PIN_INCORRECT\)/);
+    // No token of that label.
+    const absentConfig = join(token.dir, 'absent.toml');
+    writeFileSync(absentConfig, `module = "${token.module}"\ntoken_label = "absent"\npin_file = "hsm.pin"\n`);
+    const absent = await bulwark(['principal', 'add', `agent.${randomUUID()}`, ...offline, '--key-store', 'hsm', '--hsm-config', absentConfig]);
+    expect(absent.code).not.toBe(0);
+    expect(absent.stderr).toMatch(/HSM: no token labelled "absent" in /);
+    // Another token (its own root, provisioned above): it would re-sign this store's principals.
+    const other = await bulwark(['principal', 'add', `agent.${randomUUID()}`, ...offline, '--hsm-config', join(token.dir, 'other.toml')]);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/the token's root pkcs11:.*#other\/bulwark-root is not the root of key directory .*km \(its root\.pub\); principal add will not re-sign its identities with another root/);
+    expect(tree(dir)).toEqual(before);
+    // A directory that is not a key manager's store on the token: refused, not even created.
+    const elsewhere = join(work, 'not-a-store');
+    const notStore = await bulwark(['principal', 'add', `agent.${randomUUID()}`, '--dir', elsewhere, '--hsm-config', hsmConfig, '--nats', 'nats://127.0.0.1:1']);
+    expect(notStore.code).toBe(2);
+    expect(notStore.stderr).toMatch(/it has no root\.pub: not a key manager's store on the HSM .*nothing written/);
+    expect(existsSync(elsewhere)).toBe(false);
+    // The HSM variables only inherited from the shell, on a directory that is no key manager's
+    // store (an administrator's): enrolled through the key manager as before, not on the token.
+    const admin = await bulwark(['principal', 'add', `agent.${randomUUID()}`, '--dir', join(work, 'admin-dir'), '--nats', 'nats://127.0.0.1:1'], {
+      SYMBIONT_KEY_STORE_TYPE: 'hsm',
+      SYMBIONT_HSM_CONFIG_PATH: hsmConfig,
+      SYMBIONT_KEK: toBase64(new Uint8Array(32).fill(5)),
+    });
+    expect(admin.stderr).toMatch(/the key manager enrols principals .* has no keys of analyst\.admin: start the system/);
+
+    // The token present with the right PIN: the entry signed in the token. NATS is unreachable
+    // here: the keys and entry are kept and it says it could not publish (exit 1).
+    const agent = `agent.${randomUUID()}`;
+    const made = await bulwark(['principal', 'add', agent, ...offline, '--key-store', 'hsm', '--hsm-config', hsmConfig, '--json']);
+    expect(made.code, made.stderr).toBe(1);
+    const report = JSON.parse(made.stdout) as { created: string[]; signedBy: string; publish: { ok: boolean }; ed25519PublicKey: string };
+    expect(report).toMatchObject({ created: ['ed25519', 'x25519'], signedBy: `the HSM's root pkcs11:${token.module}#${token.label}/bulwark-root`, publish: { ok: false } });
+    expect(entryVerifies(dir, agent)).toBe(true);
+    // Its keys are under the token's KEK, with the rest of the store.
+    const hsm = await openHsmKeyStore({ configPath: hsmConfig, dir, provider });
+    try {
+      const infos = (await hsm.store.list(agent)).map((i) => i.kind).sort();
+      expect(infos).toEqual(['ed25519', 'nats-user', 'x25519']);
+      for (const info of await hsm.store.list(agent)) (await hsm.store.get(info)).secretKey.fill(0);
+    } finally {
+      hsm.close();
+    }
+    // The HSM configuration as the key manager takes it (SYMBIONT_KEY_STORE_TYPE, SYMBIONT_HSM_CONFIG_PATH).
+    const analyst = await bulwark(['principal', 'add', 'analyst.hsm_admin', '--admin', ...offline], { SYMBIONT_KEY_STORE_TYPE: 'hsm', SYMBIONT_HSM_CONFIG_PATH: hsmConfig });
+    expect(analyst.code, analyst.stderr).toBe(1);
+    expect(analyst.stdout).toMatch(/^analyst\.hsm_admin \(administrator\): identity created, .*; entry signed by the HSM's root pkcs11:/);
+    expect(entryVerifies(dir, 'analyst.hsm_admin')).toBe(true);
+  });
+
+  it("principal add --dir <home>/key-manager/keys of an HSM home takes the home's recorded custody", async () => {
+    const home = join(work, 'hsm-home');
+    ensureHome(homeAt(home));
+    const kmDir = homeAt(home).keyManagerKeysDir;
+    expect((await bulwark(['init', '--dir', kmDir, '--key-store', 'hsm', '--hsm-config', hsmConfig, '--nats', 'nats://127.0.0.1:1'])).code).toBe(1);
+    writeFileSync(homeAt(home).custodyFile, JSON.stringify({ format: 'bulwark-custody/v1', store: 'hsm', hsm_config: hsmConfig }));
+    const agent = `agent.${randomUUID()}`;
+    const r = await bulwark(['principal', 'add', agent, '--dir', kmDir, '--nats', 'nats://127.0.0.1:1', '--json'], { SYMBIONT_HOME: home });
+    expect(r.code, r.stderr).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ signedBy: `the HSM's root pkcs11:${token.module}#${token.label}/bulwark-root` });
+    expect(entryVerifies(kmDir, agent)).toBe(true);
+  });
+
+  // Last: it rotates the token's KEK, which the other stores of this file on the token were also under.
+  it("keys rekek on the HSM store: a new key made in the token, every file rewrapped under it, the old one destroyed", async () => {
+    const dir = join(work, 'km');
+    const hsmEnv = { SYMBIONT_KEY_STORE_TYPE: 'hsm', SYMBIONT_HSM_CONFIG_PATH: hsmConfig, SYMBIONT_KEY_DIR: dir };
+    const withFile = await bulwark(['keys', 'rekek', '--new-kek-file', join(work, 'kek')], hsmEnv);
+    expect(withFile.code).toBe(2);
+    expect(withFile.stderr).toMatch(/its new key-encryption key is made inside the token; run it without --new-kek-file/);
+    const before = snapshot(dir);
+    const r = await bulwark(['keys', 'rekek', '--json'], hsmEnv);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { rewrapped: number; files: number; resumed: boolean; token: string; label: string };
+    expect(report).toMatchObject({ resumed: false, token: `pkcs11:${token.module}#${token.label}`, label: 'bulwark-kek' });
+    expect(report.rewrapped).toBe(report.files);
+    expect(report.files).toBeGreaterThan(20);
+    const after = snapshot(dir);
+    expect(after.map(([n]) => n)).toEqual(before.map(([n]) => n));
+    expect(after.filter(([n, b]) => n.endsWith('.json') && before.find(([m]) => m === n)![1] !== b).length).toBe(report.files);
+    const hsm = await openHsmKeyStore({ configPath: hsmConfig, dir, provider });
+    try {
+      for (const info of await hsm.store.list()) (await hsm.store.get(info)).secretKey.fill(0);
+    } finally {
+      hsm.close();
+    }
   });
 });

@@ -63,6 +63,13 @@ export function keyStoreChoice(requested: { keyStore?: string | undefined; hsmCo
   return { kind, hsmConfig: resolve(cwd, requested.hsmConfig) };
 }
 
+/** `--key-store` / `--hsm-config` (`bulwark init`, offline `principal add`) as the configuration's variables, which they override; neither given: `env` as it is. */
+export function withKeyStoreChoice(env: NodeJS.ProcessEnv, requested: { keyStore?: string | undefined; hsmConfig?: string | undefined }, cwd: string): NodeJS.ProcessEnv {
+  const chosen = keyStoreChoice(requested, cwd);
+  if (chosen === undefined) return env;
+  return { ...env, [KEY_STORE_TYPE_ENV]: chosen.kind, ...(chosen.kind === 'hsm' ? { [HSM_CONFIG_ENV]: chosen.hsmConfig } : {}) };
+}
+
 /**
  * `bulwark up --key-store hsm --hsm-config F` (or SYMBIONT_KEY_STORE_TYPE=hsm with
  * SYMBIONT_HSM_CONFIG_PATH): the key manager's custody, fixed at the home's first start and

@@ -1,4 +1,5 @@
 import { KeyStoreError } from '../errors.js';
+import { refuseUnfinishedKekRotation } from './kek-rotation.js';
 import type { RootSigner } from '../root-signer.js';
 import type { ObjectHandle, Pkcs11Token } from './pkcs11-token.js';
 
@@ -47,6 +48,8 @@ export class HsmRootSigner implements RootSigner {
  * KEK, both generated in the token. Never replaces a key that is there.
  */
 export function provisionHsmKeys(token: Pkcs11Token, labels: { rootLabel: string; kekLabel: string }): { rootCreated: boolean; kekCreated: boolean } {
+  // Mid-rotation the old KEK may be gone already: a new one made here would wrap nothing and hide the real one.
+  refuseUnfinishedKekRotation(token, labels.kekLabel);
   const hasRoot = token.find('private', labels.rootLabel) !== undefined;
   const hasPublic = token.find('public', labels.rootLabel) !== undefined;
   if (hasRoot !== hasPublic) throw new KeyStoreError('E_HSM_KEY', `HSM: ${token.location}: only half of the root key pair ${JSON.stringify(labels.rootLabel)} is there; refusing to make another`, { label: labels.rootLabel });

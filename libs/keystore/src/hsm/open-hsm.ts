@@ -3,6 +3,7 @@ import { FileKeyStore } from '../file-key-store.js';
 import { loadHsmConfig, type HsmConfig } from './hsm-config.js';
 import { HsmKek } from './hsm-kek.js';
 import { HsmRootSigner } from './hsm-root.js';
+import { refuseUnfinishedKekRotation } from './kek-rotation.js';
 import { Pkcs11Token } from './pkcs11-token.js';
 
 export interface HsmKeyStore {
@@ -32,6 +33,8 @@ export async function openHsmKeyStore(options: OpenHsmKeyStoreOptions): Promise<
   const config = loadHsmConfig(options.configPath, options.env);
   const token = Pkcs11Token.open({ module: config.module, tokenLabel: config.tokenLabel, pin: config.pin });
   try {
+    // Never mid-rotation: files written now under the old key would be lost with it.
+    refuseUnfinishedKekRotation(token, config.kekLabel, options.dir);
     const root = HsmRootSigner.open(token, config.rootLabel);
     const kek = HsmKek.open(token, config.kekLabel, options.provider);
     const store = await FileKeyStore.open({ dir: options.dir, wrapper: kek, provider: options.provider });

@@ -195,6 +195,16 @@ export class Pkcs11Token {
     );
   }
 
+  /** Destroys a token object for good (C_DestroyObject): the rotated-out KEK. */
+  destroy(key: ObjectHandle): void {
+    this.#run('key destruction', () => this.#lib.C_DestroyObject(this.#session, key));
+  }
+
+  /** Gives a token object another CKA_LABEL: the rotated-in KEK takes the old one's. */
+  relabel(key: ObjectHandle, label: string): void {
+    this.#run('relabelling', () => this.#lib.C_SetAttributeValue(this.#session, key, [{ type: pkcs11.CKA_LABEL, value: label }]));
+  }
+
   /** The boolean attributes that keep a private key in the token. */
   protection(key: ObjectHandle): { sensitive: boolean; extractable: boolean; neverExtractable: boolean; alwaysSensitive: boolean } {
     const attrs = this.#run('attribute read', () =>
