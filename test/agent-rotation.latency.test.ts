@@ -15,7 +15,7 @@ import { migrateLedger, type LedgerDatabase, type LedgerService } from '@bulwark
 import { connectBus, KvDirectory, LEDGER_PRINCIPAL, RejectionReporter, ServicePrincipals, type Bus } from '@bulwark/bus';
 import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, startKeyRotation, type BulwarkClient, type KeyRotation } from '@bulwark/client';
 import { NatsRevoker, startKeyManager, type KeyManager } from '@bulwark/key-manager';
-import { generateKey, loadIdentity } from '@bulwark/keystore';
+import { generateKey, loadIdentity, pendingRotationSlot } from '@bulwark/keystore';
 import { encodeNkeySeed, inboxPrefixFor, loadNatsCredentials, nkeyPair, OPERATOR_USER, storeNatsUser } from '@bulwark/nats-auth';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
@@ -128,6 +128,8 @@ describe('an agent rotates its own identity on the interval while it works', () 
       crypto: b.provider,
       credentials,
       intervalMs: ROTATE_MS,
+      // New keys staged in its key store's pending slot before each keys.rotate (a lost reply is settled).
+      staging: pendingRotationSlot(b.store, agentId),
       // The agent's own key store: what a restart would load.
       keep: async (r) => {
         await b.store.put({ principal: agentId, kind: 'ed25519', version: r.version }, r.ed25519.secretKey);

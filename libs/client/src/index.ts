@@ -46,3 +46,4 @@ export {
 } from './sandbox-wire.js';
 export { startCredentialRenewal, type CredentialRenewal, type CredentialRenewalOptions } from './credential-renewal.js';
 export { startKeyRotation, SWITCH_SETTLE_MS, type KeyRotation, type KeyRotationOptions, type RotatedKeys, type RotatingIdentity, type RotationTrigger } from './key-rotation.js';
+export { settleRotation, type RotationStaging, type SettleOptions, type Settlement, type StagedRotation } from './rotation-settle.js';
