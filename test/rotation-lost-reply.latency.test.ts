@@ -39,10 +39,52 @@ let admin: BulwarkClient;
 let agent: BulwarkClient;
 let keysDir: string;
 let relay: ReplyDropper | undefined;
+let crashRelay: ReplyDropper | undefined;
 let policy: ChildProcess | undefined;
 let output = '';
 const schema = withTestSchema('rotation_lost_reply');
 const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
+
+/** The real policy main on its own key directory, reaching NATS at `url`, with `extra` environment; its output goes to `output`. */
+function startPolicy(url: string, extra: Record<string, string>): ChildProcess {
+  const env = {
+    PATH: process.env['PATH'] ?? '',
+    ...b.env,
+    NATS_URL: url,
+    SYMBIONT_KEY_DIR: keysDir,
+    SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
+    SYMBIONT_LOG_LEVEL: 'info',
+    SYMBIONT_POLICY_ADMINS: 'analyst.admin',
+    ...extra,
+  };
+  output = '';
+  const proc = spawn(process.execPath, [join(repoRoot, 'services/policy/dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout!.on('data', (d: Buffer) => void (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => void (output += d.toString()));
+  policy = proc;
+  return proc;
+}
+
+async function serving(proc: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await operator.request('$SRV.PING.bulwark-policy', '', { timeout: 500 });
+      return;
+    } catch {
+      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`bulwark-policy (exit ${proc.exitCode}, pid ${proc.pid}) does not answer: ${output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+async function stopPolicy(signal: NodeJS.Signals): Promise<void> {
+  const proc = policy;
+  if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill(signal);
+  await exited;
+}
 
 const rotatedTo = (text: string): number[] => [...text.matchAll(/identity rotated to version (\d+)/g)].map((m) => Number(m[1]));
 
@@ -84,12 +126,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (policy !== undefined && policy.exitCode === null && policy.signalCode === null) {
-    const exited = new Promise((r) => policy!.once('exit', r));
-    policy.kill('SIGTERM');
-    await exited;
-  }
+  await stopPolicy('SIGTERM');
   await relay?.close();
+  await crashRelay?.close();
   await operator?.close();
   await km?.stop();
   await revoker?.close();
@@ -101,30 +140,9 @@ afterAll(async () => {
 
 describe("a service whose keys.rotate reply is lost after the key manager committed", () => {
   it('settles with the key manager and adopts the committed version: it keeps answering under it, never restarted', async () => {
-    const env = {
-      PATH: process.env['PATH'] ?? '',
-      ...b.env,
-      NATS_URL: relay!.url,
-      SYMBIONT_KEY_DIR: keysDir,
-      SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
-      SYMBIONT_LOG_LEVEL: 'info',
-      SYMBIONT_POLICY_ADMINS: 'analyst.admin',
-      SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS),
-    };
-    policy = spawn(process.execPath, [join(repoRoot, 'services/policy/dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    policy.stdout!.on('data', (d: Buffer) => void (output += d.toString()));
-    policy.stderr!.on('data', (d: Buffer) => void (output += d.toString()));
-    const pid = policy.pid;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await operator.request('$SRV.PING.bulwark-policy', '', { timeout: 500 });
-        break;
-      } catch {
-        if (Date.now() > deadline || policy.exitCode !== null) throw new Error(`bulwark-policy does not answer: ${output}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    const proc = startPolicy(relay!.url, { SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS) });
+    const pid = proc.pid;
+    await serving(proc);
     await admin.policyAdmin.register('policy vault {\n    allow: read(vault)\n}\n', 'vault.policy');
 
     // Decisions every 100 ms until the service rotated past the lost reply (version 2) and once more;
@@ -134,7 +152,7 @@ describe("a service whose keys.rotate reply is lost after the key manager commit
     let n = 0;
     const lost: string[] = [];
     const until = Date.now() + 45_000;
-    while (rotatedTo(output).length < 2 && Date.now() < until && policy.exitCode === null) {
+    while (rotatedTo(output).length < 2 && Date.now() < until && proc.exitCode === null) {
       if (++n % 5 === 0) agent.reset();
       const failure = await once();
       if (failure === undefined) answered++;
@@ -149,8 +167,8 @@ describe("a service whose keys.rotate reply is lost after the key manager commit
     // The service settled: it adopted version 2, with no restart, and went on rotating.
     expect(output).toMatch(/key rotation to version 2 settled with the key manager: adopt/);
     expect(versions.slice(0, 2), output).toEqual([2, 3]);
-    expect(policy.exitCode).toBeNull();
-    expect(policy.pid).toBe(pid);
+    expect(proc.exitCode).toBeNull();
+    expect(proc.pid).toBe(pid);
     expect(lost, output).toEqual([]);
     // It answers under the version the key manager holds active; what a restart loads is that one.
     const active = (await admin.keys.get(SERVICE)).activeVersion!;
@@ -161,5 +179,37 @@ describe("a service whose keys.rotate reply is lost after the key manager commit
     // Nothing left staged once stored (a rotation in progress may have staged the next one).
     const staged = await pendingRotationSlot(store, SERVICE).load();
     expect(staged === undefined || staged.version > versions.at(-1)!).toBe(true);
+  }, 90_000);
+
+  it('settles at the next start a rotation the key manager committed when the process died before it stored the keys', async () => {
+    await stopPolicy('SIGTERM');
+    const store = await FileKeyStore.open({ dir: keysDir, wrapper: new SoftwareKek(b.provider, new Uint8Array(Buffer.from(b.env['SYMBIONT_KEK']!, 'base64')), 'SYMBIONT_KEK'), provider: b.provider });
+    const before = (await loadIdentity(store, SERVICE)).version;
+    // Its next rotation's reply is lost, and the process is killed while it waits for it.
+    crashRelay = await startReplyDropper(b.url, /^bulwark\.direct\.[^.]+\.keys\.rotate$/);
+    startPolicy(crashRelay.url, { SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS) });
+    await expect.poll(() => crashRelay!.dropped.length, { timeout: 30_000, interval: 20 }).toBe(1);
+    await stopPolicy('SIGKILL');
+    const committed = (await admin.keys.get(SERVICE)).activeVersion!;
+    expect(committed).toBe(before + 1);
+    expect((await loadIdentity(store, SERVICE)).version).toBe(before);
+    expect((await pendingRotationSlot(store, SERVICE).load())?.version).toBe(committed);
+    // Started again (not due for 90 days: no new rotation), straight to NATS.
+    const proc = startPolicy(b.url, {});
+    await serving(proc);
+    await expect.poll(() => rotatedTo(output), { timeout: 20_000 }).toEqual([committed]);
+    expect(output).toMatch(new RegExp(`key rotation to version ${committed} settled with the key manager: adopt`));
+    let answered = 0;
+    const lost: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      agent.reset();
+      const failure = await once();
+      if (failure === undefined) answered++;
+      else lost.push(failure);
+    }
+    process.stdout.write(`${JSON.stringify({ figure: 'rotation_crash_settled_at_start', before, committed, answered, lost: lost.length, why: lost.slice(0, 3) })}\n`);
+    expect(lost, output).toEqual([]);
+    await expect.poll(async () => (await loadIdentity(store, SERVICE)).version, { timeout: 5000 }).toBe(committed);
+    expect(await pendingRotationSlot(store, SERVICE).load()).toBeUndefined();
   }, 90_000);
 });

@@ -108,6 +108,12 @@ export interface KeyRotation {
   calls(): KeyCalls;
   /** Rotates now; resolves with the new version. One rotation at a time. */
   rotate(trigger?: RotationTrigger): Promise<number>;
+  /**
+   * The settle, at start, of a rotation staged earlier (`staging`): true once one was settled
+   * (adopted, or sent again and switched), false when there was none; rejects (also reported to
+   * `onError`) when it could not be settled now, and the next check tries again.
+   */
+  readonly settled: Promise<boolean>;
   stop(): void;
 }
 
@@ -364,13 +370,15 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
   }
 
   // At start: a rotation this process (or its predecessor) staged and never stored is settled.
-  if (staging !== undefined) void settlePending().catch((error: unknown) => options.onError?.(error));
+  const settled = staging === undefined ? Promise.resolve(false) : settlePending();
+  settled.catch((error: unknown) => options.onError?.(error));
 
   return {
     get rotations() {
       return rotations;
     },
     checkMs: period,
+    settled,
     calls: keyCalls,
     rotate,
     stop() {
