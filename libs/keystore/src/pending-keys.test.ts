@@ -27,6 +27,8 @@ describe('the pending slot of a file key store', () => {
     const s = await store();
     await ensureIdentity(s, provider, 'svc.policy');
     const slot = pendingRotationSlot(s, 'svc.policy');
+    expect(await slot.load()).toBeUndefined();
+    expect(readdirSync(s.dir)).not.toContain(PENDING_DIR); // reading does not create the slot
     const staged = rotation(2);
     await slot.stage(staged);
     const loaded = await slot.load();

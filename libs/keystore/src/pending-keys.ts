@@ -9,7 +9,8 @@
  */
 import { promises as fs } from 'node:fs';
 import type { Ed25519KeyPair, X25519KeyPair } from '@bulwark/crypto';
-import type { FileKeyStore } from './file-key-store.js';
+import { join } from 'node:path';
+import { PENDING_DIR, type FileKeyStore } from './file-key-store.js';
 import type { KeyKind } from './wrapped-key.js';
 
 /** A rotation's keys as staged: its version, the identity key pairs and the new NATS user's raw seed. */
@@ -31,7 +32,10 @@ export interface PendingRotationSlot {
 const KINDS = ['ed25519', 'x25519', 'nats-user'] as const satisfies readonly KeyKind[];
 
 export function pendingRotationSlot(store: FileKeyStore, principal: string): PendingRotationSlot {
+  // Reading an absent slot does not create it (only staging does).
+  const exists = (): Promise<boolean> => fs.stat(join(store.dir, PENDING_DIR)).then(() => true, () => false);
   const drop = async (): Promise<void> => {
+    if (!(await exists())) return;
     const slot = await store.pendingStore();
     for (const info of await slot.list(principal)) await fs.rm(slot.pathOf(info), { force: true });
   };
@@ -45,6 +49,7 @@ export function pendingRotationSlot(store: FileKeyStore, principal: string): Pen
       await slot.put({ principal, kind: 'nats-user', version: keys.version }, keys.natsRaw);
     },
     async load() {
+      if (!(await exists())) return undefined;
       const slot = await store.pendingStore();
       const infos = await slot.list(principal);
       const version = Math.max(0, ...infos.map((i) => i.version));
