@@ -199,7 +199,8 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
     calls = undefined;
     // 4. The NATS connection as the new user.
     if (rotated.nats !== null) {
-      await bus.switchUser({ jwt: rotated.nats.jwt, seed: rotated.nats.seed });
+      // Not back as the new user within its bound (E_BUS_SWITCH): reported; the connection keeps trying as it.
+      await bus.switchUser({ jwt: rotated.nats.jwt, seed: rotated.nats.seed }).catch((e: unknown) => options.onError?.(e));
       seed.fill(0);
       seed = rotated.nats.seed.slice();
     }
