@@ -15,7 +15,7 @@ import { migrateLedger, type LedgerDatabase, type LedgerService } from '@bulwark
 import { connectBus, KvDirectory, LEDGER_PRINCIPAL, RejectionReporter, ServicePrincipals, type Bus } from '@bulwark/bus';
 import { createBulwarkClient, enrollWithJoinBundle, parseJoinBundle, startKeyRotation, type BulwarkClient, type KeyRotation } from '@bulwark/client';
 import { NatsRevoker, startKeyManager, type KeyManager } from '@bulwark/key-manager';
-import { generateKey, loadIdentity } from '@bulwark/keystore';
+import { generateKey, loadIdentity, pendingRotationSlot } from '@bulwark/keystore';
 import { encodeNkeySeed, inboxPrefixFor, loadNatsCredentials, nkeyPair, OPERATOR_USER, storeNatsUser } from '@bulwark/nats-auth';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
@@ -128,6 +128,8 @@ describe('an agent rotates its own identity on the interval while it works', () 
       crypto: b.provider,
       credentials,
       intervalMs: ROTATE_MS,
+      // New keys staged in its key store's pending slot before each keys.rotate (a lost reply is settled).
+      staging: pendingRotationSlot(b.store, agentId),
       // The agent's own key store: what a restart would load.
       keep: async (r) => {
         await b.store.put({ principal: agentId, kind: 'ed25519', version: r.version }, r.ed25519.secretKey);
@@ -148,28 +150,25 @@ describe('an agent rotates its own identity on the interval while it works', () 
       if ('failure' in d && typeof d.failure === 'string') return `${d.failure}: ${d.reason}`;
       return d.decision === 'Allow' ? undefined : `${d.decision}: ${JSON.stringify(d)}`;
     };
+    // No retry here: the bus client retries no responders within the call's timeout, and the
+    // agent's own switch holds its requests until its connection is back (libs/bus).
     let answered = 0;
-    let retried = 0;
+    let slowestMs = 0;
     const lost: string[] = [];
     const until = Date.now() + 2 * ROTATE_MS + 4000;
     while (Date.now() < until || switched.length < 2) {
       if (Date.now() > until + 20_000) break;
-      if ((await once()) === undefined) answered++;
-      else {
-        // One retry, 200 ms later, counted: the agent's one reconnect to its new NATS user.
-        await new Promise((r) => setTimeout(r, 200));
-        const again = await once();
-        if (again === undefined) retried++;
-        else lost.push(again);
-      }
+      const started = performance.now();
+      const failure = await once();
+      slowestMs = Math.max(slowestMs, Math.round(performance.now() - started));
+      if (failure === undefined) answered++;
+      else lost.push(failure);
       await new Promise((r) => setTimeout(r, 100));
     }
-    process.stdout.write(`${JSON.stringify({ figure: 'agent_rotation', rotations: rotation.rotations, versions: switched, answered, retried, lost: lost.length, why: lost })}\n`);
+    process.stdout.write(`${JSON.stringify({ figure: 'agent_rotation', rotations: rotation.rotations, versions: switched, answered, lost: lost.length, slowestMs, why: lost })}\n`);
     expect(switched.length, policyOutput).toBeGreaterThanOrEqual(2);
     expect(kept).toEqual(switched);
     expect(lost, policyOutput).toEqual([]);
-    // A retry only at a switch, at most one per rotation.
-    expect(retried).toBeLessThanOrEqual(switched.length);
     rotation.stop();
     const latest = switched.at(-1)!;
     expect(identity.version).toBe(latest);
@@ -183,7 +182,7 @@ describe('an agent rotates its own identity on the interval while it works', () 
     // What a restart loads is the latest version and its NATS user.
     expect((await loadIdentity(b.store, agentId)).version).toBe(latest);
     expect((await loadNatsCredentials(b.store, { kind: 'principal', id: agentId }))!.jwt).toBe(lastJwt);
-    // Every decision answered (a retried one too) reached the ledger, across the switches.
-    await expect.poll(() => decisionsOf(agentId), { timeout: 10_000 }).toBe(answered + retried);
+    // Every decision answered reached the ledger, across the switches.
+    await expect.poll(() => decisionsOf(agentId), { timeout: 10_000 }).toBe(answered);
   }, 90_000);
 });

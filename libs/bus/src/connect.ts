@@ -4,6 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { BusConnectError, BusUsageError } from './errors.js';
 import { inNamespace, ROOT_NAMESPACE, streamName, validateNamespace, type Namespace } from './namespace.js';
 import type { StreamKey } from './subjects.js';
+import { RequestGate } from './internal/request-gate.js';
 
 export interface ConnectBusOptions {
   /** e.g. `nats://127.0.0.1:4222`. */
@@ -36,7 +37,14 @@ export interface RawNats {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
+  /** Where this connection's requests wait while it switches user (internal/request-gate.ts). */
+  readonly gate: RequestGate;
 }
+
+/** How long a switch to another NATS user waits for the requests in flight before it reconnects. */
+export const SWITCH_INFLIGHT_WAIT_MS = 5000;
+/** How long it waits for the reconnect as the new user before it releases the held requests and fails. */
+export const SWITCH_RECONNECT_WAIT_MS = 10_000;
 
 // Kept out of the Bus object so that nothing outside this package can reach the raw
 // client and publish a payload that did not go through the envelope.
@@ -66,6 +74,7 @@ export class Bus {
   #closing: Promise<void> | undefined;
   readonly #credentials: CredentialsRef;
   readonly #stoppables = new Set<Stoppable>();
+  readonly #reconnected = new Set<() => void>();
 
   /** @internal use {@link connectBus}. */
   constructor(init: { url: string; name: string; namespace: Namespace; nc: NatsConnection; jsm: JetStreamManager; credentials?: CredentialsRef }) {
@@ -73,14 +82,18 @@ export class Bus {
     this.#credentials = init.credentials ?? { current: undefined };
     this.name = init.name;
     this.namespace = init.namespace;
-    RAW.set(this, { nc: init.nc, jsm: init.jsm, js: jetstream(init.nc) });
+    RAW.set(this, { nc: init.nc, jsm: init.jsm, js: jetstream(init.nc), gate: new RequestGate() });
     void this.#watchStatus();
   }
 
   async #watchStatus(): Promise<void> {
     for await (const s of natsOf(this).nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnecting') this.#connected = false;
-      else if (s.type === 'reconnect') this.#connected = true;
+      else if (s.type === 'reconnect') {
+        this.#connected = true;
+        for (const r of this.#reconnected) r();
+        this.#reconnected.clear();
+      }
     }
   }
 
@@ -102,12 +115,36 @@ export class Bus {
   /**
    * Another NATS user for this connection (issue 12: a service rotating its own key gets a new
    * nkey with the new version): the connection reconnects at once presenting it, subscriptions
-   * resumed, publishes meanwhile buffered. Only for a bus connected with credentials.
+   * resumed. Requests this bus's clients sent before get their answers first (the switch waits
+   * for them, at most SWITCH_INFLIGHT_WAIT_MS: a reply delivered while the connection is away is
+   * lost); requests made during the switch are held and sent once it is back (their timeouts
+   * start then), so none fails because of it. Resolves once the server took the new user and the
+   * subscriptions; `E_BUS_SWITCH` when it did not within SWITCH_RECONNECT_WAIT_MS (the held
+   * requests are released then, and the connection keeps trying). Only for a bus connected with
+   * credentials.
    */
   async switchUser(credentials: { jwt: string; seed: Uint8Array }): Promise<void> {
     if (this.#credentials.current === undefined) throw new BusUsageError('E_BUS_CREDENTIALS', `bus ${this.name}: connected without credentials; there is no user to switch`, { name: this.name });
-    this.#credentials.current = { jwt: credentials.jwt, seed: credentials.seed.slice() };
-    await natsOf(this).nc.reconnect();
+    const { nc, gate } = natsOf(this);
+    await gate.hold(SWITCH_INFLIGHT_WAIT_MS, async () => {
+      this.#credentials.current = { jwt: credentials.jwt, seed: credentials.seed.slice() };
+      let done!: () => void;
+      const back = new Promise<void>((r) => (done = r));
+      this.#reconnected.add(done);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), SWITCH_RECONNECT_WAIT_MS)));
+      try {
+        await nc.reconnect();
+        if ((await Promise.race([back, late])) === 'late') {
+          throw new BusConnectError('E_BUS_SWITCH', `bus ${this.name}: not reconnected to ${this.url} as the new NATS user within ${SWITCH_RECONNECT_WAIT_MS} ms`, { name: this.name, url: this.url });
+        }
+        // A round trip: the server has the resumed subscriptions before a held request goes out.
+        await nc.flush();
+      } finally {
+        clearTimeout(timer);
+        this.#reconnected.delete(done);
+      }
+    });
   }
 
   /** True while the connection is up (false while reconnecting and after close). */

@@ -23,7 +23,8 @@ export interface RequestOptions {
    * True when running the request twice has the effect of running it once (a read, an
    * evaluation). Only then does a timeout lead to a retry on a fresh session: a timeout
    * leaves unknown whether the instance processed the request before it went silent.
-   * A request that was never delivered (no responders) is retried whatever this says.
+   * A request that was never delivered (no responders) is retried whatever this says, with a
+   * growing pause, until timeoutMs is spent.
    */
   readonly idempotent?: boolean;
 }
@@ -52,8 +53,10 @@ export interface CommandClientOptions {
 /**
  * Calls services' commands over encrypted sessions with instance affinity. The first call
  * to a service does a handshake through its queue group; the instance that answers holds
- * the session, and later calls go to its direct subject. When that instance is gone the
- * client handshakes again through the queue group and retries once (see `idempotent`).
+ * the session, and later calls go to its direct subject. When no instance answers (no
+ * responders: nothing was delivered) the client handshakes again through the queue group and
+ * tries again, pausing 25, 50, 100 ... 400 ms, until the call's timeoutMs is spent; a timeout is
+ * retried once only for an idempotent call (see `idempotent`).
  * Every failure is a typed error: a caller at an enforcement point turns it into a deny.
  */
 export class CommandClient {
@@ -67,7 +70,7 @@ export class CommandClient {
 
   constructor(bus: Bus, options: CommandClientOptions) {
     this.#bus = bus;
-    this.#inbox = new ReplyInbox(natsOf(bus).nc);
+    this.#inbox = new ReplyInbox(natsOf(bus).nc, natsOf(bus).gate);
     this.#rejections = options.rejections;
     const principalFor = options.principalFor ?? ((service: ServiceName) => ServicePrincipals[service]);
     this.#principalFor = principalFor;
@@ -84,21 +87,40 @@ export class CommandClient {
   async request(subject: CommandSubject, body: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
     const service = serviceOf(subject);
     const timeoutMs = options.timeoutMs ?? 2000;
-    // An established, unexpired session is used without waiting on its promise.
-    const cached = this.#affinity.get(service)?.resolved;
-    const affinity = cached !== undefined && !cached.session.expired ? cached : await this.#affinityFor(service, subject, timeoutMs);
-    try {
-      return await this.#send(subject, affinity, body, timeoutMs);
-    } catch (e) {
-      // The service's directory entry changed under the session (it rotated its key): nothing was
-      // sent; one fresh handshake, with the new entry, and one try.
-      const rekeyed = e instanceof EnvelopeError && e.code === 'E_UNKNOWN_PEER';
-      const undelivered = rekeyed || e instanceof BusUnavailableError;
-      const retry = undelivered || (e instanceof BusTimeoutError && options.idempotent === true);
-      if (rekeyed || e instanceof BusUnavailableError || e instanceof BusTimeoutError) this.#forget(service, affinity);
-      if (!retry) throw e;
-      const fresh = await this.#affinityFor(service, subject, timeoutMs);
-      return this.#send(subject, fresh, body, timeoutMs);
+    // No responders means nothing was delivered (the instance is gone, or the service is moving
+    // its connection to a new NATS user and its subscriptions are away for a moment): retried
+    // with a growing pause for as long as the call's timeoutMs allows.
+    let deadline = performance.now() + timeoutMs;
+    let attempts = 0;
+    let pauseMs = NO_RESPONDERS_FIRST_PAUSE_MS;
+    let retriedOnce = false;
+    for (;;) {
+      attempts++;
+      const attemptMs = Math.max(1, Math.round(deadline - performance.now()));
+      let affinity: Affinity | undefined;
+      try {
+        // An established, unexpired session is used without waiting on its promise.
+        const cached = this.#affinity.get(service)?.resolved;
+        affinity = cached !== undefined && !cached.session.expired ? cached : await this.#affinityFor(service, subject, attemptMs);
+        return await this.#send(subject, affinity, body, attemptMs);
+      } catch (e) {
+        // The service's directory entry changed under the session (it rotated its key): nothing was sent.
+        const rekeyed = e instanceof EnvelopeError && e.code === 'E_UNKNOWN_PEER';
+        if (affinity !== undefined && (rekeyed || e instanceof BusUnavailableError || e instanceof BusTimeoutError)) this.#forget(service, affinity);
+        if (e instanceof BusUnavailableError) {
+          const left = deadline - performance.now();
+          if (left <= pauseMs) throw noResponders(e, attempts, timeoutMs);
+          await new Promise((r) => setTimeout(r, pauseMs));
+          pauseMs = Math.min(pauseMs * 2, NO_RESPONDERS_MAX_PAUSE_MS);
+          continue;
+        }
+        // A timeout leaves unknown whether the instance ran the request: one retry, on a fresh
+        // session with a full timeoutMs, only for an idempotent call; a rekey (nothing sent) one too.
+        const once = rekeyed || (e instanceof BusTimeoutError && options.idempotent === true);
+        if (!once || retriedOnce) throw e;
+        retriedOnce = true;
+        deadline = performance.now() + timeoutMs;
+      }
     }
   }
 
@@ -204,6 +226,15 @@ export class CommandClient {
     }
     return new BusRequestError('E_BUS_REQUEST', `request for ${what} on ${target} failed: ${describe(cause)}`, { target }, { cause });
   }
+}
+
+/** The first pause before a call that met no responders is sent again; it doubles up to the max. */
+export const NO_RESPONDERS_FIRST_PAUSE_MS = 25;
+export const NO_RESPONDERS_MAX_PAUSE_MS = 400;
+
+/** The last attempt's error, saying how many attempts the call made within its timeoutMs. */
+function noResponders(last: BusUnavailableError, attempts: number, timeoutMs: number): BusUnavailableError {
+  return new BusUnavailableError('E_BUS_NO_RESPONDERS', `${last.message}: ${attempts} attempt${attempts === 1 ? '' : 's'} within ${timeoutMs} ms`, { ...last.context, attempts, timeoutMs }, { cause: last.cause });
 }
 
 /**

@@ -143,6 +143,58 @@ describe('request/reply over Noise IK sessions', () => {
     expect((err as BusUnavailableError).code).toBe('E_BUS_NO_RESPONDERS');
   });
 
+  it('retries no responders with a growing pause: a service that comes up ~600 ms after the call is answered', async () => {
+    const ns = uniqueNamespace();
+    const world = testWorld({ ids: [POLICY, 'agent.a1'] });
+    const clientBus = await testBus('agent-early', ns);
+    buses.push(clientBus);
+    const client = new CommandClient(clientBus, { sessions: { provider, self: world.identity('agent.a1'), directory: world.directory }, rejections: reporter() });
+    const started = performance.now();
+    const call = client.request(Commands.policy.evaluate, text('early'), { timeoutMs: 2000 }).then(str, (e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 600));
+    const serverBus = await testBus('policy-late', ns);
+    buses.push(serverBus);
+    const server = await serveCommands(serverBus, {
+      service: 'policy',
+      version: '0.1.0',
+      sessions: { provider, self: world.identity(POLICY), directory: world.directory },
+      rejections: reporter(),
+      handlers: { [Commands.policy.evaluate]: async (req) => text(`late:${str(req.body)}`) },
+    });
+    expect(await call).toBe('late:early');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(600);
+    expect(await client.instanceOf('policy')).toBe(server.instanceId);
+  });
+
+  it('fails with E_BUS_NO_RESPONDERS and the number of attempts once timeoutMs is spent when no instance comes up', async () => {
+    const bus = await testBus('lonely-attempts');
+    buses.push(bus);
+    const world = testWorld({ ids: [POLICY, 'agent.a1'] });
+    const client = new CommandClient(bus, { sessions: { provider, self: world.identity('agent.a1'), directory: world.directory }, rejections: reporter() });
+    const started = performance.now();
+    const err = await client.request(Commands.policy.evaluate, text('x'), { timeoutMs: 1000 }).catch((e: unknown) => e);
+    const elapsed = performance.now() - started;
+    expect(err).toBeInstanceOf(BusUnavailableError);
+    expect((err as BusUnavailableError).code).toBe('E_BUS_NO_RESPONDERS');
+    // 25 + 50 + 100 + 200 + 400 ms of pauses fit in 1000 ms (the next 400 does not): 6 attempts.
+    expect((err as BusUnavailableError).context).toMatchObject({ attempts: 6, timeoutMs: 1000 });
+    expect((err as Error).message).toMatch(/6 attempts within 1000 ms/);
+    expect(elapsed).toBeGreaterThanOrEqual(700);
+    expect(elapsed).toBeLessThan(1500);
+  });
+
+  it('sends a timed-out call that is not idempotent once, even with time left and the service still there', async () => {
+    let hangOn = '';
+    const { client, calls } = await cluster({ hang: (self) => self === hangOn, instances: 1 });
+    await client.request(Commands.policy.evaluate, text('warm'));
+    hangOn = (await client.instanceOf('policy'))!;
+    calls.length = 0;
+    const err = await client.request(Commands.policy.evaluate, text('once'), { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect((err as BusTimeoutError).code).toBe('E_BUS_TIMEOUT');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls).toHaveLength(1);
+  });
+
   it('answers a handler error with a typed remote error that hides internals', async () => {
     const { client } = await cluster({ instances: 1 });
     const err = await client.request(Commands.policy.adminList, text('x')).catch((e: unknown) => e);

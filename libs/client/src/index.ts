@@ -47,3 +47,4 @@ export {
 export { startCredentialRenewal, type CredentialRenewal, type CredentialRenewalOptions } from './credential-renewal.js';
 export { startKeyRotation, SWITCH_SETTLE_MS, type KeyRotation, type KeyRotationOptions, type RotatedKeys, type RotatingIdentity, type RotationTrigger } from './key-rotation.js';
 export { MAX_ROTATION_CHECK_MS, rotationCheckMs, rotationTrigger } from './rotation-check.js';
+export { settleRotation, type RotationStaging, type SettleOptions, type Settlement, type StagedRotation } from './rotation-settle.js';

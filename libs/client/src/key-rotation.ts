@@ -9,8 +9,13 @@
  * `bulwark init`, not yet in the key book, is due once its keys are older than the interval. When
  * due (or on `rotate()`), in this order:
  *
- * 1. new Ed25519, X25519 and NATS user keys are made here; `bulwark.keys.rotate` certifies them as
- *    the next version (its reply travels in the old version's session);
+ * 1. new Ed25519, X25519 and NATS user keys are made here and staged durably (`staging`, the
+ *    holder's key store's pending slot); `bulwark.keys.rotate` certifies them as the next version
+ *    (its reply travels in the old version's session). When the call fails or times out, the
+ *    rotation is settled with the key manager (rotation-settle.ts): committed with these keys
+ *    (the reply was lost): adopted, its NATS JWT asked again with `keys.renew`; not held: sent
+ *    again (same version, same keys); held with other keys, or refused: the staged keys dropped;
+ *    otherwise left staged and settled at the next check (and at start, after a crash);
  * 2. `keep` hands them to the caller, who stores them at once (this library owns no key store):
  *    a restart loads them;
  * 3. once this process's directory serves the new entry, the live identity is switched in place:
@@ -21,8 +26,9 @@
  *    resumed), then `onSwitched`: the caller drops its sessions (`client.reset()`) and restarts
  *    credential renewal for the new nkey.
  *
- * A failure before `keep` returns changes nothing (the next check tries again); after it, the new
- * version is what a restart loads.
+ * Without `staging`, a failure before `keep` returns changes nothing here (the next check tries
+ * again), but a reply lost after the key manager committed leaves the holder on keys the directory
+ * no longer serves; with it, that is settled. After `keep`, the new version is what a restart loads.
  */
 import { CommandClient, createEventPublisher, createRejectionReporter, LEDGER_PRINCIPAL, type Bus } from '@bulwark/bus';
 import type { CryptoProvider, Ed25519KeyPair, X25519KeyPair } from '@bulwark/crypto';
@@ -34,6 +40,7 @@ import { Codec } from '@nats-io/nkeys/lib/codec.js';
 import { adoptionMessage } from './key-possession.js';
 import { createKeyCalls, type CurrentNatsUser, type KeyCalls } from './keys.js';
 import { rotationCheckMs, rotationTrigger } from './rotation-check.js';
+import { settleRotation, type RotationStaging, type Settlement, type StagedRotation } from './rotation-settle.js';
 
 /** How long after its own directory serves its new entry a holder waits before sealing under the new key (well within the 30 s superseded grace of its consumers). */
 export const SWITCH_SETTLE_MS = 1000;
@@ -78,6 +85,15 @@ export interface KeyRotationOptions {
   readonly onRotated?: (rotated: RotatedKeys, trigger: RotationTrigger) => void;
   /** A check or rotation that failed (retried at the next check). */
   readonly onError?: (error: unknown) => void;
+  /**
+   * Where the new keys are staged durably before `keys.rotate` is asked (rotation-settle.ts).
+   * With it, a failed or timed-out call (its reply lost after the key manager committed) and a
+   * stop before `keep` are settled with the key manager: at once, at every check and at start.
+   * Without it, a reply lost after the commit leaves the holder on keys the directory no longer serves.
+   */
+  readonly staging?: RotationStaging;
+  /** A staged rotation settled with the key manager after its call failed (or at start). */
+  readonly onSettled?: (version: number, settlement: Settlement['kind'], detail?: string) => void;
   /** The rotation interval; undefined: on demand only. */
   readonly intervalMs?: number;
   /** The check period (default a tenth of the interval, at most 60 s: rotation-check.ts). */
@@ -93,6 +109,12 @@ export interface KeyRotation {
   calls(): KeyCalls;
   /** Rotates now; resolves with the new version. One rotation at a time. */
   rotate(trigger?: RotationTrigger): Promise<number>;
+  /**
+   * The settle, at start, of a rotation staged earlier (`staging`): true once one was settled
+   * (adopted, or sent again and switched), false when there was none; rejects (also reported to
+   * `onError`) when it could not be settled now, and the next check tries again.
+   */
+  readonly settled: Promise<boolean>;
   stop(): void;
 }
 
@@ -152,51 +174,167 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
 
   let rotations = 0;
   let stopped = false;
-  const rotateNow = async (trigger: RotationTrigger): Promise<number> => {
-    const held = await currentVersions();
-    const next = { ed25519: crypto.ed25519.generateKeyPair(), x25519: crypto.x25519.generateKeyPair() };
-    const natsRaw = crypto.ed25519.generateKeyPair().secretKey;
+  const staging = options.staging;
+
+  /** Stored, then the live identity and the NATS connection switched to `rotated` (steps 2 to 4). */
+  const switchTo = async (rotated: RotatedKeys, trigger: RotationTrigger, earlier: readonly X25519KeyPair[]): Promise<number> => {
+    // 2. Kept: a restart loads this version (then the staged copy is no longer needed).
+    await options.keep(rotated);
+    // A leftover is dropped at the next check: it is no reason to stay on the old keys.
+    await staging?.drop().catch((e: unknown) => options.onError?.(e));
+    // 3. Switched once our directory serves the new entry (published just after the reply).
+    const deadline = Date.now() + 5000;
+    while (directory.lookup(id)?.keyVersion !== rotated.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    // Its peers' directories see the new entry a moment after ours: for SWITCH_SETTLE_MS the
+    // process opens handshakes and sealed frames made to either key but still seals under the
+    // old one (its consumers accept that for their superseded grace), then switches.
+    live.previousX25519 = [rotated.x25519, ...earlier];
+    await new Promise((r) => setTimeout(r, SWITCH_SETTLE_MS));
+    live.previousX25519 = [live.x25519, ...earlier];
+    live.x25519 = rotated.x25519;
+    live.ed25519 = rotated.ed25519;
+    live.version = rotated.version;
+    live.created = new Date().toISOString();
+    client?.reset();
+    client = undefined;
+    calls = undefined;
+    // 4. The NATS connection as the new user.
+    if (rotated.nats !== null) {
+      // Not back as the new user within its bound (E_BUS_SWITCH): reported; the connection keeps trying as it.
+      await bus.switchUser({ jwt: rotated.nats.jwt, seed: rotated.nats.seed }).catch((e: unknown) => options.onError?.(e));
+      seed.fill(0);
+      seed = rotated.nats.seed.slice();
+    }
+    rotations++;
+    options.onSwitched?.(rotated);
+    options.onRotated?.(rotated, trigger);
+    return rotated.version;
+  };
+
+  const natsUserOf = (natsRaw: Uint8Array): { seed: Uint8Array; user: string } => {
     const natsSeed = Codec.encodeSeed(Prefix.User, natsRaw);
-    const natsPair = fromSeed(natsSeed.slice());
-    const natsUser = natsPair.getPublicKey();
-    natsPair.clear();
+    const pair = fromSeed(natsSeed.slice());
     try {
-      // 1. Certified (no directory wait here: the keys are kept first).
-      const certified = await keyCalls().rotate(id, held.versions + 1, { ...next, natsUser }, trigger, held.inBook ? undefined : currentNatsUser());
-      const rotated: RotatedKeys = { principal: id, version: certified.version, notAfter: certified.notAfter, ...next, nats: certified.natsJwt === null ? null : { rawSeed: natsRaw, seed: natsSeed, jwt: certified.natsJwt } };
-      // 2. Kept: a restart loads this version.
-      await options.keep(rotated);
-      // 3. Switched once our directory serves the new entry (published just after the reply).
-      const deadline = Date.now() + 5000;
-      while (directory.lookup(id)?.keyVersion !== certified.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      // Its peers' directories see the new entry a moment after ours: for SWITCH_SETTLE_MS the
-      // process opens handshakes and sealed frames made to either key but still seals under the
-      // old one (its consumers accept that for their superseded grace), then switches.
-      const earlier = live.previousX25519 ?? [];
-      live.previousX25519 = [next.x25519, ...earlier];
-      await new Promise((r) => setTimeout(r, SWITCH_SETTLE_MS));
-      live.previousX25519 = [live.x25519, ...earlier];
-      live.x25519 = next.x25519;
-      live.ed25519 = next.ed25519;
-      live.version = certified.version;
-      live.created = new Date().toISOString();
-      client?.reset();
-      client = undefined;
-      calls = undefined;
-      // 4. The NATS connection as the new user.
-      if (rotated.nats !== null) {
-        await bus.switchUser({ jwt: rotated.nats.jwt, seed: natsSeed });
-        seed.fill(0);
-        seed = natsSeed.slice();
-      }
-      rotations++;
-      options.onSwitched?.(rotated);
-      options.onRotated?.(rotated, trigger);
-      return certified.version;
+      return { seed: natsSeed, user: pair.getPublicKey() };
     } finally {
-      natsRaw.fill(0);
+      pair.clear();
     }
   };
+
+  /** keys.rotate for the staged keys (the first time, or sent again after a settle found nothing). */
+  const certify = async (staged: StagedRotation, trigger: RotationTrigger, inBook: boolean, earlier: readonly X25519KeyPair[]): Promise<number> => {
+    const nats = natsUserOf(staged.natsRaw);
+    const certified = await keyCalls().rotate(id, staged.version, { ed25519: staged.ed25519, x25519: staged.x25519, natsUser: nats.user }, trigger, inBook ? undefined : currentNatsUser());
+    const rotated: RotatedKeys = { principal: id, version: certified.version, notAfter: certified.notAfter, ed25519: staged.ed25519, x25519: staged.x25519, nats: certified.natsJwt === null ? null : { rawSeed: staged.natsRaw, seed: nats.seed, jwt: certified.natsJwt } };
+    return switchTo(rotated, trigger, earlier);
+  };
+
+  /**
+   * The key manager committed the staged version but its reply was lost: its JWT for the new NATS
+   * user is asked again (`keys.renew`) over a session as the new version, then stored and switched.
+   */
+  const adopt = async (staged: StagedRotation, entry: { notAfter: number }, trigger: RotationTrigger, earlier: readonly X25519KeyPair[]): Promise<number> => {
+    const nats = natsUserOf(staged.natsRaw);
+    const asNew = { id, version: staged.version, ed25519: staged.ed25519, x25519: staged.x25519 };
+    const c = new CommandClient(bus, { sessions: { provider: crypto, self: asNew, directory }, rejections: createRejectionReporter(createEventPublisher(bus, new SealedSender({ provider: crypto, self: asNew, directory, recipientId: LEDGER_PRINCIPAL })), { reporter: id }) });
+    let jwt: string | null;
+    try {
+      const renewed = await createKeyCalls(crypto, async (subject, body) => JSON.parse(new TextDecoder().decode(await c.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: options.timeoutMs ?? 5000 }))) as unknown).renew(nats.user);
+      jwt = renewed.natsJwt;
+    } catch (e) {
+      // A deployment whose bus does not authenticate has no NATS users to renew.
+      if (!(e instanceof BulwarkError && e.context['remoteCode'] === 'E_KEYS_NO_NATS')) throw e;
+      jwt = null;
+    } finally {
+      c.reset();
+    }
+    const rotated: RotatedKeys = { principal: id, version: staged.version, notAfter: new Date(entry.notAfter).toISOString(), ed25519: staged.ed25519, x25519: staged.x25519, nats: jwt === null ? null : { rawSeed: staged.natsRaw, seed: nats.seed, jwt } };
+    return switchTo(rotated, trigger, earlier);
+  };
+
+  /**
+   * A staged rotation whose call failed (`failure`) or whose outcome is unknown (at start, at a
+   * check): adopted, sent again, or dropped, as the key manager's state says (rotation-settle.ts).
+   */
+  const settle = async (staged: StagedRotation, trigger: RotationTrigger, earlier: readonly X25519KeyPair[], failure?: unknown): Promise<number> => {
+    const outcome = await settleRotation({
+      principal: id,
+      staged,
+      directory,
+      keyView: async () => {
+        try {
+          return await keyCalls().get(id);
+        } catch (e) {
+          if (notInBook(e)) return undefined;
+          throw e;
+        }
+      },
+    });
+    if (outcome.kind === 'adopt') {
+      options.onSettled?.(staged.version, 'adopt');
+      return adopt(staged, outcome.entry, trigger, earlier);
+    }
+    if (outcome.kind === 'conflict' || (failure !== undefined && refused(failure))) {
+      await staging?.drop();
+      const why = outcome.kind === 'conflict' ? outcome.reason : `the key manager refused it (${(failure as BulwarkError).context['remoteCode'] as string})`;
+      options.onSettled?.(staged.version, 'conflict', why);
+      throw new BulwarkError('E_ROTATION_CONFLICT', `key rotation of ${id} to version ${staged.version}: ${why}; the staged keys were dropped`, { principal: id, version: staged.version }, { cause: failure });
+    }
+    options.onSettled?.(staged.version, 'absent');
+    const inBook = await currentVersions().then((h) => h.inBook);
+    return certify(staged, trigger, inBook, earlier);
+  };
+
+  const rotateNow = async (trigger: RotationTrigger): Promise<number> => {
+    const pending = await staging?.load();
+    const earlier = live.previousX25519 ?? [];
+    const before = live.version;
+    try {
+      if (pending !== undefined && pending.version > live.version) {
+        // Staged earlier (a lost reply, a stop before it was stored): settled before anything new.
+        live.previousX25519 = [pending.x25519, ...earlier];
+        return await settle(pending, trigger, earlier);
+      }
+      if (pending !== undefined) await staging?.drop(); // stored already (a stop before the drop)
+      const held = await currentVersions();
+      const natsRaw = crypto.ed25519.generateKeyPair().secretKey;
+      const staged: StagedRotation = { version: held.versions + 1, ed25519: crypto.ed25519.generateKeyPair(), x25519: crypto.x25519.generateKeyPair(), natsRaw };
+      try {
+        // 1. Staged durably, then certified. While the call is out the process also opens
+        // handshakes made to the new key (its peers may see the new entry before the reply comes).
+        await staging?.stage(staged);
+        live.previousX25519 = [staged.x25519, ...earlier];
+        try {
+          return await certify(staged, trigger, held.inBook, earlier);
+        } catch (failure) {
+          if (staging === undefined) throw failure;
+          return await settle(staged, trigger, earlier, failure);
+        }
+      } finally {
+        natsRaw.fill(0);
+      }
+    } finally {
+      // Not switched (a failure): the staged key is opened no more until it is settled.
+      if (live.version === before) live.previousX25519 = earlier;
+      pending?.natsRaw.fill(0);
+    }
+  };
+
+  /** A rotation staged by an earlier attempt or process: settled now (at start, at a check). */
+  const settlePending = async (): Promise<boolean> => {
+    const pending = await staging?.load();
+    if (pending === undefined) return false;
+    pending.natsRaw.fill(0);
+    if (pending.version <= live.version) {
+      await staging!.drop(); // stored already: a stop between storing and dropping
+      return false;
+    }
+    await rotate('interval');
+    return true;
+  };
+
+  /** A definite refusal from the key manager (its handler threw before any commit), not a lost or pending outcome. */
+  const refused = (e: unknown): boolean => e instanceof BulwarkError && typeof e.context['remoteCode'] === 'string' && e.context['remoteCode'] !== 'E_KEYS_PENDING';
 
   /** The trigger to rotate with now (a request first, then the interval), or undefined. */
   const due = async (interval: number): Promise<RotationTrigger | undefined> => {
@@ -225,8 +363,10 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
     };
     const check = async (): Promise<void> => {
       try {
-        const trigger = await due(intervalMs);
-        if (trigger !== undefined) await rotate(trigger);
+        if (!(await settlePending())) {
+          const trigger = await due(intervalMs);
+          if (trigger !== undefined) await rotate(trigger);
+        }
       } catch (error) {
         options.onError?.(error);
       }
@@ -235,11 +375,16 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
     schedule();
   }
 
+  // At start: a rotation this process (or its predecessor) staged and never stored is settled.
+  const settled = staging === undefined ? Promise.resolve(false) : settlePending();
+  settled.catch((error: unknown) => options.onError?.(error));
+
   return {
     get rotations() {
       return rotations;
     },
     checkMs: period,
+    settled,
     calls: keyCalls,
     rotate,
     stop() {

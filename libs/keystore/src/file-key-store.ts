@@ -22,6 +22,9 @@ import {
 /** The default key directory, relative to the working directory (config `keys.dir`). */
 export const DEFAULT_KEY_DIR = '.bulwark/keys';
 
+/** The pending slot's directory inside a key directory. */
+export const PENDING_DIR = 'pending';
+
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 const FILE_NAME = /^(.+)\.(ed25519|x25519|nats-operator|nats-account|nats-system-account|nats-user)\.v([1-9][0-9]{0,9})\.json$/;
@@ -85,6 +88,14 @@ export class FileKeyStore implements KeyStore {
   /** Where the KEK came from (never the KEK). */
   get kekSource(): string {
     return this.#wrapper.source;
+  }
+
+  /**
+   * The pending slot (`<dir>/pending`, pending-keys.ts): a store of its own under the same KEK,
+   * for keys not yet certified; this store's `list` and `get` never see them.
+   */
+  async pendingStore(): Promise<FileKeyStore> {
+    return FileKeyStore.open({ dir: join(this.dir, PENDING_DIR), wrapper: this.#wrapper, provider: this.#provider });
   }
 
   pathOf(ref: KeyRef): string {
@@ -174,7 +185,10 @@ export class FileKeyStore implements KeyStore {
         await writeFileAtomic(path, encodeWrappedKeyFile(wrapped), FILE_MODE, { replace: true });
         (await unwrapKey(this.#provider, next, (await this.#read(path, ref))!, ref, path)).fill(0);
       }
-      return { rewrapped: pending.length, already };
+      // The pending slot's keys (a rotation in progress) are wrapped again too.
+      let inSlot = { rewrapped: 0, already: 0 };
+      if (await fs.stat(join(this.dir, PENDING_DIR)).then(() => true, () => false)) inSlot = await (await this.pendingStore()).rewrapAll(next);
+      return { rewrapped: pending.length + inSlot.rewrapped, already: already + inSlot.already };
     } finally {
       for (const p of pending) p.secretKey.fill(0);
     }

@@ -24,7 +24,8 @@ export {
   type WrappedKeyFile,
 } from './wrapped-key.js';
 export type { KeyStore, StoredKey } from './key-store.js';
-export { DEFAULT_KEY_DIR, FileKeyStore, keyFileName, type FileKeyStoreOptions } from './file-key-store.js';
+export { DEFAULT_KEY_DIR, FileKeyStore, keyFileName, PENDING_DIR, type FileKeyStoreOptions } from './file-key-store.js';
+export { pendingRotationSlot, type PendingRotation, type PendingRotationSlot } from './pending-keys.js';
 export { ensureIdentity, ensureRootKey, generateKey, loadIdentity, loadRootKey, type Identity, type RootKey } from './identity.js';
 export { ROOT_PIN_FILE, formatRootPin, parseRootPin, parseRootPublicKey, readRootPinFile, writeRootPin } from './root-pin.js';
 export { openStoreRootSigner, type RootSigner } from './root-signer.js';

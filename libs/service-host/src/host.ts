@@ -17,6 +17,7 @@ import { createLogger, startServiceTelemetry, type HealthReport, type Logger, ty
 import { exitCodeOf, failureLine, ServiceExit } from './exit.js';
 import { keyRotationIntervalMs, startServiceKeys, withPreviousKeys, type ServiceKeys } from './rotation.js';
 import { keyRotationCheckMs } from './rotation-check.js';
+import { settleStagedAtStart } from './rotation-start.js';
 import { watchSupervisor } from './supervisor-watch.js';
 
 /** What the boot has before the key store opens: enough to parse settings and open a store. */
@@ -196,6 +197,12 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       ledgerPublicKey,
       defer: (cleanup) => void cleanups.push(cleanup),
     };
+    // A rotation staged before this start (a stop while it was out) is settled first: the start may
+    // wait on requests that only the settled identity gets answered.
+    let busCredentials = credentials.credentials;
+    if (busCredentials !== undefined && definition.rotatesOwnKeys === true && store instanceof FileKeyStore) {
+      busCredentials = await settleStagedAtStart({ bus, store, identity, directory, crypto, log, credentials: busCredentials });
+    }
     const service = await definition.start(context);
     let stopped = false;
     cleanups.push(async () => {
@@ -203,9 +210,9 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     });
     // Its NATS credentials renewed at half-life (a JWT without an expiry needs none), and its identity rotated when due.
     let renewal: ServiceKeys | undefined;
-    if (credentials.credentials !== undefined) {
+    if (busCredentials !== undefined) {
       const rotation = definition.rotatesOwnKeys === true ? { rotation: { intervalMs: rotationIntervalMs, checkMs: rotationCheckMs } } : {};
-      renewal = startServiceKeys({ bus, store, credentials: credentials.credentials, identity, directory, crypto, log, ...rotation, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
+      renewal = startServiceKeys({ bus, store, credentials: busCredentials, identity, directory, crypto, log, ...rotation, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
       cleanups.push(() => renewal?.stop());
     }
     telemetry.setHealth(service.health === undefined ? () => checkReadiness(bus) : () => service.health!());

@@ -4,15 +4,18 @@
  * agent uses the same); this adds what a service process does around it. When due (or on
  * `rotate()`) the new version is stored in the service's own key store at once (keys, nkey and
  * JWT: a restart loads it), renewed JWTs of the new user are stored too, and credential renewal
- * restarts for the new nkey after the switch.
+ * restarts for the new nkey after the switch. The new keys are staged in the store's pending slot
+ * before the key manager is asked, so a lost reply or a crash before they were stored is settled
+ * with it (at once, at the next check, at the next start: @bulwark/client rotation-settle.ts).
  */
 import type { Bus, KvDirectory } from '@bulwark/bus';
 import { startKeyRotation, type KeyRotation, type RotatedKeys } from '@bulwark/client';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { BulwarkError, InputError } from '@bulwark/errors';
-import { FileKeyStore, type Identity, type KeyStore } from '@bulwark/keystore';
-import { storeNatsUser, storeRenewedJwt } from '@bulwark/nats-auth';
+import { FileKeyStore, pendingRotationSlot, type Identity, type KeyStore } from '@bulwark/keystore';
+import { storeRenewedJwt } from '@bulwark/nats-auth';
 import type { Logger } from '@bulwark/telemetry';
+import { keepRotated } from './rotation-keep.js';
 import { startServiceRenewal, type ServiceRenewal } from './renewal.js';
 
 const DAY_MS = 86_400_000;
@@ -104,9 +107,7 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
   const unkept = (): BulwarkError => new BulwarkError('E_ROTATION_STORE', `${identity.id}: its key store is not a file store; the new version could not be kept`, { principal: identity.id });
   const keep = async (rotated: RotatedKeys): Promise<void> => {
     if (store === undefined) throw unkept();
-    await store.put({ principal: identity.id, kind: 'ed25519', version: rotated.version }, rotated.ed25519.secretKey);
-    await store.put({ principal: identity.id, kind: 'x25519', version: rotated.version }, rotated.x25519.secretKey);
-    if (rotated.nats !== null) await storeNatsUser(store, identity.id, rotated.version, rotated.nats.rawSeed, rotated.nats.jwt);
+    await keepRotated(store, identity.id, rotated);
   };
   const rotation: KeyRotation = startKeyRotation({
     bus,
@@ -122,6 +123,8 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
     },
     onRotated: (rotated, trigger) => log.info({ principal: identity.id, version: rotated.version, trigger, notAfter: rotated.notAfter }, `identity rotated to version ${rotated.version}`),
     onError: (error) => log.warn({ err: error, principal: identity.id }, 'key rotation check failed; retrying at the next check'),
+    ...(store === undefined ? {} : { staging: pendingRotationSlot(store, identity.id) }),
+    onSettled: (version, settlement, detail) => log.warn({ principal: identity.id, version, settlement, ...(detail === undefined ? {} : { detail }) }, `key rotation to version ${version} settled with the key manager: ${settlement}`),
     // Without a file store a new version could not be kept: never certified, so never checked.
     ...(options.rotation === undefined || store === undefined ? {} : { intervalMs: options.rotation.intervalMs, ...(options.rotation.checkMs === undefined ? {} : { checkMs: options.rotation.checkMs }) }),
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),

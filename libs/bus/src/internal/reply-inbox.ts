@@ -11,6 +11,7 @@
  * timeout, and a reply that arrives after the deadline is refused as a timeout all the same.
  */
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import type { RequestGate } from './request-gate.js';
 
 export type InboxFailure = 'no_responders' | 'timeout' | 'closed';
 
@@ -42,14 +43,34 @@ export class ReplyInbox {
   readonly #pending = new Map<string, Pending>();
   #sweeper: NodeJS.Timeout | undefined;
 
-  constructor(nc: NatsConnection) {
+  readonly #gate: RequestGate | undefined;
+
+  /** `gate`: the connection's (Bus.switchUser holds new requests there and waits for these). */
+  constructor(nc: NatsConnection, gate?: RequestGate) {
     this.#nc = nc;
+    this.#gate = gate;
   }
 
   request(subject: string, data: Uint8Array, headers: MsgHdrs | undefined, timeoutMs: number): Promise<Msg> {
+    const gate = this.#gate;
+    // Held while the connection moves to another user: sent once it is back, its deadline from then.
+    const held = gate?.held;
+    if (held !== undefined) return held.then(() => this.request(subject, data, headers, timeoutMs));
     const prefix = this.#subscribed();
     const token = (this.#next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
+      if (gate !== undefined) {
+        gate.enter();
+        const [ok, fail] = [resolve, reject];
+        resolve = (m) => {
+          gate.leave();
+          ok(m);
+        };
+        reject = (e) => {
+          gate.leave();
+          fail(e);
+        };
+      }
       this.#pending.set(token, { resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs });
       this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS);
       try {
