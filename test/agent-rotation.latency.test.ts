@@ -169,6 +169,8 @@ describe('an agent rotates its own identity on the interval while it works', () 
     expect(switched.length, policyOutput).toBeGreaterThanOrEqual(2);
     expect(kept).toEqual(switched);
     expect(lost, policyOutput).toEqual([]);
+    // Its peers keep its session under the old key while the superseded grace lasts: no call waits for a timeout and a retry (2 s before).
+    expect(slowestMs).toBeLessThan(1000);
     rotation.stop();
     const latest = switched.at(-1)!;
     expect(identity.version).toBe(latest);

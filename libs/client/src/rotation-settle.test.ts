@@ -13,7 +13,7 @@ const other = { ed25519: provider.ed25519.generateKeyPair().publicKey, x25519: p
 const entry = (version: number, keys: { ed25519: Uint8Array; x25519: Uint8Array }): DirectoryEntry => ({ id: ID, ed25519PublicKey: keys.ed25519, x25519PublicKey: keys.x25519, keyVersion: version, notBefore: 0, notAfter: Date.now() + 3_600_000, revoked: false });
 const dir = (current: () => DirectoryEntry | undefined): Directory => ({ lookup: (id) => (id === ID ? current() : undefined) }) as Directory;
 const version = (v: number, keys: { ed25519: Uint8Array; x25519: Uint8Array }): KeyVersionView => ({ version: v, state: 'active', verifies: true, created: '', ed25519: b64(keys.ed25519), x25519: b64(keys.x25519), revocation: null, deleteAfter: null });
-const view = (...versions: KeyVersionView[]): KeyView => ({ principal: ID, minVerifyVersion: 1, activeVersion: versions.length, rotateAfter: null, rotationDue: false, rotationOverdue: false, versions });
+const view = (...versions: KeyVersionView[]): KeyView => ({ principal: ID, minVerifyVersion: 1, activeVersion: versions.length, rotateAfter: null, rotationDue: false, rotationOverdue: false, rotationRequested: null, versions });
 const mine = { ed25519: staged.ed25519.publicKey, x25519: staged.x25519.publicKey };
 const v1 = version(1, other);
 const v2 = version(2, other);

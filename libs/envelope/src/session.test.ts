@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { initiateSession, SessionResponder, type Session } from './session.js';
-import { directoryOf, principal, providers, revoke, utf8, world } from './test-support/fixtures.js';
+import { signDirectoryEntry } from './directory.js';
+import { directoryOf, entryFor, principal, providers, revoke, ROOT_SEED, utf8, world } from './test-support/fixtures.js';
 import { expectEveryBitFlipRefused, oneBitPerByte } from './test-support/tamper.js';
 import { REPLAY_WINDOW_SIZE } from './replay-window.js';
 import { Mode } from './frame.js';
@@ -253,6 +254,34 @@ describe.each(providers.map((p) => [p.name, p] as const))('session mode (%s prov
     expect(() => server.seal(utf8('x'))).toThrow(/no longer has a valid directory entry/);
     revoke(provider, directory, policy);
     expect(() => client.seal(utf8('x'))).toThrow(/no longer has a valid directory entry/);
+  });
+
+  it("keeps a session, and accepts a handshake, under the peer's replaced key only while the directory's superseded grace lasts", () => {
+    const w = world(provider);
+    const old = entryFor(w.agent);
+    let grace = true;
+    const graced = { lookup: (id: string) => w.directory.lookup(id), superseded: (id: string) => (grace && id === w.agent.id ? old : undefined) };
+    const responder = new SessionResponder({ ...w.common, directory: graced, self: w.policy, instanceId: 'policy-1' });
+    const bare = new SessionResponder({ ...w.common, self: w.policy, instanceId: 'policy-2' });
+    const shake = (r: SessionResponder) => {
+      const pending = initiateSession({ ...w.common, self: w.agent, peerId: 'svc.policy' });
+      const accepted = r.accept(pending.frame);
+      const completed = accepted.ok ? pending.complete(accepted.reply) : undefined;
+      return { accepted, client: completed?.ok === true ? completed.session : undefined };
+    };
+    const client = shake(responder).client!;
+    const bareClient = shake(bare).client!;
+    // The agent's rotation is served (version 2, new keys) a moment before the agent switches to it.
+    expect(w.directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(principal(provider, w.agent.id, 9), { keyVersion: 2 }))).ok).toBe(true);
+    expect(responder.open(client.seal(utf8('sealed before the switch')))).toMatchObject({ ok: true });
+    expect(shake(responder).accepted).toMatchObject({ ok: true });
+    // Without the grace the rotation ends the session, and a handshake under the old key is refused, at once.
+    expect(bare.open(bareClient.seal(utf8('x')))).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SENDER' });
+    expect(shake(bare).accepted).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SENDER' });
+    // Once the grace is over (or ended by a revocation), the old key opens nothing.
+    grace = false;
+    expect(responder.open(client.seal(utf8('after the grace')))).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SENDER' });
+    expect(shake(responder).accepted).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SENDER' });
   });
 
   it('expires after its maximum age', () => {

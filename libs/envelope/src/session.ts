@@ -134,12 +134,16 @@ export class Session {
     return plaintext;
   }
 
-  /** Per frame, so that revoking or rotating the peer's key ends the session at once. */
+  /**
+   * Per frame, so that revoking the peer's key ends the session at once. A rotation of the peer's
+   * key ends it once the superseded grace is over (Directory.superseded): the peer keeps its
+   * sessions under the old key until it switches, a moment after its new entry is served.
+   */
   #peerStillValid(directory: Directory): boolean {
     const entry = directory.lookup(this.peerId);
     if (entry === undefined) return false;
     if (entry !== this.#peerEntry) {
-      if (!equalPublic(entry.x25519PublicKey, this.#init.peerStatic)) return false;
+      if (!equalPublic(entry.x25519PublicKey, this.#init.peerStatic)) return heldBySuperseded(directory, this.peerId, this.#init.peerStatic);
       this.#peerEntry = entry;
     }
     return true;
@@ -280,8 +284,9 @@ export class SessionResponder {
       }
     }
     if (hs === undefined) return reject('E_HANDSHAKE', 'handshake init does not authenticate', at(view));
-    // The initiator proved possession of this static key; it must be the one the directory names.
-    if (!provider.equal(hs.remoteStatic!, peer.x25519PublicKey)) {
+    // The initiator proved possession of this static key; it must be the one the directory names,
+    // or, while the grace of its rotation lasts, the one its new entry replaced (it switches a moment after that entry is served).
+    if (!provider.equal(hs.remoteStatic!, peer.x25519PublicKey) && !heldBySuperseded(this.#directory, view.sender, hs.remoteStatic!)) {
       return reject('E_UNKNOWN_SENDER', `'${view.sender}' handshook with a static key its directory entry does not hold`, at(view));
     }
 
@@ -370,4 +375,10 @@ function readReplyPayload(provider: CryptoProvider, payload: Uint8Array, header:
   const length = payload[DIGEST_LENGTH]!;
   if (payload.length !== DIGEST_LENGTH + 1 + length) return undefined;
   return decodeId(payload, DIGEST_LENGTH + 1, length);
+}
+
+/** Whether `id`'s entry that a rotation replaced a moment ago (its grace not over, not revoked) holds `x25519`. */
+function heldBySuperseded(directory: Directory, id: string, x25519: Uint8Array): boolean {
+  const old = directory.superseded?.(id);
+  return old !== undefined && equalPublic(old.x25519PublicKey, x25519);
 }
