@@ -78,6 +78,8 @@ export interface HandlerContext {
   readonly now: () => number;
   /** Publishes the principal's directory entry as the state now calls for and waits until it is served (before a reply that hands it out). */
   readonly published: (principal: string) => Promise<void>;
+  /** Principals whose rotation is being committed (an adoption is two facts): the overdue check passes them by. */
+  readonly rotating: Set<string>;
   /** Makes the bootstrap identity of an invite (its secrets go only into the reply). */
   readonly bootstrap: () => Promise<{ keys: VersionKeys; secrets: Record<string, string>; natsUser: string; natsSeed: string | null }>;
 }
@@ -334,12 +336,18 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     const trigger = (b['trigger'] ?? 'on_demand') as RotationTrigger;
     if (!(ROTATION_TRIGGERS as readonly string[]).includes(trigger)) throw new KeyCommandError('E_KEYS_REQUEST', `keys.rotate: "trigger" must be one of ${ROTATION_TRIGGERS.join(', ')}`, {});
     return serial(async () => {
-      const current = book.key(principal) ?? (await adopt(principal, b));
-      if (book.pendingInvite(principal) !== undefined) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} holds a bootstrap identity; enroll first`, {});
-      const version = current.versions.length + 1;
-      const { keys, natsUser } = newKeys(b, principal, version, 'keys.rotate');
-      const key = await commit({ type: 'keys.rotated', principal, by: req.peer, version, keys, at: ctx.now(), trigger, natsUser });
-      return certifyReply(key!, natsUser, b['admin'] === true && ctx.admins.includes(principal));
+      // Between an adoption's version 1 (dated at init) and its rotation, that version is not overdue.
+      ctx.rotating.add(principal);
+      try {
+        const current = book.key(principal) ?? (await adopt(principal, b));
+        if (book.pendingInvite(principal) !== undefined) throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.rotate: ${principal} holds a bootstrap identity; enroll first`, {});
+        const version = current.versions.length + 1;
+        const { keys, natsUser } = newKeys(b, principal, version, 'keys.rotate');
+        const key = await commit({ type: 'keys.rotated', principal, by: req.peer, version, keys, at: ctx.now(), trigger, natsUser });
+        return certifyReply(key!, natsUser, b['admin'] === true && ctx.admins.includes(principal));
+      } finally {
+        ctx.rotating.delete(principal);
+      }
     });
   };
 

@@ -237,9 +237,11 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   const rotationIntervalMs = options.rotationIntervalMs ?? (options.validityDays ?? 90) * DAY_MS;
   const overdueGraceMs = options.rotationOverdueGraceMs ?? 7 * DAY_MS;
   const overdueSent = new Set<string>();
+  const rotating = new Set<string>();
   const checkOverdue = (): void => {
     const at = now();
     for (const key of projection.book.principals()) {
+      if (rotating.has(key.id)) continue;
       const active = activeVersion(key);
       const after = rotateAfter(key, rotationIntervalMs);
       if (active === undefined || after === undefined || at < after + overdueGraceMs || projection.book.overdue(key.id, active.version)) continue;
@@ -298,6 +300,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         now,
         bootstrap,
         published: publishAndSee,
+        rotating,
       })),
     });
   } catch (e) {
