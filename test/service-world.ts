@@ -41,10 +41,10 @@ export interface PolicyWorld {
   readonly agentId: string;
   /** The enrolled agent asking the policy service (decisions time out after 2 s). */
   readonly agent: BulwarkClient;
-  /** The real policy main on the service's own key directory, with `extra` environment. */
+  /** The real policy main on the service's own key directory, with `extra` environment (NATS_URL in it: another way to the server). */
   startPolicy(extra: Record<string, string>): PolicyMain;
-  /** SIGTERM, and its exit. */
-  stop(m: PolicyMain): Promise<void>;
+  /** `signal` (default SIGTERM), and its exit. */
+  stop(m: PolicyMain, signal?: NodeJS.Signals): Promise<void>;
   /** Until the service answers `$SRV.PING` (30 s at most). */
   serving(m: PolicyMain): Promise<void>;
   /** One decision for the agent: how long it took, or why there was none (a policy allowing read(vault) is registered). */
@@ -139,16 +139,16 @@ export function usePolicyWorld(options: { readonly schema: string; readonly keyM
         proc.stderr!.on('data', (d: Buffer) => void (output += d.toString()));
         return { proc, output: () => output };
       },
-      async stop(m) {
+      async stop(m, signal = 'SIGTERM') {
         if (m.proc.exitCode !== null || m.proc.signalCode !== null) return;
         const exited = new Promise((r) => m.proc.once('exit', r));
-        m.proc.kill('SIGTERM');
+        m.proc.kill(signal);
         await exited;
       },
       async serving(m) {
         const deadline = Date.now() + 30_000;
         while (!(await answers())) {
-          if (Date.now() > deadline) throw new Error(`bulwark-policy does not answer: ${m.output()}`);
+          if (Date.now() > deadline || m.proc.exitCode !== null) throw new Error(`bulwark-policy (exit ${m.proc.exitCode}, pid ${m.proc.pid}) does not answer: ${m.output()}`);
           await new Promise((r) => setTimeout(r, 200));
         }
       },
