@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { initiateSession, SessionResponder, type Session } from './session.js';
-import { directoryOf, principal, providers, revoke, utf8, world } from './test-support/fixtures.js';
+import { signDirectoryEntry } from './directory.js';
+import { directoryOf, entryFor, principal, providers, revoke, ROOT_SEED, utf8, world } from './test-support/fixtures.js';
 import { expectEveryBitFlipRefused, oneBitPerByte } from './test-support/tamper.js';
 import { REPLAY_WINDOW_SIZE } from './replay-window.js';
 import { Mode } from './frame.js';
@@ -253,6 +254,43 @@ describe.each(providers.map((p) => [p.name, p] as const))('session mode (%s prov
     expect(() => server.seal(utf8('x'))).toThrow(/no longer has a valid directory entry/);
     revoke(provider, directory, policy);
     expect(() => client.seal(utf8('x'))).toThrow(/no longer has a valid directory entry/);
+  });
+
+  it("opens a reply its peer sealed before its own rotation reached the directory only while the superseded grace lasts, and never as the responder", () => {
+    const w = world(provider);
+    const old = entryFor(w.policy);
+    let grace = true;
+    // As KvDirectory answers: the replaced entry while its grace lasts, nothing once it ended (or the principal was revoked).
+    const graced = { lookup: (id: string) => w.directory.lookup(id), superseded: (id: string) => (grace && id === w.policy.id ? old : undefined) };
+    const responder = new SessionResponder({ ...w.common, directory: graced, self: w.policy, instanceId: 'policy-1' });
+    const pending = initiateSession({ ...w.common, directory: graced, self: w.agent, peerId: w.policy.id });
+    const accepted = responder.accept(pending.frame);
+    if (!accepted.ok) throw new Error(accepted.detail);
+    const completed = pending.complete(accepted.reply);
+    if (!completed.ok) throw new Error(completed.detail);
+    const { session: client } = completed;
+    const server = accepted.session;
+    expect(responder.open(client.seal(utf8('request')))).toMatchObject({ ok: true });
+    const replies = [server.seal(utf8('reply 1')), server.seal(utf8('reply 2'))];
+    // The responder rotates: its new entry reaches the client's directory while the replies are on the way.
+    expect(w.directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(principal(provider, w.policy.id, 9), { keyVersion: 2 }))).ok).toBe(true);
+    expect(client.open(replies[0]!)).toMatchObject({ ok: true });
+    // Nothing new goes to the old key: the next request handshakes with the new entry.
+    expect(() => client.seal(utf8('next'))).toThrow(/no longer has a valid directory entry/);
+    grace = false;
+    expect(client.open(replies[1]!)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SENDER' });
+    // The responder grants no such grace to an initiator that rotated.
+    const agentOld = entryFor(w.agent);
+    const graced2 = { lookup: (id: string) => w.directory.lookup(id), superseded: (id: string) => (id === w.agent.id ? agentOld : undefined) };
+    const responder2 = new SessionResponder({ ...w.common, directory: graced2, self: w.ledger, instanceId: 'ledger-1' });
+    const pending2 = initiateSession({ ...w.common, directory: graced2, self: w.agent, peerId: w.ledger.id });
+    const accepted2 = responder2.accept(pending2.frame);
+    if (!accepted2.ok) throw new Error(accepted2.detail);
+    const done2 = pending2.complete(accepted2.reply);
+    if (!done2.ok) throw new Error(done2.detail);
+    const inFlight = done2.session.seal(utf8('request before the agent rotated'));
+    expect(w.directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(principal(provider, w.agent.id, 10), { keyVersion: 2 }))).ok).toBe(true);
+    expect(responder2.open(inFlight)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SENDER' });
   });
 
   it('expires after its maximum age', () => {

@@ -125,7 +125,7 @@ export class Session {
     if (view.recipient !== this.#init.selfId) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#init.selfId}'`, at(view));
     if (view.sender !== this.peerId || view.sessionIdHex !== this.id) return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, at(view));
     if (now - this.establishedAt >= this.#init.maxAgeMs) return reject('E_UNKNOWN_SESSION', `session ${this.id} has expired`, at(view));
-    if (!this.#peerStillValid(directory)) {
+    if (!this.#peerStillValid(directory) && !this.#replyAfterPeerRotation(directory)) {
       return reject('E_UNKNOWN_SENDER', `'${this.peerId}' no longer has a valid directory entry with the session's static key`, at(view));
     }
     const defer = openOptions.deferCommit === true;
@@ -134,7 +134,21 @@ export class Session {
     return plaintext;
   }
 
-  /** Per frame, so that revoking or rotating the peer's key ends the session at once. */
+  /**
+   * The initiator's side only: a reply the responder sealed before its own rotation reached this
+   * directory (the request went out under the old entry, the new one arrived while it was being
+   * answered). It opens while the directory's superseded grace for the replaced entry lasts, the
+   * rule sealed frames already follow; a revocation ends the grace at once (`Directory.superseded`
+   * answers nothing for a revoked principal), and nothing new is ever sealed to the old key
+   * (`seal` stays strict, so the next request handshakes with the new entry).
+   */
+  #replyAfterPeerRotation(directory: Directory): boolean {
+    if (this.role !== 'initiator') return false;
+    const replaced = directory.superseded?.(this.peerId);
+    return replaced !== undefined && equalPublic(replaced.x25519PublicKey, this.#init.peerStatic);
+  }
+
+  /** Per frame, so that revoking or rotating the peer's key ends the session at once (a reply in flight across the peer's rotation: above). */
   #peerStillValid(directory: Directory): boolean {
     const entry = directory.lookup(this.peerId);
     if (entry === undefined) return false;
