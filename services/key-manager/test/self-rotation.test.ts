@@ -154,6 +154,46 @@ describe('the key manager rotates its own identity', () => {
     expect(h.ledger.committed.filter((e) => e.agentId === KM).map((e) => e.eventType)).toEqual(['keys.generated', 'keys.rotation_requested', 'keys.rotated']);
   });
 
+  it('rotates on the interval, with trigger interval (first its init version, then the version that rotation made)', async () => {
+    h = await ownKeysHarness();
+    await pause(1000);
+    const km = await h.start({ identity: await ownIdentity(h), rotationIntervalMs: 1000, selfRotationCheckMs: 200 });
+    await expect.poll(() => km.ownVersion, { timeout: 8000 }).toBeGreaterThanOrEqual(3);
+    const rotated = h.ledger.committed.filter((e) => e.eventType === 'keys.rotated' && e.agentId === KM);
+    expect(rotated.slice(0, 2).map((e) => [e.details['version'], e.details['trigger']])).toEqual([
+      [2, 'interval'],
+      [3, 'interval'],
+    ]);
+  });
+
+  it('never runs on a version the ledger did not commit: keys staged before a crash are set aside at start, and the next rotation commits them', async () => {
+    h = await ownKeysHarness();
+    // A crash after staging version 2 and before its commit leaves it in the store; the host loads the latest.
+    const staged = { ed25519: provider.ed25519.generateKeyPair(), x25519: provider.x25519.generateKeyPair() };
+    await h.store.put({ principal: KM, kind: 'ed25519', version: 2 }, staged.ed25519.secretKey);
+    await h.store.put({ principal: KM, kind: 'x25519', version: 2 }, staged.x25519.secretKey);
+    const loaded = await ownIdentity(h);
+    expect(loaded.version).toBe(2);
+    const km = await h.start({ identity: loaded });
+    expect(km.ownVersion).toBe(1);
+    expect(b64(loaded.ed25519.publicKey)).toBe(b64(h.world.identity(KM).ed25519.publicKey));
+    const admin = await adminClient(h);
+    await admin.keys.list();
+    expect(await km.rotateOwnIdentity()).toBe(2);
+    const view = await admin.keys.get(KM);
+    expect(view.versions[1]).toMatchObject({ version: 2, ed25519: b64(staged.ed25519.publicKey), x25519: b64(staged.x25519.publicKey) });
+  });
+
+  it('refuses to start on keys that are not the ones the ledger certified for its version', async () => {
+    h = await ownKeysHarness();
+    const km = await h.start({ identity: await ownIdentity(h) });
+    expect(await km.rotateOwnIdentity()).toBe(2);
+    await km.stop();
+    // Version 2 claimed with version 1's keys (a store put back from before the rotation, relabelled).
+    const v1 = await loadIdentity(h.store, KM, 1);
+    await expect(h.start({ identity: { id: KM, version: 2, ed25519: v1.ed25519, x25519: v1.x25519 } })).rejects.toMatchObject({ code: 'E_KEYS_SELF_VERSION' });
+  });
+
   it('does not rotate itself when its identity is not in its own store (it could not keep a new version)', async () => {
     h = await harness();
     const km = await h.start();

@@ -89,6 +89,33 @@ export async function previousX25519Of(store: KeyStore, id: string, except: numb
 }
 
 /**
+ * At start, before the ledger is read (its reader handshakes as this identity, so it must be one
+ * the directory certifies): the version its root-signed directory entry names, when the store
+ * holds it. The host loads the latest version in the store, which may be one staged before a
+ * crash and never committed; the book decides afterwards (`settleOwnVersion`).
+ */
+export async function settleOnDirectory(identity: OwnIdentity, store: KeyStore, directory: Directory, logger?: Logger): Promise<void> {
+  const entry = directory.lookup(identity.id);
+  if (entry === undefined) return;
+  if (entry.keyVersion !== identity.version) {
+    let stored;
+    try {
+      stored = await loadIdentity(store, identity.id, entry.keyVersion);
+    } catch (e) {
+      throw selfError('E_KEYS_SELF_VERSION', `${identity.id}: its directory entry is version ${entry.keyVersion}, which its key store does not hold (${e instanceof Error ? e.message : String(e)}); refusing to run on other keys`, identity.id);
+    }
+    logger?.warn({ principal: identity.id, loaded: identity.version, certified: entry.keyVersion }, `key manager: starts on version ${entry.keyVersion}, the one its directory entry certifies (a later version in its store was staged, not committed)`);
+    identity.ed25519 = stored.ed25519;
+    identity.x25519 = stored.x25519;
+    identity.version = entry.keyVersion;
+    identity.previousX25519 = await previousX25519Of(store, identity.id, entry.keyVersion);
+  }
+  if (b64(entry.ed25519PublicKey) !== keysOf(identity).ed25519 || b64(entry.x25519PublicKey) !== keysOf(identity).x25519) {
+    throw selfError('E_KEYS_SELF_VERSION', `${identity.id}: its stored version ${identity.version} is not the keys its directory entry certifies; refusing to run`, identity.id);
+  }
+}
+
+/**
  * At start, once the book is rebuilt: the live identity becomes the version the ledger holds as
  * the latest (a version staged but never committed is not used; one committed but never switched
  * to before a crash is), and its keys must be the ones the ledger certified (fail secure).
@@ -148,14 +175,15 @@ export function startSelfRotation(options: SelfRotationOptions): SelfRotation {
     if (live.version !== current.versions.length) throw selfError('E_KEYS_SELF_VERSION', `${id}: runs on version ${live.version} but the ledger holds ${current.versions.length}; not rotating`, id);
     // 1. Staged: a restart after the commit loads these keys.
     const next = await stage(version);
+    // Handshakes and frames made to the new key open from now on: a peer may see the new entry before this instance does.
+    const earlier = (live.previousX25519 ?? []).filter((k) => b64(k.publicKey) !== b64(next.x25519.publicKey));
+    live.previousX25519 = [next.x25519, ...earlier];
     // 2. Committed as any holder's rotation, sealed under the current version.
     await options.commit({ type: 'keys.rotated', principal: id, by: id, version, keys: keysOf(next), at: options.now(), trigger, natsUser: null });
     // 3. The applied fact publishes the root-signed entry (service.ts); our directory serves it.
     const deadline = Date.now() + 5000;
     while (options.directory.lookup(id)?.keyVersion !== version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    // 4. Switched in place: first open frames made to either key while peers' directories catch up, then seal under the new one.
-    const earlier = live.previousX25519 ?? [];
-    live.previousX25519 = [next.x25519, ...earlier];
+    // 4. Switched in place: frames made to either key open while peers' directories catch up, then it seals under the new one.
     await new Promise((r) => setTimeout(r, SWITCH_SETTLE_MS));
     live.previousX25519 = [live.x25519, ...earlier];
     live.x25519 = next.x25519;

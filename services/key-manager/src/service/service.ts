@@ -23,7 +23,7 @@ import { SWITCH_SETTLE_MS } from '@bulwark/client';
 import { Certifier } from './certifier.js';
 import { startCompromiseRaises, type CompromiseRaises } from './compromise.js';
 import { commitFact, createHandlers, FACT_SUBJECTS } from './handlers.js';
-import { holdsOwnKeys, previousX25519Of, settleOwnVersion, startSelfRotation, type OwnIdentity, type SelfRotation } from './self-rotation.js';
+import { holdsOwnKeys, previousX25519Of, settleOnDirectory, settleOwnVersion, startSelfRotation, type OwnIdentity, type SelfRotation } from './self-rotation.js';
 import { KeyProjection } from './projection.js';
 
 const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
@@ -113,7 +113,10 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   const ownsKeys = await holdsOwnKeys(options.store, identity);
   // Its own rotation (started once it serves; the applied facts reach it through here).
   const own: { rotation?: SelfRotation } = {};
-  if (ownsKeys) identity.previousX25519 = await previousX25519Of(options.store, identity.id, identity.version);
+  if (ownsKeys) {
+    identity.previousX25519 = await previousX25519Of(options.store, identity.id, identity.version);
+    await settleOnDirectory(identity, options.store, directory, logger);
+  }
   const sender = new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL });
   const events = createEventPublisher(bus, sender);
   const rejections = createRejectionReporter(events, { reporter: identity.id });
