@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { connectBus, type Bus } from '@bulwark/bus';
 import { enrollWithJoinBundle, parseJoinBundle, type Certified } from '@bulwark/client';
 import type { KvDirectory } from '@bulwark/bus';
-import { generateKey } from '@bulwark/keystore';
+import { generateKey, loadIdentity } from '@bulwark/keystore';
 import { encodeNkeySeed, inboxPrefixFor, issueUserJwt, nkeyPair, permissionsFor } from '@bulwark/nats-auth';
 import { startPrivateBulwark, type PrivateBulwark } from '../../../test/attack/private-bulwark.js';
 import { NatsRevoker, type KeyManager, type KeyManagerOptions } from '../src/index.js';
@@ -32,7 +32,8 @@ export interface EnrolledAgent {
   readonly credentials: { jwt: string; seed: Uint8Array };
 }
 
-export async function startOperatorWorld(options: { keyStore?: 'file' | 'hsm'; km?: Partial<KeyManagerOptions> } = {}): Promise<OperatorWorld> {
+/** `ownKeys`: svc.key-manager's own (init) identity is in its custody store too, as `bulwark init` leaves it, and it starts with it loaded from there. */
+export async function startOperatorWorld(options: { keyStore?: 'file' | 'hsm'; km?: Partial<KeyManagerOptions>; ownKeys?: boolean } = {}): Promise<OperatorWorld> {
   const pb = await startPrivateBulwark();
   const rootSeed = async (kind: 'nats-account' | 'nats-operator' | 'nats-system-account') => (await pb.store.get({ principal: 'root', kind, version: 1 })).secretKey;
   const userFor = async (name: string): Promise<{ credentials: { jwt: string; seed: Uint8Array }; inboxPrefix?: string }> => {
@@ -56,7 +57,15 @@ export async function startOperatorWorld(options: { keyStore?: 'file' | 'hsm'; k
     },
   });
   const revoker = await NatsRevoker.open({ store: h.store, provider, url: pb.url });
-  const km = await h.start({ revoker, ...options.km });
+  let own: Partial<KeyManagerOptions> = {};
+  if (options.ownKeys === true) {
+    const init = h.world.identity(KM);
+    await h.store.put({ principal: KM, kind: 'ed25519', version: 1 }, init.ed25519.secretKey);
+    await h.store.put({ principal: KM, kind: 'x25519', version: 1 }, init.x25519.secretKey);
+    const loaded = await loadIdentity(h.store, KM);
+    own = { identity: { id: loaded.id, version: loaded.version, ed25519: loaded.ed25519, x25519: loaded.x25519 } };
+  }
+  const km = await h.start({ revoker, ...own, ...options.km });
   return {
     pb,
     h,
