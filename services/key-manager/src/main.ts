@@ -38,7 +38,7 @@ serviceMain({
     custody = await openKeyManagerStore(config, crypto, env);
     return custody.store;
   },
-  start: async ({ bus, config, crypto, identity, directory, store, ledgerPublicKey, authenticated, settings, log, defer, env }) => {
+  start: async ({ bus, config, crypto, identity, directory, store, ledgerPublicKey, authenticated, settings, log, defer, env, ownCredentialsChanged }) => {
     const ledgerKey = ledgerPublicKey();
     // NATS revocations only where the bus authenticates (the store then holds the operator's keys).
     const revoker = authenticated ? await NatsRevoker.open({ store, provider: crypto, url: config.nats.url }) : undefined;
@@ -60,6 +60,9 @@ serviceMain({
       rotationIntervalMs: keyRotationIntervalMs(config.security.key_rotation_interval_days, env),
       selfRotationCheckMs: keyRotationCheckMs(keyRotationIntervalMs(config.security.key_rotation_interval_days, env), env),
       ...(revoker === undefined ? {} : { revoker }),
+      // Its own rotation moves its NATS user where the bus authenticates; the host's renewal follows it.
+      busAuthenticated: authenticated,
+      onOwnCredentials: ownCredentialsChanged,
       logger: log,
     });
     log.info({ instance: service.instanceId, principals: service.projection.book.principals().length }, 'key-manager: running');

@@ -20,6 +20,8 @@ export interface OperatorWorld {
   readonly h: Harness;
   readonly revoker: NatsRevoker;
   readonly km: KeyManager;
+  /** The NATS user the key manager's connection started as. */
+  readonly kmNatsUser: string;
   enrollAgent(admin: { call: (subject: typeof Commands.keys.invite, body: unknown) => Promise<unknown> }, reader: KvDirectory, options?: { maxReconnectAttempts?: number }): Promise<EnrolledAgent>;
   close(): Promise<void>;
 }
@@ -36,11 +38,13 @@ export interface EnrolledAgent {
 export async function startOperatorWorld(options: { keyStore?: 'file' | 'hsm'; km?: Partial<KeyManagerOptions>; ownKeys?: boolean } = {}): Promise<OperatorWorld> {
   const pb = await startPrivateBulwark();
   const rootSeed = async (kind: 'nats-account' | 'nats-operator' | 'nats-system-account') => (await pb.store.get({ principal: 'root', kind, version: 1 })).secretKey;
+  let kmNatsUser = '';
   const userFor = async (name: string): Promise<{ credentials: { jwt: string; seed: Uint8Array }; inboxPrefix?: string }> => {
     const account = nkeyPair('nats-account', await rootSeed('nats-account'));
     const raw = generateKey(provider, 'nats-user');
     const user = nkeyPair('nats-user', raw);
     const isKm = name === 'key-manager';
+    if (isKm) kmNatsUser = user.getPublicKey();
     const permissions = isKm ? permissionsFor({ kind: 'principal', id: KM }, pb.namespace) : { publish: ['>'], subscribe: ['>'], respond: true };
     const jwt = await issueUserJwt(isKm ? KM : `test-${name}`, user, account, permissions, Date.now() + 3_600_000);
     account.clear();
@@ -71,6 +75,7 @@ export async function startOperatorWorld(options: { keyStore?: 'file' | 'hsm'; k
     h,
     revoker,
     km,
+    kmNatsUser,
     async enrollAgent(admin, reader, o = {}) {
       const id = `agent.${randomUUID()}`;
       const invitation = (await admin.call(Commands.keys.invite, { principal: id, ttlMs: 60_000 })) as { join: string };

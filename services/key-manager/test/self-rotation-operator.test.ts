@@ -1,11 +1,12 @@
 // The key manager's own rotation where the bus authenticates (NATS operator mode, operator-world.ts):
-// its NATS user would have to move with its keys (a new user JWT, Bus.switchUser, the host's
-// renewal following), which is not implemented, so it refuses to rotate itself there rather than
-// leave a NATS user recorded for no version (one a revocation could not reach). Nothing is committed.
+// its NATS user moves with its keys. The new user's JWT it signs itself with the account key, the
+// nkey is stored with the version, `keys.rotated` records it, and the connection switches to it
+// (Bus.switchUser). Proved on the bus: revoking the user it started as, then the user of a version
+// it rotated away from, cuts off neither it nor the commands it serves.
+import { Commands } from '@bulwark/bus';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOperatorWorld, type OperatorWorld } from './operator-world.js';
 import { ADMIN, KM } from './world.js';
-import { Commands } from '@bulwark/bus';
 
 let w: OperatorWorld;
 beforeAll(async () => {
@@ -15,12 +16,27 @@ afterAll(async () => {
   await w?.close();
 });
 
-describe('the key manager in NATS operator mode', () => {
-  it('does not rotate its own identity (its NATS user would have to move too): refused, nothing committed, still serving', async () => {
-    await expect(w.km.rotateOwnIdentity()).rejects.toMatchObject({ code: 'E_KEYS_SELF_ROTATION', message: expect.stringMatching(/the bus authenticates/) as unknown as string });
-    expect(w.h.ledger.committed.filter((e) => e.agentId === KM)).toEqual([]);
-    expect(w.km.ownVersion).toBe(1);
+describe('the key manager rotates its own identity in NATS operator mode', () => {
+  it('moves its connection to the new NATS user of each version: revoking the users it left cuts nothing off', async () => {
     const admin = await w.h.client(w.h.world.identity(ADMIN));
-    expect(await admin.call(Commands.keys.list, {})).toMatchObject({ principals: [] });
+    expect(await w.km.rotateOwnIdentity()).toBe(2);
+    const u2 = w.km.projection.book.natsUser(KM, 2);
+    expect(u2).toMatch(/^U[A-Z2-7]{55}$/);
+    expect(u2).not.toBe(w.kmNatsUser);
+    // The user it started as, revoked on the bus: a connection still on it would be closed and refused.
+    await w.revoker.push(new Map([[w.kmNatsUser, Date.now()]]), { force: true });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await admin.call(Commands.keys.list, {})).toMatchObject({ principals: [{ principal: KM, activeVersion: 2 }] });
+    expect(await w.km.rotateOwnIdentity()).toBe(3);
+    const u3 = w.km.projection.book.natsUser(KM, 3);
+    expect(u3).not.toBe(u2);
+    // Its version 2 revoked by an administrator: the key manager pushes the revocation of u2 itself.
+    await admin.call(Commands.keys.revoke, { principal: KM, reason: 'superseded', version: 2 });
+    await w.km.settled();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await admin.call(Commands.keys.get, { principal: KM })).toMatchObject({ activeVersion: 3, versions: [{ state: 'verify_only' }, { state: 'revoked' }, { state: 'active' }] });
+    expect(h().ledger.committed.filter((e) => e.eventType === 'keys.rotated' && e.agentId === KM).map((e) => e.details['natsUser'])).toEqual([u2, u3]);
   }, 60_000);
 });
+
+const h = () => w.h;

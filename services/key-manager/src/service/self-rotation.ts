@@ -25,7 +25,8 @@ import { SWITCH_SETTLE_MS } from '@bulwark/client';
 import type { CryptoProvider, X25519KeyPair, Ed25519KeyPair } from '@bulwark/crypto';
 import type { Directory } from '@bulwark/envelope';
 import { BulwarkError } from '@bulwark/errors';
-import { loadIdentity, type KeyStore } from '@bulwark/keystore';
+import { generateKey, loadIdentity, type FileKeyStore, type KeyStore } from '@bulwark/keystore';
+import { encodeNkeySeed, nkeyPair, storeNatsUser, storeRenewedJwt } from '@bulwark/nats-auth';
 import { activeVersion, rotateAfter, type KeyBook, type KeyFact, type PrincipalKey, type RotationTrigger, type VersionKeys } from '@bulwark/ledger-reader';
 import type { Logger } from '@bulwark/telemetry';
 
@@ -51,8 +52,19 @@ export interface SelfRotationOptions {
   /** The rotation interval; the check runs every tenth of it, at most 60 s. */
   readonly intervalMs: number;
   readonly checkMs?: number;
-  /** Why it is off (the bus authenticates), or undefined when on. */
+  /** Why it is off, or undefined when on. */
   readonly off?: string;
+  /**
+   * Where the bus authenticates: its NATS user moves with its keys. `issue` signs a user JWT for a
+   * new nkey with the account key (as `renewOwn`), `switchTo` moves the connection (`Bus.switchUser`),
+   * `onSwitched` lets the host's credential renewal follow the new user.
+   */
+  readonly nats?: {
+    readonly store: FileKeyStore;
+    issue(natsUser: string): Promise<string>;
+    switchTo(credentials: { jwt: string; seed: Uint8Array }): Promise<void>;
+    readonly onSwitched?: (credentials: { jwt: string; seed: Uint8Array }, version: number) => void;
+  };
   readonly now: () => number;
   readonly logger?: Logger;
 }
@@ -168,6 +180,26 @@ export function startSelfRotation(options: SelfRotationOptions): SelfRotation {
     return { ed25519: staged.ed25519, x25519: staged.x25519 };
   };
 
+  /** The next version's NATS user (staged likewise: an nkey kept from an attempt never committed is reused, with a fresh JWT). */
+  const stageNats = async (version: number): Promise<{ natsUser: string; jwt: string; seed: Uint8Array } | null> => {
+    const nats = options.nats;
+    if (nats === undefined) return null;
+    const ref = { principal: id, kind: 'nats-user' as const, version };
+    const kept = await nats.store.has(ref);
+    const raw = kept ? (await nats.store.get(ref)).secretKey : generateKey(provider, 'nats-user');
+    try {
+      const pair = nkeyPair('nats-user', raw);
+      const natsUser = pair.getPublicKey();
+      pair.clear();
+      const jwt = await nats.issue(natsUser);
+      if (kept) await storeRenewedJwt(nats.store, id, version, jwt);
+      else await storeNatsUser(nats.store, id, version, raw, jwt);
+      return { natsUser, jwt, seed: encodeNkeySeed('nats-user', raw) };
+    } finally {
+      raw.fill(0);
+    }
+  };
+
   const rotateNow = async (trigger: RotationTrigger): Promise<number> => {
     if (options.off !== undefined) throw selfError('E_KEYS_SELF_ROTATION', `${id}: does not rotate its own identity here: ${options.off}`, id);
     const current = await adopt();
@@ -175,11 +207,12 @@ export function startSelfRotation(options: SelfRotationOptions): SelfRotation {
     if (live.version !== current.versions.length) throw selfError('E_KEYS_SELF_VERSION', `${id}: runs on version ${live.version} but the ledger holds ${current.versions.length}; not rotating`, id);
     // 1. Staged: a restart after the commit loads these keys.
     const next = await stage(version);
+    const nats = await stageNats(version);
     // Handshakes and frames made to the new key open from now on: a peer may see the new entry before this instance does.
     const earlier = (live.previousX25519 ?? []).filter((k) => b64(k.publicKey) !== b64(next.x25519.publicKey));
     live.previousX25519 = [next.x25519, ...earlier];
     // 2. Committed as any holder's rotation, sealed under the current version.
-    await options.commit({ type: 'keys.rotated', principal: id, by: id, version, keys: keysOf(next), at: options.now(), trigger, natsUser: null });
+    await options.commit({ type: 'keys.rotated', principal: id, by: id, version, keys: keysOf(next), at: options.now(), trigger, natsUser: nats?.natsUser ?? null });
     // 3. The applied fact publishes the root-signed entry (service.ts); our directory serves it.
     const deadline = Date.now() + 5000;
     while (options.directory.lookup(id)?.keyVersion !== version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
@@ -189,6 +222,11 @@ export function startSelfRotation(options: SelfRotationOptions): SelfRotation {
     live.x25519 = next.x25519;
     live.ed25519 = next.ed25519;
     live.version = version;
+    // Its NATS connection as the new user (one reconnect, subscriptions resumed), then the host's renewal follows it.
+    if (nats !== null && options.nats !== undefined) {
+      await options.nats.switchTo({ jwt: nats.jwt, seed: nats.seed });
+      options.nats.onSwitched?.({ jwt: nats.jwt, seed: nats.seed }, version);
+    }
     rotations++;
     logger?.info({ principal: id, version, trigger }, `key manager: its own identity rotated to version ${version}`);
     return version;

@@ -11,7 +11,7 @@
 import { createEventPublisher, createRejectionReporter, ensureStreams, LEDGER_PRINCIPAL, publishDirectoryEntry, serveCommands, type Bus, type CommandServer } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory } from '@bulwark/envelope';
-import { generateKey as generateRawKey, type KeyStore, type RootSigner } from '@bulwark/keystore';
+import { FileKeyStore, generateKey as generateRawKey, type KeyStore, type RootSigner } from '@bulwark/keystore';
 import { encodeNkeySeed, nkeyPair } from '@bulwark/nats-auth';
 import { encodeEvent, newEvent } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
@@ -75,6 +75,10 @@ export interface KeyManagerOptions {
   readonly channels?: readonly ConfiguredChannel[];
   /** Lifetime of the NATS user JWTs it issues (enroll, rotate, renew; default 24 h, renewed at half-life by `@bulwark/client`'s CredentialRenewal). */
   readonly credentialLifetimeMs?: number;
+  /** Whether its bus connection authenticates as its own NATS user (default: its store holds the NATS account key); then its NATS user moves with its own rotation. */
+  readonly busAuthenticated?: boolean;
+  /** After its own rotation moved its connection to a new NATS user: the host's credential renewal follows it (main.ts). */
+  readonly onOwnCredentials?: (credentials: { jwt: string; seed: Uint8Array }, version: number) => void;
   /** How often it checks whether its own identity is due to rotate (default a tenth of `rotationIntervalMs`, at most 60 s; SYMBIONT_KEY_ROTATION_CHECK_MS). */
   readonly selfRotationCheckMs?: number;
   readonly bootTimeoutMs?: number;
@@ -288,10 +292,13 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   overdue.unref();
 
   const commitOwn = (fact: Parameters<typeof commitFact>[1]) => commitFact({ projection, events, applyWaitMs: options.applyWaitMs ?? 5000 }, fact);
+  // Where the bus authenticates its NATS user moves with its keys: the user goes into its (file) store with the version.
+  const busAuthenticated = options.busAuthenticated ?? certifier.issuesNatsUsers;
+  const natsStore = options.store instanceof FileKeyStore ? options.store : undefined;
   const selfOff = !ownsKeys
     ? 'its identity keys are not in its own key store (it could not keep a new version)'
-    : certifier.issuesNatsUsers
-      ? 'the bus authenticates, and moving its own NATS user at a rotation is not implemented'
+    : busAuthenticated && (!certifier.issuesNatsUsers || natsStore === undefined)
+      ? 'the bus authenticates, and its store cannot issue and keep a new NATS user for it'
       : undefined;
   if (selfOff !== undefined) logger?.info({ principal: identity.id, why: selfOff }, 'key manager: its own identity does not rotate');
 
@@ -370,6 +377,26 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     intervalMs: rotationIntervalMs,
     ...(options.selfRotationCheckMs === undefined ? {} : { checkMs: options.selfRotationCheckMs }),
     ...(selfOff === undefined ? {} : { off: selfOff }),
+    ...(busAuthenticated && natsStore !== undefined
+      ? {
+          nats: {
+            store: natsStore,
+            issue: (natsUser: string) => certifier.userJwt(identity.id, false, natsUser, now() + credentialLifetimeMs),
+            switchTo: async (credentials: { jwt: string; seed: Uint8Array }) => {
+              await bus.switchUser(credentials);
+              // Back on the bus as the new user before the rotation returns: while it reconnects it answers nothing.
+              const started = Date.now();
+              let down = false;
+              while (Date.now() - started < 10_000) {
+                if (!bus.isConnected()) down = true;
+                else if (down || Date.now() - started > 1000) break;
+                await new Promise((r) => setTimeout(r, 5));
+              }
+            },
+            ...(options.onOwnCredentials === undefined ? {} : { onSwitched: options.onOwnCredentials }),
+          },
+        }
+      : {}),
     now,
     ...(logger === undefined ? {} : { logger }),
   });
