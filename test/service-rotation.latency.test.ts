@@ -250,5 +250,12 @@ describe("a service rotates its own identity on the interval while it serves", (
     const listed = await b.bulwark(['keys', 'list', '--as', 'analyst.admin', '--nats', b.url]);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`${SERVICE.replace('.', '\\.')}  active v${latest} .*rotation OVERDUE`));
+    // The key manager rotated its own identity on the same interval meanwhile (its keys in its store, as init leaves them):
+    // the real ledger committed its keys.rotated, produced by svc.key-manager, and it kept serving (above).
+    const own = await db!.selectFrom('events').select(['producer']).where('agent_id', '=', ServicePrincipals.keys).where('event_type', '=', 'keys.rotated').execute();
+    expect(own.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(own.map((r) => r.producer))).toEqual(new Set([ServicePrincipals.keys]));
+    // Committed, then switched a moment later: one behind at most.
+    expect(km!.ownVersion).toBeGreaterThanOrEqual(own.length);
   }, 30_000);
 });
