@@ -90,7 +90,7 @@ describe("a service rotates its own identity on the interval while it serves", (
   }, 30_000);
 
   it('records a version its holder did not rotate in time as overdue, once, and `keys list` shows it', async () => {
-    const { b, admin, db } = world();
+    const { b, admin, db, km } = world();
     // The service is stopped: its latest version ages past the interval and the grace.
     await expect.poll(async () => (await admin.keys.get(SERVICE)).rotationOverdue, { timeout: ROTATE_MS + OVERDUE_GRACE_MS + 10_000, interval: 250 }).toBe(true);
     await new Promise((r) => setTimeout(r, 1500)); // several more checks
@@ -102,5 +102,12 @@ describe("a service rotates its own identity on the interval while it serves", (
     const listed = await b.bulwark(['keys', 'list', '--as', 'analyst.admin', '--nats', b.url]);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`${SERVICE.replace('.', '\\.')}  active v${latest} .*rotation OVERDUE`));
+    // The key manager rotated its own identity on the same interval meanwhile (its keys in its store, as init leaves them):
+    // the real ledger committed its keys.rotated, produced by svc.key-manager, and it kept serving (above).
+    const own = await db.selectFrom('events').select(['producer']).where('agent_id', '=', ServicePrincipals.keys).where('event_type', '=', 'keys.rotated').execute();
+    expect(own.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(own.map((r) => r.producer))).toEqual(new Set([ServicePrincipals.keys]));
+    // Committed, then switched a moment later: one behind at most.
+    expect(km.ownVersion).toBeGreaterThanOrEqual(own.length);
   }, 30_000);
 });

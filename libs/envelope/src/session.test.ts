@@ -284,6 +284,31 @@ describe.each(providers.map((p) => [p.name, p] as const))('session mode (%s prov
     expect(shake(responder).accepted).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SENDER' });
   });
 
+  it("opens a reply its peer sealed before its own rotation reached the directory only while the superseded grace lasts, and seals nothing new to the old key", () => {
+    const w = world(provider);
+    const old = entryFor(w.policy);
+    let grace = true;
+    // As KvDirectory answers: the replaced entry while its grace lasts, nothing once it ended (or the principal was revoked).
+    const graced = { lookup: (id: string) => w.directory.lookup(id), superseded: (id: string) => (grace && id === w.policy.id ? old : undefined) };
+    const responder = new SessionResponder({ ...w.common, directory: graced, self: w.policy, instanceId: 'policy-1' });
+    const pending = initiateSession({ ...w.common, directory: graced, self: w.agent, peerId: w.policy.id });
+    const accepted = responder.accept(pending.frame);
+    if (!accepted.ok) throw new Error(accepted.detail);
+    const completed = pending.complete(accepted.reply);
+    if (!completed.ok) throw new Error(completed.detail);
+    const { session: client } = completed;
+    const server = accepted.session;
+    expect(responder.open(client.seal(utf8('request')))).toMatchObject({ ok: true });
+    const replies = [server.seal(utf8('reply 1')), server.seal(utf8('reply 2'))];
+    // The responder rotates: its new entry reaches the client's directory while the replies are on the way.
+    expect(w.directory.put(signDirectoryEntry(provider, ROOT_SEED, entryFor(principal(provider, w.policy.id, 9), { keyVersion: 2 }))).ok).toBe(true);
+    expect(client.open(replies[0]!)).toMatchObject({ ok: true });
+    // Nothing new goes to the old key: the next request handshakes with the new entry.
+    expect(() => client.seal(utf8('next'))).toThrow(/no longer has a valid directory entry/);
+    grace = false;
+    expect(client.open(replies[1]!)).toMatchObject({ ok: false, reason: 'E_UNKNOWN_SENDER' });
+  });
+
   it('expires after its maximum age', () => {
     const w = world(provider);
     const responder = new SessionResponder({ ...w.common, self: w.policy, instanceId: 'policy-1', maxAgeMs: 1000 });

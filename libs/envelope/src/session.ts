@@ -103,7 +103,7 @@ export class Session {
     if (now - this.establishedAt >= this.#init.maxAgeMs) {
       throw new EnvelopeError('E_SESSION_EXPIRED', `envelope: session ${this.id} with '${this.peerId}' is older than ${this.#init.maxAgeMs} ms; handshake again`, { sessionId: this.id });
     }
-    if (!this.#peerStillValid(directory)) {
+    if (!this.#peerStillValid(directory, true)) {
       throw new EnvelopeError('E_UNKNOWN_PEER', `envelope: '${this.peerId}' no longer has a valid directory entry for session ${this.id}`, { peerId: this.peerId });
     }
     return sealData(options.provider, this.#template, this.#init.sendKeys, this.#counter.take(), now, plaintext, options.maxFrameSize);
@@ -125,7 +125,7 @@ export class Session {
     if (view.recipient !== this.#init.selfId) return reject('E_WRONG_RECIPIENT', `frame for '${view.recipient}' reached '${this.#init.selfId}'`, at(view));
     if (view.sender !== this.peerId || view.sessionIdHex !== this.id) return reject('E_UNKNOWN_SESSION', `no session ${view.sessionIdHex} with '${view.sender}' here`, at(view));
     if (now - this.establishedAt >= this.#init.maxAgeMs) return reject('E_UNKNOWN_SESSION', `session ${this.id} has expired`, at(view));
-    if (!this.#peerStillValid(directory)) {
+    if (!this.#peerStillValid(directory, false)) {
       return reject('E_UNKNOWN_SENDER', `'${this.peerId}' no longer has a valid directory entry with the session's static key`, at(view));
     }
     const defer = openOptions.deferCommit === true;
@@ -136,14 +136,17 @@ export class Session {
 
   /**
    * Per frame, so that revoking the peer's key ends the session at once. A rotation of the peer's
-   * key ends it once the superseded grace is over (Directory.superseded): the peer keeps its
-   * sessions under the old key until it switches, a moment after its new entry is served.
+   * key ends it once the superseded grace is over (Directory.superseded; a revocation ends the
+   * grace at once): a responder keeps its session with an initiator that rotated until the
+   * initiator switches, a moment after its new entry is served; an initiator opens the replies its
+   * responder sealed before its own rotation reached this directory, but seals nothing new to the
+   * old key (its next request handshakes with the new entry).
    */
-  #peerStillValid(directory: Directory): boolean {
+  #peerStillValid(directory: Directory, sealing: boolean): boolean {
     const entry = directory.lookup(this.peerId);
     if (entry === undefined) return false;
     if (entry !== this.#peerEntry) {
-      if (!equalPublic(entry.x25519PublicKey, this.#init.peerStatic)) return heldBySuperseded(directory, this.peerId, this.#init.peerStatic);
+      if (!equalPublic(entry.x25519PublicKey, this.#init.peerStatic)) return (this.role === 'responder' || !sealing) && heldBySuperseded(directory, this.peerId, this.#init.peerStatic);
       this.#peerEntry = entry;
     }
     return true;

@@ -45,6 +45,11 @@ export interface ServiceContext<S> extends EarlyContext {
   ledgerPublicKey(): Uint8Array;
   /** A clean-up for something the service opened: run at stop after the service's own stop, last registered first. */
   defer(cleanup: () => Promise<unknown> | void): void;
+  /**
+   * The service moved its bus connection to another NATS user of its own (the key manager rotating
+   * its identity: `Bus.switchUser`, the user stored as `version`): the credential renewal follows it.
+   */
+  ownCredentialsChanged(credentials: { jwt: string; seed: Uint8Array }, version: number): void;
 }
 
 /** A started service. */
@@ -185,6 +190,9 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       if (key === undefined) throw new InputError('E_CONFIG', `${definition.name}: no directory entry for ${LEDGER_PRINCIPAL} and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified`, {});
       return key;
     };
+    // Its NATS credentials renewed at half-life (started below, once the service runs); a service that moves its own user says so here.
+    let renewal: ServiceKeys | undefined;
+    let movedTo: { credentials: { jwt: string; seed: Uint8Array }; version: number } | undefined;
     const context: ServiceContext<S> = {
       ...early,
       settings,
@@ -196,6 +204,10 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       authenticated: credentials.credentials !== undefined,
       ledgerPublicKey,
       defer: (cleanup) => void cleanups.push(cleanup),
+      ownCredentialsChanged: (moved, version) => {
+        if (renewal === undefined) movedTo = { credentials: moved, version };
+        else renewal.follow(moved, version);
+      },
     };
     // A rotation staged before this start (a stop while it was out) is settled first: the start may
     // wait on requests that only the settled identity gets answered.
@@ -209,11 +221,11 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       if (!stopped) await service.stop();
     });
     // Its NATS credentials renewed at half-life (a JWT without an expiry needs none), and its identity rotated when due.
-    let renewal: ServiceKeys | undefined;
     if (busCredentials !== undefined) {
       const rotation = definition.rotatesOwnKeys === true ? { rotation: { intervalMs: rotationIntervalMs, checkMs: rotationCheckMs } } : {};
       renewal = startServiceKeys({ bus, store, credentials: busCredentials, identity, directory, crypto, log, ...rotation, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
       cleanups.push(() => renewal?.stop());
+      if (movedTo !== undefined) renewal.follow(movedTo.credentials, movedTo.version);
     }
     telemetry.setHealth(service.health === undefined ? () => checkReadiness(bus) : () => service.health!());
     log.info({ metrics: telemetry.metricsUrl, otlp: telemetry.otlp }, `${definition.name}: telemetry`);

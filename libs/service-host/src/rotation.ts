@@ -58,6 +58,8 @@ export interface ServiceKeys {
   readonly rotations: number;
   /** Rotates now (on demand); resolves with the new version. One rotation at a time. */
   rotate(trigger?: 'on_demand' | 'interval' | 'compromise'): Promise<number>;
+  /** The service moved its connection to another NATS user itself (the key manager's own rotation): renewal follows that user, version `version` in the store. */
+  follow(credentials: { jwt: string; seed: Uint8Array }, version: number): void;
   stop(): void;
 }
 
@@ -148,6 +150,10 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
       store === undefined
         ? Promise.reject(unkept())
         : rotation.rotate(trigger),
+    follow(credentials, version) {
+      natsVersion = version;
+      startRenewal(credentials);
+    },
     stop() {
       rotation.stop();
       renewal?.stop();

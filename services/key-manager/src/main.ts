@@ -16,7 +16,7 @@
 import { ServicePrincipals } from '@bulwark/bus';
 import { InputError } from '@bulwark/errors';
 import { isPrincipalId } from '@bulwark/keystore';
-import { keyRotationIntervalMs, serviceMain } from '@bulwark/service-host';
+import { keyRotationCheckMs, keyRotationIntervalMs, serviceMain } from '@bulwark/service-host';
 import { parseChannelsSetting } from './channels/config.js';
 import { NatsRevoker } from './nats/revoker.js';
 import { startKeyManager } from './service/service.js';
@@ -38,7 +38,7 @@ serviceMain({
     custody = await openKeyManagerStore(config, crypto, env);
     return custody.store;
   },
-  start: async ({ bus, config, crypto, identity, directory, store, ledgerPublicKey, authenticated, settings, log, defer, env }) => {
+  start: async ({ bus, config, crypto, identity, directory, store, ledgerPublicKey, authenticated, settings, log, defer, env, ownCredentialsChanged }) => {
     const ledgerKey = ledgerPublicKey();
     // NATS revocations only where the bus authenticates (the store then holds the operator's keys).
     const revoker = authenticated ? await NatsRevoker.open({ store, provider: crypto, url: config.nats.url }) : undefined;
@@ -48,7 +48,8 @@ serviceMain({
     const service = await startKeyManager({
       bus,
       provider: crypto,
-      identity: { id: identity.id, version: identity.version, x25519: identity.x25519, ed25519: identity.ed25519 },
+      // The host's identity object itself: the key manager's own rotation switches it in place.
+      identity,
       directory,
       store,
       root,
@@ -57,7 +58,11 @@ serviceMain({
       channels: settings.channels,
       validityDays: config.security.key_rotation_interval_days,
       rotationIntervalMs: keyRotationIntervalMs(config.security.key_rotation_interval_days, env),
+      selfRotationCheckMs: keyRotationCheckMs(keyRotationIntervalMs(config.security.key_rotation_interval_days, env), env),
       ...(revoker === undefined ? {} : { revoker }),
+      // Its own rotation moves its NATS user where the bus authenticates; the host's renewal follows it.
+      busAuthenticated: authenticated,
+      onOwnCredentials: ownCredentialsChanged,
       logger: log,
     });
     log.info({ instance: service.instanceId, principals: service.projection.book.principals().length }, 'key-manager: running');

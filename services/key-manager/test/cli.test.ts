@@ -5,16 +5,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type CommandIO } from '@bulwark/cli';
-import { FileKeyStore, SoftwareKek, writeRootPin } from '@bulwark/keystore';
+import { FileKeyStore, loadIdentity, SoftwareKek, writeRootPin } from '@bulwark/keystore';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADMIN, harness, INCIDENT, NATS_URL, provider, type Harness } from './world.js';
+import { ADMIN, harness, INCIDENT, KM, NATS_URL, provider, type Harness } from './world.js';
 
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function home(h: Harness, withIdentity?: string) {
+async function home(h: Harness, withIdentity?: string, namespace = nsName) {
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-keys-cli-'));
   dirs.push(dir);
   const kek = randomBytes(32);
@@ -31,7 +31,7 @@ async function home(h: Harness, withIdentity?: string) {
     let stdout = '';
     let stderr = '';
     const io: CommandIO = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env, cwd: dir };
-    const code = await run([...argv, '--nats', NATS_URL, '--namespace', nsName], io);
+    const code = await run([...argv, '--nats', NATS_URL, '--namespace', namespace], io);
     return { code, stdout, stderr };
   };
 }
@@ -39,6 +39,26 @@ async function home(h: Harness, withIdentity?: string) {
 const nsName = `K${randomBytes(5).toString('hex')}`;
 
 describe('bulwark keys', () => {
+  it('keys rotate svc.key-manager: the key manager rotates itself; keys revoke svc.key-manager --version 1 revokes its replaced version', async () => {
+    const h = await harness({ nsName: `${nsName}S` });
+    try {
+      const init = h.world.identity(KM);
+      await h.store.put({ principal: KM, kind: 'ed25519', version: 1 }, init.ed25519.secretKey);
+      await h.store.put({ principal: KM, kind: 'x25519', version: 1 }, init.x25519.secretKey);
+      const own = await loadIdentity(h.store, KM);
+      const km = await h.start({ identity: { id: own.id, version: own.version, ed25519: own.ed25519, x25519: own.x25519 } });
+      const admin = await home(h, ADMIN, `${nsName}S`);
+      const requested = await admin(['keys', 'rotate', KM, '--as', ADMIN, '--json']);
+      expect(requested.code, requested.stderr).toBe(0);
+      await expect.poll(() => km.ownVersion, { timeout: 8000 }).toBe(2);
+      const revoked = await admin(['keys', 'revoke', KM, '--reason', 'superseded', '--version', '1', '--as', ADMIN, '--json']);
+      expect(revoked.code, revoked.stderr).toBe(0);
+      expect(JSON.parse(revoked.stdout)).toMatchObject({ activeVersion: 2, versions: [{ version: 1, state: 'revoked' }, { version: 2, state: 'active' }] });
+    } finally {
+      await h.close();
+    }
+  });
+
   it('invites, enrolls (keys made where the agent runs), gets, rotates, lists and revokes', async () => {
     const h = await harness({ nsName });
     try {

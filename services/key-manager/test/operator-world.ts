@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { connectBus, type Bus } from '@bulwark/bus';
 import { enrollWithJoinBundle, parseJoinBundle, type Certified } from '@bulwark/client';
 import type { KvDirectory } from '@bulwark/bus';
-import { generateKey } from '@bulwark/keystore';
+import { generateKey, loadIdentity } from '@bulwark/keystore';
 import { encodeNkeySeed, inboxPrefixFor, issueUserJwt, nkeyPair, permissionsFor } from '@bulwark/nats-auth';
 import { startPrivateBulwark, type PrivateBulwark } from '../../../test/attack/private-bulwark.js';
 import { NatsRevoker, type KeyManager, type KeyManagerOptions } from '../src/index.js';
@@ -20,6 +20,8 @@ export interface OperatorWorld {
   readonly h: Harness;
   readonly revoker: NatsRevoker;
   readonly km: KeyManager;
+  /** The NATS user the key manager's connection started as. */
+  readonly kmNatsUser: string;
   enrollAgent(admin: { call: (subject: typeof Commands.keys.invite, body: unknown) => Promise<unknown> }, reader: KvDirectory, options?: { maxReconnectAttempts?: number }): Promise<EnrolledAgent>;
   close(): Promise<void>;
 }
@@ -32,14 +34,17 @@ export interface EnrolledAgent {
   readonly credentials: { jwt: string; seed: Uint8Array };
 }
 
-export async function startOperatorWorld(options: { keyStore?: 'file' | 'hsm'; km?: Partial<KeyManagerOptions> } = {}): Promise<OperatorWorld> {
+/** `ownKeys`: svc.key-manager's own (init) identity is in its custody store too, as `bulwark init` leaves it, and it starts with it loaded from there. */
+export async function startOperatorWorld(options: { keyStore?: 'file' | 'hsm'; km?: Partial<KeyManagerOptions>; ownKeys?: boolean } = {}): Promise<OperatorWorld> {
   const pb = await startPrivateBulwark();
   const rootSeed = async (kind: 'nats-account' | 'nats-operator' | 'nats-system-account') => (await pb.store.get({ principal: 'root', kind, version: 1 })).secretKey;
+  let kmNatsUser = '';
   const userFor = async (name: string): Promise<{ credentials: { jwt: string; seed: Uint8Array }; inboxPrefix?: string }> => {
     const account = nkeyPair('nats-account', await rootSeed('nats-account'));
     const raw = generateKey(provider, 'nats-user');
     const user = nkeyPair('nats-user', raw);
     const isKm = name === 'key-manager';
+    if (isKm) kmNatsUser = user.getPublicKey();
     const permissions = isKm ? permissionsFor({ kind: 'principal', id: KM }, pb.namespace) : { publish: ['>'], subscribe: ['>'], respond: true };
     const jwt = await issueUserJwt(isKm ? KM : `test-${name}`, user, account, permissions, Date.now() + 3_600_000);
     account.clear();
@@ -56,12 +61,21 @@ export async function startOperatorWorld(options: { keyStore?: 'file' | 'hsm'; k
     },
   });
   const revoker = await NatsRevoker.open({ store: h.store, provider, url: pb.url });
-  const km = await h.start({ revoker, ...options.km });
+  let own: Partial<KeyManagerOptions> = {};
+  if (options.ownKeys === true) {
+    const init = h.world.identity(KM);
+    await h.store.put({ principal: KM, kind: 'ed25519', version: 1 }, init.ed25519.secretKey);
+    await h.store.put({ principal: KM, kind: 'x25519', version: 1 }, init.x25519.secretKey);
+    const loaded = await loadIdentity(h.store, KM);
+    own = { identity: { id: loaded.id, version: loaded.version, ed25519: loaded.ed25519, x25519: loaded.x25519 } };
+  }
+  const km = await h.start({ revoker, ...own, ...options.km });
   return {
     pb,
     h,
     revoker,
     km,
+    kmNatsUser,
     async enrollAgent(admin, reader, o = {}) {
       const id = `agent.${randomUUID()}`;
       const invitation = (await admin.call(Commands.keys.invite, { principal: id, ttlMs: 60_000 })) as { join: string };

@@ -19,7 +19,7 @@ import { encodeSignedDirectoryEntry, type DirectoryEntry } from '@bulwark/envelo
 import { encodeEvent, newEvent, type AuditEvent } from '@bulwark/events';
 import { parsePrincipalId } from '@bulwark/keystore';
 import { JoinTokenError } from '../errors.js';
-import { issueJoinToken, verifyJoinToken } from '../enroll/join-token.js';
+import { issueJoinToken, MAX_TOKEN_TTL_MS, parseJoinToken, verifyJoinToken } from '../enroll/join-token.js';
 import {
   activeVersion,
   canVerify,
@@ -39,6 +39,12 @@ import {
 } from '@bulwark/ledger-reader';
 import type { Certifier } from './certifier.js';
 import type { KeyProjection } from './projection.js';
+
+/**
+ * How long after its own rotation's fact the key manager may still sign under the version it
+ * replaces (the new entry is published, then it settles, then it switches: well under this).
+ */
+export const SELF_SWITCH_MARGIN_MS = 60_000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -81,6 +87,8 @@ export interface HandlerContext {
   /** Principals whose rotation is being committed (an adoption is two facts): the overdue check passes them by. */
   readonly rotating: Set<string>;
   /** Makes the bootstrap identity of an invite (its secrets go only into the reply). */
+  /** Enters the key manager's own init version in the book (self-rotation.ts); undefined when it does not rotate itself. */
+  readonly adoptSelf?: () => Promise<PrincipalKey>;
   readonly bootstrap: () => Promise<{ keys: VersionKeys; secrets: Record<string, string>; natsUser: string; natsSeed: string | null }>;
 }
 
@@ -160,6 +168,22 @@ function json(value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value));
 }
 
+/** Checks the fact against the state, publishes it, and waits for the ledger-committed copy to be applied (every key change goes this way, the key manager's own rotation included). */
+export async function commitFact(ctx: Pick<HandlerContext, 'projection' | 'events' | 'applyWaitMs'>, fact: KeyFact): Promise<PrincipalKey | undefined> {
+  ctx.projection.book.check(fact);
+  const event = newEvent({ agentId: fact.principal, eventType: fact.type, details: factDetails(fact) });
+  const wait = ctx.projection.waitFor(event.eventId, ctx.applyWaitMs);
+  try {
+    await ctx.events.publish({ subject: FACT_SUBJECTS[fact.type], eventId: event.eventId, payload: encodeEvent(event) });
+    const outcome = await wait.promise;
+    if (outcome === undefined) throw new KeyCommandError('E_KEYS_PENDING', `${fact.type} for ${fact.principal} was sent to the ledger but has not come back applied within ${ctx.applyWaitMs} ms`, { eventId: event.eventId });
+    if (outcome.kind === 'refused') throw new KeyCommandError(outcome.code, `${fact.type} for ${fact.principal} was committed but not applied: ${outcome.why}`, { eventId: event.eventId });
+    return outcome.key;
+  } finally {
+    wait.cancel();
+  }
+}
+
 export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSubject]?: CommandHandler } {
   const book = ctx.projection.book;
   const view = (key: PrincipalKey): KeyView => {
@@ -188,26 +212,27 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
     await ctx.events.publish({ subject: Events.security.violation, eventId: event.eventId, payload: encodeEvent(event) }).catch(() => undefined);
   };
 
-  /** Checks the fact against the state, publishes it, and waits for the ledger-committed copy to be applied. */
-  const commit = async (fact: KeyFact): Promise<PrincipalKey | undefined> => {
-    book.check(fact);
-    const event = newEvent({ agentId: fact.principal, eventType: fact.type, details: factDetails(fact) });
-    const wait = ctx.projection.waitFor(event.eventId, ctx.applyWaitMs);
-    try {
-      await ctx.events.publish({ subject: FACT_SUBJECTS[fact.type], eventId: event.eventId, payload: encodeEvent(event) });
-      const outcome = await wait.promise;
-      if (outcome === undefined) throw new KeyCommandError('E_KEYS_PENDING', `${fact.type} for ${fact.principal} was sent to the ledger but has not come back applied within ${ctx.applyWaitMs} ms`, { eventId: event.eventId });
-      if (outcome.kind === 'refused') throw new KeyCommandError(outcome.code, `${fact.type} for ${fact.principal} was committed but not applied: ${outcome.why}`, { eventId: event.eventId });
-      return outcome.key;
-    } finally {
-      wait.cancel();
-    }
-  };
+  const commit = (fact: KeyFact): Promise<PrincipalKey | undefined> => commitFact(ctx, fact);
 
   const known = (principal: string, command: string): PrincipalKey => {
     const key = book.key(principal);
     if (key === undefined) throw new KeyCommandError('E_KEY_UNKNOWN', `${command}: ${principal} has no key`, { principal });
     return key;
+  };
+
+  // Join tokens are signed by the key manager's own Ed25519 key of the version live at the time
+  // (`kv`). After its own rotation a token issued under an earlier version still enrols until it
+  // expires: that version's public key comes from the key book, only while the version verifies
+  // (revoking it refuses its tokens), only for a token issued before its successor went live, and
+  // only up to the longest token lifetime after that (no token of it can be unexpired later).
+  const joinTokenKey = (kv: number, iat: number, now: number): Uint8Array | undefined => {
+    if (kv === ctx.self.version) return ctx.self.ed25519PublicKey;
+    const own = book.key(ctx.self.id);
+    const version = own?.versions[kv - 1];
+    const successor = own?.versions[kv];
+    if (own === undefined || version === undefined || successor === undefined || !canVerify(own, kv)) return undefined;
+    if (iat > successor.created + SELF_SWITCH_MARGIN_MS || now >= successor.created + SELF_SWITCH_MARGIN_MS + MAX_TOKEN_TTL_MS) return undefined;
+    return new Uint8Array(Buffer.from(version.keys.ed25519, 'base64'));
   };
 
   // A service made by `bulwark init` is not in the book (init certified it with the root before
@@ -312,7 +337,7 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
       const now = ctx.now();
       let claims;
       try {
-        claims = verifyJoinToken(ctx.provider, b['token'], (v) => (v === ctx.self.version ? ctx.self.ed25519PublicKey : undefined), now);
+        claims = verifyJoinToken(ctx.provider, b['token'], (v) => joinTokenKey(v, parseJoinToken(b['token']).claims.iat, now), now);
         if (claims.sub !== req.peer) throw new JoinTokenError('E_TOKEN_PRINCIPAL', `join token ${claims.tid} is for ${claims.sub}, not ${req.peer}`, { tid: claims.tid });
         const invited = book.invite(claims.tid);
         if (invited === undefined) throw new JoinTokenError('E_TOKEN_FORGED', `join token ${claims.tid} was never issued`, { tid: claims.tid });
@@ -414,7 +439,8 @@ export function createHandlers(ctx: HandlerContext): { readonly [S in CommandSub
       throw new KeyCommandError('E_KEYS_FORBIDDEN', `keys.request-rotation: ${req.peer} may request a rotation only of its own key (administrators of any); refused for ${principal} and recorded`, { peer: req.peer });
     }
     return serial(async () => {
-      const current = book.key(principal);
+      // The key manager itself, made by `bulwark init`, enters the book on request (its init version adopted) so that it can be asked.
+      const current = book.key(principal) ?? (principal === ctx.self.id && ctx.adoptSelf !== undefined ? await ctx.adoptSelf() : undefined);
       if (current === undefined) {
         throw new KeyCommandError('E_KEY_UNKNOWN', `keys.request-rotation: ${principal} has no key in the key book (never enrolled here; a service made by \`bulwark init\` enters it at its first rotation)`, { principal });
       }

@@ -11,7 +11,7 @@
 import { createEventPublisher, createRejectionReporter, ensureStreams, LEDGER_PRINCIPAL, publishDirectoryEntry, serveCommands, type Bus, type CommandServer } from '@bulwark/bus';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { SealedReceiver, SealedSender, type ChannelReceiver, type Directory } from '@bulwark/envelope';
-import { generateKey as generateRawKey, type KeyStore, type RootSigner } from '@bulwark/keystore';
+import { FileKeyStore, generateKey as generateRawKey, type KeyStore, type RootSigner } from '@bulwark/keystore';
 import { encodeNkeySeed, nkeyPair } from '@bulwark/nats-auth';
 import { encodeEvent, newEvent } from '@bulwark/events';
 import type { Logger } from '@bulwark/telemetry';
@@ -22,7 +22,8 @@ import type { NatsRevoker } from '../nats/revoker.js';
 import { SWITCH_SETTLE_MS } from '@bulwark/client';
 import { Certifier } from './certifier.js';
 import { startCompromiseRaises, type CompromiseRaises } from './compromise.js';
-import { createHandlers, FACT_SUBJECTS } from './handlers.js';
+import { commitFact, createHandlers, FACT_SUBJECTS } from './handlers.js';
+import { holdsOwnKeys, previousX25519Of, settleOnDirectory, settleOwnVersion, startSelfRotation, type OwnIdentity, type SelfRotation } from './self-rotation.js';
 import { KeyProjection } from './projection.js';
 
 const TEN_YEARS_MS = 10 * 366 * 24 * 3600 * 1000;
@@ -32,8 +33,11 @@ export interface KeyManagerOptions {
   /** A connected bus (the service does not close it). */
   readonly bus: Bus;
   readonly provider: CryptoProvider;
-  /** svc.key-manager's own identity: X25519 for sessions, Ed25519 to sign join tokens. */
-  readonly identity: { readonly id: string; readonly version: number; readonly x25519: { secretKey: Uint8Array; publicKey: Uint8Array }; readonly ed25519: { secretKey: Uint8Array; publicKey: Uint8Array } };
+  /**
+   * svc.key-manager's own identity: X25519 for sessions, Ed25519 to sign join tokens. Switched in
+   * place when it rotates itself (self-rotation.ts), which it does when `store` holds these keys.
+   */
+  readonly identity: OwnIdentity;
   readonly directory: Directory;
   /** The key manager's own store: the root key and the NATS account key (custody). */
   readonly store: KeyStore;
@@ -71,6 +75,12 @@ export interface KeyManagerOptions {
   readonly channels?: readonly ConfiguredChannel[];
   /** Lifetime of the NATS user JWTs it issues (enroll, rotate, renew; default 24 h, renewed at half-life by `@bulwark/client`'s CredentialRenewal). */
   readonly credentialLifetimeMs?: number;
+  /** Whether its bus connection authenticates as its own NATS user (default: its store holds the NATS account key); then its NATS user moves with its own rotation. */
+  readonly busAuthenticated?: boolean;
+  /** After its own rotation moved its connection to a new NATS user: the host's credential renewal follows it (main.ts). */
+  readonly onOwnCredentials?: (credentials: { jwt: string; seed: Uint8Array }, version: number) => void;
+  /** How often it checks whether its own identity is due to rotate (default a tenth of `rotationIntervalMs`, at most 60 s; SYMBIONT_KEY_ROTATION_CHECK_MS). */
+  readonly selfRotationCheckMs?: number;
   readonly bootTimeoutMs?: number;
   readonly syncIntervalMs?: number;
   readonly logger?: Logger;
@@ -89,6 +99,10 @@ export interface KeyManager {
    * issues): it answers `keys.renew` for the others and signs its own with the same account key.
    */
   renewOwn(natsUser: string): Promise<{ natsJwt: string }>;
+  /** Its own identity's version now (follows its own rotations). */
+  readonly ownVersion: number;
+  /** Rotates its own identity now (E_KEYS_SELF_ROTATION where it does not: its keys not in its store, or the bus authenticates). */
+  rotateOwnIdentity(trigger?: 'on_demand' | 'interval' | 'compromise'): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -98,6 +112,15 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   const credentialLifetimeMs = options.credentialLifetimeMs ?? DAY_MS;
   const certifier = await Certifier.open({ store: options.store, ...(options.root === undefined ? {} : { root: options.root }), provider, namespace: bus.namespace, validityDays: options.validityDays ?? 90 });
   await ensureStreams(bus);
+  // Its own keys in its own store: it keeps new versions there and rotates itself. Earlier
+  // versions' X25519 keys open what the ledger sealed to them (replayed at every start).
+  const ownsKeys = await holdsOwnKeys(options.store, identity);
+  // Its own rotation (started once it serves; the applied facts reach it through here).
+  const own: { rotation?: SelfRotation } = {};
+  if (ownsKeys) {
+    identity.previousX25519 = await previousX25519Of(options.store, identity.id, identity.version);
+    await settleOnDirectory(identity, options.store, directory, logger);
+  }
   const sender = new SealedSender({ provider, self: identity, directory, recipientId: LEDGER_PRINCIPAL });
   const events = createEventPublisher(bus, sender);
   const rejections = createRejectionReporter(events, { reporter: identity.id });
@@ -196,6 +219,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
       if (!live) return;
       channels.onKeyFact(fact);
       raises.consider(fact.principal);
+      own.rotation?.onFact(fact);
       if (fact.type === 'keys.revoked' || fact.type === 'keys.rotated' || fact.type === 'keys.min_version_raised') pushRevocations(false);
       // The bootstrap user that carried the enrolment is cut off a moment later, so that the
       // reply to keys.enroll reaches it first (it also expires with its token in any case).
@@ -215,6 +239,15 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     await projection.stop();
     certifier.close();
     throw e;
+  }
+  if (ownsKeys) {
+    try {
+      await settleOwnVersion(identity, options.store, projection.book, logger);
+    } catch (e) {
+      await projection.stop();
+      certifier.close();
+      throw e;
+    }
   }
   live = true;
   raises.reconcile();
@@ -260,6 +293,17 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   const overdue = setInterval(checkOverdue, Math.min(rotationIntervalMs / 10, 3_600_000));
   overdue.unref();
 
+  const commitOwn = (fact: Parameters<typeof commitFact>[1]) => commitFact({ projection, events, applyWaitMs: options.applyWaitMs ?? 5000 }, fact);
+  // Where the bus authenticates its NATS user moves with its keys: the user goes into its (file) store with the version.
+  const busAuthenticated = options.busAuthenticated ?? certifier.issuesNatsUsers;
+  const natsStore = options.store instanceof FileKeyStore ? options.store : undefined;
+  const selfOff = !ownsKeys
+    ? 'its identity keys are not in its own key store (it could not keep a new version)'
+    : busAuthenticated && (!certifier.issuesNatsUsers || natsStore === undefined)
+      ? 'the bus authenticates, and its store cannot issue and keep a new NATS user for it'
+      : undefined;
+  if (selfOff !== undefined) logger?.info({ principal: identity.id, why: selfOff }, 'key manager: its own identity does not rotate');
+
   const bootstrap = async () => {
     const ed = provider.ed25519.generateKeyPair();
     const x = provider.x25519.generateKeyPair();
@@ -287,7 +331,20 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
       sessions: { provider, self: identity, directory: projection.keys.guard(directory) },
       handlers: Object.assign(channels.handlers(), createHandlers({
         provider,
-        self: { id: identity.id, ed25519SecretKey: identity.ed25519.secretKey, ed25519PublicKey: identity.ed25519.publicKey, version: identity.version },
+        // Read through to the live identity: join tokens are signed by the version live now.
+        self: {
+          id: identity.id,
+          get ed25519SecretKey() {
+            return identity.ed25519.secretKey;
+          },
+          get ed25519PublicKey() {
+            return identity.ed25519.publicKey;
+          },
+          get version() {
+            return identity.version;
+          },
+        },
+        ...(selfOff === undefined ? { adoptSelf: () => own.rotation!.adopt() } : {}),
         projection,
         certifier,
         events,
@@ -313,8 +370,47 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     throw e;
   }
 
+  const selfRotation = startSelfRotation({
+    identity,
+    store: options.store,
+    provider,
+    book: () => projection.book,
+    commit: commitOwn,
+    directory,
+    intervalMs: rotationIntervalMs,
+    ...(options.selfRotationCheckMs === undefined ? {} : { checkMs: options.selfRotationCheckMs }),
+    ...(selfOff === undefined ? {} : { off: selfOff }),
+    ...(busAuthenticated && natsStore !== undefined
+      ? {
+          nats: {
+            store: natsStore,
+            issue: (natsUser: string) => certifier.userJwt(identity.id, false, natsUser, now() + credentialLifetimeMs),
+            switchTo: async (credentials: { jwt: string; seed: Uint8Array }) => {
+              await bus.switchUser(credentials);
+              // Back on the bus as the new user before the rotation returns: while it reconnects it answers nothing.
+              const started = Date.now();
+              let down = false;
+              while (Date.now() - started < 10_000) {
+                if (!bus.isConnected()) down = true;
+                else if (down || Date.now() - started > 1000) break;
+                await new Promise((r) => setTimeout(r, 5));
+              }
+            },
+            ...(options.onOwnCredentials === undefined ? {} : { onSwitched: options.onOwnCredentials }),
+          },
+        }
+      : {}),
+    now,
+    ...(logger === undefined ? {} : { logger }),
+  });
+  own.rotation = selfRotation;
+
   let stopping: Promise<void> | undefined;
   return {
+    get ownVersion() {
+      return identity.version;
+    },
+    rotateOwnIdentity: (trigger) => selfRotation.rotate(trigger),
     instanceId: server.instanceId,
     projection,
     channels,
@@ -332,6 +428,7 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
         clearInterval(repush);
         clearInterval(overdue);
         raises.stop();
+        selfRotation.stop();
         await channels.stop();
         await server.stop();
         await projection.stop();
