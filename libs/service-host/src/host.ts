@@ -44,6 +44,11 @@ export interface ServiceContext<S> extends EarlyContext {
   ledgerPublicKey(): Uint8Array;
   /** A clean-up for something the service opened: run at stop after the service's own stop, last registered first. */
   defer(cleanup: () => Promise<unknown> | void): void;
+  /**
+   * Called after each of its own rotations switched `identity` in place (`rotatesOwnKeys`): for
+   * what the service caches under the old keys (its command clients' sessions: `reset()`).
+   */
+  onKeysRotated(listener: (version: number) => void): void;
 }
 
 /** A started service. */
@@ -184,6 +189,7 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       if (key === undefined) throw new InputError('E_CONFIG', `${definition.name}: no directory entry for ${LEDGER_PRINCIPAL} and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified`, {});
       return key;
     };
+    const rotatedListeners: ((version: number) => void)[] = [];
     const context: ServiceContext<S> = {
       ...early,
       settings,
@@ -195,6 +201,7 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
       authenticated: credentials.credentials !== undefined,
       ledgerPublicKey,
       defer: (cleanup) => void cleanups.push(cleanup),
+      onKeysRotated: (listener) => void rotatedListeners.push(listener),
     };
     const service = await definition.start(context);
     let stopped = false;
@@ -205,7 +212,16 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     let renewal: ServiceKeys | undefined;
     if (credentials.credentials !== undefined) {
       const rotation = definition.rotatesOwnKeys === true ? { rotation: { intervalMs: rotationIntervalMs, checkMs: rotationCheckMs } } : {};
-      renewal = startServiceKeys({ bus, store, credentials: credentials.credentials, identity, directory, crypto, log, ...rotation, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
+      const onSwitched = (version: number): void => {
+        for (const listener of rotatedListeners) {
+          try {
+            listener(version);
+          } catch (error) {
+            log.warn({ err: error, version }, 'a listener of the identity switch failed');
+          }
+        }
+      };
+      renewal = startServiceKeys({ bus, store, credentials: credentials.credentials, identity, directory, crypto, log, ...rotation, onSwitched, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
       cleanups.push(() => renewal?.stop());
     }
     telemetry.setHealth(service.health === undefined ? () => checkReadiness(bus) : () => service.health!());
