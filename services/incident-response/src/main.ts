@@ -47,12 +47,15 @@ serviceMain({
     const channel = (name: string) => (env[name] ? env[name] : undefined);
     return { ruleFiles, book, webhook, analysts: list(env, 'BULWARK_INCIDENT_ANALYSTS'), ledgerChannel: channel('SYMBIONT_LEDGER_CHANNEL'), socChannel: channel('BULWARK_INCIDENT_CHANNEL') };
   },
-  start: async ({ bus, config, crypto, identity, directory, ledgerPublicKey, settings, log, defer, onKeysRotated }) => {
+  start: async ({ bus, config, crypto, identity, directory, ledgerPublicKey, settings, log, defer, onKeysRotated, store }) => {
     const { book, ruleFiles } = settings;
+    // The public key of each version its store holds at start (later versions are in the ledger's key facts).
+    const versions = new Map((await store.list(identity.id)).filter((i) => i.kind === 'x25519').map((i) => [i.version, i.publicKey]));
     const service = await startIncidentService({
       bus,
       provider: crypto,
       identity,
+      ownKeyVersions: (v) => versions.get(v),
       directory,
       ledgerPublicKey: ledgerPublicKey(),
       rules: book.rules,

@@ -36,6 +36,12 @@ export interface IncidentServiceOptions {
    * and the channel key ring read it at each use, never a copy.
    */
   readonly identity: LocalIdentity & { readonly version?: number };
+  /**
+   * Its own X25519 public key of each version its key store holds (a version made by `bulwark
+   * init` is in no key fact of the ledger): with the ledger's key facts, which held key opens an
+   * epoch wrapped to that version.
+   */
+  readonly ownKeyVersions?: (keyVersion: number) => Uint8Array | undefined;
   readonly directory: Directory;
   readonly ledgerPublicKey: Uint8Array;
   readonly rules: readonly Rule[];
@@ -95,11 +101,11 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
   const ledgerChannel = options.ledgerChannel === undefined ? undefined : new ChannelReceiver({ provider, directory, channelId: options.ledgerChannel, keepHistory: true, staleAfterMs: TEN_YEARS_MS });
   const channels = [options.ledgerChannel, options.socChannel].filter((c): c is string => c !== undefined);
   // Each epoch opened with the key held for the version it was wrapped to: the ledger's key facts
-  // say which public key each of its versions is (a restart after a rotation replays epochs
+  // (else its own key store) say which public key each of its versions is (a restart after a rotation replays epochs
   // wrapped to its earlier versions, opened with `previousX25519`).
   const versionKey = (v: number): Uint8Array | undefined => {
     const x = keys.book.key(identity.id)?.versions.find((k) => k.version === v)?.keys.x25519;
-    return x === undefined ? undefined : new Uint8Array(Buffer.from(x, 'base64'));
+    return x === undefined ? options.ownKeyVersions?.(v) : new Uint8Array(Buffer.from(x, 'base64'));
   };
   const keyring = channels.length === 0 ? undefined : principalKeyring({ provider, identity, directory, channels, versionKey, onEpoch: (key) => (key.channelId === options.ledgerChannel ? ledgerChannel?.install(key) : undefined) });
   // The analysts: those named, and the SOC channel's analyst subscribers now (the ledger's epochs: one
@@ -134,7 +140,9 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
     keys,
     ...(logger === undefined ? {} : { logger }),
     onEvent: (event) => {
-      keyring?.apply(event);
+      // An epoch wrapped to a version it holds no key for is unreadable, never a halt: reported, and
+      // retried at its next switch (keysRotated); its frames are refused until then.
+      if (keyring?.apply(event) === 'unreadable') logger?.warn({ seq: event.seq, channels }, 'a channel epoch wrapped to this service could not be opened with the keys it holds');
       workflow.onChanges(state.apply(event));
     },
     onHalt: (h) => {
