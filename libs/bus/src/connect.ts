@@ -52,7 +52,12 @@ export function natsOf(bus: Bus): RawNats {
 /** Something the bus stops before it drains the connection (a consumer, a service). */
 export interface Stoppable {
   stop(): Promise<void>;
+  /** Resolves once it handles no request (a command server): a switch of NATS user waits for it. */
+  idle?(): Promise<void>;
 }
+
+/** How long `switchUser` waits for the requests being handled before it reconnects anyway. */
+export const SWITCH_IDLE_WAIT_MS = 10_000;
 
 /**
  * One NATS connection with JetStream, in a namespace. Every other part of the bus takes
@@ -102,10 +107,19 @@ export class Bus {
   /**
    * Another NATS user for this connection (issue 12: a service rotating its own key gets a new
    * nkey with the new version): the connection reconnects at once presenting it, subscriptions
-   * resumed, publishes meanwhile buffered. Only for a bus connected with credentials.
+   * resumed, publishes meanwhile buffered. Only for a bus connected with credentials. It first
+   * waits (at most SWITCH_IDLE_WAIT_MS) until its command servers handle no request: the server
+   * lets a reply out only on the connection its request came in on (`allow_responses`), so a
+   * reply sent after the reconnect is refused (a Publish Violation) and its caller waits in vain.
    */
   async switchUser(credentials: { jwt: string; seed: Uint8Array }): Promise<void> {
     if (this.#credentials.current === undefined) throw new BusUsageError('E_BUS_CREDENTIALS', `bus ${this.name}: connected without credentials; there is no user to switch`, { name: this.name });
+    const busy = [...this.#stoppables].flatMap((s) => (s.idle === undefined ? [] : [s.idle()]));
+    if (busy.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(busy), new Promise<void>((r) => (timer = setTimeout(r, SWITCH_IDLE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     this.#credentials.current = { jwt: credentials.jwt, seed: credentials.seed.slice() };
     await natsOf(this).nc.reconnect();
   }

@@ -166,14 +166,16 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
       const rotated: RotatedKeys = { principal: id, version: certified.version, notAfter: certified.notAfter, ...next, nats: certified.natsJwt === null ? null : { rawSeed: natsRaw, seed: natsSeed, jwt: certified.natsJwt } };
       // 2. Kept: a restart loads this version.
       await options.keep(rotated);
+      // Held for opening at once: the key manager may wrap a channel epoch to the new key (its
+      // `keys.rotated` fact is committed) before our directory serves the new entry.
+      const earlier = live.previousX25519 ?? [];
+      live.previousX25519 = [next.x25519, ...earlier];
       // 3. Switched once our directory serves the new entry (published just after the reply).
       const deadline = Date.now() + 5000;
       while (directory.lookup(id)?.keyVersion !== certified.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       // Its peers' directories see the new entry a moment after ours: for SWITCH_SETTLE_MS the
       // process opens handshakes and sealed frames made to either key but still seals under the
       // old one (its consumers accept that for their superseded grace), then switches.
-      const earlier = live.previousX25519 ?? [];
-      live.previousX25519 = [next.x25519, ...earlier];
       await new Promise((r) => setTimeout(r, SWITCH_SETTLE_MS));
       live.previousX25519 = [live.x25519, ...earlier];
       live.x25519 = next.x25519;
