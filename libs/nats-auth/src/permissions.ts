@@ -76,11 +76,11 @@ export const ADMIN_CALLS: readonly CommandSubject[] = [
 /** The other services' commands each service calls. */
 export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly CommandSubject[]>> = {
   // Every service but the key manager (which signs its own) renews its NATS credentials there (keys.renew).
-  // policy, schemapin and incident-response rotate their own identity on the interval (keys.get says when, keys.rotate; @bulwark/service-host rotation.ts).
+  // policy, schemapin, incident-response and the sandbox scheduler rotate their own identity on the interval (keys.get says when, keys.rotate; @bulwark/service-host rotation.ts).
   policy: [Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
   audit: [Commands.keys.renew],
   keys: [Commands.audit.query],
-  sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.renew],
+  sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
   tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
   // Containment is a policy change (admin.list, admin.register, admin.update once released); evidence is an inclusion proof;
   // keys.get tells a retried revocation it already happened; recovery re-enrolls an agent by an invitation and releases it by a
