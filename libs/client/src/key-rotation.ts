@@ -12,13 +12,14 @@
  * 1. new Ed25519, X25519 and NATS user keys are made here; `bulwark.keys.rotate` certifies them as
  *    the next version (its reply travels in the old version's session);
  * 2. `keep` hands them to the caller, who stores them at once (this library owns no key store):
- *    a restart loads them;
+ *    a restart loads them; from then on the new X25519 key opens frames made to it
+ *    (`previousX25519`: a channel epoch the key manager wraps to it may come before step 3);
  * 3. once this process's directory serves the new entry, the live identity is switched in place:
  *    the one identity object every session and sealed sender of the process holds, so new
  *    handshakes and sealed frames use the new keys. The replaced X25519 key goes to
  *    `previousX25519`: a handshake or sealed frame a peer made from the old entry opens;
- * 4. the NATS connection moves to the new user (`Bus.switchUser`: one reconnect, subscriptions
- *    resumed), then `onSwitched`: the caller drops its sessions (`client.reset()`) and restarts
+ * 4. the NATS connection moves to the new user (`Bus.switchUser`: once its command servers are
+ *    idle, one reconnect, subscriptions resumed), then `onSwitched`: the caller drops its sessions (`client.reset()`) and restarts
  *    credential renewal for the new nkey.
  *
  * A failure before `keep` returns changes nothing (the next check tries again); after it, the new
