@@ -60,7 +60,12 @@ export function natsOf(bus: Bus): RawNats {
 /** Something the bus stops before it drains the connection (a consumer, a service). */
 export interface Stoppable {
   stop(): Promise<void>;
+  /** Resolves once it handles no request (a command server): a switch of NATS user waits for it. */
+  idle?(): Promise<void>;
 }
+
+/** How long `switchUser` waits for the requests being handled before it reconnects anyway. */
+export const SWITCH_IDLE_WAIT_MS = 10_000;
 
 /**
  * One NATS connection with JetStream, in a namespace. Every other part of the bus takes
@@ -117,7 +122,10 @@ export class Bus {
    * nkey with the new version): the connection reconnects at once presenting it, subscriptions
    * resumed. Requests this bus's clients sent before get their answers first (the switch waits
    * for them, at most SWITCH_INFLIGHT_WAIT_MS: a reply delivered while the connection is away is
-   * lost); requests made during the switch are held and sent once it is back (their timeouts
+   * lost), and its command servers finish the requests they handle (at most SWITCH_IDLE_WAIT_MS:
+   * the server lets a reply out only on the connection its request came in on, `allow_responses`,
+   * so a reply sent after the reconnect is refused, a Publish Violation, and its caller waits in
+   * vain); requests made during the switch are held and sent once it is back (their timeouts
    * start then), so none fails because of it. Resolves once the server took the new user and the
    * subscriptions; `E_BUS_SWITCH` when it did not within SWITCH_RECONNECT_WAIT_MS (the held
    * requests are released then, and the connection keeps trying). Only for a bus connected with
@@ -127,6 +135,12 @@ export class Bus {
     if (this.#credentials.current === undefined) throw new BusUsageError('E_BUS_CREDENTIALS', `bus ${this.name}: connected without credentials; there is no user to switch`, { name: this.name });
     const { nc, gate } = natsOf(this);
     await gate.hold(SWITCH_INFLIGHT_WAIT_MS, async () => {
+      const busy = [...this.#stoppables].flatMap((s) => (s.idle === undefined ? [] : [s.idle()]));
+      if (busy.length > 0) {
+        let idleTimer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.all(busy), new Promise<void>((r) => (idleTimer = setTimeout(r, SWITCH_IDLE_WAIT_MS)))]);
+        clearTimeout(idleTimer);
+      }
       this.#credentials.current = { jwt: credentials.jwt, seed: credentials.seed.slice() };
       let done!: () => void;
       const back = new Promise<void>((r) => (done = r));

@@ -53,6 +53,8 @@ export interface CommandServer {
   /** The micro-service name answered on `$SRV.PING|INFO|STATS.<name>`: `bulwark-<service>`. */
   readonly serviceName: string;
   readiness(): Promise<Readiness>;
+  /** Resolves once no request is being handled (at once when none is): what `Bus.switchUser` waits for. */
+  idle(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -93,6 +95,24 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   // only the connection's public subscribe/publish API, which 3.4 keeps.
   const svcm = new Svcm(natsOf(bus).nc as unknown as ConstructorParameters<typeof Svcm>[0]);
   let stopped = false;
+  // Requests being handled: a reply may only go out on the connection the request came in on
+  // (the server's `allow_responses`), so a switch of NATS user waits for them (Bus.switchUser).
+  let inFlight = 0;
+  let idleWaiters: (() => void)[] = [];
+  const counted =
+    (fn: (m: Msg) => Promise<void>) =>
+    async (msg: Msg): Promise<void> => {
+      inFlight++;
+      try {
+        await fn(msg);
+      } finally {
+        if (--inFlight === 0) {
+          const waiters = idleWaiters;
+          idleWaiters = [];
+          for (const w of waiters) w();
+        }
+      }
+    };
   const service: Service = await svcm.add({
     name: serviceName,
     version: options.version,
@@ -180,7 +200,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   // Errors from the handlers above are already turned into replies or drops; anything
   // left (a closed connection) has nobody to answer.
   const guard = (fn: (m: Msg) => Promise<void>) => (err: Error | null, msg: ServiceMsg) => {
-    if (err === null) void fn(msg as unknown as Msg).catch(() => undefined);
+    if (err === null) void counted(fn)(msg as unknown as Msg).catch(() => undefined);
   };
   for (const subject of own) {
     if (options.handlers[subject] === undefined) continue;
@@ -194,6 +214,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     instanceId,
     serviceName,
     readiness: () => checkReadiness(bus).then((r) => withOwnCheck(r, options.notReady?.())),
+    idle: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
     stop() {
       stopping ??= (async () => {
         stopped = true;

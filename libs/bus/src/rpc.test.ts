@@ -106,6 +106,20 @@ describe('request/reply over Noise IK sessions', () => {
     expect(calls).toEqual([hangOn]);
   });
 
+  it('is idle only once no request is being handled (what a switch of NATS user waits for)', async () => {
+    let holding = false;
+    const { client, servers } = await cluster({ instances: 1, hang: () => holding });
+    await client.request(Commands.policy.evaluate, text('warm'));
+    await servers[0]!.idle();
+    // A handler that does not return: the server is busy until it does (here: never), so `idle` waits.
+    holding = true;
+    void client.request(Commands.policy.evaluate, text('slow'), { timeoutMs: 1000 }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    const idle = servers[0]!.idle().then(() => 'idle');
+    const raced = await Promise.race([idle, new Promise((r) => setTimeout(() => r('busy'), 300))]);
+    expect(raced).toBe('busy');
+  });
+
   it('retries an idempotent request once on a fresh session after a timeout', async () => {
     let hangOn = '';
     const { client, servers, calls } = await cluster({ hang: (self) => self === hangOn });

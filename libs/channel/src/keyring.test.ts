@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { announcementDetails, announcementHash, type EpochAnnouncement } from './announcement.js';
 import { ChannelBook, type ChannelChange } from './book.js';
 import { announceEpoch } from './issuer.js';
-import { ChannelKeyring, directoryIssuerKey } from './keyring.js';
+import { ChannelKeyring, directoryIssuerKey, principalKeyring } from './keyring.js';
 
 const CHANNEL = 'ledger.full';
 const KM = 'svc.key-manager';
@@ -231,5 +231,83 @@ describe('channel book', () => {
     const last = s.book.last(CHANNEL)!;
     expect(() => s.book.apply(last)).toThrow(/epoch 2 announced after epoch 2/);
     expect(announcementHash(provider, last)).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('a subscriber that rotates its own key (principalKeyring)', () => {
+  const provider = createCryptoProvider('sodium');
+  const INCIDENT = 'svc.incident-response';
+
+  /** The key manager announcing an epoch wrapped to the incident service's key of `version` (desk.ts: `subscriber_rekeyed`). */
+  function rekeying() {
+    const s = setup(provider);
+    const v1 = s.world.identity(INCIDENT).x25519;
+    const v2 = provider.x25519.generateKeyPair();
+    const certified = new Map<number, Uint8Array>([[1, v1.publicKey]]);
+    const announce = (c: ChannelChange, version: number, publicKey: Uint8Array): LedgerEvent => {
+      const planned = s.book.plan(c);
+      const subscribers = planned.subscribers.map((id) => (id === INCIDENT ? { id, keyVersion: version, x25519PublicKey: publicKey } : { id, keyVersion: 1, x25519PublicKey: s.world.directory.lookup(id)!.x25519PublicKey }));
+      const announcement = announceEpoch(provider, s.issuer, { ...planned, subscribers, at: Date.now(), by: 'analyst.admin' });
+      s.book.apply(announcement);
+      return s.eventOf(announcementDetails(announcement));
+    };
+    const e1 = announce({ action: 'create', channel: CHANNEL, subscribers: [INCIDENT, 'analyst.alice'] }, 1, v1.publicKey);
+    certified.set(2, v2.publicKey);
+    const e2 = announce({ action: 'rotate', channel: CHANNEL, reason: 'subscriber_rekeyed', subject: INCIDENT }, 2, v2.publicKey);
+    return { s, v1, v2, certified, e1, e2 };
+  }
+
+  it('opens the epoch wrapped to its new version once its live identity switched, and the earlier one with the earlier key', () => {
+    const { s, v1, v2, certified, e1, e2 } = rekeying();
+    const live: { id: string; version: number; x25519: typeof v1; previousX25519?: (typeof v1)[] } = { id: INCIDENT, version: 1, x25519: v1 };
+    const opened: number[] = [];
+    const ring = principalKeyring({ provider, identity: live, directory: s.world.directory, channels: [CHANNEL], versionKey: (v) => certified.get(v), onEpoch: (k) => void opened.push(k.epoch) });
+    expect(ring.apply(e1)).toBe('held');
+    // Announced a moment before the switch: unreadable (not a halt), and kept.
+    expect(ring.apply(e2)).toBe('unreadable');
+    expect(ring.unreadableEpochs(CHANNEL)).toEqual([2]);
+    // The switch in place (@bulwark/client key-rotation.ts), as the service's one identity object.
+    live.previousX25519 = [v1];
+    live.x25519 = v2;
+    live.version = 2;
+    expect(ring.current(CHANNEL)?.epoch).toBe(2);
+    expect(opened).toEqual([1, 2]);
+    expect(ring.unreadableEpochs(CHANNEL)).toEqual([]);
+    const alice = s.keyringOf(s.world.identity('analyst.alice'));
+    alice.apply(e1);
+    alice.apply(e2);
+    expect(ring.current(CHANNEL)!.key).toEqual(alice.current(CHANNEL)!.key);
+  });
+
+  it('after a restart under its new version, replays epochs wrapped to its earlier version (previousX25519, picked by version)', () => {
+    const { s, v1, v2, certified, e1, e2 } = rekeying();
+    const ring = principalKeyring({ provider, identity: { id: INCIDENT, version: 2, x25519: v2, previousX25519: [v1] }, directory: s.world.directory, channels: [CHANNEL], versionKey: (v) => certified.get(v) });
+    expect(ring.apply(e1)).toBe('held');
+    expect(ring.apply(e2)).toBe('held');
+    expect(ring.heldEpochs(CHANNEL)).toEqual([1, 2]);
+    // Without the per-version pick (only the current key), version 1's epoch is lost.
+    const currentOnly = principalKeyring({ provider, identity: { id: INCIDENT, version: 2, x25519: v2 }, directory: s.world.directory, channels: [CHANNEL], versionKey: (v) => certified.get(v) });
+    expect(currentOnly.apply(e1)).toBe('unreadable');
+    expect(currentOnly.apply(e2)).toBe('held');
+  });
+
+  it('a copy of the identity taken at start holds no key for the epoch of its new version', () => {
+    const { s, v1, certified, e1, e2 } = rekeying();
+    const live = { id: INCIDENT, version: 1, x25519: v1 };
+    const ring = principalKeyring({ provider, identity: { ...live }, directory: s.world.directory, channels: [CHANNEL], versionKey: (v) => certified.get(v) });
+    ring.apply(e1);
+    ring.apply(e2);
+    expect(ring.retryUnreadable()).toBe(0);
+    expect(ring.current(CHANNEL)).toBeUndefined();
+  });
+
+  it('a version whose certified key it does not hold is unreadable, never opened with another held key', () => {
+    const { s, v1, v2, e1, e2 } = rekeying();
+    const mallory = s.world.identity('analyst.mallory').x25519;
+    // The ledger certifies for version 1 a key the service never held: it is not tried with v2's key.
+    const ring = principalKeyring({ provider, identity: { id: INCIDENT, version: 2, x25519: v2, previousX25519: [mallory] }, directory: s.world.directory, channels: [CHANNEL], versionKey: (v) => (v === 1 ? v1.publicKey : v === 2 ? v2.publicKey : undefined) });
+    expect(ring.apply(e1)).toBe('unreadable');
+    expect(ring.apply(e2)).toBe('held');
+    expect(ring.heldEpochs(CHANNEL)).toEqual([2]);
   });
 });

@@ -56,22 +56,42 @@ export type KeyringOutcome = 'ignored' | 'held' | 'not-subscribed' | 'unreadable
 /** The key manager's principal: the only issuer of channel epochs (DESIGN §3a, keys.*). */
 export const CHANNEL_ISSUER = 'svc.key-manager';
 
+/** An X25519 key pair as the key ring holds it (an `@bulwark/keystore` X25519KeyPair is one). */
+interface HeldX25519 {
+  readonly secretKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
+
 /**
- * The key ring of a service subscribing under its directory identity: wraps are opened for
- * the key version the directory certifies for it now, announcements trusted from the key
- * manager's directory key.
+ * The key ring of a service subscribing under its directory identity: announcements trusted from
+ * the key manager's directory key, and each wrap opened with the key the subscriber held for the
+ * version it was wrapped to. `identity` is read at each announcement, so pass the live object a
+ * rotating service switches in place (service-host `rotatesOwnKeys`): its current version opens
+ * with `x25519`; an earlier version with the held key (`x25519` or `previousX25519`) whose
+ * public key is the one certified for that version, by `versionKey` (the ledger's key facts),
+ * else by the directory entry when it is at that version. A version none of its held keys is
+ * certified for is unreadable (the announcement is kept and retried by `retryUnreadable`).
  */
 export function principalKeyring(options: {
   readonly provider: CryptoProvider;
-  readonly identity: { readonly id: string; readonly x25519: { readonly secretKey: Uint8Array } };
+  readonly identity: { readonly id: string; readonly version?: number; readonly x25519: HeldX25519; readonly previousX25519?: readonly HeldX25519[] };
   readonly directory: Directory;
   readonly channels: readonly string[];
   readonly onEpoch?: KeyringOptions['onEpoch'];
+  /** The subscriber's X25519 public key certified for a version (e.g. the ledger's key book), undefined when unknown. */
+  readonly versionKey?: (keyVersion: number) => Uint8Array | undefined;
 }): ChannelKeyring {
-  const { identity, directory } = options;
+  const { identity, directory, provider } = options;
+  const secretFor = (v: number): Uint8Array | undefined => {
+    if (identity.version === v) return identity.x25519.secretKey;
+    const entry = directory.lookup(identity.id);
+    const certified = options.versionKey?.(v) ?? (entry?.keyVersion === v ? entry.x25519PublicKey : undefined);
+    if (certified === undefined) return undefined;
+    return [identity.x25519, ...(identity.previousX25519 ?? [])].find((k) => provider.equal(k.publicKey, certified))?.secretKey;
+  };
   return new ChannelKeyring({
-    provider: options.provider,
-    self: { id: identity.id, x25519SecretKey: (v) => (directory.lookup(identity.id)?.keyVersion === v ? identity.x25519.secretKey : undefined) },
+    provider,
+    self: { id: identity.id, x25519SecretKey: secretFor },
     issuer: CHANNEL_ISSUER,
     issuerKey: directoryIssuerKey(directory, CHANNEL_ISSUER),
     channels: options.channels,
@@ -92,6 +112,8 @@ export class ChannelKeyring {
   readonly #last = new Map<string, EpochAnnouncement>();
   readonly #keys = new Map<string, Map<number, ChannelEpochKey>>();
   readonly #issuerKeys = new Map<number, Uint8Array>();
+  /** Announcements listing this subscriber whose wrap it held no key for (channel → epoch → announcement). */
+  readonly #unread = new Map<string, Map<number, EpochAnnouncement>>();
   /** Announcements skipped because they did not follow their channel's last one. */
   skipped = 0;
 
@@ -120,31 +142,55 @@ export class ChannelKeyring {
       return 'out-of-order';
     }
     const mine = a.subscribers.find((s) => s.id === this.#o.self.id);
-    let outcome: KeyringOutcome = 'not-subscribed';
-    let key: ChannelEpochKey | undefined;
-    if (mine !== undefined) {
-      const secret = this.#o.self.x25519SecretKey(mine.keyVersion);
-      if (secret === undefined) {
-        outcome = 'unreadable';
-      } else {
-        const bytes = unwrapEpochKey(
-          provider,
-          { channel: a.channel, epoch: a.epoch, recipient: mine.id, recipientKeyVersion: mine.keyVersion, issuer: a.issuer, issuerKeyVersion: a.issuerKeyVersion, issuerPublicKey: a.issuerPublicKey },
-          secret,
-          mine.wrap,
-        );
-        key = { channelId: a.channel, epoch: a.epoch, key: bytes };
-        outcome = 'held';
-      }
-    }
     this.#last.set(a.channel, a);
-    if (key !== undefined) {
-      let held = this.#keys.get(a.channel);
-      if (held === undefined) this.#keys.set(a.channel, (held = new Map()));
-      held.set(a.epoch, key);
-      this.#o.onEpoch?.(key, a);
+    if (mine === undefined) return 'not-subscribed';
+    if (this.#open(a)) return 'held';
+    let unread = this.#unread.get(a.channel);
+    if (unread === undefined) this.#unread.set(a.channel, (unread = new Map()));
+    unread.set(a.epoch, a);
+    return 'unreadable';
+  }
+
+  /** Opens this subscriber's wrap in a checked announcement with the key it holds for the wrap's version; false when it holds none. */
+  #open(a: EpochAnnouncement): boolean {
+    const mine = a.subscribers.find((s) => s.id === this.#o.self.id)!;
+    const secret = this.#o.self.x25519SecretKey(mine.keyVersion);
+    if (secret === undefined) return false;
+    const bytes = unwrapEpochKey(
+      this.#o.provider,
+      { channel: a.channel, epoch: a.epoch, recipient: mine.id, recipientKeyVersion: mine.keyVersion, issuer: a.issuer, issuerKeyVersion: a.issuerKeyVersion, issuerPublicKey: a.issuerPublicKey },
+      secret,
+      mine.wrap,
+    );
+    const key: ChannelEpochKey = { channelId: a.channel, epoch: a.epoch, key: bytes };
+    let held = this.#keys.get(a.channel);
+    if (held === undefined) this.#keys.set(a.channel, (held = new Map()));
+    held.set(a.epoch, key);
+    this.#o.onEpoch?.(key, a);
+    return true;
+  }
+
+  /**
+   * Tries again the epochs that were unreadable (e.g. announced for the subscriber's new key
+   * version a moment before its own rotation switched to it); each one opened now is held and
+   * handed to `onEpoch`. Returns the epochs opened.
+   */
+  retryUnreadable(): number {
+    let opened = 0;
+    for (const [channel, unread] of this.#unread) {
+      for (const [epoch, a] of unread) {
+        if (!this.#open(a)) continue;
+        unread.delete(epoch);
+        opened++;
+      }
+      if (unread.size === 0) this.#unread.delete(channel);
     }
-    return outcome;
+    return opened;
+  }
+
+  /** The epochs of the channel this subscriber was wrapped to but holds no key for, ascending. */
+  unreadableEpochs(channel: string): readonly number[] {
+    return [...(this.#unread.get(channel)?.keys() ?? [])].sort((a, b) => a - b);
   }
 
   /** A key version of the issuer, from the issuer's own key events (produced by it, about it). */
@@ -164,7 +210,10 @@ export class ChannelKeyring {
   /** The channel's latest epoch's key, or undefined when this subscriber is not in the latest epoch. */
   current(channel: string): ChannelEpochKey | undefined {
     const last = this.#last.get(channel);
-    return last === undefined ? undefined : this.epochKey(channel, last.epoch);
+    if (last === undefined) return undefined;
+    // The latest epoch may have been announced for a key version this subscriber switched to since.
+    if (this.#unread.get(channel)?.has(last.epoch) === true) this.retryUnreadable();
+    return this.epochKey(channel, last.epoch);
   }
 
   /** The latest announcement of the channel (subscribed or not). */

@@ -17,13 +17,14 @@
  *    again (same version, same keys); held with other keys, or refused: the staged keys dropped;
  *    otherwise left staged and settled at the next check (and at start, after a crash);
  * 2. `keep` hands them to the caller, who stores them at once (this library owns no key store):
- *    a restart loads them;
+ *    a restart loads them. From the call on, the new X25519 key opens frames made to it
+ *    (`previousX25519`: a channel epoch the key manager wraps to it may come before step 3);
  * 3. once this process's directory serves the new entry, the live identity is switched in place:
  *    the one identity object every session and sealed sender of the process holds, so new
  *    handshakes and sealed frames use the new keys. The replaced X25519 key goes to
  *    `previousX25519`: a handshake or sealed frame a peer made from the old entry opens;
- * 4. the NATS connection moves to the new user (`Bus.switchUser`: one reconnect, subscriptions
- *    resumed), then `onSwitched`: the caller drops its sessions (`client.reset()`) and restarts
+ * 4. the NATS connection moves to the new user (`Bus.switchUser`: once its command servers are
+ *    idle, one reconnect, subscriptions resumed), then `onSwitched`: the caller drops its sessions (`client.reset()`) and restarts
  *    credential renewal for the new nkey.
  *
  * Without `staging`, a failure before `keep` returns changes nothing here (the next check tries

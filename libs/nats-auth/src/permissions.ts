@@ -76,18 +76,18 @@ export const ADMIN_CALLS: readonly CommandSubject[] = [
 /** The other services' commands each service calls. */
 export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly CommandSubject[]>> = {
   // Every service but the key manager (which signs its own) renews its NATS credentials there (keys.renew).
-  // policy and schemapin rotate their own identity on the interval (keys.get says when; @bulwark/service-host rotation.ts).
+  // policy, schemapin, incident-response and the sandbox scheduler rotate their own identity on the interval (keys.get says when, keys.rotate; @bulwark/service-host rotation.ts).
   policy: [Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
   audit: [Commands.keys.renew],
   keys: [Commands.audit.query],
-  sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.renew],
+  sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
   tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
   // Containment is a policy change (admin.list, admin.register, admin.update once released); evidence is an inclusion proof;
   // keys.get tells a retried revocation it already happened; recovery re-enrolls an agent by an invitation and releases it by a
   // policy update (services/incident-response).
   incident: [
     Commands.policy.evaluate, Commands.policy.adminList, Commands.policy.adminRegister, Commands.policy.adminUpdate, Commands.audit.query, Commands.audit.checkpoint,
-    Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke, Commands.keys.get, Commands.keys.invite, Commands.keys.renew,
+    Commands.audit.proofInclusion, Commands.sandbox.status, Commands.sandbox.terminate, Commands.keys.revoke, Commands.keys.get, Commands.keys.invite, Commands.keys.renew, Commands.keys.rotate,
   ],
 };
 

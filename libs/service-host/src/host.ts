@@ -50,6 +50,11 @@ export interface ServiceContext<S> extends EarlyContext {
    * its identity: `Bus.switchUser`, the user stored as `version`): the credential renewal follows it.
    */
   ownCredentialsChanged(credentials: { jwt: string; seed: Uint8Array }, version: number): void;
+  /**
+   * Called after each of its own rotations switched `identity` in place (`rotatesOwnKeys`): for
+   * what the service caches under the old keys (its command clients' sessions: `reset()`).
+   */
+  onKeysRotated(listener: (version: number) => void): void;
 }
 
 /** A started service. */
@@ -193,6 +198,7 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     // Its NATS credentials renewed at half-life (started below, once the service runs); a service that moves its own user says so here.
     let renewal: ServiceKeys | undefined;
     let movedTo: { credentials: { jwt: string; seed: Uint8Array }; version: number } | undefined;
+    const rotatedListeners: ((version: number) => void)[] = [];
     const context: ServiceContext<S> = {
       ...early,
       settings,
@@ -208,6 +214,7 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
         if (renewal === undefined) movedTo = { credentials: moved, version };
         else renewal.follow(moved, version);
       },
+      onKeysRotated: (listener) => void rotatedListeners.push(listener),
     };
     // A rotation staged before this start (a stop while it was out) is settled first: the start may
     // wait on requests that only the settled identity gets answered.
@@ -223,7 +230,16 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     // Its NATS credentials renewed at half-life (a JWT without an expiry needs none), and its identity rotated when due.
     if (busCredentials !== undefined) {
       const rotation = definition.rotatesOwnKeys === true ? { rotation: { intervalMs: rotationIntervalMs, checkMs: rotationCheckMs } } : {};
-      renewal = startServiceKeys({ bus, store, credentials: busCredentials, identity, directory, crypto, log, ...rotation, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
+      const onSwitched = (version: number): void => {
+        for (const listener of rotatedListeners) {
+          try {
+            listener(version);
+          } catch (error) {
+            log.warn({ err: error, version }, 'a listener of the identity switch failed');
+          }
+        }
+      };
+      renewal = startServiceKeys({ bus, store, credentials: busCredentials, identity, directory, crypto, log, ...rotation, onSwitched, ...(service.renewOwnCredentials === undefined ? {} : { renew: service.renewOwnCredentials }) });
       cleanups.push(() => renewal?.stop());
       if (movedTo !== undefined) renewal.follow(movedTo.credentials, movedTo.version);
     }

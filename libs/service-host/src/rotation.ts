@@ -48,6 +48,8 @@ export interface ServiceKeysOptions {
   readonly renew?: (natsUser: string) => Promise<{ natsJwt: string }>;
   /** Rotation of its own identity; undefined: renewal only (the key manager, the ledger). */
   readonly rotation?: { readonly intervalMs: number; readonly checkMs?: number };
+  /** After each switch to a new version (identity switched, NATS user moved): the service drops what it cached under the old keys. */
+  readonly onSwitched?: (version: number) => void;
   readonly timeoutMs?: number;
 }
 
@@ -119,9 +121,11 @@ export function startServiceKeys(options: ServiceKeysOptions): ServiceKeys {
     credentials: options.credentials,
     keep,
     onSwitched: (rotated) => {
-      if (rotated.nats === null) return;
-      natsVersion = rotated.version;
-      startRenewal({ jwt: rotated.nats.jwt, seed: rotated.nats.seed });
+      if (rotated.nats !== null) {
+        natsVersion = rotated.version;
+        startRenewal({ jwt: rotated.nats.jwt, seed: rotated.nats.seed });
+      }
+      options.onSwitched?.(rotated.version);
     },
     onRotated: (rotated, trigger) => log.info({ principal: identity.id, version: rotated.version, trigger, notAfter: rotated.notAfter }, `identity rotated to version ${rotated.version}`),
     onError: (error) => log.warn({ err: error, principal: identity.id }, 'key rotation check failed; retrying at the next check'),

@@ -34,6 +34,9 @@ const list = (env: NodeJS.ProcessEnv, name: string) =>
 serviceMain({
   name: 'incident-response',
   principal: ServicePrincipals.incident,
+  // Its identity rotates on the interval while it runs: every use below reads the live identity
+  // (its senders, sessions and channel key ring; each epoch opened with the key of its version).
+  rotatesOwnKeys: true,
   settings: async ({ env, log }) => {
     const ruleFiles = [DEFAULT_RULES_FILE, ...list(env, 'BULWARK_INCIDENT_RULES')];
     const book = new RuleBook(await readRuleSources(ruleFiles), log);
@@ -44,12 +47,15 @@ serviceMain({
     const channel = (name: string) => (env[name] ? env[name] : undefined);
     return { ruleFiles, book, webhook, analysts: list(env, 'BULWARK_INCIDENT_ANALYSTS'), ledgerChannel: channel('SYMBIONT_LEDGER_CHANNEL'), socChannel: channel('BULWARK_INCIDENT_CHANNEL') };
   },
-  start: async ({ bus, config, crypto, identity, directory, ledgerPublicKey, settings, log, defer }) => {
+  start: async ({ bus, config, crypto, identity, directory, ledgerPublicKey, settings, log, defer, onKeysRotated, store }) => {
     const { book, ruleFiles } = settings;
+    // The public key of each version its store holds at start (later versions are in the ledger's key facts).
+    const versions = new Map((await store.list(identity.id)).filter((i) => i.kind === 'x25519').map((i) => [i.version, i.publicKey]));
     const service = await startIncidentService({
       bus,
       provider: crypto,
-      identity: { id: identity.id, x25519: identity.x25519 },
+      identity,
+      ownKeyVersions: (v) => versions.get(v),
       directory,
       ledgerPublicKey: ledgerPublicKey(),
       rules: book.rules,
@@ -60,6 +66,7 @@ serviceMain({
       ...(settings.socChannel === undefined ? {} : { socChannel: settings.socChannel }),
       logger: log,
     });
+    onKeysRotated(() => service.keysRotated());
     const reload = (): void => {
       void readRuleSources(ruleFiles).then((sources) => {
         const result = book.replace(sources);

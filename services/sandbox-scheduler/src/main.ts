@@ -35,6 +35,8 @@ function numberEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
 serviceMain({
   name: 'sandbox-scheduler',
   principal: ServicePrincipals.sandbox,
+  // Its identity rotates on the interval while it runs: every use below reads the live identity.
+  rotatesOwnKeys: true,
   settings: ({ config, env }) => ({
     thresholds: parseThresholds({ medium: numberEnv(env, 'BULWARK_SANDBOX_RISK_MEDIUM'), high: numberEnv(env, 'BULWARK_SANDBOX_RISK_HIGH') }),
     floor: floorTier(config.security.default_sandbox_tier),
@@ -42,7 +44,7 @@ serviceMain({
     rootfs: env['BULWARK_SANDBOX_ROOTFS'],
     root: env['BULWARK_SANDBOX_ROOT'] ?? DEFAULT_SANDBOX_ROOT,
   }),
-  start: async ({ bus, crypto, identity, directory, ledgerPublicKey, settings, log, defer }) => {
+  start: async ({ bus, crypto, identity, directory, ledgerPublicKey, settings, log, defer, onKeysRotated }) => {
     const { thresholds, floor } = settings;
     // The root filesystem: the operator's, else one built from busybox-static; without either no tier can run a workload.
     let rootfs = settings.rootfs;
@@ -81,7 +83,8 @@ serviceMain({
     if (pool !== undefined) defer(() => pool.stop());
     await pool?.fill();
     const scheduler = new Scheduler({ drivers, ...(pool === undefined ? {} : { pools: { 1: pool } }), rootfs: rootfs ?? '/', thresholds, floor });
-    const service = await startSandboxService({ bus, provider: crypto, identity: { id: identity.id, x25519: identity.x25519 }, directory, ledgerPublicKey: ledgerPublicKey(), scheduler, logger: log });
+    const service = await startSandboxService({ bus, provider: crypto, identity, directory, ledgerPublicKey: ledgerPublicKey(), scheduler, logger: log });
+    onKeysRotated(() => service.keysRotated());
     log.info({ instance: service.instanceId, tiers, floor, thresholds }, 'sandbox-scheduler: running');
     return {
       // Serving no tier is a state the operator sees (`bulwark status`), not a failure: assessments and refusals still answer.

@@ -30,8 +30,18 @@ import type { SecurityEvent } from '../incidents/security-event.js';
 export interface IncidentServiceOptions {
   readonly bus: Bus;
   readonly provider: CryptoProvider;
-  /** svc.incident-response: the ledger seals its full batches to this principal (SYMBIONT_LEDGER_REPUBLISH_TO). */
-  readonly identity: LocalIdentity;
+  /**
+   * svc.incident-response: the ledger seals its full batches to this principal (SYMBIONT_LEDGER_REPUBLISH_TO).
+   * The live object (service-host `rotatesOwnKeys` switches it in place): every sender, session
+   * and the channel key ring read it at each use, never a copy.
+   */
+  readonly identity: LocalIdentity & { readonly version?: number };
+  /**
+   * Its own X25519 public key of each version its key store holds (a version made by `bulwark
+   * init` is in no key fact of the ledger): with the ledger's key facts, which held key opens an
+   * epoch wrapped to that version.
+   */
+  readonly ownKeyVersions?: (keyVersion: number) => Uint8Array | undefined;
   readonly directory: Directory;
   readonly ledgerPublicKey: Uint8Array;
   readonly rules: readonly Rule[];
@@ -54,6 +64,11 @@ export interface IncidentService {
   readonly state: IncidentState;
   readonly workflow: Workflow;
   halted(): ReaderHaltedError | undefined;
+  /**
+   * After its own identity was switched to a new version: drops the command sessions made under
+   * the old keys and opens the channel epochs announced for the new version before the switch.
+   */
+  keysRotated(): void;
   stop(): Promise<void>;
 }
 
@@ -85,7 +100,14 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
   // Epoch keys from the ledger this service reads in full (the announcements are ledger events).
   const ledgerChannel = options.ledgerChannel === undefined ? undefined : new ChannelReceiver({ provider, directory, channelId: options.ledgerChannel, keepHistory: true, staleAfterMs: TEN_YEARS_MS });
   const channels = [options.ledgerChannel, options.socChannel].filter((c): c is string => c !== undefined);
-  const keyring = channels.length === 0 ? undefined : principalKeyring({ provider, identity, directory, channels, onEpoch: (key) => (key.channelId === options.ledgerChannel ? ledgerChannel?.install(key) : undefined) });
+  // Each epoch opened with the key held for the version it was wrapped to: the ledger's key facts
+  // (else its own key store) say which public key each of its versions is (a restart after a rotation replays epochs
+  // wrapped to its earlier versions, opened with `previousX25519`).
+  const versionKey = (v: number): Uint8Array | undefined => {
+    const x = keys.book.key(identity.id)?.versions.find((k) => k.version === v)?.keys.x25519;
+    return x === undefined ? options.ownKeyVersions?.(v) : new Uint8Array(Buffer.from(x, 'base64'));
+  };
+  const keyring = channels.length === 0 ? undefined : principalKeyring({ provider, identity, directory, channels, versionKey, onEpoch: (key) => (key.channelId === options.ledgerChannel ? ledgerChannel?.install(key) : undefined) });
   // The analysts: those named, and the SOC channel's analyst subscribers now (the ledger's epochs: one
   // added is an analyst from its epoch on, one revoked no more), each with a valid directory entry.
   const socAnalysts = () => (options.socChannel === undefined ? [] : (keyring!.lastAnnouncement(options.socChannel)?.subscribers ?? []).map((s) => s.id).filter((id) => id.startsWith('analyst.')));
@@ -118,7 +140,9 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
     keys,
     ...(logger === undefined ? {} : { logger }),
     onEvent: (event) => {
-      keyring?.apply(event);
+      // An epoch wrapped to a version it holds no key for is unreadable, never a halt: reported, and
+      // retried at its next switch (keysRotated); its frames are refused until then.
+      if (keyring?.apply(event) === 'unreadable') logger?.warn({ seq: event.seq, channels }, 'a channel epoch wrapped to this service could not be opened with the keys it holds');
       workflow.onChanges(state.apply(event));
     },
     onHalt: (h) => {
@@ -149,6 +173,12 @@ export async function startIncidentService(options: IncidentServiceOptions): Pro
     state,
     workflow,
     halted: () => halted,
+    keysRotated() {
+      commands.reset();
+      client.reset();
+      const opened = keyring?.retryUnreadable() ?? 0;
+      logger?.info({ version: identity.version, opened }, 'incident-response: identity switched; sessions dropped');
+    },
     stop() {
       stopping ??= (async () => {
         await server.stop();

@@ -37,6 +37,8 @@ export interface SandboxServiceOptions {
 
 export interface SandboxService {
   readonly instanceId: string;
+  /** After its own identity was switched to a new version: drops the command sessions made under the old keys. */
+  keysRotated(): void;
   stop(): Promise<void>;
 }
 
@@ -117,6 +119,7 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
   });
   return {
     instanceId: server.instanceId,
+    keysRotated: () => client.reset(),
     // No sandbox outlives the service that started it.
     stop: async () => {
       await server.stop();
