@@ -134,13 +134,15 @@ export class Bus {
   async switchUser(credentials: { jwt: string; seed: Uint8Array }): Promise<void> {
     if (this.#credentials.current === undefined) throw new BusUsageError('E_BUS_CREDENTIALS', `bus ${this.name}: connected without credentials; there is no user to switch`, { name: this.name });
     const { nc, gate } = natsOf(this);
+    // Its command servers first, outside the hold: a handler may itself call through this bus
+    // (the sandbox scheduler asks the policy service), and a held call would keep it busy.
+    const busy = [...this.#stoppables].flatMap((s) => (s.idle === undefined ? [] : [s.idle()]));
+    if (busy.length > 0) {
+      let idleTimer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(busy), new Promise<void>((r) => (idleTimer = setTimeout(r, SWITCH_IDLE_WAIT_MS)))]);
+      clearTimeout(idleTimer);
+    }
     await gate.hold(SWITCH_INFLIGHT_WAIT_MS, async () => {
-      const busy = [...this.#stoppables].flatMap((s) => (s.idle === undefined ? [] : [s.idle()]));
-      if (busy.length > 0) {
-        let idleTimer: NodeJS.Timeout | undefined;
-        await Promise.race([Promise.all(busy), new Promise<void>((r) => (idleTimer = setTimeout(r, SWITCH_IDLE_WAIT_MS)))]);
-        clearTimeout(idleTimer);
-      }
       this.#credentials.current = { jwt: credentials.jwt, seed: credentials.seed.slice() };
       let done!: () => void;
       const back = new Promise<void>((r) => (done = r));

@@ -251,7 +251,6 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
   }
   live = true;
   raises.reconcile();
-  channels.startRotation();
   for (const key of projection.book.principals()) void publishEntry(key.id);
   pushRevocations(true);
   logger?.info({ principals: projection.book.principals().length, revoked: projection.book.revoked().length }, 'key manager: state rebuilt from the ledger');
@@ -404,6 +403,14 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
     ...(logger === undefined ? {} : { logger }),
   });
   own.rotation = selfRotation;
+  // Its own init version enters the book before the first channel epoch it wraps: a reader trusts
+  // an epoch's wrapping key by the key manager's key facts before it (libs/channel keyring), and
+  // once it rotated, the directory no longer serves version 1 (an incident service restarted then
+  // halted on the first epoch of ledger.full, E_CHANNEL_ISSUER).
+  if (selfOff === undefined && projection.book.key(identity.id) === undefined) {
+    await selfRotation.adopt().catch((e: unknown) => logger?.warn({ err: e }, 'key manager: its init version is not in the key book yet; it is entered at its first rotation'));
+  }
+  channels.startRotation();
 
   let stopping: Promise<void> | undefined;
   return {
