@@ -117,7 +117,15 @@ async function entryFinding(kv: Awaited<ReturnType<typeof openDirectoryBucket>>,
       const signed = decodeSignedDirectoryEntry(held);
       const verdict = verifyDirectoryEntry(provider, root, signed, Date.now());
       const revokedEntry = !verdict.ok && verdict.reason === 'E_ENTRY_REVOKED';
-      bucket = (verdict.ok || revokedEntry) && signed.entry.id === stored.principal && (signed.entry.keyVersion > stored.version || (signed.entry.keyVersion === stored.version && revokedEntry)) ? 'newer' : 'edited';
+      // The same version and keys, certified again by the root (the key manager publishes its own entry for a key it entered in its book).
+      const recertified =
+        verdict.ok &&
+        stored.signed !== undefined &&
+        signed.entry.id === stored.principal &&
+        signed.entry.keyVersion === stored.version &&
+        sameBytes(signed.entry.ed25519PublicKey, stored.signed.entry.ed25519PublicKey) &&
+        sameBytes(signed.entry.x25519PublicKey, stored.signed.entry.x25519PublicKey);
+      bucket = recertified ? 'same' : (verdict.ok || revokedEntry) && signed.entry.id === stored.principal && (signed.entry.keyVersion > stored.version || (signed.entry.keyVersion === stored.version && revokedEntry)) ? 'newer' : 'edited';
     } catch {
       bucket = 'edited';
     }
