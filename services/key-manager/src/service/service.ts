@@ -384,17 +384,8 @@ export async function startKeyManager(options: KeyManagerOptions): Promise<KeyMa
           nats: {
             store: natsStore,
             issue: (natsUser: string) => certifier.userJwt(identity.id, false, natsUser, now() + credentialLifetimeMs),
-            switchTo: async (credentials: { jwt: string; seed: Uint8Array }) => {
-              await bus.switchUser(credentials);
-              // Back on the bus as the new user before the rotation returns: while it reconnects it answers nothing.
-              const started = Date.now();
-              let down = false;
-              while (Date.now() - started < 10_000) {
-                if (!bus.isConnected()) down = true;
-                else if (down || Date.now() - started > 1000) break;
-                await new Promise((r) => setTimeout(r, 5));
-              }
-            },
+            // Back on the bus as the new user before the rotation returns: switchUser resolves once reconnected (or fails E_BUS_SWITCH).
+            switchTo: (credentials: { jwt: string; seed: Uint8Array }) => bus.switchUser(credentials),
             ...(options.onOwnCredentials === undefined ? {} : { onSwitched: options.onOwnCredentials }),
           },
         }
