@@ -60,12 +60,14 @@ export function natsOf(bus: Bus): RawNats {
 /** Something the bus stops before it drains the connection (a consumer, a service). */
 export interface Stoppable {
   stop(): Promise<void>;
-  /** Resolves once it handles no request (a command server): a switch of NATS user waits for it. */
-  idle?(): Promise<void>;
+  /** A command server: refuses new requests and tells when the ones it handles are done (a switch of NATS user waits for them). */
+  quiesce?(): { idle(): Promise<void>; resume(): void };
 }
 
 /** How long `switchUser` waits for the requests being handled before it reconnects anyway. */
 export const SWITCH_IDLE_WAIT_MS = 10_000;
+/** How long it waits, holding its own calls, for the answers its servers gave meanwhile (refusals, handshakes). */
+export const SWITCH_LAST_ANSWERS_MS = 1000;
 
 /**
  * One NATS connection with JetStream, in a namespace. Every other part of the bus takes
@@ -125,7 +127,9 @@ export class Bus {
    * lost), and its command servers finish the requests they handle (at most SWITCH_IDLE_WAIT_MS:
    * the server lets a reply out only on the connection its request came in on, `allow_responses`,
    * so a reply sent after the reconnect is refused, a Publish Violation, and its caller waits in
-   * vain); requests made during the switch are held and sent once it is back (their timeouts
+   * vain); from the start of that wait they refuse new requests unrun (`E_BUS_SWITCHING`, which
+   * the CommandClient sends again after a short pause), and those refusals leave before the
+   * reconnect; requests its own clients make during the switch are held and sent once it is back (their timeouts
    * start then), so none fails because of it. Resolves once the server took the new user and the
    * subscriptions; `E_BUS_SWITCH` when it did not within SWITCH_RECONNECT_WAIT_MS (the held
    * requests are released then, and the connection keeps trying). Only for a bus connected with
@@ -135,32 +139,43 @@ export class Bus {
     if (this.#credentials.current === undefined) throw new BusUsageError('E_BUS_CREDENTIALS', `bus ${this.name}: connected without credentials; there is no user to switch`, { name: this.name });
     const { nc, gate } = natsOf(this);
     // Its command servers first, outside the hold: a handler may itself call through this bus
-    // (the sandbox scheduler asks the policy service), and a held call would keep it busy.
-    const busy = [...this.#stoppables].flatMap((s) => (s.idle === undefined ? [] : [s.idle()]));
-    if (busy.length > 0) {
-      let idleTimer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(busy), new Promise<void>((r) => (idleTimer = setTimeout(r, SWITCH_IDLE_WAIT_MS)))]);
-      clearTimeout(idleTimer);
-    }
-    await gate.hold(SWITCH_INFLIGHT_WAIT_MS, async () => {
-      this.#credentials.current = { jwt: credentials.jwt, seed: credentials.seed.slice() };
-      let done!: () => void;
-      const back = new Promise<void>((r) => (done = r));
-      this.#reconnected.add(done);
+    // (the sandbox scheduler asks the policy service), and a held call would keep it busy. From
+    // now on they refuse new requests (E_BUS_SWITCHING, sent again by the client at once), so none
+    // starts between this wait and the reconnect and has its reply refused after it.
+    const servers = [...this.#stoppables].flatMap((s) => (s.quiesce === undefined ? [] : [s.quiesce()]));
+    const settled = async (ms: number): Promise<void> => {
+      if (servers.length === 0) return;
       let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), SWITCH_RECONNECT_WAIT_MS)));
-      try {
-        await nc.reconnect();
-        if ((await Promise.race([back, late])) === 'late') {
-          throw new BusConnectError('E_BUS_SWITCH', `bus ${this.name}: not reconnected to ${this.url} as the new NATS user within ${SWITCH_RECONNECT_WAIT_MS} ms`, { name: this.name, url: this.url });
-        }
-        // A round trip: the server has the resumed subscriptions before a held request goes out.
+      await Promise.race([Promise.all(servers.map((q) => q.idle())), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+      clearTimeout(timer);
+    };
+    try {
+      await settled(SWITCH_IDLE_WAIT_MS);
+      await gate.hold(SWITCH_INFLIGHT_WAIT_MS, async () => {
+        // The handshakes answered and the requests refused meanwhile leave on this connection, before it does.
+        await settled(SWITCH_LAST_ANSWERS_MS);
         await nc.flush();
-      } finally {
-        clearTimeout(timer);
-        this.#reconnected.delete(done);
-      }
-    });
+        this.#credentials.current = { jwt: credentials.jwt, seed: credentials.seed.slice() };
+        let done!: () => void;
+        const back = new Promise<void>((r) => (done = r));
+        this.#reconnected.add(done);
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), SWITCH_RECONNECT_WAIT_MS)));
+        try {
+          await nc.reconnect();
+          if ((await Promise.race([back, late])) === 'late') {
+            throw new BusConnectError('E_BUS_SWITCH', `bus ${this.name}: not reconnected to ${this.url} as the new NATS user within ${SWITCH_RECONNECT_WAIT_MS} ms`, { name: this.name, url: this.url });
+          }
+          // A round trip: the server has the resumed subscriptions before a held request goes out.
+          await nc.flush();
+        } finally {
+          clearTimeout(timer);
+          this.#reconnected.delete(done);
+        }
+      });
+    } finally {
+      for (const q of servers) q.resume();
+    }
   }
 
   /** True while the connection is up (false while reconnecting and after close). */

@@ -48,6 +48,12 @@ export interface ConsumerSpec {
    * that learns a new epoch from the ledger a moment after the first frame under it arrives.
    */
   readonly redeliverRejected?: readonly string[];
+  /**
+   * Called when a frame rejected for one of `redeliverRejected` is terminated after its last
+   * delivery: its owner learns that a frame was given up (e.g. to take its content another,
+   * verified way) instead of the frame just being gone.
+   */
+  readonly onRejectedGivenUp?: (given: { readonly reason: string; readonly streamSeq: number; readonly deliveries: number }) => void;
 }
 
 /** One authenticated, decrypted message, as a handler sees it. */
@@ -214,16 +220,19 @@ export async function startConsumer(
     // An opener that throws (a bug, not a bad frame) still must not let the frame through.
     const opened: Opened = await opener.open(msg.data).catch((): Rejected => ({ kind: 'rejected', reason: 'E_OPEN_FAILED' }));
     switch (opened.kind) {
-      case 'rejected':
+      case 'rejected': {
         m.rejected += 1;
         rejections.report({ reason: opened.reason, sender: opened.sender, subject });
-        if (spec.redeliverRejected?.includes(opened.reason) === true && msg.info.deliveryCount < s.maxDeliver) {
+        const worthAnother = spec.redeliverRejected?.includes(opened.reason) === true;
+        if (worthAnother && msg.info.deliveryCount < s.maxDeliver) {
           msg.nak(Math.min(s.retryMaxMs, s.retryInitialMs * 2 ** (msg.info.deliveryCount - 1)));
           return;
         }
         // No term reason: NATS 2.9 ignores a `+TERM <reason>` ack and would redeliver.
         msg.term();
+        if (worthAnother) spec.onRejectedGivenUp?.({ reason: opened.reason, streamSeq: msg.seq, deliveries: msg.info.deliveryCount });
         return;
+      }
       case 'duplicate':
         m.duplicates += 1;
         acknowledge(msg);

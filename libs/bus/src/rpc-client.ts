@@ -13,7 +13,7 @@ import { InboxRequestFailed, ReplyInbox } from './internal/reply-inbox.js';
 import { decodeReply, encodeRequest, REQUEST_ID_LENGTH } from './internal/rpc-wire.js';
 import { hasActiveTrace, injectTrace } from './internal/trace.js';
 import type { RejectionReporter } from './rejections.js';
-import { kindHeaders } from './rpc-server.js';
+import { kindHeaders, SWITCHING_CODE } from './rpc-server.js';
 import { assertToken, directSubject, ServicePrincipals, type CommandSubject, type ServiceName } from './subjects.js';
 
 export interface RequestOptions {
@@ -21,10 +21,12 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
   /**
    * True when running the request twice has the effect of running it once (a read, an
-   * evaluation). Only then does a timeout lead to a retry on a fresh session: a timeout
-   * leaves unknown whether the instance processed the request before it went silent.
-   * A request that was never delivered (no responders) is retried whatever this says, with a
-   * growing pause, until timeoutMs is spent.
+   * evaluation, a request the service runs once per request id of its own). Only then does a
+   * timeout, or a reply refused because the service's directory entry changed meanwhile, lead to
+   * a retry on a fresh session: either leaves unknown whether the instance processed it.
+   * A request that was never delivered (no responders), or that an instance switching its NATS
+   * user refused unrun (E_BUS_SWITCHING), is sent again whatever this says, with a growing
+   * pause, until timeoutMs is spent.
    */
   readonly idempotent?: boolean;
 }
@@ -107,16 +109,21 @@ export class CommandClient {
         // The service's directory entry changed under the session (it rotated its key): nothing was sent.
         const rekeyed = e instanceof EnvelopeError && e.code === 'E_UNKNOWN_PEER';
         if (affinity !== undefined && (rekeyed || e instanceof BusUnavailableError || e instanceof BusTimeoutError)) this.#forget(service, affinity);
-        if (e instanceof BusUnavailableError) {
+        // Refused unrun by an instance switching its NATS user: sent again, on the same session, after the same pauses.
+        const switching = e instanceof BusRequestError && e.code === SWITCHING_CODE;
+        if (e instanceof BusUnavailableError || switching) {
           const left = deadline - performance.now();
-          if (left <= pauseMs) throw noResponders(e, attempts, timeoutMs);
+          if (left <= pauseMs) throw e instanceof BusUnavailableError ? noResponders(e, attempts, timeoutMs) : e;
           await new Promise((r) => setTimeout(r, pauseMs));
           pauseMs = Math.min(pauseMs * 2, NO_RESPONDERS_MAX_PAUSE_MS);
           continue;
         }
         // A timeout leaves unknown whether the instance ran the request: one retry, on a fresh
         // session with a full timeoutMs, only for an idempotent call; a rekey (nothing sent) one too.
-        const once = rekeyed || (e instanceof BusTimeoutError && options.idempotent === true);
+        // So does a reply refused because the service's entry moved on while it ran (it rotated its key).
+        const peerMoved = e instanceof BusRequestError && e.code === 'E_BUS_REPLY_REJECTED' && e.context['reason'] === 'E_UNKNOWN_SENDER';
+        if (peerMoved && affinity !== undefined) this.#forget(service, affinity);
+        const once = rekeyed || ((e instanceof BusTimeoutError || peerMoved) && options.idempotent === true);
         if (!once || retriedOnce) throw e;
         retriedOnce = true;
         deadline = performance.now() + timeoutMs;

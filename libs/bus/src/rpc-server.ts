@@ -53,10 +53,26 @@ export interface CommandServer {
   /** The micro-service name answered on `$SRV.PING|INFO|STATS.<name>`: `bulwark-<service>`. */
   readonly serviceName: string;
   readiness(): Promise<Readiness>;
-  /** Resolves once no request is being handled (at once when none is): what `Bus.switchUser` waits for. */
+  /** Resolves once no request is being handled (at once when none is). */
   idle(): Promise<void>;
+  /**
+   * What `Bus.switchUser` does first: from now until `resume`, a request is refused at once with
+   * `E_BUS_SWITCHING` (not run; the client sends it again after a pause) rather than run into the
+   * reconnect, where its reply would be refused; `idle` resolves once the requests it was already
+   * handling, and the handshakes it is answering, are done.
+   */
+  quiesce(): Quiesced;
   stop(): Promise<void>;
 }
+
+/** A command server refusing new requests for a switch of NATS user (CommandServer.quiesce). */
+export interface Quiesced {
+  idle(): Promise<void>;
+  resume(): void;
+}
+
+/** The error code of a request refused because its server is switching NATS user: it did not run, send it again. */
+export const SWITCHING_CODE = 'E_BUS_SWITCHING';
 
 /**
  * Registers the service with the NATS micro-services framework and answers its commands:
@@ -99,6 +115,8 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   // (the server's `allow_responses`), so a switch of NATS user waits for them (Bus.switchUser).
   let inFlight = 0;
   let idleWaiters: (() => void)[] = [];
+  // Switches under way (Bus.switchUser): while above 0, requests are refused with SWITCHING_CODE.
+  let switching = 0;
   const counted =
     (fn: (m: Msg) => Promise<void>) =>
     async (msg: Msg): Promise<void> => {
@@ -178,6 +196,13 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     // The command the request was sealed for must be the one whose subject it arrived on.
     const request = decodeRequest(opened.plaintext, command);
     if (!request.ok) return reject(request.reason, opened.sender, msg);
+    const maxReply = maxReplyPlaintext(selfId, opened.sender, maxFrameSize);
+    if (switching > 0) {
+      // Answered now, on the connection it came in on (synchronously: before the switch's last
+      // flush), instead of run into the reconnect, after which its reply would be a Publish Violation.
+      msg.respond(opened.sealReply(encodeReply(request.requestId, { ok: false, code: SWITCHING_CODE, message: `${options.service} is switching its NATS user: not run, send it again` }, maxReply)));
+      return;
+    }
     const handler = options.handlers[command];
     let reply: ReplyBody;
     if (handler === undefined) {
@@ -194,7 +219,7 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
     }
     if (stopped) return;
     // Padded to its size bucket: the reply's length does not tell what it says.
-    msg.respond(opened.sealReply(encodeReply(request.requestId, reply, maxReplyPlaintext(selfId, opened.sender, maxFrameSize))));
+    msg.respond(opened.sealReply(encodeReply(request.requestId, reply, maxReply)));
   };
 
   // Errors from the handlers above are already turned into replies or drops; anything
@@ -210,11 +235,23 @@ export async function serveCommands(bus: Bus, options: ServeCommandsOptions): Pr
   await (natsOf(bus).nc as NatsConnection).flush();
 
   let stopping: Promise<void> | undefined;
+  const idle = () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve)));
   const server: CommandServer = {
     instanceId,
     serviceName,
     readiness: () => checkReadiness(bus).then((r) => withOwnCheck(r, options.notReady?.())),
-    idle: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+    idle,
+    quiesce() {
+      switching++;
+      let resumed = false;
+      return {
+        idle,
+        resume: () => {
+          if (!resumed) switching--;
+          resumed = true;
+        },
+      };
+    },
     stop() {
       stopping ??= (async () => {
         stopped = true;

@@ -18,6 +18,23 @@ const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array) => new TextDecoder().decode(b);
 const reporter = () => new RejectionReporter({ reporter: 'svc.test', publish: async () => undefined });
 const POLICY = ServicePrincipals.policy;
+const SCHEMAPIN = ServicePrincipals.tools;
+
+/** The policy service's evaluate on `bus`, answering `ok:<body>` once `before` (if any) returned. */
+function servePolicy(bus: Bus, world: ReturnType<typeof testWorld>, before: (body: string) => Promise<void> | void) {
+  return serveCommands(bus, {
+    service: 'policy',
+    version: '0.1.0',
+    sessions: { provider, self: world.identity(POLICY), directory: world.directory },
+    rejections: reporter(),
+    handlers: {
+      [Commands.policy.evaluate]: async (req) => {
+        await before(str(req.body));
+        return text(`ok:${str(req.body)}`);
+      },
+    },
+  });
+}
 
 describe('Bus.switchUser', () => {
   const buses: Bus[] = [];
@@ -30,17 +47,8 @@ describe('Bus.switchUser', () => {
     const world = testWorld({ ids: [POLICY, 'agent.a1'] });
     const serverBus = await testBus('policy-slow', ns);
     buses.push(serverBus);
-    await serveCommands(serverBus, {
-      service: 'policy',
-      version: '0.1.0',
-      sessions: { provider, self: world.identity(POLICY), directory: world.directory },
-      rejections: reporter(),
-      handlers: {
-        [Commands.policy.evaluate]: async (req) => {
-          if (str(req.body) === 'slow') await new Promise((r) => setTimeout(r, 300));
-          return text(`ok:${str(req.body)}`);
-        },
-      },
+    await servePolicy(serverBus, world, async (body) => {
+      if (body === 'slow') await new Promise((r) => setTimeout(r, 300));
     });
     const user = createUser();
     const bus = await connectBus({ url: NATS_URL, name: 'agent-switching', namespace: ns, credentials: { jwt: 'e30.e30.sig', seed: user.getSeed() } });
@@ -61,5 +69,43 @@ describe('Bus.switchUser', () => {
     await switched;
     expect(bus.isConnected()).toBe(true);
     expect(performance.now() - started).toBeGreaterThan(500);
+  });
+
+  it('refuses a request that arrives while it switches, unrun, and the client sends it again once it is back (never run into the reconnect)', async () => {
+    const ns = uniqueNamespace();
+    const world = testWorld({ ids: [POLICY, SCHEMAPIN, 'agent.a1'] });
+    // Another service the switching one calls: slow, so the switch waits (holding) for that call.
+    const otherBus = await testBus('schemapin-slow', ns);
+    buses.push(otherBus);
+    await serveCommands(otherBus, {
+      service: 'tools',
+      version: '0.1.0',
+      sessions: { provider, self: world.identity(SCHEMAPIN), directory: world.directory },
+      rejections: reporter(),
+      handlers: { [Commands.tools.verify]: async () => (await new Promise((r) => setTimeout(r, 600)), text('verified')) },
+    });
+    const serverBus = await connectBus({ url: NATS_URL, name: 'policy-switching', namespace: ns, credentials: { jwt: 'e30.e30.sig', seed: createUser().getSeed() } });
+    buses.push(serverBus);
+    let switched = false;
+    const ran: { body: string; switched: boolean }[] = [];
+    await servePolicy(serverBus, world, (body) => void ran.push({ body, switched }));
+    const own = new CommandClient(serverBus, { sessions: { provider, self: world.identity(POLICY), directory: world.directory }, rejections: reporter() });
+    expect(str(await own.request(Commands.tools.verify, text('warm'), { timeoutMs: 2000 }))).toBe('verified');
+    const agentBus = await testBus('agent', ns);
+    buses.push(agentBus);
+    const agent = new CommandClient(agentBus, { sessions: { provider, self: world.identity('agent.a1'), directory: world.directory }, rejections: reporter() });
+    expect(str(await agent.request(Commands.policy.evaluate, text('warm')))).toBe('ok:warm');
+
+    const ownCall = own.request(Commands.tools.verify, text('slow'), { timeoutMs: 3000 });
+    await new Promise((r) => setTimeout(r, 20));
+    const switching = serverBus.switchUser({ jwt: 'e30.e30.sig', seed: createUser().getSeed() }).then(() => void (switched = true));
+    await new Promise((r) => setTimeout(r, 100));
+    // Arrives while the switch waits for its own call: answered, but only once it is back as the new user.
+    const during = await agent.request(Commands.policy.evaluate, text('during'), { timeoutMs: 5000 }).then(str, (e: unknown) => e);
+    expect(during).toBe('ok:during');
+    expect(str(await ownCall)).toBe('verified');
+    await switching;
+    expect(ran.filter((r) => r.body === 'during')).toEqual([{ body: 'during', switched: true }]);
+    expect(str(await agent.request(Commands.policy.evaluate, text('after')))).toBe('ok:after');
   });
 });

@@ -215,8 +215,12 @@ export function createBulwarkClient(options: BulwarkClientOptions): BulwarkClien
       list: () => admin(Commands.policy.adminList, {}, isListReply),
     },
     keys: createKeyCalls(options.sessions.provider, (subject, body) => call(subject, body, adminTimeoutMs, false), options.sessions.directory),
-    // A schedule runs the workload: never retried after a timeout (it may be running).
-    sandbox: sandboxCalls((verb, body, timeoutMs) => call(Commands.sandbox[verb], body, timeoutMs, verb !== 'schedule' && verb !== 'terminate')),
+    // A schedule runs the workload: retried after a timeout only because it carries a request id
+    // the scheduler runs once (the retry gets the first run's outcome, or waits for it).
+    sandbox: sandboxCalls(
+      (verb, body, timeoutMs) => call(Commands.sandbox[verb], body, timeoutMs, verb !== 'terminate'),
+      () => Buffer.from(options.sessions.provider.randomBytes(16)).toString('base64url'),
+    ),
     reset: () => commands.reset(),
   };
 }

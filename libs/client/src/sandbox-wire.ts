@@ -18,6 +18,12 @@ export interface SandboxScheduleRequest {
   readonly tier?: 'auto' | 1 | 2;
   readonly args: readonly string[];
   readonly egress?: readonly SandboxEgressRule[];
+  /**
+   * The scheduler runs one request id once (per caller): a retry with the same id and request
+   * gets the first run's outcome. 16-128 of A-Z a-z 0-9 _ -; default a fresh random one per call,
+   * which the SDK's own retry (after a timeout) keeps. Give your own to retry across calls.
+   */
+  readonly requestId?: string;
 }
 
 export interface SandboxTierDecision {
@@ -78,12 +84,12 @@ const object = (v: unknown, what: string): Record<string, unknown> => {
   return v as Record<string, unknown>;
 };
 
-/** The calls over a request function; a schedule waits for the workload (default 120 s). */
-export function sandboxCalls(call: Call): SandboxCalls {
+/** The calls over a request function; a schedule waits for the workload (default 120 s). `requestId` draws a schedule's id when the caller gives none. */
+export function sandboxCalls(call: Call, requestId: () => string): SandboxCalls {
   return {
     assess: async (assessment, tier) => object(await call('assess', tier === undefined ? { assessment } : { assessment, tier }, 5000), 'assess') as never,
     schedule: async (request, options) => {
-      const r = object(await call('schedule', request, options?.timeoutMs ?? 120_000), 'schedule');
+      const r = object(await call('schedule', { ...request, requestId: request.requestId ?? requestId() }, options?.timeoutMs ?? 120_000), 'schedule');
       object(r['run'], 'schedule');
       return r as unknown as SandboxScheduleReply;
     },

@@ -80,6 +80,25 @@ export interface LedgerReaderOptions {
   readonly retryDelayMs?: number;
   /** Replaces `bulwark.audit.query` as the gap source (tests). */
   readonly gapSource?: GapSource;
+  /**
+   * How long a frame sealed under a channel epoch the receiver holds no key for yet is delivered
+   * again, waiting for that epoch's key (default 15 000 ms): at a rotation the first frames under
+   * a new epoch can arrive before its wrap is opened. After that its events are taken from the
+   * ledger's query (verified like any other; an error is logged), and the reader halts if the
+   * ledger cannot supply them.
+   */
+  readonly epochWaitMs?: number;
+}
+
+/** Redelivery delays of a frame under an epoch not held yet: 50 ms doubling to 1 s (a new key is used within about a second of its arrival). */
+const EPOCH_RETRY_FIRST_MS = 50;
+const EPOCH_RETRY_MAX_MS = 1000;
+
+/** Deliveries whose pauses in between add up to at least `waitMs`. */
+function deliveriesWithin(waitMs: number): number {
+  let deliveries = 1;
+  for (let waited = 0; waited < waitMs; deliveries++) waited += Math.min(EPOCH_RETRY_MAX_MS, EPOCH_RETRY_FIRST_MS * 2 ** (deliveries - 1));
+  return deliveries;
 }
 
 export interface LedgerReaderMetrics extends CoreMetrics {
@@ -171,11 +190,41 @@ export async function startLedgerReader(options: LedgerReaderOptions): Promise<L
     }
     await core.handleBatch(batch);
   };
+  const epochWaitMs = options.epochWaitMs ?? 15_000;
+  // A frame under an epoch given up on: what it carried comes from the ledger's query, checked
+  // like a gap (never skipped, never taken unverified); a ledger that cannot supply it halts the reader.
+  const resync = async (given: { reason: string; streamSeq: number; deliveries: number }): Promise<void> => {
+    logger?.error({ reader: options.reader, streamSeq: given.streamSeq, reason: given.reason, waitedMs: epochWaitMs }, `ledger reader: stream message ${given.streamSeq} is under a channel epoch this reader received no key for within ${epochWaitMs} ms; its events are taken from the ledger's query`);
+    const attempts = options.fillAttempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await core.sync();
+        return;
+      } catch (e) {
+        if (attempt >= attempts) {
+          core.halt('E_READER_GAP', core.position.seq + 1, `stream message ${given.streamSeq} was under a channel epoch never received, and the ledger could not be asked for its events: ${e instanceof Error ? e.message : String(e)}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, options.retryDelayMs ?? 500));
+      }
+    }
+  };
   const consumer: RunningConsumer = await startStreamConsumer(
     bus,
     options.receiver,
-    // The handler never throws (every failure halts), so nothing is redelivered out of order.
-    { stream: 'ledger', durable, filterSubject: subject, inactiveThresholdMs: 60_000, maxDeliver: 3, retryInitialMs: 50 },
+    // The handler never throws (every failure halts), so nothing is redelivered out of order; only
+    // a frame under an epoch not held yet is, and the core puts what it carries back in order.
+    {
+      stream: 'ledger',
+      durable,
+      filterSubject: subject,
+      inactiveThresholdMs: 60_000,
+      maxDeliver: Math.max(3, deliveriesWithin(epochWaitMs)),
+      retryInitialMs: EPOCH_RETRY_FIRST_MS,
+      retryMaxMs: EPOCH_RETRY_MAX_MS,
+      redeliverRejected: ['E_UNKNOWN_EPOCH'],
+      onRejectedGivenUp: (given) => void resync(given),
+    },
     async (delivery) => {
       try {
         await handle(delivery);

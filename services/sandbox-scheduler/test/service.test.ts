@@ -180,6 +180,41 @@ describe('the sandbox service on the bus', () => {
     await eventually(() => events.some((e) => e.eventType === 'sandbox.killed' && e.details['sandboxId'] === ids[0] && e.details['by'] === IR));
   });
 
+  it.skipIf(runcReason !== undefined)('runs a schedule retried with the same request id once: the retry gets the first run, however it is sent', async () => {
+    const scheduledWith = (requestId: string) => events.filter((e) => e.eventType === 'sandbox.scheduled' && e.details['requestId'] === requestId);
+    // The same request twice, on two sessions (a retry after a lost reply), the second while the first still runs.
+    const requestId = 'retry-0123456789abcdef';
+    const body = { requestId, assessment: LOW, args: ['/bin/sh', '-c', 'sleep 0.5; echo ran'] };
+    const [first, second] = await Promise.all([call(AGENT, Commands.sandbox.schedule, body), new Promise((r) => setTimeout(r, 100)).then(() => call(AGENT, Commands.sandbox.schedule, body))]);
+    const third = await call(AGENT, Commands.sandbox.schedule, body);
+    const sandboxIdOf = (r: Record<string, unknown>) => (r['run'] as { sandboxId: string }).sandboxId;
+    expect(sandboxIdOf(second)).toBe(sandboxIdOf(first));
+    expect(sandboxIdOf(third)).toBe(sandboxIdOf(first));
+    await eventually(() => events.some((e) => e.eventType === 'sandbox.exited' && e.details['sandboxId'] === sandboxIdOf(first)));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(scheduledWith(requestId)).toHaveLength(1);
+    expect(events.filter((e) => e.eventType === 'sandbox.exited' && e.details['sandboxId'] === sandboxIdOf(first))).toHaveLength(1);
+    // The id does not buy another request's answer, nor another caller's: reused for other args it is refused; another agent's same id is its own.
+    await expect(call(AGENT, Commands.sandbox.schedule, { ...body, args: ['/bin/true'] })).rejects.toMatchObject({ code: 'E_SANDBOX_REQUEST_REUSED' });
+    const others = await call(OTHER, Commands.sandbox.schedule, body);
+    expect(sandboxIdOf(others)).not.toBe(sandboxIdOf(first));
+    await expect(call(AGENT, Commands.sandbox.schedule, { ...body, requestId: 'short' })).rejects.toMatchObject({ code: 'E_SANDBOX_REQUEST' });
+
+    // Through the SDK: its first attempt times out while the workload runs (the reply lost, as at a
+    // switch of NATS user); the SDK's one retry, with the same request id, gets that run's outcome.
+    const sdk = createBulwarkClient({ bus, sessions: { provider, self: world.identity(AGENT), directory: world.directory }, rejections: silent(AGENT) });
+    const before = events.filter((e) => e.eventType === 'sandbox.scheduled' && e.agentId === AGENT).length;
+    const started = Date.now();
+    const r = await sdk.sandbox.schedule({ assessment: LOW, args: ['/bin/sh', '-c', 'sleep 1.5; echo once'] }, { timeoutMs: 1000 });
+    expect(r.run).toMatchObject({ stdout: 'once\n', exitCode: 0 });
+    expect(Date.now() - started).toBeGreaterThan(1000);
+    await eventually(() => events.some((e) => e.eventType === 'sandbox.exited' && e.details['sandboxId'] === r.run.sandboxId));
+    await new Promise((r) => setTimeout(r, 300));
+    const scheduled = events.filter((e) => e.eventType === 'sandbox.scheduled' && e.agentId === AGENT).slice(before);
+    expect(scheduled).toHaveLength(1);
+    expect(scheduled[0]!.details['requestId']).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  });
+
   // Last: it halts the service's reader for good.
   it('refuses every command once its ledger reader halted (a control message the ledger did not seal)', async () => {
     expect(await call(AGENT, Commands.sandbox.assess, { assessment: LOW })).toHaveProperty('decision');

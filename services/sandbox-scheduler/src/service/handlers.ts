@@ -1,4 +1,4 @@
-import type { CommandHandler } from '@bulwark/bus';
+import type { CommandHandler, CommandRequest } from '@bulwark/bus';
 import { permits, resourceAccessRequest, type PolicyDecision, type PolicyRequest } from '@bulwark/client';
 import { BulwarkError, InputError } from '@bulwark/errors';
 import type { JsonObject } from '@bulwark/events';
@@ -11,6 +11,7 @@ import { parseAssessment } from '../risk/assessment.js';
 import { parseTierRequest } from '../risk/tier.js';
 import type { Scheduler } from './scheduler.js';
 import type { SandboxEvents } from './events.js';
+import type { RunOnce } from './once.js';
 
 /** Asks the policy service; the client turns a missing or late answer into a Deny (fail secure). */
 export type AskPolicy = (request: PolicyRequest) => Promise<PolicyDecision>;
@@ -21,6 +22,11 @@ export interface HandlerDeps {
   readonly askPolicy: AskPolicy;
   /** Principals besides a sandbox's own agent that may terminate it (incident response, administrators). */
   readonly terminators: readonly string[];
+  /**
+   * Schedules by their caller's `requestId`: a retry (same caller, id and body) gets the first
+   * run's outcome instead of a second run. Without it every schedule runs.
+   */
+  readonly once?: RunOnce;
   readonly logger?: Logger;
 }
 
@@ -95,6 +101,15 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
 
   const schedule: CommandHandler = async (req) => {
     const body = readBody(req.body, 'sandbox.schedule');
+    const requestId = body['requestId'];
+    if (requestId === undefined) return runSchedule(req, body, undefined);
+    if (typeof requestId !== 'string') throw new SandboxInputError('E_SANDBOX_REQUEST', 'sandbox.schedule: requestId must be a string', {});
+    // Without a memory of outcomes an id promises what it cannot keep: refused rather than run twice on a retry.
+    if (deps.once === undefined) throw new SandboxInputError('E_SANDBOX_REQUEST', 'sandbox.schedule: this scheduler does not take request ids', {});
+    return deps.once.run(req.peer, requestId, req.body, () => runSchedule(req, body, requestId));
+  };
+
+  const runSchedule = async (req: CommandRequest, body: Record<string, unknown>, requestId: string | undefined): Promise<Uint8Array> => {
     const args = readArgs(body['args']);
     const egress = readEgress(body['egress']);
     const request = parseTierRequest(body['tier']);
@@ -102,7 +117,8 @@ export function createHandlers(deps: HandlerDeps): { assess: CommandHandler; sch
     const { decision } = scheduler.assess(assessment, request);
     // A tier no driver here provides is refused before anything else, never run in a weaker one.
     scheduler.driverFor(decision.tier);
-    const recorded: JsonObject = { assessment: { ...assessment }, score: decision.score, level: decision.level, riskTier: decision.riskTier, tier: decision.tier, ...(decision.raisedBy === undefined ? {} : { raisedBy: decision.raisedBy }) };
+    // The caller's request id in the ledger: a retry answered with this run's outcome shows no second schedule.
+    const recorded: JsonObject = { ...(requestId === undefined ? {} : { requestId }), assessment: { ...assessment }, score: decision.score, level: decision.level, riskTier: decision.riskTier, tier: decision.tier, ...(decision.raisedBy === undefined ? {} : { raisedBy: decision.raisedBy }) };
     // Resource allocation is an enforcement point (S2.1): the policy service decides first.
     const verdict = await askPolicy(resourceAccessRequest({ action: 'allocate', resource: 'sandbox', classes: ['sandbox'], context: { agent: { id: req.peer }, sandbox: { tier: decision.tier, risk: decision.score, level: decision.level, command: args[0] ?? '', egress: (egress?.rules ?? []).map((r) => `${r.domain ?? r.ipRange ?? ''}:${r.ports.join(',')}`) } } }));
     if (!permits(verdict)) {

@@ -8,6 +8,7 @@ import type { Logger } from '@bulwark/telemetry';
 import { SandboxServiceError } from '../errors.js';
 import { createSandboxEvents, type SandboxEvents } from './events.js';
 import { createHandlers, type AskPolicy } from './handlers.js';
+import { RunOnce } from './once.js';
 import type { Scheduler } from './scheduler.js';
 
 export interface SandboxServiceOptions {
@@ -92,6 +93,8 @@ export async function startSandboxService(options: SandboxServiceOptions): Promi
     events: options.events ?? createSandboxEvents({ bus, provider, identity, directory }),
     askPolicy: options.askPolicy ?? ((request) => client.policy.evaluate(request)),
     terminators: options.terminators ?? ['svc.incident-response'],
+    // A retried schedule (its reply lost, e.g. at a switch of NATS user) answered from the first run, never run again.
+    once: new RunOnce({ digest: (body) => provider.sha256(body) }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
   const orphans = await options.scheduler.reapOrphans();
