@@ -10,10 +10,12 @@ import { LedgerReader } from './archive-reader.js';
 import { exportLedger, verifyExport } from './export.js';
 import { AuditLedger, prepareEvent, type ProducedEvent } from './ledger.js';
 import { ORIGIN, crypto, makeEvents, openTestLedger, produced, type LedgerFixture } from './ledger.fixture.js';
-import { openCheckpoint } from './note/checkpoint.js';
+import { openCheckpoint, signCheckpoint } from './note/checkpoint.js';
 import { signerKey, verifierKey, type SignerKey } from './note/keys.js';
 import type { LedgerSigningKeys } from './signing-keys.js';
 import { verifyLedger } from './verify.js';
+import { Witness } from './witness.js';
+import { COSIGNATURE_V1_TYPE } from './note/keys.js';
 
 let fx: LedgerFixture;
 const second = signerKey(crypto, ORIGIN, crypto.randomBytes(32));
@@ -85,6 +87,27 @@ describe('the ledger rotates its own key in its chain', () => {
     expect(await reader.consistencyProof(13)).toMatchObject({ size1: 13, size2: 25 });
     // The first key cannot start there: the export names the key in force at its start.
     expect(await verifyExport(tail, { crypto, origin: ORIGIN, logKey: verifierKey(crypto, ORIGIN, fx.signer.publicKey) })).toMatchObject({ ok: false, problem: 'malformed' });
+  });
+
+  it('a witness follows the change: the event sealed by the key it trusts and proven in the new checkpoint; a forged or unproven change is refused', async () => {
+    const genesisKey = verifierKey(crypto, ORIGIN, fx.signer.publicKey);
+    const witness = new Witness({ crypto, key: signerKey(crypto, 'bulwark.test/w', crypto.randomBytes(32), COSIGNATURE_V1_TYPE), origin: ORIGIN, logKey: genesisKey });
+    // The tree before the change, signed by the first key (a checkpoint of a size at or below the change).
+    const early = signCheckpoint(crypto, { origin: ORIGIN, size: changeSeq, rootHash: await ledger.rootAt(changeSeq), extensions: [] }, [fx.signer]);
+    witness.cosign(early, []);
+    const later = (await ledger.checkpointAt(21))!;
+    const proof = await ledger.consistencyProof(changeSeq, 21);
+    const [change] = await ledger.events(changeSeq, 1);
+    const inclusion = (await ledger.inclusionProof(changeSeq, 21)).proof;
+    // Without the change the witness cannot open it; with a wrong inclusion proof, or a change not sealed by the trusted key, neither.
+    expect(() => witness.cosign(later.note, proof)).toThrow(/witness refuses to cosign/);
+    expect(() => witness.cosign(later.note, proof, [{ event: change!, inclusion: inclusion.slice(1) }])).toThrow(/not in the checkpoint's tree/);
+    const stranger = signerKey(crypto, ORIGIN, crypto.randomBytes(32));
+    const resealed = { ...change!, signature: crypto.ed25519.sign(stranger.secretKey, change!.eventHash) };
+    expect(() => witness.cosign(later.note, proof, [{ event: resealed, inclusion }])).toThrow(/signature invalid under the log key it would retire/);
+    const cosigned = witness.cosign(later.note, proof, [{ event: change!, inclusion }]);
+    expect(cosigned.checkpoint.size).toBe(21);
+    expect(witness.logKey.publicKey).toEqual(second.publicKey);
   });
 
   it('a restarted ledger signs on with the key its stored chain names; one that does not hold it signs nothing', async () => {
