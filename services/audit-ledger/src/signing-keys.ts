@@ -9,8 +9,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { LEDGER_PRINCIPAL } from '@bulwark/bus';
-import { KEY_FACT_PRODUCER, LEDGER_KEY_CHANGE_TYPE, LedgerKeySchedule, ledgerKeyChangeOf, type LedgerKeyEvent } from '@bulwark/ledger-reader';
-import { checkSealedEvent } from '@bulwark/events';
+import { KEY_FACT_PRODUCER, LEDGER_KEY_CHANGE_TYPE, ledgerKeyChangeOf, scheduleOfChanges, type LedgerKeyEvent, type LedgerKeySchedule } from '@bulwark/ledger-reader';
 import { LedgerError } from './errors.js';
 import type { SignerKey } from './note/keys.js';
 import { InThreadSigner, type EventSigner } from './signer/event-signer.js';
@@ -104,13 +103,7 @@ export async function storedSchedule(crypto: Pick<CryptoProvider, 'sha256' | 'ed
     .where('seq', '<', BigInt(size))
     .orderBy('seq')
     .execute();
-  const schedule = new LedgerKeySchedule(genesis);
-  for (const row of rows) {
-    const event = ledgerEventOfRow(row);
-    const sealed = checkSealedEvent(crypto, schedule.keyFor(event.seq), event);
-    if (sealed !== null) throw new LedgerError('E_LEDGER', `the stored ledger key change at seq ${event.seq}: ${sealed}`, { seq: event.seq });
-    const problem = schedule.observe(event);
-    if (problem !== null) throw new LedgerError('E_LEDGER', `the stored chain cannot be signed on: ${problem}`, { seq: event.seq });
-  }
+  const schedule = scheduleOfChanges(crypto, genesis, rows.map(ledgerEventOfRow));
+  if (typeof schedule === 'string') throw new LedgerError('E_LEDGER', `the stored chain cannot be signed on or trusted: ${schedule}`, {});
   return schedule;
 }

@@ -13,8 +13,8 @@
  * force, and a key the ledger has never used before (no return to a retired key).
  */
 import { LEDGER_PRINCIPAL } from '@bulwark/bus';
-import { fromHex } from '@bulwark/crypto';
-import type { JsonObject } from '@bulwark/events';
+import { fromHex, type CryptoProvider } from '@bulwark/crypto';
+import { checkSealedEvent, type JsonObject, type LedgerEvent } from '@bulwark/events';
 import { parseFact } from './facts.js';
 import { KEY_FACT_PRODUCER } from './ledger-keys.js';
 
@@ -142,4 +142,23 @@ export class LedgerKeySchedule {
     this.#observed = event.seq;
     return null;
   }
+}
+
+/**
+ * The schedule that `changes` (ledger key changes alone, in seq order, as a query of `keys.rotated`
+ * about svc.audit-ledger or the stored rows serve them) build from `genesis`: each must be sealed
+ * under the key in force before it (its hash recomputed, its signature) and be a change the chain may
+ * make. The reason one is refused otherwise. The links between them are not checked (they are not
+ * consecutive): this answers "which key signs seq S", not "is the chain whole".
+ */
+export function scheduleOfChanges(crypto: Pick<CryptoProvider, 'sha256' | 'ed25519' | 'equal'>, genesis: Uint8Array, changes: Iterable<LedgerEvent>): LedgerKeySchedule | string {
+  const schedule = new LedgerKeySchedule(genesis);
+  for (const event of changes) {
+    const sealed = checkSealedEvent(crypto, schedule.keyFor(event.seq), event);
+    if (sealed !== null) return `the ledger key change at seq ${event.seq}: ${sealed}`;
+    if (ledgerKeyChangeOf(event) === undefined) return `the event at seq ${event.seq} is not a ledger key change`;
+    const problem = schedule.observe(event);
+    if (problem !== null) return problem;
+  }
+  return schedule;
 }
