@@ -78,6 +78,7 @@ function startLedger(extra: Record<string, string> = {}): LedgerMain {
   let output = '';
   proc.stdout!.on('data', (d: Buffer) => void (output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => void (output += d.toString()));
+  proc.once('exit', () => require('node:fs').writeFileSync(`/tmp/ledger-rot-${proc.pid}.log`, output));
   return { proc, output: () => output };
 }
 
@@ -88,8 +89,13 @@ async function stopLedger(m: LedgerMain): Promise<void> {
   await exited;
 }
 
+/** Until its log says it runs (30 s at most); an exit before is the failure. */
 async function running(m: LedgerMain): Promise<void> {
-  await expect.poll(() => (m.proc.exitCode === null ? /audit-ledger: running/.test(m.output()) : `exited ${m.proc.exitCode}: ${m.output()}`), { timeout: 30_000, interval: 100 }).toBe(true);
+  const deadline = Date.now() + 30_000;
+  while (!/audit-ledger: running/.test(m.output())) {
+    if (m.proc.exitCode !== null || Date.now() > deadline) throw new Error(`bulwark-audit-ledger (exit ${m.proc.exitCode}) is not running: ${m.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** The agent's events, sealed to the ledger as the directory certifies it now. */
@@ -199,6 +205,7 @@ beforeAll(async () => {
     // Nothing due by the key manager's clock: the ledger's first rotation is by its own interval, the second requested.
     rotationIntervalMs: 3_600_000,
     bootTimeoutMs: 60_000,
+    logger: (await import('@bulwark/telemetry')).createLogger({ service: 'km', level: 'info' }),
   });
   const adminId = await b.identity('analyst.admin');
   admin = createBulwarkClient({ bus: await b.connect(adminId.id), sessions: { provider: b.provider, self: adminId, directory }, rejections: quiet(adminId.id), adminTimeoutMs: 10_000 });
@@ -243,7 +250,7 @@ afterAll(async () => {
 
 describe('the audit ledger rotates its own event-signing key while it runs', () => {
   it('rotates by itself and on request while an agent keeps sending: no event lost, the chain verifies from the genesis key', async () => {
-    ledger = ledger!;
+    if (ledger === undefined) throw new Error('the ledger was not started');
     let failures: string[] = [];
     try {
       // First rotation: by its own interval.
@@ -304,7 +311,7 @@ describe('the audit ledger rotates its own event-signing key while it runs', () 
     const incident = await loadIdentity(b.store, ServicePrincipals.incident);
     const bus = await b.connect(ServicePrincipals.incident, 'fresh-reader');
     let applied = 0;
-    const reader = startLedgerReader({
+    const reader = await startLedgerReader({
       bus,
       provider: b.provider,
       identity: incident,

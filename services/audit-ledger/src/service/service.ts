@@ -132,12 +132,10 @@ export class LedgerService {
     const { bus, db, crypto, identity, directory, settings, log } = options;
     const own = options.ownKeys ?? fixedOwnKeys(crypto, settings.origin, identity.ed25519);
     this.#ownKeys = own;
-    const genesis = own.held(own.genesis);
-    if (genesis === undefined) throw new LedgerError('E_KEY', `ledger: ${identity.id} does not hold its genesis key (version 1)`, { principal: identity.id });
+    if (own.held(own.genesis) === undefined) throw new LedgerError('E_KEY', `ledger: ${identity.id} does not hold its genesis key (version 1)`, { principal: identity.id });
     this.ledger = new AuditLedger(db, {
       crypto,
       origin: settings.origin,
-      signer: genesis,
       // The key in force is the chain's (a committed rotation of the ledger puts its key in force from the next seq).
       signingKeys: { genesis: own.genesis, held: (publicKey) => own.held(publicKey) },
       checkpointEvery: 0,
