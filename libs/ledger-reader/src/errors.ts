@@ -13,6 +13,8 @@ export type ReaderHaltCode =
   | 'E_READER_GAP'
   /** The producer may not produce the event's type (the producer table, @bulwark/events). */
   | 'E_READER_PRODUCER'
+  /** A change of the ledger's own key that the chain may not make (malformed, an older version, a key used before). */
+  | 'E_READER_LEDGER_KEY'
   /** Two different events for one seq: the one applied and one delivered or served later. */
   | 'E_READER_FORK'
   /** A message on the ledger subject that is not the ledger's: another sender, undecodable, or not the subject's kind of batch. */

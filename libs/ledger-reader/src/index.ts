@@ -10,6 +10,7 @@ export { KEY_FACT_PRODUCER, LedgerKeys, type KeyFactApplied, type LedgerKeysStat
 export { KeyBook, type ApplyOutcome, type Invite, type RevokedVersion, type RotationRequest } from './keys/key-book.js';
 export { KEY_FACT_TYPES, ROTATION_REQUEST_REASONS, ROTATION_TRIGGERS, factDetails, isKeyFactType, parseFact, type KeyFact, type KeyFactType, type RotationRequestReason, type RotationTrigger } from './keys/facts.js';
 export { KeyLifecycleError } from './keys/errors.js';
+export { LEDGER_KEY_CHANGE_TYPE, LedgerKeySchedule, ledgerKeyChangeOf, scheduleOfChanges, type LedgerKeyChange, type LedgerKeyEvent, type LedgerKeyStep } from './keys/ledger-key-schedule.js';
 export {
   KEY_STATES,
   MAX_DELETION_DAYS,

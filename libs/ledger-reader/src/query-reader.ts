@@ -19,6 +19,7 @@ import { ReaderCore, type CoreMetrics, type GapSource } from './internal/core.js
 import { queryGapSource, type AuditQuery } from './internal/query-source.js';
 import { startPeriodicSync } from './internal/periodic-sync.js';
 import { eventVerifier } from './internal/verify.js';
+import { LEDGER_KEY_CHANGE_TYPE } from './keys/ledger-key-schedule.js';
 
 /** `bulwark.audit.query`-shaped requests over an authenticated session to the ledger's principal, on `subject`. */
 export function ledgerQuery(
@@ -36,11 +37,17 @@ export function ledgerQuery(
 
 export interface QueryReaderOptions {
   readonly provider: CryptoProvider;
-  /** The ledger's Ed25519 event-signing key: the trust anchor, never taken from the data. */
+  /**
+   * The ledger's Ed25519 key in force at the start (its first key, from seq 0): the trust anchor,
+   * never taken from the data. Its later keys are the chain's own key changes, followed in order.
+   */
   readonly ledgerPublicKey: Uint8Array;
   /** Names the reader in its halt report and logs, e.g. `analyst.ann/channels`. */
   readonly reader: string;
-  /** The control event types read, e.g. `keys.channel_epoch`: asked for alone, anything else served halts. */
+  /**
+   * The control event types read, e.g. `keys.channel_epoch`: asked for alone (with `keys.rotated`,
+   * which carries the ledger's own key changes), anything else served halts.
+   */
   readonly eventTypes: readonly string[];
   /** Sends one query body to the ledger (`ledgerQuery`); tests may pass `gapSource` instead. */
   readonly query?: AuditQuery;
@@ -71,15 +78,20 @@ export function startQueryReader(options: QueryReaderOptions): QueryReader {
   const source = options.gapSource ?? (options.query === undefined ? undefined : queryGapSource(options.query));
   if (source === undefined) throw new RangeError(`ledger reader ${options.reader}: give query or gapSource`);
   const { logger } = options;
+  // The ledger's own key changes (keys.rotated of svc.audit-ledger) are read whatever the caller
+  // asks for: without them the reader could not verify what the ledger signed after one. Only
+  // the asked types are applied.
+  const asked = new Set(options.eventTypes);
+  const eventTypes = asked.has(LEDGER_KEY_CHANGE_TYPE) ? options.eventTypes : [...options.eventTypes, LEDGER_KEY_CHANGE_TYPE];
   const core = new ReaderCore({
     reader: options.reader,
     // The query serves the asked types in ledger order: each event's predecessor is the last one applied, as in a control fill.
     mode: 'control',
-    eventTypes: options.eventTypes,
+    eventTypes,
     ...(options.resumeFrom === undefined ? {} : { start: options.resumeFrom }),
-    verify: eventVerifier(options.provider, options.ledgerPublicKey),
+    verify: eventVerifier(options.provider, options.ledgerPublicKey, (options.resumeFrom?.seq ?? -1) + 1),
     source,
-    apply: options.onEvent,
+    apply: (event) => (asked.has(event.eventType) ? options.onEvent(event) : undefined),
     onHalt: (halt) => {
       logger?.fatal({ reader: halt.reader, seq: halt.seq, code: halt.code, problem: halt.problem }, 'ledger query reader halted: nothing more is applied');
       try {

@@ -38,7 +38,11 @@ export interface LedgerReaderOptions {
   readonly directory: Directory;
   /** Opens the ledger's re-published frames (SealedReceiver for `identity`, or the ledger channel's receiver). */
   readonly receiver: StreamReceiver;
-  /** The ledger's Ed25519 event-signing key: the trust anchor, never taken from the data. */
+  /**
+   * The ledger's Ed25519 key in force at the start (its first key, from seq 0; at `resumeFrom`,
+   * the key in force after it): the trust anchor, never taken from the data. Its later keys are
+   * the chain's own key changes, followed in order (keys/ledger-key-schedule.ts).
+   */
   readonly ledgerPublicKey: Uint8Array;
   /** Names the reader in its halt report and logs, e.g. `svc.policy/policies`. */
   readonly reader: string;
@@ -132,7 +136,7 @@ export async function startLedgerReader(options: LedgerReaderOptions): Promise<L
     reader: options.reader,
     mode: options.mode,
     ...(options.resumeFrom === undefined ? {} : { start: options.resumeFrom }),
-    verify: eventVerifier(options.provider, options.ledgerPublicKey),
+    verify: eventVerifier(options.provider, options.ledgerPublicKey, (options.resumeFrom?.seq ?? -1) + 1),
     source,
     apply: (event) => options.onEvent(event, options.keys?.apply(event)),
     ...(options.fillAttempts === undefined ? {} : { fillAttempts: options.fillAttempts }),

@@ -15,13 +15,18 @@ import { edgeNodeIds } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, verifyConsistency, verifyInclusion } from './merkle/proofs.js';
 import { openCheckpoint } from './note/checkpoint.js';
-import type { VerifierKey } from './note/keys.js';
+import { verifierKey, type VerifierKey } from './note/keys.js';
+import { storedSchedule } from './signing-keys.js';
 import { bytes, ledgerEventOfRow, toNumber } from './store/rows.js';
 
 export interface LedgerReaderOptions {
   readonly crypto: CryptoProvider;
   readonly origin: string;
-  /** The ledger's public key: every checkpoint this reader returns verified with it. */
+  /**
+   * The ledger's first key (after an archive, the key in force at its anchor): every checkpoint
+   * this reader returns verified with the key in force at its size, as the stored chain's key
+   * changes (each checked under the key before it) name it.
+   */
   readonly logKey: VerifierKey;
 }
 
@@ -58,13 +63,13 @@ export class LedgerReader {
   /** The stored checkpoint of this size, after checking its note and columns; undefined if none is stored. */
   async checkpointAt(size: number): Promise<StoredCheckpoint | undefined> {
     const row = await this.#db.selectFrom('checkpoints').selectAll().where('tree_size', '=', BigInt(size)).executeTakeFirst();
-    return row === undefined ? undefined : this.#open(row.note, toNumber(row.tree_size, 'checkpoints.tree_size'), bytes(row.root_hash));
+    return row === undefined ? undefined : await this.#open(row.note, toNumber(row.tree_size, 'checkpoints.tree_size'), bytes(row.root_hash));
   }
 
   /** The latest stored checkpoint, verified; undefined when the ledger has signed none. */
   async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
     const row = await this.#db.selectFrom('checkpoints').selectAll().orderBy('tree_size', 'desc').limit(1).executeTakeFirst();
-    return row === undefined ? undefined : this.#open(row.note, toNumber(row.tree_size, 'checkpoints.tree_size'), bytes(row.root_hash));
+    return row === undefined ? undefined : await this.#open(row.note, toNumber(row.tree_size, 'checkpoints.tree_size'), bytes(row.root_hash));
   }
 
   /**
@@ -119,7 +124,7 @@ export class LedgerReader {
       throw new LedgerError('E_LEDGER', `export: from seq ${fromSeq} is not between 0 and the checkpoint size ${checkpoint.size}`, { fromSeq });
     }
     const startEdge = fromSeq === 0 ? [] : await this.#readNodes()(edgeNodeIds(fromSeq));
-    yield exportHeaderLine({ origin: this.#options.origin, logKey: this.#options.logKey, fromSeq, size: checkpoint.size, startEdge });
+    yield exportHeaderLine({ origin: this.#options.origin, logKey: await this.#keyAt(fromSeq), fromSeq, size: checkpoint.size, startEdge });
     for (let next = fromSeq; next < checkpoint.size; ) {
       const rows = await this.#db
         .selectFrom('events')
@@ -141,9 +146,15 @@ export class LedgerReader {
     return treeNodeReader(this.#db);
   }
 
-  #open(note: string, size: number, rootHash: Uint8Array): StoredCheckpoint {
+  /** The key that signs event `seq` and checkpoints of size `seq`: `logKey` until the stored chain's first key change, then the keys it names. */
+  async #keyAt(seq: number): Promise<VerifierKey> {
     const { crypto, origin, logKey } = this.#options;
-    const { checkpoint } = openCheckpoint(crypto, note, { origin, logKey });
+    return verifierKey(crypto, origin, (await storedSchedule(crypto, this.#db, logKey.publicKey, seq)).keyFor(seq));
+  }
+
+  async #open(note: string, size: number, rootHash: Uint8Array): Promise<StoredCheckpoint> {
+    const { crypto, origin } = this.#options;
+    const { checkpoint } = openCheckpoint(crypto, note, { origin, logKey: await this.#keyAt(size) });
     if (checkpoint.size !== size || !crypto.equal(checkpoint.rootHash, rootHash)) {
       throw new LedgerError('E_CHECKPOINT', `stored checkpoint ${size}: its columns disagree with its signed note`, { size });
     }

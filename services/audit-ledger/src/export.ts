@@ -22,14 +22,16 @@
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { fromHex, toHex } from '@bulwark/crypto';
-import { GENESIS_PREVIOUS_HASH, canonicalDetails, checkProducer, computeEventHash, type LedgerEvent } from '@bulwark/events';
+import { GENESIS_PREVIOUS_HASH, canonicalDetails, checkProducer, computeEventHash, type JsonObject, type LedgerEvent } from '@bulwark/events';
+import { LedgerKeySchedule } from '@bulwark/ledger-reader';
 import { isLedgerError } from './errors.js';
 import type { AuditLedger } from './ledger.js';
 import { CompactRange, edgeNodeIds } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
 import { openCheckpoint } from './note/checkpoint.js';
 import type { VerifyProblem } from './verify.js';
-import { formatVerifierKey, type VerifierKey } from './note/keys.js';
+import { formatVerifierKey, verifierKey, type VerifierKey } from './note/keys.js';
+import { namesLedgerKey } from './signing-keys.js';
 
 export const EXPORT_FORMAT = 'bulwark-audit-export/v2';
 /** The format before producer-bound events (event hash v1): recognised only to be refused clearly. */
@@ -51,7 +53,8 @@ export async function* exportLedger(ledger: AuditLedger, options: ExportOptions 
   const pageSize = options.pageSize ?? 1000;
   const checkpoint = await ledger.checkpoint();
   const startEdge = await ledger.edgeAt(Math.min(fromSeq, checkpoint.size));
-  yield exportHeaderLine({ origin: ledger.origin, logKey: ledger.verifierKey, fromSeq, size: checkpoint.size, startEdge });
+  // The header names the key in force at from_seq: the one an auditor trusts to start there (the first key from seq 0).
+  yield exportHeaderLine({ origin: ledger.origin, logKey: await ledger.keyAt(Math.min(fromSeq, checkpoint.size)), fromSeq, size: checkpoint.size, startEdge });
   for (let next = fromSeq; next < checkpoint.size; ) {
     const events = await ledger.events(next, Math.min(pageSize, checkpoint.size - next));
     if (events.length === 0) break;
@@ -104,7 +107,11 @@ function line(value: unknown): string {
 
 export interface VerifyExportOptions {
   readonly crypto: CryptoProvider;
-  /** The ledger key the auditor trusts (from configuration, not from the file). */
+  /**
+   * The ledger key the auditor trusts (from configuration, not from the file): its first key, or
+   * for an export from seq F > 0 the key in force at F. Later keys are the ones the chain's own key
+   * changes name, as the export's events carry them.
+   */
   readonly logKey: VerifierKey;
   readonly origin: string;
 }
@@ -177,6 +184,7 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
   let header: { fromSeq: number; size: number } | undefined;
   let range: CompactRange | undefined;
   let previous: Uint8Array | undefined;
+  let schedule: LedgerKeySchedule | undefined;
   let events = 0;
   let finished = false;
 
@@ -208,6 +216,7 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
       if (edgeHex.length !== edgeNodeIds(fromSeq).length) throw bad(lineNumber, `line ${lineNumber}: start_edge has ${edgeHex.length} hashes, a tree of ${fromSeq} needs ${edgeNodeIds(fromSeq).length}`);
       const edge = edgeHex.map((_, i) => hexField({ h: edgeHex[i] }, 'h', 32, lineNumber));
       range = new CompactRange(crypto, fromSeq, edge);
+      schedule = new LedgerKeySchedule(logKey.publicKey, fromSeq);
       header = { fromSeq, size };
       continue;
     }
@@ -248,10 +257,14 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
       // The first event of an export that starts past 0 links to an event not in the file; the root check covers it.
       const link = previous ?? (seq === 0 ? GENESIS_PREVIOUS_HASH : undefined);
       if (link !== undefined && !crypto.equal(previousHash, link)) throw bad(lineNumber, seq === 0 ? 'seq 0: previous_hash is not the genesis value' : `seq ${seq}: previous_hash does not link to seq ${seq - 1}`, seq, 'previous_hash does not link');
-      if (!crypto.ed25519.verify(logKey.publicKey, eventHash, signature)) throw bad(lineNumber, `seq ${seq}: signature invalid`, seq, 'signature invalid');
+      if (!crypto.ed25519.verify(schedule!.keyFor(seq), eventHash, signature)) throw bad(lineNumber, `seq ${seq}: signature invalid`, seq, 'signature invalid');
       // Signed by the ledger yet forbidden: the ledger's ingest check was bypassed or broken (DESIGN §3a).
       const forbidden = checkProducer(producer, eventType, agentId);
       if (forbidden !== null) throw bad(lineNumber, `seq ${seq}: forbidden producer: ${forbidden}`, seq, 'forbidden producer');
+      if (namesLedgerKey({ eventType, agentId })) {
+        const change = schedule!.observe({ seq, producer, eventType, agentId, details: JSON.parse(detailsJcs) as JsonObject });
+        if (change !== null) throw bad(lineNumber, `seq ${seq}: ${change}`, seq, 'ledger key change');
+      }
       range!.append(leafHash(crypto, eventHash));
       previous = eventHash;
       events += 1;
@@ -262,7 +275,7 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
       const note = field(record, 'note', isString, lineNumber);
       let checkpoint;
       try {
-        checkpoint = openCheckpoint(crypto, note, { origin: options.origin, logKey }).checkpoint;
+        checkpoint = openCheckpoint(crypto, note, { origin: options.origin, logKey: verifierKey(crypto, options.origin, schedule!.keyFor(header.size)) }).checkpoint;
       } catch (cause) {
         throw bad(lineNumber, `line ${lineNumber}: checkpoint does not verify: ${isLedgerError(cause) ? cause.message : String(cause)}`, undefined, 'checkpoint invalid');
       }

@@ -13,10 +13,11 @@ import { CompactRange, edgeNodeIds, foldRight } from './merkle/compact-range.js'
 import { leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/proofs.js';
 import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpoint.js';
-import { ED25519_SIGNATURE_TYPE, publicPart, type SignerKey, type VerifierKey } from './note/keys.js';
+import { LedgerKeySchedule, ledgerKeyChangeOf, type LedgerKeyStep } from '@bulwark/ledger-reader';
+import { ED25519_SIGNATURE_TYPE, verifierKey, type SignerKey, type VerifierKey } from './note/keys.js';
 import { addSignatures, openNote, parseNote } from './note/signed-note.js';
-import { InThreadSigner, type EventSigner } from './signer/event-signer.js';
-import { WorkerSigner, type WorkerSignerOptions } from './signer/worker-signer.js';
+import type { WorkerSignerOptions } from './signer/worker-signer.js';
+import { keyChangeProblem, namesLedgerKey, SignerPool, storedSchedule, type LedgerSigningKeys } from './signing-keys.js';
 import { bytes, joinEdge, ledgerEventOfRow, splitEdge, toNumber } from './store/rows.js';
 import { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
 import { treeNodeReader } from './store/tree-nodes.js';
@@ -27,8 +28,16 @@ export interface LedgerOptions {
   readonly crypto: CryptoProvider;
   /** The log's name, the first line of every checkpoint (e.g. `bulwark.example/audit`). */
   readonly origin: string;
-  /** The ledger's Ed25519 key: signs every event_hash and every checkpoint. Its name should be the origin. */
-  readonly signer: SignerKey;
+  /**
+   * The ledger's Ed25519 key, for a ledger that never rotates it: signs every event_hash and every
+   * checkpoint. Its name should be the origin. Give this or `signingKeys`.
+   */
+  readonly signer?: SignerKey;
+  /**
+   * The ledger's keys along its chain (signing-keys.ts): the first one and whichever later ones
+   * this process holds; each event is signed by the key the chain puts in force at its seq.
+   */
+  readonly signingKeys?: LedgerSigningKeys;
   /** Sign a checkpoint when an append crosses a multiple of this many events (default 1000; 0: never automatically). */
   readonly checkpointEvery?: number;
   /**
@@ -83,6 +92,8 @@ interface Projection {
   readonly edgeBytes: Uint8Array;
   readonly range: CompactRange;
   readonly pendingIds: ReadonlySet<string>;
+  /** The ledger's keys up to that head. */
+  readonly schedule: LedgerKeySchedule;
 }
 
 /** A batch hashed and placed in the tree on top of a given head, its signatures under way, not yet written. */
@@ -104,6 +115,8 @@ interface SealedBatch {
   readonly newEdge: Uint8Array;
   /** The range after the batch (owned by the batch). */
   readonly range: CompactRange;
+  /** The ledger's keys after the batch (the one it started on, unless it holds a key change). */
+  readonly schedule: LedgerKeySchedule;
 }
 
 /**
@@ -143,11 +156,11 @@ export class AuditLedger {
   readonly #readNodes: ReturnType<typeof treeNodeReader>;
   readonly #crypto: CryptoProvider;
   readonly #origin: string;
-  readonly #signer: SignerKey;
+  readonly #keys: LedgerSigningKeys;
   readonly #checkpointEvery: number;
-  readonly #eventSigner: EventSigner;
-  /** The compact range this process last wrote, so an append need not rebuild it from the head row. */
-  #range: { size: number; edgeBytes: Uint8Array; range: CompactRange } | undefined;
+  readonly #signers: SignerPool;
+  /** The compact range and key schedule this process last wrote, so an append need not rebuild them from the stored rows. */
+  #range: { size: number; edgeBytes: Uint8Array; range: CompactRange; schedule: LedgerKeySchedule } | undefined;
   /** The state the last sealed batch leaves if it commits, and its ids (appendPipelined seals the next batch on it). */
   #projected: Projection | undefined;
   #pipeline: Promise<unknown> = Promise.resolve();
@@ -157,37 +170,66 @@ export class AuditLedger {
     const every = options.checkpointEvery ?? 1000;
     if (!Number.isSafeInteger(every) || every < 0) throw new LedgerError('E_LEDGER', `checkpointEvery ${every} is not a non-negative integer`);
     if (options.origin.length === 0 || options.origin.includes('\n')) throw new LedgerError('E_LEDGER', 'origin must be one non-empty line');
-    // The ledger signs plain notes (type 0x01); a cosignature/v1 key (0x04) is a witness's.
-    if (options.signer.type !== ED25519_SIGNATURE_TYPE) throw new LedgerError('E_KEY', `ledger key ${options.signer.name} must be a plain Ed25519 note key (type 0x01)`);
+    if ((options.signer === undefined) === (options.signingKeys === undefined)) throw new LedgerError('E_KEY', 'ledger: give either signer or signingKeys');
+    const single = options.signer;
+    this.#keys = options.signingKeys ?? { genesis: single!.publicKey, held: (publicKey) => (options.crypto.equal(publicKey, single!.publicKey) ? single : undefined) };
     this.#db = db;
     this.#readNodes = treeNodeReader(db);
     this.#crypto = options.crypto;
     this.#origin = options.origin;
-    this.#signer = options.signer;
     this.#checkpointEvery = every;
-    this.#eventSigner =
-      options.signingWorkers === undefined
-        ? new InThreadSigner(options.crypto, options.signer.secretKey)
-        : new WorkerSigner({ ...options.signingWorkers, crypto: options.crypto, secretKey: options.signer.secretKey, publicKey: options.signer.publicKey });
+    this.#signers = new SignerPool(options.crypto, options.signingWorkers);
+    if (single !== undefined) this.#signerFor(new LedgerKeySchedule(single.publicKey).current);
   }
 
   /** Signing requests that failed (a signing worker crashed, timed out or answered wrongly); each failed its batch. */
   get signerFailures(): number {
-    return this.#eventSigner.failures;
+    return this.#signers.failures;
   }
 
   /** Ends the signing workers, if any (appends after this fail). The database is the caller's. */
   async close(): Promise<void> {
-    await this.#eventSigner.close();
+    await this.#signers.close();
   }
 
   get origin(): string {
     return this.#origin;
   }
 
-  /** The key that verifies this ledger's events and checkpoints. */
+  /**
+   * The key that verifies this ledger's events and checkpoints from its head on, as this process
+   * last wrote or read it (`keyInForce` asks the database); the first key until then.
+   */
   get verifierKey(): VerifierKey {
-    return publicPart(this.#signer);
+    return verifierKey(this.#crypto, this.#origin, this.#range?.schedule.current.ed25519PublicKey ?? this.#keys.genesis);
+  }
+
+  /** The ledger's first key: a verifier of the whole chain starts from it (`verifyLedger`'s `logKey`). */
+  get genesisKey(): VerifierKey {
+    return verifierKey(this.#crypto, this.#origin, this.#keys.genesis);
+  }
+
+  /** The key in force at the stored head, with its version and the seq it signs from. */
+  async keyInForce(): Promise<{ readonly key: VerifierKey; readonly version: number; readonly fromSeq: number }> {
+    const { size } = await this.head();
+    const step = (await storedSchedule(this.#crypto, this.#db, this.#keys.genesis, size)).current;
+    return { key: verifierKey(this.#crypto, this.#origin, step.ed25519PublicKey), version: step.version, fromSeq: step.fromSeq };
+  }
+
+  /** The key that signs event `seq` (and checkpoints of size `seq`), as the stored chain names it; for `seq` up to the head. */
+  async keyAt(seq: number): Promise<VerifierKey> {
+    return verifierKey(this.#crypto, this.#origin, (await storedSchedule(this.#crypto, this.#db, this.#keys.genesis, seq)).keyFor(seq));
+  }
+
+  /** The key pair of a key the chain puts in force; E_KEY if this process does not hold it (nothing is signed then). */
+  #signerFor(step: LedgerKeyStep): SignerKey {
+    const key = this.#keys.held(step.ed25519PublicKey);
+    if (key === undefined || !this.#crypto.equal(key.publicKey, step.ed25519PublicKey)) {
+      throw new LedgerError('E_KEY', `ledger: the key in force from seq ${step.fromSeq} (version ${step.version}) is not held by this process: nothing can be signed`, { fromSeq: step.fromSeq, version: step.version });
+    }
+    // The ledger signs plain notes (type 0x01); a cosignature/v1 key (0x04) is a witness's.
+    if (key.type !== ED25519_SIGNATURE_TYPE) throw new LedgerError('E_KEY', `ledger key ${key.name} must be a plain Ed25519 note key (type 0x01)`);
+    return key;
   }
 
   /**
@@ -279,8 +321,8 @@ export class AuditLedger {
     if (basis === undefined) return undefined;
     const stored = new Set(found.rows.map((r) => r.event_id));
     for (const id of basis.pendingIds) stored.add(id);
-    const sealed = this.#seal(events, stored, basis.size, basis.headHash, basis.range.clone());
-    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range, pendingIds: new Set(sealed.fresh.map((e) => e.eventId)) };
+    const sealed = this.#seal(events, stored, basis.size, basis.headHash, basis.range.clone(), basis.schedule);
+    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range, pendingIds: new Set(sealed.fresh.map((e) => e.eventId)), schedule: sealed.schedule };
     return { basis, sealed };
   }
 
@@ -292,15 +334,17 @@ export class AuditLedger {
     // The head row is the truth (another instance may have appended); the cached range is
     // reused only when the row still says what this process last wrote.
     const cached = this.#range;
-    const range = cached !== undefined && cached.size === size && this.#crypto.equal(cached.edgeBytes, edge) ? cached.range.clone() : new CompactRange(this.#crypto, size, splitEdge(edge));
+    const fromCache = cached !== undefined && cached.size === size && this.#crypto.equal(cached.edgeBytes, edge);
+    const range = fromCache ? cached.range.clone() : new CompactRange(this.#crypto, size, splitEdge(edge));
+    const schedule = fromCache ? cached.schedule : await storedSchedule(this.#crypto, trx, this.#keys.genesis, size);
     const ids = [...new Set(events.map((e) => e.eventId))];
     const found = await sql<{ event_id: string }>`select event_id from events where event_id = any(${ids}::uuid[])`.execute(trx);
-    const sealed = this.#seal(events, new Set(found.rows.map((r) => r.event_id)), size, headHash, range);
+    const sealed = this.#seal(events, new Set(found.rows.map((r) => r.event_id)), size, headHash, range, schedule);
     if (sealed.fresh.length === 0) {
-      this.#projected = { size, headHash, edgeBytes: edge, range: range.clone(), pendingIds: new Set() };
+      this.#projected = { size, headHash, edgeBytes: edge, range: range.clone(), pendingIds: new Set(), schedule };
       return { appended: [], duplicates: sealed.duplicates, size };
     }
-    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range.clone(), pendingIds: new Set(sealed.fresh.map((e) => e.eventId)) };
+    this.#projected = { size: sealed.newSize, headHash: sealed.newHead, edgeBytes: sealed.newEdge, range: sealed.range.clone(), pendingIds: new Set(sealed.fresh.map((e) => e.eventId)), schedule: sealed.schedule };
     return this.#write(trx, sealed, await sealed.signatures);
   }
 
@@ -309,7 +353,7 @@ export class AuditLedger {
    * this thread; the signatures are requested from the event signer at the end, so a
    * worker signs this batch while this thread goes on with the next.
    */
-  #seal(events: readonly PreparedEvent[], stored: ReadonlySet<string>, size: number, headHash: Uint8Array, range: CompactRange): SealedBatch {
+  #seal(events: readonly PreparedEvent[], stored: ReadonlySet<string>, size: number, headHash: Uint8Array, range: CompactRange, startSchedule: LedgerKeySchedule): SealedBatch {
     const duplicates: string[] = [];
     const fresh: PreparedEvent[] = [];
     const seen = new Set<string>();
@@ -325,6 +369,9 @@ export class AuditLedger {
     let nodeHashes: Uint8Array = new Uint8Array((2 * n + 64) * HASH_LENGTH);
     const level: number[] = [];
     const idx: number[] = [];
+    // Runs of events under one key: a key change is signed by the key it retires, the events after it by the one it names.
+    let schedule = startSchedule;
+    const runs: { from: number; key: SignerKey }[] = [{ from: 0, key: this.#signerFor(schedule.current) }];
     for (let i = 0; i < n; i++) {
       const event = fresh[i]!;
       // The stored details are the very text that was hashed: verify recomputes from the row.
@@ -339,6 +386,16 @@ export class AuditLedger {
         previousHash: chain.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH),
       });
       chain.set(eventHash, (i + 1) * HASH_LENGTH);
+      if (namesLedgerKey(event)) {
+        const keyEvent = { seq: size + i, producer: event.producer, eventType: event.eventType, agentId: event.agentId, details: event.details };
+        const problem = keyChangeProblem(schedule, keyEvent, this.#keys);
+        if (problem !== null) throw new LedgerError('E_KEY', `append: ${problem}; batch not stored`, { seq: size + i, eventId: event.eventId });
+        if (ledgerKeyChangeOf(keyEvent) !== undefined) {
+          schedule = schedule.clone();
+          schedule.observe(keyEvent);
+          runs.push({ from: i + 1, key: this.#signerFor(schedule.current) });
+        }
+      }
       for (const node of range.append(leafHash(this.#crypto, eventHash))) {
         if ((level.length + 1) * HASH_LENGTH > nodeHashes.length) nodeHashes = grow(nodeHashes);
         nodeHashes.set(node.hash, level.length * HASH_LENGTH);
@@ -347,12 +404,29 @@ export class AuditLedger {
       }
     }
     const hashes = chain.subarray(HASH_LENGTH);
-    const signatures = n === 0 ? Promise.resolve(new Uint8Array(0)) : this.#eventSigner.sign(hashes);
+    const signatures = n === 0 ? Promise.resolve(new Uint8Array(0)) : this.#signRuns(hashes, runs, n);
     // Awaited before the batch is written; a batch dropped unwritten (recomputed) must not leave an unhandled rejection.
     signatures.catch(() => undefined);
     const newHead = chain.slice(n * HASH_LENGTH);
     const nodes = { level, idx, hashes: nodeHashes.subarray(0, level.length * HASH_LENGTH) };
-    return { size, fresh, duplicates, chain, signatures, nodes, newSize: range.size, newHead, newEdge: joinEdge(range.edge), range };
+    return { size, fresh, duplicates, chain, signatures, nodes, newSize: range.size, newHead, newEdge: joinEdge(range.edge), range, schedule };
+  }
+
+  /** The signatures of `n` hashes, each run of them by its key's signer, concatenated in order. */
+  async #signRuns(hashes: Uint8Array, runs: readonly { from: number; key: SignerKey }[], n: number): Promise<Uint8Array> {
+    const parts = runs
+      .map((run, r) => ({ run, to: runs[r + 1]?.from ?? n }))
+      .filter(({ run, to }) => to > run.from)
+      .map(({ run, to }) => this.#signers.for(run.key).sign(hashes.subarray(run.from * HASH_LENGTH, to * HASH_LENGTH)));
+    if (parts.length === 1) return parts[0]!;
+    const signed = await Promise.all(parts);
+    const out = new Uint8Array(n * SIGNATURE_LENGTH);
+    let at = 0;
+    for (const part of signed) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
   }
 
   /**
@@ -415,10 +489,10 @@ export class AuditLedger {
 
     let checkpoint: StoredCheckpoint | undefined;
     if (this.#checkpointEvery > 0 && Math.floor(b.newSize / this.#checkpointEvery) > Math.floor(b.size / this.#checkpointEvery)) {
-      checkpoint = await this.#storeCheckpoint(trx, b.newSize, b.range.root());
+      checkpoint = await this.#storeCheckpoint(trx, b.newSize, b.range.root(), b.schedule);
     }
     // Remembered now; if the commit fails, the head row will not match it and it is not used.
-    this.#range = { size: b.newSize, edgeBytes: b.newEdge, range: b.range.clone() };
+    this.#range = { size: b.newSize, edgeBytes: b.newEdge, range: b.range.clone(), schedule: b.schedule };
     return checkpoint === undefined ? { appended, duplicates: b.duplicates, size: b.newSize } : { appended, duplicates: b.duplicates, size: b.newSize, checkpoint };
   }
 
@@ -437,7 +511,7 @@ export class AuditLedger {
       const head = await trx.selectFrom('ledger_head').selectAll().forUpdate().executeTakeFirstOrThrow();
       const size = toNumber(head.size, 'ledger_head.size');
       const existing = await this.#checkpointRow(trx, size);
-      return existing ?? this.#storeCheckpoint(trx, size, foldRight(this.#crypto, splitEdge(bytes(head.edge))));
+      return existing ?? this.#storeCheckpoint(trx, size, foldRight(this.#crypto, splitEdge(bytes(head.edge))), await storedSchedule(this.#crypto, trx, this.#keys.genesis, size));
     });
   }
 
@@ -526,9 +600,10 @@ export class AuditLedger {
   }
 
 
-  async #storeCheckpoint(trx: Transaction<LedgerDatabase>, size: number, rootHash: Uint8Array): Promise<StoredCheckpoint> {
+  /** A checkpoint of tree size `size` is signed by the key that signs event `size`: the one in force after the tree's last event. */
+  async #storeCheckpoint(trx: Transaction<LedgerDatabase>, size: number, rootHash: Uint8Array, schedule: LedgerKeySchedule): Promise<StoredCheckpoint> {
     const checkpoint: Checkpoint = { origin: this.#origin, size, rootHash, extensions: [] };
-    const note = signCheckpoint(this.#crypto, checkpoint, [this.#signer]);
+    const note = signCheckpoint(this.#crypto, checkpoint, [this.#signerFor(schedule.stepFor(size))]);
     await trx.insertInto('checkpoints').values({ tree_size: size, root_hash: rootHash, note }).onConflict((oc) => oc.column('tree_size').doNothing()).execute();
     const stored = await this.#checkpointRow(trx, size);
     return stored!;

@@ -11,20 +11,27 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
-import { GENESIS_PREVIOUS_HASH, checkProducer, computeEventHash } from '@bulwark/events';
+import { GENESIS_PREVIOUS_HASH, checkProducer, computeEventHash, type JsonObject } from '@bulwark/events';
+import { LedgerKeySchedule } from '@bulwark/ledger-reader';
 import { olderCheckpointProblem, openArchiveAnchor } from './archive-anchor.js';
-import { isLedgerError } from './errors.js';
+import { isLedgerError, LedgerError } from './errors.js';
 import { CompactRange, type NodeId } from './merkle/compact-range.js';
 import { leafHash } from './merkle/hash.js';
-import { openCheckpoint, type Checkpoint } from './note/checkpoint.js';
-import type { VerifierKey } from './note/keys.js';
+import { openCheckpoint, parseCheckpoint, type Checkpoint } from './note/checkpoint.js';
+import { verifierKey, type VerifierKey } from './note/keys.js';
+import { parseNote } from './note/signed-note.js';
+import { namesLedgerKey } from './signing-keys.js';
 import { bytes, hashedFieldsOfRow, joinEdge, nodeKey, toNumber, type EventRow } from './store/rows.js';
 import type { LedgerDatabase } from './store/schema.js';
 
 export interface VerifyOptions {
   readonly crypto: CryptoProvider;
   readonly origin: string;
-  /** The ledger's public key: every event signature and checkpoint must verify with it. */
+  /**
+   * The ledger's first key (after an archive, the key in force at its anchor): the events and
+   * checkpoints up to the chain's first key change must verify with it, and the later ones with
+   * the keys the chain's changes name (signing-keys.ts).
+   */
   readonly logKey: VerifierKey;
   /** Signed checkpoints held outside the database (by clients, witnesses, an auditor): they detect truncation and rewrites. */
   readonly heldCheckpoints?: readonly string[];
@@ -40,6 +47,7 @@ export type VerifyProblem =
   | 'previous_hash does not link'
   | 'signature invalid'
   | 'forbidden producer'
+  | 'ledger key change'
   | 'beyond head'
   | 'tree node mismatch'
   | 'checkpoint invalid'
@@ -66,11 +74,19 @@ export type VerifyReport =
 
 type Db = Kysely<LedgerDatabase> | Transaction<LedgerDatabase>;
 
+/**
+ * A checkpoint met when the rebuilt tree reaches its size, and only then opened: it is signed by
+ * the key in force at that size, which the chain names on the way.
+ */
 interface PendingCheckpoint {
   readonly size: number;
   readonly source: string;
-  readonly checkpoint?: Checkpoint;
-  /** Why the stored row is not a valid checkpoint (signature, origin, or columns disagreeing with the note). */
+  /** The signed note; undefined when the stored row already failed (`invalid`). */
+  readonly note?: string;
+  /** The verifier's own input, not the database's: a note that does not verify is bad usage, not a finding. */
+  readonly held?: number;
+  /** The stored root hash column, compared with the signed note. */
+  readonly rootColumn?: Uint8Array;
   readonly invalid?: string;
 }
 
@@ -103,31 +119,39 @@ async function run(db: Db, options: VerifyOptions): Promise<VerifyReport> {
 function openHeld(options: VerifyOptions): PendingCheckpoint[] {
   return (options.heldCheckpoints ?? []).map((note, i) => {
     try {
-      const { checkpoint } = openCheckpoint(options.crypto, note, { origin: options.origin, logKey: options.logKey });
-      return { size: checkpoint.size, source: `held checkpoint ${i + 1} (size ${checkpoint.size})`, checkpoint };
+      const checkpoint = parseCheckpoint(parseNote(note).text);
+      if (checkpoint.origin !== options.origin) throw new LedgerError('E_CHECKPOINT', `checkpoint: origin ${JSON.stringify(checkpoint.origin)} is not ${JSON.stringify(options.origin)}`);
+      return { size: checkpoint.size, source: `held checkpoint ${i + 1} (size ${checkpoint.size})`, note, held: i };
     } catch (cause) {
-      // A held checkpoint is the verifier's own input: one that does not open is bad usage, not a finding.
-      throw new InputError('E_CHECKPOINT', `held checkpoint ${i + 1} does not verify: ${isLedgerError(cause) ? cause.message : String(cause)}`, { index: i }, { cause });
+      throw heldProblem(i, cause);
     }
   });
 }
 
-async function storedCheckpoints(db: Db, options: VerifyOptions): Promise<PendingCheckpoint[]> {
+function heldProblem(index: number, cause: unknown): InputError {
+  return new InputError('E_CHECKPOINT', `held checkpoint ${index + 1} does not verify: ${isLedgerError(cause) ? cause.message : String(cause)}`, { index }, { cause });
+}
+
+async function storedCheckpoints(db: Db): Promise<PendingCheckpoint[]> {
   const rows = await db.selectFrom('checkpoints').select(['tree_size', 'root_hash', 'note']).orderBy('tree_size').execute();
-  return rows.map((row) => {
-    // A size out of the safe range can only come from tampering; it still sorts, and the note check below fails it.
-    const size = Number(row.tree_size);
-    const source = `stored checkpoint ${row.tree_size}`;
-    try {
-      const { checkpoint } = openCheckpoint(options.crypto, row.note, { origin: options.origin, logKey: options.logKey });
-      if (checkpoint.size !== size || !options.crypto.equal(checkpoint.rootHash, bytes(row.root_hash))) {
-        return { size, source, invalid: 'its columns disagree with its signed note' };
-      }
-      return { size, source, checkpoint };
-    } catch (cause) {
-      return { size, source, invalid: isLedgerError(cause) ? cause.message : String(cause) };
-    }
-  });
+  // A size out of the safe range can only come from tampering; it still sorts, and the note check fails it.
+  return rows.map((row) => ({ size: Number(row.tree_size), source: `stored checkpoint ${row.tree_size}`, note: row.note, rootColumn: bytes(row.root_hash) }));
+}
+
+/** Opens a pending checkpoint under the key in force at its size: its checkpoint, or the finding (a held one that does not verify throws). */
+function openPending(cp: PendingCheckpoint, options: VerifyOptions, key: Uint8Array): Checkpoint {
+  if (cp.invalid !== undefined || cp.note === undefined) throw fail('checkpoint invalid', `${cp.source}: ${cp.invalid ?? 'no note'}`);
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = openCheckpoint(options.crypto, cp.note, { origin: options.origin, logKey: verifierKey(options.crypto, options.origin, key) }).checkpoint;
+  } catch (cause) {
+    if (cp.held !== undefined) throw heldProblem(cp.held, cause);
+    throw fail('checkpoint invalid', `${cp.source}: ${isLedgerError(cause) ? cause.message : String(cause)}`);
+  }
+  if (cp.rootColumn !== undefined && (checkpoint.size !== cp.size || !options.crypto.equal(checkpoint.rootHash, cp.rootColumn))) {
+    throw fail('checkpoint invalid', `${cp.source}: its columns disagree with its signed note`);
+  }
+  return checkpoint;
 }
 
 /** Stored nodes completed by leaves [first, last]: node (L, I) is completed by leaf (I+1)·2^L − 1. */
@@ -161,7 +185,7 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
   if (head === undefined) return { ok: false, problem: 'head mismatch', message: 'ledger_head: the row is missing' };
   const headSize = Number(head.size);
   if (!Number.isSafeInteger(headSize) || headSize < 0) return { ok: false, problem: 'head mismatch', message: `ledger_head: size ${head.size} is out of range` };
-  const stored = await storedCheckpoints(db, options);
+  const stored = await storedCheckpoints(db);
   // Checkpoints are checked when the rebuilt tree reaches their size; sort by size so the first problem in seq order wins.
   const pending = [...stored, ...held].sort((a, b) => a.size - b.size);
   let nextCheckpoint = 0;
@@ -176,19 +200,22 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
     while (nextCheckpoint < pending.length && pending[nextCheckpoint]!.size < anchor.size) {
       const cp = pending[nextCheckpoint]!;
       nextCheckpoint += 1;
-      if (cp.invalid !== undefined) throw fail('checkpoint invalid', `${cp.source}: ${cp.invalid}`);
-      const why = await olderCheckpointProblem(db, crypto, cp.size, cp.checkpoint!.rootHash, anchor);
+      // Signed before the anchor: by the key in force there as far as this verifier knows (the keys before it went with the archive).
+      const checkpoint = openPending(cp, options, options.logKey.publicKey);
+      const why = await olderCheckpointProblem(db, crypto, cp.size, checkpoint.rootHash, anchor);
       if (why !== undefined) throw fail('checkpoint mismatch', `${cp.source}: not consistent with the archive anchor at ${anchor.size}: ${why}`);
     }
   }
 
+  // The ledger's keys as its chain names them, from the first stored event on.
+  const schedule = new LedgerKeySchedule(options.logKey.publicKey, range.size);
   const checkCheckpointsAt = (size: number): void => {
     // Called at every size 0, 1, 2, ... in turn, so each pending checkpoint is met at exactly its size.
     while (nextCheckpoint < pending.length && pending[nextCheckpoint]!.size <= size) {
       const cp = pending[nextCheckpoint]!;
       nextCheckpoint += 1;
-      if (cp.invalid !== undefined) throw fail('checkpoint invalid', `${cp.source}: ${cp.invalid}`);
-      if (!crypto.equal(cp.checkpoint!.rootHash, range.root())) {
+      const checkpoint = openPending(cp, options, schedule.keyFor(size));
+      if (!crypto.equal(checkpoint.rootHash, range.root())) {
         throw fail('checkpoint mismatch', `${cp.source}: root hash does not match the events (history rewritten after it was signed)`);
       }
     }
@@ -217,10 +244,14 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
       if (!crypto.equal(bytes(row.previous_hash), previous)) {
         throw fail('previous_hash does not link', seq === 0 ? 'seq 0: previous_hash is not the genesis value (32 zero bytes)' : `seq ${seq}: previous_hash does not link to seq ${seq - 1}`, seq);
       }
-      if (!crypto.ed25519.verify(options.logKey.publicKey, eventHash, bytes(row.signature))) throw fail('signature invalid', `seq ${seq}: signature invalid`, seq);
+      if (!crypto.ed25519.verify(schedule.keyFor(seq), eventHash, bytes(row.signature))) throw fail('signature invalid', `seq ${seq}: signature invalid`, seq);
       // Hashed and signed, yet its producer may not produce it: the ingest check was bypassed (DESIGN §3a).
       const forbidden = checkProducer(row.producer, row.event_type, row.agent_id);
       if (forbidden !== null) throw fail('forbidden producer', `seq ${seq}: forbidden producer: ${forbidden}`, seq);
+      if (namesLedgerKey({ eventType: row.event_type, agentId: row.agent_id })) {
+        const change = schedule.observe({ seq, producer: row.producer, eventType: row.event_type, agentId: row.agent_id, details: JSON.parse(row.details) as JsonObject });
+        if (change !== null) throw fail('ledger key change', `seq ${seq}: ${change}`, seq);
+      }
       if (seq >= headSize) throw fail('beyond head', `seq ${seq}: beyond the ledger head (size ${headSize}): appended outside the ledger`, seq);
 
       for (const node of range.append(leafHash(crypto, eventHash))) {
@@ -238,7 +269,7 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
   const count = range.size;
   const beyond = pending[nextCheckpoint];
   if (beyond !== undefined) {
-    if (beyond.invalid !== undefined) throw fail('checkpoint invalid', `${beyond.source}: ${beyond.invalid}`);
+    openPending(beyond, options, schedule.keyFor(beyond.size));
     throw fail('truncated', `truncated: seq ${count} missing: the ledger ends after ${count} events but ${beyond.source} covers ${beyond.size}`, count);
   }
   if (count < headSize) throw fail('truncated', `truncated: seq ${count} missing: the ledger ends after ${count} events but its head says ${headSize}`, count);

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Commands, connectBus, type Bus } from '@bulwark/bus';
-import { leafHash, openCheckpoint, verifyInclusion, type EventJson, type InclusionReply, type QueryReply } from '@bulwark/audit-ledger';
+import type { EventJson, QueryReply } from '@bulwark/audit-ledger';
 import { createBulwarkClient, type BulwarkClient, type PolicyDecision, type PolicyRequest } from '@bulwark/client';
-import { fromHex, toHex } from '@bulwark/crypto';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
 import { enrolAgentThroughKeyManager } from '../home/enrol-agent.js';
 import { runningHome } from '../home/running.js';
+import { proveInLedger } from '../home/ledger-keys.js';
 import { callJson, openSession, type Session } from '../home/session.js';
 import { ExitCode, type CommandIO, type RegisterCommand } from '../io.js';
 import { loadCliConfig, resolveLedgerKey, type LedgerKey } from './audit-source.js';
@@ -133,17 +133,9 @@ const STEPS: readonly DemoStep[] = [
     title: "the denial's ledger event, its inclusion proof verified against a signed checkpoint",
     async run(ctx) {
       const event = await findDecisionEvent(ctx);
-      const proof = await callJson<InclusionReply & { checkpoint?: string | { note: string } }>(ctx.admin, Commands.audit.proofInclusion, { seq: event.seq }, 10_000);
-      const note = typeof proof.checkpoint === 'string' ? proof.checkpoint : proof.checkpoint?.note;
-      expect(note !== undefined, 'the inclusion proof came without its signed checkpoint');
-      const { crypto, logKey, origin } = ctx.ledgerKey;
-      // Trust only the ledger's key from the home: the checkpoint's signature, the event's signature, the proof.
-      const opened = openCheckpoint(crypto, note!, { logKey, origin });
-      expect(opened.checkpoint.size === proof.treeSize, `the proof is for size ${proof.treeSize}, the checkpoint for ${opened.checkpoint.size}`);
-      const eventHash = fromHex(event.eventHash, 'eventHash');
-      expect(crypto.ed25519.verify(logKey.publicKey, eventHash, fromHex(event.signature, 'signature')), `seq ${event.seq}: the ledger's signature does not verify`);
-      verifyInclusion(crypto, event.seq, proof.treeSize, leafHash(crypto, eventHash), proof.proof.map((p) => fromHex(p, 'proof')), opened.checkpoint.rootHash);
-      return `seq ${event.seq} (${event.eventType}, event_hash ${event.eventHash.slice(0, 16)}…) is in the tree of size ${proof.treeSize}, root ${toHex(opened.checkpoint.rootHash).slice(0, 16)}…, checkpoint signed by ${logKey.name}`;
+      // Trust only the ledger's first key from the home and the key changes it vouches for: the checkpoint's signature, the event's signature, the proof.
+      const treeSize = await proveInLedger(ctx.admin, ctx.ledgerKey, event);
+      return `seq ${event.seq} (${event.eventType}, event_hash ${event.eventHash.slice(0, 16)}…) is in the tree of size ${treeSize} under a checkpoint signed by ${ctx.ledgerKey.logKey.name}`;
     },
   },
   keysStep,

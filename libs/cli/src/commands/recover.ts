@@ -28,6 +28,7 @@ import { parseRootPublicKey } from '@bulwark/keystore';
 import { ledgerEventOfJson } from '@bulwark/ledger-reader';
 import { ADMIN_PRINCIPAL } from '../home/admin.js';
 import { latestStoredEntries, type StoredEntry } from '../home/entries.js';
+import { ledgerKeySchedule } from '../home/ledger-keys.js';
 import { runningHome, type RunningHome } from '../home/running.js';
 import { callJson, connectAsOperator, openKeyStore, openSession, type Session } from '../home/session.js';
 import { readRunState } from '../home/state.js';
@@ -85,12 +86,14 @@ interface RecoverReport {
 /** The highest revoked version of each principal, from `keys.revoked` events the ledger serves, each one's seal and producer checked. */
 async function revokedVersions(session: Session, crypto: CryptoProvider, ledgerPublicKey: Uint8Array): Promise<Map<string, number>> {
   const revoked = new Map<string, number>();
+  // Each revocation is checked under the ledger key in force at its seq (the ledger rotates its key in its chain).
+  const keys = await ledgerKeySchedule(session, crypto, ledgerPublicKey);
   let cursor: string | undefined;
   do {
     const page = await callJson<{ events: unknown[]; nextCursor?: string }>(session, Commands.audit.query, { eventType: 'keys.revoked', limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
     for (const json of page.events) {
       const event = ledgerEventOfJson(json);
-      const problem = checkSealedEvent(crypto, ledgerPublicKey, event) ?? checkProducer(event.producer, event.eventType, event.agentId);
+      const problem = checkSealedEvent(crypto, keys.keyFor(event.seq), event) ?? checkProducer(event.producer, event.eventType, event.agentId);
       if (problem !== null) throw new RecoverError('E_RECOVER_LEDGER', `the ledger served a keys.revoked event that does not verify (seq ${event.seq}: ${problem}); nothing is republished`, { seq: event.seq });
       const version = (event.details as { version?: unknown }).version;
       if (typeof version !== 'number') continue;

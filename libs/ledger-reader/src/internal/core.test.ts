@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { toHex } from '@bulwark/crypto';
 import { sealEvent, newEvent, type LedgerEvent } from '@bulwark/events';
 import type { ReaderHaltedError } from '../errors.js';
 import type { ReaderMode, ReaderPosition } from './chain.js';
@@ -316,5 +317,84 @@ describe('ledger reader core: full mode', () => {
     await core.handleBatch(ledger.full(0, 1));
     expect(halts[0]).toMatchObject({ code: 'E_READER_APPLY', seq: 0 });
     expect(core.position.seq).toBe(-1);
+  });
+});
+
+describe('ledger reader core: the ledger rotates its own key', () => {
+  it('follows the chain from the first key across two rotations, in full and control mode and through a fill', async () => {
+    const ledger = new MemoryLedger();
+    ledger.history(2);
+    ledger.rotate(2);
+    ledger.history(2);
+    ledger.rotate(3);
+    ledger.history(1);
+    const full = reader(ledger, 'full');
+    // The middle batch (the second rotation among it) is missing: the fill verifies it under the keys it learns.
+    await full.core.handleBatch(ledger.full(0, 5));
+    await full.core.handleBatch(ledger.full(11, ledger.events.length - 1));
+    expect(full.halts).toEqual([]);
+    expect(full.seqs()).toEqual(ledger.events.map((e) => e.seq));
+    const control = reader(ledger, 'control');
+    for (const batch of ledger.controlMessages()) await control.core.handleBatch(batch);
+    expect(control.halts).toEqual([]);
+    expect(control.core.position.seq).toBe(ledger.events.at(-1)!.seq - 1);
+  });
+
+  it('refuses an event signed with the retired key after the change (a thief of the old key), and a late copy of an old event under the new key', async () => {
+    const ledger = new MemoryLedger();
+    ledger.history(1);
+    const old = ledger.signing;
+    ledger.rotate(2);
+    const r = reader(ledger, 'full');
+    await r.core.handleBatch(ledger.full(0, 2));
+    expect(r.halts).toEqual([]);
+    const forged = sealEvent(crypto, old.secretKey, newEvent({ agentId: 'analyst.admin', eventType: 'policy.updated', details: { name: 'p', version: 9 } }), 'svc.policy', 3, ledger.events[2]!.eventHash);
+    await r.core.handleBatch({ events: [forged] });
+    expect(r.halts[0]).toMatchObject({ code: 'E_READER_SEAL', seq: 3 });
+    expect(r.seqs()).toEqual([0, 1, 2]);
+
+    const again = reader(ledger, 'full');
+    await again.core.handleBatch(ledger.full(0, 2));
+    const resigned = sealEvent(crypto, ledger.signing.secretKey, newEvent({ agentId: 'analyst.admin', eventType: 'policy.decision', details: { decision: 'Allow' } }), 'svc.policy', 1, ledger.events[0]!.eventHash);
+    await again.core.handleBatch({ events: [resigned] });
+    expect(again.halts[0]).toMatchObject({ seq: 1 });
+  });
+
+  it('refuses a change to an older version, back to a retired key, or one that does not parse', async () => {
+    const back = new MemoryLedger();
+    const first = back.keys;
+    back.rotate(2);
+    back.rotate(3, first);
+    const r1 = reader(back, 'full');
+    await r1.core.handleBatch(back.full(0, 1));
+    expect(r1.halts[0]).toMatchObject({ code: 'E_READER_LEDGER_KEY', seq: 1 });
+    expect(r1.halts[0]!.problem).toContain('returns to a key the ledger used before');
+
+    const lower = new MemoryLedger();
+    lower.rotate(3);
+    lower.rotate(2);
+    const r2 = reader(lower, 'full');
+    await r2.core.handleBatch(lower.full(0, 1));
+    expect(r2.halts[0]).toMatchObject({ code: 'E_READER_LEDGER_KEY', seq: 1 });
+
+    const malformed = new MemoryLedger();
+    malformed.append('keys.rotated', { principal: 'svc.audit-ledger', by: 'analyst.admin', version: 2, ed25519: 'zz', x25519: 'zz', at: 1, trigger: 'on_demand', natsUser: null }, 'svc.key-manager', 'svc.audit-ledger');
+    const r3 = reader(malformed, 'full');
+    await r3.core.handleBatch(malformed.full(0, 0));
+    expect(r3.halts[0]).toMatchObject({ code: 'E_READER_LEDGER_KEY', seq: 0 });
+  });
+
+  it('a keys.rotated about another principal, or for the ledger from another producer, moves nothing', async () => {
+    const ledger = new MemoryLedger();
+    ledger.append('keys.rotated', { principal: 'svc.policy', by: 'analyst.admin', version: 2, ed25519: toHex(crypto.ed25519.generateKeyPair().publicKey), x25519: toHex(crypto.ed25519.generateKeyPair().publicKey), at: 1, trigger: 'on_demand', natsUser: null }, 'svc.key-manager', 'svc.policy');
+    ledger.history(1);
+    const r = reader(ledger, 'full');
+    await r.core.handleBatch(ledger.full(0, 2));
+    expect(r.halts).toEqual([]);
+    const forged = new MemoryLedger();
+    forged.append('keys.rotated', { principal: 'svc.audit-ledger', by: 'analyst.admin', version: 2, ed25519: toHex(crypto.ed25519.generateKeyPair().publicKey), x25519: toHex(crypto.ed25519.generateKeyPair().publicKey), at: 1, trigger: 'on_demand', natsUser: null }, 'svc.policy', 'svc.audit-ledger');
+    const r2 = reader(forged, 'full');
+    await r2.core.handleBatch(forged.full(0, 0));
+    expect(r2.halts[0]).toMatchObject({ code: 'E_READER_PRODUCER', seq: 0 });
   });
 });

@@ -20,7 +20,7 @@ import { ReaderHaltedError, type ReaderHaltCode } from '../errors.js';
 import { batchOrder, ChainCursor, type ChainBatch, type OrderProblem, type ReaderMode, type ReaderPosition } from './chain.js';
 
 /** What the seal and producer checks found wrong with one event, or null. */
-export type EventProblem = { readonly code: 'E_READER_SEAL' | 'E_READER_PRODUCER'; readonly why: string } | null;
+export type EventProblem = { readonly code: 'E_READER_SEAL' | 'E_READER_PRODUCER' | 'E_READER_LEDGER_KEY'; readonly why: string } | null;
 
 /** A range of the ledger, as `bulwark.audit.query` serves it: `toSeq` inclusive, absent = to the end. */
 export interface GapRange {

@@ -2,7 +2,7 @@
 // (sealEvent with the producer its envelope would have authenticated), cuts them into the
 // full and control batches the ledger re-publishes, and answers range queries as
 // `bulwark.audit.query` does (a GapSource), with hooks to make it fail or lie.
-import { createCryptoProvider } from '@bulwark/crypto';
+import { createCryptoProvider, toHex } from '@bulwark/crypto';
 import { GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type EventType, type JsonObject, type LedgerEvent } from '@bulwark/events';
 import type { ChainBatch } from './chain.js';
 import type { GapRange, GapSource } from './core.js';
@@ -11,8 +11,13 @@ export const crypto = createCryptoProvider('node');
 
 const PRODUCERS: Partial<Record<string, string>> = { policy: 'svc.policy', keys: 'svc.key-manager', tools: 'svc.schemapin', audit: 'svc.audit-ledger' };
 
+type KeyPair = { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
+
 export class MemoryLedger {
-  readonly keys: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
+  /** The key the chain starts under (a reader's pin). */
+  readonly keys: KeyPair;
+  /** The key it signs with now (`rotate` moves it). */
+  signing: KeyPair;
   readonly events: LedgerEvent[] = [];
   /** Ranges asked for, in order. */
   readonly queries: GapRange[] = [];
@@ -24,12 +29,25 @@ export class MemoryLedger {
   /** `keys`: the ledger's Ed25519 key pair (default a fresh one). */
   constructor(keys?: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array }) {
     this.keys = keys ?? crypto.ed25519.generateKeyPair();
+    this.signing = this.keys;
+  }
+
+  /**
+   * The key manager's rotation of the ledger's key to `version` (`next`, default a fresh key),
+   * signed by the key in force; later events are signed by the new one.
+   */
+  rotate(version: number, next: KeyPair = crypto.ed25519.generateKeyPair()): LedgerEvent {
+    const x25519 = crypto.x25519.generateKeyPair().publicKey;
+    const details = { principal: 'svc.audit-ledger', by: 'analyst.admin', version, ed25519: toHex(next.publicKey), x25519: toHex(x25519), at: 1, trigger: 'on_demand', natsUser: null };
+    const event = this.append('keys.rotated', details, 'svc.key-manager', 'svc.audit-ledger');
+    this.signing = next;
+    return event;
   }
 
   append(eventType: EventType, details: JsonObject = {}, producer?: string, agentId = 'analyst.admin'): LedgerEvent {
     const previous = this.events.at(-1)?.eventHash ?? GENESIS_PREVIOUS_HASH;
     const by = producer ?? PRODUCERS[eventType.split('.')[0]!] ?? 'svc.policy';
-    const sealed = sealEvent(crypto, this.keys.secretKey, newEvent({ agentId, eventType, details }), by, this.events.length, previous);
+    const sealed = sealEvent(crypto, this.signing.secretKey, newEvent({ agentId, eventType, details }), by, this.events.length, previous);
     this.events.push(sealed);
     return sealed;
   }

@@ -5,10 +5,12 @@
  */
 import { CHANNEL_EPOCH_TYPES } from '@bulwark/channel';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { Commands, ServicePrincipals, type CommandHandler, type CommandSubject } from '@bulwark/bus';
-import { checkProducer, computeEventHash, isEventType, type EventType } from '@bulwark/events';
+import { Commands, LEDGER_PRINCIPAL, ServicePrincipals, type CommandHandler, type CommandSubject } from '@bulwark/bus';
+import { LEDGER_KEY_CHANGE_TYPE } from '@bulwark/ledger-reader';
+import { checkProducer, computeEventHash, isEventType, type EventType, type JsonObject } from '@bulwark/events';
 import type { AuditLedger, LedgerDb, StoredCheckpoint } from '../ledger.js';
 import { bytes, hashedFieldsOfRow, ledgerEventOfRow, toNumber, type EventRow } from '../store/rows.js';
+import { namesLedgerKey, storedSchedule } from '../signing-keys.js';
 import { verifyLedger } from '../verify.js';
 import { toHex } from './hex.js';
 import {
@@ -83,7 +85,7 @@ async function latest(ledger: AuditLedger): Promise<StoredCheckpoint> {
   return (await ledger.latestCheckpoint()) ?? (await ledger.checkpoint());
 }
 
-export async function query(ctx: HandlerContext, body: Record<string, unknown>, subject: CommandSubject = Commands.audit.query): Promise<QueryReply> {
+export async function query(ctx: HandlerContext, body: Record<string, unknown>, subject: CommandSubject = Commands.audit.query, onlyEpochFacts = false): Promise<QueryReply> {
   const agentId = optionalText(subject, body, 'agentId');
   const eventTypes = typesOf(subject, body);
   const fromTime = optionalCount(subject, body, 'fromTime');
@@ -103,6 +105,8 @@ export async function query(ctx: HandlerContext, body: Record<string, unknown>, 
   let q = ctx.db.selectFrom('events').selectAll().where('seq', '>=', BigInt(start));
   if (toSeq !== undefined) q = q.where('seq', '<=', BigInt(toSeq));
   if (agentId !== undefined) q = q.where('agent_id', '=', agentId);
+  // The key manager's own events, and the ledger key changes (about svc.audit-ledger) without which nobody can verify what the ledger signed after one.
+  if (onlyEpochFacts) q = q.where((eb) => eb.or([eb('agent_id', '=', ServicePrincipals.keys), eb.and([eb('agent_id', '=', LEDGER_PRINCIPAL), eb('event_type', '=', LEDGER_KEY_CHANGE_TYPE)])]));
   // Served by the (event_type, seq) index, one range per type.
   if (eventTypes !== undefined) q = eventTypes.length === 1 ? q.where('event_type', '=', eventTypes[0]!) : q.where('event_type', 'in', eventTypes);
   if (fromTime !== undefined) q = q.where('timestamp_ms', '>=', BigInt(fromTime));
@@ -129,8 +133,10 @@ const CHANNEL_EPOCH_FIELDS = new Set(['fromSeq', 'toSeq', 'limit', 'cursor', 'ev
 /**
  * `bulwark.audit.channel_epochs`: the part of the ledger any channel subscriber needs to rebuild
  * its epoch keys (libs/channel `followChannelEpochs`), for principals that may not query the
- * ledger (analysts): the key manager's events of CHANNEL_EPOCH_TYPES, as `bulwark.audit.query`
- * serves them (the subscriber verifies each one), and nothing else.
+ * ledger (analysts): the key manager's events of CHANNEL_EPOCH_TYPES about itself, and the ledger's
+ * own key changes (a keys.rotated of svc.audit-ledger: a verifier needs them to check what the
+ * ledger signed after one), as `bulwark.audit.query` serves them (the subscriber verifies each
+ * one), and nothing else.
  */
 export async function channelEpochs(ctx: HandlerContext, body: Record<string, unknown>): Promise<QueryReply> {
   const subject = Commands.audit.channelEpochs;
@@ -139,7 +145,7 @@ export async function channelEpochs(ctx: HandlerContext, body: Record<string, un
   const types = typesOf(subject, body) ?? (CHANNEL_EPOCH_TYPES as EventType[]);
   const other = types.find((t) => !CHANNEL_EPOCH_TYPES.includes(t));
   if (other !== undefined) throw requestError(subject, `${other} is not served here (only ${CHANNEL_EPOCH_TYPES.join(', ')})`);
-  return query(ctx, { ...body, eventTypes: types, agentId: ServicePrincipals.keys }, subject);
+  return query(ctx, { ...body, eventTypes: types }, subject, true);
 }
 
 export async function inclusion(ctx: HandlerContext, body: Record<string, unknown>): Promise<InclusionReply & { checkpoint?: CheckpointReply }> {
@@ -183,7 +189,7 @@ export async function verify(ctx: HandlerContext, body: Record<string, unknown>)
   const fromSeq = optionalCount(subject, body, 'fromSeq');
   const toSeq = optionalCount(subject, body, 'toSeq');
   if (fromSeq === undefined && toSeq === undefined) {
-    const report = await verifyLedger(ctx.db, { crypto: ctx.crypto, origin: ctx.ledger.origin, logKey: ctx.ledger.verifierKey });
+    const report = await verifyLedger(ctx.db, { crypto: ctx.crypto, origin: ctx.ledger.origin, logKey: ctx.ledger.genesisKey });
     if (report.ok) return { ok: true, scope: 'whole', verified: report.size, size: report.size, rootHash: toHex(report.rootHash) };
     return { ok: false, scope: 'whole', ...(report.seq === undefined ? {} : { seq: report.seq }), problem: report.problem, message: report.message };
   }
@@ -192,14 +198,15 @@ export async function verify(ctx: HandlerContext, body: Record<string, unknown>)
 
 /**
  * A bounded verify: each event of [from, to] against its stored fields (event_hash), the
- * event before it (previous_hash), the ledger key (signature) and the producer table. The Merkle tree and the
+ * event before it (previous_hash), the ledger key in force at its seq (signature; the stored chain's
+ * key changes before the range are taken as the ledger signs on them) and the producer table. The Merkle tree and the
  * checkpoints need the whole log: ask for a whole verify for those.
  */
 async function verifyRange(ctx: HandlerContext, from: number, to: number | undefined): Promise<VerifyReply> {
   const size = (await ctx.ledger.head()).size;
   const last = Math.min(to ?? size - 1, size - 1);
   if (from > last) return { ok: true, scope: 'range', verified: 0, size };
-  const key = ctx.ledger.verifierKey.publicKey;
+  const schedule = await storedSchedule(ctx.crypto, ctx.db, ctx.ledger.genesisKey.publicKey, from);
   let previous: Uint8Array | undefined;
   if (from > 0) {
     const before = await ctx.db.selectFrom('events').select('event_hash').where('seq', '=', BigInt(from - 1)).executeTakeFirst();
@@ -224,9 +231,13 @@ async function verifyRange(ctx: HandlerContext, from: number, to: number | undef
       const eventHash = bytes(row.event_hash);
       if (recomputed === undefined || !ctx.crypto.equal(recomputed, eventHash)) return { ok: false, scope: 'range', seq, problem: 'event_hash mismatch', message: `seq ${seq}: event_hash mismatch` };
       if (!ctx.crypto.equal(bytes(row.previous_hash), previous)) return { ok: false, scope: 'range', seq, problem: 'previous_hash does not link', message: `seq ${seq}: previous_hash does not link to seq ${seq - 1}` };
-      if (!ctx.crypto.ed25519.verify(key, eventHash, bytes(row.signature))) return { ok: false, scope: 'range', seq, problem: 'signature invalid', message: `seq ${seq}: signature invalid` };
+      if (!ctx.crypto.ed25519.verify(schedule.keyFor(seq), eventHash, bytes(row.signature))) return { ok: false, scope: 'range', seq, problem: 'signature invalid', message: `seq ${seq}: signature invalid` };
       const forbidden = checkProducer(row.producer, row.event_type, row.agent_id);
       if (forbidden !== null) return { ok: false, scope: 'range', seq, problem: 'forbidden producer', message: `seq ${seq}: forbidden producer: ${forbidden}` };
+      if (namesLedgerKey({ eventType: row.event_type, agentId: row.agent_id })) {
+        const change = schedule.observe({ seq, producer: row.producer, eventType: row.event_type, agentId: row.agent_id, details: JSON.parse(row.details) as JsonObject });
+        if (change !== null) return { ok: false, scope: 'range', seq, problem: 'ledger key change', message: `seq ${seq}: ${change}` };
+      }
       previous = eventHash;
       next += 1;
     }

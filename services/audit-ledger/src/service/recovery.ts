@@ -92,7 +92,7 @@ export async function republishCommand(ctx: RecoveryContext, request: CommandReq
 async function republish(ctx: RecoveryContext): Promise<RepublishReply> {
   const before = await plan(ctx);
   if (before.action === 'none') return { applied: false, ...before };
-  const report = await verifyLedger(ctx.db, { crypto: ctx.crypto, origin: ctx.ledger.origin, logKey: ctx.ledger.verifierKey });
+  const report = await verifyLedger(ctx.db, { crypto: ctx.crypto, origin: ctx.ledger.origin, logKey: ctx.ledger.genesisKey });
   if (!report.ok) {
     throw new LedgerRecoveryError('E_LEDGER_UNVERIFIED', `${SUBJECT}: the ledger does not verify (${report.message}); nothing was re-published`, {
       ...(report.seq === undefined ? {} : { seq: report.seq }),

@@ -7,8 +7,8 @@
  * evidence (the last denial) is proven in the ledger against a signed checkpoint.
  */
 import { Commands, SOC_CHANNEL } from '@bulwark/bus';
-import { leafHash, openCheckpoint, verifyInclusion, type EventJson, type InclusionReply, type QueryReply } from '@bulwark/audit-ledger';
-import { fromHex } from '@bulwark/crypto';
+import type { QueryReply } from '@bulwark/audit-ledger';
+import { proveInLedger } from '../../home/ledger-keys.js';
 import { callJson } from '../../home/session.js';
 import type { DemoContext, DemoStep } from '../demo.js';
 import { readSocStream, x25519Versions } from '../soc-channel.js';
@@ -65,19 +65,6 @@ async function socFinding(ctx: DemoContext, incidentId: string): Promise<{ subje
   }
 }
 
-/** Checks `event` against the ledger's key from the home: its signature, and its inclusion under a signed checkpoint. */
-async function proveInLedger(ctx: DemoContext, event: EventJson): Promise<number> {
-  const proof = await callJson<InclusionReply & { checkpoint?: string | { note: string } }>(ctx.admin, Commands.audit.proofInclusion, { seq: event.seq }, 10_000);
-  const note = typeof proof.checkpoint === 'string' ? proof.checkpoint : proof.checkpoint?.note;
-  if (note === undefined) fail('the inclusion proof came without its signed checkpoint');
-  const { crypto, logKey, origin } = ctx.ledgerKey;
-  const opened = openCheckpoint(crypto, note!, { logKey, origin });
-  const eventHash = fromHex(event.eventHash, 'eventHash');
-  if (!crypto.ed25519.verify(logKey.publicKey, eventHash, fromHex(event.signature, 'signature'))) fail(`seq ${event.seq}: the ledger's signature does not verify`);
-  verifyInclusion(crypto, event.seq, proof.treeSize, leafHash(crypto, eventHash), proof.proof.map((p) => fromHex(p, 'proof')), opened.checkpoint.rootHash);
-  return proof.treeSize;
-}
-
 export const incidentStep: DemoStep = {
   title: 'a burst of violations becomes one High incident: the agent contained, the incident on the SOC stream, its evidence proven in the ledger',
   async run(ctx) {
@@ -121,7 +108,7 @@ export const incidentStep: DemoStep = {
     const reply = await callJson<QueryReply>(ctx.admin, Commands.audit.query, { fromSeq: incident.evidence.lastSeq, limit: 1 });
     const last = reply.events.find((e) => e.seq === incident.evidence.lastSeq) ?? fail(`evidence seq ${incident.evidence.lastSeq} is not in the ledger`);
     if (last.agentId !== ctx.agentId || last.eventType !== 'policy.decision') fail(`evidence seq ${last.seq} is ${last.eventType} about ${last.agentId}, not a decision about ${ctx.agentId}`);
-    const treeSize = await proveInLedger(ctx, last);
+    const treeSize = await proveInLedger(ctx.admin, ctx.ledgerKey, last);
     const actions = incident.actions.map((a) => `${a.action} ${a.outcome}`).join(', ');
     return `${BURST} denials → incident ${incident.id} (high, ${incident.evidence.count} evidence events); contained in ${containedMs} ms (${contained.failure === undefined ? `${contained.policy ?? 'policy'}: ${contained.reason}` : `its next call: ${contained.failure}`}); actions: ${actions}; on ${soc.subject} ("${soc.title}"); evidence seq ${last.seq} proven in the tree of size ${treeSize}`;
   },
