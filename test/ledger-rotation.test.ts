@@ -141,6 +141,28 @@ async function ledgerRotations(): Promise<{ seq: number; version: number; ed2551
   });
 }
 
+/** A verified reader of the full stream from seq 0 as svc.incident-response (the full batches' recipient), pinned to the genesis key alone; how many events it applied. */
+async function freshReader(bus: Bus, name: string, extra: Partial<Parameters<typeof startLedgerReader>[0]>): Promise<{ reader: Awaited<ReturnType<typeof startLedgerReader>>; applied(): number }> {
+  const self = await b.identity(ServicePrincipals.incident);
+  let applied = 0;
+  const reader = await startLedgerReader({
+    bus,
+    provider: b.provider,
+    identity: self,
+    directory,
+    receiver: new SealedReceiver({ provider: b.provider, self, directory, staleAfterMs: 3_600_000 }),
+    ledgerPublicKey: genesis.ed25519.publicKey,
+    reader: name,
+    mode: 'full',
+    onEvent: () => void (applied += 1),
+    raise: async () => undefined,
+    rejections: quiet(self.id),
+    syncIntervalMs: 0,
+    ...extra,
+  });
+  return { reader, applied: () => applied };
+}
+
 /**
  * A fresh verified reader (full mode, from seq 0, the genesis key alone) fed the stored rows as the
  * ledger's query would serve them (`gapSource`; `forged` changes what is served), on an empty
@@ -151,31 +173,18 @@ async function readStored(forged?: (e: LedgerEvent) => LedgerEvent): Promise<{ a
   const bus = await connectBus({ url: natsUrl(), name: 'ledger-rotation-reader', namespace: uniqueNamespace('ledgerrot') });
   try {
     await ensureStreams(bus);
-    const self = await b.identity(ServicePrincipals.incident);
-    let applied = 0;
-    const reader = await startLedgerReader({
-      bus,
-      provider: b.provider,
-      identity: self,
-      directory,
-      receiver: new SealedReceiver({ provider: b.provider, self, directory, staleAfterMs: 3_600_000 }),
-      ledgerPublicKey: genesis.ed25519.publicKey,
-      reader: 'test/stored',
-      mode: 'full',
+    const counted = await freshReader(bus, 'test/stored', {
       gapSource: {
         async *fetch(range) {
           for (const e of all) if (e.seq >= range.fromSeq && (range.toSeq === undefined || e.seq <= range.toSeq)) yield e;
         },
       },
-      onEvent: () => void (applied += 1),
-      raise: async () => undefined,
-      rejections: quiet(self.id),
-      syncIntervalMs: 0,
       retryDelayMs: 50,
     });
+    const { reader } = counted;
     try {
       await reader.caughtUp(20_000);
-      return { applied, halted: reader.halted === undefined ? undefined : `${reader.halted.code} at seq ${reader.halted.seq}: ${reader.halted.problem}` };
+      return { applied: counted.applied(), halted: reader.halted === undefined ? undefined : `${reader.halted.code} at seq ${reader.halted.seq}: ${reader.halted.problem}` };
     } finally {
       await reader.stop();
     }
@@ -271,7 +280,7 @@ afterAll(async () => {
 describe('the audit ledger rotates its own event-signing key while it runs', () => {
   it('rotates by itself and on request while an agent keeps sending: no event lost, the chain verifies from the genesis key', async () => {
     if (ledger === undefined) throw new Error('the ledger was not started');
-    let failures: string[] = [];
+    let failures: string[];
     try {
       // First rotation: by its own interval.
       await expect.poll(() => rotatedTo(ledger!.output()), { timeout: 30_000, interval: 100 }).toEqual([2]);
@@ -336,26 +345,10 @@ describe('the audit ledger rotates its own event-signing key while it runs', () 
     expect(view.versions.map((v) => [v.version, v.state])).toEqual([[1, 'verify_only'], [2, 'verify_only'], [3, 'active']]);
     await admin.keys.revoke(LEDGER_PRINCIPAL, 'superseded', 1);
     const size = (await rows()).length;
-    const incident = await loadIdentity(b.store, ServicePrincipals.incident);
     const bus = await b.connect(ServicePrincipals.incident, 'fresh-reader');
-    let applied = 0;
-    const reader = await startLedgerReader({
-      bus,
-      provider: b.provider,
-      identity: incident,
-      directory,
-      receiver: new SealedReceiver({ provider: b.provider, self: incident, directory, staleAfterMs: 3_600_000 }),
-      ledgerPublicKey: genesis.ed25519.publicKey,
-      reader: 'test/fresh',
-      mode: 'full',
-      durablePrefix: 'incidents',
-      onEvent: () => void (applied += 1),
-      raise: async () => undefined,
-      rejections: quiet(incident.id),
-      syncIntervalMs: 0,
-    });
+    const { reader, applied } = await freshReader(bus, 'test/fresh', { durablePrefix: 'incidents' });
     try {
-      await expect.poll(() => (reader.halted === undefined ? applied >= size : `halted: ${reader.halted.code} ${reader.halted.problem}`), { timeout: 30_000, interval: 200 }).toBe(true);
+      await expect.poll(() => (reader.halted === undefined ? applied() >= size : `halted: ${reader.halted.code} ${reader.halted.problem}`), { timeout: 30_000, interval: 200 }).toBe(true);
     } finally {
       await reader.stop();
     }

@@ -21,17 +21,12 @@ const PAGE = 1000;
 /** The key facts and the ledger's own key schedule as its stored keys.* rows say, from the genesis key. */
 export async function rebuildKeys(ledger: AuditLedger, crypto: CryptoProvider, genesis: Uint8Array, log?: Logger): Promise<{ keys: LedgerKeys; schedule: LedgerKeySchedule }> {
   const keys = new LedgerKeys();
+  // The verifier follows the ledger's rotations itself (they are among these rows); the schedule is the service's copy.
+  const verify = eventVerifier(crypto, genesis);
   const schedule = new LedgerKeySchedule(genesis);
-  let verify = eventVerifier(crypto, genesis);
-  let verifyKey = genesis;
   for (let from = 0; ; ) {
     const page = await ledger.eventsOfTypes(KEY_FACT_TYPES, from, PAGE);
     for (const event of page) {
-      const key = schedule.keyFor(event.seq);
-      if (key !== verifyKey) {
-        verify = eventVerifier(crypto, key);
-        verifyKey = key;
-      }
       // A stored row that does not verify is not the ledger's: nothing built on it can be trusted, so the ledger does not start.
       const problem = verify(event);
       if (problem !== null) throw new LedgerError('E_LEDGER', `ledger: key event at seq ${event.seq} does not verify (${problem.code}: ${problem.why}); the key state cannot be rebuilt`, { seq: event.seq });
