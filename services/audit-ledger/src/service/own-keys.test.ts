@@ -48,6 +48,15 @@ describe("the ledger's own signing keys", () => {
     expect(keys.stableSecret).toEqual(identity.ed25519.secretKey);
   });
 
+  it('holds a key staged before it opened (a rotation the key manager may have committed while it was stopped)', async () => {
+    const s = await store();
+    await ensureIdentity(s, crypto, LEDGER);
+    const staged = { version: 2, ed25519: crypto.ed25519.generateKeyPair(), x25519: crypto.x25519.generateKeyPair(), natsRaw: crypto.ed25519.generateKeyPair().secretKey };
+    await pendingRotationSlot(s, LEDGER).stage(staged);
+    const keys = await storeOwnKeys({ crypto, origin: 'o', store: s, principal: LEDGER });
+    expect(keys.held(staged.ed25519.publicKey)?.publicKey).toEqual(staged.ed25519.publicKey);
+  });
+
   it('refuses a pin that is not its version 1, and a store without version 1', async () => {
     const s = await store();
     await ensureIdentity(s, crypto, LEDGER);

@@ -97,7 +97,16 @@ export async function storeOwnKeys(options: { readonly crypto: Crypto; readonly 
       { principal },
     );
   }
+  const staged = async (): Promise<void> => {
+    if (!(store instanceof FileKeyStore)) return;
+    const pending = await pendingRotationSlot(store, principal).load();
+    if (pending === undefined) return;
+    pending.natsRaw.fill(0);
+    keys.add(pending.ed25519.secretKey);
+  };
   await versions();
+  // A rotation staged before a stop and committed meanwhile, not settled yet at this start: the chain may already name its key.
+  await staged();
   const genesis = keys.get(first.publicKey)!;
   return {
     genesis: first.publicKey,
@@ -106,13 +115,7 @@ export async function storeOwnKeys(options: { readonly crypto: Crypto; readonly 
       if (keys.get(pk) !== undefined) return true;
       // Stored since start (the rotation kept), or staged while the ledger's own rotation is out.
       await versions();
-      if (keys.get(pk) === undefined && store instanceof FileKeyStore) {
-        const pending = await pendingRotationSlot(store, principal).load();
-        if (pending !== undefined) {
-          pending.natsRaw.fill(0);
-          if (crypto.equal(pending.ed25519.publicKey, pk)) keys.add(pending.ed25519.secretKey);
-        }
-      }
+      if (keys.get(pk) === undefined) await staged();
       return keys.get(pk) !== undefined;
     },
     stableSecret: genesis.secretKey,
