@@ -76,9 +76,9 @@ export const ADMIN_CALLS: readonly CommandSubject[] = [
 /** The other services' commands each service calls. */
 export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly CommandSubject[]>> = {
   // Every service but the key manager (which signs its own) renews its NATS credentials there (keys.renew).
-  // policy, schemapin, incident-response and the sandbox scheduler rotate their own identity on the interval (keys.get says when, keys.rotate; @bulwark/service-host rotation.ts).
+  // policy, schemapin, incident-response, the sandbox scheduler and the ledger rotate their own identity on the interval (keys.get says when, keys.rotate; @bulwark/service-host rotation.ts).
   policy: [Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
-  audit: [Commands.keys.renew],
+  audit: [Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
   keys: [Commands.audit.query],
   sandbox: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],
   tools: [Commands.policy.evaluate, Commands.audit.query, Commands.keys.get, Commands.keys.rotate, Commands.keys.renew],

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { connectBus, removeDirectoryBucket, removeNamespaceStreams, uniqueNamespace, type Bus } from '@bulwark/bus';
+import { connectBus, LEDGER_PRINCIPAL, publishDirectoryEntry, removeDirectoryBucket, removeNamespaceStreams, uniqueNamespace, type Bus } from '@bulwark/bus';
+import { signDirectoryEntry } from '@bulwark/envelope';
 import { createCryptoProvider, toHex } from '@bulwark/crypto';
 import { BulwarkError, InputError } from '@bulwark/errors';
 import { ensureIdentity, FileKeyStore, SoftwareKek } from '@bulwark/keystore';
@@ -179,6 +180,25 @@ describe('runService', () => {
     const without = await run({ name: 'probe', principal: PRINCIPAL, namespace: () => namespace, start: async (c) => ({ stop: async () => void c.ledgerPublicKey() }) }, baseEnv(), Promise.resolve('SIGTERM'));
     expect(without.code).toBe(2);
     expect(without.stderr).toBe('bulwark-probe: probe: no directory entry for svc.audit-ledger and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified\n');
+  });
+
+  it("takes the ledger's directory entry as its genesis key only while it is version 1; past it, only BULWARK_LEDGER_PUBLIC_KEY (else exit 2)", async () => {
+    const entry = (keyVersion: number, ed25519PublicKey: Uint8Array) =>
+      signDirectoryEntry(provider, root.secretKey, { id: LEDGER_PRINCIPAL, ed25519PublicKey, x25519PublicKey: provider.x25519.generateKeyPair().publicKey, keyVersion, notBefore: Date.now() - 1000, notAfter: Date.now() + 3_600_000, revoked: false });
+    const first = provider.ed25519.generateKeyPair().publicKey;
+    await publishDirectoryEntry(admin, entry(1, first));
+    const seen: Uint8Array[] = [];
+    const probe = (env: NodeJS.ProcessEnv) =>
+      run({ name: 'probe', principal: PRINCIPAL, namespace: () => namespace, start: async (c) => ({ stop: async () => void seen.push(c.ledgerPublicKey()) }) }, env, Promise.resolve('SIGTERM'));
+    expect(await probe(baseEnv())).toEqual({ code: 0, stderr: '' });
+    expect(seen).toEqual([first]);
+    // The ledger rotated: its entry's key is not where the chain starts.
+    await publishDirectoryEntry(admin, entry(2, provider.ed25519.generateKeyPair().publicKey));
+    const unpinned = await probe(baseEnv());
+    expect(unpinned.code).toBe(2);
+    expect(unpinned.stderr).toMatch(/^bulwark-probe: probe: svc\.audit-ledger's directory entry is version 2, not its first: set BULWARK_LEDGER_PUBLIC_KEY to the ledger's genesis key/);
+    expect(await probe(baseEnv({ BULWARK_LEDGER_PUBLIC_KEY: toHex(first) }))).toEqual({ code: 0, stderr: '' });
+    expect(seen).toEqual([first, first]);
   });
 
   it('ends a service whose supervisor went away while it was starting, if its start does not finish within the grace', { timeout: 60_000 }, async () => {

@@ -41,7 +41,13 @@ export interface ServiceContext<S> extends EarlyContext {
   readonly directory: KvDirectory;
   /** Whether the bus connection authenticated as the principal's own NATS user. */
   readonly authenticated: boolean;
-  /** The ledger's event-signing key: BULWARK_LEDGER_PUBLIC_KEY (hex or base64), else the ledger's directory entry; E_CONFIG without either. */
+  /**
+   * The ledger's genesis key, where every verified reader starts the chain (it follows the
+   * ledger's own rotations from there): BULWARK_LEDGER_PUBLIC_KEY (hex or base64), the ledger's
+   * first key; without it, the ledger's directory entry while that is its version 1. E_CONFIG
+   * without either, and once the ledger has rotated (its entry is a later version) with no pin:
+   * a later key is not where the chain starts, and the entry alone cannot say which key was first.
+   */
   ledgerPublicKey(): Uint8Array;
   /** A clean-up for something the service opened: run at stop after the service's own stop, last registered first. */
   defer(cleanup: () => Promise<unknown> | void): void;
@@ -86,8 +92,8 @@ export interface ServiceDefinition<S> {
   /**
    * Rotates its own identity on the interval (`security.key_rotation_interval_days`) while it
    * runs, in operator mode (rotation.ts). Only for a service whose every use of its keys reads
-   * the live `identity` (not the key manager, which certifies itself, nor the ledger, whose
-   * signing key readers pin).
+   * the live `identity` (not the key manager, which certifies itself; the ledger signs with the
+   * key its chain puts in force, services/audit-ledger own-keys.ts).
    */
   readonly rotatesOwnKeys?: boolean;
   /** Starts the service on the opened bus and directory. */
@@ -191,9 +197,16 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     const ledgerPublicKey = (): Uint8Array => {
       const text = env['BULWARK_LEDGER_PUBLIC_KEY'];
       if (text !== undefined) return parseRootPublicKey(text, 'BULWARK_LEDGER_PUBLIC_KEY');
-      const key = directory.lookup(LEDGER_PRINCIPAL)?.ed25519PublicKey;
-      if (key === undefined) throw new InputError('E_CONFIG', `${definition.name}: no directory entry for ${LEDGER_PRINCIPAL} and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified`, {});
-      return key;
+      const entry = directory.lookup(LEDGER_PRINCIPAL);
+      if (entry === undefined) throw new InputError('E_CONFIG', `${definition.name}: no directory entry for ${LEDGER_PRINCIPAL} and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified`, {});
+      if (entry.keyVersion !== 1) {
+        throw new InputError(
+          'E_CONFIG',
+          `${definition.name}: ${LEDGER_PRINCIPAL}'s directory entry is version ${entry.keyVersion}, not its first: set BULWARK_LEDGER_PUBLIC_KEY to the ledger's genesis key (version 1, \`bulwark init\`'s audit-ledger.vkey), where every reader starts the chain`,
+          { setting: 'BULWARK_LEDGER_PUBLIC_KEY', keyVersion: entry.keyVersion },
+        );
+      }
+      return entry.ed25519PublicKey;
     };
     // Its NATS credentials renewed at half-life (started below, once the service runs); a service that moves its own user says so here.
     let renewal: ServiceKeys | undefined;

@@ -46,7 +46,7 @@ export interface ServiceKeysOptions {
   readonly credentials: { readonly jwt: string; readonly seed: Uint8Array };
   /** Where a fresh JWT comes from (default `bulwark.keys.renew`; the key manager signs its own). */
   readonly renew?: (natsUser: string) => Promise<{ natsJwt: string }>;
-  /** Rotation of its own identity; undefined: renewal only (the key manager, the ledger). */
+  /** Rotation of its own identity; undefined: renewal only (the key manager, which certifies itself). */
   readonly rotation?: { readonly intervalMs: number; readonly checkMs?: number };
   /** After each switch to a new version (identity switched, NATS user moved): the service drops what it cached under the old keys. */
   readonly onSwitched?: (version: number) => void;

@@ -3,7 +3,7 @@
 // attacks: a key change the ledger does not hold, one back to a retired key, an event after the
 // change signed with the retired key (a thief of it), the change row itself rewritten.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toHex } from '@bulwark/crypto';
+import { toBase64 } from '@bulwark/crypto';
 import { newEvent, type AuditEvent } from '@bulwark/events';
 import { sql } from 'kysely';
 import { LedgerReader } from './archive-reader.js';
@@ -28,7 +28,7 @@ function keysHolding(genesis: SignerKey, ...later: SignerKey[]): LedgerSigningKe
 
 /** The key manager's fact moving the ledger to `key` at `version`. */
 function rotation(version: number, key: Uint8Array): ProducedEvent {
-  const details = { principal: 'svc.audit-ledger', by: 'analyst.admin', version, ed25519: toHex(key), x25519: toHex(crypto.randomBytes(32)), at: Date.now(), trigger: 'on_demand', natsUser: null };
+  const details = { principal: 'svc.audit-ledger', by: 'analyst.admin', version, ed25519: toBase64(key), x25519: toBase64(crypto.randomBytes(32)), at: Date.now(), trigger: 'on_demand', natsUser: null };
   return { producer: 'svc.key-manager', event: newEvent({ agentId: 'svc.audit-ledger', eventType: 'keys.rotated', details }) as AuditEvent };
 }
 
@@ -150,7 +150,7 @@ describe('the ledger rotates its own key in its chain', () => {
     // The change re-pointed at another key (its hash recomputed would no longer be signed): caught at the change.
     await expect(
       fx.db.transaction().execute(async (trx) => {
-        await sql`update events set details = replace(details, ${toHex(second.publicKey)}, ${toHex(third.publicKey)}) where seq = ${changeSeq}`.execute(trx);
+        await sql`update events set details = replace(details, ${toBase64(second.publicKey)}, ${toBase64(third.publicKey)}) where seq = ${changeSeq}`.execute(trx);
         const report = await verifyLedger(trx, { crypto, origin: ORIGIN, logKey: verifierKey(crypto, ORIGIN, fx.signer.publicKey) });
         throw Object.assign(new Error('rollback'), { report });
       }),

@@ -1,8 +1,8 @@
 /** The analyst's side of the incident commands: its session to svc.incident-response and the options every such command takes. */
 import { join, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { CommandClient, Commands, connectBus, KvDirectory, RejectionReporter, ROOT_NAMESPACE, type Bus, type CommandSubject } from '@bulwark/bus';
-import { loadConfig } from '@bulwark/config';
+import { loadConfig, type BulwarkConfig } from '@bulwark/config';
 import { createCryptoProvider } from '@bulwark/crypto';
 import type { LocalIdentity } from '@bulwark/envelope';
 import { InputError } from '@bulwark/errors';
@@ -10,6 +10,7 @@ import { SEVERITIES, type Severity } from '@bulwark/incident-response';
 import { DEFAULT_KEY_DIR, FileKeyStore, loadIdentity, loadKek, parseRootPublicKey, ROOT_PIN_FILE } from '@bulwark/keystore';
 import type { CommandIO } from '../io.js';
 import { namespaceFromName } from './init.js';
+import { PUBLIC_KEY_FILE, resolveLedgerKey } from './audit-source.js';
 import { credentialsOf } from './keys.js';
 import { readSocStream, x25519Versions, type SocStreamReader, type SocStreamReaderOptions } from './soc-channel.js';
 
@@ -30,6 +31,15 @@ export interface Analyst {
   close(): Promise<void>;
 }
 
+/** The ledger's genesis key: BULWARK_LEDGER_PUBLIC_KEY, else the audit-ledger.vkey `bulwark init` / `up` left in the key directory; undefined: the directory entry's while version 1 (soc-channel.ts). */
+function ledgerGenesis(io: CommandIO, keyDir: string, config: BulwarkConfig): Uint8Array | undefined {
+  const pinned = io.env['BULWARK_LEDGER_PUBLIC_KEY'];
+  if (pinned !== undefined && pinned !== '') return parseRootPublicKey(pinned, 'BULWARK_LEDGER_PUBLIC_KEY');
+  const file = join(keyDir, PUBLIC_KEY_FILE);
+  if (!existsSync(file)) return undefined;
+  return resolveLedgerKey(io, { publicKey: file }, () => config).logKey.publicKey;
+}
+
 export async function connectAnalyst(io: CommandIO, options: Common): Promise<Analyst> {
   const as = options.as ?? io.env['BULWARK_PRINCIPAL'];
   if (as === undefined || as === '') throw new InputError('E_USAGE', 'name the analyst with --as <principal> or $BULWARK_PRINCIPAL');
@@ -47,6 +57,7 @@ export async function connectAnalyst(io: CommandIO, options: Common): Promise<An
     const directory = await KvDirectory.open(bus, { provider, rootPublicKey });
     const self: LocalIdentity = { id: identity.id, x25519: identity.x25519 };
     const x25519SecretKey = await x25519Versions(store, identity.id);
+    const ledgerPublicKey = ledgerGenesis(io, store.dir, config);
     const rejections = new RejectionReporter({ reporter: identity.id, publish: async () => undefined });
     const commands = new CommandClient(bus, { sessions: { provider, self, directory }, rejections });
     const call = async (subject: CommandSubject, body: unknown): Promise<unknown> => {
@@ -57,7 +68,7 @@ export async function connectAnalyst(io: CommandIO, options: Common): Promise<An
       bus,
       id: identity.id,
       call,
-      readSoc: (o) => readSocStream({ ...o, bus, provider, identity: self, x25519SecretKey, directory, call }),
+      readSoc: (o) => readSocStream({ ...o, bus, provider, identity: self, x25519SecretKey, directory, call, ...(ledgerPublicKey === undefined ? {} : { ledgerPublicKey }) }),
       close: () => bus.close(),
     };
   } catch (e) {

@@ -24,6 +24,7 @@ import {
   KeyStoreError,
   ROOT_KEY_OWNER,
   ensureRootKey,
+  loadIdentity,
   openStoreRootSigner,
   parseRootPublicKey,
   requirePrincipalId,
@@ -218,7 +219,7 @@ export async function init(outerIO: CommandIO, options: InitOptions, setExitCode
     // Kept beside the keys: `bulwark recover` republishes them without the root key.
     for (const entry of signed) saveSignedEntry(store.dir, entry);
     const pinFile = await writeRootPin(store.dir, signer.publicKey);
-    const ledgerKey = await writeLedgerVerifierKey(io, provider, store.dir, reports);
+    const ledgerKey = await writeLedgerVerifierKey(io, provider, store);
     const alreadyInitialised = !rootCreated && authority.created.length === 0 && reports.every((r) => r.created.length === 0) && users.every((u) => !u.created);
 
     const natsDir = resolve(io.cwd, options.natsConfigDir ?? join(store.dir, 'nats'));
@@ -289,14 +290,18 @@ export async function init(outerIO: CommandIO, options: InitOptions, setExitCode
 
 /**
  * `<keys>/audit-ledger.vkey`: the ledger's C2SP verifier key (`<origin>+<key id>+<base64>`),
- * from svc.audit-ledger's Ed25519 key and the ledger's origin (`$SYMBIONT_LEDGER_ORIGIN`, else
- * the service's default). `bulwark audit` commands read it from there.
+ * from svc.audit-ledger's version-1 Ed25519 key (its genesis key: the ledger's own rotations are
+ * in its chain, and every reader follows them from there) and the ledger's origin
+ * (`$SYMBIONT_LEDGER_ORIGIN`, else the service's default). `bulwark audit` commands read it from
+ * there; `bulwark up` passes the same key to every service as BULWARK_LEDGER_PUBLIC_KEY.
  */
-async function writeLedgerVerifierKey(io: CommandIO, provider: CryptoProvider, dir: string, reports: readonly PrincipalReport[]): Promise<{ file: string; key: string }> {
-  const ledger = reports.find((r) => r.id === ServicePrincipals.audit)!;
+async function writeLedgerVerifierKey(io: CommandIO, provider: CryptoProvider, store: FileKeyStore): Promise<{ file: string; key: string }> {
+  const genesis = await loadIdentity(store, ServicePrincipals.audit, 1);
   const origin = io.env[ORIGIN_ENV] || DEFAULT_LEDGER_ORIGIN;
-  const key = formatVerifierKey(verifierKey(provider, origin, new Uint8Array(Buffer.from(ledger.ed25519PublicKey, 'base64'))));
-  const file = join(dir, PUBLIC_KEY_FILE);
+  const key = formatVerifierKey(verifierKey(provider, origin, genesis.ed25519.publicKey));
+  genesis.ed25519.secretKey.fill(0);
+  genesis.x25519.secretKey.fill(0);
+  const file = join(store.dir, PUBLIC_KEY_FILE);
   await writeFile(file, `${key}\n`, { mode: 0o644 });
   return { file, key };
 }

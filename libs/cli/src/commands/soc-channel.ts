@@ -54,6 +54,8 @@ export interface SocStreamReaderOptions {
   readonly onRefused?: (why: string) => void;
   /** How often the ledger is asked for new epochs besides on meeting one (default 2000 ms). */
   readonly syncIntervalMs?: number;
+  /** The ledger's genesis key (its version 1: audit-ledger.vkey, BULWARK_LEDGER_PUBLIC_KEY); default its directory entry while that is version 1. */
+  readonly ledgerPublicKey?: Uint8Array;
 }
 
 export interface SocStreamReader {
@@ -92,7 +94,7 @@ export async function readSocStream(options: SocStreamReaderOptions): Promise<So
     identity,
     directory,
     x25519SecretKey: options.x25519SecretKey,
-    ledgerPublicKey: ledgerKeyOf(directory),
+    ledgerPublicKey: options.ledgerPublicKey ?? ledgerKeyOf(directory),
     issuer: CHANNEL_ISSUER,
     issuerKey: directoryIssuerKey(directory, CHANNEL_ISSUER),
     channels: [SOC_CHANNEL],
@@ -155,11 +157,14 @@ export async function readSocStream(options: SocStreamReaderOptions): Promise<So
   };
 }
 
-/** The ledger's event-signing key: its root-signed directory entry (as every service takes it). */
+/** The ledger's genesis key from its root-signed directory entry, only while that is its version 1 (as every service takes it without a pin). */
 function ledgerKeyOf(directory: Directory): Uint8Array {
-  const key = directory.lookup(ServicePrincipals.audit)?.ed25519PublicKey;
-  if (key === undefined) throw new BulwarkError('E_SOC_CHANNEL', `no directory entry for ${ServicePrincipals.audit}: the ledger's channel epochs cannot be verified`);
-  return key;
+  const entry = directory.lookup(ServicePrincipals.audit);
+  if (entry === undefined) throw new BulwarkError('E_SOC_CHANNEL', `no directory entry for ${ServicePrincipals.audit}: the ledger's channel epochs cannot be verified`);
+  if (entry.keyVersion !== 1) {
+    throw new BulwarkError('E_SOC_CHANNEL', `${ServicePrincipals.audit}'s directory entry is version ${entry.keyVersion}, not its genesis key: set BULWARK_LEDGER_PUBLIC_KEY or keep audit-ledger.vkey in the key directory`);
+  }
+  return entry.ed25519PublicKey;
 }
 
 function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {

@@ -168,6 +168,17 @@ function upEnvironment(env: NodeJS.ProcessEnv, databaseUrl: string, home: Home):
   };
 }
 
+/**
+ * The ledger's genesis key (hex): svc.audit-ledger's version 1 in the key manager's store, the
+ * key `bulwark init` wrote to audit-ledger.vkey. Later versions are not here (the ledger keeps its
+ * own), and they need not be: they are in the chain.
+ */
+async function ledgerGenesisKey(store: FileKeyStore): Promise<string> {
+  const first = (await store.list(ServicePrincipals.audit)).find((i) => i.kind === 'ed25519' && i.version === 1);
+  if (first === undefined) throw new BulwarkError('E_CUSTODY', `${store.dir} holds no version-1 key of ${ServicePrincipals.audit}: run bulwark init`, { principal: ServicePrincipals.audit });
+  return Buffer.from(first.publicKey).toString('hex');
+}
+
 function serviceEnv(base: NodeJS.ProcessEnv, metricsPort: number): NodeJS.ProcessEnv {
   return { ...base, [METRICS_PORT_ENV]: String(metricsPort) };
 }
@@ -224,8 +235,9 @@ async function up(io: CommandIO, options: UpOptions): Promise<number> {
           `NATS ${nats.managed === undefined ? 'from NATS_URL' : 'started (nats-server, operator mode, JetStream in the home)'} at ${redactUrl(nats.url)}\n`,
       );
       // <home>/admin/root.pub exists now: the services' environment pins it.
-      const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url });
       const store = km.store;
+      // Every reader starts the ledger's chain from its genesis key and follows its rotations from there.
+      const serviceBase = homeEnvironment(home, { ...withAdmin, NATS_URL: nats.url, BULWARK_LEDGER_PUBLIC_KEY: withAdmin['BULWARK_LEDGER_PUBLIC_KEY'] || (await ledgerGenesisKey(store)) });
       specs = await Promise.all(
         SERVICES.map(async (spec) => ({ spec, entry: serviceEntryPoint(spec), metricsPort: await freePort(), keys: await serviceKeyEnvironment(store, home, spec, serviceBase, io.cwd) })),
       );

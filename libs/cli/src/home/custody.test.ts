@@ -136,6 +136,28 @@ describe('custody of a home', () => {
     }
   });
 
+  it("keeps what a service rotated to in its own directory across starts (its later versions, their JWTs, its pending slot), never into the key manager's store", async () => {
+    const first = await custodyAsUpDoes();
+    const dir = first.get(ServicePrincipals.audit)!['SYMBIONT_KEY_DIR']!;
+    const { store } = await openKeyStore({ ...homeEnvironment(home, io.env), SYMBIONT_KEY_DIR: dir }, io.cwd);
+    // What the ledger's own rotation leaves there (service-host rotation-keep.ts, the pending slot).
+    const v2 = provider.ed25519.generateKeyPair();
+    await store.put({ principal: ServicePrincipals.audit, kind: 'ed25519', version: 2 }, v2.secretKey);
+    await store.put({ principal: ServicePrincipals.audit, kind: 'x25519', version: 2 }, provider.x25519.generateKeyPair().secretKey);
+    writeFileSync(join(dir, `${ServicePrincipals.audit}.nats-user.v2.jwt`), 'jwt-of-v2\n', { mode: 0o600 });
+    const staged = provider.ed25519.generateKeyPair();
+    await (await store.pendingStore()).put({ principal: ServicePrincipals.audit, kind: 'ed25519', version: 3 }, staged.secretKey);
+    await custodyAsUpDoes();
+    const { store: again } = await openKeyStore({ ...homeEnvironment(home, io.env), SYMBIONT_KEY_DIR: dir }, io.cwd);
+    expect((await again.get({ principal: ServicePrincipals.audit, kind: 'ed25519', version: 2 })).info.publicKey).toEqual(v2.publicKey);
+    expect((await again.list(ServicePrincipals.audit)).map((k) => `${k.kind}.v${k.version}`).sort()).toEqual(['ed25519.v1', 'ed25519.v2', 'nats-user.v1', 'x25519.v1', 'x25519.v2']);
+    expect(readFileSync(join(dir, `${ServicePrincipals.audit}.nats-user.v2.jwt`), 'utf8')).toBe('jwt-of-v2\n');
+    expect((await (await again.pendingStore()).get({ principal: ServicePrincipals.audit, kind: 'ed25519', version: 3 })).info.publicKey).toEqual(staged.publicKey);
+    // Kept in the service's directory only: the key manager's store never gets the holder's private keys.
+    const { store: km } = await openKeyStore(keyManagerEnvironment(home, io.env), io.cwd);
+    expect((await km.list(ServicePrincipals.audit)).some((k) => k.version > 1)).toBe(false);
+  });
+
   it("stops at a wrong home KEK: the administrator's existing keys must open under it", async () => {
     await custodyAsUpDoes();
     const { store } = await openKeyStore(keyManagerEnvironment(home, io.env), io.cwd);

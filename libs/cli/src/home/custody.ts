@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { ServicePrincipals } from '@bulwark/bus';
 import { InputError } from '@bulwark/errors';
-import { HSM_PIN_ENV, KEK_ENV, KEK_FILE_ENV, loadHsmConfig, readRootPinFile, ROOT_KEY_OWNER, ROOT_PIN_FILE, type FileKeyStore, type KeyKind } from '@bulwark/keystore';
+import { HSM_PIN_ENV, KEK_ENV, KEK_FILE_ENV, loadHsmConfig, PENDING_DIR, readRootPinFile, ROOT_KEY_OWNER, ROOT_PIN_FILE, type FileKeyStore, type KeyKind, type StoredKeyInfo } from '@bulwark/keystore';
 import { PUBLIC_KEY_FILE } from '../commands/audit-source.js';
 import type { CommandIO } from '../io.js';
 import { ADMIN_PRINCIPAL } from './admin.js';
@@ -203,12 +203,55 @@ export async function exportAdminDirectory(source: FileKeyStore, home: Home, hom
   return store;
 }
 
-/** A service's own key directory, written afresh (never the key manager's: it runs from its store). */
+/**
+ * What a rotating service wrote into its own directory since the last export and the key
+ * manager's store never holds (the holder keeps its new versions itself): its versions above the
+ * store's, their NATS user JWTs, and its pending slot (a rotation staged and maybe committed).
+ * Without them a restarted service would come back on init's version 1, which the directory no
+ * longer certifies, and the ledger would not hold the key its chain puts in force.
+ */
+async function ownLaterVersions(source: FileKeyStore, principal: string, dir: string, homeEnv: NodeJS.ProcessEnv, cwd: string): Promise<{ keys: { info: StoredKeyInfo; secretKey: Uint8Array }[]; files: { name: string; data: Buffer }[] }> {
+  const out = { keys: [] as { info: StoredKeyInfo; secretKey: Uint8Array }[], files: [] as { name: string; data: Buffer }[] };
+  if (!existsSync(dir)) return out;
+  const exported = Math.max(0, ...(await source.list(principal)).filter((k) => k.kind === 'ed25519').map((k) => k.version));
+  const { store: old } = await openKeyStore({ ...homeEnv, SYMBIONT_KEY_DIR: dir }, cwd);
+  try {
+    for (const info of (await old.list(principal)).filter((k) => ownKeys(principal).kinds.includes(k.kind) && k.version > exported)) {
+      out.keys.push({ info, secretKey: (await old.get(info)).secretKey });
+    }
+  } catch (cause) {
+    for (const k of out.keys) k.secretKey.fill(0);
+    throw new HomeError('E_CUSTODY', `${dir} holds later versions of ${principal} that do not open under the home KEK (${cause instanceof Error ? cause.message : String(cause)}); move it aside and run bulwark up again`, { principal, dir }, { cause });
+  }
+  for (const name of readdirSync(dir)) {
+    const jwt = /^(.+)\.nats-user\.v([1-9][0-9]{0,9})\.jwt$/.exec(name);
+    if (jwt?.[1] === principal && Number(jwt[2]) > exported) out.files.push({ name, data: readFileSync(join(dir, name)) });
+  }
+  const pending = join(dir, PENDING_DIR);
+  if (existsSync(pending)) for (const name of readdirSync(pending)) out.files.push({ name: join(PENDING_DIR, name), data: readFileSync(join(pending, name)) });
+  return out;
+}
+
+/**
+ * A service's own key directory, written afresh at each start from the key manager's store (never
+ * the key manager's: it runs from its store), keeping only what the service itself rotated to
+ * since (`ownLaterVersions`).
+ */
 export async function exportServiceDirectory(source: FileKeyStore, principal: string, dir: string, homeEnv: NodeJS.ProcessEnv, cwd: string): Promise<string> {
   if (principal === ServicePrincipals.keys) throw new HomeError('E_CUSTODY', `${principal} runs from its own store ${source.dir}, not from an exported directory`, { principal });
+  const later = await ownLaterVersions(source, principal, dir, homeEnv, cwd);
   rmSync(dir, { recursive: true, force: true });
   const { store } = await openKeyStore({ ...homeEnv, SYMBIONT_KEY_DIR: dir }, cwd);
   await exportOwnKeys(source, store, [ownKeys(principal)]);
+  try {
+    for (const { info, secretKey } of later.keys) await store.put(info, secretKey);
+  } finally {
+    for (const k of later.keys) k.secretKey.fill(0);
+  }
+  for (const { name, data } of later.files) {
+    mkdirSync(join(store.dir, name, '..'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(store.dir, name), data, { mode: 0o600 });
+  }
   return store.dir;
 }
 

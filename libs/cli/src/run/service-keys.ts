@@ -3,7 +3,8 @@
  * manager runs from its own store (`<home>/key-manager/keys`, under its own KEK), which holds
  * the root key and the NATS operator and account keys; every other service gets
  * `<home>/run/keys/<service>`, written afresh at each start under the home KEK: its own
- * identity keys and NATS user, and the root pin, nothing else. A compromised service process
+ * identity keys and NATS user, and the root pin, nothing else (plus the versions the service
+ * rotated to itself since, which only it holds: custody.ts `exportServiceDirectory`). A compromised service process
  * then cannot sign a directory entry or mint a NATS user: the keys to do it are not where it
  * can read them, nor wrapped under a KEK it holds.
  */

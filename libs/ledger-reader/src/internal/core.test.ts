@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { toHex } from '@bulwark/crypto';
+import { toBase64 } from '@bulwark/crypto';
 import { sealEvent, newEvent, type LedgerEvent } from '@bulwark/events';
 import type { ReaderHaltedError } from '../errors.js';
 import type { ReaderMode, ReaderPosition } from './chain.js';
@@ -386,13 +386,13 @@ describe('ledger reader core: the ledger rotates its own key', () => {
 
   it('a keys.rotated about another principal, or for the ledger from another producer, moves nothing', async () => {
     const ledger = new MemoryLedger();
-    ledger.append('keys.rotated', { principal: 'svc.policy', by: 'analyst.admin', version: 2, ed25519: toHex(crypto.ed25519.generateKeyPair().publicKey), x25519: toHex(crypto.ed25519.generateKeyPair().publicKey), at: 1, trigger: 'on_demand', natsUser: null }, 'svc.key-manager', 'svc.policy');
+    ledger.append('keys.rotated', { principal: 'svc.policy', by: 'analyst.admin', version: 2, ed25519: toBase64(crypto.ed25519.generateKeyPair().publicKey), x25519: toBase64(crypto.ed25519.generateKeyPair().publicKey), at: 1, trigger: 'on_demand', natsUser: null }, 'svc.key-manager', 'svc.policy');
     ledger.history(1);
     const r = reader(ledger, 'full');
     await r.core.handleBatch(ledger.full(0, 2));
     expect(r.halts).toEqual([]);
     const forged = new MemoryLedger();
-    forged.append('keys.rotated', { principal: 'svc.audit-ledger', by: 'analyst.admin', version: 2, ed25519: toHex(crypto.ed25519.generateKeyPair().publicKey), x25519: toHex(crypto.ed25519.generateKeyPair().publicKey), at: 1, trigger: 'on_demand', natsUser: null }, 'svc.policy', 'svc.audit-ledger');
+    forged.append('keys.rotated', { principal: 'svc.audit-ledger', by: 'analyst.admin', version: 2, ed25519: toBase64(crypto.ed25519.generateKeyPair().publicKey), x25519: toBase64(crypto.ed25519.generateKeyPair().publicKey), at: 1, trigger: 'on_demand', natsUser: null }, 'svc.policy', 'svc.audit-ledger');
     const r2 = reader(forged, 'full');
     await r2.core.handleBatch(forged.full(0, 0));
     expect(r2.halts[0]).toMatchObject({ code: 'E_READER_PRODUCER', seq: 0 });

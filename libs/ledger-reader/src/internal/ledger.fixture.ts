@@ -2,7 +2,7 @@
 // (sealEvent with the producer its envelope would have authenticated), cuts them into the
 // full and control batches the ledger re-publishes, and answers range queries as
 // `bulwark.audit.query` does (a GapSource), with hooks to make it fail or lie.
-import { createCryptoProvider, toHex } from '@bulwark/crypto';
+import { createCryptoProvider, toBase64 } from '@bulwark/crypto';
 import { GENESIS_PREVIOUS_HASH, isControlEventType, newEvent, sealEvent, type EventType, type JsonObject, type LedgerEvent } from '@bulwark/events';
 import type { ChainBatch } from './chain.js';
 import type { GapRange, GapSource } from './core.js';
@@ -38,7 +38,7 @@ export class MemoryLedger {
    */
   rotate(version: number, next: KeyPair = crypto.ed25519.generateKeyPair()): LedgerEvent {
     const x25519 = crypto.x25519.generateKeyPair().publicKey;
-    const details = { principal: 'svc.audit-ledger', by: 'analyst.admin', version, ed25519: toHex(next.publicKey), x25519: toHex(x25519), at: 1, trigger: 'on_demand', natsUser: null };
+    const details = { principal: 'svc.audit-ledger', by: 'analyst.admin', version, ed25519: toBase64(next.publicKey), x25519: toBase64(x25519), at: 1, trigger: 'on_demand', natsUser: null };
     const event = this.append('keys.rotated', details, 'svc.key-manager', 'svc.audit-ledger');
     this.signing = next;
     return event;

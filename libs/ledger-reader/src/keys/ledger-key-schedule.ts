@@ -13,7 +13,7 @@
  * force, and a key the ledger has never used before (no return to a retired key).
  */
 import { LEDGER_PRINCIPAL } from '@bulwark/bus';
-import { fromHex, type CryptoProvider } from '@bulwark/crypto';
+import type { CryptoProvider } from '@bulwark/crypto';
 import { checkSealedEvent, type JsonObject, type LedgerEvent } from '@bulwark/events';
 import { parseFact } from './facts.js';
 import { KEY_FACT_PRODUCER } from './ledger-keys.js';
@@ -64,13 +64,11 @@ export function ledgerKeyChangeOf(event: LedgerKeyEvent): LedgerKeyChange | stri
   return { seq: event.seq, version: fact.version, ed25519PublicKey, x25519PublicKey };
 }
 
-function keyBytes(hex: string): Uint8Array | undefined {
-  try {
-    const bytes = fromHex(hex);
-    return bytes.length === KEY_LENGTH ? bytes : undefined;
-  } catch {
-    return undefined;
-  }
+/** A fact's public key: the base64 of 32 bytes, as the key manager writes every key version (versions.ts `checkKeys`). */
+function keyBytes(b64: string): Uint8Array | undefined {
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(b64)) return undefined;
+  const bytes = new Uint8Array(Buffer.from(b64, 'base64'));
+  return bytes.length === KEY_LENGTH ? bytes : undefined;
 }
 
 function sameKey(a: Uint8Array, b: Uint8Array): boolean {

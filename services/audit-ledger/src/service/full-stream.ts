@@ -34,8 +34,11 @@ export interface FullStreamOptions {
   readonly bus: Bus;
   readonly db: LedgerDb;
   readonly provider: CryptoProvider;
+  /** The ledger's live identity (switched in place by its own rotation). */
   readonly identity: LocalIdentity;
   readonly directory: Directory;
+  /** The ledger's X25519 public key of each identity version (its key facts, its store): an epoch wrapped to an earlier version opens with the key held for it. */
+  readonly versionKey?: (keyVersion: number) => Uint8Array | undefined;
   /** Sealed mode's recipient (before the channel's first epoch, or without a channel). */
   readonly republishTo: string;
   /** The channel of the full batches (SYMBIONT_LEDGER_CHANNEL), if any. */
@@ -79,7 +82,7 @@ export class FullStreamSealer implements LedgerPublisher {
     this.#keyring =
       options.channel === undefined
         ? undefined
-        : principalKeyring({ provider, identity, directory, channels: [options.channel] });
+        : principalKeyring({ provider, identity, directory, channels: [options.channel], ...(options.versionKey === undefined ? {} : { versionKey: options.versionKey }) });
   }
 
   /** The channel's epoch the next full batch is sealed under (undefined: sealed mode). */

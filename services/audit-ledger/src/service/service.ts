@@ -35,24 +35,24 @@ import {
 } from '@bulwark/bus';
 import { SealedReceiver, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { encodeEvent, type AuditEvent, type LedgerEvent } from '@bulwark/events';
-import type { LedgerKeys } from '@bulwark/ledger-reader';
+import { ledgerKeyChangeOf, type LedgerKeys, type LedgerKeySchedule } from '@bulwark/ledger-reader';
 import { checkDatabase } from '@bulwark/store';
 import type { Logger } from '@bulwark/telemetry';
-import { isForbiddenProducerError } from '../errors.js';
+import { isForbiddenProducerError, LedgerError } from '../errors.js';
 import { AuditLedger, prepareEvent, type AppendResult, type LedgerDb, type PreparedEvent } from '../ledger.js';
-import { signerKey } from '../note/keys.js';
 
 import { Batcher } from './batcher.js';
 import { Checkpointer } from './checkpointer.js';
 import { decodePayload } from './decode.js';
 import { FullStreamSealer } from './full-stream.js';
 import { commandHandlers } from './handlers.js';
-import { applyKeyFact, rebuildKeys } from './key-state.js';
+import { applyKeyFact, observeOwnRotation, rebuildKeys } from './key-state.js';
+import { fixedOwnKeys, type LedgerOwnKeys } from './own-keys.js';
 import { encodeReply } from './protocol.js';
 import { republishCommand } from './recovery.js';
 import { Republisher } from './republisher.js';
 import type { LedgerSettings } from './settings.js';
-import { DEFAULT_VIOLATION_BUDGET, ViolationRecorder, type ViolationBudget } from './violations.js';
+import { DEFAULT_VIOLATION_BUDGET, ViolationRecorder, type OwnRotationRefusal, type ViolationBudget } from './violations.js';
 
 export const LEDGER_DURABLE = 'audit-ledger';
 export const SERVICE_VERSION = '0.1.0';
@@ -61,8 +61,18 @@ export interface LedgerServiceOptions {
   readonly bus: Bus;
   readonly db: LedgerDb;
   readonly crypto: CryptoProvider;
-  /** The ledger's principal (svc.audit-ledger): X25519 for the envelope, Ed25519 signs events and checkpoints. */
+  /**
+   * The ledger's principal (svc.audit-ledger), the live object a rotating service switches in place:
+   * X25519 for the envelope and the sessions. Events and checkpoints are signed by `ownKeys`.
+   */
   readonly identity: LocalIdentity & { readonly ed25519: Ed25519KeyPair };
+  /**
+   * The ledger's signing keys across its own rotations (own-keys.ts, from its key store); default:
+   * only `identity`'s Ed25519 key, the genesis (a ledger that refuses every rotation of itself).
+   */
+  readonly ownKeys?: LedgerOwnKeys;
+  /** Its X25519 public key of an identity version, from its store (a channel epoch wrapped to an earlier version is opened with it). */
+  readonly ownKeyVersions?: (keyVersion: number) => Uint8Array | undefined;
   readonly directory: Directory;
   readonly settings: LedgerSettings;
   readonly log?: Logger;
@@ -92,6 +102,8 @@ export interface LedgerServiceMetrics {
   readonly published: number;
   /** Signing requests that failed (their batches were not stored, their messages redelivered). */
   readonly signerFailures: number;
+  /** Messages refused because they rotate the ledger to a key it does not hold, or out of order. */
+  readonly rotationsRefused: number;
 }
 
 export class LedgerService {
@@ -104,30 +116,45 @@ export class LedgerService {
   readonly #checkpointer: Checkpointer;
   /** The key manager's committed facts (key-state.ts): producers and callers are judged by them. */
   #keys: LedgerKeys | undefined;
+  /** The ledger's key schedule as committed so far (key-state.ts), mirrored here to judge a rotation fact before it is batched. */
+  #schedule: LedgerKeySchedule | undefined;
+  /** A rotation of the ledger passed on to the batcher and not seen committed yet. */
+  #accepted: { readonly eventId: string; readonly version: number } | undefined;
+  readonly #ownKeys: LedgerOwnKeys;
   #consumer: RunningConsumer | undefined;
   #server: CommandServer | undefined;
   readonly #violations: ViolationRecorder;
   #flushTimer: NodeJS.Timeout | undefined;
-  readonly #m = { appended: 0, duplicates: 0, transactions: 0, undecodable: 0, forbidden: 0 };
+  readonly #m = { appended: 0, duplicates: 0, transactions: 0, undecodable: 0, forbidden: 0, rotationsRefused: 0 };
 
   private constructor(options: LedgerServiceOptions) {
     this.#o = options;
     const { bus, db, crypto, identity, directory, settings, log } = options;
+    const own = options.ownKeys ?? fixedOwnKeys(crypto, settings.origin, identity.ed25519);
+    this.#ownKeys = own;
+    if (own.held(own.genesis) === undefined) throw new LedgerError('E_KEY', `ledger: ${identity.id} does not hold its genesis key (version 1)`, { principal: identity.id });
     this.ledger = new AuditLedger(db, {
       crypto,
       origin: settings.origin,
-      signer: signerKey(crypto, settings.origin, identity.ed25519.secretKey),
+      // The key in force is the chain's (a committed rotation of the ledger puts its key in force from the next seq).
+      signingKeys: { genesis: own.genesis, held: (publicKey) => own.held(publicKey) },
       checkpointEvery: 0,
       ...(settings.signerWorkers === 0 ? {} : { signingWorkers: { workers: settings.signerWorkers, ...(options.signerScript === undefined ? {} : { script: options.signerScript }) } }),
     });
     this.#violations = new ViolationRecorder({
       crypto,
       ledgerId: identity.id,
-      secret: identity.ed25519.secretKey,
+      // The genesis key's: the same across rotations, so a refused frame redelivered after one gets the same id.
+      secret: own.stableSecret,
       ...(options.violationBudget === undefined ? {} : { budget: options.violationBudget }),
     });
+    // An epoch wrapped to one of the ledger's versions is opened with the key held for that version: the key facts say which it is (else its store).
+    const versionKey = (v: number): Uint8Array | undefined => {
+      const x = this.#keys?.book.key(identity.id)?.versions.find((k) => k.version === v)?.keys.x25519;
+      return x === undefined ? options.ownKeyVersions?.(v) : new Uint8Array(Buffer.from(x, 'base64'));
+    };
     const fullStream = (): FullStreamSealer =>
-      new FullStreamSealer({ bus, db, provider: crypto, identity, directory, republishTo: settings.republishTo, ...(settings.channel === undefined ? {} : { channel: settings.channel }) });
+      new FullStreamSealer({ bus, db, provider: crypto, identity, directory, versionKey, republishTo: settings.republishTo, ...(settings.channel === undefined ? {} : { channel: settings.channel }) });
     this.#fullStream = fullStream;
     const toLedger = fullStream();
     this.#republisher = new Republisher({
@@ -173,7 +200,9 @@ export class LedgerService {
     const { bus, db, crypto, identity, settings, log } = this.#o;
     await ensureStreams(bus, settings.streams);
     // Before anything is received: a revoked key is refused from the first frame (issue 12).
-    this.#keys = await rebuildKeys(this.ledger, crypto, identity.ed25519.publicKey, log);
+    const rebuilt = await rebuildKeys(this.ledger, crypto, this.#ownKeys.genesis, log);
+    this.#keys = rebuilt.keys;
+    this.#schedule = rebuilt.schedule;
     const directory = this.#keys.guard(this.#o.directory);
     const head = await this.ledger.head();
     const last = await this.ledger.latestCheckpoint();
@@ -242,7 +271,51 @@ export class LedgerService {
       }
       events = record === undefined ? [] : [this.#own(record)];
     }
-    await this.#batcher.submit(events);
+    const refused = await this.#refusedOwnRotation(events);
+    if (refused !== undefined) {
+      this.#m.rotationsRefused += 1;
+      this.#o.log?.warn({ sender: delivery.meta.sender, subject: delivery.subject, streamSeq: delivery.streamSeq, kind: refused.kind, why: refused.why }, 'ledger: rotation of the ledger key refused, recorded as security.violation');
+      const record = this.#violations.ownRotation(delivery, refused, events.length);
+      events = record === undefined ? [] : [this.#own(record)];
+    }
+    try {
+      await this.#batcher.submit(events);
+    } catch (error) {
+      // Not committed: its redelivery is judged again from the committed schedule.
+      if (this.#accepted !== undefined && events.some((e) => e.eventId === this.#accepted!.eventId)) this.#accepted = undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * A message rotating the ledger's own key is refused whole unless the ledger holds the new key
+   * (its store: versions and the pending slot) and the version is the next one: the core signs
+   * every later event with that key, so a key it does not hold would stop every append (the core
+   * refuses to seal it), and the ledger must never sign under a key it cannot use.
+   */
+  async #refusedOwnRotation(events: readonly PreparedEvent[]): Promise<OwnRotationRefusal | undefined> {
+    const schedule = this.#schedule!;
+    for (const event of events) {
+      // Its seq is not known before the commit: the head is where it goes at the earliest.
+      const candidate = { seq: (await this.ledger.head()).size, producer: event.producer, eventType: event.eventType, agentId: event.agentId, details: event.details };
+      const change = ledgerKeyChangeOf(candidate);
+      if (change === undefined) continue;
+      if (typeof change === 'string') return { kind: 'ledger.rotation_malformed', eventId: event.eventId, version: null, why: change };
+      // Committed already (a redelivery) or in hand: the event-id dedupe makes it a no-op.
+      if (this.#accepted?.eventId === event.eventId || (await this.ledger.seqOf(event.eventId)) !== undefined) continue;
+      const next = (this.#accepted?.version ?? schedule.current.version) + 1;
+      if (change.version !== next) {
+        return { kind: 'ledger.rotation_version_not_next', eventId: event.eventId, version: change.version, why: `rotation of the ledger key to version ${change.version}; the next version is ${next}` };
+      }
+      // The readers' own rules (a key the ledger used before), on a copy: nothing is committed yet.
+      const refused = schedule.clone().observe(candidate);
+      if (refused !== null) return { kind: 'ledger.rotation_key_reused', eventId: event.eventId, version: change.version, why: refused };
+      if (!(await this.#ownKeys.find(change.ed25519PublicKey))) {
+        return { kind: 'ledger.rotation_key_not_held', eventId: event.eventId, version: change.version, why: `rotation of the ledger key to version ${change.version}: ${this.#o.identity.id} does not hold its private key (neither a stored version nor its staged rotation)` };
+      }
+      this.#accepted = { eventId: event.eventId, version: change.version };
+    }
+    return undefined;
   }
 
   /** An event the ledger produces itself, through the same checks as everyone's. */
@@ -261,11 +334,25 @@ export class LedgerService {
     this.#m.appended += result.appended.length;
     this.#m.duplicates += result.duplicates.length;
     if (result.appended.length > 0) {
-      for (const event of result.appended) applyKeyFact(this.#keys!, event, this.#o.log);
+      for (const event of result.appended) {
+        this.#observeCommitted(event);
+        applyKeyFact(this.#keys!, event, this.#o.log);
+      }
       this.#republisher.remember(result.appended);
       this.#republisher.notify();
       this.#checkpointer.appended(result.appended as readonly LedgerEvent[]);
     }
+  }
+
+  /** The schedule follows what the core sealed (it switched its key after the same event). */
+  #observeCommitted(event: LedgerEvent): void {
+    try {
+      observeOwnRotation(this.#schedule!, event);
+    } catch (error) {
+      // The core sealed it under the same rules: a disagreement is a bug, logged; the next rotation is judged from what was observed.
+      this.#o.log?.error({ err: error, seq: event.seq }, 'ledger: a committed rotation of the ledger key does not follow its schedule');
+    }
+    if (this.#accepted !== undefined && this.#schedule!.current.version >= this.#accepted.version) this.#accepted = undefined;
   }
 
   get instanceId(): string | undefined {

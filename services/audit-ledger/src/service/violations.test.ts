@@ -21,6 +21,18 @@ function recorder(now: { t: number }, secret = new Uint8Array(64).fill(7), budge
 }
 
 describe('ViolationRecorder', () => {
+  it('records a refused rotation of the ledger key as a valid security.violation, with the same id for the same frame', () => {
+    const now = { t: 1_767_225_600_000 };
+    const refusal = { kind: 'ledger.rotation_key_not_held' as const, eventId: claimedId, version: 4, why: 'rotation of the ledger key to version 4: svc.audit-ledger does not hold its private key' };
+    const from = delivery(5, 'svc.key-manager');
+    const event = recorder(now).ownRotation(from, refusal, 1)!;
+    expect(() => validateEvent(event)).not.toThrow();
+    expect(event).toMatchObject({ agentId: 'svc.key-manager', eventType: 'security.violation' });
+    expect(event.details).toMatchObject({ kind: 'ledger.rotation_key_not_held', producer: 'svc.key-manager', claimed_event_id: claimedId, claimed_version: 4, refused_events: 1, stream_seq: 105 });
+    // Another process with the same (genesis) secret, e.g. after the ledger rotated and restarted: the same id.
+    expect(recorder({ t: now.t + 5000 }).ownRotation(from, refusal, 1)!.eventId).toBe(event.eventId);
+  });
+
   it('records a forbidden event as a valid security.violation naming the real producer and what it claimed', () => {
     const now = { t: 1_767_225_600_000 };
     const event = recorder(now).forbidden(delivery(1), forbidden(4))!;

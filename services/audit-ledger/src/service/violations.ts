@@ -1,7 +1,9 @@
 /**
  * The `security.violation` events the ledger records about messages it refuses (DESIGN §3a,
- * CONTRACTS §2): an event its producer may not produce (`ledger.forbidden_producer`), or an
- * authentic message that does not decode (`ledger.undecodable`). The ledger itself is their
+ * CONTRACTS §2): an event its producer may not produce (`ledger.forbidden_producer`), an
+ * authentic message that does not decode (`ledger.undecodable`), or a rotation of the ledger's own
+ * key that it cannot follow (`ledger.rotation_key_not_held`, `ledger.rotation_version_not_next`,
+ * `ledger.rotation_key_reused`, `ledger.rotation_malformed`). The ledger itself is their
  * producer (svc.audit-ledger); `agent_id` names the real producer of a forbidden event.
  *
  * Bounded: at most one violation per refused message (it counts the events refused with it),
@@ -16,7 +18,8 @@
  * A violation's event id is derived from the refused frame (sender, session, counter) under a
  * key only the ledger holds: a redelivery of the same frame after a crash records the same id,
  * which the ledger's dedupe turns into a no-op, and a producer cannot predict the id to take it
- * first with an event of its own.
+ * first with an event of its own. The key is derived from the ledger's genesis (version-1) secret
+ * key, which its store keeps across rotations, so the ids stay the same after the ledger rotated.
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import type { BulwarkError } from '@bulwark/errors';
@@ -29,6 +32,15 @@ export interface RefusedDelivery {
   readonly meta: { readonly sender: string; readonly sessionId: string; readonly counter: bigint };
   readonly msgId: string | undefined;
   readonly streamSeq: number;
+}
+
+/** Why a rotation of the ledger's own key was refused before it reached the batcher (service.ts). */
+export interface OwnRotationRefusal {
+  readonly kind: 'ledger.rotation_key_not_held' | 'ledger.rotation_version_not_next' | 'ledger.rotation_key_reused' | 'ledger.rotation_malformed';
+  /** The refused rotation event's id (a validated UUIDv7). */
+  readonly eventId: string;
+  readonly version: number | null;
+  readonly why: string;
 }
 
 export interface ViolationBudget {
@@ -55,7 +67,7 @@ export interface ViolationRecorderOptions {
   readonly crypto: Pick<CryptoProvider, 'hmacSha256' | 'hkdfSha256'>;
   /** The ledger's principal: the violations' producer, and agent_id of undecodable ones. */
   readonly ledgerId: string;
-  /** Secret key material of the ledger (its Ed25519 secret key): the id key is derived from it. */
+  /** Secret key material of the ledger that outlives its rotations (its genesis Ed25519 secret key): the id key is derived from it. */
   readonly secret: Uint8Array;
   readonly budget?: ViolationBudget;
   readonly now?: () => number;
@@ -100,6 +112,28 @@ export class ViolationRecorder {
         claimed_event_id: c.eventId,
         subject: delivery.subject,
         reason: c.reason.slice(0, MAX_REASON),
+        refused_events: refused,
+        msg_id: delivery.msgId ?? null,
+        stream_seq: delivery.streamSeq,
+        ...suppressed,
+      },
+    }));
+  }
+
+  /** The violation for a message that rotates the ledger's own key to a key it does not hold, or out of order (service.ts); undefined when over budget. */
+  ownRotation(delivery: RefusedDelivery, refusal: OwnRotationRefusal, refused: number): AuditEvent | undefined {
+    return this.#record(delivery.meta.sender, refused, (suppressed) => ({
+      eventId: this.#frameId(delivery, timeOfUuidV7(refusal.eventId)),
+      timestamp: this.#now(),
+      agentId: delivery.meta.sender,
+      eventType: 'security.violation',
+      details: {
+        kind: refusal.kind,
+        producer: delivery.meta.sender,
+        claimed_event_id: refusal.eventId,
+        claimed_version: refusal.version,
+        subject: delivery.subject,
+        reason: refusal.why.slice(0, MAX_REASON),
         refused_events: refused,
         msg_id: delivery.msgId ?? null,
         stream_seq: delivery.streamSeq,
