@@ -104,6 +104,12 @@ export interface ServiceWorld {
   decide(): Promise<{ ms: number; failure?: string }>;
   /** How many events of `eventType` (default policy.decision) about `id` the ledger holds. */
   decisionsOf(id: string, eventType?: string): Promise<number>;
+  /**
+   * The attack on a rotated service's old keys: its version 1 revoked (superseded), then frames
+   * under version 1's keys (init's store, over a NATS user that may call the key manager) are
+   * refused by the key manager, and version 1's NATS user by the server.
+   */
+  revokeFirstVersion(principal: string): Promise<void>;
   /** The key store `start` gives `principal`'s main (where it stores its new versions). */
   serviceStore(principal?: string): Promise<FileKeyStore>;
 }
@@ -259,6 +265,14 @@ export function useServiceWorld(options: WorldOptions): () => ServiceWorld {
       async decisionsOf(id, eventType = 'policy.decision') {
         const row = await db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).where('agent_id', '=', id).where('event_type', '=', eventType).executeTakeFirstOrThrow();
         return Number(row.n);
+      },
+      async revokeFirstVersion(principal) {
+        const view = await admin.keys.revoke(principal, 'superseded', 1);
+        expect(view.versions.find((v) => v.version === 1)?.state).toBe('revoked');
+        const bus = await b.connect(ADMIN, 'old-version');
+        const thief = createBulwarkClient({ bus, sessions: { provider: b.provider, self: await loadIdentity(b.store, principal, 1), directory }, rejections: quiet(principal), adminTimeoutMs: 2000 });
+        await expect(thief.keys.get(principal)).rejects.toThrow();
+        await expect(b.connect(principal, 'old-user')).rejects.toThrow(/refused|revoked|Authorization/i);
       },
       serviceStore: async (principal = SERVICE) => {
         const name = (Object.keys(MAINS) as MainName[]).find((n) => MAINS[n].principal === principal)!;
