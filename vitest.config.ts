@@ -31,6 +31,10 @@ const exclude = ['**/node_modules/**', '**/dist/**', 'test/bench/**'];
 // On a 2-core machine the parallel suite stalls any one process for seconds, so those files run
 // after it, one at a time, and measure the system rather than the suite's load.
 const LATENCY = '**/*.latency.test.ts';
+// A `*.paired.test.ts` starts a whole world of real services (rotations over several intervals) and
+// asserts outcomes only (nothing lost, nothing accepted under a revoked version), no timing bound:
+// it would stall in the parallel suite too, but it runs beside one other such file, after the latency files.
+const PAIRED = '**/*.paired.test.ts';
 
 export default defineConfig({
   resolve: { alias },
@@ -40,8 +44,9 @@ export default defineConfig({
     pool: 'forks',
     reporters: ['default', './scripts/summary-reporter.ts'],
     projects: [
-      { extends: true, test: { name: 'suite', include, exclude: [...exclude, LATENCY], sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'suite', include, exclude: [...exclude, LATENCY, PAIRED], sequence: { groupOrder: 0 } } },
       { extends: true, test: { name: 'latency', include: [LATENCY], exclude, fileParallelism: false, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'paired', include: [PAIRED], exclude, maxWorkers: 2, sequence: { groupOrder: 2 } } },
     ],
   },
 });

@@ -32,6 +32,7 @@ describe.skipIf(containmentSkip !== undefined)(`containment end to end, every se
   it(`contains a violating agent (policy, sandboxes, keys) within ${TARGET_MS} ms of the trigger's commit, p99 over ${RUNS} runs`, async () => {
     const total: number[] = [];
     const steps: Record<string, number[]> = { detected: [], opened: [], policy: [], sandbox: [], keys: [], evidence: [] };
+    const nextRequests: Promise<void>[] = [];
     for (let run = 0; run < RUNS; run++) {
       const agent = await w.enrollAgent();
       const workload = await w.startWorkload(agent.id);
@@ -61,9 +62,12 @@ describe.skipIf(containmentSkip !== undefined)(`containment end to end, every se
       steps['keys']!.push(refusedAt - t0);
       steps['evidence']!.push(of('evidence.preserve').at - t0);
       // Contained: its next request, allowed before, is denied by the containment policy or refused under its revoked key.
-      expect(await agent.client.policy.evaluate(READ).then((d) => d.decision, () => 'refused')).toMatch(/^(Deny|refused)$/);
+      // A refused request is answered by nobody: it ends at the client's timeout and one retry (4 s), so
+      // the next run starts meanwhile and every such request is awaited once all runs are done.
+      nextRequests.push(agent.client.policy.evaluate(READ).then((d) => d.decision, () => 'refused').then((d) => expect(d, `run ${run}: ${agent.id}'s next request`).toMatch(/^(Deny|refused)$/)));
       expect(w.scheduler.ps().filter((s) => s.agentId === agent.id)).toEqual([]);
     }
+    await Promise.all(nextRequests);
     const line = (figure: string, xs: readonly number[]) => {
       const s = [...xs].sort((a, b) => a - b);
       process.stdout.write(`${JSON.stringify({ bench: 'incidents', figure, p50_ms: quantile(s, 0.5), p99_ms: quantile(s, 0.99), max_ms: s.at(-1), n: s.length })}\n`);

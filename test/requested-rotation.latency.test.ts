@@ -25,7 +25,7 @@ async function rotatedFact(version: number): Promise<{ trigger: string; by: stri
 describe('a service rotates its own identity when an administrator requests it', () => {
   it('rotates within seconds of `bulwark keys rotate svc.policy --reason compromise` while it keeps answering; then its old version stops verifying', async () => {
     const { b, admin, agentId, directory, startPolicy, serving, decide, decisionsOf, stop, serviceStore } = world();
-    const policy = startPolicy({ SYMBIONT_KEY_ROTATION_INTERVAL_MS: '1000', SYMBIONT_KEY_ROTATION_CHECK_MS: String(CHECK_MS) });
+    const policy = await startPolicy({ SYMBIONT_KEY_ROTATION_INTERVAL_MS: '1000', SYMBIONT_KEY_ROTATION_CHECK_MS: String(CHECK_MS) });
     await serving(policy);
     // Its first rotation: init's keys are older than its own interval (not in the key book yet, so its own clock judges).
     await expect.poll(() => rotatedTo(policy.output()), { timeout: 20_000, interval: 100 }).toEqual([2]);

@@ -32,7 +32,7 @@ afterAll(async () => {
 describe("a service whose keys.rotate reply is lost after the key manager committed", () => {
   it('settles with the key manager and adopts the committed version: it keeps answering under it, never restarted', async () => {
     const { admin, agent, directory, startPolicy, serving, decide, serviceStore } = world();
-    policy = startPolicy({ NATS_URL: relay!.url, SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS) });
+    policy = await startPolicy({ NATS_URL: relay!.url, SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS) });
     const { proc, output } = policy;
     const pid = proc.pid;
     await serving(policy);
@@ -81,7 +81,7 @@ describe("a service whose keys.rotate reply is lost after the key manager commit
     const before = (await loadIdentity(store, SERVICE)).version;
     // Its next rotation's reply is lost, and the process is killed while it waits for it.
     crashRelay = await startReplyDropper(b.url, /^bulwark\.direct\.[^.]+\.keys\.rotate$/);
-    policy = startPolicy({ NATS_URL: crashRelay.url, SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS) });
+    policy = await startPolicy({ NATS_URL: crashRelay.url, SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS) });
     await expect.poll(() => crashRelay!.dropped.length, { timeout: 30_000, interval: 20 }).toBe(1);
     await stop(policy, 'SIGKILL');
     const committed = (await admin.keys.get(SERVICE)).activeVersion!;
@@ -89,7 +89,7 @@ describe("a service whose keys.rotate reply is lost after the key manager commit
     expect((await loadIdentity(store, SERVICE)).version).toBe(before);
     expect((await pendingRotationSlot(store, SERVICE).load())?.version).toBe(committed);
     // Started again (not due for 90 days: no new rotation), straight to NATS.
-    policy = startPolicy({});
+    policy = await startPolicy({});
     const { output } = policy;
     await serving(policy);
     await expect.poll(() => rotatedTo(output()), { timeout: 20_000 }).toEqual([committed]);

@@ -11,105 +11,42 @@
 // opens them (confirmed by the incident service over its session); after a restart it rebuilds
 // every incident from epochs wrapped to all its versions; and frames under its old version,
 // once revoked, are refused.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateLedger, type LedgerDatabase, type LedgerService } from '@bulwark/audit-ledger';
-import { CommandClient, Commands, KvDirectory, LEDGER_PRINCIPAL, RejectionReporter, ServicePrincipals, SOC_CHANNEL, type Bus } from '@bulwark/bus';
-import { createBulwarkClient, type BulwarkClient } from '@bulwark/client';
-import { NatsRevoker, startKeyManager, type KeyManager } from '@bulwark/key-manager';
-import { loadIdentity } from '@bulwark/keystore';
-import { loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
-import { startPolicyService, type PolicyService } from '@bulwark/policy';
-import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
-import { databaseUrl, withTestSchema } from '@bulwark/testkit';
+import { CommandClient, Commands, LEDGER_PRINCIPAL, ServicePrincipals, SOC_CHANNEL } from '@bulwark/bus';
+import type { BulwarkClient } from '@bulwark/client';
 import { readSocStream, type SocStreamReader } from '../libs/cli/src/commands/soc-channel.js';
-import { startLedgerOn, startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
+import { ADMIN, LEDGER_CHANNEL, quiet, rotatedTo, useServiceWorld } from './service-world.js';
 
-const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const ROTATE_MS = 5000;
 const SERVICE = ServicePrincipals.incident;
-const ADMIN = 'analyst.admin';
-const LEDGER_CHANNEL = 'ledger.full';
 const AGENTS = 6;
 const POLICY = 'policy vault {\n    allow: read(vault)\n    deny: write(vault)\n}\n';
+const world = useServiceWorld({
+  schema: 'incident_rotation',
+  // The ledger's full stream out on ledger.full, its epochs wrapped to the incident service.
+  ledger: { republishTo: SERVICE, channel: LEDGER_CHANNEL },
+  keyManager: {
+    rotationIntervalMs: ROTATE_MS,
+    // As `bulwark up` configures them (SYMBIONT_KEY_CHANNELS).
+    channels: [
+      { channel: LEDGER_CHANNEL, subscribers: [LEDGER_PRINCIPAL, SERVICE] },
+      { channel: SOC_CHANNEL, subscribers: [SERVICE, ADMIN] },
+    ],
+  },
+  policies: [{ text: POLICY, file: 'vault.policy' }],
+});
 
-let b: PrivateBulwark;
-let operator: NatsConnection;
-let ledger: LedgerService | undefined;
-let db: Kysely<LedgerDatabase> | undefined;
-let km: KeyManager | undefined;
-let revoker: NatsRevoker | undefined;
-let policy: PolicyService | undefined;
-let directory: KvDirectory;
-let admin: BulwarkClient;
 let soc: SocStreamReader | undefined;
 let commands: CommandClient;
-let keysDir: string;
 const agents: { id: string; client: BulwarkClient }[] = [];
 /** Agent ids named by the findings the analyst opened on soc.incidents (confirmed by the incident service). */
 const opened = new Map<string, number>();
 const refused: string[] = [];
-const schema = withTestSchema('incident_rotation');
-const children: ChildProcess[] = [];
-const quiet = (id: string) => new RejectionReporter({ reporter: id, publish: async () => undefined });
-
-interface Main {
-  readonly proc: ChildProcess;
-  output(): string;
-}
-
-/** The real incident response main on its own key directory (`keysDir`), with `extra` environment. */
-function startIncidents(extra: Record<string, string>): Main {
-  const env = {
-    PATH: process.env['PATH'] ?? '',
-    ...b.env,
-    NATS_URL: b.url,
-    SYMBIONT_KEY_DIR: keysDir,
-    SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
-    SYMBIONT_LOG_LEVEL: 'info',
-    BULWARK_INCIDENT_CHANNEL: SOC_CHANNEL,
-    SYMBIONT_LEDGER_CHANNEL: LEDGER_CHANNEL,
-    BULWARK_INCIDENT_ANALYSTS: ADMIN,
-    ...extra,
-  };
-  const proc = spawn(process.execPath, [join(repoRoot, 'services/incident-response/dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(proc);
-  let output = '';
-  proc.stdout!.on('data', (d: Buffer) => void (output += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => void (output += d.toString()));
-  return { proc, output: () => output };
-}
-
-async function stop(m: Main): Promise<void> {
-  if (m.proc.exitCode !== null || m.proc.signalCode !== null) return;
-  const exited = new Promise((r) => m.proc.once('exit', r));
-  m.proc.kill('SIGTERM');
-  await exited;
-}
-
-async function running(m: Main): Promise<void> {
-  const deadline = Date.now() + 45_000;
-  while (!/incident-response: running/.test(m.output())) {
-    if (Date.now() > deadline || m.proc.exitCode !== null) throw new Error(`bulwark-incident-response did not start: ${m.output()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const rotatedTo = (output: string): number[] => [...output.matchAll(/identity rotated to version (\d+)/g)].map((m) => Number(m[1]));
 
 /** `bulwark.incident.list` as the analyst: the incidents the service holds. */
 async function listIncidents(): Promise<unknown[]> {
   const reply = JSON.parse(new TextDecoder().decode(await commands.request(Commands.incident.list, new TextEncoder().encode('{}'), { timeoutMs: 5000, idempotent: true }))) as { incidents: unknown[] };
   return reply.incidents;
-}
-
-async function rows(eventType: string, agentId: string): Promise<number> {
-  const row = await db!.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).where('agent_id', '=', agentId).where('event_type', '=', eventType).executeTakeFirstOrThrow();
-  return Number(row.n);
 }
 
 /** One write the policy denies by its rule (a `policy.violation`: one incident per agent). */
@@ -119,43 +56,12 @@ async function violate(agent: { client: BulwarkClient }): Promise<void> {
 }
 
 beforeAll(async () => {
-  b = await startPrivateBulwark({ namespace: false });
-  const creds = (await loadNatsCredentials(b.store, OPERATOR_USER))!;
-  operator = await connect({ servers: b.url, authenticator: jwtAuthenticator(creds.jwt, creds.seed), inboxPrefix: creds.inboxPrefix, maxReconnectAttempts: 0 });
-  db = await createDatabase<LedgerDatabase>({ url: databaseUrl(), schema: schema.name });
-  await migrateLedger(db);
-  ledger = await startLedgerOn(b, db, { schema: schema.name, checkpointMs: 0, controlTo: [ServicePrincipals.keys, ServicePrincipals.policy], republishTo: SERVICE, channel: LEDGER_CHANNEL });
-  revoker = await NatsRevoker.open({ store: b.store, provider: b.provider, url: b.url });
-  const ledgerPublicKey = (await loadIdentity(b.store, LEDGER_PRINCIPAL)).ed25519.publicKey;
-  km = await startKeyManager({
-    bus: await b.connect(ServicePrincipals.keys, 'key-manager'),
-    provider: b.provider,
-    identity: await loadIdentity(b.store, ServicePrincipals.keys),
-    directory: await KvDirectory.open(await b.connect(OPERATOR_USER, 'km-directory'), { provider: b.provider, rootPublicKey: b.rootPublicKey }),
-    store: b.store,
-    ledgerPublicKey,
-    admins: [ADMIN],
-    revoker,
-    rotationIntervalMs: ROTATE_MS,
-    // As `bulwark up` configures them (SYMBIONT_KEY_CHANNELS).
-    channels: [
-      { channel: LEDGER_CHANNEL, subscribers: [LEDGER_PRINCIPAL, SERVICE] },
-      { channel: SOC_CHANNEL, subscribers: [SERVICE, ADMIN] },
-    ],
-  });
-  directory = await b.directory();
-  policy = await startPolicyService({ bus: await b.connect(ServicePrincipals.policy, 'policy'), provider: b.provider, identity: await loadIdentity(b.store, ServicePrincipals.policy), directory, ledgerPublicKey, admins: [ADMIN], audit: { lingerMs: 5 } });
-  const adminId = await b.identity(ADMIN);
-  const adminBus = await b.connect(adminId.id);
-  admin = createBulwarkClient({ bus: adminBus, sessions: { provider: b.provider, self: adminId, directory }, rejections: quiet(adminId.id), adminTimeoutMs: 10_000 });
-  await admin.policyAdmin.register(POLICY, 'vault.policy');
-  for (let i = 0; i < AGENTS; i++) {
-    const id = await b.addAgent();
-    const identity = await b.identity(id);
-    agents.push({ id, client: createBulwarkClient({ bus: await b.connect(id), sessions: { provider: b.provider, self: identity, directory }, rejections: quiet(id), decisionTimeoutMs: 5000 }) });
-  }
+  const { b, directory } = world();
+  for (let i = 0; i < AGENTS; i++) agents.push(await world().addAgent({ decisionTimeoutMs: 5000 }));
   // The analyst on soc.incidents: each finding opened under the epoch key wrapped to it, then
   // confirmed by the incident service (`bulwark.incident.list`, over the analyst's session to it).
+  const adminId = await b.identity(ADMIN);
+  const adminBus = await b.connect(adminId.id, 'soc-analyst');
   commands = new CommandClient(adminBus, { sessions: { provider: b.provider, self: adminId, directory }, rejections: quiet(ADMIN) });
   soc = await readSocStream({
     bus: adminBus,
@@ -170,30 +76,11 @@ beforeAll(async () => {
     onRefused: (why) => void refused.push(why),
     syncIntervalMs: 1000,
   });
-  // The incident service's own keys only (`bulwark principal export`): where it stores its new versions.
-  keysDir = join(b.home, 'incident-keys');
-  const exported = await b.bulwark(['principal', 'export', SERVICE, '--out', keysDir]);
-  expect(exported.code, exported.stderr).toBe(0);
-}, 180_000);
+}, 60_000);
 
 afterAll(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise((r) => c.once('exit', r));
-      c.kill('SIGTERM');
-      await exited;
-    }
-  }
   await soc?.stop();
-  await policy?.stop();
-  await operator?.close();
-  await km?.stop();
-  await revoker?.close();
-  await ledger?.stop();
-  if (db !== undefined) await closeDatabase(db);
-  await schema.drop();
-  await b?.stop();
-}, 60_000);
+});
 
 describe('the incident response service rotates its own identity while it turns violations into incidents', () => {
   let latest = 0;
@@ -201,8 +88,10 @@ describe('the incident response service rotates its own identity while it turns 
   let incidentCount = 0;
 
   it('rotates by itself twice during a burst of violations: every incident in the ledger and opened on soc.incidents, the last ones under epochs wrapped to its newest key', async () => {
-    const incidents = startIncidents({ SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS) });
-    await running(incidents);
+    const { admin, start, serving, stop, decisionsOf } = world();
+    const rows = (eventType: string, id: string) => decisionsOf(id, eventType);
+    const incidents = await start('incident', { SYMBIONT_KEY_ROTATION_INTERVAL_MS: String(ROTATE_MS) });
+    await serving(incidents);
     // Stopped, and its latest version noted, even when a check fails: the restart below stands on its own.
     try {
       const pid = incidents.proc.pid;
@@ -251,9 +140,10 @@ describe('the incident response service rotates its own identity while it turns 
   }, 120_000);
 
   it('comes back after a restart under its latest version with every incident rebuilt from epochs wrapped to each of its versions', async () => {
+    const { start, serving, stop } = world();
     expect(latest).toBeGreaterThanOrEqual(3);
-    const incidents = startIncidents({});
-    await running(incidents);
+    const incidents = await start('incident');
+    await serving(incidents);
     const rebuilt = /"incidents":(\d+)[^\n]*incident state rebuilt from the ledger/.exec(incidents.output());
     expect(incidentCount).toBeGreaterThanOrEqual(3);
     expect(Number(rebuilt?.[1]), incidents.output()).toBe(incidentCount);
@@ -266,16 +156,10 @@ describe('the incident response service rotates its own identity while it turns 
   }, 90_000);
 
   it('refuses frames under its old version once revoked', async () => {
-    const incidents = startIncidents({});
-    await running(incidents);
-    const view = await admin.keys.revoke(SERVICE, 'superseded', 1);
-    expect(view.versions.find((v) => v.version === 1)?.state).toBe('revoked');
-    // Someone holding version 1's keys (init's store), over a NATS user that may call the key manager.
-    const bus: Bus = await b.connect(ADMIN, 'old-version');
-    const thief = createBulwarkClient({ bus, sessions: { provider: b.provider, self: await loadIdentity(b.store, SERVICE, 1), directory }, rejections: quiet(SERVICE), adminTimeoutMs: 2000 });
-    await expect(thief.keys.get(SERVICE)).rejects.toThrow();
-    // Version 1's NATS user is refused by the server.
-    await expect(b.connect(SERVICE, 'old-user')).rejects.toThrow(/refused|revoked|Authorization/i);
+    const { start, serving, stop, revokeFirstVersion } = world();
+    const incidents = await start('incident');
+    await serving(incidents);
+    await revokeFirstVersion(SERVICE);
     // The service under its current version still answers.
     expect((await listIncidents()).length).toBeGreaterThanOrEqual(3);
     await stop(incidents);
