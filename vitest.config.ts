@@ -44,7 +44,10 @@ export default defineConfig({
     pool: 'forks',
     reporters: ['default', './scripts/summary-reporter.ts'],
     projects: [
-      { extends: true, test: { name: 'suite', include, exclude: [...exclude, LATENCY, PAIRED], sequence: { groupOrder: 0 } } },
+      // Two files at a time: vitest's default in a run is one fewer worker than cores, which on the
+      // 2-core CI machine is one file at a time, while most suite files wait on NATS, PostgreSQL and
+      // child processes rather than compute.
+      { extends: true, test: { name: 'suite', include, exclude: [...exclude, LATENCY, PAIRED], maxWorkers: 2, sequence: { groupOrder: 0 } } },
       { extends: true, test: { name: 'latency', include: [LATENCY], exclude, fileParallelism: false, sequence: { groupOrder: 1 } } },
       { extends: true, test: { name: 'paired', include: [PAIRED], exclude, maxWorkers: 2, sequence: { groupOrder: 2 } } },
     ],
