@@ -11,7 +11,17 @@ import { BulwarkError, InputError } from '@bulwark/errors';
  * - E_LEDGER: the stored ledger is not in the state an operation needs (e.g. missing nodes).
  * - E_SIGNER: event hashes could not be signed (the signing worker failed, stopped or timed out); nothing was stored.
  */
-export type LedgerErrorCode = 'E_PROOF' | 'E_NOTE' | 'E_NOTE_SIGNATURE' | 'E_CHECKPOINT' | 'E_KEY' | 'E_WITNESS' | 'E_LEDGER' | 'E_SIGNER';
+export type LedgerErrorCode =
+  | 'E_PROOF'
+  | 'E_NOTE'
+  | 'E_NOTE_SIGNATURE'
+  | 'E_CHECKPOINT'
+  | 'E_KEY'
+  | 'E_WITNESS'
+  | 'E_LEDGER'
+  | 'E_SIGNER'
+  /** A re-published batch cannot be sealed to its reader now (not in the directory, no key for the channel's epoch): left to the readers' gap fill from the ledger's query. */
+  | 'E_LEDGER_WITHHELD';
 
 export class LedgerError extends BulwarkError {
   declare readonly code: LedgerErrorCode;

@@ -21,7 +21,7 @@
 import { createStreamPublisher, type Bus } from '@bulwark/bus';
 import { principalKeyring, type ChannelKeyring } from '@bulwark/channel';
 import type { CryptoProvider } from '@bulwark/crypto';
-import { ChannelSender, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
+import { ChannelSender, EnvelopeError, SealedSender, type Directory, type LocalIdentity } from '@bulwark/envelope';
 import { parseJson, type EventType, type JsonObject, type LedgerEvent } from '@bulwark/events';
 import { LedgerError } from '../errors.js';
 import type { LedgerDb } from '../ledger.js';
@@ -113,7 +113,7 @@ export class FullStreamSealer implements LedgerPublisher {
       try {
         keyring.apply(ledgerEventOf(event));
       } catch (e) {
-        this.#broken = new LedgerError('E_LEDGER', `ledger channel ${this.#o.channel}: the announcement at seq ${event.seq} could not be applied (${e instanceof Error ? e.message : String(e)}); no full batch is published until it is resolved`, { seq: event.seq }, { cause: e });
+        this.#broken = new LedgerError('E_LEDGER', `ledger channel ${this.#o.channel}: the announcement at seq ${event.seq} could not be applied (${e instanceof Error ? e.message : String(e)}); this instance publishes no full batch any more (readers fill from the query; restart it once resolved)`, { seq: event.seq }, { cause: e });
         return;
       }
     }
@@ -127,12 +127,12 @@ export class FullStreamSealer implements LedgerPublisher {
       if (!Number.isSafeInteger(first)) throw new LedgerError('E_LEDGER', `ledger full batch: message id '${message.msgId}' is not <first seq>-<last seq>`, {});
       if (first !== this.#appliedBelow) await this.#catchUp(first);
     }
-    if (this.#broken !== undefined) throw this.#broken;
+    if (this.#broken !== undefined) throw new LedgerError('E_LEDGER_WITHHELD', this.#broken.message, {}, { cause: this.#broken });
     const last = channel === undefined ? undefined : this.#keyring!.lastAnnouncement(channel);
-    if (channel === undefined || last === undefined) return this.#sealed.publish(message);
+    if (channel === undefined || last === undefined) return withheldIfUnsealable(this.#sealed.publish(message), this.#o.republishTo);
     const key = this.#keyring!.current(channel);
     if (key === undefined) {
-      throw new LedgerError('E_LEDGER', `ledger channel ${channel}: ${this.#o.identity.id} holds no key for epoch ${last.epoch}; no full batch is published (it is not a subscriber of the epoch, or its key version changed)`, { channel, epoch: last.epoch });
+      throw new LedgerError('E_LEDGER_WITHHELD', `ledger channel ${channel}: ${this.#o.identity.id} holds no key for epoch ${last.epoch}; no full batch is published (it is not a subscriber of the epoch, or its key version changed)`, { channel, epoch: last.epoch });
     }
     if (this.#sender === undefined) {
       this.#sender = new ChannelSender({ provider: this.#o.provider, senderId: this.#o.identity.id, epochKey: key });
@@ -141,5 +141,21 @@ export class FullStreamSealer implements LedgerPublisher {
       this.#sender.rotate(key);
     }
     return this.#onChannel!.publish(message);
+  }
+}
+
+/**
+ * A batch sealed to a recipient the directory does not serve (absent, revoked, expired) cannot be
+ * published until it is back: withheld (E_LEDGER_WITHHELD), not retried, so that one missing
+ * reader does not hold the stream, and every other reader's batches, behind it.
+ */
+export async function withheldIfUnsealable(publishing: Promise<unknown>, recipient: string): Promise<unknown> {
+  try {
+    return await publishing;
+  } catch (error) {
+    if (error instanceof EnvelopeError && error.code === 'E_UNKNOWN_PEER') {
+      throw new LedgerError('E_LEDGER_WITHHELD', `ledger: no valid directory entry for ${recipient}; its batch is not published (its reader fills the gap from the ledger's query)`, { recipient }, { cause: error });
+    }
+    throw error;
   }
 }

@@ -3,6 +3,7 @@ import { LEDGER_BATCH_SUBJECT, ledgerControlSubject } from '@bulwark/bus';
 import { sql } from 'kysely';
 import { decodeEventBatch, decodeLedgerBatch, isControlEventType, isLedgerEvent } from '@bulwark/events';
 import { makeEvents, openTestLedger, produced, type LedgerFixture } from '../ledger.fixture.js';
+import { LedgerError } from '../errors.js';
 import { Republisher } from './republisher.js';
 
 describe('Republisher', () => {
@@ -113,6 +114,35 @@ describe('Republisher', () => {
     expect(lastControl.msgId).toBe(`control:svc.policy:${lastFull.msgId}`);
     expect(control.slice(before.control)).toEqual([lastControl]);
     expect(decodeLedgerBatch(lastControl.payload).controlPreviousSeq).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a reader it cannot seal to (withheld) does not hold the others: the control batches go out and the mark moves; any other failure is retried', async () => {
+    fixture = await openTestLedger('republish_withheld');
+    await fixture.ledger.append(produced(makeEvents(60)));
+    const head = (await fixture.ledger.head()).size;
+    const control: string[] = [];
+    const withheld: number[] = [];
+    const absent = { publish: async () => Promise.reject(new LedgerError('E_LEDGER_WITHHELD', 'no valid directory entry for svc.incident-response')) };
+    const republisher = new Republisher({
+      db: fixture.db,
+      ledger: fixture.ledger,
+      publisher: absent,
+      controlPublishers: [
+        { recipient: 'svc.gone', publisher: absent },
+        { recipient: 'svc.policy', publisher: { publish: async (m) => void control.push(m.msgId) } },
+      ],
+      onWithheld: (_error, chunk) => void withheld.push(chunk.first),
+    });
+    expect(await republisher.catchUp()).toBe(head);
+    expect(control.length).toBeGreaterThan(0);
+    expect(republisher.withheld).toBe(withheld.length);
+    expect(withheld.length).toBeGreaterThanOrEqual(2);
+    // A failure that is not a withholding (the stream down) fails the chunk: nothing moves, the loop retries.
+    await fixture.ledger.append(produced(makeEvents(5)));
+    const down = new Republisher({ db: fixture.db, ledger: fixture.ledger, publisher: { publish: async () => Promise.reject(new Error('stream unavailable')) } });
+    await expect(down.catchUp()).rejects.toThrow('stream unavailable');
+    const state = await fixture.db.selectFrom('publish_state').select(['published']).executeTakeFirstOrThrow();
+    expect(Number(state.published)).toBe(head);
   });
 
   it('refuses a control recipient that is not a principal id of subject tokens', () => {

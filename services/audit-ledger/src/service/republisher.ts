@@ -24,6 +24,7 @@
 import { sql } from 'kysely';
 import { LEDGER_BATCH_SUBJECT, ledgerControlSubject } from '@bulwark/bus';
 import { EVENT_TYPES, isControlEventType } from '@bulwark/events';
+import { isLedgerError } from '../errors.js';
 import type { AuditLedger, LedgerDb } from '../ledger.js';
 import { toNumber } from '../store/rows.js';
 import { ledgerBatchOf, wireEventOfRow, type WireEvent } from './batch-wire.js';
@@ -48,6 +49,12 @@ export interface RepublisherOptions {
   readonly controlPublishers?: readonly { readonly recipient: string; readonly publisher: LedgerPublisher }[];
   readonly onError?: (error: unknown) => void;
   /**
+   * A batch its publisher withheld (E_LEDGER_WITHHELD: its reader cannot be sealed to now). The
+   * chunk goes on without it: the other batches are published and the mark moves, and that
+   * reader fills the gap from the ledger's query (readers never trust the stream for completeness).
+   */
+  readonly onWithheld?: (error: unknown, chunk: { readonly first: number; readonly last: number }) => void;
+  /**
    * A chunk ends after an event for which this is true (a channel epoch announcement: the
    * chunks after it are sealed under the new epoch, full-stream.ts); `published` is told of
    * every chunk once it is on the stream.
@@ -65,6 +72,7 @@ export class Republisher {
   #stopped = false;
   #loop: Promise<void> | undefined;
   #published = 0;
+  #withheld = 0;
   /** Publication is held until then (recovery: while the operator re-creates the stream). */
   #heldUntil = 0;
   #round: Promise<unknown> | undefined;
@@ -210,12 +218,12 @@ export class Republisher {
       // Another instance moved the mark or holds a pending chunk: it publishes; this round ends.
       if (claimed.numAffectedRows !== 1n) throw new Error(`republish: publish_state moved under this instance at seq ${first}`);
     }
-    await publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOf(rows) });
+    await this.#unlessWithheld(publisher.publish({ subject: LEDGER_BATCH_SUBJECT, msgId: `${first}-${last}`, payload: ledgerBatchOf(rows) }), first, last);
     const control = rows.filter((row) => isControlEventType(row.eventType));
     if (control.length > 0) {
       const payload = ledgerBatchOf(control, { controlPreviousSeq: await this.#lastControlSeqBefore(first) });
       for (const { recipient, publisher: to } of this.#options.controlPublishers ?? []) {
-        await to.publish({ subject: ledgerControlSubject(recipient), msgId: `control:${recipient}:${first}-${last}`, payload });
+        await this.#unlessWithheld(to.publish({ subject: ledgerControlSubject(recipient), msgId: `control:${recipient}:${first}-${last}`, payload }), first, last);
       }
     }
     await sql`update publish_state set published = ${last + 1}::int8, pending_end = null where published = ${first}::int8`.execute(db);
@@ -223,6 +231,22 @@ export class Republisher {
     this.#published = last + 1;
     this.#forget(last + 1);
     return last + 1;
+  }
+
+  /** A publication that failed as withheld is reported and passed over; any other failure fails the chunk (retried). */
+  async #unlessWithheld(publishing: Promise<unknown>, first: number, last: number): Promise<void> {
+    try {
+      await publishing;
+    } catch (error) {
+      if (!isLedgerError(error, 'E_LEDGER_WITHHELD')) throw error;
+      this.#withheld += 1;
+      this.#options.onWithheld?.(error, { first, last });
+    }
+  }
+
+  /** Batches withheld so far (their readers filled the gap from the query). */
+  get withheld(): number {
+    return this.#withheld;
   }
 
   /**

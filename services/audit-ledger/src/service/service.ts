@@ -44,7 +44,7 @@ import { AuditLedger, prepareEvent, type AppendResult, type LedgerDb, type Prepa
 import { Batcher } from './batcher.js';
 import { Checkpointer } from './checkpointer.js';
 import { decodePayload } from './decode.js';
-import { FullStreamSealer } from './full-stream.js';
+import { FullStreamSealer, withheldIfUnsealable } from './full-stream.js';
 import { commandHandlers } from './handlers.js';
 import { applyKeyFact, observeOwnRotation, rebuildKeys } from './key-state.js';
 import { fixedOwnKeys, type LedgerOwnKeys } from './own-keys.js';
@@ -100,6 +100,8 @@ export interface LedgerServiceMetrics {
   /** Refused messages over their producer's violation budget: counted, recorded in a later violation's counts. */
   readonly violationsSuppressed: number;
   readonly published: number;
+  /** Re-published batches withheld because their reader could not be sealed to (its gap filled from the query). */
+  readonly withheld: number;
   /** Signing requests that failed (their batches were not stored, their messages redelivered). */
   readonly signerFailures: number;
   /** Messages refused because they rotate the ledger to a key it does not hold, or out of order. */
@@ -157,6 +159,7 @@ export class LedgerService {
       new FullStreamSealer({ bus, db, provider: crypto, identity, directory, versionKey, republishTo: settings.republishTo, ...(settings.channel === undefined ? {} : { channel: settings.channel }) });
     this.#fullStream = fullStream;
     const toLedger = fullStream();
+    let lastWithheldLog = 0;
     this.#republisher = new Republisher({
       db,
       ledger: this.ledger,
@@ -165,9 +168,16 @@ export class LedgerService {
       published: (events) => toLedger.applied(events),
       controlPublishers: settings.controlTo.map((recipient) => ({
         recipient,
-        publisher: createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: recipient }), 'ledger'),
+        publisher: ((to) => ({ publish: (message: Parameters<typeof to.publish>[0]) => withheldIfUnsealable(to.publish(message), recipient) }))(createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: recipient }), 'ledger')),
       })),
       onError: (error) => log?.warn({ err: error }, 'ledger: re-publication to BULWARK_LEDGER failed; retrying'),
+      // Logged at most once a minute: an absent reader withholds every chunk until it is back.
+      onWithheld: (error, chunk) => {
+        const now = Date.now();
+        if (now - lastWithheldLog < 60_000) return;
+        lastWithheldLog = now;
+        log?.warn({ err: error, first: chunk.first, last: chunk.last, withheld: this.#republisher.withheld }, 'ledger: a re-published batch was withheld; the other readers are served and its reader fills the gap from the query');
+      },
     });
     const toSelf = createEventPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: LEDGER_PRINCIPAL }));
     this.#checkpointer = new Checkpointer({
@@ -360,7 +370,7 @@ export class LedgerService {
   }
 
   metrics(): LedgerServiceMetrics {
-    return { ...this.#m, violationsSuppressed: this.#violations.suppressed, published: this.#republisher.published, signerFailures: this.ledger.signerFailures };
+    return { ...this.#m, violationsSuppressed: this.#violations.suppressed, published: this.#republisher.published, withheld: this.#republisher.withheld, signerFailures: this.ledger.signerFailures };
   }
 
   async readiness(): Promise<LedgerReadiness> {
