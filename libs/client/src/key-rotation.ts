@@ -116,7 +116,8 @@ export interface KeyRotation {
    * `onError`) when it could not be settled now, and the next check tries again.
    */
   readonly settled: Promise<boolean>;
-  stop(): void;
+  /** No more checks; resolves once a rotation under way (already asked of the key manager) has ended. */
+  stop(): Promise<void>;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -388,9 +389,10 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
     settled,
     calls: keyCalls,
     rotate,
-    stop() {
+    async stop() {
       stopped = true;
       if (timer !== undefined) clearTimeout(timer);
+      await running?.catch(() => undefined);
     },
   };
 }
