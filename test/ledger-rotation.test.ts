@@ -23,7 +23,7 @@ import { startLedgerReader } from '@bulwark/ledger-reader';
 import { OPERATOR_USER } from '@bulwark/nats-auth';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, natsUrl, withTestSchema } from '@bulwark/testkit';
-import { startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
+import { mainEnv, startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 import { quiet, rotatedTo } from './service-world.js';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
@@ -55,13 +55,8 @@ let sending: { stop(): Promise<string[]> } | undefined;
 const sent: string[] = [];
 
 function startLedger(extra: Record<string, string> = {}): LedgerMain {
-  const env = {
-    PATH: process.env['PATH'] ?? '',
-    ...b.env,
-    NATS_URL: b.url,
+  const env = mainEnv(b, keysDir, {
     DATABASE_URL: databaseUrl(),
-    SYMBIONT_KEY_DIR: keysDir,
-    SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
     SYMBIONT_LOG_LEVEL: 'info',
     SYMBIONT_LEDGER_SCHEMA: schema.name,
     SYMBIONT_LEDGER_ORIGIN: ORIGIN,
@@ -73,7 +68,7 @@ function startLedger(extra: Record<string, string> = {}): LedgerMain {
     BULWARK_LEDGER_PUBLIC_KEY: Buffer.from(genesis.ed25519.publicKey).toString('hex'),
     SYMBIONT_KEY_ROTATION_CHECK_MS: String(CHECK_MS),
     ...extra,
-  };
+  });
   const proc = spawn(process.execPath, [join(repoRoot, 'services/audit-ledger/dist/service/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(proc);
   let output = '';

@@ -21,7 +21,7 @@ import { loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
 import { startPolicyService, type PolicyService } from '@bulwark/policy';
 import { closeDatabase, createDatabase, type Kysely } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
-import { startLedgerOn, startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
+import { mainEnv, startLedgerOn, startPrivateBulwark, type PrivateBulwark } from './attack/private-bulwark.js';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 export const SERVICE = ServicePrincipals.policy;
@@ -199,16 +199,7 @@ export function useServiceWorld(options: WorldOptions): () => ServiceWorld {
     };
     const start = async (name: MainName, extra: Record<string, string> = {}, keysDir?: string): Promise<ServiceMain> => {
       const main = MAINS[name];
-      const env = {
-        PATH: process.env['PATH'] ?? '',
-        ...b.env,
-        NATS_URL: b.url,
-        SYMBIONT_KEY_DIR: keysDir ?? (await keysOf(name)),
-        SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
-        SYMBIONT_LOG_LEVEL: 'info',
-        ...main.env,
-        ...extra,
-      };
+      const env = mainEnv(b, keysDir ?? (await keysOf(name)), { SYMBIONT_LOG_LEVEL: 'info', ...main.env, ...extra });
       const proc = spawn(process.execPath, [join(repoRoot, main.script)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(proc);
       let output = '';

@@ -21,7 +21,7 @@ import { socConsumers } from '@bulwark/incident-response';
 import { loadIdentity } from '@bulwark/keystore';
 import { busCredentialsFor, loadNatsCredentials, OPERATOR_USER, readCredsFile, type BusRole } from '@bulwark/nats-auth';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
-import { startPrivateBulwark, type PrivateBulwark } from './private-bulwark.js';
+import { mainEnv, startPrivateBulwark, type PrivateBulwark } from './private-bulwark.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -40,16 +40,7 @@ describe('the SOC stream for enrolled analysts only', () => {
       const exported = await b.bulwark(['principal', 'export', principal, '--out', own]);
       expect(exported.code, exported.stderr).toBe(0);
     }
-    const env = {
-      PATH: process.env['PATH'] ?? '',
-      ...b.env,
-      NATS_URL: b.url,
-      DATABASE_URL: databaseUrl(),
-      SYMBIONT_KEY_DIR: own,
-      SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
-      SYMBIONT_LOG_LEVEL: 'warn',
-      ...extra,
-    };
+    const env = mainEnv(b, own, { DATABASE_URL: databaseUrl(), ...extra });
     const child = { name, proc: spawn(process.execPath, [join(repoRoot, script)], { env, stdio: ['ignore', 'ignore', 'pipe'] }), stderr: '' };
     child.proc.stderr?.on('data', (d: Buffer) => void (child.stderr += d.toString()));
     children.push(child);

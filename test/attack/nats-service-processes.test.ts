@@ -16,7 +16,7 @@ import { loadIdentity } from '@bulwark/keystore';
 import { busCredentialsFor, loadNatsCredentials, OPERATOR_USER } from '@bulwark/nats-auth';
 import { closeDatabase, createDatabase } from '@bulwark/store';
 import { databaseUrl, withTestSchema } from '@bulwark/testkit';
-import { startPrivateBulwark, type PrivateBulwark } from './private-bulwark.js';
+import { mainEnv, startPrivateBulwark, type PrivateBulwark } from './private-bulwark.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const SEED = 'policy secure_data_access {\n    allow: read(sensitive_data) if user.clearance >= "secret"\n}\n';
@@ -35,16 +35,7 @@ describe('the service mains under their own NATS users', () => {
     const own = join(b.home, `${name}-keys`);
     const exported = await b.bulwark(['principal', 'export', principal, '--out', own]);
     expect(exported.code, exported.stderr).toBe(0);
-    const env = {
-      PATH: process.env['PATH'] ?? '',
-      ...b.env,
-      NATS_URL: b.url,
-      DATABASE_URL: databaseUrl(),
-      SYMBIONT_KEY_DIR: own,
-      SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
-      SYMBIONT_LOG_LEVEL: 'warn',
-      ...extra,
-    };
+    const env = mainEnv(b, own, { DATABASE_URL: databaseUrl(), ...extra });
     const child = { name, proc: spawn(process.execPath, [join(repoRoot, script)], { env, stdio: ['ignore', 'ignore', 'pipe'] }), stderr: '' };
     child.proc.stderr?.on('data', (d: Buffer) => void (child.stderr += d.toString()));
     children.push(child);

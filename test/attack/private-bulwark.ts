@@ -56,6 +56,22 @@ export interface PrivateBulwark {
   stop(): Promise<void>;
 }
 
+/**
+ * The environment a service's real main runs with in `b`: its KEK, the bus, the root pin and its own
+ * key folder (`bulwark principal export`), then `extra` (its settings, DATABASE_URL where it has one).
+ */
+export function mainEnv(b: PrivateBulwark, keyDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env['PATH'] ?? '',
+    ...b.env,
+    NATS_URL: b.url,
+    SYMBIONT_KEY_DIR: keyDir,
+    SYMBIONT_ROOT_PUBLIC_KEY: Buffer.from(b.rootPublicKey).toString('base64'),
+    SYMBIONT_LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
