@@ -435,6 +435,8 @@ describe('the audit ledger rotates its own event-signing key while it runs', () 
     const agent = agentEvents();
     for (let i = 0; i < 5; i++) await agent.send(20_000 + i);
     await expect.poll(() => countWhere('message.sent', agentId), { timeout: 20_000, interval: 200 }).toBe(sent.length);
+    // Stopped first: a checkpoint announcement committed meanwhile would make the counts below race.
+    await stopLedger(ledger);
     const all = await rows();
     expect(all.length).toBeGreaterThan(before);
     for (const row of all.slice(before)) expect(b.provider.ed25519.verify(r3.ed25519, new Uint8Array(row.event_hash), new Uint8Array(row.signature)), `seq ${row.seq}`).toBe(true);
@@ -442,6 +444,5 @@ describe('the audit ledger rotates its own event-signing key while it runs', () 
     const report = await verifyLedger(db, { crypto: b.provider, origin: ORIGIN, logKey: verifierKey(b.provider, ORIGIN, genesis.ed25519.publicKey) });
     expect(report, JSON.stringify(report)).toMatchObject({ ok: true, size: all.length });
     expect(await readStored()).toEqual({ applied: all.length, halted: undefined });
-    await stopLedger(ledger);
   }, 90_000);
 });

@@ -26,7 +26,8 @@ export interface RequestOptions {
    * a retry on a fresh session: either leaves unknown whether the instance processed it.
    * A request that was never delivered (no responders), or that an instance switching its NATS
    * user refused unrun (E_BUS_SWITCHING), is sent again whatever this says, with a growing
-   * pause, until timeoutMs is spent.
+   * pause, until timeoutMs is spent; a refusal as switching also gives the call at least
+   * SWITCHING_GRACE_MS from the first one (the service said it is alive and back in a moment).
    */
   readonly idempotent?: boolean;
 }
@@ -96,6 +97,7 @@ export class CommandClient {
     let attempts = 0;
     let pauseMs = NO_RESPONDERS_FIRST_PAUSE_MS;
     let retriedOnce = false;
+    let graced = false;
     for (;;) {
       attempts++;
       const attemptMs = Math.max(1, Math.round(deadline - performance.now()));
@@ -111,6 +113,11 @@ export class CommandClient {
         if (affinity !== undefined && (rekeyed || e instanceof BusUnavailableError || e instanceof BusTimeoutError)) this.#forget(service, affinity);
         // Refused unrun by an instance switching its NATS user: sent again, on the same session, after the same pauses.
         const switching = e instanceof BusRequestError && e.code === SWITCHING_CODE;
+        // Its switch (the wait for its handlers, the reconnect) may outlast a short call timeout.
+        if (switching && !graced) {
+          graced = true;
+          deadline = Math.max(deadline, performance.now() + SWITCHING_GRACE_MS);
+        }
         if (e instanceof BusUnavailableError || switching) {
           const left = deadline - performance.now();
           if (left <= pauseMs) throw e instanceof BusUnavailableError ? noResponders(e, attempts, timeoutMs) : e;
@@ -238,6 +245,8 @@ export class CommandClient {
 /** The first pause before a call that met no responders is sent again; it doubles up to the max. */
 export const NO_RESPONDERS_FIRST_PAUSE_MS = 25;
 export const NO_RESPONDERS_MAX_PAUSE_MS = 400;
+/** How long a call refused by a switching instance is sent again at the least, from the first refusal. */
+export const SWITCHING_GRACE_MS = 5000;
 
 /** The last attempt's error, saying how many attempts the call made within its timeoutMs. */
 function noResponders(last: BusUnavailableError, attempts: number, timeoutMs: number): BusUnavailableError {
