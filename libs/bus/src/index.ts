@@ -67,5 +67,6 @@ export {
   type PublishOutcome,
   type PublishedEntry,
 } from './directory-bucket.js';
+export { genesisFromDirectory } from './ledger-genesis.js';
 export { KvDirectory, type DirectoryRejection, type DirectoryRejectionReason, type KvDirectoryOptions } from './directory-watch.js';
 export { SystemAccountConnection } from './system-account.js';

@@ -7,7 +7,7 @@
  * one, the signed directory; then the service runs until SIGTERM, SIGINT or the end of its
  * supervisor, and everything is closed in the reverse order it was opened.
  */
-import { checkReadiness, connectBus, KvDirectory, LEDGER_PRINCIPAL, type Bus, type Namespace } from '@bulwark/bus';
+import { checkReadiness, connectBus, genesisFromDirectory, KvDirectory, LEDGER_PRINCIPAL, type Bus, type Namespace } from '@bulwark/bus';
 import { loadConfig, type BulwarkConfig } from '@bulwark/config';
 import { createCryptoProvider, type CryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
@@ -197,16 +197,14 @@ export async function runService<S = undefined>(definition: ServiceDefinition<S>
     const ledgerPublicKey = (): Uint8Array => {
       const text = env['BULWARK_LEDGER_PUBLIC_KEY'];
       if (text !== undefined) return parseRootPublicKey(text, 'BULWARK_LEDGER_PUBLIC_KEY');
-      const entry = directory.lookup(LEDGER_PRINCIPAL);
-      if (entry === undefined) throw new InputError('E_CONFIG', `${definition.name}: no directory entry for ${LEDGER_PRINCIPAL} and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified`, {});
-      if (entry.keyVersion !== 1) {
-        throw new InputError(
-          'E_CONFIG',
-          `${definition.name}: ${LEDGER_PRINCIPAL}'s directory entry is version ${entry.keyVersion}, not its first: set BULWARK_LEDGER_PUBLIC_KEY to the ledger's genesis key (version 1, \`bulwark init\`'s audit-ledger.vkey), where every reader starts the chain`,
-          { setting: 'BULWARK_LEDGER_PUBLIC_KEY', keyVersion: entry.keyVersion },
-        );
-      }
-      return entry.ed25519PublicKey;
+      const genesis = genesisFromDirectory(directory);
+      if ('key' in genesis) return genesis.key;
+      if (genesis.keyVersion === undefined) throw new InputError('E_CONFIG', `${definition.name}: no directory entry for ${LEDGER_PRINCIPAL} and no BULWARK_LEDGER_PUBLIC_KEY: ledger events cannot be verified`, {});
+      throw new InputError(
+        'E_CONFIG',
+        `${definition.name}: ${LEDGER_PRINCIPAL}'s directory entry is version ${genesis.keyVersion}, not its first: set BULWARK_LEDGER_PUBLIC_KEY to the ledger's genesis key (version 1, \`bulwark init\`'s audit-ledger.vkey), where every reader starts the chain`,
+        { setting: 'BULWARK_LEDGER_PUBLIC_KEY', keyVersion: genesis.keyVersion },
+      );
     };
     // Its NATS credentials renewed at half-life (started below, once the service runs); a service that moves its own user says so here.
     let renewal: ServiceKeys | undefined;

@@ -22,7 +22,7 @@
  */
 import type { CryptoProvider } from '@bulwark/crypto';
 import { fromHex, toHex } from '@bulwark/crypto';
-import { GENESIS_PREVIOUS_HASH, canonicalDetails, checkProducer, computeEventHash, type JsonObject, type LedgerEvent } from '@bulwark/events';
+import { GENESIS_PREVIOUS_HASH, canonicalDetails, checkProducer, computeEventHash, type LedgerEvent } from '@bulwark/events';
 import { LedgerKeySchedule } from '@bulwark/ledger-reader';
 import { isLedgerError } from './errors.js';
 import type { AuditLedger } from './ledger.js';
@@ -31,7 +31,7 @@ import { leafHash } from './merkle/hash.js';
 import { openCheckpoint } from './note/checkpoint.js';
 import type { VerifyProblem } from './verify.js';
 import { formatVerifierKey, verifierKey, type VerifierKey } from './note/keys.js';
-import { namesLedgerKey } from './signing-keys.js';
+import { observeStored } from './signing-keys.js';
 
 export const EXPORT_FORMAT = 'bulwark-audit-export/v2';
 /** The format before producer-bound events (event hash v1): recognised only to be refused clearly. */
@@ -261,10 +261,8 @@ async function verifyLines(lines: AsyncIterable<string> | Iterable<string>, opti
       // Signed by the ledger yet forbidden: the ledger's ingest check was bypassed or broken (DESIGN §3a).
       const forbidden = checkProducer(producer, eventType, agentId);
       if (forbidden !== null) throw bad(lineNumber, `seq ${seq}: forbidden producer: ${forbidden}`, seq, 'forbidden producer');
-      if (namesLedgerKey({ eventType, agentId })) {
-        const change = schedule!.observe({ seq, producer, eventType, agentId, details: JSON.parse(detailsJcs) as JsonObject });
-        if (change !== null) throw bad(lineNumber, `seq ${seq}: ${change}`, seq, 'ledger key change');
-      }
+      const change = observeStored(schedule!, { seq, producer, eventType, agentId, detailsJcs });
+      if (change !== null) throw bad(lineNumber, `seq ${seq}: ${change}`, seq, 'ledger key change');
       range!.append(leafHash(crypto, eventHash));
       previous = eventHash;
       events += 1;

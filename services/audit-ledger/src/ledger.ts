@@ -13,11 +13,11 @@ import { CompactRange, edgeNodeIds, foldRight } from './merkle/compact-range.js'
 import { leafHash } from './merkle/hash.js';
 import { consistencyPlan, inclusionPlan, resolvePlan, rootPlan } from './merkle/proofs.js';
 import { parseCheckpoint, signCheckpoint, type Checkpoint } from './note/checkpoint.js';
-import { LedgerKeySchedule, ledgerKeyChangeOf, type LedgerKeyStep } from '@bulwark/ledger-reader';
+import { LedgerKeySchedule, type LedgerKeyStep } from '@bulwark/ledger-reader';
 import { ED25519_SIGNATURE_TYPE, verifierKey, type SignerKey, type VerifierKey } from './note/keys.js';
 import { addSignatures, openNote, parseNote } from './note/signed-note.js';
 import type { WorkerSignerOptions } from './signer/worker-signer.js';
-import { keyChangeProblem, namesLedgerKey, SignerPool, storedSchedule, type LedgerSigningKeys } from './signing-keys.js';
+import { namesLedgerKey, scheduleAfter, SignerPool, storedSchedule, type LedgerSigningKeys } from './signing-keys.js';
 import { bytes, joinEdge, ledgerEventOfRow, splitEdge, toNumber } from './store/rows.js';
 import { LEDGER_MIGRATIONS, type LedgerDatabase } from './store/schema.js';
 import { treeNodeReader } from './store/tree-nodes.js';
@@ -387,12 +387,10 @@ export class AuditLedger {
       });
       chain.set(eventHash, (i + 1) * HASH_LENGTH);
       if (namesLedgerKey(event)) {
-        const keyEvent = { seq: size + i, producer: event.producer, eventType: event.eventType, agentId: event.agentId, details: event.details };
-        const problem = keyChangeProblem(schedule, keyEvent, this.#keys);
-        if (problem !== null) throw new LedgerError('E_KEY', `append: ${problem}; batch not stored`, { seq: size + i, eventId: event.eventId });
-        if (ledgerKeyChangeOf(keyEvent) !== undefined) {
-          schedule = schedule.clone();
-          schedule.observe(keyEvent);
+        const next = scheduleAfter(schedule, { seq: size + i, producer: event.producer, eventType: event.eventType, agentId: event.agentId, details: event.details }, this.#keys);
+        if (typeof next === 'string') throw new LedgerError('E_KEY', `append: ${next}; batch not stored`, { seq: size + i, eventId: event.eventId });
+        if (next !== schedule) {
+          schedule = next;
           runs.push({ from: i + 1, key: this.#signerFor(schedule.current) });
         }
       }

@@ -10,6 +10,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { LEDGER_PRINCIPAL } from '@bulwark/bus';
 import { KEY_FACT_PRODUCER, LEDGER_KEY_CHANGE_TYPE, ledgerKeyChangeOf, scheduleOfChanges, type LedgerKeyEvent, type LedgerKeySchedule } from '@bulwark/ledger-reader';
+import type { JsonObject } from '@bulwark/events';
 import { LedgerError } from './errors.js';
 import type { SignerKey } from './note/keys.js';
 import { InThreadSigner, type EventSigner } from './signer/event-signer.js';
@@ -34,20 +35,31 @@ export function namesLedgerKey(event: { readonly eventType: string; readonly age
 }
 
 /**
- * Why `event` may not be sealed next on a chain under `schedule`, or null: a ledger key change the
- * readers would refuse (malformed, not above the version in force, a key used before), or one to
- * a key this process does not hold (it could sign nothing after it). The service refuses such a
- * fact before it reaches the core; this is the core's own check.
+ * The schedule after `event` is sealed next on a chain under `schedule`: the same one for an event
+ * that changes no key, a copy that moved on for a ledger key change, or the reason the change may
+ * not be sealed: one the readers would refuse (malformed, not above the version in force, a key
+ * used before), or one to a key this process does not hold (it could sign nothing after it). The
+ * service refuses such a fact before it reaches the core; this is the core's own check.
  */
-export function keyChangeProblem(schedule: LedgerKeySchedule, event: LedgerKeyEvent, keys: LedgerSigningKeys): string | null {
+export function scheduleAfter(schedule: LedgerKeySchedule, event: LedgerKeyEvent, keys: LedgerSigningKeys): LedgerKeySchedule | string {
   const change = ledgerKeyChangeOf(event);
-  if (change === undefined) return null;
+  if (change === undefined) return schedule;
   if (typeof change === 'string') return change;
-  const probe = schedule.clone();
-  const refused = probe.observe(event);
+  const next = schedule.clone();
+  const refused = next.observe(event);
   if (refused !== null) return refused;
   if (keys.held(change.ed25519PublicKey) === undefined) return `the ledger key change at seq ${event.seq} names a key (version ${change.version}) this ledger does not hold`;
-  return null;
+  return next;
+}
+
+/**
+ * Takes a verified stored event (its details as the stored RFC 8785 text) into `schedule` when it
+ * names the ledger's key: the reason the change is refused, or null. What verify, the export's
+ * verifier and the ranged verify command run on each row after its seal.
+ */
+export function observeStored(schedule: LedgerKeySchedule, event: { readonly seq: number; readonly producer: string; readonly eventType: string; readonly agentId: string; readonly detailsJcs: string }): string | null {
+  if (!namesLedgerKey(event)) return null;
+  return schedule.observe({ seq: event.seq, producer: event.producer, eventType: event.eventType, agentId: event.agentId, details: JSON.parse(event.detailsJcs) as JsonObject });
 }
 
 /** One event signer per key (threads when the ledger signs on workers), made on first use. */

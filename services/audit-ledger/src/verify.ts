@@ -11,7 +11,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { InputError } from '@bulwark/errors';
-import { GENESIS_PREVIOUS_HASH, checkProducer, computeEventHash, type JsonObject } from '@bulwark/events';
+import { GENESIS_PREVIOUS_HASH, checkProducer, computeEventHash } from '@bulwark/events';
 import { LedgerKeySchedule } from '@bulwark/ledger-reader';
 import { olderCheckpointProblem, openArchiveAnchor } from './archive-anchor.js';
 import { isLedgerError, LedgerError } from './errors.js';
@@ -20,7 +20,7 @@ import { leafHash } from './merkle/hash.js';
 import { openCheckpoint, parseCheckpoint, type Checkpoint } from './note/checkpoint.js';
 import { verifierKey, type VerifierKey } from './note/keys.js';
 import { parseNote } from './note/signed-note.js';
-import { namesLedgerKey } from './signing-keys.js';
+import { observeStored } from './signing-keys.js';
 import { bytes, hashedFieldsOfRow, joinEdge, nodeKey, toNumber, type EventRow } from './store/rows.js';
 import type { LedgerDatabase } from './store/schema.js';
 
@@ -248,10 +248,8 @@ async function verifyInSnapshot(db: Db, options: VerifyOptions): Promise<VerifyR
       // Hashed and signed, yet its producer may not produce it: the ingest check was bypassed (DESIGN §3a).
       const forbidden = checkProducer(row.producer, row.event_type, row.agent_id);
       if (forbidden !== null) throw fail('forbidden producer', `seq ${seq}: forbidden producer: ${forbidden}`, seq);
-      if (namesLedgerKey({ eventType: row.event_type, agentId: row.agent_id })) {
-        const change = schedule.observe({ seq, producer: row.producer, eventType: row.event_type, agentId: row.agent_id, details: JSON.parse(row.details) as JsonObject });
-        if (change !== null) throw fail('ledger key change', `seq ${seq}: ${change}`, seq);
-      }
+      const change = observeStored(schedule, { seq, producer: row.producer, eventType: row.event_type, agentId: row.agent_id, detailsJcs: row.details });
+      if (change !== null) throw fail('ledger key change', `seq ${seq}: ${change}`, seq);
       if (seq >= headSize) throw fail('beyond head', `seq ${seq}: beyond the ledger head (size ${headSize}): appended outside the ledger`, seq);
 
       for (const node of range.append(leafHash(crypto, eventHash))) {

@@ -16,7 +16,7 @@
  * nothing is skipped; one the incident service cannot be asked about waits (a handler failure is
  * redelivered); one it contradicts is refused and never printed.
  */
-import { Commands, RejectionReporter, ServicePrincipals, SOC_CHANNEL, startStreamConsumer, type Bus, type CommandSubject, type Delivery, type Rejection, type RunningConsumer } from '@bulwark/bus';
+import { Commands, genesisFromDirectory, RejectionReporter, ServicePrincipals, SOC_CHANNEL, startStreamConsumer, type Bus, type CommandSubject, type Delivery, type Rejection, type RunningConsumer } from '@bulwark/bus';
 import { CHANNEL_ISSUER, directoryIssuerKey, followChannelEpochs, type ChannelEpochFollower } from '@bulwark/channel';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { ChannelReceiver, SealedReceiver, type Directory, type LocalIdentity } from '@bulwark/envelope';
@@ -159,12 +159,10 @@ export async function readSocStream(options: SocStreamReaderOptions): Promise<So
 
 /** The ledger's genesis key from its root-signed directory entry, only while that is its version 1 (as every service takes it without a pin). */
 function ledgerKeyOf(directory: Directory): Uint8Array {
-  const entry = directory.lookup(ServicePrincipals.audit);
-  if (entry === undefined) throw new BulwarkError('E_SOC_CHANNEL', `no directory entry for ${ServicePrincipals.audit}: the ledger's channel epochs cannot be verified`);
-  if (entry.keyVersion !== 1) {
-    throw new BulwarkError('E_SOC_CHANNEL', `${ServicePrincipals.audit}'s directory entry is version ${entry.keyVersion}, not its genesis key: set BULWARK_LEDGER_PUBLIC_KEY or keep audit-ledger.vkey in the key directory`);
-  }
-  return entry.ed25519PublicKey;
+  const genesis = genesisFromDirectory(directory);
+  if ('key' in genesis) return genesis.key;
+  if (genesis.keyVersion === undefined) throw new BulwarkError('E_SOC_CHANNEL', `no directory entry for ${ServicePrincipals.audit}: the ledger's channel epochs cannot be verified`);
+  throw new BulwarkError('E_SOC_CHANNEL', `${ServicePrincipals.audit}'s directory entry is version ${genesis.keyVersion}, not its genesis key: set BULWARK_LEDGER_PUBLIC_KEY or keep audit-ledger.vkey in the key directory`);
 }
 
 function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {

@@ -14,10 +14,14 @@ import type { EventProblem } from './core.js';
  * `ledgerPublicKey`: the key in force at the reader's start (the ledger's first key for a reader
  * from seq 0). The core calls the verifier for new events in seq order, so each verified one is
  * taken into the schedule there; a late copy of an earlier event is checked under the key of its
- * own seq.
+ * own seq. `schedule`: the one to follow, when the caller reads it too (default its own).
  */
-export function eventVerifier(crypto: Pick<CryptoProvider, 'sha256' | 'ed25519' | 'equal'>, ledgerPublicKey: Uint8Array, fromSeq = 0): (event: LedgerEvent) => EventProblem {
-  const schedule = new LedgerKeySchedule(ledgerPublicKey, fromSeq);
+export function eventVerifier(
+  crypto: Pick<CryptoProvider, 'sha256' | 'ed25519' | 'equal'>,
+  ledgerPublicKey: Uint8Array,
+  fromSeq = 0,
+  schedule = new LedgerKeySchedule(ledgerPublicKey, fromSeq),
+): (event: LedgerEvent) => EventProblem {
   return (event) => {
     const seal = checkSealedEvent(crypto, schedule.keyFor(event.seq), event);
     if (seal !== null) return { code: 'E_READER_SEAL', why: `event ${event.eventId}: ${seal} (ledger key version ${schedule.stepFor(event.seq).version})` };

@@ -78,7 +78,7 @@ export class FullStreamSealer implements LedgerPublisher {
     this.#o = options;
     const { bus, provider, identity, directory } = options;
     this.#publisherOf = options.publisherOf ?? ((sender) => createStreamPublisher(bus, sender, 'ledger'));
-    this.#sealed = this.#publisherOf(new SealedSender({ provider, self: identity, directory, recipientId: options.republishTo }));
+    this.#sealed = withholdingUnsealable(this.#publisherOf(new SealedSender({ provider, self: identity, directory, recipientId: options.republishTo })), options.republishTo);
     this.#keyring =
       options.channel === undefined
         ? undefined
@@ -129,7 +129,7 @@ export class FullStreamSealer implements LedgerPublisher {
     }
     if (this.#broken !== undefined) throw new LedgerError('E_LEDGER_WITHHELD', this.#broken.message, {}, { cause: this.#broken });
     const last = channel === undefined ? undefined : this.#keyring!.lastAnnouncement(channel);
-    if (channel === undefined || last === undefined) return withheldIfUnsealable(this.#sealed.publish(message), this.#o.republishTo);
+    if (channel === undefined || last === undefined) return this.#sealed.publish(message);
     const key = this.#keyring!.current(channel);
     if (key === undefined) {
       throw new LedgerError('E_LEDGER_WITHHELD', `ledger channel ${channel}: ${this.#o.identity.id} holds no key for epoch ${last.epoch}; no full batch is published (it is not a subscriber of the epoch, or its key version changed)`, { channel, epoch: last.epoch });
@@ -149,13 +149,17 @@ export class FullStreamSealer implements LedgerPublisher {
  * published until it is back: withheld (E_LEDGER_WITHHELD), not retried, so that one missing
  * reader does not hold the stream, and every other reader's batches, behind it.
  */
-export async function withheldIfUnsealable(publishing: Promise<unknown>, recipient: string): Promise<unknown> {
-  try {
-    return await publishing;
-  } catch (error) {
-    if (error instanceof EnvelopeError && error.code === 'E_UNKNOWN_PEER') {
-      throw new LedgerError('E_LEDGER_WITHHELD', `ledger: no valid directory entry for ${recipient}; its batch is not published (its reader fills the gap from the ledger's query)`, { recipient }, { cause: error });
-    }
-    throw error;
-  }
+export function withholdingUnsealable(publisher: LedgerPublisher, recipient: string): LedgerPublisher {
+  return {
+    async publish(message) {
+      try {
+        return await publisher.publish(message);
+      } catch (error) {
+        if (error instanceof EnvelopeError && error.code === 'E_UNKNOWN_PEER') {
+          throw new LedgerError('E_LEDGER_WITHHELD', `ledger: no valid directory entry for ${recipient}; its batch is not published (its reader fills the gap from the ledger's query)`, { recipient }, { cause: error });
+        }
+        throw error;
+      }
+    },
+  };
 }

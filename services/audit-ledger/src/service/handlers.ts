@@ -7,10 +7,10 @@ import { CHANNEL_EPOCH_TYPES } from '@bulwark/channel';
 import type { CryptoProvider } from '@bulwark/crypto';
 import { Commands, LEDGER_PRINCIPAL, ServicePrincipals, type CommandHandler, type CommandSubject } from '@bulwark/bus';
 import { LEDGER_KEY_CHANGE_TYPE } from '@bulwark/ledger-reader';
-import { checkProducer, computeEventHash, isEventType, type EventType, type JsonObject } from '@bulwark/events';
+import { checkProducer, computeEventHash, isEventType, type EventType } from '@bulwark/events';
 import type { AuditLedger, LedgerDb, StoredCheckpoint } from '../ledger.js';
 import { bytes, hashedFieldsOfRow, ledgerEventOfRow, toNumber, type EventRow } from '../store/rows.js';
-import { namesLedgerKey, storedSchedule } from '../signing-keys.js';
+import { observeStored, storedSchedule } from '../signing-keys.js';
 import { verifyLedger } from '../verify.js';
 import { toHex } from './hex.js';
 import {
@@ -234,10 +234,8 @@ async function verifyRange(ctx: HandlerContext, from: number, to: number | undef
       if (!ctx.crypto.ed25519.verify(schedule.keyFor(seq), eventHash, bytes(row.signature))) return { ok: false, scope: 'range', seq, problem: 'signature invalid', message: `seq ${seq}: signature invalid` };
       const forbidden = checkProducer(row.producer, row.event_type, row.agent_id);
       if (forbidden !== null) return { ok: false, scope: 'range', seq, problem: 'forbidden producer', message: `seq ${seq}: forbidden producer: ${forbidden}` };
-      if (namesLedgerKey({ eventType: row.event_type, agentId: row.agent_id })) {
-        const change = schedule.observe({ seq, producer: row.producer, eventType: row.event_type, agentId: row.agent_id, details: JSON.parse(row.details) as JsonObject });
-        if (change !== null) return { ok: false, scope: 'range', seq, problem: 'ledger key change', message: `seq ${seq}: ${change}` };
-      }
+      const change = observeStored(schedule, { seq, producer: row.producer, eventType: row.event_type, agentId: row.agent_id, detailsJcs: row.details });
+      if (change !== null) return { ok: false, scope: 'range', seq, problem: 'ledger key change', message: `seq ${seq}: ${change}` };
       previous = eventHash;
       next += 1;
     }

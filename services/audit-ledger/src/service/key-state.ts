@@ -21,16 +21,15 @@ const PAGE = 1000;
 /** The key facts and the ledger's own key schedule as its stored keys.* rows say, from the genesis key. */
 export async function rebuildKeys(ledger: AuditLedger, crypto: CryptoProvider, genesis: Uint8Array, log?: Logger): Promise<{ keys: LedgerKeys; schedule: LedgerKeySchedule }> {
   const keys = new LedgerKeys();
-  // The verifier follows the ledger's rotations itself (they are among these rows); the schedule is the service's copy.
-  const verify = eventVerifier(crypto, genesis);
+  // The verifier follows the ledger's rotations (they are among these rows) in the schedule the service then keeps.
   const schedule = new LedgerKeySchedule(genesis);
+  const verify = eventVerifier(crypto, genesis, 0, schedule);
   for (let from = 0; ; ) {
     const page = await ledger.eventsOfTypes(KEY_FACT_TYPES, from, PAGE);
     for (const event of page) {
       // A stored row that does not verify is not the ledger's: nothing built on it can be trusted, so the ledger does not start.
       const problem = verify(event);
       if (problem !== null) throw new LedgerError('E_LEDGER', `ledger: key event at seq ${event.seq} does not verify (${problem.code}: ${problem.why}); the key state cannot be rebuilt`, { seq: event.seq });
-      observeOwnRotation(schedule, event);
       applyKeyFact(keys, event, log);
     }
     if (page.length < PAGE) break;
@@ -40,11 +39,6 @@ export async function rebuildKeys(ledger: AuditLedger, crypto: CryptoProvider, g
   return { keys, schedule };
 }
 
-/** A verified, committed event into the schedule; a ledger rotation the rules refuse stops the ledger (its chain would not verify past it). */
-export function observeOwnRotation(schedule: LedgerKeySchedule, event: LedgerEvent): void {
-  const refused = schedule.observe(event);
-  if (refused !== null) throw new LedgerError('E_LEDGER', `ledger: its own key rotation at seq ${event.seq} does not follow the key schedule (${refused})`, { seq: event.seq });
-}
 
 /** Applies one committed event if it is a key fact; a fact the rules refuse changes nothing (logged). */
 export function applyKeyFact(keys: LedgerKeys, event: LedgerEvent, log?: Logger): void {

@@ -40,13 +40,14 @@ import { checkDatabase } from '@bulwark/store';
 import type { Logger } from '@bulwark/telemetry';
 import { isForbiddenProducerError, LedgerError } from '../errors.js';
 import { AuditLedger, prepareEvent, type AppendResult, type LedgerDb, type PreparedEvent } from '../ledger.js';
+import { namesLedgerKey } from '../signing-keys.js';
 
 import { Batcher } from './batcher.js';
 import { Checkpointer } from './checkpointer.js';
 import { decodePayload } from './decode.js';
-import { FullStreamSealer, withheldIfUnsealable } from './full-stream.js';
+import { FullStreamSealer, withholdingUnsealable } from './full-stream.js';
 import { commandHandlers } from './handlers.js';
-import { applyKeyFact, observeOwnRotation, rebuildKeys } from './key-state.js';
+import { applyKeyFact, rebuildKeys } from './key-state.js';
 import { fixedOwnKeys, type LedgerOwnKeys } from './own-keys.js';
 import { encodeReply } from './protocol.js';
 import { republishCommand } from './recovery.js';
@@ -168,7 +169,7 @@ export class LedgerService {
       published: (events) => toLedger.applied(events),
       controlPublishers: settings.controlTo.map((recipient) => ({
         recipient,
-        publisher: ((to) => ({ publish: (message: Parameters<typeof to.publish>[0]) => withheldIfUnsealable(to.publish(message), recipient) }))(createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: recipient }), 'ledger')),
+        publisher: withholdingUnsealable(createStreamPublisher(bus, new SealedSender({ provider: crypto, self: identity, directory, recipientId: recipient }), 'ledger'), recipient),
       })),
       onError: (error) => log?.warn({ err: error }, 'ledger: re-publication to BULWARK_LEDGER failed; retrying'),
       // Logged at most once a minute: an absent reader withholds every chunk until it is back.
@@ -306,6 +307,8 @@ export class LedgerService {
   async #refusedOwnRotation(events: readonly PreparedEvent[]): Promise<OwnRotationRefusal | undefined> {
     const schedule = this.#schedule!;
     for (const event of events) {
+      // The cheap test first: every message passes here, and only a ledger key change needs the head.
+      if (!namesLedgerKey(event)) continue;
       // Its seq is not known before the commit: the head is where it goes at the earliest.
       const candidate = { seq: (await this.ledger.head()).size, producer: event.producer, eventType: event.eventType, agentId: event.agentId, details: event.details };
       const change = ledgerKeyChangeOf(candidate);
@@ -356,12 +359,9 @@ export class LedgerService {
 
   /** The schedule follows what the core sealed (it switched its key after the same event). */
   #observeCommitted(event: LedgerEvent): void {
-    try {
-      observeOwnRotation(this.#schedule!, event);
-    } catch (error) {
-      // The core sealed it under the same rules: a disagreement is a bug, logged; the next rotation is judged from what was observed.
-      this.#o.log?.error({ err: error, seq: event.seq }, 'ledger: a committed rotation of the ledger key does not follow its schedule');
-    }
+    const refused = this.#schedule!.observe(event);
+    // The core sealed it under the same rules: a disagreement is a bug, logged; the next rotation is judged from what was observed.
+    if (refused !== null) this.#o.log?.error({ seq: event.seq, refused }, 'ledger: a committed rotation of the ledger key does not follow its schedule');
     if (this.#accepted !== undefined && this.#schedule!.current.version >= this.#accepted.version) this.#accepted = undefined;
   }
 
