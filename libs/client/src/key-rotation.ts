@@ -367,7 +367,8 @@ export function startKeyRotation(options: KeyRotationOptions): KeyRotation {
       try {
         if (!(await settlePending())) {
           const trigger = await due(intervalMs);
-          if (trigger !== undefined) await rotate(trigger);
+          // A check under way when the rotation was stopped starts nothing.
+          if (trigger !== undefined && !stopped) await rotate(trigger);
         }
       } catch (error) {
         options.onError?.(error);
