@@ -106,7 +106,8 @@ describe.skipIf(skip !== undefined)(`the sandbox scheduler rotates its own ident
     const scheduler = await start('sandbox');
     try {
       await serving(scheduler);
-      expect(scheduler.output()).toMatch(new RegExp(`"version":${latest}[^\\n]*key rotation: checked against the key manager`));
+      // Logged once its rotation checks start, which may be just after it answers its first ping.
+      await expect.poll(() => scheduler.output(), { timeout: 10_000 }).toMatch(new RegExp(`"version":${latest}[^\\n]*key rotation: checked against the key manager`));
       expect(await schedule()).toMatch(/^(answered|retried)$/);
       expect(await schedule()).toBe('answered');
       await revokeFirstVersion(SERVICE);
